@@ -1,0 +1,1 @@
+"""Gateway: the platform's single entry point (auth, catalog, pair selection, routing)."""

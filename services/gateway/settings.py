@@ -1,0 +1,45 @@
+"""Gateway configuration, read once from the environment."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pairwise.config import env_float, env_int, env_str
+
+
+@dataclass(frozen=True)
+class Settings:
+    redis_url: str
+    admin_token: str
+    platform_token: str
+    token_secret: bytes
+    ingest_addr: str = "127.0.0.1:50052"
+    # One address per ranker shard, in shard order (pairwise.sharding).
+    ranker_addrs: tuple[str, ...] = ("127.0.0.1:50053",)
+    host: str = "127.0.0.1"
+    port: int = 50051
+    prompt_ttl_s: float = 900.0
+    # Per-voter token bucket over NextPair + SubmitVote: sustained rate and burst.
+    voter_rate_per_s: float = 2.0
+    voter_burst: int = 60
+    # Deadline for internal calls when the client sent none.
+    internal_timeout_s: float = 10.0
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        return cls(
+            redis_url=env_str("REDIS_URL"),
+            admin_token=env_str("PAIRWISE_ADMIN_TOKEN"),
+            platform_token=env_str("PAIRWISE_PLATFORM_TOKEN"),
+            token_secret=env_str("PAIRWISE_TOKEN_SECRET").encode(),
+            ingest_addr=env_str("INGEST_ADDR", "127.0.0.1:50052"),
+            ranker_addrs=tuple(
+                a.strip() for a in env_str("RANKER_ADDRS", "127.0.0.1:50053").split(",")
+                if a.strip()),
+            host=env_str("GATEWAY_HOST", "127.0.0.1"),
+            port=env_int("GATEWAY_PORT", 50051),
+            prompt_ttl_s=env_float("PROMPT_TTL_S", 900.0),
+            voter_rate_per_s=env_float("VOTER_RATE_PER_S", 2.0),
+            voter_burst=env_int("VOTER_BURST", 60),
+            internal_timeout_s=env_float("INTERNAL_TIMEOUT_S", 10.0),
+        )

@@ -1,0 +1,1 @@
+"""Ingest: verifies, de-duplicates and appends votes to per-cause Redis Streams."""

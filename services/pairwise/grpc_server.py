@@ -1,0 +1,181 @@
+"""The gRPC edge every service shares: server bootstrap, error mapping, graceful shutdown.
+
+A service's `start(settings)` builds its servicers and calls `start_server`; its
+`__main__` calls `run(start, settings)`, which serves until SIGTERM/SIGINT and then
+drains: health NOT_SERVING, `server.stop(grace)`, then the service's own closers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+import redis.exceptions
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from pairwise import errors
+
+logger = logging.getLogger(__name__)
+
+STATUS_OF: dict[type[errors.PairwiseError], grpc.StatusCode] = {
+    errors.InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT,
+    errors.NotFound: grpc.StatusCode.NOT_FOUND,
+    errors.AlreadyExists: grpc.StatusCode.ALREADY_EXISTS,
+    errors.FailedPrecondition: grpc.StatusCode.FAILED_PRECONDITION,
+    errors.PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
+    errors.Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
+    errors.ResourceExhausted: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    errors.Unavailable: grpc.StatusCode.UNAVAILABLE,
+}
+
+# Redis failures are transient for the client: every write carries an idempotency key.
+_REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
+               redis.exceptions.BusyLoadingError)
+
+
+def status_for(exc: BaseException) -> tuple[grpc.StatusCode, str] | None:
+    """The status and message a client should see for `exc`, or None to let it propagate."""
+    if isinstance(exc, errors.PairwiseError):
+        for cls in type(exc).__mro__:
+            if cls in STATUS_OF:
+                return STATUS_OF[cls], str(exc)
+    if isinstance(exc, _REDIS_DOWN):
+        return grpc.StatusCode.UNAVAILABLE, f"vote store unavailable: {exc}"
+    if isinstance(exc, grpc.aio.AioRpcError):
+        # An internal hop failed: pass its status through (e.g. ranker UNAVAILABLE).
+        return exc.code(), exc.details() or ""
+    return None
+
+
+async def _abort(context: grpc.aio.ServicerContext, exc: BaseException, method: str) -> None:
+    mapped = status_for(exc)
+    if mapped is None:
+        logger.exception("unexpected error", extra={"method": method})
+        await context.abort(grpc.StatusCode.INTERNAL, f"internal error: {type(exc).__name__}")
+    else:
+        await context.abort(*mapped)
+
+
+class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):
+    """Turns domain errors and Redis outages raised by servicers into precise statuses."""
+
+    async def intercept_service(self, continuation, handler_call_details):  # type: ignore[no-untyped-def]
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return None
+        method = handler_call_details.method
+
+        if handler.unary_unary:
+            inner = handler.unary_unary
+
+            async def unary_unary(request, context):  # type: ignore[no-untyped-def]
+                try:
+                    return await inner(request, context)
+                except (errors.PairwiseError, *_REDIS_DOWN, grpc.aio.AioRpcError) as exc:
+                    await _abort(context, exc, method)
+            return grpc.unary_unary_rpc_method_handler(
+                unary_unary, handler.request_deserializer, handler.response_serializer)
+        if handler.unary_stream:
+            inner_us = handler.unary_stream
+
+            async def unary_stream(request, context):  # type: ignore[no-untyped-def]
+                try:
+                    async for response in inner_us(request, context):
+                        yield response
+                except (errors.PairwiseError, *_REDIS_DOWN, grpc.aio.AioRpcError) as exc:
+                    await _abort(context, exc, method)
+            return grpc.unary_stream_rpc_method_handler(
+                unary_stream, handler.request_deserializer, handler.response_serializer)
+        if handler.stream_unary:
+            inner_su = handler.stream_unary
+
+            async def stream_unary(request_iterator, context):  # type: ignore[no-untyped-def]
+                try:
+                    return await inner_su(request_iterator, context)
+                except (errors.PairwiseError, *_REDIS_DOWN, grpc.aio.AioRpcError) as exc:
+                    await _abort(context, exc, method)
+            return grpc.stream_unary_rpc_method_handler(
+                stream_unary, handler.request_deserializer, handler.response_serializer)
+        return handler
+
+
+@dataclass
+class RunningServer:
+    """A started server: its bound port, and how to stop it and the service behind it."""
+
+    server: grpc.aio.Server
+    port: int
+    health: health.aio.HealthServicer
+    closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+    async def stop(self, grace: float = 5.0) -> None:
+        await self.health.enter_graceful_shutdown()
+        await self.server.stop(grace)
+        for close in reversed(self.closers):
+            await close()
+
+
+async def start_server(
+    *,
+    host: str,
+    port: int,
+    servicers: Sequence[tuple[Callable[[Any, grpc.aio.Server], None], Any]],
+    service_names: Sequence[str],
+    interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
+    max_message_bytes: int = 16 * 1024 * 1024,
+) -> RunningServer:
+    """Start a grpc.aio server with health checking, reflection and error mapping.
+
+    `servicers` are `(add_XServicer_to_server, servicer)` pairs; `service_names` their full
+    names. Port 0 binds any free port; the bound one is in the result.
+    """
+    server = grpc.aio.server(
+        interceptors=[*interceptors, ErrorMappingInterceptor()],
+        options=[
+            ("grpc.max_receive_message_length", max_message_bytes),
+            ("grpc.max_send_message_length", max_message_bytes),
+            ("grpc.so_reuseport", 0),
+            # Accept client keepalive pings every 10 s or more without GOAWAY.
+            ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+        ],
+    )
+    for add, servicer in servicers:
+        add(servicer, server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        [*service_names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+         reflection.SERVICE_NAME], server)
+    bound = server.add_insecure_port(f"{host}:{port}")
+    if bound == 0:
+        raise SystemExit(f"cannot bind {host}:{port}")
+    await server.start()
+    await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+    for name in service_names:
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    return RunningServer(server, bound, health_servicer)
+
+
+def run(start: Callable[[Any], Awaitable[RunningServer]], settings: Any,
+        grace: float = 5.0) -> None:
+    """Serve until SIGTERM or SIGINT, then shut down gracefully (for `__main__`)."""
+
+    async def main() -> None:
+        running = await start(settings)
+        logger.info("serving", extra={"port": running.port})
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        logger.info("draining", extra={"grace_s": grace})
+        await running.stop(grace)
+        logger.info("stopped")
+
+    asyncio.run(main())

@@ -1,0 +1,82 @@
+"""Every Redis key the cluster uses, in one place.
+
+All keys of one cause share the hash tag `{cause_id}` so that a Lua script touching a
+cause's catalog, vote log and checkpoint runs on one Redis Cluster slot.
+"""
+
+from __future__ import annotations
+
+# Set of all cause ids (global; read by rankers to discover causes).
+CAUSES = "causes"
+# Consumer group of the rankers on every vote log.
+RANKER_GROUP = "ranker"
+
+
+def cause(cause_id: str) -> str:
+    """Hash: title, auto_accept (0/1), created_at_ms."""
+    return f"cause:{{{cause_id}}}"
+
+
+def proposals(cause_id: str) -> str:
+    """Hash: proposal_id -> JSON record (text, author_id, status, reason, index, created_at_ms)."""
+    return f"proposals:{{{cause_id}}}"
+
+
+def proposal_index(cause_id: str) -> str:
+    """Hash: proposal_id -> integer index (0, 1, 2, ... in order of creation)."""
+    return f"pidx:{{{cause_id}}}"
+
+
+def proposal_ids(cause_id: str) -> str:
+    """List: position i holds the proposal_id of index i."""
+    return f"pids:{{{cause_id}}}"
+
+
+def accepted(cause_id: str) -> str:
+    """Set of the integer indices of ACCEPTED proposals."""
+    return f"accepted:{{{cause_id}}}"
+
+
+def catalog_version(cause_id: str) -> str:
+    """Integer bumped whenever a proposal is added or changes status."""
+    return f"catalog_version:{{{cause_id}}}"
+
+
+def votes(cause_id: str) -> str:
+    """Stream: the cause's vote log (format in pairwise.vote_log)."""
+    return f"votes:{{{cause_id}}}"
+
+
+def receipts(cause_id: str) -> str:
+    """Hash: vote_id -> log entry id of the first submission (de-duplication)."""
+    return f"receipts:{{{cause_id}}}"
+
+
+def used_token(cause_id: str, nonce: str) -> str:
+    """String with a TTL: the vote_id that consumed the prompt token with this nonce."""
+    return f"token:{{{cause_id}}}:{nonce}"
+
+
+def vote_stats(cause_id: str) -> str:
+    """Hash of counters: accepted, duplicates, ties, skips, rejected:<reason>, skip:<reason>."""
+    return f"vstats:{{{cause_id}}}"
+
+
+def voters(cause_id: str) -> str:
+    """HyperLogLog of voter ids with an accepted vote."""
+    return f"voters:{{{cause_id}}}"
+
+
+def seen_pairs(cause_id: str, voter_id: str) -> str:
+    """Set of "lo:hi" index pairs already shown to this voter."""
+    return f"seen:{{{cause_id}}}:{voter_id}"
+
+
+def rate_limit(cause_id: str, voter_id: str) -> str:
+    """Token-bucket state of one voter in one cause."""
+    return f"rate:{{{cause_id}}}:{voter_id}"
+
+
+def checkpoint(cause_id: str) -> str:
+    """Hash: the ranker's counts snapshot and the last log entry id it reflects."""
+    return f"ckpt:{{{cause_id}}}"

@@ -1,0 +1,243 @@
+from pairwise.v1 import types_pb2 as _types_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class CreateCauseRequest(_message.Message):
+    __slots__ = ("cause_id", "title", "auto_accept_proposals")
+    CAUSE_ID_FIELD_NUMBER: _ClassVar[int]
+    TITLE_FIELD_NUMBER: _ClassVar[int]
+    AUTO_ACCEPT_PROPOSALS_FIELD_NUMBER: _ClassVar[int]
+    cause_id: str
+    title: str
+    auto_accept_proposals: bool
+    def __init__(self, cause_id: _Optional[str] = ..., title: _Optional[str] = ..., auto_accept_proposals: _Optional[bool] = ...) -> None: ...
+
+class CreateCauseResponse(_message.Message):
+    __slots__ = ("cause",)
+    CAUSE_FIELD_NUMBER: _ClassVar[int]
+    cause: _types_pb2.Cause
+    def __init__(self, cause: _Optional[_Union[_types_pb2.Cause, _Mapping]] = ...) -> None: ...
+
+class GetCauseRequest(_message.Message):
+    __slots__ = ("cause_id",)
+    CAUSE_ID_FIELD_NUMBER: _ClassVar[int]
+    cause_id: str
+    def __init__(self, cause_id: _Optional[str] = ...) -> None: ...
+
+class GetCauseResponse(_message.Message):
+    __slots__ = ("cause",)
+    CAUSE_FIELD_NUMBER: _ClassVar[int]
+    cause: _types_pb2.Cause
+    def __init__(self, cause: _Optional[_Union[_types_pb2.Cause, _Mapping]] = ...) -> None: ...
+
+class AddProposalsRequest(_message.Message):
+    __slots__ = ("cause_id", "proposals")
+    CAUSE_ID_FIELD_NUMBER: _ClassVar[int]
+    PROPOSALS_FIELD_NUMBER: _ClassVar[int]
+    cause_id: str
+    proposals: _containers.RepeatedCompositeFieldContainer[_types_pb2.NewProposal]
+    def __init__(self, cause_id: _Optional[str] = ..., proposals: _Optional[_Iterable[_Union[_types_pb2.NewProposal, _Mapping]]] = ...) -> None: ...
+
+class AddProposalsResponse(_message.Message):
+    __slots__ = ("proposals",)
+    PROPOSALS_FIELD_NUMBER: _ClassVar[int]
+    proposals: _containers.RepeatedCompositeFieldContainer[_types_pb2.Proposal]
+    def __init__(self, proposals: _Optional[_Iterable[_Union[_types_pb2.Proposal, _Mapping]]] = ...) -> None: ...
+
+class ModerateProposalRequest(_message.Message):
+    __slots__ = ("cause_id", "proposal_id", "status", "reason")
+    CAUSE_ID_FIELD_NUMBER: _ClassVar[int]
+    PROPOSAL_ID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    cause_id: str
+    proposal_id: str
+    status: _types_pb2.ProposalStatus
+    reason: str
+    def __init__(self, cause_id: _Optional[str] = ..., proposal_id: _Optional[str] = ..., status: _Optional[_Union[_types_pb2.ProposalStatus, str]] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class ModerateProposalResponse(_message.Message):
+    __slots__ = ("proposal",)
+    PROPOSAL_FIELD_NUMBER: _ClassVar[int]
+    proposal: _types_pb2.Proposal
+    def __init__(self, proposal: _Optional[_Union[_types_pb2.Proposal, _Mapping]] = ...) -> None: ...
+
+class ListProposalsRequest(_message.Message):
+    __slots__ = ("cause_id", "status", "offset", "limit")
+    CAUSE_ID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    cause_id: str
+    status: _types_pb2.ProposalStatus
+    offset: int
+    limit: int
+    def __init__(self, cause_id: _Optional[str] = ..., status: _Optional[_Union[_types_pb2.ProposalStatus, str]] = ..., offset: _Optional[int] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class ListProposalsResponse(_message.Message):
+    __slots__ = ("proposals", "total")
+    PROPOSALS_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
+    proposals: _containers.RepeatedCompositeFieldContainer[_types_pb2.Proposal]
+    total: int
+    def __init__(self, proposals: _Optional[_Iterable[_Union[_types_pb2.Proposal, _Mapping]]] = ..., total: _Optional[int] = ...) -> None: ...
+
+class NextPairRequest(_message.Message):
+    __slots__ = ("cause_id", "voter_id")
+    CAUSE_ID_FIELD_NUMBER: _ClassVar[int]
+    VOTER_ID_FIELD_NUMBER: _ClassVar[int]
+    cause_id: str
+    voter_id: str
+    def __init__(self, cause_id: _Optional[str] = ..., voter_id: _Optional[str] = ...) -> None: ...
+
+class NextPairResponse(_message.Message):
+    __slots__ = ("prompt_token", "left", "right", "expires_at_ms")
+    PROMPT_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    LEFT_FIELD_NUMBER: _ClassVar[int]
+    RIGHT_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    prompt_token: str
+    left: _types_pb2.Proposal
+    right: _types_pb2.Proposal
+    expires_at_ms: int
+    def __init__(self, prompt_token: _Optional[str] = ..., left: _Optional[_Union[_types_pb2.Proposal, _Mapping]] = ..., right: _Optional[_Union[_types_pb2.Proposal, _Mapping]] = ..., expires_at_ms: _Optional[int] = ...) -> None: ...
+
+class SubmitVoteRequest(_message.Message):
+    __slots__ = ("cause_id", "voter_id", "prompt_token", "choice", "skip_reason", "idempotency_key")
+    CAUSE_ID_FIELD_NUMBER: _ClassVar[int]
+    VOTER_ID_FIELD_NUMBER: _ClassVar[int]
+    PROMPT_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    CHOICE_FIELD_NUMBER: _ClassVar[int]
+    SKIP_REASON_FIELD_NUMBER: _ClassVar[int]
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    cause_id: str
+    voter_id: str
+    prompt_token: str
+    choice: _types_pb2.Choice
+    skip_reason: str
+    idempotency_key: str
+    def __init__(self, cause_id: _Optional[str] = ..., voter_id: _Optional[str] = ..., prompt_token: _Optional[str] = ..., choice: _Optional[_Union[_types_pb2.Choice, str]] = ..., skip_reason: _Optional[str] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
+
+class SubmitVoteResponse(_message.Message):
+    __slots__ = ("vote_id", "duplicate")
+    VOTE_ID_FIELD_NUMBER: _ClassVar[int]
+    DUPLICATE_FIELD_NUMBER: _ClassVar[int]
+    vote_id: str
+    duplicate: bool
+    def __init__(self, vote_id: _Optional[str] = ..., duplicate: _Optional[bool] = ...) -> None: ...
+
+class ImportVotesRequest(_message.Message):
+    __slots__ = ("votes",)
+    VOTES_FIELD_NUMBER: _ClassVar[int]
+    votes: _containers.RepeatedCompositeFieldContainer[_types_pb2.ImportedVote]
+    def __init__(self, votes: _Optional[_Iterable[_Union[_types_pb2.ImportedVote, _Mapping]]] = ...) -> None: ...
+
+class ImportVotesResponse(_message.Message):
+    __slots__ = ("accepted", "duplicates", "rejected", "errors")
+    ACCEPTED_FIELD_NUMBER: _ClassVar[int]
+    DUPLICATES_FIELD_NUMBER: _ClassVar[int]
+    REJECTED_FIELD_NUMBER: _ClassVar[int]
+    ERRORS_FIELD_NUMBER: _ClassVar[int]
+    accepted: int
+    duplicates: int
+    rejected: int
+    errors: _containers.RepeatedCompositeFieldContainer[_types_pb2.VoteError]
+    def __init__(self, accepted: _Optional[int] = ..., duplicates: _Optional[int] = ..., rejected: _Optional[int] = ..., errors: _Optional[_Iterable[_Union[_types_pb2.VoteError, _Mapping]]] = ...) -> None: ...
+
+class GetRankingRequest(_message.Message):
+    __slots__ = ("cause_id", "offset", "limit")
+    CAUSE_ID_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    cause_id: str
+    offset: int
+    limit: int
+    def __init__(self, cause_id: _Optional[str] = ..., offset: _Optional[int] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class GetRankingResponse(_message.Message):
+    __slots__ = ("cause_id", "votes_counted", "entries", "total_proposals", "fitted_at_ms", "prior_strength")
+    CAUSE_ID_FIELD_NUMBER: _ClassVar[int]
+    VOTES_COUNTED_FIELD_NUMBER: _ClassVar[int]
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_PROPOSALS_FIELD_NUMBER: _ClassVar[int]
+    FITTED_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    PRIOR_STRENGTH_FIELD_NUMBER: _ClassVar[int]
+    cause_id: str
+    votes_counted: int
+    entries: _containers.RepeatedCompositeFieldContainer[_types_pb2.RankedProposal]
+    total_proposals: int
+    fitted_at_ms: int
+    prior_strength: float
+    def __init__(self, cause_id: _Optional[str] = ..., votes_counted: _Optional[int] = ..., entries: _Optional[_Iterable[_Union[_types_pb2.RankedProposal, _Mapping]]] = ..., total_proposals: _Optional[int] = ..., fitted_at_ms: _Optional[int] = ..., prior_strength: _Optional[float] = ...) -> None: ...
+
+class WatchRankingRequest(_message.Message):
+    __slots__ = ("cause_id", "limit")
+    CAUSE_ID_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    cause_id: str
+    limit: int
+    def __init__(self, cause_id: _Optional[str] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class WatchRankingResponse(_message.Message):
+    __slots__ = ("cause_id", "votes_counted", "entries", "total_proposals", "fitted_at_ms", "prior_strength")
+    CAUSE_ID_FIELD_NUMBER: _ClassVar[int]
+    VOTES_COUNTED_FIELD_NUMBER: _ClassVar[int]
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_PROPOSALS_FIELD_NUMBER: _ClassVar[int]
+    FITTED_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    PRIOR_STRENGTH_FIELD_NUMBER: _ClassVar[int]
+    cause_id: str
+    votes_counted: int
+    entries: _containers.RepeatedCompositeFieldContainer[_types_pb2.RankedProposal]
+    total_proposals: int
+    fitted_at_ms: int
+    prior_strength: float
+    def __init__(self, cause_id: _Optional[str] = ..., votes_counted: _Optional[int] = ..., entries: _Optional[_Iterable[_Union[_types_pb2.RankedProposal, _Mapping]]] = ..., total_proposals: _Optional[int] = ..., fitted_at_ms: _Optional[int] = ..., prior_strength: _Optional[float] = ...) -> None: ...
+
+class GetCauseStatsRequest(_message.Message):
+    __slots__ = ("cause_id",)
+    CAUSE_ID_FIELD_NUMBER: _ClassVar[int]
+    cause_id: str
+    def __init__(self, cause_id: _Optional[str] = ...) -> None: ...
+
+class GetCauseStatsResponse(_message.Message):
+    __slots__ = ("votes_accepted", "votes_counted", "lag", "duplicates", "votes_rejected", "rejected_by_reason", "voters", "ties", "skips", "skip_reasons", "proposals_accepted", "proposals_pending", "proposals_rejected")
+    class RejectedByReasonEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    VOTES_ACCEPTED_FIELD_NUMBER: _ClassVar[int]
+    VOTES_COUNTED_FIELD_NUMBER: _ClassVar[int]
+    LAG_FIELD_NUMBER: _ClassVar[int]
+    DUPLICATES_FIELD_NUMBER: _ClassVar[int]
+    VOTES_REJECTED_FIELD_NUMBER: _ClassVar[int]
+    REJECTED_BY_REASON_FIELD_NUMBER: _ClassVar[int]
+    VOTERS_FIELD_NUMBER: _ClassVar[int]
+    TIES_FIELD_NUMBER: _ClassVar[int]
+    SKIPS_FIELD_NUMBER: _ClassVar[int]
+    SKIP_REASONS_FIELD_NUMBER: _ClassVar[int]
+    PROPOSALS_ACCEPTED_FIELD_NUMBER: _ClassVar[int]
+    PROPOSALS_PENDING_FIELD_NUMBER: _ClassVar[int]
+    PROPOSALS_REJECTED_FIELD_NUMBER: _ClassVar[int]
+    votes_accepted: int
+    votes_counted: int
+    lag: int
+    duplicates: int
+    votes_rejected: int
+    rejected_by_reason: _containers.ScalarMap[str, int]
+    voters: int
+    ties: int
+    skips: int
+    skip_reasons: _containers.RepeatedCompositeFieldContainer[_types_pb2.SkipReasonCount]
+    proposals_accepted: int
+    proposals_pending: int
+    proposals_rejected: int
+    def __init__(self, votes_accepted: _Optional[int] = ..., votes_counted: _Optional[int] = ..., lag: _Optional[int] = ..., duplicates: _Optional[int] = ..., votes_rejected: _Optional[int] = ..., rejected_by_reason: _Optional[_Mapping[str, int]] = ..., voters: _Optional[int] = ..., ties: _Optional[int] = ..., skips: _Optional[int] = ..., skip_reasons: _Optional[_Iterable[_Union[_types_pb2.SkipReasonCount, _Mapping]]] = ..., proposals_accepted: _Optional[int] = ..., proposals_pending: _Optional[int] = ..., proposals_rejected: _Optional[int] = ...) -> None: ...

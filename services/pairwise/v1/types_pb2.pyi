@@ -1,0 +1,160 @@
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class ProposalStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    PROPOSAL_STATUS_UNSPECIFIED: _ClassVar[ProposalStatus]
+    PROPOSAL_STATUS_PENDING: _ClassVar[ProposalStatus]
+    PROPOSAL_STATUS_ACCEPTED: _ClassVar[ProposalStatus]
+    PROPOSAL_STATUS_REJECTED: _ClassVar[ProposalStatus]
+
+class Choice(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    CHOICE_UNSPECIFIED: _ClassVar[Choice]
+    CHOICE_LEFT: _ClassVar[Choice]
+    CHOICE_RIGHT: _ClassVar[Choice]
+    CHOICE_TIE: _ClassVar[Choice]
+    CHOICE_SKIP: _ClassVar[Choice]
+PROPOSAL_STATUS_UNSPECIFIED: ProposalStatus
+PROPOSAL_STATUS_PENDING: ProposalStatus
+PROPOSAL_STATUS_ACCEPTED: ProposalStatus
+PROPOSAL_STATUS_REJECTED: ProposalStatus
+CHOICE_UNSPECIFIED: Choice
+CHOICE_LEFT: Choice
+CHOICE_RIGHT: Choice
+CHOICE_TIE: Choice
+CHOICE_SKIP: Choice
+
+class Cause(_message.Message):
+    __slots__ = ("cause_id", "title", "auto_accept_proposals", "created_at_ms", "proposals_accepted", "proposals_pending", "proposals_rejected")
+    CAUSE_ID_FIELD_NUMBER: _ClassVar[int]
+    TITLE_FIELD_NUMBER: _ClassVar[int]
+    AUTO_ACCEPT_PROPOSALS_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    PROPOSALS_ACCEPTED_FIELD_NUMBER: _ClassVar[int]
+    PROPOSALS_PENDING_FIELD_NUMBER: _ClassVar[int]
+    PROPOSALS_REJECTED_FIELD_NUMBER: _ClassVar[int]
+    cause_id: str
+    title: str
+    auto_accept_proposals: bool
+    created_at_ms: int
+    proposals_accepted: int
+    proposals_pending: int
+    proposals_rejected: int
+    def __init__(self, cause_id: _Optional[str] = ..., title: _Optional[str] = ..., auto_accept_proposals: _Optional[bool] = ..., created_at_ms: _Optional[int] = ..., proposals_accepted: _Optional[int] = ..., proposals_pending: _Optional[int] = ..., proposals_rejected: _Optional[int] = ...) -> None: ...
+
+class NewProposal(_message.Message):
+    __slots__ = ("proposal_id", "text", "author_id")
+    PROPOSAL_ID_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    AUTHOR_ID_FIELD_NUMBER: _ClassVar[int]
+    proposal_id: str
+    text: str
+    author_id: str
+    def __init__(self, proposal_id: _Optional[str] = ..., text: _Optional[str] = ..., author_id: _Optional[str] = ...) -> None: ...
+
+class Proposal(_message.Message):
+    __slots__ = ("proposal_id", "cause_id", "text", "author_id", "status", "moderation_reason", "created_at_ms")
+    PROPOSAL_ID_FIELD_NUMBER: _ClassVar[int]
+    CAUSE_ID_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    AUTHOR_ID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    MODERATION_REASON_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    proposal_id: str
+    cause_id: str
+    text: str
+    author_id: str
+    status: ProposalStatus
+    moderation_reason: str
+    created_at_ms: int
+    def __init__(self, proposal_id: _Optional[str] = ..., cause_id: _Optional[str] = ..., text: _Optional[str] = ..., author_id: _Optional[str] = ..., status: _Optional[_Union[ProposalStatus, str]] = ..., moderation_reason: _Optional[str] = ..., created_at_ms: _Optional[int] = ...) -> None: ...
+
+class ImportedVote(_message.Message):
+    __slots__ = ("vote_id", "cause_id", "voter_id", "winner_id", "loser_id", "tie")
+    VOTE_ID_FIELD_NUMBER: _ClassVar[int]
+    CAUSE_ID_FIELD_NUMBER: _ClassVar[int]
+    VOTER_ID_FIELD_NUMBER: _ClassVar[int]
+    WINNER_ID_FIELD_NUMBER: _ClassVar[int]
+    LOSER_ID_FIELD_NUMBER: _ClassVar[int]
+    TIE_FIELD_NUMBER: _ClassVar[int]
+    vote_id: str
+    cause_id: str
+    voter_id: str
+    winner_id: str
+    loser_id: str
+    tie: bool
+    def __init__(self, vote_id: _Optional[str] = ..., cause_id: _Optional[str] = ..., voter_id: _Optional[str] = ..., winner_id: _Optional[str] = ..., loser_id: _Optional[str] = ..., tie: _Optional[bool] = ...) -> None: ...
+
+class VoteError(_message.Message):
+    __slots__ = ("index", "vote_id", "reason")
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    VOTE_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    index: int
+    vote_id: str
+    reason: str
+    def __init__(self, index: _Optional[int] = ..., vote_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class RankedProposal(_message.Message):
+    __slots__ = ("proposal_id", "rank", "ability", "std_error", "ci_low", "ci_high", "score", "wins", "losses", "ties", "appearances", "skips", "text")
+    PROPOSAL_ID_FIELD_NUMBER: _ClassVar[int]
+    RANK_FIELD_NUMBER: _ClassVar[int]
+    ABILITY_FIELD_NUMBER: _ClassVar[int]
+    STD_ERROR_FIELD_NUMBER: _ClassVar[int]
+    CI_LOW_FIELD_NUMBER: _ClassVar[int]
+    CI_HIGH_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    WINS_FIELD_NUMBER: _ClassVar[int]
+    LOSSES_FIELD_NUMBER: _ClassVar[int]
+    TIES_FIELD_NUMBER: _ClassVar[int]
+    APPEARANCES_FIELD_NUMBER: _ClassVar[int]
+    SKIPS_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    proposal_id: str
+    rank: int
+    ability: float
+    std_error: float
+    ci_low: float
+    ci_high: float
+    score: float
+    wins: int
+    losses: int
+    ties: int
+    appearances: int
+    skips: int
+    text: str
+    def __init__(self, proposal_id: _Optional[str] = ..., rank: _Optional[int] = ..., ability: _Optional[float] = ..., std_error: _Optional[float] = ..., ci_low: _Optional[float] = ..., ci_high: _Optional[float] = ..., score: _Optional[float] = ..., wins: _Optional[int] = ..., losses: _Optional[int] = ..., ties: _Optional[int] = ..., appearances: _Optional[int] = ..., skips: _Optional[int] = ..., text: _Optional[str] = ...) -> None: ...
+
+class Ranking(_message.Message):
+    __slots__ = ("cause_id", "votes_counted", "total_proposals", "entries", "fitted_at_ms", "prior_strength", "last_vote_entry_id")
+    CAUSE_ID_FIELD_NUMBER: _ClassVar[int]
+    VOTES_COUNTED_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_PROPOSALS_FIELD_NUMBER: _ClassVar[int]
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    FITTED_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    PRIOR_STRENGTH_FIELD_NUMBER: _ClassVar[int]
+    LAST_VOTE_ENTRY_ID_FIELD_NUMBER: _ClassVar[int]
+    cause_id: str
+    votes_counted: int
+    total_proposals: int
+    entries: _containers.RepeatedCompositeFieldContainer[RankedProposal]
+    fitted_at_ms: int
+    prior_strength: float
+    last_vote_entry_id: str
+    def __init__(self, cause_id: _Optional[str] = ..., votes_counted: _Optional[int] = ..., total_proposals: _Optional[int] = ..., entries: _Optional[_Iterable[_Union[RankedProposal, _Mapping]]] = ..., fitted_at_ms: _Optional[int] = ..., prior_strength: _Optional[float] = ..., last_vote_entry_id: _Optional[str] = ...) -> None: ...
+
+class SkipReasonCount(_message.Message):
+    __slots__ = ("reason", "count")
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    reason: str
+    count: int
+    def __init__(self, reason: _Optional[str] = ..., count: _Optional[int] = ...) -> None: ...

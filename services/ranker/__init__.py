@@ -1,0 +1,1 @@
+"""Ranker: consumes vote logs, keeps pair counts, fits Bradley-Terry, serves rankings."""
