@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 PROTOS := $(wildcard proto/pairwise/v1/*.proto)
 RUN_DIR ?= run
 
-.PHONY: install proto proto-check lint check test test-fast bench loadtest up down demo status clean
+.PHONY: install proto proto-check lint check test test-fast up down demo status clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -44,11 +44,7 @@ test: $(STAMP) proto-check lint
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -p no:cacheprovider -m "not slow"
 
-bench: $(STAMP)
-	$(PY) -m bench
 
-loadtest: $(STAMP)
-	$(PY) -m loadtest
 
 up: $(STAMP)
 	$(PY) -m cluster up --run-dir $(RUN_DIR)
