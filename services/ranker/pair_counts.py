@@ -1,0 +1,347 @@
+"""Sufficient statistics of a cause's vote log: per-item tallies and per-pair win/tie counts.
+
+Bradley–Terry only needs, for each unordered pair of items, how often each side won and how
+often they tied; this module keeps exactly that (plus per-item tallies a ranking displays),
+so the ranker never re-reads the log. Items are dense indices ``0..n_items-1`` (the proposal
+index the vote log carries); pairs are stored once, as ``lo < hi``, sorted by ``(lo, hi)``.
+
+Storage is 20 bytes per distinct pair (two int32 indices, three uint32 counts) and 40 bytes
+per item (five int64 tallies).
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+
+WIN, TIE, SKIP = 0, 1, 2
+"""Vote kind codes (uint8): WIN means ``a`` beat ``b``; TIE means they tied; SKIP means the
+pair was shown and the voter skipped it."""
+
+_SNAPSHOT_FORMAT = "pairwise.pair_counts"
+_SNAPSHOT_VERSION = 1
+_MAX_INDEX = np.iinfo(np.int32).max - 1
+_MAX_COUNT = np.iinfo(np.uint32).max
+_COUNT_DTYPE = np.uint32
+_INDEX_DTYPE = np.int32
+_TALLY_NAMES = ("wins", "losses", "ties", "skips", "appearances")
+_PAIR_NAMES = ("pair_lo", "pair_hi", "wins_lo", "wins_hi", "ties_pair")
+
+
+def _pair_keys(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """One int64 per pair that sorts like ``(lo, hi)``; indices are < 2**31 so no collision."""
+    return (lo.astype(np.int64) << 32) | hi.astype(np.int64)
+
+
+class PairCounts:
+    """Mutable aggregate of every vote applied so far, over item indices ``0..n_items-1``.
+
+    ``n_items`` grows to cover the largest index any applied vote names (or `ensure_items`).
+
+    Attributes
+    ----------
+    n_items : int
+        Number of items the per-item arrays cover.
+    votes_applied : int
+        Votes applied so far, of every kind (skips included).
+    wins, losses, ties, skips, appearances : ndarray of int64, shape (n_items,)
+        Per item: votes won, lost, tied, skipped, and shown in (any kind).
+    pair_lo, pair_hi : ndarray of int32, shape (n_pairs,)
+        The distinct unordered pairs that have at least one win or tie, ``lo < hi``, sorted
+        lexicographically by ``(lo, hi)``.
+    wins_lo, wins_hi, ties_pair : ndarray of uint32, shape (n_pairs,)
+        Per pair: times ``lo`` beat ``hi``, times ``hi`` beat ``lo``, ties between them.
+    """
+
+    def __init__(self, n_items: int = 0) -> None:
+        if n_items < 0:
+            raise ValueError(f"n_items must be >= 0, got {n_items}")
+        self.n_items = int(n_items)
+        self.votes_applied = 0
+        self.wins = np.zeros(n_items, dtype=np.int64)
+        self.losses = np.zeros(n_items, dtype=np.int64)
+        self.ties = np.zeros(n_items, dtype=np.int64)
+        self.skips = np.zeros(n_items, dtype=np.int64)
+        self.appearances = np.zeros(n_items, dtype=np.int64)
+        self.pair_lo = np.zeros(0, dtype=_INDEX_DTYPE)
+        self.pair_hi = np.zeros(0, dtype=_INDEX_DTYPE)
+        self.wins_lo = np.zeros(0, dtype=_COUNT_DTYPE)
+        self.wins_hi = np.zeros(0, dtype=_COUNT_DTYPE)
+        self.ties_pair = np.zeros(0, dtype=_COUNT_DTYPE)
+
+    @property
+    def n_pairs(self) -> int:
+        """Number of distinct unordered pairs with at least one win or tie."""
+        return int(self.pair_lo.shape[0])
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by the arrays (20 per pair, 40 per item)."""
+        names = _TALLY_NAMES + _PAIR_NAMES
+        return sum(int(getattr(self, name).nbytes) for name in names)
+
+    def ensure_items(self, n_items: int) -> None:
+        """Grow the per-item arrays to cover at least `n_items` items (zeros for new ones)."""
+        if n_items > _MAX_INDEX + 1:
+            raise ValueError(f"n_items must be <= {_MAX_INDEX + 1}, got {n_items}")
+        if n_items <= self.n_items:
+            return
+        for name in _TALLY_NAMES:
+            old = getattr(self, name)
+            grown = np.zeros(n_items, dtype=np.int64)
+            grown[: old.shape[0]] = old
+            setattr(self, name, grown)
+        self.n_items = int(n_items)
+
+    def apply(self, kinds: np.ndarray, a: np.ndarray, b: np.ndarray) -> None:
+        """Apply a batch of votes.
+
+        Parameters
+        ----------
+        kinds : array_like of uint8, shape (k,)
+            `WIN` (``a`` beat ``b``), `TIE` (``a`` and ``b`` tied) or `SKIP` (shown, skipped).
+        a, b : array_like of int, shape (k,)
+            Item indices, ``>= 0`` and ``a != b``.
+
+        Notes
+        -----
+        Grows ``n_items`` to ``max(a, b) + 1``. Skips count in ``appearances`` and ``skips``
+        only, never in the pair arrays. Cost is O(k log k) for the batch plus one linear merge
+        into the sorted pair arrays.
+
+        Raises
+        ------
+        ValueError
+            Shapes differ, an index is negative or too large, ``a == b``, a kind is unknown, or
+            a pair count would overflow uint32. Nothing is changed when it raises.
+        """
+        kinds = np.asarray(kinds)
+        a = np.asarray(a)
+        b = np.asarray(b)
+        if kinds.ndim != 1 or a.shape != kinds.shape or b.shape != kinds.shape:
+            raise ValueError(
+                f"kinds, a and b must be 1-D of one length, got shapes "
+                f"{kinds.shape}, {a.shape}, {b.shape}"
+            )
+        k = kinds.shape[0]
+        if k == 0:
+            return
+        for name, arr in (("kinds", kinds), ("a", a), ("b", b)):
+            if not np.issubdtype(arr.dtype, np.integer):
+                raise ValueError(f"{name} must hold integers, got dtype {arr.dtype}")
+        if kinds.min() < 0 or kinds.max() > SKIP:
+            bad = kinds[(kinds < 0) | (kinds > SKIP)][0]
+            raise ValueError(f"unknown vote kind {int(bad)} (expected WIN=0, TIE=1, SKIP=2)")
+        a = a.astype(np.int64, copy=False)
+        b = b.astype(np.int64, copy=False)
+        low = min(int(a.min()), int(b.min()))
+        if low < 0:
+            raise ValueError(f"item indices must be >= 0, got {low}")
+        high = max(int(a.max()), int(b.max()))
+        if high > _MAX_INDEX:
+            raise ValueError(f"item indices must be <= {_MAX_INDEX}, got {high}")
+        same = a == b
+        if same.any():
+            first = int(np.flatnonzero(same)[0])
+            raise ValueError(f"vote {first} pairs item {int(a[first])} with itself")
+
+        merged = self._merged_pairs(kinds, a, b)
+
+        # Everything that can fail has been checked; from here on the state changes.
+        n = max(self.n_items, high + 1)
+        self.ensure_items(n)
+        is_win = kinds == WIN
+        is_tie = kinds == TIE
+        is_skip = kinds == SKIP
+        self.wins += np.bincount(a[is_win], minlength=n)
+        self.losses += np.bincount(b[is_win], minlength=n)
+        self.ties += np.bincount(a[is_tie], minlength=n) + np.bincount(b[is_tie], minlength=n)
+        self.skips += np.bincount(a[is_skip], minlength=n) + np.bincount(b[is_skip], minlength=n)
+        self.appearances += np.bincount(a, minlength=n) + np.bincount(b, minlength=n)
+        self.votes_applied += k
+        if merged is not None:
+            (self.pair_lo, self.pair_hi, self.wins_lo, self.wins_hi, self.ties_pair) = merged
+
+    def _merged_pairs(
+        self, kinds: np.ndarray, a: np.ndarray, b: np.ndarray
+    ) -> tuple[np.ndarray, ...] | None:
+        """The five pair arrays after adding the batch's wins and ties (None if it has none).
+
+        Builds new arrays (never mutates the current ones) so a failed check leaves the
+        state untouched.
+        """
+        decided = kinds != SKIP
+        if not decided.any():
+            return None
+        kinds, a, b = kinds[decided], a[decided], b[decided]
+        lo = np.minimum(a, b)
+        hi = np.maximum(a, b)
+        is_win = kinds == WIN
+        batch_keys, inverse = np.unique(_pair_keys(lo, hi), return_inverse=True)
+        m = batch_keys.shape[0]
+        add_wins_lo = np.bincount(inverse, weights=is_win & (a < b), minlength=m)
+        add_wins_hi = np.bincount(inverse, weights=is_win & (a > b), minlength=m)
+        add_ties = np.bincount(inverse, weights=kinds == TIE, minlength=m)
+        add_wins_lo = add_wins_lo.astype(np.int64)
+        add_wins_hi = add_wins_hi.astype(np.int64)
+        add_ties = add_ties.astype(np.int64)
+
+        keys = _pair_keys(self.pair_lo, self.pair_hi)
+        pos = np.searchsorted(keys, batch_keys)
+        found = pos < keys.shape[0]
+        found[found] = keys[pos[found]] == batch_keys[found]
+
+        wins_lo = self.wins_lo.copy()
+        wins_hi = self.wins_hi.copy()
+        ties_pair = self.ties_pair.copy()
+        at = pos[found]
+        sums = (
+            wins_lo[at].astype(np.int64) + add_wins_lo[found],
+            wins_hi[at].astype(np.int64) + add_wins_hi[found],
+            ties_pair[at].astype(np.int64) + add_ties[found],
+        )
+        if any(s.size and int(s.max()) > _MAX_COUNT for s in sums):
+            raise ValueError(f"a pair count would exceed {_MAX_COUNT}")
+        wins_lo[at], wins_hi[at], ties_pair[at] = sums
+
+        new = ~found
+        if not new.any():
+            return self.pair_lo, self.pair_hi, wins_lo, wins_hi, ties_pair
+        # np.insert with ascending positions inserts each new pair before the first existing
+        # larger key, keeping the arrays sorted in one linear pass (no global re-sort).
+        where = pos[new]
+        new_keys = batch_keys[new]
+        return (
+            np.insert(self.pair_lo, where, (new_keys >> 32).astype(_INDEX_DTYPE)),
+            np.insert(self.pair_hi, where, (new_keys & 0xFFFFFFFF).astype(_INDEX_DTYPE)),
+            np.insert(wins_lo, where, add_wins_lo[new].astype(_COUNT_DTYPE)),
+            np.insert(wins_hi, where, add_wins_hi[new].astype(_COUNT_DTYPE)),
+            np.insert(ties_pair, where, add_ties[new].astype(_COUNT_DTYPE)),
+        )
+
+    def subset(self, items: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The pairs among `items`, re-indexed to positions in `items`.
+
+        Parameters
+        ----------
+        items : array_like of int, shape (m,)
+            Distinct global item indices (e.g. the accepted proposals), normally sorted.
+            Indices ``>= n_items`` are allowed (items with no votes yet) and have no pairs.
+
+        Returns
+        -------
+        i, j : ndarray of int64, shape (p,)
+            Positions in `items` of the two sides of each pair with at least one win or tie.
+        wins_ij, wins_ji : ndarray of float64, shape (p,)
+            Wins of ``items[i]`` over ``items[j]`` and the reverse, each tie counting half a
+            win to each side.
+
+        Raises
+        ------
+        ValueError
+            `items` is not 1-D, holds a negative index, or repeats an index.
+        """
+        items = np.asarray(items, dtype=np.int64)
+        if items.ndim != 1:
+            raise ValueError(f"items must be 1-D, got shape {items.shape}")
+        if items.size and items.min() < 0:
+            raise ValueError("items must be >= 0")
+        known = items[items < self.n_items]
+        position = np.full(self.n_items, -1, dtype=np.int64)
+        position[known] = np.flatnonzero(items < self.n_items)
+        if np.unique(items).shape[0] != items.shape[0]:
+            raise ValueError("items must not repeat an index")
+        pos_lo = position[self.pair_lo]
+        pos_hi = position[self.pair_hi]
+        keep = (pos_lo >= 0) & (pos_hi >= 0)
+        half_ties = 0.5 * self.ties_pair[keep].astype(np.float64)
+        return (
+            pos_lo[keep],
+            pos_hi[keep],
+            self.wins_lo[keep].astype(np.float64) + half_ties,
+            self.wins_hi[keep].astype(np.float64) + half_ties,
+        )
+
+    def copy(self) -> PairCounts:
+        """An independent deep copy."""
+        clone = PairCounts(0)
+        clone.n_items = self.n_items
+        clone.votes_applied = self.votes_applied
+        for name in _TALLY_NAMES + _PAIR_NAMES:
+            setattr(clone, name, getattr(self, name).copy())
+        return clone
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, PairCounts):
+            return NotImplemented
+        return (
+            self.n_items == other.n_items
+            and self.votes_applied == other.votes_applied
+            and all(
+                np.array_equal(getattr(self, name), getattr(other, name))
+                for name in _TALLY_NAMES + _PAIR_NAMES
+            )
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return (
+            f"PairCounts(n_items={self.n_items}, n_pairs={self.n_pairs}, "
+            f"votes_applied={self.votes_applied})"
+        )
+
+    def to_bytes(self, *, compress: bool = False) -> bytes:
+        """A versioned binary snapshot (an ``.npz`` archive) that `from_bytes` restores exactly.
+
+        `compress` trades CPU for size (zlib); the sorted index arrays compress well.
+        """
+        buffer = io.BytesIO()
+        save = np.savez_compressed if compress else np.savez
+        arrays = {name: getattr(self, name) for name in _TALLY_NAMES + _PAIR_NAMES}
+        save(
+            buffer,
+            format=np.array(_SNAPSHOT_FORMAT),
+            version=np.array(_SNAPSHOT_VERSION, dtype=np.int64),
+            n_items=np.array(self.n_items, dtype=np.int64),
+            votes_applied=np.array(self.votes_applied, dtype=np.int64),
+            **arrays,
+        )
+        return buffer.getvalue()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> PairCounts:
+        """Restore a snapshot made by `to_bytes`.
+
+        Raises
+        ------
+        ValueError
+            `data` is not a snapshot, is of an unknown version, or is inconsistent.
+        """
+        try:
+            with np.load(io.BytesIO(data), allow_pickle=False) as archive:
+                fields = {name: archive[name] for name in archive.files}
+        except Exception as error:  # zipfile/numpy raise many types for corrupt input
+            raise ValueError(f"not a PairCounts snapshot: {error}") from error
+        if str(fields.get("format", "")) != _SNAPSHOT_FORMAT:
+            raise ValueError("not a PairCounts snapshot: wrong format tag")
+        version = int(fields["version"])
+        if version != _SNAPSHOT_VERSION:
+            raise ValueError(f"unsupported PairCounts snapshot version {version}")
+        counts = cls(0)
+        counts.n_items = int(fields["n_items"])
+        counts.votes_applied = int(fields["votes_applied"])
+        for name in _TALLY_NAMES:
+            arr = fields[name]
+            if arr.dtype != np.int64 or arr.shape != (counts.n_items,):
+                raise ValueError(f"snapshot field {name} has dtype {arr.dtype} shape {arr.shape}")
+            setattr(counts, name, arr)
+        n_pairs = fields["pair_lo"].shape[0]
+        for name in _PAIR_NAMES:
+            arr = fields[name]
+            dtype = _INDEX_DTYPE if name in ("pair_lo", "pair_hi") else _COUNT_DTYPE
+            if arr.dtype != dtype or arr.shape != (n_pairs,):
+                raise ValueError(f"snapshot field {name} has dtype {arr.dtype} shape {arr.shape}")
+            setattr(counts, name, arr)
+        return counts
