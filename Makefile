@@ -5,8 +5,12 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 PROTOS := $(wildcard proto/pairwise/v1/*.proto)
 RUN_DIR ?= run
+# buf (npm's @bufbuild/buf ships the binary) lives inside the venv folder: gitignored, and
+# `make clean` removes it with the venv.
+BUF_VERSION := 1.75.0
+BUF := $(VENV)/node/node_modules/.bin/buf
 
-.PHONY: install proto proto-check lint check test test-fast up down demo status clean
+.PHONY: install proto proto-check proto-lint tools lint check test test-fast up down demo status clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,13 +36,34 @@ proto-check: $(STAMP)
 	done
 	@echo "proto stubs match proto/"
 
+# The public contract stays clean under buf's STANDARD lint rules (buf.yaml).
+$(BUF):
+	npm install --prefix $(VENV)/node --no-audit --no-fund --loglevel=error \
+	    @bufbuild/buf@$(BUF_VERSION)
+
+proto-lint: $(BUF)
+	$(BUF) lint
+
+# System tools the tests use: docker-compose (Debian's 1.29) validates deploy/. Installed
+# only when missing and we are root; otherwise tests/e2e/test_deploy.py fails and says why.
+tools:
+	@command -v docker-compose >/dev/null 2>&1 || { \
+	    if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	        echo "installing docker-compose (Debian package)"; \
+	        apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive \
+	            apt-get install -y -qq --no-install-recommends docker-compose >/dev/null \
+	        || echo "WARNING: apt-get could not install docker-compose"; \
+	    else \
+	        echo "WARNING: docker-compose missing (install Debian's docker-compose package)"; \
+	    fi; }
+
 lint: $(STAMP)
 	$(PY) -m ruff check services tests
 
 check: lint
 	$(PY) -m mypy services
 
-test: $(STAMP) proto-check lint
+test: $(STAMP) tools proto-check proto-lint lint
 	$(PY) -m pytest -q -p no:cacheprovider
 
 test-fast: $(STAMP)
