@@ -1,0 +1,218 @@
+"""The operator's commands on a local cluster: up (start a detached supervisor and wait for
+health), down (stop exactly what up started), status (what runs, restarts, health)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from typing import Any, TextIO
+
+import redis
+from pairwise import health_probe
+
+from cluster.run_folder import RunFolder
+from cluster.supervisor import is_same_process
+from cluster.tokens import ADMIN, NAMES, Tokens, resolve
+from cluster.topology import Topology, plan
+
+# Exit status of `status` when nothing runs (as LSB init scripts do).
+NOT_RUNNING = 3
+
+
+def up(run: RunFolder, environ: Mapping[str, str], *, timeout_s: float = 60.0,
+       out: TextIO = sys.stdout) -> int:
+    """Start the cluster in the background and wait until every gRPC service is SERVING.
+
+    Returns 0 when it serves (or already did), 1 when it did not become healthy within
+    `timeout_s` seconds; in that case the logs' tails are printed and what started is stopped.
+    """
+    run.create()
+    if run.supervisor_running():
+        state = run.read_state()
+        print(f"Pairwise cluster already running (supervisor pid {state.get('supervisor_pid')}, "
+              f"gateway {state.get('gateway_addr')}); `make down` stops it.", file=out)
+        return 0
+    tokens = resolve(run.tokens_file, environ)
+    topology = plan(run, environ, tokens)
+    busy = [f"{port} ({name})" for name, port in topology.ports().items() if _port_in_use(port)]
+    if busy:
+        print(f"cannot start: port in use: {', '.join(busy)}. Stop what holds it or choose "
+              "other ports (REDIS_PORT, INGEST_PORT, RANKER_PORT, GATEWAY_PORT).", file=out)
+        return 1
+    run.remove_pid_files()
+    with open(run.log_file("supervisor"), "ab") as log:
+        # A new session: the supervisor outlives this command and the terminal's Ctrl-C.
+        supervisor = subprocess.Popen(
+            [sys.executable, "-m", "cluster", "supervise", "--run-dir", str(run.root)],
+            env={**environ, **tokens.as_env()}, stdin=subprocess.DEVNULL, stdout=log,
+            stderr=subprocess.STDOUT, start_new_session=True)
+    print(f"starting Pairwise cluster (run folder {run.root}) ...", file=out, flush=True)
+    if not _wait_healthy(supervisor, topology, timeout_s):
+        print(f"\ncluster not healthy after {timeout_s:.0f} s; last log lines:", file=out)
+        _print_log_tails(run, topology, out)
+        down(run, out=out)
+        return 1
+    _print_running(run, topology, tokens, out)
+    return 0
+
+
+def down(run: RunFolder, *, grace_s: float = 10.0, out: TextIO = sys.stdout) -> int:
+    """Stop the supervisor (which stops its processes in order) and any process it left.
+
+    Always returns 0; says "not running" when there was nothing to stop.
+    """
+    state = run.read_state()
+    stopped_something = False
+    pid = run.read_pid(run.supervisor_pid_file)
+    if run.supervisor_running() and pid is not None:
+        print(f"stopping Pairwise cluster (supervisor pid {pid}) ...", file=out, flush=True)
+        os.kill(pid, signal.SIGTERM)
+        # The supervisor stops up to three groups (gateway; ingest + rankers; Redis), each
+        # within its own grace period.
+        deadline = time.monotonic() + 3 * grace_s + 5
+        while run.supervisor_running() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if run.supervisor_running():
+            print("supervisor did not stop in time; killing its process group", file=out)
+            _kill_group(pid)
+        stopped_something = True
+    # Processes a killed supervisor left behind, identified by pid and start time.
+    leftovers = [(name, child) for name, child in state.get("children", {}).items()
+                 if child.get("pid") and is_same_process(child["pid"], child.get("start_ticks"))]
+    for name, child in sorted(leftovers, key=lambda item: item[1].get("stop_group", 0)):
+        print(f"stopping leftover {name} (pid {child['pid']})", file=out)
+        _terminate(child["pid"], child.get("start_ticks"), grace_s)
+        stopped_something = True
+    run.remove_pid_files()
+    print("stopped" if stopped_something else "Pairwise cluster not running", file=out)
+    return 0
+
+
+def status(run: RunFolder, *, out: TextIO = sys.stdout) -> int:
+    """Print each process: pid, restarts, health. 0 = all healthy, 1 = degraded, 3 = stopped."""
+    if not run.supervisor_running():
+        print(f"Pairwise cluster not running (run folder {run.root})", file=out)
+        return NOT_RUNNING
+    state = run.read_state()
+    print(f"Pairwise cluster: supervisor pid {state.get('supervisor_pid')}, "
+          f"gateway {state.get('gateway_addr')}, run folder {run.root}", file=out)
+    print(f"  {'process':<10} {'pid':>8} {'restarts':>8}  {'health':<12} {'address':<22} log",
+          file=out)
+    healthy = True
+    for name, child in state.get("children", {}).items():
+        health = _health(child, state)
+        healthy &= health in (health_probe.SERVING, "PONG")
+        print(f"  {name:<10} {child.get('pid') or '-':>8} {child.get('restarts', 0):>8}  "
+              f"{health:<12} {child.get('addr') or state.get('redis_url', ''):<22} "
+              f"{run.log_file(name)}", file=out)
+    return 0 if healthy else 1
+
+
+def gateway_address(run: RunFolder) -> str | None:
+    """Where the running cluster's gateway listens, from the supervisor's state."""
+    addr = run.read_state().get("gateway_addr")
+    return str(addr) if addr else None
+
+
+def _health(child: dict[str, Any], state: dict[str, Any]) -> str:
+    if not child.get("running"):
+        return "DOWN"
+    if child.get("addr"):
+        return health_probe.check(child["addr"], timeout_s=1.0)
+    client = redis.Redis.from_url(state.get("redis_url", ""), socket_connect_timeout=1.0)
+    try:
+        return "PONG" if client.ping() else "NO PONG"
+    except redis.exceptions.RedisError as exc:
+        return type(exc).__name__
+    finally:
+        client.close()
+
+
+def _wait_healthy(supervisor: subprocess.Popen[bytes], topology: Topology,
+                  timeout_s: float) -> bool:
+    addrs = [p.addr for p in topology.processes if p.addr]
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if supervisor.poll() is not None:
+            return False
+        if all(health_probe.check(addr, timeout_s=1.0) == health_probe.SERVING
+               for addr in addrs):
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def _print_log_tails(run: RunFolder, topology: Topology, out: TextIO, lines: int = 15) -> None:
+    for name in ["supervisor", *(p.name for p in topology.processes)]:
+        path = run.log_file(name)
+        try:
+            tail = path.read_text(errors="replace").splitlines()[-lines:]
+        except FileNotFoundError:
+            continue
+        print(f"--- {path}", file=out)
+        for line in tail:
+            print(f"    {line}", file=out)
+
+
+def _print_running(run: RunFolder, topology: Topology, tokens: Tokens, out: TextIO) -> None:
+    state = run.read_state()
+    print(f"Pairwise cluster running (supervisor pid {state.get('supervisor_pid')}).", file=out)
+    for name, child in state.get("children", {}).items():
+        where = child.get("addr") or topology.redis_url
+        print(f"  {name:<10} pid {child.get('pid')!s:<8} {where}", file=out)
+    if not topology.embedded_redis:
+        print(f"  redis      external {topology.redis_url} (REDIS_URL)", file=out)
+    print(f"\nGateway: {topology.gateway_addr}  (pairwise.v1.GatewayService; health and "
+          "reflection on)", file=out)
+    print("Tokens (metadata `authorization: Bearer <token>`):", file=out)
+    values = tokens.as_env()
+    for name in NAMES:
+        source = tokens.sources[name]
+        shown = "(from the environment)" if source == "environment" else values[name]
+        print(f"  {name}={shown}", file=out)
+    if any(tokens.sources[n] != "environment" for n in NAMES):
+        print(f"  dev defaults kept in {run.tokens_file}; set the variables to override.",
+              file=out)
+    admin = "$PAIRWISE_ADMIN_TOKEN" if tokens.sources[ADMIN] == "environment" else tokens.admin
+    print("\nTry it (buf: `make proto-lint` installs it at .venv/node/node_modules/.bin/buf):",
+          file=out)
+    print(f"  buf curl --protocol grpc --http2-prior-knowledge "
+          f"-H 'authorization: Bearer {admin}' \\\n"
+          f"    -d '{{\"cause_id\":\"hello\",\"title\":\"Comment lutter contre les violences "
+          f"faites aux femmes ?\"}}' \\\n"
+          f"    http://{topology.gateway_addr}/pairwise.v1.GatewayService/CreateCause", file=out)
+    print(f"\nLogs: {run.logs}/<name>.log   Status: make status   Stop: make down", file=out)
+
+
+def _port_in_use(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+    return False
+
+
+def _terminate(pid: int, start_ticks: int | None, grace_s: float) -> None:
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + grace_s
+    while is_same_process(pid, start_ticks) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if is_same_process(pid, start_ticks):
+        os.kill(pid, signal.SIGKILL)
+
+
+def _kill_group(pid: int) -> None:
+    # The supervisor leads its own session and process group; its children are members.
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass

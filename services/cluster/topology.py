@@ -1,0 +1,113 @@
+"""What a local cluster runs: one process per service, its command, environment and address.
+
+Start order is Redis (embedded unless REDIS_URL is set), ingest, ranker shards, gateway;
+stop order is the reverse by group (gateway first, so no request arrives at a stopped
+backend; Redis last, so the services can drain their writes).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from cluster.run_folder import RunFolder
+from cluster.tokens import Tokens
+
+LOOPBACK = "127.0.0.1"
+# Cluster-level settings (the services' own are in services/*/settings.py).
+DEFAULT_PORTS = {"REDIS_PORT": 6399, "INGEST_PORT": 50052, "RANKER_PORT": 50053,
+                 "GATEWAY_PORT": 50051}
+
+
+@dataclass(frozen=True)
+class ProcessSpec:
+    """One supervised process."""
+
+    name: str
+    argv: tuple[str, ...]
+    # Added on top of the supervisor's own environment.
+    env: Mapping[str, str] = field(default_factory=dict)
+    # gRPC address answering grpc.health.v1, or None (Redis).
+    addr: str | None = None
+    # Stopped in increasing group order; members of one group stop together.
+    stop_group: int = 0
+    # When set, the supervisor waits for this Redis to answer PING before starting the next
+    # process, so services never start against a server still loading its AOF.
+    ready_redis_url: str | None = None
+
+
+@dataclass(frozen=True)
+class Topology:
+    processes: tuple[ProcessSpec, ...]
+    redis_url: str
+    embedded_redis: bool
+    gateway_addr: str
+
+    def by_name(self, name: str) -> ProcessSpec:
+        return next(p for p in self.processes if p.name == name)
+
+    def ports(self) -> dict[str, int]:
+        """Loopback ports this topology binds, by setting name (for a free-port check)."""
+        found = {}
+        for spec in self.processes:
+            if spec.addr:
+                found[spec.name] = int(spec.addr.rsplit(":", 1)[1])
+            elif spec.ready_redis_url:
+                found[spec.name] = int(spec.ready_redis_url.rsplit(":", 1)[1].split("/")[0])
+        return found
+
+
+def plan(run: RunFolder, environ: Mapping[str, str], tokens: Tokens,
+         python: str = sys.executable) -> Topology:
+    """The processes to start for `environ` (ports, REDIS_URL, RANKER_SHARDS) and `tokens`.
+
+    Raises SystemExit naming the setting when a port or shard count is not an integer.
+    """
+    ports = {name: _int(environ, name, default) for name, default in DEFAULT_PORTS.items()}
+    shards = _int(environ, "RANKER_SHARDS", 1)
+    if shards < 1:
+        raise SystemExit("setting RANKER_SHARDS must be >= 1")
+    processes: list[ProcessSpec] = []
+
+    redis_url = environ.get("REDIS_URL", "")
+    embedded = not redis_url
+    if embedded:
+        redis_url = f"redis://{LOOPBACK}:{ports['REDIS_PORT']}/0"
+        processes.append(ProcessSpec(
+            name="redis",
+            argv=(python, "-m", "pairwise.embedded_redis", "--port", str(ports["REDIS_PORT"]),
+                  "--dir", str(run.redis_data)),
+            stop_group=2, ready_redis_url=redis_url))
+
+    common = {"REDIS_URL": redis_url, "PYTHONUNBUFFERED": "1", **tokens.as_env()}
+    ingest_addr = f"{LOOPBACK}:{ports['INGEST_PORT']}"
+    processes.append(ProcessSpec(
+        name="ingest", argv=(python, "-m", "ingest"), addr=ingest_addr, stop_group=1,
+        env={**common, "INGEST_HOST": LOOPBACK, "INGEST_PORT": str(ports["INGEST_PORT"])}))
+
+    ranker_addrs = []
+    for shard in range(shards):
+        port = ports["RANKER_PORT"] + shard
+        ranker_addrs.append(f"{LOOPBACK}:{port}")
+        processes.append(ProcessSpec(
+            name=f"ranker-{shard}" if shards > 1 else "ranker",
+            argv=(python, "-m", "ranker"), addr=ranker_addrs[-1], stop_group=1,
+            env={**common, "RANKER_HOST": LOOPBACK, "RANKER_PORT": str(port),
+                 "RANKER_SHARD": str(shard), "RANKER_SHARDS": str(shards),
+                 "RANKER_CONSUMER": f"ranker-{shard}"}))
+
+    gateway_addr = f"{LOOPBACK}:{ports['GATEWAY_PORT']}"
+    processes.append(ProcessSpec(
+        name="gateway", argv=(python, "-m", "gateway"), addr=gateway_addr, stop_group=0,
+        env={**common, "GATEWAY_HOST": LOOPBACK, "GATEWAY_PORT": str(ports["GATEWAY_PORT"]),
+             "INGEST_ADDR": ingest_addr, "RANKER_ADDRS": ",".join(ranker_addrs)}))
+    return Topology(tuple(processes), redis_url, embedded, gateway_addr)
+
+
+def _int(environ: Mapping[str, str], name: str, default: int) -> int:
+    value = environ.get(name, "")
+    try:
+        return int(value) if value else default
+    except ValueError as exc:
+        raise SystemExit(f"setting {name} must be an integer, got {value!r}") from exc
