@@ -24,6 +24,9 @@ class Settings:
     voter_burst: int = 60
     # Deadline for internal calls when the client sent none.
     internal_timeout_s: float = 10.0
+    # ImportVotes forwards at most this many votes per internal RecordVotes call
+    # (below ingest's max_batch).
+    import_chunk: int = 5000
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -42,4 +45,5 @@ class Settings:
             voter_rate_per_s=env_float("VOTER_RATE_PER_S", 2.0),
             voter_burst=env_int("VOTER_BURST", 60),
             internal_timeout_s=env_float("INTERNAL_TIMEOUT_S", 10.0),
+            import_chunk=env_int("IMPORT_CHUNK", 5000),
         )

@@ -59,9 +59,11 @@ class EmbeddedRedis:
 
     def start(self, timeout: float = 10.0) -> EmbeddedRedis:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        log = open(self.data_dir / "server.log", "ab")  # noqa: SIM115 - owned by the child
-        self.process = subprocess.Popen(command(self.port, self.data_dir), stdout=log,
-                                        stderr=subprocess.STDOUT)
+        # The child gets its own copy of the descriptor; the parent's is closed at once
+        # (left open it is a ResourceWarning, an error under filterwarnings=error).
+        with open(self.data_dir / "server.log", "ab") as log:
+            self.process = subprocess.Popen(command(self.port, self.data_dir), stdout=log,
+                                            stderr=subprocess.STDOUT)
         wait_ready(self.url, timeout, self.process)
         return self
 

@@ -32,6 +32,13 @@ def proposal_ids(cause_id: str) -> str:
     return f"pids:{{{cause_id}}}"
 
 
+def proposals_with_status(cause_id: str, status: str) -> str:
+    """Sorted set: proposal_id scored by its index, for the proposals whose status is `status`
+    ("PENDING", "ACCEPTED" or "REJECTED"). Written by the gateway with `proposals`; pages
+    ListProposals by status and counts proposals by status."""
+    return f"pstatus:{{{cause_id}}}:{status}"
+
+
 def accepted(cause_id: str) -> str:
     """Set of the integer indices of ACCEPTED proposals."""
     return f"accepted:{{{cause_id}}}"

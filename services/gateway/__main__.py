@@ -1,0 +1,10 @@
+"""`python -m gateway`: serve GatewayService with settings from the environment."""
+
+from pairwise import grpc_server, logs
+
+from gateway.server import start
+from gateway.settings import Settings
+
+if __name__ == "__main__":
+    logs.configure("gateway")
+    grpc_server.run(start, Settings.from_env())

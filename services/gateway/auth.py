@@ -1,0 +1,119 @@
+"""Bearer-token roles, enforced in a server interceptor before any servicer code runs.
+
+Metadata ``authorization: Bearer <token>``. The admin token may call everything; the
+platform token the voting and reading RPCs and AddProposals (citizens' proposals). Missing or
+unknown token: UNAUTHENTICATED; platform token on an admin RPC: PERMISSION_DENIED. Services
+other than GatewayService (health, reflection) stay open. The caller's role reaches the
+servicer through `current_role`.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import hmac
+from enum import Enum
+
+import grpc
+
+GATEWAY_PREFIX = "/pairwise.v1.GatewayService/"
+
+
+class Role(Enum):
+    ADMIN = "admin"
+    PLATFORM = "platform"
+
+
+# Set for the duration of each authenticated GatewayService call.
+current_role: contextvars.ContextVar[Role | None] = contextvars.ContextVar(
+    "current_role", default=None)
+
+PLATFORM_METHODS = frozenset(GATEWAY_PREFIX + name for name in (
+    "NextPair", "SubmitVote", "AddProposals", "GetCause", "ListProposals", "GetRanking",
+    "WatchRanking", "GetCauseStats"))
+
+
+def role_for(metadata: tuple[tuple[str, str | bytes], ...] | None, admin_token: bytes,
+             platform_token: bytes) -> Role | None:
+    """The role the `authorization` metadata proves, or None (missing, malformed, wrong)."""
+    value = next((v for k, v in metadata or () if k == "authorization"), None)
+    if value is None:
+        return None
+    if isinstance(value, bytes):
+        value = value.decode("latin-1")
+    scheme, _, token = value.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        return None
+    presented = token.strip().encode()
+    # Compare against both so timing does not tell which one nearly matched.
+    is_admin = hmac.compare_digest(presented, admin_token)
+    is_platform = hmac.compare_digest(presented, platform_token)
+    if is_admin:
+        return Role.ADMIN
+    if is_platform:
+        return Role.PLATFORM
+    return None
+
+
+class AuthInterceptor(grpc.aio.ServerInterceptor):
+    """Admits GatewayService calls by role; methods not in PLATFORM_METHODS are admin-only."""
+
+    def __init__(self, admin_token: str, platform_token: str) -> None:
+        if not admin_token or not platform_token:
+            raise ValueError("admin and platform tokens must be non-empty")
+        self._admin = admin_token.encode()
+        self._platform = platform_token.encode()
+
+    async def intercept_service(self, continuation, handler_call_details):  # type: ignore[no-untyped-def]
+        handler = await continuation(handler_call_details)
+        method = handler_call_details.method
+        if handler is None or not method.startswith(GATEWAY_PREFIX):
+            return handler
+        role = role_for(handler_call_details.invocation_metadata, self._admin, self._platform)
+        if role is None:
+            return _replace(handler, _denier(grpc.StatusCode.UNAUTHENTICATED,
+                                             "missing or invalid bearer token "
+                                             "(metadata 'authorization: Bearer <token>')"))
+        if role is Role.PLATFORM and method not in PLATFORM_METHODS:
+            return _replace(handler, _denier(grpc.StatusCode.PERMISSION_DENIED,
+                                             f"{method.removeprefix(GATEWAY_PREFIX)} needs "
+                                             "the admin token"))
+        return _with_role(handler, role)
+
+
+def _denier(code: grpc.StatusCode, details: str):  # type: ignore[no-untyped-def]
+    async def deny(request_or_iterator, context):  # type: ignore[no-untyped-def]
+        await context.abort(code, details)
+    return deny
+
+
+def _replace(handler: grpc.RpcMethodHandler, behaviour) -> grpc.RpcMethodHandler:  # type: ignore[no-untyped-def]
+    """A handler of the same shape as `handler` whose behaviour is `behaviour`."""
+    if handler.unary_unary:
+        make = grpc.unary_unary_rpc_method_handler
+    elif handler.unary_stream:
+        make = grpc.unary_stream_rpc_method_handler
+    elif handler.stream_unary:
+        make = grpc.stream_unary_rpc_method_handler
+    else:
+        make = grpc.stream_stream_rpc_method_handler
+    return make(behaviour, request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer)
+
+
+def _with_role(handler: grpc.RpcMethodHandler, role: Role) -> grpc.RpcMethodHandler:
+    """`handler` with `current_role` set to `role` in the task that runs it."""
+    if handler.unary_unary or handler.stream_unary:
+        inner = handler.unary_unary or handler.stream_unary
+
+        async def call(request_or_iterator, context):  # type: ignore[no-untyped-def]
+            current_role.set(role)
+            return await inner(request_or_iterator, context)
+        return _replace(handler, call)
+
+    inner_stream = handler.unary_stream or handler.stream_stream
+
+    async def stream(request_or_iterator, context):  # type: ignore[no-untyped-def]
+        current_role.set(role)
+        async for response in inner_stream(request_or_iterator, context):
+            yield response
+    return _replace(handler, stream)

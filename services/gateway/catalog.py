@@ -1,0 +1,131 @@
+"""The catalog of a cause: its proposals, their moderation status, and the rules for both."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+from pairwise.errors import AlreadyExists, InvalidArgument
+from pairwise.ids import id_or_new
+
+MAX_TITLE_CHARS = 500
+MAX_TEXT_CHARS = 2000
+MAX_AUTHOR_CHARS = 128
+MAX_REASON_CHARS = 500
+MAX_PROPOSALS_PER_CALL = 1000
+
+
+class Status(StrEnum):
+    """Moderation status of a proposal, as stored in its Redis record."""
+
+    PENDING = "PENDING"
+    ACCEPTED = "ACCEPTED"
+    REJECTED = "REJECTED"
+
+
+@dataclass(frozen=True, slots=True)
+class Cause:
+    """One consultation question; the counts are proposals by status at read time."""
+
+    cause_id: str
+    title: str
+    auto_accept: bool
+    created_at_ms: int
+    accepted: int = 0
+    pending: int = 0
+    rejected: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class NewProposal:
+    """A validated proposal about to be added (its id already chosen or generated)."""
+
+    proposal_id: str
+    text: str
+    author_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Proposal:
+    """A stored proposal. `index` is its position in creation order (0, 1, 2, ...), the
+    integer the vote log and the ranker use for it."""
+
+    proposal_id: str
+    text: str
+    author_id: str
+    status: Status
+    reason: str
+    index: int
+    created_at_ms: int
+
+    @classmethod
+    def from_record(cls, proposal_id: str, record: bytes | str) -> Proposal:
+        """Parse the JSON record stored in `keys.proposals` (see that key's docstring)."""
+        fields = json.loads(record)
+        return cls(proposal_id=proposal_id, text=fields["text"], author_id=fields["author_id"],
+                   status=Status(fields["status"]), reason=fields.get("reason", ""),
+                   index=int(fields["index"]), created_at_ms=int(fields["created_at_ms"]))
+
+
+def record_without_index(new: NewProposal, status: Status, created_at_ms: int) -> str:
+    """The JSON record of `new`; the store adds "index" when it assigns one atomically."""
+    return json.dumps({"text": new.text, "author_id": new.author_id, "status": str(status),
+                       "reason": "", "created_at_ms": created_at_ms})
+
+
+def check_title(title: str) -> str:
+    """`title` if non-blank and at most MAX_TITLE_CHARS characters, else InvalidArgument."""
+    if not title.strip():
+        raise InvalidArgument("title", "is required")
+    if len(title) > MAX_TITLE_CHARS:
+        raise InvalidArgument("title", f"must be at most {MAX_TITLE_CHARS} characters, "
+                                       f"got {len(title)}")
+    return title
+
+
+def check_new_proposals(items: Sequence[tuple[str, str, str]]) -> list[NewProposal]:
+    """Validate `(proposal_id, text, author_id)` triples, generating empty ids.
+
+    Raises InvalidArgument naming the offending field (e.g. ``proposals[3].text``), or
+    AlreadyExists naming an id given twice in the request.
+    """
+    if not 1 <= len(items) <= MAX_PROPOSALS_PER_CALL:
+        raise InvalidArgument("proposals", f"must hold 1 to {MAX_PROPOSALS_PER_CALL} "
+                                           f"proposals, got {len(items)}")
+    out: list[NewProposal] = []
+    seen: set[str] = set()
+    for i, (proposal_id, text, author_id) in enumerate(items):
+        field = f"proposals[{i}]"
+        proposal_id = id_or_new(f"{field}.proposal_id", proposal_id)
+        if proposal_id in seen:
+            raise AlreadyExists(f"proposal_id {proposal_id!r} appears more than once "
+                                "in the request")
+        seen.add(proposal_id)
+        if not text.strip():
+            raise InvalidArgument(f"{field}.text", "is required")
+        if len(text) > MAX_TEXT_CHARS:
+            raise InvalidArgument(f"{field}.text", f"must be at most {MAX_TEXT_CHARS} "
+                                                   f"characters, got {len(text)}")
+        if len(author_id) > MAX_AUTHOR_CHARS:
+            raise InvalidArgument(f"{field}.author_id",
+                                  f"must be at most {MAX_AUTHOR_CHARS} characters")
+        out.append(NewProposal(proposal_id, text, author_id))
+    return out
+
+
+def initial_status(by_admin: bool, auto_accept: bool) -> Status:
+    """Organisers' proposals are accepted at once; citizens' wait for moderation unless the
+    cause auto-accepts."""
+    return Status.ACCEPTED if by_admin or auto_accept else Status.PENDING
+
+
+def check_moderation(status: Status | None, reason: str) -> tuple[Status, str]:
+    """A moderation decision must be ACCEPTED or REJECTED, with a reason of bounded length."""
+    if status not in (Status.ACCEPTED, Status.REJECTED):
+        raise InvalidArgument("status", "must be PROPOSAL_STATUS_ACCEPTED or "
+                                        "PROPOSAL_STATUS_REJECTED")
+    if len(reason) > MAX_REASON_CHARS:
+        raise InvalidArgument("reason", f"must be at most {MAX_REASON_CHARS} characters")
+    return status, reason

@@ -1,0 +1,211 @@
+"""Causes and proposals in Redis: the gateway owns these writes; ingest and ranker read them.
+
+Layout (pairwise.keys, all hash-tagged `{cause_id}` so each script stays in one slot):
+`cause` hash, `proposals` hash of JSON records, `pidx` id -> index, `pids` list by index,
+`accepted` set of indices, `pstatus:<STATUS>` sorted sets of ids by index, and
+`catalog_version`, bumped on every add and status change. Indices are assigned in the same
+Lua script that stores the record, so they are dense and in creation order.
+"""
+
+from __future__ import annotations
+
+from pairwise import keys
+from pairwise.errors import AlreadyExists, NotFound
+from redis.asyncio import Redis
+
+from gateway.catalog import Cause, NewProposal, Proposal, Status, record_without_index
+
+_CREATE_CAUSE = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], 'title', ARGV[1], 'auto_accept', ARGV[2], 'created_at_ms', ARGV[3])
+return 1
+"""
+
+# KEYS: cause, proposals, pidx, pids, accepted, catalog_version, pstatus:<status>
+# ARGV: status, then (proposal_id, JSON record without index) pairs.
+# Returns {'ok', index...}, {'no_cause'} or {'exists', proposal_id}; nothing is written
+# unless every id is new (all-or-nothing).
+_ADD_PROPOSALS = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return {'no_cause'} end
+for i = 2, #ARGV, 2 do
+  if redis.call('HEXISTS', KEYS[3], ARGV[i]) == 1 then return {'exists', ARGV[i]} end
+end
+local accepted = ARGV[1] == 'ACCEPTED'
+local out = {'ok'}
+for i = 2, #ARGV, 2 do
+  local id = ARGV[i]
+  local index = redis.call('RPUSH', KEYS[4], id) - 1
+  local record = cjson.decode(ARGV[i + 1])
+  record['index'] = index
+  redis.call('HSET', KEYS[2], id, cjson.encode(record))
+  redis.call('HSET', KEYS[3], id, index)
+  redis.call('ZADD', KEYS[7], index, id)
+  if accepted then redis.call('SADD', KEYS[5], index) end
+  out[#out + 1] = index
+end
+redis.call('INCR', KEYS[6])
+return out
+"""
+
+# KEYS: cause, proposals, accepted, catalog_version, pstatus:PENDING, :ACCEPTED, :REJECTED
+# ARGV: proposal_id, new status, reason. Returns {'ok', record}, {'no_cause'}, {'no_proposal'}.
+_MODERATE = """
+local raw = redis.call('HGET', KEYS[2], ARGV[1])
+if not raw then
+  if redis.call('EXISTS', KEYS[1]) == 0 then return {'no_cause'} end
+  return {'no_proposal'}
+end
+local record = cjson.decode(raw)
+local old = record['status']
+local index = record['index']
+record['status'] = ARGV[2]
+record['reason'] = ARGV[3]
+raw = cjson.encode(record)
+redis.call('HSET', KEYS[2], ARGV[1], raw)
+if old ~= ARGV[2] then
+  local by_status = {PENDING = KEYS[5], ACCEPTED = KEYS[6], REJECTED = KEYS[7]}
+  redis.call('ZREM', by_status[old], ARGV[1])
+  redis.call('ZADD', by_status[ARGV[2]], index, ARGV[1])
+  if ARGV[2] == 'ACCEPTED' then
+    redis.call('SADD', KEYS[3], index)
+  else
+    redis.call('SREM', KEYS[3], index)
+  end
+  redis.call('INCR', KEYS[4])
+end
+return {'ok', raw}
+"""
+
+# KEYS: cause, pids (all statuses) or pstatus:<status>, proposals, use_zset flag in ARGV[3].
+# ARGV: offset, stop (inclusive), 'z' for a sorted set or 'l' for the list.
+# Returns {'ok', total, id1, record1, id2, record2, ...} or {'no_cause'}.
+_LIST = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return {'no_cause'} end
+local ids, total
+if ARGV[3] == 'z' then
+  total = redis.call('ZCARD', KEYS[2])
+  ids = redis.call('ZRANGE', KEYS[2], ARGV[1], ARGV[2])
+else
+  total = redis.call('LLEN', KEYS[2])
+  ids = redis.call('LRANGE', KEYS[2], ARGV[1], ARGV[2])
+end
+local out = {'ok', total}
+if #ids == 0 then return out end
+local records = redis.call('HMGET', KEYS[3], unpack(ids))
+for i, id in ipairs(ids) do
+  out[#out + 1] = id
+  out[#out + 1] = records[i]
+end
+return out
+"""
+
+# Causes are never deleted, so a cause seen once can skip the existence check afterwards.
+_KNOWN_CAUSES_MAX = 100_000
+
+
+class CatalogStore:
+    """Redis adapter for causes and proposals. Every method may raise redis connection errors
+    (mapped to UNAVAILABLE at the gRPC edge)."""
+
+    def __init__(self, redis: Redis) -> None:
+        self._redis = redis
+        self._create_cause = redis.register_script(_CREATE_CAUSE)
+        self._add_proposals = redis.register_script(_ADD_PROPOSALS)
+        self._moderate = redis.register_script(_MODERATE)
+        self._list = redis.register_script(_LIST)
+        self._known_causes: set[str] = set()
+
+    async def create_cause(self, cause: Cause) -> None:
+        """Store a new cause; AlreadyExists if the id is taken."""
+        created = await self._create_cause(
+            keys=[keys.cause(cause.cause_id)],
+            args=[cause.title, int(cause.auto_accept), cause.created_at_ms])
+        # Registering is idempotent and also repairs a create whose SADD was lost to a crash
+        # (the set is global, so it cannot join the cause's single-slot script).
+        await self._redis.sadd(keys.CAUSES, cause.cause_id)
+        if not created:
+            raise AlreadyExists(f"cause_id {cause.cause_id!r} already exists")
+        self._remember(cause.cause_id)
+
+    async def get_cause(self, cause_id: str) -> Cause:
+        """The cause with its proposal counts by status; NotFound if unknown."""
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hgetall(keys.cause(cause_id))
+            for status in Status:
+                pipe.zcard(keys.proposals_with_status(cause_id, status))
+            fields, pending, accepted, rejected = await pipe.execute()
+        if not fields:
+            raise NotFound(f"cause {cause_id!r} not found")
+        self._remember(cause_id)
+        return Cause(cause_id=cause_id, title=fields[b"title"].decode(),
+                     auto_accept=fields.get(b"auto_accept") == b"1",
+                     created_at_ms=int(fields.get(b"created_at_ms", 0)),
+                     accepted=accepted, pending=pending, rejected=rejected)
+
+    async def require_cause(self, cause_id: str) -> None:
+        """Return if the cause exists, else raise NotFound."""
+        if cause_id in self._known_causes:
+            return
+        if not await self._redis.exists(keys.cause(cause_id)):
+            raise NotFound(f"cause {cause_id!r} not found")
+        self._remember(cause_id)
+
+    async def add_proposals(self, cause_id: str, new: list[NewProposal], status: Status,
+                            now_ms: int) -> list[Proposal]:
+        """Store `new` with `status`, all or nothing, assigning the next indices in order.
+
+        Raises NotFound (unknown cause) or AlreadyExists naming the first id already stored.
+        """
+        args: list[str | int] = [str(status)]
+        for proposal in new:
+            args += [proposal.proposal_id, record_without_index(proposal, status, now_ms)]
+        reply = await self._add_proposals(
+            keys=[keys.cause(cause_id), keys.proposals(cause_id),
+                  keys.proposal_index(cause_id), keys.proposal_ids(cause_id),
+                  keys.accepted(cause_id), keys.catalog_version(cause_id),
+                  keys.proposals_with_status(cause_id, status)],
+            args=args)
+        outcome = reply[0].decode()
+        if outcome == "no_cause":
+            raise NotFound(f"cause {cause_id!r} not found")
+        if outcome == "exists":
+            raise AlreadyExists(f"proposal_id {reply[1].decode()!r} already exists in cause "
+                                f"{cause_id!r}; nothing was added")
+        return [Proposal(p.proposal_id, p.text, p.author_id, status, "", int(index), now_ms)
+                for p, index in zip(new, reply[1:], strict=True)]
+
+    async def moderate(self, cause_id: str, proposal_id: str, status: Status,
+                       reason: str) -> Proposal:
+        """Set a proposal's status and reason; NotFound for an unknown cause or proposal."""
+        reply = await self._moderate(
+            keys=[keys.cause(cause_id), keys.proposals(cause_id), keys.accepted(cause_id),
+                  keys.catalog_version(cause_id),
+                  *(keys.proposals_with_status(cause_id, s) for s in Status)],
+            args=[proposal_id, str(status), reason])
+        outcome = reply[0].decode()
+        if outcome == "no_cause":
+            raise NotFound(f"cause {cause_id!r} not found")
+        if outcome == "no_proposal":
+            raise NotFound(f"proposal {proposal_id!r} not found in cause {cause_id!r}")
+        return Proposal.from_record(proposal_id, reply[1])
+
+    async def list_proposals(self, cause_id: str, status: Status | None, offset: int,
+                             limit: int) -> tuple[list[Proposal], int]:
+        """One page of proposals in creation order, optionally only those with `status`,
+        and the total matching; NotFound for an unknown cause."""
+        source = (keys.proposal_ids(cause_id) if status is None
+                  else keys.proposals_with_status(cause_id, status))
+        reply = await self._list(
+            keys=[keys.cause(cause_id), source, keys.proposals(cause_id)],
+            args=[offset, offset + limit - 1, "l" if status is None else "z"])
+        if reply[0] == b"no_cause":
+            raise NotFound(f"cause {cause_id!r} not found")
+        rows = reply[2:]
+        proposals = [Proposal.from_record(rows[i].decode(), rows[i + 1])
+                     for i in range(0, len(rows), 2)]
+        return proposals, int(reply[1])
+
+    def _remember(self, cause_id: str) -> None:
+        if len(self._known_causes) >= _KNOWN_CAUSES_MAX:
+            self._known_causes.clear()
+        self._known_causes.add(cause_id)

@@ -1,0 +1,51 @@
+"""Composition root of the gateway: Redis, internal channels, interceptors, servicer."""
+
+from __future__ import annotations
+
+import logging
+
+from pairwise.grpc_server import RunningServer, start_server
+from pairwise.v1 import gateway_pb2, gateway_pb2_grpc
+from redis.asyncio import Redis
+
+from gateway.auth import GATEWAY_PREFIX, AuthInterceptor
+from gateway.catalog_store import CatalogStore
+from gateway.pair_selection import PairSelector
+from gateway.rate_limit import RateLimitInterceptor, VoterRateLimiter
+from gateway.servicer import GatewayServicer
+from gateway.settings import Settings
+from gateway.upstreams import Upstreams
+
+logger = logging.getLogger(__name__)
+
+SERVICE_NAME = gateway_pb2.DESCRIPTOR.services_by_name["GatewayService"].full_name
+RATE_LIMITED_METHODS = (GATEWAY_PREFIX + "NextPair", GATEWAY_PREFIX + "SubmitVote")
+
+
+async def start(settings: Settings) -> RunningServer:
+    """Serve GatewayService on settings.host:settings.port (0 = any free port)."""
+    redis = Redis.from_url(settings.redis_url)
+    upstreams = Upstreams(settings.ingest_addr, settings.ranker_addrs)
+    servicer = GatewayServicer(
+        catalog=CatalogStore(redis), pairs=PairSelector(redis), upstreams=upstreams,
+        token_secret=settings.token_secret, prompt_ttl_s=settings.prompt_ttl_s,
+        internal_timeout_s=settings.internal_timeout_s, import_chunk=settings.import_chunk)
+    limiter = VoterRateLimiter(redis, settings.voter_rate_per_s, settings.voter_burst)
+    try:
+        running = await start_server(
+            host=settings.host, port=settings.port,
+            servicers=[(gateway_pb2_grpc.add_GatewayServiceServicer_to_server, servicer)],
+            service_names=[SERVICE_NAME],
+            # Auth first: an unauthenticated caller must not spend a voter's rate limit.
+            interceptors=[AuthInterceptor(settings.admin_token, settings.platform_token),
+                          RateLimitInterceptor(limiter, RATE_LIMITED_METHODS)])
+    except BaseException:
+        await upstreams.close()
+        await redis.aclose()
+        raise
+    running.closers.append(redis.aclose)
+    running.closers.append(upstreams.close)
+    logger.info("gateway started", extra={"port": running.port,
+                                          "ingest": settings.ingest_addr,
+                                          "rankers": list(settings.ranker_addrs)})
+    return running

@@ -1,0 +1,247 @@
+"""GatewayService: translates public messages to catalog, pair-selection and internal calls.
+
+Auth and rate limits happen before these methods run (auth.py, rate_limit.py); domain errors
+raised here become statuses in pairwise.grpc_server, and errors of internal calls pass
+through with their own status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+
+import grpc
+from pairwise import prompt_token
+from pairwise.errors import InvalidArgument
+from pairwise.ids import VOTER_ID_PATTERN, check_id, id_or_new
+from pairwise.v1 import gateway_pb2, gateway_pb2_grpc, ingest_pb2, ranker_pb2, types_pb2
+
+from gateway.auth import Role, current_role
+from gateway.catalog import (
+    Cause,
+    Proposal,
+    Status,
+    check_moderation,
+    check_new_proposals,
+    check_title,
+    initial_status,
+)
+from gateway.catalog_store import CatalogStore
+from gateway.paging import check_page
+from gateway.pair_selection import PairSelector
+from gateway.upstreams import Upstreams
+
+logger = logging.getLogger(__name__)
+
+MAX_IMPORT_ERRORS = 1000
+DEFAULT_RANKING_LIMIT = 100
+DEFAULT_WATCH_LIMIT = 20
+DEFAULT_PROPOSALS_LIMIT = 100
+# grpc.aio reports "no deadline" as None or as an effectively infinite number of seconds.
+_NO_DEADLINE_S = 1e9
+
+_STATUS_TO_PROTO = {
+    Status.PENDING: types_pb2.PROPOSAL_STATUS_PENDING,
+    Status.ACCEPTED: types_pb2.PROPOSAL_STATUS_ACCEPTED,
+    Status.REJECTED: types_pb2.PROPOSAL_STATUS_REJECTED,
+}
+_PROTO_TO_STATUS = {proto: status for status, proto in _STATUS_TO_PROTO.items()}
+
+
+def _cause_message(cause: Cause) -> types_pb2.Cause:
+    return types_pb2.Cause(cause_id=cause.cause_id, title=cause.title,
+                           auto_accept_proposals=cause.auto_accept,
+                           created_at_ms=cause.created_at_ms,
+                           proposals_accepted=cause.accepted, proposals_pending=cause.pending,
+                           proposals_rejected=cause.rejected)
+
+
+def _proposal_message(cause_id: str, proposal: Proposal) -> types_pb2.Proposal:
+    return types_pb2.Proposal(proposal_id=proposal.proposal_id, cause_id=cause_id,
+                              text=proposal.text, author_id=proposal.author_id,
+                              status=_STATUS_TO_PROTO[proposal.status],
+                              moderation_reason=proposal.reason,
+                              created_at_ms=proposal.created_at_ms)
+
+
+def _status_filter(value: int) -> Status | None:
+    if value == types_pb2.PROPOSAL_STATUS_UNSPECIFIED:
+        return None
+    if value not in _PROTO_TO_STATUS:
+        raise InvalidArgument("status", f"unknown proposal status {value}")
+    return _PROTO_TO_STATUS[value]
+
+
+class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
+    """Every GatewayService RPC.
+
+    `internal_timeout_s` is the deadline of internal calls when the client sent none;
+    otherwise each internal call gets the client's remaining time. ImportVotes forwards at
+    most `import_chunk` votes per RecordVotes call.
+    """
+
+    def __init__(self, *, catalog: CatalogStore, pairs: PairSelector, upstreams: Upstreams,
+                 token_secret: bytes, prompt_ttl_s: float, internal_timeout_s: float,
+                 import_chunk: int, clock: Callable[[], float] = time.time) -> None:
+        self._catalog = catalog
+        self._pairs = pairs
+        self._upstreams = upstreams
+        self._token_secret = token_secret
+        self._prompt_ttl_ms = round(prompt_ttl_s * 1000)
+        self._internal_timeout_s = internal_timeout_s
+        self._import_chunk = max(1, import_chunk)
+        self._clock = clock
+
+    def _now_ms(self) -> int:
+        return int(self._clock() * 1000)
+
+    def _timeout(self, context: grpc.aio.ServicerContext) -> float:
+        """Seconds left for an internal call: the client's remaining time, else the default."""
+        remaining = context.time_remaining()
+        if remaining is None or remaining > _NO_DEADLINE_S:
+            return self._internal_timeout_s
+        return max(remaining, 0.0)
+
+    async def CreateCause(self, request, context):  # type: ignore[no-untyped-def]
+        cause = Cause(cause_id=id_or_new("cause_id", request.cause_id),
+                      title=check_title(request.title),
+                      auto_accept=request.auto_accept_proposals, created_at_ms=self._now_ms())
+        await self._catalog.create_cause(cause)
+        logger.info("cause created", extra={"cause_id": cause.cause_id,
+                                             "auto_accept": cause.auto_accept})
+        return gateway_pb2.CreateCauseResponse(cause=_cause_message(cause))
+
+    async def GetCause(self, request, context):  # type: ignore[no-untyped-def]
+        cause = await self._catalog.get_cause(check_id("cause_id", request.cause_id))
+        return gateway_pb2.GetCauseResponse(cause=_cause_message(cause))
+
+    async def AddProposals(self, request, context):  # type: ignore[no-untyped-def]
+        cause_id = check_id("cause_id", request.cause_id)
+        new = check_new_proposals(
+            [(p.proposal_id, p.text, p.author_id) for p in request.proposals])
+        cause = await self._catalog.get_cause(cause_id)
+        status = initial_status(current_role.get() is Role.ADMIN, cause.auto_accept)
+        added = await self._catalog.add_proposals(cause_id, new, status, self._now_ms())
+        logger.info("proposals added", extra={"cause_id": cause_id, "count": len(added),
+                                              "status": str(status)})
+        return gateway_pb2.AddProposalsResponse(
+            proposals=[_proposal_message(cause_id, p) for p in added])
+
+    async def ModerateProposal(self, request, context):  # type: ignore[no-untyped-def]
+        cause_id = check_id("cause_id", request.cause_id)
+        proposal_id = check_id("proposal_id", request.proposal_id)
+        status, reason = check_moderation(_PROTO_TO_STATUS.get(request.status), request.reason)
+        proposal = await self._catalog.moderate(cause_id, proposal_id, status, reason)
+        logger.info("proposal moderated", extra={"cause_id": cause_id,
+                                                 "proposal_id": proposal_id,
+                                                 "status": str(status)})
+        return gateway_pb2.ModerateProposalResponse(
+            proposal=_proposal_message(cause_id, proposal))
+
+    async def ListProposals(self, request, context):  # type: ignore[no-untyped-def]
+        cause_id = check_id("cause_id", request.cause_id)
+        status = _status_filter(request.status)
+        offset, limit = check_page(request.offset, request.limit,
+                                   default_limit=DEFAULT_PROPOSALS_LIMIT)
+        proposals, total = await self._catalog.list_proposals(cause_id, status, offset, limit)
+        return gateway_pb2.ListProposalsResponse(
+            proposals=[_proposal_message(cause_id, p) for p in proposals], total=total)
+
+    async def NextPair(self, request, context):  # type: ignore[no-untyped-def]
+        cause_id = check_id("cause_id", request.cause_id)
+        voter_id = check_id("voter_id", request.voter_id, pattern=VOTER_ID_PATTERN)
+        left, right = await self._pairs.next_pair(cause_id, voter_id)
+        wire, token = prompt_token.issue(self._token_secret, cause_id, voter_id,
+                                         left.proposal_id, right.proposal_id,
+                                         self._now_ms(), self._prompt_ttl_ms)
+        return gateway_pb2.NextPairResponse(
+            prompt_token=wire, left=_proposal_message(cause_id, left),
+            right=_proposal_message(cause_id, right), expires_at_ms=token.expires_ms)
+
+    async def SubmitVote(self, request, context):  # type: ignore[no-untyped-def]
+        cause_id = check_id("cause_id", request.cause_id)
+        check_id("voter_id", request.voter_id, pattern=VOTER_ID_PATTERN)
+        await self._catalog.require_cause(cause_id)
+        reply = await self._upstreams.ingest.RecordVote(
+            ingest_pb2.RecordVoteRequest(
+                cause_id=cause_id, voter_id=request.voter_id,
+                prompt_token=request.prompt_token, choice=request.choice,
+                skip_reason=request.skip_reason, idempotency_key=request.idempotency_key),
+            timeout=self._timeout(context))
+        return gateway_pb2.SubmitVoteResponse(vote_id=reply.vote_id, duplicate=reply.duplicate)
+
+    async def ImportVotes(self, request_iterator, context):  # type: ignore[no-untyped-def]
+        accepted = duplicates = rejected = 0
+        errors: list[types_pb2.VoteError] = []
+        next_index = 0
+        async for batch in request_iterator:
+            votes = batch.votes
+            for start in range(0, len(votes), self._import_chunk):
+                chunk = votes[start:start + self._import_chunk]
+                reply = await self._upstreams.ingest.RecordVotes(
+                    ingest_pb2.RecordVotesRequest(votes=chunk, first_index=next_index),
+                    timeout=self._timeout(context))
+                next_index += len(chunk)
+                accepted += reply.accepted
+                duplicates += reply.duplicates
+                rejected += reply.rejected
+                errors.extend(reply.errors[:MAX_IMPORT_ERRORS - len(errors)])
+        logger.info("votes imported", extra={"votes": next_index, "accepted": accepted,
+                                             "duplicates": duplicates, "rejected": rejected})
+        return gateway_pb2.ImportVotesResponse(accepted=accepted, duplicates=duplicates,
+                                               rejected=rejected, errors=errors)
+
+    async def GetRanking(self, request, context):  # type: ignore[no-untyped-def]
+        cause_id = check_id("cause_id", request.cause_id)
+        offset, limit = check_page(request.offset, request.limit,
+                                   default_limit=DEFAULT_RANKING_LIMIT)
+        await self._catalog.require_cause(cause_id)
+        reply = await self._upstreams.ranker_for(cause_id).ReadRanking(
+            ranker_pb2.ReadRankingRequest(cause_id=cause_id, offset=offset, limit=limit),
+            timeout=self._timeout(context))
+        ranking = reply.ranking
+        return gateway_pb2.GetRankingResponse(
+            cause_id=cause_id, votes_counted=ranking.votes_counted, entries=ranking.entries,
+            total_proposals=ranking.total_proposals, fitted_at_ms=ranking.fitted_at_ms,
+            prior_strength=ranking.prior_strength)
+
+    async def WatchRanking(  # type: ignore[no-untyped-def]
+            self, request, context) -> AsyncIterator[gateway_pb2.WatchRankingResponse]:
+        cause_id = check_id("cause_id", request.cause_id)
+        _, limit = check_page(0, request.limit, default_limit=DEFAULT_WATCH_LIMIT)
+        await self._catalog.require_cause(cause_id)
+        # A watch lasts until the client cancels: only the client's own deadline bounds it.
+        remaining = context.time_remaining()
+        call = self._upstreams.ranker_for(cause_id).FollowRanking(
+            ranker_pb2.FollowRankingRequest(cause_id=cause_id, limit=limit),
+            timeout=None if remaining is None or remaining > _NO_DEADLINE_S else remaining)
+        try:
+            async for reply in call:
+                ranking = reply.ranking
+                yield gateway_pb2.WatchRankingResponse(
+                    cause_id=cause_id, votes_counted=ranking.votes_counted,
+                    entries=ranking.entries, total_proposals=ranking.total_proposals,
+                    fitted_at_ms=ranking.fitted_at_ms, prior_strength=ranking.prior_strength)
+        finally:
+            call.cancel()
+
+    async def GetCauseStats(self, request, context):  # type: ignore[no-untyped-def]
+        cause_id = check_id("cause_id", request.cause_id)
+        cause = await self._catalog.get_cause(cause_id)
+        timeout = self._timeout(context)
+        stats, ranking = await asyncio.gather(
+            self._upstreams.ingest.GetVoteStats(
+                ingest_pb2.GetVoteStatsRequest(cause_id=cause_id), timeout=timeout),
+            self._upstreams.ranker_for(cause_id).ReadRanking(
+                ranker_pb2.ReadRankingRequest(cause_id=cause_id, limit=0), timeout=timeout))
+        counted = ranking.ranking.votes_counted
+        return gateway_pb2.GetCauseStatsResponse(
+            votes_accepted=stats.votes_accepted, votes_counted=counted,
+            lag=stats.votes_accepted - counted, duplicates=stats.duplicates,
+            votes_rejected=sum(stats.rejected_by_reason.values()),
+            rejected_by_reason=dict(stats.rejected_by_reason), voters=stats.voters,
+            ties=stats.ties, skips=stats.skips, skip_reasons=stats.skip_reasons,
+            proposals_accepted=cause.accepted, proposals_pending=cause.pending,
+            proposals_rejected=cause.rejected)
