@@ -8,12 +8,11 @@ from collections.abc import Iterator
 import grpc
 import pytest
 from conftest import ADMIN_TOKEN, PLATFORM_TOKEN, bearer, gateway_settings, serve_in_thread
+from gateway.server import start
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from pairwise.v1 import gateway_pb2 as gw
 from pairwise.v1 import gateway_pb2_grpc, types_pb2
-
-from gateway.server import start
 
 ADMIN = bearer(ADMIN_TOKEN)
 PLATFORM = bearer(PLATFORM_TOKEN)
