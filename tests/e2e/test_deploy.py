@@ -1,0 +1,98 @@
+"""deploy/docker-compose.yml is a valid compose file for Debian's docker-compose 1.29 and
+describes the cluster operators expect: Redis with AOF on a named volume, health checks,
+restart policies, two ranker shards, secrets required from the environment.
+
+Needs no Docker engine: `docker-compose config` only parses and normalises the file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+COMPOSE_FILE = Path(__file__).resolve().parents[2] / "deploy" / "docker-compose.yml"
+SECRETS = {"PAIRWISE_ADMIN_TOKEN": "compose-admin", "PAIRWISE_PLATFORM_TOKEN": "compose-platform",
+           "PAIRWISE_TOKEN_SECRET": "compose-secret"}
+SERVICES = {"redis", "ingest", "ranker-0", "ranker-1", "gateway"}
+
+
+def docker_compose() -> str:
+    found = shutil.which("docker-compose")
+    if found is None:
+        pytest.fail("docker-compose is not installed: `make tools` installs Debian's "
+                    "docker-compose package (needs root and apt-get); tests/e2e/test_deploy.py "
+                    "validates deploy/docker-compose.yml with it", pytrace=False)
+    return found
+
+
+def compose(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    # Only what compose needs: no stray variables from the caller change the interpolation.
+    clean = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **env}
+    return subprocess.run([docker_compose(), "-f", str(COMPOSE_FILE), *args], env=clean,
+                          capture_output=True, text=True, timeout=60)
+
+
+def normalised_config() -> dict[str, Any]:
+    result = compose("config", env=SECRETS)
+    assert result.returncode == 0, result.stderr
+    # docker-compose prints YAML; its own interpreter has PyYAML (a dependency of the
+    # Debian package), so it converts to JSON without adding PyYAML to the project.
+    interpreter = Path(docker_compose()).read_text(errors="replace").splitlines()[0][2:].strip()
+    converted = subprocess.run(
+        [*interpreter.split(), "-c",
+         "import json, sys, yaml; json.dump(yaml.safe_load(sys.stdin), sys.stdout)"],
+        input=result.stdout, capture_output=True, text=True, timeout=60)
+    assert converted.returncode == 0, converted.stderr
+    config: dict[str, Any] = json.loads(converted.stdout)
+    return config
+
+
+def test_compose_file_is_valid() -> None:
+    result = compose("config", "-q", env=SECRETS)
+    assert result.returncode == 0, result.stderr
+
+
+def test_compose_describes_the_cluster() -> None:
+    config = normalised_config()
+    services = config["services"]
+    assert set(services) == SERVICES
+    for name, service in services.items():
+        assert service["restart"] == "unless-stopped", name
+        assert service["network_mode"] == "host", name
+        assert service["healthcheck"]["test"][0] == "CMD", name
+        # Longer than the servers' 5 s drain, so in-flight votes finish before SIGKILL.
+        assert service["stop_grace_period"] == "15s", name
+        assert service["build"]["dockerfile"] == "deploy/Dockerfile", name
+    for name in SERVICES - {"redis"}:
+        assert services[name]["healthcheck"]["test"][1:4] == [
+            "python", "-m", "pairwise.health_probe"], name
+
+    redis = services["redis"]
+    command = redis["command"]
+    assert command[command.index("--appendonly") + 1] == "yes"
+    assert redis["volumes"] == ["redis-data:/data:rw"]
+    assert "redis-data" in config["volumes"]
+
+    shards = {services[f"ranker-{i}"]["environment"]["RANKER_SHARD"] for i in (0, 1)}
+    assert shards == {"0", "1"}
+    gateway = services["gateway"]
+    assert gateway["environment"]["RANKER_ADDRS"] == "127.0.0.1:50053,127.0.0.1:50054"
+    assert gateway["environment"]["PAIRWISE_ADMIN_TOKEN"] == "compose-admin"
+    assert {name: dep["condition"] for name, dep in gateway["depends_on"].items()} == {
+        "ingest": "service_healthy", "ranker-0": "service_healthy",
+        "ranker-1": "service_healthy"}
+    assert services["ingest"]["depends_on"]["redis"]["condition"] == "service_healthy"
+
+
+@pytest.mark.parametrize("missing", sorted(SECRETS))
+def test_compose_refuses_to_run_without_a_secret(missing: str) -> None:
+    env = {name: value for name, value in SECRETS.items() if name != missing}
+    result = compose("config", "-q", env=env)
+    assert result.returncode != 0
+    assert missing in result.stderr
