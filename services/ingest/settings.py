@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pairwise.config import env_int, env_str
+from pairwise.config import env_bool, env_float, env_int, env_str
 
 
 @dataclass(frozen=True)
@@ -15,6 +15,21 @@ class Settings:
     port: int = 50052
     # Largest RecordVotes batch accepted (votes); larger ones get INVALID_ARGUMENT.
     max_batch: int = 10_000
+    # A cause whose vote log holds more than this many entries not yet read by the rankers
+    # refuses new votes with UNAVAILABLE "vote buffer full" (retryable).
+    max_backlog: int = 5_000_000
+    # How long a cause's backlog reading is reused before Redis is asked again (seconds).
+    backlog_check_interval_s: float = 1.0
+    # Acknowledge only after Redis fsynced the write to its AOF (WAITAOF 1 0); needs Redis
+    # >= 7.2 or Valkey, and is skipped with a warning on servers without WAITAOF.
+    wait_aof: bool = False
+    wait_aof_timeout_ms: int = 1_000
+    # A vote arriving sooner than this after its prompt was issued (ms) is kept but flagged
+    # untrusted (q="0" in the vote log).
+    min_view_ms: int = 300
+    # Redis client timeouts (seconds): a dead or frozen Redis fails calls fast (UNAVAILABLE).
+    redis_socket_timeout_s: float = 5.0
+    redis_connect_timeout_s: float = 1.0
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -24,4 +39,11 @@ class Settings:
             host=env_str("INGEST_HOST", "127.0.0.1"),
             port=env_int("INGEST_PORT", 50052),
             max_batch=env_int("INGEST_MAX_BATCH", 10_000),
+            max_backlog=env_int("INGEST_MAX_BACKLOG", 5_000_000),
+            backlog_check_interval_s=env_float("INGEST_BACKLOG_CHECK_S", 1.0),
+            wait_aof=env_bool("INGEST_WAITAOF", False),
+            wait_aof_timeout_ms=env_int("INGEST_WAITAOF_TIMEOUT_MS", 1_000),
+            min_view_ms=env_int("INGEST_MIN_VIEW_MS", 300),
+            redis_socket_timeout_s=env_float("REDIS_SOCKET_TIMEOUT_S", 5.0),
+            redis_connect_timeout_s=env_float("REDIS_CONNECT_TIMEOUT_S", 1.0),
         )

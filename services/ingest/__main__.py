@@ -1,0 +1,17 @@
+"""`python -m ingest`: serve IngestService with settings from the environment."""
+
+from __future__ import annotations
+
+from pairwise import grpc_server, logs
+
+from ingest.server import start
+from ingest.settings import Settings
+
+
+def main() -> None:
+    logs.configure("ingest")
+    grpc_server.run(start, Settings.from_env())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,54 @@
+"""pairwise.v1.IngestService over gRPC: translates messages to and from `ingest.intake`.
+
+Domain errors and Redis outages raised here become statuses in
+pairwise.grpc_server.ErrorMappingInterceptor.
+"""
+
+from __future__ import annotations
+
+import grpc
+from pairwise.v1 import ingest_pb2, ingest_pb2_grpc, types_pb2
+
+from ingest.intake import Intake
+
+_CHOICES = {
+    types_pb2.CHOICE_LEFT: "left",
+    types_pb2.CHOICE_RIGHT: "right",
+    types_pb2.CHOICE_TIE: "tie",
+    types_pb2.CHOICE_SKIP: "skip",
+}
+
+
+class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
+    def __init__(self, intake: Intake) -> None:
+        self._intake = intake
+
+    async def RecordVote(self, request: ingest_pb2.RecordVoteRequest,
+                         context: grpc.aio.ServicerContext) -> ingest_pb2.RecordVoteResponse:
+        receipt = await self._intake.record_vote(
+            cause_id=request.cause_id, voter_id=request.voter_id,
+            prompt_token=request.prompt_token, choice=_CHOICES.get(request.choice, ""),
+            skip_reason=request.skip_reason, idempotency_key=request.idempotency_key)
+        return ingest_pb2.RecordVoteResponse(vote_id=receipt.vote_id,
+                                             duplicate=receipt.duplicate,
+                                             entry_id=receipt.entry_id)
+
+    async def RecordVotes(self, request: ingest_pb2.RecordVotesRequest,
+                          context: grpc.aio.ServicerContext) -> ingest_pb2.RecordVotesResponse:
+        result = await self._intake.record_votes(request.votes, request.first_index)
+        return ingest_pb2.RecordVotesResponse(
+            accepted=result.accepted, duplicates=result.duplicates,
+            rejected=len(result.rejections),
+            errors=[types_pb2.VoteError(index=r.position, vote_id=r.vote_id, reason=r.reason)
+                    for r in result.rejections])
+
+    async def GetVoteStats(self, request: ingest_pb2.GetVoteStatsRequest,
+                           context: grpc.aio.ServicerContext) -> ingest_pb2.GetVoteStatsResponse:
+        stats = await self._intake.vote_stats(request.cause_id)
+        return ingest_pb2.GetVoteStatsResponse(
+            votes_accepted=stats.accepted, duplicates=stats.duplicates,
+            rejected_by_reason=stats.rejected_by_reason, voters=stats.voters, ties=stats.ties,
+            skips=stats.skips,
+            skip_reasons=[types_pb2.SkipReasonCount(reason=reason, count=count)
+                          for reason, count in sorted(stats.skip_reasons.items(),
+                                                      key=lambda item: (-item[1], item[0]))])

@@ -1,0 +1,337 @@
+"""The Redis side of ingest: every vote-log write, de-duplication and counter, each in Lua.
+
+One script call records one interactive vote, or all of one cause's votes of a batch, so a
+batch costs one round trip whatever its size. Calls reply only after the script returned
+(and, with `wait_aof`, after Redis fsynced it), so an OK means Redis holds the vote.
+Redis unreachable or too slow raises redis ConnectionError/TimeoutError, which the gRPC edge
+maps to UNAVAILABLE.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import redis.asyncio
+import redis.exceptions
+from pairwise import keys
+from pairwise.errors import FailedPrecondition, NotFound, Unavailable
+
+from ingest.votes import CauseImport, InteractiveVote, Receipt, VoteStats
+
+logger = logging.getLogger(__name__)
+
+# KEYS: cause, receipts, used_token, pidx, votes, vstats, voters
+# ARGV: vote_id, nonce_ttl_ms, a_id, b_id, kind, voter_id, skip_reason, trust
+# Order matters: a replay is answered before the token is looked at (the nonce is consumed
+# by the first submission), and the nonce is consumed only once the vote will be written.
+_RECORD_ONE = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return {'no_cause'} end
+local stats = KEYS[6]
+local prior = redis.call('HGET', KEYS[2], ARGV[1])
+if prior then
+  redis.call('HINCRBY', stats, 'duplicates', 1)
+  return {'duplicate', prior}
+end
+local index = redis.call('HMGET', KEYS[4], ARGV[3], ARGV[4])
+if not index[1] or not index[2] then
+  redis.call('HINCRBY', stats, 'rejected:unknown_proposal', 1)
+  return {'no_proposal', index[1] and ARGV[4] or ARGV[3]}
+end
+if not redis.call('SET', KEYS[3], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  redis.call('HINCRBY', stats, 'rejected:prompt_token_used', 1)
+  return {'token_used'}
+end
+local kind = ARGV[5]
+local entry
+if kind == 's' then
+  entry = redis.call('XADD', KEYS[5], '*', 'k', kind, 'a', index[1], 'b', index[2],
+                     'v', ARGV[1], 'u', ARGV[6], 'q', ARGV[8], 'r', ARGV[7])
+else
+  entry = redis.call('XADD', KEYS[5], '*', 'k', kind, 'a', index[1], 'b', index[2],
+                     'v', ARGV[1], 'u', ARGV[6], 'q', ARGV[8])
+end
+redis.call('HSET', KEYS[2], ARGV[1], entry)
+redis.call('HINCRBY', stats, 'accepted', 1)
+if kind == 't' then
+  redis.call('HINCRBY', stats, 'ties', 1)
+elseif kind == 's' then
+  redis.call('HINCRBY', stats, 'skips', 1)
+  if ARGV[7] ~= '' then redis.call('HINCRBY', stats, 'skip:' .. ARGV[7], 1) end
+end
+redis.call('PFADD', KEYS[7], ARGV[6])
+return {'accepted', entry}
+"""
+
+# KEYS: cause, receipts, pidx, votes, vstats, voters
+# ARGV[1]: "vote_id voter_id winner_id loser_id kind ..." (CauseImport.packed, space-joined)
+# ARGV[2..]: reason, count pairs of votes rejected before Redis (counted as rejected:<reason>)
+# Returns false when the cause does not exist (nothing written), else one outcome character
+# per vote: a accepted, d duplicate, w/l unknown winner/loser (ingest.votes codes).
+# Bulk reads and writes go CHUNK ids per command: Lua's unpack() is limited to ~8000 values.
+_RECORD_MANY = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return false end
+local call, unpack, min = redis.call, unpack, math.min
+local receipts_key, log, stats = KEYS[2], KEYS[4], KEYS[5]
+local CHUNK = 4000
+for i = 2, #ARGV, 2 do call('HINCRBY', stats, 'rejected:' .. ARGV[i], ARGV[i + 1]) end
+local ids, voters, winners, losers, kinds = {}, {}, {}, {}, {}
+local n = 0
+for v, u, w, l, k in string.gmatch(ARGV[1], '(%S+) (%S+) (%S+) (%S+) (%S+)') do
+  n = n + 1
+  ids[n], voters[n], winners[n], losers[n], kinds[n] = v, u, w, l, k
+end
+if n == 0 then return '' end
+local prior = {}
+for s = 1, n, CHUNK do
+  local got = call('HMGET', receipts_key, unpack(ids, s, min(s + CHUNK - 1, n)))
+  for j = 1, #got do prior[s + j - 1] = got[j] end
+end
+local index, wanted, n_wanted = {}, {}, 0
+for i = 1, n do
+  local w, l = winners[i], losers[i]
+  if index[w] == nil then index[w] = false; n_wanted = n_wanted + 1; wanted[n_wanted] = w end
+  if index[l] == nil then index[l] = false; n_wanted = n_wanted + 1; wanted[n_wanted] = l end
+end
+for s = 1, n_wanted, CHUNK do
+  local got = call('HMGET', KEYS[3], unpack(wanted, s, min(s + CHUNK - 1, n_wanted)))
+  for j = 1, #got do index[wanted[s + j - 1]] = got[j] end
+end
+local out, fresh, new_receipts, n_receipts = {}, {}, {}, 0
+local seen_voter, new_voters, n_voters = {}, {}, 0
+local accepted, duplicates, ties, unknown = 0, 0, 0, 0
+for i = 1, n do
+  local id = ids[i]
+  if prior[i] or fresh[id] then
+    out[i] = 'd'; duplicates = duplicates + 1
+  else
+    local a, b = index[winners[i]], index[losers[i]]
+    if not a then
+      out[i] = 'w'; unknown = unknown + 1
+    elseif not b then
+      out[i] = 'l'; unknown = unknown + 1
+    else
+      local kind, voter = kinds[i], voters[i]
+      local entry = call('XADD', log, '*', 'k', kind, 'a', a, 'b', b, 'v', id, 'u', voter,
+                         'q', '1')
+      fresh[id] = true
+      new_receipts[n_receipts + 1] = id
+      new_receipts[n_receipts + 2] = entry
+      n_receipts = n_receipts + 2
+      if not seen_voter[voter] then
+        seen_voter[voter] = true; n_voters = n_voters + 1; new_voters[n_voters] = voter
+      end
+      accepted = accepted + 1
+      if kind == 't' then ties = ties + 1 end
+      out[i] = 'a'
+    end
+  end
+end
+for s = 1, n_receipts, CHUNK do
+  call('HSET', receipts_key, unpack(new_receipts, s, min(s + CHUNK - 1, n_receipts)))
+end
+for s = 1, n_voters, CHUNK do
+  call('PFADD', KEYS[6], unpack(new_voters, s, min(s + CHUNK - 1, n_voters)))
+end
+if accepted > 0 then call('HINCRBY', stats, 'accepted', accepted) end
+if duplicates > 0 then call('HINCRBY', stats, 'duplicates', duplicates) end
+if ties > 0 then call('HINCRBY', stats, 'ties', ties) end
+if unknown > 0 then call('HINCRBY', stats, 'rejected:unknown_proposal', unknown) end
+return table.concat(out)
+"""
+
+# KEYS: votes; ARGV: consumer group name. Returns the entries not yet read by that group
+# (everything when the group does not exist yet). The log is never trimmed, so XLEN equals
+# entries-added. `lag` is nil when the server cannot tell (a group created at `$` without
+# ENTRIESREAD, until it catches up once; Redis < 7 never tells): then the group's pending
+# entries are the best lower bound at hand, rather than refusing votes on a guess.
+_BACKLOG = """
+local n = redis.call('XLEN', KEYS[1])
+if n == 0 then return 0 end
+for _, group in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
+  local fields = {}
+  for i = 1, #group, 2 do fields[group[i]] = group[i + 1] end
+  if fields['name'] == ARGV[1] then
+    if fields['lag'] then return fields['lag'] end
+    if fields['entries-read'] then return math.max(0, n - fields['entries-read']) end
+    return fields['pending']
+  end
+end
+return n
+"""
+
+
+@dataclass(frozen=True)
+class _Script:
+    source: str
+
+    @property
+    def sha(self) -> str:
+        return hashlib.sha1(self.source.encode()).hexdigest()
+
+
+RECORD_ONE = _Script(_RECORD_ONE)
+RECORD_MANY = _Script(_RECORD_MANY)
+BACKLOG = _Script(_BACKLOG)
+
+_Call = tuple[_Script, Sequence[str], Sequence[str | int]]
+
+
+class VoteStore:
+    """Writes and reads one Redis (or one hash slot per cause on a cluster).
+
+    `redis` is a redis.asyncio client with bytes responses; it should have socket timeouts so
+    that a dead server fails fast. With `wait_aof`, every write is followed on the same
+    connection by WAITAOF 1 0 `wait_aof_timeout_ms`, and a write that was not fsynced in time
+    raises Unavailable; servers without WAITAOF (Redis < 7.2) are detected and skipped.
+    """
+
+    def __init__(self, redis_client: redis.asyncio.Redis, *, wait_aof: bool = False,
+                 wait_aof_timeout_ms: int = 1_000) -> None:
+        self._redis = redis_client
+        self._wait_aof = wait_aof
+        self._wait_aof_timeout_ms = wait_aof_timeout_ms
+
+    async def record_vote(self, vote: InteractiveVote) -> Receipt:
+        """Record one verified interactive vote, consuming its prompt nonce.
+
+        Returns the original receipt (duplicate=True) when the vote_id was recorded before.
+        Raises NotFound (cause or proposal gone), FailedPrecondition (nonce already used by
+        another vote).
+        """
+        c = vote.cause_id
+        reply = (await self._run([(
+            RECORD_ONE,
+            (keys.cause(c), keys.receipts(c), keys.used_token(c, vote.nonce),
+             keys.proposal_index(c), keys.votes(c), keys.vote_stats(c), keys.voters(c)),
+            (vote.vote_id, vote.nonce_ttl_ms, vote.a_id, vote.b_id, vote.kind, vote.voter_id,
+             vote.skip_reason, "1" if vote.trusted else "0"),
+        )], writes=True))[0]
+        status = reply[0]
+        if status == b"accepted":
+            return Receipt(vote.vote_id, False, reply[1].decode())
+        if status == b"duplicate":
+            return Receipt(vote.vote_id, True, reply[1].decode())
+        if status == b"token_used":
+            raise FailedPrecondition(
+                "prompt_token already used for another vote; call NextPair again")
+        if status == b"no_proposal":
+            raise NotFound(f"proposal {reply[1].decode()!r} not found in cause {c!r}")
+        raise NotFound(f"cause {c!r} not found")
+
+    async def record_imports(self, causes: Sequence[CauseImport]) -> dict[str, str | None]:
+        """Record each cause's packed votes with one script call per cause, all in one round
+        trip. Returns cause_id -> outcome codes (one per packed vote), or None for a cause
+        that does not exist (nothing of it was written)."""
+        if not causes:
+            return {}
+        calls: list[_Call] = []
+        for batch in causes:
+            c = batch.cause_id
+            args: list[str | int] = [" ".join(batch.packed)]
+            for reason, count in batch.rejected.items():
+                args += (reason, count)
+            calls.append((RECORD_MANY,
+                          (keys.cause(c), keys.receipts(c), keys.proposal_index(c),
+                           keys.votes(c), keys.vote_stats(c), keys.voters(c)),
+                          args))
+        replies = await self._run(calls, writes=True)
+        return {batch.cause_id: (None if reply is None else reply.decode())
+                for batch, reply in zip(causes, replies, strict=True)}
+
+    async def backlogs(self, cause_ids: Sequence[str]) -> dict[str, int]:
+        """Entries of each cause's vote log not yet read by the rankers' consumer group."""
+        replies = await self._run(
+            [(BACKLOG, (keys.votes(c),), (keys.RANKER_GROUP,)) for c in cause_ids],
+            writes=False)
+        return {c: int(n) for c, n in zip(cause_ids, replies, strict=True)}
+
+    async def stats(self, cause_id: str) -> VoteStats | None:
+        """The cause's counters, or None when the cause does not exist."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.exists(keys.cause(cause_id))
+            pipe.hgetall(keys.vote_stats(cause_id))
+            pipe.pfcount(keys.voters(cause_id))
+            exists, counters, voters = await pipe.execute()
+        if not exists:
+            return None
+        plain: dict[str, int] = {}
+        rejected: dict[str, int] = {}
+        skip_reasons: dict[str, int] = {}
+        for raw_name, raw_value in counters.items():
+            name, value = raw_name.decode(), int(raw_value)
+            if name.startswith("rejected:"):
+                rejected[name.removeprefix("rejected:")] = value
+            elif name.startswith("skip:"):
+                skip_reasons[name.removeprefix("skip:")] = value
+            else:
+                plain[name] = value
+        return VoteStats(accepted=plain.get("accepted", 0),
+                         duplicates=plain.get("duplicates", 0), ties=plain.get("ties", 0),
+                         skips=plain.get("skips", 0), voters=int(voters),
+                         rejected_by_reason=rejected, skip_reasons=skip_reasons)
+
+    async def _run(self, calls: list[_Call], *, writes: bool) -> list[Any]:
+        """EVALSHA every call in one pipelined round trip (plus WAITAOF when asked for).
+
+        Scripts missing on the server (first use, or after a Redis restart) are loaded and
+        only the calls that did not run are sent again. Returns the replies in call order.
+        """
+        replies: list[Any] = [None] * len(calls)
+        todo = list(range(len(calls)))
+        while todo:
+            wait = writes and self._wait_aof
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for i in todo:
+                    script, call_keys, args = calls[i]
+                    pipe.evalsha(script.sha, len(call_keys), *call_keys, *args)
+                if wait:
+                    pipe.execute_command("WAITAOF", 1, 0, self._wait_aof_timeout_ms)
+                results = await pipe.execute(raise_on_error=False)
+            missing: list[int] = []
+            for i, result in zip(todo, results, strict=False):
+                if isinstance(result, redis.exceptions.NoScriptError):
+                    missing.append(i)
+                elif isinstance(result, Exception):
+                    raise _transient(result)
+                else:
+                    replies[i] = result
+            if wait:
+                self._check_fsync(results[-1])
+            for script in {calls[i][0] for i in missing}:
+                await self._redis.script_load(script.source)
+            todo = missing
+        return replies
+
+    def _check_fsync(self, result: Any) -> None:
+        if isinstance(result, redis.exceptions.ResponseError):
+            # Redis < 7.2 has no WAITAOF, and it refuses when appendonly is off: durability
+            # is then whatever the server's own configuration gives.
+            logger.warning("WAITAOF unavailable; acknowledging without waiting for fsync",
+                           extra={"error": str(result)})
+            self._wait_aof = False
+            return
+        if isinstance(result, Exception):
+            raise _transient(result)
+        if int(result[0]) < 1:
+            raise Unavailable(
+                f"vote store did not confirm the write on disk within "
+                f"{self._wait_aof_timeout_ms} ms; retry (the retry is de-duplicated)")
+
+
+# Error replies meaning "not now" rather than "wrong": out of memory, a long script running,
+# a replica or a cluster in transition. The client should retry them (UNAVAILABLE).
+_TRANSIENT_ERRORS = (redis.exceptions.OutOfMemoryError, redis.exceptions.ReadOnlyError,
+                     redis.exceptions.TryAgainError, redis.exceptions.ClusterDownError,
+                     redis.exceptions.MasterDownError)
+_TRANSIENT_PREFIXES = ("BUSY", "NOREPLICAS")
+
+
+def _transient(error: Exception) -> Exception:
+    """`error` as Unavailable when Redis refused for the moment, else unchanged (a bug)."""
+    if isinstance(error, _TRANSIENT_ERRORS) or str(error).startswith(_TRANSIENT_PREFIXES):
+        return Unavailable(f"vote store refused the write: {error}; retry")
+    return error

@@ -1,0 +1,412 @@
+"""The ingest service against a real Redis: bulk imports counted exactly, interactive votes
+verified and consumed once, nothing acknowledged that Redis does not hold, backpressure."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+import redis
+from conftest import ingest_settings, serve_in_thread
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from ingest.server import SERVICE_NAME, start
+from pairwise import keys, prompt_token, vote_log
+from pairwise.embedded_redis import EmbeddedRedis
+from pairwise.v1 import ingest_pb2, ingest_pb2_grpc, types_pb2
+
+SECRET = ingest_settings("redis://unused").token_secret
+LEFT, RIGHT, TIE, SKIP = (types_pb2.CHOICE_LEFT, types_pb2.CHOICE_RIGHT, types_pb2.CHOICE_TIE,
+                          types_pb2.CHOICE_SKIP)
+TIMEOUT_S = 10
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def create_cause(r: redis.Redis, cause_id: str, n_proposals: int = 5, *,
+                 register: bool = True) -> list[str]:
+    """Write a cause and its proposals p0..p{n-1} the way the gateway does (only the keys
+    ingest reads); `register=False` keeps rankers from discovering it."""
+    r.hset(keys.cause(cause_id), mapping={"title": f"cause {cause_id}", "auto_accept": 0,
+                                          "created_at_ms": now_ms()})
+    if register:
+        r.sadd(keys.CAUSES, cause_id)
+    proposal_ids = [f"p{i}" for i in range(n_proposals)]
+    r.hset(keys.proposal_index(cause_id), mapping={p: i for i, p in enumerate(proposal_ids)})
+    r.rpush(keys.proposal_ids(cause_id), *proposal_ids)
+    return proposal_ids
+
+
+def log_entries(r: redis.Redis, cause_id: str) -> list[tuple[str, vote_log.VoteEntry]]:
+    return [(entry_id.decode(), vote_log.decode(fields))
+            for entry_id, fields in r.xrange(keys.votes(cause_id))]
+
+
+def vote(vote_id: str, cause_id: str, winner_id: str, loser_id: str, *, voter_id: str = "u1",
+         tie: bool = False) -> types_pb2.ImportedVote:
+    return types_pb2.ImportedVote(vote_id=vote_id, cause_id=cause_id, voter_id=voter_id,
+                                  winner_id=winner_id, loser_id=loser_id, tie=tie)
+
+
+def token(cause_id: str, voter_id: str = "alice", left: str = "p0", right: str = "p1", *,
+          age_ms: int = 1_000, ttl_ms: int = 900_000) -> str:
+    """A prompt token as NextPair would issue it, `age_ms` ago."""
+    wire, _ = prompt_token.issue(SECRET, cause_id, voter_id, left, right, now_ms() - age_ms,
+                                 ttl_ms)
+    return wire
+
+
+def status_of(call) -> grpc.RpcError:  # type: ignore[no-untyped-def]
+    with pytest.raises(grpc.RpcError) as caught:
+        call()
+    return caught.value
+
+
+@pytest.fixture(scope="module")
+def ingest_addr(redis_url: str) -> Iterator[str]:
+    with serve_in_thread(start, ingest_settings(redis_url)) as running:
+        yield f"127.0.0.1:{running.port}"
+
+
+@pytest.fixture
+def stub(ingest_addr: str) -> Iterator[ingest_pb2_grpc.IngestServiceStub]:
+    with grpc.insecure_channel(ingest_addr) as channel:
+        yield ingest_pb2_grpc.IngestServiceStub(channel)
+
+
+@pytest.fixture
+def r(redis_url: str) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(redis_url)
+    yield client
+    client.close()
+
+
+# --- bulk path ---------------------------------------------------------------------------
+
+
+def test_import_counts_every_vote_exactly_once_and_logs_only_accepted_ones(
+        stub: ingest_pb2_grpc.IngestServiceStub, r: redis.Redis, cause_id: str) -> None:
+    create_cause(r, cause_id)
+    other = f"{cause_id}-b"
+    create_cause(r, other, 3)
+    c = cause_id
+    first = [
+        vote("v1", c, "p0", "p1", voter_id="u1"),               # 0 accepted
+        vote("v2", c, "p2", "p3", voter_id="u2", tie=True),     # 1 accepted (tie)
+        vote("v1", c, "p4", "p0", voter_id="u1"),               # 2 duplicate of 0
+        vote("bad id!", c, "p0", "p1"),                         # 3 invalid_vote_id
+        vote("v3", c, "", "p1"),                                # 4 missing_winner_id
+        vote("v4", c, "p2", "p2"),                              # 5 same_proposal
+        vote("v5", c, "p0", "p1", voter_id="not a voter"),      # 6 invalid_voter_id
+        vote("v6", "no-such-cause-x1", "p0", "p1"),             # 7 unknown_cause
+        vote("v7", c, "p9", "p1"),                              # 8 unknown_proposal (winner)
+        vote("v8", c, "p1", "ghost"),                           # 9 unknown_proposal (loser)
+        vote("v9", other, "p2", "p0", voter_id="u3"),           # 10 accepted (other cause)
+        vote("v10", c, "p3", "p4", voter_id="u2"),              # 11 accepted
+        vote("v11", c, "p0", "p1", voter_id=""),                # 12 missing_voter_id
+        vote("v12", "bad cause!", "p0", "p1"),                  # 13 invalid_cause_id
+    ]
+    reply = stub.RecordVotes(ingest_pb2.RecordVotesRequest(votes=first, first_index=0),
+                             timeout=TIMEOUT_S)
+    assert (reply.accepted, reply.duplicates, reply.rejected) == (4, 1, 9)
+    assert [(e.index, e.vote_id, e.reason.split(":")[0]) for e in reply.errors] == [
+        (3, "bad id!", "invalid_vote_id"),
+        (4, "v3", "missing_winner_id"),
+        (5, "v4", "same_proposal"),
+        (6, "v5", "invalid_voter_id"),
+        (7, "v6", "unknown_cause"),
+        (8, "v7", "unknown_proposal"),
+        (9, "v8", "unknown_proposal"),
+        (12, "v11", "missing_voter_id"),
+        (13, "v12", "invalid_cause_id"),
+    ]
+    assert "'p9'" in reply.errors[5].reason and "'ghost'" in reply.errors[6].reason
+
+    # The next batch of the same import: indices continue, earlier vote_ids are duplicates.
+    second = [
+        vote("v2", c, "p2", "p3", voter_id="u2"),               # 14 duplicate (across batches)
+        vote("v13", c, "p1", "p0", voter_id="u4"),              # 15 accepted
+        vote("v13", c, "p1", "p0", voter_id="u4"),              # 16 duplicate (within batch)
+        vote("v7", c, "p9", "p1"),                              # 17 unknown_proposal again
+    ]
+    reply = stub.RecordVotes(ingest_pb2.RecordVotesRequest(votes=second, first_index=14),
+                             timeout=TIMEOUT_S)
+    assert (reply.accepted, reply.duplicates, reply.rejected) == (1, 2, 1)
+    assert [(e.index, e.reason.split(":")[0]) for e in reply.errors] == [
+        (17, "unknown_proposal")]
+
+    logged = [(e.vote_id, e.kind, e.a, e.b, e.voter_id, e.trusted)
+              for _, e in log_entries(r, c)]
+    assert logged == [
+        ("v1", "w", 0, 1, "u1", True),
+        ("v2", "t", 2, 3, "u2", True),
+        ("v10", "w", 3, 4, "u2", True),
+        ("v13", "w", 1, 0, "u4", True),
+    ]
+    assert [(e.vote_id, e.a, e.b) for _, e in log_entries(r, other)] == [("v9", 2, 0)]
+    receipts = {k.decode(): v.decode() for k, v in r.hgetall(keys.receipts(c)).items()}
+    assert receipts == {e.vote_id: entry_id for entry_id, e in log_entries(r, c)}
+
+    stats = stub.GetVoteStats(ingest_pb2.GetVoteStatsRequest(cause_id=c), timeout=TIMEOUT_S)
+    assert (stats.votes_accepted, stats.duplicates, stats.ties, stats.skips,
+            stats.voters) == (4, 3, 1, 0, 3)
+    assert dict(stats.rejected_by_reason) == {
+        "invalid_vote_id": 1, "missing_winner_id": 1, "same_proposal": 1,
+        "invalid_voter_id": 1, "unknown_proposal": 3, "missing_voter_id": 1}
+    other_stats = stub.GetVoteStats(ingest_pb2.GetVoteStatsRequest(cause_id=other))
+    assert (other_stats.votes_accepted, other_stats.voters) == (1, 1)
+
+
+def test_a_cause_with_only_unknown_cause_votes_rejects_them_one_by_one(
+        stub: ingest_pb2_grpc.IngestServiceStub, r: redis.Redis, cause_id: str) -> None:
+    reply = stub.RecordVotes(ingest_pb2.RecordVotesRequest(
+        votes=[vote(f"v{i}", cause_id, "p0", "p1") for i in range(3)], first_index=100))
+    assert (reply.accepted, reply.duplicates, reply.rejected) == (0, 0, 3)
+    assert [(e.index, e.reason.split(":")[0]) for e in reply.errors] == [
+        (100, "unknown_cause"), (101, "unknown_cause"), (102, "unknown_cause")]
+    assert not r.exists(keys.votes(cause_id), keys.vote_stats(cause_id), keys.receipts(cause_id))
+
+
+def test_a_batch_over_the_limit_is_refused_naming_votes(
+        stub: ingest_pb2_grpc.IngestServiceStub, r: redis.Redis, cause_id: str) -> None:
+    create_cause(r, cause_id)
+    too_many = [vote(f"v{i}", cause_id, "p0", "p1") for i in range(10_001)]
+    error = status_of(lambda: stub.RecordVotes(ingest_pb2.RecordVotesRequest(votes=too_many),
+                                               timeout=TIMEOUT_S))
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert error.details().startswith("votes:")
+    assert r.xlen(keys.votes(cause_id)) == 0
+
+
+def test_a_full_batch_of_one_cause_is_recorded(stub: ingest_pb2_grpc.IngestServiceStub,
+                                               r: redis.Redis, cause_id: str) -> None:
+    create_cause(r, cause_id, 50)
+    votes = [vote(f"v{i}", cause_id, f"p{i % 50}", f"p{(i * 7 + 1) % 50}",
+                  voter_id=f"u{i % 300}", tie=i % 5 == 0)
+             for i in range(10_000) if i % 50 != (i * 7 + 1) % 50]
+    reply = stub.RecordVotes(ingest_pb2.RecordVotesRequest(votes=votes), timeout=TIMEOUT_S)
+    assert (reply.accepted, reply.duplicates, reply.rejected) == (len(votes), 0, 0)
+    entries = log_entries(r, cause_id)
+    assert [e.vote_id for _, e in entries] == [v.vote_id for v in votes]
+    assert [(e.a, e.b, e.kind == "t") for _, e in entries] == [
+        (int(v.winner_id[1:]), int(v.loser_id[1:]), v.tie) for v in votes]
+    stats = stub.GetVoteStats(ingest_pb2.GetVoteStatsRequest(cause_id=cause_id))
+    assert stats.votes_accepted == len(votes)
+    assert stats.ties == sum(v.tie for v in votes)
+    assert abs(stats.voters - 300) <= 6  # HyperLogLog: within 2% of the distinct voters
+
+
+# --- interactive path --------------------------------------------------------------------
+
+
+def record(stub: ingest_pb2_grpc.IngestServiceStub, cause_id: str, wire: str, choice: int,
+           *, voter_id: str = "alice", key: str = "k1",
+           skip_reason: str = "") -> ingest_pb2.RecordVoteResponse:
+    return stub.RecordVote(ingest_pb2.RecordVoteRequest(
+        cause_id=cause_id, voter_id=voter_id, prompt_token=wire, choice=choice,
+        skip_reason=skip_reason, idempotency_key=key), timeout=TIMEOUT_S)
+
+
+def test_each_choice_becomes_the_right_log_entry(stub: ingest_pb2_grpc.IngestServiceStub,
+                                                 r: redis.Redis, cause_id: str) -> None:
+    create_cause(r, cause_id)
+    cases = [(LEFT, "", ("w", 2, 4, "")), (RIGHT, "", ("w", 4, 2, "")),
+             (TIE, "", ("t", 2, 4, "")), (SKIP, "je ne sais pas", ("s", 2, 4, "je ne sais pas")),
+             (SKIP, "", ("s", 2, 4, ""))]
+    for n, (choice, reason, expected) in enumerate(cases):
+        reply = record(stub, cause_id, token(cause_id, left="p2", right="p4"), choice,
+                       key=f"key-{n}", skip_reason=reason)
+        assert not reply.duplicate and reply.vote_id.startswith("sv-")
+        [(entry_id, entry)] = [(i, e) for i, e in log_entries(r, cause_id)
+                               if i == reply.entry_id]
+        assert (entry.kind, entry.a, entry.b, entry.skip_reason) == expected
+        assert (entry.vote_id, entry.voter_id, entry.trusted) == (reply.vote_id, "alice", True)
+    stats = stub.GetVoteStats(ingest_pb2.GetVoteStatsRequest(cause_id=cause_id))
+    assert (stats.votes_accepted, stats.ties, stats.skips, stats.voters) == (5, 1, 2, 1)
+    assert [(s.reason, s.count) for s in stats.skip_reasons] == [("je ne sais pas", 1)]
+
+
+def test_a_replay_returns_the_original_receipt_and_a_reused_token_is_refused(
+        stub: ingest_pb2_grpc.IngestServiceStub, r: redis.Redis, cause_id: str) -> None:
+    create_cause(r, cause_id)
+    wire = token(cause_id)
+    first = record(stub, cause_id, wire, LEFT, key="retry-me")
+    again = record(stub, cause_id, wire, LEFT, key="retry-me")
+    assert (again.vote_id, again.entry_id, again.duplicate) == (first.vote_id, first.entry_id,
+                                                                True)
+    assert r.xlen(keys.votes(cause_id)) == 1
+
+    error = status_of(lambda: record(stub, cause_id, wire, RIGHT, key="another-key"))
+    assert error.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "already used" in error.details()
+    assert r.xlen(keys.votes(cause_id)) == 1
+
+    # Without an idempotency key the token itself identifies the vote.
+    keyless = token(cause_id)
+    one = record(stub, cause_id, keyless, TIE, key="")
+    two = record(stub, cause_id, keyless, TIE, key="")
+    assert (two.vote_id, two.duplicate) == (one.vote_id, True)
+    stats = stub.GetVoteStats(ingest_pb2.GetVoteStatsRequest(cause_id=cause_id))
+    assert (stats.votes_accepted, stats.duplicates) == (2, 2)
+    assert stats.rejected_by_reason["prompt_token_used"] == 1
+
+
+def test_bad_tokens_get_distinct_statuses_and_write_nothing(
+        stub: ingest_pb2_grpc.IngestServiceStub, r: redis.Redis, cause_id: str) -> None:
+    create_cause(r, cause_id)
+    wire = token(cause_id)
+    payload, signature = wire.split(".")
+    altered = token(cause_id, left="p3").split(".")[0] + "." + signature
+    forged, _ = prompt_token.issue(b"not-the-secret", cause_id, "alice", "p0", "p1", now_ms(),
+                                   60_000)
+    cases = [
+        (altered, "alice", grpc.StatusCode.INVALID_ARGUMENT),
+        (forged, "alice", grpc.StatusCode.INVALID_ARGUMENT),
+        ("garbage", "alice", grpc.StatusCode.INVALID_ARGUMENT),
+        (wire, "mallory", grpc.StatusCode.PERMISSION_DENIED),
+        (token(f"{cause_id}-elsewhere"), "alice", grpc.StatusCode.PERMISSION_DENIED),
+        (token(cause_id, age_ms=120_000, ttl_ms=60_000), "alice",
+         grpc.StatusCode.FAILED_PRECONDITION),
+    ]
+    for wire_token, voter_id, code in cases:
+        error = status_of(lambda w=wire_token, v=voter_id: record(
+            stub, cause_id, w, LEFT, voter_id=v))
+        assert error.code() == code, (wire_token, error.details())
+        if code == grpc.StatusCode.INVALID_ARGUMENT:
+            assert error.details().startswith("prompt_token")
+    assert r.xlen(keys.votes(cause_id)) == 0
+    # The genuine token was never consumed by those attempts.
+    assert not record(stub, cause_id, wire, LEFT).duplicate
+
+
+def test_malformed_choice_fields_are_named(stub: ingest_pb2_grpc.IngestServiceStub,
+                                           r: redis.Redis, cause_id: str) -> None:
+    create_cause(r, cause_id)
+    wire = token(cause_id)
+    for choice, reason, field in [(types_pb2.CHOICE_UNSPECIFIED, "", "choice"),
+                                  (LEFT, "too hard", "skip_reason"),
+                                  (SKIP, "x" * 65, "skip_reason")]:
+        error = status_of(lambda c=choice, s=reason: record(stub, cause_id, wire, c,
+                                                            skip_reason=s))
+        assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert error.details().startswith(f"{field}:")
+    assert r.xlen(keys.votes(cause_id)) == 0
+
+
+def test_a_vote_faster_than_reading_is_kept_but_flagged(
+        stub: ingest_pb2_grpc.IngestServiceStub, r: redis.Redis, cause_id: str) -> None:
+    create_cause(r, cause_id)
+    reply = record(stub, cause_id, token(cause_id, age_ms=0), LEFT)
+    [(entry_id, entry)] = log_entries(r, cause_id)
+    assert entry_id == reply.entry_id and not entry.trusted
+
+
+def test_a_prompt_for_a_vanished_proposal_or_cause_is_not_found(
+        stub: ingest_pb2_grpc.IngestServiceStub, r: redis.Redis, cause_id: str) -> None:
+    create_cause(r, cause_id)
+    error = status_of(lambda: record(stub, cause_id, token(cause_id, right="gone"), LEFT))
+    assert error.code() == grpc.StatusCode.NOT_FOUND and "'gone'" in error.details()
+    missing = f"{cause_id}-missing"
+    error = status_of(lambda: record(stub, missing, token(missing), LEFT))
+    assert error.code() == grpc.StatusCode.NOT_FOUND
+    error = status_of(lambda: stub.GetVoteStats(ingest_pb2.GetVoteStatsRequest(
+        cause_id=missing)))
+    assert error.code() == grpc.StatusCode.NOT_FOUND
+    assert r.xlen(keys.votes(cause_id)) == 0
+
+
+# --- failures, durability, backpressure ----------------------------------------------------
+
+
+def test_redis_down_is_unavailable_and_acknowledged_votes_survive_its_restart(
+        tmp_path: Path, cause_id: str) -> None:
+    server = EmbeddedRedis(tmp_path / "redis").start()
+    try:
+        client = redis.Redis.from_url(server.url)
+        create_cause(client, cause_id, register=False)
+        client.close()
+        with (serve_in_thread(start, ingest_settings(server.url)) as running,
+              grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel):
+            stub = ingest_pb2_grpc.IngestServiceStub(channel)
+            acked = [vote(f"a{i}", cause_id, "p0", "p1") for i in range(50)]
+            reply = stub.RecordVotes(ingest_pb2.RecordVotesRequest(votes=acked),
+                                     timeout=TIMEOUT_S)
+            assert reply.accepted == 50
+
+            server.kill()
+            failed = ingest_pb2.RecordVotesRequest(
+                votes=[vote(f"b{i}", cause_id, "p1", "p2") for i in range(30)], first_index=50)
+            error = status_of(lambda: stub.RecordVotes(failed, timeout=TIMEOUT_S))
+            assert error.code() == grpc.StatusCode.UNAVAILABLE
+            error = status_of(lambda: record(stub, cause_id, token(cause_id), LEFT))
+            assert error.code() == grpc.StatusCode.UNAVAILABLE
+
+            server = EmbeddedRedis(tmp_path / "redis", port=server.port).start()
+            client = redis.Redis.from_url(server.url)
+            assert [e.vote_id for _, e in log_entries(client, cause_id)] == [
+                v.vote_id for v in acked]
+            client.close()
+            # A careful client retries UNAVAILABLE; the retry is recorded exactly once.
+            for _ in range(5):
+                try:
+                    reply = stub.RecordVotes(failed, timeout=TIMEOUT_S)
+                    break
+                except grpc.RpcError as exc:
+                    assert exc.code() == grpc.StatusCode.UNAVAILABLE
+            assert (reply.accepted, reply.duplicates) == (30, 0)
+            reply = stub.RecordVotes(failed, timeout=TIMEOUT_S)
+            assert (reply.accepted, reply.duplicates) == (0, 30)
+            stats = stub.GetVoteStats(ingest_pb2.GetVoteStatsRequest(cause_id=cause_id))
+            assert stats.votes_accepted == 80
+    finally:
+        server.stop()
+
+
+def test_votes_wait_for_the_aof_fsync_when_asked(redis_url: str, r: redis.Redis,
+                                                 cause_id: str) -> None:
+    create_cause(r, cause_id)
+    with (serve_in_thread(start, ingest_settings(redis_url, wait_aof=True)) as running,
+          grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel):
+        stub = ingest_pb2_grpc.IngestServiceStub(channel)
+        reply = stub.RecordVotes(ingest_pb2.RecordVotesRequest(
+            votes=[vote(f"v{i}", cause_id, "p0", "p1") for i in range(20)]), timeout=TIMEOUT_S)
+        assert reply.accepted == 20
+        assert not record(stub, cause_id, token(cause_id), LEFT).duplicate
+    assert r.xlen(keys.votes(cause_id)) == 21
+
+
+def test_a_cause_the_rankers_fall_behind_on_refuses_votes_until_they_catch_up(
+        redis_url: str, r: redis.Redis, cause_id: str) -> None:
+    create_cause(r, cause_id, register=False)
+    settings = ingest_settings(redis_url, max_backlog=5, backlog_check_interval_s=0.0)
+    with (serve_in_thread(start, settings) as running,
+          grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel):
+        stub = ingest_pb2_grpc.IngestServiceStub(channel)
+        batch = [vote(f"v{i}", cause_id, "p0", "p1") for i in range(8)]
+        assert stub.RecordVotes(ingest_pb2.RecordVotesRequest(votes=batch)).accepted == 8
+
+        more = ingest_pb2.RecordVotesRequest(votes=[vote("v9", cause_id, "p1", "p2")])
+        for call in (lambda: stub.RecordVotes(more, timeout=TIMEOUT_S),
+                     lambda: record(stub, cause_id, token(cause_id), LEFT)):
+            error = status_of(call)
+            assert error.code() == grpc.StatusCode.UNAVAILABLE
+            assert "buffer full" in error.details()
+        assert r.xlen(keys.votes(cause_id)) == 8
+
+        # The rankers' group reads 6 entries: 2 left unread, under the limit again.
+        r.xgroup_create(keys.votes(cause_id), keys.RANKER_GROUP, id="0")
+        r.xreadgroup(keys.RANKER_GROUP, "ranker-0", {keys.votes(cause_id): ">"}, count=6)
+        assert stub.RecordVotes(more, timeout=TIMEOUT_S).accepted == 1
+
+
+def test_health_reports_serving(ingest_addr: str) -> None:
+    with grpc.insecure_channel(ingest_addr) as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        for service in ("", SERVICE_NAME):
+            reply = health.Check(health_pb2.HealthCheckRequest(service=service),
+                                 timeout=TIMEOUT_S)
+            assert reply.status == health_pb2.HealthCheckResponse.SERVING
