@@ -11,6 +11,7 @@ the estimated and the true abilities says how close the ranking came.
 
 from __future__ import annotations
 
+import shutil
 import sys
 import threading
 import time
@@ -30,7 +31,8 @@ from cluster.simulation import Consultation
 from cluster.tokens import resolve
 
 VOTER_THREADS = 8
-MAX_VOTERS = 600
+# Voters arrive at an even pace over the demo, so the ranking keeps moving to the end.
+VOTERS = 400
 IMPORTED_VOTES = 2_000
 REFRESH_S = 0.5
 # After voting stops, how long to wait for the ranker to count every accepted vote.
@@ -83,7 +85,8 @@ def play(consultation: Consultation, seconds: float, seed: int, view: LiveTermin
         events.append(f"{elapsed():5.1f} s  {text}")
 
     note(f"cause opened with {len(consultation.scenario.seed)} proposals from the organisers")
-    voters = [threading.Thread(target=consultation.vote_until, args=(stop, seed + n, MAX_VOTERS),
+    voters = [threading.Thread(target=consultation.vote_until,
+                               args=(stop, seed + n, VOTERS, 0.9 * seconds / VOTERS),
                                name=f"voters-{n}", daemon=True) for n in range(VOTER_THREADS)]
     for thread in voters:
         thread.start()
@@ -208,7 +211,8 @@ def _final_report(consultation: Consultation) -> list[str]:
     lines = ["", f"Final top 10 of {ranking.total_proposals} ranked proposals "
                  f"({ranking.votes_counted:,} votes counted; 'true' = rank by the hidden "
                  "abilities the voters acted on):",
-             *table([_row(e, texts, true_rank[e.proposal_id]) for e in ranked[:10]], 200)]
+             *table([_row(e, texts, true_rank[e.proposal_id]) for e in ranked[:10]],
+                   shutil.get_terminal_size((100, 30)).columns)]
     estimated = np.array([e.ability for e in ranked])
     hidden = np.array([truth[e.proposal_id] for e in ranked])
     if len(ranked) >= 2:

@@ -80,7 +80,7 @@ class RunFolder:
         return state if isinstance(state, dict) else {}
 
     def write_state(self, state: dict[str, Any]) -> None:
-        _replace(self.state_file, json.dumps(state, indent=2, sort_keys=True) + "\n")
+        _replace(self.state_file, json.dumps(state, indent=2) + "\n")
 
     def remove_pid_files(self) -> None:
         for path in [self.supervisor_pid_file, *self.pids.glob("*.pid")]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import itertools
 import logging
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -63,6 +64,7 @@ class Consultation:
         self.tally = Tally()
         self._voter_ids = itertools.count(1)
         self._voter_lock = threading.Lock()
+        self._arrivals_began: float | None = None
 
     def open(self) -> None:
         """Create the cause (moderated) and add the organisers' proposals."""
@@ -73,14 +75,21 @@ class Consultation:
             cause_id=self.cause_id, proposals=[_new(p) for p in self.scenario.seed]),
             metadata=self.admin, timeout=RPC_TIMEOUT_S)
 
-    def vote_until(self, stop: threading.Event, seed: int, max_voters: int) -> None:
-        """Voters arrive one after another, each casting 5-20 votes, until `stop` is set or
-        `max_voters` voters came (for one worker thread; start several)."""
+    def vote_until(self, stop: threading.Event, seed: int, voters: int,
+                   arrival_interval_s: float) -> None:
+        """Voters arrive one every `arrival_interval_s` seconds (over all threads), each
+        casting 5-20 votes, until `stop` is set or `voters` came. Run it in several threads:
+        each serves the next voter to arrive."""
         rng = np.random.default_rng(seed)
         while not stop.is_set():
             with self._voter_lock:
                 number = next(self._voter_ids)
-            if number > max_voters:
+                if self._arrivals_began is None:
+                    self._arrivals_began = time.monotonic()
+                began = self._arrivals_began
+            if number > voters:
+                return
+            if stop.wait(max(0.0, began + (number - 1) * arrival_interval_s - time.monotonic())):
                 return
             self.vote_as(f"voter-{number:04d}", int(rng.integers(5, 21)), rng, stop)
             self.tally.add(voters=1)

@@ -1,0 +1,151 @@
+"""The cluster as a user starts it: `python -m cluster up` in the background with its own
+embedded Redis, a vote through the gateway reaching the ranking, a `kill -9` the supervisor
+repairs, and `down` leaving no process behind."""
+
+from __future__ import annotations
+
+import os
+import signal
+import stat
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+import grpc
+import pytest
+
+from cluster.run_folder import RunFolder
+from cluster.supervisor import is_same_process
+from cluster.tokens import read_file
+from pairwise import health_probe
+from pairwise.embedded_redis import free_port
+from pairwise.v1 import gateway_pb2, gateway_pb2_grpc, types_pb2
+
+T = TypeVar("T")
+SETTINGS_FROM_OUTSIDE = ("REDIS_URL", "PAIRWISE_ADMIN_TOKEN", "PAIRWISE_PLATFORM_TOKEN",
+                         "PAIRWISE_TOKEN_SECRET", "RANKER_SHARDS")
+
+
+@dataclass
+class LocalCluster:
+    run: RunFolder
+    env: dict[str, str]
+    up_output: str
+    gateway_addr: str
+
+    def cli(self, command: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "cluster", command, "--run-dir",
+                               str(self.run.root)], env=self.env, capture_output=True,
+                              text=True, timeout=90)
+
+    def child(self, name: str) -> dict[str, object]:
+        child: dict[str, object] = self.run.read_state()["children"][name]
+        return child
+
+
+def eventually(probe: Callable[[], T | None], timeout_s: float = 30.0) -> T:
+    """The first truthy value of `probe()`, polled until `timeout_s` seconds have passed."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = probe()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not reached within {timeout_s} s")
+        time.sleep(0.1)
+
+
+@pytest.fixture
+def local_cluster(tmp_path: Path) -> Iterator[LocalCluster]:
+    env = {k: v for k, v in os.environ.items() if k not in SETTINGS_FROM_OUTSIDE}
+    env.update({"REDIS_PORT": str(free_port()), "INGEST_PORT": str(free_port()),
+                "RANKER_PORT": str(free_port()), "GATEWAY_PORT": str(free_port()),
+                # Fast fits, so a vote shows in the ranking well within the test's bounds.
+                "RANKER_FIT_INTERVAL_S": "0.1", "RANKER_CHECKPOINT_INTERVAL_S": "0.3",
+                "RANKER_DISCOVER_INTERVAL_S": "0.1"})
+    run = RunFolder(tmp_path / "run")
+    cluster = LocalCluster(run, env, "", f"127.0.0.1:{env['GATEWAY_PORT']}")
+    up = cluster.cli("up")
+    try:
+        assert up.returncode == 0, up.stdout + up.stderr
+        cluster.up_output = up.stdout
+        yield cluster
+    finally:
+        cluster.cli("down")
+
+
+def test_up_serves_votes_survives_kill_9_and_down_stops_everything(
+        local_cluster: LocalCluster) -> None:
+    cluster, run = local_cluster, local_cluster.run
+
+    # up: healthy gateway, printed dev tokens kept private in the run folder.
+    assert health_probe.check(cluster.gateway_addr) == health_probe.SERVING
+    tokens = read_file(run.tokens_file)
+    assert stat.S_IMODE(run.tokens_file.stat().st_mode) == 0o600
+    assert tokens["PAIRWISE_ADMIN_TOKEN"] in cluster.up_output
+    assert cluster.gateway_addr in cluster.up_output
+    again = cluster.cli("up")
+    assert again.returncode == 0 and "already running" in again.stdout
+
+    # A platform's first vote, through the gateway, reaches the ranking.
+    admin = (("authorization", f"Bearer {tokens['PAIRWISE_ADMIN_TOKEN']}"),)
+    platform = (("authorization", f"Bearer {tokens['PAIRWISE_PLATFORM_TOKEN']}"),)
+    with grpc.insecure_channel(cluster.gateway_addr) as channel:
+        gateway = gateway_pb2_grpc.GatewayServiceStub(channel)
+        gateway.CreateCause(gateway_pb2.CreateCauseRequest(
+            cause_id="e2e", title="Comment lutter contre les violences faites aux femmes ?"),
+            metadata=admin, timeout=10)
+        gateway.AddProposals(gateway_pb2.AddProposalsRequest(cause_id="e2e", proposals=[
+            types_pb2.NewProposal(proposal_id=f"p{i}", text=f"proposition {i}")
+            for i in range(3)]), metadata=admin, timeout=10)
+        pair = gateway.NextPair(gateway_pb2.NextPairRequest(cause_id="e2e", voter_id="v1"),
+                                metadata=platform, timeout=10)
+        receipt = gateway.SubmitVote(gateway_pb2.SubmitVoteRequest(
+            cause_id="e2e", voter_id="v1", prompt_token=pair.prompt_token,
+            choice=types_pb2.CHOICE_LEFT), metadata=platform, timeout=10)
+        assert receipt.vote_id and not receipt.duplicate
+
+        def ranking_with_the_vote() -> gateway_pb2.GetRankingResponse | None:
+            ranking = gateway.GetRanking(gateway_pb2.GetRankingRequest(cause_id="e2e"),
+                                         metadata=platform, timeout=10)
+            return ranking if ranking.votes_counted == 1 else None
+
+        ranking = eventually(ranking_with_the_vote)
+        wins = {entry.proposal_id: entry.wins for entry in ranking.entries}
+        assert wins[pair.left.proposal_id] == 1
+        assert ranking.entries[0].proposal_id == pair.left.proposal_id
+
+        # kill -9 the ranker: the supervisor starts a new one, which serves the same ranking.
+        killed = run.read_pid(run.pid_file("ranker"))
+        assert killed is not None
+        os.kill(killed, signal.SIGKILL)
+        eventually(lambda: cluster.child("ranker")["restarts"] == 1
+                   and cluster.child("ranker")["running"]
+                   and cluster.child("ranker")["pid"] != killed)
+        restarted = run.read_pid(run.pid_file("ranker"))
+        assert restarted not in (None, killed)
+        ranker_addr = str(cluster.child("ranker")["addr"])
+        eventually(lambda: health_probe.check(ranker_addr) == health_probe.SERVING)
+        ranking = eventually(ranking_with_the_vote)
+        assert {e.proposal_id: e.wins for e in ranking.entries}[pair.left.proposal_id] == 1
+
+    status = cluster.cli("status")
+    assert status.returncode == 0, status.stdout
+    assert "ranker" in status.stdout and "SERVING" in status.stdout
+
+    # down: every process up started (and the restarted ranker) is gone.
+    state = run.read_state()
+    started = [(int(run.read_pid(run.supervisor_pid_file) or 0), state["supervisor_start_ticks"])]
+    started += [(child["pid"], child["start_ticks"]) for child in state["children"].values()]
+    assert len(started) == 5 and all(pid for pid, _ in started)
+    down = cluster.cli("down")
+    assert down.returncode == 0, down.stdout + down.stderr
+    for pid, ticks in started:
+        assert not is_same_process(pid, ticks), f"pid {pid} still running after down"
+    assert list(run.pids.glob("*.pid")) == [] and not run.supervisor_pid_file.exists()
+    assert cluster.cli("status").returncode == 3
+    assert "not running" in cluster.cli("down").stdout
