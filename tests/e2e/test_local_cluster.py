@@ -17,7 +17,6 @@ from typing import TypeVar
 
 import grpc
 import pytest
-
 from cluster.run_folder import RunFolder
 from cluster.supervisor import is_same_process
 from cluster.tokens import read_file
