@@ -11,7 +11,6 @@ the estimated and the true abilities says how close the ranking came.
 
 from __future__ import annotations
 
-import shutil
 import sys
 import threading
 import time
@@ -30,7 +29,8 @@ from cluster.run_folder import RunFolder
 from cluster.simulation import Consultation
 from cluster.tokens import resolve
 
-VOTER_THREADS = 8
+# Voters read each pair for 0.4-1.2 s: this many vote at the same time.
+VOTER_THREADS = 64
 # Voters arrive at an even pace over the demo, so the ranking keeps moving to the end.
 VOTERS = 400
 IMPORTED_VOTES = 2_000
@@ -114,7 +114,7 @@ def play(consultation: Consultation, seconds: float, seed: int, view: LiveTermin
         if frame.lag == 0 or time.monotonic() > deadline:
             break
         time.sleep(REFRESH_S)
-    view.print(_final_report(consultation))
+    view.print(_final_report(consultation, view.width))
     return 0
 
 
@@ -200,7 +200,7 @@ def _row(entry: types_pb2.RankedProposal, texts: dict[str, str],
                true_rank=true_rank)
 
 
-def _final_report(consultation: Consultation) -> list[str]:
+def _final_report(consultation: Consultation, width: int) -> list[str]:
     ranking = consultation.ranking(limit=1000)
     stats = consultation.stats()
     truth = consultation.truth
@@ -211,8 +211,7 @@ def _final_report(consultation: Consultation) -> list[str]:
     lines = ["", f"Final top 10 of {ranking.total_proposals} ranked proposals "
                  f"({ranking.votes_counted:,} votes counted; 'true' = rank by the hidden "
                  "abilities the voters acted on):",
-             *table([_row(e, texts, true_rank[e.proposal_id]) for e in ranked[:10]],
-                   shutil.get_terminal_size((100, 30)).columns)]
+             *table([_row(e, texts, true_rank[e.proposal_id]) for e in ranked[:10]], width)]
     estimated = np.array([e.ability for e in ranked])
     hidden = np.array([truth[e.proposal_id] for e in ranked])
     if len(ranked) >= 2:

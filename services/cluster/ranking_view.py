@@ -99,6 +99,11 @@ class LiveTerminal:
         self._last_plain = -1e9
         self._cleared = False
 
+    @property
+    def width(self) -> int:
+        """Columns to lay tables out in: the terminal's, or a wide page for logs."""
+        return shutil.get_terminal_size((100, 30)).columns if self.interactive else 160
+
     def show(self, frame: Frame) -> None:
         if not self.interactive:
             now = time.monotonic()

@@ -53,13 +53,16 @@ class Consultation:
     """One cause on the cluster, driven through `pairwise.v1.GatewayService`."""
 
     def __init__(self, channel: grpc.Channel, tokens: Tokens, scenario: Scenario,
-                 cause_id: str, model: VoterModel | None = None) -> None:
+                 cause_id: str, model: VoterModel | None = None,
+                 reading_time_s: tuple[float, float] = (0.4, 1.2)) -> None:
         self.stub = gateway_pb2_grpc.GatewayServiceStub(channel)
         self.admin = (("authorization", f"Bearer {tokens.admin}"),)
         self.platform = (("authorization", f"Bearer {tokens.platform}"),)
         self.scenario = scenario
         self.cause_id = cause_id
         self.model = model or VoterModel()
+        # Seconds a voter looks at a pair before answering, uniform in this range.
+        self.reading_time_s = reading_time_s
         self.truth = scenario.truth()
         self.tally = Tally()
         self._voter_ids = itertools.count(1)
@@ -107,6 +110,10 @@ class Consultation:
                     metadata=self.platform, timeout=RPC_TIMEOUT_S)
                 decision = self.model.choose(self.truth[pair.left.proposal_id],
                                              self.truth[pair.right.proposal_id], rng)
+                # Reading time: ingest flags votes sent sooner than INGEST_MIN_VIEW_MS
+                # (300 ms) after the prompt as suspicious; real voters take longer.
+                if stop.wait(float(rng.uniform(*self.reading_time_s))):
+                    return
                 request = gateway_pb2.SubmitVoteRequest(
                     cause_id=self.cause_id, voter_id=voter_id, prompt_token=pair.prompt_token,
                     choice=CHOICE[decision.answer], skip_reason=decision.reason,
