@@ -403,6 +403,19 @@ def test_a_cause_the_rankers_fall_behind_on_refuses_votes_until_they_catch_up(
         assert stub.RecordVotes(more, timeout=TIMEOUT_S).accepted == 1
 
 
+def test_between_backlog_readings_the_votes_just_added_still_count(
+        redis_url: str, r: redis.Redis, cause_id: str) -> None:
+    create_cause(r, cause_id, register=False)
+    settings = ingest_settings(redis_url, max_backlog=5, backlog_check_interval_s=3600.0)
+    with (serve_in_thread(start, settings) as running,
+          grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel):
+        stub = ingest_pb2_grpc.IngestServiceStub(channel)
+        batch = [vote(f"v{i}", cause_id, "p0", "p1") for i in range(8)]
+        assert stub.RecordVotes(ingest_pb2.RecordVotesRequest(votes=batch)).accepted == 8
+        error = status_of(lambda: record(stub, cause_id, token(cause_id), LEFT))
+        assert error.code() == grpc.StatusCode.UNAVAILABLE and "buffer full" in error.details()
+
+
 def test_health_reports_serving(ingest_addr: str) -> None:
     with grpc.insecure_channel(ingest_addr) as channel:
         health = health_pb2_grpc.HealthStub(channel)
