@@ -15,8 +15,8 @@ from typing import Any, TextIO
 import redis
 from pairwise import health_probe
 
+from cluster.process_table import is_same_process, kill_group, members
 from cluster.run_folder import RunFolder
-from cluster.supervisor import is_same_process
 from cluster.tokens import ADMIN, NAMES, Tokens, resolve
 from cluster.topology import Topology, plan
 
@@ -41,8 +41,9 @@ def up(run: RunFolder, environ: Mapping[str, str], *, timeout_s: float = 60.0,
     topology = plan(run, environ, tokens)
     busy = [f"{port} ({name})" for name, port in topology.ports().items() if _port_in_use(port)]
     if busy:
-        print(f"cannot start: port in use: {', '.join(busy)}. Stop what holds it or choose "
-              "other ports (REDIS_PORT, INGEST_PORT, RANKER_PORT, GATEWAY_PORT).", file=out)
+        print(f"cannot start: port in use: {', '.join(busy)}. Stop what holds it (`make down` "
+              "if it is a cluster started earlier) or choose other ports (REDIS_PORT, "
+              "INGEST_PORT, RANKER_PORT, GATEWAY_PORT).", file=out)
         return 1
     run.remove_pid_files()
     with open(run.log_file("supervisor"), "ab") as log:
@@ -62,11 +63,11 @@ def up(run: RunFolder, environ: Mapping[str, str], *, timeout_s: float = 60.0,
 
 
 def down(run: RunFolder, *, grace_s: float = 10.0, out: TextIO = sys.stdout) -> int:
-    """Stop the supervisor (which stops its processes in order) and any process it left.
+    """Stop the supervisor (which stops its processes in order), then anything left of
+    what it started: processes of a killed supervisor, strays in its session.
 
     Always returns 0; says "not running" when there was nothing to stop.
     """
-    state = run.read_state()
     stopped_something = False
     pid = run.read_pid(run.supervisor_pid_file)
     if run.supervisor_running() and pid is not None:
@@ -78,9 +79,10 @@ def down(run: RunFolder, *, grace_s: float = 10.0, out: TextIO = sys.stdout) -> 
         while run.supervisor_running() and time.monotonic() < deadline:
             time.sleep(0.1)
         if run.supervisor_running():
-            print("supervisor did not stop in time; killing its process group", file=out)
-            _kill_group(pid)
+            print("supervisor did not stop in time; killing it", file=out)
+            _kill(pid)
         stopped_something = True
+    state = run.read_state()
     # Processes a killed supervisor left behind, identified by pid and start time.
     leftovers = [(name, child) for name, child in state.get("children", {}).items()
                  if child.get("pid") and is_same_process(child["pid"], child.get("start_ticks"))]
@@ -88,6 +90,16 @@ def down(run: RunFolder, *, grace_s: float = 10.0, out: TextIO = sys.stdout) -> 
         print(f"stopping leftover {name} (pid {child['pid']})", file=out)
         _terminate(child["pid"], child.get("start_ticks"), grace_s)
         stopped_something = True
+    # Anything else started from the supervisor's session (it leads its own), e.g. worker
+    # processes orphaned by a service killed with -9.
+    if state.get("supervisor_pid") and state.get("supervisor_start_ticks") is not None:
+        strays = members(session=state["supervisor_pid"],
+                         started_since=state["supervisor_start_ticks"])
+        for stray in strays:
+            _kill(stray)
+        if strays:
+            print(f"killed {len(strays)} stray process(es) of the cluster's session", file=out)
+            stopped_something = True
     run.remove_pid_files()
     print("stopped" if stopped_something else "Pairwise cluster not running", file=out)
     return 0
@@ -97,6 +109,12 @@ def status(run: RunFolder, *, out: TextIO = sys.stdout) -> int:
     """Print each process: pid, restarts, health. 0 = all healthy, 1 = degraded, 3 = stopped."""
     if not run.supervisor_running():
         print(f"Pairwise cluster not running (run folder {run.root})", file=out)
+        orphans = [f"{name} (pid {child['pid']})"
+                   for name, child in run.read_state().get("children", {}).items()
+                   if child.get("pid") and is_same_process(child["pid"], child.get("start_ticks"))]
+        if orphans:
+            print(f"but its supervisor died and left running: {', '.join(orphans)}; "
+                  "`make down` stops them", file=out)
         return NOT_RUNNING
     state = run.read_state()
     print(f"Pairwise cluster: supervisor pid {state.get('supervisor_pid')}, "
@@ -199,6 +217,7 @@ def _port_in_use(port: int) -> bool:
 
 
 def _terminate(pid: int, start_ticks: int | None, grace_s: float) -> None:
+    """SIGTERM, then SIGKILL after `grace_s` seconds; then the rest of its process group."""
     try:
         os.kill(pid, signal.SIGTERM)
     except ProcessLookupError:
@@ -207,12 +226,12 @@ def _terminate(pid: int, start_ticks: int | None, grace_s: float) -> None:
     while is_same_process(pid, start_ticks) and time.monotonic() < deadline:
         time.sleep(0.05)
     if is_same_process(pid, start_ticks):
-        os.kill(pid, signal.SIGKILL)
+        _kill(pid)
+    kill_group(pid)
 
 
-def _kill_group(pid: int) -> None:
-    # The supervisor leads its own session and process group; its children are members.
+def _kill(pid: int) -> None:
     try:
-        os.killpg(pid, signal.SIGKILL)
+        os.kill(pid, signal.SIGKILL)
     except ProcessLookupError:
         pass

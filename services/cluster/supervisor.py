@@ -16,11 +16,11 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import redis
 
+from cluster.process_table import kill_group, process_start_ticks
 from cluster.run_folder import RunFolder
 from cluster.topology import ProcessSpec
 
@@ -108,6 +108,7 @@ class Supervisor:
                 if code is None:
                     continue
                 ran_s = now - child.started_monotonic
+                kill_group(child.process.pid)
                 child.process = None
                 child.last_exit = code
                 child.consecutive_failures = (
@@ -130,9 +131,11 @@ class Supervisor:
         log_path = self.run_folder.log_file(spec.name)
         with open(log_path, "ab") as log:
             # The child keeps its own copy of the log descriptor; ours closes here.
+            # Its own process group, so that whatever it spawned (e.g. the ranker's fit
+            # workers) goes with it when it dies, as processes of a container do.
             child.process = subprocess.Popen(
                 spec.argv, env={**os.environ, **spec.env}, stdin=subprocess.DEVNULL,
-                stdout=log, stderr=subprocess.STDOUT)
+                stdout=log, stderr=subprocess.STDOUT, process_group=0)
         child.started_at = time.time()
         child.started_monotonic = time.monotonic()
         child.restart_at = None
@@ -180,6 +183,7 @@ class Supervisor:
                     child.process.kill()
                     child.process.wait()
                 child.last_exit = child.process.returncode
+                kill_group(child.process.pid)
                 logger.info("process stopped", extra={"child": child.spec.name,
                                                       "exit_code": child.last_exit})
                 child.process = None
@@ -212,30 +216,3 @@ def serve(supervisor: Supervisor, stop: threading.Event) -> int:
     finally:
         run.remove_pid_files()
         os.close(lock_fd)
-
-
-def process_start_ticks(pid: int) -> int | None:
-    """When `pid` started, in clock ticks since boot (/proc/<pid>/stat field 22), or None
-    when no such process runs. Together with the pid this names one process: a recycled pid
-    has another start time."""
-    fields = _proc_stat(pid)
-    return int(fields[19]) if fields else None
-
-
-def is_same_process(pid: int, start_ticks: int | None) -> bool:
-    """True when `pid` is alive (not a zombie) and, when `start_ticks` is known, is the
-    process that started then."""
-    fields = _proc_stat(pid)
-    if fields is None or fields[0] == "Z":
-        return False
-    return start_ticks is None or int(fields[19]) == start_ticks
-
-
-def _proc_stat(pid: int) -> list[str] | None:
-    """Fields 3.. of /proc/<pid>/stat (state first), or None when the process is gone."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    # The command name (field 2) may hold spaces or parentheses: split after its last ')'.
-    return stat.rsplit(")", 1)[1].split()

@@ -17,8 +17,8 @@ from typing import TypeVar
 
 import grpc
 import pytest
+from cluster.process_table import is_same_process, members
 from cluster.run_folder import RunFolder
-from cluster.supervisor import is_same_process
 from cluster.tokens import read_file
 from pairwise import health_probe
 from pairwise.embedded_redis import free_port
@@ -118,10 +118,12 @@ def test_up_serves_votes_survives_kill_9_and_down_stops_everything(
         assert wins[pair.left.proposal_id] == 1
         assert ranking.entries[0].proposal_id == pair.left.proposal_id
 
-        # kill -9 the ranker: the supervisor starts a new one, which serves the same ranking.
+        # kill -9 the ranker: the supervisor starts a new one, which serves the same ranking,
+        # and nothing the dead one had spawned (fit workers) lingers.
         killed = run.read_pid(run.pid_file("ranker"))
         assert killed is not None
         os.kill(killed, signal.SIGKILL)
+        eventually(lambda: not members(group=killed))
         eventually(lambda: cluster.child("ranker")["restarts"] == 1
                    and cluster.child("ranker")["running"]
                    and cluster.child("ranker")["pid"] != killed)
@@ -145,6 +147,8 @@ def test_up_serves_votes_survives_kill_9_and_down_stops_everything(
     assert down.returncode == 0, down.stdout + down.stderr
     for pid, ticks in started:
         assert not is_same_process(pid, ticks), f"pid {pid} still running after down"
+    supervisor_pid, supervisor_ticks = started[0]
+    assert members(session=supervisor_pid, started_since=supervisor_ticks) == []
     assert list(run.pids.glob("*.pid")) == [] and not run.supervisor_pid_file.exists()
     assert cluster.cli("status").returncode == 3
     assert "not running" in cluster.cli("down").stdout

@@ -13,8 +13,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from cluster.process_table import is_same_process
 from cluster.run_folder import RunFolder
-from cluster.supervisor import Backoff, Supervisor, is_same_process
+from cluster.supervisor import Backoff, Supervisor
 from cluster.topology import ProcessSpec
 from pairwise.embedded_redis import free_port
 
