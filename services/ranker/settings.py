@@ -21,10 +21,24 @@ class Settings:
     fit_interval_s: float = 0.5
     # Snapshot counts + last applied entry, and XACK, at most this often.
     checkpoint_interval_s: float = 2.0
-    # How often to look for new causes.
+    # How often to look for new causes (and for catalog changes of the owned ones).
     discover_interval_s: float = 1.0
     # Entries read per XREADGROUP.
     read_batch: int = 10_000
+    # How long one XREADGROUP waits for new entries (ms); bounds how late an idle cause
+    # checkpoints. Must stay well below redis_socket_timeout_s.
+    read_block_ms: int = 200
+    # Worker processes running Bradley-Terry fits (ranker.fit_pool), shared by all causes.
+    fit_workers: int = 1
+    # A read waits this long (seconds) for a cause to load, or for a refit after a catalog
+    # change, before answering UNAVAILABLE or with the previous ranking.
+    read_wait_s: float = 5.0
+    # A vote-log entry naming a proposal index >= this is malformed (ignored, still counted
+    # as a reflected entry): it bounds the memory one bad entry can claim.
+    max_proposals: int = 1_000_000
+    # Redis client timeouts (seconds): a dead or frozen Redis fails calls fast.
+    redis_socket_timeout_s: float = 5.0
+    redis_connect_timeout_s: float = 1.0
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -40,4 +54,17 @@ class Settings:
             checkpoint_interval_s=env_float("RANKER_CHECKPOINT_INTERVAL_S", 2.0),
             discover_interval_s=env_float("RANKER_DISCOVER_INTERVAL_S", 1.0),
             read_batch=env_int("RANKER_READ_BATCH", 10_000),
+            read_block_ms=env_int("RANKER_READ_BLOCK_MS", 200),
+            fit_workers=env_int("RANKER_FIT_WORKERS", 1),
+            read_wait_s=env_float("RANKER_READ_WAIT_S", 5.0),
+            max_proposals=env_int("RANKER_MAX_PROPOSALS", 1_000_000),
+            redis_socket_timeout_s=env_float("REDIS_SOCKET_TIMEOUT_S", 5.0),
+            redis_connect_timeout_s=env_float("REDIS_CONNECT_TIMEOUT_S", 1.0),
         )
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.shard_index < self.shard_count:
+            raise SystemExit(f"RANKER_SHARD must be in [0, RANKER_SHARDS={self.shard_count}), "
+                             f"got {self.shard_index}")
+        if self.read_block_ms / 1000 >= self.redis_socket_timeout_s:
+            raise SystemExit("RANKER_READ_BLOCK_MS must be shorter than REDIS_SOCKET_TIMEOUT_S")

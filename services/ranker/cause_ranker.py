@@ -1,0 +1,343 @@
+"""One owned cause: consume its vote log, keep its counts, fit and publish its ranking.
+
+Three tasks per cause share one event loop:
+- the consumer applies log entries to the in-memory `PairCounts` in id order and, every
+  `checkpoint_interval_s`, stores counts + last entry id and XACKs in one Lua script;
+- the fitter refits at most every `fit_interval_s` when votes or the catalog changed, in a
+  worker process (ranker.fit_pool), and publishes an immutable `Ranking`;
+- readers (ReadRanking, FollowRanking) only ever look at the published ranking, so a long
+  fit never delays them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Coroutine
+from typing import Any
+
+import redis.asyncio as aioredis
+import redis.exceptions
+from pairwise import errors
+
+from ranker import bradley_terry
+from ranker.catalog_reader import CatalogReader
+from ranker.fit_pool import FitPool
+from ranker.pair_counts import PairCounts
+from ranker.ranking import Catalog, Ranking, fit_input, ranking_from_fit
+from ranker.settings import Settings
+from ranker.vote_consumer import CheckpointConflict, RawEntry, VoteLog, decode_batch
+
+logger = logging.getLogger(__name__)
+
+# Save a checkpoint early when this many entries wait for their XACK, whatever the interval:
+# it bounds the memory of the id list and the size of one checkpoint script call.
+_MAX_UNACKED_BATCHES = 10
+
+
+class CauseRanker:
+    """The live ranking of one cause. Create, `start()`, then `current()` / `follow()`;
+    `close()` stops its tasks and saves a final checkpoint."""
+
+    def __init__(self, cause_id: str, client: aioredis.Redis, settings: Settings,
+                 fit_pool: FitPool) -> None:
+        self.cause_id = cause_id
+        self._settings = settings
+        self._log = VoteLog(client, cause_id, consumer=settings.consumer_name,
+                            read_batch=settings.read_batch, block_ms=settings.read_block_ms)
+        self._catalog_reader = CatalogReader(client, cause_id)
+        self._fit_pool = fit_pool
+
+        # Consumer state, changed only by the consumer task and always together (no await
+        # between the changes): `counts` reflect exactly the log entries up to `applied_id`,
+        # `votes_counted` of them; `unacked` are the delivered entries not yet XACKed.
+        self._counts = PairCounts()
+        self._applied_id = ""
+        self._votes_counted = 0
+        self._unacked: list[str] = []
+        self._saved_id = ""  # last_id of the checkpoint in Redis: the fencing token
+        self._saved_at = time.monotonic()
+        self._counts_lock = asyncio.Lock()  # the consumer's writes vs. a fit copying counts
+
+        self._catalog: Catalog | None = None
+        self._catalog_lock = asyncio.Lock()
+        self._changed = asyncio.Event()  # votes or catalog changed since the last fit input
+        self._replayed = asyncio.Event()  # pending entries re-applied after a (re)load
+        self._loaded = asyncio.Event()  # first load done: a ranking can be fitted
+        self._fit_lock = asyncio.Lock()
+        self._last_fit_started = float("-inf")
+        self._ranking: Ranking | None = None
+        self._published = asyncio.Condition()
+        self._closed = False
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start consuming and fitting in the background (returns at once)."""
+        self._spawn(self._consume_forever(), "consume")
+        self._spawn(self._fit_forever(), "fit")
+
+    async def close(self, *, final_checkpoint: bool = True) -> None:
+        """Stop the tasks, end followers, and save what was applied since the last checkpoint.
+
+        With `final_checkpoint=False` the in-memory progress is dropped as a crash would
+        drop it; the entries stay pending in Redis and the next owner re-applies them.
+        """
+        self._closed = True
+        async with self._published:
+            self._published.notify_all()
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if final_checkpoint and self._unacked:
+            try:
+                await self._checkpoint()
+            except Exception:
+                logger.exception("final checkpoint failed; pending entries will be re-applied",
+                                 extra={"cause_id": self.cause_id})
+
+    # -- reading -------------------------------------------------------------------------
+
+    async def current(self) -> Ranking:
+        """The latest ranking, reflecting the current catalog.
+
+        Checks the catalog version first so a read after AddProposals or moderation sees
+        the change: it waits up to `read_wait_s` for that refit, then answers with the
+        previous ranking. The first read of a cause waits for its first fit. Raises
+        errors.Unavailable when the cause cannot load or fit within `read_wait_s`.
+        """
+        wait_s = self._settings.read_wait_s
+        try:
+            await asyncio.wait_for(self._loaded.wait(), wait_s)
+        except TimeoutError:
+            raise errors.Unavailable(
+                f"cause {self.cause_id!r} is still loading its vote log; retry") from None
+        version = await self._catalog_reader.version()
+        if self._catalog is None or version != self._catalog.version:
+            await self.refresh_catalog(version)
+        ranking = self._ranking
+        if ranking is None or self._catalog is None \
+                or ranking.catalog_version != self._catalog.version:
+            refit = self._spawn(self._fit(only_if_stale=True), "refit")
+            await asyncio.wait({refit}, timeout=wait_s)
+        if self._ranking is None:
+            raise errors.Unavailable(f"cause {self.cause_id!r} has no ranking yet; retry")
+        return self._ranking
+
+    async def follow(self) -> AsyncIterator[Ranking]:
+        """The current ranking, then each newly published one (the latest, when a slow
+        reader missed some), until the caller stops or the cause is closed (Unavailable)."""
+        ranking = await self.current()
+        while True:
+            yield ranking
+            ranking = await self._next_ranking(ranking)
+
+    async def _next_ranking(self, sent: Ranking) -> Ranking:
+        async with self._published:
+            await self._published.wait_for(lambda: self._ranking is not sent or self._closed)
+            if self._closed or self._ranking is None:
+                raise errors.Unavailable(
+                    f"ranker of cause {self.cause_id!r} is shutting down; follow again")
+            return self._ranking
+
+    # -- catalog ---------------------------------------------------------------------------
+
+    def note_catalog_version(self, version: int) -> None:
+        """Discovery saw `version`: re-read the catalog in the background if it changed."""
+        if self._catalog is not None and version != self._catalog.version \
+                and not self._catalog_lock.locked():
+            self._spawn(self.refresh_catalog(version), "catalog")
+
+    async def refresh_catalog(self, seen_version: int | None = None) -> None:
+        """Re-read the catalog unless it is already at `seen_version`."""
+        async with self._catalog_lock:
+            previous = self._catalog
+            if previous is not None and seen_version is not None \
+                    and previous.version == seen_version:
+                return
+            catalog = await self._catalog_reader.read(previous)
+            self._catalog = catalog
+        if previous is None or catalog.version != previous.version:
+            logger.info("catalog read", extra={
+                "cause_id": self.cause_id, "catalog_version": catalog.version,
+                "proposals": len(catalog.proposal_ids), "accepted": len(catalog.accepted)})
+            self._changed.set()
+
+    # -- consuming -------------------------------------------------------------------------
+
+    async def _consume_forever(self) -> None:
+        backoff_s = 0.1
+        while True:
+            try:
+                await self._load()
+                backoff_s = 0.1
+                while True:
+                    entries = await self._log.read_new()
+                    if entries:
+                        await self._apply(entries)
+                    if self._checkpoint_due():
+                        await self._checkpoint()
+            except CheckpointConflict as exc:
+                logger.error("another ranker consumes this cause; reloading from its checkpoint",
+                             extra={"cause_id": self.cause_id, "detail": str(exc)})
+            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+                logger.warning("vote log unreachable; reloading from the checkpoint",
+                               extra={"cause_id": self.cause_id, "error": str(exc)})
+            except Exception:
+                logger.exception("vote log consumer failed; reloading from the checkpoint",
+                                 extra={"cause_id": self.cause_id})
+            self._replayed.clear()
+            await asyncio.sleep(backoff_s)
+            backoff_s = min(backoff_s * 2, 5.0)
+
+    async def _load(self) -> None:
+        """Restore the checkpoint, then re-apply every pending entry of the group (any
+        consumer's, claimed to this one) after it, in id order."""
+        self._replayed.clear()
+        await self._log.ensure_group()
+        checkpoint = await self._log.load_checkpoint()
+        async with self._counts_lock:
+            self._counts = checkpoint.counts
+            self._applied_id = self._saved_id = checkpoint.last_id
+            self._votes_counted = checkpoint.votes_counted
+            self._unacked = []
+            self._saved_at = time.monotonic()
+        claimed = 0
+        async for entries in self._log.claim_pending():
+            claimed += len(entries)
+            await self._apply(entries)
+            # Safe mid-replay: every entry up to the applied one is claimed by now.
+            if self._checkpoint_due():
+                await self._checkpoint()
+        if self._catalog is None:
+            await self.refresh_catalog()
+        logger.info("cause loaded", extra={
+            "cause_id": self.cause_id, "checkpoint_id": checkpoint.last_id,
+            "checkpoint_votes": checkpoint.votes_counted, "pending_claimed": claimed,
+            "votes_counted": self._votes_counted})
+        self._replayed.set()
+        self._loaded.set()
+        self._changed.set()
+
+    async def _apply(self, entries: list[RawEntry]) -> None:
+        batch = decode_batch(entries, self._applied_id, self._settings.max_proposals)
+        for entry_id, problem in batch.malformed:
+            logger.error("malformed vote-log entry ignored (counted as reflected)",
+                         extra={"cause_id": self.cause_id, "entry_id": entry_id,
+                                "problem": problem})
+        if not batch.entry_ids:
+            return
+        async with self._counts_lock:
+            if len(batch.kinds):
+                self._counts.apply(batch.kinds, batch.a, batch.b)
+            if batch.n_reflected:
+                self._applied_id = batch.last_id
+                self._votes_counted += batch.n_reflected
+            self._unacked.extend(batch.entry_ids)
+        if batch.n_reflected:
+            self._changed.set()
+
+    def _checkpoint_due(self) -> bool:
+        if not self._unacked:
+            return False
+        age_s = time.monotonic() - self._saved_at
+        return (age_s >= self._settings.checkpoint_interval_s
+                or len(self._unacked) >= _MAX_UNACKED_BATCHES * self._settings.read_batch)
+
+    async def _checkpoint(self) -> None:
+        """Store counts + last applied id and XACK the applied entries, atomically."""
+        if not self._applied_id:
+            return
+        last_id, votes_counted = self._applied_id, self._votes_counted
+        ack_ids = list(self._unacked)
+        started = time.perf_counter()
+        counts = await asyncio.to_thread(self._counts.to_bytes)
+        acked = await self._log.save_checkpoint(
+            previous_id=self._saved_id, last_id=last_id, votes_counted=votes_counted,
+            counts=counts, ack_ids=ack_ids)
+        self._saved_id = last_id
+        self._unacked = self._unacked[len(ack_ids):]
+        self._saved_at = time.monotonic()
+        logger.info("checkpoint saved", extra={
+            "cause_id": self.cause_id, "last_id": last_id, "votes_counted": votes_counted,
+            "acked": acked, "bytes": len(counts),
+            "seconds": round(time.perf_counter() - started, 4)})
+
+    # -- fitting ---------------------------------------------------------------------------
+
+    async def _fit_forever(self) -> None:
+        while True:
+            await self._changed.wait()
+            delay_s = self._last_fit_started + self._settings.fit_interval_s - time.monotonic()
+            if delay_s > 0:
+                await asyncio.sleep(delay_s)
+            try:
+                await self._fit()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("fit failed; keeping the previous ranking",
+                                 extra={"cause_id": self.cause_id})
+
+    async def _fit(self, *, only_if_stale: bool = False) -> None:
+        """Fit the current counts over the accepted proposals and publish the result.
+
+        With `only_if_stale`, do nothing when the published ranking already reflects the
+        current catalog (another fit got there first). Waits until pending entries are
+        re-applied, so a ranking never goes back to an older prefix of the log.
+        """
+        await self._replayed.wait()
+        async with self._fit_lock:
+            catalog = self._catalog
+            if catalog is None:
+                return
+            if only_if_stale and self._ranking is not None \
+                    and self._ranking.catalog_version == catalog.version:
+                return
+            started = time.perf_counter()
+            async with self._counts_lock:
+                if not self._replayed.is_set():
+                    return  # a reload began: its replay will set _changed again
+                self._changed.clear()
+                self._last_fit_started = time.monotonic()
+                inputs = await asyncio.to_thread(
+                    fit_input, self.cause_id, catalog, self._counts,
+                    votes_counted=self._votes_counted, last_vote_entry_id=self._applied_id)
+            previous = self._ranking
+            fit = None
+            try:
+                if inputs.n_items:
+                    fit = await self._fit_pool.fit(
+                        inputs.n_items, inputs.i, inputs.j, inputs.wins_ij, inputs.wins_ji,
+                        prior_strength=bradley_terry.PRIOR_STRENGTH,
+                        init=previous.abilities_for(inputs.items) if previous else None)
+            except bradley_terry.FitDidNotConverge as exc:
+                logger.error("fit did not converge; keeping the previous ranking", extra={
+                    "cause_id": self.cause_id, "n_items": inputs.n_items,
+                    "n_pairs": inputs.n_pairs, "error": str(exc)})
+                return
+            ranking = await asyncio.to_thread(ranking_from_fit, inputs, fit)
+            logger.info("fit", extra={
+                "cause_id": self.cause_id, "n_items": inputs.n_items, "n_pairs": inputs.n_pairs,
+                "iterations": ranking.iterations, "votes_counted": ranking.votes_counted,
+                "seconds": round(time.perf_counter() - started, 4)})
+            async with self._published:
+                self._ranking = ranking
+                self._published.notify_all()
+
+    # -- tasks -----------------------------------------------------------------------------
+
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
+        task = asyncio.get_running_loop().create_task(coro, name=f"{name}:{self.cause_id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._finished)
+        return task
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("background task failed", exc_info=task.exception(),
+                         extra={"cause_id": self.cause_id, "task": task.get_name()})

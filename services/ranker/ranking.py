@@ -1,0 +1,194 @@
+"""A cause's ranking: the catalog view, the fit input cut from pair counts, the published fit."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from ranker import bradley_terry
+from ranker.pair_counts import PairCounts
+
+_TALLIES = ("wins", "losses", "ties", "skips", "appearances")
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """The proposals of a cause as the ranker last read them.
+
+    `proposal_ids[k]` and `texts[k]` belong to proposal index k (the index votes use);
+    `accepted` holds the sorted indices of ACCEPTED proposals, the only ones ranked.
+    `version` is the catalog version read with them (-1 when the view is known to be
+    incomplete and must be read again).
+    """
+
+    version: int
+    proposal_ids: tuple[str, ...]
+    texts: tuple[str, ...]
+    accepted: np.ndarray
+
+
+@dataclass(frozen=True)
+class FitInput:
+    """Everything one fit needs, copied out of the live counts so they can keep changing.
+
+    `items` are the ranked proposal indices (sorted); `i`, `j`, `wins_ij`, `wins_ji` are
+    the comparisons among them re-indexed to positions in `items` (ties as half wins);
+    the tallies are per item, in the order of `items`.
+    """
+
+    cause_id: str
+    catalog_version: int
+    items: np.ndarray
+    proposal_ids: tuple[str, ...]
+    texts: tuple[str, ...]
+    i: np.ndarray
+    j: np.ndarray
+    wins_ij: np.ndarray
+    wins_ji: np.ndarray
+    wins: np.ndarray
+    losses: np.ndarray
+    ties: np.ndarray
+    skips: np.ndarray
+    appearances: np.ndarray
+    votes_counted: int
+    last_vote_entry_id: str
+
+    @property
+    def n_items(self) -> int:
+        return len(self.items)
+
+    @property
+    def n_pairs(self) -> int:
+        return len(self.i)
+
+
+def fit_input(cause_id: str, catalog: Catalog, counts: PairCounts, *, votes_counted: int,
+              last_vote_entry_id: str) -> FitInput:
+    """Cut the accepted proposals' comparisons and tallies out of `counts` (copies)."""
+    items = catalog.accepted
+    i, j, wins_ij, wins_ji = counts.subset(items)
+    tallies = {}
+    for name in _TALLIES:
+        per_item = getattr(counts, name)
+        # Proposals newer than every vote have no row in the counts yet: zero tallies.
+        padded = np.zeros(len(items), dtype=np.int64)
+        known = items < len(per_item)
+        padded[known] = per_item[items[known]]
+        tallies[name] = padded
+    return FitInput(
+        cause_id=cause_id, catalog_version=catalog.version, items=items.copy(),
+        proposal_ids=tuple(catalog.proposal_ids[k] for k in items.tolist()),
+        texts=tuple(catalog.texts[k] for k in items.tolist()),
+        i=np.array(i, copy=True), j=np.array(j, copy=True),
+        wins_ij=np.array(wins_ij, copy=True), wins_ji=np.array(wins_ji, copy=True),
+        votes_counted=votes_counted, last_vote_entry_id=last_vote_entry_id, **tallies)
+
+
+@dataclass(frozen=True)
+class Ranking:
+    """One published fit of a cause; every array is in rank order (rank k at position k-1).
+
+    Entries are sorted by ability, highest first, ties broken by proposal_id. Abilities
+    are centred over the ranked proposals; `ci_low`/`ci_high` are the 95% intervals and
+    `scores` 100 * mean_j sigma(ability_i - ability_j), all from `ranker.bradley_terry`.
+    """
+
+    cause_id: str
+    votes_counted: int
+    last_vote_entry_id: str
+    fitted_at_ms: int
+    prior_strength: float
+    catalog_version: int
+    iterations: int
+    proposal_index: np.ndarray
+    proposal_ids: tuple[str, ...]
+    texts: tuple[str, ...]
+    abilities: np.ndarray
+    std_errors: np.ndarray
+    ci_low: np.ndarray
+    ci_high: np.ndarray
+    scores: np.ndarray
+    wins: np.ndarray
+    losses: np.ndarray
+    ties: np.ndarray
+    skips: np.ndarray
+    appearances: np.ndarray
+
+    @property
+    def total_proposals(self) -> int:
+        return len(self.proposal_ids)
+
+    def page(self, offset: int, limit: int) -> range:
+        """Positions (0-based, rank - 1) of the entries in [offset, offset + limit)."""
+        start = min(offset, self.total_proposals)
+        return range(start, min(start + limit, self.total_proposals))
+
+    def abilities_for(self, items: np.ndarray) -> np.ndarray:
+        """Abilities of proposal indices `items` in this ranking, 0 for the ones not in it
+        (a warm start for the next fit)."""
+        order = np.argsort(self.proposal_index)
+        known = self.proposal_index[order]
+        pos = np.clip(np.searchsorted(known, items), 0, max(len(known) - 1, 0))
+        start = np.zeros(len(items), dtype=np.float64)
+        if len(known):
+            found = known[pos] == items
+            start[found] = self.abilities[order][pos[found]]
+        return start
+
+
+def rank(inputs: FitInput, previous: Ranking | None = None, *,
+         prior_strength: float = bradley_terry.PRIOR_STRENGTH,
+         clock: Callable[[], float] = time.time) -> Ranking:
+    """Fit Bradley-Terry on `inputs`, warm-started from `previous`, and order the result.
+
+    Raises bradley_terry.FitDidNotConverge when the fit fails; nothing is half-published.
+    """
+    fit = None
+    if inputs.n_items:
+        start = previous.abilities_for(inputs.items) if previous is not None else None
+        fit = bradley_terry.fit(inputs.n_items, inputs.i, inputs.j, inputs.wins_ij,
+                                inputs.wins_ji, prior_strength=prior_strength, init=start)
+    return ranking_from_fit(inputs, fit, prior_strength=prior_strength, clock=clock)
+
+
+def ranking_from_fit(inputs: FitInput, fit: bradley_terry.BTFit | None, *,
+                     prior_strength: float = bradley_terry.PRIOR_STRENGTH,
+                     clock: Callable[[], float] = time.time) -> Ranking:
+    """The ranking of `inputs` given their fit (None when there is no proposal to rank)."""
+    n_items = inputs.n_items
+    if fit is not None and n_items:
+        abilities, iterations = np.asarray(fit.abilities, dtype=np.float64), fit.iterations
+        columns = {"std_errors": fit.std_errors, "ci_low": fit.ci_low, "ci_high": fit.ci_high,
+                   "scores": fit.scores}
+    else:
+        abilities, iterations = np.zeros(n_items), 0
+        columns = {name: np.zeros(n_items)
+                   for name in ("std_errors", "ci_low", "ci_high", "scores")}
+    # Highest ability first; equal abilities (e.g. no votes yet) in proposal_id order.
+    order = np.lexsort((np.array(inputs.proposal_ids), -abilities)) \
+        if n_items else np.zeros(0, dtype=np.int64)
+    ordered = order.tolist()
+
+    def frozen(values: np.ndarray) -> np.ndarray:
+        out = np.asarray(values)[order].copy()
+        out.flags.writeable = False
+        return out
+
+    return Ranking(
+        cause_id=inputs.cause_id,
+        votes_counted=inputs.votes_counted,
+        last_vote_entry_id=inputs.last_vote_entry_id,
+        fitted_at_ms=int(clock() * 1000),
+        prior_strength=float(prior_strength),
+        catalog_version=inputs.catalog_version,
+        iterations=int(iterations),
+        proposal_index=frozen(inputs.items),
+        proposal_ids=tuple(inputs.proposal_ids[k] for k in ordered),
+        texts=tuple(inputs.texts[k] for k in ordered),
+        abilities=frozen(abilities),
+        **{name: frozen(values) for name, values in columns.items()},
+        **{name: frozen(getattr(inputs, name)) for name in _TALLIES},
+    )

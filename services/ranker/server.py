@@ -1,0 +1,39 @@
+"""Composition root of the ranker: Redis client, fit processes, cause directory, gRPC server."""
+
+from __future__ import annotations
+
+import redis.asyncio as aioredis
+from pairwise.grpc_server import RunningServer, start_server
+from pairwise.v1 import ranker_pb2, ranker_pb2_grpc
+
+from ranker.cause_directory import CauseDirectory
+from ranker.fit_pool import FitPool
+from ranker.servicer import RankerServicer
+from ranker.settings import Settings
+
+SERVICE_NAME = ranker_pb2.DESCRIPTOR.services_by_name["RankerService"].full_name
+
+
+async def start(settings: Settings) -> RunningServer:
+    """Serve RankerService on settings.host:settings.port (0 = any free port) and start
+    consuming the owned causes. Stopping the returned server stops consuming and saves a
+    final checkpoint of every cause."""
+    client = aioredis.Redis.from_url(
+        settings.redis_url, socket_timeout=settings.redis_socket_timeout_s,
+        socket_connect_timeout=settings.redis_connect_timeout_s)
+    fit_pool = FitPool(settings.fit_workers)
+    directory = CauseDirectory(client, settings, fit_pool)
+    try:
+        running = await start_server(
+            host=settings.host, port=settings.port,
+            servicers=[(ranker_pb2_grpc.add_RankerServiceServicer_to_server,
+                        RankerServicer(directory))],
+            service_names=[SERVICE_NAME])
+    except BaseException:
+        await fit_pool.close()
+        await client.aclose()
+        raise
+    directory.start()
+    # Closers run in reverse: causes first (final checkpoints need Redis), then fits, Redis.
+    running.closers.extend([client.aclose, fit_pool.close, directory.close])
+    return running

@@ -1,0 +1,72 @@
+"""gRPC edge of the ranker: RankerService messages <-> the published `Ranking` of a cause."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import grpc
+from pairwise import errors
+from pairwise.v1 import ranker_pb2, ranker_pb2_grpc, types_pb2
+
+from ranker.cause_directory import CauseDirectory
+from ranker.ranking import Ranking
+
+
+def ranking_message(ranking: Ranking, offset: int, limit: int) -> types_pb2.Ranking:
+    """The header of `ranking` and its entries ranked offset+1 .. offset+limit."""
+    rows = ranking.page(offset, limit)
+    part = slice(rows.start, rows.stop)
+    columns = zip(
+        ranking.proposal_ids[part], ranking.texts[part],
+        ranking.abilities[part].tolist(), ranking.std_errors[part].tolist(),
+        ranking.ci_low[part].tolist(), ranking.ci_high[part].tolist(),
+        ranking.scores[part].tolist(), ranking.wins[part].tolist(),
+        ranking.losses[part].tolist(), ranking.ties[part].tolist(),
+        ranking.skips[part].tolist(), ranking.appearances[part].tolist(),
+        strict=True)
+    entries = [
+        types_pb2.RankedProposal(
+            proposal_id=proposal_id, rank=position + 1, ability=ability, std_error=std_error,
+            ci_low=ci_low, ci_high=ci_high, score=score, wins=wins, losses=losses, ties=ties,
+            skips=skips, appearances=appearances, text=text)
+        for position, (proposal_id, text, ability, std_error, ci_low, ci_high, score, wins,
+                       losses, ties, skips, appearances) in zip(rows, columns, strict=True)
+    ]
+    return types_pb2.Ranking(
+        cause_id=ranking.cause_id, votes_counted=ranking.votes_counted,
+        total_proposals=ranking.total_proposals, entries=entries,
+        fitted_at_ms=ranking.fitted_at_ms, prior_strength=ranking.prior_strength,
+        last_vote_entry_id=ranking.last_vote_entry_id)
+
+
+def _check_request(cause_id: str, **ranges: int) -> None:
+    if not cause_id:
+        raise errors.InvalidArgument("cause_id", "required")
+    for field, value in ranges.items():
+        if value < 0:
+            raise errors.InvalidArgument(field, f"must be >= 0, got {value}")
+
+
+class RankerServicer(ranker_pb2_grpc.RankerServiceServicer):
+    """Serves the causes of `directory`; domain errors reach the client through the error
+    mapping interceptor (pairwise.grpc_server)."""
+
+    def __init__(self, directory: CauseDirectory) -> None:
+        self._directory = directory
+
+    async def ReadRanking(self, request: ranker_pb2.ReadRankingRequest,
+                          context: grpc.aio.ServicerContext) -> ranker_pb2.ReadRankingResponse:
+        _check_request(request.cause_id, offset=request.offset, limit=request.limit)
+        cause = await self._directory.get(request.cause_id)
+        ranking = await cause.current()
+        return ranker_pb2.ReadRankingResponse(
+            ranking=ranking_message(ranking, request.offset, request.limit))
+
+    async def FollowRanking(self, request: ranker_pb2.FollowRankingRequest,
+                            context: grpc.aio.ServicerContext,
+                            ) -> AsyncIterator[ranker_pb2.FollowRankingResponse]:
+        _check_request(request.cause_id, limit=request.limit)
+        cause = await self._directory.get(request.cause_id)
+        async for ranking in cause.follow():
+            yield ranker_pb2.FollowRankingResponse(
+                ranking=ranking_message(ranking, 0, request.limit))

@@ -1,0 +1,243 @@
+"""Redis adapter for one cause's vote log: consumer-group reads, claims, and the atomic checkpoint.
+
+The ranker's exactly-once effect rests on one invariant: Redis holds a checkpoint
+(last applied entry id, entries reflected, pair counts) and an entry is XACKed only in the
+same Lua script that stores a checkpoint covering it. A crash at any instant therefore
+leaves every unreflected entry pending in the consumer group; the next owner loads the
+checkpoint, claims all pending entries, and re-applies exactly those after `last_id`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import redis.asyncio as aioredis
+import redis.exceptions
+from pairwise import keys, vote_log
+
+from ranker.pair_counts import SKIP, TIE, WIN, PairCounts
+
+logger = logging.getLogger(__name__)
+
+# Stream entries as redis-py returns them: (entry id, fields); fields is None for an entry
+# that was deleted while pending (servers before Redis 7 report it that way).
+RawEntry = tuple[bytes | str, dict[bytes, bytes] | None]
+
+_KIND_CODE = {vote_log.WIN: WIN, vote_log.TIE: TIE, vote_log.SKIP: SKIP}
+
+
+def entry_key(entry_id: str) -> tuple[int, int]:
+    """Sort key of a stream entry id "<ms>-<seq>"; "" (no entry) sorts before every id."""
+    if not entry_id:
+        return (-1, -1)
+    ms, _, seq = entry_id.partition("-")
+    return (int(ms), int(seq or 0))
+
+
+@dataclass
+class VoteBatch:
+    """Entries of the log read in one call, decoded for `PairCounts.apply`.
+
+    `entry_ids` is every entry read (to XACK once checkpointed). Only entries after the
+    caller's high-water mark are *reflected*: the valid ones are in `kinds`/`a`/`b`, the
+    malformed ones are listed in `malformed` and change no count, and both advance
+    `last_id` and count in `n_reflected`. Entries at or before the mark are `n_stale`.
+    """
+
+    entry_ids: list[str] = field(default_factory=list)
+    kinds: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.uint8))
+    a: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    b: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    n_reflected: int = 0
+    n_stale: int = 0
+    last_id: str = ""
+    malformed: list[tuple[str, str]] = field(default_factory=list)
+
+
+def decode_batch(entries: Sequence[RawEntry], after_id: str, max_proposals: int) -> VoteBatch:
+    """Decode entries (in id order) that follow `after_id` ("" = from the start).
+
+    An entry is malformed when its fields do not parse (pairwise.vote_log.decode), when a
+    proposal index is negative or >= `max_proposals`, or when both sides are the same
+    proposal. Deleted entries (fields None) are skipped entirely: they are not in the log.
+    """
+    batch = VoteBatch()
+    after = entry_key(after_id)
+    kinds: list[int] = []
+    lefts: list[int] = []
+    rights: list[int] = []
+    past_mark = not after_id
+    for raw_id, fields in entries:
+        entry_id = raw_id.decode() if isinstance(raw_id, bytes) else raw_id
+        if fields is None:
+            continue
+        batch.entry_ids.append(entry_id)
+        # Entries arrive in id order, so only a prefix can be at or before the mark.
+        if not past_mark:
+            if entry_key(entry_id) <= after:
+                batch.n_stale += 1
+                continue
+            past_mark = True
+        batch.n_reflected += 1
+        batch.last_id = entry_id
+        try:
+            vote = vote_log.decode(fields)
+        except (KeyError, ValueError, UnicodeDecodeError) as exc:
+            batch.malformed.append((entry_id, f"{type(exc).__name__}: {exc}"))
+            continue
+        if not (0 <= vote.a < max_proposals and 0 <= vote.b < max_proposals):
+            batch.malformed.append((entry_id, f"proposal index out of range: {vote.a}, {vote.b}"))
+            continue
+        if vote.a == vote.b:
+            batch.malformed.append((entry_id, f"proposal {vote.a} compared with itself"))
+            continue
+        kinds.append(_KIND_CODE[vote.kind])
+        lefts.append(vote.a)
+        rights.append(vote.b)
+    batch.kinds = np.asarray(kinds, dtype=np.uint8)
+    batch.a = np.asarray(lefts, dtype=np.int64)
+    batch.b = np.asarray(rights, dtype=np.int64)
+    return batch
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """What Redis last stored for a cause: `counts` reflect exactly the first
+    `votes_counted` log entries, the last of which is `last_id` ("" when none)."""
+
+    last_id: str
+    votes_counted: int
+    counts: PairCounts
+
+
+class CheckpointConflict(RuntimeError):
+    """Another consumer moved the checkpoint, or holds entries this one is about to cover.
+
+    Two rankers are consuming the same cause (a shard misconfiguration or a hand-over in
+    progress). Nothing was written; the caller must drop its in-memory state and reload.
+    """
+
+
+# KEYS[1] checkpoint hash, KEYS[2] vote log.
+# ARGV[1] group, ARGV[2] consumer, ARGV[3] last_id the caller loaded or last saved ("" = none),
+# ARGV[4] new last_id, ARGV[5] votes_counted, ARGV[6] counts snapshot, ARGV[7] saved_at_ms,
+# ARGV[8..] entry ids to XACK (all <= new last_id).
+# Fencing: refuse when the stored checkpoint is neither the caller's previous one nor the
+# one it is re-saving (a retry after a lost reply), and when another consumer holds a
+# pending entry at or below the new last_id (an entry this state never saw). Refusing
+# writes nothing, so the stored state never skips or double-counts an entry.
+_CHECKPOINT_LUA = """
+local current = redis.call('HGET', KEYS[1], 'last_id') or ''
+if current ~= ARGV[3] and current ~= ARGV[4] then
+  return {0, 'checkpoint is at ' .. current .. ', expected ' .. ARGV[3]}
+end
+local summary = redis.call('XPENDING', KEYS[2], ARGV[1])
+if summary[4] then
+  for _, holder in ipairs(summary[4]) do
+    if holder[1] ~= ARGV[2] then
+      local theirs = redis.call('XPENDING', KEYS[2], ARGV[1], '-', ARGV[4], 1, holder[1])
+      if #theirs > 0 then
+        return {0, 'consumer ' .. holder[1] .. ' holds pending entry ' .. theirs[1][1]}
+      end
+    end
+  end
+end
+redis.call('HSET', KEYS[1], 'last_id', ARGV[4], 'votes_counted', ARGV[5], 'counts', ARGV[6],
+           'consumer', ARGV[2], 'saved_at_ms', ARGV[7])
+local acked = 0
+for first = 8, #ARGV, 4000 do
+  acked = acked + redis.call('XACK', KEYS[2], ARGV[1],
+                             unpack(ARGV, first, math.min(first + 3999, #ARGV)))
+end
+return {1, acked}
+"""
+
+
+class VoteLog:
+    """One cause's vote log seen through the ranker consumer group, as consumer `consumer`."""
+
+    def __init__(self, client: aioredis.Redis, cause_id: str, *, consumer: str,
+                 read_batch: int, block_ms: int) -> None:
+        self.cause_id = cause_id
+        self._redis = client
+        self._stream = keys.votes(cause_id)
+        self._checkpoint_key = keys.checkpoint(cause_id)
+        self._consumer = consumer
+        self._read_batch = read_batch
+        self._block_ms = block_ms
+        self._save_script = client.register_script(_CHECKPOINT_LUA)
+
+    async def ensure_group(self) -> None:
+        """Create the consumer group at the start of the log (and the log if absent)."""
+        try:
+            await self._redis.xgroup_create(self._stream, keys.RANKER_GROUP, id="0",
+                                            mkstream=True)
+        except redis.exceptions.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    async def load_checkpoint(self) -> Checkpoint:
+        """The stored checkpoint, or an empty one.
+
+        Raises ValueError when the stored counts do not parse: starting from zero instead
+        would silently lose every entry already acknowledged.
+        """
+        stored = await self._redis.hgetall(self._checkpoint_key)
+        if not stored or b"last_id" not in stored:
+            return Checkpoint("", 0, PairCounts())
+        counts = PairCounts.from_bytes(stored[b"counts"])
+        return Checkpoint(stored[b"last_id"].decode(), int(stored[b"votes_counted"]), counts)
+
+    async def claim_pending(self) -> AsyncIterator[list[RawEntry]]:
+        """Take over every pending entry of the group (any consumer's), in id order, in pages.
+
+        Entries trimmed from the log while pending are dropped from the group by XAUTOCLAIM
+        (Redis >= 7 reports them): those votes are lost, which is logged as an error.
+        """
+        cursor: bytes | str = "0-0"
+        while True:
+            reply = await self._redis.xautoclaim(
+                self._stream, keys.RANKER_GROUP, self._consumer, min_idle_time=0,
+                start_id=cursor, count=self._read_batch)
+            cursor, entries = reply[0], reply[1]
+            deleted = reply[2] if len(reply) > 2 else []
+            if deleted:
+                logger.error("pending vote-log entries were trimmed before being counted",
+                             extra={"cause_id": self.cause_id, "lost_entries": len(deleted),
+                                    "first_lost": _text(deleted[0])})
+            if entries:
+                yield entries
+            if _text(cursor) == "0-0":
+                return
+
+    async def read_new(self) -> list[RawEntry]:
+        """Entries never delivered to the group, up to `read_batch`, waiting up to `block_ms`."""
+        reply = await self._redis.xreadgroup(
+            keys.RANKER_GROUP, self._consumer, {self._stream: ">"},
+            count=self._read_batch, block=self._block_ms)
+        if not reply:
+            return []
+        return list(reply[0][1])
+
+    async def save_checkpoint(self, *, previous_id: str, last_id: str, votes_counted: int,
+                              counts: bytes, ack_ids: Sequence[str]) -> int:
+        """Store the checkpoint and XACK `ack_ids` in one atomic script; returns entries acked.
+
+        `previous_id` is the `last_id` this consumer loaded or last saved. Raises
+        CheckpointConflict when another consumer got in the way (nothing is written).
+        """
+        status, detail = await self._save_script(
+            keys=[self._checkpoint_key, self._stream],
+            args=[keys.RANKER_GROUP, self._consumer, previous_id, last_id, votes_counted,
+                  counts, int(time.time() * 1000), *ack_ids])
+        if int(status) != 1:
+            raise CheckpointConflict(f"cause {self.cause_id!r}: {_text(detail)}")
+        return int(detail)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

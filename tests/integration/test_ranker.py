@@ -1,0 +1,548 @@
+"""RankerService against a real Redis: exact counts, rankings, restarts, crashes, shards, streams.
+
+The tests play the gateway and ingest by writing catalog keys and vote-log entries straight
+into Redis (pairwise.keys, pairwise.vote_log), in their own Redis database so that rankers
+started elsewhere in the session (the `cluster` fixture) never consume these causes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import grpc
+import numpy as np
+import pytest
+import redis
+from conftest import ranker_settings, serve_in_thread
+from pairwise import keys, vote_log
+from pairwise.embedded_redis import free_port
+from pairwise.sharding import shard_of
+from pairwise.v1 import ranker_pb2, ranker_pb2_grpc, types_pb2
+from ranker.server import start
+
+T = TypeVar("T")
+TIMEOUT_S = 30.0
+# Database of these tests; the rest of the session uses database 0.
+RANKER_DB = 3
+
+
+@pytest.fixture
+def db_url(redis_url: str) -> Iterator[str]:
+    """A Redis URL on this file's own database, emptied before each test."""
+    url = f"{redis_url.rsplit('/', 1)[0]}/{RANKER_DB}"
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    client.close()
+    yield url
+
+
+@pytest.fixture
+def r(db_url: str) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(db_url)
+    yield client
+    client.close()
+
+
+def eventually(probe: Callable[[], T | None], what: str, timeout_s: float = TIMEOUT_S) -> T:
+    """Poll `probe` until it returns something truthy; fail naming `what` after timeout_s."""
+    deadline = time.monotonic() + timeout_s
+    last: T | None = None
+    while time.monotonic() < deadline:
+        last = probe()
+        if last:
+            return last
+        time.sleep(0.05)
+    pytest.fail(f"timed out waiting for {what}; last probe: {last!r}")
+
+
+@dataclass
+class Tally:
+    wins: int = 0
+    losses: int = 0
+    ties: int = 0
+    skips: int = 0
+    appearances: int = 0
+
+
+@dataclass
+class Consultation:
+    """A cause written the way the gateway and ingest write it, with the expected tallies
+    computed independently of the ranker."""
+
+    r: redis.Redis
+    cause_id: str
+    proposal_ids: list[str] = field(default_factory=list)
+    tallies: dict[str, Tally] = field(default_factory=dict)
+    entries_written: int = 0
+    last_entry_id: str = ""
+
+    def create(self, n_proposals: int, accepted: bool = True) -> Consultation:
+        self.r.sadd(keys.CAUSES, self.cause_id)
+        self.r.hset(keys.cause(self.cause_id),
+                    mapping={"title": "Comment lutter contre les violences ?",
+                             "auto_accept": 1, "created_at_ms": int(time.time() * 1000)})
+        self.add_proposals(n_proposals, accepted=accepted)
+        return self
+
+    def add_proposals(self, n: int, accepted: bool = True) -> list[str]:
+        added = []
+        with self.r.pipeline(transaction=True) as pipe:
+            for _ in range(n):
+                index = len(self.proposal_ids)
+                proposal_id = f"p{index:04d}"
+                record = {"text": f"Proposition {index}", "author_id": "admin",
+                          "status": "ACCEPTED" if accepted else "PENDING", "reason": "",
+                          "index": index, "created_at_ms": int(time.time() * 1000)}
+                pipe.rpush(keys.proposal_ids(self.cause_id), proposal_id)
+                pipe.hset(keys.proposal_index(self.cause_id), proposal_id, index)
+                pipe.hset(keys.proposals(self.cause_id), proposal_id, json.dumps(record))
+                if accepted:
+                    pipe.sadd(keys.accepted(self.cause_id), index)
+                self.proposal_ids.append(proposal_id)
+                self.tallies[proposal_id] = Tally()
+                added.append(proposal_id)
+            pipe.incr(keys.catalog_version(self.cause_id))
+            pipe.execute()
+        return added
+
+    def moderate(self, proposal_id: str, accepted: bool) -> None:
+        index = self.proposal_ids.index(proposal_id)
+        with self.r.pipeline(transaction=True) as pipe:
+            if accepted:
+                pipe.sadd(keys.accepted(self.cause_id), index)
+            else:
+                pipe.srem(keys.accepted(self.cause_id), index)
+            pipe.incr(keys.catalog_version(self.cause_id))
+            pipe.execute()
+
+    def vote(self, votes: list[tuple[str, int, int]]) -> None:
+        """Append (kind, a, b) entries to the vote log ("w": a beat b, "t": tie, "s": skip)."""
+        with self.r.pipeline(transaction=False) as pipe:
+            for kind, a, b in votes:
+                n = self.entries_written
+                self.entries_written += 1
+                entry = vote_log.VoteEntry(kind=kind, a=a, b=b, vote_id=f"v{n}",  # type: ignore[arg-type]
+                                           voter_id=f"u{n % 97}")
+                pipe.xadd(keys.votes(self.cause_id), entry.fields())
+                left, right = self.tallies[self.proposal_ids[a]], self.tallies[self.proposal_ids[b]]
+                left.appearances += 1
+                right.appearances += 1
+                if kind == "w":
+                    left.wins += 1
+                    right.losses += 1
+                elif kind == "t":
+                    left.ties += 1
+                    right.ties += 1
+                else:
+                    left.skips += 1
+                    right.skips += 1
+            ids = pipe.execute()
+        self.last_entry_id = ids[-1].decode()
+
+    def write_raw(self, fields: dict[str, str]) -> None:
+        """Append an entry that is not a well-formed vote (it still counts as reflected)."""
+        self.last_entry_id = self.r.xadd(keys.votes(self.cause_id), fields).decode()
+        self.entries_written += 1
+
+    def random_votes(self, rng: np.random.Generator, n: int, among: int,
+                     strength: np.ndarray | None = None) -> None:
+        """`n` random votes among the first `among` proposals; with `strength`, the winner
+        is drawn by Bradley-Terry; 10% ties and 10% skips."""
+        votes = []
+        for _ in range(n):
+            a, b = rng.choice(among, size=2, replace=False).tolist()
+            roll = rng.random()
+            if roll < 0.1:
+                votes.append(("t", a, b))
+            elif roll < 0.2:
+                votes.append(("s", a, b))
+            else:
+                p_a = 0.5 if strength is None else 1 / (1 + np.exp(strength[b] - strength[a]))
+                votes.append(("w", a, b) if rng.random() < p_a else ("w", b, a))
+        self.vote(votes)
+
+
+def stub_for(port: int) -> tuple[grpc.Channel, ranker_pb2_grpc.RankerServiceStub]:
+    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+    return channel, ranker_pb2_grpc.RankerServiceStub(channel)
+
+
+@pytest.fixture
+def serve(db_url: str) -> Iterator[Callable[..., Any]]:
+    """Start rankers on `db_url` (settings overrides as keywords); all stopped at the end."""
+    stack: list[Any] = []
+
+    def start_ranker(**overrides: Any) -> Ranker:
+        context = serve_in_thread(start, ranker_settings(db_url, **overrides))
+        running = context.__enter__()
+        channel, stub = stub_for(running.port)
+        ranker = Ranker(running.port, channel, stub, context)
+        stack.append(ranker)
+        return ranker
+
+    yield start_ranker
+    for ranker in reversed(stack):
+        ranker.stop()
+
+
+@dataclass
+class Ranker:
+    port: int
+    channel: grpc.Channel
+    stub: ranker_pb2_grpc.RankerServiceStub
+    context: Any
+    stopped: bool = False
+
+    def read(self, cause_id: str, offset: int = 0, limit: int = 10_000) -> types_pb2.Ranking:
+        reply = self.stub.ReadRanking(
+            ranker_pb2.ReadRankingRequest(cause_id=cause_id, offset=offset, limit=limit),
+            timeout=TIMEOUT_S)
+        return reply.ranking
+
+    def read_when(self, cause_id: str, done: Callable[[types_pb2.Ranking], bool],
+                  what: str) -> types_pb2.Ranking:
+        return eventually(lambda: (lambda k: k if done(k) else None)(self.read(cause_id)), what)
+
+    def counted(self, consultation: Consultation) -> types_pb2.Ranking:
+        """The ranking once it reflects every entry written so far."""
+        return self.read_when(
+            consultation.cause_id,
+            lambda k: k.votes_counted == consultation.entries_written,
+            f"votes_counted == {consultation.entries_written}")
+
+    def stop(self) -> None:
+        if not self.stopped:
+            self.stopped = True
+            self.channel.close()
+            self.context.__exit__(None, None, None)
+
+
+def assert_tallies_exact(ranking: types_pb2.Ranking, consultation: Consultation,
+                         ranked: list[str] | None = None) -> None:
+    ranked = consultation.proposal_ids if ranked is None else ranked
+    got = {entry.proposal_id: Tally(entry.wins, entry.losses, entry.ties, entry.skips,
+                                    entry.appearances)
+           for entry in ranking.entries}
+    assert got == {pid: consultation.tallies[pid] for pid in ranked}
+    assert ranking.votes_counted == consultation.entries_written
+    assert ranking.last_vote_entry_id == consultation.last_entry_id
+
+
+def checkpointed(r: redis.Redis, consultation: Consultation) -> bool:
+    stored = r.hget(keys.checkpoint(consultation.cause_id), "votes_counted")
+    return stored is not None and int(stored) == consultation.entries_written
+
+
+def pending(r: redis.Redis, cause_id: str) -> int:
+    return int(r.xpending(keys.votes(cause_id), keys.RANKER_GROUP)["pending"])
+
+
+# -- counting and ranking ---------------------------------------------------------------------
+
+
+def test_counts_and_ranking_reflect_exactly_the_votes_written(serve, r, cause_id):
+    ranker = serve()
+    rng = np.random.default_rng(7)
+    cause = Consultation(r, cause_id).create(6)
+    # p0000 is far stronger than the rest; p0005 never appears in a vote.
+    strength = np.array([3.0, 0.5, 0.0, -0.5, -1.0])
+    cause.random_votes(rng, 400, among=5, strength=strength)
+    cause.vote([("w", 0, 1)] * 30)
+
+    ranking = ranker.counted(cause)
+
+    assert_tallies_exact(ranking, cause)
+    assert ranking.total_proposals == 6
+    assert ranking.entries[0].proposal_id == "p0000"
+    assert [entry.rank for entry in ranking.entries] == list(range(1, 7))
+    abilities = [entry.ability for entry in ranking.entries]
+    assert abilities == sorted(abilities, reverse=True)
+    assert sum(abilities) == pytest.approx(0.0, abs=1e-6)
+    for entry in ranking.entries:
+        assert entry.ci_low < entry.ability < entry.ci_high
+        assert entry.std_error > 0
+        assert 0.0 <= entry.score <= 100.0
+        assert entry.text == f"Proposition {int(entry.proposal_id[1:])}"
+    unvoted = next(entry for entry in ranking.entries if entry.proposal_id == "p0005")
+    assert unvoted.appearances == 0
+    assert ranking.prior_strength > 0
+    assert ranking.fitted_at_ms > 0
+
+
+def test_a_new_cause_lists_its_accepted_proposals_at_once(serve, r, cause_id):
+    ranker = serve()
+    cause = Consultation(r, cause_id).create(3)
+    cause.add_proposals(1, accepted=False)
+
+    ranking = ranker.read(cause_id)
+
+    assert ranking.votes_counted == 0
+    assert ranking.last_vote_entry_id == ""
+    assert [entry.proposal_id for entry in ranking.entries] == ["p0000", "p0001", "p0002"]
+    assert all(entry.ability == pytest.approx(0.0, abs=1e-9) for entry in ranking.entries)
+    assert all(entry.score == pytest.approx(50.0) for entry in ranking.entries)
+
+
+def test_catalog_changes_show_in_the_next_read_and_rejected_votes_stay_counted(
+        serve, r, cause_id):
+    ranker = serve()
+    cause = Consultation(r, cause_id).create(4)
+    cause.vote([("w", 1, 0), ("w", 1, 2), ("t", 1, 3), ("w", 2, 3), ("s", 0, 3)])
+    ranker.counted(cause)
+
+    cause.moderate("p0001", accepted=False)
+    (new,) = cause.add_proposals(1)
+    ranking = ranker.read(cause_id)
+
+    listed = [entry.proposal_id for entry in ranking.entries]
+    assert "p0001" not in listed
+    assert new in listed
+    assert ranking.total_proposals == 4
+    assert ranking.votes_counted == cause.entries_written
+    assert_tallies_exact(ranking, cause, ranked=["p0000", "p0002", "p0003", new])
+
+    cause.moderate("p0001", accepted=True)
+    assert "p0001" in [entry.proposal_id for entry in ranker.read(cause_id).entries]
+
+
+def test_pages_and_header(serve, r, cause_id):
+    ranker = serve()
+    cause = Consultation(r, cause_id).create(5)
+    cause.vote([("w", 4, 3), ("w", 3, 2), ("w", 2, 1), ("w", 1, 0)] * 10)
+    full = ranker.counted(cause)
+
+    page = ranker.read(cause_id, offset=1, limit=2)
+    assert [entry.rank for entry in page.entries] == [2, 3]
+    assert [entry.proposal_id for entry in page.entries] == \
+        [entry.proposal_id for entry in full.entries[1:3]]
+    header = ranker.read(cause_id, limit=0)
+    assert list(header.entries) == []
+    assert (header.total_proposals, header.votes_counted) == (5, cause.entries_written)
+    assert list(ranker.read(cause_id, offset=99, limit=5).entries) == []
+
+
+def test_bad_requests_and_unknown_causes(serve):
+    ranker = serve()
+    with pytest.raises(grpc.RpcError) as caught:
+        ranker.read("no-such-cause")
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+    assert "no-such-cause" in caught.value.details()
+    for request, field_name in [({"offset": -1}, "offset"), ({"limit": -5}, "limit"),
+                                ({"cause_id": ""}, "cause_id")]:
+        with pytest.raises(grpc.RpcError) as caught:
+            ranker.stub.ReadRanking(ranker_pb2.ReadRankingRequest(
+                **{"cause_id": "c", **request}), timeout=TIMEOUT_S)
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert caught.value.details().startswith(field_name)
+
+
+def test_malformed_entries_are_reflected_but_change_no_count(serve, r, cause_id):
+    ranker = serve()
+    cause = Consultation(r, cause_id).create(3)
+    cause.vote([("w", 0, 1)])
+    cause.write_raw({"k": "x", "a": "0", "b": "1"})
+    cause.write_raw({"k": "w", "a": "zero", "b": "1"})
+    cause.write_raw({"k": "w", "a": "2", "b": "2"})
+    cause.write_raw({"k": "w", "a": "-1", "b": "2"})
+    cause.write_raw({"unrelated": "field"})
+    cause.vote([("w", 2, 1), ("t", 0, 2)])
+
+    ranking = ranker.counted(cause)
+
+    assert_tallies_exact(ranking, cause)
+    eventually(lambda: checkpointed(r, cause), "checkpoint of every entry")
+    assert pending(r, cause_id) == 0
+
+
+# -- restarts and crashes -----------------------------------------------------------------------
+
+
+def test_restart_with_the_same_consumer_counts_each_vote_once(serve, r, cause_id):
+    rng = np.random.default_rng(11)
+    cause = Consultation(r, cause_id).create(8)
+    first = serve()
+    cause.random_votes(rng, 500, among=8)
+    first.counted(cause)
+    eventually(lambda: checkpointed(r, cause), "a checkpoint")
+    first.stop()
+
+    cause.random_votes(rng, 300, among=8)
+    second = serve()
+
+    assert_tallies_exact(second.counted(cause), cause)
+    eventually(lambda: checkpointed(r, cause), "a checkpoint after restart")
+    assert pending(r, cause_id) == 0
+
+
+def test_a_new_consumer_takes_over_what_another_left_pending(serve, r, cause_id):
+    rng = np.random.default_rng(12)
+    cause = Consultation(r, cause_id).create(6)
+    first = serve(consumer_name="ranker-old")
+    cause.random_votes(rng, 200, among=6)
+    first.counted(cause)
+    first.stop()
+    # A replica named "ranker-lost" read these entries and died before its checkpoint.
+    cause.random_votes(rng, 150, among=6)
+    delivered = r.xreadgroup(keys.RANKER_GROUP, "ranker-lost", {keys.votes(cause_id): ">"},
+                             count=100)
+    assert len(delivered[0][1]) == 100
+    cause.random_votes(rng, 50, among=6)
+
+    second = serve(consumer_name="ranker-new")
+
+    assert_tallies_exact(second.counted(cause), cause)
+    eventually(lambda: checkpointed(r, cause) and pending(r, cause_id) == 0,
+               "everything acknowledged by the new consumer")
+    assert r.hget(keys.checkpoint(cause_id), "consumer") == b"ranker-new"
+
+
+def test_kill_9_between_apply_and_checkpoint_loses_and_doubles_nothing(
+        db_url, serve, r, cause_id, tmp_path):
+    rng = np.random.default_rng(13)
+    cause = Consultation(r, cause_id).create(6)
+    cause.random_votes(rng, 300, among=6)
+    first = serve()
+    first.counted(cause)
+    eventually(lambda: checkpointed(r, cause), "the first checkpoint")
+    first.stop()
+    saved = r.hgetall(keys.checkpoint(cause_id))
+
+    # A ranker process that applies votes but never gets to checkpoint them, then dies.
+    cause.random_votes(rng, 200, among=6)
+    port = free_port()
+    env = {**os.environ, "REDIS_URL": db_url, "RANKER_PORT": str(port),
+           "RANKER_CONSUMER": "ranker-0", "RANKER_FIT_INTERVAL_S": "0.1",
+           "RANKER_DISCOVER_INTERVAL_S": "0.1", "RANKER_CHECKPOINT_INTERVAL_S": "3600"}
+    with open(tmp_path / "ranker.log", "wb") as log:
+        process = subprocess.Popen([sys.executable, "-m", "ranker"], env=env, stdout=log,
+                                   stderr=subprocess.STDOUT)
+    try:
+        channel, stub = stub_for(port)
+        grpc.channel_ready_future(channel).result(timeout=TIMEOUT_S)
+        Ranker(port, channel, stub, context=None, stopped=True).counted(cause)
+        channel.close()
+        assert r.hgetall(keys.checkpoint(cause_id)) == saved
+        assert pending(r, cause_id) == 200
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=TIMEOUT_S)
+    assert process.returncode == -signal.SIGKILL
+
+    cause.random_votes(rng, 100, among=6)
+    after = serve()
+
+    assert_tallies_exact(after.counted(cause), cause)
+    eventually(lambda: checkpointed(r, cause) and pending(r, cause_id) == 0,
+               "everything checkpointed and acknowledged")
+
+
+# -- sharding -------------------------------------------------------------------------------------
+
+
+def causes_per_shard(prefix: str, n_shards: int) -> list[str]:
+    found: dict[int, str] = {}
+    k = 0
+    while len(found) < n_shards:
+        candidate = f"{prefix}-{k}"
+        found.setdefault(shard_of(candidate, n_shards), candidate)
+        k += 1
+    return [found[shard] for shard in range(n_shards)]
+
+
+def test_two_shards_rank_disjoint_causes(serve, r, cause_id):
+    shard_causes = causes_per_shard(cause_id, 2)
+    consultations = []
+    for cid in shard_causes:
+        cause = Consultation(r, cid).create(3)
+        cause.vote([("w", 0, 1), ("w", 1, 2), ("t", 0, 2)])
+        consultations.append(cause)
+    rankers = [serve(shard_index=k, shard_count=2, consumer_name=f"ranker-{k}")
+               for k in range(2)]
+
+    for shard, (ranker, cause) in enumerate(zip(rankers, consultations, strict=True)):
+        assert_tallies_exact(ranker.counted(cause), cause)
+        other = rankers[1 - shard]
+        with pytest.raises(grpc.RpcError) as caught:
+            other.read(cause.cause_id)
+        assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert f"shard {shard} of 2" in caught.value.details()
+    for shard, cause in enumerate(consultations):
+        consumers = r.xinfo_consumers(keys.votes(cause.cause_id), keys.RANKER_GROUP)
+        assert [c["name"] for c in consumers] == [f"ranker-{shard}".encode()]
+
+
+# -- following ------------------------------------------------------------------------------------
+
+
+def test_follow_sends_the_current_ranking_then_each_new_fit(serve, r, cause_id):
+    ranker = serve()
+    cause = Consultation(r, cause_id).create(4)
+    cause.vote([("w", 0, 1)])
+    ranker.counted(cause)
+
+    stream = ranker.stub.FollowRanking(
+        ranker_pb2.FollowRankingRequest(cause_id=cause_id, limit=2), timeout=TIMEOUT_S)
+    try:
+        first = next(stream).ranking
+        assert first.votes_counted == 1
+        assert len(first.entries) == 2 and first.total_proposals == 4
+        cause.vote([("w", 3, 2)] * 20)
+        latest = first
+        while latest.votes_counted < cause.entries_written:
+            latest = next(stream).ranking
+        assert latest.votes_counted == cause.entries_written
+        assert latest.entries[0].proposal_id == "p0003"
+    finally:
+        stream.cancel()
+
+
+# -- fitting never blocks reads ----------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_reads_are_answered_while_a_large_fit_runs(serve, r, cause_id, caplog):
+    caplog.set_level(logging.INFO, logger="ranker.cause_ranker")
+    n_proposals, n_votes = 2_000, 200_000
+    rng = np.random.default_rng(14)
+    cause = Consultation(r, cause_id).create(n_proposals)
+    ranker = serve(fit_interval_s=0.0)
+    a = rng.integers(0, n_proposals, size=n_votes)
+    b = (a + rng.integers(1, n_proposals, size=n_votes)) % n_proposals
+    for start_at in range(0, n_votes, 20_000):
+        part = range(start_at, start_at + 20_000)
+        cause.vote([("w", int(a[k]), int(b[k])) for k in part])
+
+    answered: list[tuple[float, float, int]] = []
+    stop = threading.Event()
+
+    def read_continuously() -> None:
+        while not stop.is_set():
+            sent = time.time()
+            ranking = ranker.read(cause_id, limit=10)
+            answered.append((sent, time.time(), ranking.votes_counted))
+
+    reader = threading.Thread(target=read_continuously)
+    reader.start()
+    try:
+        eventually(lambda: answered and answered[-1][2] == n_votes, "all votes counted")
+    finally:
+        stop.set()
+        reader.join(timeout=TIMEOUT_S)
+    fits = [(record.created - record.seconds, record.created)
+            for record in caplog.records
+            if record.msg == "fit" and getattr(record, "cause_id", "") == cause_id
+            and record.n_items == n_proposals and record.n_pairs > 10_000]
+    assert fits, "no large fit ran"
+    during_a_fit = [read for read in answered
+                    if any(begin < read[0] and read[1] < end for begin, end in fits)]
+    assert during_a_fit, f"no read answered during any of {len(fits)} large fits"
