@@ -26,6 +26,7 @@ ADMIN = (("authorization", "Bearer fault-admin"),)
 N_PROPOSALS = 60
 N_VOTES = 24_000
 BATCH = 400
+PACE_S = 0.1
 RETRYABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
 
 
@@ -131,6 +132,8 @@ def import_with_retries(stub: gateway_pb2_grpc.GatewayServiceStub,
             if reply.rejected:
                 errors.append(f"rejected {reply.rejected}: {list(reply.errors)[:3]}")
             break
+        # Paced like a migration job, so that the crashes land in the middle of the import.
+        time.sleep(PACE_S)
         else:
             errors.append(f"batch at {start} never acknowledged")
     return retries
