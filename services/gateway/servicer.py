@@ -47,7 +47,8 @@ _STATUS_TO_PROTO = {
     Status.ACCEPTED: types_pb2.PROPOSAL_STATUS_ACCEPTED,
     Status.REJECTED: types_pb2.PROPOSAL_STATUS_REJECTED,
 }
-_PROTO_TO_STATUS = {proto: status for status, proto in _STATUS_TO_PROTO.items()}
+_PROTO_TO_STATUS: dict[int, Status] = {
+    int(proto): status for status, proto in _STATUS_TO_PROTO.items()}
 
 
 def _cause_message(cause: Cause) -> types_pb2.Cause:

@@ -338,3 +338,22 @@ def test_catalog_survives_a_gateway_restart(redis_url: str, cause_id: str) -> No
         assert d.status == ACCEPTED
         code, _ = status_of(lambda: add(stub, cause_id, ("a", "A again")))
         assert code == grpc.StatusCode.ALREADY_EXISTS
+
+
+def test_redis_down_is_unavailable(cause_id: str) -> None:
+    settings = gateway_settings("redis://127.0.0.1:1/0", NOWHERE, NOWHERE)
+    with serve_in_thread(start, settings) as running, \
+            grpc.insecure_channel(f"127.0.0.1:{running.port}") as ch:
+        stub = gateway_pb2_grpc.GatewayServiceStub(ch)
+        calls = {
+            "CreateCause": lambda: create_cause(stub, cause_id),
+            "GetCause": lambda: stub.GetCause(gw.GetCauseRequest(cause_id=cause_id),
+                                              metadata=PLATFORM, timeout=5),
+            # Refused by the rate limiter, before the servicer runs.
+            "NextPair": lambda: stub.NextPair(gw.NextPairRequest(cause_id=cause_id,
+                                                                 voter_id="v"),
+                                              metadata=PLATFORM, timeout=5),
+        }
+        for name, call in calls.items():
+            code, _ = status_of(call)
+            assert code == grpc.StatusCode.UNAVAILABLE, name
