@@ -76,8 +76,8 @@ end
 return {'ok', raw}
 """
 
-# KEYS: cause, pids (all statuses) or pstatus:<status>, proposals, use_zset flag in ARGV[3].
-# ARGV: offset, stop (inclusive), 'z' for a sorted set or 'l' for the list.
+# KEYS: cause, source (pids for every status, or pstatus:<status>), proposals.
+# ARGV: offset, stop (inclusive), 'z' when the source is a sorted set, 'l' for the list.
 # Returns {'ok', total, id1, record1, id2, record2, ...} or {'no_cause'}.
 _LIST = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return {'no_cause'} end

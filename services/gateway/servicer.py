@@ -232,11 +232,16 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
         cause_id = check_id("cause_id", request.cause_id)
         cause = await self._catalog.get_cause(cause_id)
         timeout = self._timeout(context)
+        # Both calls are awaited to the end so that a failure of one is never left unretrieved.
         stats, ranking = await asyncio.gather(
             self._upstreams.ingest.GetVoteStats(
                 ingest_pb2.GetVoteStatsRequest(cause_id=cause_id), timeout=timeout),
             self._upstreams.ranker_for(cause_id).ReadRanking(
-                ranker_pb2.ReadRankingRequest(cause_id=cause_id, limit=0), timeout=timeout))
+                ranker_pb2.ReadRankingRequest(cause_id=cause_id, limit=0), timeout=timeout),
+            return_exceptions=True)
+        for outcome in (stats, ranking):
+            if isinstance(outcome, BaseException):
+                raise outcome
         counted = ranking.ranking.votes_counted
         return gateway_pb2.GetCauseStatsResponse(
             votes_accepted=stats.votes_accepted, votes_counted=counted,

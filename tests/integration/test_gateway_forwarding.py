@@ -214,7 +214,9 @@ def test_unreachable_ingest_is_unavailable(redis_url: str, cause_id: str) -> Non
         make_cause(stub, cause_id)
         for call in (lambda: submit(stub, cause_id, "k"),
                      lambda: stub.GetRanking(gw.GetRankingRequest(cause_id=cause_id),
-                                             metadata=PLATFORM, timeout=5)):
+                                             metadata=PLATFORM, timeout=5),
+                     lambda: stub.GetCauseStats(gw.GetCauseStatsRequest(cause_id=cause_id),
+                                                metadata=PLATFORM, timeout=5)):
             with pytest.raises(grpc.RpcError) as info:
                 call()
             assert info.value.code() == grpc.StatusCode.UNAVAILABLE
