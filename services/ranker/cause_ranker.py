@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
 from collections.abc import AsyncIterator, Coroutine
 from typing import Any
 
@@ -56,7 +57,10 @@ class CauseRanker:
         self._applied_id = ""
         self._votes_counted = 0
         self._unacked: list[str] = []
-        self._saved_id = ""  # last_id of the checkpoint in Redis: the fencing token
+        # Fencing: the token of the checkpoint this consumer loaded or last saved, and of a
+        # save whose reply was lost (it may have been applied).
+        self._saved_token = ""
+        self._unknown_token = ""
         self._saved_at = time.monotonic()
         self._counts_lock = asyncio.Lock()  # the consumer's writes vs. a fit copying counts
 
@@ -201,7 +205,8 @@ class CauseRanker:
         checkpoint = await self._log.load_checkpoint()
         async with self._counts_lock:
             self._counts = checkpoint.counts
-            self._applied_id = self._saved_id = checkpoint.last_id
+            self._applied_id = checkpoint.last_id
+            self._saved_token, self._unknown_token = checkpoint.token, ""
             self._votes_counted = checkpoint.votes_counted
             self._unacked = []
             self._saved_at = time.monotonic()
@@ -255,10 +260,20 @@ class CauseRanker:
         ack_ids = list(self._unacked)
         started = time.perf_counter()
         counts = await asyncio.to_thread(self._counts.to_bytes)
-        acked = await self._log.save_checkpoint(
-            previous_id=self._saved_id, last_id=last_id, votes_counted=votes_counted,
-            counts=counts, ack_ids=ack_ids)
-        self._saved_id = last_id
+        token = f"{self._settings.consumer_name}:{uuid.uuid4().hex}"
+        try:
+            acked = await self._log.save_checkpoint(
+                previous_token=self._saved_token, unknown_token=self._unknown_token,
+                token=token, last_id=last_id, votes_counted=votes_counted, counts=counts,
+                ack_ids=ack_ids)
+        except CheckpointConflict:
+            raise
+        except BaseException:
+            # Cancelled or disconnected mid-call: the script may have run. Only this
+            # consumer knows `token`, so accepting it next time cannot hide another writer.
+            self._unknown_token = token
+            raise
+        self._saved_token, self._unknown_token = token, ""
         self._unacked = self._unacked[len(ack_ids):]
         self._saved_at = time.monotonic()
         logger.info("checkpoint saved", extra={

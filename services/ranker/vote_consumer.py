@@ -107,15 +107,17 @@ def decode_batch(entries: Sequence[RawEntry], after_id: str, max_proposals: int)
 @dataclass(frozen=True)
 class Checkpoint:
     """What Redis last stored for a cause: `counts` reflect exactly the first
-    `votes_counted` log entries, the last of which is `last_id` ("" when none)."""
+    `votes_counted` log entries, the last of which is `last_id` ("" when none). `token`
+    names the save that wrote it ("" when none): the next save must name it (fencing)."""
 
     last_id: str
     votes_counted: int
     counts: PairCounts
+    token: str = ""
 
 
 class CheckpointConflict(RuntimeError):
-    """Another consumer moved the checkpoint, or holds entries this one is about to cover.
+    """Another consumer saved a checkpoint, or holds entries this one is about to cover.
 
     Two rankers are consuming the same cause (a shard misconfiguration or a hand-over in
     progress). Nothing was written; the caller must drop its in-memory state and reload.
@@ -123,33 +125,34 @@ class CheckpointConflict(RuntimeError):
 
 
 # KEYS[1] checkpoint hash, KEYS[2] vote log.
-# ARGV[1] group, ARGV[2] consumer, ARGV[3] last_id the caller loaded or last saved ("" = none),
-# ARGV[4] new last_id, ARGV[5] votes_counted, ARGV[6] counts snapshot, ARGV[7] saved_at_ms,
-# ARGV[8..] entry ids to XACK (all <= new last_id).
-# Fencing: refuse when the stored checkpoint is neither the caller's previous one nor the
-# one it is re-saving (a retry after a lost reply), and when another consumer holds a
-# pending entry at or below the new last_id (an entry this state never saw). Refusing
-# writes nothing, so the stored state never skips or double-counts an entry.
+# ARGV[1] group, ARGV[2] consumer, ARGV[3] token of the checkpoint the caller loaded or last
+# saved ("" = none), ARGV[4] token of an earlier save by the caller whose reply was lost
+# ("" = none), ARGV[5] new token, ARGV[6] new last_id, ARGV[7] votes_counted, ARGV[8] counts
+# snapshot, ARGV[9] saved_at_ms, ARGV[10..] entry ids to XACK (all <= new last_id).
+# Fencing: refuse when the stored checkpoint was written by anyone else since the caller's
+# load or last save, and when another consumer holds a pending entry at or below the new
+# last_id (an entry this state may never have seen). Refusing writes nothing, so the stored
+# checkpoint never skips or double-counts an entry.
 _CHECKPOINT_LUA = """
-local current = redis.call('HGET', KEYS[1], 'last_id') or ''
-if current ~= ARGV[3] and current ~= ARGV[4] then
-  return {0, 'checkpoint is at ' .. current .. ', expected ' .. ARGV[3]}
+local current = redis.call('HGET', KEYS[1], 'token') or ''
+if current ~= ARGV[3] and (ARGV[4] == '' or current ~= ARGV[4]) then
+  return {0, 'checkpoint was saved by someone else (' .. current .. ')'}
 end
 local summary = redis.call('XPENDING', KEYS[2], ARGV[1])
 if summary[4] then
   for _, holder in ipairs(summary[4]) do
     if holder[1] ~= ARGV[2] then
-      local theirs = redis.call('XPENDING', KEYS[2], ARGV[1], '-', ARGV[4], 1, holder[1])
+      local theirs = redis.call('XPENDING', KEYS[2], ARGV[1], '-', ARGV[6], 1, holder[1])
       if #theirs > 0 then
         return {0, 'consumer ' .. holder[1] .. ' holds pending entry ' .. theirs[1][1]}
       end
     end
   end
 end
-redis.call('HSET', KEYS[1], 'last_id', ARGV[4], 'votes_counted', ARGV[5], 'counts', ARGV[6],
-           'consumer', ARGV[2], 'saved_at_ms', ARGV[7])
+redis.call('HSET', KEYS[1], 'token', ARGV[5], 'last_id', ARGV[6], 'votes_counted', ARGV[7],
+           'counts', ARGV[8], 'consumer', ARGV[2], 'saved_at_ms', ARGV[9])
 local acked = 0
-for first = 8, #ARGV, 4000 do
+for first = 10, #ARGV, 4000 do
   acked = acked + redis.call('XACK', KEYS[2], ARGV[1],
                              unpack(ARGV, first, math.min(first + 3999, #ARGV)))
 end
@@ -190,7 +193,8 @@ class VoteLog:
         if not stored or b"last_id" not in stored:
             return Checkpoint("", 0, PairCounts())
         counts = PairCounts.from_bytes(stored[b"counts"])
-        return Checkpoint(stored[b"last_id"].decode(), int(stored[b"votes_counted"]), counts)
+        return Checkpoint(stored[b"last_id"].decode(), int(stored[b"votes_counted"]), counts,
+                          stored.get(b"token", b"").decode())
 
     async def claim_pending(self) -> AsyncIterator[list[RawEntry]]:
         """Take over every pending entry of the group (any consumer's), in id order, in pages.
@@ -223,17 +227,21 @@ class VoteLog:
             return []
         return list(reply[0][1])
 
-    async def save_checkpoint(self, *, previous_id: str, last_id: str, votes_counted: int,
-                              counts: bytes, ack_ids: Sequence[str]) -> int:
-        """Store the checkpoint and XACK `ack_ids` in one atomic script; returns entries acked.
+    async def save_checkpoint(self, *, previous_token: str, unknown_token: str,
+                              token: str, last_id: str, votes_counted: int, counts: bytes,
+                              ack_ids: Sequence[str]) -> int:
+        """Store the checkpoint under `token` and XACK `ack_ids` in one atomic script;
+        returns the number of entries acked.
 
-        `previous_id` is the `last_id` this consumer loaded or last saved. Raises
-        CheckpointConflict when another consumer got in the way (nothing is written).
+        `previous_token` names the checkpoint this consumer loaded or last saved;
+        `unknown_token` an earlier save of its own whose reply was lost ("" if none), which
+        may or may not have been applied. Raises CheckpointConflict when another consumer
+        got in the way (nothing is written).
         """
         status, detail = await self._save_script(
             keys=[self._checkpoint_key, self._stream],
-            args=[keys.RANKER_GROUP, self._consumer, previous_id, last_id, votes_counted,
-                  counts, int(time.time() * 1000), *ack_ids])
+            args=[keys.RANKER_GROUP, self._consumer, previous_token, unknown_token, token,
+                  last_id, votes_counted, counts, int(time.time() * 1000), *ack_ids])
         if int(status) != 1:
             raise CheckpointConflict(f"cause {self.cause_id!r}: {_text(detail)}")
         return int(detail)

@@ -446,6 +446,32 @@ def test_kill_9_between_apply_and_checkpoint_loses_and_doubles_nothing(
                "everything checkpointed and acknowledged")
 
 
+def test_two_rankers_on_one_cause_never_corrupt_its_checkpoint(serve, r, cause_id, caplog):
+    """A shard misconfiguration: both replicas consume the cause and split its entries.
+    The fenced checkpoint refuses every save that could skip or repeat an entry, so a
+    ranker started afterwards still counts each vote exactly once."""
+    caplog.set_level(logging.ERROR, logger="ranker.cause_ranker")
+    rng = np.random.default_rng(15)
+    cause = Consultation(r, cause_id).create(6)
+    twins = [serve(consumer_name="ranker-a"), serve(consumer_name="ranker-b")]
+    for _ in range(20):
+        cause.random_votes(rng, 50, among=6)
+        time.sleep(0.05)
+    for twin in twins:
+        twin.read(cause_id)
+    time.sleep(1.0)
+    for twin in twins:
+        twin.stop()
+
+    alone = serve(consumer_name="ranker-c")
+
+    assert_tallies_exact(alone.counted(cause), cause)
+    eventually(lambda: checkpointed(r, cause) and pending(r, cause_id) == 0,
+               "everything checkpointed and acknowledged")
+    assert any(record.msg.startswith("another ranker consumes this cause")
+               for record in caplog.records)
+
+
 # -- sharding -------------------------------------------------------------------------------------
 
 
