@@ -15,7 +15,6 @@ from typing import Any
 
 import grpc
 import pytest
-
 from pairwise.embedded_redis import EmbeddedRedis
 from pairwise.grpc_server import RunningServer
 
@@ -127,4 +126,5 @@ def cluster(redis_url: str) -> Iterator[Cluster]:
 
 
 def pytest_report_header() -> str:
-    return f"REDIS_URL for tests: embedded Valkey (AOF on); env REDIS_URL={os.environ.get('REDIS_URL', '')!r} ignored"
+    ignored = os.environ.get("REDIS_URL", "")
+    return f"tests use their own embedded Valkey (AOF on); REDIS_URL={ignored!r} is not used"

@@ -1,1 +1,1 @@
-"""Code every Pairwise service shares: the contract's stubs, Redis key names, errors, server bootstrap."""
+"""Code every Pairwise service shares: stubs, Redis keys, errors, server bootstrap."""

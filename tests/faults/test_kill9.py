@@ -18,7 +18,6 @@ from pathlib import Path
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-
 from pairwise.embedded_redis import EmbeddedRedis, free_port
 from pairwise.v1 import gateway_pb2, gateway_pb2_grpc, types_pb2
 
@@ -132,10 +131,10 @@ def import_with_retries(stub: gateway_pb2_grpc.GatewayServiceStub,
             if reply.rejected:
                 errors.append(f"rejected {reply.rejected}: {list(reply.errors)[:3]}")
             break
-        # Paced like a migration job, so that the crashes land in the middle of the import.
-        time.sleep(PACE_S)
         else:
             errors.append(f"batch at {start} never acknowledged")
+        # Paced like a migration job, so that the crashes land in the middle of the import.
+        time.sleep(PACE_S)
     return retries
 
 
