@@ -11,6 +11,9 @@ import asyncio
 import functools
 import logging
 import multiprocessing
+import os
+import threading
+import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
@@ -19,6 +22,18 @@ import numpy as np
 from ranker import bradley_terry
 
 logger = logging.getLogger(__name__)
+
+
+def _exit_with_parent(parent_pid: int) -> None:
+    """Worker initializer: exit when the ranker process is gone (e.g. kill -9), instead of
+    living on as an orphan holding memory and a CPU for a fit nobody will read."""
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(0.5)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 def _warm_up() -> None:
@@ -36,7 +51,8 @@ class FitPool:
         self._pool = self._new_pool()
 
     def _new_pool(self) -> ProcessPoolExecutor:
-        pool = ProcessPoolExecutor(max_workers=self._workers, mp_context=self._context)
+        pool = ProcessPoolExecutor(max_workers=self._workers, mp_context=self._context,
+                                   initializer=_exit_with_parent, initargs=(os.getpid(),))
         pool.submit(_warm_up)
         return pool
 

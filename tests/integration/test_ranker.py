@@ -406,6 +406,20 @@ def test_a_new_consumer_takes_over_what_another_left_pending(serve, r, cause_id)
     assert r.hget(keys.checkpoint(cause_id), "consumer") == b"ranker-new"
 
 
+def children(pid: int) -> list[int]:
+    listed = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True)
+    return [int(child) for child in listed.stdout.split()]
+
+
+def running(pid: int) -> bool:
+    """Whether `pid` is a live process (a zombie waiting for its reaper has exited)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
 def test_kill_9_between_apply_and_checkpoint_loses_and_doubles_nothing(
         db_url, serve, r, cause_id, tmp_path):
     rng = np.random.default_rng(13)
@@ -433,10 +447,14 @@ def test_kill_9_between_apply_and_checkpoint_loses_and_doubles_nothing(
         channel.close()
         assert r.hgetall(keys.checkpoint(cause_id)) == saved
         assert pending(r, cause_id) == 200
+        workers = children(process.pid)
+        assert workers, "the ranker runs its fits in worker processes"
     finally:
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=TIMEOUT_S)
     assert process.returncode == -signal.SIGKILL
+    eventually(lambda: not any(running(pid) for pid in workers),
+               "the fit workers of the killed ranker to exit")
 
     cause.random_votes(rng, 100, among=6)
     after = serve()
