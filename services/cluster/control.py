@@ -15,7 +15,7 @@ from typing import Any, TextIO
 import redis
 from pairwise import health_probe
 
-from cluster.process_table import is_same_process, kill_group, members
+from cluster.process_table import command_name, is_same_process, kill_group, members
 from cluster.run_folder import RunFolder
 from cluster.tokens import ADMIN, NAMES, Tokens, resolve
 from cluster.topology import Topology, plan
@@ -83,6 +83,12 @@ def down(run: RunFolder, *, grace_s: float = 10.0, out: TextIO = sys.stdout) -> 
             _kill(pid)
         stopped_something = True
     state = run.read_state()
+    # The supervisor lets go of its lock just before it exits: let it finish exiting.
+    if state.get("supervisor_pid"):
+        deadline = time.monotonic() + 5
+        while (is_same_process(state["supervisor_pid"], state.get("supervisor_start_ticks"))
+               and time.monotonic() < deadline):
+            time.sleep(0.02)
     # Processes a killed supervisor left behind, identified by pid and start time.
     leftovers = [(name, child) for name, child in state.get("children", {}).items()
                  if child.get("pid") and is_same_process(child["pid"], child.get("start_ticks"))]
@@ -95,11 +101,12 @@ def down(run: RunFolder, *, grace_s: float = 10.0, out: TextIO = sys.stdout) -> 
     if state.get("supervisor_pid") and state.get("supervisor_start_ticks") is not None:
         strays = members(session=state["supervisor_pid"],
                          started_since=state["supervisor_start_ticks"])
+        if strays:
+            names = ", ".join(f"{command_name(pid)} (pid {pid})" for pid in strays)
+            print(f"killing stray processes of the cluster's session: {names}", file=out)
+            stopped_something = True
         for stray in strays:
             _kill(stray)
-        if strays:
-            print(f"killed {len(strays)} stray process(es) of the cluster's session", file=out)
-            stopped_something = True
     run.remove_pid_files()
     print("stopped" if stopped_something else "Pairwise cluster not running", file=out)
     return 0

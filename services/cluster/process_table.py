@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from pathlib import Path
 
 
@@ -43,12 +44,24 @@ def members(*, session: int | None = None, group: int | None = None,
     return found
 
 
-def kill_group(pgid: int) -> None:
-    """SIGKILL every process left in process group `pgid` (none left is fine)."""
+def kill_group(pgid: int, wait_s: float = 2.0) -> None:
+    """SIGKILL every process left in process group `pgid` (none left is fine), and wait up
+    to `wait_s` seconds for them to be gone."""
     try:
         os.killpg(pgid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
-        pass
+        return
+    deadline = time.monotonic() + wait_s
+    while members(group=pgid) and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
+def command_name(pid: int) -> str:
+    """The short command name of `pid` (/proc/<pid>/comm), or "?" when it is gone."""
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return "?"
 
 
 def _stat(pid: int) -> list[str] | None:
