@@ -50,9 +50,9 @@ tools:
 	@command -v docker-compose >/dev/null 2>&1 || { \
 	    if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	        echo "installing docker-compose (Debian package)"; \
-	        apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive \
-	            apt-get install -y -qq --no-install-recommends docker-compose >/dev/null \
-	        || echo "WARNING: apt-get could not install docker-compose"; \
+	        { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	            apt-get install -y -qq --no-install-recommends docker-compose; } >/dev/null 2>&1 \
+	        || echo "WARNING: 'apt-get install docker-compose' failed (run it to see why)"; \
 	    else \
 	        echo "WARNING: docker-compose missing (install Debian's docker-compose package)"; \
 	    fi; }
