@@ -1,7 +1,6 @@
 """`python -m ranker`: serve RankerService, configured by the environment (REDIS_URL, RANKER_*)."""
 
 from pairwise import grpc_server, logs
-
 from ranker.server import start
 from ranker.settings import Settings
 

@@ -7,8 +7,8 @@ import logging
 
 import numpy as np
 import redis.asyncio as aioredis
-from pairwise import keys
 
+from pairwise import keys
 from ranker.ranking import Catalog
 
 logger = logging.getLogger(__name__)

@@ -6,9 +6,9 @@ import asyncio
 import logging
 
 import redis.asyncio as aioredis
+
 from pairwise import errors, keys
 from pairwise.sharding import shard_of
-
 from ranker.cause_ranker import CauseRanker
 from ranker.fit_pool import FitPool
 from ranker.settings import Settings

@@ -2,7 +2,8 @@
 
 Three tasks per cause share one event loop:
 - the consumer applies log entries to the in-memory `PairCounts` in id order and, every
-  `checkpoint_interval_s`, stores counts + last entry id and XACKs in one Lua script;
+  `checkpoint_interval_s`, stores counts + last entry id (one fenced Lua script), then
+  XACKs the entries that checkpoint covers;
 - the fitter refits at most every `fit_interval_s` when votes or the catalog changed, in a
   worker process (ranker.fit_pool), and publishes an immutable `Ranking`;
 - readers (ReadRanking, FollowRanking) only ever look at the published ranking, so a long
@@ -20,8 +21,8 @@ from typing import Any
 
 import redis.asyncio as aioredis
 import redis.exceptions
-from pairwise import errors
 
+from pairwise import errors
 from ranker import bradley_terry
 from ranker.catalog_reader import CatalogReader
 from ranker.fit_pool import FitPool
@@ -33,7 +34,7 @@ from ranker.vote_consumer import CheckpointConflict, RawEntry, VoteLog, decode_b
 logger = logging.getLogger(__name__)
 
 # Save a checkpoint early when this many entries wait for their XACK, whatever the interval:
-# it bounds the memory of the id list and the size of one checkpoint script call.
+# it bounds the work of one checkpoint script (Redis runs nothing else meanwhile).
 _MAX_UNACKED_BATCHES = 10
 
 
@@ -52,11 +53,11 @@ class CauseRanker:
 
         # Consumer state, changed only by the consumer task and always together (no await
         # between the changes): `counts` reflect exactly the log entries up to `applied_id`,
-        # `votes_counted` of them; `unacked` are the delivered entries not yet XACKed.
+        # `votes_counted` of them; `unacked` delivered entries are not XACKed yet.
         self._counts = PairCounts()
         self._applied_id = ""
         self._votes_counted = 0
-        self._unacked: list[str] = []
+        self._unacked = 0
         # Fencing: the token of the checkpoint this consumer loaded or last saved, and of a
         # save whose reply was lost (it may have been applied).
         self._saved_token = ""
@@ -208,7 +209,7 @@ class CauseRanker:
             self._applied_id = checkpoint.last_id
             self._saved_token, self._unknown_token = checkpoint.token, ""
             self._votes_counted = checkpoint.votes_counted
-            self._unacked = []
+            self._unacked = 0
             self._saved_at = time.monotonic()
         claimed = 0
         async for entries in self._log.claim_pending():
@@ -233,7 +234,7 @@ class CauseRanker:
             logger.error("malformed vote-log entry ignored (counted as reflected)",
                          extra={"cause_id": self.cause_id, "entry_id": entry_id,
                                 "problem": problem})
-        if not batch.entry_ids:
+        if not batch.n_delivered:
             return
         async with self._counts_lock:
             if len(batch.kinds):
@@ -241,7 +242,7 @@ class CauseRanker:
             if batch.n_reflected:
                 self._applied_id = batch.last_id
                 self._votes_counted += batch.n_reflected
-            self._unacked.extend(batch.entry_ids)
+            self._unacked += batch.n_delivered
         if batch.n_reflected:
             self._changed.set()
 
@@ -250,22 +251,20 @@ class CauseRanker:
             return False
         age_s = time.monotonic() - self._saved_at
         return (age_s >= self._settings.checkpoint_interval_s
-                or len(self._unacked) >= _MAX_UNACKED_BATCHES * self._settings.read_batch)
+                or self._unacked >= _MAX_UNACKED_BATCHES * self._settings.read_batch)
 
     async def _checkpoint(self) -> None:
-        """Store counts + last applied id and XACK the applied entries, atomically."""
+        """Store counts + last applied id, then XACK the entries the checkpoint covers."""
         if not self._applied_id:
             return
-        last_id, votes_counted = self._applied_id, self._votes_counted
-        ack_ids = list(self._unacked)
+        last_id, votes_counted, unacked = self._applied_id, self._votes_counted, self._unacked
         started = time.perf_counter()
         counts = await asyncio.to_thread(self._counts.to_bytes)
         token = f"{self._settings.consumer_name}:{uuid.uuid4().hex}"
         try:
-            acked = await self._log.save_checkpoint(
+            await self._log.save_checkpoint(
                 previous_token=self._saved_token, unknown_token=self._unknown_token,
-                token=token, last_id=last_id, votes_counted=votes_counted, counts=counts,
-                ack_ids=ack_ids)
+                token=token, last_id=last_id, votes_counted=votes_counted, counts=counts)
         except CheckpointConflict:
             raise
         except BaseException:
@@ -274,7 +273,10 @@ class CauseRanker:
             self._unknown_token = token
             raise
         self._saved_token, self._unknown_token = token, ""
-        self._unacked = self._unacked[len(ack_ids):]
+        # A crash before these acks is harmless: entries up to last_id are skipped (and acked)
+        # when they are claimed again.
+        acked = await self._log.ack_through(last_id)
+        self._unacked -= unacked
         self._saved_at = time.monotonic()
         logger.info("checkpoint saved", extra={
             "cause_id": self.cause_id, "last_id": last_id, "votes_counted": votes_counted,

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import redis.asyncio as aioredis
+
 from pairwise.grpc_server import RunningServer, start_server
 from pairwise.v1 import ranker_pb2, ranker_pb2_grpc
-
 from ranker.cause_directory import CauseDirectory
 from ranker.fit_pool import FitPool
 from ranker.servicer import RankerServicer

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import grpc
+
 from pairwise import errors
 from pairwise.v1 import ranker_pb2, ranker_pb2_grpc, types_pb2
-
 from ranker.cause_directory import CauseDirectory
 from ranker.ranking import Ranking
 

@@ -24,6 +24,7 @@ import numpy as np
 import pytest
 import redis
 from conftest import ranker_settings, serve_in_thread
+
 from pairwise import keys, vote_log
 from pairwise.embedded_redis import free_port
 from pairwise.sharding import shard_of
@@ -404,6 +405,28 @@ def test_a_new_consumer_takes_over_what_another_left_pending(serve, r, cause_id)
     eventually(lambda: checkpointed(r, cause) and pending(r, cause_id) == 0,
                "everything acknowledged by the new consumer")
     assert r.hget(keys.checkpoint(cause_id), "consumer") == b"ranker-new"
+
+
+def test_entries_redelivered_after_their_checkpoint_are_not_counted_again(serve, r, cause_id):
+    """What a crash between storing a checkpoint and acking its entries leaves behind:
+    entries the checkpoint covers, delivered again (pending, or new to the group)."""
+    rng = np.random.default_rng(16)
+    cause = Consultation(r, cause_id).create(5)
+    first = serve()
+    cause.random_votes(rng, 300, among=5)
+    first.counted(cause)
+    first.stop()
+    assert checkpointed(r, cause) and pending(r, cause_id) == 0
+    # The group forgets every delivery; a replica then reads part of the log and dies.
+    r.xgroup_setid(keys.votes(cause_id), keys.RANKER_GROUP, "0")
+    r.xreadgroup(keys.RANKER_GROUP, "ranker-lost", {keys.votes(cause_id): ">"}, count=120)
+    cause.random_votes(rng, 100, among=5)
+
+    second = serve(consumer_name="ranker-new")
+
+    assert_tallies_exact(second.counted(cause), cause)
+    eventually(lambda: checkpointed(r, cause) and pending(r, cause_id) == 0,
+               "the redelivered entries acknowledged")
 
 
 def children(pid: int) -> list[int]:
