@@ -80,7 +80,7 @@ class CauseDirectory:
     async def discover_once(self) -> None:
         """Open the owned causes not open yet; pass each its catalog version."""
         for raw in await self._redis.smembers(keys.CAUSES):
-            cause_id = raw.decode()
+            cause_id = raw.decode() if isinstance(raw, bytes) else raw
             if cause_id not in self._causes and self.owns(cause_id):
                 self._open(cause_id)
         causes = list(self._causes.values())

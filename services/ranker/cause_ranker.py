@@ -110,7 +110,7 @@ class CauseRanker:
         """The latest ranking, reflecting the current catalog.
 
         Checks the catalog version first so a read after AddProposals or moderation sees
-        the change: it waits up to `read_wait_s` for that refit, then answers with the
+        the change: it waits up to `catalog_wait_s` for that refit, then answers with the
         previous ranking. The first read of a cause waits for its first fit. Raises
         errors.Unavailable when the cause cannot load or fit within `read_wait_s`.
         """
@@ -127,7 +127,8 @@ class CauseRanker:
         if ranking is None or self._catalog is None \
                 or ranking.catalog_version != self._catalog.version:
             refit = self._spawn(self._fit(only_if_stale=True), "refit")
-            await asyncio.wait({refit}, timeout=wait_s)
+            await asyncio.wait({refit}, timeout=wait_s if ranking is None
+                               else self._settings.catalog_wait_s)
         if self._ranking is None:
             raise errors.Unavailable(f"cause {self.cause_id!r} has no ranking yet; retry")
         return self._ranking

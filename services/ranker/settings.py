@@ -32,9 +32,12 @@ class Settings:
     read_block_ms: int = 200
     # Worker processes running Bradley-Terry fits (ranker.fit_pool), shared by all causes.
     fit_workers: int = 1
-    # A read waits this long (seconds) for a cause to load, or for a refit after a catalog
-    # change, before answering UNAVAILABLE or with the previous ranking.
+    # A read waits this long (seconds) for a cause to load and fit for the first time before
+    # answering UNAVAILABLE (retryable).
     read_wait_s: float = 5.0
+    # A read after a catalog change (new proposal, moderation) waits this long (seconds) for
+    # the refit that shows it, then answers with the previous ranking.
+    catalog_wait_s: float = 1.0
     # A vote-log entry naming a proposal index >= this is malformed (ignored, still counted
     # as a reflected entry): it bounds the memory one bad entry can claim.
     max_proposals: int = 1_000_000
@@ -59,6 +62,7 @@ class Settings:
             read_block_ms=env_int("RANKER_READ_BLOCK_MS", 200),
             fit_workers=env_int("RANKER_FIT_WORKERS", 1),
             read_wait_s=env_float("RANKER_READ_WAIT_S", 5.0),
+            catalog_wait_s=env_float("RANKER_CATALOG_WAIT_S", 1.0),
             max_proposals=env_int("RANKER_MAX_PROPOSALS", 1_000_000),
             redis_socket_timeout_s=env_float("REDIS_SOCKET_TIMEOUT_S", 5.0),
             redis_connect_timeout_s=env_float("REDIS_CONNECT_TIMEOUT_S", 1.0),

@@ -15,6 +15,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import redis.asyncio as aioredis
@@ -202,7 +203,9 @@ class VoteLog:
         Raises ValueError when the stored counts do not parse: starting from zero instead
         would silently lose every entry already acknowledged.
         """
-        stored = await self._redis.hgetall(self._checkpoint_key)
+        # The client does not decode responses: keys and values are bytes.
+        stored: dict[bytes, bytes] = await self._redis.hgetall(  # type: ignore[assignment]
+            self._checkpoint_key)
         if not stored or b"last_id" not in stored:
             return Checkpoint("", 0, PairCounts())
         counts = PairCounts.from_bytes(stored[b"counts"])
@@ -233,7 +236,7 @@ class VoteLog:
 
     async def read_new(self) -> list[RawEntry]:
         """Entries never delivered to the group, up to `read_batch`, waiting up to `block_ms`."""
-        reply = await self._redis.xreadgroup(
+        reply: Any = await self._redis.xreadgroup(
             keys.RANKER_GROUP, self._consumer, {self._stream: ">"},
             count=self._read_batch, block=self._block_ms)
         if not reply:
