@@ -27,6 +27,7 @@ Size regimes (n = number of items):
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -61,6 +62,7 @@ _SE_EXACT_COMPONENT_MAX = DENSE_MAX_ITEMS
 _ARMIJO = 1e-4
 _MAX_HALVINGS = 60
 _CG_MAX_ITER = 5000
+_CG_FINAL_RTOL = 1e-10
 _GABP_TOL = 1e-6
 _GABP_MAX_ITER = 500
 _CHUNK_ELEMENTS = 1 << 22
@@ -107,6 +109,11 @@ def _log_sigmoid(x: np.ndarray) -> np.ndarray:
     return -np.logaddexp(0.0, -x)
 
 
+def _sum_by(index: np.ndarray, weights: np.ndarray, length: int) -> np.ndarray:
+    """Σ of `weights` per value of `index`, float64 of shape (length,) (even when empty)."""
+    return np.bincount(index, weights, length).astype(np.float64, copy=False)
+
+
 def log_posterior(
     abilities: np.ndarray,
     i: np.ndarray,
@@ -134,11 +141,25 @@ def log_posterior(
         Σ [w_ij log σ(θi − θj) + w_ji log σ(θj − θi)] − (λ/2) Σ θ² (nats).
     """
     abilities = np.asarray(abilities, dtype=np.float64)
-    diff = abilities[i] - abilities[j]
-    log_p = _log_sigmoid(diff)
-    # log σ(−d) = log σ(d) − d: one logaddexp per pair instead of two.
-    likelihood = np.dot(wins_ij + wins_ji, log_p) - np.dot(wins_ji, diff)
+    likelihood = _pair_log_likelihoods(abilities[i] - abilities[j], wins_ij, wins_ji).sum()
     return float(likelihood - 0.5 * prior_strength * np.dot(abilities, abilities))
+
+
+def _pair_log_likelihoods(
+    diff: np.ndarray, wins_ij: np.ndarray, wins_ji: np.ndarray
+) -> np.ndarray:
+    """w_ij log σ(d) + w_ji log σ(−d) per pair, shape (p,), d = θi − θj.
+
+    Uses log σ(d) = log σ(|d|) + min(d, 0) and log σ(−d) = log σ(|d|) − max(d, 0): one
+    logaddexp per pair, and every term ≤ 0, so nothing cancels even for saturated pairs with
+    huge counts (log σ(−d) = log σ(d) − d would lose ~1e-16 · w · |d| per pair).
+    """
+    log_p_abs = _log_sigmoid(np.abs(diff))
+    return (
+        (wins_ij + wins_ji) * log_p_abs
+        + wins_ij * np.minimum(diff, 0.0)
+        - wins_ji * np.maximum(diff, 0.0)
+    )
 
 
 def gradient(
@@ -155,11 +176,13 @@ def gradient(
     """
     abilities = np.asarray(abilities, dtype=np.float64)
     n = abilities.shape[0]
-    p_ij = expit(abilities[i] - abilities[j])
-    residual = wins_ij - (wins_ij + wins_ji) * p_ij
+    diff = abilities[i] - abilities[j]
+    # w_ij σ(−d) − w_ji σ(d), not w_ij − (w_ij + w_ji) σ(d): 1 − σ(d) rounds to 0 past d ≈ 37,
+    # which would make a saturated pair's pull vanish.
+    residual = wins_ij * expit(-diff) - wins_ji * expit(diff)
     return (
-        np.bincount(i, weights=residual, minlength=n)
-        - np.bincount(j, weights=residual, minlength=n)
+        _sum_by(i, residual, n)
+        - _sum_by(j, residual, n)
         - prior_strength * abilities
     )
 
@@ -206,9 +229,9 @@ def win_probability_scores(abilities: np.ndarray) -> np.ndarray:
     -----
     Exact (chunked n² evaluations) for n ≤ `EXACT_SCORES_MAX_ITEMS`. Above, the smooth function
     F(x) = Σ_j σ(x − θj) is evaluated exactly on a grid of step `SCORE_GRID_STEP` logits spanning
-    the abilities and interpolated by a cubic spline. The spline's error is below
-    (5/384) h⁴ max|F''''| ≤ 2·10⁻⁷ · n for h = 0.05 (|σ''''| ≤ 1/8), i.e. under 10⁻⁵ score
-    points; cost O(n · range/h).
+    the abilities and interpolated by a cubic spline. A cubic spline's error is of order
+    (5/384) h⁴ max|F⁽⁴⁾| ≈ 10⁻⁸ n for h = 0.05 (|σ⁽⁴⁾| < 1/8), about 10⁻⁶ score points;
+    measured: < 10⁻⁷ points at 6,500 and 34,000 items. Cost O(n · (max θ − min θ) / h).
     """
     abilities = np.asarray(abilities, dtype=np.float64)
     n = abilities.shape[0]
@@ -268,8 +291,8 @@ class _Comparisons:
         if keys.size and not np.all(keys[1:] > keys[:-1]):
             # Repeated or unsorted pairs: sum them into one canonical (lo < hi) sorted list.
             keys, inverse = np.unique(keys, return_inverse=True)
-            wins_lo = np.bincount(inverse, wins_lo, keys.shape[0])
-            wins_hi = np.bincount(inverse, wins_hi, keys.shape[0])
+            wins_lo = _sum_by(inverse, wins_lo, keys.shape[0])
+            wins_hi = _sum_by(inverse, wins_hi, keys.shape[0])
             lo, hi = keys // n_items, keys % n_items
         self.n = n_items
         self.prior_strength = float(prior_strength)
@@ -278,42 +301,54 @@ class _Comparisons:
         self.wins_ij = wins_lo
         self.wins_ji = wins_hi
         self.totals = wins_lo + wins_hi
-        votes = np.bincount(lo, self.totals, n_items) + np.bincount(hi, self.totals, n_items)
-        # Gradients are sums of ~votes terms of size ≤ 1: scale by it for a unit-free test.
-        self.gradient_scale = 1.0 + votes
         self.dense = n_items <= DENSE_MAX_ITEMS
         self._pattern: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         self._components: tuple[int, np.ndarray] | None = None
+        self.component_sizes = np.zeros(0)
 
     def log_posterior(self, abilities: np.ndarray) -> float:
         return log_posterior(
             abilities, self.i, self.j, self.wins_ij, self.wins_ji, self.prior_strength
         )
 
+    def component_log_posteriors(self, abilities: np.ndarray) -> np.ndarray:
+        """ℓ split by connected component (ℓ is their sum), shape (n_components,)."""
+        n_components, labels = self.components()
+        pairs = _pair_log_likelihoods(
+            abilities[self.i] - abilities[self.j], self.wins_ij, self.wins_ji
+        )
+        prior = -0.5 * self.prior_strength * abilities**2
+        return _sum_by(labels[self.i], pairs, n_components) + _sum_by(labels, prior, n_components)
+
     def gradient_and_information(self, abilities: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(∇ℓ(θ), per pair Fisher information (w_ij + w_ji) σ(1 − σ)), shapes (n,), (p,)."""
-        p_ij = expit(abilities[self.i] - abilities[self.j])
-        residual = self.wins_ij - self.totals * p_ij
-        grad = np.bincount(self.i, residual, self.n)
-        grad -= np.bincount(self.j, residual, self.n)
+        diff = abilities[self.i] - abilities[self.j]
+        p_ij, p_ji = expit(diff), expit(-diff)  # both directly: see `gradient`
+        residual = self.wins_ij * p_ji - self.wins_ji * p_ij
+        grad = _sum_by(self.i, residual, self.n)
+        grad -= _sum_by(self.j, residual, self.n)
+        # The likelihood part sums to exactly 0 over each component; what the sum holds is
+        # rounding, which the Newton step would amplify by 1/λ along the constant modes.
+        n_components, labels = self.components()
+        grad -= (_sum_by(labels, grad, n_components) / self.component_sizes)[labels]
         grad -= self.prior_strength * abilities
-        return grad, self.totals * p_ij * (1.0 - p_ij)
+        return grad, self.totals * p_ij * p_ji
 
     def edge_information(self, abilities: np.ndarray) -> np.ndarray:
         """Per pair Fisher information (w_ij + w_ji) σ(1 − σ), shape (p,)."""
-        p_ij = expit(abilities[self.i] - abilities[self.j])
-        return self.totals * p_ij * (1.0 - p_ij)
+        diff = abilities[self.i] - abilities[self.j]
+        return self.totals * expit(diff) * expit(-diff)
 
     def diagonal(self, information: np.ndarray) -> np.ndarray:
         """diag(H) = weighted degree + λ, shape (n,)."""
-        degree = np.bincount(self.i, information, self.n) + np.bincount(self.j, information, self.n)
+        degree = _sum_by(self.i, information, self.n) + _sum_by(self.j, information, self.n)
         return degree + self.prior_strength
 
     def dense_hessian(self, information: np.ndarray) -> np.ndarray:
         """H = L + λI as a dense (n, n) array."""
         n = self.n
-        flat = np.bincount(self.i * n + self.j, information, n * n)
-        flat += np.bincount(self.j * n + self.i, information, n * n)
+        flat = _sum_by(self.i * n + self.j, information, n * n)
+        flat += _sum_by(self.j * n + self.i, information, n * n)
         hessian = -flat.reshape(n, n)
         hessian[np.diag_indices(n)] = self.diagonal(information)
         return hessian
@@ -354,48 +389,50 @@ class _Comparisons:
                 graph, directed=True, connection="strong"
             )
             self._components = (int(count), labels)
+            self.component_sizes = np.bincount(labels, minlength=count).astype(np.float64)
         return self._components
 
 
 def _pcg(
-    apply_h: object,
+    apply_h: Callable[[np.ndarray], np.ndarray],
     rhs: np.ndarray,
-    precondition: object,
+    precondition: Callable[[np.ndarray], np.ndarray],
     rtol: float,
     max_iter: int,
-) -> np.ndarray:
-    """Preconditioned conjugate gradients for H x = rhs from x = 0; stops at ‖r‖ ≤ rtol ‖rhs‖.
+) -> tuple[np.ndarray, bool]:
+    """Preconditioned conjugate gradients for H x = rhs from x = 0.
 
-    Returns the last iterate even if `max_iter` is reached: every CG iterate is an ascent
-    direction, and the outer Newton loop judges convergence on the gradient.
+    Returns (x, converged): converged when ‖r‖ ≤ rtol ‖rhs‖. Otherwise x is the last iterate,
+    still an ascent direction (every CG iterate is), which the Newton loop may use but never
+    accepts as its final step.
     """
     x = np.zeros_like(rhs)
     r = rhs.copy()
-    z = precondition(r)  # type: ignore[operator]
+    z = precondition(r)
     d = z.copy()
     rz = float(np.dot(r, z))
     stop = rtol * float(np.linalg.norm(rhs))
     for _ in range(max_iter):
         if float(np.linalg.norm(r)) <= stop or rz <= 0.0:
-            break
-        hd = apply_h(d)  # type: ignore[operator]
+            return x, True
+        hd = apply_h(d)
         curvature = float(np.dot(d, hd))
         if curvature <= 0.0:
-            break
+            return x, False
         step = rz / curvature
         x += step * d
         r -= step * hd
-        z = precondition(r)  # type: ignore[operator]
+        z = precondition(r)
         rz_next = float(np.dot(r, z))
         d = z + (rz_next / rz) * d
         rz = rz_next
-    return x
+    return x, float(np.linalg.norm(r)) <= stop
 
 
 def _newton_direction_sparse(
     data: _Comparisons, information: np.ndarray, grad: np.ndarray, rtol: float
-) -> np.ndarray:
-    """Solve H Δ = ∇ℓ approximately with sparse H, shape (n,).
+) -> tuple[np.ndarray, bool]:
+    """Solve H Δ = ∇ℓ to relative residual `rtol` with sparse H; returns (Δ (n,), converged).
 
     The per-component means of Δ are exact: summing H Δ = g over a component c gives
     λ Σ_c Δ = Σ_c g because L annihilates constants on c. The remainder lives in the subspace
@@ -407,59 +444,95 @@ def _newton_direction_sparse(
     sizes = np.bincount(labels, minlength=n_components).astype(np.float64)
 
     def centre(vector: np.ndarray) -> np.ndarray:
-        return vector - (np.bincount(labels, vector, n_components) / sizes)[labels]
+        return vector - (_sum_by(labels, vector, n_components) / sizes)[labels]
 
     adjacency = data.adjacency(information)
     diagonal = data.diagonal(information)
-    component_mean = (np.bincount(labels, grad, n_components) / sizes)[labels]
-    rhs = grad - component_mean
-    remainder = _pcg(
+    component_mean = (_sum_by(labels, grad, n_components) / sizes)[labels]
+    remainder, converged = _pcg(
         lambda v: diagonal * v - adjacency @ v,
-        rhs,
+        grad - component_mean,
         lambda r: centre(r / diagonal),
         rtol,
         _CG_MAX_ITER,
     )
-    return component_mean / data.prior_strength + remainder
+    return component_mean / data.prior_strength + remainder, converged
+
+
+def _solve(
+    data: _Comparisons, information: np.ndarray, grad: np.ndarray, rtol: float
+) -> tuple[np.ndarray, bool]:
+    """(L_information + λI)⁻¹ grad: exact (dense) or to relative residual `rtol` (sparse)."""
+    if data.dense:
+        hessian = data.dense_hessian(information)
+        return scipy.linalg.cho_solve(scipy.linalg.cho_factor(hessian), grad), True
+    return _newton_direction_sparse(data, information, grad, rtol)
 
 
 def _optimise(
     data: _Comparisons, abilities: np.ndarray, tol: float, max_iter: int
 ) -> tuple[np.ndarray, int, float]:
-    """Newton ascent with backtracking; returns (θ, iterations, ℓ(θ)) or raises."""
-    objective = data.log_posterior(abilities)
-    for iteration in range(max_iter + 1):
+    """Newton ascent with backtracking; returns (θ, iterations, ℓ(θ)) or raises.
+
+    ℓ is a sum of independent terms, one per connected component of the comparison graph, so
+    each component gets its own backtracking step length: a component far from its optimum
+    (where saturated pairs make Newton overshoot) never throttles the others. For the same
+    reason a warm start is used component by component only where it beats θ = 0.
+
+    Stops after taking a full Newton step with max |Δk| ≤ √tol logits; by quadratic
+    convergence the error left is of order tol. (A gradient test alone would not do: an item
+    whose votes are all explained, e.g. all wins, has a tiny Hessian entry, so a small
+    gradient can leave it far from the optimum.)
+    """
+    if data.n == 0:
+        return abilities, 0, 0.0
+    n_components, labels = data.components()
+    objectives = data.component_log_posteriors(abilities)
+    if abilities.any():
+        from_zero = data.component_log_posteriors(np.zeros(data.n))
+        worse = from_zero > objectives
+        abilities = np.where(worse[labels], 0.0, abilities)
+        objectives = np.maximum(objectives, from_zero)
+    step_tol = float(np.sqrt(tol))
+    last_move = np.inf
+    size = np.inf
+    for iteration in range(max_iter):
         grad, information = data.gradient_and_information(abilities)
-        residual = float(np.max(np.abs(grad) / data.gradient_scale)) if data.n else 0.0
-        if residual <= tol:
-            return abilities, iteration, objective
-        if iteration == max_iter:
-            break
-        if data.dense:
-            hessian = data.dense_hessian(information)
-            direction = scipy.linalg.cho_solve(scipy.linalg.cho_factor(hessian), grad)
-        else:
-            # Inexact Newton: solve loosely far from the optimum, tightly near it.
-            rtol = min(0.1, max(1e-3 * residual, 1e-14))
-            direction = _newton_direction_sparse(data, information, grad, rtol)
-        slope = float(np.dot(grad, direction))
-        # ℓ is a sum of ~votes terms: differences below this are rounding, not progress.
-        slack = 1e-12 * (1.0 + abs(objective))
-        step = 1.0
+        # Inexact Newton on the sparse path: solve loosely far from the optimum, tightly
+        # near it; the step that ends the fit is always solved tightly.
+        rtol = max(min(0.1, 1e-3 * last_move), _CG_FINAL_RTOL)
+        direction, solved = _solve(data, information, grad, rtol)
+        size = float(np.max(np.abs(direction)))
+        if size <= step_tol and not (solved and rtol == _CG_FINAL_RTOL):
+            direction, solved = _solve(data, information, grad, _CG_FINAL_RTOL)
+            size = float(np.max(np.abs(direction)))
+        if solved and size <= step_tol:
+            abilities = abilities + direction
+            return abilities, iteration + 1, data.log_posterior(abilities)
+
+        # ℓ sums many terms, all ≤ 0: differences below this are rounding (pairwise summation
+        # error is ~ 1e-15 |ℓ|), not a failure to ascend.
+        slack = 1e-13 * (1.0 + np.abs(objectives))
+        slopes = _sum_by(labels, grad * direction, n_components)
+        steps = np.ones(n_components)
+        pending = np.ones(n_components, dtype=bool)
         for _ in range(_MAX_HALVINGS):
-            candidate = abilities + step * direction
-            value = data.log_posterior(candidate)
-            if value >= objective + _ARMIJO * step * slope - slack:
+            values = data.component_log_posteriors(abilities + steps[labels] * direction)
+            pending &= values < objectives + _ARMIJO * steps * slopes - slack
+            if not pending.any():
                 break
-            step *= 0.5
+            steps[pending] *= 0.5
         else:
             raise FitDidNotConverge(
                 f"no ascent step after {_MAX_HALVINGS} halvings at iteration {iteration} "
-                f"(scaled gradient {residual:.3g})"
+                f"(Newton step {size:.3g} logits)"
             )
-        abilities, objective = candidate, value
+        move = steps[labels] * direction
+        abilities = abilities + move
+        objectives = values
+        last_move = float(np.max(np.abs(move)))
     raise FitDidNotConverge(
-        f"scaled gradient {residual:.3g} > tol {tol:.3g} after {max_iter} Newton iterations"
+        f"Newton step still {size:.3g} logits (> {step_tol:.3g}) after {max_iter} iterations"
     )
 
 
@@ -477,13 +550,14 @@ def _centred_variances_dense(hessian: np.ndarray) -> np.ndarray:
 def _gabp_variances(
     diagonal: np.ndarray, i: np.ndarray, j: np.ndarray, information: np.ndarray
 ) -> np.ndarray:
-    """Gaussian belief-propagation (Bethe) estimate of diag(H⁻¹) minus its constant mode.
+    """Gaussian belief-propagation (Bethe) estimate of the local variances diag(H⁻¹), (n,).
 
     H = diag(diagonal) − A with A_ij = information on pair (i, j). Messages are the cavity
     precisions P_{k→m} = H_kk − Σ_{l∈N(k)\\m} A_kl² / P_{l→k}, one per directed edge, iterated
     to a fixed point (H is diagonally dominant, hence walk-summable, so this converges); the
     marginal precision is H_kk − Σ_l A_kl² / P_{l→k}. The result is exact on trees and, on
-    locally tree-like graphs, sums the walks of the computation tree.
+    loopy graphs, sums the walks of the computation tree: the local part of the variance,
+    without the slowly mixing global modes (see `std_errors`).
     """
     n = diagonal.shape[0]
     squared = information**2
@@ -493,7 +567,7 @@ def _gabp_variances(
     for _ in range(_GABP_MAX_ITER):
         into_j = squared / forward
         into_i = squared / backward
-        absorbed = np.bincount(j, into_j, n) + np.bincount(i, into_i, n)
+        absorbed = _sum_by(j, into_j, n) + _sum_by(i, into_i, n)
         new_forward = diagonal[i] - absorbed[i] + into_i
         new_backward = diagonal[j] - absorbed[j] + into_j
         change = max(
@@ -503,7 +577,7 @@ def _gabp_variances(
         forward, backward = new_forward, new_backward
         if change <= _GABP_TOL:
             break
-    absorbed = np.bincount(j, squared / forward, n) + np.bincount(i, squared / backward, n)
+    absorbed = _sum_by(j, squared / forward, n) + _sum_by(i, squared / backward, n)
     return 1.0 / (diagonal - absorbed)
 
 
@@ -536,9 +610,8 @@ def _component_variances_exact(
         items = order[start:end]
         edges = edge_order[edge_bounds[group] : edge_bounds[group + 1]]
         m = items.shape[0]
-        flat = np.bincount(
-            local[i[edges]] * m + local[j[edges]], information[edges], m * m
-        ).reshape(m, m)
+        flat = _sum_by(local[i[edges]] * m + local[j[edges]], information[edges], m * m)
+        flat = flat.reshape(m, m)
         block = -(flat + flat.T)
         block[np.diag_indices(m)] = diagonal[items]
         factor, _ = scipy.linalg.cho_factor(block, lower=False)
@@ -581,21 +654,28 @@ def std_errors(
     -----
     Exact: diag(C H⁻¹ C) with H⁻¹ from the Cholesky factor, O(n³).
 
-    Approximate (large n): since H is block diagonal over the connected components of the
-    comparison graph and H⁻¹ 1 = 1/λ, for item k in component c of size n_c
+    Approximate (large n): H is block diagonal over the connected components of the
+    comparison graph, and H⁻¹1 = 1/λ, so for item k in component c of size n_c
 
         Var(θk − mean θ) = [H_c⁻¹]_kk − 1/(nλ),   [H_c⁻¹]_kk = V_kk + 1/(n_c λ),
 
-    where 1/(n_c λ) is the exact contribution of the component's constant mode and V_kk the rest.
-    Components of ≤ `DENSE_MAX_ITEMS` items get [H_c⁻¹]_kk exactly (dense, per component). In
-    larger components V_kk is estimated by Gaussian belief propagation on H_c, which is exact on
-    trees and sums the local (computation-tree) walks on loopy graphs, and so misses the
-    slowly-mixing constant mode that is then added exactly. Measured against the exact value on
-    random comparison graphs of 2,500 items (tests/unit/test_bradley_terry.py), the relative
-    error of the standard error is below 1% for items with ≥ 20 distinct opponents and below 3%
-    for items with as few as 3; it grows when a large component has a bottleneck (a cluster
-    joined to the rest by a few comparisons), whose slow mode is neither local nor constant.
-    Cost O(pairs · BP iterations), typically 10–30 iterations.
+    where 1/(n_c λ) is the exact share of the component's constant mode (eigenvalue λ) and
+    V_kk = Var(θk − mean_c θ). Components of ≤ `DENSE_MAX_ITEMS` items (isolated items,
+    small clusters) get [H_c⁻¹]_kk exactly from a dense Cholesky each. In a larger component,
+    Gaussian belief propagation gives local variances G_kk (exact on trees; on loopy graphs
+    the walk sums of the computation tree, which leave out the slowly mixing global modes), and
+    V_kk ≈ G_kk (1 − 2/n_c) + mean_c(G)/n_c centres them on the component mean, treating G as
+    diagonal for the mean's own uncertainty — which matters when many poorly measured items
+    (few votes, extreme records, G up to 1/λ) sit in the component.
+
+    Measured error of the standard errors against the exact values on 2,500-item problems
+    (three seeds; tests/unit/test_bradley_terry.py checks the tolerances in brackets):
+    random pairs, ~20 votes per item: max 0.3%, median 0.05% [1%]; the same bulk plus 400 late
+    proposals with 3 votes each: max 0.2% [1%]; very sparse, ~6 votes per item (items with
+    2–5 opponents, short cycles): median 0.1%, max 4% [6%]. The error grows where a large
+    component has a bottleneck — two clusters joined by a handful of comparisons — whose slow
+    mode is neither local nor constant: there it reached 16% (underestimated) in a 2 × 1,250
+    item test. Cost O(pairs) per BP sweep, with 5–20 sweeps to a relative change of 1e-6.
     """
     data = _Comparisons(n_items, i, j, wins_ij, wins_ji, prior_strength)
     abilities = np.asarray(abilities, dtype=np.float64)
@@ -639,7 +719,7 @@ def _std_errors(
         local = _gabp_variances(diagonal, data.i[on], data.j[on], information[on])
         local[~large] = 0.0
         size = sizes[labels].astype(np.float64)
-        mean_local = (np.bincount(labels, local, n_components) / sizes)[labels]
+        mean_local = (_sum_by(labels, local, n_components) / sizes)[labels]
         # Centre the local covariance on the component mean, treating it as diagonal for the
         # mean's own uncertainty, which poorly measured items (few votes) dominate.
         centred_local = local * (1.0 - 2.0 / size) + mean_local / size
@@ -677,8 +757,9 @@ def fit(
         Warm start (e.g. the previous fit). Shorter than n_items: padded with zeros; longer:
         truncated. Any finite values work; a close start saves iterations.
     tol : float
-        Converged when every |∂ℓ/∂θk| ≤ tol · (1 + votes of k): the average residual
-        (observed − expected wins) per vote is below tol.
+        Converged once a full Newton step moving no ability by more than √tol logits has been
+        taken; by quadratic convergence the abilities are then within about tol logits of the
+        optimum (default: 1e-5 logits for the last step, ~1e-10 left).
     max_iter : int
         Newton iterations allowed.
 

@@ -1,0 +1,367 @@
+"""Bradley–Terry fit: independent oracles, gradient check, calibration, and the large-n paths."""
+
+from __future__ import annotations
+
+import choix
+import numpy as np
+import pytest
+import scipy.optimize
+from ranker import bradley_terry as bt
+from ranker.pair_counts import SKIP, TIE, WIN, PairCounts
+from scipy.special import expit
+
+LAMBDA = bt.PRIOR_STRENGTH
+
+
+def oracle_objective(theta, i, j, wins_ij, wins_ji, lam):
+    """The penalised negative log-likelihood and its gradient, written independently."""
+    diff = theta[i] - theta[j]
+    # -log σ(x) = log(1 + e^{-x})
+    value = np.sum(wins_ij * np.logaddexp(0, -diff) + wins_ji * np.logaddexp(0, diff))
+    value += 0.5 * lam * np.sum(theta**2)
+    p = expit(diff)
+    edge = -(wins_ij * (1 - p)) + wins_ji * p
+    grad = np.zeros_like(theta)
+    np.add.at(grad, i, edge)
+    np.add.at(grad, j, -edge)
+    return value, grad + lam * theta
+
+
+def oracle_fit(n, i, j, wins_ij, wins_ji, lam=LAMBDA):
+    """Penalised MLE by L-BFGS-B on the oracle objective, centred."""
+    result = scipy.optimize.minimize(
+        oracle_objective,
+        np.zeros(n),
+        args=(i, j, wins_ij, wins_ji, lam),
+        jac=True,
+        method="L-BFGS-B",
+        options={"ftol": 1e-15, "gtol": 1e-10, "maxiter": 100_000, "maxcor": 50},
+    )
+    assert result.success, result.message
+    return result.x - result.x.mean()
+
+
+def oracle_std_errors(n, theta, i, j, wins_ij, wins_ji, lam=LAMBDA):
+    """sqrt(diag(C H⁻¹ C)) with H built entry by entry and inverted densely."""
+    hessian = lam * np.eye(n)
+    p = expit(theta[i] - theta[j])
+    for a, b, w in zip(i, j, (wins_ij + wins_ji) * p * (1 - p), strict=True):
+        hessian[a, a] += w
+        hessian[b, b] += w
+        hessian[a, b] -= w
+        hessian[b, a] -= w
+    centring = np.eye(n) - 1.0 / n
+    return np.sqrt(np.diag(centring @ np.linalg.inv(hessian) @ centring))
+
+
+def simulate(rng, abilities, n_votes, tie_rate=0.0, n_items=None):
+    """Random pairs among `abilities`; returns per-vote (winner-or-a, loser-or-b, kind)."""
+    n = abilities.shape[0] if n_items is None else n_items
+    a = rng.integers(0, n, n_votes)
+    b = (a + rng.integers(1, n, n_votes)) % n
+    tie = rng.random(n_votes) < tie_rate
+    a_wins = rng.random(n_votes) < expit(abilities[a] - abilities[b])
+    winner = np.where(a_wins, a, b)
+    loser = np.where(a_wins, b, a)
+    kinds = np.where(tie, TIE, WIN).astype(np.uint8)
+    return kinds, winner, loser
+
+
+def pair_data(n_items, kinds, a, b, items=None):
+    counts = PairCounts(n_items)
+    counts.apply(kinds, a, b)
+    return counts.subset(np.arange(n_items) if items is None else items)
+
+
+def connected_dataset(rng, n=40, votes=1_500):
+    return pair_data(n, *simulate(rng, rng.normal(0, 1.2, n), votes, tie_rate=0.15))
+
+
+def disconnected_dataset(rng):
+    """Three clusters that never meet, a pair of items, and two items with no votes."""
+    parts = []
+    for offset, size, votes in ((0, 15, 400), (15, 10, 200), (25, 6, 60)):
+        kinds, a, b = simulate(rng, rng.normal(0, 1.5, size), votes, tie_rate=0.2)
+        parts.append((kinds, a + offset, b + offset))
+    parts.append((np.array([WIN, TIE, WIN], dtype=np.uint8), np.array([31, 31, 32]),
+                  np.array([32, 32, 31])))
+    kinds, a, b = (np.concatenate(x) for x in zip(*parts, strict=True))
+    return 35, pair_data(35, kinds, a, b)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_connected_fit_matches_lbfgs_oracle(seed):
+    rng = np.random.default_rng(seed)
+    data = connected_dataset(rng)
+    fit = bt.fit(40, *data)
+    np.testing.assert_allclose(fit.abilities, oracle_fit(40, *data), atol=1e-5)
+    assert abs(fit.abilities.mean()) < 1e-12
+    np.testing.assert_allclose(fit.std_errors, oracle_std_errors(40, fit.abilities, *data),
+                               rtol=1e-8)
+    np.testing.assert_allclose(fit.ci_low, fit.abilities - 1.96 * fit.std_errors)
+    np.testing.assert_allclose(fit.ci_high, fit.abilities + 1.96 * fit.std_errors)
+    assert fit.log_posterior == pytest.approx(-oracle_objective(fit.abilities, *data, LAMBDA)[0])
+
+
+@pytest.mark.parametrize("seed", [3, 4])
+def test_disconnected_fit_matches_oracle_and_centres_each_component(seed):
+    rng = np.random.default_rng(seed)
+    n, data = disconnected_dataset(rng)
+    fit = bt.fit(n, *data)
+    np.testing.assert_allclose(fit.abilities, oracle_fit(n, *data), atol=1e-5)
+    np.testing.assert_allclose(fit.std_errors, oracle_std_errors(n, fit.abilities, *data),
+                               rtol=1e-8)
+    # With no comparison between them, the prior alone places each component: mean 0 each.
+    for members in (slice(0, 15), slice(15, 25), slice(25, 31), slice(31, 33)):
+        assert abs(fit.abilities[members].mean()) < 1e-8
+    # Items 33 and 34 have no votes: listed, at 0, with the prior's uncertainty.
+    assert fit.abilities[33] == pytest.approx(0.0, abs=1e-8)
+    assert fit.std_errors[33] == pytest.approx(np.sqrt((1 - 1 / n) / LAMBDA), rel=1e-6)
+
+
+def test_two_items_match_closed_form():
+    # θ0 = −θ1 = t solves 3(1 − σ(2t)) − 1·σ(2t) − λt = 0.
+    t = scipy.optimize.brentq(lambda t: 3 * (1 - expit(2 * t)) - expit(2 * t) - LAMBDA * t, 0, 5)
+    fit = bt.fit(2, np.array([0]), np.array([1]), np.array([3.0]), np.array([1.0]))
+    np.testing.assert_allclose(fit.abilities, [t, -t], atol=1e-12)
+    np.testing.assert_allclose(fit.scores, [100 * expit(2 * t), 100 * expit(-2 * t)])
+
+
+def test_gradient_matches_finite_differences():
+    rng = np.random.default_rng(5)
+    i, j, wins_ij, wins_ji = connected_dataset(rng, n=25, votes=300)
+    for scale in (0.0, 1.0, 3.0):
+        theta = rng.normal(0, scale, 25)
+        error = scipy.optimize.check_grad(
+            bt.log_posterior, bt.gradient, theta, i, j, wins_ij, wins_ji, LAMBDA
+        )
+        norm = np.linalg.norm(bt.gradient(theta, i, j, wins_ij, wins_ji, LAMBDA))
+        assert error < 1e-5 * (1 + norm)
+
+
+def test_all_win_and_all_loss_items_stay_finite():
+    rng = np.random.default_rng(6)
+    kinds, a, b = simulate(rng, rng.normal(0, 1, 20), 800)
+    # Item 20 wins every vote it is in, item 21 loses every one.
+    opponents = rng.integers(0, 20, 30)
+    kinds = np.concatenate([kinds, np.full(60, WIN, dtype=np.uint8)])
+    a = np.concatenate([a, np.full(30, 20), opponents])
+    b = np.concatenate([b, opponents, np.full(30, 21)])
+    data = pair_data(22, kinds, a, b)
+    fit = bt.fit(22, *data)
+    for field in (fit.abilities, fit.std_errors, fit.ci_low, fit.ci_high, fit.scores):
+        assert np.all(np.isfinite(field))
+    assert fit.abilities.argmax() == 20 and fit.abilities.argmin() == 21
+    assert fit.abilities[20] < 15 and fit.abilities[21] > -15
+    assert fit.scores[20] > 95 and fit.scores[21] < 5
+    np.testing.assert_allclose(fit.abilities, oracle_fit(22, *data), atol=1e-5)
+
+
+def test_huge_counts_do_not_overflow():
+    i = np.array([0, 1, 0, 2])
+    j = np.array([1, 2, 2, 3])
+    wins_ij = np.array([1e6, 1e6, 3e6, 5e5])
+    wins_ji = np.array([0.0, 1.0, 0.0, 5e5])
+    fit = bt.fit(4, i, j, wins_ij, wins_ji)
+    assert np.all(np.isfinite(fit.abilities)) and np.all(np.isfinite(fit.std_errors))
+    assert fit.abilities[0] > fit.abilities[1] > fit.abilities[2]
+    assert fit.abilities[2] == pytest.approx(fit.abilities[3], abs=1e-6)
+    grad = bt.gradient(fit.abilities, i, j, wins_ij, wins_ji, LAMBDA)
+    assert np.max(np.abs(grad)) < 1e-3  # ~1e-10 of the 1e6 votes at stake
+
+
+def test_penalised_estimate_matches_unpenalised_mle_on_well_connected_data():
+    rng = np.random.default_rng(8)
+    truth = rng.normal(0, 1, 30)
+    kinds, winner, loser = simulate(rng, truth, 6_000)
+    i, j, wins_ij, wins_ji = pair_data(30, kinds, winner, loser)
+    fit = bt.fit(30, i, j, wins_ij, wins_ji)
+    mle = choix.opt_pairwise(30, list(zip(winner.tolist(), loser.tolist(), strict=True)),
+                             alpha=0.0, tol=1e-10)
+    np.testing.assert_allclose(fit.abilities, mle - mle.mean(), atol=0.01)
+    # And the same with the oracle at λ = 0, which is defined here because the graph connects.
+    np.testing.assert_allclose(fit.abilities, oracle_fit(30, i, j, wins_ij, wins_ji, 0.0),
+                               atol=0.01)
+
+
+def test_intervals_cover_true_centred_abilities_95_percent_of_the_time():
+    rng = np.random.default_rng(9)
+    n, replicates, votes = 30, 300, 600
+    truth = rng.normal(0, 1, n)
+    truth -= truth.mean()
+    a = rng.integers(0, n, (replicates, votes))
+    b = (a + rng.integers(1, n, (replicates, votes))) % n
+    a_wins = rng.random((replicates, votes)) < expit(truth[a] - truth[b])
+    winners = np.where(a_wins, a, b)
+    losers = np.where(a_wins, b, a)
+    ones, zeros = np.ones(votes), np.zeros(votes)
+    covered = []
+    for winner, loser in zip(winners, losers, strict=True):
+        fit = bt.fit(n, winner, loser, ones, zeros)  # repeated pairs are summed by fit
+        covered.append((fit.ci_low <= truth) & (truth <= fit.ci_high))
+    coverage = float(np.mean(covered))
+    assert 0.93 <= coverage <= 0.97, coverage
+
+
+def test_warm_start_from_stale_fit_reaches_the_cold_answer():
+    rng = np.random.default_rng(10)
+    truth = rng.normal(0, 1, 60)
+    counts = PairCounts()
+    counts.apply(*simulate(rng, truth, 2_000, tie_rate=0.1, n_items=50))
+    stale = bt.fit(50, *counts.subset(np.arange(50)))
+    counts.apply(*simulate(rng, truth, 3_000, tie_rate=0.1))
+    data = counts.subset(np.arange(60))
+    cold = bt.fit(60, *data)
+    warm = bt.fit(60, *data, init=stale.abilities)  # shorter: new items start at 0
+    np.testing.assert_allclose(warm.abilities, cold.abilities, atol=1e-9)
+    np.testing.assert_allclose(warm.std_errors, cold.std_errors, rtol=1e-7)
+    again = bt.fit(60, *data, init=cold.abilities)
+    assert again.iterations <= 1 < cold.iterations
+    wild = bt.fit(60, *data, init=rng.normal(0, 30, 80))  # far off and too long
+    np.testing.assert_allclose(wild.abilities, cold.abilities, atol=1e-9)
+
+
+def test_items_without_votes_are_listed_with_prior_uncertainty():
+    fit = bt.fit(5, np.array([0, 1]), np.array([1, 2]), np.array([2.0, 1.0]),
+                 np.array([1.0, 1.5]))
+    assert fit.abilities.shape == fit.scores.shape == fit.std_errors.shape == (5,)
+    assert fit.abilities[3] == pytest.approx(0.0, abs=1e-9)
+    # Nothing known: the prior's 1/√λ = 10, shrunk by centring to sqrt((1 − 1/5)/λ) ≈ 8.9.
+    assert fit.std_errors[3] == pytest.approx(np.sqrt(0.8 / LAMBDA), rel=1e-6)
+    # Centring over all five makes the voted items share the voteless ones' uncertainty.
+    data = (np.array([0, 1]), np.array([1, 2]), np.array([2.0, 1.0]), np.array([1.0, 1.5]))
+    np.testing.assert_allclose(fit.std_errors, oracle_std_errors(5, fit.abilities, *data))
+    assert fit.std_errors[:3].max() < fit.std_errors[3]
+
+
+def test_tiny_and_empty_problems():
+    empty = bt.fit(0, np.array([], dtype=int), np.array([], dtype=int), np.array([]),
+                   np.array([]))
+    assert empty.abilities.shape == (0,)
+    single = bt.fit(1, np.array([], dtype=int), np.array([], dtype=int), np.array([]),
+                    np.array([]))
+    assert single.abilities.tolist() == [0.0] and single.scores.tolist() == [50.0]
+
+
+def test_scores_are_mean_win_probability_against_the_others():
+    abilities = np.array([1.0, 0.0, -0.5, 2.0])
+    expected = [
+        100 * np.mean([expit(abilities[k] - abilities[m]) for m in range(4) if m != k])
+        for k in range(4)
+    ]
+    np.testing.assert_allclose(bt.win_probability_scores(abilities), expected)
+
+
+def test_large_n_scores_are_within_a_hundredth_of_a_point():
+    rng = np.random.default_rng(11)
+    abilities = np.concatenate([rng.normal(0, 1.5, 6_500), [9.0, -12.0]])
+    n = abilities.shape[0]
+    assert n > bt.EXACT_SCORES_MAX_ITEMS
+    exact = np.array([
+        100 * (expit(abilities[k : k + 500, None] - abilities[None, :]).sum(axis=1) - 0.5)
+        / (n - 1)
+        for k in range(0, n, 500)
+    ], dtype=object)
+    exact = np.concatenate(list(exact))
+    assert np.max(np.abs(bt.win_probability_scores(abilities) - exact)) < 0.01
+
+
+def test_sparse_path_matches_dense_path(monkeypatch):
+    rng = np.random.default_rng(12)
+    n, data = disconnected_dataset(rng)
+    dense = bt.fit(n, *data)
+    monkeypatch.setattr(bt, "DENSE_MAX_ITEMS", 10)
+    sparse = bt.fit(n, *data)
+    np.testing.assert_allclose(sparse.abilities, dense.abilities, atol=1e-8)
+    # Every component is small, so the sparse path's standard errors are exact too.
+    assert sparse.exact_std_errors
+    np.testing.assert_allclose(sparse.std_errors, dense.std_errors, rtol=1e-8)
+
+
+def test_ten_thousand_items_fit_on_the_sparse_path():
+    rng = np.random.default_rng(13)
+    n = 10_000
+    truth = rng.normal(0, 1, n)
+    counts = PairCounts(n)
+    counts.apply(*simulate(rng, truth, 500_000, tie_rate=0.05))
+    i, j, wins_ij, wins_ji = counts.subset(np.arange(n))
+    fit = bt.fit(n, i, j, wins_ij, wins_ji)
+    assert not fit.exact_std_errors
+    grad = bt.gradient(fit.abilities, i, j, wins_ij, wins_ji, LAMBDA)
+    assert np.max(np.abs(grad)) < 1e-6
+    assert np.corrcoef(fit.abilities, truth)[0, 1] > 0.95
+    # ~100 votes per item: standard errors near 1/sqrt(100 · 0.2).
+    assert 0.15 < np.median(fit.std_errors) < 0.3
+    z = (fit.abilities - (truth - truth.mean())) / fit.std_errors
+    assert 0.93 <= np.mean(np.abs(z) <= 1.96) <= 0.97
+
+
+@pytest.mark.parametrize(
+    ("name", "bulk_votes", "new_items", "new_votes", "tolerance"),
+    [
+        # Random pairs, ~20 votes per item: the documented ≤ 1%.
+        ("random", 25_000, 0, 0, 0.01),
+        # Proposals added late with 3 votes each next to a well-measured bulk: ≤ 1%.
+        ("late proposals", 20_000, 400, 1_200, 0.01),
+        # Very sparse (≈ 6 votes per item, some items with 2–4 opponents): ≤ 6%.
+        ("sparse", 7_500, 0, 0, 0.06),
+    ],
+)
+def test_large_n_std_error_approximation_is_within_documented_tolerance(
+    name, bulk_votes, new_items, new_votes, tolerance
+):
+    rng = np.random.default_rng(14)
+    n = 2_500
+    truth = rng.normal(0, 1, n)
+    bulk = n - new_items
+    kinds, a, b = simulate(rng, truth[:bulk], bulk_votes, tie_rate=0.1)
+    late = bulk + rng.integers(0, new_items, new_votes) if new_items else np.zeros(0, int)
+    opponents = rng.integers(0, bulk, new_votes)
+    late_wins = rng.random(new_votes) < expit(truth[late] - truth[opponents])
+    data = pair_data(
+        n,
+        np.concatenate([kinds, np.full(new_votes, WIN, dtype=np.uint8)]),
+        np.concatenate([a, np.where(late_wins, late, opponents)]),
+        np.concatenate([b, np.where(late_wins, opponents, late)]),
+    )
+    fit = bt.fit(n, *data)
+    assert not fit.exact_std_errors
+    exact, is_exact = bt.std_errors(n, fit.abilities, *data, exact=True)
+    assert is_exact
+    relative = np.abs(fit.std_errors / exact - 1)
+    assert relative.max() <= tolerance, (name, relative.max())
+
+
+def test_fit_from_pair_counts_with_skips_and_ties():
+    counts = PairCounts()
+    counts.apply(
+        np.array([WIN, WIN, TIE, SKIP, WIN, TIE], dtype=np.uint8),
+        np.array([0, 0, 1, 2, 1, 0]),
+        np.array([1, 2, 2, 0, 2, 1]),
+    )
+    i, j, wins_ij, wins_ji = counts.subset(np.arange(3))
+    fit = bt.fit(3, i, j, wins_ij, wins_ji)
+    assert fit.abilities[0] > fit.abilities[1] > fit.abilities[2]
+    np.testing.assert_allclose(fit.abilities, oracle_fit(3, i, j, wins_ij, wins_ji), atol=1e-6)
+
+
+def test_non_convergence_raises_instead_of_returning_a_partial_fit():
+    rng = np.random.default_rng(15)
+    data = connected_dataset(rng)
+    with pytest.raises(bt.FitDidNotConverge):
+        bt.fit(40, *data, max_iter=1)
+
+
+@pytest.mark.parametrize(
+    ("i", "j", "wins_ij", "wins_ji", "message"),
+    [
+        ([0], [0], [1.0], [0.0], "itself"),
+        ([0], [5], [1.0], [0.0], "in \\[0, 3\\)"),
+        ([0], [1], [-1.0], [0.0], ">= 0"),
+        ([0], [1], [np.nan], [0.0], "finite"),
+        ([0, 1], [1], [1.0], [0.0], "one length"),
+    ],
+)
+def test_malformed_input_is_rejected(i, j, wins_ij, wins_ji, message):
+    with pytest.raises(ValueError, match=message):
+        bt.fit(3, np.array(i), np.array(j), np.array(wins_ij), np.array(wins_ji))
