@@ -6,7 +6,8 @@ side. The estimate maximises the log posterior under independent priors θi ~ N(
     ℓ(θ) = Σ_pairs [w_ij log σ(θi − θj) + w_ji log σ(θj − θi)] − (λ/2) Σ_i θi²
 
 (λ = `PRIOR_STRENGTH`). ℓ is strictly concave, so the maximiser is unique; it is found by
-Newton's method with a backtracking line search. Because the likelihood only sees differences,
+Newton's method with a backtracking line search per connected component of the comparison
+graph (see `_optimise`). Because the likelihood only sees differences,
 ∂ℓ/∂θ summed over any connected component of the comparison graph is −λ Σθ over it, so at the
 optimum every component (and the whole vector) has mean 0.
 
@@ -44,9 +45,9 @@ Why 0.01: one vote between evenly matched items carries Fisher information σ(1 
 the prior weighs as much as 0.04 of a vote — negligible next to real data, which is what makes
 the penalised estimate match the unpenalised MLE to 0.01 on well-connected data (the shrinkage
 of θi is about λ θi / H_ii). Yet it is a proper prior: an item that won every vote, or an item
-in a component with no comparisons to the others, gets a finite ability (about log(k / (λθ))
-logits after k straight wins, ≈ 5 for k = 10) and a finite standard error (at most 1/√λ = 10
-logits, for an item with no votes), instead of the MLE's divergence to ±∞.
+in a component with no comparisons to the others, gets a finite ability (two items, one of
+which won all 10 of their votes, end 5.8 logits apart: P = 0.997) and a finite standard error
+(at most 1/√λ = 10 logits, for an item with no votes), where the MLE diverges to ±∞.
 """
 
 DENSE_MAX_ITEMS = 2000
@@ -503,7 +504,7 @@ def _optimise(
         rtol = max(min(0.1, 1e-3 * last_move), _CG_FINAL_RTOL)
         direction, solved = _solve(data, information, grad, rtol)
         size = float(np.max(np.abs(direction)))
-        if size <= step_tol and not (solved and rtol == _CG_FINAL_RTOL):
+        if size <= step_tol and not data.dense and rtol > _CG_FINAL_RTOL:
             direction, solved = _solve(data, information, grad, _CG_FINAL_RTOL)
             size = float(np.max(np.abs(direction)))
         if solved and size <= step_tol:
@@ -755,7 +756,9 @@ def fit(
         λ > 0, precision of the N(0, 1/λ) prior on each ability (logits⁻²).
     init : ndarray of float, shape (m,), optional
         Warm start (e.g. the previous fit). Shorter than n_items: padded with zeros; longer:
-        truncated. Any finite values work; a close start saves iterations.
+        truncated. Any finite values work: in each connected component the start is the
+        better (higher ℓ) of `init` and 0, so a stale or misaligned start costs little; a
+        close one saves iterations.
     tol : float
         Converged once a full Newton step moving no ability by more than √tol logits has been
         taken; by quadratic convergence the abilities are then within about tol logits of the

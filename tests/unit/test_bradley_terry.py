@@ -6,9 +6,10 @@ import choix
 import numpy as np
 import pytest
 import scipy.optimize
+from scipy.special import expit
+
 from ranker import bradley_terry as bt
 from ranker.pair_counts import SKIP, TIE, WIN, PairCounts
-from scipy.special import expit
 
 LAMBDA = bt.PRIOR_STRENGTH
 

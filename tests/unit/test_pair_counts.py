@@ -6,6 +6,7 @@ from collections import Counter
 
 import numpy as np
 import pytest
+
 from ranker.pair_counts import SKIP, TIE, WIN, PairCounts
 
 
