@@ -146,7 +146,7 @@ class PairCounts:
             first = int(np.flatnonzero(same)[0])
             raise ValueError(f"vote {first} pairs item {int(a[first])} with itself")
 
-        merged = self._merged_pairs(kinds, a, b)
+        plan = self._plan_pair_update(kinds, a, b)
 
         # Everything that can fail has been checked; from here on the state changes.
         n = max(self.n_items, high + 1)
@@ -160,16 +160,17 @@ class PairCounts:
         self.skips += np.bincount(a[is_skip], minlength=n) + np.bincount(b[is_skip], minlength=n)
         self.appearances += np.bincount(a, minlength=n) + np.bincount(b, minlength=n)
         self.votes_applied += k
-        if merged is not None:
-            (self.pair_lo, self.pair_hi, self.wins_lo, self.wins_hi, self.ties_pair) = merged
+        if plan is not None:
+            self._commit_pair_update(plan)
 
-    def _merged_pairs(
+    def _plan_pair_update(
         self, kinds: np.ndarray, a: np.ndarray, b: np.ndarray
     ) -> tuple[np.ndarray, ...] | None:
-        """The five pair arrays after adding the batch's wins and ties (None if it has none).
+        """Work out the batch's effect on the pair arrays without touching them.
 
-        Builds new arrays (never mutates the current ones) so a failed check leaves the
-        state untouched.
+        Returns (at, wins_lo, wins_hi, ties) for pairs already stored — their positions and
+        new totals — and (where, keys, wins_lo, wins_hi, ties) for new pairs, or None when
+        the batch holds only skips. Raises ValueError if a count would overflow uint32.
         """
         decided = kinds != SKIP
         if not decided.any():
@@ -180,45 +181,45 @@ class PairCounts:
         is_win = kinds == WIN
         batch_keys, inverse = np.unique(_pair_keys(lo, hi), return_inverse=True)
         m = batch_keys.shape[0]
-        add_wins_lo = np.bincount(inverse, weights=is_win & (a < b), minlength=m)
-        add_wins_hi = np.bincount(inverse, weights=is_win & (a > b), minlength=m)
-        add_ties = np.bincount(inverse, weights=kinds == TIE, minlength=m)
-        add_wins_lo = add_wins_lo.astype(np.int64)
-        add_wins_hi = add_wins_hi.astype(np.int64)
-        add_ties = add_ties.astype(np.int64)
+        add_wins_lo = np.bincount(inverse, weights=is_win & (a < b), minlength=m).astype(np.int64)
+        add_wins_hi = np.bincount(inverse, weights=is_win & (a > b), minlength=m).astype(np.int64)
+        add_ties = np.bincount(inverse, weights=kinds == TIE, minlength=m).astype(np.int64)
 
         keys = _pair_keys(self.pair_lo, self.pair_hi)
         pos = np.searchsorted(keys, batch_keys)
         found = pos < keys.shape[0]
         found[found] = keys[pos[found]] == batch_keys[found]
-
-        wins_lo = self.wins_lo.copy()
-        wins_hi = self.wins_hi.copy()
-        ties_pair = self.ties_pair.copy()
         at = pos[found]
-        sums = (
-            wins_lo[at].astype(np.int64) + add_wins_lo[found],
-            wins_hi[at].astype(np.int64) + add_wins_hi[found],
-            ties_pair[at].astype(np.int64) + add_ties[found],
+        totals = (
+            self.wins_lo[at].astype(np.int64) + add_wins_lo[found],
+            self.wins_hi[at].astype(np.int64) + add_wins_hi[found],
+            self.ties_pair[at].astype(np.int64) + add_ties[found],
+            add_wins_lo[~found],
+            add_wins_hi[~found],
+            add_ties[~found],
         )
-        if any(s.size and int(s.max()) > _MAX_COUNT for s in sums):
+        if any(t.size and int(t.max()) > _MAX_COUNT for t in totals):
             raise ValueError(f"a pair count would exceed {_MAX_COUNT}")
-        wins_lo[at], wins_hi[at], ties_pair[at] = sums
-
         new = ~found
-        if not new.any():
-            return self.pair_lo, self.pair_hi, wins_lo, wins_hi, ties_pair
-        # np.insert with ascending positions inserts each new pair before the first existing
-        # larger key, keeping the arrays sorted in one linear pass (no global re-sort).
-        where = pos[new]
-        new_keys = batch_keys[new]
-        return (
-            np.insert(self.pair_lo, where, (new_keys >> 32).astype(_INDEX_DTYPE)),
-            np.insert(self.pair_hi, where, (new_keys & 0xFFFFFFFF).astype(_INDEX_DTYPE)),
-            np.insert(wins_lo, where, add_wins_lo[new].astype(_COUNT_DTYPE)),
-            np.insert(wins_hi, where, add_wins_hi[new].astype(_COUNT_DTYPE)),
-            np.insert(ties_pair, where, add_ties[new].astype(_COUNT_DTYPE)),
+        return (at, *totals[:3], pos[new], batch_keys[new], *totals[3:])
+
+    def _commit_pair_update(self, plan: tuple[np.ndarray, ...]) -> None:
+        """Apply a plan from `_plan_pair_update` (cannot fail)."""
+        at, wins_lo, wins_hi, ties, where, new_keys, new_lo, new_hi, new_ties = plan
+        self.wins_lo[at] = wins_lo
+        self.wins_hi[at] = wins_hi
+        self.ties_pair[at] = ties
+        if where.size == 0:
+            return
+        # np.insert with ascending positions puts each new pair before the first stored pair
+        # with a larger key: the arrays stay sorted in one linear pass, with no global re-sort.
+        self.pair_lo = np.insert(self.pair_lo, where, (new_keys >> 32).astype(_INDEX_DTYPE))
+        self.pair_hi = np.insert(
+            self.pair_hi, where, (new_keys & 0xFFFFFFFF).astype(_INDEX_DTYPE)
         )
+        self.wins_lo = np.insert(self.wins_lo, where, new_lo.astype(_COUNT_DTYPE))
+        self.wins_hi = np.insert(self.wins_hi, where, new_hi.astype(_COUNT_DTYPE))
+        self.ties_pair = np.insert(self.ties_pair, where, new_ties.astype(_COUNT_DTYPE))
 
     def subset(self, items: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """The pairs among `items`, re-indexed to positions in `items`.

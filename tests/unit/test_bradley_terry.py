@@ -267,9 +267,10 @@ def test_large_n_scores_are_within_a_hundredth_of_a_point():
     assert np.max(np.abs(bt.win_probability_scores(abilities) - exact)) < 0.01
 
 
-def test_sparse_path_matches_dense_path(monkeypatch):
+@pytest.mark.parametrize("connected", [True, False])
+def test_sparse_path_matches_dense_path(monkeypatch, connected):
     rng = np.random.default_rng(12)
-    n, data = disconnected_dataset(rng)
+    n, data = (40, connected_dataset(rng)) if connected else disconnected_dataset(rng)
     dense = bt.fit(n, *data)
     monkeypatch.setattr(bt, "DENSE_MAX_ITEMS", 10)
     sparse = bt.fit(n, *data)
