@@ -15,6 +15,7 @@ from typing import Any
 
 import grpc
 import pytest
+
 from pairwise.embedded_redis import EmbeddedRedis
 from pairwise.grpc_server import RunningServer
 

@@ -49,9 +49,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _supervise(run: RunFolder) -> int:
-    from pairwise import logs
-
     from cluster import supervisor, tokens, topology
+    from pairwise import logs
 
     logs.configure("supervisor")
     plan = topology.plan(run, os.environ, tokens.resolve(run.tokens_file, os.environ))

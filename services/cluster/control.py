@@ -13,12 +13,12 @@ from collections.abc import Mapping
 from typing import Any, TextIO
 
 import redis
-from pairwise import health_probe
 
 from cluster.process_table import command_name, is_same_process, kill_group, members
 from cluster.run_folder import RunFolder
 from cluster.tokens import ADMIN, NAMES, Tokens, resolve
 from cluster.topology import Topology, plan
+from pairwise import health_probe
 
 # Exit status of `status` when nothing runs (as LSB init scripts do).
 NOT_RUNNING = 3

@@ -20,7 +20,6 @@ from typing import TextIO
 
 import grpc
 import numpy as np
-from pairwise.v1 import types_pb2
 from scipy.stats import kendalltau
 
 from cluster import control, scenario
@@ -28,6 +27,7 @@ from cluster.ranking_view import Frame, LiveTerminal, Row, table
 from cluster.run_folder import RunFolder
 from cluster.simulation import Consultation
 from cluster.tokens import resolve
+from pairwise.v1 import types_pb2
 
 # Voters read each pair for 0.4-1.2 s: this many vote at the same time.
 VOTER_THREADS = 64

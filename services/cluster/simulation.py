@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 
 import grpc
 import numpy as np
-from pairwise.v1 import gateway_pb2, gateway_pb2_grpc, types_pb2
 
 from cluster.scenario import Proposal, Scenario
 from cluster.tokens import Tokens
 from cluster.voter_model import VoterModel
+from pairwise.v1 import gateway_pb2, gateway_pb2_grpc, types_pb2
 
 logger = logging.getLogger(__name__)
 

@@ -1,9 +1,8 @@
 """`python -m gateway`: serve GatewayService with settings from the environment."""
 
-from pairwise import grpc_server, logs
-
 from gateway.server import start
 from gateway.settings import Settings
+from pairwise import grpc_server, logs
 
 if __name__ == "__main__":
     logs.configure("gateway")

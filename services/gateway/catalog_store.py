@@ -9,11 +9,11 @@ Lua script that stores the record, so they are dense and in creation order.
 
 from __future__ import annotations
 
-from pairwise import keys
-from pairwise.errors import AlreadyExists, NotFound
 from redis.asyncio import Redis
 
 from gateway.catalog import Cause, NewProposal, Proposal, Status, record_without_index
+from pairwise import keys
+from pairwise.errors import AlreadyExists, NotFound
 
 _CREATE_CAUSE = """
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end

@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import random
 
-from pairwise import keys
-from pairwise.errors import FailedPrecondition, NotFound
 from redis.asyncio import Redis
 
 from gateway.catalog import Proposal
+from pairwise import keys
+from pairwise.errors import FailedPrecondition, NotFound
 
 # KEYS: cause, accepted, seen, pids, proposals.  ARGV: tries, u in [0, 1).
 # Returns {'ok', lo_id, lo_record, hi_id, hi_record}, {'no_cause'}, {'few', n_accepted}

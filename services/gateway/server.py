@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import logging
 
-from pairwise.grpc_server import RunningServer, start_server
-from pairwise.v1 import gateway_pb2, gateway_pb2_grpc
 from redis.asyncio import Redis
 
 from gateway.auth import GATEWAY_PREFIX, AuthInterceptor
@@ -15,6 +13,8 @@ from gateway.rate_limit import RateLimitInterceptor, VoterRateLimiter
 from gateway.servicer import GatewayServicer
 from gateway.settings import Settings
 from gateway.upstreams import Upstreams
+from pairwise.grpc_server import RunningServer, start_server
+from pairwise.v1 import gateway_pb2, gateway_pb2_grpc
 
 logger = logging.getLogger(__name__)
 

@@ -13,10 +13,6 @@ import time
 from collections.abc import AsyncIterator, Callable
 
 import grpc
-from pairwise import prompt_token
-from pairwise.errors import InvalidArgument
-from pairwise.ids import VOTER_ID_PATTERN, check_id, id_or_new
-from pairwise.v1 import gateway_pb2, gateway_pb2_grpc, ingest_pb2, ranker_pb2, types_pb2
 
 from gateway.auth import Role, current_role
 from gateway.catalog import (
@@ -32,6 +28,10 @@ from gateway.catalog_store import CatalogStore
 from gateway.paging import check_page
 from gateway.pair_selection import PairSelector
 from gateway.upstreams import Upstreams
+from pairwise import prompt_token
+from pairwise.errors import InvalidArgument
+from pairwise.ids import VOTER_ID_PATTERN, check_id, id_or_new
+from pairwise.v1 import gateway_pb2, gateway_pb2_grpc, ingest_pb2, ranker_pb2, types_pb2
 
 logger = logging.getLogger(__name__)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import grpc
+
 from pairwise.sharding import shard_of
 from pairwise.v1 import ingest_pb2_grpc, ranker_pb2_grpc
 

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from pairwise import grpc_server, logs
-
 from ingest.server import start
 from ingest.settings import Settings
+from pairwise import grpc_server, logs
 
 
 def main() -> None:

@@ -10,9 +10,6 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 
-from pairwise.errors import InvalidArgument, NotFound
-from pairwise.ids import check_id
-
 from ingest.backlog import BacklogGate
 from ingest.settings import Settings
 from ingest.vote_store import VoteStore
@@ -26,6 +23,8 @@ from ingest.votes import (
     plan_import,
     settle,
 )
+from pairwise.errors import InvalidArgument, NotFound
+from pairwise.ids import check_id
 
 logger = logging.getLogger(__name__)
 

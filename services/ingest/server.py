@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import redis.asyncio
-from pairwise.grpc_server import RunningServer, start_server
-from pairwise.v1 import ingest_pb2, ingest_pb2_grpc
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -14,6 +12,8 @@ from ingest.intake import Intake
 from ingest.servicer import IngestServicer
 from ingest.settings import Settings
 from ingest.vote_store import VoteStore
+from pairwise.grpc_server import RunningServer, start_server
+from pairwise.v1 import ingest_pb2, ingest_pb2_grpc
 
 SERVICE_NAME = ingest_pb2.DESCRIPTOR.services_by_name["IngestService"].full_name
 

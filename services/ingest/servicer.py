@@ -7,9 +7,9 @@ pairwise.grpc_server.ErrorMappingInterceptor.
 from __future__ import annotations
 
 import grpc
-from pairwise.v1 import ingest_pb2, ingest_pb2_grpc, types_pb2
 
 from ingest.intake import Intake
+from pairwise.v1 import ingest_pb2, ingest_pb2_grpc, types_pb2
 
 _CHOICES = {
     types_pb2.CHOICE_LEFT: "left",

@@ -17,10 +17,10 @@ from typing import Any
 
 import redis.asyncio
 import redis.exceptions
-from pairwise import keys
-from pairwise.errors import FailedPrecondition, NotFound, Unavailable
 
 from ingest.votes import CauseImport, InteractiveVote, Receipt, VoteStats
+from pairwise import keys
+from pairwise.errors import FailedPrecondition, NotFound, Unavailable
 
 logger = logging.getLogger(__name__)
 

@@ -17,6 +17,7 @@ from typing import TypeVar
 
 import grpc
 import pytest
+
 from cluster.process_table import is_same_process, members
 from cluster.run_folder import RunFolder
 from cluster.tokens import read_file

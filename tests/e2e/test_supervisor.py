@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+
 from cluster.process_table import is_same_process
 from cluster.run_folder import RunFolder
 from cluster.supervisor import Backoff, Supervisor

@@ -18,6 +18,7 @@ from pathlib import Path
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+
 from pairwise.embedded_redis import EmbeddedRedis, free_port
 from pairwise.v1 import gateway_pb2, gateway_pb2_grpc, types_pb2
 

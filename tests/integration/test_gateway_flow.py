@@ -8,6 +8,7 @@ import time
 import grpc
 import pytest
 from conftest import Cluster
+
 from pairwise.v1 import gateway_pb2 as gw
 from pairwise.v1 import gateway_pb2_grpc, types_pb2
 

@@ -13,6 +13,7 @@ from typing import Any
 import grpc
 import pytest
 from conftest import ADMIN_TOKEN, PLATFORM_TOKEN, bearer, gateway_settings, serve_in_thread
+
 from gateway.server import start
 from pairwise.grpc_server import RunningServer, start_server
 from pairwise.v1 import gateway_pb2 as gw

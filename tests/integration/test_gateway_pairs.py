@@ -18,6 +18,8 @@ from conftest import (
     gateway_settings,
     serve_in_thread,
 )
+from redis.asyncio import Redis
+
 from gateway.catalog import Cause, NewProposal, Status
 from gateway.catalog_store import CatalogStore
 from gateway.pair_selection import PairSelector
@@ -26,7 +28,6 @@ from pairwise import keys, prompt_token
 from pairwise.errors import FailedPrecondition, PermissionDenied
 from pairwise.v1 import gateway_pb2 as gw
 from pairwise.v1 import gateway_pb2_grpc, types_pb2
-from redis.asyncio import Redis
 
 ADMIN = bearer(ADMIN_TOKEN)
 PLATFORM = bearer(PLATFORM_TOKEN)

@@ -12,6 +12,7 @@ import pytest
 import redis
 from conftest import ingest_settings, serve_in_thread
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+
 from ingest.server import SERVICE_NAME, start
 from pairwise import keys, prompt_token, vote_log
 from pairwise.embedded_redis import EmbeddedRedis
