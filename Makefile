@@ -5,10 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 PROTOS := $(wildcard proto/pairwise/v1/*.proto)
 RUN_DIR ?= run
-# buf (npm's @bufbuild/buf ships the binary) lives inside the venv folder: gitignored, and
-# `make clean` removes it with the venv.
-BUF_VERSION := 1.75.0
-BUF := $(VENV)/node/node_modules/.bin/buf
+BUF    := $(VENV)/bin/buf
 
 .PHONY: install proto proto-check proto-lint tools lint check test test-fast up down demo status clean
 
@@ -36,12 +33,9 @@ proto-check: $(STAMP)
 	done
 	@echo "proto stubs match proto/"
 
-# The public contract stays clean under buf's STANDARD lint rules (buf.yaml).
-$(BUF):
-	npm install --prefix $(VENV)/node --no-audit --no-fund --loglevel=error \
-	    @bufbuild/buf@$(BUF_VERSION)
-
-proto-lint: $(BUF)
+# The public contract stays clean under buf's STANDARD lint rules (buf.yaml); the buf
+# binary comes from PyPI (buf-bin, a dev dependency), so no npm is needed.
+proto-lint: $(STAMP)
 	$(BUF) lint
 
 # System tools the tests use: docker-compose (Debian's 1.29) validates deploy/. Installed
