@@ -8,6 +8,7 @@ import concurrent.futures
 import contextlib
 import os
 import threading
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -15,7 +16,9 @@ from typing import Any
 
 import grpc
 import pytest
+import redis
 
+from pairwise import keys
 from pairwise.embedded_redis import EmbeddedRedis
 from pairwise.grpc_server import RunningServer
 
@@ -124,6 +127,40 @@ def cluster(redis_url: str) -> Iterator[Cluster]:
         with serve_in_thread(start_gateway,
                              gateway_settings(redis_url, ingest_addr, ranker_addr)) as gateway:
             yield Cluster(f"127.0.0.1:{gateway.port}", ingest_addr, ranker_addr)
+
+
+def wait_counted_equals_accepted(cluster: Cluster, cause_ids: set[str],
+                                 timeout_s: float = 20.0) -> None:
+    """Assert each cause's ranking reflects exactly the votes ingest accepted (polls)."""
+    from pairwise.v1 import gateway_pb2, gateway_pb2_grpc
+
+    with cluster.channel() as channel:
+        stub = gateway_pb2_grpc.GatewayServiceStub(channel)
+        for cause in sorted(cause_ids):
+            deadline = time.monotonic() + timeout_s
+            while True:
+                stats = stub.GetCauseStats(gateway_pb2.GetCauseStatsRequest(cause_id=cause),
+                                           metadata=cluster.admin, timeout=5)
+                if stats.votes_counted == stats.votes_accepted or time.monotonic() > deadline:
+                    break
+                time.sleep(0.05)
+            assert stats.votes_counted == stats.votes_accepted, (
+                f"cause {cause}: {stats.votes_accepted} votes accepted but "
+                f"{stats.votes_counted} counted")
+
+
+@pytest.fixture(autouse=True)
+def _every_accepted_vote_is_counted(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After any test that used the cluster: votes_counted == votes_accepted for its causes."""
+    if "cluster" not in request.fixturenames:
+        yield
+        return
+    client = redis.Redis.from_url(request.getfixturevalue("redis_url"))
+    before = {c.decode() for c in client.smembers(keys.CAUSES)}
+    yield
+    created = {c.decode() for c in client.smembers(keys.CAUSES)} - before
+    client.close()
+    wait_counted_equals_accepted(request.getfixturevalue("cluster"), created)
 
 
 def pytest_report_header() -> str:
