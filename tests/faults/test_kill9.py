@@ -17,8 +17,8 @@ from pathlib import Path
 
 import grpc
 import pytest
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from pairwise import health_probe
 from pairwise.embedded_redis import EmbeddedRedis, free_port
 from pairwise.v1 import gateway_pb2, gateway_pb2_grpc, types_pb2
 
@@ -65,18 +65,11 @@ class Service:
 
 def wait_serving(addr: str, process: subprocess.Popen[bytes], timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
-    with grpc.insecure_channel(addr) as channel:
-        stub = health_pb2_grpc.HealthStub(channel)
-        while time.monotonic() < deadline:
-            assert process.poll() is None, f"process for {addr} exited with {process.returncode}"
-            try:
-                reply = stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=1)
-                if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                    return
-            except grpc.RpcError:
-                pass
-            time.sleep(0.05)
-    raise TimeoutError(f"{addr} not serving after {timeout} s")
+    while health_probe.check(addr, timeout_s=1) != health_probe.SERVING:
+        assert process.poll() is None, f"process for {addr} exited with {process.returncode}"
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{addr} not serving after {timeout} s")
+        time.sleep(0.05)
 
 
 @pytest.fixture
