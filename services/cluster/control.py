@@ -204,7 +204,7 @@ def _print_running(run: RunFolder, topology: Topology, tokens: Tokens, out: Text
         print(f"  dev defaults kept in {run.tokens_file}; set the variables to override.",
               file=out)
     admin = "$PAIRWISE_ADMIN_TOKEN" if tokens.sources[ADMIN] == "environment" else tokens.admin
-    print("\nTry it (buf: `make proto-lint` installs it at .venv/node/node_modules/.bin/buf):",
+    print("\nTry it (buf comes with `make install`, at .venv/bin/buf):",
           file=out)
     print(f"  buf curl --protocol grpc --http2-prior-knowledge "
           f"-H 'authorization: Bearer {admin}' \\\n"
