@@ -10,6 +10,9 @@ from typing import Literal
 import numpy as np
 
 Answer = Literal["left", "right", "tie", "skip"]
+# Answer codes of `VoterModel.choose_many` (uint8), and the answer each code stands for.
+LEFT, RIGHT, TIE, SKIP = 0, 1, 2, 3
+ANSWERS: tuple[Answer, ...] = ("left", "right", "tie", "skip")
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,18 @@ class VoterModel:
         if rng.random() < self.tie_rate * math.exp(-abs(diff)):
             return Decision("tie")
         return Decision("left" if rng.random() < 1.0 / (1.0 + math.exp(-diff)) else "right")
+
+    def choose_many(self, left: np.ndarray, right: np.ndarray,
+                    rng: np.random.Generator) -> np.ndarray:
+        """The answers of len(left) independent voters, each shown left[k] vs right[k]
+        (hidden abilities, float arrays of one shape): the same distribution as `choose`,
+        vectorised for load generation. Returns uint8 codes LEFT, RIGHT, TIE or SKIP."""
+        diff = np.asarray(left, dtype=np.float64) - np.asarray(right, dtype=np.float64)
+        draws = rng.random((3, *diff.shape))
+        answers = np.where(draws[2] < 1.0 / (1.0 + np.exp(-diff)), LEFT, RIGHT)
+        answers[draws[1] < self.tie_rate * np.exp(-np.abs(diff))] = TIE
+        answers[draws[0] < self.skip_rate] = SKIP
+        return answers.astype(np.uint8)
 
     def decided(self, first: str, second: str, truth: dict[str, float],
                 rng: np.random.Generator) -> tuple[str, str, bool] | None:

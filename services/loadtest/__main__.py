@@ -1,0 +1,104 @@
+"""`python -m loadtest`: simulated voters against a running Pairwise cluster (`make up`),
+interactively (NextPair -> SubmitVote), in bulk (ImportVotes), or both, bounded in votes and
+time; prints live progress and writes a JSON and PNG report. Loopback targets only."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+from loadtest.plan import MAX_PROPOSALS, MODES, LoadPlan, PlanError, check_loopback
+
+DEFAULTS = LoadPlan()
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m loadtest", description=__doc__,
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--target", help="gateway HOST:PORT, loopback only (default: the address "
+                   "in the run folder's state, else 127.0.0.1:$GATEWAY_PORT or 50051)")
+    p.add_argument("--run-dir", type=Path, default=Path(os.environ.get("RUN_DIR") or "run"),
+                   help="run folder of `make up`: gateway address and dev tokens")
+    p.add_argument("--mode", choices=MODES, default=DEFAULTS.mode)
+    p.add_argument("--voters", type=int, default=DEFAULTS.voters,
+                   help="simulated voters, arriving over the run")
+    p.add_argument("--proposals", type=int, default=DEFAULTS.proposals,
+                   help=f"seed proposals with hidden abilities (2 to {MAX_PROPOSALS:,})")
+    p.add_argument("--new-proposals", type=int, default=DEFAULTS.new_proposals,
+                   help="proposals citizens add mid-run (accepted by the admin), in 3 waves")
+    p.add_argument("--duration", type=float, default=DEFAULTS.duration_s,
+                   help="seconds of load (per run; modes run at the same time)")
+    p.add_argument("--max-votes", type=int, default=DEFAULTS.max_votes,
+                   help="votes sent per mode, at most")
+    p.add_argument("--concurrency", type=int, default=DEFAULTS.concurrency,
+                   help="interactive voters voting at once")
+    p.add_argument("--arrival-rate", type=float, default=DEFAULTS.arrival_rate,
+                   help="new voters per second (Poisson)")
+    p.add_argument("--think", type=float, default=DEFAULTS.think_s,
+                   help="seconds an interactive voter reads a pair before answering")
+    p.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size,
+                   help="votes per ImportVotes call (bulk)")
+    p.add_argument("--bulk-streams", type=int, default=DEFAULTS.bulk_streams,
+                   help="ImportVotes calls in flight at once (bulk)")
+    p.add_argument("--tie-rate", type=float, default=DEFAULTS.tie_rate,
+                   help="P(tie) between equally good proposals (decays with the gap)")
+    p.add_argument("--skip-rate", type=float, default=DEFAULTS.skip_rate, help="P(skip)")
+    p.add_argument("--catch-up", type=float, default=DEFAULTS.catch_up_s,
+                   help="seconds to wait after the load for every vote to be counted")
+    p.add_argument("--no-baseline", action="store_true",
+                   help="skip the naive XADD baseline of bulk mode")
+    p.add_argument("--baseline-votes", type=int, default=DEFAULTS.baseline_votes,
+                   help="votes the naive baseline writes")
+    p.add_argument("--accuracy-every", type=float, default=DEFAULTS.accuracy_every_s,
+                   help="seconds between reads of the full ranking for accuracy")
+    p.add_argument("--seed", type=int, default=DEFAULTS.seed)
+    p.add_argument("--out", type=Path, default=Path("run/loadtest"),
+                   help="folder for <run_id>.json and <run_id>.png")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    from cluster.run_folder import RunFolder
+    from loadtest.gateway_client import credentials
+
+    target = args.target
+    if not target:
+        state = RunFolder(args.run_dir.absolute()).read_state()
+        target = state.get("gateway_addr") or (
+            f"127.0.0.1:{os.environ.get('GATEWAY_PORT') or 50051}")
+    try:
+        check_loopback(target)
+        plan = LoadPlan(
+            mode=args.mode, voters=args.voters, proposals=args.proposals,
+            new_proposals=args.new_proposals, duration_s=args.duration,
+            max_votes=args.max_votes, concurrency=args.concurrency,
+            arrival_rate=args.arrival_rate, think_s=args.think, batch_size=args.batch_size,
+            bulk_streams=args.bulk_streams, tie_rate=args.tie_rate, skip_rate=args.skip_rate,
+            catch_up_s=args.catch_up, baseline=not args.no_baseline,
+            baseline_votes=args.baseline_votes, accuracy_every_s=args.accuracy_every,
+            seed=args.seed)
+    except PlanError as exc:
+        print(f"loadtest: {exc}", file=sys.stderr)
+        return 2
+    creds = credentials(os.environ, args.run_dir)
+    if creds is None:
+        print("loadtest: no tokens: set PAIRWISE_ADMIN_TOKEN and PAIRWISE_PLATFORM_TOKEN, or "
+              f"run `make up` so that {args.run_dir / 'tokens.env'} holds them",
+              file=sys.stderr)
+        return 2
+    from loadtest import runner
+
+    try:
+        result = asyncio.run(runner.run(plan, target, creds, args.out))
+    except KeyboardInterrupt:
+        print("\nloadtest interrupted", file=sys.stderr)
+        return 130
+    return 0 if result["audit_passed"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,66 @@
+"""The report as a picture (PNG): throughput over time, latency distribution per RPC, and
+accuracy against the hidden truth as votes accumulate, one column per figure."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only: no display needed
+
+import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
+import numpy as np  # noqa: E402
+
+_COLOURS = {"interactive": "tab:blue", "bulk": "tab:orange"}
+
+
+def draw(result: dict[str, Any], path: Path) -> None:
+    """Write the three-panel report of `result` (loadtest.report.build) to `path`."""
+    figure, (rates, latency, accuracy) = plt.subplots(1, 3, figsize=(16, 4.8))
+    for mode, m in result["modes"].items():
+        colour = _COLOURS.get(mode, "tab:gray")
+        series = m["throughput"]
+        if series["t"]:
+            rates.plot(series["t"], series["ok_per_s"], color=colour, label=f"{mode}: OK")
+            rates.plot(series["t"], series["counted_per_s"], color=colour, linestyle="--",
+                       label=f"{mode}: counted")
+        histogram = m["latency_histogram_ms"]
+        edges = np.asarray(histogram["edges"])
+        centres = np.sqrt(edges[:-1] * edges[1:])
+        for style, (rpc, counts) in zip(("-", "--", ":"), histogram["counts"].items(),
+                                        strict=False):
+            share = np.asarray(counts, dtype=float)
+            if share.sum():
+                latency.plot(centres, share / share.sum(), linestyle=style, color=colour,
+                             label=f"{rpc} (p99 {m['latency_ms'][rpc]['p99']:.1f} ms)")
+        points = [p for p in m["accuracy"] if p["kendall_tau"] is not None]
+        if points:
+            votes = [p["votes_counted"] for p in points]
+            accuracy.plot(votes, [p["kendall_tau"] for p in points], color=colour,
+                          marker=".", label=f"{mode}: Kendall τ")
+            accuracy.plot(votes, [p["top_recall"] for p in points], color=colour,
+                          linestyle="--", label=f"{mode}: top-20 recall")
+            accuracy.plot(votes, [p["coverage"] for p in points], color=colour,
+                          linestyle=":", label=f"{mode}: 95% CI coverage")
+    rates.set(title="Throughput", xlabel="seconds since the load began", ylabel="votes/s")
+    rates.yaxis.set_major_formatter(matplotlib.ticker.StrMethodFormatter("{x:,.0f}"))
+    latency.set(title="Latency distribution", xlabel="ms (log scale)",
+                ylabel="share of calls", xscale="log")
+    accuracy.set(title="Accuracy against the hidden truth", xlabel="votes counted",
+                 ylim=(0, 1.02))
+    accuracy.xaxis.set_major_formatter(matplotlib.ticker.StrMethodFormatter("{x:,.0f}"))
+    for axes in (rates, latency, accuracy):
+        axes.grid(alpha=0.3)
+        if axes.get_legend_handles_labels()[0]:
+            axes.legend(fontsize=7)
+    goals = "   ".join(f"{'✓' if g['met'] else '✗'} {g['goal']}: "
+                       f"{'-' if g['measured'] is None else format(g['measured'], ',.1f')}"
+                       for g in result["goals"])
+    audit = "audit PASS" if result["audit_passed"] else "audit FAIL"
+    figure.suptitle(f"Pairwise load test {result['run_id']} — {result['plan']['proposals']:,} "
+                    f"proposals, {result['load_s']:.0f} s, {audit}\n{goals}", fontsize=9)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)

@@ -1,0 +1,115 @@
+"""Interactive load: voters arrive (Poisson), each asks NextPair and answers with SubmitVote
+5-20 times, many at once on one event loop, as a platform's backend would on their behalf."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import grpc
+import numpy as np
+
+from loadtest.campaign import Campaign
+from loadtest.plan import LoadPlan
+from pairwise.v1 import gateway_pb2, types_pb2
+
+CHOICE = {"left": types_pb2.CHOICE_LEFT, "right": types_pb2.CHOICE_RIGHT,
+          "tie": types_pb2.CHOICE_TIE, "skip": types_pb2.CHOICE_SKIP}
+# A vote whose submission ended with one of these may have been written: it is retried with
+# the same idempotency key (a replay returns the original receipt).
+RETRYABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED,
+                       grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN})
+ATTEMPTS = 3
+# At most this many freshness samples per second (each costs nothing to the cluster).
+SAMPLES_PER_S = 50
+_TICK_S = 0.005
+
+
+class InteractiveLoad:
+    """Drives `campaign` until `deadline` (monotonic) or until `plan.max_votes` votes were
+    submitted, with at most `plan.concurrency` voters voting at once."""
+
+    def __init__(self, campaign: Campaign, plan: LoadPlan, deadline: float,
+                 rng: np.random.Generator) -> None:
+        self.campaign = campaign
+        self.plan = plan
+        self.deadline = deadline
+        self.rng = rng
+        self._active: set[asyncio.Task[None]] = set()
+        self._last_sample = 0.0
+
+    def _over(self) -> bool:
+        return (time.monotonic() >= self.deadline
+                or self.campaign.counters.sent >= self.plan.max_votes)
+
+    async def run(self) -> None:
+        """Admit arriving voters while there is time and votes left; wait for the last."""
+        c = self.campaign.counters
+        arrived = 0.0
+        started = 0
+        last = time.monotonic()
+        while not self._over():
+            now = time.monotonic()
+            arrived = min(float(self.plan.voters),
+                          arrived + self.rng.poisson(self.plan.arrival_rate * (now - last)))
+            last = now
+            c.voters_arrived = int(arrived)
+            while started < int(arrived) and len(self._active) < self.plan.concurrency:
+                task = asyncio.get_running_loop().create_task(self._voter(started))
+                self._active.add(task)
+                task.add_done_callback(self._active.discard)
+                started += 1
+            if started >= self.plan.voters and not self._active:
+                break
+            await asyncio.sleep(_TICK_S)
+        if self._active:
+            await asyncio.gather(*self._active, return_exceptions=True)
+
+    async def _voter(self, number: int) -> None:
+        campaign, c = self.campaign, self.campaign.counters
+        voter_id = f"v{number}"
+        population = campaign.population
+        try:
+            for k in range(int(self.rng.integers(5, 21))):
+                if self._over():
+                    return
+                try:
+                    pair = await campaign.gateway.call("NextPair", gateway_pb2.NextPairRequest(
+                        cause_id=campaign.cause_id, voter_id=voter_id), c)
+                except grpc.aio.AioRpcError:
+                    return  # no pair left, rate-limited or failing: the voter leaves
+                decision = population.model.choose(
+                    float(population.abilities[population.index_of(pair.left.proposal_id)]),
+                    float(population.abilities[population.index_of(pair.right.proposal_id)]),
+                    self.rng)
+                if self.plan.think_s:
+                    await asyncio.sleep(self.plan.think_s)
+                c.sent += 1
+                await self._submit(gateway_pb2.SubmitVoteRequest(
+                    cause_id=campaign.cause_id, voter_id=voter_id,
+                    prompt_token=pair.prompt_token, choice=CHOICE[decision.answer],
+                    skip_reason=decision.reason, idempotency_key=str(k)))
+        finally:
+            c.voters_done += 1
+
+    async def _submit(self, request: gateway_pb2.SubmitVoteRequest) -> None:
+        campaign, c = self.campaign, self.campaign.counters
+        for attempt in range(1, ATTEMPTS + 1):
+            try:
+                reply = await campaign.gateway.call("SubmitVote", request, c)
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() not in RETRYABLE:
+                    return  # refused (expired prompt, rate limit...): never written
+                if attempt == ATTEMPTS:
+                    c.unknown += 1
+                    return
+                await asyncio.sleep(0.05 * attempt)
+                continue
+            if reply.duplicate and attempt == 1:
+                c.unexpected_duplicates += 1
+            c.ok += 1
+            now = time.monotonic()
+            if now - self._last_sample >= 1.0 / SAMPLES_PER_S:
+                self._last_sample = now
+                c.freshness.sample(now - campaign.origin, c.sent)
+            return
