@@ -7,7 +7,7 @@ PROTOS := $(wildcard proto/pairwise/v1/*.proto)
 RUN_DIR ?= run
 BUF    := $(VENV)/bin/buf
 
-.PHONY: install proto proto-check proto-lint tools lint check test test-fast up down demo status clean
+.PHONY: install proto proto-check proto-lint tools lint check test test-fast up down demo status loadtest clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -77,6 +77,11 @@ status: $(STAMP)
 
 demo: $(STAMP)
 	$(PY) -m cluster demo --run-dir $(RUN_DIR)
+
+# Simulated voters against the running cluster (`make up` first); flags go in LOADTEST_ARGS,
+# e.g. make loadtest LOADTEST_ARGS="--mode bulk --duration 30" (python -m loadtest --help).
+loadtest: $(STAMP)
+	$(PY) -m loadtest $(LOADTEST_ARGS)
 
 clean: down
 	rm -rf $(RUN_DIR) $(VENV)

@@ -55,8 +55,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--accuracy-every", type=float, default=DEFAULTS.accuracy_every_s,
                    help="seconds between reads of the full ranking for accuracy")
     p.add_argument("--seed", type=int, default=DEFAULTS.seed)
-    p.add_argument("--out", type=Path, default=Path("run/loadtest"),
-                   help="folder for <run_id>.json and <run_id>.png")
+    p.add_argument("--out", type=Path,
+                   help="folder for <run_id>.json and <run_id>.png (default <run-dir>/loadtest)")
     return p
 
 
@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     from loadtest import runner
 
     try:
-        result = asyncio.run(runner.run(plan, target, creds, args.out))
+        result = asyncio.run(runner.run(plan, target, creds, args.out or args.run_dir / "loadtest"))
     except KeyboardInterrupt:
         print("\nloadtest interrupted", file=sys.stderr)
         return 130
