@@ -1,0 +1,88 @@
+"""The load generator against the session's cluster: a tiny bounded run of both modes whose
+report audits every vote (accepted == counted == OK) and carries every promised figure;
+and a target off this machine refused before any traffic."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+from conftest import ADMIN_TOKEN, PLATFORM_TOKEN, Cluster
+
+from loadtest import runner
+from loadtest.__main__ import main
+from loadtest.gateway_client import Credentials
+from loadtest.plan import LoadPlan, PlanError, check_loopback
+
+PLAN = LoadPlan(mode="both", voters=300, proposals=30, new_proposals=6, duration_s=3.0,
+                max_votes=2_000, concurrency=16, arrival_rate=200.0, batch_size=250,
+                bulk_streams=2, catch_up_s=30.0, baseline_votes=3_000, accuracy_every_s=1.0)
+
+
+def test_a_bounded_run_reports_every_figure_and_loses_no_vote(cluster: Cluster,
+                                                               tmp_path: Path) -> None:
+    report = asyncio.run(runner.run(PLAN, cluster.gateway_addr,
+                                    Credentials(ADMIN_TOKEN, PLATFORM_TOKEN), tmp_path))
+
+    assert report["audit_passed"]
+    for mode in ("interactive", "bulk"):
+        m = report["modes"][mode]
+        audit = m["audit"]
+        # Nothing lost, nothing counted twice: the cluster's own counters agree with the
+        # votes the load generator was told were recorded.
+        assert audit["passed"], audit["detail"]
+        assert audit["votes_accepted"] == audit["votes_counted"] == m["votes"]["ok"] > 0
+        assert m["votes"]["unknown_outcome"] == 0 and m["votes"]["unexpected_duplicates"] == 0
+        assert m["caught_up"] and m["end_to_end_votes_per_s"] > 0
+        assert m["freshness_s"]["count"] > 0 and m["freshness_s"]["p50"] >= 0
+        final = m["final_accuracy"]
+        # Every accepted proposal is ranked, the mid-run ones included, none left pending.
+        assert final["n_ranked"] == PLAN.proposals + m["proposals"]["accepted_mid_run"]
+        assert audit["proposals_pending"] == 0
+        assert -1 <= final["kendall_tau"] <= 1 and 0 <= final["coverage"] <= 1
+        assert final["votes_counted"] == audit["votes_counted"]
+
+    interactive = report["modes"]["interactive"]
+    for rpc in ("NextPair", "SubmitVote"):
+        latency = interactive["latency_ms"][rpc]
+        assert latency["count"] > 0
+        assert 0 < latency["p50"] <= latency["p95"] <= latency["p99"] <= latency["max"]
+    assert interactive["audit"]["ties"] + interactive["audit"]["skips"] <= interactive[
+        "votes"]["ok"]
+
+    bulk = report["modes"]["bulk"]
+    assert bulk["votes"]["ok"] == bulk["votes"]["sent"] >= PLAN.max_votes
+    assert bulk["latency_ms"]["ImportVotes"]["count"] >= PLAN.max_votes // PLAN.batch_size
+    assert bulk["baseline"]["votes"] == PLAN.baseline_votes
+    assert bulk["baseline_ratio"] == pytest.approx(
+        bulk["end_to_end_votes_per_s"] / bulk["baseline"]["votes_per_s"])
+
+    assert [g["goal"] for g in report["goals"]] == [
+        "bulk votes/s end to end (accepted -> counted)", "bulk / naive XADD baseline",
+        "interactive votes/s (SubmitVote OK)", "SubmitVote p99 (ms)", "NextPair p99 (ms)",
+        "freshness p95 (s)"]
+    saved = json.loads(Path(report["files"]["json"]).read_text())
+    assert saved["audit_passed"] and saved["modes"].keys() == report["modes"].keys()
+    assert Path(report["files"]["png"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("target", ["127.0.0.1:50051", "127.3.2.1:1", "localhost:50051",
+                                    "[::1]:50051"])
+def test_loopback_targets_are_accepted(target: str) -> None:
+    assert check_loopback(target) == target
+
+
+@pytest.mark.parametrize("target", ["10.0.0.7:50051", "192.168.1.2:50051", "8.8.8.8:53",
+                                    "example.org:443", "[2001:db8::1]:50051", "127.0.0.1"])
+def test_other_targets_are_refused(target: str) -> None:
+    with pytest.raises(PlanError):
+        check_loopback(target)
+
+
+def test_cli_refuses_a_remote_target_before_sending_anything(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    assert main(["--target", "10.1.2.3:50051", "--run-dir", str(tmp_path)]) == 2
+    assert "not a loopback address" in capsys.readouterr().err
+    assert not (tmp_path / "loadtest").exists()
