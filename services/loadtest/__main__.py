@@ -66,10 +66,13 @@ def main(argv: list[str] | None = None) -> int:
     from loadtest.gateway_client import credentials
 
     target = args.target
+    state = RunFolder(args.run_dir.absolute()).read_state()
     if not target:
-        state = RunFolder(args.run_dir.absolute()).read_state()
         target = state.get("gateway_addr") or (
             f"127.0.0.1:{os.environ.get('GATEWAY_PORT') or 50051}")
+    # The local cluster's processes, for the CPU figures (when the target is that cluster).
+    processes = ({name: child["pid"] for name, child in state.get("children", {}).items()
+                  if child.get("pid")} if target == state.get("gateway_addr") else {})
     try:
         check_loopback(target)
         plan = LoadPlan(
@@ -93,7 +96,8 @@ def main(argv: list[str] | None = None) -> int:
     from loadtest import runner
 
     try:
-        result = asyncio.run(runner.run(plan, target, creds, args.out or args.run_dir / "loadtest"))
+        result = asyncio.run(runner.run(
+            plan, target, creds, args.out or args.run_dir / "loadtest", processes=processes))
     except KeyboardInterrupt:
         print("\nloadtest interrupted", file=sys.stderr)
         return 130

@@ -84,5 +84,5 @@ class BulkLoad:
                 if attempt == 1:
                     c.unexpected_duplicates += int(reply.duplicates)
                 c.rejected += int(reply.rejected)
-                c.freshness.sample(self.campaign.elapsed(), c.sent)
+                c.freshness.sample(self.campaign.elapsed(), c.log_bound())
                 break

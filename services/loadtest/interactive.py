@@ -99,7 +99,8 @@ class InteractiveLoad:
                 reply = await campaign.gateway.call("SubmitVote", request, c)
             except grpc.aio.AioRpcError as exc:
                 if exc.code() not in RETRYABLE:
-                    return  # refused (expired prompt, rate limit...): never written
+                    c.rejected += 1  # refused (expired prompt, rate limit...): never written
+                    return
                 if attempt == ATTEMPTS:
                     c.unknown += 1
                     return
@@ -111,5 +112,5 @@ class InteractiveLoad:
             now = time.monotonic()
             if now - self._last_sample >= 1.0 / SAMPLES_PER_S:
                 self._last_sample = now
-                c.freshness.sample(now - campaign.origin, c.sent)
+                c.freshness.sample(now - campaign.origin, c.log_bound())
             return

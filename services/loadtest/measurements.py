@@ -80,10 +80,10 @@ class Freshness:
     """Time from a vote's OK until the ranking's `votes_counted` includes it.
 
     The vote's place in the log is not returned to clients, so each sample records an
-    upper bound of it: `base` + the votes whose submission had begun when the OK arrived
-    (every vote written before it began before it). A sample is resolved by the first
-    ranking read at or past that bound; the result errs on the late side by at most the
-    votes in flight, and by the polling interval.
+    upper bound of it: the votes whose submission had begun when the OK arrived (every vote
+    written before it began before it), less those already known to be refused. A sample is
+    resolved by the first ranking read at or past that bound; the result errs on the late
+    side by at most the votes in flight, and by the polling interval.
     """
 
     def __init__(self) -> None:
@@ -127,6 +127,7 @@ class ModeCounters:
     # Submissions whose outcome is unknown (no OK after the retries): each may or may not
     # be in the log.
     unknown: int = 0
+    # Votes refused (never written): failed submissions and votes an import rejected.
     rejected: int = 0
     unexpected_duplicates: int = 0
     voters_arrived: int = 0
@@ -135,6 +136,11 @@ class ModeCounters:
     latencies: Latencies = field(default_factory=Latencies)
     errors: Errors = field(default_factory=Errors)
     freshness: Freshness = field(default_factory=Freshness)
+
+    def log_bound(self) -> int:
+        """An upper bound of the log entries this mode has caused so far: every submission
+        begun, less those known to have been refused."""
+        return self.sent - self.rejected
 
     def rate_series(self, window_s: float = 1.0) -> dict[str, list[float]]:
         """OK and counted votes per second over successive `window_s` windows."""

@@ -28,7 +28,8 @@ GOALS = (
 
 def build(*, run_id: str, plan: LoadPlan, target: str, started_at: float, load_s: float,
           campaigns: list[Campaign], audits: list[dict[str, Any]], caught_up: list[bool],
-          naive: Baseline | None, cpus: int) -> dict[str, Any]:
+          naive: Baseline | None, cpus: int,
+          cpu: dict[str, Any] | None = None) -> dict[str, Any]:
     modes = {}
     for campaign, audit, done in zip(campaigns, audits, caught_up, strict=True):
         modes[campaign.mode] = _mode(campaign, audit, done, load_s, naive)
@@ -36,6 +37,8 @@ def build(*, run_id: str, plan: LoadPlan, target: str, started_at: float, load_s
         "run_id": run_id, "target": target, "started_at_unix": round(started_at, 3),
         "cpus": cpus, "plan": plan.as_dict(), "load_s": round(load_s, 3), "modes": modes,
         "audit_passed": all(a.get("passed") for a in audits),
+        # CPU seconds by process over the load and catch-up, and per vote (all modes).
+        "cpu": cpu,
     }
     result["goals"] = goals(result)
     return result
@@ -157,6 +160,11 @@ def summary_lines(result: dict[str, Any]) -> list[str]:
                          f"{a['n_ranked']:,} proposals at {a['votes_counted']:,} votes")
         lines.append(f"    audit       {'PASS' if m['audit'].get('passed') else 'FAIL'}: "
                      f"{m['audit'].get('detail')}")
+    cpu = result.get("cpu")
+    if cpu and cpu["cpu_us_per_vote"]:
+        per_vote = ", ".join(f"{name} {us:,.0f}" for name, us in cpu["cpu_us_per_vote"].items())
+        lines.append(f"  CPU: {cpu['cores_busy']:.2f} cores busy; µs of CPU per vote: "
+                     f"{per_vote}")
     for goal in result["goals"]:
         measured = goal["measured"]
         shown = "-" if measured is None else f"{measured:,.2f}"

@@ -8,6 +8,7 @@ import os
 import secrets
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -17,6 +18,7 @@ from cluster.voter_model import VoterModel
 from loadtest import baseline, charts, report
 from loadtest.bulk import BulkLoad
 from loadtest.campaign import Campaign
+from loadtest.cpu_meter import CpuMeter
 from loadtest.gateway_client import Credentials, Gateway
 from loadtest.interactive import InteractiveLoad
 from loadtest.plan import BULK, INTERACTIVE, LoadPlan, check_loopback
@@ -29,9 +31,11 @@ _REFRESH_S = 0.25
 
 
 async def run(plan: LoadPlan, target: str, creds: Credentials, out_dir: Path,
-              out: TextIO = sys.stdout) -> dict[str, Any]:
+              out: TextIO = sys.stdout,
+              processes: Mapping[str, int] | None = None) -> dict[str, Any]:
     """Run `plan` against the gateway at `target` (loopback only; PlanError otherwise), write
-    `<out_dir>/<run_id>.json` and `.png`, and return the report."""
+    `<out_dir>/<run_id>.json` and `.png`, and return the report. `processes` (name -> pid of
+    the cluster's processes on this machine) adds their CPU time to the report."""
     check_loopback(target)
     run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2)
     model = VoterModel(skip_rate=plan.skip_rate, tie_rate=plan.tie_rate)
@@ -55,6 +59,8 @@ async def run(plan: LoadPlan, target: str, creds: Credentials, out_dir: Path,
         console.say(f"opening {len(campaigns)} cause(s) with {plan.proposals:,} proposals on "
                     f"{target} ...")
         await asyncio.gather(*(c.open() for c in campaigns))
+        meter = CpuMeter(processes or {})
+        cpu_before = meter.snapshot()
         started_at = time.time()
         origin = time.monotonic()
         for campaign in campaigns:
@@ -80,6 +86,8 @@ async def run(plan: LoadPlan, target: str, creds: Credentials, out_dir: Path,
                 progress.refresh()
                 await asyncio.wait({catch_up}, timeout=_REFRESH_S)
             caught_up = await catch_up
+        cpu = meter.usage(cpu_before, meter.snapshot(), time.monotonic() - origin,
+                          sum(c.counters.ok for c in campaigns))
         watching.set()
         await asyncio.gather(*background, return_exceptions=True)
         for campaign in campaigns:
@@ -91,7 +99,7 @@ async def run(plan: LoadPlan, target: str, creds: Credentials, out_dir: Path,
     result = report.build(
         run_id=run_id, plan=plan, target=target, started_at=started_at, load_s=load_s,
         campaigns=campaigns, audits=audits, caught_up=caught_up, naive=naive,
-        cpus=os.cpu_count() or 0)
+        cpus=os.cpu_count() or 0, cpu=cpu)
     out_dir.mkdir(parents=True, exist_ok=True)
     json_path = out_dir / f"{run_id}.json"
     png_path = out_dir / f"{run_id}.png"
