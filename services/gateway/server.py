@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 
 from gateway.auth import GATEWAY_PREFIX, AuthInterceptor
 from gateway.catalog_store import CatalogStore
@@ -24,7 +24,12 @@ RATE_LIMITED_METHODS = (GATEWAY_PREFIX + "NextPair", GATEWAY_PREFIX + "SubmitVot
 
 async def start(settings: Settings) -> RunningServer:
     """Serve GatewayService on settings.host:settings.port (0 = any free port)."""
-    redis = Redis.from_url(settings.redis_url)
+    # A bounded pool that makes a command wait for a free connection: the default pool
+    # fails with "Too many connections" past 100 commands in flight, which a few hundred
+    # concurrent voters reach (each NextPair/SubmitVote runs a rate-limit script first).
+    redis = Redis.from_pool(BlockingConnectionPool.from_url(
+        settings.redis_url, max_connections=settings.redis_max_connections,
+        timeout=settings.redis_pool_timeout_s))
     upstreams = Upstreams(settings.ingest_addr, settings.ranker_addrs)
     servicer = GatewayServicer(
         catalog=CatalogStore(redis), pairs=PairSelector(redis), upstreams=upstreams,

@@ -27,6 +27,10 @@ class Settings:
     # ImportVotes forwards at most this many votes per internal RecordVotes call
     # (below ingest's max_batch).
     import_chunk: int = 5000
+    # Redis connections at most; a command waits up to redis_pool_timeout_s (seconds) for
+    # one before failing UNAVAILABLE.
+    redis_max_connections: int = 64
+    redis_pool_timeout_s: float = 5.0
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -46,4 +50,6 @@ class Settings:
             voter_burst=env_int("VOTER_BURST", 60),
             internal_timeout_s=env_float("INTERNAL_TIMEOUT_S", 10.0),
             import_chunk=env_int("IMPORT_CHUNK", 5000),
+            redis_max_connections=env_int("GATEWAY_REDIS_CONNECTIONS", 64),
+            redis_pool_timeout_s=env_float("GATEWAY_REDIS_POOL_TIMEOUT_S", 5.0),
         )

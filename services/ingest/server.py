@@ -23,14 +23,18 @@ def redis_client(settings: Settings) -> redis.asyncio.Redis:
 
     One immediate retry on a connection error covers a pooled connection left stale by a
     Redis restart; timeouts are not retried, since the write may have run (the client's own
-    retry is de-duplicated instead).
+    retry is de-duplicated instead). The pool is bounded and blocking: past
+    `redis_max_connections` commands in flight a command waits for a connection (the default
+    pool fails with "Too many connections" at 100, which a busy gateway reaches).
     """
-    return redis.asyncio.Redis.from_url(
+    return redis.asyncio.Redis.from_pool(redis.asyncio.BlockingConnectionPool.from_url(
         settings.redis_url,
+        max_connections=settings.redis_max_connections,
+        timeout=settings.redis_socket_timeout_s,
         socket_timeout=settings.redis_socket_timeout_s,
         socket_connect_timeout=settings.redis_connect_timeout_s,
         retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
-    )
+    ))
 
 
 async def start(settings: Settings) -> RunningServer:

@@ -30,6 +30,8 @@ class Settings:
     # Redis client timeouts (seconds): a dead or frozen Redis fails calls fast (UNAVAILABLE).
     redis_socket_timeout_s: float = 5.0
     redis_connect_timeout_s: float = 1.0
+    # Redis connections at most (a command waits for a free one, up to the socket timeout).
+    redis_max_connections: int = 64
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -46,4 +48,5 @@ class Settings:
             min_view_ms=env_int("INGEST_MIN_VIEW_MS", 300),
             redis_socket_timeout_s=env_float("REDIS_SOCKET_TIMEOUT_S", 5.0),
             redis_connect_timeout_s=env_float("REDIS_CONNECT_TIMEOUT_S", 1.0),
+            redis_max_connections=env_int("INGEST_REDIS_CONNECTIONS", 64),
         )
