@@ -7,7 +7,7 @@ PROTOS := $(wildcard proto/pairwise/v1/*.proto)
 RUN_DIR ?= run
 BUF    := $(VENV)/bin/buf
 
-.PHONY: install proto proto-check proto-lint tools lint check test test-fast up down demo status loadtest clean
+.PHONY: install proto proto-check proto-lint tools lint check test test-fast up down demo status loadtest bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -82,6 +82,11 @@ demo: $(STAMP)
 # e.g. make loadtest LOADTEST_ARGS="--mode bulk --duration 30" (python -m loadtest --help).
 loadtest: $(STAMP)
 	$(PY) -m loadtest $(LOADTEST_ARGS)
+
+# Ranking engine benchmarks (issue 3): tables on stdout, JSON under results/bench/.
+# e.g. make bench BENCH_ARGS="--sizes 1k,10k --repeats 5" (python -m bench --help).
+bench: $(STAMP)
+	$(PY) -m bench $(BENCH_ARGS)
 
 clean: down
 	rm -rf $(RUN_DIR) $(VENV)

@@ -1,0 +1,187 @@
+"""Run the ranking benchmarks, print one table per size and write them as JSON.
+
+    python -m bench [--sizes 1k,10k,34k] [--repeats 3] [--out results/bench]
+
+Each measurement runs in its own process (`bench.tasks`) so its peak memory is its own; the
+figures are medians over `--repeats` runs (a reference whose runs would overrun its time
+budget is run fewer times, at least once, and the table says how many).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import scipy
+
+from bench import datasets, references, tasks
+from ranker import bradley_terry
+
+REFERENCES = ("choix", "lbfgs", "newton_cg")
+LABELS = {
+    "ours_cold": "pairwise fit, cold",
+    "ours_warm": "pairwise fit, warm (+1% votes)",
+    "choix": "choix ilsr_pairwise_dense",
+    "lbfgs": "scipy L-BFGS-B (aggregated)",
+    "newton_cg": "scipy Newton-CG (exact Hv)",
+}
+CHOIX_MAX_ITEMS = 2_000  # choix needs dense n×n matrices
+
+
+def _run_task(task: str, folder: Path, repeats: int, budget_s: float) -> dict:
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "bench.tasks", task, str(folder), str(repeats),
+                    str(budget_s)], check=True)
+    figures = json.loads((folder / f"{task}.json").read_text())
+    figures["wall_s"] = time.perf_counter() - started
+    return figures
+
+
+def _median(values: list[float]) -> float:
+    return float(np.median(values))
+
+
+def _machine() -> dict:
+    cpu = ""
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    memory_kb = int(Path("/proc/meminfo").read_text().split()[1])
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                            text=True).stdout.strip()
+    return {
+        "cpu": cpu, "cores": os.cpu_count(), "memory_gb": round(memory_kb / 2**20, 1),
+        "python": platform.python_version(), "numpy": np.__version__,
+        "scipy": scipy.__version__, "commit": commit,
+        "env": {name: os.environ.get(name) for name in
+                ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS",
+                 "OMP_NUM_THREADS")},
+    }
+
+
+def run_size(name: str, repeats: int, budget_s: float) -> dict:
+    """Generate one size's votes, run every task on them, and return the figures."""
+    votes = datasets.SIZES[name]()
+    with tempfile.TemporaryDirectory(prefix=f"bench-{name}-") as tmp:
+        folder = Path(tmp)
+        for field in ("kinds", "a", "b", "new"):
+            np.save(folder / f"votes_{field}.npy", getattr(votes, field))
+        np.save(folder / "truth.npy", votes.abilities)
+        results: dict = {"size": name, "n_items": votes.n_items,
+                         "votes": votes.n_base_votes, "new_votes": int(votes.new.sum()),
+                         "generator": votes.description, "tasks": {}}
+        order = ["aggregate", "ours_cold", "ours_warm"]
+        if votes.n_items <= CHOIX_MAX_ITEMS:
+            order.append("choix")
+        order += ["lbfgs", "newton_cg", "reference_mle"]
+        for task in order:
+            print(f"[{name}] {task} ...", file=sys.stderr, flush=True)
+            results["tasks"][task] = _run_task(task, folder, repeats, budget_s)
+        _accuracy(folder, results)
+    return results
+
+
+def _accuracy(folder: Path, results: dict) -> None:
+    """Add max |Δability| and log-likelihood gap against the reference MLEs to each method."""
+    lam = bradley_terry.PRIOR_STRENGTH
+    figures = results["tasks"]
+    for method in ("ours_cold", "ours_warm", *REFERENCES):
+        if method not in figures:
+            continue
+        penalised = method != "choix"
+        prefix = "next" if method == "ours_warm" else "base"
+        mle_name = f"mle_{prefix}" if penalised else "mle_unpenalised"
+        pairs = tasks.load_pairs(folder, prefix)
+        mle = np.load(folder / f"{mle_name}.npy")
+        abilities = np.load(folder / f"{method}_abilities.npy")
+        weight = lam if penalised else 0.0
+        gap = references.neg_log_posterior(abilities, *pairs, weight)[0] \
+            - references.neg_log_posterior(mle, *pairs, weight)[0]
+        figures[method]["max_abs_error"] = float(np.max(np.abs(abilities - mle)))
+        figures[method]["loglik_gap"] = float(gap)
+        figures[method]["against"] = mle_name
+
+
+def _format_size(results: dict) -> str:
+    figures = results["tasks"]
+    refs = [m for m in REFERENCES if m in figures]
+    best_ref = min(refs, key=lambda m: _median(figures[m]["seconds"]))
+    best_s = _median(figures[best_ref]["seconds"])
+    agg = figures["aggregate"]
+    lines = [
+        f"== {results['size']}: {results['n_items']:,} items, {results['votes']:,} votes, "
+        f"{agg['n_pairs']:,} distinct pairs ({results['generator']})",
+        f"{'method':34s} {'median s':>9s} {'runs':>4s} {'best ref/this':>13s} "
+        f"{'ℓ gap':>9s} {'max|Δθ|':>9s} {'peak MB':>8s}  notes",
+    ]
+    for method in ("ours_cold", "ours_warm", *refs):
+        f = figures[method]
+        median = _median(f["seconds"])
+        notes = []
+        if "iterations" in f:
+            notes.append(f"{f['iterations']} Newton it.")
+        if method == "choix":
+            notes.append("unpenalised MLE; input matrix not timed")
+        if method == best_ref:
+            notes.append("best reference")
+        lines.append(
+            f"{LABELS[method]:34s} {median:9.3f} {len(f['seconds']):4d} "
+            f"{best_s / median:12.2f}x {f['loglik_gap']:9.2e} {f['max_abs_error']:9.2e} "
+            f"{f['peak_mb']:8.0f}  {'; '.join(notes)}")
+    cold = figures["ours_cold"]
+    lines += [
+        f"aggregation: apply {agg['apply_votes']:,} votes {_median(agg['apply_s']):.3f} s "
+        f"(peak +{agg['apply_peak_mb']:.0f} MB); merge {agg['merge_votes']:,} new votes "
+        f"{_median(agg['merge_s']):.3f} s; {agg['bytes_per_pair']:.1f} B/pair "
+        f"({agg['pair_counts_mb']:.0f} MB counts)",
+        f"inside the cold fit: standard errors {_median(cold['std_errors_s']):.3f} s "
+        f"({'exact' if cold['exact_std_errors'] else 'approximate'}), 95% interval coverage "
+        f"of the true abilities {cold['coverage_95']:.1%}; scores "
+        f"{1000 * _median(cold['scores_s']):.1f} ms, max error "
+        f"{cold['scores_max_error']:.1e} points",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--sizes", default=",".join(datasets.SIZES),
+                        help=f"comma-separated, from {', '.join(datasets.SIZES)}")
+    parser.add_argument("--repeats", type=int, default=3, help="runs per measurement (median)")
+    parser.add_argument("--budget", type=float, default=120.0,
+                        help="seconds one measurement may take before it is repeated less")
+    parser.add_argument("--out", type=Path, default=Path("results/bench"))
+    args = parser.parse_args()
+    sizes = [s.strip() for s in args.sizes.split(",") if s.strip()]
+    unknown = [s for s in sizes if s not in datasets.SIZES]
+    if unknown:
+        parser.error(f"unknown size(s) {', '.join(unknown)}; choose from "
+                     f"{', '.join(datasets.SIZES)}")
+    started = time.perf_counter()
+    report = {"machine": _machine(), "repeats": args.repeats, "sizes": []}
+    for name in sizes:
+        results = run_size(name, args.repeats, args.budget)
+        report["sizes"].append(results)
+        print(_format_size(results), "\n", flush=True)
+    report["total_s"] = time.perf_counter() - started
+    machine = report["machine"]
+    print(f"machine: {machine['cpu']}, {machine['cores']} cores, {machine['memory_gb']} GB; "
+          f"Python {machine['python']}, numpy {machine['numpy']}, scipy {machine['scipy']}; "
+          f"commit {machine['commit']}; total {report['total_s']:.0f} s")
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / f"bench-{'-'.join(sizes)}.json"
+    path.write_text(json.dumps(report, indent=1) + "\n")
+    print(f"written {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,220 @@
+"""One benchmark measurement per process: ``python -m bench.tasks TASK DIR REPEATS BUDGET_S``.
+
+A fresh process per (size, task) makes peak memory (ru_maxrss) attributable to that task.
+Inputs and outputs are ``.npy``/``.json`` files in DIR, written by `bench.__main__`:
+
+    votes_*.npy      raw votes (kinds, a, b, new) of the size
+    base_*.npy       aggregated pairs before the 1% new votes (i, j, wins_ij, wins_ji)
+    next_*.npy       the same after merging them
+    <task>.json      timings and figures; <task>_abilities.npy the task's answer
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from scipy.special import expit
+
+from bench import references
+from ranker import bradley_terry
+from ranker.pair_counts import PairCounts
+
+PAIR_FIELDS = ("i", "j", "wins_ij", "wins_ji")
+
+
+def _rss_mb() -> float:
+    """Resident set size now, MB."""
+    pages = int(Path("/proc/self/statm").read_text().split()[1])
+    return pages * resource.getpagesize() / 2**20
+
+
+def _peak_mb() -> float:
+    """Peak resident set size of this process so far, MB (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def load_pairs(folder: Path, prefix: str) -> tuple[np.ndarray, ...]:
+    return tuple(np.load(folder / f"{prefix}_{name}.npy") for name in PAIR_FIELDS)
+
+
+def save_pairs(folder: Path, prefix: str, pairs: tuple[np.ndarray, ...]) -> None:
+    for name, array in zip(PAIR_FIELDS, pairs, strict=True):
+        np.save(folder / f"{prefix}_{name}.npy", array)
+
+
+def _timed(call: Callable[[], object], repeats: int, budget_s: float) -> tuple[list[float], object]:
+    """Run `call` `repeats` times (fewer if the first run alone exceeds `budget_s` / repeats
+    and the total would overrun `budget_s`; always at least once); (seconds each, last result)."""
+    times: list[float] = []
+    result = None
+    for _ in range(repeats):
+        started = time.perf_counter()
+        result = call()
+        times.append(time.perf_counter() - started)
+        if sum(times) + times[-1] > budget_s and len(times) < repeats:
+            break
+    return times, result
+
+
+def exact_scores(abilities: np.ndarray) -> np.ndarray:
+    """100 · mean_{j≠i} σ(θi − θj), exactly, in row blocks: the O(n²) oracle for scores."""
+    n = abilities.shape[0]
+    out = np.empty(n)
+    for start in range(0, n, 1024):
+        block = abilities[start:start + 1024, None] - abilities[None, :]
+        out[start:start + 1024] = (expit(block).sum(axis=1) - 0.5) * 100.0 / (n - 1)
+    return out
+
+
+def task_aggregate(folder: Path, repeats: int, budget_s: float) -> dict:
+    kinds, a, b, new = (np.load(folder / f"votes_{k}.npy") for k in ("kinds", "a", "b", "new"))
+    base = ~new
+    kinds_base, a_base, b_base = kinds[base], a[base], b[base]
+    kinds_new, a_new, b_new = kinds[new], a[new], b[new]
+    n_items = int(max(a.max(), b.max())) + 1
+    before = _rss_mb()
+
+    def apply_all() -> PairCounts:
+        counts = PairCounts(n_items)
+        counts.apply(kinds_base, a_base, b_base)
+        return counts
+
+    apply_times, counts = _timed(apply_all, repeats, budget_s)
+    assert isinstance(counts, PairCounts)
+    apply_peak = _peak_mb() - before
+    steady_bytes = counts.nbytes
+    base_pairs = counts.subset(np.arange(n_items))
+    save_pairs(folder, "base", base_pairs)
+    merge_times = []
+    merged = counts
+    for _ in range(repeats):
+        merged = counts.copy()
+        started = time.perf_counter()
+        merged.apply(kinds_new, a_new, b_new)
+        merge_times.append(time.perf_counter() - started)
+    save_pairs(folder, "next", merged.subset(np.arange(n_items)))
+    return {
+        "apply_votes": int(base.sum()), "apply_s": apply_times, "apply_peak_mb": apply_peak,
+        "merge_votes": int(new.sum()), "merge_s": merge_times,
+        "n_pairs": counts.n_pairs, "n_pairs_after_merge": merged.n_pairs,
+        "bytes_per_pair": (steady_bytes - 40 * n_items) / counts.n_pairs,
+        "pair_counts_mb": steady_bytes / 2**20,
+    }
+
+
+def _fit_task(folder: Path, repeats: int, budget_s: float, warm: bool) -> dict:
+    pairs = load_pairs(folder, "base")
+    n_items = int(np.load(folder / "truth.npy").shape[0])
+    init = None
+    if warm:
+        init = bradley_terry.fit(n_items, *pairs).abilities
+        pairs = load_pairs(folder, "next")
+    before = _rss_mb()
+    times, fit = _timed(lambda: bradley_terry.fit(n_items, *pairs, init=init), repeats, budget_s)
+    assert isinstance(fit, bradley_terry.BTFit)
+    peak = _peak_mb() - before
+    name = "ours_warm" if warm else "ours_cold"
+    np.save(folder / f"{name}_abilities.npy", fit.abilities)
+    figures = {"seconds": times, "peak_mb": peak, "iterations": fit.iterations,
+               "exact_std_errors": fit.exact_std_errors}
+    if not warm:
+        truth = np.load(folder / "truth.npy")
+        truth = truth - truth.mean()
+        covered = (fit.ci_low <= truth) & (truth <= fit.ci_high)
+        figures["coverage_95"] = float(covered.mean())
+        figures["median_std_error"] = float(np.median(fit.std_errors))
+        score_times, scores = _timed(
+            lambda: bradley_terry.win_probability_scores(fit.abilities), max(repeats, 5), 30.0)
+        figures["scores_s"] = score_times
+        figures["scores_max_error"] = float(np.max(np.abs(scores - exact_scores(fit.abilities))))
+        se_times, _ = _timed(lambda: bradley_terry.std_errors(
+            n_items, fit.abilities, *pairs), repeats, budget_s)
+        figures["std_errors_s"] = se_times
+    return figures
+
+
+def task_ours_cold(folder: Path, repeats: int, budget_s: float) -> dict:
+    return _fit_task(folder, repeats, budget_s, warm=False)
+
+
+def task_ours_warm(folder: Path, repeats: int, budget_s: float) -> dict:
+    return _fit_task(folder, repeats, budget_s, warm=True)
+
+
+def _reference_task(name: str, run: Callable[..., np.ndarray], penalised: bool):
+    def task(folder: Path, repeats: int, budget_s: float) -> dict:
+        pairs = load_pairs(folder, "base")
+        n_items = int(np.load(folder / "truth.npy").shape[0])
+        args = (n_items, *pairs, bradley_terry.PRIOR_STRENGTH) if penalised \
+            else (n_items, *pairs)
+        before = _rss_mb()
+        times, abilities = _timed(lambda: run(*args), repeats, budget_s)
+        peak = _peak_mb() - before
+        np.save(folder / f"{name}_abilities.npy", np.asarray(abilities))
+        return {"seconds": times, "peak_mb": peak}
+    return task
+
+
+def task_choix(folder: Path, repeats: int, budget_s: float) -> dict:
+    """choix.ilsr_pairwise_dense; its dense n×n input is built before the clock starts."""
+    import choix
+
+    pairs = load_pairs(folder, "base")
+    n_items = int(np.load(folder / "truth.npy").shape[0])
+    matrix = references.comparison_matrix(n_items, *pairs)
+    before = _rss_mb()
+    times, abilities = _timed(
+        lambda: choix.ilsr_pairwise_dense(matrix, alpha=0.0, tol=1e-8, max_iter=10_000),
+        repeats, budget_s)
+    peak = _peak_mb() - before
+    abilities = np.asarray(abilities)
+    np.save(folder / "choix_abilities.npy", abilities - abilities.mean())
+    return {"seconds": times, "peak_mb": peak}
+
+
+def task_reference_mle(folder: Path, repeats: int, budget_s: float) -> dict:
+    """The tightly converged MLEs: penalised on base and next data, unpenalised on base."""
+    figures = {}
+    lam = bradley_terry.PRIOR_STRENGTH
+    for prefix, start_name in (("base", "ours_cold"), ("next", "ours_warm")):
+        pairs = load_pairs(folder, prefix)
+        start = np.load(folder / f"{start_name}_abilities.npy")
+        started = time.perf_counter()
+        mle, grad = references.polish(start, *pairs, lam)
+        np.save(folder / f"mle_{prefix}.npy", mle)
+        figures[f"mle_{prefix}"] = {"max_abs_grad": grad,
+                                    "seconds": time.perf_counter() - started}
+    if (folder / "choix_abilities.npy").exists():
+        pairs = load_pairs(folder, "base")
+        mle, grad = references.polish(np.load(folder / "choix_abilities.npy"), *pairs, 0.0)
+        np.save(folder / "mle_unpenalised.npy", mle)
+        figures["mle_unpenalised"] = {"max_abs_grad": grad}
+    return figures
+
+
+TASKS: dict[str, Callable[[Path, int, float], dict]] = {
+    "aggregate": task_aggregate,
+    "ours_cold": task_ours_cold,
+    "ours_warm": task_ours_warm,
+    "choix": task_choix,
+    "lbfgs": _reference_task("lbfgs", references.lbfgs, penalised=True),
+    "newton_cg": _reference_task("newton_cg", references.newton_cg, penalised=True),
+    "reference_mle": task_reference_mle,
+}
+
+
+def main(argv: list[str]) -> None:
+    task, folder, repeats, budget_s = argv[0], Path(argv[1]), int(argv[2]), float(argv[3])
+    figures = TASKS[task](folder, repeats, budget_s)
+    figures["peak_rss_mb"] = _peak_mb()
+    (folder / f"{task}.json").write_text(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
