@@ -18,7 +18,8 @@ _COLOURS = {"interactive": "tab:blue", "bulk": "tab:orange"}
 
 def draw(result: dict[str, Any], path: Path) -> None:
     """Write the three-panel report of `result` (loadtest.report.build) to `path`."""
-    figure, (rates, latency, accuracy) = plt.subplots(1, 3, figsize=(16, 4.8))
+    figure, (rates, latency, accuracy) = plt.subplots(1, 3, figsize=(16, 5.2))
+    used_ms: list[float] = []  # latency bins holding calls, to zoom on them
     for mode, m in result["modes"].items():
         colour = _COLOURS.get(mode, "tab:gray")
         series = m["throughput"]
@@ -33,6 +34,7 @@ def draw(result: dict[str, Any], path: Path) -> None:
                                         strict=False):
             share = np.asarray(counts, dtype=float)
             if share.sum():
+                used_ms += centres[share > 0].tolist()
                 latency.plot(centres, share / share.sum(), linestyle=style, color=colour,
                              label=f"{rpc} (p99 {m['latency_ms'][rpc]['p99']:.1f} ms)")
         points = [p for p in m["accuracy"] if p["kendall_tau"] is not None]
@@ -44,23 +46,34 @@ def draw(result: dict[str, Any], path: Path) -> None:
                           linestyle="--", label=f"{mode}: top-20 recall")
             accuracy.plot(votes, [p["coverage"] for p in points], color=colour,
                           linestyle=":", label=f"{mode}: 95% CI coverage")
-    rates.set(title="Throughput", xlabel="seconds since the load began", ylabel="votes/s")
-    rates.yaxis.set_major_formatter(matplotlib.ticker.StrMethodFormatter("{x:,.0f}"))
+    # Log scales: interactive and bulk rates differ by two orders of magnitude, and accuracy
+    # grows with the logarithm of the votes.
+    rates.set(title="Throughput (1 s windows)", xlabel="seconds since the load began",
+              ylabel="votes/s (log scale)", yscale="log")
+    rates.yaxis.set_major_formatter(matplotlib.ticker.EngFormatter(sep=""))
+    for goal_ms, label in ((20, "NextPair goal"), (50, "SubmitVote goal")):
+        if "interactive" in result["modes"]:
+            latency.axvline(goal_ms, color="gray", linewidth=0.8, linestyle="-.")
+            latency.annotate(label, (goal_ms, 0.98), xycoords=("data", "axes fraction"),
+                             rotation=90, fontsize=7, va="top", ha="right", color="gray")
     latency.set(title="Latency distribution", xlabel="ms (log scale)",
                 ylabel="share of calls", xscale="log")
-    accuracy.set(title="Accuracy against the hidden truth", xlabel="votes counted",
-                 ylim=(0, 1.02))
-    accuracy.xaxis.set_major_formatter(matplotlib.ticker.StrMethodFormatter("{x:,.0f}"))
+    if used_ms:
+        latency.set_xlim(min(used_ms + [20.0]) / 3, max(used_ms + [50.0]) * 3)
+    accuracy.set(title="Accuracy against the hidden truth", xlabel="votes counted (log scale)",
+                 ylim=(0, 1.02), xscale="log")
+    accuracy.xaxis.set_major_formatter(matplotlib.ticker.EngFormatter(sep=""))
     for axes in (rates, latency, accuracy):
         axes.grid(alpha=0.3)
         if axes.get_legend_handles_labels()[0]:
             axes.legend(fontsize=7)
-    goals = "   ".join(f"{'✓' if g['met'] else '✗'} {g['goal']}: "
-                       f"{'-' if g['measured'] is None else format(g['measured'], ',.1f')}"
-                       for g in result["goals"])
+    marks = [f"{'✓' if g['met'] else '✗'} {g['goal']}: "
+             f"{'-' if g['measured'] is None else format(g['measured'], ',.1f')}"
+             for g in result["goals"]]
+    goals = "\n".join("   ".join(marks[k:k + 3]) for k in range(0, len(marks), 3))
     audit = "audit PASS" if result["audit_passed"] else "audit FAIL"
     figure.suptitle(f"Pairwise load test {result['run_id']} — {result['plan']['proposals']:,} "
                     f"proposals, {result['load_s']:.0f} s, {audit}\n{goals}", fontsize=9)
-    figure.tight_layout()
+    figure.tight_layout(rect=(0, 0, 1, 0.97))
     figure.savefig(path, dpi=110)
     plt.close(figure)
