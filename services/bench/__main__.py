@@ -3,8 +3,9 @@
     python -m bench [--sizes 1k,10k,34k] [--repeats 3] [--out results/bench]
 
 Each measurement runs in its own process (`bench.tasks`) so its peak memory is its own; the
-figures are medians over `--repeats` runs (a reference whose runs would overrun its time
-budget is run fewer times, at least once, and the table says how many).
+figures are medians over `--repeats` runs (a measurement whose runs would overrun `--budget`
+seconds is run fewer times, at least once, and the table says how many; a reference fitter
+still running after `--timeout` seconds is stopped and shown as not finished).
 """
 
 from __future__ import annotations
@@ -36,10 +37,16 @@ LABELS = {
 CHOIX_MAX_ITEMS = 2_000  # choix needs dense n×n matrices
 
 
-def _run_task(task: str, folder: Path, repeats: int, budget_s: float) -> dict:
+def _run_task(task: str, folder: Path, repeats: int, budget_s: float,
+              timeout_s: float | None = None) -> dict:
+    """Run one task in its own process; a reference still running after `timeout_s` is
+    stopped and reported as not finished."""
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "bench.tasks", task, str(folder), str(repeats),
-                    str(budget_s)], check=True)
+    try:
+        subprocess.run([sys.executable, "-m", "bench.tasks", task, str(folder), str(repeats),
+                        str(budget_s)], check=True, timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        return {"timed_out_s": timeout_s, "wall_s": time.perf_counter() - started}
     figures = json.loads((folder / f"{task}.json").read_text())
     figures["wall_s"] = time.perf_counter() - started
     return figures
@@ -68,7 +75,7 @@ def _machine() -> dict:
     }
 
 
-def run_size(name: str, repeats: int, budget_s: float) -> dict:
+def run_size(name: str, repeats: int, budget_s: float, timeout_s: float) -> dict:
     """Generate one size's votes, run every task on them, and return the figures."""
     votes = datasets.SIZES[name]()
     with tempfile.TemporaryDirectory(prefix=f"bench-{name}-") as tmp:
@@ -85,7 +92,8 @@ def run_size(name: str, repeats: int, budget_s: float) -> dict:
         order += ["lbfgs", "newton_cg", "reference_mle"]
         for task in order:
             print(f"[{name}] {task} ...", file=sys.stderr, flush=True)
-            results["tasks"][task] = _run_task(task, folder, repeats, budget_s)
+            limit = timeout_s if task in REFERENCES else None
+            results["tasks"][task] = _run_task(task, folder, repeats, budget_s, limit)
         _accuracy(folder, results)
     return results
 
@@ -95,7 +103,7 @@ def _accuracy(folder: Path, results: dict) -> None:
     lam = bradley_terry.PRIOR_STRENGTH
     figures = results["tasks"]
     for method in ("ours_cold", "ours_warm", *REFERENCES):
-        if method not in figures:
+        if method not in figures or "timed_out_s" in figures[method]:
             continue
         penalised = method != "choix"
         prefix = "next" if method == "ours_warm" else "base"
@@ -114,7 +122,8 @@ def _accuracy(folder: Path, results: dict) -> None:
 def _format_size(results: dict) -> str:
     figures = results["tasks"]
     refs = [m for m in REFERENCES if m in figures]
-    best_ref = min(refs, key=lambda m: _median(figures[m]["seconds"]))
+    finished = [m for m in refs if "seconds" in figures[m]]
+    best_ref = min(finished, key=lambda m: _median(figures[m]["seconds"]))
     best_s = _median(figures[best_ref]["seconds"])
     agg = figures["aggregate"]
     lines = [
@@ -125,6 +134,12 @@ def _format_size(results: dict) -> str:
     ]
     for method in ("ours_cold", "ours_warm", *refs):
         f = figures[method]
+        if "timed_out_s" in f:
+            lines.append(f"{LABELS[method]:34s} {'>' + format(f['timed_out_s'], '.0f'):>9s} "
+                         f"{0:4d} {'<' + format(best_s / f['timed_out_s'], '.2f'):>12s}x "
+                         f"{'-':>9s} {'-':>9s} {'-':>8s}  stopped: did not finish in "
+                         f"{f['timed_out_s']:.0f} s")
+            continue
         median = _median(f["seconds"])
         notes = []
         if "iterations" in f:
@@ -159,6 +174,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="runs per measurement (median)")
     parser.add_argument("--budget", type=float, default=120.0,
                         help="seconds one measurement may take before it is repeated less")
+    parser.add_argument("--timeout", type=float, default=240.0,
+                        help="seconds after which a reference fitter is stopped")
     parser.add_argument("--out", type=Path, default=Path("results/bench"))
     args = parser.parse_args()
     sizes = [s.strip() for s in args.sizes.split(",") if s.strip()]
@@ -169,7 +186,7 @@ def main() -> None:
     started = time.perf_counter()
     report = {"machine": _machine(), "repeats": args.repeats, "sizes": []}
     for name in sizes:
-        results = run_size(name, args.repeats, args.budget)
+        results = run_size(name, args.repeats, args.budget, args.timeout)
         report["sizes"].append(results)
         print(_format_size(results), "\n", flush=True)
     report["total_s"] = time.perf_counter() - started

@@ -5,13 +5,18 @@ often they tied; this module keeps exactly that (plus per-item tallies a ranking
 so the ranker never re-reads the log. Items are dense indices ``0..n_items-1`` (the proposal
 index the vote log carries); pairs are stored once, as ``lo < hi``, sorted by ``(lo, hi)``.
 
-Storage is 20 bytes per distinct pair (two int32 indices, three uint32 counts) and 40 bytes
-per item (five int64 tallies).
+Storage is 20 bytes per distinct pair (one int64 key packing both indices, three uint32
+counts) and 40 bytes per item (five int64 tallies). A batch of k votes costs O(k log k) to
+aggregate plus O(k log p) to find its pairs among the p stored ones; pairs seen for the first
+time wait in a small sorted side buffer that is merged into the main arrays in one linear pass
+when it outgrows `_PENDING_MIN` or 1/`_PENDING_FRACTION` of them (or when the pairs are read),
+so no batch re-sorts or copies all pairs.
 """
 
 from __future__ import annotations
 
 import io
+import threading
 
 import numpy as np
 
@@ -27,11 +32,36 @@ _COUNT_DTYPE = np.uint32
 _INDEX_DTYPE = np.int32
 _TALLY_NAMES = ("wins", "losses", "ties", "skips", "appearances")
 _PAIR_NAMES = ("pair_lo", "pair_hi", "wins_lo", "wins_hi", "ties_pair")
+_COUNT_NAMES = ("wins_lo", "wins_hi", "ties_pair")
+_LOW_BITS = 0xFFFFFFFF
+_PENDING_MIN = 1 << 16
+"""The side buffer of new pairs is merged once it holds more than this many pairs and ..."""
+_PENDING_FRACTION = 64
+"""... more than 1/64 of the stored ones: each merge moves every stored pair once, so new
+pairs cost an amortised ~64 moves each, while a batch's insertions into the buffer move at
+most 1/64 of the pairs (≈ 2 ms at 9M pairs)."""
 
 
 def _pair_keys(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     """One int64 per pair that sorts like ``(lo, hi)``; indices are < 2**31 so no collision."""
     return (lo.astype(np.int64) << 32) | hi.astype(np.int64)
+
+
+def _insert_sorted(
+    keys: np.ndarray, counts: tuple[np.ndarray, ...], new_keys: np.ndarray,
+    new_counts: tuple[np.ndarray, ...],
+) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
+    """Merge sorted `new_keys` (absent from sorted `keys`) and their counts in one linear pass.
+
+    np.insert with ascending positions puts each new pair before the first stored pair with a
+    larger key, so the result stays sorted without a global re-sort.
+    """
+    where = np.searchsorted(keys, new_keys)
+    merged = tuple(
+        np.insert(old, where, new.astype(_COUNT_DTYPE))
+        for old, new in zip(counts, new_counts, strict=True)
+    )
+    return np.insert(keys, where, new_keys), merged
 
 
 class PairCounts:
@@ -49,9 +79,10 @@ class PairCounts:
         Per item: votes won, lost, tied, skipped, and shown in (any kind).
     pair_lo, pair_hi : ndarray of int32, shape (n_pairs,)
         The distinct unordered pairs that have at least one win or tie, ``lo < hi``, sorted
-        lexicographically by ``(lo, hi)``.
+        lexicographically by ``(lo, hi)`` (computed from the stored keys on each access).
     wins_lo, wins_hi, ties_pair : ndarray of uint32, shape (n_pairs,)
         Per pair: times ``lo`` beat ``hi``, times ``hi`` beat ``lo``, ties between them.
+        Reading any pair attribute first merges pending new pairs (see `compact`).
     """
 
     def __init__(self, n_items: int = 0) -> None:
@@ -64,22 +95,65 @@ class PairCounts:
         self.ties = np.zeros(n_items, dtype=np.int64)
         self.skips = np.zeros(n_items, dtype=np.int64)
         self.appearances = np.zeros(n_items, dtype=np.int64)
-        self.pair_lo = np.zeros(0, dtype=_INDEX_DTYPE)
-        self.pair_hi = np.zeros(0, dtype=_INDEX_DTYPE)
-        self.wins_lo = np.zeros(0, dtype=_COUNT_DTYPE)
-        self.wins_hi = np.zeros(0, dtype=_COUNT_DTYPE)
-        self.ties_pair = np.zeros(0, dtype=_COUNT_DTYPE)
+        # Sorted pair keys (lo << 32 | hi) and their counts; pairs first seen since the last
+        # merge live in the `_pending_*` arrays, also sorted, and are disjoint from these.
+        self._keys = np.zeros(0, dtype=np.int64)
+        self._counts = tuple(np.zeros(0, dtype=_COUNT_DTYPE) for _ in _COUNT_NAMES)
+        self._pending_keys = np.zeros(0, dtype=np.int64)
+        self._pending_counts = tuple(np.zeros(0, dtype=_COUNT_DTYPE) for _ in _COUNT_NAMES)
+        # Reads merge pending pairs, so two threads reading at once (a snapshot and a fit's
+        # subset) must not both merge.
+        self._merge_lock = threading.Lock()
 
     @property
     def n_pairs(self) -> int:
         """Number of distinct unordered pairs with at least one win or tie."""
-        return int(self.pair_lo.shape[0])
+        return int(self._keys.shape[0] + self._pending_keys.shape[0])
 
     @property
     def nbytes(self) -> int:
         """Bytes held by the arrays (20 per pair, 40 per item)."""
-        names = _TALLY_NAMES + _PAIR_NAMES
-        return sum(int(getattr(self, name).nbytes) for name in names)
+        arrays = (self._keys, *self._counts, self._pending_keys, *self._pending_counts)
+        tallies = sum(int(getattr(self, name).nbytes) for name in _TALLY_NAMES)
+        return tallies + sum(int(array.nbytes) for array in arrays)
+
+    def compact(self) -> None:
+        """Merge the pairs first seen since the last merge into the sorted arrays (O(p))."""
+        with self._merge_lock:
+            self._merge()
+
+    def _merge(self) -> None:
+        if self._pending_keys.shape[0]:
+            self._keys, self._counts = _insert_sorted(
+                self._keys, self._counts, self._pending_keys, self._pending_counts
+            )
+            self._pending_keys = self._pending_keys[:0]
+            self._pending_counts = tuple(c[:0] for c in self._pending_counts)
+
+    @property
+    def pair_lo(self) -> np.ndarray:
+        self.compact()
+        return (self._keys >> 32).astype(_INDEX_DTYPE)
+
+    @property
+    def pair_hi(self) -> np.ndarray:
+        self.compact()
+        return (self._keys & _LOW_BITS).astype(_INDEX_DTYPE)
+
+    @property
+    def wins_lo(self) -> np.ndarray:
+        self.compact()
+        return self._counts[0]
+
+    @property
+    def wins_hi(self) -> np.ndarray:
+        self.compact()
+        return self._counts[1]
+
+    @property
+    def ties_pair(self) -> np.ndarray:
+        self.compact()
+        return self._counts[2]
 
     def ensure_items(self, n_items: int) -> None:
         """Grow the per-item arrays to cover at least `n_items` items (zeros for new ones)."""
@@ -107,8 +181,9 @@ class PairCounts:
         Notes
         -----
         Grows ``n_items`` to ``max(a, b) + 1``. Skips count in ``appearances`` and ``skips``
-        only, never in the pair arrays. Cost is O(k log k) for the batch plus one linear merge
-        into the sorted pair arrays.
+        only, never in the pair arrays. Cost is O(k log k) for the batch, O(k log p) to find
+        its pairs, and an insertion into the bounded buffer of new pairs; the buffer's merge
+        into the p stored pairs (linear, no re-sort) happens once per ~p/64 new pairs.
 
         Raises
         ------
@@ -165,12 +240,12 @@ class PairCounts:
 
     def _plan_pair_update(
         self, kinds: np.ndarray, a: np.ndarray, b: np.ndarray
-    ) -> tuple[np.ndarray, ...] | None:
+    ) -> tuple[tuple[np.ndarray, ...], ...] | None:
         """Work out the batch's effect on the pair arrays without touching them.
 
-        Returns (at, wins_lo, wins_hi, ties) for pairs already stored — their positions and
-        new totals — and (where, keys, wins_lo, wins_hi, ties) for new pairs, or None when
-        the batch holds only skips. Raises ValueError if a count would overflow uint32.
+        Returns, for the stored pairs, the pending pairs and the new pairs, (positions or keys,
+        new totals per count), or None when the batch holds only skips. Raises ValueError if
+        a count would overflow uint32.
         """
         decided = kinds != SKIP
         if not decided.any():
@@ -181,45 +256,42 @@ class PairCounts:
         is_win = kinds == WIN
         batch_keys, inverse = np.unique(_pair_keys(lo, hi), return_inverse=True)
         m = batch_keys.shape[0]
-        add_wins_lo = np.bincount(inverse, weights=is_win & (a < b), minlength=m).astype(np.int64)
-        add_wins_hi = np.bincount(inverse, weights=is_win & (a > b), minlength=m).astype(np.int64)
-        add_ties = np.bincount(inverse, weights=kinds == TIE, minlength=m).astype(np.int64)
-
-        keys = _pair_keys(self.pair_lo, self.pair_hi)
-        pos = np.searchsorted(keys, batch_keys)
-        found = pos < keys.shape[0]
-        found[found] = keys[pos[found]] == batch_keys[found]
-        at = pos[found]
-        totals = (
-            self.wins_lo[at].astype(np.int64) + add_wins_lo[found],
-            self.wins_hi[at].astype(np.int64) + add_wins_hi[found],
-            self.ties_pair[at].astype(np.int64) + add_ties[found],
-            add_wins_lo[~found],
-            add_wins_hi[~found],
-            add_ties[~found],
+        added = tuple(
+            np.bincount(inverse, weights=flags, minlength=m).astype(np.int64)
+            for flags in (is_win & (a < b), is_win & (a > b), kinds == TIE)
         )
-        if any(t.size and int(t.max()) > _MAX_COUNT for t in totals):
+        plans = []
+        remaining = np.ones(m, dtype=bool)
+        for keys, counts in ((self._keys, self._counts),
+                             (self._pending_keys, self._pending_counts)):
+            pos = np.searchsorted(keys, batch_keys)
+            found = pos < keys.shape[0]
+            found[found] = keys[pos[found]] == batch_keys[found]
+            found &= remaining
+            remaining &= ~found
+            at = pos[found]
+            plans.append((at, *(c[at].astype(np.int64) + add[found]
+                                for c, add in zip(counts, added, strict=True))))
+        plans.append((batch_keys[remaining], *(add[remaining] for add in added)))
+        if any(t.size and int(t.max()) > _MAX_COUNT for plan in plans for t in plan[1:]):
             raise ValueError(f"a pair count would exceed {_MAX_COUNT}")
-        new = ~found
-        return (at, *totals[:3], pos[new], batch_keys[new], *totals[3:])
+        return tuple(plans)
 
-    def _commit_pair_update(self, plan: tuple[np.ndarray, ...]) -> None:
+    def _commit_pair_update(self, plan: tuple[tuple[np.ndarray, ...], ...]) -> None:
         """Apply a plan from `_plan_pair_update` (cannot fail)."""
-        at, wins_lo, wins_hi, ties, where, new_keys, new_lo, new_hi, new_ties = plan
-        self.wins_lo[at] = wins_lo
-        self.wins_hi[at] = wins_hi
-        self.ties_pair[at] = ties
-        if where.size == 0:
-            return
-        # np.insert with ascending positions puts each new pair before the first stored pair
-        # with a larger key: the arrays stay sorted in one linear pass, with no global re-sort.
-        self.pair_lo = np.insert(self.pair_lo, where, (new_keys >> 32).astype(_INDEX_DTYPE))
-        self.pair_hi = np.insert(
-            self.pair_hi, where, (new_keys & 0xFFFFFFFF).astype(_INDEX_DTYPE)
-        )
-        self.wins_lo = np.insert(self.wins_lo, where, new_lo.astype(_COUNT_DTYPE))
-        self.wins_hi = np.insert(self.wins_hi, where, new_hi.astype(_COUNT_DTYPE))
-        self.ties_pair = np.insert(self.ties_pair, where, new_ties.astype(_COUNT_DTYPE))
+        stored, pending, new = plan
+        for counts, (at, *totals) in ((self._counts, stored), (self._pending_counts, pending)):
+            for column, total in zip(counts, totals, strict=True):
+                column[at] = total
+        new_keys, *new_counts = new
+        if new_keys.size:
+            self._pending_keys, self._pending_counts = _insert_sorted(
+                self._pending_keys, self._pending_counts, new_keys, tuple(new_counts)
+            )
+        if self._pending_keys.shape[0] > max(
+            _PENDING_MIN, self._keys.shape[0] // _PENDING_FRACTION
+        ):
+            self.compact()
 
     def subset(self, items: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """The pairs among `items`, re-indexed to positions in `items`.
@@ -253,35 +325,48 @@ class PairCounts:
         position[known] = np.flatnonzero(items < self.n_items)
         if np.unique(items).shape[0] != items.shape[0]:
             raise ValueError("items must not repeat an index")
-        pos_lo = position[self.pair_lo]
-        pos_hi = position[self.pair_hi]
+        self.compact()
+        wins_lo, wins_hi, ties = self._counts
+        pos_lo = position[self._keys >> 32]
+        pos_hi = position[self._keys & _LOW_BITS]
+        if known.shape[0] == self.n_items and np.array_equal(known, np.arange(self.n_items)):
+            # Every item, in order (the usual case): positions are the indices themselves.
+            half_ties = 0.5 * ties.astype(np.float64)
+            return (pos_lo, pos_hi, wins_lo.astype(np.float64) + half_ties,
+                    wins_hi.astype(np.float64) + half_ties)
         keep = (pos_lo >= 0) & (pos_hi >= 0)
-        half_ties = 0.5 * self.ties_pair[keep].astype(np.float64)
+        half_ties = 0.5 * ties[keep].astype(np.float64)
         return (
             pos_lo[keep],
             pos_hi[keep],
-            self.wins_lo[keep].astype(np.float64) + half_ties,
-            self.wins_hi[keep].astype(np.float64) + half_ties,
+            wins_lo[keep].astype(np.float64) + half_ties,
+            wins_hi[keep].astype(np.float64) + half_ties,
         )
 
     def copy(self) -> PairCounts:
         """An independent deep copy."""
+        self.compact()
         clone = PairCounts(0)
         clone.n_items = self.n_items
         clone.votes_applied = self.votes_applied
-        for name in _TALLY_NAMES + _PAIR_NAMES:
+        for name in _TALLY_NAMES:
             setattr(clone, name, getattr(self, name).copy())
+        clone._keys = self._keys.copy()
+        clone._counts = tuple(c.copy() for c in self._counts)
         return clone
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, PairCounts):
             return NotImplemented
+        self.compact()
+        other.compact()
         return (
             self.n_items == other.n_items
             and self.votes_applied == other.votes_applied
+            and np.array_equal(self._keys, other._keys)
             and all(
                 np.array_equal(getattr(self, name), getattr(other, name))
-                for name in _TALLY_NAMES + _PAIR_NAMES
+                for name in _TALLY_NAMES + _COUNT_NAMES
             )
         )
 
@@ -344,5 +429,13 @@ class PairCounts:
             dtype = _INDEX_DTYPE if name in ("pair_lo", "pair_hi") else _COUNT_DTYPE
             if arr.dtype != dtype or arr.shape != (n_pairs,):
                 raise ValueError(f"snapshot field {name} has dtype {arr.dtype} shape {arr.shape}")
-            setattr(counts, name, arr)
+        keys = _pair_keys(fields["pair_lo"], fields["pair_hi"])
+        if n_pairs and not (
+            np.all(fields["pair_lo"] >= 0)
+            and np.all(fields["pair_lo"] < fields["pair_hi"])
+            and np.all(keys[1:] > keys[:-1])
+        ):
+            raise ValueError("snapshot pairs are not sorted, distinct lo < hi pairs")
+        counts._keys = keys
+        counts._counts = tuple(fields[name] for name in _COUNT_NAMES)
         return counts
