@@ -7,6 +7,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
+from ranker import pair_counts
 from ranker.pair_counts import SKIP, TIE, WIN, PairCounts
 
 
@@ -167,3 +168,54 @@ def test_count_overflow_is_refused_without_change():
     with pytest.raises(ValueError, match="exceed"):
         counts.apply(np.array([WIN, WIN], dtype=np.uint8), np.array([0, 2]), np.array([1, 3]))
     assert counts == before
+
+
+def test_pending_new_pairs_merge_into_the_same_counts(monkeypatch):
+    # A small threshold makes the side buffer of new pairs fill and merge many times.
+    monkeypatch.setattr(pair_counts, "_PENDING_MIN", 50)
+    rng = np.random.default_rng(4)
+    kinds, a, b = random_votes(rng, 6_000, 300)
+    one_shot = PairCounts()
+    one_shot.apply(kinds, a, b)
+    batched = PairCounts()
+    snapshots = []
+    for start in range(0, 6_000, 97):
+        batched.apply(kinds[start:start + 97], a[start:start + 97], b[start:start + 97])
+        if start % 1_000 < 97:
+            # Reads mid-stream see every pair so far, sorted, whether merged or pending.
+            snapshots.append(PairCounts.from_bytes(batched.to_bytes()))
+            keys = batched.pair_lo.astype(np.int64) * 300 + batched.pair_hi
+            assert np.all(np.diff(keys) > 0)
+    assert batched == one_shot
+    assert batched.n_pairs == one_shot.n_pairs
+    per_item, pairs = naive_counts(kinds, a, b)
+    i, j, wins_ij, wins_ji = batched.subset(np.arange(batched.n_items))
+    expected = {key: (w[0] + 0.5 * w[2], w[1] + 0.5 * w[2]) for key, w in pairs.items()}
+    got = {(int(x), int(y)): (float(u), float(v))
+           for x, y, u, v in zip(i, j, wins_ij, wins_ji, strict=True)}
+    assert got == expected
+    assert all(snapshot.votes_applied < batched.votes_applied for snapshot in snapshots)
+
+
+def test_steady_state_storage_is_twenty_bytes_per_pair():
+    rng = np.random.default_rng(5)
+    counts = PairCounts()
+    counts.apply(*random_votes(rng, 20_000, 400))
+    counts.compact()
+    assert counts.nbytes == 20 * counts.n_pairs + 40 * counts.n_items
+
+
+def test_overflow_of_a_pending_pair_is_refused_without_change(monkeypatch):
+    monkeypatch.setattr(pair_counts, "_PENDING_MIN", 1_000)
+
+    def nearly_full() -> PairCounts:
+        counts = PairCounts()
+        counts.apply(np.array([WIN, WIN], dtype=np.uint8), np.array([0, 2]), np.array([1, 3]))
+        assert counts._pending_keys.shape[0] == 2  # both still in the side buffer
+        counts._pending_counts[0][1] = np.iinfo(np.uint32).max  # (2, 3): 2 won 2^32 - 1
+        return counts
+
+    counts = nearly_full()
+    with pytest.raises(ValueError, match="exceed"):
+        counts.apply(np.array([WIN, WIN], dtype=np.uint8), np.array([0, 2]), np.array([1, 3]))
+    assert counts == nearly_full()
