@@ -37,14 +37,22 @@ LABELS = {
 CHOIX_MAX_ITEMS = 2_000  # choix needs dense n×n matrices
 
 
+def _task_env(blas_threads: int) -> dict[str, str]:
+    env = dict(os.environ)
+    if blas_threads > 0:
+        for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            env[name] = str(blas_threads)
+    return env
+
+
 def _run_task(task: str, folder: Path, repeats: int, budget_s: float,
-              timeout_s: float | None = None) -> dict:
+              timeout_s: float | None = None, env: dict[str, str] | None = None) -> dict:
     """Run one task in its own process; a reference still running after `timeout_s` is
     stopped and reported as not finished."""
     started = time.perf_counter()
     try:
         subprocess.run([sys.executable, "-m", "bench.tasks", task, str(folder), str(repeats),
-                        str(budget_s)], check=True, timeout=timeout_s)
+                        str(budget_s)], check=True, timeout=timeout_s, env=env)
     except subprocess.TimeoutExpired:
         return {"timed_out_s": timeout_s, "wall_s": time.perf_counter() - started}
     figures = json.loads((folder / f"{task}.json").read_text())
@@ -75,7 +83,8 @@ def _machine() -> dict:
     }
 
 
-def run_size(name: str, repeats: int, budget_s: float, timeout_s: float) -> dict:
+def run_size(name: str, repeats: int, budget_s: float, timeout_s: float,
+             env: dict[str, str]) -> dict:
     """Generate one size's votes, run every task on them, and return the figures."""
     votes = datasets.SIZES[name]()
     with tempfile.TemporaryDirectory(prefix=f"bench-{name}-") as tmp:
@@ -85,7 +94,8 @@ def run_size(name: str, repeats: int, budget_s: float, timeout_s: float) -> dict
         np.save(folder / "truth.npy", votes.abilities)
         results: dict = {"size": name, "n_items": votes.n_items,
                          "votes": votes.n_base_votes, "new_votes": int(votes.new.sum()),
-                         "generator": votes.description, "tasks": {}}
+                         "generator": votes.description, "tasks": {},
+                         "load_average_before": os.getloadavg()}
         order = ["aggregate", "ours_cold", "ours_warm"]
         if votes.n_items <= CHOIX_MAX_ITEMS:
             order.append("choix")
@@ -93,7 +103,8 @@ def run_size(name: str, repeats: int, budget_s: float, timeout_s: float) -> dict
         for task in order:
             print(f"[{name}] {task} ...", file=sys.stderr, flush=True)
             limit = timeout_s if task in REFERENCES else None
-            results["tasks"][task] = _run_task(task, folder, repeats, budget_s, limit)
+            results["tasks"][task] = _run_task(task, folder, repeats, budget_s, limit, env)
+        results["load_average_after"] = os.getloadavg()
         _accuracy(folder, results)
     return results
 
@@ -126,12 +137,18 @@ def _format_size(results: dict) -> str:
     best_ref = min(finished, key=lambda m: _median(figures[m]["seconds"]))
     best_s = _median(figures[best_ref]["seconds"])
     agg = figures["aggregate"]
+    load = results["load_average_before"][0], results["load_average_after"][0]
     lines = [
         f"== {results['size']}: {results['n_items']:,} items, {results['votes']:,} votes, "
         f"{agg['n_pairs']:,} distinct pairs ({results['generator']})",
         f"{'method':34s} {'median s':>9s} {'runs':>4s} {'best ref/this':>13s} "
         f"{'ℓ gap':>9s} {'max|Δθ|':>9s} {'peak MB':>8s}  notes",
     ]
+    cold = figures["ours_cold"]
+    bare_s = _median(cold["without_std_errors_s"])
+    lines.append(f"{'pairwise fit, cold, no std errors':34s} {bare_s:9.3f} "
+                 f"{len(cold['without_std_errors_s']):4d} {best_s / bare_s:12.2f}x "
+                 f"{'':>9s} {'':>9s} {'':>8s}  abilities and scores only, as choix gives")
     for method in ("ours_cold", "ours_warm", *refs):
         f = figures[method]
         if "timed_out_s" in f:
@@ -152,17 +169,20 @@ def _format_size(results: dict) -> str:
             f"{LABELS[method]:34s} {median:9.3f} {len(f['seconds']):4d} "
             f"{best_s / median:12.2f}x {f['loglik_gap']:9.2e} {f['max_abs_error']:9.2e} "
             f"{f['peak_mb']:8.0f}  {'; '.join(notes)}")
-    cold = figures["ours_cold"]
     lines += [
         f"aggregation: apply {agg['apply_votes']:,} votes {_median(agg['apply_s']):.3f} s "
         f"(peak +{agg['apply_peak_mb']:.0f} MB); merge {agg['merge_votes']:,} new votes "
-        f"{_median(agg['merge_s']):.3f} s; {agg['bytes_per_pair']:.1f} B/pair "
+        f"{_median(agg['merge_s']):.3f} s ({_median(agg['merge_and_compact_s']):.3f} s with "
+        f"the merge into the sorted arrays); batches of 2,000 votes: median "
+        f"{1000 * _median(agg['batch_2000_s']):.1f} ms, max "
+        f"{1000 * max(agg['batch_2000_s']):.1f} ms; {agg['bytes_per_pair']:.1f} B/pair "
         f"({agg['pair_counts_mb']:.0f} MB counts)",
         f"inside the cold fit: standard errors {_median(cold['std_errors_s']):.3f} s "
         f"({'exact' if cold['exact_std_errors'] else 'approximate'}), 95% interval coverage "
         f"of the true abilities {cold['coverage_95']:.1%}; scores "
         f"{1000 * _median(cold['scores_s']):.1f} ms, max error "
         f"{cold['scores_max_error']:.1e} points",
+        f"load average (1 min) before/after this size: {load[0]:.2f} / {load[1]:.2f}",
     ]
     return "\n".join(lines)
 
@@ -176,6 +196,9 @@ def main() -> None:
                         help="seconds one measurement may take before it is repeated less")
     parser.add_argument("--timeout", type=float, default=240.0,
                         help="seconds after which a reference fitter is stopped")
+    parser.add_argument("--blas-threads", type=int, default=1,
+                        help="OpenBLAS/OpenMP threads of every measured process, as the "
+                             "ranker's fit workers use (0: leave the environment alone)")
     parser.add_argument("--out", type=Path, default=Path("results/bench"))
     args = parser.parse_args()
     sizes = [s.strip() for s in args.sizes.split(",") if s.strip()]
@@ -184,16 +207,19 @@ def main() -> None:
         parser.error(f"unknown size(s) {', '.join(unknown)}; choose from "
                      f"{', '.join(datasets.SIZES)}")
     started = time.perf_counter()
-    report = {"machine": _machine(), "repeats": args.repeats, "sizes": []}
+    env = _task_env(args.blas_threads)
+    report = {"machine": _machine(), "repeats": args.repeats, "sizes": [],
+              "blas_threads": args.blas_threads}
     for name in sizes:
-        results = run_size(name, args.repeats, args.budget, args.timeout)
+        results = run_size(name, args.repeats, args.budget, args.timeout, env)
         report["sizes"].append(results)
         print(_format_size(results), "\n", flush=True)
     report["total_s"] = time.perf_counter() - started
     machine = report["machine"]
     print(f"machine: {machine['cpu']}, {machine['cores']} cores, {machine['memory_gb']} GB; "
           f"Python {machine['python']}, numpy {machine['numpy']}, scipy {machine['scipy']}; "
-          f"commit {machine['commit']}; total {report['total_s']:.0f} s")
+          f"commit {machine['commit']}; BLAS threads per process "
+          f"{args.blas_threads or 'default'}; total {report['total_s']:.0f} s")
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"bench-{'-'.join(sizes)}.json"
     path.write_text(json.dumps(report, indent=1) + "\n")

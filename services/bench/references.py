@@ -104,8 +104,9 @@ def polish(theta: np.ndarray, i: np.ndarray, j: np.ndarray, wins_ij: np.ndarray,
         t = 1.0
         while True:
             candidate = theta + t * step
-            if neg_log_posterior(candidate, i, j, wins_ij, wins_ji, lam)[0] <= value \
-                    or t < 1e-6:
+            # Differences below 1e-12 |ℓ| are rounding, not a worse point.
+            if neg_log_posterior(candidate, i, j, wins_ij, wins_ji, lam)[0] \
+                    <= value + 1e-12 * abs(value) or t < 1e-6:
                 break
             t *= 0.5
         theta = candidate

@@ -91,17 +91,28 @@ def task_aggregate(folder: Path, repeats: int, budget_s: float) -> dict:
     steady_bytes = counts.nbytes
     base_pairs = counts.subset(np.arange(n_items))
     save_pairs(folder, "base", base_pairs)
-    merge_times = []
+    merge_times, compact_times = [], []
     merged = counts
     for _ in range(repeats):
         merged = counts.copy()
         started = time.perf_counter()
         merged.apply(kinds_new, a_new, b_new)
         merge_times.append(time.perf_counter() - started)
+        merged.compact()  # what the next read (a fit's subset, a snapshot) would pay
+        compact_times.append(time.perf_counter() - started)
+    batch = 2_000  # the ranker's read batch
+    batch_times = []
+    streamed = counts.copy()
+    for start in range(0, min(kinds_new.shape[0], 50 * batch), batch):
+        started = time.perf_counter()
+        streamed.apply(kinds_new[start:start + batch], a_new[start:start + batch],
+                       b_new[start:start + batch])
+        batch_times.append(time.perf_counter() - started)
     save_pairs(folder, "next", merged.subset(np.arange(n_items)))
     return {
         "apply_votes": int(base.sum()), "apply_s": apply_times, "apply_peak_mb": apply_peak,
         "merge_votes": int(new.sum()), "merge_s": merge_times,
+        "merge_and_compact_s": compact_times, "batch_2000_s": batch_times,
         "n_pairs": counts.n_pairs, "n_pairs_after_merge": merged.n_pairs,
         "bytes_per_pair": (steady_bytes - 40 * n_items) / counts.n_pairs,
         "pair_counts_mb": steady_bytes / 2**20,
@@ -136,6 +147,10 @@ def _fit_task(folder: Path, repeats: int, budget_s: float, warm: bool) -> dict:
         se_times, _ = _timed(lambda: bradley_terry.std_errors(
             n_items, fit.abilities, *pairs), repeats, budget_s)
         figures["std_errors_s"] = se_times
+        bare_times, _ = _timed(lambda: bradley_terry.fit(n_items, *pairs,
+                                                         with_std_errors=False),
+                               repeats, budget_s)
+        figures["without_std_errors_s"] = bare_times
     return figures
 
 

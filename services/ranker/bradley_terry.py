@@ -1008,6 +1008,7 @@ def fit(
     init: np.ndarray | None = None,
     tol: float = 1e-6,
     max_iter: int = 200,
+    with_std_errors: bool = True,
 ) -> BTFit:
     """Fit Bradley–Terry abilities by penalised maximum likelihood.
 
@@ -1036,6 +1037,9 @@ def fit(
         1e-4 logits for the last step, ~1e-8 left — far below what a score or interval shows).
     max_iter : int
         Newton iterations allowed.
+    with_std_errors : bool
+        False skips the standard errors (then NaN, with ``exact_std_errors`` False): for
+        callers that only need abilities and scores.
 
     Returns
     -------
@@ -1060,7 +1064,10 @@ def fit(
     # At the optimum every component already has mean 0 up to ~tol; centring exactly is free
     # and leaves the information (which only sees differences) valid for the errors.
     abilities = point.abilities - point.abilities.mean() if n_items else point.abilities
-    errors, exact = _std_errors(data, point, None)
+    if with_std_errors:
+        errors, exact = _std_errors(data, point, None)
+    else:
+        errors, exact = np.full(n_items, np.nan), False
     objective = float(point.objectives.sum()) if n_items else 0.0
     return BTFit(
         abilities=abilities,
