@@ -35,6 +35,7 @@ LABELS = {
     "newton_cg": "scipy Newton-CG (exact Hv)",
 }
 CHOIX_MAX_ITEMS = 2_000  # choix needs dense n×n matrices
+RESPONSIVENESS_MIN_ITEMS = 30_000  # the event-loop measurement runs at the largest size
 
 
 def _task_env(blas_threads: int) -> dict[str, str]:
@@ -100,6 +101,8 @@ def run_size(name: str, repeats: int, budget_s: float, timeout_s: float,
         if votes.n_items <= CHOIX_MAX_ITEMS:
             order.append("choix")
         order += ["lbfgs", "newton_cg", "reference_mle"]
+        if votes.n_items >= RESPONSIVENESS_MIN_ITEMS:
+            order.append("responsiveness")
         for task in order:
             print(f"[{name}] {task} ...", file=sys.stderr, flush=True)
             limit = timeout_s if task in REFERENCES else None
@@ -184,6 +187,13 @@ def _format_size(results: dict) -> str:
         f"{cold['scores_max_error']:.1e} points",
         f"load average (1 min) before/after this size: {load[0]:.2f} / {load[1]:.2f}",
     ]
+    if "responsiveness" in figures:
+        r = figures["responsiveness"]
+        lines.append(
+            f"ranker event loop during {len(r['refit_s'])} refits (fit input, worker fit, "
+            f"ranking; {_median(r['refit_s']):.2f} s each): a request would wait p50 "
+            f"{r['wait_p50_ms']:.2f} ms, p99 {r['wait_p99_ms']:.1f} ms, max "
+            f"{r['wait_max_ms']:.1f} ms")
     return "\n".join(lines)
 
 

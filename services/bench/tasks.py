@@ -213,6 +213,68 @@ def task_reference_mle(folder: Path, repeats: int, budget_s: float) -> dict:
     return figures
 
 
+def task_responsiveness(folder: Path, repeats: int, budget_s: float) -> dict:
+    """Event-loop stalls of a ranker process while it refits this size, as `CauseRanker._fit`
+    does it: cut the fit input in a thread, fit in the worker pool, build the ranking in a
+    thread. A 1 ms ticker on the loop records how late each tick runs: what a GetRanking
+    (served on that loop, ~1 ms of its own for a 100-entry page) would wait."""
+    import asyncio
+
+    from ranker.fit_pool import FitPool
+    from ranker.ranking import Catalog, fit_input, ranking_from_fit
+
+    kinds, a, b, new = (np.load(folder / f"votes_{k}.npy") for k in ("kinds", "a", "b", "new"))
+    n_items = int(np.load(folder / "truth.npy").shape[0])
+    counts = PairCounts(n_items)
+    counts.apply(kinds[~new], a[~new], b[~new])
+    ids = tuple(f"p{k:06d}" for k in range(n_items))
+    catalog = Catalog(1, ids, ids, np.arange(n_items))
+
+    async def run() -> dict:
+        loop = asyncio.get_running_loop()
+        pool = FitPool(1)
+        lags: list[float] = []
+        fits: list[float] = []
+        stop = asyncio.Event()
+
+        async def ticker() -> None:
+            while not stop.is_set():
+                started = loop.time()
+                await asyncio.sleep(0.001)
+                lags.append(loop.time() - started - 0.001)
+
+        await pool.fit(2, np.array([0]), np.array([1]), np.array([1.0]), np.array([0.0]),
+                       prior_strength=bradley_terry.PRIOR_STRENGTH, init=None)  # warm worker
+        ticking = asyncio.create_task(ticker())
+        previous = None
+        for round_ in range(max(repeats, 2)):
+            if round_:
+                counts.apply(kinds[new][round_::repeats], a[new][round_::repeats],
+                             b[new][round_::repeats])
+            started = time.perf_counter()
+            inputs = await asyncio.to_thread(fit_input, "bench", catalog, counts,
+                                             votes_counted=0, last_vote_entry_id="0-0")
+            fit = await pool.fit(inputs.n_items, inputs.i, inputs.j, inputs.wins_ij,
+                                 inputs.wins_ji, prior_strength=bradley_terry.PRIOR_STRENGTH,
+                                 init=previous.abilities_for(inputs.items) if previous else None)
+            previous = await asyncio.to_thread(ranking_from_fit, inputs, fit)
+            fits.append(time.perf_counter() - started)
+        stop.set()
+        await ticking
+        await pool.close()
+        lag_ms = 1000 * np.array(lags)
+        # A request arriving while the loop is stalled for L ms waits up to L: spread one
+        # request per millisecond over every stall, as arrivals at a steady rate would be.
+        waits = np.concatenate([np.linspace(lag, 0.0, max(1, int(lag)) + 1)[:-1]
+                                if lag >= 1.0 else [lag] for lag in lag_ms])
+        return {"refit_s": fits, "ticks": len(lags),
+                "wait_p50_ms": float(np.percentile(waits, 50)),
+                "wait_p99_ms": float(np.percentile(waits, 99)),
+                "wait_max_ms": float(lag_ms.max())}
+
+    return asyncio.run(run())
+
+
 TASKS: dict[str, Callable[[Path, int, float], dict]] = {
     "aggregate": task_aggregate,
     "ours_cold": task_ours_cold,
@@ -221,6 +283,7 @@ TASKS: dict[str, Callable[[Path, int, float], dict]] = {
     "lbfgs": _reference_task("lbfgs", references.lbfgs, penalised=True),
     "newton_cg": _reference_task("newton_cg", references.newton_cg, penalised=True),
     "reference_mle": task_reference_mle,
+    "responsiveness": task_responsiveness,
 }
 
 

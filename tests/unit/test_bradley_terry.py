@@ -514,3 +514,21 @@ def test_approximate_intervals_cover_95_percent_at_ten_thousand_items(kind):
         truth = votes.abilities - votes.abilities.mean()
         coverages.append(np.mean((fit.ci_low <= truth) & (truth <= fit.ci_high)))
     assert 0.93 <= np.mean(coverages) <= 0.97, coverages
+
+
+def test_fit_workers_read_the_pairs_they_are_sent_through_a_file():
+    # Large fits reach the worker process through a file (ranker.fit_pool), not a pickle.
+    import os
+
+    from ranker import fit_pool
+
+    rng = np.random.default_rng(20)
+    i, j, wins_ij, wins_ji = connected_dataset(rng)
+    path = fit_pool._write_pairs(i, j, wins_ij, wins_ji)
+    try:
+        sent = fit_pool._fit_from_file(path, 40, LAMBDA, None)
+    finally:
+        os.unlink(path)
+    direct = bt.fit(40, i, j, wins_ij, wins_ji)
+    np.testing.assert_array_equal(sent.abilities, direct.abilities)
+    np.testing.assert_array_equal(sent.std_errors, direct.std_errors)
