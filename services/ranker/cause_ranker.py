@@ -72,9 +72,6 @@ class CauseRanker:
         self._loaded = asyncio.Event()  # first load done: a ranking can be fitted
         self._fit_lock = asyncio.Lock()
         self._last_fit_started = float("-inf")
-        # Duration (s) and end (monotonic) of the last fit: the next waits in proportion.
-        self._last_fit_s = 0.0
-        self._last_fit_ended = float("-inf")
         self._ranking: Ranking | None = None
         self._published = asyncio.Condition()
         self._closed = False
@@ -292,13 +289,7 @@ class CauseRanker:
     async def _fit_forever(self) -> None:
         while True:
             await self._changed.wait()
-            # Fits of a big cause take seconds: back to back they would keep a core busy
-            # and starve the consumer that feeds them. Idle between fits for long enough that
-            # fitting uses at most fit_max_share of the time.
-            share = min(1.0, max(self._settings.fit_max_share, 1e-3))
-            due = max(self._last_fit_started + self._settings.fit_interval_s,
-                      self._last_fit_ended + self._last_fit_s * (1 / share - 1))
-            delay_s = due - time.monotonic()
+            delay_s = self._last_fit_started + self._settings.fit_interval_s - time.monotonic()
             if delay_s > 0:
                 await asyncio.sleep(delay_s)
             try:
@@ -347,8 +338,6 @@ class CauseRanker:
                     "n_pairs": inputs.n_pairs, "error": str(exc)})
                 return
             ranking = await asyncio.to_thread(ranking_from_fit, inputs, fit)
-            self._last_fit_ended = time.monotonic()
-            self._last_fit_s = self._last_fit_ended - self._last_fit_started
             logger.info("fit", extra={
                 "cause_id": self.cause_id, "n_items": inputs.n_items, "n_pairs": inputs.n_pairs,
                 "iterations": ranking.iterations, "votes_counted": ranking.votes_counted,

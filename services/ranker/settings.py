@@ -19,9 +19,6 @@ class Settings:
     consumer_name: str = "ranker-0"
     # Refit a cause at most this often, and only when new votes arrived.
     fit_interval_s: float = 0.5
-    # Refits are spaced so that fitting takes at most this share of the time (a 1 s fit is
-    # followed by 1 s without one at 0.5), leaving CPU to the consumer on a busy cause.
-    fit_max_share: float = 0.5
     # Snapshot counts + last applied entry, and XACK, at most this often.
     checkpoint_interval_s: float = 2.0
     # How often to look for new causes (and for catalog changes of the owned ones).
@@ -59,7 +56,6 @@ class Settings:
             shard_count=env_int("RANKER_SHARDS", 1),
             consumer_name=env_str("RANKER_CONSUMER", f"ranker-{shard_index}"),
             fit_interval_s=env_float("RANKER_FIT_INTERVAL_S", 0.5),
-            fit_max_share=env_float("RANKER_FIT_MAX_SHARE", 0.5),
             checkpoint_interval_s=env_float("RANKER_CHECKPOINT_INTERVAL_S", 2.0),
             discover_interval_s=env_float("RANKER_DISCOVER_INTERVAL_S", 1.0),
             read_batch=env_int("RANKER_READ_BATCH", 2_000),
