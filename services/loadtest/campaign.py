@@ -49,6 +49,8 @@ class Campaign:
         self.origin = time.monotonic()
         self.proposals_added = 0
         self.proposals_accepted = 0
+        # Seconds from `origin` until this mode stopped sending (set by the runner).
+        self.load_s: float | None = None
 
     def elapsed(self) -> float:
         return time.monotonic() - self.origin

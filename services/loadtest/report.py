@@ -48,11 +48,14 @@ def _mode(campaign: Campaign, audit: dict[str, Any], caught_up: bool, load_s: fl
           naive: Baseline | None) -> dict[str, Any]:
     c = campaign.counters
     counted_at = campaign.all_counted_at()
+    # Modes stop at their own time (max votes) within the shared load phase.
+    load_s = campaign.load_s or load_s
     final = campaign.accuracy[-1].as_dict() if campaign.accuracy else None
     out: dict[str, Any] = {
         "cause_id": campaign.cause_id,
         "votes": {"sent": c.sent, "ok": c.ok, "unknown_outcome": c.unknown,
                   "rejected": c.rejected, "unexpected_duplicates": c.unexpected_duplicates},
+        "load_s": round(load_s, 3),
         "ok_votes_per_s": c.ok / load_s if load_s > 0 else 0.0,
         "all_counted_at_s": counted_at,
         "end_to_end_votes_per_s": (c.ok / counted_at if counted_at else None),

@@ -8,7 +8,7 @@ import os
 import secrets
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -73,7 +73,8 @@ async def run(plan: LoadPlan, target: str, creds: Credentials, out_dir: Path,
             c.watch(watching), c.sample_accuracy(watching, plan.accuracy_every_s),
             _waves(c, plan, deadline))]
         with LiveProgress(campaigns, plan.duration_s, out) as progress:
-            load = asyncio.gather(*(each.run() for each in loads))
+            load = asyncio.gather(*(_until_done(each.run(), c)
+                                    for each, c in zip(loads, campaigns, strict=True)))
             while not load.done():
                 progress.refresh()
                 await asyncio.wait({load}, timeout=_REFRESH_S)
@@ -109,6 +110,12 @@ async def run(plan: LoadPlan, target: str, creds: Credentials, out_dir: Path,
     for line in report.summary_lines(result):
         console.say(line)
     return result
+
+
+async def _until_done(load: Coroutine[Any, Any, None], campaign: Campaign) -> None:
+    """Run one mode's load and note when it stopped sending."""
+    await load
+    campaign.load_s = campaign.elapsed()
 
 
 async def _waves(campaign: Campaign, plan: LoadPlan, deadline: float) -> None:
