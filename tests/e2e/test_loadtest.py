@@ -38,7 +38,7 @@ def test_a_bounded_run_reports_every_figure_and_loses_no_vote(cluster: Cluster,
         assert m["caught_up"] and m["end_to_end_votes_per_s"] > 0
         # A mode that reached its vote bound early is rated over its own sending time.
         assert 0 < m["load_s"] <= report["load_s"]
-        assert m["ok_votes_per_s"] == pytest.approx(m["votes"]["ok"] / m["load_s"], rel=1e-3)
+        assert m["ok_votes_per_s"] == pytest.approx(m["votes"]["ok"] / m["load_s"], rel=0.02)
         assert m["freshness_s"]["count"] > 0 and m["freshness_s"]["p50"] >= 0
         final = m["final_accuracy"]
         # Every accepted proposal is ranked, the mid-run ones included, none left pending.
