@@ -8,8 +8,8 @@ never held more than 5 ms) run in a thread instead: no copy, no wait for a cold 
 
 Large fits hand their pair arrays to the worker through a file in /dev/shm (memory) rather
 than as pickled arguments: pickling 5.4M pairs (170 MB) holds the GIL for ~0.1 s — a stall of
-every RPC — while writing them to a file releases it. Workers run one BLAS thread at lower
-CPU priority (nice +5), so a fit never competes with the serving process for both cores.
+every RPC — while writing them to a file releases it. Workers run one BLAS thread, and fit at
+lower CPU priority (nice +5), so a fit never competes with the serving process for both cores.
 """
 
 from __future__ import annotations
@@ -57,13 +57,22 @@ def _warm_up() -> None:
     bradley_terry.fit(2, np.array([0]), np.array([1]), np.array([1.0]), np.array([1.0]))
 
 
-def _init_worker(parent_pid: int) -> None:
-    """Worker initializer: lower priority than the serving process, exit with it."""
+def _lower_priority() -> None:
+    """Run this worker's fits below the serving process (an absolute level, so repeating it
+    changes nothing). Start-up and imports stay at normal priority: a ranker stopping soon
+    after it started waits for them."""
     try:
-        os.nice(_WORKER_NICE)
+        os.setpriority(os.PRIO_PROCESS, 0, _WORKER_NICE)
     except OSError:
         pass  # not permitted here: run at the same priority
-    _exit_with_parent(parent_pid)
+
+
+def _fit_in_worker(n_items: int, i: np.ndarray, j: np.ndarray, wins_ij: np.ndarray,
+                   wins_ji: np.ndarray, prior_strength: float,
+                   init: np.ndarray | None) -> bradley_terry.BTFit:
+    _lower_priority()
+    return bradley_terry.fit(n_items, i, j, wins_ij, wins_ji, prior_strength=prior_strength,
+                             init=init)
 
 
 def _transfer_dir() -> str:
@@ -92,6 +101,7 @@ def _write_pairs(i: np.ndarray, j: np.ndarray, wins_ij: np.ndarray,
 def _fit_from_file(path: str, n_items: int, prior_strength: float,
                    init: np.ndarray | None) -> bradley_terry.BTFit:
     """Worker side of a file transfer: read the pairs, then fit (the caller deletes the file)."""
+    _lower_priority()
     with open(path, "rb") as file:
         fields = [field.split(":") for field in file.readline().decode().split()]
         i, j, wins_ij, wins_ji = (np.fromfile(file, dtype=np.dtype(dtype), count=int(count))
@@ -115,7 +125,7 @@ class FitPool:
 
     def _new_pool(self) -> ProcessPoolExecutor:
         pool = ProcessPoolExecutor(max_workers=self._workers, mp_context=self._context,
-                                   initializer=_init_worker, initargs=(os.getpid(),))
+                                   initializer=_exit_with_parent, initargs=(os.getpid(),))
         pool.submit(_warm_up)
         return pool
 
@@ -128,6 +138,8 @@ class FitPool:
                                  prior_strength=prior_strength, init=init)
         if n_items <= INLINE_MAX_ITEMS and len(i) <= INLINE_MAX_PAIRS:
             return await asyncio.to_thread(call)
+        call = functools.partial(_fit_in_worker, n_items, i, j, wins_ij, wins_ji,
+                                 prior_strength, init)
         pool = self._pool
         path = None
         if len(i) > FILE_MIN_PAIRS:
