@@ -39,8 +39,12 @@ def _peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def load_pairs(folder: Path, prefix: str) -> tuple[np.ndarray, ...]:
-    return tuple(np.load(folder / f"{prefix}_{name}.npy") for name in PAIR_FIELDS)
+Pairs = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+
+
+def load_pairs(folder: Path, prefix: str) -> Pairs:
+    i, j, wins_ij, wins_ji = (np.load(folder / f"{prefix}_{name}.npy") for name in PAIR_FIELDS)
+    return i, j, wins_ij, wins_ji
 
 
 def save_pairs(folder: Path, prefix: str, pairs: tuple[np.ndarray, ...]) -> None:

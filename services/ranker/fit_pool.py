@@ -94,7 +94,7 @@ def _write_pairs(i: np.ndarray, j: np.ndarray, wins_ij: np.ndarray,
     with os.fdopen(fd, "wb") as file:
         file.write(header.encode())
         for array in arrays:
-            file.write(memoryview(array).cast("B"))
+            file.write(array.data.cast("B"))
     return path
 
 

@@ -113,7 +113,9 @@ class PairCounts:
     @property
     def nbytes(self) -> int:
         """Bytes held by the arrays (20 per pair, 40 per item)."""
-        arrays = (self._keys, *self._counts, self._pending_keys, *self._pending_counts)
+        arrays: tuple[np.ndarray, ...] = (
+            self._keys, *self._counts, self._pending_keys, *self._pending_counts
+        )
         tallies = sum(int(getattr(self, name).nbytes) for name in _TALLY_NAMES)
         return tallies + sum(int(array.nbytes) for array in arrays)
 
