@@ -102,7 +102,7 @@ def run_size(name: str, repeats: int, budget_s: float, timeout_s: float,
             order.append("choix")
         order += ["lbfgs", "newton_cg", "reference_mle"]
         if votes.n_items >= RESPONSIVENESS_MIN_ITEMS:
-            order.append("responsiveness")
+            order += ["responsiveness", "ranker_reads"]
         for task in order:
             print(f"[{name}] {task} ...", file=sys.stderr, flush=True)
             limit = timeout_s if task in REFERENCES else None
@@ -194,6 +194,15 @@ def _format_size(results: dict) -> str:
             f"ranking; {_median(r['refit_s']):.2f} s each): a request would wait p50 "
             f"{r['wait_p50_ms']:.2f} ms, p99 {r['wait_p99_ms']:.1f} ms, max "
             f"{r['wait_max_ms']:.1f} ms")
+    if "ranker_reads" in figures:
+        g = figures["ranker_reads"]
+        lines.append(
+            f"GetRanking of {g['limit']} entries from a ranker process (ReadRanking every "
+            f"{g['period_ms']:.0f} ms for {g['windows']}×{g['window_s']:.0f} s, rounds of "
+            f"{g['votes_per_round']:,} new votes; {g['refits']} refits): p50 "
+            f"{g['p50_ms']:.1f} ms, p95 {g['p95_ms']:.1f} ms, p99 {g['p99_ms']:.1f} ms "
+            f"(per window {', '.join(f'{p:.0f}' for p in g['window_p99_ms'])}), max "
+            f"{g['max_ms']:.0f} ms")
     return "\n".join(lines)
 
 

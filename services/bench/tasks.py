@@ -23,7 +23,7 @@ from scipy.special import expit
 
 from bench import references
 from ranker import bradley_terry
-from ranker.pair_counts import PairCounts
+from ranker.pair_counts import TIE, PairCounts
 
 PAIR_FIELDS = ("i", "j", "wins_ij", "wins_ji")
 
@@ -279,6 +279,182 @@ def task_responsiveness(folder: Path, repeats: int, budget_s: float) -> dict:
     return asyncio.run(run())
 
 
+def task_ranker_reads(folder: Path, repeats: int, budget_s: float) -> dict:
+    """GetRanking's own path under refits: a real ranker process (`python -m ranker`, default
+    fit settings) on an embedded Redis holding this size as one cause, answering
+    ReadRanking(offset 0, limit 100) every 20 ms while new votes keep it refitting.
+
+    The cause's catalog is written as the gateway writes it (every proposal accepted) and
+    the base votes as a ranker checkpoint (counts at entry "0-1"), so the ranker starts with
+    all of them at once; then rounds of 1% new votes (the size's held-out ones, cycled) are
+    XADDed in pipelined batches of 2,000, each round once the previous one shows in a fit.
+    `repeats` windows of 20 s; latencies are client-side, loopback.
+    """
+    import multiprocessing
+    import os
+    import shutil
+    import subprocess
+    import sys
+    import tempfile
+
+    import grpc
+    import redis
+
+    from pairwise import keys
+    from pairwise.embedded_redis import EmbeddedRedis, free_port
+    from pairwise.v1 import ranker_pb2, ranker_pb2_grpc
+
+    kinds, a, b, new = (np.load(folder / f"votes_{k}.npy") for k in ("kinds", "a", "b", "new"))
+    n_items = int(np.load(folder / "truth.npy").shape[0])
+    counts = PairCounts(n_items)
+    counts.apply(kinds[~new], a[~new], b[~new])
+    n_base = int(np.count_nonzero(~new))
+    round_votes = max(1, n_base // 100)
+    cause_id = "bench-34k"
+    window_s, period_s, limit = 20.0, 0.020, 100
+
+    with tempfile.TemporaryDirectory(prefix="bench-redis-") as tmp:
+        server = EmbeddedRedis(Path(tmp) / "redis").start()
+        ranker = writer = None
+        client = redis.Redis.from_url(server.url)
+        try:
+            now_ms = int(time.time() * 1000)
+            with client.pipeline(transaction=False) as pipe:
+                pipe.sadd(keys.CAUSES, cause_id)
+                pipe.hset(keys.cause(cause_id), mapping={
+                    "title": "bench", "auto_accept": 1, "created_at_ms": now_ms})
+                for start in range(0, n_items, 5_000):
+                    block = range(start, min(start + 5_000, n_items))
+                    ids = [f"p{k:06d}" for k in block]
+                    pipe.rpush(keys.proposal_ids(cause_id), *ids)
+                    pipe.hset(keys.proposal_index(cause_id),
+                              mapping=dict(zip(ids, block, strict=True)))
+                    pipe.hset(keys.proposals(cause_id), mapping={
+                        pid: json.dumps({"text": f"Proposition {k}", "author_id": "bench",
+                                         "status": "ACCEPTED", "reason": "", "index": k,
+                                         "created_at_ms": now_ms})
+                        for pid, k in zip(ids, block, strict=True)})
+                    pipe.sadd(keys.accepted(cause_id), *block)
+                pipe.incr(keys.catalog_version(cause_id))
+                pipe.xgroup_create(keys.votes(cause_id), keys.RANKER_GROUP, id="0",
+                                   mkstream=True)
+                pipe.hset(keys.checkpoint(cause_id), mapping={
+                    "token": "bench:seed", "last_id": "0-1", "votes_counted": n_base,
+                    "counts": counts.to_bytes(), "consumer": "bench", "saved_at_ms": now_ms})
+                pipe.execute()
+            del counts
+            port = free_port()
+            env = dict(os.environ, REDIS_URL=server.url, RANKER_PORT=str(port))
+            with open(Path(tmp) / "ranker.log", "ab") as log:
+                ranker = subprocess.Popen([sys.executable, "-m", "ranker"], env=env,
+                                          stdout=log, stderr=subprocess.STDOUT)
+            channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+            stub = ranker_pb2_grpc.RankerServiceStub(channel)
+            request = ranker_pb2.ReadRankingRequest(cause_id=cause_id, offset=0, limit=limit)
+            started = time.monotonic()
+            while True:  # the checkpoint loaded and the first (cold) fit published
+                if time.monotonic() - started > 120 or ranker.poll() is not None:
+                    raise RuntimeError("ranker did not publish the checkpointed votes")
+                try:
+                    reply = stub.ReadRanking(request, timeout=10)
+                    if reply.ranking.votes_counted >= n_base:
+                        break
+                except grpc.RpcError:
+                    pass
+                time.sleep(0.2)
+
+            # The writer runs in its own process: in this one it would hold the GIL while
+            # the reads are timed.
+            spawn = multiprocessing.get_context("spawn")
+            stop = spawn.Event()
+            counted = spawn.Value("q", reply.ranking.votes_counted)
+            written = spawn.Value("q", n_base)
+            writer = spawn.Process(target=_write_vote_rounds, args=(
+                server.url, cause_id, folder, round_votes, counted, written, stop))
+            writer.start()
+            fitted_at = reply.ranking.fitted_at_ms
+            latencies: list[float] = []
+            window_p99: list[float] = []
+            refits = 0
+            for _ in range(max(1, repeats)):
+                window: list[float] = []
+                begin = time.perf_counter()
+                tick = 0
+                while time.perf_counter() - begin < window_s:
+                    wait = begin + tick * period_s - time.perf_counter()
+                    if wait > 0:
+                        time.sleep(wait)
+                    tick += 1
+                    sent = time.perf_counter()
+                    reply = stub.ReadRanking(request, timeout=10)
+                    window.append(time.perf_counter() - sent)
+                    if reply.ranking.fitted_at_ms != fitted_at:
+                        refits += 1
+                        fitted_at = reply.ranking.fitted_at_ms
+                    counted.value = reply.ranking.votes_counted
+                latencies += window
+                window_p99.append(float(np.percentile(1000 * np.array(window), 99)))
+            stop.set()
+            writer.join(60)
+            channel.close()
+            ms = 1000 * np.array(latencies)
+            return {"reads": len(latencies), "windows": len(window_p99),
+                    "window_s": window_s, "period_ms": 1000 * period_s, "limit": limit,
+                    "refits": refits, "votes_added": written.value - n_base,
+                    "votes_per_round": round_votes, "window_p99_ms": window_p99,
+                    "p50_ms": float(np.percentile(ms, 50)),
+                    "p95_ms": float(np.percentile(ms, 95)),
+                    "p99_ms": float(np.percentile(ms, 99)), "max_ms": float(ms.max())}
+        finally:
+            if writer is not None and writer.is_alive():
+                writer.kill()
+                writer.join()
+            if ranker is not None and ranker.poll() is None:
+                ranker.terminate()
+                try:
+                    ranker.wait(30)
+                except subprocess.TimeoutExpired:
+                    ranker.kill()
+                    ranker.wait()
+            client.close()
+            server.stop()
+            # The ranker's own log (fits, checkpoints) explains the slow reads, if any.
+            shutil.copy(Path(tmp) / "ranker.log", folder / "ranker_reads.log")
+
+
+def _write_vote_rounds(redis_url: str, cause_id: str, folder: Path, round_votes: int,
+                       counted, written, stop) -> None:
+    """`task_ranker_reads`' vote source (a child process): XADD rounds of `round_votes` of
+    the held-out votes (cycled) in pipelined batches of 2,000, each round once the reads
+    show the previous one counted (`counted`), until `stop` is set."""
+    import redis
+
+    from pairwise import keys, vote_log
+
+    kinds, a, b, new = (np.load(folder / f"votes_{k}.npy") for k in ("kinds", "a", "b", "new"))
+    kinds, a, b = kinds[new], a[new], b[new]
+    stream = keys.votes(cause_id)
+    client = redis.Redis.from_url(redis_url)
+    n = 0
+    try:
+        while not stop.is_set():
+            for start in range(0, round_votes, 2_000):
+                with client.pipeline(transaction=False) as pipe:
+                    for _ in range(min(2_000, round_votes - start)):
+                        k = n % kinds.shape[0]
+                        entry = vote_log.VoteEntry(
+                            kind=vote_log.TIE if kinds[k] == TIE else vote_log.WIN,
+                            a=int(a[k]), b=int(b[k]), vote_id=f"b{n}", voter_id=f"u{n % 997}")
+                        pipe.xadd(stream, entry.fields())  # type: ignore[arg-type]
+                        n += 1
+                    pipe.execute()
+            written.value += round_votes
+            while not stop.is_set() and counted.value < written.value:
+                time.sleep(0.05)
+    finally:
+        client.close()
+
+
 TASKS: dict[str, Callable[[Path, int, float], dict]] = {
     "aggregate": task_aggregate,
     "ours_cold": task_ours_cold,
@@ -288,6 +464,7 @@ TASKS: dict[str, Callable[[Path, int, float], dict]] = {
     "newton_cg": _reference_task("newton_cg", references.newton_cg, penalised=True),
     "reference_mle": task_reference_mle,
     "responsiveness": task_responsiveness,
+    "ranker_reads": task_ranker_reads,
 }
 
 
