@@ -25,9 +25,9 @@ class _Reading:
 
 
 class BacklogGate:
-    """Admits votes for causes whose backlog is at most `max_backlog` entries.
+    """Admits votes for causes whose backlog is at most `max_backlog` votes.
 
-    `read_backlogs(cause_ids)` returns each cause's unread entries (one Redis round trip);
+    `read_backlogs(cause_ids)` returns each cause's uncounted votes (one Redis round trip);
     it is called for a cause at most once per `interval_s` (seconds, on `clock`), so the
     check costs nothing per vote. Between readings the estimate is the last reading plus the
     votes this process added since (other replicas' votes show up at the next reading).

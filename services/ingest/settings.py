@@ -15,8 +15,8 @@ class Settings:
     port: int = 50052
     # Largest RecordVotes batch accepted (votes); larger ones get INVALID_ARGUMENT.
     max_batch: int = 10_000
-    # A cause whose vote log holds more than this many entries not yet read by the rankers
-    # refuses new votes with UNAVAILABLE "vote buffer full" (retryable).
+    # A cause with more than this many accepted votes not yet in a ranker checkpoint refuses
+    # new votes with UNAVAILABLE "vote buffer full" (retryable).
     max_backlog: int = 5_000_000
     # How long a cause's backlog reading is reused before Redis is asked again (seconds).
     backlog_check_interval_s: float = 1.0

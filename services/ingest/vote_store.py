@@ -19,7 +19,7 @@ import redis.asyncio
 import redis.exceptions
 
 from ingest.votes import CauseImport, InteractiveVote, Receipt, VoteStats
-from pairwise import keys
+from pairwise import keys, vote_log
 from pairwise.errors import FailedPrecondition, NotFound, Unavailable
 
 logger = logging.getLogger(__name__)
@@ -68,16 +68,20 @@ return {'accepted', entry}
 
 # KEYS: cause, receipts, pidx, votes, vstats, voters
 # ARGV[1]: "vote_id voter_id winner_id loser_id kind ..." (CauseImport.packed, space-joined)
-# ARGV[2..]: reason, count pairs of votes rejected before Redis (counted as rejected:<reason>)
+# ARGV[2]: most votes per log entry (vote_log.MAX_VOTES_PER_ENTRY)
+# ARGV[3..]: reason, count pairs of votes rejected before Redis (counted as rejected:<reason>)
 # Returns false when the cause does not exist (nothing written), else one outcome character
 # per vote: a accepted, d duplicate, w/l unknown winner/loser (ingest.votes codes).
+# Accepted votes go to the log in entries of up to ARGV[2] votes (format: pairwise.vote_log);
+# each vote's receipt is its entry's id.
 # Bulk reads and writes go CHUNK ids per command: Lua's unpack() is limited to ~8000 values.
 _RECORD_MANY = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return false end
-local call, unpack, min = redis.call, unpack, math.min
+local call, unpack, min, concat = redis.call, unpack, math.min, table.concat
 local receipts_key, log, stats = KEYS[2], KEYS[4], KEYS[5]
 local CHUNK = 4000
-for i = 2, #ARGV, 2 do call('HINCRBY', stats, 'rejected:' .. ARGV[i], ARGV[i + 1]) end
+local per_entry = tonumber(ARGV[2])
+for i = 3, #ARGV, 2 do call('HINCRBY', stats, 'rejected:' .. ARGV[i], ARGV[i + 1]) end
 local ids, voters, winners, losers, kinds = {}, {}, {}, {}, {}
 local n = 0
 for v, u, w, l, k in string.gmatch(ARGV[1], '(%S+) (%S+) (%S+) (%S+) (%S+)') do
@@ -103,6 +107,20 @@ end
 local out, fresh, new_receipts, n_receipts = {}, {}, {}, 0
 local seen_voter, new_voters, n_voters = {}, {}, 0
 local accepted, duplicates, ties, unknown = 0, 0, 0, 0
+-- The entry being filled: m votes in ek/ea/eb/ev/eu (slots past m are stale).
+local m, ek, ea, eb, ev, eu = 0, {}, {}, {}, {}, {}
+local function flush()
+  if m == 0 then return end
+  local entry = call('XADD', log, '*', 'k', concat(ek, '', 1, m), 'a', concat(ea, ' ', 1, m),
+                     'b', concat(eb, ' ', 1, m), 'v', concat(ev, ' ', 1, m),
+                     'u', concat(eu, ' ', 1, m), 'q', string.rep('1', m))
+  for j = 1, m do
+    new_receipts[n_receipts + 1] = ev[j]
+    new_receipts[n_receipts + 2] = entry
+    n_receipts = n_receipts + 2
+  end
+  m = 0
+end
 for i = 1, n do
   local id = ids[i]
   if prior[i] or fresh[id] then
@@ -115,12 +133,10 @@ for i = 1, n do
       out[i] = 'l'; unknown = unknown + 1
     else
       local kind, voter = kinds[i], voters[i]
-      local entry = call('XADD', log, '*', 'k', kind, 'a', a, 'b', b, 'v', id, 'u', voter,
-                         'q', '1')
       fresh[id] = true
-      new_receipts[n_receipts + 1] = id
-      new_receipts[n_receipts + 2] = entry
-      n_receipts = n_receipts + 2
+      m = m + 1
+      ek[m], ea[m], eb[m], ev[m], eu[m] = kind, a, b, id, voter
+      if m == per_entry then flush() end
       if not seen_voter[voter] then
         seen_voter[voter] = true; n_voters = n_voters + 1; new_voters[n_voters] = voter
       end
@@ -130,6 +146,7 @@ for i = 1, n do
     end
   end
 end
+flush()
 for s = 1, n_receipts, CHUNK do
   call('HSET', receipts_key, unpack(new_receipts, s, min(s + CHUNK - 1, n_receipts)))
 end
@@ -143,24 +160,14 @@ if unknown > 0 then call('HINCRBY', stats, 'rejected:unknown_proposal', unknown)
 return table.concat(out)
 """
 
-# KEYS: votes; ARGV: consumer group name. Returns the entries not yet read by that group
-# (everything when the group does not exist yet). The log is never trimmed, so XLEN equals
-# entries-added. `lag` is nil when the server cannot tell (a group created at `$` without
-# ENTRIESREAD, until it catches up once; Redis < 7 never tells): then the group's pending
-# entries are the best lower bound at hand, rather than refusing votes on a guess.
+# KEYS: vstats, checkpoint. Returns the votes accepted into the log that the rankers have not
+# yet counted into a stored checkpoint (all of them when there is no checkpoint yet). Counted
+# in votes, not log entries: an entry holds 1 to vote_log.MAX_VOTES_PER_ENTRY votes. The
+# checkpoint lags what the ranker applied by its checkpoint interval (~2 s of votes).
 _BACKLOG = """
-local n = redis.call('XLEN', KEYS[1])
-if n == 0 then return 0 end
-for _, group in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
-  local fields = {}
-  for i = 1, #group, 2 do fields[group[i]] = group[i + 1] end
-  if fields['name'] == ARGV[1] then
-    if fields['lag'] then return fields['lag'] end
-    if fields['entries-read'] then return math.max(0, n - fields['entries-read']) end
-    return fields['pending']
-  end
-end
-return n
+local accepted = tonumber(redis.call('HGET', KEYS[1], 'accepted') or '0')
+local counted = tonumber(redis.call('HGET', KEYS[2], 'votes_counted') or '0')
+return math.max(0, accepted - counted)
 """
 
 
@@ -231,7 +238,7 @@ class VoteStore:
         calls: list[_Call] = []
         for batch in causes:
             c = batch.cause_id
-            args: list[str | int] = [" ".join(batch.packed)]
+            args: list[str | int] = [" ".join(batch.packed), vote_log.MAX_VOTES_PER_ENTRY]
             for reason, count in batch.rejected.items():
                 args += (reason, count)
             calls.append((RECORD_MANY,
@@ -243,9 +250,9 @@ class VoteStore:
                 for batch, reply in zip(causes, replies, strict=True)}
 
     async def backlogs(self, cause_ids: Sequence[str]) -> dict[str, int]:
-        """Entries of each cause's vote log not yet read by the rankers' consumer group."""
+        """Votes of each cause accepted but not yet in a checkpoint of the rankers."""
         replies = await self._run(
-            [(BACKLOG, (keys.votes(c),), (keys.RANKER_GROUP,)) for c in cause_ids],
+            [(BACKLOG, (keys.vote_stats(c), keys.checkpoint(c)), ()) for c in cause_ids],
             writes=False)
         return {c: int(n) for c, n in zip(cause_ids, replies, strict=True)}
 

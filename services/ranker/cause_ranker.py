@@ -22,14 +22,14 @@ from typing import Any
 import redis.asyncio as aioredis
 import redis.exceptions
 
-from pairwise import errors
+from pairwise import errors, vote_log
 from ranker import bradley_terry
 from ranker.catalog_reader import CatalogReader
 from ranker.fit_pool import FitPool
 from ranker.pair_counts import PairCounts
 from ranker.ranking import Catalog, Ranking, fit_input, ranking_from_fit
 from ranker.settings import Settings
-from ranker.vote_consumer import CheckpointConflict, RawEntry, VoteLog, decode_batch
+from ranker.vote_consumer import CheckpointConflict, VoteLog
 
 logger = logging.getLogger(__name__)
 
@@ -229,22 +229,22 @@ class CauseRanker:
         self._loaded.set()
         self._changed.set()
 
-    async def _apply(self, entries: list[RawEntry]) -> None:
-        batch = decode_batch(entries, self._applied_id, self._settings.max_proposals)
+    async def _apply(self, entries: list[vote_log.RawEntry]) -> None:
+        batch = vote_log.decode_entries(entries, self._applied_id, self._settings.max_proposals)
         for entry_id, problem in batch.malformed:
             logger.error("malformed vote-log entry ignored (counted as reflected)",
                          extra={"cause_id": self.cause_id, "entry_id": entry_id,
                                 "problem": problem})
-        if not batch.n_delivered:
+        if not batch.n_entries:
             return
         async with self._counts_lock:
             if len(batch.kinds):
                 self._counts.apply(batch.kinds, batch.a, batch.b)
-            if batch.n_reflected:
+            if batch.last_id:
                 self._applied_id = batch.last_id
-                self._votes_counted += batch.n_reflected
-            self._unacked += batch.n_delivered
-        if batch.n_reflected:
+                self._votes_counted += batch.n_votes
+            self._unacked += batch.n_entries
+        if batch.last_id:
             self._changed.set()
 
     def _checkpoint_due(self) -> bool:

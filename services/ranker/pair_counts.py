@@ -20,7 +20,9 @@ import threading
 
 import numpy as np
 
-WIN, TIE, SKIP = 0, 1, 2
+from pairwise import vote_log
+
+WIN, TIE, SKIP = vote_log.WIN_CODE, vote_log.TIE_CODE, vote_log.SKIP_CODE
 """Vote kind codes (uint8): WIN means ``a`` beat ``b``; TIE means they tied; SKIP means the
 pair was shown and the voter skipped it."""
 

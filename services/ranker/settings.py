@@ -23,10 +23,10 @@ class Settings:
     checkpoint_interval_s: float = 2.0
     # How often to look for new causes (and for catalog changes of the owned ones).
     discover_interval_s: float = 1.0
-    # Entries read per XREADGROUP. Each batch is decoded on the event loop: while catching up
-    # on 400,000 entries, 10,000 per batch delayed some reads by 0.4-0.7 s, 2,000 by 0.2 s,
-    # at the same throughput.
-    read_batch: int = 2_000
+    # Entries read per XREADGROUP (an entry holds 1 to vote_log.MAX_VOTES_PER_ENTRY votes).
+    # Each page is decoded and applied on the event loop, so it bounds how long a read can be
+    # delayed: 100 entries of 1,000 votes take ~4 ms to decode and ~10 ms to apply.
+    read_batch: int = 100
     # How long one XREADGROUP waits for new entries (ms); bounds how late an idle cause
     # checkpoints. Must stay well below redis_socket_timeout_s.
     read_block_ms: int = 200
@@ -58,7 +58,7 @@ class Settings:
             fit_interval_s=env_float("RANKER_FIT_INTERVAL_S", 0.5),
             checkpoint_interval_s=env_float("RANKER_CHECKPOINT_INTERVAL_S", 2.0),
             discover_interval_s=env_float("RANKER_DISCOVER_INTERVAL_S", 1.0),
-            read_batch=env_int("RANKER_READ_BATCH", 2_000),
+            read_batch=env_int("RANKER_READ_BATCH", 100),
             read_block_ms=env_int("RANKER_READ_BLOCK_MS", 200),
             fit_workers=env_int("RANKER_FIT_WORKERS", 1),
             read_wait_s=env_float("RANKER_READ_WAIT_S", 5.0),

@@ -13,99 +13,18 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import redis.asyncio as aioredis
 import redis.exceptions
 
-from pairwise import keys, vote_log
-from ranker.pair_counts import SKIP, TIE, WIN, PairCounts
+from pairwise import keys
+from pairwise.vote_log import RawEntry
+from ranker.pair_counts import PairCounts
 
 logger = logging.getLogger(__name__)
-
-# Stream entries as redis-py returns them: (entry id, fields); fields is None for an entry
-# that was deleted while pending (servers before Redis 7 report it that way).
-RawEntry = tuple[bytes | str, dict[bytes, bytes] | None]
-
-_KIND_CODE = {vote_log.WIN: WIN, vote_log.TIE: TIE, vote_log.SKIP: SKIP}
-
-
-def entry_key(entry_id: str) -> tuple[int, int]:
-    """Sort key of a stream entry id "<ms>-<seq>"; "" (no entry) sorts before every id."""
-    if not entry_id:
-        return (-1, -1)
-    ms, _, seq = entry_id.partition("-")
-    return (int(ms), int(seq or 0))
-
-
-@dataclass
-class VoteBatch:
-    """Entries of the log read in one call, decoded for `PairCounts.apply`.
-
-    `n_delivered` entries were read (all to be XACKed once checkpointed). Only entries after
-    the caller's high-water mark are *reflected*: the valid ones are in `kinds`/`a`/`b`, the
-    malformed ones are listed in `malformed` and change no count, and both advance
-    `last_id` and count in `n_reflected`. Entries at or before the mark are `n_stale`.
-    """
-
-    n_delivered: int = 0
-    kinds: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.uint8))
-    a: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
-    b: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
-    n_reflected: int = 0
-    n_stale: int = 0
-    last_id: str = ""
-    malformed: list[tuple[str, str]] = field(default_factory=list)
-
-
-def decode_batch(entries: Sequence[RawEntry], after_id: str, max_proposals: int) -> VoteBatch:
-    """Decode entries (in id order) that follow `after_id` ("" = from the start).
-
-    An entry is malformed when its fields do not parse (pairwise.vote_log.decode), when a
-    proposal index is negative or >= `max_proposals`, or when both sides are the same
-    proposal. Deleted entries (fields None) are skipped entirely: they are not in the log.
-    """
-    batch = VoteBatch()
-    after = entry_key(after_id)
-    kinds: list[int] = []
-    lefts: list[int] = []
-    rights: list[int] = []
-    past_mark = not after_id
-    for raw_id, fields in entries:
-        entry_id = raw_id.decode() if isinstance(raw_id, bytes) else raw_id
-        if fields is None:
-            continue
-        batch.n_delivered += 1
-        # Entries arrive in id order, so only a prefix can be at or before the mark.
-        if not past_mark:
-            if entry_key(entry_id) <= after:
-                batch.n_stale += 1
-                continue
-            past_mark = True
-        batch.n_reflected += 1
-        batch.last_id = entry_id
-        try:
-            vote = vote_log.decode(fields)
-        except (KeyError, ValueError, UnicodeDecodeError) as exc:
-            batch.malformed.append((entry_id, f"{type(exc).__name__}: {exc}"))
-            continue
-        if not (0 <= vote.a < max_proposals and 0 <= vote.b < max_proposals):
-            batch.malformed.append((entry_id, f"proposal index out of range: {vote.a}, {vote.b}"))
-            continue
-        if vote.a == vote.b:
-            batch.malformed.append((entry_id, f"proposal {vote.a} compared with itself"))
-            continue
-        kinds.append(_KIND_CODE[vote.kind])
-        lefts.append(vote.a)
-        rights.append(vote.b)
-    batch.kinds = np.asarray(kinds, dtype=np.uint8)
-    batch.a = np.asarray(lefts, dtype=np.int64)
-    batch.b = np.asarray(rights, dtype=np.int64)
-    return batch
-
 
 @dataclass(frozen=True)
 class Checkpoint:
