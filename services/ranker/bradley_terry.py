@@ -85,6 +85,7 @@ _CHUNK_ELEMENTS = 1 << 20
 _MAX_ITEM_STEP = 4.0
 _WEAK_VOTES = 16.0
 _WEAK_MAX_ITER = 30
+_WEAK_GROUP_MAX = 64
 _WEAK_STEP_TOL = 1e-8
 _TINY = 1e-300
 
@@ -483,6 +484,20 @@ class _WeakItems:
     def __init__(self, data: _Comparisons) -> None:
         votes = data.sums_over_lo(data.totals) + data.sums_over_hi(data.totals)
         weak = (votes > 0) & (votes <= _WEAK_VOTES)
+        # Only small groups: when most items have few votes (early, sparse data) the weak
+        # items form one giant group, which is the whole problem again — and its sparse
+        # factorisation fills in (a random graph is an expander), costing more than a dense
+        # one. The global Newton step handles such items well enough.
+        candidates = np.flatnonzero(weak)
+        among = weak[data.i] & weak[data.j]
+        if among.any():
+            _, group = scipy.sparse.csgraph.connected_components(
+                scipy.sparse.coo_matrix(
+                    (np.ones(int(among.sum())), (data.i[among], data.j[among])),
+                    shape=(data.n, data.n)),
+                directed=False)
+            sizes = np.bincount(group[candidates])
+            weak[candidates[sizes[group[candidates]] > _WEAK_GROUP_MAX]] = False
         self.items = np.flatnonzero(weak)
         m = self.items.shape[0]
         self.edges = np.flatnonzero(weak[data.i] | weak[data.j])

@@ -409,8 +409,15 @@ def late_chains_dataset(rng):
     return 70, pair_data(70, kinds, a, b)
 
 
+def few_votes_each_dataset(rng):
+    """Early, sparse data: 200 items with ~5 votes each, so the few-vote items form one
+    giant group (the whole comparison graph) rather than chains off a measured bulk."""
+    return 200, pair_data(200, *simulate(rng, rng.normal(0, 1, 200), 500, tie_rate=0.1))
+
+
 DATASETS = {
     "connected": lambda rng: (40, connected_dataset(rng)),
+    "few votes each": few_votes_each_dataset,
     "disconnected": disconnected_dataset,
     "all win / all loss": all_win_all_loss_dataset,
     "huge counts": huge_counts_dataset,
