@@ -22,9 +22,12 @@ from pathlib import Path
 
 import numpy as np
 import scipy
+import scipy.sparse
+import scipy.sparse.csgraph
 
 from bench import datasets, references, tasks
 from ranker import bradley_terry
+from ranker.pair_counts import TIE
 
 REFERENCES = ("choix", "lbfgs", "newton_cg")
 LABELS = {
@@ -98,7 +101,7 @@ def run_size(name: str, repeats: int, budget_s: float, timeout_s: float,
                          "generator": votes.description, "tasks": {},
                          "load_average_before": os.getloadavg()}
         order = ["aggregate", "ours_cold", "ours_warm"]
-        if votes.n_items <= CHOIX_MAX_ITEMS:
+        if votes.n_items <= CHOIX_MAX_ITEMS and _unpenalised_mle_exists(votes):
             order.append("choix")
         order += ["lbfgs", "newton_cg", "reference_mle"]
         if votes.n_items >= RESPONSIVENESS_MIN_ITEMS:
@@ -110,6 +113,22 @@ def run_size(name: str, repeats: int, budget_s: float, timeout_s: float,
         results["load_average_after"] = os.getloadavg()
         _accuracy(folder, results)
     return results
+
+
+def _unpenalised_mle_exists(votes: datasets.Votes) -> bool:
+    """Whether the plain MLE choix computes exists: every item can be reached from every
+    other along wins in the base votes (a strongly connected graph); sparse data with an
+    all-win item has none. Ties count both ways."""
+    n = votes.n_items
+    base = ~votes.new
+    a, b, tie = votes.a[base], votes.b[base], votes.kinds[base] == TIE
+    winners = np.concatenate([a, b[tie]])
+    losers = np.concatenate([b, a[tie]])
+    graph = scipy.sparse.coo_matrix((np.ones(winners.shape[0]), (losers, winners)),
+                                    shape=(n, n)).tocsr()
+    count, _ = scipy.sparse.csgraph.connected_components(graph, directed=True,
+                                                         connection="strong")
+    return count == 1
 
 
 def _accuracy(folder: Path, results: dict) -> None:

@@ -139,5 +139,8 @@ SIZES = {
     "1k": lambda: uniform("1k", 1_000, 1_000_000, seed=1),
     "10k": lambda: uniform("10k", 10_000, 10_000_000, seed=2),
     "34k": lambda: consultation("34k", 34_000, 7_000_000, seed=3),
+    # Early interactive voting on a large cause: ~5 votes per proposal, ~10,000 distinct
+    # pairs, many proposals with 1-3 votes; the ranker refits it every 0.5 s.
+    "2k-sparse": lambda: uniform("2k-sparse", 2_000, 10_000, seed=4),
 }
 """The benchmark sizes: name -> generator (lazy: each stream takes seconds and ~0.5 GB)."""

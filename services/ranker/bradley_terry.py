@@ -79,6 +79,9 @@ _MAX_HALVINGS = 60
 _CG_MAX_ITER = 5000
 _CG_DENSE_FALLBACK_ITER = 200
 _GABP_TOL = 1e-3
+_ELIMINATION_MAX_DEGREE = 32
+_ELIMINATION_MIN_LEVEL = 8
+_ELIMINATION_WORTH = 0.5
 _GABP_MAX_ITER = 500
 _BLOCK = 1 << 15
 _CHUNK_ELEMENTS = 1 << 20
@@ -462,9 +465,11 @@ class _Comparisons:
         return diagonal * vector - (upper @ vector + upper.T @ vector)
 
     def dense_hessian(self, diagonal: np.ndarray) -> np.ndarray:
-        """H = L + λI as a dense (n, n) array, from the information of the last `evaluate`."""
-        upper = self.upper(self.information).toarray()
-        hessian = -(upper + upper.T)
+        """The upper triangle of H = L + λI as a dense (n, n) Fortran-ordered array (zeros
+        below the diagonal), from the information of the last `evaluate`: what LAPACK's
+        upper Cholesky (`dpotrf`, lower=0) reads, with no copy and no symmetrising."""
+        hessian = np.zeros((self.n, self.n), order="F")
+        hessian[self.i, self.j] = -self.information
         hessian[np.diag_indices(self.n)] = diagonal
         return hessian
 
@@ -822,8 +827,10 @@ def _optimise(
 def _inverse_diagonal(hessian: np.ndarray) -> np.ndarray:
     """diag(H⁻¹) of a symmetric positive definite dense H, shape (n,).
 
-    With H = RᵀR (Cholesky), H⁻¹ = R⁻¹R⁻ᵀ, so diag(H⁻¹) holds the squared row norms of R⁻¹:
-    one factorisation and one triangular inverse, without forming H⁻¹.
+    Only the upper triangle of `hessian` is read, and it is overwritten (pass a Fortran-
+    ordered array to avoid a copy). With H = RᵀR (Cholesky), H⁻¹ = R⁻¹R⁻ᵀ, so diag(H⁻¹)
+    holds the squared row norms of R⁻¹: one factorisation and one triangular inverse,
+    without forming H⁻¹.
     """
     factor, info = scipy.linalg.lapack.dpotrf(hessian, lower=0, clean=1, overwrite_a=1)
     if info != 0:
@@ -832,6 +839,110 @@ def _inverse_diagonal(hessian: np.ndarray) -> np.ndarray:
     if info != 0:
         raise FitDidNotConverge(f"Hessian not invertible (LAPACK dtrtri info={info})")
     return np.einsum("ij,ij->i", inverse, inverse)
+
+
+def _hashed_order(items: np.ndarray) -> np.ndarray:
+    """A fixed pseudo-random key in [0, 1) per item index: ties broken alike on every run."""
+    return ((items.astype(np.uint64) * np.uint64(2654435761)) % np.uint64(1 << 32)) / 2.0**32
+
+
+def _eliminated_inverse_diagonal(
+    n: int, lo: np.ndarray, hi: np.ndarray, coupling: np.ndarray, diagonal: np.ndarray
+) -> np.ndarray:
+    """diag(H⁻¹), exactly, for H = diag(`diagonal`) − A with A_lo,hi = A_hi,lo = `coupling`.
+
+    Sparse comparison graphs (early voting: a few votes per item) have many items of low
+    degree. Those are eliminated first, in levels: each level takes an independent set E of
+    items of degree ≤ `_ELIMINATION_MAX_DEGREE` in the current graph (each the smallest
+    degree among its eligible neighbours), so its block of H is diagonal and its Schur
+    complement S = H_KK − H_KE D_E⁻¹ H_EK is one sparse product. What remains (the core:
+    well connected, dense after fill-in) gets a dense Cholesky and its full inverse. Then the
+    levels are undone in reverse by the Takahashi equations, which only need H⁻¹ on the
+    pattern of S — for e in E with neighbours N(e) (a clique in S):
+
+        (H⁻¹)_ek = −Σ_{m∈N(e)} H_em (H⁻¹)_mk / d_e   (k ∈ N(e)),
+        (H⁻¹)_ee = (1 − Σ_{m∈N(e)} H_em (H⁻¹)_me) / d_e.
+
+    Exact to rounding (no dropped entries); the dense work is O(core³) instead of O(n³).
+    A dense comparison graph has no low-degree items and goes straight to the core.
+    Entries of H⁻¹ are kept in one n × n array, written only where needed.
+    """
+    upper = scipy.sparse.coo_matrix((-coupling, (lo, hi)), shape=(n, n)).tocsr()
+    off = (upper + upper.T).tocsr()
+    remaining = np.arange(n)
+    pivots = diagonal.astype(np.float64, copy=True)
+    levels = []
+    while True:
+        m = remaining.shape[0]
+        degree = np.diff(off.indptr)
+        eligible = degree <= _ELIMINATION_MAX_DEGREE
+        candidates = np.count_nonzero(eligible)
+        if m == 0 or candidates < max(_ELIMINATION_MIN_LEVEL, m // 50):
+            break
+        if (m - candidates) ** 3 > _ELIMINATION_WORTH * n**3:
+            break  # a well-connected graph: the core would stay too large to pay (below)
+        rows = np.repeat(np.arange(m), degree)
+        cols = off.indices
+        order = degree + 0.5 * _hashed_order(remaining)
+        contested = eligible[rows] & eligible[cols] & (order[cols] < order[rows])
+        beaten = np.zeros(m, dtype=bool)
+        beaten[rows[contested]] = True
+        chosen = eligible & ~beaten
+        eliminate, keep = np.flatnonzero(chosen), np.flatnonzero(~chosen)
+        to_keep = off[eliminate][:, keep]  # (|E|, |K|), rows: the neighbours of each e
+        pivot = pivots[eliminate]
+        fill = (to_keep.T @ scipy.sparse.diags(1.0 / pivot) @ to_keep).tocsr()
+        kept_pivots = pivots[keep] - fill.diagonal()
+        fill.setdiag(0.0)
+        off = (off[keep][:, keep] - fill).tocsr()
+        off.eliminate_zeros()
+        levels.append((remaining[eliminate], remaining[keep], pivot, to_keep))
+        remaining, pivots = remaining[keep], kept_pivots
+    core_size = remaining.shape[0]
+    if core_size**3 > _ELIMINATION_WORTH * n**3:
+        # Too little eliminated to pay for the full core inverse (n³ flops, against 2n³/3
+        # for the diagonal alone): one dense factorisation of H instead.
+        full = np.zeros((n, n), order="F")
+        full[lo, hi] = -coupling
+        full[np.diag_indices(n)] = diagonal
+        return _inverse_diagonal(full)
+    # Items are placed in elimination order, the core last, so every item's neighbours in
+    # its level come after it and only the upper triangle (row < column) is ever used.
+    place = np.empty(n, dtype=np.intp)
+    placed = 0
+    for eliminated, _, _, _ in levels:
+        place[eliminated] = np.arange(placed, placed + eliminated.shape[0])
+        placed += eliminated.shape[0]
+    place[remaining] = np.arange(placed, n)
+    inverse = np.empty((n, n))
+    if core_size:
+        core = off.toarray()
+        core[np.diag_indices(core_size)] = pivots
+        factor, info = scipy.linalg.lapack.dpotrf(core, lower=0, clean=0, overwrite_a=1)
+        if info != 0:
+            raise FitDidNotConverge(f"Hessian not positive definite (LAPACK dpotrf info={info})")
+        core_inverse, info = scipy.linalg.lapack.dpotri(factor, lower=0, overwrite_c=1)
+        if info != 0:
+            raise FitDidNotConverge(f"Hessian not invertible (LAPACK dpotri info={info})")
+        inverse[placed:, placed:] = core_inverse  # upper triangle valid
+    for eliminated, kept, pivot, to_keep in reversed(levels):
+        counts = np.diff(to_keep.indptr)
+        neighbours = place[kept[to_keep.indices]]
+        values = to_keep.data
+        owner = np.repeat(np.arange(eliminated.shape[0]), counts)  # row e of each entry
+        # Every (entry m, entry k) combination within a row: Σ deg² of them.
+        width = counts[owner]
+        first = np.repeat(to_keep.indptr[:-1][owner], width)
+        left = np.repeat(np.arange(neighbours.shape[0]), width)
+        right = first + np.arange(left.shape[0]) - np.repeat(np.cumsum(width) - width, width)
+        a, b = neighbours[left], neighbours[right]
+        products = values[left] * inverse[np.minimum(a, b), np.maximum(a, b)]
+        toward = -np.bincount(right, products, neighbours.shape[0]) / pivot[owner]
+        rows = place[eliminated]
+        inverse[rows[owner], neighbours] = toward
+        inverse[rows, rows] = (
+            1.0 - np.bincount(owner, values * toward, eliminated.shape[0])) / pivot
+    return inverse[place, place]
 
 
 def _gabp_variances(
@@ -982,7 +1093,13 @@ def _std_errors(data: _Comparisons, point: _Point, exact: bool | None) -> tuple[
     lam = data.prior_strength
     diagonal = point.diagonal
     if exact:
-        variances = _inverse_diagonal(data.dense_hessian(diagonal)) - 1.0 / (n * lam)
+        if data.i.shape[0] <= 2 * _ELIMINATION_MAX_DEGREE * n:
+            # Mean degree ≤ 4 × the elimination limit: sparse enough to eliminate some.
+            inverse_diagonal = _eliminated_inverse_diagonal(
+                n, data.i, data.j, data.information, diagonal)
+        else:
+            inverse_diagonal = _inverse_diagonal(data.dense_hessian(diagonal))
+        variances = inverse_diagonal - 1.0 / (n * lam)
         return np.sqrt(np.maximum(variances, 0.0)), True
 
     n_components, labels, sizes = data.components()

@@ -249,6 +249,27 @@ def test_tiny_and_empty_problems():
     assert single.abilities.tolist() == [0.0] and single.scores.tolist() == [50.0]
 
 
+@pytest.mark.parametrize("seed", [30, 31])
+def test_exact_std_errors_on_sparse_early_data_match_the_dense_inverse(seed):
+    """Early voting: most items with a handful of votes (eliminated before the dense core),
+    some with none, a few that won or lost everything, ties, a small separate cluster."""
+    rng = np.random.default_rng(seed)
+    n = 700
+    truth = rng.normal(0, 1, n)
+    kinds, a, b = simulate(rng, truth[:650], 2_000, tie_rate=0.1, n_items=650)
+    cluster = rng.integers(660, 670, (40, 2))
+    cluster = cluster[cluster[:, 0] != cluster[:, 1]]
+    sweep = np.stack([np.full(8, 680), rng.integers(0, 650, 8)], axis=1)  # 680 wins all
+    extra = np.concatenate([cluster, sweep])
+    data = pair_data(n, np.concatenate([kinds, np.full(extra.shape[0], WIN, dtype=np.uint8)]),
+                     np.concatenate([a, extra[:, 0]]), np.concatenate([b, extra[:, 1]]))
+    fit = bt.fit(n, *data)
+    assert fit.exact_std_errors
+    np.testing.assert_allclose(fit.std_errors, oracle_std_errors(n, fit.abilities, *data),
+                               rtol=1e-9)
+    assert fit.std_errors[690] == pytest.approx(np.sqrt((1 - 1 / n) / LAMBDA), rel=1e-9)
+
+
 def test_scores_are_mean_win_probability_against_the_others():
     abilities = np.array([1.0, 0.0, -0.5, 2.0])
     expected = [
