@@ -78,6 +78,7 @@ _ARMIJO = 1e-4
 _MAX_HALVINGS = 60
 _CG_MAX_ITER = 5000
 _CG_DENSE_FALLBACK_ITER = 200
+_CG_UNCOUPLED_SHARE = 0.1
 _GABP_TOL = 1e-3
 _ELIMINATION_MAX_DEGREE = 32
 _ELIMINATION_MIN_LEVEL = 8
@@ -91,6 +92,7 @@ _WEAK_MAX_ITER = 30
 _WEAK_GROUP_MAX = 64
 _WEAK_STEP_TOL = 1e-8
 _TINY = 1e-300
+_MAX_LOGIT_DIFFERENCE = 700.0
 
 
 class FitDidNotConverge(RuntimeError):
@@ -356,8 +358,12 @@ class _Comparisons:
         # Work buffers of the fused pass, reused by every evaluation of this fit.
         self.information = np.empty(p)
         self._residual = np.empty(p)
-        self._pair_values = np.empty(p)
         self._components: tuple[int, np.ndarray, np.ndarray] | None = None
+        self._minor: tuple[int, np.ndarray] | None = None
+        # Rows (items as lo) that hold pairs, and where each starts: sums over lo as one
+        # np.add.reduceat over contiguous runs (a CSR product would gather x per pair).
+        self._lo_rows = np.flatnonzero(np.diff(self._row_ptr))
+        self._lo_starts = self._row_ptr[self._lo_rows].astype(np.intp)
 
     def upper(self, values: np.ndarray) -> scipy.sparse.csr_matrix:
         """U with `values` (shape (p,), not copied) on the pairs: (n, n) CSR, rows = lo."""
@@ -367,12 +373,14 @@ class _Comparisons:
 
     def item_sums(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(Σ over pairs whose lo is k, Σ over pairs whose hi is k) of per-pair `values`."""
-        upper = self.upper(values)
-        return upper @ self._ones, upper.T @ self._ones
+        return self.sums_over_lo(values), self.sums_over_hi(values)
 
     def sums_over_lo(self, values: np.ndarray) -> np.ndarray:
         """Σ of per-pair `values` over the pairs whose lo is k, shape (n,)."""
-        return self.upper(values) @ self._ones
+        sums = np.zeros(self.n)
+        if self._lo_rows.shape[0]:
+            sums[self._lo_rows] = np.add.reduceat(values, self._lo_starts)
+        return sums
 
     def sums_over_hi(self, values: np.ndarray) -> np.ndarray:
         """Σ of per-pair `values` over the pairs whose hi is k, shape (n,)."""
@@ -394,63 +402,87 @@ class _Comparisons:
         per_item, _ = self.item_sums(self.totals)
         return -np.log(2.0) * _sum_by(labels, per_item, count)
 
+    def _pair_labels(self) -> tuple[int, np.ndarray]:
+        """(the component holding most pairs, the pairs outside it) — usually none or few:
+        one giant component, and isolated items or small clusters that have few pairs."""
+        if self._minor is None:
+            count, labels, _ = self.components()
+            if count == 1 or self.i.shape[0] == 0:
+                self._minor = (0, np.zeros(0, dtype=np.intp))
+            else:
+                pair_labels = labels[self.i]
+                main = int(np.argmax(np.bincount(pair_labels, minlength=count)))
+                self._minor = (main, np.flatnonzero(pair_labels != main))
+        return self._minor
+
+    def _log_likelihoods(self, abilities: np.ndarray, pairs: np.ndarray) -> np.ndarray:
+        """The log-likelihood of each of the given pairs (indices), shape (len(pairs),)."""
+        d = abilities[self.i[pairs]] - abilities[self.j[pairs]]
+        log_p_abs = _log_sigmoid(np.abs(d))
+        return ((self.wins_ij[pairs] + self.wins_ji[pairs]) * log_p_abs
+                + self.wins_ij[pairs] * np.minimum(d, 0.0)
+                - self.wins_ji[pairs] * np.maximum(d, 0.0))
+
     def evaluate(self, abilities: np.ndarray) -> _Point:
         """ℓ per component, ∇ℓ and diag(H) at θ = `abilities`, in one pass over the pairs.
 
         Leaves the per-pair Fisher information (w_ij + w_ji) σ(d) σ(−d) in `information`.
-        σ(d) and σ(−d) are each computed directly (1 − σ(d) rounds to 0 past d ≈ 37, which
-        would make a saturated pair's pull vanish), and their logs from them, so every term
-        of ℓ is ≤ 0 and nothing cancels, even for huge counts.
+        With e = exp(−d), one exponential and one logarithm per pair give everything:
+        σ(d) = 1/(1 + e), σ(−d) = e σ(d) (never 1 − σ(d), which rounds to 0 past d ≈ 37 and
+        would make a saturated pair's pull vanish), log σ(d) = −log1p(e) and
+        log σ(−d) = −d − log1p(e). Differences are clipped to ±700 logits, where σ already
+        under- or overflows, so e stays finite.
         """
         count, labels, sizes = self.components()
+        main, minor = self._pair_labels()
         p = self.i.shape[0]
         block = min(_BLOCK, max(p, 1))
-        diff = np.empty(block)
+        negated = np.empty(block)
+        odds = np.empty(block)
         p_ij = np.empty(block)
-        p_ji = np.empty(block)
+        spread = float(np.ptp(abilities)) if abilities.shape[0] else 0.0
+        clip = spread > _MAX_LOGIT_DIFFERENCE
         log_likelihood = 0.0
-        single = count == 1
         for start in range(0, p, block):
             stop = min(start + block, p)
             m = stop - start
-            d, s_ij, s_ji = diff[:m], p_ij[:m], p_ji[:m]
-            np.take(abilities, self.i[start:stop], out=d)
-            d -= np.take(abilities, self.j[start:stop])
-            _sigmoid(d, s_ij)
-            np.negative(d, out=d)
-            _sigmoid(d, s_ji)
+            minus_d, e, s_ij = negated[:m], odds[:m], p_ij[:m]
+            np.take(abilities, self.j[start:stop], out=minus_d)
+            minus_d -= np.take(abilities, self.i[start:stop])
+            if clip:
+                np.clip(minus_d, -_MAX_LOGIT_DIFFERENCE, _MAX_LOGIT_DIFFERENCE, out=minus_d)
+            np.exp(minus_d, out=e)
+            np.add(e, 1.0, out=s_ij)
+            np.reciprocal(s_ij, out=s_ij)
             wins_ij = self.wins_ij[start:stop]
             wins_ji = self.wins_ji[start:stop]
+            totals = self.totals[start:stop]
+            # Σ w_ij log σ(d) + w_ji log σ(−d) = Σ w_ji (−d) − (w_ij + w_ji) log1p(e).
+            log_likelihood += _dot(wins_ji, minus_d)
+            np.log1p(e, out=minus_d)
+            log_likelihood -= _dot(totals, minus_d)
+            e *= s_ij  # σ(−d)
             info = self.information[start:stop]
-            np.multiply(self.totals[start:stop], s_ij, out=info)
-            info *= s_ji
+            np.multiply(totals, s_ij, out=info)
+            info *= e
             residual = self._residual[start:stop]
-            np.multiply(wins_ij, s_ji, out=residual)
-            np.multiply(wins_ji, s_ij, out=d)
-            residual -= d
-            np.maximum(s_ij, _TINY, out=s_ij)
-            np.maximum(s_ji, _TINY, out=s_ji)
-            np.log(s_ij, out=s_ij)
-            np.log(s_ji, out=s_ji)
-            if single:
-                log_likelihood += _dot(wins_ij, s_ij) + _dot(wins_ji, s_ji)
-            else:
-                values = self._pair_values[start:stop]
-                np.multiply(wins_ij, s_ij, out=values)
-                s_ji *= wins_ji
-                values += s_ji
+            np.multiply(wins_ij, e, out=residual)
+            np.multiply(wins_ji, s_ij, out=minus_d)
+            residual -= minus_d
         lam = self.prior_strength
         prior = -0.5 * lam * abilities * abilities
-        if single:
+        if count == 1:
             objectives = np.array([log_likelihood + float(prior.sum())])
         else:
-            per_item, _ = self.item_sums(self._pair_values)
-            objectives = _sum_by(labels, per_item + prior, count)
+            objectives = _sum_by(labels, prior, count)
+            minor_values = self._log_likelihoods(abilities, minor)
+            objectives += _sum_by(labels[self.i[minor]], minor_values, count)
+            objectives[main] += log_likelihood - float(minor_values.sum())
         residual_lo, residual_hi = self.item_sums(self._residual)
         grad = residual_lo - residual_hi
         # The likelihood part sums to exactly 0 over each component; what the sum holds is
         # rounding, which the Newton step would amplify by 1/λ along the constant modes.
-        if single:
+        if count == 1:
             grad -= grad.mean()
         else:
             grad -= (_sum_by(labels, grad, count) / sizes)[labels]
@@ -760,6 +792,11 @@ def _optimise(
     """
     if data.n == 0:
         return _Point(abilities, np.zeros(0), np.zeros(0), np.zeros(0)), 0
+    if abilities.any():
+        # An item in no pair is a component of its own with its optimum at 0 exactly (a
+        # warm start gives it the previous fit's centring offset instead).
+        _, labels, sizes = data.components()
+        abilities = np.where(sizes[labels] == 1.0, 0.0, abilities)
     point = data.evaluate(abilities)
     if abilities.any():
         count, labels, _ = data.components()
@@ -785,7 +822,7 @@ def _optimise(
         # square of the last move (keeping convergence quadratic) down to `tol`, which the
         # step that ends the fit must meet.
         uncoupled = float(np.max(np.abs(point.gradient / point.diagonal)))
-        accuracy = max(min(0.1 * last_move**2, 0.1 * uncoupled, 1.0), tol)
+        accuracy = max(min(0.1 * last_move**2, _CG_UNCOUPLED_SHARE * uncoupled, 1.0), tol)
         direction, solved = solver.direction(point, accuracy)
         size = float(np.max(np.abs(direction)))
         if size <= step_tol and accuracy > tol:
