@@ -287,7 +287,8 @@ def task_ranker_reads(folder: Path, repeats: int, budget_s: float) -> dict:
     The cause's catalog is written as the gateway writes it (every proposal accepted) and
     the base votes as a ranker checkpoint (counts at entry "0-1"), so the ranker starts with
     all of them at once; then rounds of 1% new votes (the size's held-out ones, cycled) are
-    XADDed in pipelined batches of 2,000, each round once the previous one shows in a fit.
+    XADDed as an import writes them (entries of 1,000 votes), each round once the previous
+    one shows in a fit.
     `repeats` windows of 20 s; latencies are client-side, loopback.
     """
     import multiprocessing
@@ -338,9 +339,14 @@ def task_ranker_reads(folder: Path, repeats: int, budget_s: float) -> dict:
                 pipe.incr(keys.catalog_version(cause_id))
                 pipe.xgroup_create(keys.votes(cause_id), keys.RANKER_GROUP, id="0",
                                    mkstream=True)
+                # As the ranker stores a checkpoint: a base snapshot in parts, no deltas yet.
+                parts = counts.snapshot_parts()
+                for start in range(0, len(parts), 16):
+                    pipe.rpush(keys.checkpoint_base(cause_id), *parts[start:start + 16])
                 pipe.hset(keys.checkpoint(cause_id), mapping={
                     "token": "bench:seed", "last_id": "0-1", "votes_counted": n_base,
-                    "counts": counts.to_bytes(), "consumer": "bench", "saved_at_ms": now_ms})
+                    "base_parts": len(parts), "deltas": 0, "consumer": "bench",
+                    "saved_at_ms": now_ms})
                 pipe.execute()
             del counts
             port = free_port()
@@ -376,6 +382,7 @@ def task_ranker_reads(folder: Path, repeats: int, budget_s: float) -> dict:
             latencies: list[float] = []
             window_p99: list[float] = []
             refits = 0
+            errors: dict[str, int] = {}
             for _ in range(max(1, repeats)):
                 window: list[float] = []
                 begin = time.perf_counter()
@@ -386,7 +393,14 @@ def task_ranker_reads(folder: Path, repeats: int, budget_s: float) -> dict:
                         time.sleep(wait)
                     tick += 1
                     sent = time.perf_counter()
-                    reply = stub.ReadRanking(request, timeout=10)
+                    try:
+                        reply = stub.ReadRanking(request, timeout=10)
+                    except grpc.RpcError as exc:
+                        # A failed read counts with the time it took to fail.
+                        window.append(time.perf_counter() - sent)
+                        code = exc.code().name  # type: ignore[attr-defined]
+                        errors[code] = errors.get(code, 0) + 1
+                        continue
                     window.append(time.perf_counter() - sent)
                     if reply.ranking.fitted_at_ms != fitted_at:
                         refits += 1
@@ -398,9 +412,11 @@ def task_ranker_reads(folder: Path, repeats: int, budget_s: float) -> dict:
             writer.join(60)
             channel.close()
             ms = 1000 * np.array(latencies)
-            return {"reads": len(latencies), "windows": len(window_p99),
+            return {**_ranker_log_figures(Path(tmp) / "ranker.log"),
+                    "reads": len(latencies), "windows": len(window_p99),
                     "window_s": window_s, "period_ms": 1000 * period_s, "limit": limit,
-                    "refits": refits, "votes_added": written.value - n_base,
+                    "refits": refits, "errors": errors,
+                    "votes_added": written.value - n_base,
                     "votes_per_round": round_votes, "window_p99_ms": window_p99,
                     "p50_ms": float(np.percentile(ms, 50)),
                     "p95_ms": float(np.percentile(ms, 95)),
@@ -422,11 +438,38 @@ def task_ranker_reads(folder: Path, repeats: int, budget_s: float) -> dict:
             shutil.copy(Path(tmp) / "ranker.log", folder / "ranker_reads.log")
 
 
+def _ranker_log_figures(path: Path) -> dict:
+    """Checkpoints and fits the ranker logged (JSON lines): how many, their sizes and times."""
+    saves: list[dict] = []
+    fits: list[float] = []
+    for line in path.read_text().splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if record.get("msg") == "checkpoint saved":
+            saves.append(record)
+        elif record.get("msg") == "fit":
+            fits.append(float(record["seconds"]))
+    figures: dict = {"checkpoints": len(saves), "fits_logged": len(fits)}
+    if saves:
+        sizes = [int(record["bytes"]) for record in saves]
+        seconds = [float(record["seconds"]) for record in saves]
+        figures |= {"checkpoint_median_mb": float(np.median(sizes)) / 1e6,
+                    "checkpoint_max_mb": max(sizes) / 1e6,
+                    "checkpoint_median_s": float(np.median(seconds)),
+                    "checkpoint_max_s": max(seconds)}
+    if fits:
+        figures |= {"fit_median_s": float(np.median(fits)), "fit_max_s": max(fits)}
+    return figures
+
+
 def _write_vote_rounds(redis_url: str, cause_id: str, folder: Path, round_votes: int,
                        counted, written, stop) -> None:
     """`task_ranker_reads`' vote source (a child process): XADD rounds of `round_votes` of
-    the held-out votes (cycled) in pipelined batches of 2,000, each round once the reads
-    show the previous one counted (`counted`), until `stop` is set."""
+    the held-out votes (cycled) as an import writes them (entries of
+    `vote_log.MAX_VOTES_PER_ENTRY` votes, pipelined 2,000 votes at a time), each round once
+    the reads show the previous one counted (`counted`), until `stop` is set."""
     import redis
 
     from pairwise import keys, vote_log
@@ -435,18 +478,24 @@ def _write_vote_rounds(redis_url: str, cause_id: str, folder: Path, round_votes:
     kinds, a, b = kinds[new], a[new], b[new]
     stream = keys.votes(cause_id)
     client = redis.Redis.from_url(redis_url)
+    per_entry = vote_log.MAX_VOTES_PER_ENTRY
     n = 0
     try:
         while not stop.is_set():
             for start in range(0, round_votes, 2_000):
                 with client.pipeline(transaction=False) as pipe:
-                    for _ in range(min(2_000, round_votes - start)):
-                        k = n % kinds.shape[0]
-                        entry = vote_log.VoteEntry(
-                            kind=vote_log.TIE if kinds[k] == TIE else vote_log.WIN,
-                            a=int(a[k]), b=int(b[k]), vote_id=f"b{n}", voter_id=f"u{n % 997}")
-                        pipe.xadd(stream, entry.fields())  # type: ignore[arg-type]
-                        n += 1
+                    left = min(2_000, round_votes - start)
+                    while left:
+                        size = min(per_entry, left)
+                        k = np.arange(n, n + size) % kinds.shape[0]
+                        letters = "".join(vote_log.TIE if kind == TIE else vote_log.WIN
+                                          for kind in kinds[k].tolist())
+                        pipe.xadd(stream, vote_log.batch_fields(  # type: ignore[arg-type]
+                            letters, a[k].tolist(), b[k].tolist(),
+                            [f"b{m}" for m in range(n, n + size)],
+                            [f"u{m % 997}" for m in range(n, n + size)]))
+                        n += size
+                        left -= size
                     pipe.execute()
             written.value += round_votes
             while not stop.is_set() and counted.value < written.value:

@@ -85,5 +85,23 @@ def rate_limit(cause_id: str, voter_id: str) -> str:
 
 
 def checkpoint(cause_id: str) -> str:
-    """Hash: the ranker's counts snapshot and the last log entry id it reflects."""
+    """Hash: the ranker's checkpoint: the last log entry id it reflects, votes counted, the
+    fencing token, and how many parts `checkpoint_base` and `checkpoint_deltas` hold (a
+    `counts` field is the whole snapshot of checkpoints written before those lists)."""
     return f"ckpt:{{{cause_id}}}"
+
+
+def checkpoint_base(cause_id: str) -> str:
+    """List: a pair-counts snapshot in parts (concatenated in order), the checkpoint's base."""
+    return f"ckpt:{{{cause_id}}}:base"
+
+
+def checkpoint_deltas(cause_id: str) -> str:
+    """List: the votes applied after the base snapshot, one encoded vote list per save."""
+    return f"ckpt:{{{cause_id}}}:deltas"
+
+
+def checkpoint_staging(cause_id: str, consumer: str) -> str:
+    """List: a base snapshot being written by ranker `consumer` (its token, then the parts),
+    renamed to `checkpoint_base` by the save that completes it."""
+    return f"ckpt:{{{cause_id}}}:staging:{consumer}"

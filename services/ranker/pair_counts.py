@@ -11,6 +11,10 @@ aggregate plus O(k log p) to find its pairs among the p stored ones; pairs seen 
 time wait in a small sorted side buffer that is merged into the main arrays in one linear pass
 when it outgrows `_PENDING_MIN` or 1/`_PENDING_FRACTION` of them (or when the pairs are read),
 so no batch re-sorts or copies all pairs.
+
+For incremental checkpoints, a `PairCounts` can keep a journal of the votes applied since it
+was last taken (`start_journal` / `take_journal`): a snapshot plus the journals taken after
+it (`encode_votes` / `decode_votes`, 9 bytes a vote) restore the counts exactly.
 """
 
 from __future__ import annotations
@@ -27,7 +31,15 @@ WIN, TIE, SKIP = vote_log.WIN_CODE, vote_log.TIE_CODE, vote_log.SKIP_CODE
 pair was shown and the voter skipped it."""
 
 _SNAPSHOT_FORMAT = "pairwise.pair_counts"
-_SNAPSHOT_VERSION = 1
+_SNAPSHOT_VERSION = 1  # an .npz archive: still read, no longer written
+_RAW_MAGIC = b"PWPC"
+_RAW_VERSION = 2
+# Raw snapshot (version 2): magic, then little-endian uint32 version, int64 n_items,
+# int64 votes_applied, int64 n_pairs; then the five int64 tallies, the int64 pair keys and
+# the three uint32 pair counts, each a plain array.
+_RAW_HEADER = np.dtype([("magic", "S4"), ("version", "<u4"), ("n_items", "<i8"),
+                        ("votes_applied", "<i8"), ("n_pairs", "<i8")])
+_VOTES_MAGIC = b"PWV1"
 _MAX_INDEX = np.iinfo(np.int32).max - 1
 _MAX_COUNT = np.iinfo(np.uint32).max
 _COUNT_DTYPE = np.uint32
@@ -106,6 +118,8 @@ class PairCounts:
         # Reads merge pending pairs, so two threads reading at once (a snapshot and a fit's
         # subset) must not both merge.
         self._merge_lock = threading.Lock()
+        # Votes applied since the journal was last taken (None: not journaling).
+        self._journal: list[tuple[np.ndarray, np.ndarray, np.ndarray]] | None = None
 
     @property
     def n_pairs(self) -> int:
@@ -241,6 +255,29 @@ class PairCounts:
         self.votes_applied += k
         if plan is not None:
             self._commit_pair_update(plan)
+        if self._journal is not None:
+            self._journal.append((kinds.astype(np.uint8), a.astype(np.int32),
+                                  b.astype(np.int32)))
+
+    def start_journal(self) -> None:
+        """Record every vote applied from now on, until taken (see `take_journal`)."""
+        self._journal = []
+
+    def take_journal(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The votes applied since `start_journal` or the last take, in order, as
+        (kinds uint8, a int32, b int32); the journal starts again empty.
+
+        Applying them to a copy of these counts taken at the previous take reproduces the
+        counts exactly. Raises RuntimeError when no journal was started.
+        """
+        if self._journal is None:
+            raise RuntimeError("no journal: call start_journal() first")
+        parts, self._journal = self._journal, []
+        if not parts:
+            return (np.zeros(0, dtype=np.uint8), np.zeros(0, dtype=np.int32),
+                    np.zeros(0, dtype=np.int32))
+        kinds, a, b = (np.concatenate(column) for column in zip(*parts, strict=True))
+        return kinds, a, b
 
     def _plan_pair_update(
         self, kinds: np.ndarray, a: np.ndarray, b: np.ndarray
@@ -382,33 +419,79 @@ class PairCounts:
             f"votes_applied={self.votes_applied})"
         )
 
-    def to_bytes(self, *, compress: bool = False) -> bytes:
-        """A versioned binary snapshot (an ``.npz`` archive) that `from_bytes` restores exactly.
+    def snapshot_parts(self, max_part_bytes: int = 1 << 22) -> list[memoryview]:
+        """A binary snapshot that `from_bytes` restores exactly, as parts of at most
+        `max_part_bytes` whose concatenation is the snapshot (`to_bytes`).
 
-        `compress` trades CPU for size (zlib); the sorted index arrays compress well.
+        The parts are views of the live arrays, not copies: they stay valid (the arrays are
+        never resized in place) but follow later `apply` calls, so send them before applying
+        more votes. Merges pending new pairs first.
         """
-        buffer = io.BytesIO()
-        save = np.savez_compressed if compress else np.savez
-        arrays = {name: getattr(self, name) for name in _TALLY_NAMES + _PAIR_NAMES}
-        save(
-            buffer,
-            format=np.array(_SNAPSHOT_FORMAT),
-            version=np.array(_SNAPSHOT_VERSION, dtype=np.int64),
-            n_items=np.array(self.n_items, dtype=np.int64),
-            votes_applied=np.array(self.votes_applied, dtype=np.int64),
-            **arrays,
-        )
-        return buffer.getvalue()
+        if max_part_bytes < _RAW_HEADER.itemsize:
+            raise ValueError(f"max_part_bytes must be >= {_RAW_HEADER.itemsize}")
+        with self._merge_lock:
+            self._merge()
+            keys, counts = self._keys, self._counts
+        header = np.zeros((), dtype=_RAW_HEADER)
+        header["magic"], header["version"] = _RAW_MAGIC, _RAW_VERSION
+        header["n_items"], header["votes_applied"] = self.n_items, self.votes_applied
+        header["n_pairs"] = keys.shape[0]
+        arrays = [getattr(self, name) for name in _TALLY_NAMES] + [keys, *counts]
+        parts = [memoryview(header.tobytes())]
+        for array in arrays:
+            data = np.ascontiguousarray(array).data.cast("B")
+            parts += [data[k:k + max_part_bytes] for k in range(0, len(data), max_part_bytes)]
+        return parts
+
+    def to_bytes(self) -> bytes:
+        """A versioned binary snapshot that `from_bytes` restores exactly (20 bytes a pair,
+        40 an item, 32 of header)."""
+        return b"".join(self.snapshot_parts())
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> PairCounts:
-        """Restore a snapshot made by `to_bytes`.
+    def from_bytes(cls, data: bytes | bytearray | memoryview) -> PairCounts:
+        """Restore a snapshot made by `to_bytes` / `snapshot_parts` (or the ``.npz`` archive
+        of version 1).
 
         Raises
         ------
         ValueError
             `data` is not a snapshot, is of an unknown version, or is inconsistent.
         """
+        view = memoryview(data).cast("B")
+        if bytes(view[:4]) != _RAW_MAGIC:
+            return cls._from_npz(bytes(view))
+        if len(view) < _RAW_HEADER.itemsize:
+            raise ValueError("not a PairCounts snapshot: truncated header")
+        header = np.frombuffer(view[:_RAW_HEADER.itemsize], dtype=_RAW_HEADER)[0]
+        if int(header["version"]) != _RAW_VERSION:
+            raise ValueError(f"unsupported PairCounts snapshot version {int(header['version'])}")
+        n_items, n_pairs = int(header["n_items"]), int(header["n_pairs"])
+        if n_items < 0 or n_pairs < 0 \
+                or len(view) != _RAW_HEADER.itemsize + 40 * n_items + 20 * n_pairs:
+            raise ValueError("not a PairCounts snapshot: length does not match its header")
+        offset = _RAW_HEADER.itemsize
+
+        def take(dtype: str, count: int) -> np.ndarray:
+            nonlocal offset
+            size = np.dtype(dtype).itemsize * count
+            # A copy: the counts are updated in place, and `data` may be read-only.
+            array = np.frombuffer(view[offset:offset + size], dtype=dtype).astype(
+                dtype[1:], copy=True)
+            offset += size
+            return array
+
+        fields = {name: take("<i8", n_items) for name in _TALLY_NAMES}
+        keys = take("<i8", n_pairs)
+        fields |= {name: take("<u4", n_pairs) for name in _COUNT_NAMES}
+        lo, hi = keys >> 32, keys & _LOW_BITS
+        if n_pairs and not (np.all(lo >= 0) and np.all(lo < hi) and np.all(hi <= _MAX_INDEX)
+                            and np.all(keys[1:] > keys[:-1])):
+            raise ValueError("snapshot pairs are not sorted, distinct lo < hi pairs")
+        return cls._assemble(n_items, int(header["votes_applied"]), fields, keys)
+
+    @classmethod
+    def _from_npz(cls, data: bytes) -> PairCounts:
         try:
             with np.load(io.BytesIO(data), allow_pickle=False) as archive:
                 fields = {name: archive[name] for name in archive.files}
@@ -419,14 +502,7 @@ class PairCounts:
         version = int(fields["version"])
         if version != _SNAPSHOT_VERSION:
             raise ValueError(f"unsupported PairCounts snapshot version {version}")
-        counts = cls(0)
-        counts.n_items = int(fields["n_items"])
-        counts.votes_applied = int(fields["votes_applied"])
-        for name in _TALLY_NAMES:
-            arr = fields[name]
-            if arr.dtype != np.int64 or arr.shape != (counts.n_items,):
-                raise ValueError(f"snapshot field {name} has dtype {arr.dtype} shape {arr.shape}")
-            setattr(counts, name, arr)
+        n_items = int(fields["n_items"])
         n_pairs = fields["pair_lo"].shape[0]
         for name in _PAIR_NAMES:
             arr = fields[name]
@@ -440,6 +516,43 @@ class PairCounts:
             and np.all(keys[1:] > keys[:-1])
         ):
             raise ValueError("snapshot pairs are not sorted, distinct lo < hi pairs")
+        return cls._assemble(n_items, int(fields["votes_applied"]), fields, keys)
+
+    @classmethod
+    def _assemble(cls, n_items: int, votes_applied: int, fields: dict[str, np.ndarray],
+                  keys: np.ndarray) -> PairCounts:
+        counts = cls(0)
+        counts.n_items = n_items
+        counts.votes_applied = votes_applied
+        for name in _TALLY_NAMES:
+            arr = fields[name]
+            if arr.dtype != np.int64 or arr.shape != (n_items,):
+                raise ValueError(f"snapshot field {name} has dtype {arr.dtype} shape {arr.shape}")
+            setattr(counts, name, arr)
         counts._keys = keys
-        counts._counts = tuple(fields[name] for name in _COUNT_NAMES)
+        counts._counts = tuple(fields[name].astype(_COUNT_DTYPE, copy=False)
+                               for name in _COUNT_NAMES)
         return counts
+
+
+def encode_votes(kinds: np.ndarray, a: np.ndarray, b: np.ndarray) -> bytes:
+    """Votes (e.g. a `PairCounts.take_journal`) as bytes: 9 a vote plus 12 of header."""
+    n = len(kinds)
+    return b"".join((_VOTES_MAGIC, np.array(n, dtype="<i8").tobytes(),
+                     np.asarray(kinds, dtype=np.uint8).tobytes(),
+                     np.asarray(a, dtype="<i4").tobytes(), np.asarray(b, dtype="<i4").tobytes()))
+
+
+def decode_votes(data: bytes | memoryview) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The (kinds, a, b) of `encode_votes`; raises ValueError when `data` is not its output.
+    The values themselves are checked by `PairCounts.apply`."""
+    view = memoryview(data).cast("B")
+    if bytes(view[:4]) != _VOTES_MAGIC or len(view) < 12:
+        raise ValueError("not an encoded vote list")
+    n = int(np.frombuffer(view[4:12], dtype="<i8")[0])
+    if n < 0 or len(view) != 12 + 9 * n:
+        raise ValueError("encoded vote list: length does not match its header")
+    kinds = np.frombuffer(view[12:12 + n], dtype=np.uint8)
+    a = np.frombuffer(view[12 + n:12 + 5 * n], dtype="<i4").astype(np.int64)
+    b = np.frombuffer(view[12 + 5 * n:], dtype="<i4").astype(np.int64)
+    return kinds, a, b

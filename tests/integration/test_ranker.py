@@ -7,6 +7,8 @@ started elsewhere in the session (the `cluster` fixture) never consume these cau
 
 from __future__ import annotations
 
+import io
+import itertools
 import json
 import logging
 import os
@@ -29,6 +31,8 @@ from pairwise import keys, vote_log
 from pairwise.embedded_redis import free_port
 from pairwise.sharding import shard_of
 from pairwise.v1 import ranker_pb2, ranker_pb2_grpc, types_pb2
+from ranker import cause_ranker
+from ranker.pair_counts import PairCounts, decode_votes
 from ranker.server import start
 
 T = TypeVar("T")
@@ -428,6 +432,74 @@ def test_entries_redelivered_after_their_checkpoint_are_not_counted_again(serve,
     assert_tallies_exact(second.counted(cause), cause)
     eventually(lambda: checkpointed(r, cause) and pending(r, cause_id) == 0,
                "the redelivered entries acknowledged")
+
+
+def test_checkpoints_add_deltas_to_a_base_and_restore_exactly(serve, r, cause_id, monkeypatch):
+    """A checkpoint stores the votes since the previous one next to a base snapshot, and
+    a new base once they outgrow their share; a ranker started on it counts each vote once."""
+    monkeypatch.setattr(cause_ranker, "_DELTA_MIN_BYTES", 2_000)  # ~200 votes of deltas
+    rng = np.random.default_rng(17)
+    cause = Consultation(r, cause_id).create(8)
+    first = serve()
+    stored_deltas = []
+    for _ in range(12):
+        cause.random_votes(rng, 60, among=8)
+        first.counted(cause)
+        eventually(lambda: checkpointed(r, cause), "a checkpoint of every entry")
+        stored = r.hgetall(keys.checkpoint(cause_id))
+        assert r.llen(keys.checkpoint_deltas(cause_id)) == int(stored[b"deltas"])
+        assert r.llen(keys.checkpoint_base(cause_id)) == int(stored[b"base_parts"]) > 0
+        stored_deltas.append(int(stored[b"deltas"]))
+    first.stop()
+    assert max(stored_deltas) >= 2, stored_deltas
+    assert any(after < before for before, after in itertools.pairwise(stored_deltas)), \
+        f"no new base replaced the deltas: {stored_deltas}"
+
+    cause.random_votes(rng, 100, among=8)
+    second = serve()
+
+    assert_tallies_exact(second.counted(cause), cause)
+    eventually(lambda: checkpointed(r, cause) and pending(r, cause_id) == 0,
+               "everything checkpointed and acknowledged")
+
+
+def test_a_whole_snapshot_checkpoint_of_an_earlier_version_still_loads(serve, r, cause_id):
+    """Checkpoints written before base snapshots and deltas (the counts as one .npz hash
+    field) restore exactly, and the next save replaces them with a base."""
+    rng = np.random.default_rng(18)
+    cause = Consultation(r, cause_id).create(6)
+    first = serve()
+    cause.random_votes(rng, 300, among=6)
+    first.counted(cause)
+    eventually(lambda: checkpointed(r, cause), "a checkpoint")
+    first.stop()
+    base = b"".join(r.lrange(keys.checkpoint_base(cause_id), 0, -1))
+    counts = PairCounts.from_bytes(base)
+    for delta in r.lrange(keys.checkpoint_deltas(cause_id), 0, -1):
+        counts.apply(*decode_votes(delta))
+    r.delete(keys.checkpoint_base(cause_id), keys.checkpoint_deltas(cause_id))
+    r.hdel(keys.checkpoint(cause_id), "base_parts", "deltas")
+    r.hset(keys.checkpoint(cause_id), "counts", npz_snapshot(counts))
+
+    cause.random_votes(rng, 100, among=6)
+    second = serve()
+
+    assert_tallies_exact(second.counted(cause), cause)
+    eventually(lambda: checkpointed(r, cause) and pending(r, cause_id) == 0,
+               "everything checkpointed and acknowledged")
+    assert not r.hexists(keys.checkpoint(cause_id), "counts")
+    assert r.exists(keys.checkpoint_base(cause_id))
+
+
+def npz_snapshot(counts: PairCounts) -> bytes:
+    """`counts` as the first checkpoint format stored them: an .npz archive."""
+    buffer = io.BytesIO()
+    np.savez(buffer, format=np.array("pairwise.pair_counts"), version=np.array(1),
+             n_items=np.array(counts.n_items), votes_applied=np.array(counts.votes_applied),
+             **{name: getattr(counts, name) for name in (
+                 "wins", "losses", "ties", "skips", "appearances",
+                 "pair_lo", "pair_hi", "wins_lo", "wins_hi", "ties_pair")})
+    return buffer.getvalue()
 
 
 def children(pid: int) -> list[int]:

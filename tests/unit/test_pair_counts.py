@@ -116,12 +116,18 @@ def test_subset_rejects_repeated_items():
         counts.subset(np.array([1, 1, 2]))
 
 
-@pytest.mark.parametrize("compress", [False, True])
-def test_snapshot_round_trips_exactly(compress):
+@pytest.mark.parametrize("part_bytes", [None, 64, 1000])
+def test_snapshot_round_trips_exactly(part_bytes):
     rng = np.random.default_rng(2)
     counts = PairCounts()
     counts.apply(*random_votes(rng, 2_000, 40))
-    restored = PairCounts.from_bytes(counts.to_bytes(compress=compress))
+    if part_bytes is None:
+        snapshot = counts.to_bytes()
+    else:
+        parts = counts.snapshot_parts(part_bytes)
+        assert all(len(part) <= part_bytes for part in parts)
+        snapshot = b"".join(parts)
+    restored = PairCounts.from_bytes(snapshot)
     assert restored == counts
     assert restored.pair_lo.dtype == np.int32 and restored.wins_lo.dtype == np.uint32
     # The restored copy keeps working and stays equal to the original under the same votes.
@@ -138,6 +144,58 @@ def test_empty_snapshot_round_trips():
 def test_garbage_snapshot_is_rejected():
     with pytest.raises(ValueError, match="snapshot"):
         PairCounts.from_bytes(b"not a snapshot")
+    counts = PairCounts()
+    counts.apply(np.array([WIN]), np.array([0]), np.array([1]))
+    snapshot = counts.to_bytes()
+    with pytest.raises(ValueError, match="snapshot"):
+        PairCounts.from_bytes(snapshot[:-1])
+    unsorted = bytearray(snapshot)
+    unsorted[-12 - 8:-12] = np.array([(5 << 32) | 2], dtype="<i8").tobytes()  # lo > hi
+    with pytest.raises(ValueError, match="sorted"):
+        PairCounts.from_bytes(bytes(unsorted))
+
+
+def test_version_1_snapshots_still_load():
+    """Checkpoints written before the raw format (an .npz archive) restore unchanged."""
+    import io
+
+    rng = np.random.default_rng(4)
+    counts = PairCounts()
+    counts.apply(*random_votes(rng, 500, 12))
+    buffer = io.BytesIO()
+    np.savez(buffer, format=np.array("pairwise.pair_counts"), version=np.array(1),
+             n_items=np.array(counts.n_items), votes_applied=np.array(counts.votes_applied),
+             **{name: getattr(counts, name) for name in (
+                 "wins", "losses", "ties", "skips", "appearances",
+                 "pair_lo", "pair_hi", "wins_lo", "wins_hi", "ties_pair")})
+    assert PairCounts.from_bytes(buffer.getvalue()) == counts
+
+
+def test_a_snapshot_plus_the_journals_after_it_restore_the_counts():
+    rng = np.random.default_rng(5)
+    counts = PairCounts()
+    counts.apply(*random_votes(rng, 1_000, 30))
+    counts.start_journal()
+    snapshot = counts.to_bytes()
+    deltas = []
+    for n_votes in (0, 300, 1, 2_000):
+        if n_votes:
+            counts.apply(*random_votes(rng, n_votes, 50))  # new items and new pairs too
+        deltas.append(pair_counts.encode_votes(*counts.take_journal()))
+    assert len(deltas[1]) == 12 + 9 * 300
+
+    restored = PairCounts.from_bytes(snapshot)
+    for delta in deltas:
+        restored.apply(*pair_counts.decode_votes(delta))
+    assert restored == counts
+
+
+def test_garbage_vote_list_is_rejected():
+    delta = pair_counts.encode_votes(np.array([WIN]), np.array([0]), np.array([1]))
+    with pytest.raises(ValueError, match="vote list"):
+        pair_counts.decode_votes(delta[:-1])
+    with pytest.raises(ValueError, match="vote list"):
+        pair_counts.decode_votes(b"junk")
 
 
 @pytest.mark.parametrize(
