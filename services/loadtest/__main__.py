@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import os
 import sys
 from pathlib import Path
@@ -55,6 +56,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--accuracy-every", type=float, default=DEFAULTS.accuracy_every_s,
                    help="seconds between reads of the full ranking for accuracy")
     p.add_argument("--seed", type=int, default=DEFAULTS.seed)
+    p.add_argument("--runs", type=int, default=1,
+                   help="repeat the whole run this many times (a new cause each time) and "
+                        "print each goal's median")
     p.add_argument("--out", type=Path,
                    help="folder for <run_id>.json and <run_id>.png (default <run-dir>/loadtest)")
     return p
@@ -93,15 +97,25 @@ def main(argv: list[str] | None = None) -> int:
               f"run `make up` so that {args.run_dir / 'tokens.env'} holds them",
               file=sys.stderr)
         return 2
-    from loadtest import runner
+    from loadtest import report, runner
 
+    out_dir = args.out or args.run_dir / "loadtest"
+    results = []
     try:
-        result = asyncio.run(runner.run(
-            plan, target, creds, args.out or args.run_dir / "loadtest", processes=processes))
+        for i in range(max(1, args.runs)):
+            seeded = dataclasses.replace(plan, seed=plan.seed + i)
+            results.append(asyncio.run(runner.run(seeded, target, creds, out_dir,
+                                                  processes=processes)))
     except KeyboardInterrupt:
         print("\nloadtest interrupted", file=sys.stderr)
         return 130
-    return 0 if result["audit_passed"] else 1
+    if len(results) > 1:
+        summary = report.medians(results)
+        path = out_dir / f"median-{results[0]['run_id']}.json"
+        report.write_json(summary, path)
+        for line in report.median_lines(summary) + [f"  summary: {path}"]:
+            print(line)
+    return 0 if all(r["audit_passed"] for r in results) else 1
 
 
 if __name__ == "__main__":

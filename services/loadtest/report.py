@@ -175,3 +175,39 @@ def summary_lines(result: dict[str, Any]) -> list[str]:
                      f"{shown} (target {goal['target']})")
     lines.append(f"  report: {result['files']['json']}  {result['files']['png']}")
     return lines
+
+
+def medians(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """Several runs of the same plan in one document: each goal's figure per run and their
+    median, CPU µs per vote by process (median), and whether every run's audit passed."""
+    out: dict[str, Any] = {"runs": [r["run_id"] for r in results],
+                           "audit_passed": all(r["audit_passed"] for r in results),
+                           "goals": [], "cpu_us_per_vote": {}}
+    for i, goal in enumerate(results[0]["goals"]):
+        values = [r["goals"][i]["measured"] for r in results]
+        known = [v for v in values if v is not None]
+        median = float(np.median(known)) if known else None
+        op, threshold = goal["target"].split(" ", 1)
+        limit = float(threshold.replace(",", ""))
+        met = median is not None and (median >= limit if op == ">=" else median <= limit)
+        out["goals"].append({**goal, "measured": median, "met": met, "per_run": values})
+    names = {name for r in results if r.get("cpu") for name in r["cpu"]["cpu_us_per_vote"]}
+    for name in sorted(names):
+        values = [r["cpu"]["cpu_us_per_vote"].get(name) for r in results if r.get("cpu")]
+        out["cpu_us_per_vote"][name] = float(np.median([v for v in values if v is not None]))
+    return out
+
+
+def median_lines(summary: dict[str, Any]) -> list[str]:
+    """`medians` in a few lines for the terminal."""
+    lines = ["", f"Median of {len(summary['runs'])} runs ({', '.join(summary['runs'])}); "
+                 f"audit {'PASS in every run' if summary['audit_passed'] else 'FAILED'}"]
+    for goal in summary["goals"]:
+        per_run = ", ".join("-" if v is None else f"{v:,.2f}" for v in goal["per_run"])
+        shown = "-" if goal["measured"] is None else f"{goal['measured']:,.2f}"
+        lines.append(f"  goal {'met' if goal['met'] else 'MISSED':<6} {goal['goal']}: "
+                     f"{shown} (target {goal['target']}; runs: {per_run})")
+    if summary["cpu_us_per_vote"]:
+        lines.append("  µs of CPU per vote (median): " + ", ".join(
+            f"{name} {us:,.0f}" for name, us in summary["cpu_us_per_vote"].items()))
+    return lines

@@ -89,3 +89,27 @@ def test_cli_refuses_a_remote_target_before_sending_anything(
     assert main(["--target", "10.1.2.3:50051", "--run-dir", str(tmp_path)]) == 2
     assert "not a loopback address" in capsys.readouterr().err
     assert not (tmp_path / "loadtest").exists()
+
+
+def test_repeated_runs_report_each_goal_per_run_and_its_median(
+        cluster: Cluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("PAIRWISE_ADMIN_TOKEN", ADMIN_TOKEN)
+    monkeypatch.setenv("PAIRWISE_PLATFORM_TOKEN", PLATFORM_TOKEN)
+    code = main(["--target", cluster.gateway_addr, "--run-dir", str(tmp_path), "--mode", "bulk",
+                 "--proposals", "20", "--new-proposals", "0", "--duration", "2",
+                 "--max-votes", "1500", "--batch-size", "500", "--no-baseline",
+                 "--runs", "3", "--out", str(tmp_path / "out")])
+
+    assert code == 0
+    [path] = (tmp_path / "out").glob("median-*.json")
+    summary = json.loads(path.read_text())
+    assert len(summary["runs"]) == 3 and summary["audit_passed"]
+    runs = [json.loads((tmp_path / "out" / f"{run_id}.json").read_text())
+            for run_id in summary["runs"]]
+    throughput = summary["goals"][0]
+    measured = [run["modes"]["bulk"]["end_to_end_votes_per_s"] for run in runs]
+    assert throughput["per_run"] == pytest.approx(measured)
+    assert throughput["measured"] == pytest.approx(sorted(measured)[1])
+    assert len({run["modes"]["bulk"]["cause_id"] for run in runs}) == 3
+    assert "Median of 3 runs" in capsys.readouterr().out
