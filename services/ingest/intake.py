@@ -17,13 +17,15 @@ from ingest.votes import (
     ACCEPTED,
     ImportedVoteLike,
     ImportResult,
+    InteractiveVote,
     Receipt,
+    Submission,
     VoteStats,
     interactive_vote,
     plan_import,
     settle,
 )
-from pairwise.errors import InvalidArgument, NotFound
+from pairwise.errors import InvalidArgument, NotFound, PairwiseError, Unavailable
 from pairwise.ids import check_id
 
 logger = logging.getLogger(__name__)
@@ -47,16 +49,54 @@ class Intake:
                           choice: str, skip_reason: str, idempotency_key: str) -> Receipt:
         """Verify, de-duplicate and append one interactive vote; see votes.interactive_vote
         and VoteStore.record_vote for the errors. Unavailable when the cause's buffer is full."""
-        vote = interactive_vote(
-            secret=self._settings.token_secret, cause_id=cause_id, voter_id=voter_id,
-            wire_token=prompt_token, choice=choice, skip_reason=skip_reason,
-            idempotency_key=idempotency_key, now_ms=self._clock_ms(),
-            min_view_ms=self._settings.min_view_ms)
-        await self._gate.admit((vote.cause_id,))
-        receipt = await self._store.record_vote(vote)
-        if not receipt.duplicate:
-            self._gate.added(vote.cause_id, 1)
-        return receipt
+        outcome = (await self.record_interactive_votes([Submission(
+            cause_id=cause_id, voter_id=voter_id, prompt_token=prompt_token, choice=choice,
+            skip_reason=skip_reason, idempotency_key=idempotency_key)]))[0]
+        if isinstance(outcome, PairwiseError):
+            raise outcome
+        return outcome
+
+    async def record_interactive_votes(
+            self, submissions: Sequence[Submission]) -> list[Receipt | PairwiseError]:
+        """`record_vote` for each submission, all written in one Redis round trip: per
+        submission, its receipt or the error `record_vote` would raise for it. Raises
+        InvalidArgument for more than `max_batch` submissions; Redis failures raise for all."""
+        if len(submissions) > self._settings.max_batch:
+            raise InvalidArgument("votes", f"at most {self._settings.max_batch} votes per call, "
+                                           f"got {len(submissions)}")
+        now_ms = self._clock_ms()
+        outcomes: list[Receipt | PairwiseError | None] = [None] * len(submissions)
+        verified: list[tuple[int, InteractiveVote]] = []
+        for i, s in enumerate(submissions):
+            try:
+                verified.append((i, interactive_vote(
+                    secret=self._settings.token_secret, cause_id=s.cause_id,
+                    voter_id=s.voter_id, wire_token=s.prompt_token, choice=s.choice,
+                    skip_reason=s.skip_reason, idempotency_key=s.idempotency_key,
+                    now_ms=now_ms, min_view_ms=self._settings.min_view_ms)))
+            except PairwiseError as exc:
+                outcomes[i] = exc
+        refused: dict[str, Unavailable] = {}
+        for cause_id in {vote.cause_id for _, vote in verified}:
+            try:
+                await self._gate.admit((cause_id,))
+            except Unavailable as exc:
+                refused[cause_id] = exc
+        writes: list[tuple[int, InteractiveVote]] = []
+        for i, vote in verified:
+            if vote.cause_id in refused:
+                outcomes[i] = refused[vote.cause_id]
+            else:
+                writes.append((i, vote))
+        if writes:
+            written = await self._store.record_votes_each([vote for _, vote in writes])
+            for (i, vote), outcome in zip(writes, written, strict=True):
+                outcomes[i] = outcome
+                if isinstance(outcome, Receipt) and not outcome.duplicate:
+                    self._gate.added(vote.cause_id, 1)
+        done = [outcome for outcome in outcomes if outcome is not None]
+        assert len(done) == len(submissions)
+        return done
 
     async def record_votes(self, votes: Sequence[ImportedVoteLike],
                            first_index: int) -> ImportResult:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import grpc
 
 from ingest.intake import Intake
+from ingest.votes import Receipt, Submission
+from pairwise.grpc_server import status_for
 from pairwise.v1 import ingest_pb2, ingest_pb2_grpc, types_pb2
 
 _CHOICES = {
@@ -32,6 +34,29 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
         return ingest_pb2.RecordVoteResponse(vote_id=receipt.vote_id,
                                              duplicate=receipt.duplicate,
                                              entry_id=receipt.entry_id)
+
+    async def RecordInteractiveVotes(
+            self, request: ingest_pb2.RecordInteractiveVotesRequest,
+            context: grpc.aio.ServicerContext) -> ingest_pb2.RecordInteractiveVotesResponse:
+        outcomes = await self._intake.record_interactive_votes([
+            Submission(cause_id=v.cause_id, voter_id=v.voter_id, prompt_token=v.prompt_token,
+                       choice=_CHOICES.get(v.choice, ""), skip_reason=v.skip_reason,
+                       idempotency_key=v.idempotency_key)
+            for v in request.votes])
+        reply = ingest_pb2.RecordInteractiveVotesResponse()
+        add = reply.outcomes.add
+        for outcome in outcomes:
+            if isinstance(outcome, Receipt):
+                receipt = add().receipt
+                receipt.vote_id = outcome.vote_id
+                receipt.duplicate = outcome.duplicate
+                receipt.entry_id = outcome.entry_id
+            else:
+                mapped = status_for(outcome)
+                assert mapped is not None  # every PairwiseError has a status
+                code, message = mapped
+                add(code=code.value[0], message=message)
+        return reply
 
     async def RecordVotes(self, request: ingest_pb2.RecordVotesRequest,
                           context: grpc.aio.ServicerContext) -> ingest_pb2.RecordVotesResponse:

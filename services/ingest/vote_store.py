@@ -20,7 +20,7 @@ import redis.exceptions
 
 from ingest.votes import CauseImport, InteractiveVote, Receipt, VoteStats
 from pairwise import keys, vote_log
-from pairwise.errors import FailedPrecondition, NotFound, Unavailable
+from pairwise.errors import FailedPrecondition, NotFound, PairwiseError, Unavailable
 
 logger = logging.getLogger(__name__)
 
@@ -209,25 +209,25 @@ class VoteStore:
         Raises NotFound (cause or proposal gone), FailedPrecondition (nonce already used by
         another vote).
         """
-        c = vote.cause_id
-        reply = (await self._run([(
+        outcome = (await self.record_votes_each([vote]))[0]
+        if isinstance(outcome, PairwiseError):
+            raise outcome
+        return outcome
+
+    async def record_votes_each(
+            self, votes: Sequence[InteractiveVote]) -> list[Receipt | PairwiseError]:
+        """Record several verified interactive votes in one round trip, each exactly as
+        `record_vote` would (one script call per vote, run in order): per vote, its receipt
+        or the error `record_vote` would raise for it. Redis failures raise for all."""
+        replies = await self._run([(
             RECORD_ONE,
-            (keys.cause(c), keys.receipts(c), keys.used_token(c, vote.nonce),
-             keys.proposal_index(c), keys.votes(c), keys.vote_stats(c), keys.voters(c)),
-            (vote.vote_id, vote.nonce_ttl_ms, vote.a_id, vote.b_id, vote.kind, vote.voter_id,
-             vote.skip_reason, "1" if vote.trusted else "0"),
-        )], writes=True))[0]
-        status = reply[0]
-        if status == b"accepted":
-            return Receipt(vote.vote_id, False, reply[1].decode())
-        if status == b"duplicate":
-            return Receipt(vote.vote_id, True, reply[1].decode())
-        if status == b"token_used":
-            raise FailedPrecondition(
-                "prompt_token already used for another vote; call NextPair again")
-        if status == b"no_proposal":
-            raise NotFound(f"proposal {reply[1].decode()!r} not found in cause {c!r}")
-        raise NotFound(f"cause {c!r} not found")
+            (keys.cause(v.cause_id), keys.receipts(v.cause_id),
+             keys.used_token(v.cause_id, v.nonce), keys.proposal_index(v.cause_id),
+             keys.votes(v.cause_id), keys.vote_stats(v.cause_id), keys.voters(v.cause_id)),
+            (v.vote_id, v.nonce_ttl_ms, v.a_id, v.b_id, v.kind, v.voter_id, v.skip_reason,
+             "1" if v.trusted else "0"),
+        ) for v in votes], writes=True)
+        return [_receipt(vote, reply) for vote, reply in zip(votes, replies, strict=True)]
 
     async def record_imports(self, causes: Sequence[CauseImport]) -> dict[str, str | None]:
         """Record each cause's packed votes with one script call per cause, all in one round
@@ -327,6 +327,21 @@ class VoteStore:
             raise Unavailable(
                 f"vote store did not confirm the write on disk within "
                 f"{self._wait_aof_timeout_ms} ms; retry (the retry is de-duplicated)")
+
+
+def _receipt(vote: InteractiveVote, reply: list[bytes]) -> Receipt | PairwiseError:
+    """What one RECORD_ONE reply means for `vote`."""
+    status = reply[0]
+    if status == b"accepted":
+        return Receipt(vote.vote_id, False, reply[1].decode())
+    if status == b"duplicate":
+        return Receipt(vote.vote_id, True, reply[1].decode())
+    if status == b"token_used":
+        return FailedPrecondition(
+            "prompt_token already used for another vote; call NextPair again")
+    if status == b"no_proposal":
+        return NotFound(f"proposal {reply[1].decode()!r} not found in cause {vote.cause_id!r}")
+    return NotFound(f"cause {vote.cause_id!r} not found")
 
 
 # Error replies meaning "not now" rather than "wrong": out of memory, a long script running,

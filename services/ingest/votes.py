@@ -55,6 +55,19 @@ class InteractiveVote:
 
 
 @dataclass(frozen=True, slots=True)
+class Submission:
+    """One SubmitVote as the gateway forwards it; `choice` is one of CHOICES, or "" when the
+    client left it unspecified."""
+
+    cause_id: str
+    voter_id: str
+    prompt_token: str
+    choice: str
+    skip_reason: str
+    idempotency_key: str
+
+
+@dataclass(frozen=True, slots=True)
 class Receipt:
     """What the client gets back: the vote's id, whether it was a replay, its log entry id."""
 

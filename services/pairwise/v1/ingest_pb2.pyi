@@ -33,6 +33,28 @@ class RecordVoteResponse(_message.Message):
     entry_id: str
     def __init__(self, vote_id: _Optional[str] = ..., duplicate: _Optional[bool] = ..., entry_id: _Optional[str] = ...) -> None: ...
 
+class RecordInteractiveVotesRequest(_message.Message):
+    __slots__ = ("votes",)
+    VOTES_FIELD_NUMBER: _ClassVar[int]
+    votes: _containers.RepeatedCompositeFieldContainer[RecordVoteRequest]
+    def __init__(self, votes: _Optional[_Iterable[_Union[RecordVoteRequest, _Mapping]]] = ...) -> None: ...
+
+class RecordInteractiveVotesResponse(_message.Message):
+    __slots__ = ("outcomes",)
+    OUTCOMES_FIELD_NUMBER: _ClassVar[int]
+    outcomes: _containers.RepeatedCompositeFieldContainer[InteractiveVoteOutcome]
+    def __init__(self, outcomes: _Optional[_Iterable[_Union[InteractiveVoteOutcome, _Mapping]]] = ...) -> None: ...
+
+class InteractiveVoteOutcome(_message.Message):
+    __slots__ = ("code", "message", "receipt")
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    RECEIPT_FIELD_NUMBER: _ClassVar[int]
+    code: int
+    message: str
+    receipt: RecordVoteResponse
+    def __init__(self, code: _Optional[int] = ..., message: _Optional[str] = ..., receipt: _Optional[_Union[RecordVoteResponse, _Mapping]] = ...) -> None: ...
+
 class RecordVotesRequest(_message.Message):
     __slots__ = ("votes", "first_index")
     VOTES_FIELD_NUMBER: _ClassVar[int]

@@ -41,6 +41,11 @@ class IngestServiceStub:
                 request_serializer=pairwise_dot_v1_dot_ingest__pb2.RecordVoteRequest.SerializeToString,
                 response_deserializer=pairwise_dot_v1_dot_ingest__pb2.RecordVoteResponse.FromString,
                 _registered_method=True)
+        self.RecordInteractiveVotes = channel.unary_unary(
+                '/pairwise.v1.IngestService/RecordInteractiveVotes',
+                request_serializer=pairwise_dot_v1_dot_ingest__pb2.RecordInteractiveVotesRequest.SerializeToString,
+                response_deserializer=pairwise_dot_v1_dot_ingest__pb2.RecordInteractiveVotesResponse.FromString,
+                _registered_method=True)
         self.RecordVotes = channel.unary_unary(
                 '/pairwise.v1.IngestService/RecordVotes',
                 request_serializer=pairwise_dot_v1_dot_ingest__pb2.RecordVotesRequest.SerializeToString,
@@ -60,6 +65,15 @@ class IngestServiceServicer:
 
     def RecordVote(self, request, context):
         """One interactive vote (a verified prompt token is consumed exactly once).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RecordInteractiveVotes(self, request, context):
+        """Several interactive votes at once (the gateway groups concurrent SubmitVotes): each is
+        verified, de-duplicated and answered on its own exactly as RecordVote would answer it,
+        and all of them reach Redis in one round trip.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -85,6 +99,11 @@ def add_IngestServiceServicer_to_server(servicer, server):
                     servicer.RecordVote,
                     request_deserializer=pairwise_dot_v1_dot_ingest__pb2.RecordVoteRequest.FromString,
                     response_serializer=pairwise_dot_v1_dot_ingest__pb2.RecordVoteResponse.SerializeToString,
+            ),
+            'RecordInteractiveVotes': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordInteractiveVotes,
+                    request_deserializer=pairwise_dot_v1_dot_ingest__pb2.RecordInteractiveVotesRequest.FromString,
+                    response_serializer=pairwise_dot_v1_dot_ingest__pb2.RecordInteractiveVotesResponse.SerializeToString,
             ),
             'RecordVotes': grpc.unary_unary_rpc_method_handler(
                     servicer.RecordVotes,
@@ -126,6 +145,33 @@ class IngestService:
             '/pairwise.v1.IngestService/RecordVote',
             pairwise_dot_v1_dot_ingest__pb2.RecordVoteRequest.SerializeToString,
             pairwise_dot_v1_dot_ingest__pb2.RecordVoteResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordInteractiveVotes(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pairwise.v1.IngestService/RecordInteractiveVotes',
+            pairwise_dot_v1_dot_ingest__pb2.RecordInteractiveVotesRequest.SerializeToString,
+            pairwise_dot_v1_dot_ingest__pb2.RecordInteractiveVotesResponse.FromString,
             options,
             channel_credentials,
             insecure,
