@@ -21,13 +21,14 @@ import random
 from redis.asyncio import Redis
 
 from gateway.catalog import Proposal
+from gateway.redis_scripts import Script, ScriptRunner
 from pairwise import keys
 from pairwise.errors import FailedPrecondition, NotFound
 
 # KEYS: cause, accepted, seen, pids, proposals.  ARGV: tries, u in [0, 1).
 # Returns {'ok', lo_id, lo_record, hi_id, hi_record}, {'no_cause'}, {'few', n_accepted}
 # or {'exhausted', n_accepted}.
-_NEXT_PAIR = """
+_NEXT_PAIR = Script("""
 if redis.call('EXISTS', KEYS[1]) == 0 then return {'no_cause'} end
 local n = redis.call('SCARD', KEYS[2])
 if n < 2 then return {'few', n} end
@@ -85,7 +86,7 @@ local lo_id = redis.call('LINDEX', KEYS[4], lo)
 local hi_id = redis.call('LINDEX', KEYS[4], hi)
 local records = redis.call('HMGET', KEYS[5], lo_id, hi_id)
 return {'ok', lo_id, records[1], hi_id, records[2]}
-"""
+""")
 
 DEFAULT_TRIES = 32
 
@@ -94,11 +95,12 @@ class PairSelector:
     """Chooses and records the next pair shown to a voter (Redis adapter).
 
     `tries` bounds the rejection-sampling draws before the exact fallback (0 = always exact).
+    Concurrent choices share round trips through `scripts` (one of its own when not given).
     """
 
     def __init__(self, redis: Redis, *, tries: int = DEFAULT_TRIES,
-                 rng: random.Random | None = None) -> None:
-        self._script = redis.register_script(_NEXT_PAIR)
+                 rng: random.Random | None = None, scripts: ScriptRunner | None = None) -> None:
+        self._scripts = scripts or ScriptRunner(redis)
         self._tries = tries
         self._rng = rng or random.Random()
 
@@ -109,11 +111,11 @@ class PairSelector:
         Raises NotFound (unknown cause) or FailedPrecondition (fewer than two accepted
         proposals, or the voter has been shown every pair).
         """
-        reply = await self._script(
-            keys=[keys.cause(cause_id), keys.accepted(cause_id),
-                  keys.seen_pairs(cause_id, voter_id), keys.proposal_ids(cause_id),
-                  keys.proposals(cause_id)],
-            args=[self._tries, repr(self._rng.random())])
+        reply = await self._scripts.run(
+            _NEXT_PAIR,
+            (keys.cause(cause_id), keys.accepted(cause_id), keys.seen_pairs(cause_id, voter_id),
+             keys.proposal_ids(cause_id), keys.proposals(cause_id)),
+            (self._tries, repr(self._rng.random())))
         outcome = reply[0].decode()
         if outcome == "no_cause":
             raise NotFound(f"cause {cause_id!r} not found")

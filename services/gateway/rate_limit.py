@@ -14,13 +14,14 @@ from collections.abc import Iterable
 import grpc
 from redis.asyncio import Redis
 
+from gateway.redis_scripts import Script, ScriptRunner
 from pairwise import keys
 from pairwise.errors import ResourceExhausted
 from pairwise.grpc_server import status_for
 from pairwise.ids import VOTER_ID_PATTERN, check_id
 
 # KEYS: bucket.  ARGV: rate per second, burst.  Returns {1, 0} (allowed) or {0, wait_ms}.
-_TAKE = """
+_TAKE = Script("""
 local rate = tonumber(ARGV[1])
 local burst = tonumber(ARGV[2])
 local clock = redis.call('TIME')
@@ -39,7 +40,7 @@ end
 redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', now)
 redis.call('PEXPIRE', KEYS[1], math.ceil(burst * 1000 / rate) + 1000)
 return {allowed, wait_ms}
-"""
+""")
 
 
 class VoterRateLimited(ResourceExhausted):
@@ -52,10 +53,13 @@ class VoterRateLimited(ResourceExhausted):
 
 
 class VoterRateLimiter:
-    """Token buckets in Redis. A non-positive `rate_per_s` disables limiting."""
+    """Token buckets in Redis. A non-positive `rate_per_s` disables limiting. Concurrent takes
+    share round trips through `scripts` (one of its own when not given)."""
 
-    def __init__(self, redis: Redis, rate_per_s: float, burst: int) -> None:
-        self._take = redis.register_script(_TAKE)
+    def __init__(self, redis: Redis, rate_per_s: float, burst: int, *,
+                 scripts: ScriptRunner | None = None) -> None:
+        self._scripts = scripts or ScriptRunner(redis)
+        self._rate_arg = repr(float(rate_per_s))
         self._rate_per_s = rate_per_s
         self._burst = burst
 
@@ -69,9 +73,8 @@ class VoterRateLimiter:
         check_id("voter_id", voter_id, pattern=VOTER_ID_PATTERN)
         if self._rate_per_s <= 0:
             return
-        allowed, wait_ms = await self._take(
-            keys=[keys.rate_limit(cause_id, voter_id)],
-            args=[repr(float(self._rate_per_s)), self._burst])
+        allowed, wait_ms = await self._scripts.run(
+            _TAKE, (keys.rate_limit(cause_id, voter_id),), (self._rate_arg, self._burst))
         if not allowed:
             raise VoterRateLimited(voter_id, math.ceil(wait_ms))
 

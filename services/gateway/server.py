@@ -10,9 +10,11 @@ from gateway.auth import GATEWAY_PREFIX, AuthInterceptor
 from gateway.catalog_store import CatalogStore
 from gateway.pair_selection import PairSelector
 from gateway.rate_limit import RateLimitInterceptor, VoterRateLimiter
+from gateway.redis_scripts import ScriptRunner
 from gateway.servicer import GatewayServicer
 from gateway.settings import Settings
 from gateway.upstreams import Upstreams
+from gateway.vote_forwarding import VoteForwarder
 from pairwise.grpc_server import RunningServer, start_server
 from pairwise.v1 import gateway_pb2, gateway_pb2_grpc
 
@@ -30,12 +32,18 @@ async def start(settings: Settings) -> RunningServer:
     redis = Redis.from_pool(BlockingConnectionPool.from_url(
         settings.redis_url, max_connections=settings.redis_max_connections,
         timeout=settings.redis_pool_timeout_s))
+    # The rate-limit and pair scripts of concurrent calls share round trips.
+    scripts = ScriptRunner(redis)
     upstreams = Upstreams(settings.ingest_addr, settings.ranker_addrs)
     servicer = GatewayServicer(
-        catalog=CatalogStore(redis), pairs=PairSelector(redis), upstreams=upstreams,
+        catalog=CatalogStore(redis), pairs=PairSelector(redis, scripts=scripts),
+        upstreams=upstreams,
+        votes=VoteForwarder(upstreams.ingest, max_group=settings.vote_group_max,
+                            max_in_flight=settings.vote_groups_in_flight),
         token_secret=settings.token_secret, prompt_ttl_s=settings.prompt_ttl_s,
         internal_timeout_s=settings.internal_timeout_s, import_chunk=settings.import_chunk)
-    limiter = VoterRateLimiter(redis, settings.voter_rate_per_s, settings.voter_burst)
+    limiter = VoterRateLimiter(redis, settings.voter_rate_per_s, settings.voter_burst,
+                               scripts=scripts)
     try:
         running = await start_server(
             host=settings.host, port=settings.port,

@@ -28,6 +28,7 @@ from gateway.catalog_store import CatalogStore
 from gateway.paging import check_page
 from gateway.pair_selection import PairSelector
 from gateway.upstreams import Upstreams
+from gateway.vote_forwarding import VoteForwarder
 from pairwise import prompt_token
 from pairwise.errors import InvalidArgument
 from pairwise.ids import VOTER_ID_PATTERN, check_id, id_or_new
@@ -79,16 +80,19 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
     """Every GatewayService RPC.
 
     `internal_timeout_s` is the deadline of internal calls when the client sent none;
-    otherwise each internal call gets the client's remaining time. ImportVotes forwards at
-    most `import_chunk` votes per RecordVotes call.
+    otherwise each internal call gets the client's remaining time. SubmitVotes reach ingest
+    through `votes` (grouped with concurrent ones). ImportVotes forwards at most
+    `import_chunk` votes per RecordVotes call.
     """
 
     def __init__(self, *, catalog: CatalogStore, pairs: PairSelector, upstreams: Upstreams,
-                 token_secret: bytes, prompt_ttl_s: float, internal_timeout_s: float,
-                 import_chunk: int, clock: Callable[[], float] = time.time) -> None:
+                 votes: VoteForwarder, token_secret: bytes, prompt_ttl_s: float,
+                 internal_timeout_s: float, import_chunk: int,
+                 clock: Callable[[], float] = time.time) -> None:
         self._catalog = catalog
         self._pairs = pairs
         self._upstreams = upstreams
+        self._votes = votes
         self._token_secret = token_secret
         self._prompt_ttl_ms = round(prompt_ttl_s * 1000)
         self._internal_timeout_s = internal_timeout_s
@@ -165,7 +169,7 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
         cause_id = check_id("cause_id", request.cause_id)
         check_id("voter_id", request.voter_id, pattern=VOTER_ID_PATTERN)
         await self._catalog.require_cause(cause_id)
-        reply = await self._upstreams.ingest.RecordVote(
+        reply = await self._votes.record(
             ingest_pb2.RecordVoteRequest(
                 cause_id=cause_id, voter_id=request.voter_id,
                 prompt_token=request.prompt_token, choice=request.choice,

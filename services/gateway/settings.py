@@ -27,6 +27,10 @@ class Settings:
     # ImportVotes forwards at most this many votes per internal RecordVotes call
     # (below ingest's max_batch).
     import_chunk: int = 5000
+    # SubmitVotes made at the same time reach ingest together: at most this many votes per
+    # internal call, and at most this many such calls at once (more votes wait for one).
+    vote_group_max: int = 256
+    vote_groups_in_flight: int = 2
     # Redis connections at most; a command waits up to redis_pool_timeout_s (seconds) for
     # one before failing UNAVAILABLE.
     redis_max_connections: int = 64
@@ -50,6 +54,8 @@ class Settings:
             voter_burst=env_int("VOTER_BURST", 60),
             internal_timeout_s=env_float("INTERNAL_TIMEOUT_S", 10.0),
             import_chunk=env_int("IMPORT_CHUNK", 5000),
+            vote_group_max=env_int("GATEWAY_VOTE_GROUP_MAX", 256),
+            vote_groups_in_flight=env_int("GATEWAY_VOTE_GROUPS_IN_FLIGHT", 2),
             redis_max_connections=env_int("GATEWAY_REDIS_CONNECTIONS", 64),
             redis_pool_timeout_s=env_float("GATEWAY_REDIS_POOL_TIMEOUT_S", 5.0),
         )

@@ -1,7 +1,7 @@
 """What the gateway does with ingest and the ranker, against stand-in gRPC peers on loopback
 (the real services are covered by the full-flow test): deadlines propagate, UNAVAILABLE is
-retried, other statuses pass through, imports are chunked and summed, watches are relayed
-and cancelled with the client."""
+retried, other statuses pass through, concurrent votes each get their own answer, imports are
+chunked and summed, watches are relayed and cancelled with the client."""
 
 from __future__ import annotations
 
@@ -34,14 +34,15 @@ SLACK_S = 0.1
 
 class StandInIngest(ingest_pb2_grpc.IngestServiceServicer):
     """Records what it is sent. Idempotency key "slow..." never answers; "flaky-N" fails N
-    times with UNAVAILABLE first. Votes with vote_id "dup..." are duplicates, with winner_id
-    "bad" rejected."""
+    times with UNAVAILABLE first; "gone..." is refused with NOT_FOUND. Votes with vote_id
+    "dup..." are duplicates, with winner_id "bad" rejected."""
 
     def __init__(self) -> None:
         self.remaining: list[float | None] = []
         self.slow_cancelled = threading.Event()
         self.attempts: dict[str, int] = {}
         self.batches: list[tuple[int, list[str]]] = []
+        self.groups: list[list[str]] = []
 
     async def RecordVote(self, request, context):  # type: ignore[no-untyped-def]
         key = request.idempotency_key
@@ -55,7 +56,22 @@ class StandInIngest(ingest_pb2_grpc.IngestServiceServicer):
             except asyncio.CancelledError:
                 self.slow_cancelled.set()
                 raise
+        if key.startswith("gone"):
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"no proposal for {key}")
         return ingest_pb2.RecordVoteResponse(vote_id=f"vote-{key}", duplicate=key == "again")
+
+    async def RecordInteractiveVotes(self, request, context):  # type: ignore[no-untyped-def]
+        self.groups.append([v.idempotency_key for v in request.votes])
+        reply = ingest_pb2.RecordInteractiveVotesResponse()
+        for v in request.votes:
+            key = v.idempotency_key
+            if key.startswith("gone"):
+                reply.outcomes.add(code=grpc.StatusCode.NOT_FOUND.value[0],
+                                   message=f"no proposal for {key}")
+            else:
+                reply.outcomes.add(receipt=ingest_pb2.RecordVoteResponse(
+                    vote_id=f"vote-{key}", duplicate=key == "again"))
+        return reply
 
     async def RecordVotes(self, request, context):  # type: ignore[no-untyped-def]
         self.batches.append((request.first_index, [v.vote_id for v in request.votes]))
@@ -174,6 +190,24 @@ def test_submit_vote_forwards_with_the_client_deadline(stub, peers, cause_id: st
     submit(stub, cause_id, "k2", timeout=None)
     remaining = ingest.remaining[-1]
     assert remaining is not None and 2.0 + SLACK_S < remaining <= INTERNAL_TIMEOUT_S + SLACK_S
+
+
+def test_concurrent_votes_each_get_their_own_answer(stub, peers, cause_id: str) -> None:  # type: ignore[no-untyped-def]
+    ingest, _, _ = peers
+    make_cause(stub, cause_id)
+    keys = [f"gone-{i}" if i % 3 == 0 else f"c{i}" for i in range(30)]
+    futures = [stub.SubmitVote.future(gw.SubmitVoteRequest(
+        cause_id=cause_id, voter_id="v", prompt_token="token", choice=types_pb2.CHOICE_LEFT,
+        idempotency_key=key), metadata=PLATFORM, timeout=5) for key in keys]
+    for key, future in zip(keys, futures, strict=True):
+        if key.startswith("gone"):
+            error = future.exception(timeout=10)
+            assert error is not None and error.code() == grpc.StatusCode.NOT_FOUND
+            assert error.details() == f"no proposal for {key}"
+        else:
+            assert future.result(timeout=10).vote_id == f"vote-{key}"
+    forwarded = [k for group in ingest.groups for k in group] + list(ingest.attempts)
+    assert set(keys) <= set(forwarded)
 
 
 def test_a_slow_ingest_gives_deadline_exceeded_and_is_cancelled(stub, peers,  # type: ignore[no-untyped-def]
