@@ -402,9 +402,27 @@ class _Comparisons:
     def components(self) -> tuple[int, np.ndarray, np.ndarray]:
         """(count, label per item (n,), size per component) of the comparison graph."""
         if self._components is None:
+            # First the components of a sparse subgraph (each item's first and last pair as
+            # lo: ≤ 2n edges, connected in bulk on any well-mixed design), then those of the
+            # quotient over the pairs that cross them: the same partition as the whole
+            # graph's, without a transpose of every pair.
+            n, rows = self.n, self._lo_rows
+            ends = self._row_ptr[rows + 1].astype(np.intp) - 1
+            sub_lo = np.concatenate([rows, rows])
+            sub_hi = np.concatenate([self.j[self._lo_starts], self.j[ends]])
             count, labels = scipy.sparse.csgraph.connected_components(
-                self.upper(self.totals), directed=True, connection="weak"
-            )
+                scipy.sparse.coo_matrix((np.ones(sub_lo.shape[0]), (sub_lo, sub_hi)),
+                                        shape=(n, n)).tocsr(), directed=False)
+            if self.i.shape[0]:
+                lo_labels = self.repeat_over_lo(labels)
+                crossing = np.flatnonzero(lo_labels != np.take(labels, self.columns))
+                if crossing.shape[0]:
+                    count, merged = scipy.sparse.csgraph.connected_components(
+                        scipy.sparse.coo_matrix(
+                            (np.ones(crossing.shape[0]),
+                             (lo_labels[crossing], labels[self.j[crossing]])),
+                            shape=(count, count)).tocsr(), directed=False)
+                    labels = merged[labels]
             sizes = np.bincount(labels, minlength=count).astype(np.float64)
             self._components = (int(count), labels, sizes)
         return self._components
