@@ -311,10 +311,21 @@ class _Comparisons:
                 f"i, j, wins_ij, wins_ji must be 1-D of one length, got shapes {i.shape}, "
                 f"{j.shape}, {wins_ij.shape}, {wins_ji.shape}"
             )
+        canonical = True
         if i.size:
             if not (np.issubdtype(i.dtype, np.integer) and np.issubdtype(j.dtype, np.integer)):
                 raise ValueError("i and j must hold integers")
-            if min(i.min(), j.min()) < 0 or max(i.max(), j.max()) >= n_items:
+            i = i.astype(np.intp, copy=False)
+            j = j.astype(np.intp, copy=False)
+            canonical = bool(np.all(i < j))
+            if canonical:
+                keys = i * n_items + j
+                canonical = bool(np.all(keys[1:] > keys[:-1]))
+                del keys
+            # Canonical pairs are sorted by i and have i < j: i[0] and max j bound them all.
+            low = int(i[0]) if canonical else min(int(i.min()), int(j.min()))
+            high = int(j.max()) if canonical else max(int(i.max()), int(j.max()))
+            if low < 0 or high >= n_items:
                 raise ValueError(f"item indices must be in [0, {n_items})")
             low_wins = min(wins_ij.min(), wins_ji.min())
             # min is NaN when any value is; ±inf show up in the max.
@@ -324,8 +335,6 @@ class _Comparisons:
                 raise ValueError("wins must be >= 0")
         i = i.astype(np.intp, copy=False)
         j = j.astype(np.intp, copy=False)
-        keys = i * n_items + j if i.size else i
-        canonical = bool(np.all(i < j)) and bool(np.all(keys[1:] > keys[:-1]))
         if not canonical:
             if np.any(i == j):
                 raise ValueError("a pair compares an item with itself (i == j)")
@@ -557,18 +566,25 @@ class _WeakItems:
         # factorisation fills in (a random graph is an expander), costing more than a dense
         # one. The global Newton step handles such items well enough.
         candidates = np.flatnonzero(weak)
-        among = weak[data.i] & weak[data.j]
-        if among.any():
+        if candidates.shape[0]:
+            on_lo, on_hi = data.repeat_over_lo(weak), np.take(weak, data.columns)
+            among = np.flatnonzero(on_lo & on_hi)
+        else:
+            among = np.zeros(0, dtype=np.intp)
+        if among.shape[0]:
             _, group = scipy.sparse.csgraph.connected_components(
                 scipy.sparse.coo_matrix(
-                    (np.ones(int(among.sum())), (data.i[among], data.j[among])),
+                    (np.ones(among.shape[0]), (data.i[among], data.j[among])),
                     shape=(data.n, data.n)),
                 directed=False)
             sizes = np.bincount(group[candidates])
-            weak[candidates[sizes[group[candidates]] > _WEAK_GROUP_MAX]] = False
+            too_large = candidates[sizes[group[candidates]] > _WEAK_GROUP_MAX]
+            if too_large.shape[0]:
+                weak[too_large] = False
+                on_lo, on_hi = data.repeat_over_lo(weak), np.take(weak, data.columns)
         self.items = np.flatnonzero(weak)
         m = self.items.shape[0]
-        self.edges = np.flatnonzero(weak[data.i] | weak[data.j])
+        self.edges = np.flatnonzero(on_lo | on_hi) if m else np.zeros(0, dtype=np.intp)
         lo, hi = data.i[self.edges], data.j[self.edges]
         local = np.full(data.n, -1, dtype=np.int64)
         local[self.items] = np.arange(m)
