@@ -67,8 +67,10 @@ which won all 10 of their votes, end 5.8 logits apart: P = 0.997) and a finite s
 DENSE_MAX_ITEMS = 2000
 """Up to this many items standard errors are exact (one dense Cholesky: ≤ 32 MB, ~0.1 s)."""
 
-EXACT_SCORES_MAX_ITEMS = 2000
-"""Up to this many items scores are computed exactly (n² logistic evaluations)."""
+EXACT_SCORES_MAX_ITEMS = 500
+"""Up to this many items scores are computed exactly (n² logistic evaluations); above, the
+interpolation of `win_probability_scores` (error < 2e-5 points) is cheaper: 0.3 ms instead of
+2 ms at 1,000 items, 1 ms instead of 9 ms at 2,000."""
 
 SCORE_GRID_STEP = 0.1
 """Spacing in logits of the ability grid on which large-n scores are interpolated."""
@@ -450,9 +452,9 @@ class _Comparisons:
             if count == 1 or self.i.shape[0] == 0:
                 self._minor = (0, np.zeros(0, dtype=np.intp))
             else:
-                pair_labels = labels[self.i]
-                main = int(np.argmax(np.bincount(pair_labels, minlength=count)))
-                self._minor = (main, np.flatnonzero(pair_labels != main))
+                rows = self._lo_rows
+                main = int(np.argmax(_sum_by(labels[rows], self._lo_counts, count)))
+                self._minor = (main, np.flatnonzero(self.repeat_over_lo(labels != main)))
         return self._minor
 
     def _log_likelihoods(self, abilities: np.ndarray, pairs: np.ndarray) -> np.ndarray:
