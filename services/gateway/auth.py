@@ -62,6 +62,9 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
             raise ValueError("admin and platform tokens must be non-empty")
         self._admin = admin_token.encode()
         self._platform = platform_token.encode()
+        # (method, role) -> (handler, what it becomes): built once, not on every call.
+        self._wrapped: dict[tuple[str, Role | None],
+                            tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
 
     async def intercept_service(self, continuation, handler_call_details):  # type: ignore[no-untyped-def]
         handler = await continuation(handler_call_details)
@@ -69,6 +72,16 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
         if handler is None or not method.startswith(GATEWAY_PREFIX):
             return handler
         role = role_for(handler_call_details.invocation_metadata, self._admin, self._platform)
+        cached = self._wrapped.get((method, role))
+        if cached is not None and cached[0] is handler:
+            return cached[1]
+        wrapped = self._wrap(handler, method, role)
+        self._wrapped[method, role] = (handler, wrapped)
+        return wrapped
+
+    @staticmethod
+    def _wrap(handler: grpc.RpcMethodHandler, method: str,
+              role: Role | None) -> grpc.RpcMethodHandler:
         if role is None:
             return _replace(handler, _denier(grpc.StatusCode.UNAUTHENTICATED,
                                              "missing or invalid bearer token "

@@ -89,12 +89,22 @@ class RateLimitInterceptor(grpc.aio.ServerInterceptor):
     def __init__(self, limiter: VoterRateLimiter, methods: Iterable[str]) -> None:
         self._limiter = limiter
         self._methods = frozenset(methods)
+        # method -> (handler, its limited version): built once, not on every call.
+        self._wrapped: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
 
     async def intercept_service(self, continuation, handler_call_details):  # type: ignore[no-untyped-def]
         handler = await continuation(handler_call_details)
-        if (handler is None or handler_call_details.method not in self._methods
-                or not handler.unary_unary):
+        method = handler_call_details.method
+        if handler is None or method not in self._methods or not handler.unary_unary:
             return handler
+        cached = self._wrapped.get(method)
+        if cached is not None and cached[0] is handler:
+            return cached[1]
+        wrapped = self._limited(handler)
+        self._wrapped[method] = (handler, wrapped)
+        return wrapped
+
+    def _limited(self, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
         inner = handler.unary_unary
         limiter = self._limiter
 

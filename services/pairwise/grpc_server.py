@@ -65,44 +65,57 @@ async def _abort(context: grpc.aio.ServicerContext, exc: BaseException, method: 
 class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):
     """Turns domain errors and Redis outages raised by servicers into precise statuses."""
 
+    def __init__(self) -> None:
+        # method -> (handler, its error-mapping version): built once, not on every call.
+        self._wrapped: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
+
     async def intercept_service(self, continuation, handler_call_details):  # type: ignore[no-untyped-def]
         handler = await continuation(handler_call_details)
         if handler is None:
             return None
         method = handler_call_details.method
+        cached = self._wrapped.get(method)
+        if cached is not None and cached[0] is handler:
+            return cached[1]
+        wrapped = _error_mapping(handler, method)
+        self._wrapped[method] = (handler, wrapped)
+        return wrapped
 
-        if handler.unary_unary:
-            inner = handler.unary_unary
 
-            async def unary_unary(request, context):  # type: ignore[no-untyped-def]
-                try:
-                    return await inner(request, context)
-                except (errors.PairwiseError, *_REDIS_DOWN, grpc.aio.AioRpcError) as exc:
-                    await _abort(context, exc, method)
-            return grpc.unary_unary_rpc_method_handler(
-                unary_unary, handler.request_deserializer, handler.response_serializer)
-        if handler.unary_stream:
-            inner_us = handler.unary_stream
+def _error_mapping(handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
+    """`handler` with its domain errors and Redis outages turned into statuses."""
+    if handler.unary_unary:
+        inner = handler.unary_unary
 
-            async def unary_stream(request, context):  # type: ignore[no-untyped-def]
-                try:
-                    async for response in inner_us(request, context):
-                        yield response
-                except (errors.PairwiseError, *_REDIS_DOWN, grpc.aio.AioRpcError) as exc:
-                    await _abort(context, exc, method)
-            return grpc.unary_stream_rpc_method_handler(
-                unary_stream, handler.request_deserializer, handler.response_serializer)
-        if handler.stream_unary:
-            inner_su = handler.stream_unary
+        async def unary_unary(request, context):  # type: ignore[no-untyped-def]
+            try:
+                return await inner(request, context)
+            except (errors.PairwiseError, *_REDIS_DOWN, grpc.aio.AioRpcError) as exc:
+                await _abort(context, exc, method)
+        return grpc.unary_unary_rpc_method_handler(
+            unary_unary, handler.request_deserializer, handler.response_serializer)
+    if handler.unary_stream:
+        inner_us = handler.unary_stream
 
-            async def stream_unary(request_iterator, context):  # type: ignore[no-untyped-def]
-                try:
-                    return await inner_su(request_iterator, context)
-                except (errors.PairwiseError, *_REDIS_DOWN, grpc.aio.AioRpcError) as exc:
-                    await _abort(context, exc, method)
-            return grpc.stream_unary_rpc_method_handler(
-                stream_unary, handler.request_deserializer, handler.response_serializer)
-        return handler
+        async def unary_stream(request, context):  # type: ignore[no-untyped-def]
+            try:
+                async for response in inner_us(request, context):
+                    yield response
+            except (errors.PairwiseError, *_REDIS_DOWN, grpc.aio.AioRpcError) as exc:
+                await _abort(context, exc, method)
+        return grpc.unary_stream_rpc_method_handler(
+            unary_stream, handler.request_deserializer, handler.response_serializer)
+    if handler.stream_unary:
+        inner_su = handler.stream_unary
+
+        async def stream_unary(request_iterator, context):  # type: ignore[no-untyped-def]
+            try:
+                return await inner_su(request_iterator, context)
+            except (errors.PairwiseError, *_REDIS_DOWN, grpc.aio.AioRpcError) as exc:
+                await _abort(context, exc, method)
+        return grpc.stream_unary_rpc_method_handler(
+            stream_unary, handler.request_deserializer, handler.response_serializer)
+    return handler
 
 
 @dataclass
