@@ -20,21 +20,26 @@ How the work is organised, for speed at 10⁵–10⁷ pairs:
     - Pairs are kept once, as lo < hi sorted by (lo, hi). That order *is* a CSR layout of the
       upper triangle of the comparison graph (row pointers from one `searchsorted`), so every
       per-item sum over pairs — gradient, Hessian diagonal, Hessian-vector product — is a
-      scipy CSR (rows: lo) or CSC (rows: hi) product over the same arrays; nothing is sorted
-      or laid out again per iteration.
+      reduction over contiguous runs (rows: lo) or a scipy CSC product (rows: hi) over the
+      same arrays; nothing is sorted or laid out again per iteration, and the connected
+      components come from a subgraph of ≤ 2n pairs checked against every pair.
     - One fused pass per Newton iterate computes the objective, gradient and per-pair Fisher
       information together (`_Comparisons.evaluate`), in blocks of `_BLOCK` pairs so its
-      temporaries stay in cache, with one exponential per direction and no `logaddexp`.
+      temporaries stay in cache, with one exponential and one log1p per pair.
     - Newton directions come from conjugate gradients with a Jacobi preconditioner on the
       subspace orthogonal to each component's constant mode (whose part is solved exactly),
-      to a relative residual that tightens as the steps shrink; a trial point is accepted by
-      an Armijo test on the values that same fused pass returns, so an accepted step costs
-      one pass, and the last one leaves the information at the optimum for the standard
-      errors.
+      to a relative residual that tightens as the steps shrink (Hessian products in single
+      precision while the accuracy asked is ≥ `_SINGLE_MIN_ACCURACY`); a trial point is
+      accepted by an Armijo test on the values that same fused pass returns, so an accepted
+      step costs one pass, and the last one leaves the information at the optimum for the
+      standard errors.
 
 Size regimes (n = number of items):
-    n <= `DENSE_MAX_ITEMS`   exact standard errors from one dense Cholesky factor; Newton
-                             directions fall back to it when CG stalls (long chains).
+    n <= `DENSE_MAX_ITEMS`   exact standard errors: diag(H⁻¹) from one dense Cholesky factor,
+                             or, on sparse comparison graphs (early voting), after
+                             eliminating low-degree items level by level (exact selected
+                             inversion, `_eliminated_inverse_diagonal`); Newton
+                             directions fall back to a dense solve when CG stalls (long chains).
     n >  `DENSE_MAX_ITEMS`   standard errors exact for small components and approximated by
                              Gaussian belief propagation within large ones (`std_errors`).
     n <= `EXACT_SCORES_MAX_ITEMS`  scores exact, O(n²) in chunks; above it, interpolated on a
@@ -1158,7 +1163,10 @@ def std_errors(
 
     Notes
     -----
-    Exact: diag(C H⁻¹ C) = diag(H⁻¹) − 1/(nλ), diag(H⁻¹) from the Cholesky factor, O(n³).
+    Exact: diag(C H⁻¹ C) = diag(H⁻¹) − 1/(nλ), diag(H⁻¹) from the Cholesky factor, O(n³);
+    on sparse graphs (mean degree ≤ 2 × `_ELIMINATION_MAX_DEGREE`) low-degree items are
+    eliminated first and only the remaining core is factored densely (same values to
+    rounding; 2,000 items with 10,000 random pairs: ~0.05 s instead of ~0.11 s).
 
     Approximate (large n): H is block diagonal over the connected components of the
     comparison graph, and H⁻¹1 = 1/λ, so for item k in component c of size n_c
@@ -1202,8 +1210,8 @@ def _std_errors(data: _Comparisons, point: _Point, exact: bool | None) -> tuple[
     lam = data.prior_strength
     diagonal = point.diagonal
     if exact:
-        if data.i.shape[0] <= 2 * _ELIMINATION_MAX_DEGREE * n:
-            # Mean degree ≤ 4 × the elimination limit: sparse enough to eliminate some.
+        if data.i.shape[0] <= _ELIMINATION_MAX_DEGREE * n:
+            # Mean degree ≤ 2 × the elimination limit: sparse enough to eliminate some.
             inverse_diagonal = _eliminated_inverse_diagonal(
                 n, data.i, data.j, data.information, diagonal)
         else:
