@@ -29,10 +29,11 @@ How the work is organised, for speed at 10⁵–10⁷ pairs:
     - Newton directions come from conjugate gradients with a Jacobi preconditioner on the
       subspace orthogonal to each component's constant mode (whose part is solved exactly),
       to a relative residual that tightens as the steps shrink (Hessian products in single
-      precision while the accuracy asked is ≥ `_SINGLE_MIN_ACCURACY`); a trial point is
-      accepted by an Armijo test on the values that same fused pass returns, so an accepted
-      step costs one pass, and the last one leaves the information at the optimum for the
-      standard errors.
+      precision while the accuracy asked is ≥ `_SINGLE_MIN_ACCURACY` and ≥
+      `_SINGLE_RELATIVE_ACCURACY` of the step); a
+      trial point is accepted by an Armijo test on the values that same fused pass returns,
+      so an accepted step costs one pass, and the last one leaves the information at the
+      optimum for the standard errors.
 
 Size regimes (n = number of items):
     n <= `DENSE_MAX_ITEMS`   exact standard errors: diag(H⁻¹) from one dense Cholesky factor,
@@ -87,6 +88,7 @@ _CG_MAX_ITER = 5000
 _CG_DENSE_FALLBACK_ITER = 200
 _CG_UNCOUPLED_SHARE = 0.1
 _SINGLE_MIN_ACCURACY = 2e-6
+_SINGLE_RELATIVE_ACCURACY = 1e-3
 _SINGLE_MAX_ITER = 40
 _GABP_TOL = 1e-3
 _ELIMINATION_MAX_DEGREE = 32
@@ -807,9 +809,13 @@ class _NewtonSolver:
                 and self._partial[2] > accuracy:
             start = self._partial[1]
         max_iter = _CG_DENSE_FALLBACK_ITER if data.dense else _CG_MAX_ITER
-        if not data.dense and accuracy >= _SINGLE_MIN_ACCURACY:
-            # A rough direction far from the optimum: products in single precision, for a
-            # few iterations at most; what they leave unsolved is finished in double.
+        uncoupled = float(np.max(np.abs(grad / point.diagonal)))
+        if not data.dense and accuracy >= max(_SINGLE_MIN_ACCURACY,
+                                              _SINGLE_RELATIVE_ACCURACY * uncoupled):
+            # Products in single precision err by ~1e-6 of the solution's size, which the
+            # uncoupled step estimates: far below the accuracy asked of a direction that is
+            # not the last one. A few iterations at most; what they leave unsolved is
+            # finished in double.
             single = data.upper(data.information.astype(np.float32))
             start, converged = _pcg(data, point, grad - mean, start, accuracy,
                                     _SINGLE_MAX_ITER, single)
