@@ -448,8 +448,25 @@ class _Comparisons:
     def objectives_at_zero(self) -> np.ndarray:
         """ℓ(0) per component: every pair contributes (w_ij + w_ji) log ½."""
         count, labels, _ = self.components()
-        per_item, _ = self.item_sums(self.totals)
+        per_item = self.sums_over_lo(self.totals)
         return -np.log(2.0) * _sum_by(labels, per_item, count)
+
+    def evaluate_at_zero(self) -> _Point:
+        """`evaluate` at θ = 0 (a cold start) in closed form: σ = ½ on every pair, so the
+        residual is (w_ij − w_ji)/2 and the information (w_ij + w_ji)/4; no exp or log."""
+        count, labels, sizes = self.components()
+        np.subtract(self.wins_ij, self.wins_ji, out=self._residual)
+        self._residual *= 0.5
+        np.multiply(self.totals, 0.25, out=self.information)
+        residual_lo, residual_hi = self.item_sums(self._residual)
+        grad = residual_lo - residual_hi
+        if count == 1:
+            grad -= grad.mean()
+        else:
+            grad -= (_sum_by(labels, grad, count) / sizes)[labels]
+        information_lo, information_hi = self.item_sums(self.information)
+        diagonal = information_lo + information_hi + self.prior_strength
+        return _Point(np.zeros(self.n), self.objectives_at_zero(), grad, diagonal)
 
     def _pair_labels(self) -> tuple[int, np.ndarray]:
         """(the component holding most pairs, the pairs outside it) — usually none or few:
@@ -876,7 +893,7 @@ def _optimise(
         # warm start gives it the previous fit's centring offset instead).
         _, labels, sizes = data.components()
         abilities = np.where(sizes[labels] == 1.0, 0.0, abilities)
-    point = data.evaluate(abilities)
+    point = data.evaluate(abilities) if abilities.any() else data.evaluate_at_zero()
     if abilities.any():
         count, labels, _ = data.components()
         worse = data.objectives_at_zero() > point.objectives
