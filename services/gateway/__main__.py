@@ -6,4 +6,4 @@ from pairwise import grpc_server, logs
 
 if __name__ == "__main__":
     logs.configure("gateway")
-    grpc_server.run(start, Settings.from_env())
+    grpc_server.run(start, Settings.from_env(), lean_gc=True)

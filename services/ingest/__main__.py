@@ -9,7 +9,7 @@ from pairwise import grpc_server, logs
 
 def main() -> None:
     logs.configure("ingest")
-    grpc_server.run(start, Settings.from_env())
+    grpc_server.run(start, Settings.from_env(), lean_gc=True)
 
 
 if __name__ == "__main__":

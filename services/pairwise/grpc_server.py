@@ -8,6 +8,7 @@ drains: health NOT_SERVING, `server.stop(grace)`, then the service's own closers
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 from collections.abc import Awaitable, Callable, Sequence
@@ -176,11 +177,20 @@ async def start_server(
 
 
 def run(start: Callable[[Any], Awaitable[RunningServer]], settings: Any,
-        grace: float = 5.0) -> None:
-    """Serve until SIGTERM or SIGINT, then shut down gracefully (for `__main__`)."""
+        grace: float = 5.0, *, lean_gc: bool = False) -> None:
+    """Serve until SIGTERM or SIGINT, then shut down gracefully (for `__main__`).
+
+    `lean_gc`: once started, spare the collector the start-up heap (grpc, protobuf and
+    redis modules, which every full collection would walk again) and collect the young
+    generation less often; for services allocating many short-lived objects per call
+    (~1% of the gateway's CPU under interactive load).
+    """
 
     async def main() -> None:
         running = await start(settings)
+        if lean_gc:
+            gc.freeze()
+            gc.set_threshold(7_000, 20, 100)
         logger.info("serving", extra={"port": running.port})
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
