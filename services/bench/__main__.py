@@ -102,7 +102,7 @@ def run_size(name: str, repeats: int, budget_s: float, timeout_s: float,
                          "load_average_before": os.getloadavg()}
         order = ["aggregate", "ours_cold", "ours_warm"]
         if votes.n_items <= CHOIX_MAX_ITEMS and _unpenalised_mle_exists(votes):
-            order.append("choix")
+            order += ["choix", "choix_std_errors"]
         order += ["lbfgs", "newton_cg", "reference_mle"]
         if votes.n_items >= RESPONSIVENESS_MIN_ITEMS:
             order += ["responsiveness", "ranker_reads"]
@@ -183,6 +183,10 @@ def _format_size(results: dict) -> str:
         notes = []
         if "iterations" in f:
             notes.append(f"{f['iterations']} Newton it.")
+        if method == "ours_cold" and "seconds" in figures.get("choix_std_errors", {}):
+            with_errors = _median(figures["choix_std_errors"]["seconds"])
+            notes.append(f"{with_errors / median:.2f}x choix + std errors "
+                         f"({with_errors:.3f} s: Fisher information, dense inverse)")
         if method == "choix":
             notes.append("unpenalised MLE; input matrix not timed")
         if method == best_ref:

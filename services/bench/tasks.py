@@ -197,6 +197,35 @@ def task_choix(folder: Path, repeats: int, budget_s: float) -> dict:
     return {"seconds": times, "peak_mb": peak}
 
 
+def task_choix_std_errors(folder: Path, repeats: int, budget_s: float) -> dict:
+    """choix.ilsr_pairwise_dense plus the standard errors a choix user would add, so that a
+    fit which computes them is compared with the same work: the Fisher information at the
+    estimate as a dense Laplacian L (from the same n×n input) and the covariance of the
+    centred abilities inv(L + 11ᵀ/n) − 11ᵀ/n (L's pseudo-inverse; the unpenalised MLE
+    leaves L singular along 1). The dense input is built before the clock starts."""
+    import choix
+
+    pairs = load_pairs(folder, "base")
+    n_items = int(np.load(folder / "truth.npy").shape[0])
+    matrix = references.comparison_matrix(n_items, *pairs)
+    counts = matrix + matrix.T
+
+    def run() -> tuple[np.ndarray, np.ndarray]:
+        abilities = choix.ilsr_pairwise_dense(matrix, alpha=0.0, tol=1e-8, max_iter=10_000)
+        p_win = expit(abilities[:, None] - abilities[None, :])
+        information = counts * p_win * p_win.T
+        laplacian = np.diag(information.sum(axis=1)) - information
+        covariance = np.linalg.inv(laplacian + 1.0 / n_items) - 1.0 / n_items
+        return abilities, np.sqrt(np.diag(covariance))
+
+    before = _rss_mb()
+    times, result = _timed(run, repeats, budget_s)
+    peak = _peak_mb() - before
+    assert isinstance(result, tuple)
+    np.save(folder / "choix_std_errors.npy", result[1])
+    return {"seconds": times, "peak_mb": peak}
+
+
 def task_reference_mle(folder: Path, repeats: int, budget_s: float) -> dict:
     """The tightly converged MLEs: penalised on base and next data, unpenalised on base."""
     figures = {}
@@ -509,6 +538,7 @@ TASKS: dict[str, Callable[[Path, int, float], dict]] = {
     "ours_cold": task_ours_cold,
     "ours_warm": task_ours_warm,
     "choix": task_choix,
+    "choix_std_errors": task_choix_std_errors,
     "lbfgs": _reference_task("lbfgs", references.lbfgs, penalised=True),
     "newton_cg": _reference_task("newton_cg", references.newton_cg, penalised=True),
     "reference_mle": task_reference_mle,
