@@ -270,6 +270,24 @@ def test_exact_std_errors_on_sparse_early_data_match_the_dense_inverse(seed):
     assert fit.std_errors[690] == pytest.approx(np.sqrt((1 - 1 / n) / LAMBDA), rel=1e-9)
 
 
+@pytest.mark.parametrize("shape", ["tree", "star"])
+def test_exact_std_errors_when_every_item_is_eliminated_or_one_hub_remains(shape):
+    rng = np.random.default_rng(32)
+    n = 300
+    if shape == "tree":  # every item eliminated, no dense core left
+        child = np.arange(1, n)
+        parent = np.array([rng.integers(0, k) for k in child])
+        i, j = parent, child
+    else:  # one item compared with all others
+        i, j = np.zeros(n - 1, dtype=int), np.arange(1, n)
+    wins_ij = rng.integers(0, 5, n - 1).astype(float) + 0.5
+    wins_ji = rng.integers(0, 5, n - 1).astype(float)
+    fit = bt.fit(n, i, j, wins_ij, wins_ji)
+    assert fit.exact_std_errors
+    np.testing.assert_allclose(
+        fit.std_errors, oracle_std_errors(n, fit.abilities, i, j, wins_ij, wins_ji), rtol=1e-9)
+
+
 def test_scores_are_mean_win_probability_against_the_others():
     abilities = np.array([1.0, 0.0, -0.5, 2.0])
     expected = [
