@@ -893,12 +893,47 @@ def _optimise(
         # warm start gives it the previous fit's centring offset instead).
         _, labels, sizes = data.components()
         abilities = np.where(sizes[labels] == 1.0, 0.0, abilities)
-    point = data.evaluate(abilities) if abilities.any() else data.evaluate_at_zero()
+    if not abilities.any():
+        point = data.evaluate_at_zero()
+        abilities = _log_odds_start(data, point)
+        if not abilities.any():
+            return _newton(data, point, tol, max_iter)
+    point = data.evaluate(abilities)
     if abilities.any():
         count, labels, _ = data.components()
         worse = data.objectives_at_zero() > point.objectives
-        if worse.any():
+        if worse.all():
+            point = data.evaluate_at_zero()
+        elif worse.any():
             point = data.evaluate(np.where(worse[labels], 0.0, abilities))
+    return _newton(data, point, tol, max_iter)
+
+
+def _log_odds_start(data: _Comparisons, zero: _Point) -> np.ndarray:
+    """A cold start's first guess: each item's log-odds of winning, log((W + ½)/(L + ½)),
+    centred per component — from the point θ = 0 (`zero`), whose gradient is (W − L)/2 and
+    whose Hessian diagonal is (W + L)/4 + λ, so it costs no pass over the pairs. On balanced
+    designs it is close to the abilities at the extremes, where Newton steps from 0 fall
+    short (the curvature at 0 is the largest there is); on adaptive ones (opponents close in
+    ability, win rates near ½) it is close to 0. `_optimise` keeps 0 for any component where
+    it is worse, so it can cost one pass but never the answer. Only when every item with
+    votes has more than `_WEAK_VOTES` of them (1,000 items / 1M votes: 6 -> 4 iterations);
+    zeros otherwise."""
+    count, labels, sizes = data.components()
+    difference = 2.0 * zero.gradient
+    votes = 4.0 * (zero.diagonal - data.prior_strength)
+    if not np.all((votes == 0.0) | (votes > _WEAK_VOTES)):
+        # Items with a handful of votes: their log-odds are mostly noise and their flat
+        # likelihoods end the fit least precisely; from 0 the fit is as documented.
+        return np.zeros(data.n)
+    start = np.log((votes + difference + 1.0) / (votes - difference + 1.0))
+    if count == 1:
+        return start - start.mean()
+    return start - (_sum_by(labels, start, count) / sizes)[labels]
+
+
+def _newton(data: _Comparisons, point: _Point, tol: float, max_iter: int) -> tuple[_Point, int]:
+    """The Newton iterations of `_optimise` from `point`; returns (final point, iterations)."""
     solver = _NewtonSolver(data)
     weak = _WeakItems(data)
     count, labels, _ = data.components()
