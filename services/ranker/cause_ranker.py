@@ -128,11 +128,12 @@ class CauseRanker:
         errors.Unavailable when the cause cannot load or fit within `read_wait_s`.
         """
         wait_s = self._settings.read_wait_s
-        try:
-            await asyncio.wait_for(self._loaded.wait(), wait_s)
-        except TimeoutError:
-            raise errors.Unavailable(
-                f"cause {self.cause_id!r} is still loading its vote log; retry") from None
+        if not self._loaded.is_set():  # wait_for costs a task, even for a set event
+            try:
+                await asyncio.wait_for(self._loaded.wait(), wait_s)
+            except TimeoutError:
+                raise errors.Unavailable(
+                    f"cause {self.cause_id!r} is still loading its vote log; retry") from None
         version = await self._catalog_reader.version()
         if self._catalog is None or version != self._catalog.version:
             await self.refresh_catalog(version)

@@ -9,7 +9,8 @@ never held more than 5 ms) run in a thread instead: no copy, no wait for a cold 
 Large fits hand their pair arrays to the worker through a file in /dev/shm (memory) rather
 than as pickled arguments: pickling 5.4M pairs (170 MB) holds the GIL for ~0.1 s — a stall of
 every RPC — while writing them to a file releases it. Workers run one BLAS thread, and fit at
-lower CPU priority (nice +5), so a fit never competes with the serving process for both cores.
+lower CPU priority (nice +5, RANKER_FIT_NICE), so a fit never competes with the serving process
+for both cores.
 """
 
 from __future__ import annotations
@@ -36,7 +37,6 @@ INLINE_MAX_ITEMS = 500
 INLINE_MAX_PAIRS = 20_000
 # Fits with more pairs than this pass their arrays through a file, not a pickle.
 FILE_MIN_PAIRS = 200_000
-_WORKER_NICE = 5
 _WORKER_ENV = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
@@ -57,20 +57,21 @@ def _warm_up() -> None:
     bradley_terry.fit(2, np.array([0]), np.array([1]), np.array([1.0]), np.array([1.0]))
 
 
-def _lower_priority() -> None:
-    """Run this worker's fits below the serving process (an absolute level, so repeating it
-    changes nothing). Start-up and imports stay at normal priority: a ranker stopping soon
-    after it started waits for them."""
+def _lower_priority(nice: int) -> None:
+    """Run this worker's fits at niceness `nice` (an absolute level, so repeating it changes
+    nothing). Start-up and imports stay at normal priority: a ranker stopping soon after it
+    started waits for them."""
     try:
-        os.setpriority(os.PRIO_PROCESS, 0, _WORKER_NICE)
+        if os.getpriority(os.PRIO_PROCESS, 0) != nice:
+            os.setpriority(os.PRIO_PROCESS, 0, nice)
     except OSError:
-        pass  # not permitted here: run at the same priority
+        pass  # not permitted here (lowering it back needs privileges): keep the current one
 
 
 def _fit_in_worker(n_items: int, i: np.ndarray, j: np.ndarray, wins_ij: np.ndarray,
                    wins_ji: np.ndarray, prior_strength: float,
-                   init: np.ndarray | None) -> bradley_terry.BTFit:
-    _lower_priority()
+                   init: np.ndarray | None, nice: int = 0) -> bradley_terry.BTFit:
+    _lower_priority(nice)
     return bradley_terry.fit(n_items, i, j, wins_ij, wins_ji, prior_strength=prior_strength,
                              init=init)
 
@@ -106,9 +107,9 @@ def _remove(path: str) -> None:
 
 
 def _fit_from_file(path: str, n_items: int, prior_strength: float,
-                   init: np.ndarray | None) -> bradley_terry.BTFit:
+                   init: np.ndarray | None, nice: int = 0) -> bradley_terry.BTFit:
     """Worker side of a file transfer: read the pairs, then fit (the caller deletes the file)."""
-    _lower_priority()
+    _lower_priority(nice)
     with open(path, "rb") as file:
         fields = [field.split(":") for field in file.readline().decode().split()]
         i, j, wins_ij, wins_ji = (np.fromfile(file, dtype=np.dtype(dtype), count=int(count))
@@ -120,8 +121,9 @@ def _fit_from_file(path: str, n_items: int, prior_strength: float,
 class FitPool:
     """A pool of `workers` processes running `bradley_terry.fit`; rebuilt if a worker dies."""
 
-    def __init__(self, workers: int) -> None:
+    def __init__(self, workers: int, *, nice: int = 5) -> None:
         self._workers = max(1, workers)
+        self._nice = nice
         # spawn, not fork: the serving process runs gRPC and event-loop threads.
         self._context = multiprocessing.get_context("spawn")
         # Spawned workers (started on demand, and again after a crash) read their BLAS
@@ -146,12 +148,13 @@ class FitPool:
         if n_items <= INLINE_MAX_ITEMS and len(i) <= INLINE_MAX_PAIRS:
             return await asyncio.to_thread(call)
         call = functools.partial(_fit_in_worker, n_items, i, j, wins_ij, wins_ji,
-                                 prior_strength, init)
+                                 prior_strength, init, self._nice)
         pool = self._pool
         path = None
         if len(i) > FILE_MIN_PAIRS:
             path = await asyncio.to_thread(_write_pairs, i, j, wins_ij, wins_ji)
-            call = functools.partial(_fit_from_file, path, n_items, prior_strength, init)
+            call = functools.partial(_fit_from_file, path, n_items, prior_strength, init,
+                                     self._nice)
         try:
             return await asyncio.get_running_loop().run_in_executor(pool, call)
         except BrokenProcessPool:

@@ -364,7 +364,10 @@ class PairCounts:
         known = items[items < self.n_items]
         position = np.full(self.n_items, -1, dtype=np.int64)
         position[known] = np.flatnonzero(items < self.n_items)
-        if np.unique(items).shape[0] != items.shape[0]:
+        # Sorted items (the usual case) repeat none when strictly increasing; np.unique
+        # sorts, holding the GIL ~1 ms at 34,000 items.
+        if not np.all(items[1:] > items[:-1]) \
+                and np.unique(items).shape[0] != items.shape[0]:
             raise ValueError("items must not repeat an index")
         self.compact()
         wins_lo, wins_hi, ties = self._counts

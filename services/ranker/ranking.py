@@ -34,17 +34,17 @@ class Catalog:
 class FitInput:
     """Everything one fit needs, copied out of the live counts so they can keep changing.
 
-    `items` are the ranked proposal indices (sorted); `proposal_ids` and `texts` theirs
-    (object arrays of str); `i`, `j`, `wins_ij`, `wins_ji` are the comparisons among them
-    re-indexed to positions in `items` (ties as half wins); the tallies are per item, in
-    the order of `items`.
+    `items` are the ranked proposal indices (sorted); `catalog_ids[k]` and `catalog_texts[k]`
+    belong to proposal index k (the catalog's own tuples, shared, not copied); `i`, `j`,
+    `wins_ij`, `wins_ji` are the comparisons among the items re-indexed to positions in
+    `items` (ties as half wins); the tallies are per item, in the order of `items`.
     """
 
     cause_id: str
     catalog_version: int
     items: np.ndarray
-    proposal_ids: np.ndarray
-    texts: np.ndarray
+    catalog_ids: tuple[str, ...]
+    catalog_texts: tuple[str, ...]
     i: np.ndarray
     j: np.ndarray
     wins_ij: np.ndarray
@@ -70,8 +70,8 @@ def fit_input(cause_id: str, catalog: Catalog, counts: PairCounts, *, votes_coun
               last_vote_entry_id: str) -> FitInput:
     """Cut the accepted proposals' comparisons and tallies out of `counts` (copies).
 
-    Ids and texts are gathered as object arrays: a Python loop over 34,000 of them held the
-    GIL for ~5 ms (and ~17 ms more in `ranking_from_fit`), delaying the RPCs of the loop.
+    Ids and texts are not gathered per item: a Python loop over 34,000 of them held the GIL
+    for ~5 ms (and ~17 ms more in `ranking_from_fit`), delaying the RPCs of the loop.
     """
     items = catalog.accepted
     i, j, wins_ij, wins_ji = counts.subset(items)
@@ -85,17 +85,10 @@ def fit_input(cause_id: str, catalog: Catalog, counts: PairCounts, *, votes_coun
         tallies[name] = padded
     return FitInput(
         cause_id=cause_id, catalog_version=catalog.version, items=items.copy(),
-        proposal_ids=_strings(catalog.proposal_ids)[items],
-        texts=_strings(catalog.texts)[items],
+        catalog_ids=catalog.proposal_ids, catalog_texts=catalog.texts,
         i=np.array(i, copy=True), j=np.array(j, copy=True),
         wins_ij=np.array(wins_ij, copy=True), wins_ji=np.array(wins_ji, copy=True),
         votes_counted=votes_counted, last_vote_entry_id=last_vote_entry_id, **tallies)
-
-
-def _strings(values: tuple[str, ...]) -> np.ndarray:
-    out = np.empty(len(values), dtype=object)
-    out[:] = values
-    return out
 
 
 @dataclass(frozen=True)
@@ -105,6 +98,8 @@ class Ranking:
     Entries are sorted by ability, highest first, ties broken by proposal_id. Abilities
     are centred over the ranked proposals; `ci_low`/`ci_high` are the 95% intervals and
     `scores` 100 * mean_j sigma(ability_i - ability_j), all from `ranker.bradley_terry`.
+    The entry at position k is proposal index `proposal_index[k]`, whose id and text are
+    `catalog_ids` and `catalog_texts` at that index (`proposal_ids` / `texts` of a page).
     """
 
     cause_id: str
@@ -115,8 +110,8 @@ class Ranking:
     catalog_version: int
     iterations: int
     proposal_index: np.ndarray
-    proposal_ids: np.ndarray  # of str
-    texts: np.ndarray  # of str
+    catalog_ids: tuple[str, ...]
+    catalog_texts: tuple[str, ...]
     abilities: np.ndarray
     std_errors: np.ndarray
     ci_low: np.ndarray
@@ -130,7 +125,16 @@ class Ranking:
 
     @property
     def total_proposals(self) -> int:
-        return len(self.proposal_ids)
+        return len(self.proposal_index)
+
+    def proposal_ids(self, rows: range) -> list[str]:
+        """Ids of the entries at positions `rows` (e.g. a `page`)."""
+        return [self.catalog_ids[k] for k in self.proposal_index[rows.start:rows.stop].tolist()]
+
+    def texts(self, rows: range) -> list[str]:
+        """Texts of the entries at positions `rows`."""
+        return [self.catalog_texts[k]
+                for k in self.proposal_index[rows.start:rows.stop].tolist()]
 
     def page(self, offset: int, limit: int) -> range:
         """Positions (0-based, rank - 1) of the entries in [offset, offset + limit)."""
@@ -165,8 +169,9 @@ def rank(inputs: FitInput, previous: Ranking | None = None, *,
     return ranking_from_fit(inputs, fit, prior_strength=prior_strength, clock=clock)
 
 
-def _rank_order(abilities: np.ndarray, proposal_ids: np.ndarray) -> np.ndarray:
-    """Positions by ability, highest first; equal abilities (e.g. no votes yet) by proposal_id.
+def _rank_order(abilities: np.ndarray, proposal_id: Callable[[int], str]) -> np.ndarray:
+    """Positions by ability, highest first; equal abilities (e.g. no votes yet) by the
+    `proposal_id` of the position.
 
     Sorts numbers, then only the runs of equal abilities by id: np.lexsort over 34,000 id
     strings holds the GIL for 6–25 ms, long enough to delay every RPC of the serving process.
@@ -179,7 +184,7 @@ def _rank_order(abilities: np.ndarray, proposal_ids: np.ndarray) -> np.ndarray:
         starts = tied[np.r_[True, tied[1:] != tied[:-1] + 1]]
         ends = tied[np.r_[tied[1:] != tied[:-1] + 1, True]] + 2
         for start, end in zip(starts.tolist(), ends.tolist(), strict=True):
-            order[start:end] = sorted(order[start:end].tolist(), key=proposal_ids.__getitem__)
+            order[start:end] = sorted(order[start:end].tolist(), key=proposal_id)
     return order
 
 
@@ -196,10 +201,11 @@ def ranking_from_fit(inputs: FitInput, fit: bradley_terry.BTFit | None, *,
         abilities, iterations = np.zeros(n_items), 0
         columns = {name: np.zeros(n_items)
                    for name in ("std_errors", "ci_low", "ci_high", "scores")}
-    order = _rank_order(abilities, inputs.proposal_ids)
+    items, ids = inputs.items, inputs.catalog_ids
+    order = _rank_order(abilities, lambda position: ids[items[position]])
 
     def frozen(values: np.ndarray) -> np.ndarray:
-        out = np.asarray(values)[order].copy()
+        out = np.asarray(values)[order]  # fancy indexing: a new array
         out.flags.writeable = False
         return out
 
@@ -212,8 +218,8 @@ def ranking_from_fit(inputs: FitInput, fit: bradley_terry.BTFit | None, *,
         catalog_version=inputs.catalog_version,
         iterations=int(iterations),
         proposal_index=frozen(inputs.items),
-        proposal_ids=frozen(inputs.proposal_ids),
-        texts=frozen(inputs.texts),
+        catalog_ids=inputs.catalog_ids,
+        catalog_texts=inputs.catalog_texts,
         abilities=frozen(abilities),
         **{name: frozen(values) for name, values in columns.items()},
         **{name: frozen(getattr(inputs, name)) for name in _TALLIES},

@@ -21,7 +21,7 @@ async def start(settings: Settings) -> RunningServer:
     client = aioredis.Redis.from_url(
         settings.redis_url, socket_timeout=settings.redis_socket_timeout_s,
         socket_connect_timeout=settings.redis_connect_timeout_s)
-    fit_pool = FitPool(settings.fit_workers)
+    fit_pool = FitPool(settings.fit_workers, nice=settings.fit_nice)
     directory = CauseDirectory(client, settings, fit_pool)
     try:
         running = await start_server(

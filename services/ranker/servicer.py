@@ -17,7 +17,7 @@ def ranking_message(ranking: Ranking, offset: int, limit: int) -> types_pb2.Rank
     rows = ranking.page(offset, limit)
     part = slice(rows.start, rows.stop)
     columns = zip(
-        ranking.proposal_ids[part], ranking.texts[part],
+        ranking.proposal_ids(rows), ranking.texts(rows),
         ranking.abilities[part].tolist(), ranking.std_errors[part].tolist(),
         ranking.ci_low[part].tolist(), ranking.ci_high[part].tolist(),
         ranking.scores[part].tolist(), ranking.wins[part].tolist(),

@@ -32,6 +32,8 @@ class Settings:
     read_block_ms: int = 200
     # Worker processes running Bradley-Terry fits (ranker.fit_pool), shared by all causes.
     fit_workers: int = 1
+    # Niceness of the fit workers while they fit (0 = the serving process's own).
+    fit_nice: int = 5
     # A read waits this long (seconds) for a cause to load and fit for the first time before
     # answering UNAVAILABLE (retryable).
     read_wait_s: float = 5.0
@@ -61,6 +63,7 @@ class Settings:
             read_batch=env_int("RANKER_READ_BATCH", 100),
             read_block_ms=env_int("RANKER_READ_BLOCK_MS", 200),
             fit_workers=env_int("RANKER_FIT_WORKERS", 1),
+            fit_nice=env_int("RANKER_FIT_NICE", 5),
             read_wait_s=env_float("RANKER_READ_WAIT_S", 5.0),
             catalog_wait_s=env_float("RANKER_CATALOG_WAIT_S", 1.0),
             max_proposals=env_int("RANKER_MAX_PROPOSALS", 1_000_000),
