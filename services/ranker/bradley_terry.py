@@ -1292,7 +1292,8 @@ def _std_errors(data: _Comparisons, point: _Point, exact: bool | None) -> tuple[
     large = ~small
     if large.any():
         all_exact = False
-        local = _gabp_variances(data, diagonal, None if large.all() else large[data.i])
+        local = _gabp_variances(data, diagonal,
+                                None if large.all() else data.repeat_over_lo(large))
         local[~large] = 0.0
         size = sizes[labels]
         mean_local = (_sum_by(labels, local, n_components) / sizes)[labels]
