@@ -33,7 +33,7 @@ async def start(settings: Settings) -> RunningServer:
         settings.redis_url, max_connections=settings.redis_max_connections,
         timeout=settings.redis_pool_timeout_s))
     # The rate-limit and pair scripts of concurrent calls share round trips.
-    scripts = ScriptRunner(redis)
+    scripts = ScriptRunner(redis, max_in_flight=settings.script_groups_in_flight)
     upstreams = Upstreams(settings.ingest_addr, settings.ranker_addrs)
     servicer = GatewayServicer(
         catalog=CatalogStore(redis), pairs=PairSelector(redis, scripts=scripts),
