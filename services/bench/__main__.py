@@ -226,6 +226,12 @@ def _format_size(results: dict) -> str:
             f"{g['p50_ms']:.1f} ms, p95 {g['p95_ms']:.1f} ms, p99 {g['p99_ms']:.1f} ms "
             f"(per window {', '.join(f'{p:.0f}' for p in g['window_p99_ms'])}), max "
             f"{g['max_ms']:.0f} ms")
+        if g.get("checkpoints"):
+            lines.append(
+                f"  its checkpoints: {g['checkpoints']}, median {g['checkpoint_median_mb']:.2f} MB"
+                f" in {1000 * g['checkpoint_median_s']:.0f} ms (largest "
+                f"{g['checkpoint_max_mb']:.1f} MB, slowest {g['checkpoint_max_s']:.2f} s); fits "
+                f"median {g.get('fit_median_s', 0):.2f} s; failed reads {g.get('errors') or 0}")
     return "\n".join(lines)
 
 
