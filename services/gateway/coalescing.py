@@ -23,19 +23,22 @@ class Coalescer(Generic[T, R]):
 
     A request joins the group of the current event-loop iteration; the group starts at the
     next iteration unless `max_in_flight` groups are already running, in which case it grows
-    (up to `max_group` items) until one of them finishes. `run_group` returns one result per
+    (up to `max_group` items) until one of them finishes. A group still running after
+    `slow_after_s` seconds stops counting, so one stuck call (a peer that hangs until the
+    deadline) does not hold every later request back. `run_group` returns one result per
     item, in order: a value, or an exception for that item alone; if `run_group` itself
     raises, every request of the group raises that exception. A request cancelled by its
     caller (deadline, disconnect) gets no answer; its item may still have been processed.
     """
 
-    def __init__(self, run_group: RunGroup[T, R], *, max_group: int,
-                 max_in_flight: int) -> None:
+    def __init__(self, run_group: RunGroup[T, R], *, max_group: int, max_in_flight: int,
+                 slow_after_s: float = 0.25) -> None:
         if max_group < 1 or max_in_flight < 1:
             raise ValueError("max_group and max_in_flight must be at least 1")
         self._run_group = run_group
         self._max_group = max_group
         self._max_in_flight = max_in_flight
+        self._slow_after_s = slow_after_s
         self._pending: list[tuple[T, asyncio.Future[R]]] = []
         self._in_flight = 0
         self._scheduled = False
@@ -62,12 +65,21 @@ class Coalescer(Generic[T, R]):
             del self._pending[:self._max_group]
             if group:
                 self._in_flight += 1
-                task = loop.create_task(self._run(group, loop))
+                slot = _Slot()
+                slot.timer = loop.call_later(self._slow_after_s, self._release, slot, loop)
+                task = loop.create_task(self._run(group, loop, slot))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
 
+    def _release(self, slot: _Slot, loop: asyncio.AbstractEventLoop) -> None:
+        """The group holding `slot` finished or turned slow: let another one start."""
+        if slot.held:
+            slot.held = False
+            self._in_flight -= 1
+            self._schedule(loop)
+
     async def _run(self, group: list[tuple[T, asyncio.Future[R]]],
-                   loop: asyncio.AbstractEventLoop) -> None:
+                   loop: asyncio.AbstractEventLoop, slot: _Slot) -> None:
         try:
             results = await self._run_group([item for item, _ in group])
         except asyncio.CancelledError:
@@ -87,5 +99,16 @@ class Coalescer(Generic[T, R]):
                 else:
                     future.set_result(result)
         finally:
-            self._in_flight -= 1
-            self._schedule(loop)
+            if slot.timer is not None:
+                slot.timer.cancel()
+            self._release(slot, loop)
+
+
+class _Slot:
+    """One in-flight group's claim on `max_in_flight`."""
+
+    __slots__ = ("held", "timer")
+
+    def __init__(self) -> None:
+        self.held = True
+        self.timer: asyncio.TimerHandle | None = None
