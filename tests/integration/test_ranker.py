@@ -509,6 +509,35 @@ def test_checkpoints_add_deltas_to_a_base_and_restore_exactly(serve, r, cause_id
                "everything checkpointed and acknowledged")
 
 
+def test_a_base_snapshot_left_half_written_changes_nothing(serve, r, cause_id, monkeypatch):
+    """A ranker killed while staging a new base leaves the stored checkpoint as it was; its
+    next base replaces the leftover, and no vote is lost or counted twice."""
+    monkeypatch.setattr(cause_ranker, "_DELTA_MIN_BYTES", 500)
+    rng = np.random.default_rng(20)
+    cause = Consultation(r, cause_id).create(6)
+    first = serve()
+    cause.random_votes(rng, 200, among=6)
+    first.counted(cause)
+    eventually(lambda: checkpointed(r, cause), "a checkpoint")
+    first.stop()
+    saved = r.hgetall(keys.checkpoint(cause_id))
+    staging = keys.checkpoint_staging(cause_id, "ranker-0")
+    r.rpush(staging, "ranker-0:killed-mid-write", b"PWPC half a snapshot")
+
+    cause.random_votes(rng, 50, among=6)
+    # The leftover is no checkpoint: a ranker loading now sees the stored one.
+    assert r.hgetall(keys.checkpoint(cause_id)) == saved
+    second = serve()
+
+    assert_tallies_exact(second.counted(cause), cause)
+    cause.random_votes(rng, 150, among=6)  # deltas past 500 bytes: a new base
+    assert_tallies_exact(second.counted(cause), cause)
+    eventually(lambda: checkpointed(r, cause) and not r.exists(staging),
+               "a new base in place of the leftover")
+    second.stop()
+    assert_tallies_exact(serve().counted(cause), cause)
+
+
 def test_a_whole_snapshot_checkpoint_of_an_earlier_version_still_loads(serve, r, cause_id):
     """Checkpoints written before base snapshots and deltas (the counts as one .npz hash
     field) restore exactly, and the next save replaces them with a base."""
