@@ -5,13 +5,13 @@ time; prints live progress and writes a JSON and PNG report. Loopback targets on
 from __future__ import annotations
 
 import argparse
-import asyncio
 import dataclasses
 import os
 import sys
 from pathlib import Path
 
 from loadtest.plan import MAX_PROPOSALS, MODES, LoadPlan, PlanError, check_loopback
+from pairwise import event_loop
 
 DEFAULTS = LoadPlan()
 
@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for i in range(max(1, args.runs)):
             seeded = dataclasses.replace(plan, seed=plan.seed + i)
-            results.append(asyncio.run(runner.run(seeded, target, creds, out_dir,
+            results.append(event_loop.run(runner.run(seeded, target, creds, out_dir,
                                                   processes=processes)))
     except KeyboardInterrupt:
         print("\nloadtest interrupted", file=sys.stderr)

@@ -20,7 +20,7 @@ import redis.exceptions
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from pairwise import errors
+from pairwise import errors, event_loop
 
 logger = logging.getLogger(__name__)
 
@@ -201,4 +201,4 @@ def run(start: Callable[[Any], Awaitable[RunningServer]], settings: Any,
         await running.stop(grace)
         logger.info("stopped")
 
-    asyncio.run(main())
+    event_loop.run(main())
