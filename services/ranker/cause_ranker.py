@@ -19,15 +19,16 @@ import uuid
 from collections.abc import AsyncIterator, Coroutine
 from typing import Any
 
+import numpy as np
 import redis.asyncio as aioredis
 import redis.exceptions
 
 from pairwise import errors, vote_log
 from ranker import bradley_terry
 from ranker.catalog_reader import CatalogReader
-from ranker.fit_pool import FitPool
+from ranker.fit_pool import FitPool, ReplicaMissing
 from ranker.pair_counts import PairCounts, encode_votes
-from ranker.ranking import Catalog, Ranking, fit_input, ranking_from_fit
+from ranker.ranking import Catalog, FitInput, Ranking, fit_input, ranking_from_fit
 from ranker.settings import Settings
 from ranker.vote_consumer import CheckpointConflict, VoteLog
 
@@ -45,6 +46,11 @@ _DELTA_SHARE = 4
 _DELTA_MIN_BYTES = 1 << 20
 # Pages of more votes than this are decoded and applied in a thread, off the event loop.
 _INLINE_MAX_VOTES = 2_000
+# The votes kept for the fit worker's replica of the counts (ranker.fit_pool) are dropped, and
+# the next fit ships the whole counts instead, once they outnumber 1/_REPLICA_SHARE of the
+# pairs (and _REPLICA_MIN_VOTES): e.g. when no large fit ran for a long time.
+_REPLICA_SHARE = 4
+_REPLICA_MIN_VOTES = 1 << 20
 
 
 class CauseRanker:
@@ -79,6 +85,13 @@ class CauseRanker:
         self._delta_bytes = 0
         self._saved_at = time.monotonic()
         self._counts_lock = asyncio.Lock()  # the consumer's writes vs. a fit copying counts
+        # The fit worker's replica of the counts (ranker.fit_pool.fit_replica), at
+        # `_replica_epoch`:`_replica_generation` when its last shipment arrived, and the votes
+        # applied since that shipment (None: the next fit ships the whole counts).
+        self._replica_epoch = ""
+        self._replica_generation = 0
+        self._replica_votes: list[tuple[np.ndarray, np.ndarray, np.ndarray]] | None = None
+        self._replica_size = 0
 
         self._catalog: Catalog | None = None
         self._catalog_lock = asyncio.Lock()
@@ -112,6 +125,8 @@ class CauseRanker:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        if self._replica_epoch:
+            self._fit_pool.forget(self.cause_id, self._replica_epoch)
         if final_checkpoint and self._unacked:
             try:
                 await self._checkpoint()
@@ -223,6 +238,7 @@ class CauseRanker:
         checkpoint = await self._log.load_checkpoint()
         async with self._counts_lock:
             self._counts = checkpoint.counts
+            self._replica_votes = None  # the worker's replica is of the replaced counts
             # The votes applied from here on are the next checkpoint's delta.
             self._counts.start_journal()
             self._applied_id = checkpoint.last_id
@@ -279,6 +295,13 @@ class CauseRanker:
         batch = vote_log.decode_entries(entries, self._applied_id, self._settings.max_proposals)
         if len(batch.kinds):
             self._counts.apply(batch.kinds, batch.a, batch.b)
+            replica_votes = self._replica_votes
+            if replica_votes is not None:
+                replica_votes.append((batch.kinds, batch.a, batch.b))
+                self._replica_size += len(batch.kinds)
+                if self._replica_size > max(_REPLICA_MIN_VOTES,
+                                            self._counts.n_pairs // _REPLICA_SHARE):
+                    self._replica_votes = None
         if batch.last_id:
             self._applied_id = batch.last_id
             self._votes_counted += batch.n_votes
@@ -378,37 +401,88 @@ class CauseRanker:
                     and self._ranking.catalog_version == catalog.version:
                 return
             started = time.perf_counter()
-            async with self._counts_lock:
-                if not self._replayed.is_set():
-                    return  # a reload began: its replay will set _changed again
-                self._changed.clear()
-                self._last_fit_started = time.monotonic()
-                inputs = await asyncio.to_thread(
-                    fit_input, self.cause_id, catalog, self._counts,
-                    votes_counted=self._votes_counted, last_vote_entry_id=self._applied_id)
-            previous = self._ranking
-            fit = None
             try:
-                if inputs.n_items:
-                    # An argsort of the previous ranking (34,000 items: ~2 ms): off the loop.
-                    init = None if previous is None else \
-                        await asyncio.to_thread(previous.abilities_for, inputs.items)
-                    fit = await self._fit_pool.fit(
-                        inputs.n_items, inputs.i, inputs.j, inputs.wins_ij, inputs.wins_ji,
-                        prior_strength=bradley_terry.PRIOR_STRENGTH, init=init)
+                try:
+                    done = await self._fit_once(catalog)
+                except ReplicaMissing:
+                    # A new worker pool (after a crash) or a shipment that never arrived.
+                    logger.info("the fit worker has no copy of the counts; sending them whole",
+                                extra={"cause_id": self.cause_id})
+                    done = await self._fit_once(catalog)
             except bradley_terry.FitDidNotConverge as exc:
                 logger.error("fit did not converge; keeping the previous ranking", extra={
-                    "cause_id": self.cause_id, "n_items": inputs.n_items,
-                    "n_pairs": inputs.n_pairs, "error": str(exc)})
+                    "cause_id": self.cause_id, "n_items": len(catalog.accepted),
+                    "error": str(exc)})
                 return
+            if done is None:
+                return  # a reload began: its replay will set _changed again
+            inputs, fit, n_pairs = done
             ranking = await asyncio.to_thread(ranking_from_fit, inputs, fit)
             logger.info("fit", extra={
-                "cause_id": self.cause_id, "n_items": inputs.n_items, "n_pairs": inputs.n_pairs,
+                "cause_id": self.cause_id, "n_items": inputs.n_items, "n_pairs": n_pairs,
                 "iterations": ranking.iterations, "votes_counted": ranking.votes_counted,
                 "seconds": round(time.perf_counter() - started, 4)})
             async with self._published:
                 self._ranking = ranking
                 self._published.notify_all()
+
+    async def _fit_once(
+        self, catalog: Catalog,
+    ) -> tuple[FitInput, bradley_terry.BTFit | None, int] | None:
+        """Cut this fit's input out of the counts and fit it: (input, fit, pairs fitted), or
+        None when a reload began. Large fits ship the worker only the votes applied since
+        the previous one (see ranker.fit_pool); raises ReplicaMissing when it lost them."""
+        items = catalog.accepted
+        async with self._counts_lock:
+            if not self._replayed.is_set():
+                return None
+            self._changed.clear()
+            self._last_fit_started = time.monotonic()
+            replica = len(items) > 0 and self._fit_pool.keeps_replicas \
+                and not self._fit_pool.runs_inline(len(items), self._counts.n_pairs)
+            inputs = await asyncio.to_thread(
+                fit_input, self.cause_id, catalog, self._counts, with_pairs=not replica,
+                votes_counted=self._votes_counted, last_vote_entry_id=self._applied_id)
+            if replica:
+                shipment = await self._ship_replica()
+        if not inputs.n_items:
+            return inputs, None, 0
+        # An argsort of the previous ranking (34,000 items: ~2 ms): off the loop.
+        previous = self._ranking
+        init = None if previous is None else \
+            await asyncio.to_thread(previous.abilities_for, inputs.items)
+        if not replica:
+            fit = await self._fit_pool.fit(
+                inputs.n_items, inputs.i, inputs.j, inputs.wins_ij, inputs.wins_ji,
+                prior_strength=bradley_terry.PRIOR_STRENGTH, init=init)
+            return inputs, fit, inputs.n_pairs
+        base_generation, votes, counts_path = shipment
+        try:
+            fit, n_pairs = await self._fit_pool.fit_replica(
+                self.cause_id, self._replica_epoch, base_generation, self._replica_generation,
+                votes, counts_path, inputs.items,
+                prior_strength=bradley_terry.PRIOR_STRENGTH, init=init)
+        except bradley_terry.FitDidNotConverge:
+            raise  # raised after the replica took the shipment
+        except BaseException:
+            self._replica_votes = None  # whether it arrived is unknown: ship them whole
+            raise
+        return inputs, fit, n_pairs
+
+    async def _ship_replica(self) -> tuple[int | None, bytes, str | None]:
+        """The next shipment to the worker's replica, with the counts lock held: (generation
+        it extends, votes since then) or (None, b"", a file of the whole counts)."""
+        self._replica_generation += 1
+        votes = self._replica_votes
+        self._replica_votes, self._replica_size = None, 0
+        if votes is None:
+            self._replica_epoch = uuid.uuid4().hex
+            path = await self._fit_pool.write_counts(self._counts)
+            self._replica_votes = []
+            return None, b"", path
+        self._replica_votes = []
+        encoded = await asyncio.to_thread(_encode_votes, votes) if votes else b""
+        return self._replica_generation - 1, encoded, None
 
     # -- tasks -----------------------------------------------------------------------------
 
@@ -423,3 +497,8 @@ class CauseRanker:
         if not task.cancelled() and task.exception() is not None:
             logger.error("background task failed", exc_info=task.exception(),
                          extra={"cause_id": self.cause_id, "task": task.get_name()})
+
+
+def _encode_votes(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> bytes:
+    kinds, a, b = (np.concatenate(column) for column in zip(*parts, strict=True))
+    return encode_votes(kinds, a, b)

@@ -67,14 +67,20 @@ class FitInput:
 
 
 def fit_input(cause_id: str, catalog: Catalog, counts: PairCounts, *, votes_counted: int,
-              last_vote_entry_id: str) -> FitInput:
+              last_vote_entry_id: str, with_pairs: bool = True) -> FitInput:
     """Cut the accepted proposals' comparisons and tallies out of `counts` (copies).
 
+    With `with_pairs=False` only the tallies: `i`, `j`, `wins_ij`, `wins_ji` are empty, for a
+    fit that reads the pairs elsewhere (a worker's replica of the counts, ranker.fit_pool).
     Ids and texts are not gathered per item: a Python loop over 34,000 of them held the GIL
     for ~5 ms (and ~17 ms more in `ranking_from_fit`), delaying the RPCs of the loop.
     """
     items = catalog.accepted
-    i, j, wins_ij, wins_ji = counts.subset(items)
+    if with_pairs:
+        i, j, wins_ij, wins_ji = counts.subset(items)
+    else:
+        i = j = np.zeros(0, dtype=np.int64)
+        wins_ij = wins_ji = np.zeros(0, dtype=np.float64)
     tallies = {}
     for name in _TALLIES:
         per_item = getattr(counts, name)

@@ -11,6 +11,7 @@ import io
 import itertools
 import json
 import logging
+import multiprocessing
 import os
 import signal
 import subprocess
@@ -31,7 +32,7 @@ from pairwise import keys, vote_log
 from pairwise.embedded_redis import free_port
 from pairwise.sharding import shard_of
 from pairwise.v1 import ranker_pb2, ranker_pb2_grpc, types_pb2
-from ranker import cause_ranker
+from ranker import bradley_terry, cause_ranker, fit_pool
 from ranker.pair_counts import PairCounts, decode_votes
 from ranker.server import start
 
@@ -766,3 +767,62 @@ def test_reads_are_answered_while_a_large_fit_runs(serve, r, cause_id, caplog):
     during_a_fit = [read for read in answered
                     if any(begin < read[0] and read[1] < end for begin, end in fits)]
     assert during_a_fit, f"no read answered during any of {len(fits)} large fits"
+
+
+# -- the fit worker's copy of the counts -------------------------------------------------------
+
+
+def abilities_of(votes: list[tuple[str, int, int]], n_proposals: int) -> dict[str, float]:
+    """The Bradley-Terry abilities of `votes`, fitted here from scratch."""
+    codes = {"w": vote_log.WIN_CODE, "t": vote_log.TIE_CODE, "s": vote_log.SKIP_CODE}
+    counts = PairCounts(n_proposals)
+    counts.apply(np.array([codes[kind] for kind, _, _ in votes], dtype=np.uint8),
+                 np.array([a for _, a, _ in votes]), np.array([b for _, _, b in votes]))
+    fit = bradley_terry.fit(n_proposals, *counts.subset(np.arange(n_proposals)),
+                            prior_strength=bradley_terry.PRIOR_STRENGTH)
+    return {f"p{k:04d}": float(ability) for k, ability in enumerate(fit.abilities)}
+
+
+def test_worker_fits_from_its_copy_of_the_counts_stay_exact_after_it_dies(
+        serve, r, cause_id, monkeypatch):
+    """Large fits run in the worker process on its own copy of the counts, sent only the new
+    votes each time; after the worker is killed (and after a restart) the copy is rebuilt
+    whole, and every ranking still matches a fit of exactly the votes it counts."""
+    monkeypatch.setattr(fit_pool, "INLINE_MAX_ITEMS", 0)  # every fit goes to the worker
+    rng = np.random.default_rng(23)
+    n_proposals = 12
+    cause = Consultation(r, cause_id).create(n_proposals)
+    ranker = serve(fit_interval_s=0.0)
+    strength = np.linspace(2.0, -2.0, n_proposals)
+    written: list[tuple[str, int, int]] = []
+
+    def vote_round(n: int) -> None:
+        votes: list[tuple[str, int, int]] = []
+        for _ in range(n):
+            a, b = rng.choice(n_proposals, size=2, replace=False).tolist()
+            won = rng.random() < 1 / (1 + np.exp(strength[b] - strength[a]))
+            votes.append(("t", a, b) if rng.random() < 0.1 else ("w", a, b) if won
+                         else ("w", b, a))
+        cause.vote(votes)
+        written.extend(votes)
+
+    def assert_exact(ranking: types_pb2.Ranking) -> None:
+        assert_tallies_exact(ranking, cause)
+        expected = abilities_of(written, n_proposals)
+        got = {entry.proposal_id: entry.ability for entry in ranking.entries}
+        assert got == pytest.approx(expected, abs=1e-4)
+
+    for _ in range(3):
+        vote_round(150)
+        assert_exact(ranker.counted(cause))
+
+    for worker in multiprocessing.active_children():
+        if "SpawnProcess" in worker.name:  # the fit pool's worker(s)
+            os.kill(worker.pid, signal.SIGKILL)
+    for _ in range(3):  # the first fit after the kill fails; the pool is rebuilt
+        vote_round(150)
+        assert_exact(ranker.counted(cause))
+
+    ranker.stop()
+    vote_round(100)
+    assert_exact(serve(fit_interval_s=0.0).counted(cause))

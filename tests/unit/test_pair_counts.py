@@ -277,3 +277,42 @@ def test_overflow_of_a_pending_pair_is_refused_without_change(monkeypatch):
     with pytest.raises(ValueError, match="exceed"):
         counts.apply(np.array([WIN, WIN], dtype=np.uint8), np.array([0, 2]), np.array([1, 3]))
     assert counts == nearly_full()
+
+
+def test_a_fit_workers_copy_fed_only_new_votes_fits_like_the_counts(tmp_path):
+    """ranker.fit_pool's worker side: a copy of the counts sent whole once, then only the
+    votes applied since, fits exactly as the live counts do; a shipment extending a
+    generation the copy does not have is refused (the sender then sends the counts whole)."""
+    from ranker import bradley_terry, fit_pool
+
+    rng = np.random.default_rng(31)
+    n_items, items = 40, np.arange(0, 40, 2)  # every other item ranked
+    live = PairCounts()
+    live.apply(*random_votes(rng, 2_000, n_items))
+    path = tmp_path / "counts.bin"
+    path.write_bytes(live.to_bytes())
+
+    def ship(base: int | None, generation: int, votes: bytes, counts_path: str | None):
+        return fit_pool._fit_replica("c", "epoch-1", base, generation, votes, counts_path,
+                                     items, bradley_terry.PRIOR_STRENGTH, None)
+
+    def expected():
+        return bradley_terry.fit(len(items), *live.subset(items),
+                                 prior_strength=bradley_terry.PRIOR_STRENGTH)
+
+    try:
+        fit, n_pairs = ship(None, 1, b"", str(path))
+        assert n_pairs == len(live.subset(items)[0])
+        np.testing.assert_allclose(fit.abilities, expected().abilities, atol=1e-9)
+        for generation in (2, 3):
+            votes = random_votes(rng, 500, n_items + 5)  # new items too
+            live.apply(*votes)
+            fit, _ = ship(generation - 1, generation, pair_counts.encode_votes(*votes), None)
+            np.testing.assert_allclose(fit.abilities, expected().abilities, atol=1e-9)
+
+        with pytest.raises(fit_pool.ReplicaMissing):
+            ship(2, 4, b"", None)  # the copy is at generation 3
+        with pytest.raises(fit_pool.ReplicaMissing):
+            ship(3, 4, b"", None)  # refused once: the copy was dropped
+    finally:
+        fit_pool._replicas.clear()
