@@ -784,19 +784,20 @@ def abilities_of(votes: list[tuple[str, int, int]], n_proposals: int) -> dict[st
 
 
 def test_worker_fits_from_its_copy_of_the_counts_stay_exact_after_it_dies(
-        serve, r, cause_id, monkeypatch):
-    """Large fits run in the worker process on its own copy of the counts, sent only the new
-    votes each time; after the worker is killed (and after a restart) the copy is rebuilt
-    whole, and every ranking still matches a fit of exactly the votes it counts."""
+        serve, r, cause_id, monkeypatch, caplog):
+    """Large fits run in the worker process on its own copies of the causes' counts, sent
+    only the new votes each time. After the worker is killed (and after a restart) each copy
+    is rebuilt whole, and every ranking still matches a fit of exactly the votes it counts."""
+    caplog.set_level(logging.INFO, logger="ranker.cause_ranker")
     monkeypatch.setattr(fit_pool, "INLINE_MAX_ITEMS", 0)  # every fit goes to the worker
     rng = np.random.default_rng(23)
     n_proposals = 12
-    cause = Consultation(r, cause_id).create(n_proposals)
-    ranker = serve(fit_interval_s=0.0)
     strength = np.linspace(2.0, -2.0, n_proposals)
-    written: list[tuple[str, int, int]] = []
+    causes = [Consultation(r, f"{cause_id}-{name}").create(n_proposals) for name in "ab"]
+    written: dict[str, list[tuple[str, int, int]]] = {cause.cause_id: [] for cause in causes}
+    ranker = serve(fit_interval_s=0.0)
 
-    def vote_round(n: int) -> None:
+    def vote_round(cause: Consultation, n: int) -> None:
         votes: list[tuple[str, int, int]] = []
         for _ in range(n):
             a, b = rng.choice(n_proposals, size=2, replace=False).tolist()
@@ -804,25 +805,35 @@ def test_worker_fits_from_its_copy_of_the_counts_stay_exact_after_it_dies(
             votes.append(("t", a, b) if rng.random() < 0.1 else ("w", a, b) if won
                          else ("w", b, a))
         cause.vote(votes)
-        written.extend(votes)
+        written[cause.cause_id].extend(votes)
 
-    def assert_exact(ranking: types_pb2.Ranking) -> None:
+    def assert_exact(ranker: Ranker, cause: Consultation) -> None:
+        ranking = ranker.counted(cause)
         assert_tallies_exact(ranking, cause)
-        expected = abilities_of(written, n_proposals)
+        expected = abilities_of(written[cause.cause_id], n_proposals)
         got = {entry.proposal_id: entry.ability for entry in ranking.entries}
         assert got == pytest.approx(expected, abs=1e-4)
 
     for _ in range(3):
-        vote_round(150)
-        assert_exact(ranker.counted(cause))
+        for cause in causes:
+            vote_round(cause, 150)
+            assert_exact(ranker, cause)
 
     for worker in multiprocessing.active_children():
-        if "SpawnProcess" in worker.name:  # the fit pool's worker(s)
+        if "SpawnProcess" in worker.name:  # the fit pool's worker
             os.kill(worker.pid, signal.SIGKILL)
-    for _ in range(3):  # the first fit after the kill fails; the pool is rebuilt
-        vote_round(150)
-        assert_exact(ranker.counted(cause))
+    # The first cause's next fit finds the worker dead (it fails; a new one starts); the
+    # second cause learns only from the new worker that its copy is gone.
+    for _ in range(3):
+        for cause in causes:
+            vote_round(cause, 150)
+            assert_exact(ranker, cause)
+    assert any(record.msg.startswith("the fit worker has no copy")
+               and getattr(record, "cause_id", "") == causes[1].cause_id
+               for record in caplog.records)
 
     ranker.stop()
-    vote_round(100)
-    assert_exact(serve(fit_interval_s=0.0).counted(cause))
+    restarted = serve(fit_interval_s=0.0)
+    for cause in causes:
+        vote_round(cause, 100)
+        assert_exact(restarted, cause)
