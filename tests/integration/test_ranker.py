@@ -140,18 +140,7 @@ class Consultation:
                 entry = vote_log.VoteEntry(kind=kind, a=a, b=b, vote_id=f"v{n}",  # type: ignore[arg-type]
                                            voter_id=f"u{n % 97}")
                 pipe.xadd(keys.votes(self.cause_id), entry.fields())
-                left, right = self.tallies[self.proposal_ids[a]], self.tallies[self.proposal_ids[b]]
-                left.appearances += 1
-                right.appearances += 1
-                if kind == "w":
-                    left.wins += 1
-                    right.losses += 1
-                elif kind == "t":
-                    left.ties += 1
-                    right.ties += 1
-                else:
-                    left.skips += 1
-                    right.skips += 1
+                self._tally(kind, a, b)
             ids = pipe.execute()
         self.last_entry_id = ids[-1].decode()
 
@@ -171,15 +160,22 @@ class Consultation:
             ids = pipe.execute()
         self.last_entry_id = ids[-1].decode()
         for kind, a, b in votes:
-            left, right = self.tallies[self.proposal_ids[a]], self.tallies[self.proposal_ids[b]]
-            left.appearances += 1
-            right.appearances += 1
-            if kind == "w":
-                left.wins += 1
-                right.losses += 1
-            else:
-                left.ties += 1
-                right.ties += 1
+            self._tally(kind, a, b)
+
+    def _tally(self, kind: str, a: int, b: int) -> None:
+        """Count one vote in the expected per-proposal tallies."""
+        left, right = self.tallies[self.proposal_ids[a]], self.tallies[self.proposal_ids[b]]
+        left.appearances += 1
+        right.appearances += 1
+        if kind == "w":
+            left.wins += 1
+            right.losses += 1
+        elif kind == "t":
+            left.ties += 1
+            right.ties += 1
+        else:
+            left.skips += 1
+            right.skips += 1
 
     def write_raw(self, fields: dict[str, str]) -> None:
         """Append an entry that is not a well-formed vote (it still counts as reflected)."""
