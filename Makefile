@@ -6,16 +6,35 @@ STAMP  := $(VENV)/.installed-stamp
 PROTOS := $(wildcard proto/pairwise/v1/*.proto)
 RUN_DIR ?= run
 BUF    := $(VENV)/bin/buf
+LOCK   := requirements/dev.txt
 
-.PHONY: install proto proto-check proto-lint tools lint check test test-fast up down demo status loadtest bench clean
+.PHONY: install lock proto proto-check proto-lint tools lint check test test-fast up down demo status loadtest bench clean
 
-$(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
+# Installs are locked: requirements/*.txt pin every package with its hashes, so a release
+# on PyPI never changes what a fresh clone installs or tests. The venv is rebuilt whenever a
+# lock changes; the project itself goes in editable, built by the locked setuptools.
+$(STAMP): $(LOCK) pyproject.toml
+	$(PYTHON) -m venv --clear $(VENV)
+	$(PY) -m pip install -q --require-hashes -r $(LOCK)
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
+	@# A dependency added to pyproject.toml but not to the lock fails here, not at import.
+	$(PY) -m pip check
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# Re-resolves every dependency to its newest release allowed by pyproject.toml (generators
+# and linters stay at their exact pins there), then regenerates the stubs with the locked
+# grpcio-tools, so a lock change and the stubs it implies land in one commit.
+# Only PyPI is asked: a hash it publishes matches whatever mirror serves the same file.
+PIP_COMPILE := PIP_CONFIG_FILE=/dev/null $(VENV)/bin/pip-compile -q --strip-extras \
+    --generate-hashes --allow-unsafe --index-url https://pypi.org/simple \
+    --no-emit-index-url --no-emit-find-links --upgrade
+lock: $(STAMP)
+	$(PIP_COMPILE) --extra dev -o requirements/dev.txt pyproject.toml
+	$(PIP_COMPILE) -c requirements/dev.txt -o requirements/image.txt \
+	    pyproject.toml requirements/image.in
+	$(MAKE) install proto
 
 # Regenerate the committed stubs from proto/ (directory == proto package == Python package).
 proto: $(STAMP)

@@ -39,7 +39,7 @@ def up(run: RunFolder, environ: Mapping[str, str], *, timeout_s: float = 60.0,
         return 0
     tokens = resolve(run.tokens_file, environ)
     topology = plan(run, environ, tokens)
-    busy = [f"{port} ({name})" for name, port in topology.ports().items() if _port_in_use(port)]
+    busy = [f"{port} ({name})" for name, port in topology.ports().items() if port_in_use(port)]
     if busy:
         print(f"cannot start: port in use: {', '.join(busy)}. Stop what holds it (`make down` "
               "if it is a cluster started earlier) or choose other ports (REDIS_PORT, "
@@ -214,8 +214,15 @@ def _print_running(run: RunFolder, topology: Topology, tokens: Tokens, out: Text
     print(f"\nLogs: {run.logs}/<name>.log   Status: make status   Stop: make down", file=out)
 
 
-def _port_in_use(port: int) -> bool:
+def port_in_use(port: int) -> bool:
+    """True when a live socket holds `port` on 127.0.0.1.
+
+    SO_REUSEADDR is what the servers themselves bind with (grpc, Valkey): with it a port whose
+    only sockets are in TIME_WAIT, as after `make down`, counts as free, while a listener still
+    makes the bind fail.
+    """
     with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:
