@@ -8,6 +8,7 @@ import logging
 import redis.asyncio as aioredis
 
 from pairwise import errors, keys
+from pairwise.cancellation import raise_if_cancel_requested
 from pairwise.sharding import shard_of
 from ranker.cause_ranker import CauseRanker
 from ranker.fit_pool import FitPool
@@ -101,4 +102,5 @@ class CauseDirectory:
                 raise
             except Exception as exc:
                 logger.warning("cause discovery failed; retrying", extra={"error": repr(exc)})
+            raise_if_cancel_requested()
             await asyncio.sleep(self._settings.discover_interval_s)

@@ -24,6 +24,7 @@ import redis.asyncio as aioredis
 import redis.exceptions
 
 from pairwise import errors, vote_log
+from pairwise.cancellation import raise_if_cancel_requested
 from ranker import bradley_terry
 from ranker.catalog_reader import CatalogReader
 from ranker.fit_pool import FitPool, ReplicaMissing
@@ -33,9 +34,6 @@ from ranker.settings import Settings
 from ranker.vote_consumer import CheckpointConflict, VoteLog
 
 logger = logging.getLogger(__name__)
-
-# How long close() waits for the cause's cancelled tasks before giving up on them.
-_CLOSE_WAIT_S = 5.0
 
 # Save a checkpoint early when this many entries wait for their XACK, whatever the interval:
 # it bounds how much a crash makes the next owner re-apply.
@@ -128,15 +126,9 @@ class CauseRanker:
         for task in tasks:
             task.cancel()
         if tasks:
-            _, stuck = await asyncio.wait(tasks, timeout=_CLOSE_WAIT_S)
-            if stuck:
-                # Seen in tests, rarely: a consumer cancelled inside redis-py's XREADGROUP
-                # never returned. Closing without the final checkpoint is what a crash does:
-                # the entries stay pending and the next owner re-applies them.
-                logger.error("cause tasks did not stop in time; closing without a final "
-                             "checkpoint", extra={"cause_id": self.cause_id,
-                                                   "tasks": sorted(t.get_name() for t in stuck)})
-                final_checkpoint = False
+            # They end at their next await; a lost cancel at their next Redis reply
+            # (pairwise.cancellation).
+            await asyncio.wait(tasks)
         if self._replica_epoch:
             self._fit_pool.forget(self.cause_id, self._replica_epoch)
         if final_checkpoint and self._unacked:
@@ -225,10 +217,12 @@ class CauseRanker:
                 backoff_s = 0.1
                 while True:
                     entries = await self._log.read_new()
+                    raise_if_cancel_requested()
                     if entries:
                         await self._apply(entries)
                     if self._checkpoint_due():
                         await self._checkpoint()
+                        raise_if_cancel_requested()
             except CheckpointConflict as exc:
                 logger.error("another ranker consumes this cause; reloading from its checkpoint",
                              extra={"cause_id": self.cause_id, "detail": str(exc)})
@@ -239,6 +233,7 @@ class CauseRanker:
                 logger.exception("vote log consumer failed; reloading from the checkpoint",
                                  extra={"cause_id": self.cause_id})
             self._replayed.clear()
+            raise_if_cancel_requested()
             await asyncio.sleep(backoff_s)
             backoff_s = min(backoff_s * 2, 5.0)
 
