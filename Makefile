@@ -8,7 +8,7 @@ RUN_DIR ?= run
 BUF    := $(VENV)/bin/buf
 LOCK   := requirements/dev.txt
 
-.PHONY: install lock proto proto-check proto-lint tools lint check test test-fast up down demo status loadtest bench clean
+.PHONY: install lock image-wheels proto proto-check proto-lint tools lint check test test-fast up down demo status loadtest bench clean
 
 # Installs are locked: requirements/*.txt pin every package with its hashes, so a release
 # on PyPI never changes what a fresh clone installs or tests. The venv is rebuilt whenever a
@@ -69,6 +69,13 @@ tools:
 	    else \
 	        echo "WARNING: docker-compose missing (install Debian's docker-compose package)"; \
 	    fi; }
+
+# The locked wheels the container image installs offline (deploy/Dockerfile), for its
+# Debian Python 3.11 on x86_64; each checked against requirements/image.txt's hashes.
+image-wheels: $(STAMP)
+	$(PY) -m pip download -q --require-hashes -r requirements/image.txt -d deploy/wheels \
+	    --only-binary=:all: --python-version 3.11 --platform manylinux2014_x86_64 \
+	    --platform manylinux_2_17_x86_64 --platform manylinux_2_28_x86_64
 
 lint: $(STAMP)
 	$(PY) -m ruff check services tests
