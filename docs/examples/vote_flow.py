@@ -8,6 +8,7 @@ idempotency key, so it is recorded once whatever happened to the first attempt.
 With a cluster started by `make up` (tokens from run/tokens.env):
 
     . run/tokens.env
+    export PAIRWISE_ADMIN_TOKEN PAIRWISE_PLATFORM_TOKEN
     .venv/bin/python docs/examples/vote_flow.py
 
 `--gateway HOST:PORT` names another gateway (default 127.0.0.1:$GATEWAY_PORT, or 50051).
@@ -79,7 +80,8 @@ def main(argv: list[str] | None = None) -> int:
         admin = bearer(os.environ["PAIRWISE_ADMIN_TOKEN"])
         platform = bearer(os.environ["PAIRWISE_PLATFORM_TOKEN"])
     except KeyError as missing:
-        print(f"set {missing.args[0]} (`. run/tokens.env` after `make up`)", file=sys.stderr)
+        print(f"set {missing.args[0]} (after `make up`: `. run/tokens.env` and export it)",
+              file=sys.stderr)
         return 2
 
     with grpc.insecure_channel(args.gateway) as channel:
