@@ -1,1 +1,1 @@
-"""`python -m bench`: the ranking engine against reference Bradley–Terry fitters (see docs/)."""
+"""`python -m bench`: the ranking engine against reference fitters (docs/performance.md)."""
