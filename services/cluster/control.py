@@ -211,10 +211,10 @@ def _print_running(run: RunFolder, topology: Topology, tokens: Tokens, out: Text
     buf = Path(sys.executable).parent / "buf"
     print(f"  {_shown(buf) if buf.exists() else 'buf'} curl --protocol grpc "
           "--http2-prior-knowledge \\\n"
-          "    -H \"authorization: Bearer $PAIRWISE_ADMIN_TOKEN\" \\\n"
-          "    -d '{\"cause_id\":\"hello\",\"title\":\"Comment lutter contre les violences "
+          "      -H \"authorization: Bearer $PAIRWISE_ADMIN_TOKEN\" \\\n"
+          "      -d '{\"cause_id\":\"hello\",\"title\":\"Comment lutter contre les violences "
           "faites aux femmes ?\"}' \\\n"
-          f"    http://{topology.gateway_addr}/pairwise.v1.GatewayService/CreateCause", file=out)
+          f"      http://{topology.gateway_addr}/pairwise.v1.GatewayService/CreateCause", file=out)
     print(f"\nLogs: {run.logs}/<name>.log   Status: make status   Stop: make down", file=out)
 
 
