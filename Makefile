@@ -109,7 +109,7 @@ demo: $(STAMP)
 loadtest: $(STAMP)
 	$(PY) -m loadtest $(LOADTEST_ARGS)
 
-# Ranking engine benchmarks (issue 3): tables on stdout, JSON under results/bench/.
+# Ranking engine benchmarks (docs/performance.md): tables on stdout, JSON under results/bench/
 # e.g. make bench BENCH_ARGS="--sizes 1k,10k --repeats 5" (python -m bench --help).
 bench: $(STAMP)
 	$(PY) -m bench $(BENCH_ARGS)

@@ -1,1 +1,1 @@
-"""`python -m bench`: the ranking engine against reference Bradley–Terry fitters (issue 3)."""
+"""`python -m bench`: the ranking engine against reference fitters (docs/performance.md)."""

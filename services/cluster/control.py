@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, TextIO
 
 import redis
@@ -203,15 +204,26 @@ def _print_running(run: RunFolder, topology: Topology, tokens: Tokens, out: Text
     if any(tokens.sources[n] != "environment" for n in NAMES):
         print(f"  dev defaults kept in {run.tokens_file}; set the variables to override.",
               file=out)
-    admin = "$PAIRWISE_ADMIN_TOKEN" if tokens.sources[ADMIN] == "environment" else tokens.admin
-    print("\nTry it (buf comes with `make install`, at .venv/bin/buf):",
-          file=out)
-    print(f"  buf curl --protocol grpc --http2-prior-knowledge "
-          f"-H 'authorization: Bearer {admin}' \\\n"
-          f"    -d '{{\"cause_id\":\"hello\",\"title\":\"Comment lutter contre les violences "
-          f"faites aux femmes ?\"}}' \\\n"
-          f"    http://{topology.gateway_addr}/pairwise.v1.GatewayService/CreateCause", file=out)
+    # The same commands as the README's first example, with this cluster's paths and address.
+    print("\nTry it (buf comes with `make install`):", file=out)
+    if tokens.sources[ADMIN] != "environment":
+        print(f"  . {_shown(run.tokens_file)}", file=out)
+    buf = Path(sys.executable).parent / "buf"
+    print(f"  {_shown(buf) if buf.exists() else 'buf'} curl --protocol grpc "
+          "--http2-prior-knowledge \\\n"
+          "      -H \"authorization: Bearer $PAIRWISE_ADMIN_TOKEN\" \\\n"
+          "      -d '{\"cause_id\":\"hello\",\"title\":\"Comment lutter contre les violences "
+          "faites aux femmes ?\"}' \\\n"
+          f"      http://{topology.gateway_addr}/pairwise.v1.GatewayService/CreateCause", file=out)
     print(f"\nLogs: {run.logs}/<name>.log   Status: make status   Stop: make down", file=out)
+
+
+def _shown(path: Path) -> str:
+    """`path` relative to the working directory when it lies below it (as typed there)."""
+    try:
+        return str(path.absolute().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 def port_in_use(port: int) -> bool:

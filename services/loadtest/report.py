@@ -14,15 +14,25 @@ from loadtest.campaign import Campaign
 from loadtest.measurements import finite
 from loadtest.plan import BULK, INTERACTIVE, LoadPlan
 
-# The issue's goals on a 2-core machine: (mode, name, figure path, comparison, threshold).
+# What one 2-core host should sustain, as the platform experiences it (docs/performance.md):
+# (mode, goal, why it matters, figure path, comparison, threshold). The goal names are the
+# report's keys and stay as they are; `why` says it in the product's terms.
 GOALS = (
-    (BULK, "bulk votes/s end to end (accepted -> counted)", ("end_to_end_votes_per_s",),
-     ">=", 100_000),
-    (BULK, "bulk / naive XADD baseline", ("baseline_ratio",), ">=", 3.0),
-    (INTERACTIVE, "interactive votes/s (SubmitVote OK)", ("ok_votes_per_s",), ">=", 2_000),
-    (INTERACTIVE, "SubmitVote p99 (ms)", ("latency_ms", "SubmitVote", "p99"), "<=", 50.0),
-    (INTERACTIVE, "NextPair p99 (ms)", ("latency_ms", "NextPair", "p99"), "<=", 20.0),
-    (INTERACTIVE, "freshness p95 (s)", ("freshness_s", "p95"), "<=", 2.0),
+    (BULK, "bulk votes/s end to end (accepted -> counted)",
+     "a 7M-vote consultation imported and ranked in about 70 s",
+     ("end_to_end_votes_per_s",), ">=", 100_000),
+    (BULK, "bulk / naive XADD baseline",
+     "de-duplication, receipts and the log format cost less than writing each vote alone",
+     ("baseline_ratio",), ">=", 3.0),
+    (INTERACTIVE, "interactive votes/s (SubmitVote OK)",
+     "a cause gone viral, voters clicking through pairs, on one host",
+     ("ok_votes_per_s",), ">=", 2_000),
+    (INTERACTIVE, "SubmitVote p99 (ms)", "a voter's click is acknowledged without a wait",
+     ("latency_ms", "SubmitVote", "p99"), "<=", 50.0),
+    (INTERACTIVE, "NextPair p99 (ms)", "the next pair appears as the last one goes",
+     ("latency_ms", "NextPair", "p99"), "<=", 20.0),
+    (INTERACTIVE, "freshness p95 (s)", "a vote is in the published ranking within 2 s of its OK",
+     ("freshness_s", "p95"), "<=", 2.0),
 )
 
 
@@ -108,13 +118,13 @@ def _figure(mode: dict[str, Any], path: tuple[str, ...]) -> float | None:
 def goals(result: dict[str, Any]) -> list[dict[str, Any]]:
     """Each goal of the modes that ran: measured figure and whether it is met."""
     out = []
-    for mode, name, path, op, threshold in GOALS:
+    for mode, name, why, path, op, threshold in GOALS:
         if mode not in result["modes"]:
             continue
         measured = _figure(result["modes"][mode], path)
         met = measured is not None and (measured >= threshold if op == ">=" else
                                         measured <= threshold)
-        out.append({"mode": mode, "goal": name, "target": f"{op} {threshold:,}",
+        out.append({"mode": mode, "goal": name, "why": why, "target": f"{op} {threshold:,}",
                     "measured": measured, "met": met})
     return out
 
@@ -168,11 +178,13 @@ def summary_lines(result: dict[str, Any]) -> list[str]:
         per_vote = ", ".join(f"{name} {us:,.0f}" for name, us in cpu["cpu_us_per_vote"].items())
         lines.append(f"  CPU: {cpu['cores_busy']:.2f} cores busy; µs of CPU per vote: "
                      f"{per_vote}")
+    if result["goals"]:
+        lines.append("  goals for one 2-core host:")
     for goal in result["goals"]:
         measured = goal["measured"]
         shown = "-" if measured is None else f"{measured:,.2f}"
         lines.append(f"  goal {'met' if goal['met'] else 'MISSED':<6} {goal['goal']}: "
-                     f"{shown} (target {goal['target']})")
+                     f"{shown} (target {goal['target']}: {goal['why']})")
     lines.append(f"  report: {result['files']['json']}  {result['files']['png']}")
     return lines
 

@@ -13,7 +13,7 @@ Fields (bytes as Redis returns them); every list has one item per vote:
     v   vote_ids, space-separated (ids never contain whitespace)
     u   voter_ids, space-separated
     q   trust, one character per vote: "1" trusted, "0" suspicious (kept, flagged; see
-        PRODUCT.md Integrity); a missing field means all trusted
+        docs/semantics.md, Integrity); a missing field means all trusted
     r   skip reason: only in a single-vote entry of kind "s" (free text, may be empty)
 
 A single-vote entry is exactly the format of the first version of the log (one vote per

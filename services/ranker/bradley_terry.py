@@ -1,4 +1,4 @@
-"""Bradley–Terry abilities, standard errors and scores: the penalised MLE PRODUCT.md defines.
+"""Bradley–Terry abilities, standard errors and scores: the penalised MLE docs/semantics.md defines.
 
 Model: P(i beats j) = σ(θi − θj), σ the logistic function; a tie counts half a win to each
 side. The estimate maximises the log posterior under independent priors θi ~ N(0, 1/λ):
