@@ -78,10 +78,10 @@ image-wheels: $(STAMP)
 	    --platform manylinux_2_17_x86_64 --platform manylinux_2_28_x86_64
 
 lint: $(STAMP)
-	$(PY) -m ruff check services tests
+	$(PY) -m ruff check services tests docs/examples
 
 check: lint
-	$(PY) -m mypy services
+	$(PY) -m mypy services docs/examples
 
 test: $(STAMP) tools proto-check proto-lint lint
 	$(PY) -m pytest -q -p no:cacheprovider
