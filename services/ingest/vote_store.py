@@ -166,10 +166,11 @@ return math.max(0, accepted - counted)
 class VoteStore:
     """Writes and reads one Redis (or one hash slot per cause on a cluster).
 
-    `redis` is a redis.asyncio client with bytes responses; it should have socket timeouts so
-    that a dead server fails fast. With `wait_aof`, every write is followed on the same
-    connection by WAITAOF 1 0 `wait_aof_timeout_ms`, and a write that was not fsynced in time
-    raises Unavailable; servers without WAITAOF (Redis < 7.2) are detected and skipped.
+    `redis_client` is a redis.asyncio client with bytes responses (pairwise.redis_client:
+    a dead server fails fast); the scripts run through pairwise.redis_scripts. With
+    `wait_aof`, every write is followed on the same connection by WAITAOF 1 0
+    `wait_aof_timeout_ms`, and a write that was not fsynced in time raises Unavailable;
+    servers without WAITAOF (Redis < 7.2) are detected and skipped.
     """
 
     def __init__(self, redis_client: redis.asyncio.Redis, *, wait_aof: bool = False,
