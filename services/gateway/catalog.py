@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
+from pairwise import proposal_record
 from pairwise.errors import AlreadyExists, InvalidArgument
 from pairwise.ids import id_or_new
 
@@ -62,17 +62,11 @@ class Proposal:
 
     @classmethod
     def from_record(cls, proposal_id: str, record: bytes | str) -> Proposal:
-        """Parse the JSON record stored in `keys.proposals` (see that key's docstring)."""
-        fields = json.loads(record)
-        return cls(proposal_id=proposal_id, text=fields["text"], author_id=fields["author_id"],
-                   status=Status(fields["status"]), reason=fields.get("reason", ""),
-                   index=int(fields["index"]), created_at_ms=int(fields["created_at_ms"]))
-
-
-def record_without_index(new: NewProposal, status: Status, created_at_ms: int) -> str:
-    """The JSON record of `new`; the store adds "index" when it assigns one atomically."""
-    return json.dumps({"text": new.text, "author_id": new.author_id, "status": str(status),
-                       "reason": "", "created_at_ms": created_at_ms})
+        """The proposal whose stored record (pairwise.proposal_record) is `record`."""
+        stored = proposal_record.decode(record)
+        return cls(proposal_id=proposal_id, text=stored.text, author_id=stored.author_id,
+                   status=Status(stored.status), reason=stored.reason, index=stored.index,
+                   created_at_ms=stored.created_at_ms)
 
 
 def check_title(title: str) -> str:

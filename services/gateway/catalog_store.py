@@ -1,31 +1,32 @@
 """Causes and proposals in Redis: the gateway owns these writes; ingest and ranker read them.
 
 Layout (pairwise.keys, all hash-tagged `{cause_id}` so each script stays in one slot):
-`cause` hash, `proposals` hash of JSON records, `pidx` id -> index, `pids` list by index,
-`accepted` set of indices, `pstatus:<STATUS>` sorted sets of ids by index, and
-`catalog_version`, bumped on every add and status change. Indices are assigned in the same
-Lua script that stores the record, so they are dense and in creation order.
+`cause` hash, `proposals` hash of records (pairwise.proposal_record), `pidx` id -> index,
+`pids` list by index, `accepted` set of indices, `pstatus:<STATUS>` sorted sets of ids by
+index, and `catalog_version`, bumped on every add and status change. Indices are assigned in
+the same Lua script that stores the record, so they are dense and in creation order.
 """
 
 from __future__ import annotations
 
 from redis.asyncio import Redis
 
-from gateway.catalog import Cause, NewProposal, Proposal, Status, record_without_index
-from pairwise import keys
+from gateway.catalog import Cause, NewProposal, Proposal, Status
+from pairwise import keys, proposal_record
 from pairwise.errors import AlreadyExists, NotFound
+from pairwise.redis_scripts import Script, ScriptRunner
 
-_CREATE_CAUSE = """
+_CREATE_CAUSE = Script("""
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 redis.call('HSET', KEYS[1], 'title', ARGV[1], 'auto_accept', ARGV[2], 'created_at_ms', ARGV[3])
 return 1
-"""
+""")
 
 # KEYS: cause, proposals, pidx, pids, accepted, catalog_version, pstatus:<status>
-# ARGV: status, then (proposal_id, JSON record without index) pairs.
+# ARGV: status, then (proposal_id, record without index) pairs (pairwise.proposal_record).
 # Returns {'ok', index...}, {'no_cause'} or {'exists', proposal_id}; nothing is written
 # unless every id is new (all-or-nothing).
-_ADD_PROPOSALS = """
+_ADD_PROPOSALS = Script("""
 if redis.call('EXISTS', KEYS[1]) == 0 then return {'no_cause'} end
 for i = 2, #ARGV, 2 do
   if redis.call('HEXISTS', KEYS[3], ARGV[i]) == 1 then return {'exists', ARGV[i]} end
@@ -45,11 +46,11 @@ for i = 2, #ARGV, 2 do
 end
 redis.call('INCR', KEYS[6])
 return out
-"""
+""")
 
 # KEYS: cause, proposals, accepted, catalog_version, pstatus:PENDING, :ACCEPTED, :REJECTED
 # ARGV: proposal_id, new status, reason. Returns {'ok', record}, {'no_cause'}, {'no_proposal'}.
-_MODERATE = """
+_MODERATE = Script("""
 local raw = redis.call('HGET', KEYS[2], ARGV[1])
 if not raw then
   if redis.call('EXISTS', KEYS[1]) == 0 then return {'no_cause'} end
@@ -74,12 +75,12 @@ if old ~= ARGV[2] then
   redis.call('INCR', KEYS[4])
 end
 return {'ok', raw}
-"""
+""")
 
 # KEYS: cause, source (pids for every status, or pstatus:<status>), proposals.
 # ARGV: offset, stop (inclusive), 'z' when the source is a sorted set, 'l' for the list.
 # Returns {'ok', total, id1, record1, id2, record2, ...} or {'no_cause'}.
-_LIST = """
+_LIST = Script("""
 if redis.call('EXISTS', KEYS[1]) == 0 then return {'no_cause'} end
 local ids, total
 if ARGV[3] == 'z' then
@@ -97,7 +98,7 @@ for i, id in ipairs(ids) do
   out[#out + 1] = records[i]
 end
 return out
-"""
+""")
 
 # Causes are never deleted, so a cause seen once can skip the existence check afterwards.
 _KNOWN_CAUSES_MAX = 100_000
@@ -105,21 +106,22 @@ _KNOWN_CAUSES_MAX = 100_000
 
 class CatalogStore:
     """Redis adapter for causes and proposals. Every method may raise redis connection errors
-    (mapped to UNAVAILABLE at the gRPC edge)."""
+    (mapped to UNAVAILABLE at the gRPC edge).
 
-    def __init__(self, redis: Redis) -> None:
+    Each script call goes in a round trip of its own (`ScriptRunner.run_now`): an import of a
+    thousand proposals must not hold back the rate-limit and pair scripts grouped by `scripts`.
+    """
+
+    def __init__(self, redis: Redis, *, scripts: ScriptRunner | None = None) -> None:
         self._redis = redis
-        self._create_cause = redis.register_script(_CREATE_CAUSE)
-        self._add_proposals = redis.register_script(_ADD_PROPOSALS)
-        self._moderate = redis.register_script(_MODERATE)
-        self._list = redis.register_script(_LIST)
+        self._scripts = scripts or ScriptRunner(redis)
         self._known_causes: set[str] = set()
 
     async def create_cause(self, cause: Cause) -> None:
         """Store a new cause; AlreadyExists if the id is taken."""
-        created = await self._create_cause(
-            keys=[keys.cause(cause.cause_id)],
-            args=[cause.title, int(cause.auto_accept), cause.created_at_ms])
+        created = await self._scripts.run_now(
+            _CREATE_CAUSE, [keys.cause(cause.cause_id)],
+            [cause.title, int(cause.auto_accept), cause.created_at_ms])
         # Registering is idempotent and also repairs a create whose SADD was lost to a crash
         # (the set is global, so it cannot join the cause's single-slot script).
         await self._redis.sadd(keys.CAUSES, cause.cause_id)
@@ -158,13 +160,15 @@ class CatalogStore:
         """
         args: list[str | int] = [str(status)]
         for proposal in new:
-            args += [proposal.proposal_id, record_without_index(proposal, status, now_ms)]
-        reply = await self._add_proposals(
-            keys=[keys.cause(cause_id), keys.proposals(cause_id),
-                  keys.proposal_index(cause_id), keys.proposal_ids(cause_id),
-                  keys.accepted(cause_id), keys.catalog_version(cause_id),
-                  keys.proposals_with_status(cause_id, status)],
-            args=args)
+            args += [proposal.proposal_id,
+                     proposal_record.encode_new(proposal.text, proposal.author_id, str(status),
+                                                now_ms)]
+        reply = await self._scripts.run_now(
+            _ADD_PROPOSALS,
+            [keys.cause(cause_id), keys.proposals(cause_id), keys.proposal_index(cause_id),
+             keys.proposal_ids(cause_id), keys.accepted(cause_id),
+             keys.catalog_version(cause_id), keys.proposals_with_status(cause_id, status)],
+            args)
         outcome = reply[0].decode()
         if outcome == "no_cause":
             raise NotFound(f"cause {cause_id!r} not found")
@@ -177,11 +181,12 @@ class CatalogStore:
     async def moderate(self, cause_id: str, proposal_id: str, status: Status,
                        reason: str) -> Proposal:
         """Set a proposal's status and reason; NotFound for an unknown cause or proposal."""
-        reply = await self._moderate(
-            keys=[keys.cause(cause_id), keys.proposals(cause_id), keys.accepted(cause_id),
-                  keys.catalog_version(cause_id),
-                  *(keys.proposals_with_status(cause_id, s) for s in Status)],
-            args=[proposal_id, str(status), reason])
+        reply = await self._scripts.run_now(
+            _MODERATE,
+            [keys.cause(cause_id), keys.proposals(cause_id), keys.accepted(cause_id),
+             keys.catalog_version(cause_id),
+             *(keys.proposals_with_status(cause_id, s) for s in Status)],
+            [proposal_id, str(status), reason])
         outcome = reply[0].decode()
         if outcome == "no_cause":
             raise NotFound(f"cause {cause_id!r} not found")
@@ -195,9 +200,9 @@ class CatalogStore:
         and the total matching; NotFound for an unknown cause."""
         source = (keys.proposal_ids(cause_id) if status is None
                   else keys.proposals_with_status(cause_id, status))
-        reply = await self._list(
-            keys=[keys.cause(cause_id), source, keys.proposals(cause_id)],
-            args=[offset, offset + limit - 1, "l" if status is None else "z"])
+        reply = await self._scripts.run_now(
+            _LIST, [keys.cause(cause_id), source, keys.proposals(cause_id)],
+            [offset, offset + limit - 1, "l" if status is None else "z"])
         if reply[0] == b"no_cause":
             raise NotFound(f"cause {cause_id!r} not found")
         rows = reply[2:]

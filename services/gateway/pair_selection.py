@@ -21,9 +21,9 @@ import random
 from redis.asyncio import Redis
 
 from gateway.catalog import Proposal
-from gateway.redis_scripts import Script, ScriptRunner
 from pairwise import keys
 from pairwise.errors import FailedPrecondition, NotFound
+from pairwise.redis_scripts import Script, ScriptRunner
 
 # KEYS: cause, accepted, seen, pids, proposals.  ARGV: tries, u in [0, 1).
 # Returns {'ok', lo_id, lo_record, hi_id, hi_record}, {'no_cause'}, {'few', n_accepted}

@@ -14,11 +14,11 @@ from collections.abc import Iterable
 import grpc
 from redis.asyncio import Redis
 
-from gateway.redis_scripts import Script, ScriptRunner
 from pairwise import keys
 from pairwise.errors import ResourceExhausted
 from pairwise.grpc_server import status_for
 from pairwise.ids import VOTER_ID_PATTERN, check_id
+from pairwise.redis_scripts import Script, ScriptRunner
 
 # KEYS: bucket.  ARGV: rate per second, burst.  Returns {1, 0} (allowed) or {0, wait_ms}.
 _TAKE = Script("""

@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import logging
 
-from redis.asyncio import BlockingConnectionPool, Redis
-
 from gateway.auth import GATEWAY_PREFIX, AuthInterceptor
 from gateway.catalog_store import CatalogStore
 from gateway.pair_selection import PairSelector
 from gateway.rate_limit import RateLimitInterceptor, VoterRateLimiter
-from gateway.redis_scripts import ScriptRunner
 from gateway.servicer import GatewayServicer
 from gateway.settings import Settings
 from gateway.upstreams import Upstreams
 from gateway.vote_forwarding import VoteForwarder
+from pairwise import redis_client
 from pairwise.grpc_server import RunningServer, start_server
+from pairwise.redis_scripts import ScriptRunner
 from pairwise.v1 import gateway_pb2, gateway_pb2_grpc
 
 logger = logging.getLogger(__name__)
@@ -26,17 +25,16 @@ RATE_LIMITED_METHODS = (GATEWAY_PREFIX + "NextPair", GATEWAY_PREFIX + "SubmitVot
 
 async def start(settings: Settings) -> RunningServer:
     """Serve GatewayService on settings.host:settings.port (0 = any free port)."""
-    # A bounded pool that makes a command wait for a free connection: the default pool
-    # fails with "Too many connections" past 100 commands in flight, which a few hundred
-    # concurrent voters reach (each NextPair/SubmitVote runs a rate-limit script first).
-    redis = Redis.from_pool(BlockingConnectionPool.from_url(
-        settings.redis_url, max_connections=settings.redis_max_connections,
-        timeout=settings.redis_pool_timeout_s))
+    redis = redis_client.connect(
+        settings.redis_url, connect_timeout_s=settings.redis_connect_timeout_s,
+        socket_timeout_s=settings.redis_socket_timeout_s,
+        max_connections=settings.redis_max_connections,
+        pool_timeout_s=settings.redis_pool_timeout_s)
     # The rate-limit and pair scripts of concurrent calls share round trips.
     scripts = ScriptRunner(redis, max_in_flight=settings.script_groups_in_flight)
     upstreams = Upstreams(settings.ingest_addr, settings.ranker_addrs)
     servicer = GatewayServicer(
-        catalog=CatalogStore(redis), pairs=PairSelector(redis, scripts=scripts),
+        catalog=CatalogStore(redis, scripts=scripts), pairs=PairSelector(redis, scripts=scripts),
         upstreams=upstreams,
         votes=VoteForwarder(upstreams.ingest, max_group=settings.vote_group_max,
                             max_in_flight=settings.vote_groups_in_flight),

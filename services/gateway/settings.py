@@ -36,10 +36,13 @@ class Settings:
     # round trips in flight at once (1 measured best too: ~590-610 vs ~690 gateway CPU us
     # per vote with 4).
     script_groups_in_flight: int = 1
-    # Redis connections at most; a command waits up to redis_pool_timeout_s (seconds) for
-    # one before failing UNAVAILABLE.
+    # Redis client (pairwise.redis_client): connections at most, and how long (seconds) a
+    # command waits for a free one, for a connection to open, and for its reply before
+    # failing UNAVAILABLE.
     redis_max_connections: int = 64
     redis_pool_timeout_s: float = 5.0
+    redis_connect_timeout_s: float = 1.0
+    redis_socket_timeout_s: float = 5.0
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -64,4 +67,6 @@ class Settings:
             script_groups_in_flight=env_int("GATEWAY_SCRIPT_GROUPS_IN_FLIGHT", 1),
             redis_max_connections=env_int("GATEWAY_REDIS_CONNECTIONS", 64),
             redis_pool_timeout_s=env_float("GATEWAY_REDIS_POOL_TIMEOUT_S", 5.0),
+            redis_connect_timeout_s=env_float("REDIS_CONNECT_TIMEOUT_S", 1.0),
+            redis_socket_timeout_s=env_float("REDIS_SOCKET_TIMEOUT_S", 5.0),
         )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import grpc
 
-from gateway.coalescing import Coalescer
+from pairwise.coalescing import Coalescer
 from pairwise.v1 import ingest_pb2, ingest_pb2_grpc
 
 _STATUS_BY_CODE = {code.value[0]: code for code in grpc.StatusCode}

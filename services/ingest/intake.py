@@ -48,7 +48,8 @@ class Intake:
     async def record_vote(self, *, cause_id: str, voter_id: str, prompt_token: str,
                           choice: str, skip_reason: str, idempotency_key: str) -> Receipt:
         """Verify, de-duplicate and append one interactive vote; see votes.interactive_vote
-        and VoteStore.record_vote for the errors. Unavailable when the cause's buffer is full."""
+        and VoteStore.record_votes_each for the errors. Unavailable when the cause's buffer is
+        full."""
         outcome = (await self.record_interactive_votes([Submission(
             cause_id=cause_id, voter_id=voter_id, prompt_token=prompt_token, choice=choice,
             skip_reason=skip_reason, idempotency_key=idempotency_key)]))[0]

@@ -27,11 +27,13 @@ class Settings:
     # A vote arriving sooner than this after its prompt was issued (ms) is kept but flagged
     # untrusted (q="0" in the vote log).
     min_view_ms: int = 300
-    # Redis client timeouts (seconds): a dead or frozen Redis fails calls fast (UNAVAILABLE).
-    redis_socket_timeout_s: float = 5.0
-    redis_connect_timeout_s: float = 1.0
-    # Redis connections at most (a command waits for a free one, up to the socket timeout).
+    # Redis client (pairwise.redis_client): connections at most, and how long (seconds) a
+    # command waits for a free one, for a connection to open, and for its reply before
+    # failing UNAVAILABLE.
     redis_max_connections: int = 64
+    redis_pool_timeout_s: float = 5.0
+    redis_connect_timeout_s: float = 1.0
+    redis_socket_timeout_s: float = 5.0
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -46,7 +48,8 @@ class Settings:
             wait_aof=env_bool("INGEST_WAITAOF", False),
             wait_aof_timeout_ms=env_int("INGEST_WAITAOF_TIMEOUT_MS", 1_000),
             min_view_ms=env_int("INGEST_MIN_VIEW_MS", 300),
-            redis_socket_timeout_s=env_float("REDIS_SOCKET_TIMEOUT_S", 5.0),
-            redis_connect_timeout_s=env_float("REDIS_CONNECT_TIMEOUT_S", 1.0),
             redis_max_connections=env_int("INGEST_REDIS_CONNECTIONS", 64),
+            redis_pool_timeout_s=env_float("INGEST_REDIS_POOL_TIMEOUT_S", 5.0),
+            redis_connect_timeout_s=env_float("REDIS_CONNECT_TIMEOUT_S", 1.0),
+            redis_socket_timeout_s=env_float("REDIS_SOCKET_TIMEOUT_S", 5.0),
         )

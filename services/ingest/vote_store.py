@@ -9,18 +9,17 @@ maps to UNAVAILABLE.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio
 import redis.exceptions
 
 from ingest.votes import CauseImport, InteractiveVote, Receipt, VoteStats
-from pairwise import keys, vote_log
+from pairwise import checkpoint_fields, keys, vote_log
 from pairwise.errors import FailedPrecondition, NotFound, PairwiseError, Unavailable
+from pairwise.redis_scripts import Call, FollowUp, Script, ScriptRunner
 
 logger = logging.getLogger(__name__)
 
@@ -28,7 +27,8 @@ logger = logging.getLogger(__name__)
 # ARGV: vote_id, nonce_ttl_ms, a_id, b_id, kind, voter_id, skip_reason, trust
 # Order matters: a replay is answered before the token is looked at (the nonce is consumed
 # by the first submission), and the nonce is consumed only once the vote will be written.
-_RECORD_ONE = """
+# The vote goes to the log as an entry of its own (pairwise.vote_log writes it).
+RECORD_ONE = Script(vote_log.APPEND_VOTES_LUA + """
 if redis.call('EXISTS', KEYS[1]) == 0 then return {'no_cause'} end
 local stats = KEYS[6]
 local prior = redis.call('HGET', KEYS[2], ARGV[1])
@@ -46,14 +46,8 @@ if not redis.call('SET', KEYS[3], ARGV[1], 'NX', 'PX', ARGV[2]) then
   return {'token_used'}
 end
 local kind = ARGV[5]
-local entry
-if kind == 's' then
-  entry = redis.call('XADD', KEYS[5], '*', 'k', kind, 'a', index[1], 'b', index[2],
-                     'v', ARGV[1], 'u', ARGV[6], 'q', ARGV[8], 'r', ARGV[7])
-else
-  entry = redis.call('XADD', KEYS[5], '*', 'k', kind, 'a', index[1], 'b', index[2],
-                     'v', ARGV[1], 'u', ARGV[6], 'q', ARGV[8])
-end
+local entry = append_votes(KEYS[5], 1, {kind}, {index[1]}, {index[2]}, {ARGV[1]}, {ARGV[6]},
+                           ARGV[8], kind == 's' and ARGV[7] or nil)
 redis.call('HSET', KEYS[2], ARGV[1], entry)
 redis.call('HINCRBY', stats, 'accepted', 1)
 if kind == 't' then
@@ -64,7 +58,7 @@ elseif kind == 's' then
 end
 redis.call('PFADD', KEYS[7], ARGV[6])
 return {'accepted', entry}
-"""
+""")
 
 # KEYS: cause, receipts, pidx, votes, vstats, voters
 # ARGV[1]: "vote_id voter_id winner_id loser_id kind ..." (CauseImport.packed, space-joined)
@@ -72,12 +66,12 @@ return {'accepted', entry}
 # ARGV[3..]: reason, count pairs of votes rejected before Redis (counted as rejected:<reason>)
 # Returns false when the cause does not exist (nothing written), else one outcome character
 # per vote: a accepted, d duplicate, w/l unknown winner/loser (ingest.votes codes).
-# Accepted votes go to the log in entries of up to ARGV[2] votes (format: pairwise.vote_log);
-# each vote's receipt is its entry's id.
+# Accepted votes go to the log in entries of up to ARGV[2] votes (pairwise.vote_log writes
+# them); each vote's receipt is its entry's id.
 # Bulk reads and writes go CHUNK ids per command: Lua's unpack() is limited to ~8000 values.
-_RECORD_MANY = """
+RECORD_MANY = Script(vote_log.APPEND_VOTES_LUA + """
 if redis.call('EXISTS', KEYS[1]) == 0 then return false end
-local call, unpack, min, concat = redis.call, unpack, math.min, table.concat
+local call, unpack, min = redis.call, unpack, math.min
 local receipts_key, log, stats = KEYS[2], KEYS[4], KEYS[5]
 local CHUNK = 4000
 local per_entry = tonumber(ARGV[2])
@@ -111,9 +105,7 @@ local accepted, duplicates, ties, unknown = 0, 0, 0, 0
 local m, ek, ea, eb, ev, eu = 0, {}, {}, {}, {}, {}
 local function flush()
   if m == 0 then return end
-  local entry = call('XADD', log, '*', 'k', concat(ek, '', 1, m), 'a', concat(ea, ' ', 1, m),
-                     'b', concat(eb, ' ', 1, m), 'v', concat(ev, ' ', 1, m),
-                     'u', concat(eu, ' ', 1, m), 'q', string.rep('1', m))
+  local entry = append_votes(log, m, ek, ea, eb, ev, eu, string.rep('1', m), nil)
   for j = 1, m do
     new_receipts[n_receipts + 1] = ev[j]
     new_receipts[n_receipts + 2] = entry
@@ -158,67 +150,43 @@ if duplicates > 0 then call('HINCRBY', stats, 'duplicates', duplicates) end
 if ties > 0 then call('HINCRBY', stats, 'ties', ties) end
 if unknown > 0 then call('HINCRBY', stats, 'rejected:unknown_proposal', unknown) end
 return table.concat(out)
-"""
+""")
 
 # KEYS: vstats, checkpoint. Returns the votes accepted into the log that the rankers have not
 # yet counted into a stored checkpoint (all of them when there is no checkpoint yet). Counted
 # in votes, not log entries: an entry holds 1 to vote_log.MAX_VOTES_PER_ENTRY votes. The
 # checkpoint lags what the ranker applied by its checkpoint interval (~2 s of votes).
-_BACKLOG = """
+BACKLOG = Script(checkpoint_fields.lua("""
 local accepted = tonumber(redis.call('HGET', KEYS[1], 'accepted') or '0')
-local counted = tonumber(redis.call('HGET', KEYS[2], 'votes_counted') or '0')
+local counted = tonumber(redis.call('HGET', KEYS[2], '$votes_counted') or '0')
 return math.max(0, accepted - counted)
-"""
-
-
-@dataclass(frozen=True)
-class _Script:
-    source: str
-
-    @property
-    def sha(self) -> str:
-        return hashlib.sha1(self.source.encode()).hexdigest()
-
-
-RECORD_ONE = _Script(_RECORD_ONE)
-RECORD_MANY = _Script(_RECORD_MANY)
-BACKLOG = _Script(_BACKLOG)
-
-_Call = tuple[_Script, Sequence[str], Sequence[str | int]]
+"""))
 
 
 class VoteStore:
     """Writes and reads one Redis (or one hash slot per cause on a cluster).
 
-    `redis` is a redis.asyncio client with bytes responses; it should have socket timeouts so
-    that a dead server fails fast. With `wait_aof`, every write is followed on the same
-    connection by WAITAOF 1 0 `wait_aof_timeout_ms`, and a write that was not fsynced in time
-    raises Unavailable; servers without WAITAOF (Redis < 7.2) are detected and skipped.
+    `redis_client` is a redis.asyncio client with bytes responses (pairwise.redis_client:
+    a dead server fails fast); the scripts run through pairwise.redis_scripts. With
+    `wait_aof`, every write is followed on the same connection by WAITAOF 1 0
+    `wait_aof_timeout_ms`, and a write that was not fsynced in time raises Unavailable;
+    servers without WAITAOF (Redis < 7.2) are detected and skipped.
     """
 
     def __init__(self, redis_client: redis.asyncio.Redis, *, wait_aof: bool = False,
                  wait_aof_timeout_ms: int = 1_000) -> None:
         self._redis = redis_client
+        self._scripts = ScriptRunner(redis_client)
         self._wait_aof = wait_aof
         self._wait_aof_timeout_ms = wait_aof_timeout_ms
 
-    async def record_vote(self, vote: InteractiveVote) -> Receipt:
-        """Record one verified interactive vote, consuming its prompt nonce.
-
-        Returns the original receipt (duplicate=True) when the vote_id was recorded before.
-        Raises NotFound (cause or proposal gone), FailedPrecondition (nonce already used by
-        another vote).
-        """
-        outcome = (await self.record_votes_each([vote]))[0]
-        if isinstance(outcome, PairwiseError):
-            raise outcome
-        return outcome
-
     async def record_votes_each(
             self, votes: Sequence[InteractiveVote]) -> list[Receipt | PairwiseError]:
-        """Record several verified interactive votes in one round trip, each exactly as
-        `record_vote` would (one script call per vote, run in order): per vote, its receipt
-        or the error `record_vote` would raise for it. Redis failures raise for all."""
+        """Record verified interactive votes in one round trip, one script call per vote, run
+        in order, each consuming its prompt nonce. Per vote: its receipt (the original one,
+        duplicate=True, when the vote_id was recorded before), or NotFound (cause or proposal
+        gone) or FailedPrecondition (nonce already used by another vote). Redis failures
+        raise for all."""
         replies = await self._run([(
             RECORD_ONE,
             (keys.cause(v.cause_id), keys.receipts(v.cause_id),
@@ -235,7 +203,7 @@ class VoteStore:
         that does not exist (nothing of it was written)."""
         if not causes:
             return {}
-        calls: list[_Call] = []
+        calls: list[Call] = []
         for batch in causes:
             c = batch.cause_id
             args: list[str | int] = [" ".join(batch.packed), vote_log.MAX_VOTES_PER_ENTRY]
@@ -281,36 +249,17 @@ class VoteStore:
                          skips=plain.get("skips", 0), voters=int(voters),
                          rejected_by_reason=rejected, skip_reasons=skip_reasons)
 
-    async def _run(self, calls: list[_Call], *, writes: bool) -> list[Any]:
-        """EVALSHA every call in one pipelined round trip (plus WAITAOF when asked for).
-
-        Scripts missing on the server (first use, or after a Redis restart) are loaded and
-        only the calls that did not run are sent again. Returns the replies in call order.
-        """
-        replies: list[Any] = [None] * len(calls)
-        todo = list(range(len(calls)))
-        while todo:
-            wait = writes and self._wait_aof
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for i in todo:
-                    script, call_keys, args = calls[i]
-                    pipe.evalsha(script.sha, len(call_keys), *call_keys, *args)
-                if wait:
-                    pipe.execute_command("WAITAOF", 1, 0, self._wait_aof_timeout_ms)
-                results = await pipe.execute(raise_on_error=False)
-            missing: list[int] = []
-            for i, result in zip(todo, results, strict=False):
-                if isinstance(result, redis.exceptions.NoScriptError):
-                    missing.append(i)
-                elif isinstance(result, Exception):
-                    raise _transient(result)
-                else:
-                    replies[i] = result
-            if wait:
-                self._check_fsync(results[-1])
-            for script in {calls[i][0] for i in missing}:
-                await self._redis.script_load(script.source)
-            todo = missing
+    async def _run(self, calls: list[Call], *, writes: bool) -> list[Any]:
+        """Every call in one pipelined round trip (plus WAITAOF after writes when asked for);
+        the replies in call order. An error reply raises for all (Unavailable when Redis
+        refused for the moment)."""
+        follow_up = None
+        if writes and self._wait_aof:
+            follow_up = FollowUp(("WAITAOF", 1, 0, self._wait_aof_timeout_ms), self._check_fsync)
+        replies = await self._scripts.run_all(calls, follow_up=follow_up)
+        for reply in replies:
+            if isinstance(reply, Exception):
+                raise _transient(reply)
         return replies
 
     def _check_fsync(self, result: Any) -> None:

@@ -18,7 +18,7 @@ def cause(cause_id: str) -> str:
 
 
 def proposals(cause_id: str) -> str:
-    """Hash: proposal_id -> JSON record (text, author_id, status, reason, index, created_at_ms)."""
+    """Hash: proposal_id -> its record (format in pairwise.proposal_record)."""
     return f"proposals:{{{cause_id}}}"
 
 
@@ -86,8 +86,8 @@ def rate_limit(cause_id: str, voter_id: str) -> str:
 
 def checkpoint(cause_id: str) -> str:
     """Hash: the ranker's checkpoint: the last log entry id it reflects, votes counted, the
-    fencing token, and how many parts `checkpoint_base` and `checkpoint_deltas` hold (a
-    `counts` field is the whole snapshot of checkpoints written before those lists)."""
+    fencing token, and how many parts `checkpoint_base` and `checkpoint_deltas` hold (fields
+    in pairwise.checkpoint_fields)."""
     return f"ckpt:{{{cause_id}}}"
 
 

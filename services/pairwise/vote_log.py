@@ -1,4 +1,5 @@
-"""The format of a cause's vote log (a Redis Stream), shared by ingest and ranker.
+"""The format of a cause's vote log (a Redis Stream): the Lua that writes its entries, and the
+code that reads them.
 
 One stream entry holds one or more votes, in order: ingest writes an interactive vote as an
 entry of its own and an imported batch as entries of up to `MAX_VOTES_PER_ENTRY` votes. One
@@ -13,11 +14,8 @@ Fields (bytes as Redis returns them); every list has one item per vote:
     v   vote_ids, space-separated (ids never contain whitespace)
     u   voter_ids, space-separated
     q   trust, one character per vote: "1" trusted, "0" suspicious (kept, flagged; see
-        docs/semantics.md, Integrity); a missing field means all trusted
-    r   skip reason: only in a single-vote entry of kind "s" (free text, may be empty)
-
-A single-vote entry is exactly the format of the first version of the log (one vote per
-entry), so logs written before batching decode unchanged.
+        docs/semantics.md, Integrity)
+    r   skip reason: only in an entry holding one vote, of kind "s" (free text, may be empty)
 """
 
 from __future__ import annotations
@@ -38,6 +36,28 @@ SKIP: Kind = "s"
 # one XREADGROUP page of entries stays a bounded amount of decoding on the ranker's loop.
 MAX_VOTES_PER_ENTRY = 1_000
 
+# -- writing (ingest's side, in Lua) ------------------------------------------------------
+
+# Lua defining `append_votes`, the one writer of log entries: every script that appends to a
+# vote log starts with this text.
+#   append_votes(log, m, kinds, a, b, vote_ids, voter_ids, trust, skip_reason) -> entry id
+# appends one entry holding the votes in slots 1..m of the tables `kinds`, `a`, `b`,
+# `vote_ids`, `voter_ids` (strings or integers; slots past m are ignored); `trust` is the q
+# field (m characters); `skip_reason` is nil, or the reason of an entry's single vote, of
+# kind "s".
+APPEND_VOTES_LUA = """
+local function append_votes(log, m, kinds, a, b, vote_ids, voter_ids, trust, skip_reason)
+  local concat = table.concat
+  local k, ai, bi = concat(kinds, '', 1, m), concat(a, ' ', 1, m), concat(b, ' ', 1, m)
+  local v, u = concat(vote_ids, ' ', 1, m), concat(voter_ids, ' ', 1, m)
+  if skip_reason then
+    return redis.call('XADD', log, '*', 'k', k, 'a', ai, 'b', bi, 'v', v, 'u', u, 'q', trust,
+                      'r', skip_reason)
+  end
+  return redis.call('XADD', log, '*', 'k', k, 'a', ai, 'b', bi, 'v', v, 'u', u, 'q', trust)
+end
+"""
+
 # Kind codes in decoded arrays (`DecodedVotes.kinds`).
 WIN_CODE, TIE_CODE, SKIP_CODE = 0, 1, 2
 _CODE_OF_BYTE = np.full(256, 255, dtype=np.uint8)
@@ -47,7 +67,8 @@ _CODE_OF_BYTE[ord(WIN)], _CODE_OF_BYTE[ord(TIE)], _CODE_OF_BYTE[ord(SKIP)] = (
 
 @dataclass(frozen=True, slots=True)
 class VoteEntry:
-    """One vote, as a single-vote entry (how tests and tools write the log directly)."""
+    """One vote, as `votes_of` reads it back; `fields` are those of an entry holding only this
+    vote (for tests and tools writing the log directly, as `append_votes` would)."""
 
     kind: Kind
     a: int
@@ -70,7 +91,7 @@ def batch_fields(kinds: str, a: Sequence[int], b: Sequence[int], vote_ids: Seque
                  voter_ids: Sequence[str]) -> dict[str, str]:
     """The stream fields of one entry holding several trusted votes (no skips).
 
-    Ingest builds the same fields in Lua; this is for tests and tools writing the log.
+    The fields `append_votes` writes for them; for tests and tools writing the log.
     """
     if not len(kinds) == len(a) == len(b) == len(vote_ids) == len(voter_ids):
         raise ValueError("one kind, a, b, vote_id and voter_id per vote")
@@ -86,7 +107,7 @@ def votes_of(fields: dict[bytes, bytes]) -> list[VoteEntry]:
         raise ValueError(f"unknown vote kinds {kinds!r}")
     n = len(kinds)
     lists = [fields.get(name, b"").decode().split() for name in (b"a", b"b", b"v", b"u")]
-    trust = fields.get(b"q", b"1" * n).decode()
+    trust = fields[b"q"].decode()
     if any(len(items) != n for items in lists) or len(trust) != n:
         raise ValueError(f"{n} kinds but lists of other lengths")
     reason = fields.get(b"r", b"").decode() if n == 1 else ""

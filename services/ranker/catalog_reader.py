@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import logging
 
 import numpy as np
 import redis.asyncio as aioredis
 
-from pairwise import keys
+from pairwise import keys, proposal_record
 from ranker.ranking import Catalog
 
 logger = logging.getLogger(__name__)
@@ -69,8 +68,8 @@ class CatalogReader:
             if record is None:
                 break
             try:
-                texts.append(str(json.loads(record)["text"]))
-            except (ValueError, KeyError, TypeError):
+                texts.append(proposal_record.decode(record).text)
+            except ValueError:
                 logger.error("malformed proposal record",
                              extra={"cause_id": self.cause_id, "proposal_id": proposal_id})
                 texts.append("")

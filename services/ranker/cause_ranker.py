@@ -31,7 +31,7 @@ from ranker.fit_pool import FitPool, ReplicaMissing
 from ranker.pair_counts import PairCounts, encode_votes
 from ranker.ranking import Catalog, FitInput, Ranking, fit_input, ranking_from_fit
 from ranker.settings import Settings
-from ranker.vote_consumer import CheckpointConflict, VoteLog
+from ranker.vote_consumer import CheckpointConflict, VoteStream
 
 logger = logging.getLogger(__name__)
 
@@ -62,8 +62,8 @@ class CauseRanker:
                  fit_pool: FitPool) -> None:
         self.cause_id = cause_id
         self._settings = settings
-        self._log = VoteLog(client, cause_id, consumer=settings.consumer_name,
-                            read_batch=settings.read_batch, block_ms=settings.read_block_ms)
+        self._log = VoteStream(client, cause_id, consumer=settings.consumer_name,
+                               read_batch=settings.read_batch, block_ms=settings.read_block_ms)
         self._catalog_reader = CatalogReader(client, cause_id)
         self._fit_pool = fit_pool
 

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import redis.asyncio as aioredis
-
+from pairwise import redis_client
 from pairwise.grpc_server import RunningServer, start_server
 from pairwise.v1 import ranker_pb2, ranker_pb2_grpc
 from ranker.cause_directory import CauseDirectory
@@ -18,9 +17,13 @@ async def start(settings: Settings) -> RunningServer:
     """Serve RankerService on settings.host:settings.port (0 = any free port) and start
     consuming the owned causes. Stopping the returned server stops consuming and saves a
     final checkpoint of every cause."""
-    client = aioredis.Redis.from_url(
-        settings.redis_url, socket_timeout=settings.redis_socket_timeout_s,
-        socket_connect_timeout=settings.redis_connect_timeout_s)
+    # Each cause's XREADGROUP blocks up to read_block_ms on the server: the client's socket
+    # timeout covers that wait on top of redis_socket_timeout_s.
+    client = redis_client.connect(
+        settings.redis_url, connect_timeout_s=settings.redis_connect_timeout_s,
+        socket_timeout_s=settings.redis_socket_timeout_s,
+        max_connections=settings.redis_max_connections,
+        pool_timeout_s=settings.redis_pool_timeout_s, blocking_s=settings.read_block_ms / 1000)
     fit_pool = FitPool(settings.fit_workers, nice=settings.fit_nice)
     directory = CauseDirectory(client, settings, fit_pool)
     try:

@@ -28,7 +28,8 @@ class Settings:
     # delayed: 100 entries of 1,000 votes take ~4 ms to decode and ~10 ms to apply.
     read_batch: int = 100
     # How long one XREADGROUP waits for new entries (ms); bounds how late an idle cause
-    # checkpoints. Must stay well below redis_socket_timeout_s.
+    # checkpoints. The Redis client's socket timeout is this much longer than
+    # redis_socket_timeout_s, so a blocked read never times out.
     read_block_ms: int = 200
     # Worker processes running Bradley-Terry fits (ranker.fit_pool), shared by all causes.
     fit_workers: int = 1
@@ -43,9 +44,15 @@ class Settings:
     # A vote-log entry naming a proposal index >= this is malformed (ignored, still counted
     # as a reflected entry): it bounds the memory one bad entry can claim.
     max_proposals: int = 1_000_000
-    # Redis client timeouts (seconds): a dead or frozen Redis fails calls fast.
-    redis_socket_timeout_s: float = 5.0
+    # Redis client (pairwise.redis_client): connections at most, and how long (seconds) a
+    # command waits for a free one, for a connection to open, and for its reply (beyond the
+    # time it was asked to block) before failing. Every owned cause keeps one connection
+    # busy in its blocking read, so the pool bounds the causes that read at once; 100 is
+    # what redis-py's default pool allowed.
+    redis_max_connections: int = 100
+    redis_pool_timeout_s: float = 5.0
     redis_connect_timeout_s: float = 1.0
+    redis_socket_timeout_s: float = 5.0
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -67,13 +74,13 @@ class Settings:
             read_wait_s=env_float("RANKER_READ_WAIT_S", 5.0),
             catalog_wait_s=env_float("RANKER_CATALOG_WAIT_S", 1.0),
             max_proposals=env_int("RANKER_MAX_PROPOSALS", 1_000_000),
-            redis_socket_timeout_s=env_float("REDIS_SOCKET_TIMEOUT_S", 5.0),
+            redis_max_connections=env_int("RANKER_REDIS_CONNECTIONS", 100),
+            redis_pool_timeout_s=env_float("RANKER_REDIS_POOL_TIMEOUT_S", 5.0),
             redis_connect_timeout_s=env_float("REDIS_CONNECT_TIMEOUT_S", 1.0),
+            redis_socket_timeout_s=env_float("REDIS_SOCKET_TIMEOUT_S", 5.0),
         )
 
     def __post_init__(self) -> None:
         if not 0 <= self.shard_index < self.shard_count:
             raise SystemExit(f"RANKER_SHARD must be in [0, RANKER_SHARDS={self.shard_count}), "
                              f"got {self.shard_index}")
-        if self.read_block_ms / 1000 >= self.redis_socket_timeout_s:
-            raise SystemExit("RANKER_READ_BLOCK_MS must be shorter than REDIS_SOCKET_TIMEOUT_S")

@@ -29,7 +29,8 @@ from typing import Any
 import redis.asyncio as aioredis
 import redis.exceptions
 
-from pairwise import keys
+from pairwise import checkpoint_fields, keys
+from pairwise.redis_scripts import Script, ScriptRunner
 from pairwise.vote_log import RawEntry
 from ranker.pair_counts import PairCounts, decode_votes
 
@@ -86,8 +87,8 @@ class CheckpointConflict(RuntimeError):
 # last_id (an entry this state may never have seen). Refusing writes nothing, so the stored
 # checkpoint never skips or double-counts an entry. A delta extends the stored state, so
 # the caller saves one only after a save of its own whose outcome it knows.
-_CHECKPOINT_LUA = """
-local current = redis.call('HGET', KEYS[1], 'token') or ''
+_SAVE = Script(checkpoint_fields.lua("""
+local current = redis.call('HGET', KEYS[1], '$token') or ''
 if current ~= ARGV[3] and (ARGV[4] == '' or current ~= ARGV[4]) then
   return {0, 'checkpoint was saved by someone else (' .. current .. ')'}
 end
@@ -110,27 +111,27 @@ if ARGV[9] == 'base' then
   redis.call('LPOP', KEYS[5])
   redis.call('RENAME', KEYS[5], KEYS[3])
   redis.call('DEL', KEYS[4])
-  redis.call('HDEL', KEYS[1], 'counts')
+  redis.call('HDEL', KEYS[1], '$counts')
 else
-  if redis.call('EXISTS', KEYS[3]) == 0 or redis.call('HEXISTS', KEYS[1], 'counts') == 1 then
+  if redis.call('EXISTS', KEYS[3]) == 0 or redis.call('HEXISTS', KEYS[1], '$counts') == 1 then
     return {0, 'no base snapshot to add a delta to'}
   end
   if ARGV[10] ~= '' then
     redis.call('RPUSH', KEYS[4], ARGV[10])
   end
 end
-redis.call('HSET', KEYS[1], 'token', ARGV[5], 'last_id', ARGV[6], 'votes_counted', ARGV[7],
-           'consumer', ARGV[2], 'saved_at_ms', ARGV[8],
-           'base_parts', redis.call('LLEN', KEYS[3]), 'deltas', redis.call('LLEN', KEYS[4]))
+redis.call('HSET', KEYS[1], '$token', ARGV[5], '$last_id', ARGV[6], '$votes_counted', ARGV[7],
+           '$consumer', ARGV[2], '$saved_at_ms', ARGV[8],
+           '$base_parts', redis.call('LLEN', KEYS[3]), '$deltas', redis.call('LLEN', KEYS[4]))
 return {1, 'saved'}
-"""
+"""))
 
 # KEYS[1] vote log. ARGV[1] group, ARGV[2] consumer, ARGV[3] last_id, ARGV[4] count.
 # XACK up to `count` of the consumer's pending entries at or below last_id; returns how many.
 # The consumer's pending entries up to a stored checkpoint are exactly the ones it reflects
 # (it applies everything it reads or claims, in id order), so they are listed here rather
 # than shipped as arguments.
-_ACK_LUA = """
+_ACK = Script("""
 local mine = redis.call('XPENDING', KEYS[1], ARGV[1], '-', ARGV[3], tonumber(ARGV[4]), ARGV[2])
 if #mine == 0 then return 0 end
 local ids = {}
@@ -141,7 +142,7 @@ for s = 1, #ids, 4000 do
   acked = acked + redis.call('XACK', KEYS[1], ARGV[1], unpack(ids, s, math.min(s + 3999, #ids)))
 end
 return acked
-"""
+""")
 # Entries acked per script call: about 50 ms of Redis time (~5 us an entry), no longer than
 # one of ingest's 10,000-vote batches. While imports keep Redis busy every round trip waits
 # behind their scripts (~75 ms under a bulk load test), so 1,000 per call capped acking at
@@ -149,11 +150,16 @@ return acked
 _ACK_CHUNK = 10_000
 
 
-class VoteLog:
-    """One cause's vote log seen through the ranker consumer group, as consumer `consumer`."""
+class VoteStream:
+    """One cause's vote log (format: pairwise.vote_log) seen through the ranker consumer
+    group, as consumer `consumer`, and the cause's checkpoint (pairwise.checkpoint_fields).
+
+    Its scripts run through `scripts` (one runner of its own when not given), each call in a
+    round trip of its own.
+    """
 
     def __init__(self, client: aioredis.Redis, cause_id: str, *, consumer: str,
-                 read_batch: int, block_ms: int) -> None:
+                 read_batch: int, block_ms: int, scripts: ScriptRunner | None = None) -> None:
         self.cause_id = cause_id
         self._redis = client
         self._stream = keys.votes(cause_id)
@@ -165,8 +171,7 @@ class VoteLog:
         self._read_batch = read_batch
         self._block_ms = block_ms
         self._caught_up = False
-        self._save_script = client.register_script(_CHECKPOINT_LUA)
-        self._ack_script = client.register_script(_ACK_LUA)
+        self._scripts = scripts or ScriptRunner(client)
 
     async def ensure_group(self) -> None:
         """Create the consumer group at the start of the log (and the log if absent)."""
@@ -190,15 +195,18 @@ class VoteLog:
             pipe.lrange(self._base_key, 0, -1)
             pipe.lrange(self._deltas_key, 0, -1)
             stored, base, deltas = await pipe.execute()
-        if not stored or b"last_id" not in stored:
+        fields = {name.decode(): value for name, value in stored.items()}
+        if checkpoint_fields.LAST_ID not in fields:
             return Checkpoint("", 0, PairCounts())
-        last_id, votes_counted = stored[b"last_id"].decode(), int(stored[b"votes_counted"])
-        token = stored.get(b"token", b"").decode()
-        if b"counts" in stored:  # written before base snapshots and deltas
-            counts = await asyncio.to_thread(PairCounts.from_bytes, stored[b"counts"])
+        last_id = fields[checkpoint_fields.LAST_ID].decode()
+        votes_counted = int(fields[checkpoint_fields.VOTES_COUNTED])
+        token = fields.get(checkpoint_fields.TOKEN, b"").decode()
+        if checkpoint_fields.COUNTS in fields:  # written before base snapshots and deltas
+            counts = await asyncio.to_thread(PairCounts.from_bytes,
+                                             fields[checkpoint_fields.COUNTS])
             return Checkpoint(last_id, votes_counted, counts, token)
-        if len(base) != int(stored.get(b"base_parts", -1)) \
-                or len(deltas) != int(stored.get(b"deltas", -1)):
+        if len(base) != int(fields.get(checkpoint_fields.BASE_PARTS, -1)) \
+                or len(deltas) != int(fields.get(checkpoint_fields.DELTAS, -1)):
             raise ValueError(f"cause {self.cause_id!r}: checkpoint lists {len(base)} base "
                              f"parts and {len(deltas)} deltas, its hash says otherwise")
         counts = await asyncio.to_thread(_restore, base, deltas)
@@ -274,11 +282,12 @@ class VoteLog:
 
     async def _save(self, previous_token: str, unknown_token: str, token: str, last_id: str,
                     votes_counted: int, mode: str, payload: bytes | int) -> None:
-        status, detail = await self._save_script(
-            keys=[self._checkpoint_key, self._stream, self._base_key, self._deltas_key,
-                  self._staging_key],
-            args=[keys.RANKER_GROUP, self._consumer, previous_token, unknown_token, token,
-                  last_id, votes_counted, int(time.time() * 1000), mode, payload])
+        status, detail = await self._scripts.run_now(
+            _SAVE,
+            [self._checkpoint_key, self._stream, self._base_key, self._deltas_key,
+             self._staging_key],
+            [keys.RANKER_GROUP, self._consumer, previous_token, unknown_token, token, last_id,
+             votes_counted, int(time.time() * 1000), mode, payload])
         if int(status) != 1:
             raise CheckpointConflict(f"cause {self.cause_id!r}: {_text(detail)}")
 
@@ -287,9 +296,8 @@ class VoteLog:
         at `last_id` is stored), in short scripts; returns the number acked."""
         acked = 0
         while True:
-            n = int(await self._ack_script(
-                keys=[self._stream],
-                args=[keys.RANKER_GROUP, self._consumer, last_id, _ACK_CHUNK]))
+            n = int(await self._scripts.run_now(
+                _ACK, [self._stream], [keys.RANKER_GROUP, self._consumer, last_id, _ACK_CHUNK]))
             acked += n
             if n < _ACK_CHUNK:
                 return acked

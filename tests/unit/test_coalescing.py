@@ -8,7 +8,7 @@ import asyncio
 
 import pytest
 
-from gateway.coalescing import Coalescer
+from pairwise.coalescing import Coalescer
 
 
 class Recorder:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from pairwise import vote_log
 from pairwise.vote_log import SKIP_CODE, TIE_CODE, WIN_CODE, decode_entries
@@ -84,6 +85,13 @@ def test_votes_of_gives_back_every_field_ingest_wrote() -> None:
     votes = vote_log.votes_of(batch("wt", [4, 5], [6, 7], first=10))
     assert [(v.kind, v.a, v.b, v.vote_id, v.voter_id, v.trusted) for v in votes] == [
         ("w", 4, 6, "v10", "u0", True), ("t", 5, 7, "v11", "u1", True)]
+
+
+def test_an_entry_without_trust_flags_is_malformed_for_votes_of() -> None:
+    fields = batch("wt", [4, 5], [6, 7])
+    del fields[b"q"]
+    with pytest.raises(KeyError):
+        vote_log.votes_of(fields)
 
 
 def test_a_large_page_decodes_exactly() -> None:
