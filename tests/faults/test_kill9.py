@@ -205,6 +205,9 @@ def run_with_crashes(services: dict[str, Service], victim: str) -> None:
             client.join(timeout=240)
         assert not client.is_alive(), "import did not finish in time"
         assert not errors, errors
+        if victim == "ingest":
+            # Each crash left the client's next batch without ingest: it had to retry.
+            assert retries[0] >= len(crash_after), retries
 
         stats = eventually(
             lambda: stub.GetCauseStats(gateway_pb2.GetCauseStatsRequest(cause_id=cause_id),
