@@ -1,5 +1,6 @@
-"""Shared fixtures: a real Redis server (embedded Valkey, AOF on) and real gRPC servers on
-loopback ports, each service started in its own thread and event loop."""
+"""Shared fixtures: a real Redis server (embedded Valkey, AOF on, on a unix socket) and real
+gRPC servers on loopback ports they choose (port 0, read back), each service started in its
+own thread and event loop; and `eventually`, the one way a test waits for a condition."""
 
 from __future__ import annotations
 
