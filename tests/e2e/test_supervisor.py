@@ -8,17 +8,16 @@ import signal
 import subprocess
 import sys
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import eventually
 
 from cluster.process_table import is_same_process
 from cluster.run_folder import RunFolder
 from cluster.supervisor import Backoff, Supervisor
 from cluster.topology import ProcessSpec
-from pairwise.embedded_redis import free_port
 
 SLEEPER = (sys.executable, "-c", "import time; time.sleep(120)")
 # Ignores SIGTERM: only the supervisor's SIGKILL after the grace period stops it.
@@ -26,22 +25,14 @@ STUBBORN = (sys.executable, "-c",
             "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(120)")
 
 
-def wait_for(condition: Callable[[], object], timeout_s: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.05)
-
-
 @pytest.fixture
 def supervised(tmp_path: Path) -> Iterator[tuple[RunFolder, Supervisor, threading.Event]]:
     run = RunFolder(tmp_path / "run").create()
-    redis_port = free_port()
+    redis_socket = tmp_path / "redis.sock"
     specs = [
-        ProcessSpec("redis", (sys.executable, "-m", "pairwise.embedded_redis", "--port",
-                              str(redis_port), "--dir", str(run.redis_data)),
-                    stop_group=2, ready_redis_url=f"redis://127.0.0.1:{redis_port}/0"),
+        ProcessSpec("redis", (sys.executable, "-m", "pairwise.embedded_redis", "--unix-socket",
+                              str(redis_socket), "--dir", str(run.redis_data)),
+                    stop_group=2, ready_redis_url=f"unix://{redis_socket}?db=0"),
         ProcessSpec("worker", SLEEPER, stop_group=1),
         ProcessSpec("stubborn", STUBBORN, stop_group=0),
     ]
@@ -50,8 +41,9 @@ def supervised(tmp_path: Path) -> Iterator[tuple[RunFolder, Supervisor, threadin
     thread = threading.Thread(target=supervisor.run, args=(stop,), daemon=True)
     thread.start()
     try:
-        wait_for(lambda: all(run.read_state().get("children", {}).get(name, {}).get("running")
-                             for name in ("redis", "worker", "stubborn")))
+        eventually(lambda: all(run.read_state().get("children", {}).get(name, {}).get("running")
+                               for name in ("redis", "worker", "stubborn")),
+                   "every child running", timeout=15)
         yield run, supervisor, stop
     finally:
         stop.set()
@@ -69,14 +61,15 @@ def test_a_killed_process_is_restarted_and_stop_leaves_nothing_running(
         child = run.read_state()["children"]["worker"]
         return bool(child["running"] and child["pid"] != first_pid and child["restarts"] == 1)
 
-    wait_for(restarted)
+    eventually(restarted, "the killed worker restarted", timeout=15)
     assert run.read_pid(run.pid_file("worker")) == run.read_state()["children"]["worker"]["pid"]
     assert run.read_state()["children"]["worker"]["last_exit"] == -signal.SIGKILL
 
     children = run.read_state()["children"]
     stop.set()
-    wait_for(lambda: run.read_state().get("stopping") and not any(
-        c["running"] for c in run.read_state()["children"].values()))
+    eventually(lambda: run.read_state().get("stopping") and not any(
+        c["running"] for c in run.read_state()["children"].values()),
+        "every child stopped", timeout=15)
     for name, child in children.items():
         assert not is_same_process(child["pid"], child["start_ticks"]), name
     assert list(run.pids.glob("*.pid")) == []

@@ -17,9 +17,10 @@ from pathlib import Path
 
 import grpc
 import pytest
+from conftest import eventually, served_port
 
 from pairwise import health_probe
-from pairwise.embedded_redis import EmbeddedRedis, free_port
+from pairwise.embedded_redis import EmbeddedRedis
 from pairwise.v1 import gateway_pb2, gateway_pb2_grpc, types_pb2
 
 ADMIN = (("authorization", "Bearer fault-admin"),)
@@ -32,21 +33,35 @@ RETRYABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
 
 @dataclass
 class Service:
-    """One service as a real OS process, restartable with the same settings."""
+    """One service as a real OS process. It first binds a port of its choice (port 0, read
+    back from its log); restarts bind that same port, where its clients look for it."""
 
     module: str
-    port: int
     env: dict[str, str]
     log: Path
+    port: int = 0
     process: subprocess.Popen[bytes] | None = None
     pids: list[int] = field(default_factory=list)
 
+    @property
+    def addr(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
     def start(self) -> None:
+        env = {**self.env, f"{self.module.upper()}_PORT": str(self.port)}
         with open(self.log, "ab") as log:
-            self.process = subprocess.Popen([sys.executable, "-m", self.module], env=self.env,
+            self.process = subprocess.Popen([sys.executable, "-m", self.module], env=env,
                                             stdout=log, stderr=subprocess.STDOUT)
         self.pids.append(self.process.pid)
-        wait_serving(f"127.0.0.1:{self.port}", self.process)
+        if not self.port:
+            self.port = served_port(self.process, self.log)
+        process = self.process
+
+        def serving() -> bool:
+            assert process.poll() is None, f"{self.module} exited with {process.returncode}"
+            return health_probe.check(self.addr, timeout_s=1) == health_probe.SERVING
+
+        eventually(serving, f"{self.module} serving on {self.addr}")
 
     def kill9(self) -> None:
         assert self.process is not None
@@ -63,32 +78,23 @@ class Service:
                 self.process.wait()
 
 
-def wait_serving(addr: str, process: subprocess.Popen[bytes], timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while health_probe.check(addr, timeout_s=1) != health_probe.SERVING:
-        assert process.poll() is None, f"process for {addr} exited with {process.returncode}"
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{addr} not serving after {timeout} s")
-        time.sleep(0.05)
-
-
 @pytest.fixture
 def processes(tmp_path: Path) -> Iterator[dict[str, Service]]:
-    redis_server = EmbeddedRedis(tmp_path / "redis").start()
-    ports = {name: free_port() for name in ("ingest", "ranker", "gateway")}
+    redis_server = EmbeddedRedis(tmp_path / "redis", unix_socket=True).start()
     env = {**os.environ, "REDIS_URL": redis_server.url, "PAIRWISE_TOKEN_SECRET": "fault-secret",
            "PAIRWISE_ADMIN_TOKEN": "fault-admin", "PAIRWISE_PLATFORM_TOKEN": "fault-platform",
-           "INGEST_PORT": str(ports["ingest"]), "RANKER_PORT": str(ports["ranker"]),
-           "GATEWAY_PORT": str(ports["gateway"]),
-           "INGEST_ADDR": f"127.0.0.1:{ports['ingest']}",
-           "RANKER_ADDRS": f"127.0.0.1:{ports['ranker']}",
            "RANKER_FIT_INTERVAL_S": "0.2", "RANKER_CHECKPOINT_INTERVAL_S": "0.3",
            "RANKER_DISCOVER_INTERVAL_S": "0.1", "INTERNAL_TIMEOUT_S": "3"}
-    services = {name: Service(name, port, env, tmp_path / f"{name}.log")
-                for name, port in ports.items()}
+    services = {name: Service(name, env, tmp_path / f"{name}.log")
+                for name in ("ingest", "ranker")}
     try:
-        for name in ("ingest", "ranker", "gateway"):
-            services[name].start()
+        for service in services.values():
+            service.start()
+        # The gateway learns where the others listen once they do.
+        services["gateway"] = Service("gateway", {
+            **env, "INGEST_ADDR": services["ingest"].addr,
+            "RANKER_ADDRS": services["ranker"].addr}, tmp_path / "gateway.log")
+        services["gateway"].start()
         yield services
     finally:
         for service in services.values():
@@ -106,8 +112,18 @@ def make_votes(cause_id: str, rng: random.Random) -> list[types_pb2.ImportedVote
     return votes
 
 
+@dataclass
+class Progress:
+    """How far the importing client got, and where it waits for the fault injector."""
+
+    acknowledged: int = 0
+    # Batch count -> event the client waits for after acknowledging that many batches.
+    hold: dict[int, threading.Event] = field(default_factory=dict)
+
+
 def import_with_retries(stub: gateway_pb2_grpc.GatewayServiceStub,
-                        votes: list[types_pb2.ImportedVote], errors: list[str]) -> int:
+                        votes: list[types_pb2.ImportedVote], errors: list[str],
+                        progress: Progress) -> int:
     """Send every batch until it is acknowledged, as a careful client would; returns retries."""
     retries = 0
     for start in range(0, len(votes), BATCH):
@@ -120,14 +136,19 @@ def import_with_retries(stub: gateway_pb2_grpc.GatewayServiceStub,
                     errors.append(f"{exc.code()}: {exc.details()}")
                     return retries
                 retries += 1
-                time.sleep(0.1)
+                time.sleep(0.1)   # the client's back-off before a retry
                 continue
             if reply.rejected:
                 errors.append(f"rejected {reply.rejected}: {list(reply.errors)[:3]}")
             break
         else:
             errors.append(f"batch at {start} never acknowledged")
-        # Paced like a migration job, so that the crashes land in the middle of the import.
+        progress.acknowledged += 1
+        gate = progress.hold.get(progress.acknowledged)
+        if gate is not None and not gate.wait(timeout=120):
+            errors.append(f"held after batch {progress.acknowledged} and never released")
+            return retries
+        # Paced like a migration job, not a flood.
         time.sleep(PACE_S)
     return retries
 
@@ -147,10 +168,9 @@ def expected_counts(votes: list[types_pb2.ImportedVote]) -> dict[str, tuple[int,
 
 
 def run_with_crashes(services: dict[str, Service], victim: str) -> None:
-    gateway = f"127.0.0.1:{services['gateway'].port}"
     cause_id = f"fault-{victim}"
     rng = random.Random(7)
-    with grpc.insecure_channel(gateway) as channel:
+    with grpc.insecure_channel(services["gateway"].addr) as channel:
         stub = gateway_pb2_grpc.GatewayServiceStub(channel)
         stub.CreateCause(gateway_pb2.CreateCauseRequest(cause_id=cause_id, title="faults"),
                          metadata=ADMIN, timeout=10)
@@ -159,34 +179,41 @@ def run_with_crashes(services: dict[str, Service], victim: str) -> None:
             proposals=[types_pb2.NewProposal(proposal_id=f"p{k}", text=f"proposal {k}")
                        for k in range(N_PROPOSALS)]), metadata=ADMIN, timeout=10)
         votes = make_votes(cause_id, rng)
+        # Each crash follows a random acknowledged batch, while the next one is on its way.
+        # The client waits at the next crash point until the previous crash's restart is
+        # done, so that every crash lands in the middle of the import however fast it runs.
+        n_batches = -(-N_VOTES // BATCH)
+        crash_after = sorted(rng.sample(range(3, n_batches - 3), 4))
+        progress = Progress(hold={at: threading.Event() for at in crash_after[1:]})
         errors: list[str] = []
         retries: list[int] = []
         client = threading.Thread(
-            target=lambda: retries.append(import_with_retries(stub, votes, errors)))
+            target=lambda: retries.append(import_with_retries(stub, votes, errors, progress)))
         client.start()
-        kills = 0
-        while client.is_alive() and kills < 4:
-            time.sleep(rng.uniform(0.3, 0.9))
-            if not client.is_alive():
-                break
-            services[victim].kill9()
-            kills += 1
-            time.sleep(rng.uniform(0.0, 0.3))
-            services[victim].start()
-        client.join(timeout=240)
+        try:
+            for k, at in enumerate(crash_after):
+                eventually(lambda at=at: progress.acknowledged >= at or not client.is_alive(),
+                           f"batch {at} acknowledged", timeout=120, interval=0.01)
+                assert client.is_alive(), f"the import stopped early: {errors}"
+                services[victim].kill9()
+                services[victim].start()
+                if k + 1 < len(crash_after):
+                    progress.hold[crash_after[k + 1]].set()
+        finally:
+            for gate in progress.hold.values():
+                gate.set()
+            client.join(timeout=240)
         assert not client.is_alive(), "import did not finish in time"
         assert not errors, errors
-        assert kills >= 2, "the import finished before the faults could be injected"
+        if victim == "ingest":
+            # Each crash left the client's next batch without ingest: it had to retry.
+            assert retries[0] >= len(crash_after), retries
 
-        deadline = time.monotonic() + 60
-        while True:
-            stats = stub.GetCauseStats(gateway_pb2.GetCauseStatsRequest(cause_id=cause_id),
-                                       metadata=ADMIN, timeout=5)
-            if stats.votes_counted == N_VOTES or time.monotonic() > deadline:
-                break
-            time.sleep(0.2)
+        stats = eventually(
+            lambda: stub.GetCauseStats(gateway_pb2.GetCauseStatsRequest(cause_id=cause_id),
+                                       metadata=ADMIN, timeout=5),
+            "every vote counted", until=lambda s: s.votes_counted == N_VOTES, timeout=60)
         assert stats.votes_accepted == N_VOTES, (stats.votes_accepted, retries)
-        assert stats.votes_counted == N_VOTES
         ranking = stub.GetRanking(gateway_pb2.GetRankingRequest(cause_id=cause_id, limit=1000),
                                   metadata=ADMIN, timeout=5)
         assert ranking.votes_counted == N_VOTES

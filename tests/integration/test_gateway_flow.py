@@ -7,7 +7,7 @@ import time
 
 import grpc
 import pytest
-from conftest import Cluster
+from conftest import Cluster, eventually
 
 from pairwise.v1 import gateway_pb2 as gw
 from pairwise.v1 import gateway_pb2_grpc, types_pb2
@@ -35,29 +35,26 @@ def stats(stub, cluster: Cluster, cause_id: str) -> gw.GetCauseStatsResponse:  #
                               metadata=cluster.platform, timeout=5)
 
 
-def eventually(read, done, what: str):  # type: ignore[no-untyped-def]
-    """Poll `read()` until `done(result)`, for at most SETTLE_S. UNAVAILABLE counts as not
-    yet (a ranker that has not fitted a new cause yet says so, retryably)."""
-    deadline = time.monotonic() + SETTLE_S
-    last: object = None
-    while True:
+def once(read, done, what: str):  # type: ignore[no-untyped-def]
+    """`read()` as soon as `done(result)`, for at most SETTLE_S. UNAVAILABLE counts as not yet (a
+    ranker that has not fitted a new cause yet says so, retryably)."""
+    def probe():  # type: ignore[no-untyped-def]
         try:
-            last = read()
-            if done(last):
-                return last
+            return read()
         except grpc.RpcError as exc:
             if exc.code() != grpc.StatusCode.UNAVAILABLE:
                 raise
-            last = exc
-        assert time.monotonic() < deadline, f"{what}; last: {last}"
-        time.sleep(0.1)
+            return exc
+
+    return eventually(probe, what, timeout=SETTLE_S, interval=0.1,
+                      until=lambda last: not isinstance(last, grpc.RpcError) and done(last))
 
 
 def wait_counted(stub, cluster: Cluster, cause_id: str) -> gw.GetCauseStatsResponse:  # type: ignore[no-untyped-def]
     """Poll until the ranking reflects every accepted vote."""
-    return eventually(lambda: stats(stub, cluster, cause_id),
-                      lambda s: s.votes_counted == s.votes_accepted and s.lag == 0,
-                      "ranking still lags the vote log")
+    return once(lambda: stats(stub, cluster, cause_id),
+                lambda s: s.votes_counted == s.votes_accepted and s.lag == 0,
+                "the ranking to catch up with the vote log")
 
 
 def vote(stub, cluster: Cluster, cause_id: str, voter: str, choice: int, key: str,  # type: ignore[no-untyped-def]
@@ -181,11 +178,11 @@ def test_rejected_proposals_leave_the_ranking(cluster: Cluster, stub, cause_id: 
         cause_id=cause_id, proposal_id="c", status=types_pb2.PROPOSAL_STATUS_REJECTED),
         metadata=cluster.admin, timeout=5)
     # The rejected proposal's votes stay in the log (counted) but it leaves the ranking.
-    eventually(lambda: stub.GetRanking(gw.GetRankingRequest(cause_id=cause_id),
-                                       metadata=cluster.platform, timeout=5),
-               lambda r: ({e.proposal_id for e in r.entries} == {"a", "b"}
-                          and r.votes_counted == len(votes)),
-               "rejected proposal still ranked")
+    once(lambda: stub.GetRanking(gw.GetRankingRequest(cause_id=cause_id),
+                                 metadata=cluster.platform, timeout=5),
+         lambda r: ({e.proposal_id for e in r.entries} == {"a", "b"}
+                    and r.votes_counted == len(votes)),
+         "the rejected proposal to leave the ranking")
 
 
 def test_a_tiny_deadline_is_deadline_exceeded_not_a_hang(cluster: Cluster, stub,  # type: ignore[no-untyped-def]

@@ -20,23 +20,21 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 import grpc
 import numpy as np
 import pytest
 import redis
-from conftest import ranker_settings, serve_in_thread
+from conftest import eventually, ranker_settings, serve_in_thread, served_port, url_with_db
 
 from pairwise import keys, vote_log
-from pairwise.embedded_redis import free_port
 from pairwise.sharding import shard_of
 from pairwise.v1 import ranker_pb2, ranker_pb2_grpc, types_pb2
 from ranker import bradley_terry, cause_ranker, fit_pool
 from ranker.pair_counts import PairCounts, decode_votes
 from ranker.server import start
 
-T = TypeVar("T")
 TIMEOUT_S = 30.0
 # Database of these tests; the rest of the session uses database 0.
 RANKER_DB = 3
@@ -45,7 +43,7 @@ RANKER_DB = 3
 @pytest.fixture
 def db_url(redis_url: str) -> Iterator[str]:
     """A Redis URL on this file's own database, emptied before each test."""
-    url = f"{redis_url.rsplit('/', 1)[0]}/{RANKER_DB}"
+    url = url_with_db(redis_url, RANKER_DB)
     client = redis.Redis.from_url(url)
     client.flushdb()
     client.close()
@@ -57,18 +55,6 @@ def r(db_url: str) -> Iterator[redis.Redis]:
     client = redis.Redis.from_url(db_url)
     yield client
     client.close()
-
-
-def eventually(probe: Callable[[], T | None], what: str, timeout_s: float = TIMEOUT_S) -> T:
-    """Poll `probe` until it returns something truthy; fail naming `what` after timeout_s."""
-    deadline = time.monotonic() + timeout_s
-    last: T | None = None
-    while time.monotonic() < deadline:
-        last = probe()
-        if last:
-            return last
-        time.sleep(0.05)
-    pytest.fail(f"timed out waiting for {what}; last probe: {last!r}")
 
 
 @dataclass
@@ -273,6 +259,13 @@ def checkpointed(r: redis.Redis, consultation: Consultation) -> bool:
 
 def pending(r: redis.Redis, cause_id: str) -> int:
     return int(r.xpending(keys.votes(cause_id), keys.RANKER_GROUP)["pending"])
+
+
+def delivered(r: redis.Redis, consultation: Consultation) -> bool:
+    """Whether the rankers' group exists and has read every entry written so far."""
+    return any(group["name"].decode() == keys.RANKER_GROUP
+               and group["last-delivered-id"].decode() == consultation.last_entry_id
+               for group in r.xinfo_groups(keys.votes(consultation.cause_id)))
 
 
 # -- counting and ranking ---------------------------------------------------------------------
@@ -601,14 +594,14 @@ def test_kill_9_between_apply_and_checkpoint_loses_and_doubles_nothing(
 
     # A ranker process that applies votes but never gets to checkpoint them, then dies.
     cause.random_votes(rng, 200, among=6)
-    port = free_port()
-    env = {**os.environ, "REDIS_URL": db_url, "RANKER_PORT": str(port),
+    env = {**os.environ, "REDIS_URL": db_url, "RANKER_PORT": "0",
            "RANKER_CONSUMER": "ranker-0", "RANKER_FIT_INTERVAL_S": "0.1",
            "RANKER_DISCOVER_INTERVAL_S": "0.1", "RANKER_CHECKPOINT_INTERVAL_S": "3600"}
     with open(tmp_path / "ranker.log", "wb") as log:
         process = subprocess.Popen([sys.executable, "-m", "ranker"], env=env, stdout=log,
                                    stderr=subprocess.STDOUT)
     try:
+        port = served_port(process, tmp_path / "ranker.log")
         channel, stub = stub_for(port)
         grpc.channel_ready_future(channel).result(timeout=TIMEOUT_S)
         Ranker(port, channel, stub, context=None, stopped=True).counted(cause)
@@ -642,10 +635,12 @@ def test_two_rankers_on_one_cause_never_corrupt_its_checkpoint(serve, r, cause_i
     twins = [serve(consumer_name="ranker-a"), serve(consumer_name="ranker-b")]
     for _ in range(20):
         cause.random_votes(rng, 50, among=6)
-        time.sleep(0.05)
+        # One part at a time, each read before the next is written: the twins split them.
+        eventually(lambda: delivered(r, cause), "the group to read the latest votes")
     for twin in twins:
         twin.read(cause_id)
-    time.sleep(1.0)
+    eventually(lambda: any(record.msg.startswith("another ranker consumes this cause")
+                           for record in caplog.records), "a checkpoint refused by the fence")
     for twin in twins:
         twin.stop()
 

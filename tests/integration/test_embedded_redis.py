@@ -1,0 +1,92 @@
+"""The embedded Redis of tests and local runs: on a unix socket it needs no port at all; on a
+port it chose, it survives another process taking that port first, and never mistakes
+another server on it for its own."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from pairwise import embedded_redis
+from pairwise.embedded_redis import EmbeddedRedis, ServerExited
+
+
+def owner_pid(server: EmbeddedRedis) -> int:
+    client = redis.Redis.from_url(server.url)
+    try:
+        return int(client.info("server")["process_id"])
+    finally:
+        client.close()
+
+
+@pytest.fixture
+def listener() -> Iterator[socket.socket]:
+    """A port some other program listens on."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        yield sock
+
+
+def ports_offering_first(taken: int, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Make the next free-port choice `taken`, as if it were lost in a race."""
+    offered: list[int] = []
+    real = embedded_redis.free_port
+
+    def racing() -> int:
+        port = taken if not offered else real()
+        offered.append(port)
+        return port
+
+    monkeypatch.setattr(embedded_redis, "free_port", racing)
+    return offered
+
+
+def test_a_unix_socket_server_serves_without_a_port(tmp_path: Path) -> None:
+    server = EmbeddedRedis(tmp_path / "r", unix_socket=True).start()
+    try:
+        assert server.url == f"unix://{(tmp_path / 'r' / 'redis.sock').resolve()}?db=0"
+        assert owner_pid(server) == server.process.pid  # type: ignore[union-attr]
+        client = redis.Redis.from_url(server.url.replace("db=0", "db=2"))
+        client.set("k", "v")
+        assert client.get("k") == b"v"
+        client.close()
+    finally:
+        server.stop()
+
+
+def test_a_port_taken_before_the_server_binds_it_is_replaced(
+        tmp_path: Path, listener: socket.socket, monkeypatch: pytest.MonkeyPatch) -> None:
+    taken = listener.getsockname()[1]
+    offered = ports_offering_first(taken, monkeypatch)
+    server = EmbeddedRedis(tmp_path / "r").start()
+    try:
+        assert offered[0] == taken and server.port == offered[-1] != taken
+        assert owner_pid(server) == server.process.pid  # type: ignore[union-attr]
+    finally:
+        server.stop()
+
+
+def test_another_redis_on_the_chosen_port_is_not_taken_for_ours(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    other = EmbeddedRedis(tmp_path / "other").start()
+    try:
+        ports_offering_first(other.port, monkeypatch)
+        server = EmbeddedRedis(tmp_path / "ours").start()
+        try:
+            assert server.port != other.port
+            assert owner_pid(server) == server.process.pid  # type: ignore[union-attr]
+        finally:
+            server.stop()
+    finally:
+        other.stop()
+
+
+def test_a_port_asked_for_by_number_is_not_replaced(tmp_path: Path,
+                                                    listener: socket.socket) -> None:
+    with pytest.raises(ServerExited, match="Address already in use"):
+        EmbeddedRedis(tmp_path / "r", port=listener.getsockname()[1]).start()
