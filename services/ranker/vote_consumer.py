@@ -52,9 +52,8 @@ class Checkpoint:
     """What Redis last stored for a cause: `counts` reflect exactly the log entries up to
     `last_id` ("" when none), which hold `votes_counted` votes. `token` names the save that
     wrote it ("" when none): the next save must name it (fencing). `base_bytes` and
-    `delta_bytes` are the sizes of its base snapshot and of the deltas stored after it; a
-    checkpoint without a base (none yet, or a whole-snapshot one written before bases)
-    has `has_base` False, and the next save must write a base."""
+    `delta_bytes` are the sizes of its base snapshot and of the deltas stored after it;
+    without one (none stored yet) `has_base` is False, and the next save must write a base."""
 
     last_id: str
     votes_counted: int
@@ -110,9 +109,8 @@ if ARGV[9] == 'base' then
   redis.call('LPOP', KEYS[5])
   redis.call('RENAME', KEYS[5], KEYS[3])
   redis.call('DEL', KEYS[4])
-  redis.call('HDEL', KEYS[1], 'counts')
 else
-  if redis.call('EXISTS', KEYS[3]) == 0 or redis.call('HEXISTS', KEYS[1], 'counts') == 1 then
+  if redis.call('EXISTS', KEYS[3]) == 0 then
     return {0, 'no base snapshot to add a delta to'}
   end
   if ARGV[10] ~= '' then
@@ -194,9 +192,6 @@ class VoteLog:
             return Checkpoint("", 0, PairCounts())
         last_id, votes_counted = stored[b"last_id"].decode(), int(stored[b"votes_counted"])
         token = stored.get(b"token", b"").decode()
-        if b"counts" in stored:  # written before base snapshots and deltas
-            counts = await asyncio.to_thread(PairCounts.from_bytes, stored[b"counts"])
-            return Checkpoint(last_id, votes_counted, counts, token)
         if len(base) != int(stored.get(b"base_parts", -1)) \
                 or len(deltas) != int(stored.get(b"deltas", -1)):
             raise ValueError(f"cause {self.cause_id!r}: checkpoint lists {len(base)} base "

@@ -7,7 +7,6 @@ started elsewhere in the session (the `cluster` fixture) never consume these cau
 
 from __future__ import annotations
 
-import io
 import itertools
 import json
 import logging
@@ -33,7 +32,7 @@ from pairwise.embedded_redis import free_port
 from pairwise.sharding import shard_of
 from pairwise.v1 import ranker_pb2, ranker_pb2_grpc, types_pb2
 from ranker import bradley_terry, cause_ranker, fit_pool
-from ranker.pair_counts import PairCounts, decode_votes
+from ranker.pair_counts import PairCounts
 from ranker.server import start
 
 T = TypeVar("T")
@@ -533,45 +532,6 @@ def test_a_base_snapshot_left_half_written_changes_nothing(serve, r, cause_id, m
                "a new base in place of the leftover")
     second.stop()
     assert_tallies_exact(serve().counted(cause), cause)
-
-
-def test_a_whole_snapshot_checkpoint_of_an_earlier_version_still_loads(serve, r, cause_id):
-    """Checkpoints written before base snapshots and deltas (the counts as one .npz hash
-    field) restore exactly, and the next save replaces them with a base."""
-    rng = np.random.default_rng(18)
-    cause = Consultation(r, cause_id).create(6)
-    first = serve()
-    cause.random_votes(rng, 300, among=6)
-    first.counted(cause)
-    eventually(lambda: checkpointed(r, cause), "a checkpoint")
-    first.stop()
-    base = b"".join(r.lrange(keys.checkpoint_base(cause_id), 0, -1))
-    counts = PairCounts.from_bytes(base)
-    for delta in r.lrange(keys.checkpoint_deltas(cause_id), 0, -1):
-        counts.apply(*decode_votes(delta))
-    r.delete(keys.checkpoint_base(cause_id), keys.checkpoint_deltas(cause_id))
-    r.hdel(keys.checkpoint(cause_id), "base_parts", "deltas")
-    r.hset(keys.checkpoint(cause_id), "counts", npz_snapshot(counts))
-
-    cause.random_votes(rng, 100, among=6)
-    second = serve()
-
-    assert_tallies_exact(second.counted(cause), cause)
-    eventually(lambda: checkpointed(r, cause) and pending(r, cause_id) == 0,
-               "everything checkpointed and acknowledged")
-    assert not r.hexists(keys.checkpoint(cause_id), "counts")
-    assert r.exists(keys.checkpoint_base(cause_id))
-
-
-def npz_snapshot(counts: PairCounts) -> bytes:
-    """`counts` as the first checkpoint format stored them: an .npz archive."""
-    buffer = io.BytesIO()
-    np.savez(buffer, format=np.array("pairwise.pair_counts"), version=np.array(1),
-             n_items=np.array(counts.n_items), votes_applied=np.array(counts.votes_applied),
-             **{name: getattr(counts, name) for name in (
-                 "wins", "losses", "ties", "skips", "appearances",
-                 "pair_lo", "pair_hi", "wins_lo", "wins_hi", "ties_pair")})
-    return buffer.getvalue()
 
 
 def children(pid: int) -> list[int]:
