@@ -183,8 +183,11 @@ class LogConsumer:
         async for entries in self._stream.claim_pending():
             claimed += len(entries)
             await self.apply(entries)
-            # Safe mid-replay: every entry up to the applied one is claimed by now.
-            if self._checkpoint_due():
+            # Mid-replay only once every entry up to the applied one is claimed: while the
+            # claimed entries are all at or below the checkpoint, the applied id is above
+            # them, and the fence would refuse a save past another consumer's pending entry.
+            if entries and self._checkpoint_due() \
+                    and _key(entries[-1][0]) >= _key(self._applied_id):
                 await self.checkpoint()
         logger.info("cause loaded", extra={
             "cause_id": self.cause_id, "checkpoint_id": checkpoint.last_id,
@@ -305,3 +308,7 @@ class LogConsumer:
             "acked": acked, "kind": kind.value, "bytes": size,
             "stored_bytes": self._stored.base_bytes + self._stored.delta_bytes,
             "seconds": round(time.perf_counter() - started, 4)})
+
+
+def _key(entry_id: bytes | str) -> tuple[int, int]:
+    return vote_log.entry_key(entry_id.decode() if isinstance(entry_id, bytes) else entry_id)
