@@ -15,12 +15,13 @@ Each fit goes one of three ways, chosen in one place (`choose_transport`):
   the ranked items, and the worker cuts the fit input out of its copy. At 34,000 proposals /
   5.4M pairs the serving process then only cuts the tallies (0.3 ms) instead of the fit
   input (63 ms) and writing its 130 MB (54 ms); the worker does that work (applying the
-  votes, merging and cutting: ~100 ms) at lower priority and holds ~700 MB at its peak. In
-  the GetRanking benchmark the serving process spends 0.08 s of CPU per refit this way,
-  reads and vote intake included, against 0.21 s sending the fit input. A replica is named
-  by an epoch and a generation; a worker without the generation a shipment extends (a new
-  pool after a crash, a shipment lost to a cancellation) answers `ReplicaMissing`, and the
-  cause ships its whole counts once through a /dev/shm file, as for its first fit.
+  votes, merging and cutting: ~100 ms) at lower priority, and peaks at ~700 MB, ~70 MB more
+  than when it is sent the fit input. In the GetRanking benchmark the serving process spends
+  0.08 s of CPU per refit this way, reads and vote intake included, against 0.21 s sending
+  the fit input. A replica is named by an epoch and a generation; a worker without the
+  generation a shipment extends (a new pool after a crash, a shipment lost to a
+  cancellation) answers `ReplicaMissing`, and the cause ships its whole counts once through
+  a /dev/shm file, as for its first fit.
 
 Workers cost one interpreter each (numpy + scipy), run one BLAS thread and fit at lower CPU
 priority (nice +5, RANKER_FIT_NICE), so a fit never competes with the serving process for
