@@ -247,7 +247,7 @@ def task_reference_mle(folder: Path, repeats: int, budget_s: float) -> dict:
 
 
 def task_responsiveness(folder: Path, repeats: int, budget_s: float) -> dict:
-    """Event-loop stalls of a ranker process while it refits this size, as `CauseRanker._fit`
+    """Event-loop stalls of a ranker process while it refits this size, as `FitScheduler._fit`
     does it: cut the fit input in a thread, fit in the worker pool, build the ranking in a
     thread. A 1 ms ticker on the loop records how late each tick runs: what a GetRanking
     (served on that loop, ~1 ms of its own for a 100-entry page) would wait."""

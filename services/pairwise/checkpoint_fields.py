@@ -21,12 +21,10 @@ SAVED_AT_MS = "saved_at_ms"
 # How many parts the base list holds and how many deltas follow it.
 BASE_PARTS = "base_parts"
 DELTAS = "deltas"
-# The whole pair-counts snapshot, in checkpoints written before the base and delta lists.
-COUNTS = "counts"
 
 _NAMES = {"last_id": LAST_ID, "votes_counted": VOTES_COUNTED, "token": TOKEN,
           "consumer": CONSUMER, "saved_at_ms": SAVED_AT_MS, "base_parts": BASE_PARTS,
-          "deltas": DELTAS, "counts": COUNTS}
+          "deltas": DELTAS}
 
 
 def lua(source: str) -> str:

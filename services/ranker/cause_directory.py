@@ -10,9 +10,16 @@ import redis.asyncio as aioredis
 from pairwise import errors, keys
 from pairwise.cancellation import raise_if_cancel_requested
 from pairwise.sharding import shard_of
+from ranker.catalog_reader import CatalogReader
 from ranker.cause_ranker import CauseRanker
+from ranker.cause_tasks import CauseTasks
+from ranker.checkpoint_policy import CheckpointPolicy
 from ranker.fit_pool import FitPool
+from ranker.fit_scheduler import FitScheduler
+from ranker.log_consumer import LogConsumer
+from ranker.replica_shipping import ReplicaShipper
 from ranker.settings import Settings
+from ranker.vote_consumer import VoteStream
 
 logger = logging.getLogger(__name__)
 
@@ -72,11 +79,30 @@ class CauseDirectory:
     def _open(self, cause_id: str) -> CauseRanker:
         cause = self._causes.get(cause_id)
         if cause is None:
-            cause = CauseRanker(cause_id, self._redis, self._settings, self._fit_pool)
+            cause = self._build(cause_id)
             self._causes[cause_id] = cause
             cause.start()
             logger.info("cause owned", extra={"cause_id": cause_id})
         return cause
+
+    def _build(self, cause_id: str) -> CauseRanker:
+        """A cause's parts, wired: its consumer and scheduler share `changed` (the fit's
+        input changed) and its replica shipper (told of every vote applied)."""
+        settings = self._settings
+        changed = asyncio.Event()
+        tasks = CauseTasks(cause_id)
+        replica = ReplicaShipper(cause_id, self._fit_pool)
+        stream = VoteStream(self._redis, cause_id, consumer=settings.consumer_name,
+                            read_batch=settings.read_batch, block_ms=settings.read_block_ms)
+        consumer = LogConsumer(
+            cause_id, stream, CheckpointPolicy.standard(settings.checkpoint_interval_s),
+            consumer_name=settings.consumer_name, max_proposals=settings.max_proposals,
+            changed=changed, observer=replica)
+        scheduler = FitScheduler(
+            cause_id, consumer, CatalogReader(self._redis, cause_id), self._fit_pool, replica,
+            changed=changed, tasks=tasks, fit_interval_s=settings.fit_interval_s,
+            read_wait_s=settings.read_wait_s, catalog_wait_s=settings.catalog_wait_s)
+        return CauseRanker(cause_id, consumer, scheduler, replica, tasks)
 
     async def discover_once(self) -> None:
         """Open the owned causes not open yet; pass each its catalog version."""

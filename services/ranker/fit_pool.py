@@ -1,34 +1,37 @@
-"""Bradley-Terry fits in worker processes, so a long fit never holds the serving process's GIL.
+"""Bradley-Terry fits off the serving process's event loop: in a thread, or in a worker process.
 
-Measured on 2,000 proposals / 200,000 votes: a fit run in a thread kept the event loop from
-running for up to 1.7 s (parts of numpy/scipy hold the GIL), which stalled every RPC.
-Worker processes cost one interpreter each (numpy + scipy) and a copy of the fit input.
-Small fits (up to 500 proposals and 20,000 compared pairs: about 50 ms, with the loop
-never held more than 5 ms) run in a thread instead: no copy, no wait for a cold worker.
+Each fit goes one of three ways, chosen in one place (`choose_transport`):
+- THREAD: small fits (up to 500 proposals and 20,000 compared pairs: about 50 ms, holding
+  the event loop at most 5 ms) run in a thread of the serving process: no copy, no wait for
+  a cold worker.
+- FILE: larger fits run in a worker process, since parts of numpy/scipy hold the GIL: in a
+  thread, a fit of 2,000 proposals / 200,000 votes kept the event loop from running for up
+  to 1.7 s, stalling every RPC. The pair arrays reach the worker through a file in /dev/shm
+  (memory): writing a file releases the GIL, while pickling 5.4M pairs (170 MB) holds it for
+  ~0.1 s.
+- REPLICA: with a single worker, a cause's larger fits use the worker's own copy of the
+  cause's pair counts (a replica, `fit_replica`): each refit ships only the votes applied
+  since the previous one (9 bytes a vote: 0.6 MB for a 1% round at 34,000 proposals) and
+  the ranked items, and the worker cuts the fit input out of its copy. At 34,000 proposals /
+  5.4M pairs the serving process then only cuts the tallies (0.3 ms) instead of the fit
+  input (63 ms) and writing its 130 MB (54 ms); the worker does that work (applying the
+  votes, merging and cutting: ~100 ms) at lower priority, and peaks at ~700 MB, ~70 MB more
+  than when it is sent the fit input. In the GetRanking benchmark the serving process spends
+  0.08 s of CPU per refit this way, reads and vote intake included, against 0.21 s sending
+  the fit input. A replica is named by an epoch and a generation; a worker without the
+  generation a shipment extends (a new pool after a crash, a shipment lost to a
+  cancellation) answers `ReplicaMissing`, and the cause ships its whole counts once through
+  a /dev/shm file, as for its first fit.
 
-Large fits hand their pair arrays to the worker through a file in /dev/shm (memory) rather
-than as pickled arguments: pickling 5.4M pairs (170 MB) holds the GIL for ~0.1 s — a stall of
-every RPC — while writing them to a file releases it. Workers run one BLAS thread, and fit at
-lower CPU priority (nice +5, RANKER_FIT_NICE), so a fit never competes with the serving process
-for both cores.
-
-A cause's large fits go further (`fit_replica`): the single worker keeps its own copy of the
-cause's pair counts (a replica), so each refit ships only the votes applied since the last
-one (9 bytes a vote: 0.6 MB for a 1% round at 34,000 proposals) and the ranked items, and the
-worker cuts the fit input out of its copy. At 34,000 proposals / 5.4M pairs that moves
-~120 ms of work per refit out of the serving process (cutting the fit input 63 ms, writing its
-130 MB 54 ms; now 0.3 ms of tallies) into the worker (applying the votes, merging and cutting:
-~100 ms, at lower priority); the worker's peak memory grew from ~630 to ~700 MB. In the
-GetRanking benchmark the serving process used 0.21 s of CPU per refit, reads and vote intake
-included; 0.08 s with replicas. The replica is named by an epoch and a generation; a worker
-without that generation (a new pool after a crash, a shipment lost to a cancellation) answers
-`ReplicaMissing` and the cause ships its whole counts once, through a /dev/shm file, as it
-does for its first fit.
+Workers cost one interpreter each (numpy + scipy), run one BLAS thread and fit at lower CPU
+priority (nice +5, RANKER_FIT_NICE), so a fit never competes with the serving process for
+both cores.
 """
 
 from __future__ import annotations
 
 import asyncio
+import enum
 import functools
 import logging
 import multiprocessing
@@ -52,8 +55,6 @@ _T = TypeVar("_T")
 # Largest fit run in a thread of the serving process rather than in a worker.
 INLINE_MAX_ITEMS = 500
 INLINE_MAX_PAIRS = 20_000
-# Fits with more pairs than this pass their arrays through a file, not a pickle.
-FILE_MIN_PAIRS = 200_000
 _WORKER_ENV = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
@@ -85,12 +86,20 @@ def _lower_priority(nice: int) -> None:
         pass  # not permitted here (lowering it back needs privileges): keep the current one
 
 
-def _fit_in_worker(n_items: int, i: np.ndarray, j: np.ndarray, wins_ij: np.ndarray,
-                   wins_ji: np.ndarray, prior_strength: float,
-                   init: np.ndarray | None, nice: int = 0) -> bradley_terry.BTFit:
-    _lower_priority(nice)
-    return bradley_terry.fit(n_items, i, j, wins_ij, wins_ji, prior_strength=prior_strength,
-                             init=init)
+class FitTransport(enum.Enum):
+    """How one fit runs (see the module docstring)."""
+
+    THREAD = "thread"  # in a thread of the serving process
+    FILE = "file"  # in a worker, the pair arrays sent through a file
+    REPLICA = "replica"  # in the worker, on its replica of the cause's counts
+
+
+def choose_transport(n_items: int, n_pairs: int, *, replicas: bool) -> FitTransport:
+    """How a fit of `n_items` items over (at most) `n_pairs` pairs runs; `replicas` when
+    the worker can keep a replica of the cause's counts."""
+    if n_items <= INLINE_MAX_ITEMS and n_pairs <= INLINE_MAX_PAIRS:
+        return FitTransport.THREAD
+    return FitTransport.REPLICA if replicas else FitTransport.FILE
 
 
 class ReplicaMissing(Exception):
@@ -203,40 +212,30 @@ class FitPool:
         pool.submit(_warm_up)
         return pool
 
+    def transport(self, n_items: int, n_pairs: int) -> FitTransport:
+        """How a cause's fit of `n_items` items, among counts of `n_pairs` pairs, runs. A
+        replica needs a single worker: then every call of a cause reaches the process
+        holding its replica."""
+        return choose_transport(n_items, n_pairs, replicas=self._workers == 1)
+
     async def fit(self, n_items: int, i: np.ndarray, j: np.ndarray, wins_ij: np.ndarray,
                   wins_ji: np.ndarray, *, prior_strength: float,
                   init: np.ndarray | None) -> bradley_terry.BTFit:
-        """`bradley_terry.fit` in a worker; raises what it raises (FitDidNotConverge,
-        ValueError), or BrokenProcessPool when the worker died (the pool is then rebuilt)."""
-        call = functools.partial(bradley_terry.fit, n_items, i, j, wins_ij, wins_ji,
-                                 prior_strength=prior_strength, init=init)
-        if self.runs_inline(n_items, len(i)):
-            return await asyncio.to_thread(call)
-        call = functools.partial(_fit_in_worker, n_items, i, j, wins_ij, wins_ji,
-                                 prior_strength, init, self._nice)
-        path = None
-        if len(i) > FILE_MIN_PAIRS:
-            path = await asyncio.to_thread(_write_pairs, i, j, wins_ij, wins_ji)
-            call = functools.partial(_fit_from_file, path, n_items, prior_strength, init,
-                                     self._nice)
+        """`bradley_terry.fit` in a thread or a worker (THREAD or FILE); raises what it
+        raises (FitDidNotConverge, ValueError), or BrokenProcessPool when the worker died
+        (the pool is then rebuilt)."""
+        if choose_transport(n_items, len(i), replicas=False) is FitTransport.THREAD:
+            return await asyncio.to_thread(functools.partial(
+                bradley_terry.fit, n_items, i, j, wins_ij, wins_ji,
+                prior_strength=prior_strength, init=init))
+        path = await asyncio.to_thread(_write_pairs, i, j, wins_ij, wins_ji)
         try:
-            return await self._run(call)
+            return await self._run(functools.partial(
+                _fit_from_file, path, n_items, prior_strength, init, self._nice))
         finally:
-            if path is not None:
-                # Freeing the file of 5.4M pairs (130 MB of /dev/shm) holds the calling thread
-                # ~18 ms: not the event loop's. Not awaited, so a cancelled fit removes it too.
-                asyncio.get_running_loop().run_in_executor(None, _remove, path)
-
-    @property
-    def keeps_replicas(self) -> bool:
-        """Whether `fit_replica` can be used: with one worker, every call of a cause reaches
-        the process holding its replica."""
-        return self._workers == 1
-
-    @staticmethod
-    def runs_inline(n_items: int, n_pairs: int) -> bool:
-        """Whether a fit this small runs in a thread of the serving process."""
-        return n_items <= INLINE_MAX_ITEMS and n_pairs <= INLINE_MAX_PAIRS
+            # Freeing the file of 5.4M pairs (130 MB of /dev/shm) holds the calling thread
+            # ~18 ms: not the event loop's. Not awaited, so a cancelled fit removes it too.
+            asyncio.get_running_loop().run_in_executor(None, _remove, path)
 
     async def fit_replica(self, cause_id: str, epoch: str, base_generation: int | None,
                           generation: int, votes: bytes, counts_path: str | None,

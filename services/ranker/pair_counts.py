@@ -19,7 +19,6 @@ it (`encode_votes` / `decode_votes`, 9 bytes a vote) restore the counts exactly.
 
 from __future__ import annotations
 
-import io
 import threading
 
 import numpy as np
@@ -30,8 +29,6 @@ WIN, TIE, SKIP = vote_log.WIN_CODE, vote_log.TIE_CODE, vote_log.SKIP_CODE
 """Vote kind codes (uint8): WIN means ``a`` beat ``b``; TIE means they tied; SKIP means the
 pair was shown and the voter skipped it."""
 
-_SNAPSHOT_FORMAT = "pairwise.pair_counts"
-_SNAPSHOT_VERSION = 1  # an .npz archive: still read, no longer written
 _RAW_MAGIC = b"PWPC"
 _RAW_VERSION = 2
 # Raw snapshot (version 2): magic, then little-endian uint32 version, int64 n_items,
@@ -45,7 +42,6 @@ _MAX_COUNT = np.iinfo(np.uint32).max
 _COUNT_DTYPE = np.uint32
 _INDEX_DTYPE = np.int32
 _TALLY_NAMES = ("wins", "losses", "ties", "skips", "appearances")
-_PAIR_NAMES = ("pair_lo", "pair_hi", "wins_lo", "wins_hi", "ties_pair")
 _COUNT_NAMES = ("wins_lo", "wins_hi", "ties_pair")
 _LOW_BITS = 0xFFFFFFFF
 _PENDING_MIN = 1 << 16
@@ -453,8 +449,7 @@ class PairCounts:
 
     @classmethod
     def from_bytes(cls, data: bytes | bytearray | memoryview) -> PairCounts:
-        """Restore a snapshot made by `to_bytes` / `snapshot_parts` (or the ``.npz`` archive
-        of version 1).
+        """Restore a snapshot made by `to_bytes` / `snapshot_parts`.
 
         Raises
         ------
@@ -462,10 +457,8 @@ class PairCounts:
             `data` is not a snapshot, is of an unknown version, or is inconsistent.
         """
         view = memoryview(data).cast("B")
-        if bytes(view[:4]) != _RAW_MAGIC:
-            return cls._from_npz(bytes(view))
-        if len(view) < _RAW_HEADER.itemsize:
-            raise ValueError("not a PairCounts snapshot: truncated header")
+        if len(view) < _RAW_HEADER.itemsize or bytes(view[:4]) != _RAW_MAGIC:
+            raise ValueError("not a PairCounts snapshot: no snapshot header")
         header = np.frombuffer(view[:_RAW_HEADER.itemsize], dtype=_RAW_HEADER)[0]
         if int(header["version"]) != _RAW_VERSION:
             raise ValueError(f"unsupported PairCounts snapshot version {int(header['version'])}")
@@ -492,34 +485,6 @@ class PairCounts:
                             and np.all(keys[1:] > keys[:-1])):
             raise ValueError("snapshot pairs are not sorted, distinct lo < hi pairs")
         return cls._assemble(n_items, int(header["votes_applied"]), fields, keys)
-
-    @classmethod
-    def _from_npz(cls, data: bytes) -> PairCounts:
-        try:
-            with np.load(io.BytesIO(data), allow_pickle=False) as archive:
-                fields = {name: archive[name] for name in archive.files}
-        except Exception as error:  # zipfile/numpy raise many types for corrupt input
-            raise ValueError(f"not a PairCounts snapshot: {error}") from error
-        if str(fields.get("format", "")) != _SNAPSHOT_FORMAT:
-            raise ValueError("not a PairCounts snapshot: wrong format tag")
-        version = int(fields["version"])
-        if version != _SNAPSHOT_VERSION:
-            raise ValueError(f"unsupported PairCounts snapshot version {version}")
-        n_items = int(fields["n_items"])
-        n_pairs = fields["pair_lo"].shape[0]
-        for name in _PAIR_NAMES:
-            arr = fields[name]
-            dtype = _INDEX_DTYPE if name in ("pair_lo", "pair_hi") else _COUNT_DTYPE
-            if arr.dtype != dtype or arr.shape != (n_pairs,):
-                raise ValueError(f"snapshot field {name} has dtype {arr.dtype} shape {arr.shape}")
-        keys = _pair_keys(fields["pair_lo"], fields["pair_hi"])
-        if n_pairs and not (
-            np.all(fields["pair_lo"] >= 0)
-            and np.all(fields["pair_lo"] < fields["pair_hi"])
-            and np.all(keys[1:] > keys[:-1])
-        ):
-            raise ValueError("snapshot pairs are not sorted, distinct lo < hi pairs")
-        return cls._assemble(n_items, int(fields["votes_applied"]), fields, keys)
 
     @classmethod
     def _assemble(cls, n_items: int, votes_applied: int, fields: dict[str, np.ndarray],

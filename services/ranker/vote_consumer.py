@@ -53,9 +53,8 @@ class Checkpoint:
     """What Redis last stored for a cause: `counts` reflect exactly the log entries up to
     `last_id` ("" when none), which hold `votes_counted` votes. `token` names the save that
     wrote it ("" when none): the next save must name it (fencing). `base_bytes` and
-    `delta_bytes` are the sizes of its base snapshot and of the deltas stored after it; a
-    checkpoint without a base (none yet, or a whole-snapshot one written before bases)
-    has `has_base` False, and the next save must write a base."""
+    `delta_bytes` are the sizes of its base snapshot and of the deltas stored after it;
+    without one (none stored yet) `has_base` is False, and the next save must write a base."""
 
     last_id: str
     votes_counted: int
@@ -111,9 +110,8 @@ if ARGV[9] == 'base' then
   redis.call('LPOP', KEYS[5])
   redis.call('RENAME', KEYS[5], KEYS[3])
   redis.call('DEL', KEYS[4])
-  redis.call('HDEL', KEYS[1], '$counts')
 else
-  if redis.call('EXISTS', KEYS[3]) == 0 or redis.call('HEXISTS', KEYS[1], '$counts') == 1 then
+  if redis.call('EXISTS', KEYS[3]) == 0 then
     return {0, 'no base snapshot to add a delta to'}
   end
   if ARGV[10] ~= '' then
@@ -201,10 +199,6 @@ class VoteStream:
         last_id = fields[checkpoint_fields.LAST_ID].decode()
         votes_counted = int(fields[checkpoint_fields.VOTES_COUNTED])
         token = fields.get(checkpoint_fields.TOKEN, b"").decode()
-        if checkpoint_fields.COUNTS in fields:  # written before base snapshots and deltas
-            counts = await asyncio.to_thread(PairCounts.from_bytes,
-                                             fields[checkpoint_fields.COUNTS])
-            return Checkpoint(last_id, votes_counted, counts, token)
         if len(base) != int(fields.get(checkpoint_fields.BASE_PARTS, -1)) \
                 or len(deltas) != int(fields.get(checkpoint_fields.DELTAS, -1)):
             raise ValueError(f"cause {self.cause_id!r}: checkpoint lists {len(base)} base "

@@ -7,7 +7,6 @@ started elsewhere in the session (the `cluster` fixture) never consume these cau
 
 from __future__ import annotations
 
-import io
 import itertools
 import json
 import logging
@@ -31,8 +30,8 @@ from conftest import eventually, ranker_settings, serve_in_thread, served_port, 
 from pairwise import keys, vote_log
 from pairwise.sharding import shard_of
 from pairwise.v1 import ranker_pb2, ranker_pb2_grpc, types_pb2
-from ranker import bradley_terry, cause_ranker, fit_pool
-from ranker.pair_counts import PairCounts, decode_votes
+from ranker import bradley_terry, checkpoint_policy, fit_pool
+from ranker.pair_counts import PairCounts
 from ranker.server import start
 
 TIMEOUT_S = 30.0
@@ -473,7 +472,7 @@ def test_entries_redelivered_after_their_checkpoint_are_not_counted_again(serve,
 def test_checkpoints_add_deltas_to_a_base_and_restore_exactly(serve, r, cause_id, monkeypatch):
     """A checkpoint stores the votes since the previous one next to a base snapshot, and
     a new base once they outgrow their share; a ranker started on it counts each vote once."""
-    monkeypatch.setattr(cause_ranker, "_DELTA_MIN_BYTES", 2_000)  # ~200 votes of deltas
+    monkeypatch.setattr(checkpoint_policy, "_DELTA_MIN_BYTES", 2_000)  # ~200 votes of deltas
     rng = np.random.default_rng(17)
     cause = Consultation(r, cause_id).create(8)
     first = serve()
@@ -502,7 +501,7 @@ def test_checkpoints_add_deltas_to_a_base_and_restore_exactly(serve, r, cause_id
 def test_a_base_snapshot_left_half_written_changes_nothing(serve, r, cause_id, monkeypatch):
     """A ranker killed while staging a new base leaves the stored checkpoint as it was; its
     next base replaces the leftover, and no vote is lost or counted twice."""
-    monkeypatch.setattr(cause_ranker, "_DELTA_MIN_BYTES", 500)
+    monkeypatch.setattr(checkpoint_policy, "_DELTA_MIN_BYTES", 500)
     rng = np.random.default_rng(20)
     cause = Consultation(r, cause_id).create(6)
     first = serve()
@@ -526,45 +525,6 @@ def test_a_base_snapshot_left_half_written_changes_nothing(serve, r, cause_id, m
                "a new base in place of the leftover")
     second.stop()
     assert_tallies_exact(serve().counted(cause), cause)
-
-
-def test_a_whole_snapshot_checkpoint_of_an_earlier_version_still_loads(serve, r, cause_id):
-    """Checkpoints written before base snapshots and deltas (the counts as one .npz hash
-    field) restore exactly, and the next save replaces them with a base."""
-    rng = np.random.default_rng(18)
-    cause = Consultation(r, cause_id).create(6)
-    first = serve()
-    cause.random_votes(rng, 300, among=6)
-    first.counted(cause)
-    eventually(lambda: checkpointed(r, cause), "a checkpoint")
-    first.stop()
-    base = b"".join(r.lrange(keys.checkpoint_base(cause_id), 0, -1))
-    counts = PairCounts.from_bytes(base)
-    for delta in r.lrange(keys.checkpoint_deltas(cause_id), 0, -1):
-        counts.apply(*decode_votes(delta))
-    r.delete(keys.checkpoint_base(cause_id), keys.checkpoint_deltas(cause_id))
-    r.hdel(keys.checkpoint(cause_id), "base_parts", "deltas")
-    r.hset(keys.checkpoint(cause_id), "counts", npz_snapshot(counts))
-
-    cause.random_votes(rng, 100, among=6)
-    second = serve()
-
-    assert_tallies_exact(second.counted(cause), cause)
-    eventually(lambda: checkpointed(r, cause) and pending(r, cause_id) == 0,
-               "everything checkpointed and acknowledged")
-    assert not r.hexists(keys.checkpoint(cause_id), "counts")
-    assert r.exists(keys.checkpoint_base(cause_id))
-
-
-def npz_snapshot(counts: PairCounts) -> bytes:
-    """`counts` as the first checkpoint format stored them: an .npz archive."""
-    buffer = io.BytesIO()
-    np.savez(buffer, format=np.array("pairwise.pair_counts"), version=np.array(1),
-             n_items=np.array(counts.n_items), votes_applied=np.array(counts.votes_applied),
-             **{name: getattr(counts, name) for name in (
-                 "wins", "losses", "ties", "skips", "appearances",
-                 "pair_lo", "pair_hi", "wins_lo", "wins_hi", "ties_pair")})
-    return buffer.getvalue()
 
 
 def children(pid: int) -> list[int]:
@@ -629,7 +589,7 @@ def test_two_rankers_on_one_cause_never_corrupt_its_checkpoint(serve, r, cause_i
     """A shard misconfiguration: both replicas consume the cause and split its entries.
     The fenced checkpoint refuses every save that could skip or repeat an entry, so a
     ranker started afterwards still counts each vote exactly once."""
-    caplog.set_level(logging.ERROR, logger="ranker.cause_ranker")
+    caplog.set_level(logging.ERROR, logger="ranker.log_consumer")
     rng = np.random.default_rng(15)
     cause = Consultation(r, cause_id).create(6)
     twins = [serve(consumer_name="ranker-a"), serve(consumer_name="ranker-b")]
@@ -718,7 +678,7 @@ def test_follow_sends_the_current_ranking_then_each_new_fit(serve, r, cause_id):
 
 @pytest.mark.slow
 def test_reads_are_answered_while_a_large_fit_runs(serve, r, cause_id, caplog):
-    caplog.set_level(logging.INFO, logger="ranker.cause_ranker")
+    caplog.set_level(logging.INFO, logger="ranker.fit_scheduler")
     n_proposals, n_votes = 2_000, 200_000
     rng = np.random.default_rng(14)
     cause = Consultation(r, cause_id).create(n_proposals)
@@ -779,7 +739,7 @@ def test_worker_fits_from_its_copy_of_the_counts_stay_exact_after_it_dies(
     """Large fits run in the worker process on its own copies of the causes' counts, sent
     only the new votes each time. After the worker is killed (and after a restart) each copy
     is rebuilt whole, and every ranking still matches a fit of exactly the votes it counts."""
-    caplog.set_level(logging.INFO, logger="ranker.cause_ranker")
+    caplog.set_level(logging.INFO, logger="ranker.fit_scheduler")
     monkeypatch.setattr(fit_pool, "INLINE_MAX_ITEMS", 0)  # every fit goes to the worker
     rng = np.random.default_rng(23)
     n_proposals = 12

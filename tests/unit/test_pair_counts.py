@@ -155,22 +155,6 @@ def test_garbage_snapshot_is_rejected():
         PairCounts.from_bytes(bytes(unsorted))
 
 
-def test_version_1_snapshots_still_load():
-    """Checkpoints written before the raw format (an .npz archive) restore unchanged."""
-    import io
-
-    rng = np.random.default_rng(4)
-    counts = PairCounts()
-    counts.apply(*random_votes(rng, 500, 12))
-    buffer = io.BytesIO()
-    np.savez(buffer, format=np.array("pairwise.pair_counts"), version=np.array(1),
-             n_items=np.array(counts.n_items), votes_applied=np.array(counts.votes_applied),
-             **{name: getattr(counts, name) for name in (
-                 "wins", "losses", "ties", "skips", "appearances",
-                 "pair_lo", "pair_hi", "wins_lo", "wins_hi", "ties_pair")})
-    assert PairCounts.from_bytes(buffer.getvalue()) == counts
-
-
 def test_a_snapshot_plus_the_journals_after_it_restore_the_counts():
     rng = np.random.default_rng(5)
     counts = PairCounts()

@@ -1,0 +1,314 @@
+"""Applies one cause's vote log to its pair counts exactly once, and checkpoints them.
+
+The rule (stated with the Redis side in ranker.vote_consumer): entries are applied in id
+order; the counts, the last applied id and the votes counted are stored together by one
+fenced save; an entry is acknowledged only once a stored checkpoint covers it. So after a
+crash or a hand-over every entry not reflected in the stored checkpoint is still pending:
+the next owner loads the checkpoint, claims every pending entry, applies those after its
+last id and acknowledges the others, counting each vote once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Protocol
+
+import redis.exceptions
+
+from pairwise import vote_log
+from pairwise.cancellation import raise_if_cancel_requested
+from ranker.checkpoint_policy import CheckpointPolicy, SaveKind, StoredSize
+from ranker.pair_counts import PairCounts, encode_votes
+from ranker.vote_consumer import Checkpoint, CheckpointConflict
+
+logger = logging.getLogger(__name__)
+
+# Pages of more votes than this are decoded and applied in a thread, off the event loop: a
+# page of imported entries holds up to read_batch * 1,000 votes, and 70,000 took ~3 ms to
+# decode and ~18 ms to apply at 34,000 proposals, a stall of every RPC on the loop.
+_INLINE_MAX_VOTES = 2_000
+
+
+class VoteStream(Protocol):
+    """One cause's vote log as its consumer sees it (ranker.vote_consumer in production)."""
+
+    async def ensure_group(self) -> None:
+        """Create the consumer group if it does not exist."""
+
+    async def load_checkpoint(self) -> Checkpoint:
+        """The stored checkpoint, or an empty one."""
+
+    def claim_pending(self) -> AsyncIterator[list[vote_log.RawEntry]]:
+        """Every entry delivered to the group and not acknowledged (any consumer's), taken
+        over by this consumer, in id order, in pages."""
+
+    async def read_new(self) -> list[vote_log.RawEntry]:
+        """The next entries never delivered to the group, in id order (may be empty)."""
+
+    async def save_base(self, *, previous_token: str, unknown_token: str, token: str,
+                        last_id: str, votes_counted: int,
+                        parts: Sequence[bytes | memoryview]) -> None:
+        """Store a checkpoint whose counts are the snapshot `parts`; CheckpointConflict
+        when the stored one is not `previous_token`'s (nor `unknown_token`'s)."""
+
+    async def save_delta(self, *, previous_token: str, token: str, last_id: str,
+                         votes_counted: int, votes: bytes) -> None:
+        """Store a checkpoint adding `votes` to the stored one, which must be
+        `previous_token`'s and have a base; CheckpointConflict otherwise."""
+
+    async def ack_through(self, last_id: str) -> int:
+        """Acknowledge this consumer's pending entries up to `last_id`; how many."""
+
+
+class CountsObserver(Protocol):
+    """Told of every change to the counts, with the counts lock held (ranker.replica_shipping
+    keeps the fit worker's copy of them from it)."""
+
+    def counts_replaced(self) -> None:
+        """The counts were reloaded from the stored checkpoint."""
+
+    def votes_applied(self, votes: vote_log.DecodedVotes, n_pairs: int) -> None:
+        """`votes` were applied, leaving `n_pairs` pairs; may be called in a worker thread."""
+
+
+@dataclass(frozen=True)
+class AppliedCounts:
+    """The counts of exactly the log entries up to `last_id`, which hold `votes_counted`
+    votes. Valid while the consumer's counts lock is held (`LogConsumer.held`)."""
+
+    counts: PairCounts
+    last_id: str
+    votes_counted: int
+
+
+class LogConsumer:
+    """Consumes one cause's vote log into its counts; `run_forever` until cancelled.
+
+    `changed` is set whenever the counts change (a load or applied votes). `loaded` is set
+    once the first load is done, `replayed` while the counts reflect every pending entry
+    (cleared during a reload).
+    """
+
+    def __init__(self, cause_id: str, stream: VoteStream, policy: CheckpointPolicy, *,
+                 consumer_name: str, max_proposals: int, changed: asyncio.Event,
+                 observer: CountsObserver | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.cause_id = cause_id
+        self._stream = stream
+        self._policy = policy
+        self._consumer_name = consumer_name
+        self._max_proposals = max_proposals
+        self._changed = changed
+        self._observer = observer
+        self._clock = clock
+        self.loaded = asyncio.Event()
+        self.replayed = asyncio.Event()
+
+        # Changed only by this consumer (or a thread it waits for, with the counts lock held)
+        # and always together: `counts` reflect exactly the log entries up to `applied_id`,
+        # which hold `votes_counted` votes; `unacked` delivered entries are not acked yet.
+        self._counts = PairCounts()
+        self._applied_id = ""
+        self._votes_counted = 0
+        self._unacked = 0
+        # Fencing: the token of the checkpoint this consumer loaded or last saved, and of a
+        # save whose reply was lost (it may have been applied).
+        self._saved_token = ""
+        self._unknown_token = ""
+        self._stored = StoredSize()
+        self._saved_at = clock()
+        self._lock = asyncio.Lock()  # this consumer's writes vs. readers of the counts
+
+    @asynccontextmanager
+    async def held(self) -> AsyncIterator[AppliedCounts | None]:
+        """Hold the counts still (no vote is applied meanwhile): the applied counts, or None
+        while a reload has not re-applied the pending entries yet."""
+        async with self._lock:
+            if not self.replayed.is_set():
+                yield None
+            else:
+                yield AppliedCounts(self._counts, self._applied_id, self._votes_counted)
+
+    async def run_forever(self) -> None:
+        """Load, then read and apply new entries, saving checkpoints as the policy says.
+        On any failure (another consumer's checkpoint, Redis unreachable) reload from the
+        stored checkpoint after a growing pause."""
+        backoff_s = 0.1
+        while True:
+            try:
+                await self.load()
+                backoff_s = 0.1
+                while True:
+                    await self.step()
+            except CheckpointConflict as exc:
+                logger.error("another ranker consumes this cause; reloading from its checkpoint",
+                             extra={"cause_id": self.cause_id, "detail": str(exc)})
+            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+                logger.warning("vote log unreachable; reloading from the checkpoint",
+                               extra={"cause_id": self.cause_id, "error": str(exc)})
+            except Exception:
+                logger.exception("vote log consumer failed; reloading from the checkpoint",
+                                 extra={"cause_id": self.cause_id})
+            self.replayed.clear()
+            raise_if_cancel_requested()
+            await asyncio.sleep(backoff_s)
+            backoff_s = min(backoff_s * 2, 5.0)
+
+    async def load(self) -> None:
+        """Restore the stored checkpoint, then re-apply every pending entry of the group
+        (any consumer's, claimed to this one) after it, in id order."""
+        self.replayed.clear()
+        await self._stream.ensure_group()
+        checkpoint = await self._stream.load_checkpoint()
+        async with self._lock:
+            self._counts = checkpoint.counts
+            if self._observer is not None:
+                self._observer.counts_replaced()
+            # The votes applied from here on are the next checkpoint's delta.
+            self._counts.start_journal()
+            self._applied_id = checkpoint.last_id
+            self._saved_token, self._unknown_token = checkpoint.token, ""
+            self._stored = StoredSize(checkpoint.has_base, checkpoint.base_bytes,
+                                      checkpoint.delta_bytes)
+            self._votes_counted = checkpoint.votes_counted
+            self._unacked = 0
+            self._saved_at = self._clock()
+        claimed = 0
+        async for entries in self._stream.claim_pending():
+            claimed += len(entries)
+            await self.apply(entries)
+            # Mid-replay only once every entry up to the applied one is claimed: while the
+            # claimed entries are all at or below the checkpoint, the applied id is above
+            # them, and the fence would refuse a save past another consumer's pending entry.
+            if entries and self._checkpoint_due() \
+                    and _key(entries[-1][0]) >= _key(self._applied_id):
+                await self.checkpoint()
+        logger.info("cause loaded", extra={
+            "cause_id": self.cause_id, "checkpoint_id": checkpoint.last_id,
+            "checkpoint_votes": checkpoint.votes_counted, "pending_claimed": claimed,
+            "votes_counted": self._votes_counted})
+        self.replayed.set()
+        self.loaded.set()
+        self._changed.set()
+
+    async def step(self) -> None:
+        """Read the next new entries, apply them, and save a checkpoint if one is due."""
+        entries = await self._stream.read_new()
+        raise_if_cancel_requested()
+        if entries:
+            await self.apply(entries)
+        if self._checkpoint_due():
+            await self.checkpoint()
+            raise_if_cancel_requested()
+
+    async def apply(self, entries: list[vote_log.RawEntry]) -> None:
+        """Apply the entries after the applied one (earlier ones only await their ack)."""
+        async with self._lock:
+            if sum(len(fields.get(b"k", b"")) for _, fields in entries if fields) \
+                    <= _INLINE_MAX_VOTES:
+                batch = self._decode_and_apply(entries)
+            else:
+                work = asyncio.ensure_future(asyncio.to_thread(self._decode_and_apply, entries))
+                try:
+                    batch = await asyncio.shield(work)
+                except asyncio.CancelledError:
+                    # The thread runs on regardless: let it finish, so that nothing (a final
+                    # checkpoint) sees the counts ahead of the applied entry id.
+                    await asyncio.wait({work})
+                    raise
+        for entry_id, problem in batch.malformed:
+            logger.error("malformed vote-log entry ignored (counted as reflected)",
+                         extra={"cause_id": self.cause_id, "entry_id": entry_id,
+                                "problem": problem})
+        if batch.last_id:
+            self._changed.set()
+
+    def _decode_and_apply(self, entries: list[vote_log.RawEntry]) -> vote_log.DecodedVotes:
+        """Decode the entries after the applied one, apply their votes to the counts and
+        advance the consumer state with them (with the counts lock held)."""
+        batch = vote_log.decode_entries(entries, self._applied_id, self._max_proposals)
+        if len(batch.kinds):
+            self._counts.apply(batch.kinds, batch.a, batch.b)
+            if self._observer is not None:
+                self._observer.votes_applied(batch, self._counts.n_pairs)
+        if batch.last_id:
+            self._applied_id = batch.last_id
+            self._votes_counted += batch.n_votes
+        self._unacked += batch.n_entries
+        return batch
+
+    def _checkpoint_due(self) -> bool:
+        return self._policy.due(unacked=self._unacked, age_s=self._clock() - self._saved_at)
+
+    async def save_final(self) -> None:
+        """Save what was applied since the last checkpoint, if anything (at close; call only
+        once `run_forever` has ended). A failure is logged: the entries stay pending."""
+        if not self._unacked:
+            return
+        try:
+            await self.checkpoint()
+        except Exception:
+            logger.exception("final checkpoint failed; pending entries will be re-applied",
+                             extra={"cause_id": self.cause_id})
+
+    async def checkpoint(self) -> None:
+        """Store counts + last applied id, then acknowledge the entries the checkpoint covers.
+
+        Stores the votes applied since the last save as a delta, or a whole new base when
+        the policy says so. Raises CheckpointConflict when another consumer saved since this
+        one's load or last save (nothing is stored; the caller reloads).
+        """
+        if not self._applied_id:
+            return
+        last_id, votes_counted, unacked = self._applied_id, self._votes_counted, self._unacked
+        started = time.perf_counter()
+        # No await since the last apply: the journal holds exactly the votes of the entries
+        # after the stored checkpoint, up to last_id.
+        votes = self._counts.take_journal()
+        delta = encode_votes(*votes) if len(votes[0]) else b""
+        kind = self._policy.kind(self._stored, delta_bytes=len(delta),
+                                 outcome_unknown=bool(self._unknown_token))
+        token = f"{self._consumer_name}:{uuid.uuid4().hex}"
+        try:
+            if kind is SaveKind.BASE:
+                # Views of the live arrays: nothing applies votes until this save returns.
+                parts = await asyncio.to_thread(self._counts.snapshot_parts)
+                size = sum(len(part) for part in parts)
+                await self._stream.save_base(
+                    previous_token=self._saved_token, unknown_token=self._unknown_token,
+                    token=token, last_id=last_id, votes_counted=votes_counted, parts=parts)
+            else:
+                size = len(delta)
+                await self._stream.save_delta(
+                    previous_token=self._saved_token, token=token, last_id=last_id,
+                    votes_counted=votes_counted, votes=delta)
+        except CheckpointConflict:
+            raise
+        except BaseException:
+            # Cancelled or disconnected mid-call: the save may have been applied. Only this
+            # consumer knows `token`, so accepting it next time cannot hide another writer;
+            # the next save writes a whole base, right whether or not this one was applied.
+            self._unknown_token = token
+            raise
+        self._stored = self._stored.after(kind, size)
+        self._saved_token, self._unknown_token = token, ""
+        # A crash before these acks is harmless: entries up to last_id are skipped (and acked)
+        # when they are claimed again.
+        acked = await self._stream.ack_through(last_id)
+        self._unacked -= unacked
+        self._saved_at = self._clock()
+        logger.info("checkpoint saved", extra={
+            "cause_id": self.cause_id, "last_id": last_id, "votes_counted": votes_counted,
+            "acked": acked, "kind": kind.value, "bytes": size,
+            "stored_bytes": self._stored.base_bytes + self._stored.delta_bytes,
+            "seconds": round(time.perf_counter() - started, 4)})
+
+
+def _key(entry_id: bytes | str) -> tuple[int, int]:
+    return vote_log.entry_key(entry_id.decode() if isinstance(entry_id, bytes) else entry_id)
