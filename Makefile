@@ -87,7 +87,7 @@ test: $(STAMP) tools proto-check proto-lint lint
 	$(PY) -m pytest -q -p no:cacheprovider
 
 test-fast: $(STAMP)
-	$(PY) -m pytest -q -p no:cacheprovider -m "not slow"
+	$(PY) -m pytest -q -p no:cacheprovider -m "not slow and not loadtest"
 
 
 
