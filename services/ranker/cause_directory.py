@@ -17,9 +17,9 @@ from ranker.checkpoint_policy import CheckpointPolicy
 from ranker.fit_pool import FitPool
 from ranker.fit_scheduler import FitScheduler
 from ranker.log_consumer import LogConsumer
+from ranker.redis_vote_stream import RedisVoteStream
 from ranker.replica_shipping import ReplicaShipper
 from ranker.settings import Settings
-from ranker.vote_consumer import VoteStream
 
 logger = logging.getLogger(__name__)
 
@@ -92,8 +92,9 @@ class CauseDirectory:
         changed = asyncio.Event()
         tasks = CauseTasks(cause_id)
         replica = ReplicaShipper(cause_id, self._fit_pool)
-        stream = VoteStream(self._redis, cause_id, consumer=settings.consumer_name,
-                            read_batch=settings.read_batch, block_ms=settings.read_block_ms)
+        stream = RedisVoteStream(self._redis, cause_id, consumer=settings.consumer_name,
+                                 read_batch=settings.read_batch,
+                                 block_ms=settings.read_block_ms)
         consumer = LogConsumer(
             cause_id, stream, CheckpointPolicy.standard(settings.checkpoint_interval_s),
             consumer_name=settings.consumer_name, max_proposals=settings.max_proposals,

@@ -1,7 +1,7 @@
 """Applies one cause's vote log to its pair counts exactly once, and checkpoints them.
 
-The rule (stated with the Redis side in ranker.vote_consumer): entries are applied in id
-order; the counts, the last applied id and the votes counted are stored together by one
+The rule (stated with the Redis side in ranker.redis_vote_stream): entries are applied in
+id order; the counts, the last applied id and the votes counted are stored together by one
 fenced save; an entry is acknowledged only once a stored checkpoint covers it. So after a
 crash or a hand-over every entry not reflected in the stored checkpoint is still pending:
 the next owner loads the checkpoint, claims every pending entry, applies those after its
@@ -25,7 +25,7 @@ from pairwise import vote_log
 from pairwise.cancellation import raise_if_cancel_requested
 from ranker.checkpoint_policy import CheckpointPolicy, SaveKind, StoredSize
 from ranker.pair_counts import PairCounts, encode_votes
-from ranker.vote_consumer import Checkpoint, CheckpointConflict
+from ranker.redis_vote_stream import Checkpoint, CheckpointConflict
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ _INLINE_MAX_VOTES = 2_000
 
 
 class VoteStream(Protocol):
-    """One cause's vote log as its consumer sees it (ranker.vote_consumer in production)."""
+    """One cause's vote log as its consumer sees it (ranker.redis_vote_stream in production)."""
 
     async def ensure_group(self) -> None:
         """Create the consumer group if it does not exist."""

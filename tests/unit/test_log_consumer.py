@@ -16,7 +16,7 @@ from pairwise.vote_log import RawEntry
 from ranker.checkpoint_policy import CheckpointPolicy
 from ranker.log_consumer import LogConsumer
 from ranker.pair_counts import PairCounts, decode_votes
-from ranker.vote_consumer import Checkpoint, CheckpointConflict
+from ranker.redis_vote_stream import Checkpoint, CheckpointConflict
 
 CODES = {vote_log.WIN: vote_log.WIN_CODE, vote_log.TIE: vote_log.TIE_CODE,
          vote_log.SKIP: vote_log.SKIP_CODE}

@@ -148,7 +148,7 @@ return acked
 _ACK_CHUNK = 10_000
 
 
-class VoteStream:
+class RedisVoteStream:
     """One cause's vote log (format: pairwise.vote_log) seen through the ranker consumer
     group, as consumer `consumer`, and the cause's checkpoint (pairwise.checkpoint_fields).
 
