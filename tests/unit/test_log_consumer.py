@@ -27,8 +27,10 @@ def key(entry_id: str) -> tuple[int, int]:
 
 
 @dataclass
-class FakeRedis:
-    """One cause's vote log, consumer group and stored checkpoint, as Redis keeps them."""
+class InMemoryLog:
+    """One cause's vote log, consumer group and stored checkpoint, kept in memory in the
+    shape Redis keeps them (the unit tests of the consumer logic; the integration tests use
+    a real Redis)."""
 
     log: list[tuple[str, vote_log.VoteEntry]] = field(default_factory=list)
     delivered: int = 0  # entries of `log` delivered to the group
@@ -75,9 +77,9 @@ class FakeRedis:
 
 @dataclass
 class FakeStream:
-    """`log_consumer.VoteStream` over a `FakeRedis`, as consumer `consumer`."""
+    """`log_consumer.VoteStream` over a `InMemoryLog`, as consumer `consumer`."""
 
-    redis: FakeRedis
+    redis: InMemoryLog
     consumer: str
     read_batch: int = 4
     idle: asyncio.Event = field(default_factory=asyncio.Event)
@@ -168,7 +170,7 @@ class Clock:
         return self.now
 
 
-def consumer(redis: FakeRedis, name: str = "ranker-0", *, interval_s: float = 10.0,
+def consumer(redis: InMemoryLog, name: str = "ranker-0", *, interval_s: float = 10.0,
              max_unacked: int = 1_000, delta_min_bytes: int = 1 << 20,
              clock: Clock | None = None, read_batch: int = 4) -> tuple[LogConsumer, FakeStream]:
     stream = FakeStream(redis, name, read_batch=read_batch)
@@ -189,7 +191,7 @@ async def steps(ranker: LogConsumer, n: int) -> None:
         await ranker.step()
 
 
-def assert_acks_follow_checkpoints(redis: FakeRedis) -> None:
+def assert_acks_follow_checkpoints(redis: InMemoryLog) -> None:
     for _, ids, stored_last_id in redis.acks:
         assert all(key(entry_id) <= key(stored_last_id) for entry_id in ids)
 
@@ -197,7 +199,7 @@ def assert_acks_follow_checkpoints(redis: FakeRedis) -> None:
 def test_entries_are_counted_once_and_acknowledged_only_after_a_checkpoint_covers_them():
     async def scenario() -> None:
         rng = np.random.default_rng(1)
-        redis = FakeRedis()
+        redis = InMemoryLog()
         redis.write(rng, 10)
         clock = Clock()
         ranker, _ = consumer(redis, clock=clock, interval_s=2.0)
@@ -226,7 +228,7 @@ def test_redelivered_entries_at_or_below_the_checkpoint_are_not_counted_again():
     pending; the next owner claims them, skips them and acknowledges them."""
     async def scenario() -> None:
         rng = np.random.default_rng(2)
-        redis = FakeRedis()
+        redis = InMemoryLog()
         redis.write(rng, 9)
         first, _ = consumer(redis, "ranker-a", interval_s=0.0)
         redis.lose_acks = True
@@ -255,7 +257,7 @@ def test_entries_after_the_checkpoint_are_reapplied_by_the_next_owner():
     entries are still pending, and the next owner counts each of them once."""
     async def scenario() -> None:
         rng = np.random.default_rng(3)
-        redis = FakeRedis()
+        redis = InMemoryLog()
         redis.write(rng, 8)
         clock = Clock()
         first, _ = consumer(redis, "ranker-a", clock=clock, interval_s=1.0)
@@ -285,7 +287,7 @@ def test_a_checkpoint_conflict_reloads_from_the_stored_checkpoint(caplog):
 
     async def scenario() -> None:
         rng = np.random.default_rng(4)
-        redis = FakeRedis()
+        redis = InMemoryLog()
         redis.write(rng, 4)
         ours, our_stream = consumer(redis, "ranker-a", interval_s=0.0)
         theirs, _ = consumer(redis, "ranker-b", interval_s=0.0)
@@ -316,7 +318,7 @@ def test_a_checkpoint_conflict_reloads_from_the_stored_checkpoint(caplog):
 def test_a_checkpoint_is_saved_early_when_too_many_entries_wait_for_their_ack():
     async def scenario() -> None:
         rng = np.random.default_rng(5)
-        redis = FakeRedis()
+        redis = InMemoryLog()
         redis.write(rng, 12)
         ranker, _ = consumer(redis, interval_s=60.0, max_unacked=8)
         await ranker.load()
@@ -334,7 +336,7 @@ def test_a_checkpoint_is_saved_early_when_too_many_entries_wait_for_their_ack():
 def test_deltas_follow_a_base_until_they_outgrow_their_share():
     async def scenario() -> None:
         rng = np.random.default_rng(6)
-        redis = FakeRedis()
+        redis = InMemoryLog()
         redis.write(rng, 4)
         # A delta of 4 votes is 12 + 9 * 4 = 48 bytes: two fit under 100, a third does not.
         ranker, _ = consumer(redis, interval_s=0.0, delta_min_bytes=100)
@@ -355,7 +357,7 @@ def test_after_a_save_whose_reply_was_lost_the_next_save_is_a_base():
     a base is right either way, and the fence accepts it over the consumer's own save."""
     async def scenario() -> None:
         rng = np.random.default_rng(7)
-        redis = FakeRedis()
+        redis = InMemoryLog()
         redis.write(rng, 4)
         ranker, _ = consumer(redis, interval_s=0.0)
         await ranker.load()
