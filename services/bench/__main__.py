@@ -170,7 +170,7 @@ def _format_size(results: dict) -> str:
     bare_s = _median(cold["without_std_errors_s"])
     lines.append(f"{'pairwise fit, cold, no std errors':34s} {bare_s:9.3f} "
                  f"{len(cold['without_std_errors_s']):4d} {best_s / bare_s:12.2f}x "
-                 f"{'':>9s} {'':>9s} {'':>8s}  abilities and scores only, as choix gives")
+                 f"{'':>9s} {'':>9s} {'':>8s}  abilities only, as choix gives")
     for method in ("ours_cold", "ours_warm", *refs):
         f = figures[method]
         if "timed_out_s" in f:
@@ -205,7 +205,7 @@ def _format_size(results: dict) -> str:
         f"({agg['pair_counts_mb']:.0f} MB counts)",
         f"inside the cold fit: standard errors {_median(cold['std_errors_s']):.3f} s "
         f"({'exact' if cold['exact_std_errors'] else 'approximate'}), 95% interval coverage "
-        f"of the true abilities {cold['coverage_95']:.1%}; scores "
+        f"of the true abilities {cold['coverage_95']:.1%}; after it, the ranking's scores "
         f"{1000 * _median(cold['scores_s']):.1f} ms, max error "
         f"{cold['scores_max_error']:.1e} points",
         f"load average (1 min) before/after this size: {load[0]:.2f} / {load[1]:.2f}",

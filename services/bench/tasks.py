@@ -22,7 +22,7 @@ import numpy as np
 from scipy.special import expit
 
 from bench import references
-from ranker import bradley_terry
+from ranker import bradley_terry, scores
 from ranker.pair_counts import TIE, PairCounts
 
 PAIR_FIELDS = ("i", "j", "wins_ij", "wins_ji")
@@ -144,10 +144,10 @@ def _fit_task(folder: Path, repeats: int, budget_s: float, warm: bool) -> dict:
         covered = (fit.ci_low <= truth) & (truth <= fit.ci_high)
         figures["coverage_95"] = float(covered.mean())
         figures["median_std_error"] = float(np.median(fit.std_errors))
-        score_times, scores = _timed(
-            lambda: bradley_terry.win_probability_scores(fit.abilities), max(repeats, 5), 30.0)
+        score_times, values = _timed(
+            lambda: scores.win_probability_scores(fit.abilities), max(repeats, 5), 30.0)
         figures["scores_s"] = score_times
-        figures["scores_max_error"] = float(np.max(np.abs(scores - exact_scores(fit.abilities))))
+        figures["scores_max_error"] = float(np.max(np.abs(values - exact_scores(fit.abilities))))
         se_times, _ = _timed(lambda: bradley_terry.std_errors(
             n_items, fit.abilities, *pairs), repeats, budget_s)
         figures["std_errors_s"] = se_times

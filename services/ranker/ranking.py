@@ -10,6 +10,7 @@ import numpy as np
 
 from ranker import bradley_terry
 from ranker.pair_counts import PairCounts
+from ranker.scores import win_probability_scores
 
 _TALLIES = ("wins", "losses", "ties", "skips", "appearances")
 
@@ -102,8 +103,9 @@ class Ranking:
     """One published fit of a cause; every array is in rank order (rank k at position k-1).
 
     Entries are sorted by ability, highest first, ties broken by proposal_id. Abilities
-    are centred over the ranked proposals; `ci_low`/`ci_high` are the 95% intervals and
-    `scores` 100 * mean_j sigma(ability_i - ability_j), all from `ranker.bradley_terry`.
+    are centred over the ranked proposals; they, the standard errors and `ci_low`/`ci_high`
+    (the 95% intervals) come from the fit (`ranker.bradley_terry`); `scores` are
+    100 * mean_j sigma(ability_i - ability_j), computed here (`ranker.scores`).
     The entry at position k is proposal index `proposal_index[k]`, whose id and text are
     `catalog_ids` and `catalog_texts` at that index (`proposal_ids` / `texts` of a page).
     """
@@ -160,21 +162,6 @@ class Ranking:
         return start
 
 
-def rank(inputs: FitInput, previous: Ranking | None = None, *,
-         prior_strength: float = bradley_terry.PRIOR_STRENGTH,
-         clock: Callable[[], float] = time.time) -> Ranking:
-    """Fit Bradley-Terry on `inputs`, warm-started from `previous`, and order the result.
-
-    Raises bradley_terry.FitDidNotConverge when the fit fails; nothing is half-published.
-    """
-    fit = None
-    if inputs.n_items:
-        start = previous.abilities_for(inputs.items) if previous is not None else None
-        fit = bradley_terry.fit(inputs.n_items, inputs.i, inputs.j, inputs.wins_ij,
-                                inputs.wins_ji, prior_strength=prior_strength, init=start)
-    return ranking_from_fit(inputs, fit, prior_strength=prior_strength, clock=clock)
-
-
 def _rank_order(abilities: np.ndarray, proposal_id: Callable[[int], str]) -> np.ndarray:
     """Positions by ability, highest first; equal abilities (e.g. no votes yet) by the
     `proposal_id` of the position.
@@ -202,7 +189,7 @@ def ranking_from_fit(inputs: FitInput, fit: bradley_terry.BTFit | None, *,
     if fit is not None and n_items:
         abilities, iterations = np.asarray(fit.abilities, dtype=np.float64), fit.iterations
         columns = {"std_errors": fit.std_errors, "ci_low": fit.ci_low, "ci_high": fit.ci_high,
-                   "scores": fit.scores}
+                   "scores": win_probability_scores(abilities)}
     else:
         abilities, iterations = np.zeros(n_items), 0
         columns = {name: np.zeros(n_items)

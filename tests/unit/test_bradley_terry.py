@@ -9,6 +9,8 @@ import scipy.optimize
 from scipy.special import expit
 
 from ranker import bradley_terry as bt
+from ranker import scores
+from ranker.bradley_terry import solver, standard_errors
 from ranker.pair_counts import SKIP, TIE, WIN, PairCounts
 
 LAMBDA = bt.PRIOR_STRENGTH
@@ -53,6 +55,13 @@ def oracle_std_errors(n, theta, i, j, wins_ij, wins_ji, lam=LAMBDA):
         hessian[b, a] -= w
     centring = np.eye(n) - 1.0 / n
     return np.sqrt(np.diag(centring @ np.linalg.inv(hessian) @ centring))
+
+
+def use_sparse_path(monkeypatch, max_items):
+    """The large-n regime on a small problem: CG without a dense fallback, approximate
+    standard errors (exact still for components up to 2,000 items)."""
+    monkeypatch.setattr(solver, "DENSE_MAX_ITEMS", max_items)
+    monkeypatch.setattr(standard_errors, "EXACT_MAX_ITEMS", max_items)
 
 
 def simulate(rng, abilities, n_votes, tie_rate=0.0, n_items=None):
@@ -126,7 +135,8 @@ def test_two_items_match_closed_form():
     t = scipy.optimize.brentq(lambda t: 3 * (1 - expit(2 * t)) - expit(2 * t) - LAMBDA * t, 0, 5)
     fit = bt.fit(2, np.array([0]), np.array([1]), np.array([3.0]), np.array([1.0]))
     np.testing.assert_allclose(fit.abilities, [t, -t], atol=1e-12)
-    np.testing.assert_allclose(fit.scores, [100 * expit(2 * t), 100 * expit(-2 * t)])
+    np.testing.assert_allclose(scores.win_probability_scores(fit.abilities),
+                               [100 * expit(2 * t), 100 * expit(-2 * t)])
 
 
 def test_gradient_matches_finite_differences():
@@ -151,11 +161,12 @@ def test_all_win_and_all_loss_items_stay_finite():
     b = np.concatenate([b, opponents, np.full(30, 21)])
     data = pair_data(22, kinds, a, b)
     fit = bt.fit(22, *data)
-    for field in (fit.abilities, fit.std_errors, fit.ci_low, fit.ci_high, fit.scores):
+    points = scores.win_probability_scores(fit.abilities)
+    for field in (fit.abilities, fit.std_errors, fit.ci_low, fit.ci_high, points):
         assert np.all(np.isfinite(field))
     assert fit.abilities.argmax() == 20 and fit.abilities.argmin() == 21
     assert fit.abilities[20] < 15 and fit.abilities[21] > -15
-    assert fit.scores[20] > 95 and fit.scores[21] < 5
+    assert points[20] > 95 and points[21] < 5
     np.testing.assert_allclose(fit.abilities, oracle_fit(22, *data), atol=1e-5)
 
 
@@ -234,7 +245,7 @@ def test_warm_start_from_stale_fit_reaches_the_cold_answer():
 def test_items_without_votes_are_listed_with_prior_uncertainty():
     fit = bt.fit(5, np.array([0, 1]), np.array([1, 2]), np.array([2.0, 1.0]),
                  np.array([1.0, 1.5]))
-    assert fit.abilities.shape == fit.scores.shape == fit.std_errors.shape == (5,)
+    assert fit.abilities.shape == fit.std_errors.shape == (5,)
     assert fit.abilities[3] == pytest.approx(0.0, abs=1e-9)
     # Nothing known: the prior's 1/√λ = 10, shrunk by centring to sqrt((1 − 1/5)/λ) ≈ 8.9.
     assert fit.std_errors[3] == pytest.approx(np.sqrt(0.8 / LAMBDA), rel=1e-6)
@@ -250,7 +261,8 @@ def test_tiny_and_empty_problems():
     assert empty.abilities.shape == (0,)
     single = bt.fit(1, np.array([], dtype=int), np.array([], dtype=int), np.array([]),
                     np.array([]))
-    assert single.abilities.tolist() == [0.0] and single.scores.tolist() == [50.0]
+    assert single.abilities.tolist() == [0.0]
+    assert scores.win_probability_scores(single.abilities).tolist() == [50.0]
 
 
 @pytest.mark.parametrize("seed", [30, 31])
@@ -298,21 +310,21 @@ def test_scores_are_mean_win_probability_against_the_others():
         100 * np.mean([expit(abilities[k] - abilities[m]) for m in range(4) if m != k])
         for k in range(4)
     ]
-    np.testing.assert_allclose(bt.win_probability_scores(abilities), expected)
+    np.testing.assert_allclose(scores.win_probability_scores(abilities), expected)
 
 
 def test_large_n_scores_are_within_a_hundredth_of_a_point():
     rng = np.random.default_rng(11)
     abilities = np.concatenate([rng.normal(0, 1.5, 6_500), [9.0, -12.0]])
     n = abilities.shape[0]
-    assert n > bt.EXACT_SCORES_MAX_ITEMS
+    assert n > scores.EXACT_MAX_ITEMS
     exact = np.array([
         100 * (expit(abilities[k : k + 500, None] - abilities[None, :]).sum(axis=1) - 0.5)
         / (n - 1)
         for k in range(0, n, 500)
     ], dtype=object)
     exact = np.concatenate(list(exact))
-    assert np.max(np.abs(bt.win_probability_scores(abilities) - exact)) < 0.01
+    assert np.max(np.abs(scores.win_probability_scores(abilities) - exact)) < 0.01
 
 
 @pytest.mark.parametrize("connected", [True, False])
@@ -320,7 +332,7 @@ def test_sparse_path_matches_dense_path(monkeypatch, connected):
     rng = np.random.default_rng(12)
     n, data = (40, connected_dataset(rng)) if connected else disconnected_dataset(rng)
     dense = bt.fit(n, *data)
-    monkeypatch.setattr(bt, "DENSE_MAX_ITEMS", 10)
+    use_sparse_path(monkeypatch, 10)
     sparse = bt.fit(n, *data)
     np.testing.assert_allclose(sparse.abilities, dense.abilities, atol=1e-8)
     # Every component is small, so the sparse path's standard errors are exact too.
@@ -474,7 +486,7 @@ def test_fast_path_matches_oracle(monkeypatch, name, path):
     rng = np.random.default_rng(16)
     n, data = DATASETS[name](rng)
     if path == "sparse":
-        monkeypatch.setattr(bt, "DENSE_MAX_ITEMS", 3)
+        use_sparse_path(monkeypatch, 3)
     fit = bt.fit(n, *data)
     oracle = oracle_fit(n, *data)
     # L-BFGS itself stops ~1e-5 short on the flat likelihood of an item that won its few
@@ -497,7 +509,7 @@ def test_fast_path_matches_oracle(monkeypatch, name, path):
 def test_warm_start_from_a_stale_solution_on_the_sparse_path(monkeypatch, name):
     rng = np.random.default_rng(17)
     n, data = DATASETS[name](rng)
-    monkeypatch.setattr(bt, "DENSE_MAX_ITEMS", 3)
+    use_sparse_path(monkeypatch, 3)
     cold = bt.fit(n, *data, tol=1e-12)
     # A stale answer: the fit of half the pairs, with some items missing (zeros) at the end.
     half = tuple(array[::2] for array in data)
@@ -538,7 +550,7 @@ def test_long_chain_falls_back_to_a_dense_solve_and_agrees_with_cg(monkeypatch):
     dense = bt.fit(n, i, j, wins_ij, wins_ji, tol=1e-12)
     grad = bt.gradient(dense.abilities, i, j, wins_ij, wins_ji, LAMBDA)
     assert np.max(np.abs(grad)) < 1e-8
-    monkeypatch.setattr(bt, "DENSE_MAX_ITEMS", 10)
+    use_sparse_path(monkeypatch, 10)
     sparse = bt.fit(n, i, j, wins_ij, wins_ji, tol=1e-12)
     np.testing.assert_allclose(sparse.abilities, dense.abilities, atol=1e-8)
 
