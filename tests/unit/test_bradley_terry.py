@@ -1,6 +1,10 @@
-"""Bradley–Terry fit: independent oracles, gradient check, calibration, and the large-n paths."""
+"""Bradley–Terry fit: golden cases (tests/data), independent oracles, gradient check,
+calibration, and the large-n paths."""
 
 from __future__ import annotations
+
+import json
+from pathlib import Path
 
 import choix
 import numpy as np
@@ -14,6 +18,8 @@ from ranker.bradley_terry import solver, standard_errors
 from ranker.pair_counts import SKIP, TIE, WIN, PairCounts
 
 LAMBDA = bt.PRIOR_STRENGTH
+DATA = Path(__file__).parents[1] / "data"
+CLOSED_FORMS = json.loads((DATA / "bradley_terry_closed_forms.json").read_text())["cases"]
 
 
 def oracle_objective(theta, i, j, wins_ij, wins_ji, lam):
@@ -130,13 +136,34 @@ def test_disconnected_fit_matches_oracle_and_centres_each_component(seed):
     assert fit.std_errors[33] == pytest.approx(np.sqrt((1 - 1 / n) / LAMBDA), rel=1e-6)
 
 
-def test_two_items_match_closed_form():
-    # θ0 = −θ1 = t solves 3(1 − σ(2t)) − 1·σ(2t) − λt = 0.
-    t = scipy.optimize.brentq(lambda t: 3 * (1 - expit(2 * t)) - expit(2 * t) - LAMBDA * t, 0, 5)
-    fit = bt.fit(2, np.array([0]), np.array([1]), np.array([3.0]), np.array([1.0]))
-    np.testing.assert_allclose(fit.abilities, [t, -t], atol=1e-12)
-    np.testing.assert_allclose(scores.win_probability_scores(fit.abilities),
-                               [100 * expit(2 * t), 100 * expit(-2 * t)])
+@pytest.mark.parametrize("case", CLOSED_FORMS, ids=[case["name"] for case in CLOSED_FORMS])
+def test_closed_form_cases(case):
+    """tests/data/bradley_terry_closed_forms.json: abilities, standard errors and scores
+    derived by hand (the derivation is stored with each case)."""
+    fit = bt.fit(case["n_items"], np.array(case["i"]), np.array(case["j"]),
+                 np.array(case["wins_ij"]), np.array(case["wins_ji"]),
+                 prior_strength=case["prior_strength"], tol=1e-12)
+    np.testing.assert_allclose(fit.abilities, case["abilities"], atol=1e-10)
+    np.testing.assert_allclose(fit.std_errors, case["std_errors"], rtol=1e-9)
+    assert fit.exact_std_errors
+    np.testing.assert_allclose(scores.win_probability_scores(fit.abilities), case["scores"],
+                               atol=1e-8)
+
+
+def test_published_baseball_table():
+    """Agresti's 1987 American League East example (tests/data): the fit reproduces the
+    published maximum-likelihood abilities to their two decimals, the prior's shrinkage
+    (~1e-3 logits with 13 games a pair) included."""
+    table = json.loads((DATA / "bradley_terry_baseball_1987.json").read_text())
+    wins = np.array(table["wins"], dtype=float)
+    n = wins.shape[0]
+    i, j = np.triu_indices(n, 1)
+    fit = bt.fit(n, i, j, wins[i, j], wins[j, i])
+    relative = fit.abilities - fit.abilities[-1]
+    half_unit = 0.5 * 10.0 ** -table["published_decimals"]
+    np.testing.assert_allclose(relative, table["published_abilities_relative_to_last"],
+                               atol=half_unit + 2e-3)
+    assert [table["teams"][k] for k in np.argsort(-fit.abilities)] == table["teams"]
 
 
 def test_gradient_matches_finite_differences():
@@ -325,6 +352,24 @@ def test_large_n_scores_are_within_a_hundredth_of_a_point():
     ], dtype=object)
     exact = np.concatenate(list(exact))
     assert np.max(np.abs(scores.win_probability_scores(abilities) - exact)) < 0.01
+
+
+def test_a_ranking_shows_the_scores_of_its_fit_in_rank_order():
+    from ranker.ranking import Catalog, fit_input, ranking_from_fit
+
+    counts = PairCounts(4)
+    counts.apply(np.array([WIN, WIN, WIN, TIE], dtype=np.uint8), np.array([2, 2, 0, 1]),
+                 np.array([0, 1, 1, 3]))
+    ids = ("a", "b", "c", "d")
+    inputs = fit_input("cause", Catalog(1, ids, ids, np.arange(4)), counts, votes_counted=4,
+                       last_vote_entry_id="1-0")
+    fit = bt.fit(4, inputs.i, inputs.j, inputs.wins_ij, inputs.wins_ji)
+    ranking = ranking_from_fit(inputs, fit)
+    order = np.argsort(-fit.abilities, kind="stable")
+    assert ranking.proposal_ids(range(4))[0] == "c"
+    np.testing.assert_array_equal(ranking.scores,
+                                  scores.win_probability_scores(fit.abilities)[order])
+    assert ranking.scores[0] > 50 > ranking.scores[-1]
 
 
 @pytest.mark.parametrize("connected", [True, False])
