@@ -1,4 +1,5 @@
-"""Scores 0–100 for display: the chance a proposal beats a uniformly chosen other one."""
+"""Scores 0–100 for display: the chance a proposal beats a uniformly chosen other one
+(docs/semantics.md, "Score")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Standard errors of the centred abilities, sqrt(diag(C H⁻¹ C)), C = I − 11ᵀ/n.
+"""Standard errors of the centred abilities, sqrt(diag(C H⁻¹ C)), C = I − 11ᵀ/n (their
+meaning: docs/semantics.md, "Standard errors and 95 % intervals").
 
 H = L + λI is the Fisher information at the fit; the covariance of θ is H⁻¹, that of the
 centred abilities C H⁻¹ C. Since L1 = 0, H⁻¹1 = 1/λ and so diag(C H⁻¹ C) = diag(H⁻¹) − 1/(nλ)
