@@ -23,7 +23,7 @@ from ranker.bradley_terry.likelihood import Objective, Point, dot
 
 DENSE_MAX_ITEMS = 2000
 """Up to this many items a stalled CG falls back to a dense Cholesky solve (≤ 32 MB, ~0.1 s),
-and single-precision products are not used (a dense fit is fast either way)."""
+and products stay in double precision (fits this small are fast either way)."""
 
 # The usual sufficient-increase fraction: accept a step that gains a ten-thousandth of what
 # the slope promises.
@@ -33,8 +33,9 @@ _MAX_HALVINGS = 60
 # A well-conditioned graph needs tens to hundreds of CG iterations; this only stops a
 # pathological solve (whose last iterate is still an ascent direction).
 _CG_MAX_ITER = 5000
-# On up to DENSE_MAX_ITEMS items, 200 CG iterations cost about one dense Cholesky: a solve
-# that needs more (a long chain needs ~n) goes dense for the rest of the fit.
+# A solve needing more than 200 CG iterations marks an ill-conditioned graph (a long chain
+# needs ~n): on up to DENSE_MAX_ITEMS items one dense Cholesky (≤ 0.1 s) is the cheaper,
+# exact solve, and the rest of the fit uses it.
 _CG_DENSE_FALLBACK_ITER = 200
 # A direction solved to a tenth of the uncoupled step keeps the iterates close to Newton's
 # far from the optimum, at a fraction of the CG iterations of a tight solve.
