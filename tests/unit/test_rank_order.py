@@ -35,7 +35,7 @@ def fitted(abilities: list[float]) -> SimpleNamespace:
     column left in the wrong order shows."""
     a = np.array(abilities, dtype=np.float64)
     return SimpleNamespace(abilities=a, std_errors=0.1 + np.arange(len(a)) / 100,
-                           ci_low=a - 1, ci_high=a + 1, scores=50 + a, iterations=3)
+                           ci_low=a - 1, ci_high=a + 1, iterations=3)
 
 
 def ids_in_rank_order(ranking: Ranking) -> list[str]:
