@@ -136,6 +136,23 @@ def test_disconnected_fit_matches_oracle_and_centres_each_component(seed):
     assert fit.std_errors[33] == pytest.approx(np.sqrt((1 - 1 / n) / LAMBDA), rel=1e-6)
 
 
+def test_hundreds_of_disjoint_pairs_each_reach_their_own_optimum():
+    """Early in a large consultation the votes can fall on many pairs that share no
+    proposal: every pair is a component of its own, and each must still be fitted (the
+    ranker would otherwise keep its previous ranking for good)."""
+    rng = np.random.default_rng(1)
+    k, votes = 400, 20
+    i = np.arange(0, 2 * k, 2)
+    wins = rng.binomial(votes, expit(rng.normal(0, 0.3, k))).astype(float)
+    fit = bt.fit(2 * k, i, i + 1, wins, votes - wins)
+    for first, w in zip(i, wins, strict=True):
+        # The pair alone, centred: θ = ±d/2 with w·σ(−d) − (votes − w)·σ(d) − λ·d/2 = 0.
+        d = scipy.optimize.brentq(
+            lambda d, w=w: w * expit(-d) - (votes - w) * expit(d) - LAMBDA * d / 2, -50, 50)
+        assert fit.abilities[first] == pytest.approx(d / 2, abs=1e-6)
+        assert fit.abilities[first + 1] == pytest.approx(-d / 2, abs=1e-6)
+
+
 @pytest.mark.parametrize("case", CLOSED_FORMS, ids=[case["name"] for case in CLOSED_FORMS])
 def test_closed_form_cases(case):
     """tests/data/bradley_terry_closed_forms.json: abilities, standard errors and scores

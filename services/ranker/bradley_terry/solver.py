@@ -201,6 +201,7 @@ def maximise(objective: Objective, point: Point, tol: float,
     directions = _Directions(objective)
     weak = FewVoteItems(objective.graph)
     count, labels, _ = objective.graph.components()
+    main, _ = objective.graph.minor_pairs()
     step_tol = float(np.sqrt(tol))
     last_move = np.inf
     size = np.inf
@@ -228,9 +229,12 @@ def maximise(objective: Objective, point: Point, tol: float,
         direction = _safeguard(point, direction, labels, count)
 
         # ℓ sums many terms, all ≤ 0: differences below this are rounding (pairwise summation
-        # error is ~ 1e-15 |ℓ|), not a failure to ascend.
+        # error is ~ 1e-15 |ℓ|), not a failure to ascend. The component holding most pairs
+        # gets its ℓ as the whole sum less the others' (Objective.evaluate), so its rounding
+        # is that of the whole sum: with hundreds of small components it outgrew its own.
         objectives = point.objectives
         slack = 1e-13 * (1.0 + np.abs(objectives))
+        slack[main] = 1e-13 * (1.0 + float(np.abs(objectives).sum()))
         slopes = sum_by(labels, point.gradient * direction, count)
         steps = np.ones(count)
         pending = np.ones(count, dtype=bool)
