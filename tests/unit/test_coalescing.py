@@ -18,6 +18,7 @@ class Recorder:
     def __init__(self) -> None:
         self.groups: list[list[int]] = []
         self.release = asyncio.Event()
+        self.blocked = asyncio.Event()  # a group holding 99 is running
 
     async def __call__(self, items: list[int]) -> list[int | BaseException]:
         self.groups.append(items)
@@ -25,6 +26,7 @@ class Recorder:
         if 13 in items:
             raise RuntimeError("group failed")
         if 99 in items:
+            self.blocked.set()
             await self.release.wait()
         return [ValueError(f"negative {i}") if i < 0 else 2 * i for i in items]
 
@@ -49,9 +51,9 @@ def test_requests_wait_for_a_free_slot_and_then_go_together() -> None:
         runner = Recorder()
         coalescer = Coalescer(runner, max_group=2, max_in_flight=1, slow_after_s=60)
         first = asyncio.ensure_future(coalescer.submit(99))
-        await asyncio.sleep(0.01)
+        await runner.blocked.wait()
         later = [asyncio.ensure_future(coalescer.submit(i)) for i in (5, 6, 7)]
-        await asyncio.sleep(0.01)
+        await asyncio.sleep(0)  # one loop turn: each new task queues its item at once
         assert runner.groups == [[99]]  # the slot is taken: the others wait
         runner.release.set()
         assert await first == 198
@@ -65,7 +67,7 @@ def test_a_stuck_group_stops_holding_its_slot_after_slow_after_s() -> None:
         runner = Recorder()
         coalescer = Coalescer(runner, max_group=10, max_in_flight=1, slow_after_s=0.05)
         stuck = asyncio.ensure_future(coalescer.submit(99))
-        await asyncio.sleep(0.01)
+        await runner.blocked.wait()
         assert await asyncio.wait_for(coalescer.submit(8), timeout=5) == 16
         assert not stuck.done()
         runner.release.set()
@@ -78,10 +80,10 @@ def test_a_caller_that_gives_up_leaves_the_others_answered() -> None:
         runner = Recorder()
         coalescer = Coalescer(runner, max_group=10, max_in_flight=1, slow_after_s=60)
         blocker = asyncio.ensure_future(coalescer.submit(99))
-        await asyncio.sleep(0.01)
+        await runner.blocked.wait()
         impatient = asyncio.ensure_future(coalescer.submit(1))
         patient = asyncio.ensure_future(coalescer.submit(2))
-        await asyncio.sleep(0.01)
+        await asyncio.sleep(0)  # one loop turn: both have queued their items
         impatient.cancel()
         runner.release.set()
         assert await blocker == 198 and await patient == 4
