@@ -23,15 +23,23 @@ class CauseTasks:
         task.add_done_callback(self._finished)
         return task
 
-    async def cancel_all(self) -> None:
-        """Cancel every task and wait until all have ended."""
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            # They end at their next await; a lost cancel at their next Redis reply
-            # (pairwise.cancellation).
-            await asyncio.wait(tasks)
+    async def cancel_all(self, *, recancel_after_s: float = 1.0) -> None:
+        """Cancel every task and wait until all have ended.
+
+        A task still running `recancel_after_s` after its cancel is cancelled again: Python
+        3.11 can lose a cancel that races with a Redis reply (pairwise.cancellation), and a
+        task that lost it and then waits for something nobody will set any more would
+        otherwise hold the close, and the whole ranker's shutdown, for ever.
+        """
+        pending = set(self._tasks)
+        while pending:
+            for task in pending:
+                task.cancel()
+            _, pending = await asyncio.wait(pending, timeout=recancel_after_s)
+            if pending:
+                logger.warning("cause tasks still running after a cancel; cancelling again",
+                               extra={"cause_id": self.cause_id,
+                                      "tasks": sorted(t.get_name() for t in pending)})
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)

@@ -16,6 +16,7 @@ from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
 from pairwise import errors
+from pairwise.cancellation import raise_if_cancel_requested
 from ranker import bradley_terry
 from ranker.cause_tasks import CauseTasks
 from ranker.fit_pool import FitPool, FitTransport, ReplicaMissing
@@ -172,6 +173,7 @@ class FitScheduler:
                     self._last_fit_started = time.monotonic()
                     await self._counts.replayed.wait()
                     await self.refresh_catalog()
+                    raise_if_cancel_requested()
                 await self._fit()
             except asyncio.CancelledError:
                 raise
