@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from ranker import checkpoint_policy
 from ranker.checkpoint_policy import CheckpointPolicy, SaveKind, StoredSize
 
 POLICY = CheckpointPolicy(interval_s=2.0, max_unacked=100, delta_share=4, delta_min_bytes=1_000)
@@ -51,9 +50,17 @@ def test_stored_sizes_follow_each_save():
     assert stored.after(SaveKind.BASE, 6_000) == StoredSize(True, 6_000, 0)
 
 
-def test_the_ranker_policy_uses_the_module_limits():
-    policy = CheckpointPolicy.standard(3.0)
-    assert policy == CheckpointPolicy(
-        interval_s=3.0, max_unacked=checkpoint_policy._MAX_UNACKED,
-        delta_share=checkpoint_policy._DELTA_SHARE,
-        delta_min_bytes=checkpoint_policy._DELTA_MIN_BYTES)
+def test_the_ranker_saves_early_at_100_000_unacked_and_writes_a_base_past_a_quarter():
+    # The documented limits: a crash makes the next owner re-apply at most 100,000
+    # entries; deltas grow to a quarter of the base (at least 1 MiB) before a new base.
+    policy = CheckpointPolicy.standard(2.0)
+    assert not policy.due(unacked=99_999, age_s=0.0)
+    assert policy.due(unacked=100_000, age_s=0.0)
+    assert policy.due(unacked=1, age_s=2.0)
+    big = StoredSize(has_base=True, base_bytes=110_000_000, delta_bytes=27_000_000)
+    assert policy.kind(big, delta_bytes=500_000, outcome_unknown=False) is SaveKind.DELTA
+    assert policy.kind(big, delta_bytes=500_001, outcome_unknown=False) is SaveKind.BASE
+    small = StoredSize(has_base=True, base_bytes=10_000, delta_bytes=0)
+    assert policy.kind(small, delta_bytes=1 << 20, outcome_unknown=False) is SaveKind.DELTA
+    assert policy.kind(small, delta_bytes=(1 << 20) + 1, outcome_unknown=False) \
+        is SaveKind.BASE

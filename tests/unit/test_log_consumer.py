@@ -79,7 +79,7 @@ class InMemoryLog:
 class FakeStream:
     """`log_consumer.VoteStream` over a `InMemoryLog`, as consumer `consumer`."""
 
-    redis: InMemoryLog
+    store: InMemoryLog
     consumer: str
     read_batch: int = 4
     idle: asyncio.Event = field(default_factory=asyncio.Event)
@@ -88,7 +88,7 @@ class FakeStream:
         pass
 
     async def load_checkpoint(self) -> Checkpoint:
-        r = self.redis
+        r = self.store
         if not r.token:
             return Checkpoint("", 0, PairCounts())
         return Checkpoint(r.last_id, r.votes_counted, r.stored_counts(), r.token,
@@ -96,15 +96,15 @@ class FakeStream:
                           delta_bytes=sum(map(len, r.deltas)))
 
     async def claim_pending(self) -> AsyncIterator[list[RawEntry]]:
-        ids = sorted(self.redis.pending, key=key)
+        ids = sorted(self.store.pending, key=key)
         for start in range(0, len(ids), self.read_batch):
             page = ids[start:start + self.read_batch]
             for entry_id in page:
-                self.redis.pending[entry_id] = self.consumer
-            yield [self.redis.raw(entry_id) for entry_id in page]
+                self.store.pending[entry_id] = self.consumer
+            yield [self.store.raw(entry_id) for entry_id in page]
 
     async def read_new(self) -> list[RawEntry]:
-        r = self.redis
+        r = self.store
         page = [entry_id for entry_id, _ in r.log[r.delivered:r.delivered + self.read_batch]]
         if not page:
             self.idle.set()
@@ -116,7 +116,7 @@ class FakeStream:
 
     async def _fenced_save(self, previous_token: str, unknown_token: str, token: str,
                            last_id: str, votes_counted: int, kind: str, payload: bytes) -> None:
-        r = self.redis
+        r = self.store
         if r.before_next_save is not None:
             hook, r.before_next_save = r.before_next_save, None
             await hook()
@@ -151,7 +151,7 @@ class FakeStream:
                                 votes)
 
     async def ack_through(self, last_id: str) -> int:
-        r = self.redis
+        r = self.store
         if r.lose_acks:
             return 0
         mine = sorted((entry_id for entry_id, holder in r.pending.items()
@@ -170,10 +170,10 @@ class Clock:
         return self.now
 
 
-def consumer(redis: InMemoryLog, name: str = "ranker-0", *, interval_s: float = 10.0,
+def consumer(store: InMemoryLog, name: str = "ranker-0", *, interval_s: float = 10.0,
              max_unacked: int = 1_000, delta_min_bytes: int = 1 << 20,
              clock: Clock | None = None, read_batch: int = 4) -> tuple[LogConsumer, FakeStream]:
-    stream = FakeStream(redis, name, read_batch=read_batch)
+    stream = FakeStream(store, name, read_batch=read_batch)
     policy = CheckpointPolicy(interval_s=interval_s, max_unacked=max_unacked, delta_share=4,
                               delta_min_bytes=delta_min_bytes)
     return LogConsumer("cause", stream, policy, consumer_name=name, max_proposals=1_000,
@@ -191,34 +191,34 @@ async def steps(ranker: LogConsumer, n: int) -> None:
         await ranker.step()
 
 
-def assert_acks_follow_checkpoints(redis: InMemoryLog) -> None:
-    for _, ids, stored_last_id in redis.acks:
+def assert_acks_follow_checkpoints(store: InMemoryLog) -> None:
+    for _, ids, stored_last_id in store.acks:
         assert all(key(entry_id) <= key(stored_last_id) for entry_id in ids)
 
 
 def test_entries_are_counted_once_and_acknowledged_only_after_a_checkpoint_covers_them():
     async def scenario() -> None:
         rng = np.random.default_rng(1)
-        redis = InMemoryLog()
-        redis.write(rng, 10)
+        store = InMemoryLog()
+        store.write(rng, 10)
         clock = Clock()
-        ranker, _ = consumer(redis, clock=clock, interval_s=2.0)
+        ranker, _ = consumer(store, clock=clock, interval_s=2.0)
         await ranker.load()
         await steps(ranker, 3)  # 4 + 4 + 2 entries, before the interval is up
 
         counts, last_id, votes_counted = await applied(ranker)
-        assert counts == redis.expected_counts()
-        assert (last_id, votes_counted) == (redis.log[-1][0], len(redis.log))
-        assert redis.saves == [] and len(redis.pending) == len(redis.log)
+        assert counts == store.expected_counts()
+        assert (last_id, votes_counted) == (store.log[-1][0], len(store.log))
+        assert store.saves == [] and len(store.pending) == len(store.log)
 
         clock.now += 2.0
-        redis.write(rng, 3)
+        store.write(rng, 3)
         await ranker.step()
-        assert redis.saves == ["base"]
-        assert redis.stored_counts() == redis.expected_counts()
-        assert (redis.last_id, redis.votes_counted) == (redis.log[-1][0], len(redis.log))
-        assert redis.pending == {}
-        assert_acks_follow_checkpoints(redis)
+        assert store.saves == ["base"]
+        assert store.stored_counts() == store.expected_counts()
+        assert (store.last_id, store.votes_counted) == (store.log[-1][0], len(store.log))
+        assert store.pending == {}
+        assert_acks_follow_checkpoints(store)
 
     asyncio.run(scenario())
 
@@ -228,26 +228,26 @@ def test_redelivered_entries_at_or_below_the_checkpoint_are_not_counted_again():
     pending; the next owner claims them, skips them and acknowledges them."""
     async def scenario() -> None:
         rng = np.random.default_rng(2)
-        redis = InMemoryLog()
-        redis.write(rng, 9)
-        first, _ = consumer(redis, "ranker-a", interval_s=0.0)
-        redis.lose_acks = True
+        store = InMemoryLog()
+        store.write(rng, 9)
+        first, _ = consumer(store, "ranker-a", interval_s=0.0)
+        store.lose_acks = True
         await first.load()
         await steps(first, 3)
-        assert redis.votes_counted == len(redis.log) and len(redis.pending) == len(redis.log)
+        assert store.votes_counted == len(store.log) and len(store.pending) == len(store.log)
 
-        redis.lose_acks = False
-        redis.write(rng, 5)  # new entries, never delivered
-        second, _ = consumer(redis, "ranker-b", interval_s=0.0)
+        store.lose_acks = False
+        store.write(rng, 5)  # new entries, never delivered
+        second, _ = consumer(store, "ranker-b", interval_s=0.0)
         await second.load()
         await steps(second, 2)
 
         counts, _, votes_counted = await applied(second)
-        assert counts == redis.expected_counts()
-        assert votes_counted == len(redis.log)
-        assert redis.stored_counts() == redis.expected_counts()
-        assert redis.pending == {}
-        assert_acks_follow_checkpoints(redis)
+        assert counts == store.expected_counts()
+        assert votes_counted == len(store.log)
+        assert store.stored_counts() == store.expected_counts()
+        assert store.pending == {}
+        assert_acks_follow_checkpoints(store)
 
     asyncio.run(scenario())
 
@@ -257,25 +257,25 @@ def test_entries_after_the_checkpoint_are_reapplied_by_the_next_owner():
     entries are still pending, and the next owner counts each of them once."""
     async def scenario() -> None:
         rng = np.random.default_rng(3)
-        redis = InMemoryLog()
-        redis.write(rng, 8)
+        store = InMemoryLog()
+        store.write(rng, 8)
         clock = Clock()
-        first, _ = consumer(redis, "ranker-a", clock=clock, interval_s=1.0)
+        first, _ = consumer(store, "ranker-a", clock=clock, interval_s=1.0)
         await first.load()
         clock.now += 1.0
         await first.step()  # entries 1-4, then a checkpoint of them
         await first.step()  # entries 5-8, not saved: the crash drops them
-        assert redis.last_id == redis.log[3][0]
+        assert store.last_id == store.log[3][0]
 
-        second, _ = consumer(redis, "ranker-b", interval_s=1.0)
+        second, _ = consumer(store, "ranker-b", interval_s=1.0)
         await second.load()
 
         counts, last_id, votes_counted = await applied(second)
-        assert counts == redis.expected_counts()
-        assert (last_id, votes_counted) == (redis.log[-1][0], len(redis.log))
+        assert counts == store.expected_counts()
+        assert (last_id, votes_counted) == (store.log[-1][0], len(store.log))
         await second.save_final()
-        assert redis.stored_counts() == redis.expected_counts() and redis.pending == {}
-        assert_acks_follow_checkpoints(redis)
+        assert store.stored_counts() == store.expected_counts() and store.pending == {}
+        assert_acks_follow_checkpoints(store)
 
     asyncio.run(scenario())
 
@@ -287,16 +287,16 @@ def test_a_checkpoint_conflict_reloads_from_the_stored_checkpoint(caplog):
 
     async def scenario() -> None:
         rng = np.random.default_rng(4)
-        redis = InMemoryLog()
-        redis.write(rng, 4)
-        ours, our_stream = consumer(redis, "ranker-a", interval_s=0.0)
-        theirs, _ = consumer(redis, "ranker-b", interval_s=0.0)
+        store = InMemoryLog()
+        store.write(rng, 4)
+        ours, our_stream = consumer(store, "ranker-a", interval_s=0.0)
+        theirs, _ = consumer(store, "ranker-b", interval_s=0.0)
 
         async def other_consumer_saves() -> None:
-            redis.write(rng, 4)
+            store.write(rng, 4)
             await theirs.load()  # takes over our pending entries 1-4
             await theirs.step()  # entries 5-8, saved and acknowledged
-        redis.before_next_save = other_consumer_saves
+        store.before_next_save = other_consumer_saves
 
         running = asyncio.create_task(ours.run_forever())
         await asyncio.wait_for(our_stream.idle.wait(), 10)
@@ -304,11 +304,11 @@ def test_a_checkpoint_conflict_reloads_from_the_stored_checkpoint(caplog):
         await asyncio.wait({running})
 
         counts, last_id, votes_counted = await applied(ours)
-        assert counts == redis.expected_counts()
-        assert (last_id, votes_counted) == (redis.log[-1][0], len(redis.log))
-        assert redis.stored_counts() == redis.expected_counts()
-        assert redis.votes_counted == len(redis.log) and redis.pending == {}
-        assert_acks_follow_checkpoints(redis)
+        assert counts == store.expected_counts()
+        assert (last_id, votes_counted) == (store.log[-1][0], len(store.log))
+        assert store.stored_counts() == store.expected_counts()
+        assert store.votes_counted == len(store.log) and store.pending == {}
+        assert_acks_follow_checkpoints(store)
 
     asyncio.run(scenario())
     assert any(record.msg.startswith("another ranker consumes this cause")
@@ -318,17 +318,17 @@ def test_a_checkpoint_conflict_reloads_from_the_stored_checkpoint(caplog):
 def test_a_checkpoint_is_saved_early_when_too_many_entries_wait_for_their_ack():
     async def scenario() -> None:
         rng = np.random.default_rng(5)
-        redis = InMemoryLog()
-        redis.write(rng, 12)
-        ranker, _ = consumer(redis, interval_s=60.0, max_unacked=8)
+        store = InMemoryLog()
+        store.write(rng, 12)
+        ranker, _ = consumer(store, interval_s=60.0, max_unacked=8)
         await ranker.load()
         await ranker.step()
-        assert redis.saves == []  # 4 waiting
+        assert store.saves == []  # 4 waiting
         await ranker.step()
-        assert redis.saves == ["base"]  # 8 waiting: saved
-        assert redis.last_id == redis.log[7][0] and len(redis.pending) == 0
+        assert store.saves == ["base"]  # 8 waiting: saved
+        assert store.last_id == store.log[7][0] and len(store.pending) == 0
         await ranker.step()
-        assert redis.saves == ["base"] and len(redis.pending) == 4
+        assert store.saves == ["base"] and len(store.pending) == 4
 
     asyncio.run(scenario())
 
@@ -336,18 +336,18 @@ def test_a_checkpoint_is_saved_early_when_too_many_entries_wait_for_their_ack():
 def test_deltas_follow_a_base_until_they_outgrow_their_share():
     async def scenario() -> None:
         rng = np.random.default_rng(6)
-        redis = InMemoryLog()
-        redis.write(rng, 4)
+        store = InMemoryLog()
+        store.write(rng, 4)
         # A delta of 4 votes is 12 + 9 * 4 = 48 bytes: two fit under 100, a third does not.
-        ranker, _ = consumer(redis, interval_s=0.0, delta_min_bytes=100)
+        ranker, _ = consumer(store, interval_s=0.0, delta_min_bytes=100)
         await ranker.load()
         await ranker.step()
         for _ in range(3):
-            redis.write(rng, 4)
+            store.write(rng, 4)
             await ranker.step()
-        assert redis.saves == ["base", "delta", "delta", "base"]
-        assert redis.stored_counts() == redis.expected_counts()
-        assert redis.votes_counted == len(redis.log)
+        assert store.saves == ["base", "delta", "delta", "base"]
+        assert store.stored_counts() == store.expected_counts()
+        assert store.votes_counted == len(store.log)
 
     asyncio.run(scenario())
 
@@ -357,26 +357,26 @@ def test_after_a_save_whose_reply_was_lost_the_next_save_is_a_base():
     a base is right either way, and the fence accepts it over the consumer's own save."""
     async def scenario() -> None:
         rng = np.random.default_rng(7)
-        redis = InMemoryLog()
-        redis.write(rng, 4)
-        ranker, _ = consumer(redis, interval_s=0.0)
+        store = InMemoryLog()
+        store.write(rng, 4)
+        ranker, _ = consumer(store, interval_s=0.0)
         await ranker.load()
         await ranker.step()
-        redis.write(rng, 4)
-        redis.lose_next_save_reply = True
+        store.write(rng, 4)
+        store.lose_next_save_reply = True
         try:
             await ranker.step()
         except ConnectionError:
             pass
         else:
             raise AssertionError("the lost reply did not reach the consumer")
-        assert redis.saves == ["base", "delta"] and len(redis.pending) == 4  # not acked
+        assert store.saves == ["base", "delta"] and len(store.pending) == 4  # not acked
 
-        redis.write(rng, 4)
+        store.write(rng, 4)
         await ranker.step()
-        assert redis.saves == ["base", "delta", "base"]
-        assert redis.stored_counts() == redis.expected_counts()
-        assert redis.pending == {}
-        assert_acks_follow_checkpoints(redis)
+        assert store.saves == ["base", "delta", "base"]
+        assert store.stored_counts() == store.expected_counts()
+        assert store.pending == {}
+        assert_acks_follow_checkpoints(store)
 
     asyncio.run(scenario())
