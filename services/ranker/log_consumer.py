@@ -25,7 +25,6 @@ from pairwise import vote_log
 from pairwise.cancellation import raise_if_cancel_requested
 from ranker.checkpoint_policy import CheckpointPolicy, SaveKind, StoredSize
 from ranker.pair_counts import PairCounts, encode_votes
-from ranker.redis_vote_stream import Checkpoint, CheckpointConflict
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +32,31 @@ logger = logging.getLogger(__name__)
 # page of imported entries holds up to read_batch * 1,000 votes, and 70,000 took ~3 ms to
 # decode and ~18 ms to apply at 34,000 proposals, a stall of every RPC on the loop.
 _INLINE_MAX_VOTES = 2_000
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """What Redis last stored for a cause: `counts` reflect exactly the log entries up to
+    `last_id` ("" when none), which hold `votes_counted` votes. `token` names the save that
+    wrote it ("" when none): the next save must name it (fencing). `base_bytes` and
+    `delta_bytes` are the sizes of its base snapshot and of the deltas stored after it;
+    without one (none stored yet) `has_base` is False, and the next save must write a base."""
+
+    last_id: str
+    votes_counted: int
+    counts: PairCounts
+    token: str = ""
+    has_base: bool = False
+    base_bytes: int = 0
+    delta_bytes: int = 0
+
+
+class CheckpointConflict(RuntimeError):
+    """Another consumer saved a checkpoint, or holds entries this one is about to cover.
+
+    Two rankers are consuming the same cause (a shard misconfiguration or a hand-over in
+    progress). Nothing was written; the caller must drop its in-memory state and reload.
+    """
 
 
 class VoteStream(Protocol):

@@ -23,7 +23,6 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -32,6 +31,7 @@ import redis.exceptions
 from pairwise import checkpoint_fields, keys
 from pairwise.redis_scripts import Script, ScriptRunner
 from pairwise.vote_log import RawEntry
+from ranker.log_consumer import Checkpoint, CheckpointConflict
 from ranker.pair_counts import PairCounts, decode_votes
 
 logger = logging.getLogger(__name__)
@@ -46,31 +46,6 @@ _CAUGHT_UP_PAUSE_S = 0.02
 # A base snapshot goes to Redis in RPUSH calls of about this many bytes: each is a few ms
 # of Redis and event-loop time, where one 110 MB HSET blocked both for ~1 s.
 _BASE_CALL_BYTES = 4 << 20
-
-
-@dataclass(frozen=True)
-class Checkpoint:
-    """What Redis last stored for a cause: `counts` reflect exactly the log entries up to
-    `last_id` ("" when none), which hold `votes_counted` votes. `token` names the save that
-    wrote it ("" when none): the next save must name it (fencing). `base_bytes` and
-    `delta_bytes` are the sizes of its base snapshot and of the deltas stored after it;
-    without one (none stored yet) `has_base` is False, and the next save must write a base."""
-
-    last_id: str
-    votes_counted: int
-    counts: PairCounts
-    token: str = ""
-    has_base: bool = False
-    base_bytes: int = 0
-    delta_bytes: int = 0
-
-
-class CheckpointConflict(RuntimeError):
-    """Another consumer saved a checkpoint, or holds entries this one is about to cover.
-
-    Two rankers are consuming the same cause (a shard misconfiguration or a hand-over in
-    progress). Nothing was written; the caller must drop its in-memory state and reload.
-    """
 
 
 # KEYS[1] checkpoint hash, KEYS[2] vote log, KEYS[3] base list, KEYS[4] deltas list,

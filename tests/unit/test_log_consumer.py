@@ -14,9 +14,8 @@ import numpy as np
 from pairwise import vote_log
 from pairwise.vote_log import RawEntry
 from ranker.checkpoint_policy import CheckpointPolicy
-from ranker.log_consumer import LogConsumer
+from ranker.log_consumer import Checkpoint, CheckpointConflict, LogConsumer
 from ranker.pair_counts import PairCounts, decode_votes
-from ranker.redis_vote_stream import Checkpoint, CheckpointConflict
 
 CODES = {vote_log.WIN: vote_log.WIN_CODE, vote_log.TIE: vote_log.TIE_CODE,
          vote_log.SKIP: vote_log.SKIP_CODE}
