@@ -6,11 +6,11 @@ STAMP  := $(VENV)/.installed-stamp
 PROTOS := $(wildcard proto/pairwise/v1/*.proto)
 RUN_DIR ?= run
 BUF    := $(VENV)/bin/buf
-LOCK   := requirements/dev.txt
+LOCK   := requirements-dev.lock
 
 .PHONY: install lock image-wheels proto proto-check proto-lint tools lint check test test-fast up down demo status loadtest bench clean
 
-# Installs are locked: requirements/*.txt pin every package with its hashes, so a release
+# Installs are locked: requirements-*.lock pin every package with its hashes, so a release
 # on PyPI never changes what a fresh clone installs or tests. The venv is rebuilt whenever a
 # lock changes; the project itself goes in editable, built by the locked setuptools.
 $(STAMP): $(LOCK) pyproject.toml
@@ -31,9 +31,9 @@ PIP_COMPILE := PIP_CONFIG_FILE=/dev/null $(VENV)/bin/pip-compile -q --strip-extr
     --generate-hashes --allow-unsafe --index-url https://pypi.org/simple \
     --no-emit-index-url --no-emit-find-links --upgrade
 lock: $(STAMP)
-	$(PIP_COMPILE) --extra dev -o requirements/dev.txt pyproject.toml
-	$(PIP_COMPILE) -c requirements/dev.txt -o requirements/image.txt \
-	    pyproject.toml requirements/image.in
+	$(PIP_COMPILE) --extra dev -o requirements-dev.lock pyproject.toml
+	$(PIP_COMPILE) -c requirements-dev.lock -o requirements-image.lock \
+	    pyproject.toml requirements-image.in
 	$(MAKE) install proto
 
 # Regenerate the committed stubs from proto/ (directory == proto package == Python package).
@@ -71,9 +71,9 @@ tools:
 	    fi; }
 
 # The locked wheels the container image installs offline (deploy/Dockerfile), for its
-# Debian Python 3.11 on x86_64; each checked against requirements/image.txt's hashes.
+# Debian Python 3.11 on x86_64; each checked against requirements-image.lock's hashes.
 image-wheels: $(STAMP)
-	$(PY) -m pip download -q --require-hashes -r requirements/image.txt -d deploy/wheels \
+	$(PY) -m pip download -q --require-hashes -r requirements-image.lock -d deploy/wheels \
 	    --only-binary=:all: --python-version 3.11 --platform manylinux2014_x86_64 \
 	    --platform manylinux_2_17_x86_64 --platform manylinux_2_28_x86_64
 
