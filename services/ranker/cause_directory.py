@@ -9,6 +9,7 @@ import redis.asyncio as aioredis
 
 from pairwise import errors, keys
 from pairwise.cancellation import raise_if_cancel_requested
+from pairwise.redis_scripts import ScriptRunner
 from pairwise.sharding import shard_of
 from ranker.catalog_reader import CatalogReader
 from ranker.cause_ranker import CauseRanker
@@ -35,6 +36,7 @@ class CauseDirectory:
     def __init__(self, client: aioredis.Redis, settings: Settings,
                  fit_pool: FitPool) -> None:
         self._redis = client
+        self._scripts = ScriptRunner(client)
         self._settings = settings
         self._fit_pool = fit_pool
         self._causes: dict[str, CauseRanker] = {}
@@ -94,10 +96,10 @@ class CauseDirectory:
         replica = ReplicaShipper(cause_id, self._fit_pool)
         stream = RedisVoteStream(self._redis, cause_id, consumer=settings.consumer_name,
                                  read_batch=settings.read_batch,
-                                 block_ms=settings.read_block_ms)
+                                 block_ms=settings.read_block_ms, scripts=self._scripts)
         consumer = LogConsumer(
             cause_id, stream, CheckpointPolicy.standard(settings.checkpoint_interval_s),
-            consumer_name=settings.consumer_name, max_proposals=settings.max_proposals,
+            max_proposals=settings.max_proposals,
             changed=changed, observer=replica)
         scheduler = FitScheduler(
             cause_id, consumer, CatalogReader(self._redis, cause_id), self._fit_pool, replica,

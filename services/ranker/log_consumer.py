@@ -60,7 +60,12 @@ class CheckpointConflict(RuntimeError):
 
 
 class VoteStream(Protocol):
-    """One cause's vote log as its consumer sees it (ranker.redis_vote_stream in production)."""
+    """One cause's vote log as its consumer sees it (ranker.redis_vote_stream in production).
+
+    `consumer` is this consumer's name in the group, which also prefixes its save tokens.
+    """
+
+    consumer: str
 
     async def ensure_group(self) -> None:
         """Create the consumer group if it does not exist."""
@@ -120,13 +125,12 @@ class LogConsumer:
     """
 
     def __init__(self, cause_id: str, stream: VoteStream, policy: CheckpointPolicy, *,
-                 consumer_name: str, max_proposals: int, changed: asyncio.Event,
+                 max_proposals: int, changed: asyncio.Event,
                  observer: CountsObserver | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.cause_id = cause_id
         self._stream = stream
         self._policy = policy
-        self._consumer_name = consumer_name
         self._max_proposals = max_proposals
         self._changed = changed
         self._observer = observer
@@ -298,7 +302,7 @@ class LogConsumer:
         delta = encode_votes(*votes) if len(votes[0]) else b""
         kind = self._policy.kind(self._stored, delta_bytes=len(delta),
                                  outcome_unknown=bool(self._unknown_token))
-        token = f"{self._consumer_name}:{uuid.uuid4().hex}"
+        token = f"{self._stream.consumer}:{uuid.uuid4().hex}"
         try:
             if kind is SaveKind.BASE:
                 # Views of the live arrays: nothing applies votes until this save returns.

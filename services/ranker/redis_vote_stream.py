@@ -127,12 +127,12 @@ class RedisVoteStream:
     """One cause's vote log (format: pairwise.vote_log) seen through the ranker consumer
     group, as consumer `consumer`, and the cause's checkpoint (pairwise.checkpoint_fields).
 
-    Its scripts run through `scripts` (one runner of its own when not given), each call in a
+    Its scripts run through `scripts` (the ranker process's one runner), each call in a
     round trip of its own.
     """
 
     def __init__(self, client: aioredis.Redis, cause_id: str, *, consumer: str,
-                 read_batch: int, block_ms: int, scripts: ScriptRunner | None = None) -> None:
+                 read_batch: int, block_ms: int, scripts: ScriptRunner) -> None:
         self.cause_id = cause_id
         self._redis = client
         self._stream = keys.votes(cause_id)
@@ -140,11 +140,11 @@ class RedisVoteStream:
         self._base_key = keys.checkpoint_base(cause_id)
         self._deltas_key = keys.checkpoint_deltas(cause_id)
         self._staging_key = keys.checkpoint_staging(cause_id, consumer)
-        self._consumer = consumer
+        self.consumer = consumer
         self._read_batch = read_batch
         self._block_ms = block_ms
         self._caught_up = False
-        self._scripts = scripts or ScriptRunner(client)
+        self._scripts = scripts
 
     async def ensure_group(self) -> None:
         """Create the consumer group at the start of the log (and the log if absent)."""
@@ -191,7 +191,7 @@ class RedisVoteStream:
         cursor: bytes | str = "0-0"
         while True:
             reply = await self._redis.xautoclaim(
-                self._stream, keys.RANKER_GROUP, self._consumer, min_idle_time=0,
+                self._stream, keys.RANKER_GROUP, self.consumer, min_idle_time=0,
                 start_id=cursor, count=self._read_batch)
             cursor, entries = reply[0], reply[1]
             deleted = reply[2] if len(reply) > 2 else []
@@ -210,7 +210,7 @@ class RedisVoteStream:
         if self._caught_up:
             await asyncio.sleep(_CAUGHT_UP_PAUSE_S)
         reply: Any = await self._redis.xreadgroup(
-            keys.RANKER_GROUP, self._consumer, {self._stream: ">"},
+            keys.RANKER_GROUP, self.consumer, {self._stream: ">"},
             count=self._read_batch, block=self._block_ms)
         entries = list(reply[0][1]) if reply else []
         self._caught_up = len(entries) < self._read_batch
@@ -255,7 +255,7 @@ class RedisVoteStream:
             _SAVE,
             [self._checkpoint_key, self._stream, self._base_key, self._deltas_key,
              self._staging_key],
-            [keys.RANKER_GROUP, self._consumer, previous_token, unknown_token, token, last_id,
+            [keys.RANKER_GROUP, self.consumer, previous_token, unknown_token, token, last_id,
              votes_counted, int(time.time() * 1000), mode, payload])
         if int(status) != 1:
             raise CheckpointConflict(f"cause {self.cause_id!r}: {_text(detail)}")
@@ -266,7 +266,7 @@ class RedisVoteStream:
         acked = 0
         while True:
             n = int(await self._scripts.run_now(
-                _ACK, [self._stream], [keys.RANKER_GROUP, self._consumer, last_id, _ACK_CHUNK]))
+                _ACK, [self._stream], [keys.RANKER_GROUP, self.consumer, last_id, _ACK_CHUNK]))
             acked += n
             if n < _ACK_CHUNK:
                 return acked

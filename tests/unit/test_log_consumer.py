@@ -175,7 +175,7 @@ def consumer(store: InMemoryLog, name: str = "ranker-0", *, interval_s: float = 
     stream = FakeStream(store, name, read_batch=read_batch)
     policy = CheckpointPolicy(interval_s=interval_s, max_unacked=max_unacked, delta_share=4,
                               delta_min_bytes=delta_min_bytes)
-    return LogConsumer("cause", stream, policy, consumer_name=name, max_proposals=1_000,
+    return LogConsumer("cause", stream, policy, max_proposals=1_000,
                        changed=asyncio.Event(), clock=clock or Clock()), stream
 
 
