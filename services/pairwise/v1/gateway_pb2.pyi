@@ -8,16 +8,36 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class CreateCauseRequest(_message.Message):
-    __slots__ = ("cause_id", "title", "auto_accept_proposals")
+    __slots__ = ("cause_id", "title", "auto_accept_proposals", "pair_selection", "top_k")
     CAUSE_ID_FIELD_NUMBER: _ClassVar[int]
     TITLE_FIELD_NUMBER: _ClassVar[int]
     AUTO_ACCEPT_PROPOSALS_FIELD_NUMBER: _ClassVar[int]
+    PAIR_SELECTION_FIELD_NUMBER: _ClassVar[int]
+    TOP_K_FIELD_NUMBER: _ClassVar[int]
     cause_id: str
     title: str
     auto_accept_proposals: bool
-    def __init__(self, cause_id: _Optional[str] = ..., title: _Optional[str] = ..., auto_accept_proposals: _Optional[bool] = ...) -> None: ...
+    pair_selection: _types_pb2.PairSelection
+    top_k: int
+    def __init__(self, cause_id: _Optional[str] = ..., title: _Optional[str] = ..., auto_accept_proposals: _Optional[bool] = ..., pair_selection: _Optional[_Union[_types_pb2.PairSelection, str]] = ..., top_k: _Optional[int] = ...) -> None: ...
 
 class CreateCauseResponse(_message.Message):
+    __slots__ = ("cause",)
+    CAUSE_FIELD_NUMBER: _ClassVar[int]
+    cause: _types_pb2.Cause
+    def __init__(self, cause: _Optional[_Union[_types_pb2.Cause, _Mapping]] = ...) -> None: ...
+
+class UpdatePairSelectionRequest(_message.Message):
+    __slots__ = ("cause_id", "pair_selection", "top_k")
+    CAUSE_ID_FIELD_NUMBER: _ClassVar[int]
+    PAIR_SELECTION_FIELD_NUMBER: _ClassVar[int]
+    TOP_K_FIELD_NUMBER: _ClassVar[int]
+    cause_id: str
+    pair_selection: _types_pb2.PairSelection
+    top_k: int
+    def __init__(self, cause_id: _Optional[str] = ..., pair_selection: _Optional[_Union[_types_pb2.PairSelection, str]] = ..., top_k: _Optional[int] = ...) -> None: ...
+
+class UpdatePairSelectionResponse(_message.Message):
     __slots__ = ("cause",)
     CAUSE_FIELD_NUMBER: _ClassVar[int]
     cause: _types_pb2.Cause
@@ -108,28 +128,34 @@ class NextPairResponse(_message.Message):
     def __init__(self, prompt_token: _Optional[str] = ..., left: _Optional[_Union[_types_pb2.Proposal, _Mapping]] = ..., right: _Optional[_Union[_types_pb2.Proposal, _Mapping]] = ..., expires_at_ms: _Optional[int] = ...) -> None: ...
 
 class SubmitVoteRequest(_message.Message):
-    __slots__ = ("cause_id", "voter_id", "prompt_token", "choice", "skip_reason", "idempotency_key")
+    __slots__ = ("cause_id", "voter_id", "prompt_token", "choice", "skip_reason", "idempotency_key", "want_next_pair")
     CAUSE_ID_FIELD_NUMBER: _ClassVar[int]
     VOTER_ID_FIELD_NUMBER: _ClassVar[int]
     PROMPT_TOKEN_FIELD_NUMBER: _ClassVar[int]
     CHOICE_FIELD_NUMBER: _ClassVar[int]
     SKIP_REASON_FIELD_NUMBER: _ClassVar[int]
     IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    WANT_NEXT_PAIR_FIELD_NUMBER: _ClassVar[int]
     cause_id: str
     voter_id: str
     prompt_token: str
     choice: _types_pb2.Choice
     skip_reason: str
     idempotency_key: str
-    def __init__(self, cause_id: _Optional[str] = ..., voter_id: _Optional[str] = ..., prompt_token: _Optional[str] = ..., choice: _Optional[_Union[_types_pb2.Choice, str]] = ..., skip_reason: _Optional[str] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
+    want_next_pair: bool
+    def __init__(self, cause_id: _Optional[str] = ..., voter_id: _Optional[str] = ..., prompt_token: _Optional[str] = ..., choice: _Optional[_Union[_types_pb2.Choice, str]] = ..., skip_reason: _Optional[str] = ..., idempotency_key: _Optional[str] = ..., want_next_pair: _Optional[bool] = ...) -> None: ...
 
 class SubmitVoteResponse(_message.Message):
-    __slots__ = ("vote_id", "duplicate")
+    __slots__ = ("vote_id", "duplicate", "next_pair", "next_pair_unavailable")
     VOTE_ID_FIELD_NUMBER: _ClassVar[int]
     DUPLICATE_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAIR_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAIR_UNAVAILABLE_FIELD_NUMBER: _ClassVar[int]
     vote_id: str
     duplicate: bool
-    def __init__(self, vote_id: _Optional[str] = ..., duplicate: _Optional[bool] = ...) -> None: ...
+    next_pair: NextPairResponse
+    next_pair_unavailable: str
+    def __init__(self, vote_id: _Optional[str] = ..., duplicate: _Optional[bool] = ..., next_pair: _Optional[_Union[NextPairResponse, _Mapping]] = ..., next_pair_unavailable: _Optional[str] = ...) -> None: ...
 
 class ImportVotesRequest(_message.Message):
     __slots__ = ("votes",)

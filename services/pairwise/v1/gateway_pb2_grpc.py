@@ -41,6 +41,11 @@ class GatewayServiceStub:
                 request_serializer=pairwise_dot_v1_dot_gateway__pb2.CreateCauseRequest.SerializeToString,
                 response_deserializer=pairwise_dot_v1_dot_gateway__pb2.CreateCauseResponse.FromString,
                 _registered_method=True)
+        self.UpdatePairSelection = channel.unary_unary(
+                '/pairwise.v1.GatewayService/UpdatePairSelection',
+                request_serializer=pairwise_dot_v1_dot_gateway__pb2.UpdatePairSelectionRequest.SerializeToString,
+                response_deserializer=pairwise_dot_v1_dot_gateway__pb2.UpdatePairSelectionResponse.FromString,
+                _registered_method=True)
         self.GetCause = channel.unary_unary(
                 '/pairwise.v1.GatewayService/GetCause',
                 request_serializer=pairwise_dot_v1_dot_gateway__pb2.GetCauseRequest.SerializeToString,
@@ -100,6 +105,13 @@ class GatewayServiceServicer:
 
     def CreateCause(self, request, context):
         """Admin.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdatePairSelection(self, request, context):
+        """Admin: change how pairs are chosen, while the cause runs.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -179,6 +191,11 @@ def add_GatewayServiceServicer_to_server(servicer, server):
                     servicer.CreateCause,
                     request_deserializer=pairwise_dot_v1_dot_gateway__pb2.CreateCauseRequest.FromString,
                     response_serializer=pairwise_dot_v1_dot_gateway__pb2.CreateCauseResponse.SerializeToString,
+            ),
+            'UpdatePairSelection': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdatePairSelection,
+                    request_deserializer=pairwise_dot_v1_dot_gateway__pb2.UpdatePairSelectionRequest.FromString,
+                    response_serializer=pairwise_dot_v1_dot_gateway__pb2.UpdatePairSelectionResponse.SerializeToString,
             ),
             'GetCause': grpc.unary_unary_rpc_method_handler(
                     servicer.GetCause,
@@ -260,6 +277,33 @@ class GatewayService:
             '/pairwise.v1.GatewayService/CreateCause',
             pairwise_dot_v1_dot_gateway__pb2.CreateCauseRequest.SerializeToString,
             pairwise_dot_v1_dot_gateway__pb2.CreateCauseResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdatePairSelection(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pairwise.v1.GatewayService/UpdatePairSelection',
+            pairwise_dot_v1_dot_gateway__pb2.UpdatePairSelectionRequest.SerializeToString,
+            pairwise_dot_v1_dot_gateway__pb2.UpdatePairSelectionResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -7,6 +7,12 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class PairSelection(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    PAIR_SELECTION_UNSPECIFIED: _ClassVar[PairSelection]
+    PAIR_SELECTION_UNIFORM: _ClassVar[PairSelection]
+    PAIR_SELECTION_ADAPTIVE: _ClassVar[PairSelection]
+
 class ProposalStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     PROPOSAL_STATUS_UNSPECIFIED: _ClassVar[ProposalStatus]
@@ -21,6 +27,9 @@ class Choice(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     CHOICE_RIGHT: _ClassVar[Choice]
     CHOICE_TIE: _ClassVar[Choice]
     CHOICE_SKIP: _ClassVar[Choice]
+PAIR_SELECTION_UNSPECIFIED: PairSelection
+PAIR_SELECTION_UNIFORM: PairSelection
+PAIR_SELECTION_ADAPTIVE: PairSelection
 PROPOSAL_STATUS_UNSPECIFIED: ProposalStatus
 PROPOSAL_STATUS_PENDING: ProposalStatus
 PROPOSAL_STATUS_ACCEPTED: ProposalStatus
@@ -32,7 +41,7 @@ CHOICE_TIE: Choice
 CHOICE_SKIP: Choice
 
 class Cause(_message.Message):
-    __slots__ = ("cause_id", "title", "auto_accept_proposals", "created_at_ms", "proposals_accepted", "proposals_pending", "proposals_rejected")
+    __slots__ = ("cause_id", "title", "auto_accept_proposals", "created_at_ms", "proposals_accepted", "proposals_pending", "proposals_rejected", "pair_selection", "top_k")
     CAUSE_ID_FIELD_NUMBER: _ClassVar[int]
     TITLE_FIELD_NUMBER: _ClassVar[int]
     AUTO_ACCEPT_PROPOSALS_FIELD_NUMBER: _ClassVar[int]
@@ -40,6 +49,8 @@ class Cause(_message.Message):
     PROPOSALS_ACCEPTED_FIELD_NUMBER: _ClassVar[int]
     PROPOSALS_PENDING_FIELD_NUMBER: _ClassVar[int]
     PROPOSALS_REJECTED_FIELD_NUMBER: _ClassVar[int]
+    PAIR_SELECTION_FIELD_NUMBER: _ClassVar[int]
+    TOP_K_FIELD_NUMBER: _ClassVar[int]
     cause_id: str
     title: str
     auto_accept_proposals: bool
@@ -47,7 +58,9 @@ class Cause(_message.Message):
     proposals_accepted: int
     proposals_pending: int
     proposals_rejected: int
-    def __init__(self, cause_id: _Optional[str] = ..., title: _Optional[str] = ..., auto_accept_proposals: _Optional[bool] = ..., created_at_ms: _Optional[int] = ..., proposals_accepted: _Optional[int] = ..., proposals_pending: _Optional[int] = ..., proposals_rejected: _Optional[int] = ...) -> None: ...
+    pair_selection: PairSelection
+    top_k: int
+    def __init__(self, cause_id: _Optional[str] = ..., title: _Optional[str] = ..., auto_accept_proposals: _Optional[bool] = ..., created_at_ms: _Optional[int] = ..., proposals_accepted: _Optional[int] = ..., proposals_pending: _Optional[int] = ..., proposals_rejected: _Optional[int] = ..., pair_selection: _Optional[_Union[PairSelection, str]] = ..., top_k: _Optional[int] = ...) -> None: ...
 
 class NewProposal(_message.Message):
     __slots__ = ("proposal_id", "text", "author_id")
