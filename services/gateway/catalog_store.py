@@ -22,7 +22,7 @@ redis.call('HSET', KEYS[1], 'title', ARGV[1], 'auto_accept', ARGV[2], 'created_a
 return 1
 """)
 
-# KEYS: cause, proposals, pidx, pids, accepted, catalog_version, pstatus:<status>
+# KEYS: cause, proposals, pidx, pids, accepted, catalog_version, pstatus:<status>, newcomers
 # ARGV: status, then (proposal_id, record without index) pairs (pairwise.proposal_record).
 # Returns {'ok', index...}, {'no_cause'} or {'exists', proposal_id}; nothing is written
 # unless every id is new (all-or-nothing).
@@ -41,14 +41,18 @@ for i = 2, #ARGV, 2 do
   redis.call('HSET', KEYS[2], id, cjson.encode(record))
   redis.call('HSET', KEYS[3], id, index)
   redis.call('ZADD', KEYS[7], index, id)
-  if accepted then redis.call('SADD', KEYS[5], index) end
+  if accepted then
+    redis.call('SADD', KEYS[5], index)
+    redis.call('ZADD', KEYS[8], 0, index)
+  end
   out[#out + 1] = index
 end
 redis.call('INCR', KEYS[6])
 return out
 """)
 
-# KEYS: cause, proposals, accepted, catalog_version, pstatus:PENDING, :ACCEPTED, :REJECTED
+# KEYS: cause, proposals, accepted, catalog_version, pstatus:PENDING, :ACCEPTED, :REJECTED,
+# newcomers
 # ARGV: proposal_id, new status, reason. Returns {'ok', record}, {'no_cause'}, {'no_proposal'}.
 _MODERATE = Script("""
 local raw = redis.call('HGET', KEYS[2], ARGV[1])
@@ -69,8 +73,11 @@ if old ~= ARGV[2] then
   redis.call('ZADD', by_status[ARGV[2]], index, ARGV[1])
   if ARGV[2] == 'ACCEPTED' then
     redis.call('SADD', KEYS[3], index)
+    -- Back among the newcomers until the ranker's next fit says how many votes it has.
+    redis.call('ZADD', KEYS[8], 'NX', 0, index)
   else
     redis.call('SREM', KEYS[3], index)
+    redis.call('ZREM', KEYS[8], index)
   end
   redis.call('INCR', KEYS[4])
 end
@@ -167,7 +174,8 @@ class CatalogStore:
             _ADD_PROPOSALS,
             [keys.cause(cause_id), keys.proposals(cause_id), keys.proposal_index(cause_id),
              keys.proposal_ids(cause_id), keys.accepted(cause_id),
-             keys.catalog_version(cause_id), keys.proposals_with_status(cause_id, status)],
+             keys.catalog_version(cause_id), keys.proposals_with_status(cause_id, status),
+             keys.newcomers(cause_id)],
             args)
         outcome = reply[0].decode()
         if outcome == "no_cause":
@@ -185,7 +193,8 @@ class CatalogStore:
             _MODERATE,
             [keys.cause(cause_id), keys.proposals(cause_id), keys.accepted(cause_id),
              keys.catalog_version(cause_id),
-             *(keys.proposals_with_status(cause_id, s) for s in Status)],
+             *(keys.proposals_with_status(cause_id, s) for s in Status),
+             keys.newcomers(cause_id)],
             [proposal_id, str(status), reason])
         outcome = reply[0].decode()
         if outcome == "no_cause":
