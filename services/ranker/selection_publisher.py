@@ -31,8 +31,9 @@ from ranker.ranking import Ranking
 logger = logging.getLogger(__name__)
 
 DEFAULT_NEWCOMER_VOTES = 10
-# Pool members reset or removed per script call: each call holds Redis for ~1-2 ms.
-POOL_CHUNK = 2000
+# Pool members reset or removed per script call: each call holds Redis for ~2-4 ms on a
+# slow core, so that NextPair and ranking reads are not held up behind a 34,000-item pool.
+POOL_CHUNK = 500
 
 # KEYS: accepted, newcomers.  ARGV: k, then k indices to remove, then (index, votes) pairs
 # to set for the accepted ones among them.
@@ -61,9 +62,9 @@ class SelectionPublisher:
         self._tasks = tasks
         self._latest: Ranking | None = None
         self._writing = False
-        # Proposals under the threshold at the previous write (None: none written yet), so
-        # that only those can have crossed it since.
-        self._under: np.ndarray | None = None
+        # Counted votes by proposal index at the previous write (-1: not in it), or None
+        # before the first: what the next write need not send again.
+        self._votes: np.ndarray | None = None
 
     def offer(self, ranking: Ranking) -> None:
         """Write `ranking` soon, unless a newer one is offered first."""
@@ -87,11 +88,16 @@ class SelectionPublisher:
             self._writing = False
 
     async def write(self, ranking: Ranking) -> None:
-        """Write the summary of `ranking` and reconcile the newcomer pool with its votes."""
+        """Write the summary of `ranking` and reconcile the newcomer pool with its votes.
+
+        Only what can have changed is sent: proposals whose counted votes moved since the
+        previous write (all of them on the first), and members whose estimate reached the
+        threshold while their counted votes did not (shown without an answer).
+        """
+        items = np.asarray(ranking.proposal_index)
         votes = (np.asarray(ranking.wins) + np.asarray(ranking.losses)
                  + np.asarray(ranking.ties))
-        data = selection_summary.encode(ranking.proposal_index, ranking.abilities,
-                                        ranking.std_errors, votes)
+        data = selection_summary.encode(items, ranking.abilities, ranking.std_errors, votes)
         summary_key = keys.selection_summary(self.cause_id)
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.hset(summary_key, "data", data)
@@ -99,12 +105,20 @@ class SelectionPublisher:
             pipe.hget(keys.cause(self.cause_id), "newcomer_votes")
             _, _, threshold = await pipe.execute()
         threshold = int(threshold or DEFAULT_NEWCOMER_VOTES)
-        items = np.asarray(ranking.proposal_index)
+        capped = np.array([int(m) for m in await self._redis.zrangebyscore(
+            keys.newcomers(self.cause_id), threshold, "+inf")], dtype=np.int64)
+
+        previous = np.full(len(items), -1, dtype=np.int64)
+        if self._votes is not None and len(items):
+            known = items < len(self._votes)
+            previous[known] = self._votes[items[known]]
         under = votes < threshold
-        crossed = items[~under] if self._under is None \
-            else np.intersect1d(self._under, items[~under], assume_unique=True)
-        await self._reconcile(crossed, items[under], votes[under])
-        self._under = np.sort(items[under])
+        crossed = ~under & (previous < threshold)
+        reset = under & ((previous != votes) | np.isin(items, capped))
+        await self._reconcile(items[crossed], items[reset], votes[reset])
+        dense = np.full(int(items.max()) + 1 if len(items) else 0, -1, dtype=np.int64)
+        dense[items] = votes
+        self._votes = dense
 
     async def _reconcile(self, removed: np.ndarray, members: np.ndarray,
                          votes: np.ndarray) -> None:
