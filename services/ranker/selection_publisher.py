@@ -105,8 +105,10 @@ class SelectionPublisher:
             pipe.hget(keys.cause(self.cause_id), "newcomer_votes")
             _, _, threshold = await pipe.execute()
         threshold = int(threshold or DEFAULT_NEWCOMER_VOTES)
-        capped = np.array([int(m) for m in await self._redis.zrangebyscore(
-            keys.newcomers(self.cause_id), threshold, "+inf")], dtype=np.int64)
+        members = await self._redis.zrangebyscore(keys.newcomers(self.cause_id), threshold,
+                                                  "+inf")
+        capped = np.array([int(m) for m in members if isinstance(m, bytes | str)],
+                          dtype=np.int64)
 
         previous = np.full(len(items), -1, dtype=np.int64)
         if self._votes is not None and len(items):
