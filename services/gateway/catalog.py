@@ -15,6 +15,13 @@ MAX_TEXT_CHARS = 2000
 MAX_AUTHOR_CHARS = 128
 MAX_REASON_CHARS = 500
 MAX_PROPOSALS_PER_CALL = 1000
+# Adaptive selection sharpens the top `top_k` proposals and their order; a platform
+# retains about ten, and more than a thousand is no longer "the top" of any consultation.
+DEFAULT_TOP_K = 10
+MAX_TOP_K = 1000
+# A proposal with fewer counted votes than this is a newcomer, shown first by adaptive
+# selection; Make.org's sequences favour proposals under 10 votes the same way.
+DEFAULT_NEWCOMER_VOTES = 10
 
 
 class Status(StrEnum):
@@ -25,14 +32,28 @@ class Status(StrEnum):
     REJECTED = "REJECTED"
 
 
+class PairSelection(StrEnum):
+    """How NextPair chooses a cause's pairs, as stored in its cause hash."""
+
+    UNIFORM = "UNIFORM"
+    ADAPTIVE = "ADAPTIVE"
+
+
 @dataclass(frozen=True, slots=True)
 class Cause:
-    """One consultation question; the counts are proposals by status at read time."""
+    """One consultation question; the counts are proposals by status at read time.
+
+    `pair_selection` and `top_k` say how its pairs are chosen; `newcomer_votes` is the vote
+    count under which adaptive selection treats a proposal as new (fixed at creation).
+    """
 
     cause_id: str
     title: str
     auto_accept: bool
     created_at_ms: int
+    pair_selection: PairSelection = PairSelection.UNIFORM
+    top_k: int = DEFAULT_TOP_K
+    newcomer_votes: int = DEFAULT_NEWCOMER_VOTES
     accepted: int = 0
     pending: int = 0
     rejected: int = 0
@@ -77,6 +98,16 @@ def check_title(title: str) -> str:
         raise InvalidArgument("title", f"must be at most {MAX_TITLE_CHARS} characters, "
                                        f"got {len(title)}")
     return title
+
+
+def check_top_k(top_k: int) -> int | None:
+    """`top_k` if within 1..MAX_TOP_K, None for 0 (not given), else InvalidArgument."""
+    if top_k == 0:
+        return None
+    if not 1 <= top_k <= MAX_TOP_K:
+        raise InvalidArgument("top_k", f"must be between 1 and {MAX_TOP_K} (0: not given), "
+                                       f"got {top_k}")
+    return top_k
 
 
 def check_new_proposals(items: Sequence[tuple[str, str, str]]) -> list[NewProposal]:
