@@ -1,5 +1,7 @@
-"""Interactive load: voters arrive (Poisson), each asks NextPair and answers with SubmitVote
-5-20 times, many at once on one event loop, as a platform's backend would on their behalf."""
+"""Interactive load: voters arrive (Poisson), each casts 5-20 votes, many at once on one
+event loop, as a platform's backend would on their behalf: a NextPair for the first pair,
+then one SubmitVote per vote whose reply brings the next pair (`want_next_pair`), or, with
+`next_pair_in_reply` off, a NextPair before every SubmitVote."""
 
 from __future__ import annotations
 
@@ -69,15 +71,19 @@ class InteractiveLoad:
         campaign, c = self.campaign, self.campaign.counters
         voter_id = f"v{number}"
         population = campaign.population
+        in_reply = self.plan.next_pair_in_reply
+        pair: gateway_pb2.NextPairResponse | None = None
         try:
             for k in range(int(self.rng.integers(5, 21))):
                 if self._over():
                     return
-                try:
-                    pair = await campaign.gateway.call("NextPair", gateway_pb2.NextPairRequest(
-                        cause_id=campaign.cause_id, voter_id=voter_id), c)
-                except grpc.aio.AioRpcError:
-                    return  # no pair left, rate-limited or failing: the voter leaves
+                if pair is None:
+                    try:
+                        pair = await campaign.gateway.call(
+                            "NextPair", gateway_pb2.NextPairRequest(
+                                cause_id=campaign.cause_id, voter_id=voter_id), c)
+                    except grpc.aio.AioRpcError:
+                        return  # no pair left, rate-limited or failing: the voter leaves
                 decision = population.model.choose(
                     float(population.abilities[population.index_of(pair.left.proposal_id)]),
                     float(population.abilities[population.index_of(pair.right.proposal_id)]),
@@ -85,14 +91,24 @@ class InteractiveLoad:
                 if self.plan.think_s:
                     await asyncio.sleep(self.plan.think_s)
                 c.sent += 1
-                await self._submit(gateway_pb2.SubmitVoteRequest(
+                # A platform cannot know which vote is a voter's last, so it asks every time.
+                reply = await self._submit(gateway_pb2.SubmitVoteRequest(
                     cause_id=campaign.cause_id, voter_id=voter_id,
                     prompt_token=pair.prompt_token, choice=CHOICE[decision.answer],
-                    skip_reason=decision.reason, idempotency_key=str(k)))
+                    skip_reason=decision.reason, idempotency_key=str(k),
+                    want_next_pair=in_reply))
+                pair = None
+                if in_reply and reply is not None:
+                    if reply.next_pair_unavailable:
+                        return  # no pair left for this voter: it leaves
+                    pair = reply.next_pair
         finally:
             c.voters_done += 1
 
-    async def _submit(self, request: gateway_pb2.SubmitVoteRequest) -> None:
+    async def _submit(self, request: gateway_pb2.SubmitVoteRequest
+                      ) -> gateway_pb2.SubmitVoteResponse | None:
+        """Submit the vote, retried with the same key while its outcome is unknown; its
+        reply, or None when it was refused or its outcome stayed unknown."""
         campaign, c = self.campaign, self.campaign.counters
         for attempt in range(1, ATTEMPTS + 1):
             try:
@@ -100,10 +116,10 @@ class InteractiveLoad:
             except grpc.aio.AioRpcError as exc:
                 if exc.code() not in RETRYABLE:
                     c.rejected += 1  # refused (expired prompt, rate limit...): never written
-                    return
+                    return None
                 if attempt == ATTEMPTS:
                     c.unknown += 1
-                    return
+                    return None
                 await asyncio.sleep(0.05 * attempt)
                 continue
             if reply.duplicate and attempt == 1:
@@ -113,4 +129,5 @@ class InteractiveLoad:
             if now - self._last_sample >= 1.0 / SAMPLES_PER_S:
                 self._last_sample = now
                 c.freshness.sample(now - campaign.origin, c.log_bound())
-            return
+            return reply
+        return None

@@ -60,6 +60,9 @@ class LoadPlan:
     concurrency: int = 256
     arrival_rate: float = 1_000.0
     think_s: float = 0.0
+    # Each voter asks NextPair once, then gets every next pair in its SubmitVote's reply
+    # (want_next_pair): one call per vote instead of two.
+    next_pair_in_reply: bool = True
     # Bulk: votes per ImportVotes call, and calls in flight at once. With one, client,
     # gateway, ingest and Redis take turns and a core idles (~130k votes/s end to end at
     # 2,000 proposals); two overlap them (150-180k/s); more only queue in Redis.

@@ -25,9 +25,9 @@ def test_a_late_proposal_reaches_ten_votes_fast(cluster: Cluster, redis_url: str
     store = redis.Redis.from_url(redis_url)
     with cluster.channel() as channel:
         stub = gateway_pb2_grpc.GatewayServiceStub(channel)
-        stub.CreateCause(gw.CreateCauseRequest(cause_id=cause_id, title="Q"),
-                         metadata=cluster.admin, timeout=5)
-        store.hset(keys.cause(cause_id), mapping={"pair_selection": "ADAPTIVE"})
+        stub.CreateCause(gw.CreateCauseRequest(
+            cause_id=cause_id, title="Q", pair_selection=types_pb2.PAIR_SELECTION_ADAPTIVE),
+            metadata=cluster.admin, timeout=5)
         stub.AddProposals(gw.AddProposalsRequest(cause_id=cause_id, proposals=[
             types_pb2.NewProposal(proposal_id=f"p{i:02d}", text=f"idea {i}")
             for i in range(N)]), metadata=cluster.admin, timeout=5)
