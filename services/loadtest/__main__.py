@@ -67,6 +67,10 @@ def parser() -> argparse.ArgumentParser:
                    help="new voters per second (Poisson)")
     p.add_argument("--think", type=float, default=DEFAULTS.think_s,
                    help="seconds an interactive voter reads a pair before answering")
+    p.add_argument("--next-pair-in-reply", action=argparse.BooleanOptionalAction,
+                   default=DEFAULTS.next_pair_in_reply,
+                   help="interactive votes ask SubmitVote for the voter's next pair (one call "
+                        "per vote); --no-next-pair-in-reply calls NextPair before each vote")
     p.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size,
                    help="votes per ImportVotes call (bulk)")
     p.add_argument("--bulk-streams", type=int, default=DEFAULTS.bulk_streams,
@@ -111,7 +115,8 @@ def main(argv: list[str] | None = None) -> int:
             mode=modes[0], voters=args.voters, proposals=args.proposals,
             new_proposals=args.new_proposals, duration_s=args.duration,
             max_votes=args.max_votes, concurrency=args.concurrency,
-            arrival_rate=args.arrival_rate, think_s=args.think, batch_size=args.batch_size,
+            arrival_rate=args.arrival_rate, think_s=args.think,
+            next_pair_in_reply=args.next_pair_in_reply, batch_size=args.batch_size,
             bulk_streams=args.bulk_streams, tie_rate=args.tie_rate, skip_rate=args.skip_rate,
             catch_up_s=args.catch_up, baseline=not args.no_baseline,
             baseline_votes=args.baseline_votes, accuracy_every_s=args.accuracy_every,

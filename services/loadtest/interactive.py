@@ -1,5 +1,6 @@
-"""Interactive load: voters arrive (Poisson), each asks NextPair and answers with SubmitVote
-5-20 times, many at once on one event loop, as a platform's backend would on their behalf."""
+"""Interactive load: voters arrive (Poisson), each answers 5-20 pairs (NextPair, then
+SubmitVote asking for the next pair in its reply), many at once on one event loop, as a
+platform's backend would on their behalf."""
 
 from __future__ import annotations
 
@@ -69,41 +70,67 @@ class InteractiveLoad:
         campaign, c = self.campaign, self.campaign.counters
         voter_id = f"v{number}"
         population = campaign.population
+        low, high = self.plan.votes_per_voter
+        n_votes = int(self.rng.integers(low, high + 1))
+        # This voter's pairs so far (a voter never comes back, so the set dies with it).
+        shown: set[tuple[str, str]] = set()
+        pair: gateway_pb2.NextPairResponse | None = None
         try:
-            for k in range(int(self.rng.integers(5, 21))):
+            for k in range(n_votes):
                 if self._over():
                     return
-                try:
-                    pair = await campaign.gateway.call("NextPair", gateway_pb2.NextPairRequest(
-                        cause_id=campaign.cause_id, voter_id=voter_id), c)
-                except grpc.aio.AioRpcError:
-                    return  # no pair left, rate-limited or failing: the voter leaves
-                decision = population.model.choose(
-                    float(population.abilities[population.index_of(pair.left.proposal_id)]),
-                    float(population.abilities[population.index_of(pair.right.proposal_id)]),
-                    self.rng)
+                if pair is None:
+                    try:
+                        pair = await campaign.gateway.call(
+                            "NextPair", gateway_pb2.NextPairRequest(
+                                cause_id=campaign.cause_id, voter_id=voter_id), c)
+                    except grpc.aio.AioRpcError:
+                        return  # no pair left, rate-limited or failing: the voter leaves
+                ids = (pair.left.proposal_id, pair.right.proposal_id)
+                key = (min(ids), max(ids))
+                if key in shown:
+                    c.repeated_pairs += 1
+                shown.add(key)
+                left, right = population.index_of(ids[0]), population.index_of(ids[1])
+                decision = population.model.choose(float(population.abilities[left]),
+                                                   float(population.abilities[right]),
+                                                   self.rng)
                 if self.plan.think_s:
                     await asyncio.sleep(self.plan.think_s)
                 c.sent += 1
-                await self._submit(gateway_pb2.SubmitVoteRequest(
+                reply = await self._submit(gateway_pb2.SubmitVoteRequest(
                     cause_id=campaign.cause_id, voter_id=voter_id,
                     prompt_token=pair.prompt_token, choice=CHOICE[decision.answer],
-                    skip_reason=decision.reason, idempotency_key=str(k)))
+                    skip_reason=decision.reason, idempotency_key=str(k),
+                    want_next_pair=self.plan.next_pair_in_reply and k + 1 < n_votes))
+                pair = None
+                if reply is None:
+                    continue
+                campaign.proposal_votes.vote(left, right, skip=decision.answer == "skip")
+                if reply.HasField("next_pair"):
+                    c.next_pairs_in_reply += 1
+                    pair = reply.next_pair
+                elif reply.next_pair_unavailable:
+                    return  # every pair shown: the voter is done
         finally:
             c.voters_done += 1
 
-    async def _submit(self, request: gateway_pb2.SubmitVoteRequest) -> None:
+    async def _submit(self, request: gateway_pb2.SubmitVoteRequest
+                      ) -> gateway_pb2.SubmitVoteResponse | None:
+        """The reply once the vote is recorded (a retry's replay included); None when it was
+        refused or its outcome stayed unknown after the retries."""
         campaign, c = self.campaign, self.campaign.counters
         for attempt in range(1, ATTEMPTS + 1):
             try:
-                reply = await campaign.gateway.call("SubmitVote", request, c)
+                reply: gateway_pb2.SubmitVoteResponse = await campaign.gateway.call(
+                    "SubmitVote", request, c)
             except grpc.aio.AioRpcError as exc:
                 if exc.code() not in RETRYABLE:
                     c.rejected += 1  # refused (expired prompt, rate limit...): never written
-                    return
+                    return None
                 if attempt == ATTEMPTS:
                     c.unknown += 1
-                    return
+                    return None
                 await asyncio.sleep(0.05 * attempt)
                 continue
             if reply.duplicate and attempt == 1:
@@ -113,4 +140,5 @@ class InteractiveLoad:
             if now - self._last_sample >= 1.0 / SAMPLES_PER_S:
                 self._last_sample = now
                 c.freshness.sample(now - campaign.origin, c.log_bound())
-            return
+            return reply
+        return None

@@ -55,11 +55,16 @@ class LoadPlan:
     # The load phase stops after this long, or when every mode sent `max_votes`.
     duration_s: float = 60.0
     max_votes: int = 2_000_000
-    # Interactive: voters voting at once (NextPair -> SubmitVote each), and how fast new
-    # voters arrive (Poisson); each casts 5-20 votes, reading each pair `think_s`.
+    # Interactive: voters voting at once, and how fast new voters arrive (Poisson); each
+    # casts `votes_per_voter` votes (uniform between the two, inclusive), reading each pair
+    # `think_s`. With `next_pair_in_reply` a vote asks SubmitVote for the voter's next pair
+    # (one call per vote; NextPair only when the reply brings none), else NextPair ->
+    # SubmitVote for every vote.
     concurrency: int = 256
     arrival_rate: float = 1_000.0
     think_s: float = 0.0
+    votes_per_voter: tuple[int, int] = (5, 20)
+    next_pair_in_reply: bool = True
     # Bulk: votes per ImportVotes call, and calls in flight at once. With one, client,
     # gateway, ingest and Redis take turns and a core idles (~130k votes/s end to end at
     # 2,000 proposals); two overlap them (150-180k/s); more only queue in Redis.
@@ -93,6 +98,9 @@ class LoadPlan:
         if not 0 <= self.new_proposals <= MAX_PROPOSALS - self.proposals:
             raise PlanError(f"--new-proposals must be between 0 and "
                             f"{MAX_PROPOSALS - self.proposals}, got {self.new_proposals}")
+        low, high = self.votes_per_voter
+        if not 1 <= low <= high:
+            raise PlanError(f"votes per voter must be 1 <= low <= high, got {low}-{high}")
         for flag, rate in (("--tie-rate", self.tie_rate), ("--skip-rate", self.skip_rate)):
             if not 0 <= rate <= 1:
                 raise PlanError(f"{flag} must be between 0 and 1, got {rate}")
