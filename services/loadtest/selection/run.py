@@ -1,0 +1,161 @@
+"""One seed of the benchmark: a uniform and an adaptive cause opened on the same hidden
+truth, voted on side by side through NextPair / SubmitVote until each spent its budget, new
+proposals accepted at the same vote counts in both, the full rankings compared with the truth
+as the votes counted grow, then caught up, audited and summed up per strategy."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any, TextIO
+
+import numpy as np
+
+from cluster.voter_model import VoterModel
+from loadtest.accuracy import compare
+from loadtest.campaign import POLL_S, Campaign
+from loadtest.gateway_client import Gateway
+from loadtest.interactive import InteractiveLoad
+from loadtest.population import Population
+from loadtest.progress import LiveProgress
+from loadtest.selection import metrics
+from loadtest.selection.plan import SelectionPlan
+from pairwise.v1 import types_pb2
+
+STRATEGIES = {"uniform": types_pb2.PAIR_SELECTION_UNIFORM,
+              "adaptive": types_pb2.PAIR_SELECTION_ADAPTIVE}
+_REFRESH_S = 0.25
+
+
+async def run_seed(plan: SelectionPlan, seed: int, gateway: Gateway, run_id: str,
+                   out: TextIO) -> dict[str, Any]:
+    """Both strategies on the truth of `seed`; returns {"seed", "strategies": {name: ...}}
+    with each strategy's samples, newcomers, audit and derived figures (metrics.derive)."""
+    load = plan.load_plan(seed)
+    model = VoterModel(skip_rate=plan.skip_rate, tie_rate=plan.tie_rate)
+    population = Population(plan.proposals, plan.new_proposals, load.voters, model, seed=seed)
+    campaigns = [Campaign(gateway, population, name, f"sel-{run_id}-{seed}-{name}")
+                 for name in STRATEGIES]
+    console = LiveProgress([], plan.time_limit_s, out)
+    console.say(f"seed {seed}: opening a uniform and an adaptive cause with "
+                f"{plan.proposals:,} proposals ...")
+    await asyncio.gather(*(c.open(STRATEGIES[c.mode]) for c in campaigns))
+    origin = time.monotonic()
+    for campaign in campaigns:
+        campaign.origin = origin
+    deadline = origin + plan.time_limit_s
+    loads = [InteractiveLoad(c, load, deadline, np.random.default_rng([seed, n]))
+             for n, c in enumerate(campaigns)]
+    samples: dict[str, list[dict[str, Any]]] = {c.mode: [] for c in campaigns}
+    voting = [asyncio.create_task(each.run()) for each in loads]
+    background = [asyncio.create_task(task) for c in campaigns for task in (
+        _sample(c, plan, samples[c.mode], voting), _waves(c, plan, voting))]
+    with LiveProgress(campaigns, plan.time_limit_s, out, votes=plan.votes) as progress:
+        everything = asyncio.gather(*voting)
+        while not everything.done():
+            progress.refresh()
+            await asyncio.wait({everything}, timeout=_REFRESH_S)
+        await everything
+        vote_s = time.monotonic() - origin
+        progress.say(f"seed {seed}: voting over after {vote_s:.0f} s; waiting for the ranker "
+                     "to count every vote ...")
+        caught_up = await asyncio.gather(*(c.catch_up(plan.catch_up_s) for c in campaigns))
+    await asyncio.gather(*background)
+    strategies = {}
+    for campaign, done in zip(campaigns, caught_up, strict=True):
+        final = await _measure(campaign)
+        if final is not None:
+            samples[campaign.mode].append(final["point"])
+        strategies[campaign.mode] = _strategy(campaign, plan, samples[campaign.mode], done,
+                                              final, await campaign.audit())
+    return {"seed": seed, "vote_s": round(vote_s, 1),
+            "wall_s": round(time.monotonic() - origin, 1), "strategies": strategies,
+            "ratios": metrics.ratios(strategies)}
+
+
+async def _sample(campaign: Campaign, plan: SelectionPlan, samples: list[dict[str, Any]],
+                  voting: list[asyncio.Task[None]]) -> None:
+    """Read and compare the full ranking each time the votes counted grew enough, while
+    the voters vote."""
+    next_at = plan.sample_step
+    while not all(task.done() for task in voting):
+        counted = await campaign.poll()
+        if counted >= next_at:
+            measured = await _measure(campaign)
+            if measured is not None:
+                samples.append(measured["point"])
+                counted = measured["point"]["votes_counted"]
+            next_at = max(counted + plan.sample_step, int(counted * (1 + plan.sample_growth)))
+        await asyncio.sleep(POLL_S)
+
+
+async def _measure(campaign: Campaign) -> dict[str, Any] | None:
+    """The latest full ranking against the truth, with the votes each accepted proposal had
+    received from the voters at the time; None when the ranking could not be read."""
+    ranking = await campaign.read_ranking()
+    if ranking is None:
+        return None
+    counted, entries = ranking
+    votes = campaign.proposal_votes
+    point = compare(
+        round(campaign.elapsed(), 3), counted, np.array([e.ability for e in entries]),
+        np.array([e.ci_low for e in entries]), np.array([e.ci_high for e in entries]),
+        campaign.population.truth([e.proposal_id for e in entries]))
+    campaign.accuracy.append(point)
+    ranked = np.array([campaign.population.index_of(e.proposal_id) for e in entries],
+                      dtype=np.int64)
+    counted_votes = np.array([e.wins + e.losses + e.ties for e in entries], dtype=np.int64)
+    return {"point": {**point.as_dict(), "votes_ok": votes.cause_votes,
+                      "received": votes.spread(campaign.accepted)},
+            "ranked": ranked, "counted_votes": counted_votes}
+
+
+async def _waves(campaign: Campaign, plan: SelectionPlan,
+                 voting: list[asyncio.Task[None]]) -> None:
+    """The admin accepts `plan.new_per_wave` citizens' proposals each time the cause's OK
+    votes reach a wave's share of the budget (the same vote counts in every cause)."""
+    first = campaign.population.n_seed
+    for fraction in plan.waves:
+        due = int(fraction * plan.votes)
+        while campaign.counters.ok < due:
+            if all(task.done() for task in voting):
+                return
+            await asyncio.sleep(0.01)
+        await campaign.add_citizens(range(first, first + plan.new_per_wave))
+        first += plan.new_per_wave
+
+
+def _strategy(campaign: Campaign, plan: SelectionPlan, samples: list[dict[str, Any]],
+              caught_up: bool, final: dict[str, Any] | None,
+              audit: dict[str, Any]) -> dict[str, Any]:
+    c = campaign.counters
+    votes = campaign.proposal_votes
+    # Every vote answered OK is in the ranking, proposal by proposal: the ranking's wins +
+    # losses + ties per proposal equal the non-skip votes the voters were told were recorded.
+    agree = None
+    if final is not None and caught_up:
+        agree = bool(np.array_equal(final["counted_votes"], votes.received[final["ranked"]])
+                     and len(final["ranked"]) == len(campaign.accepted))
+    cause = campaign.cause
+    out: dict[str, Any] = {
+        "cause_id": campaign.cause_id,
+        "pair_selection_in_force": (types_pb2.PairSelection.Name(cause.pair_selection)
+                                    if cause is not None else None),
+        "votes": {"sent": c.sent, "ok": c.ok, "unknown_outcome": c.unknown,
+                  "rejected": c.rejected, "next_pairs_in_reply": c.next_pairs_in_reply,
+                  "next_pair_calls": c.latencies.count("NextPair")},
+        "repeated_pairs": c.repeated_pairs,
+        "voters": c.voters_done,
+        "caught_up": caught_up,
+        "audit": audit,
+        "per_proposal_counts_agree": agree,
+        "errors": c.errors.as_dict(),
+        "latency_ms": c.latencies.summary_ms(),
+        "received": votes.spread(campaign.accepted),
+        "proposals_short_at_end": int(
+            (votes.received[campaign.accepted] < votes.threshold).sum()),
+        "newcomers": votes.newcomers(),
+        "samples": samples,
+    }
+    out["derived"] = metrics.derive(out, plan)
+    return out
