@@ -71,7 +71,8 @@ def _strategy(recall: int | None, tau: int | None, coverage: float,
                 "coverage": coverage, "top20_width": 0.5}]
     strategy = {"samples": samples, "newcomers": [{"votes_to_threshold": w} for w in waits],
                 "proposals_short_at_end": sum(w is None for w in waits),
-                "received": {"min": 10, "median": 400.0, "max": 900}}
+                "received": {"min": 10, "median": 400.0, "max": 900},
+                "latency_ms": {"NextPair": {"p99": 12.0}}}
     derived = metrics.derive(strategy, preset("1k"))
     derived.update(votes_to_recall=recall, votes_to_tau=tau)
     return {"derived": derived}
@@ -93,7 +94,11 @@ def test_goals_are_judged_on_medians_over_seeds_and_on_every_new_proposal() -> N
     recall = summary["ratios"]["votes_to_recall"]
     assert recall["median"] == pytest.approx(40_000 / 150_000) and recall["exact"]
     assert recall["of_medians"] == pytest.approx(40_000 / 160_000)
-    assert summary["strategies"]["adaptive"]["newcomer_worst"]["per_seed"] == [1500, 1900, 1200]
+    adaptive = summary["strategies"]["adaptive"]
+    assert adaptive["newcomer_worst"]["per_seed"] == [1500, 1900, 1200]
+    assert adaptive["nextpair_p99_ms"]["median"] == 12.0
+    assert adaptive["submitvote_p99_ms"] == {"median": None, "known": 0,
+                                             "per_seed": [None] * 3}
     goals = {g["goal"]: g for g in summary["goals"]}
     assert not goals[RECALL]["met"]  # 0.267 > 0.25
     # Median 0.846 <= 0.9, but the third seed needed more votes than uniform's: missed.

@@ -60,6 +60,9 @@ def derive(strategy: dict[str, Any], plan: SelectionPlan) -> dict[str, Any]:
     out["received_min"] = strategy["received"]["min"]
     out["received_median"] = strategy["received"]["median"]
     out["received_max"] = strategy["received"]["max"]
+    # Both causes are voted on at once, on the same cores: their latencies compare fairly.
+    for rpc in ("NextPair", "SubmitVote"):
+        out[f"{rpc.lower()}_p99_ms"] = strategy["latency_ms"].get(rpc, {}).get("p99")
     out["newcomer_goal_votes"] = plan.newcomer_goal_votes
     return out
 

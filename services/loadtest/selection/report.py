@@ -96,7 +96,9 @@ def summary_lines(result: dict[str, Any]) -> list[str]:
             ("proposals under 10 votes at end", "proposals_short_at_end", _votes),
             ("votes received: min", "received_min", _votes),
             ("votes received: median", "received_median", _votes),
-            ("votes received: max", "received_max", _votes)]
+            ("votes received: max", "received_max", _votes),
+            ("NextPair p99 (ms)", "nextpair_p99_ms", _ms),
+            ("SubmitVote p99 (ms)", "submitvote_p99_ms", _ms)]
     lines.append(f"  {'median (per seed)':<38} {'uniform':<30} {'adaptive':<30}")
     for label, key, shown in rows:
         cells = []
@@ -127,6 +129,10 @@ def summary_lines(result: dict[str, Any]) -> list[str]:
 
 def _fraction(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f}"
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
 
 
 def _percent(value: float | None) -> str:
