@@ -32,9 +32,10 @@ def finish(axes: plt.Axes) -> None:
         axes.legend(fontsize=7)
 
 
-def save(figure: plt.Figure, path: Path) -> None:
-    """Write `figure` as a PNG to `path` (below a suptitle) and free it."""
-    figure.tight_layout(rect=(0, 0, 1, 0.97))
+def save(figure: plt.Figure, path: Path, top: float = 0.97) -> None:
+    """Write `figure` as a PNG to `path`, its panels below `top` (a share of the height,
+    above which the suptitle goes), and free it."""
+    figure.tight_layout(rect=(0, 0, 1, top))
     figure.savefig(path, dpi=110)
     plt.close(figure)
 

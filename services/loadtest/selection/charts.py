@@ -14,7 +14,7 @@ _GOAL = {"color": "gray", "linewidth": 0.8, "linestyle": "-."}
 
 def draw(result: dict[str, Any], path: Path) -> None:
     """Write the six-panel picture of `result` (report.build) to `path`."""
-    figure, axes = plt.subplots(2, 3, figsize=(16, 9.5))
+    figure, axes = plt.subplots(2, 3, figsize=(16, 10))
     recall, tau, coverage, width, received, newcomers = axes.flat
     for seed in result["seeds"]:
         for name, s in seed["strategies"].items():
@@ -60,13 +60,14 @@ def draw(result: dict[str, Any], path: Path) -> None:
                   ylabel="votes cast in the cause (log scale)", yscale="log")
     finish(newcomers)
     plan, code = result["plan"], result["code"]
-    goals = "   ".join(f"{'✓' if g['met'] else '✗'} {g['goal']}: "
-                       f"{'-' if g['measured'] is None else format(g['measured'], ',.3g')}"
-                       for g in result["summary"]["goals"])
+    marks = [f"{'✓' if g['met'] else '✗'} {g['goal']}: "
+             f"{'-' if g['measured'] is None else format(g['measured'], ',.3g')}"
+             for g in result["summary"]["goals"]]
+    goals = "\n".join("   ".join(marks[k:k + 2]) for k in range(0, len(marks), 2))
     figure.suptitle(
         f"Pair selection, uniform vs adaptive — {plan['proposals']:,} proposals "
         f"+ {plan['new_per_wave'] * len(plan['waves'])} accepted mid-run, "
         f"{plan['votes']:,} votes a strategy, {len(result['seeds'])} seed(s), code "
         f"{code['commit']}{'+' if code['dirty'] else ''} ({result['run_id']})\n{goals}",
         fontsize=9)
-    save(figure, path)
+    save(figure, path, top=0.94)

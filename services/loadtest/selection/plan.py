@@ -13,8 +13,8 @@ from loadtest.plan import INTERACTIVE, MAX_PROPOSALS, LoadPlan, PlanError
 
 # Goals this benchmark measures (names are the report's keys); a preset checks those its
 # size and budget can decide.
-RECALL = "votes to top-10 recall >= 0.8: adaptive / uniform"
-TAU = "votes to Kendall tau >= 0.9: adaptive / uniform"
+RECALL = "votes until top-10 recall stays >= 0.8: adaptive / uniform"
+TAU = "votes until Kendall tau stays >= 0.9: adaptive / uniform"
 COVERAGE = "95% interval coverage under adaptive selection"
 NEWCOMERS = "votes from acceptance to a new proposal's 10th vote (adaptive, worst)"
 

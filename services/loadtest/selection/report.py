@@ -82,10 +82,10 @@ def summary_lines(result: dict[str, Any]) -> list[str]:
         lines.append(f"  NOTE: the adaptive cause ran with {sorted(in_force['adaptive'])}: "
                      "this gateway does not choose pairs adaptively yet")
     strategies = summary["strategies"]
-    rows = [("votes to top-10 recall >= 0.8", "votes_to_recall", _votes),
-            ("  ... and held to the end", "votes_to_recall_held", _votes),
-            ("votes to Kendall tau >= 0.9", "votes_to_tau", _votes),
-            ("  ... and held to the end", "votes_to_tau_held", _votes),
+    rows = [("votes until top-10 recall stays >= 0.8", "votes_to_recall_held", _votes),
+            ("  ... first touched it", "votes_to_recall", _votes),
+            ("votes until Kendall tau stays >= 0.9", "votes_to_tau_held", _votes),
+            ("  ... first touched it", "votes_to_tau", _votes),
             ("final top-10 recall", "final_top10_recall", _fraction),
             ("final Kendall tau", "final_kendall_tau", _fraction),
             ("final 95% coverage", "final_coverage", _percent),
@@ -106,12 +106,15 @@ def summary_lines(result: dict[str, Any]) -> list[str]:
             figure = strategies[name][key]
             cells.append(f"{shown(figure['median'])} ({_per_seed(figure['per_seed'], shown)})")
         lines.append(f"  {label:<38} {cells[0]:<30} {cells[1]:<30}")
-    for name, label in (("votes_to_recall", "recall"), ("votes_to_tau", "tau")):
+    for name, label in (("votes_to_recall_held", "recall stays >= 0.8"),
+                        ("votes_to_tau_held", "tau stays >= 0.9"),
+                        ("votes_to_recall", "recall first >= 0.8"),
+                        ("votes_to_tau", "tau first >= 0.9")):
         r = summary["ratios"][name]
         per_seed = ", ".join("-" if p["value"] is None else
                              f"{'' if p['relation'] == '=' else p['relation']}{p['value']:.3f}"
                              for p in r["per_seed"])
-        lines.append(f"  adaptive / uniform, votes to {label:<7} median "
+        lines.append(f"  adaptive / uniform, votes until {label:<20} median "
                      f"{_fraction(r['median'])} (per seed {per_seed}); ratio of the medians "
                      f"{_fraction(r['of_medians'])}")
     for goal in summary["goals"]:
