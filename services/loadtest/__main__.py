@@ -1,8 +1,9 @@
 """`python -m loadtest`: simulated voters against a running Pairwise cluster (`make up`),
-interactively (NextPair -> SubmitVote), in bulk (ImportVotes), or both, bounded in votes and
-time; prints live progress and writes a JSON and PNG report: votes/s, latency per call, how
-fresh the ranking is, its accuracy against the simulated truth, an audit that every vote
-answered OK is counted once, and the goals below. Loopback targets only."""
+interactively (a NextPair, then one SubmitVote per vote bringing the next pair), in bulk
+(ImportVotes), or both, bounded in votes and time; prints live progress and writes a JSON and
+PNG report: votes/s, latency per call, how fresh the ranking is, its accuracy against the
+simulated truth, an audit that every vote answered OK is counted once, and the goals below.
+Loopback targets only."""
 
 from __future__ import annotations
 
@@ -69,8 +70,9 @@ def parser() -> argparse.ArgumentParser:
                    help="seconds an interactive voter reads a pair before answering")
     p.add_argument("--next-pair-in-reply", action=argparse.BooleanOptionalAction,
                    default=DEFAULTS.next_pair_in_reply,
-                   help="interactive votes ask SubmitVote for the voter's next pair (one call "
-                        "per vote); --no-next-pair-in-reply calls NextPair before each vote")
+                   help="interactive voters get each next pair in SubmitVote's reply (one "
+                        "call per vote after their first NextPair); --no-next-pair-in-reply: "
+                        "NextPair before every vote")
     p.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size,
                    help="votes per ImportVotes call (bulk)")
     p.add_argument("--bulk-streams", type=int, default=DEFAULTS.bulk_streams,

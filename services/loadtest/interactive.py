@@ -1,6 +1,7 @@
-"""Interactive load: voters arrive (Poisson), each answers 5-20 pairs (NextPair, then
-SubmitVote asking for the next pair in its reply), many at once on one event loop, as a
-platform's backend would on their behalf."""
+"""Interactive load: voters arrive (Poisson), each casts 5-20 votes, many at once on one
+event loop, as a platform's backend would on their behalf: a NextPair for the first pair,
+then one SubmitVote per vote whose reply brings the next pair (`want_next_pair`), or, with
+`next_pair_in_reply` off, a NextPair before every SubmitVote."""
 
 from __future__ import annotations
 
@@ -70,13 +71,13 @@ class InteractiveLoad:
         campaign, c = self.campaign, self.campaign.counters
         voter_id = f"v{number}"
         population = campaign.population
+        in_reply = self.plan.next_pair_in_reply
+        pair: gateway_pb2.NextPairResponse | None = None
         low, high = self.plan.votes_per_voter
-        n_votes = int(self.rng.integers(low, high + 1))
         # This voter's pairs so far (a voter never comes back, so the set dies with it).
         shown: set[tuple[str, str]] = set()
-        pair: gateway_pb2.NextPairResponse | None = None
         try:
-            for k in range(n_votes):
+            for k in range(int(self.rng.integers(low, high + 1))):
                 if self._over():
                     return
                 if pair is None:
@@ -87,10 +88,9 @@ class InteractiveLoad:
                     except grpc.aio.AioRpcError:
                         return  # no pair left, rate-limited or failing: the voter leaves
                 ids = (pair.left.proposal_id, pair.right.proposal_id)
-                key = (min(ids), max(ids))
-                if key in shown:
+                if (min(ids), max(ids)) in shown:
                     c.repeated_pairs += 1
-                shown.add(key)
+                shown.add((min(ids), max(ids)))
                 left, right = population.index_of(ids[0]), population.index_of(ids[1])
                 decision = population.model.choose(float(population.abilities[left]),
                                                    float(population.abilities[right]),
@@ -98,32 +98,33 @@ class InteractiveLoad:
                 if self.plan.think_s:
                     await asyncio.sleep(self.plan.think_s)
                 c.sent += 1
+                # A platform cannot know which vote is a voter's last, so it asks every time.
                 reply = await self._submit(gateway_pb2.SubmitVoteRequest(
                     cause_id=campaign.cause_id, voter_id=voter_id,
                     prompt_token=pair.prompt_token, choice=CHOICE[decision.answer],
                     skip_reason=decision.reason, idempotency_key=str(k),
-                    want_next_pair=self.plan.next_pair_in_reply and k + 1 < n_votes))
+                    want_next_pair=in_reply))
                 pair = None
-                if reply is None:
-                    continue
-                campaign.proposal_votes.vote(left, right, skip=decision.answer == "skip")
-                if reply.HasField("next_pair"):
-                    c.next_pairs_in_reply += 1
-                    pair = reply.next_pair
-                elif reply.next_pair_unavailable:
-                    return  # every pair shown: the voter is done
+                if reply is not None:
+                    campaign.proposal_votes.vote(left, right, skip=decision.answer == "skip")
+                if in_reply and reply is not None:
+                    if reply.next_pair_unavailable:
+                        return  # no pair left for this voter: it leaves
+                    if reply.HasField("next_pair"):
+                        c.next_pairs_in_reply += 1
+                        pair = reply.next_pair
+                    # else: a gateway without the option; NextPair brings the next pair.
         finally:
             c.voters_done += 1
 
     async def _submit(self, request: gateway_pb2.SubmitVoteRequest
                       ) -> gateway_pb2.SubmitVoteResponse | None:
-        """The reply once the vote is recorded (a retry's replay included); None when it was
-        refused or its outcome stayed unknown after the retries."""
+        """Submit the vote, retried with the same key while its outcome is unknown; its
+        reply, or None when it was refused or its outcome stayed unknown."""
         campaign, c = self.campaign, self.campaign.counters
         for attempt in range(1, ATTEMPTS + 1):
             try:
-                reply: gateway_pb2.SubmitVoteResponse = await campaign.gateway.call(
-                    "SubmitVote", request, c)
+                reply = await campaign.gateway.call("SubmitVote", request, c)
             except grpc.aio.AioRpcError as exc:
                 if exc.code() not in RETRYABLE:
                     c.rejected += 1  # refused (expired prompt, rate limit...): never written

@@ -55,24 +55,24 @@ class LoadPlan:
     # The load phase stops after this long, or when every mode sent `max_votes`.
     duration_s: float = 60.0
     max_votes: int = 2_000_000
-    # Interactive: voters voting at once, and how fast new voters arrive (Poisson); each
-    # casts `votes_per_voter` votes (uniform between the two, inclusive), reading each pair
-    # `think_s`. With `next_pair_in_reply` a vote asks SubmitVote for the voter's next pair
-    # (one call per vote; NextPair only when the reply brings none), else NextPair ->
-    # SubmitVote for every vote.
+    # Interactive: voters voting at once (NextPair -> SubmitVote each), and how fast new
+    # voters arrive (Poisson); each casts 5-20 votes, reading each pair `think_s`.
     concurrency: int = 256
     arrival_rate: float = 1_000.0
     think_s: float = 0.0
-    votes_per_voter: tuple[int, int] = (5, 20)
+    # Each voter asks NextPair once, then gets every next pair in its SubmitVote's reply
+    # (want_next_pair): one call per vote instead of two.
     next_pair_in_reply: bool = True
     # Bulk: votes per ImportVotes call, and calls in flight at once. With one, client,
     # gateway, ingest and Redis take turns and a core idles (~130k votes/s end to end at
     # 2,000 proposals); two overlap them (150-180k/s); more only queue in Redis.
     batch_size: int = 5_000
     bulk_streams: int = 2
-    # The voter model (cluster.voter_model): P(skip), and P(tie) for equal proposals.
+    # The voter model (cluster.voter_model): P(skip), and P(tie) for equal proposals; and
+    # the votes an interactive voter casts (uniform between the two, inclusive).
     tie_rate: float = 0.12
     skip_rate: float = 0.04
+    votes_per_voter: tuple[int, int] = (5, 20)
     # After the load phase, how long to wait for the ranker to count every accepted vote.
     catch_up_s: float = 120.0
     # Naive baseline (bulk mode): pipelined XADDs into a private embedded server.
