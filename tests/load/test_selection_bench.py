@@ -16,8 +16,8 @@ import pytest
 from conftest import ADMIN_TOKEN, PLATFORM_TOKEN, Cluster
 
 from loadtest.gateway_client import Credentials
-from loadtest.selection.__main__ import benchmark
 from loadtest.selection.plan import PRESETS
+from loadtest.selection.run import benchmark
 
 pytestmark = pytest.mark.loadtest
 

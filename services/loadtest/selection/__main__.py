@@ -17,17 +17,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import secrets
 import shutil
 import sys
-import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 from loadtest.plan import PlanError, check_loopback
-from loadtest.selection.plan import PRESETS, SelectionPlan, preset
+from loadtest.selection.plan import PRESETS, preset
 from pairwise import event_loop
 
 # The scratch cluster's ports: apart from `make up`'s (50051-50053, 6399), so both can run.
@@ -79,6 +76,7 @@ def main(argv: list[str] | None = None, environ: Mapping[str, str] = os.environ)
         return 2
     from cluster import control
     from loadtest.gateway_client import credentials
+    from loadtest.selection import run
 
     try:
         with _cluster(args, environ) as (target, run_dir):
@@ -88,7 +86,7 @@ def main(argv: list[str] | None = None, environ: Mapping[str, str] = os.environ)
                       f"PAIRWISE_PLATFORM_TOKEN, or keep them in {run_dir / 'tokens.env'}",
                       file=sys.stderr)
                 return 2
-            result = event_loop.run(benchmark(plan, target, creds, args.out))
+            result = event_loop.run(run.benchmark(plan, target, creds, args.out))
     except control.ClusterError as exc:
         print(f"selection benchmark: {exc}", file=sys.stderr)
         return 1
@@ -120,36 +118,6 @@ def _cluster(args: argparse.Namespace,
     finally:
         if scratch:
             shutil.rmtree(run.redis_data, ignore_errors=True)
-
-
-async def benchmark(plan: SelectionPlan, target: str, creds: Any, out_dir: Path,
-                    out: Any = sys.stdout) -> dict[str, Any]:
-    """Every seed of `plan` against the gateway at `target`; writes and returns the report."""
-    from loadtest.gateway_client import Gateway
-    from loadtest.report import write_json
-    from loadtest.selection import charts, report
-    from loadtest.selection.run import run_seed
-
-    check_loopback(target)
-    run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2)
-    load_before = os.getloadavg()
-    started_at, began = time.time(), time.monotonic()
-    gateway = Gateway(target, creds)
-    try:
-        seeds = [await run_seed(plan, seed, gateway, run_id, out) for seed in plan.seed_list]
-    finally:
-        await gateway.close()
-    result = report.build(run_id=run_id, plan=plan, target=target, started_at=started_at,
-                          wall_s=time.monotonic() - began, seeds=seeds,
-                          load_before=load_before)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    json_path, png_path = out_dir / f"{run_id}.json", out_dir / f"{run_id}.png"
-    result["files"] = {"json": str(json_path), "png": str(png_path)}
-    write_json(result, json_path)
-    charts.draw(result, png_path)
-    for line in report.summary_lines(result):
-        print(line, file=out)
-    return result
 
 
 if __name__ == "__main__":

@@ -1,12 +1,17 @@
-"""One seed of the benchmark: a uniform and an adaptive cause opened on the same hidden
-truth, voted on side by side through NextPair / SubmitVote until each spent its budget, new
-proposals accepted at the same vote counts in both, the full rankings compared with the truth
-as the votes counted grow, then caught up, audited and summed up per strategy."""
+"""The benchmark, seed after seed, then its report. One seed: a uniform and an adaptive cause
+opened on the same hidden truth, voted on side by side through NextPair / SubmitVote until
+each spent its budget, new proposals accepted at the same vote counts in both, the full
+rankings compared with the truth as the votes counted grow, then caught up, audited and
+summed up per strategy."""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import secrets
+import sys
 import time
+from pathlib import Path
 from typing import Any, TextIO
 
 import numpy as np
@@ -14,17 +19,44 @@ import numpy as np
 from cluster.voter_model import VoterModel
 from loadtest.accuracy import compare
 from loadtest.campaign import POLL_S, Campaign
-from loadtest.gateway_client import Gateway
+from loadtest.gateway_client import Credentials, Gateway
 from loadtest.interactive import InteractiveLoad
+from loadtest.plan import check_loopback
 from loadtest.population import Population
 from loadtest.progress import LiveProgress
-from loadtest.selection import metrics
+from loadtest.report import write_json
+from loadtest.selection import charts, metrics, report
 from loadtest.selection.plan import SelectionPlan
 from pairwise.v1 import types_pb2
 
 STRATEGIES = {"uniform": types_pb2.PAIR_SELECTION_UNIFORM,
               "adaptive": types_pb2.PAIR_SELECTION_ADAPTIVE}
 _REFRESH_S = 0.25
+
+
+async def benchmark(plan: SelectionPlan, target: str, creds: Credentials, out_dir: Path,
+                    out: TextIO = sys.stdout) -> dict[str, Any]:
+    """Every seed of `plan` against the gateway at `target`; writes and returns the report."""
+    check_loopback(target)
+    run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2)
+    load_before = os.getloadavg()
+    started_at, began = time.time(), time.monotonic()
+    gateway = Gateway(target, creds)
+    try:
+        seeds = [await run_seed(plan, seed, gateway, run_id, out) for seed in plan.seed_list]
+    finally:
+        await gateway.close()
+    result = report.build(run_id=run_id, plan=plan, target=target, started_at=started_at,
+                          wall_s=time.monotonic() - began, seeds=seeds,
+                          load_before=load_before)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    json_path, png_path = out_dir / f"{run_id}.json", out_dir / f"{run_id}.png"
+    result["files"] = {"json": str(json_path), "png": str(png_path)}
+    write_json(result, json_path)
+    charts.draw(result, png_path)
+    for line in report.summary_lines(result):
+        print(line, file=out)
+    return result
 
 
 async def run_seed(plan: SelectionPlan, seed: int, gateway: Gateway, run_id: str,
