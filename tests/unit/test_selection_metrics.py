@@ -16,6 +16,7 @@ from loadtest.proposal_votes import ProposalVotes
 from loadtest.selection import metrics
 from loadtest.selection.__main__ import main
 from loadtest.selection.plan import COVERAGE, NEWCOMERS, RECALL, TAU, preset
+from loadtest.selection.run import calibration
 
 
 def _samples(*recalls: float | None) -> list[dict[str, Any]]:
@@ -136,3 +137,20 @@ def test_cli_refuses_a_remote_target_before_starting_anything(
                  "--out", str(tmp_path / "out")]) == 2
     assert "not a loopback address" in capsys.readouterr().err
     assert not (tmp_path / "out").exists() and not (tmp_path / "selection-bench").exists()
+
+
+def test_calibration_tells_honest_standard_errors_from_too_small_ones() -> None:
+    rng = np.random.default_rng(7)
+    truth = rng.normal(0.0, 1.0, 5000)
+    std_errors = np.full(5000, 0.3)
+    # Estimates centred like the ranker's, off the truth by their stated standard error.
+    abilities = truth - truth.mean() + rng.normal(0.0, 0.3, 5000)
+    honest = calibration(abilities, std_errors, truth)
+    assert honest["z_sd"] == pytest.approx(1.0, abs=0.05)
+    assert all(0.9 < c < 1.0 for c in honest["coverage_by_true_tenth"])
+    claimed = calibration(abilities, std_errors / 2, truth)
+    assert claimed["z_sd"] == pytest.approx(2.0, abs=0.1)
+    assert all(c < 0.8 for c in claimed["coverage_by_true_tenth"])
+    # Estimates pulled towards the middle show as z-scores of opposite signs at both ends.
+    shrunk = calibration(0.8 * (truth - truth.mean()), std_errors, truth)
+    assert shrunk["mean_z_by_true_tenth"][0] < -1 < 1 < shrunk["mean_z_by_true_tenth"][-1]

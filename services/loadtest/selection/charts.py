@@ -48,7 +48,11 @@ def draw(result: dict[str, Any], path: Path) -> None:
     votes_axis(tau, "Kendall τ against the truth")
     for bound in metrics.COVERAGE_GOAL:
         coverage.axhline(bound, **_GOAL)
-    coverage.set(ylim=(0.8, 1.0), ylabel="share of 95% intervals holding the truth")
+    lowest = min((p["coverage"] for seed in result["seeds"]
+                  for s in seed["strategies"].values() for p in s["samples"]
+                  if p["coverage"] is not None), default=1.0)
+    coverage.set(ylim=(min(0.8, lowest - 0.02), 1.0),
+                 ylabel="share of 95% intervals holding the truth")
     votes_axis(coverage, "95% interval coverage")
     width.set(yscale="log", ylabel="ability units (log scale)")
     votes_axis(width, "Mean 95% interval width, true top 20")

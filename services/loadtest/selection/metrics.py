@@ -64,6 +64,8 @@ def derive(strategy: dict[str, Any], plan: SelectionPlan) -> dict[str, Any]:
     out["votes_counted"] = last.get("votes_counted", 0)
     for key in ("top10_recall", "kendall_tau", "coverage", "top20_width"):
         out[f"final_{key}"] = last.get(key)
+    # 1 when the standard errors are right; above 1 when they are too small.
+    out["final_z_sd"] = (strategy.get("final_calibration") or {}).get("z_sd")
     waits = [n["votes_to_threshold"] for n in strategy["newcomers"]]
     # None when a new proposal never reached its 10th vote: the worst wait is unbounded.
     out["newcomer_worst"] = (max(waits) if waits and None not in waits else None)

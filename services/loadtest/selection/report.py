@@ -90,6 +90,7 @@ def summary_lines(result: dict[str, Any]) -> list[str]:
             ("final Kendall tau", "final_kendall_tau", _fraction),
             ("final 95% coverage", "final_coverage", _percent),
             ("final CI width, true top 20", "final_top20_width", _fraction),
+            ("final sd of (estimate - truth) / SE", "final_z_sd", _fraction),
             ("new proposal: votes to 10th, worst", "newcomer_worst", _votes),
             ("new proposal: votes to 10th, median", "newcomer_median", _votes),
             ("new proposals under 10 votes at end", "newcomers_short_at_end", _votes),

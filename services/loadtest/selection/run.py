@@ -139,7 +139,25 @@ async def _measure(campaign: Campaign) -> dict[str, Any] | None:
     counted_votes = np.array([e.wins + e.losses + e.ties for e in entries], dtype=np.int64)
     return {"point": {**point.as_dict(), "votes_ok": votes.cause_votes,
                       "received": votes.spread(campaign.accepted)},
-            "ranked": ranked, "counted_votes": counted_votes}
+            "ranked": ranked, "counted_votes": counted_votes,
+            "calibration": calibration(np.array([e.ability for e in entries]),
+                                       np.array([e.std_error for e in entries]),
+                                       campaign.population.abilities[ranked])}
+
+
+def calibration(abilities: np.ndarray, std_errors: np.ndarray,
+                truth: np.ndarray) -> dict[str, Any]:
+    """Where the intervals are honest: per tenth of the proposals by true rank (best first),
+    the share of 95 % intervals holding the true centred ability and the mean z-score
+    (estimate - truth) / std_error; overall, the z-scores' standard deviation (1 when the
+    standard errors are right, more when they are too small)."""
+    if len(truth) < 10:
+        return {}
+    z = (abilities - (truth - truth.mean())) / std_errors
+    tenths = np.array_split(np.argsort(-truth, kind="stable"), 10)
+    return {"coverage_by_true_tenth": [float(np.mean(np.abs(z[t]) <= 1.96)) for t in tenths],
+            "mean_z_by_true_tenth": [float(np.mean(z[t])) for t in tenths],
+            "z_sd": float(np.std(z))}
 
 
 async def _waves(campaign: Campaign, plan: SelectionPlan,
@@ -184,6 +202,7 @@ def _strategy(campaign: Campaign, plan: SelectionPlan, samples: list[dict[str, A
         "errors": c.errors.as_dict(),
         "latency_ms": c.latencies.summary_ms(),
         "received": votes.spread(campaign.accepted),
+        "final_calibration": final["calibration"] if final is not None else None,
         "proposals_short_at_end": int(
             (votes.received[campaign.accepted] < votes.threshold).sum()),
         "newcomers": votes.newcomers(),
