@@ -43,6 +43,17 @@ class ProposalVotes:
             if self.received[k] == self.threshold and k in self._accepted_at:
                 self._reached_at[k] = self.cause_votes
 
+    def imported(self, winners: np.ndarray, losers: np.ndarray) -> None:
+        """Decided votes (no skips) recorded in one ImportVotes batch: index arrays of one
+        length."""
+        before = {k: self.received[k] for k in self._accepted_at if k not in self._reached_at}
+        self.cause_votes += len(winners)
+        self.received += (np.bincount(winners, minlength=len(self.received))
+                          + np.bincount(losers, minlength=len(self.received)))
+        for k, had in before.items():
+            if had < self.threshold <= self.received[k]:
+                self._reached_at[k] = self.cause_votes
+
     def spread(self, indices: np.ndarray) -> dict[str, float]:
         """Min, median and max of the votes received by `indices` (e.g. the accepted)."""
         votes = self.received[indices]

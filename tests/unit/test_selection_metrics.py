@@ -154,3 +154,12 @@ def test_calibration_tells_honest_standard_errors_from_too_small_ones() -> None:
     # Estimates pulled towards the middle show as z-scores of opposite signs at both ends.
     shrunk = calibration(0.8 * (truth - truth.mean()), std_errors, truth)
     assert shrunk["mean_z_by_true_tenth"][0] < -1 < 1 < shrunk["mean_z_by_true_tenth"][-1]
+
+
+def test_imported_votes_count_for_their_proposals_and_for_new_ones_threshold() -> None:
+    votes = ProposalVotes(3, threshold=2)
+    votes.accepted([2])
+    votes.imported(np.array([0, 2, 1]), np.array([1, 0, 2]))
+    assert votes.received.tolist() == [2, 2, 2] and votes.cause_votes == 3
+    # Proposal 2 reached its threshold within the batch: the batch's end is when.
+    assert votes.newcomers()[0]["votes_to_threshold"] == 3

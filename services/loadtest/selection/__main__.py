@@ -42,8 +42,12 @@ def parser() -> argparse.ArgumentParser:
                                 formatter_class=_HelpFormatter)
     p.add_argument("--preset", choices=list(PRESETS), default="1k",
                    help="1k: 1,000 proposals, 200,000 votes a strategy; 34k: new proposals "
-                        "among 34,000, 60,000 votes; short: the test suite's quick check")
+                        "among 34,000, 60,000 votes after 600,000 imported; short: the test "
+                        "suite's quick check")
     p.add_argument("--votes", type=int, help="vote budget per strategy (preset's if unset)")
+    p.add_argument("--history-votes", type=int,
+                   help="past votes imported into each cause before the voters come "
+                        "(preset's if unset)")
     p.add_argument("--seeds", type=int, help="runs, one per seed (preset's if unset)")
     p.add_argument("--seed", type=int, help="first seed (preset's if unset)")
     p.add_argument("--proposals", type=int, help="seed proposals (preset's if unset)")
@@ -66,7 +70,8 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None, environ: Mapping[str, str] = os.environ) -> int:
     args = parser().parse_args(argv)
     try:
-        plan = preset(args.preset, votes=args.votes, seeds=args.seeds, seed=args.seed,
+        plan = preset(args.preset, votes=args.votes, history_votes=args.history_votes,
+                      seeds=args.seeds, seed=args.seed,
                       proposals=args.proposals, new_per_wave=args.new_per_wave,
                       concurrency=args.concurrency, time_limit_s=args.time_limit)
         if args.target:

@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from cluster.voter_model import VoterModel
-from loadtest.plan import INTERACTIVE, MAX_PROPOSALS, LoadPlan, PlanError
+from loadtest.plan import BULK, INTERACTIVE, MAX_PROPOSALS, LoadPlan, PlanError
 
 # Goals this benchmark measures (names are the report's keys); a preset checks those its
 # size and budget can decide.
@@ -35,6 +35,9 @@ class SelectionPlan:
     # Votes per strategy: uniform pairs need about 160,000 to find the top 10 among 1,000
     # proposals (recall 0.8), so the default leaves them room to get there.
     votes: int = 200_000
+    # Past votes imported (ImportVotes, uniform pairs) into each cause before the voters
+    # come: a consultation already under way, whose proposals are no longer new.
+    history_votes: int = 0
     # Seeds of the hidden truth and of the voters, one run per seed (first, count).
     seed: int = 2017
     seeds: int = 3
@@ -63,6 +66,8 @@ class SelectionPlan:
                             f"got {self.waves}")
         if self.sample_step <= 0 or self.sample_growth < 0 or self.time_limit_s <= 0:
             raise PlanError("--sample-step and --time-limit must be > 0")
+        if self.history_votes < 0:
+            raise PlanError(f"--history-votes must be >= 0, got {self.history_votes}")
         # The load generator's own checks (sizes, rates, voters) apply as they are.
         self.load_plan(self.seed)
 
@@ -76,14 +81,25 @@ class SelectionPlan:
 
     def load_plan(self, seed: int) -> LoadPlan:
         """The interactive load of one strategy's cause for `seed`: as many voters as the
-        budget can use, admitted as fast as `concurrency` allows."""
+        budget can use, admitted as fast as `concurrency` allows. Its vote bound counts the
+        imported past votes too (they are in the same counters)."""
         return LoadPlan(
             mode=INTERACTIVE, voters=self.votes // self.votes_per_voter[0] + 1,
             proposals=self.proposals, new_proposals=self.new_proposals,
-            duration_s=self.time_limit_s, max_votes=self.votes, concurrency=self.concurrency,
+            duration_s=self.time_limit_s, max_votes=self.history_votes + self.votes,
+            concurrency=self.concurrency,
             arrival_rate=100_000.0, votes_per_voter=self.votes_per_voter,
             next_pair_in_reply=True, tie_rate=self.tie_rate, skip_rate=self.skip_rate,
             catch_up_s=self.catch_up_s, baseline=False, seed=seed)
+
+    def history_plan(self, seed: int) -> LoadPlan:
+        """The import of one cause's past votes: ImportVotes batches of 5,000, two in
+        flight, from 1,000 past voters."""
+        return LoadPlan(
+            mode=BULK, voters=1_000, proposals=self.proposals, new_proposals=self.new_proposals,
+            duration_s=self.time_limit_s, max_votes=max(1, self.history_votes),
+            arrival_rate=1_000.0, tie_rate=self.tie_rate, skip_rate=self.skip_rate,
+            baseline=False, seed=seed)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -92,12 +108,15 @@ class SelectionPlan:
 PRESETS = {
     # The issue's headline: 1,000 proposals, 60 accepted mid-run, 200,000 votes a strategy.
     "1k": SelectionPlan(),
-    # Newcomers at the largest size: 33,940 + 60 = 34,000 proposals; each wave leaves at
+    # Newcomers at the largest size: 33,940 + 60 = 34,000 proposals, in a consultation under
+    # way: 600,000 past votes imported first (about 35 per proposal; with fewer, most
+    # proposals would still be under 10 votes, as new as the newcomers). Each wave leaves at
     # least 30,000 votes for its proposals' first ten (goal: 20,000). The budget is far too
     # small to rank 34,000 proposals, so only exposure and coverage are judged.
     "34k": SelectionPlan(preset="34k", proposals=MAX_PROPOSALS - 60, waves=(1 / 6, 2 / 6, 3 / 6),
-                         votes=60_000, sample_step=10_000, sample_growth=0.25,
-                         newcomer_goal_votes=20_000, goals=(COVERAGE, NEWCOMERS)),
+                         votes=60_000, history_votes=600_000, sample_step=10_000,
+                         sample_growth=0.25, newcomer_goal_votes=20_000,
+                         goals=(COVERAGE, NEWCOMERS)),
     # For the test suite: small and quick; checks only what cannot be noise.
     "short": SelectionPlan(preset="short", proposals=60, new_per_wave=5, waves=(0.5, 0.7),
                            votes=1_600, seeds=1, concurrency=16, sample_step=400,

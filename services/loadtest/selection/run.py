@@ -18,6 +18,7 @@ import numpy as np
 
 from cluster.voter_model import VoterModel
 from loadtest.accuracy import compare
+from loadtest.bulk import BulkLoad
 from loadtest.campaign import POLL_S, Campaign
 from loadtest.gateway_client import Credentials, Gateway
 from loadtest.interactive import InteractiveLoad
@@ -72,6 +73,15 @@ async def run_seed(plan: SelectionPlan, seed: int, gateway: Gateway, run_id: str
     console.say(f"seed {seed}: opening a uniform and an adaptive cause with "
                 f"{plan.proposals:,} proposals ...")
     await asyncio.gather(*(c.open(STRATEGIES[c.mode]) for c in campaigns))
+    if plan.history_votes:
+        console.say(f"seed {seed}: importing {plan.history_votes:,} past votes into each "
+                    "cause ...")
+        history = plan.history_plan(seed)
+        await asyncio.gather(*(
+            BulkLoad(c, history, time.monotonic() + plan.time_limit_s,
+                     np.random.default_rng([seed, n, 1])).run()
+            for n, c in enumerate(campaigns)))
+        await asyncio.gather(*(c.catch_up(plan.catch_up_s) for c in campaigns))
     origin = time.monotonic()
     for campaign in campaigns:
         campaign.origin = origin
@@ -82,7 +92,8 @@ async def run_seed(plan: SelectionPlan, seed: int, gateway: Gateway, run_id: str
     voting = [asyncio.create_task(each.run()) for each in loads]
     background = [asyncio.create_task(task) for c in campaigns for task in (
         _sample(c, plan, samples[c.mode], voting), _waves(c, plan, voting))]
-    with LiveProgress(campaigns, plan.time_limit_s, out, votes=plan.votes) as progress:
+    with LiveProgress(campaigns, plan.time_limit_s, out,
+                      votes=plan.history_votes + plan.votes) as progress:
         everything = asyncio.gather(*voting)
         while not everything.done():
             progress.refresh()
@@ -163,10 +174,11 @@ def calibration(abilities: np.ndarray, std_errors: np.ndarray,
 async def _waves(campaign: Campaign, plan: SelectionPlan,
                  voting: list[asyncio.Task[None]]) -> None:
     """The admin accepts `plan.new_per_wave` citizens' proposals each time the cause's OK
-    votes reach a wave's share of the budget (the same vote counts in every cause)."""
+    votes (past votes aside) reach a wave's share of the budget (the same vote counts in
+    every cause)."""
     first = campaign.population.n_seed
     for fraction in plan.waves:
-        due = int(fraction * plan.votes)
+        due = plan.history_votes + int(fraction * plan.votes)
         while campaign.counters.ok < due:
             if all(task.done() for task in voting):
                 return
