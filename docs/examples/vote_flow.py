@@ -1,7 +1,8 @@
 """The whole voting flow from Python, with the stubs generated from proto/pairwise/v1.
 
-A cause, its proposals, a few voters answering NextPair -> SubmitVote, then the ranking
-and the cause's counters. Every call carries a deadline (`timeout=`), and a vote whose
+A cause, its proposals, a few voters each shown a first pair by NextPair and then voting
+with SubmitVote, whose reply brings the next pair (want_next_pair: one call per vote), then
+the ranking and the cause's counters. Every call carries a deadline (`timeout=`), and a vote whose
 answer was lost (UNAVAILABLE, DEADLINE_EXCEEDED) is sent again with the same
 idempotency key, so it is recorded once whatever happened to the first attempt.
 
@@ -97,17 +98,19 @@ def main(argv: list[str] | None = None) -> int:
             for pid, text in PROPOSALS.items()]), metadata=admin, timeout=DEADLINE_S)
         print(f"cause {args.cause}: {len(PROPOSALS)} proposals")
 
-        # Voters: each NextPair comes with a one-time prompt token that SubmitVote returns.
-        # These voters prefer the proposal that comes first in PROPOSALS, most of the time.
+        # Voters: each pair comes with a one-time prompt token that SubmitVote returns. The
+        # first pair comes from NextPair; each vote that another will follow asks for the
+        # next pair in its reply. These voters prefer the proposal that comes first in
+        # PROPOSALS, most of the time.
         preference = {pid: rank for rank, pid in enumerate(PROPOSALS)}
         chance = random.Random(2017)
         first: tuple[gateway_pb2.SubmitVoteRequest, gateway_pb2.SubmitVoteResponse] | None = None
         for v in range(args.voters):
             voter_id = f"voter-{v}"
+            pair = stub.NextPair(
+                gateway_pb2.NextPairRequest(cause_id=args.cause, voter_id=voter_id),
+                metadata=platform, timeout=DEADLINE_S)
             for n in range(args.votes_per_voter):
-                pair = stub.NextPair(
-                    gateway_pb2.NextPairRequest(cause_id=args.cause, voter_id=voter_id),
-                    metadata=platform, timeout=DEADLINE_S)
                 left_first = preference[pair.left.proposal_id] < preference[pair.right.proposal_id]
                 if chance.random() < 0.1:
                     choice = types_pb2.CHOICE_TIE
@@ -117,11 +120,18 @@ def main(argv: list[str] | None = None) -> int:
                               else types_pb2.CHOICE_RIGHT)
                 request = gateway_pb2.SubmitVoteRequest(
                     cause_id=args.cause, voter_id=voter_id, prompt_token=pair.prompt_token,
-                    choice=choice, idempotency_key=f"{voter_id}-{n}")
+                    choice=choice, idempotency_key=f"{voter_id}-{n}",
+                    want_next_pair=n + 1 < args.votes_per_voter)
                 receipt = submit_vote(stub, request, platform)
                 first = first or (request, receipt)
                 print(f"  {voter_id}: {pair.left.proposal_id} vs {pair.right.proposal_id} -> "
                       f"{types_pb2.Choice.Name(choice)}, vote_id {receipt.vote_id}")
+                if not receipt.HasField("next_pair"):
+                    # The vote is recorded either way; without a pair this voter is done.
+                    if receipt.next_pair_unavailable:
+                        print(f"  {voter_id}: {receipt.next_pair_unavailable}")
+                    break
+                pair = receipt.next_pair
 
         # The same request again, as after a lost answer: the original receipt comes back.
         assert first is not None

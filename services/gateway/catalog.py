@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -15,6 +16,13 @@ MAX_TEXT_CHARS = 2000
 MAX_AUTHOR_CHARS = 128
 MAX_REASON_CHARS = 500
 MAX_PROPOSALS_PER_CALL = 1000
+# Adaptive selection sharpens the top `top_k` proposals and their order; a platform
+# retains about ten, and more than a thousand is no longer "the top" of any consultation.
+DEFAULT_TOP_K = 10
+MAX_TOP_K = 1000
+# A proposal with fewer counted votes than this is a newcomer, shown first by adaptive
+# selection; Make.org's sequences favour proposals under 10 votes the same way.
+DEFAULT_NEWCOMER_VOTES = 10
 
 
 class Status(StrEnum):
@@ -25,14 +33,28 @@ class Status(StrEnum):
     REJECTED = "REJECTED"
 
 
+class PairSelection(StrEnum):
+    """How NextPair chooses a cause's pairs, as stored in its cause hash."""
+
+    UNIFORM = "UNIFORM"
+    ADAPTIVE = "ADAPTIVE"
+
+
 @dataclass(frozen=True, slots=True)
 class Cause:
-    """One consultation question; the counts are proposals by status at read time."""
+    """One consultation question; the counts are proposals by status at read time.
+
+    `pair_selection` and `top_k` say how its pairs are chosen; `newcomer_votes` is the vote
+    count under which adaptive selection treats a proposal as new (fixed at creation).
+    """
 
     cause_id: str
     title: str
     auto_accept: bool
     created_at_ms: int
+    pair_selection: PairSelection = PairSelection.UNIFORM
+    top_k: int = DEFAULT_TOP_K
+    newcomer_votes: int = DEFAULT_NEWCOMER_VOTES
     accepted: int = 0
     pending: int = 0
     rejected: int = 0
@@ -63,10 +85,21 @@ class Proposal:
     @classmethod
     def from_record(cls, proposal_id: str, record: bytes | str) -> Proposal:
         """The proposal whose stored record (pairwise.proposal_record) is `record`."""
-        stored = proposal_record.decode(record)
-        return cls(proposal_id=proposal_id, text=stored.text, author_id=stored.author_id,
-                   status=Status(stored.status), reason=stored.reason, index=stored.index,
-                   created_at_ms=stored.created_at_ms)
+        return _decoded(proposal_id, record)
+
+
+# Every pair shown decodes two records, and the same proposals come back again and again:
+# decoding one costs ~20-40 us, finding it here under 1 us. The whole record is the key, so a
+# moderated proposal (its status and reason changed) is decoded anew. ~1 KB an entry.
+_DECODED_MAX = 16_384
+
+
+@functools.lru_cache(maxsize=_DECODED_MAX)
+def _decoded(proposal_id: str, record: bytes | str) -> Proposal:
+    stored = proposal_record.decode(record)
+    return Proposal(proposal_id=proposal_id, text=stored.text, author_id=stored.author_id,
+                    status=Status(stored.status), reason=stored.reason, index=stored.index,
+                    created_at_ms=stored.created_at_ms)
 
 
 def check_title(title: str) -> str:
@@ -77,6 +110,16 @@ def check_title(title: str) -> str:
         raise InvalidArgument("title", f"must be at most {MAX_TITLE_CHARS} characters, "
                                        f"got {len(title)}")
     return title
+
+
+def check_top_k(top_k: int) -> int | None:
+    """`top_k` if within 1..MAX_TOP_K, None for 0 (not given), else InvalidArgument."""
+    if top_k == 0:
+        return None
+    if not 1 <= top_k <= MAX_TOP_K:
+        raise InvalidArgument("top_k", f"must be between 1 and {MAX_TOP_K} (0: not given), "
+                                       f"got {top_k}")
+    return top_k
 
 
 def check_new_proposals(items: Sequence[tuple[str, str, str]]) -> list[NewProposal]:

@@ -3,7 +3,10 @@
 Layout (pairwise.keys, all hash-tagged `{cause_id}` so each script stays in one slot):
 `cause` hash, `proposals` hash of records (pairwise.proposal_record), `pidx` id -> index,
 `pids` list by index, `accepted` set of indices, `pstatus:<STATUS>` sorted sets of ids by
-index, and `catalog_version`, bumped on every add and status change. Indices are assigned in
+index, and `catalog_version`, bumped on every add and status change. The cause hash holds
+`title`, `auto_accept` (0/1), `created_at_ms`, and the selection config `pair_selection`
+(UNIFORM | ADAPTIVE), `top_k` and `newcomer_votes`; a cause stored before these existed reads
+as UNIFORM, DEFAULT_TOP_K and DEFAULT_NEWCOMER_VOTES. Indices are assigned in
 the same Lua script that stores the record, so they are dense and in creation order.
 """
 
@@ -11,18 +14,41 @@ from __future__ import annotations
 
 from redis.asyncio import Redis
 
-from gateway.catalog import Cause, NewProposal, Proposal, Status
+from gateway.catalog import (
+    DEFAULT_NEWCOMER_VOTES,
+    DEFAULT_TOP_K,
+    Cause,
+    NewProposal,
+    PairSelection,
+    Proposal,
+    Status,
+)
 from pairwise import keys, proposal_record
 from pairwise.errors import AlreadyExists, NotFound
 from pairwise.redis_scripts import Script, ScriptRunner
 
+# KEYS: cause.  ARGV: title, auto_accept (0/1), created_at_ms, pair_selection, top_k,
+# newcomer_votes.  Returns 1, or 0 when the cause exists (nothing written).
 _CREATE_CAUSE = Script("""
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], 'title', ARGV[1], 'auto_accept', ARGV[2], 'created_at_ms', ARGV[3])
+redis.call('HSET', KEYS[1], 'title', ARGV[1], 'auto_accept', ARGV[2], 'created_at_ms', ARGV[3],
+           'pair_selection', ARGV[4], 'top_k', ARGV[5], 'newcomer_votes', ARGV[6])
 return 1
 """)
 
-# KEYS: cause, proposals, pidx, pids, accepted, catalog_version, pstatus:<status>
+# KEYS: cause, pstatus:PENDING, :ACCEPTED, :REJECTED.  ARGV: pair_selection, top_k ('' keeps
+# the current value).  Returns {'ok', fields (HGETALL), n_pending, n_accepted, n_rejected}
+# or {'no_cause'}. Only these two fields change: the catalog version is not bumped, since no
+# proposal or status changed.
+_UPDATE_PAIR_SELECTION = Script("""
+if redis.call('EXISTS', KEYS[1]) == 0 then return {'no_cause'} end
+if ARGV[1] ~= '' then redis.call('HSET', KEYS[1], 'pair_selection', ARGV[1]) end
+if ARGV[2] ~= '' then redis.call('HSET', KEYS[1], 'top_k', ARGV[2]) end
+return {'ok', redis.call('HGETALL', KEYS[1]), redis.call('ZCARD', KEYS[2]),
+        redis.call('ZCARD', KEYS[3]), redis.call('ZCARD', KEYS[4])}
+""")
+
+# KEYS: cause, proposals, pidx, pids, accepted, catalog_version, pstatus:<status>, newcomers
 # ARGV: status, then (proposal_id, record without index) pairs (pairwise.proposal_record).
 # Returns {'ok', index...}, {'no_cause'} or {'exists', proposal_id}; nothing is written
 # unless every id is new (all-or-nothing).
@@ -41,14 +67,18 @@ for i = 2, #ARGV, 2 do
   redis.call('HSET', KEYS[2], id, cjson.encode(record))
   redis.call('HSET', KEYS[3], id, index)
   redis.call('ZADD', KEYS[7], index, id)
-  if accepted then redis.call('SADD', KEYS[5], index) end
+  if accepted then
+    redis.call('SADD', KEYS[5], index)
+    redis.call('ZADD', KEYS[8], 0, index)
+  end
   out[#out + 1] = index
 end
 redis.call('INCR', KEYS[6])
 return out
 """)
 
-# KEYS: cause, proposals, accepted, catalog_version, pstatus:PENDING, :ACCEPTED, :REJECTED
+# KEYS: cause, proposals, accepted, catalog_version, pstatus:PENDING, :ACCEPTED, :REJECTED,
+# newcomers
 # ARGV: proposal_id, new status, reason. Returns {'ok', record}, {'no_cause'}, {'no_proposal'}.
 _MODERATE = Script("""
 local raw = redis.call('HGET', KEYS[2], ARGV[1])
@@ -69,8 +99,11 @@ if old ~= ARGV[2] then
   redis.call('ZADD', by_status[ARGV[2]], index, ARGV[1])
   if ARGV[2] == 'ACCEPTED' then
     redis.call('SADD', KEYS[3], index)
+    -- Back among the newcomers until the ranker's next fit says how many votes it has.
+    redis.call('ZADD', KEYS[8], 'NX', 0, index)
   else
     redis.call('SREM', KEYS[3], index)
+    redis.call('ZREM', KEYS[8], index)
   end
   redis.call('INCR', KEYS[4])
 end
@@ -121,7 +154,8 @@ class CatalogStore:
         """Store a new cause; AlreadyExists if the id is taken."""
         created = await self._scripts.run_now(
             _CREATE_CAUSE, [keys.cause(cause.cause_id)],
-            [cause.title, int(cause.auto_accept), cause.created_at_ms])
+            [cause.title, int(cause.auto_accept), cause.created_at_ms,
+             str(cause.pair_selection), cause.top_k, cause.newcomer_votes])
         # Registering is idempotent and also repairs a create whose SADD was lost to a crash
         # (the set is global, so it cannot join the cause's single-slot script).
         await self._redis.sadd(keys.CAUSES, cause.cause_id)
@@ -139,10 +173,22 @@ class CatalogStore:
         if not fields:
             raise NotFound(f"cause {cause_id!r} not found")
         self._remember(cause_id)
-        return Cause(cause_id=cause_id, title=fields[b"title"].decode(),
-                     auto_accept=fields.get(b"auto_accept") == b"1",
-                     created_at_ms=int(fields.get(b"created_at_ms", 0)),
-                     accepted=accepted, pending=pending, rejected=rejected)
+        return _cause_from_hash(cause_id, fields, pending, accepted, rejected)
+
+    async def update_pair_selection(self, cause_id: str, pair_selection: PairSelection | None,
+                                    top_k: int | None) -> Cause:
+        """Set the cause's strategy and/or top_k (None keeps the current one) in one atomic
+        step; returns the cause as it now is. NotFound if unknown."""
+        reply = await self._scripts.run_now(
+            _UPDATE_PAIR_SELECTION,
+            [keys.cause(cause_id), *(keys.proposals_with_status(cause_id, s) for s in Status)],
+            ["" if pair_selection is None else str(pair_selection),
+             "" if top_k is None else top_k])
+        if reply[0] == b"no_cause":
+            raise NotFound(f"cause {cause_id!r} not found")
+        flat = reply[1]
+        fields = dict(zip(flat[::2], flat[1::2], strict=True))
+        return _cause_from_hash(cause_id, fields, *(int(n) for n in reply[2:5]))
 
     async def require_cause(self, cause_id: str) -> None:
         """Return if the cause exists, else raise NotFound."""
@@ -167,7 +213,8 @@ class CatalogStore:
             _ADD_PROPOSALS,
             [keys.cause(cause_id), keys.proposals(cause_id), keys.proposal_index(cause_id),
              keys.proposal_ids(cause_id), keys.accepted(cause_id),
-             keys.catalog_version(cause_id), keys.proposals_with_status(cause_id, status)],
+             keys.catalog_version(cause_id), keys.proposals_with_status(cause_id, status),
+             keys.newcomers(cause_id)],
             args)
         outcome = reply[0].decode()
         if outcome == "no_cause":
@@ -185,7 +232,8 @@ class CatalogStore:
             _MODERATE,
             [keys.cause(cause_id), keys.proposals(cause_id), keys.accepted(cause_id),
              keys.catalog_version(cause_id),
-             *(keys.proposals_with_status(cause_id, s) for s in Status)],
+             *(keys.proposals_with_status(cause_id, s) for s in Status),
+             keys.newcomers(cause_id)],
             [proposal_id, str(status), reason])
         outcome = reply[0].decode()
         if outcome == "no_cause":
@@ -214,3 +262,16 @@ class CatalogStore:
         if len(self._known_causes) >= _KNOWN_CAUSES_MAX:
             self._known_causes.clear()
         self._known_causes.add(cause_id)
+
+
+def _cause_from_hash(cause_id: str, fields: dict[bytes, bytes], pending: int, accepted: int,
+                     rejected: int) -> Cause:
+    """The cause stored as `fields` (its hash), with its proposal counts by status."""
+    return Cause(cause_id=cause_id, title=fields[b"title"].decode(),
+                 auto_accept=fields.get(b"auto_accept") == b"1",
+                 created_at_ms=int(fields.get(b"created_at_ms", 0)),
+                 pair_selection=(PairSelection(fields[b"pair_selection"].decode())
+                                 if b"pair_selection" in fields else PairSelection.UNIFORM),
+                 top_k=int(fields.get(b"top_k", DEFAULT_TOP_K)),
+                 newcomer_votes=int(fields.get(b"newcomer_votes", DEFAULT_NEWCOMER_VOTES)),
+                 accepted=accepted, pending=pending, rejected=rejected)

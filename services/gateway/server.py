@@ -7,7 +7,7 @@ import logging
 from gateway.auth import GATEWAY_PREFIX, AuthInterceptor
 from gateway.catalog_store import CatalogStore
 from gateway.pair_selection import PairSelector
-from gateway.rate_limit import RateLimitInterceptor, VoterRateLimiter
+from gateway.rate_limit import RateLimitInterceptor, VoterRateLimiter, one_token
 from gateway.servicer import GatewayServicer
 from gateway.settings import Settings
 from gateway.upstreams import Upstreams
@@ -20,7 +20,12 @@ from pairwise.v1 import gateway_pb2, gateway_pb2_grpc
 logger = logging.getLogger(__name__)
 
 SERVICE_NAME = gateway_pb2.DESCRIPTOR.services_by_name["GatewayService"].full_name
-RATE_LIMITED_METHODS = (GATEWAY_PREFIX + "NextPair", GATEWAY_PREFIX + "SubmitVote")
+# Tokens each voting call takes from the voter's bucket; a SubmitVote that also chooses the
+# next pair does the work of two calls and costs two (gateway.rate_limit says why).
+RATE_LIMITED_METHODS = {
+    GATEWAY_PREFIX + "NextPair": one_token,
+    GATEWAY_PREFIX + "SubmitVote": lambda request: 2 if request.want_next_pair else 1,
+}
 
 
 async def start(settings: Settings) -> RunningServer:
@@ -34,12 +39,14 @@ async def start(settings: Settings) -> RunningServer:
     scripts = ScriptRunner(redis, max_in_flight=settings.script_groups_in_flight)
     upstreams = Upstreams(settings.ingest_addr, settings.ranker_addrs)
     servicer = GatewayServicer(
-        catalog=CatalogStore(redis, scripts=scripts), pairs=PairSelector(redis, scripts=scripts),
+        catalog=CatalogStore(redis, scripts=scripts),
+        pairs=PairSelector(redis, scripts=scripts, newcomer_share=settings.newcomer_share),
         upstreams=upstreams,
         votes=VoteForwarder(upstreams.ingest, max_group=settings.vote_group_max,
                             max_in_flight=settings.vote_groups_in_flight),
         token_secret=settings.token_secret, prompt_ttl_s=settings.prompt_ttl_s,
-        internal_timeout_s=settings.internal_timeout_s, import_chunk=settings.import_chunk)
+        internal_timeout_s=settings.internal_timeout_s, import_chunk=settings.import_chunk,
+        pair_selection=settings.pair_selection, newcomer_votes=settings.newcomer_votes)
     limiter = VoterRateLimiter(redis, settings.voter_rate_per_s, settings.voter_burst,
                                scripts=scripts)
     try:

@@ -16,21 +16,27 @@ import grpc
 
 from gateway.auth import Role, current_role
 from gateway.catalog import (
+    DEFAULT_NEWCOMER_VOTES,
+    DEFAULT_TOP_K,
     Cause,
+    PairSelection,
     Proposal,
     Status,
     check_moderation,
     check_new_proposals,
     check_title,
+    check_top_k,
     initial_status,
 )
 from gateway.catalog_store import CatalogStore
 from gateway.paging import check_page
 from gateway.pair_selection import PairSelector
+from gateway.rate_limit import over_limit
 from gateway.upstreams import Upstreams
 from gateway.vote_forwarding import VoteForwarder
 from pairwise import prompt_token
 from pairwise.errors import InvalidArgument
+from pairwise.grpc_server import status_for
 from pairwise.ids import VOTER_ID_PATTERN, check_id, id_or_new
 from pairwise.v1 import gateway_pb2, gateway_pb2_grpc, ingest_pb2, ranker_pb2, types_pb2
 
@@ -50,6 +56,12 @@ _STATUS_TO_PROTO = {
 }
 _PROTO_TO_STATUS: dict[int, Status] = {
     int(proto): status for status, proto in _STATUS_TO_PROTO.items()}
+_SELECTION_TO_PROTO = {
+    PairSelection.UNIFORM: types_pb2.PAIR_SELECTION_UNIFORM,
+    PairSelection.ADAPTIVE: types_pb2.PAIR_SELECTION_ADAPTIVE,
+}
+_PROTO_TO_SELECTION: dict[int, PairSelection] = {
+    int(proto): selection for selection, proto in _SELECTION_TO_PROTO.items()}
 
 
 def _cause_message(cause: Cause) -> types_pb2.Cause:
@@ -57,7 +69,18 @@ def _cause_message(cause: Cause) -> types_pb2.Cause:
                            auto_accept_proposals=cause.auto_accept,
                            created_at_ms=cause.created_at_ms,
                            proposals_accepted=cause.accepted, proposals_pending=cause.pending,
-                           proposals_rejected=cause.rejected)
+                           proposals_rejected=cause.rejected,
+                           pair_selection=_SELECTION_TO_PROTO[cause.pair_selection],
+                           top_k=cause.top_k)
+
+
+def _pair_selection(value: int) -> PairSelection | None:
+    """The strategy a request names; None for PAIR_SELECTION_UNSPECIFIED (not given)."""
+    if value == types_pb2.PAIR_SELECTION_UNSPECIFIED:
+        return None
+    if value not in _PROTO_TO_SELECTION:
+        raise InvalidArgument("pair_selection", f"unknown pair selection {value}")
+    return _PROTO_TO_SELECTION[value]
 
 
 def _proposal_message(cause_id: str, proposal: Proposal) -> types_pb2.Proposal:
@@ -82,14 +105,19 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
     `internal_timeout_s` is the deadline of internal calls when the client sent none;
     otherwise each internal call gets the client's remaining time. SubmitVotes reach ingest
     through `votes` (grouped with concurrent ones). ImportVotes forwards at most
-    `import_chunk` votes per RecordVotes call.
+    `import_chunk` votes per RecordVotes call. A cause created without a strategy gets
+    `pair_selection`; every new cause stores `newcomer_votes`.
     """
 
     def __init__(self, *, catalog: CatalogStore, pairs: PairSelector, upstreams: Upstreams,
                  votes: VoteForwarder, token_secret: bytes, prompt_ttl_s: float,
                  internal_timeout_s: float, import_chunk: int,
+                 pair_selection: PairSelection = PairSelection.UNIFORM,
+                 newcomer_votes: int = DEFAULT_NEWCOMER_VOTES,
                  clock: Callable[[], float] = time.time) -> None:
         self._catalog = catalog
+        self._default_selection = pair_selection
+        self._newcomer_votes = newcomer_votes
         self._pairs = pairs
         self._upstreams = upstreams
         self._votes = votes
@@ -112,11 +140,26 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
     async def CreateCause(self, request, context):  # type: ignore[no-untyped-def]
         cause = Cause(cause_id=id_or_new("cause_id", request.cause_id),
                       title=check_title(request.title),
-                      auto_accept=request.auto_accept_proposals, created_at_ms=self._now_ms())
+                      auto_accept=request.auto_accept_proposals, created_at_ms=self._now_ms(),
+                      pair_selection=(_pair_selection(request.pair_selection)
+                                      or self._default_selection),
+                      top_k=check_top_k(request.top_k) or DEFAULT_TOP_K,
+                      newcomer_votes=self._newcomer_votes)
         await self._catalog.create_cause(cause)
         logger.info("cause created", extra={"cause_id": cause.cause_id,
-                                             "auto_accept": cause.auto_accept})
+                                             "auto_accept": cause.auto_accept,
+                                             "pair_selection": str(cause.pair_selection),
+                                             "top_k": cause.top_k})
         return gateway_pb2.CreateCauseResponse(cause=_cause_message(cause))
+
+    async def UpdatePairSelection(self, request, context):  # type: ignore[no-untyped-def]
+        cause_id = check_id("cause_id", request.cause_id)
+        cause = await self._catalog.update_pair_selection(
+            cause_id, _pair_selection(request.pair_selection), check_top_k(request.top_k))
+        logger.info("pair selection updated", extra={
+            "cause_id": cause_id, "pair_selection": str(cause.pair_selection),
+            "top_k": cause.top_k})
+        return gateway_pb2.UpdatePairSelectionResponse(cause=_cause_message(cause))
 
     async def GetCause(self, request, context):  # type: ignore[no-untyped-def]
         cause = await self._catalog.get_cause(check_id("cause_id", request.cause_id))
@@ -157,6 +200,47 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
     async def NextPair(self, request, context):  # type: ignore[no-untyped-def]
         cause_id = check_id("cause_id", request.cause_id)
         voter_id = check_id("voter_id", request.voter_id, pattern=VOTER_ID_PATTERN)
+        return await self._prompt(cause_id, voter_id)
+
+    async def SubmitVote(self, request, context):  # type: ignore[no-untyped-def]
+        cause_id = check_id("cause_id", request.cause_id)
+        voter_id = check_id("voter_id", request.voter_id, pattern=VOTER_ID_PATTERN)
+        await self._catalog.require_cause(cause_id)
+        reply = await self._votes.record(
+            ingest_pb2.RecordVoteRequest(
+                cause_id=cause_id, voter_id=voter_id,
+                prompt_token=request.prompt_token, choice=request.choice,
+                skip_reason=request.skip_reason, idempotency_key=request.idempotency_key),
+            timeout=self._timeout(context))
+        response = gateway_pb2.SubmitVoteResponse(vote_id=reply.vote_id,
+                                                  duplicate=reply.duplicate)
+        if not request.want_next_pair:
+            return response
+        # The vote is recorded: from here on nothing may fail the call, or the platform
+        # would take a recorded vote for a lost one; whatever keeps the next pair from being
+        # chosen (none left, the rate limit, Redis down) is said in next_pair_unavailable,
+        # and NextPair remains the way to ask again. A replay gets a next pair too (its first
+        # answer, and the pair in it, may be what was lost).
+        limited = over_limit.get()
+        if limited is not None:
+            response.next_pair_unavailable = str(limited)
+            return response
+        try:
+            response.next_pair.CopyFrom(await self._prompt(cause_id, voter_id))
+        except Exception as exc:
+            mapped = status_for(exc)
+            if mapped is None:
+                logger.exception("next pair failed after a recorded vote",
+                                 extra={"cause_id": cause_id})
+            response.next_pair_unavailable = (
+                mapped[1] if mapped else f"internal error: {type(exc).__name__}")
+        return response
+
+    async def _prompt(self, cause_id: str, voter_id: str) -> gateway_pb2.NextPairResponse:
+        """The voter's next pair, now recorded as shown, with a prompt token for its vote.
+
+        Raises NotFound (unknown cause) or FailedPrecondition (no pair left to show).
+        """
         left, right = await self._pairs.next_pair(cause_id, voter_id)
         wire, token = prompt_token.issue(self._token_secret, cause_id, voter_id,
                                          left.proposal_id, right.proposal_id,
@@ -164,18 +248,6 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
         return gateway_pb2.NextPairResponse(
             prompt_token=wire, left=_proposal_message(cause_id, left),
             right=_proposal_message(cause_id, right), expires_at_ms=token.expires_ms)
-
-    async def SubmitVote(self, request, context):  # type: ignore[no-untyped-def]
-        cause_id = check_id("cause_id", request.cause_id)
-        check_id("voter_id", request.voter_id, pattern=VOTER_ID_PATTERN)
-        await self._catalog.require_cause(cause_id)
-        reply = await self._votes.record(
-            ingest_pb2.RecordVoteRequest(
-                cause_id=cause_id, voter_id=request.voter_id,
-                prompt_token=request.prompt_token, choice=request.choice,
-                skip_reason=request.skip_reason, idempotency_key=request.idempotency_key),
-            timeout=self._timeout(context))
-        return gateway_pb2.SubmitVoteResponse(vote_id=reply.vote_id, duplicate=reply.duplicate)
 
     async def ImportVotes(self, request_iterator, context):  # type: ignore[no-untyped-def]
         accepted = duplicates = rejected = 0

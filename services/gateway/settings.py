@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from gateway.catalog import DEFAULT_NEWCOMER_VOTES, PairSelection
 from pairwise.config import env_float, env_int, env_str
 
 
@@ -43,6 +44,21 @@ class Settings:
     redis_pool_timeout_s: float = 5.0
     redis_connect_timeout_s: float = 1.0
     redis_socket_timeout_s: float = 5.0
+    # The strategy of causes created without one (GATEWAY_PAIR_SELECTION: uniform|adaptive).
+    pair_selection: PairSelection = PairSelection.UNIFORM
+    # Adaptive selection: proposals with fewer counted votes than `newcomer_votes` are
+    # newcomers (written into each cause at its creation), and `newcomer_share` of the
+    # prompts go to them first.
+    newcomer_votes: int = DEFAULT_NEWCOMER_VOTES
+    newcomer_share: float = 0.3
+
+    def __post_init__(self) -> None:
+        if self.newcomer_votes < 1:
+            raise SystemExit(f"setting GATEWAY_NEWCOMER_VOTES must be >= 1, "
+                             f"got {self.newcomer_votes}")
+        if not 0 <= self.newcomer_share <= 1:
+            raise SystemExit(f"setting GATEWAY_NEWCOMER_SHARE must be between 0 and 1, "
+                             f"got {self.newcomer_share}")
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -69,4 +85,18 @@ class Settings:
             redis_pool_timeout_s=env_float("GATEWAY_REDIS_POOL_TIMEOUT_S", 5.0),
             redis_connect_timeout_s=env_float("REDIS_CONNECT_TIMEOUT_S", 1.0),
             redis_socket_timeout_s=env_float("REDIS_SOCKET_TIMEOUT_S", 5.0),
+            pair_selection=_pair_selection(env_str("GATEWAY_PAIR_SELECTION", "uniform")),
+            newcomer_votes=env_int("GATEWAY_NEWCOMER_VOTES", DEFAULT_NEWCOMER_VOTES),
+            newcomer_share=env_float("GATEWAY_NEWCOMER_SHARE", 0.3),
         )
+
+
+def _pair_selection(value: str) -> PairSelection:
+    """GATEWAY_PAIR_SELECTION's strategy; any other value than uniform or adaptive (in any
+    case) stops start-up naming the setting."""
+    try:
+        return PairSelection(value.strip().upper())
+    except ValueError:
+        choices = " or ".join(s.lower() for s in PairSelection)
+        raise SystemExit(f"setting GATEWAY_PAIR_SELECTION must be {choices}, "
+                         f"got {value!r}") from None

@@ -13,7 +13,8 @@ RANKER_GROUP = "ranker"
 
 
 def cause(cause_id: str) -> str:
-    """Hash: title, auto_accept (0/1), created_at_ms."""
+    """Hash: title, auto_accept (0/1), created_at_ms, and how pairs are chosen:
+    pair_selection ("UNIFORM" or "ADAPTIVE"), top_k, newcomer_votes."""
     return f"cause:{{{cause_id}}}"
 
 
@@ -47,6 +48,19 @@ def accepted(cause_id: str) -> str:
 def catalog_version(cause_id: str) -> str:
     """Integer bumped whenever a proposal is added or changes status."""
     return f"catalog_version:{{{cause_id}}}"
+
+
+def newcomers(cause_id: str) -> str:
+    """Sorted set: the accepted proposals (indices) with fewer than the cause's
+    `newcomer_votes` counted votes, scored by their estimated votes (counted at the ranker's
+    last fit, plus the times shown since). Adaptive selection shows the lowest first."""
+    return f"newcomers:{{{cause_id}}}"
+
+
+def selection_summary(cause_id: str) -> str:
+    """Hash: `version` (bumped per write) and `data`, what pair selection needs of the latest
+    fit (format in pairwise.selection_summary). Written by the ranker."""
+    return f"selection:{{{cause_id}}}"
 
 
 def votes(cause_id: str) -> str:

@@ -20,6 +20,7 @@ from ranker.fit_scheduler import FitScheduler
 from ranker.log_consumer import LogConsumer
 from ranker.redis_vote_stream import RedisVoteStream
 from ranker.replica_shipping import ReplicaShipper
+from ranker.selection_publisher import SelectionPublisher
 from ranker.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -89,7 +90,8 @@ class CauseDirectory:
 
     def _build(self, cause_id: str) -> CauseRanker:
         """A cause's parts, wired: its consumer and scheduler share `changed` (the fit's
-        input changed) and its replica shipper (told of every vote applied)."""
+        input changed) and its replica shipper (told of every vote applied); each published
+        ranking goes to pair selection (ranker.selection_publisher)."""
         settings = self._settings
         changed = asyncio.Event()
         tasks = CauseTasks(cause_id)
@@ -104,7 +106,8 @@ class CauseDirectory:
         scheduler = FitScheduler(
             cause_id, consumer, CatalogReader(self._redis, cause_id), self._fit_pool, replica,
             changed=changed, tasks=tasks, fit_interval_s=settings.fit_interval_s,
-            read_wait_s=settings.read_wait_s, catalog_wait_s=settings.catalog_wait_s)
+            read_wait_s=settings.read_wait_s, catalog_wait_s=settings.catalog_wait_s,
+            on_published=SelectionPublisher(self._redis, cause_id, self._scripts, tasks).offer)
         return CauseRanker(cause_id, consumer, scheduler, replica, tasks)
 
     async def discover_once(self) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
@@ -57,12 +57,14 @@ class FitScheduler:
 
     `changed` is set by whoever changes the fit's input (the consumer for votes, this
     scheduler for the catalog); `tasks` runs the refits and catalog reads that reads start.
+    `on_published` is told of each ranking as it is published (it must not block).
     """
 
     def __init__(self, cause_id: str, counts: CountsSource, catalog: CatalogSource,
                  pool: FitPool, replica: ReplicaShipper, *, changed: asyncio.Event,
                  tasks: CauseTasks, fit_interval_s: float, read_wait_s: float,
-                 catalog_wait_s: float) -> None:
+                 catalog_wait_s: float,
+                 on_published: Callable[[Ranking], None] | None = None) -> None:
         self.cause_id = cause_id
         self._counts = counts
         self._catalog_source = catalog
@@ -73,6 +75,7 @@ class FitScheduler:
         self._fit_interval_s = fit_interval_s
         self._read_wait_s = read_wait_s
         self._catalog_wait_s = catalog_wait_s
+        self._on_published = on_published
 
         self._catalog: Catalog | None = None
         self._catalog_lock = asyncio.Lock()
@@ -221,6 +224,8 @@ class FitScheduler:
             async with self._published:
                 self._ranking = ranking
                 self._published.notify_all()
+            if self._on_published is not None:
+                self._on_published(ranking)
 
     async def _fit_once(
         self, catalog: Catalog,

@@ -21,8 +21,9 @@ SERVICE = "/pairwise.v1.GatewayService/"
 # What a voting platform does: show pairs, take votes and citizens' proposals, read results.
 PLATFORM_RPCS = {"NextPair", "SubmitVote", "AddProposals", "GetCause", "ListProposals",
                  "GetRanking", "WatchRanking", "GetCauseStats"}
-# What only organisers do: create causes, moderate, import votes in bulk.
-ADMIN_ONLY_RPCS = {"CreateCause", "ModerateProposal", "ImportVotes"}
+# What only organisers do: create causes, choose how their pairs are chosen, moderate,
+# import votes in bulk.
+ADMIN_ONLY_RPCS = {"CreateCause", "UpdatePairSelection", "ModerateProposal", "ImportVotes"}
 ALL_RPCS = {m.name for m in gateway_pb2.DESCRIPTOR.services_by_name["GatewayService"].methods}
 
 

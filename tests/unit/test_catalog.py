@@ -1,5 +1,5 @@
 """A cause's catalog rules: which ids, titles and proposal texts are accepted, what status a
-new proposal gets, what a moderation decision may say."""
+new proposal gets, what a moderation decision may say, which top_k a cause may have."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from gateway.catalog import (
     check_moderation,
     check_new_proposals,
     check_title,
+    check_top_k,
     initial_status,
 )
 from pairwise.errors import AlreadyExists, InvalidArgument
@@ -122,3 +123,20 @@ def test_a_moderation_decision_accepts_or_rejects_with_a_bounded_reason() -> Non
     with pytest.raises(InvalidArgument) as caught:
         check_moderation(Status.REJECTED, "x" * 501)
     assert field_of(caught) == "reason"
+
+
+@pytest.mark.parametrize("top_k", [1, 10, 999, 1000])
+def test_top_k_from_1_to_1000_is_kept(top_k: int) -> None:
+    assert check_top_k(top_k) == top_k
+
+
+def test_top_k_0_means_not_given() -> None:
+    assert check_top_k(0) is None
+
+
+@pytest.mark.parametrize("top_k", [-1, 1001, 34_000, -(2**63)])
+def test_other_top_k_are_refused_naming_the_field(top_k: int) -> None:
+    with pytest.raises(InvalidArgument) as exc:
+        check_top_k(top_k)
+    assert field_of(exc) == "top_k"
+    assert "between 1 and 1000" in str(exc.value)
