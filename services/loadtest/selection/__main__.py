@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import signal
 import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -83,6 +84,10 @@ def main(argv: list[str] | None = None, environ: Mapping[str, str] = os.environ)
     from loadtest.gateway_client import credentials
     from loadtest.selection import run
 
+    # A stop request, even to a run started in the background (where a shell ignores
+    # SIGINT), ends it as Ctrl-C does: its scratch cluster is stopped and wiped on the way.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         with _cluster(args, environ) as (target, run_dir):
             creds = credentials(environ, run_dir)

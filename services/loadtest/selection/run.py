@@ -94,11 +94,11 @@ async def run_seed(plan: SelectionPlan, seed: int, gateway: Gateway, run_id: str
         _sample(c, plan, samples[c.mode], voting), _waves(c, plan, voting))]
     with LiveProgress(campaigns, plan.time_limit_s, out,
                       votes=plan.history_votes + plan.votes) as progress:
-        everything = asyncio.gather(*voting)
-        while not everything.done():
+        while not all(task.done() for task in voting):
             progress.refresh()
-            await asyncio.wait({everything}, timeout=_REFRESH_S)
-        await everything
+            await asyncio.wait(voting, timeout=_REFRESH_S)
+        for task in voting:
+            task.result()
         vote_s = time.monotonic() - origin
         progress.say(f"seed {seed}: voting over after {vote_s:.0f} s; waiting for the ranker "
                      "to count every vote ...")
