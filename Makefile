@@ -8,7 +8,7 @@ RUN_DIR ?= run
 BUF    := $(VENV)/bin/buf
 LOCK   := requirements-dev.lock
 
-.PHONY: install lock image-wheels proto proto-check proto-lint tools lint check test test-fast up down demo status loadtest bench clean
+.PHONY: install lock image-wheels proto proto-check proto-lint tools lint check test test-fast up down demo status loadtest selection-bench bench clean
 
 # Installs are locked: requirements-*.lock pin every package with its hashes, so a release
 # on PyPI never changes what a fresh clone installs or tests. The venv is rebuilt whenever a
@@ -108,6 +108,12 @@ demo: $(STAMP)
 # e.g. make loadtest LOADTEST_ARGS="--mode bulk --duration 30" (python -m loadtest --help).
 loadtest: $(STAMP)
 	$(PY) -m loadtest $(LOADTEST_ARGS)
+
+# Uniform against adaptive pair selection on a scratch cluster of its own (ports 50151-50153,
+# 6398): curves and figures under results/selection/; flags in SELECTION_ARGS, e.g.
+# make selection-bench SELECTION_ARGS="--preset 34k" (python -m loadtest.selection --help).
+selection-bench: $(STAMP)
+	$(PY) -m loadtest.selection $(SELECTION_ARGS)
 
 # Ranking engine benchmarks (docs/performance.md): tables on stdout, JSON under results/bench/
 # e.g. make bench BENCH_ARGS="--sizes 1k,10k --repeats 5" (python -m bench --help).

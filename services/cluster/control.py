@@ -3,13 +3,14 @@ health), down (stop exactly what up started), status (what runs, restarts, healt
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -137,6 +138,32 @@ def status(run: RunFolder, *, out: TextIO = sys.stdout) -> int:
               f"{health:<12} {child.get('addr') or state.get('redis_url', ''):<22} "
               f"{run.log_file(name)}", file=out)
     return 0 if healthy else 1
+
+
+class ClusterError(RuntimeError):
+    """The cluster did not start, or its state names no gateway; the message says which."""
+
+
+@contextlib.contextmanager
+def running(run: RunFolder, environ: Mapping[str, str], *,
+            out: TextIO = sys.stdout) -> Iterator[str]:
+    """The cluster of `run` serving for the duration of the block; yields its gateway
+    address. Started here and stopped on exit, unless it already ran (then left running).
+
+    Raises ClusterError when it does not become healthy (the logs' tails are printed).
+    """
+    started_here = not run.supervisor_running()
+    if started_here and up(run, environ, out=out) != 0:
+        raise ClusterError("the cluster did not start (its logs' tails are above)")
+    try:
+        addr = gateway_address(run)
+        if addr is None:
+            raise ClusterError("no gateway address in the run folder's state; try `make down` "
+                               "then start again")
+        yield addr
+    finally:
+        if started_here:
+            down(run, out=out)
 
 
 def gateway_address(run: RunFolder) -> str | None:

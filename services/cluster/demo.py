@@ -42,22 +42,16 @@ CATCH_UP_S = 20.0
 def main(run: RunFolder, environ: Mapping[str, str], *, seconds: float = 45.0,
          seed: int = 2017, out: TextIO = sys.stdout) -> int:
     """Bring the cluster up if needed, play the consultation, stop what it started."""
-    started_here = not run.supervisor_running()
-    if started_here:
-        status = control.up(run, environ, out=out)
-        if status != 0:
-            return status
     try:
-        addr = control.gateway_address(run)
-        if addr is None:
-            print("no gateway address in the run folder's state; try `make down` then "
-                  "`make demo`", file=out)
-            return 1
-        tokens = resolve(run.tokens_file, environ)
-        with grpc.insecure_channel(addr) as channel:
-            consultation = Consultation(channel, tokens, scenario.build(seed),
-                                        cause_id=f"violences-femmes-{int(time.time())}")
-            return play(consultation, seconds, seed, LiveTerminal(out))
+        with control.running(run, environ, out=out) as addr:
+            tokens = resolve(run.tokens_file, environ)
+            with grpc.insecure_channel(addr) as channel:
+                consultation = Consultation(channel, tokens, scenario.build(seed),
+                                            cause_id=f"violences-femmes-{int(time.time())}")
+                return play(consultation, seconds, seed, LiveTerminal(out))
+    except control.ClusterError as exc:
+        print(f"demo stopped: {exc}", file=out)
+        return 1
     except grpc.RpcError as exc:
         print(f"\ndemo stopped: {exc.code().name}: {exc.details()}", file=out)  # type: ignore[attr-defined]
         if exc.code() == grpc.StatusCode.UNAUTHENTICATED:  # type: ignore[attr-defined]
@@ -67,9 +61,6 @@ def main(run: RunFolder, environ: Mapping[str, str], *, seconds: float = 45.0,
     except KeyboardInterrupt:
         print("\ndemo interrupted", file=out)
         return 130
-    finally:
-        if started_here:
-            control.down(run, out=out)
 
 
 def play(consultation: Consultation, seconds: float, seed: int, view: LiveTerminal) -> int:

@@ -12,6 +12,7 @@ import numpy as np
 from loadtest.campaign import Campaign
 from loadtest.interactive import ATTEMPTS, RETRYABLE
 from loadtest.plan import LoadPlan
+from loadtest.population import DecidedVotes
 from pairwise.v1 import gateway_pb2
 
 IMPORT_TIMEOUT_S = 60.0
@@ -39,9 +40,9 @@ class BulkLoad:
     def _arrived_voters(self) -> int:
         return int(1 + self.plan.arrival_rate * self.campaign.elapsed())
 
-    def next_batch(self) -> gateway_pb2.ImportVotesRequest:
+    def next_batch(self) -> tuple[gateway_pb2.ImportVotesRequest, DecidedVotes]:
         """The next batch: uniformly random pairs of the accepted proposals, answered by the
-        voter model (skips dropped), with fresh vote ids."""
+        voter model (skips dropped), with fresh vote ids; and the same votes as indices."""
         campaign, population = self.campaign, self.campaign.population
         remaining = self.plan.max_votes - campaign.counters.sent
         votes = population.decided_votes(min(self.plan.batch_size, remaining),
@@ -56,12 +57,12 @@ class BulkLoad:
                 votes.ties.tolist(), votes.voters.tolist(), strict=True):
             add(vote_id=f"b{number}", cause_id=cause_id, voter_id=f"v{voter}",
                 winner_id=ids(winner), loser_id=ids(loser), tie=tie)
-        return request
+        return request, votes
 
     async def _stream(self) -> None:
         c = self.campaign.counters
         while not self._over():
-            request = self.next_batch()
+            request, votes = self.next_batch()
             n = len(request.votes)
             if not n:
                 continue
@@ -83,6 +84,8 @@ class BulkLoad:
                 c.ok += int(reply.accepted) + (int(reply.duplicates) if attempt > 1 else 0)
                 if attempt == 1:
                     c.unexpected_duplicates += int(reply.duplicates)
+                if not reply.rejected:
+                    self.campaign.proposal_votes.imported(votes.winners, votes.losers)
                 c.rejected += int(reply.rejected)
                 c.freshness.sample(self.campaign.elapsed(), c.log_bound())
                 break

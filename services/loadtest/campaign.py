@@ -15,6 +15,7 @@ from loadtest.accuracy import AccuracyPoint, compare
 from loadtest.gateway_client import Gateway
 from loadtest.measurements import ModeCounters, Tick
 from loadtest.population import Population
+from loadtest.proposal_votes import ProposalVotes
 from pairwise.v1 import gateway_pb2, types_pb2
 
 logger = logging.getLogger(__name__)
@@ -32,7 +33,9 @@ class Campaign:
     """A cause `cause_id` on the cluster behind `gateway`, loaded by one mode.
 
     `accepted` holds the sorted population indices of the proposals accepted so far (the
-    ones voters may be shown); `origin` is the monotonic time the load began.
+    ones voters may be shown); `origin` is the monotonic time the load began;
+    `proposal_votes` what the voters' answers gave each proposal; `cause` the cause as
+    CreateCause answered (None before `open`).
     """
 
     def __init__(self, gateway: Gateway, population: Population, mode: str,
@@ -43,6 +46,8 @@ class Campaign:
         self.cause_id = cause_id
         self.counters = ModeCounters()
         self.accepted = np.arange(population.n_seed, dtype=np.int64)
+        self.proposal_votes = ProposalVotes(population.n_seed + population.n_new)
+        self.cause: types_pb2.Cause | None = None
         self.accuracy: list[AccuracyPoint] = []
         self.events: list[tuple[float, str]] = []
         self.counted = 0
@@ -58,10 +63,14 @@ class Campaign:
     def note(self, text: str) -> None:
         self.events.append((round(self.elapsed(), 3), text))
 
-    async def open(self) -> None:
-        """Create the (moderated) cause and add the organisers' proposals, accepted at once."""
-        await self.gateway.call("CreateCause", gateway_pb2.CreateCauseRequest(
-            cause_id=self.cause_id, title=TITLE, auto_accept_proposals=False), admin=True)
+    async def open(self, pair_selection: types_pb2.PairSelection =
+                   types_pb2.PAIR_SELECTION_UNSPECIFIED) -> None:
+        """Create the (moderated) cause, its pairs chosen by `pair_selection` (UNSPECIFIED:
+        the service's default), and add the organisers' proposals, accepted at once."""
+        reply = await self.gateway.call("CreateCause", gateway_pb2.CreateCauseRequest(
+            cause_id=self.cause_id, title=TITLE, auto_accept_proposals=False,
+            pair_selection=pair_selection), admin=True)
+        self.cause = reply.cause
         for start in range(0, self.population.n_seed, _PROPOSALS_PER_CALL):
             stop = min(start + _PROPOSALS_PER_CALL, self.population.n_seed)
             await self.gateway.call("AddProposals", gateway_pb2.AddProposalsRequest(
@@ -78,6 +87,8 @@ class Campaign:
             self.counters, timeout=60.0)
         pending = sum(p.status == types_pb2.PROPOSAL_STATUS_PENDING for p in reply.proposals)
         self.proposals_added += len(indices)
+        # Counted from before the first acceptance: an upper bound of each one's wait.
+        self.proposal_votes.accepted(indices)
         await asyncio.gather(*(self.gateway.call(
             "ModerateProposal", gateway_pb2.ModerateProposalRequest(
                 cause_id=self.cause_id, proposal_id=self.population.proposal_id(k),
@@ -132,8 +143,10 @@ class Campaign:
             except TimeoutError:
                 pass
 
-    async def measure_accuracy(self) -> AccuracyPoint | None:
-        """Read every page of the ranking and compare it with the hidden truth."""
+    async def read_ranking(self) -> tuple[int, list[types_pb2.RankedProposal]] | None:
+        """Every page of the latest ranking: (votes_counted, entries in rank order); None
+        when a read failed. Pages may come from successive fits; votes_counted is the first
+        page's."""
         entries: list[types_pb2.RankedProposal] = []
         counted = None
         try:
@@ -148,8 +161,16 @@ class Campaign:
         except grpc.aio.AioRpcError as exc:
             logger.warning("ranking read failed", extra={"error": exc.code().name})
             return None
+        return counted or 0, entries
+
+    async def measure_accuracy(self) -> AccuracyPoint | None:
+        """Read every page of the ranking and compare it with the hidden truth."""
+        ranking = await self.read_ranking()
+        if ranking is None:
+            return None
+        counted, entries = ranking
         point = compare(
-            round(self.elapsed(), 3), counted or 0,
+            round(self.elapsed(), 3), counted,
             np.array([e.ability for e in entries]), np.array([e.ci_low for e in entries]),
             np.array([e.ci_high for e in entries]),
             self.population.truth([e.proposal_id for e in entries]))

@@ -13,7 +13,31 @@ matplotlib.use("Agg")  # files only: no display needed
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
 import numpy as np  # noqa: E402
 
-_COLOURS = {"interactive": "tab:blue", "bulk": "tab:orange"}
+# One colour per load mode and per pair-selection strategy, the same in every picture.
+COLOURS = {"interactive": "tab:blue", "bulk": "tab:orange", "uniform": "tab:blue",
+           "adaptive": "tab:red"}
+
+
+def votes_axis(axes: plt.Axes, title: str) -> None:
+    """`axes` plots a figure against the votes counted: log scale (accuracy grows with the
+    logarithm of the votes), engineering ticks, a light grid and a legend when labelled."""
+    axes.set(title=title, xlabel="votes counted (log scale)", xscale="log")
+    axes.xaxis.set_major_formatter(matplotlib.ticker.EngFormatter(sep=""))
+    finish(axes)
+
+
+def finish(axes: plt.Axes) -> None:
+    axes.grid(alpha=0.3)
+    if axes.get_legend_handles_labels()[0]:
+        axes.legend(fontsize=7)
+
+
+def save(figure: plt.Figure, path: Path, top: float = 0.97) -> None:
+    """Write `figure` as a PNG to `path`, its panels below `top` (a share of the height,
+    above which the suptitle goes), and free it."""
+    figure.tight_layout(rect=(0, 0, 1, top))
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
 
 
 def draw(result: dict[str, Any], path: Path) -> None:
@@ -21,7 +45,7 @@ def draw(result: dict[str, Any], path: Path) -> None:
     figure, (rates, latency, accuracy) = plt.subplots(1, 3, figsize=(16, 5.2))
     used_ms: list[float] = []  # latency bins holding calls, to zoom on them
     for mode, m in result["modes"].items():
-        colour = _COLOURS.get(mode, "tab:gray")
+        colour = COLOURS.get(mode, "tab:gray")
         series = m["throughput"]
         if series["t"]:
             rates.plot(series["t"], series["ok_per_s"], color=colour, label=f"{mode}: OK")
@@ -42,7 +66,7 @@ def draw(result: dict[str, Any], path: Path) -> None:
             votes = [p["votes_counted"] for p in points]
             accuracy.plot(votes, [p["kendall_tau"] for p in points], color=colour,
                           marker=".", label=f"{mode}: Kendall τ")
-            accuracy.plot(votes, [p["top_recall"] for p in points], color=colour,
+            accuracy.plot(votes, [p["top20_recall"] for p in points], color=colour,
                           linestyle="--", label=f"{mode}: top-20 recall")
             accuracy.plot(votes, [p["coverage"] for p in points], color=colour,
                           linestyle=":", label=f"{mode}: 95% CI coverage")
@@ -60,13 +84,10 @@ def draw(result: dict[str, Any], path: Path) -> None:
                 ylabel="share of calls", xscale="log")
     if used_ms:
         latency.set_xlim(min(used_ms + [20.0]) / 3, max(used_ms + [50.0]) * 3)
-    accuracy.set(title="Accuracy against the hidden truth", xlabel="votes counted (log scale)",
-                 ylim=(0, 1.02), xscale="log")
-    accuracy.xaxis.set_major_formatter(matplotlib.ticker.EngFormatter(sep=""))
-    for axes in (rates, latency, accuracy):
-        axes.grid(alpha=0.3)
-        if axes.get_legend_handles_labels()[0]:
-            axes.legend(fontsize=7)
+    accuracy.set(ylim=(0, 1.02))
+    votes_axis(accuracy, "Accuracy against the hidden truth")
+    for axes in (rates, latency):
+        finish(axes)
     marks = [f"{'✓' if g['met'] else '✗'} {g['goal']}: "
              f"{'-' if g['measured'] is None else format(g['measured'], ',.1f')}"
              for g in result["goals"]]
@@ -74,6 +95,4 @@ def draw(result: dict[str, Any], path: Path) -> None:
     audit = "audit PASS" if result["audit_passed"] else "audit FAIL"
     figure.suptitle(f"Pairwise load test {result['run_id']} — {result['plan']['proposals']:,} "
                     f"proposals, {result['load_s']:.0f} s, {audit}\n{goals}", fontsize=9)
-    figure.tight_layout(rect=(0, 0, 1, 0.97))
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+    save(figure, path)

@@ -73,8 +73,11 @@ class InteractiveLoad:
         population = campaign.population
         in_reply = self.plan.next_pair_in_reply
         pair: gateway_pb2.NextPairResponse | None = None
+        low, high = self.plan.votes_per_voter
+        # This voter's pairs so far (a voter never comes back, so the set dies with it).
+        shown: set[tuple[str, str]] = set()
         try:
-            for k in range(int(self.rng.integers(5, 21))):
+            for k in range(int(self.rng.integers(low, high + 1))):
                 if self._over():
                     return
                 if pair is None:
@@ -84,10 +87,14 @@ class InteractiveLoad:
                                 cause_id=campaign.cause_id, voter_id=voter_id), c)
                     except grpc.aio.AioRpcError:
                         return  # no pair left, rate-limited or failing: the voter leaves
-                decision = population.model.choose(
-                    float(population.abilities[population.index_of(pair.left.proposal_id)]),
-                    float(population.abilities[population.index_of(pair.right.proposal_id)]),
-                    self.rng)
+                ids = (pair.left.proposal_id, pair.right.proposal_id)
+                if (min(ids), max(ids)) in shown:
+                    c.repeated_pairs += 1
+                shown.add((min(ids), max(ids)))
+                left, right = population.index_of(ids[0]), population.index_of(ids[1])
+                decision = population.model.choose(float(population.abilities[left]),
+                                                   float(population.abilities[right]),
+                                                   self.rng)
                 if self.plan.think_s:
                     await asyncio.sleep(self.plan.think_s)
                 c.sent += 1
@@ -98,10 +105,15 @@ class InteractiveLoad:
                     skip_reason=decision.reason, idempotency_key=str(k),
                     want_next_pair=in_reply))
                 pair = None
+                if reply is not None:
+                    campaign.proposal_votes.vote(left, right, skip=decision.answer == "skip")
                 if in_reply and reply is not None:
                     if reply.next_pair_unavailable:
                         return  # no pair left for this voter: it leaves
-                    pair = reply.next_pair
+                    if reply.HasField("next_pair"):
+                        c.next_pairs_in_reply += 1
+                        pair = reply.next_pair
+                    # else: a gateway without the option; NextPair brings the next pair.
         finally:
             c.voters_done += 1
 

@@ -132,6 +132,10 @@ class ModeCounters:
     unexpected_duplicates: int = 0
     voters_arrived: int = 0
     voters_done: int = 0
+    # Interactive: pairs a voter was shown a second time (the gateway promises none), and
+    # votes whose reply brought the voter's next pair (no NextPair call needed).
+    repeated_pairs: int = 0
+    next_pairs_in_reply: int = 0
     ticks: list[Tick] = field(default_factory=list)
     latencies: Latencies = field(default_factory=Latencies)
     errors: Errors = field(default_factory=Errors)

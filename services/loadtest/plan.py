@@ -68,9 +68,11 @@ class LoadPlan:
     # 2,000 proposals); two overlap them (150-180k/s); more only queue in Redis.
     batch_size: int = 5_000
     bulk_streams: int = 2
-    # The voter model (cluster.voter_model): P(skip), and P(tie) for equal proposals.
+    # The voter model (cluster.voter_model): P(skip), and P(tie) for equal proposals; and
+    # the votes an interactive voter casts (uniform between the two, inclusive).
     tie_rate: float = 0.12
     skip_rate: float = 0.04
+    votes_per_voter: tuple[int, int] = (5, 20)
     # After the load phase, how long to wait for the ranker to count every accepted vote.
     catch_up_s: float = 120.0
     # Naive baseline (bulk mode): pipelined XADDs into a private embedded server.
@@ -96,6 +98,9 @@ class LoadPlan:
         if not 0 <= self.new_proposals <= MAX_PROPOSALS - self.proposals:
             raise PlanError(f"--new-proposals must be between 0 and "
                             f"{MAX_PROPOSALS - self.proposals}, got {self.new_proposals}")
+        low, high = self.votes_per_voter
+        if not 1 <= low <= high:
+            raise PlanError(f"votes per voter must be 1 <= low <= high, got {low}-{high}")
         for flag, rate in (("--tie-rate", self.tie_rate), ("--skip-rate", self.skip_rate)):
             if not 0 <= rate <= 1:
                 raise PlanError(f"{flag} must be between 0 and 1, got {rate}")

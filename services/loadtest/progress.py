@@ -1,5 +1,6 @@
-"""The live view of a run: a rich progress bar per mode (time used, votes sent, OK votes/s,
-votes counted, lag, errors) on a terminal; a plain line every few seconds elsewhere."""
+"""The live view of a run: a rich progress bar per mode (time used, or votes sent out of a
+budget; votes sent, OK votes/s, votes counted, lag, errors) on a terminal; a plain line every
+few seconds elsewhere."""
 
 from __future__ import annotations
 
@@ -31,12 +32,14 @@ class _Rate:
 
 
 class LiveProgress:
-    """Use as a context manager; call `refresh()` often (it is cheap)."""
+    """Use as a context manager; call `refresh()` often (it is cheap). The bars fill with
+    time up to `duration_s`, or with votes sent up to `votes` when given."""
 
     def __init__(self, campaigns: list[Campaign], duration_s: float, out: TextIO,
-                 plain_every_s: float = 5.0) -> None:
+                 plain_every_s: float = 5.0, votes: int | None = None) -> None:
         self.campaigns = campaigns
         self.duration_s = duration_s
+        self.votes = votes
         self.console = Console(file=out)
         self.live = self.console.is_terminal
         self.plain_every_s = plain_every_s
@@ -52,7 +55,7 @@ class LiveProgress:
         self._progress.__enter__()
         for campaign in self.campaigns:
             self._tasks[campaign.mode] = self._progress.add_task(
-                campaign.mode, total=self.duration_s, line="starting")
+                campaign.mode, total=self.votes or self.duration_s, line="starting")
         return self
 
     def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
@@ -73,9 +76,9 @@ class LiveProgress:
         for campaign in self.campaigns:
             line = self.line(campaign)
             if self.live:
-                self._progress.update(self._tasks[campaign.mode],
-                                      completed=min(self.duration_s, campaign.elapsed()),
-                                      line=line)
+                done = (min(self.votes, campaign.counters.sent) if self.votes
+                        else min(self.duration_s, campaign.elapsed()))
+                self._progress.update(self._tasks[campaign.mode], completed=done, line=line)
             elif plain:
                 self.console.print(f"[{campaign.elapsed():6.1f} s] {campaign.mode:<11} {line}",
                                    highlight=False)

@@ -64,7 +64,9 @@ def _mode(campaign: Campaign, audit: dict[str, Any], caught_up: bool, load_s: fl
     out: dict[str, Any] = {
         "cause_id": campaign.cause_id,
         "votes": {"sent": c.sent, "ok": c.ok, "unknown_outcome": c.unknown,
-                  "rejected": c.rejected, "unexpected_duplicates": c.unexpected_duplicates},
+                  "rejected": c.rejected, "unexpected_duplicates": c.unexpected_duplicates,
+                  "repeated_pairs": c.repeated_pairs,
+                  "next_pairs_in_reply": c.next_pairs_in_reply},
         "load_s": round(load_s, 3),
         "ok_votes_per_s": c.ok / load_s if load_s > 0 else 0.0,
         "all_counted_at_s": counted_at,
@@ -169,7 +171,7 @@ def summary_lines(result: dict[str, Any]) -> list[str]:
         a = m["final_accuracy"]
         if a and a["kendall_tau"] is not None:
             lines.append(f"    accuracy    Kendall tau {a['kendall_tau']:.3f}, top-20 recall "
-                         f"{a['top_recall']:.2f}, 95% coverage {a['coverage']:.1%} over "
+                         f"{a['top20_recall']:.2f}, 95% coverage {a['coverage']:.1%} over "
                          f"{a['n_ranked']:,} proposals at {a['votes_counted']:,} votes")
         lines.append(f"    audit       {'PASS' if m['audit'].get('passed') else 'FAIL'}: "
                      f"{m['audit'].get('detail')}")

@@ -1,0 +1,2 @@
+"""The pair-selection benchmark: uniform and adaptive causes side by side on one simulated
+consultation, voted through the real NextPair / SubmitVote path, compared as votes accrue."""
