@@ -65,6 +65,10 @@ def win_probability_scores(abilities: np.ndarray) -> np.ndarray:
         # The j == i term contributed σ(0) = 1/2.
         return 100.0 * (_win_probability_totals(abilities, abilities) - 0.5) / (n - 1)
     low, high = float(abilities.min()), float(abilities.max())
+    if high - low < 1e-9:
+        # All equal (a large cause before its first decisive votes): no grid to span, and
+        # each beats another with probability 1/2.
+        return np.full(n, 50.0)
     n_grid = max(4, int(np.ceil((high - low) / GRID_STEP)) + 1)
     grid = np.linspace(low, high, n_grid)
     spline = CubicSpline(grid, _win_probability_totals(grid, abilities))

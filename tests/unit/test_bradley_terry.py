@@ -656,3 +656,10 @@ def test_fit_workers_read_the_pairs_they_are_sent_through_a_file():
     direct = bt.fit(40, i, j, wins_ij, wins_ji)
     np.testing.assert_array_equal(sent.abilities, direct.abilities)
     np.testing.assert_array_equal(sent.std_errors, direct.std_errors)
+
+
+def test_scores_of_a_large_cause_with_equal_abilities_are_all_fifty() -> None:
+    """Before its first decisive votes a cause of thousands of proposals has every ability at
+    0: each beats another with probability 1/2 (the interpolation grid would be empty)."""
+    n = scores.EXACT_MAX_ITEMS + 10
+    assert np.array_equal(scores.win_probability_scores(np.zeros(n)), np.full(n, 50.0))
