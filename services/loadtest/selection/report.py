@@ -25,13 +25,15 @@ def code_version() -> dict[str, Any]:
             "dirty": bool(git("status", "--porcelain", "--untracked-files=no"))}
 
 
-def build(*, run_id: str, plan: SelectionPlan, target: str, started_at: float,
-          wall_s: float, seeds: list[dict[str, Any]], load_before: tuple[float, ...],
-          ) -> dict[str, Any]:
+def build(*, run_id: str, plan: SelectionPlan, target: str, code: dict[str, Any],
+          started_at: float, wall_s: float, seeds: list[dict[str, Any]],
+          load_before: tuple[float, ...]) -> dict[str, Any]:
+    """The report of the seeds run so far (`code` as code_version read at the start)."""
     checks = _checks(seeds)
     return {
         "run_id": run_id, "preset": plan.preset, "plan": plan.as_dict(),
-        "code": code_version(), "target": target, "started_at_unix": round(started_at, 3),
+        "seeds_done": len(seeds), "code": code, "target": target,
+        "started_at_unix": round(started_at, 3),
         "wall_s": round(wall_s, 1), "cpus": os.cpu_count() or 0,
         # The machine's load (1, 5, 15 min) before and after: other work slows the fits and
         # so lets more votes arrive between them.

@@ -37,23 +37,29 @@ _REFRESH_S = 0.25
 
 async def benchmark(plan: SelectionPlan, target: str, creds: Credentials, out_dir: Path,
                     out: TextIO = sys.stdout) -> dict[str, Any]:
-    """Every seed of `plan` against the gateway at `target`; writes and returns the report."""
+    """Every seed of `plan` against the gateway at `target`; writes and returns the report.
+    The JSON is rewritten after each seed, so a long run stopped early keeps what it measured
+    (its "seeds_done" says how far it got)."""
     check_loopback(target)
     run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2)
+    # The code measured is the code started: read before the first vote.
+    code = report.code_version()
     load_before = os.getloadavg()
     started_at, began = time.time(), time.monotonic()
-    gateway = Gateway(target, creds)
-    try:
-        seeds = [await run_seed(plan, seed, gateway, run_id, out) for seed in plan.seed_list]
-    finally:
-        await gateway.close()
-    result = report.build(run_id=run_id, plan=plan, target=target, started_at=started_at,
-                          wall_s=time.monotonic() - began, seeds=seeds,
-                          load_before=load_before)
     out_dir.mkdir(parents=True, exist_ok=True)
     json_path, png_path = out_dir / f"{run_id}.json", out_dir / f"{run_id}.png"
-    result["files"] = {"json": str(json_path), "png": str(png_path)}
-    write_json(result, json_path)
+    gateway = Gateway(target, creds)
+    seeds: list[dict[str, Any]] = []
+    try:
+        for seed in plan.seed_list:
+            seeds.append(await run_seed(plan, seed, gateway, run_id, out))
+            result = report.build(run_id=run_id, plan=plan, target=target, code=code,
+                                  started_at=started_at, wall_s=time.monotonic() - began,
+                                  seeds=seeds, load_before=load_before)
+            result["files"] = {"json": str(json_path), "png": str(png_path)}
+            write_json(result, json_path)
+    finally:
+        await gateway.close()
     charts.draw(result, png_path)
     for line in report.summary_lines(result):
         print(line, file=out)
