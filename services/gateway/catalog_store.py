@@ -7,7 +7,9 @@ index, and `catalog_version`, bumped on every add and status change. The cause h
 `title`, `auto_accept` (0/1), `created_at_ms`, and the selection config `pair_selection`
 (UNIFORM | ADAPTIVE), `top_k` and `newcomer_votes`; a cause stored before these existed reads
 as UNIFORM, DEFAULT_TOP_K and DEFAULT_NEWCOMER_VOTES. Indices are assigned in
-the same Lua script that stores the record, so they are dense and in creation order.
+the same Lua script that stores the record, so they are dense and in creation order. The
+scripts that accept or reject a proposal also add it to or remove it from the `newcomers`
+pool of adaptive pair selection (gateway.pair_selection).
 """
 
 from __future__ import annotations
