@@ -124,16 +124,16 @@ async def run_seed(plan: SelectionPlan, seed: int, gateway: Gateway, run_id: str
 
 async def _sample(campaign: Campaign, plan: SelectionPlan, samples: list[dict[str, Any]],
                   voting: list[asyncio.Task[None]]) -> None:
-    """Read and compare the full ranking each time the votes counted grew enough, while
-    the voters vote."""
+    """Read and compare the full ranking each time the votes counted since the voters came
+    (past votes aside) grew enough, while they vote."""
     next_at = plan.sample_step
     while not all(task.done() for task in voting):
-        counted = await campaign.poll()
+        counted = await campaign.poll() - plan.history_votes
         if counted >= next_at:
             measured = await _measure(campaign)
             if measured is not None:
                 samples.append(measured["point"])
-                counted = measured["point"]["votes_counted"]
+                counted = measured["point"]["votes_counted"] - plan.history_votes
             next_at = max(counted + plan.sample_step, int(counted * (1 + plan.sample_growth)))
         await asyncio.sleep(POLL_S)
 
