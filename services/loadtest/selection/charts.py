@@ -16,12 +16,16 @@ def draw(result: dict[str, Any], path: Path) -> None:
     """Write the six-panel picture of `result` (report.build) to `path`."""
     figure, axes = plt.subplots(2, 3, figsize=(16, 10))
     recall, tau, coverage, width, received, newcomers = axes.flat
+    # Votes are counted from when the voters came: a run that imported past votes first
+    # plots what happened after them.
+    past = result["plan"].get("history_votes", 0)
     for seed in result["seeds"]:
         for name, s in seed["strategies"].items():
             colour = COLOURS.get(name, "tab:gray")
             label = name if seed is result["seeds"][0] else None
-            points = [p for p in s["samples"] if p["kendall_tau"] is not None]
-            votes = [p["votes_counted"] for p in points]
+            points = [p for p in s["samples"]
+                      if p["kendall_tau"] is not None and p["votes_counted"] > past]
+            votes = [p["votes_counted"] - past for p in points]
             for panel, key in ((recall, "top10_recall"), (tau, "kendall_tau"),
                                (coverage, "coverage"), (width, "top20_width")):
                 panel.plot(votes, [p[key] for p in points], color=colour, alpha=0.7,
@@ -32,10 +36,11 @@ def draw(result: dict[str, Any], path: Path) -> None:
                               label=f"{name}: {key}" if label else None)
             waits = s["newcomers"]
             reached = [n for n in waits if n["votes_to_threshold"] is not None]
-            newcomers.scatter([n["accepted_at_votes"] for n in reached],
+            newcomers.scatter([n["accepted_at_votes"] - past for n in reached],
                               [n["votes_to_threshold"] for n in reached], color=colour, s=9,
                               alpha=0.6, label=label)
-            short = [n["accepted_at_votes"] for n in waits if n["votes_to_threshold"] is None]
+            short = [n["accepted_at_votes"] - past for n in waits
+                     if n["votes_to_threshold"] is None]
             if short:
                 newcomers.scatter(short, [result["plan"]["votes"]] * len(short), color=colour,
                                   marker="x", s=20,
@@ -63,6 +68,10 @@ def draw(result: dict[str, Any], path: Path) -> None:
                   xlabel="cause's votes when the proposal was accepted",
                   ylabel="votes cast in the cause (log scale)", yscale="log")
     finish(newcomers)
+    if past:
+        for panel in (recall, tau, coverage, width, received):
+            panel.set_xlabel(f"votes counted after the {past:,} imported (log scale)")
+        newcomers.set_xlabel(f"cause's votes at acceptance, after the {past:,} imported")
     plan, code = result["plan"], result["code"]
     marks = [f"{'✓' if g['met'] else '✗'} {g['goal']}: "
              f"{'-' if g['measured'] is None else format(g['measured'], ',.3g')}"

@@ -112,7 +112,7 @@ async def run_seed(plan: SelectionPlan, seed: int, gateway: Gateway, run_id: str
     await asyncio.gather(*background)
     strategies = {}
     for campaign, done in zip(campaigns, caught_up, strict=True):
-        final = await _measure(campaign)
+        final = await _measure(campaign, final=True)
         if final is not None:
             samples[campaign.mode].append(final["point"])
         strategies[campaign.mode] = _strategy(campaign, plan, samples[campaign.mode], done,
@@ -124,23 +124,24 @@ async def run_seed(plan: SelectionPlan, seed: int, gateway: Gateway, run_id: str
 
 async def _sample(campaign: Campaign, plan: SelectionPlan, samples: list[dict[str, Any]],
                   voting: list[asyncio.Task[None]]) -> None:
-    """Read and compare the full ranking each time the votes counted grew enough, while
-    the voters vote."""
+    """Read and compare the full ranking each time the votes counted since the voters came
+    (past votes aside) grew enough, while they vote."""
     next_at = plan.sample_step
     while not all(task.done() for task in voting):
-        counted = await campaign.poll()
+        counted = await campaign.poll() - plan.history_votes
         if counted >= next_at:
             measured = await _measure(campaign)
             if measured is not None:
                 samples.append(measured["point"])
-                counted = measured["point"]["votes_counted"]
+                counted = measured["point"]["votes_counted"] - plan.history_votes
             next_at = max(counted + plan.sample_step, int(counted * (1 + plan.sample_growth)))
         await asyncio.sleep(POLL_S)
 
 
-async def _measure(campaign: Campaign) -> dict[str, Any] | None:
+async def _measure(campaign: Campaign, final: bool = False) -> dict[str, Any] | None:
     """The latest full ranking against the truth, with the votes each accepted proposal had
-    received from the voters at the time; None when the ranking could not be read."""
+    received from the voters at the time (and, when `final`, where its intervals are honest);
+    None when the ranking could not be read."""
     ranking = await campaign.read_ranking()
     if ranking is None:
         return None
@@ -159,7 +160,8 @@ async def _measure(campaign: Campaign) -> dict[str, Any] | None:
             "ranked": ranked, "counted_votes": counted_votes,
             "calibration": calibration(np.array([e.ability for e in entries]),
                                        np.array([e.std_error for e in entries]),
-                                       campaign.population.abilities[ranked])}
+                                       campaign.population.abilities[ranked])
+            if final else None}
 
 
 def calibration(abilities: np.ndarray, std_errors: np.ndarray,
