@@ -74,4 +74,4 @@ def write_file(path: Path, values: Mapping[str, str]) -> None:
 
 def _generate(name: str) -> str:
     prefix = {ADMIN: "dev-admin-", PLATFORM: "dev-platform-", SECRET: ""}[name]
-    return prefix + secrets.token_urlsafe(24)
+    return prefix + secrets.token_urlsafe(32)

@@ -44,7 +44,7 @@ async def start(settings: Settings) -> RunningServer:
         upstreams=upstreams,
         votes=VoteForwarder(upstreams.ingest, max_group=settings.vote_group_max,
                             max_in_flight=settings.vote_groups_in_flight),
-        token_secret=settings.token_secret, prompt_ttl_s=settings.prompt_ttl_s,
+        token_keys=settings.token_keys, prompt_ttl_s=settings.prompt_ttl_s,
         internal_timeout_s=settings.internal_timeout_s, import_chunk=settings.import_chunk,
         pair_selection=settings.pair_selection, newcomer_votes=settings.newcomer_votes)
     limiter = VoterRateLimiter(redis, settings.voter_rate_per_s, settings.voter_burst,

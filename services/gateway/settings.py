@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from gateway.catalog import DEFAULT_NEWCOMER_VOTES, PairSelection
+from pairwise import prompt_token
 from pairwise.config import env_float, env_int, env_str
 
 
@@ -13,7 +14,7 @@ class Settings:
     redis_url: str
     admin_token: str
     platform_token: str
-    token_secret: bytes
+    token_keys: prompt_token.TokenKeys
     ingest_addr: str = "127.0.0.1:50052"
     # One address per ranker shard, in shard order (pairwise.sharding).
     ranker_addrs: tuple[str, ...] = ("127.0.0.1:50053",)
@@ -45,7 +46,7 @@ class Settings:
     redis_connect_timeout_s: float = 1.0
     redis_socket_timeout_s: float = 5.0
     # The strategy of causes created without one (GATEWAY_PAIR_SELECTION: uniform|adaptive).
-    pair_selection: PairSelection = PairSelection.UNIFORM
+    pair_selection: PairSelection = PairSelection.ADAPTIVE
     # Adaptive selection: proposals with fewer counted votes than `newcomer_votes` are
     # newcomers (written into each cause at its creation), and `newcomer_share` of the
     # prompts go to them first.
@@ -53,6 +54,10 @@ class Settings:
     newcomer_share: float = 0.3
 
     def __post_init__(self) -> None:
+        # One token for both roles would let every platform call act as the admin.
+        if self.admin_token == self.platform_token:
+            raise SystemExit("settings PAIRWISE_ADMIN_TOKEN and PAIRWISE_PLATFORM_TOKEN must "
+                             "differ: the admin token moderates and configures causes")
         if self.newcomer_votes < 1:
             raise SystemExit(f"setting GATEWAY_NEWCOMER_VOTES must be >= 1, "
                              f"got {self.newcomer_votes}")
@@ -66,7 +71,7 @@ class Settings:
             redis_url=env_str("REDIS_URL"),
             admin_token=env_str("PAIRWISE_ADMIN_TOKEN"),
             platform_token=env_str("PAIRWISE_PLATFORM_TOKEN"),
-            token_secret=env_str("PAIRWISE_TOKEN_SECRET").encode(),
+            token_keys=prompt_token.keys_from_env(),
             ingest_addr=env_str("INGEST_ADDR", "127.0.0.1:50052"),
             ranker_addrs=tuple(
                 a.strip() for a in env_str("RANKER_ADDRS", "127.0.0.1:50053").split(",")
@@ -85,7 +90,7 @@ class Settings:
             redis_pool_timeout_s=env_float("GATEWAY_REDIS_POOL_TIMEOUT_S", 5.0),
             redis_connect_timeout_s=env_float("REDIS_CONNECT_TIMEOUT_S", 1.0),
             redis_socket_timeout_s=env_float("REDIS_SOCKET_TIMEOUT_S", 5.0),
-            pair_selection=_pair_selection(env_str("GATEWAY_PAIR_SELECTION", "uniform")),
+            pair_selection=_pair_selection(env_str("GATEWAY_PAIR_SELECTION", "adaptive")),
             newcomer_votes=env_int("GATEWAY_NEWCOMER_VOTES", DEFAULT_NEWCOMER_VOTES),
             newcomer_share=env_float("GATEWAY_NEWCOMER_SHARE", 0.3),
         )

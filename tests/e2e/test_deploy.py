@@ -18,7 +18,7 @@ import pytest
 
 COMPOSE_FILE = Path(__file__).resolve().parents[2] / "deploy" / "docker-compose.yml"
 SECRETS = {"PAIRWISE_ADMIN_TOKEN": "compose-admin", "PAIRWISE_PLATFORM_TOKEN": "compose-platform",
-           "PAIRWISE_TOKEN_SECRET": "compose-secret"}
+           "PAIRWISE_TOKEN_SECRET": "compose-secret-" + "c" * 32}
 SERVICES = {"redis", "ingest", "ranker-0", "ranker-1", "gateway"}
 
 

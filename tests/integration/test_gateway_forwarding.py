@@ -210,6 +210,42 @@ def test_concurrent_votes_each_get_their_own_answer(stub, peers, cause_id: str) 
     assert set(keys) <= set(forwarded)
 
 
+def test_oversized_fields_are_refused_alone_before_votes_travel_together(  # type: ignore[no-untyped-def]
+        stub, peers, cause_id: str) -> None:
+    """Concurrent SubmitVotes reach ingest in one call: two 3 MB prompt tokens in it would
+    exceed its 4 MB message limit and fail every vote of the group. The gateway refuses each
+    oversized field by name first, and the others' votes go through."""
+    ingest, _, _ = peers
+    make_cause(stub, cause_id)
+    oversized = {"huge-token-1": {"prompt_token": "t" * 3_000_000},
+                 "huge-token-2": {"prompt_token": "t" * 3_000_000},
+                 "long-reason": {"choice": types_pb2.CHOICE_SKIP, "skip_reason": "r" * 65}}
+    calls = []
+    for i in range(24):
+        key = list(oversized)[i % 3] if i % 4 == 0 else f"ok-{i}"
+        fields = {"prompt_token": "token", "choice": types_pb2.CHOICE_LEFT,
+                  **oversized.get(key, {})}
+        calls.append((key, stub.SubmitVote.future(gw.SubmitVoteRequest(
+            cause_id=cause_id, voter_id="v", idempotency_key=key, **fields),
+            metadata=PLATFORM, timeout=10)))
+    calls.append(("k" * 129, stub.SubmitVote.future(gw.SubmitVoteRequest(
+        cause_id=cause_id, voter_id="v", prompt_token="token", choice=types_pb2.CHOICE_LEFT,
+        idempotency_key="k" * 129), metadata=PLATFORM, timeout=10)))
+    named = {"huge-token-1": "prompt_token: must be at most 1024 characters",
+             "huge-token-2": "prompt_token: must be at most 1024 characters",
+             "long-reason": "skip_reason: must be at most 64 characters",
+             "k" * 129: "idempotency_key: must be at most 128 characters"}
+    for key, future in calls:
+        if key in named:
+            error = future.exception(timeout=20)
+            assert error is not None and error.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert error.details().startswith(named[key]), error.details()
+        else:
+            assert future.result(timeout=20).vote_id == f"vote-{key}"
+    forwarded = {k for group in ingest.groups for k in group} | set(ingest.attempts)
+    assert forwarded.isdisjoint(named)
+
+
 def test_a_slow_ingest_gives_deadline_exceeded_and_is_cancelled(stub, peers,  # type: ignore[no-untyped-def]
                                                                  cause_id: str) -> None:
     ingest, _, _ = peers

@@ -13,7 +13,7 @@ import pytest
 from conftest import (
     ADMIN_TOKEN,
     PLATFORM_TOKEN,
-    TOKEN_SECRET,
+    TOKEN_KEYS,
     bearer,
     gateway_settings,
     serve_in_thread,
@@ -43,8 +43,9 @@ def stub(redis_url: str) -> Iterator[gateway_pb2_grpc.GatewayServiceStub]:
 
 def make_cause(stub, cause_id: str, n: int) -> list[str]:  # type: ignore[no-untyped-def]
     """A cause with `n` accepted proposals p0..p{n-1}; returns their ids."""
-    stub.CreateCause(gw.CreateCauseRequest(cause_id=cause_id, title="Q"), metadata=ADMIN,
-                     timeout=5)
+    stub.CreateCause(gw.CreateCauseRequest(cause_id=cause_id, title="Q",
+                                           pair_selection=types_pb2.PAIR_SELECTION_UNIFORM),
+                     metadata=ADMIN, timeout=5)
     ids = [f"p{i}" for i in range(n)]
     if ids:
         stub.AddProposals(gw.AddProposalsRequest(cause_id=cause_id, proposals=[
@@ -149,14 +150,14 @@ def test_prompt_token_is_signed_for_cause_voter_and_pair(stub, cause_id: str) ->
     reply = next_pair(stub, cause_id, "dave@example.org")
     raw = reply.prompt_token
     # Still valid one millisecond before the expiry the response announces.
-    token = prompt_token.verify(TOKEN_SECRET, raw, cause_id, "dave@example.org",
+    token = prompt_token.verify(TOKEN_KEYS, raw, cause_id, "dave@example.org",
                                 reply.expires_at_ms - 1)
     assert (token.left_id, token.right_id) == (reply.left.proposal_id, reply.right.proposal_id)
     assert token.expires_ms == reply.expires_at_ms == token.issued_ms + 15 * 60 * 1000
     with pytest.raises(PermissionDenied):
-        prompt_token.verify(TOKEN_SECRET, raw, cause_id, "mallory", token.issued_ms)
+        prompt_token.verify(TOKEN_KEYS, raw, cause_id, "mallory", token.issued_ms)
     with pytest.raises(FailedPrecondition):
-        prompt_token.verify(TOKEN_SECRET, raw, cause_id, "dave@example.org", token.expires_ms)
+        prompt_token.verify(TOKEN_KEYS, raw, cause_id, "dave@example.org", token.expires_ms)
 
 
 def test_next_pair_names_bad_fields(stub, cause_id: str) -> None:  # type: ignore[no-untyped-def]
