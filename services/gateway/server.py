@@ -7,6 +7,7 @@ import logging
 from gateway.auth import GATEWAY_PREFIX, AuthInterceptor
 from gateway.catalog_store import CatalogStore
 from gateway.pair_selection import PairSelector
+from gateway.ranking_watches import RankingWatches
 from gateway.rate_limit import RateLimitInterceptor, VoterRateLimiter, one_token
 from gateway.servicer import GatewayServicer
 from gateway.settings import Settings
@@ -42,6 +43,8 @@ async def start(settings: Settings) -> RunningServer:
         catalog=CatalogStore(redis, scripts=scripts),
         pairs=PairSelector(redis, scripts=scripts, newcomer_share=settings.newcomer_share),
         upstreams=upstreams,
+        watches=RankingWatches(upstreams.ranker_for, max_followers=settings.max_watches,
+                               max_followers_per_cause=settings.max_watches_per_cause),
         votes=VoteForwarder(upstreams.ingest, max_group=settings.vote_group_max,
                             max_in_flight=settings.vote_groups_in_flight),
         token_keys=settings.token_keys, prompt_ttl_s=settings.prompt_ttl_s,
@@ -54,6 +57,7 @@ async def start(settings: Settings) -> RunningServer:
             host=settings.host, port=settings.port,
             servicers=[(gateway_pb2_grpc.add_GatewayServiceServicer_to_server, servicer)],
             service_names=[SERVICE_NAME],
+            max_concurrent_rpcs=settings.max_concurrent_rpcs,
             # Auth first: an unauthenticated caller must not spend a voter's rate limit.
             interceptors=[AuthInterceptor(settings.admin_token, settings.platform_token),
                           RateLimitInterceptor(limiter, RATE_LIMITED_METHODS)])

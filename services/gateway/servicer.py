@@ -31,6 +31,7 @@ from gateway.catalog import (
 from gateway.catalog_store import CatalogStore
 from gateway.paging import check_page
 from gateway.pair_selection import PairSelector
+from gateway.ranking_watches import RankingWatches
 from gateway.rate_limit import over_limit
 from gateway.upstreams import Upstreams
 from gateway.vote_forwarding import VoteForwarder
@@ -110,7 +111,8 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
     """
 
     def __init__(self, *, catalog: CatalogStore, pairs: PairSelector, upstreams: Upstreams,
-                 votes: VoteForwarder, token_keys: prompt_token.TokenKeys, prompt_ttl_s: float,
+                 watches: RankingWatches, votes: VoteForwarder,
+                 token_keys: prompt_token.TokenKeys, prompt_ttl_s: float,
                  internal_timeout_s: float, import_chunk: int,
                  pair_selection: PairSelection = PairSelection.UNIFORM,
                  newcomer_votes: int = DEFAULT_NEWCOMER_VOTES,
@@ -120,6 +122,7 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
         self._newcomer_votes = newcomer_votes
         self._pairs = pairs
         self._upstreams = upstreams
+        self._watches = watches
         self._votes = votes
         self._token_keys = token_keys
         self._prompt_ttl_ms = round(prompt_ttl_s * 1000)
@@ -292,20 +295,8 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
         cause_id = check_id("cause_id", request.cause_id)
         _, limit = check_page(0, request.limit, default_limit=DEFAULT_WATCH_LIMIT)
         await self._catalog.require_cause(cause_id)
-        # A watch lasts until the client cancels: only the client's own deadline bounds it.
-        remaining = context.time_remaining()
-        call = self._upstreams.ranker_for(cause_id).FollowRanking(
-            ranker_pb2.FollowRankingRequest(cause_id=cause_id, limit=limit),
-            timeout=None if remaining is None or remaining > _NO_DEADLINE_S else remaining)
-        try:
-            async for reply in call:
-                ranking = reply.ranking
-                yield gateway_pb2.WatchRankingResponse(
-                    cause_id=cause_id, votes_counted=ranking.votes_counted,
-                    entries=ranking.entries, total_proposals=ranking.total_proposals,
-                    fitted_at_ms=ranking.fitted_at_ms, prior_strength=ranking.prior_strength)
-        finally:
-            call.cancel()
+        async for update in self._watches.watch(cause_id, limit):
+            yield update
 
     async def GetCauseStats(self, request, context):  # type: ignore[no-untyped-def]
         cause_id = check_id("cause_id", request.cause_id)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from gateway.catalog import DEFAULT_NEWCOMER_VOTES, PairSelection
 from pairwise import prompt_token
 from pairwise.config import env_float, env_int, env_str
+from pairwise.grpc_server import DEFAULT_MAX_CONCURRENT_RPCS
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,11 @@ class Settings:
     # prompts go to them first.
     newcomer_votes: int = DEFAULT_NEWCOMER_VOTES
     newcomer_share: float = 0.3
+    # Bounds: calls in progress (streams included) before new ones get RESOURCE_EXHAUSTED,
+    # and WatchRanking followers per gateway and per cause (gateway.ranking_watches).
+    max_concurrent_rpcs: int = DEFAULT_MAX_CONCURRENT_RPCS
+    max_watches: int = 2_000
+    max_watches_per_cause: int = 500
 
     def __post_init__(self) -> None:
         # One token for both roles would let every platform call act as the admin.
@@ -93,6 +99,10 @@ class Settings:
             pair_selection=_pair_selection(env_str("GATEWAY_PAIR_SELECTION", "adaptive")),
             newcomer_votes=env_int("GATEWAY_NEWCOMER_VOTES", DEFAULT_NEWCOMER_VOTES),
             newcomer_share=env_float("GATEWAY_NEWCOMER_SHARE", 0.3),
+            max_concurrent_rpcs=env_int("GATEWAY_MAX_CONCURRENT_RPCS",
+                                        DEFAULT_MAX_CONCURRENT_RPCS),
+            max_watches=env_int("GATEWAY_MAX_WATCHES", 2_000),
+            max_watches_per_cause=env_int("GATEWAY_MAX_WATCHES_PER_CAUSE", 500),
         )
 
 

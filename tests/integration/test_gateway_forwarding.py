@@ -383,6 +383,48 @@ def test_watch_ranking_relays_updates_until_the_client_cancels(stub, peers,  # t
     assert "limit" in info.value.details()
 
 
+def test_watchers_of_a_cause_share_one_ranker_stream_and_are_bounded(  # type: ignore[no-untyped-def]
+        redis_url: str, peers, cause_id: str) -> None:
+    """However many clients watch a cause, the ranker sends its updates once per (cause,
+    limit); past the per-cause or per-gateway bound a new watch is RESOURCE_EXHAUSTED, and
+    the ranker's stream ends with the last watcher."""
+    _, ranker, addr = peers
+    with gateway_with(redis_url, addr, max_watches=3, max_watches_per_cause=2) as running, \
+            grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+        stub = gateway_pb2_grpc.GatewayServiceStub(channel)
+        make_cause(stub, cause_id)
+        make_cause(stub, cause_id + "-b")
+        ranker.follow_cancelled.clear()
+        before = len(ranker.follows)
+        watch = gw.WatchRankingRequest(cause_id=cause_id)
+        first = stub.WatchRanking(watch, metadata=PLATFORM)
+        assert next(first).votes_counted == 1
+        second = stub.WatchRanking(watch, metadata=PLATFORM)
+        # A late follower starts from the latest ranking, then follows along.
+        assert next(second).votes_counted == 2
+        assert next(first).votes_counted == 2
+        assert ranker.follows[before:] == [(cause_id, 20)]
+        third = stub.WatchRanking(watch, metadata=PLATFORM)
+        with pytest.raises(grpc.RpcError) as info:
+            next(third)
+        assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert f"cause {cause_id!r} already has 2 ranking watches" in info.value.details()
+        other = stub.WatchRanking(gw.WatchRankingRequest(cause_id=cause_id + "-b"),
+                                  metadata=PLATFORM)
+        assert next(other).cause_id == cause_id + "-b"
+        fourth = stub.WatchRanking(gw.WatchRankingRequest(cause_id=cause_id + "-b", limit=5),
+                                   metadata=PLATFORM)
+        with pytest.raises(grpc.RpcError) as info:
+            next(fourth)
+        assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "this gateway already serves 3 ranking watches" in info.value.details()
+        first.cancel()
+        assert not ranker.follow_cancelled.wait(0.5)  # the second watcher still follows
+        second.cancel()
+        assert ranker.follow_cancelled.wait(10)
+        other.cancel()
+
+
 def test_cause_stats_combine_ingest_ranker_and_catalog(stub, peers, cause_id: str) -> None:  # type: ignore[no-untyped-def]
     _, ranker, _ = peers
     make_cause(stub, cause_id)
