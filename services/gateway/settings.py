@@ -23,8 +23,14 @@ class Settings:
     port: int = 50051
     prompt_ttl_s: float = 900.0
     # Per-voter token bucket over NextPair + SubmitVote: sustained rate and burst.
+    # Token buckets over NextPair and SubmitVote (gateway.rate_limit): per voter of a cause,
+    # per cause and for the platform (every cause, every gateway); a rate <= 0 turns one off.
     voter_rate_per_s: float = 2.0
     voter_burst: int = 60
+    cause_rate_per_s: float = 0.0
+    cause_burst: int = 0
+    platform_rate_per_s: float = 0.0
+    platform_burst: int = 0
     # Deadline for internal calls when the client sent none.
     internal_timeout_s: float = 10.0
     # ImportVotes forwards at most this many votes per internal RecordVotes call
@@ -87,6 +93,10 @@ class Settings:
             prompt_ttl_s=env_float("PROMPT_TTL_S", 900.0),
             voter_rate_per_s=env_float("VOTER_RATE_PER_S", 2.0),
             voter_burst=env_int("VOTER_BURST", 60),
+            cause_rate_per_s=env_float("CAUSE_RATE_PER_S", 0.0),
+            cause_burst=env_int("CAUSE_BURST", 0),
+            platform_rate_per_s=env_float("PLATFORM_RATE_PER_S", 0.0),
+            platform_burst=env_int("PLATFORM_BURST", 0),
             internal_timeout_s=env_float("INTERNAL_TIMEOUT_S", 10.0),
             import_chunk=env_int("IMPORT_CHUNK", 5000),
             vote_group_max=env_int("GATEWAY_VOTE_GROUP_MAX", 256),

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 
 import grpc
 import pytest
+import redis
 from conftest import (
     ADMIN_TOKEN,
     PLATFORM_TOKEN,
@@ -198,6 +199,38 @@ def test_rate_limit_is_per_voter_and_says_when_to_retry(redis_url: str, cause_id
         next_pair(stub, cause_id, "frank")
         make_cause(stub, cause_id + "-2", 2)
         next_pair(stub, cause_id + "-2", "eve")
+
+
+def test_a_cause_and_the_platform_have_their_own_limits_over_all_voters(
+        redis_url: str, cause_id: str) -> None:
+    """A cause gone viral (or under attack) cannot take the cluster from the others, and
+    every cause together stays under the platform's limit, whoever the voters are."""
+    settings = gateway_settings(redis_url, NOWHERE, NOWHERE, cause_rate_per_s=0.01,
+                                cause_burst=4, platform_rate_per_s=0.01, platform_burst=7)
+    with serve_in_thread(start, settings) as running, \
+            grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+        stub = gateway_pb2_grpc.GatewayServiceStub(channel)
+        store = redis.Redis.from_url(redis_url)
+        store.delete(keys.platform_rate_limit())
+        make_cause(stub, cause_id, 5)
+        make_cause(stub, cause_id + "-2", 5)
+        for voter in ("v1", "v2", "v3", "v4"):
+            next_pair(stub, cause_id, voter)
+        with pytest.raises(grpc.RpcError) as info:
+            next_pair(stub, cause_id, "v5")
+        assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert info.value.details().startswith(f"cause {cause_id!r} is over its rate limit")
+        assert int(dict(info.value.trailing_metadata())["retry-after-ms"]) > 0
+        # The other cause still votes, until the platform's bucket (7, of which 5 were
+        # spent: the refused call took the platform's token too) runs out.
+        next_pair(stub, cause_id + "-2", "v1")
+        next_pair(stub, cause_id + "-2", "v2")
+        with pytest.raises(grpc.RpcError) as info:
+            next_pair(stub, cause_id + "-2", "v3")
+        assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert info.value.details().startswith("the platform is over its rate limit")
+        store.delete(keys.platform_rate_limit())
+        store.close()
 
 
 def test_exact_selection_near_exhaustion_is_uniform(redis_url: str, cause_id: str) -> None:
