@@ -1,0 +1,46 @@
+"""Malformed requests the gateway once answered with the wrong status, each refused now as the
+contract says (found by the property tests in test_gateway_inputs.py)."""
+
+from __future__ import annotations
+
+import grpc
+import pytest
+from conftest import Cluster, bearer
+
+pytest.importorskip("ingest.server")
+pytest.importorskip("ranker.server")
+
+# A string field (field 1, length 2) holding bytes that are not UTF-8: no valid message.
+NOT_UTF8 = b"\x0a\x02\xff\xfe"
+# A length that runs past the end of the bytes.
+TRUNCATED = b"\x0a\x05ab"
+
+
+def raw(channel: grpc.Channel, method: str, payload: bytes,
+        metadata: tuple[tuple[str, str], ...]) -> grpc.RpcError:
+    """The error a call of `method` with `payload` as its request bytes ends with."""
+    path = f"/pairwise.v1.GatewayService/{method}"
+    with pytest.raises(grpc.RpcError) as info:
+        if method == "ImportVotes":
+            channel.stream_unary(path)(iter([payload]), metadata=metadata, timeout=5)
+        elif method == "WatchRanking":
+            next(channel.unary_stream(path)(payload, metadata=metadata, timeout=5))
+        else:
+            channel.unary_unary(path)(payload, metadata=metadata, timeout=5)
+    return info.value
+
+
+@pytest.mark.parametrize("payload", [NOT_UTF8, TRUNCATED], ids=["not-utf8", "truncated"])
+@pytest.mark.parametrize("method", ["GetCause", "NextPair", "SubmitVote", "ImportVotes",
+                                    "WatchRanking"])
+def test_bytes_that_are_no_request_are_invalid_argument(cluster: Cluster, method: str,
+                                                        payload: bytes) -> None:
+    with cluster.channel() as channel:
+        error = raw(channel, method, payload, cluster.admin)
+        assert error.code() == grpc.StatusCode.INVALID_ARGUMENT, error
+        assert error.details().startswith("request: is not a valid message"), error.details()
+        assert "<class" not in error.details() and "DecodeError" not in error.details()
+        # Without a valid token the answer is the same as for any request: who is asking
+        # comes before what they sent.
+        error = raw(channel, method, payload, bearer("wrong"))
+        assert error.code() == grpc.StatusCode.UNAUTHENTICATED, error
