@@ -7,6 +7,9 @@ import grpc
 import pytest
 from conftest import Cluster, bearer
 
+from pairwise.v1 import gateway_pb2 as gw
+from pairwise.v1 import gateway_pb2_grpc, types_pb2
+
 pytest.importorskip("ingest.server")
 pytest.importorskip("ranker.server")
 
@@ -44,3 +47,22 @@ def test_bytes_that_are_no_request_are_invalid_argument(cluster: Cluster, method
         # comes before what they sent.
         error = raw(channel, method, payload, bearer("wrong"))
         assert error.code() == grpc.StatusCode.UNAUTHENTICATED, error
+
+
+@pytest.mark.parametrize(("fields", "named"), [
+    ({"choice": types_pb2.CHOICE_UNSPECIFIED}, "choice"),
+    ({"choice": 99}, "choice"),
+    ({"skip_reason": "why not"}, "skip_reason"),
+    ({"prompt_token": ""}, "prompt_token"),
+], ids=["no-choice", "unknown-choice", "reason-without-skip", "no-token"])
+def test_a_malformed_vote_is_invalid_argument_whatever_its_cause(
+        cluster: Cluster, fields: dict[str, object], named: str) -> None:
+    vote = {"cause_id": "no-such-cause", "voter_id": "v1", "prompt_token": "abc.def",
+            "choice": types_pb2.CHOICE_LEFT, **fields}
+    with cluster.channel() as channel:
+        stub = gateway_pb2_grpc.GatewayServiceStub(channel)
+        with pytest.raises(grpc.RpcError) as info:
+            stub.SubmitVote(gw.SubmitVoteRequest(**vote), metadata=cluster.platform,
+                            timeout=5)
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT, info.value
+    assert info.value.details().startswith(f"{named}: "), info.value.details()
