@@ -66,3 +66,22 @@ def test_a_malformed_vote_is_invalid_argument_whatever_its_cause(
                             timeout=5)
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT, info.value
     assert info.value.details().startswith(f"{named}: "), info.value.details()
+
+
+@pytest.mark.parametrize("status", [types_pb2.PROPOSAL_STATUS_UNSPECIFIED,
+                                    types_pb2.PROPOSAL_STATUS_ACCEPTED])
+def test_a_page_past_the_largest_index_is_empty(cluster: Cluster, cause_id: str,
+                                                status: int) -> None:
+    """An offset near 2**63 with a limit that carries the last index past it: an empty page
+    (it was UNKNOWN, Redis refusing the index as "not an integer")."""
+    with cluster.channel() as channel:
+        stub = gateway_pb2_grpc.GatewayServiceStub(channel)
+        stub.CreateCause(gw.CreateCauseRequest(cause_id=cause_id, title="Q"),
+                         metadata=cluster.admin, timeout=5)
+        stub.AddProposals(gw.AddProposalsRequest(cause_id=cause_id, proposals=[
+            types_pb2.NewProposal(text="a"), types_pb2.NewProposal(text="b")]),
+            metadata=cluster.admin, timeout=5)
+        page = stub.ListProposals(gw.ListProposalsRequest(
+            cause_id=cause_id, status=status, offset=2**63 - 1, limit=1000),
+            metadata=cluster.platform, timeout=5)
+    assert (list(page.proposals), page.total) == ([], 2)
