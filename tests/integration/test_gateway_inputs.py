@@ -635,6 +635,7 @@ def tokens(world: World, voter: str) -> st.SearchStrategy[Token]:
               "malformed"),
         Token(signed([main, voter, "nope", b, "1", str(now_ms * 2), uuid.uuid4().hex]),
               "unknown proposal", main, voter),
+        # Signed with the cluster's key, yet no pair: never a vote.
         Token(signed([main, voter, a, a, "1", str(now_ms * 2), uuid.uuid4().hex]),
               "same proposal", main, voter),
     ]
@@ -675,7 +676,8 @@ def test_submit_vote(world: World, data: st.DataObject) -> None:
         ("idempotency_key", len(request.idempotency_key) > MAX_IDEMPOTENCY_KEY),
         # A token's content is judged against its cause: an unknown one may come first.
         ("prompt_token", token.kind == "missing" or len(request.prompt_token) > MAX_PROMPT_TOKEN
-         or token.kind == "malformed" and request.cause_id in (world.main, world.sink)))
+         or token.kind in ("malformed", "same proposal")
+         and request.cause_id in (world.main, world.sink)))
     # NOT_FOUND: the cause, or a proposal the token names; PERMISSION_DENIED: a token
     # issued for another voter or cause.
     allowed = {NOT_FOUND, DENIED}
@@ -688,9 +690,6 @@ def test_submit_vote(world: World, data: st.DataObject) -> None:
               and request.idempotency_key == "the-first-vote")
     if replay:
         allowed |= {OK}  # the first vote's receipt, again
-    if token.kind == "same proposal" and issued_for_this:
-        # Signed with the cluster's key, yet no pair: never a vote.
-        problems.append("prompt_token")
     if VOTER_ID.fullmatch(request.voter_id) and ID.fullmatch(request.cause_id):
         allowed |= {EXHAUSTED}
     before = world.fingerprint(request.cause_id)
