@@ -125,21 +125,16 @@ def check_top_k(top_k: int) -> int | None:
 def check_new_proposals(items: Sequence[tuple[str, str, str]]) -> list[NewProposal]:
     """Validate `(proposal_id, text, author_id)` triples, generating empty ids.
 
-    Raises InvalidArgument naming the offending field (e.g. ``proposals[3].text``), or
-    AlreadyExists naming an id given twice in the request.
+    Raises InvalidArgument naming the offending field (e.g. ``proposals[3].text``), or, once
+    every field is well-formed, AlreadyExists naming an id given twice in the request.
     """
     if not 1 <= len(items) <= MAX_PROPOSALS_PER_CALL:
         raise InvalidArgument("proposals", f"must hold 1 to {MAX_PROPOSALS_PER_CALL} "
                                            f"proposals, got {len(items)}")
     out: list[NewProposal] = []
-    seen: set[str] = set()
     for i, (proposal_id, text, author_id) in enumerate(items):
         field = f"proposals[{i}]"
         proposal_id = id_or_new(f"{field}.proposal_id", proposal_id)
-        if proposal_id in seen:
-            raise AlreadyExists(f"proposal_id {proposal_id!r} appears more than once "
-                                "in the request")
-        seen.add(proposal_id)
         if not text.strip():
             raise InvalidArgument(f"{field}.text", "is required")
         if len(text) > MAX_TEXT_CHARS:
@@ -149,6 +144,12 @@ def check_new_proposals(items: Sequence[tuple[str, str, str]]) -> list[NewPropos
             raise InvalidArgument(f"{field}.author_id",
                                   f"must be at most {MAX_AUTHOR_CHARS} characters")
         out.append(NewProposal(proposal_id, text, author_id))
+    seen: set[str] = set()
+    for proposal in out:
+        if proposal.proposal_id in seen:
+            raise AlreadyExists(f"proposal_id {proposal.proposal_id!r} appears more than "
+                                "once in the request")
+        seen.add(proposal.proposal_id)
     return out
 
 

@@ -112,6 +112,7 @@ end
 return {'ok', raw}
 """)
 
+_MAX_REDIS_INDEX = 2**63 - 1
 # KEYS: cause, source (pids for every status, or pstatus:<status>), proposals.
 # ARGV: offset, stop (inclusive), 'z' when the source is a sorted set, 'l' for the list.
 # Returns {'ok', total, id1, record1, id2, record2, ...} or {'no_cause'}.
@@ -250,9 +251,12 @@ class CatalogStore:
         and the total matching; NotFound for an unknown cause."""
         source = (keys.proposal_ids(cause_id) if status is None
                   else keys.proposals_with_status(cause_id, status))
+        # Redis indices are signed 64-bit: a last index past that is refused as "not an
+        # integer", where it only means "to the end".
+        last = min(offset + limit - 1, _MAX_REDIS_INDEX)
         reply = await self._scripts.run_now(
             _LIST, [keys.cause(cause_id), source, keys.proposals(cause_id)],
-            [offset, offset + limit - 1, "l" if status is None else "z"])
+            [offset, last, "l" if status is None else "z"])
         if reply[0] == b"no_cause":
             raise NotFound(f"cause {cause_id!r} not found")
         rows = reply[2:]

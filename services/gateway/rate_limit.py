@@ -34,7 +34,7 @@ from redis.asyncio import Redis
 
 from pairwise import keys
 from pairwise.errors import ResourceExhausted
-from pairwise.grpc_server import status_for
+from pairwise.grpc_server import UndecodableRequest, status_for
 from pairwise.ids import VOTER_ID_PATTERN, check_id
 from pairwise.redis_scripts import Script, ScriptRunner
 
@@ -190,6 +190,9 @@ class RateLimitInterceptor(grpc.aio.ServerInterceptor):
         limiter = self._limiter
 
         async def limited(request, context):  # type: ignore[no-untyped-def]
+            if isinstance(request, UndecodableRequest):
+                # Names no voter to charge; the error mapping refuses it INVALID_ARGUMENT.
+                return await inner(request, context)
             try:
                 tokens = cost(request)
                 short = await limiter.take(request.cause_id, request.voter_id, tokens)

@@ -17,6 +17,7 @@ from typing import Any
 
 import grpc
 import redis.exceptions
+from google.protobuf.message import DecodeError
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
@@ -52,6 +53,46 @@ def status_for(exc: BaseException) -> tuple[grpc.StatusCode, str] | None:
         # An internal hop failed: pass its status through (e.g. ranker UNAVAILABLE).
         return exc.code(), exc.details() or ""
     return None
+
+
+class UndecodableRequest:
+    """Stands for a request whose bytes are not a valid message of the method's type.
+
+    grpc calls a handler's deserializer before any interceptor or servicer code runs, and a
+    deserializer that raises ends the call UNKNOWN with the exception's class in its details;
+    the deserializers here return this instead, and the call is refused INVALID_ARGUMENT
+    (naming the field "request") before its handler sees it. Interceptors that read the
+    request before the handler pass this on untouched.
+    """
+
+    __slots__ = ("problem",)
+
+    def __init__(self, problem: str) -> None:
+        self.problem = problem
+
+    def error(self) -> errors.InvalidArgument:
+        return errors.InvalidArgument("request", f"is not a valid message ({self.problem})")
+
+
+def _tolerant(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    """`deserializer`, returning an UndecodableRequest where it would raise DecodeError."""
+    if deserializer is None:
+        return None
+
+    def deserialize(data: bytes) -> Any:
+        try:
+            return deserializer(data)
+        except DecodeError as exc:
+            return UndecodableRequest(str(exc))
+    return deserialize
+
+
+async def _decoded(requests: Any) -> Any:
+    """The messages of a request stream; InvalidArgument at the first undecodable one."""
+    async for request in requests:
+        if isinstance(request, UndecodableRequest):
+            raise request.error()
+        yield request
 
 
 async def _abort(context: grpc.aio.ServicerContext, exc: BaseException, method: str) -> None:
@@ -90,32 +131,36 @@ def _error_mapping(handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMetho
 
         async def unary_unary(request, context):  # type: ignore[no-untyped-def]
             try:
+                if isinstance(request, UndecodableRequest):
+                    raise request.error()
                 return await inner(request, context)
             except (errors.PairwiseError, *_REDIS_DOWN, grpc.aio.AioRpcError) as exc:
                 await _abort(context, exc, method)
         return grpc.unary_unary_rpc_method_handler(
-            unary_unary, handler.request_deserializer, handler.response_serializer)
+            unary_unary, _tolerant(handler.request_deserializer), handler.response_serializer)
     if handler.unary_stream:
         inner_us = handler.unary_stream
 
         async def unary_stream(request, context):  # type: ignore[no-untyped-def]
             try:
+                if isinstance(request, UndecodableRequest):
+                    raise request.error()
                 async for response in inner_us(request, context):
                     yield response
             except (errors.PairwiseError, *_REDIS_DOWN, grpc.aio.AioRpcError) as exc:
                 await _abort(context, exc, method)
         return grpc.unary_stream_rpc_method_handler(
-            unary_stream, handler.request_deserializer, handler.response_serializer)
+            unary_stream, _tolerant(handler.request_deserializer), handler.response_serializer)
     if handler.stream_unary:
         inner_su = handler.stream_unary
 
         async def stream_unary(request_iterator, context):  # type: ignore[no-untyped-def]
             try:
-                return await inner_su(request_iterator, context)
+                return await inner_su(_decoded(request_iterator), context)
             except (errors.PairwiseError, *_REDIS_DOWN, grpc.aio.AioRpcError) as exc:
                 await _abort(context, exc, method)
         return grpc.stream_unary_rpc_method_handler(
-            stream_unary, handler.request_deserializer, handler.response_serializer)
+            stream_unary, _tolerant(handler.request_deserializer), handler.response_serializer)
     return handler
 
 

@@ -131,7 +131,8 @@ def verify(keys: TokenKeys, wire: str, cause_id: str, voter_id: str,
            now_ms: int) -> PromptToken:
     """Check signature, binding and expiry of `wire`; single use is enforced by the caller.
 
-    Raises InvalidArgument (malformed, forged, too long, or signed by a key not accepted),
+    Raises InvalidArgument (malformed, forged, too long, signed by a key not accepted, or
+    naming one proposal twice),
     PermissionDenied (issued for another voter or cause) or FailedPrecondition (expired).
     """
     if not wire:
@@ -162,6 +163,10 @@ def verify(keys: TokenKeys, wire: str, cause_id: str, voter_id: str,
                             int(fields[5]), fields[6])
     except ValueError as exc:
         raise InvalidArgument("prompt_token", "is malformed") from exc
+    # Never issued (a pair is two proposals), so only a leaked secret could sign one: it
+    # must not record a proposal compared with itself.
+    if token.left_id == token.right_id:
+        raise InvalidArgument("prompt_token", "names the same proposal twice")
     if token.cause_id != cause_id:
         raise PermissionDenied(f"prompt_token was issued for cause {token.cause_id!r}")
     if token.voter_id != voter_id:

@@ -63,6 +63,12 @@ def test_an_id_given_twice_in_one_request_already_exists() -> None:
         check_new_proposals([("p1", "un", ""), ("p2", "deux", ""), ("p1", "trois", "")])
 
 
+def test_a_malformed_field_is_named_before_an_id_given_twice() -> None:
+    """Every field is checked first: the request is malformed whatever ids it repeats."""
+    with pytest.raises(InvalidArgument, match=r"^proposals\[1\]\.text: "):
+        check_new_proposals([("p1", "a", ""), ("p1", " ", "")])
+
+
 def test_proposal_texts_are_required_and_bounded() -> None:
     assert check_new_proposals([("p", "é" * 2000, "")])[0].text == "é" * 2000
     for text in ("", "   \n\t"):

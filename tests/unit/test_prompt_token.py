@@ -160,3 +160,10 @@ def test_a_correctly_signed_token_of_another_version_is_refused() -> None:
     wire = f"{b64(payload)}.{b64(hmac.new(SECRET.current, payload, hashlib.sha256).digest())}"
     with pytest.raises(InvalidArgument, match="unknown version"):
         prompt_token.verify(SECRET, wire, "c1", "alice", NOW_MS)
+
+
+def test_a_signed_token_naming_one_proposal_twice_is_refused() -> None:
+    """Only a leaked secret could sign one; it must not record a proposal against itself."""
+    wire = issue(left_id="p1", right_id="p1")
+    with pytest.raises(InvalidArgument, match="^prompt_token: names the same proposal twice"):
+        prompt_token.verify(SECRET, wire, "c1", "alice", NOW_MS)
