@@ -15,10 +15,10 @@ SERVICE_NAME = ranker_pb2.DESCRIPTOR.services_by_name["RankerService"].full_name
 
 async def start(settings: Settings) -> RunningServer:
     """Serve RankerService on settings.host:settings.port (0 = any free port) and start
-    consuming the owned causes. Stopping the returned server stops consuming and saves a
-    final checkpoint of every cause."""
-    # Each cause's XREADGROUP blocks up to read_block_ms on the server: the client's socket
-    # timeout covers that wait on top of redis_socket_timeout_s.
+    consuming the owned causes as they get votes or reads. Stopping the returned server stops
+    consuming and saves a final checkpoint of every loaded cause."""
+    # The vote reader's XREADGROUP blocks up to read_block_ms on the server: the client's
+    # socket timeout covers that wait on top of redis_socket_timeout_s.
     client = redis_client.connect(
         settings.redis_url, connect_timeout_s=settings.redis_connect_timeout_s,
         socket_timeout_s=settings.redis_socket_timeout_s,

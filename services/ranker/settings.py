@@ -21,15 +21,22 @@ class Settings:
     fit_interval_s: float = 0.5
     # Snapshot counts + last applied entry, and XACK, at most this often.
     checkpoint_interval_s: float = 2.0
-    # How often to look for new causes (and for catalog changes of the owned ones).
+    # How often to look at the awake causes (pairwise.awake_causes) for votes on causes not
+    # loaded, for idle causes to unload, and for catalog changes of the loaded ones.
     discover_interval_s: float = 1.0
+    # A loaded cause with no vote applied, no read and no follower for this long (seconds) is
+    # unloaded (final checkpoint; memory freed); its next vote or read loads it again.
+    idle_unload_s: float = 300.0
+    # How often (seconds) every stored cause's log is looked at for votes nobody counted
+    # (also once at start): catches a vote whose awake mark was lost.
+    sweep_interval_s: float = 600.0
     # Entries read per XREADGROUP (an entry holds 1 to vote_log.MAX_VOTES_PER_ENTRY votes).
     # Each page is decoded and applied on the event loop, so it bounds how long a read can be
     # delayed: 100 entries of 1,000 votes take ~4 ms to decode and ~10 ms to apply.
     read_batch: int = 100
-    # How long one XREADGROUP waits for new entries (ms); bounds how late an idle cause
-    # checkpoints. The Redis client's socket timeout is this much longer than
-    # redis_socket_timeout_s, so a blocked read never times out.
+    # How long the process's one XREADGROUP (ranker.vote_reader) waits for new entries (ms).
+    # The Redis client's socket timeout is this much longer than redis_socket_timeout_s, so
+    # a blocked read never times out.
     read_block_ms: int = 200
     # Worker processes running Bradley-Terry fits (ranker.fit_pool), shared by all causes.
     fit_workers: int = 1
@@ -46,10 +53,10 @@ class Settings:
     max_proposals: int = 1_000_000
     # Redis client (pairwise.redis_client): connections at most, and how long (seconds) a
     # command waits for a free one, for a connection to open, and for its reply (beyond the
-    # time it was asked to block) before failing. Every owned cause keeps one connection
-    # busy in its blocking read, so the pool bounds the causes that read at once; 100 is
-    # what redis-py's default pool allowed.
-    redis_max_connections: int = 100
+    # time it was asked to block) before failing. One connection is the vote reader's, which
+    # reads every cause; the others carry checkpoints, acks, loads and catalog reads, whose
+    # round trips are short: more causes queue for them instead of opening more.
+    redis_max_connections: int = 8
     redis_pool_timeout_s: float = 5.0
     redis_connect_timeout_s: float = 1.0
     redis_socket_timeout_s: float = 5.0
@@ -67,6 +74,8 @@ class Settings:
             fit_interval_s=env_float("RANKER_FIT_INTERVAL_S", 0.5),
             checkpoint_interval_s=env_float("RANKER_CHECKPOINT_INTERVAL_S", 2.0),
             discover_interval_s=env_float("RANKER_DISCOVER_INTERVAL_S", 1.0),
+            idle_unload_s=env_float("RANKER_IDLE_UNLOAD_S", 300.0),
+            sweep_interval_s=env_float("RANKER_SWEEP_INTERVAL_S", 600.0),
             read_batch=env_int("RANKER_READ_BATCH", 100),
             read_block_ms=env_int("RANKER_READ_BLOCK_MS", 200),
             fit_workers=env_int("RANKER_FIT_WORKERS", 1),
@@ -74,7 +83,7 @@ class Settings:
             read_wait_s=env_float("RANKER_READ_WAIT_S", 5.0),
             catalog_wait_s=env_float("RANKER_CATALOG_WAIT_S", 1.0),
             max_proposals=env_int("RANKER_MAX_PROPOSALS", 1_000_000),
-            redis_max_connections=env_int("RANKER_REDIS_CONNECTIONS", 100),
+            redis_max_connections=env_int("RANKER_REDIS_CONNECTIONS", 8),
             redis_pool_timeout_s=env_float("RANKER_REDIS_POOL_TIMEOUT_S", 5.0),
             redis_connect_timeout_s=env_float("REDIS_CONNECT_TIMEOUT_S", 1.0),
             redis_socket_timeout_s=env_float("REDIS_SOCKET_TIMEOUT_S", 5.0),

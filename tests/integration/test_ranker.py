@@ -27,7 +27,7 @@ import pytest
 import redis
 from conftest import eventually, ranker_settings, serve_in_thread, served_port, url_with_db
 
-from pairwise import keys, vote_log
+from pairwise import awake_causes, keys, vote_log
 from pairwise.sharding import shard_of
 from pairwise.v1 import ranker_pb2, ranker_pb2_grpc, types_pb2
 from ranker import bradley_terry, checkpoint_policy, fit_pool
@@ -127,6 +127,7 @@ class Consultation:
                 pipe.xadd(keys.votes(self.cause_id), entry.fields())
                 self._tally(kind, a, b)
             ids = pipe.execute()
+        self.mark_awake()
         self.last_entry_id = ids[-1].decode()
 
     def import_votes(self, votes: list[tuple[str, int, int]]) -> None:
@@ -143,6 +144,7 @@ class Consultation:
                     [f"u{(n + k) % 97}" for k in range(len(chunk))]))
                 self.entries_written += len(chunk)
             ids = pipe.execute()
+        self.mark_awake()
         self.last_entry_id = ids[-1].decode()
         for kind, a, b in votes:
             self._tally(kind, a, b)
@@ -166,6 +168,11 @@ class Consultation:
         """Append an entry that is not a well-formed vote (it still counts as reflected)."""
         self.last_entry_id = self.r.xadd(keys.votes(self.cause_id), fields).decode()
         self.entries_written += 1
+        self.mark_awake()
+
+    def mark_awake(self) -> None:
+        """What ingest does after writing votes: the cause's rankers load it to count them."""
+        self.r.execute_command(*awake_causes.mark_command([self.cause_id]))
 
     def random_votes(self, rng: np.random.Generator, n: int, among: int,
                      strength: np.ndarray | None = None) -> None:
