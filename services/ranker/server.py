@@ -23,7 +23,8 @@ async def start(settings: Settings) -> RunningServer:
         settings.redis_url, connect_timeout_s=settings.redis_connect_timeout_s,
         socket_timeout_s=settings.redis_socket_timeout_s,
         max_connections=settings.redis_max_connections,
-        pool_timeout_s=settings.redis_pool_timeout_s, blocking_s=settings.read_block_ms / 1000)
+        pool_timeout_s=settings.redis_pool_timeout_s, blocking_s=settings.read_block_ms / 1000,
+        client_name=settings.consumer_name)
     fit_pool = FitPool(settings.fit_workers, nice=settings.fit_nice)
     directory = CauseDirectory(client, settings, fit_pool)
     try:
