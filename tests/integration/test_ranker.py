@@ -632,14 +632,15 @@ def test_two_rankers_on_one_cause_never_corrupt_its_checkpoint(serve, r, cause_i
 # -- many causes, idle causes ------------------------------------------------------------------
 
 
-def ranker_connections(r: redis.Redis, name: str = "ranker-0") -> int:
+def ranker_connections(r: redis.Redis, name: str) -> int:
     """The Redis connections open now under the ranker's client name (its consumer name)."""
     return sum(1 for client in r.client_list() if client.get("name") == name)
 
 
-def sample_connections(r: redis.Redis, stop: threading.Event, seen: list[int]) -> None:
+def sample_connections(r: redis.Redis, name: str, stop: threading.Event,
+                       seen: list[int]) -> None:
     while not stop.is_set():
-        seen.append(ranker_connections(r))
+        seen.append(ranker_connections(r, name))
         time.sleep(0.05)
 
 
@@ -661,10 +662,10 @@ def test_hundreds_of_causes_voted_at_once_are_counted_exactly_over_a_few_connect
     n_causes, n_rounds, per_round = 300, 4, 6
     rng = np.random.default_rng(31)
     causes = [Consultation(r, f"{cause_id}-{k:03d}").create(4) for k in range(n_causes)]
-    serve(checkpoint_interval_s=1.0)
+    serve(checkpoint_interval_s=1.0, consumer_name="ranker-many")
     stop = threading.Event()
     seen: list[int] = []
-    sampler = threading.Thread(target=sample_connections, args=(r, stop, seen))
+    sampler = threading.Thread(target=sample_connections, args=(r, "ranker-many", stop, seen))
     sampler.start()
     try:
         with serve_in_thread(start_ingest, ingest_settings(db_url)) as ingest, \
