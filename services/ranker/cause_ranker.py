@@ -55,9 +55,11 @@ class CauseRanker:
         With `final_checkpoint=False` the in-memory progress is dropped as a crash would
         drop it; the entries stay pending in Redis and the next owner re-applies them.
         """
-        await self._scheduler.close()
-        await self._tasks.cancel_all()
-        self._stop_reading()
+        try:
+            await self._scheduler.close()
+            await self._tasks.cancel_all()
+        finally:
+            self._stop_reading()
         self._replica.forget()
         if final_checkpoint:
             await self._consumer.save_final()

@@ -165,11 +165,19 @@ class VoteReader:
                 await self._wanted.wait()
                 continue
             busy = len(wanting) < len(self._subscriptions)
-            fed, full = await self._read_once(
-                wanting, min(self._block_ms, _BUSY_BLOCK_MS) if busy else self._block_ms)
-            raise_if_cancel_requested()
-            if fed:
-                await self._pace(fed, full)
+            try:
+                fed, full = await self._read_once(
+                    wanting, min(self._block_ms, _BUSY_BLOCK_MS) if busy else self._block_ms)
+                raise_if_cancel_requested()
+                if fed:
+                    await self._pace(fed, full)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # A bug here would stop every cause's counting: log it, fail what was read.
+                logger.exception("vote reader failed; reading again")
+                self._failed(wanting, RuntimeError("the vote reader failed"))
+                await asyncio.sleep(_ERROR_PAUSE_S)
 
     async def _read_once(self, wanting: list[Subscription],
                          block_ms: int) -> tuple[list[Subscription], bool]:
