@@ -141,8 +141,12 @@ def _run(args: argparse.Namespace, server: EmbeddedRedis, folder: Path,
     loads = _records(ranker_log, "cause owned")
     loaded = collections.Counter("idle" if r.get("cause_id", "").startswith("idle-")
                                  else "active" for r in loads)
-    problems = collections.Counter(r.get("msg", "?") for r in _records(ranker_log)
-                                   if r.get("level") in ("WARNING", "ERROR", "CRITICAL"))
+    troubles = [r for r in _records(ranker_log)
+                if r.get("level") in ("WARNING", "ERROR", "CRITICAL")]
+    problems = collections.Counter(r.get("msg", "?") for r in troubles)
+    first_errors = {}
+    for record in troubles:
+        first_errors.setdefault(record.get("msg", "?"), str(record.get("error", ""))[:200])
     report["audit"] = {
         "every_vote_counted_once": bool(left) and not uncounted(),
         "pending_entries": pending,
@@ -151,7 +155,8 @@ def _run(args: argparse.Namespace, server: EmbeddedRedis, folder: Path,
         "unloads": len(_records(ranker_log, "cause unloaded")),
         "fits": len(_records(ranker_log, "fit")),
         "checkpoints": len(_records(ranker_log, "checkpoint saved")),
-        "ranker_warnings_and_errors": dict(problems)}
+        "ranker_warnings_and_errors": dict(problems),
+        "first_error_of_each": first_errors}
     report["load_average_after"] = os.getloadavg()
     run = report["run"]
     report["ok"] = bool(

@@ -92,8 +92,9 @@ class VoteStream(Protocol):
         """Store a checkpoint adding `votes` to the stored one, which must be
         `previous_token`'s and have a base; CheckpointConflict otherwise."""
 
-    async def ack_through(self, last_id: str) -> int:
-        """Acknowledge this consumer's pending entries up to `last_id`; how many."""
+    async def ack_through(self, last_id: str, *, about: int) -> int:
+        """Acknowledge this consumer's pending entries up to `last_id` (`about` of them, as
+        far as the consumer knows); how many."""
 
 
 class CountsObserver(Protocol):
@@ -342,7 +343,7 @@ class LogConsumer:
         self._saved_token, self._unknown_token = token, ""
         # A crash before these acks is harmless: entries up to last_id are skipped (and acked)
         # when they are claimed again.
-        acked = await self._stream.ack_through(last_id)
+        acked = await self._stream.ack_through(last_id, about=unacked)
         self._unacked -= unacked
         self._saved_at = self._clock()
         logger.info("checkpoint saved", extra={

@@ -115,6 +115,14 @@ return acked
 # ~13,000 entries/s: a checkpoint took 7 s and the consumer starved.
 _ACK_CHUNK = 10_000
 
+# Saves of a delta up to this many bytes (~7,000 votes) and acks of up to this many entries
+# share their round trip with other causes' calls (ScriptRunner.run): hundreds of active
+# causes each saving every few seconds, a round trip each, kept every pooled connection busy
+# and left other commands waiting for one past their timeout. Larger ones, a few ms of Redis
+# each, go alone so as not to hold the small ones back.
+_SHARED_MAX_BYTES = 64 << 10
+_SHARED_MAX_ACKS = 1_000
+
 
 class RedisVoteStream:
     """One cause's vote log (format: pairwise.vote_log) seen through the ranker consumer
@@ -242,11 +250,14 @@ class RedisVoteStream:
         """Store a checkpoint that adds `votes` (pair_counts.encode_votes, b"" for none) to
         the stored one, which must be the one this consumer loaded or last saved, with a
         base. Raises CheckpointConflict otherwise (nothing is written)."""
-        await self._save(previous_token, "", token, last_id, votes_counted, "delta", votes)
+        await self._save(previous_token, "", token, last_id, votes_counted, "delta", votes,
+                         shared=len(votes) <= _SHARED_MAX_BYTES)
 
     async def _save(self, previous_token: str, unknown_token: str, token: str, last_id: str,
-                    votes_counted: int, mode: str, payload: bytes | int) -> None:
-        status, detail = await self._scripts.run_now(
+                    votes_counted: int, mode: str, payload: bytes | int, *,
+                    shared: bool = False) -> None:
+        run = self._scripts.run if shared else self._scripts.run_now
+        status, detail = await run(
             _SAVE,
             [self._checkpoint_key, self._stream, self._base_key, self._deltas_key,
              self._staging_key],
@@ -255,13 +266,16 @@ class RedisVoteStream:
         if int(status) != 1:
             raise CheckpointConflict(f"cause {self.cause_id!r}: {_text(detail)}")
 
-    async def ack_through(self, last_id: str) -> int:
+    async def ack_through(self, last_id: str, *, about: int) -> int:
         """XACK this consumer's pending entries up to `last_id` (call only once a checkpoint
-        at `last_id` is stored), in short scripts; returns the number acked."""
+        at `last_id` is stored), in short scripts; returns the number acked. `about`, the
+        entries expected, says whether the first script may share its round trip."""
         acked = 0
+        run = self._scripts.run if about <= _SHARED_MAX_ACKS else self._scripts.run_now
         while True:
-            n = int(await self._scripts.run_now(
+            n = int(await run(
                 _ACK, [self._stream], [keys.RANKER_GROUP, self.consumer, last_id, _ACK_CHUNK]))
+            run = self._scripts.run_now
             acked += n
             if n < _ACK_CHUNK:
                 return acked

@@ -794,6 +794,27 @@ def test_votes_whose_awake_mark_was_lost_are_counted_by_the_sweep(serve, r, caus
     eventually(lambda: checkpointed(r, cause), "the unmarked votes counted")
 
 
+def test_a_log_that_loses_its_group_mid_read_stops_no_cause_from_counting(serve, r, cause_id):
+    """The shared read fails for every cause it names when one log's group is gone: each
+    reloads from its checkpoint, the group is created again, and every vote counts once."""
+    rng = np.random.default_rng(35)
+    broken = Consultation(r, f"{cause_id}-broken").create(5)
+    healthy = Consultation(r, f"{cause_id}-healthy").create(5)
+    ranker = serve()
+    for cause in (broken, healthy):
+        cause.random_votes(rng, 50, among=5)
+        ranker.counted(cause)
+    r.xgroup_destroy(keys.votes(broken.cause_id), keys.RANKER_GROUP)
+    for _ in range(5):
+        for cause in (broken, healthy):
+            cause.random_votes(rng, 20, among=5)
+
+    for cause in (broken, healthy):
+        assert_tallies_exact(ranker.counted(cause), cause)
+        eventually(lambda c=cause: checkpointed(r, c) and pending(r, c.cause_id) == 0,
+                   "everything checkpointed and acknowledged")
+
+
 # -- sharding -------------------------------------------------------------------------------------
 
 

@@ -152,7 +152,7 @@ class FakeStream:
         await self._fenced_save(previous_token, "", token, last_id, votes_counted, "delta",
                                 votes)
 
-    async def ack_through(self, last_id: str) -> int:
+    async def ack_through(self, last_id: str, *, about: int) -> int:
         r = self.store
         if r.lose_acks:
             return 0
