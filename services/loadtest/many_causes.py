@@ -144,7 +144,7 @@ def _run(args: argparse.Namespace, server: EmbeddedRedis, folder: Path,
     troubles = [r for r in _records(ranker_log)
                 if r.get("level") in ("WARNING", "ERROR", "CRITICAL")]
     problems = collections.Counter(r.get("msg", "?") for r in troubles)
-    first_errors = {}
+    first_errors: dict[str, str] = {}
     for record in troubles:
         first_errors.setdefault(record.get("msg", "?"), str(record.get("error", ""))[:200])
     report["audit"] = {
