@@ -51,7 +51,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--period", type=float, default=0.5,
                    help="seconds between RecordVotes calls (one vote per active cause each)")
     p.add_argument("--idle-unload", type=float, default=300.0,
-                   help="RANKER_IDLE_UNLOAD_S of the ranker")
+                   help="RANKER_IDLE_UNLOAD_S of the ranker; at most 120: the run then waits "
+                        "for every cause loaded to be unloaded again")
     p.add_argument("--timeout", type=float, default=1_200.0, help="the whole run, at most (s)")
     p.add_argument("--out", type=Path, default=Path("run/many_causes/report.json"))
     p.add_argument("--seed", type=int, default=1)
@@ -138,6 +139,16 @@ def _run(args: argparse.Namespace, server: EmbeddedRedis, folder: Path,
         stub = ranker_pb2_grpc.RankerServiceStub(channel)
         idle_counts = [stub.ReadRanking(ranker_pb2.ReadRankingRequest(cause_id=c, limit=2),
                                         timeout=30).ranking.votes_counted for c in idle_read]
+    if args.idle_unload <= 120:
+        # Every cause loaded goes back to sleep once idle: all unloaded, none loaded again.
+        idle_started = time.monotonic()
+        unloaded = _wait(lambda: r_len(client) == 0 and len(_records(
+            ranker_log, "cause unloaded")) >= len(_records(ranker_log, "cause owned")),
+            deadline, args.idle_unload + 120)
+        report["after_idle"] = {
+            "all_unloaded": bool(unloaded),
+            "seconds": round(time.monotonic() - idle_started, 1),
+            "awake_causes": r_len(client), "ranker_rss_mb": _rss_mb(ranker.pid)}
     loads = _records(ranker_log, "cause owned")
     loaded = collections.Counter("idle" if r.get("cause_id", "").startswith("idle-")
                                  else "active" for r in loads)
@@ -162,9 +173,15 @@ def _run(args: argparse.Namespace, server: EmbeddedRedis, folder: Path,
     report["ok"] = bool(
         report["audit"]["every_vote_counted_once"] and not pending and not problems
         and run["ranker_connections_max"] <= 10 and all(n == 1 for n in idle_counts)
-        and loaded["idle"] == len(idle_read) and report["start"]["causes_loaded"] == 0)
+        and loaded["idle"] == len(idle_read) and report["start"]["causes_loaded"] == 0
+        and report.get("after_idle", {}).get("all_unloaded", True))
     client.close()
     return report
+
+
+def r_len(client: redis.Redis) -> int:
+    """Causes in the awake set."""
+    return int(client.scard(keys.AWAKE_CAUSES))
 
 
 def seed_idle(client: redis.Redis, n: int) -> None:
