@@ -56,6 +56,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=1_200.0, help="the whole run, at most (s)")
     p.add_argument("--out", type=Path, default=Path("run/many_causes/report.json"))
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--keep-logs", action="store_true",
+                   help="copy the services' logs next to the report")
     return p
 
 
@@ -68,6 +70,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         report = _run(args, server, folder, processes, deadline)
     finally:
+        if args.keep_logs:
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            for log in folder.glob("*.log"):
+                shutil.copy(log, args.out.parent / log.name)
         for process in processes:
             process.terminate()
         for process in processes:

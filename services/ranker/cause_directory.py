@@ -29,8 +29,9 @@ logger = logging.getLogger(__name__)
 
 # Causes loading their checkpoint and claiming their pending entries at once: after a Redis
 # restart every loaded cause reloads, and hundreds of loads at once starved the pool of
-# connections that checkpoints and reads also need.
-_MAX_LOADING = 4
+# connections that checkpoints and reads also need (with 4, a thousand causes woken at once
+# took up to 14 s to load on a busy machine).
+_MAX_LOADING = 8
 
 # Causes being put to sleep or woken at once (each a few round trips).
 _MAX_TRANSITIONS = 16

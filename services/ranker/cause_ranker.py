@@ -39,8 +39,9 @@ class CauseRanker:
         self._read_at = time.monotonic()
 
     def idle_s(self) -> float:
-        """Seconds since a vote was applied or the cause was read; 0 while it is followed."""
-        if self._followers:
+        """Seconds since a vote was applied or the cause was read; 0 while it is followed
+        or (re)loading (a load waits its turn behind the others after a restart)."""
+        if self._followers or not self._consumer.replayed.is_set():
             return 0.0
         return time.monotonic() - max(self._read_at, self._consumer.active_at)
 
