@@ -43,6 +43,8 @@ _SWEEP_PAGE = 500
 class CauseDirectory:
     """Maps cause ids to their live `CauseRanker`, for the causes of this replica's shard
     that are awake (pairwise.awake_causes states the protocol and why no vote is missed).
+    New votes come through one `VoteReader` on `reader_client` (a connection of its own);
+    everything else goes through `client`.
 
     A cause is loaded when it is read (`get`) or when the awake set names it and its log
     holds votes no checkpoint covers (polled every `discover_interval_s`, which also passes
@@ -53,13 +55,13 @@ class CauseDirectory:
     looked at for votes nobody counted, in pages; nothing else is loaded at start.
     """
 
-    def __init__(self, client: aioredis.Redis, settings: Settings,
-                 fit_pool: FitPool) -> None:
+    def __init__(self, client: aioredis.Redis, reader_client: aioredis.Redis,
+                 settings: Settings, fit_pool: FitPool) -> None:
         self._redis = client
         self._scripts = ScriptRunner(client)
         self._settings = settings
         self._fit_pool = fit_pool
-        self._reader = VoteReader(client, consumer=settings.consumer_name,
+        self._reader = VoteReader(reader_client, consumer=settings.consumer_name,
                                   read_batch=settings.read_batch,
                                   block_ms=settings.read_block_ms)
         self._causes: dict[str, CauseRanker] = {}

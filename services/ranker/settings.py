@@ -53,11 +53,14 @@ class Settings:
     max_proposals: int = 1_000_000
     # Redis client (pairwise.redis_client): connections at most, and how long (seconds) a
     # command waits for a free one, for a connection to open, and for its reply (beyond the
-    # time it was asked to block) before failing. One connection is the vote reader's, which
-    # reads every cause; the others carry checkpoints, acks, loads and catalog reads, whose
-    # round trips are short: more causes queue for them instead of opening more.
+    # time it was asked to block) before failing. One connection is the vote reader's own,
+    # which reads every cause; the others carry checkpoints, acks, loads and catalog reads,
+    # whose round trips are short: more causes queue for them instead of opening more. The
+    # wait for a free connection is long because every holder gives its connection back
+    # within its own socket timeout: a queue of a thousand causes on a CPU-starved host
+    # waited past 5 s, and each such wait made a cause reload, which queued again.
     redis_max_connections: int = 8
-    redis_pool_timeout_s: float = 5.0
+    redis_pool_timeout_s: float = 30.0
     redis_connect_timeout_s: float = 1.0
     redis_socket_timeout_s: float = 5.0
 
@@ -84,12 +87,15 @@ class Settings:
             catalog_wait_s=env_float("RANKER_CATALOG_WAIT_S", 1.0),
             max_proposals=env_int("RANKER_MAX_PROPOSALS", 1_000_000),
             redis_max_connections=env_int("RANKER_REDIS_CONNECTIONS", 8),
-            redis_pool_timeout_s=env_float("RANKER_REDIS_POOL_TIMEOUT_S", 5.0),
+            redis_pool_timeout_s=env_float("RANKER_REDIS_POOL_TIMEOUT_S", 30.0),
             redis_connect_timeout_s=env_float("REDIS_CONNECT_TIMEOUT_S", 1.0),
             redis_socket_timeout_s=env_float("REDIS_SOCKET_TIMEOUT_S", 5.0),
         )
 
     def __post_init__(self) -> None:
+        if self.redis_max_connections < 2:
+            raise SystemExit("RANKER_REDIS_CONNECTIONS must be >= 2 (one is the vote reader's), "
+                             f"got {self.redis_max_connections}")
         if not 0 <= self.shard_index < self.shard_count:
             raise SystemExit(f"RANKER_SHARD must be in [0, RANKER_SHARDS={self.shard_count}), "
                              f"got {self.shard_index}")
