@@ -747,9 +747,10 @@ def test_an_idle_cause_is_unloaded_and_a_vote_or_a_read_loads_it_again(serve, r,
     assert_tallies_exact(ranker.counted(voted), voted)
     # A read of the sleeping cause loads it from its checkpoint.
     assert_tallies_exact(ranker.read(read.cause_id), read)
-    for cause in (voted, read):
-        assert logged(caplog, "cause owned", cause.cause_id) == 2
-    eventually(lambda: logged(caplog, "cause unloaded", voted.cause_id) == 2,
+    for cause in (voted, read):  # idle again for 0.5 s, a cause may sleep and load again
+        assert logged(caplog, "cause owned", cause.cause_id) >= 2
+    eventually(lambda: logged(caplog, "cause unloaded", voted.cause_id)
+               == logged(caplog, "cause owned", voted.cause_id),
                "the cause unloaded again once idle")
     assert pending(r, voted.cause_id) == 0
 
