@@ -28,8 +28,10 @@ class Settings:
     # unloaded (final checkpoint; memory freed); its next vote or read loads it again.
     idle_unload_s: float = 300.0
     # How often (seconds) every stored cause's log is looked at for votes nobody counted
-    # (also once at start): catches a vote whose awake mark was lost.
-    sweep_interval_s: float = 600.0
+    # (also once at start): catches a vote whose awake mark was lost, which takes an ingest
+    # killed mid-call and a client that never retries, or a Redis losing its AOF's last
+    # second. Each sweep costs ~0.1 ms of ranker CPU per stored cause (100,000: ~10 s).
+    sweep_interval_s: float = 3600.0
     # Entries read per XREADGROUP (an entry holds 1 to vote_log.MAX_VOTES_PER_ENTRY votes).
     # Each page is decoded and applied on the event loop, so it bounds how long a read can be
     # delayed: 100 entries of 1,000 votes take ~4 ms to decode and ~10 ms to apply.
@@ -78,7 +80,7 @@ class Settings:
             checkpoint_interval_s=env_float("RANKER_CHECKPOINT_INTERVAL_S", 2.0),
             discover_interval_s=env_float("RANKER_DISCOVER_INTERVAL_S", 1.0),
             idle_unload_s=env_float("RANKER_IDLE_UNLOAD_S", 300.0),
-            sweep_interval_s=env_float("RANKER_SWEEP_INTERVAL_S", 600.0),
+            sweep_interval_s=env_float("RANKER_SWEEP_INTERVAL_S", 3600.0),
             read_batch=env_int("RANKER_READ_BATCH", 100),
             read_block_ms=env_int("RANKER_READ_BLOCK_MS", 200),
             fit_workers=env_int("RANKER_FIT_WORKERS", 1),
