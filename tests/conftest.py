@@ -26,10 +26,11 @@ import redis
 from pairwise import keys
 from pairwise.embedded_redis import EmbeddedRedis
 from pairwise.grpc_server import RunningServer
+from pairwise.prompt_token import TokenKeys
 
 ADMIN_TOKEN = "test-admin-token"
 PLATFORM_TOKEN = "test-platform-token"
-TOKEN_SECRET = b"test-prompt-token-secret"
+TOKEN_KEYS = TokenKeys(b"test-prompt-token-secret-of-32-bytes")
 
 T = TypeVar("T")
 
@@ -148,7 +149,7 @@ class Cluster:
 def ingest_settings(redis_url: str, **overrides: Any) -> Any:
     from ingest.settings import Settings
 
-    return Settings(redis_url=redis_url, token_secret=TOKEN_SECRET, port=0, **overrides)
+    return Settings(redis_url=redis_url, token_keys=TOKEN_KEYS, port=0, **overrides)
 
 
 def ranker_settings(redis_url: str, **overrides: Any) -> Any:
@@ -163,7 +164,7 @@ def gateway_settings(redis_url: str, ingest_addr: str, ranker_addr: str,
     from gateway.settings import Settings
 
     return Settings(redis_url=redis_url, admin_token=ADMIN_TOKEN, platform_token=PLATFORM_TOKEN,
-                    token_secret=TOKEN_SECRET, ingest_addr=ingest_addr,
+                    token_keys=TOKEN_KEYS, ingest_addr=ingest_addr,
                     ranker_addrs=(ranker_addr,), port=0, **overrides)
 
 

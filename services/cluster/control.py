@@ -21,6 +21,7 @@ from cluster.run_folder import RunFolder
 from cluster.tokens import ADMIN, NAMES, Tokens, resolve
 from cluster.topology import Topology, plan
 from pairwise import health_probe
+from pairwise.redis_client import shown
 
 # Exit status of `status` when nothing runs (as LSB init scripts do).
 NOT_RUNNING = 3
@@ -135,7 +136,7 @@ def status(run: RunFolder, *, out: TextIO = sys.stdout) -> int:
         health = _health(child, state)
         healthy &= health in (health_probe.SERVING, "PONG")
         print(f"  {name:<10} {child.get('pid') or '-':>8} {child.get('restarts', 0):>8}  "
-              f"{health:<12} {child.get('addr') or state.get('redis_url', ''):<22} "
+              f"{health:<12} {child.get('addr') or shown(state.get('redis_url', '')):<22} "
               f"{run.log_file(name)}", file=out)
     return 0 if healthy else 1
 
@@ -216,18 +217,17 @@ def _print_running(run: RunFolder, topology: Topology, tokens: Tokens, out: Text
     state = run.read_state()
     print(f"Pairwise cluster running (supervisor pid {state.get('supervisor_pid')}).", file=out)
     for name, child in state.get("children", {}).items():
-        where = child.get("addr") or topology.redis_url
+        where = child.get("addr") or shown(topology.redis_url)
         print(f"  {name:<10} pid {child.get('pid')!s:<8} {where}", file=out)
     if not topology.embedded_redis:
-        print(f"  redis      external {topology.redis_url} (REDIS_URL)", file=out)
+        print(f"  redis      external {shown(topology.redis_url)} (REDIS_URL)", file=out)
     print(f"\nGateway: {topology.gateway_addr}  (pairwise.v1.GatewayService; health and "
           "reflection on)", file=out)
     print("Tokens (metadata `authorization: Bearer <token>`):", file=out)
-    values = tokens.as_env()
-    for name in NAMES:
+    for name, value in tokens.as_env().items():
         source = tokens.sources[name]
-        shown = "(from the environment)" if source == "environment" else values[name]
-        print(f"  {name}={shown}", file=out)
+        print(f"  {name}={'(from the environment)' if source == 'environment' else value}",
+              file=out)
     if any(tokens.sources[n] != "environment" for n in NAMES):
         print(f"  dev defaults kept in {run.tokens_file}; set the variables to override.",
               file=out)

@@ -114,7 +114,10 @@ class RunFolder:
 
 
 def _replace(path: Path, text: str) -> None:
-    # Write then rename, so a reader never sees a half-written file.
+    # Write then rename, so a reader never sees a half-written file; mode 600 from the start
+    # (the state holds the Redis URL, password included).
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(text)
     os.replace(tmp, path)

@@ -23,6 +23,7 @@ import redis
 from cluster.process_table import kill_group, process_start_ticks
 from cluster.run_folder import RunFolder
 from cluster.topology import ProcessSpec
+from pairwise.redis_client import shown
 
 logger = logging.getLogger(__name__)
 
@@ -154,7 +155,7 @@ class Supervisor:
                     return
                 try:
                     if client.ping():
-                        logger.info("redis ready", extra={"url": child.spec.ready_redis_url})
+                        logger.info("redis ready", extra={"url": shown(child.spec.ready_redis_url)})
                         return
                 except (redis.exceptions.ConnectionError, redis.exceptions.BusyLoadingError):
                     pass

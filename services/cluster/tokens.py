@@ -1,4 +1,5 @@
-"""The cluster's secrets: admin and platform bearer tokens and the prompt-token HMAC secret.
+"""The cluster's secrets: admin and platform bearer tokens, the prompt-token HMAC secret and
+the embedded Redis server's password.
 
 Taken from the environment when set; otherwise development defaults are generated once and
 kept in `run/tokens.env` (mode 600), so `up`, `demo` and a later shell agree on them.
@@ -15,7 +16,8 @@ from pathlib import Path
 ADMIN = "PAIRWISE_ADMIN_TOKEN"
 PLATFORM = "PAIRWISE_PLATFORM_TOKEN"
 SECRET = "PAIRWISE_TOKEN_SECRET"
-NAMES = (ADMIN, PLATFORM, SECRET)
+REDIS_PASSWORD = "PAIRWISE_REDIS_PASSWORD"
+NAMES = (ADMIN, PLATFORM, SECRET, REDIS_PASSWORD)
 
 
 @dataclass(frozen=True)
@@ -23,6 +25,7 @@ class Tokens:
     admin: str
     platform: str
     secret: str
+    redis_password: str
     # Where each value came from: "environment" or the path of the tokens file.
     sources: Mapping[str, str]
 
@@ -47,7 +50,8 @@ def resolve(tokens_file: Path, environ: Mapping[str, str]) -> Tokens:
     if missing:
         write_file(tokens_file, {**stored, **{n: values[n] for n in NAMES
                                               if sources[n] != "environment"}})
-    return Tokens(values[ADMIN], values[PLATFORM], values[SECRET], sources)
+    return Tokens(values[ADMIN], values[PLATFORM], values[SECRET], values[REDIS_PASSWORD],
+                  sources)
 
 
 def read_file(path: Path) -> dict[str, str]:
@@ -73,5 +77,6 @@ def write_file(path: Path, values: Mapping[str, str]) -> None:
 
 
 def _generate(name: str) -> str:
-    prefix = {ADMIN: "dev-admin-", PLATFORM: "dev-platform-", SECRET: ""}[name]
-    return prefix + secrets.token_urlsafe(24)
+    prefix = {ADMIN: "dev-admin-", PLATFORM: "dev-platform-", SECRET: "",
+              REDIS_PASSWORD: ""}[name]
+    return prefix + secrets.token_urlsafe(32)

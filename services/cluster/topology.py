@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from cluster.run_folder import RunFolder
 from cluster.tokens import Tokens
+from pairwise import embedded_redis
 
 LOOPBACK = "127.0.0.1"
 # Cluster-level settings (the services' own are in services/*/settings.py).
@@ -73,11 +74,14 @@ def plan(run: RunFolder, environ: Mapping[str, str], tokens: Tokens,
     redis_url = environ.get("REDIS_URL", "")
     embedded = not redis_url
     if embedded:
-        redis_url = f"redis://{LOOPBACK}:{ports['REDIS_PORT']}/0"
+        # Password-protected even on loopback: any local process could otherwise rewrite
+        # the vote log.
+        redis_url = embedded_redis.url(ports["REDIS_PORT"], password=tokens.redis_password)
         processes.append(ProcessSpec(
             name="redis",
             argv=(python, "-m", "pairwise.embedded_redis", "--port", str(ports["REDIS_PORT"]),
                   "--dir", str(run.redis_data)),
+            env={embedded_redis.PASSWORD_VARIABLE: tokens.redis_password},
             stop_group=2, ready_redis_url=redis_url))
 
     common = {"REDIS_URL": redis_url, "PYTHONUNBUFFERED": "1", **tokens.as_env()}

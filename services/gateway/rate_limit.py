@@ -1,23 +1,32 @@
-"""Per-voter rate limit on NextPair and SubmitVote: a token bucket per (cause, voter) in Redis.
+"""Rate limits on NextPair and SubmitVote: token buckets in Redis per voter (of a cause), per
+cause and for the whole platform.
 
-The bucket refills at `rate_per_s` tokens per second up to `burst`; a call costs one token,
+Each bucket refills at its rate (tokens per second) up to its burst; a call costs one token,
 and a SubmitVote that also asks for the next pair (`want_next_pair`) costs two, because it
 does the work of two calls (the vote and a NextPair): a voter then votes at the same rate
 whichever way the platform calls, and a platform cannot double a voter's allowance by
-switching to one call per vote. When only one of its two tokens is left, the vote is taken
-and only the next pair is refused (`over_limit` tells the servicer): a vote is never lost for
-the sake of the pair that would have followed it.
+switching to one call per vote. A call takes its tokens from every bucket that applies, as
+many as the emptiest allows; when only one of its two is left, the vote is taken and only the
+next pair is refused (`over_limit` tells the servicer): a vote is never lost for the sake of
+the pair that would have followed it.
 
-State and arithmetic live in one Lua script on Redis' clock, so every gateway replica
-shares the same buckets. An empty bucket raises VoterRateLimited (RESOURCE_EXHAUSTED) with
-the wait until the next token.
+The voter's bucket keeps one voter (a script, a stuck client) from flooding a cause; the
+cause's keeps one cause gone viral, or under attack, from taking the cluster from the others;
+the platform's bounds what every gateway together lets in, below what the cluster sustains.
+State and arithmetic live in Lua on Redis' clock, so every gateway replica shares the same
+buckets. The voter and cause buckets are one script (they share the cause's hash slot); the
+platform's, a key of its own, is a second script in the same round trip, so a call refused by
+one may still have spent a token of the other. An empty bucket raises RateLimited
+(RESOURCE_EXHAUSTED) naming the limit and the wait until its next token.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import math
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import grpc
@@ -29,72 +38,116 @@ from pairwise.grpc_server import status_for
 from pairwise.ids import VOTER_ID_PATTERN, check_id
 from pairwise.redis_scripts import Script, ScriptRunner
 
-# KEYS: bucket.  ARGV: rate per second, burst, tokens wanted.  Takes as many whole tokens as
-# wanted and available; returns {taken, wait_ms}: wait_ms, when fewer than wanted were taken,
-# is the wait until the bucket holds one again (0 otherwise).
+# KEYS: buckets.  ARGV: tokens wanted, then rate per second and burst of each bucket. Takes
+# from every bucket as many whole tokens as wanted and the emptiest holds; returns {taken,
+# wait_ms, limiting}: when fewer than wanted were taken, wait_ms is the wait until every
+# bucket holds one again and `limiting` the (1-based) bucket that waits longest.
 _TAKE = Script("""
-local rate = tonumber(ARGV[1])
-local burst = tonumber(ARGV[2])
-local wanted = tonumber(ARGV[3])
+local wanted = tonumber(ARGV[1])
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
-local state = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
-local tokens = tonumber(state[1]) or burst
-local ts = tonumber(state[2]) or now
-if now > ts then tokens = math.min(burst, tokens + (now - ts) * rate / 1000) end
-local taken = math.min(wanted, math.floor(tokens))
-tokens = tokens - taken
-local wait_ms = 0
-if taken < wanted then wait_ms = math.ceil((1 - tokens) * 1000 / rate) end
-redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', now)
-redis.call('PEXPIRE', KEYS[1], math.ceil(burst * 1000 / rate) + 1000)
-return {taken, wait_ms}
+local tokens = {}
+local taken = wanted
+for i = 1, #KEYS do
+  local rate, burst = tonumber(ARGV[2 * i]), tonumber(ARGV[2 * i + 1])
+  local state = redis.call('HMGET', KEYS[i], 'tokens', 'ts')
+  local held = tonumber(state[1]) or burst
+  local ts = tonumber(state[2]) or now
+  if now > ts then held = math.min(burst, held + (now - ts) * rate / 1000) end
+  tokens[i] = held
+  taken = math.min(taken, math.floor(held))
+end
+local wait_ms, limiting = 0, 0
+for i = 1, #KEYS do
+  local rate, burst = tonumber(ARGV[2 * i]), tonumber(ARGV[2 * i + 1])
+  local left = tokens[i] - taken
+  if taken < wanted and left < 1 then
+    local wait = math.ceil((1 - left) * 1000 / rate)
+    if wait > wait_ms then wait_ms, limiting = wait, i end
+  end
+  redis.call('HSET', KEYS[i], 'tokens', tostring(left), 'ts', now)
+  redis.call('PEXPIRE', KEYS[i], math.ceil(burst * 1000 / rate) + 1000)
+end
+return {taken, wait_ms, limiting}
 """)
 
 
-class VoterRateLimited(ResourceExhausted):
-    """The voter's bucket is empty; `retry_after_ms` is the wait until the next token."""
+class RateLimited(ResourceExhausted):
+    """A bucket the call needs is empty; `retry_after_ms` is the wait until its next token."""
 
-    def __init__(self, voter_id: str, retry_after_ms: int) -> None:
-        super().__init__(f"voter {voter_id!r} is over its rate limit; retry in "
+    def __init__(self, who: str, retry_after_ms: int) -> None:
+        super().__init__(f"{who} is over its rate limit; retry in "
                          f"{max(retry_after_ms, 1) / 1000:.2f} s")
         self.retry_after_ms = retry_after_ms
 
 
-class VoterRateLimiter:
-    """Token buckets in Redis. A non-positive `rate_per_s` disables limiting. Concurrent takes
-    share round trips through `scripts` (one of its own when not given)."""
+@dataclass(frozen=True)
+class Bucket:
+    """Tokens per second and burst; a non-positive rate turns the bucket off."""
 
-    def __init__(self, redis: Redis, rate_per_s: float, burst: int, *,
+    rate_per_s: float
+    burst: int
+
+    @property
+    def on(self) -> bool:
+        return self.rate_per_s > 0
+
+    def args(self) -> list[str | int]:
+        return [repr(float(self.rate_per_s)), max(1, self.burst)]
+
+
+class RateLimiter:
+    """The voter, cause and platform buckets. Concurrent takes share round trips through
+    `scripts` (one of its own when not given)."""
+
+    def __init__(self, redis: Redis, *, voter: Bucket, cause: Bucket, platform: Bucket,
                  scripts: ScriptRunner | None = None) -> None:
         self._scripts = scripts or ScriptRunner(redis)
-        self._rate_arg = repr(float(rate_per_s))
-        self._rate_per_s = rate_per_s
-        self._burst = burst
+        self._voter, self._cause, self._platform = voter, cause, platform
 
-    async def take(self, cause_id: str, voter_id: str, tokens: int = 1) -> int:
-        """Spend up to `tokens` tokens of this voter's bucket, at least one, or raise
-        VoterRateLimited. Returns 0 when all were spent, else the wait (ms) until the bucket
-        holds another (the caller decides what the missing ones cost it).
+    async def take(self, cause_id: str, voter_id: str, tokens: int = 1) -> RateLimited | None:
+        """Spend up to `tokens` tokens of every bucket that applies, at least one, or raise
+        RateLimited. Returns None when all were spent, else the limit that stopped the rest
+        (the caller decides what the missing ones cost it).
 
-        Also raises InvalidArgument for a malformed cause_id or voter_id (the key is built
+        Also raises InvalidArgument for a malformed cause_id or voter_id (the keys are built
         from them).
         """
         check_id("cause_id", cause_id)
         check_id("voter_id", voter_id, pattern=VOTER_ID_PATTERN)
-        if self._rate_per_s <= 0:
-            return 0
-        taken, wait_ms = await self._scripts.run(
-            _TAKE, (keys.rate_limit(cause_id, voter_id),),
-            (self._rate_arg, self._burst, tokens))
+        takes = []
+        scoped: list[tuple[str, Bucket, str]] = [
+            (keys.rate_limit(cause_id, voter_id), self._voter, f"voter {voter_id!r}"),
+            (keys.cause_rate_limit(cause_id), self._cause, f"cause {cause_id!r}")]
+        scoped = [entry for entry in scoped if entry[1].on]
+        if scoped:
+            takes.append((scoped, self._run(scoped, tokens)))
+        if self._platform.on:
+            platform = [(keys.platform_rate_limit(), self._platform, "the platform")]
+            takes.append((platform, self._run(platform, tokens)))
+        if not takes:
+            return None
+        replies = await asyncio.gather(*(run for _, run in takes))
+        taken = min(int(reply[0]) for reply in replies)
+        if taken >= tokens:
+            return None
+        wait_ms, who = max((math.ceil(reply[1]), buckets[max(int(reply[2]), 1) - 1][2])
+                           for (buckets, _), reply in zip(takes, replies, strict=True))
+        limited = RateLimited(who, max(wait_ms, 1))
         if not taken:
-            raise VoterRateLimited(voter_id, math.ceil(wait_ms))
-        return 0 if taken >= tokens else max(math.ceil(wait_ms), 1)
+            raise limited
+        return limited
+
+    def _run(self, buckets: list[tuple[str, Bucket, str]], tokens: int) -> Any:
+        args: list[str | int] = [tokens]
+        for _, bucket, _ in buckets:
+            args += bucket.args()
+        return self._scripts.run(_TAKE, tuple(key for key, _, _ in buckets), args)
 
 
 # Set for the duration of a call that got fewer tokens than it costs: the limit it hit, for
 # the servicer to refuse the part beyond the first token (SubmitVote's next pair).
-over_limit: contextvars.ContextVar[VoterRateLimited | None] = contextvars.ContextVar(
+over_limit: contextvars.ContextVar[RateLimited | None] = contextvars.ContextVar(
     "over_limit", default=None)
 
 # What a call costs in tokens, from its request.
@@ -114,7 +167,7 @@ class RateLimitInterceptor(grpc.aio.ServerInterceptor):
     call that got at least one token but fewer than its cost runs, with `over_limit` set.
     """
 
-    def __init__(self, limiter: VoterRateLimiter, methods: Mapping[str, Cost]) -> None:
+    def __init__(self, limiter: RateLimiter, methods: Mapping[str, Cost]) -> None:
         self._limiter = limiter
         self._methods = dict(methods)
         # method -> (handler, its limited version): built once, not on every call.
@@ -139,14 +192,14 @@ class RateLimitInterceptor(grpc.aio.ServerInterceptor):
         async def limited(request, context):  # type: ignore[no-untyped-def]
             try:
                 tokens = cost(request)
-                short_ms = await limiter.take(request.cause_id, request.voter_id, tokens)
-                if short_ms:
-                    over_limit.set(VoterRateLimited(request.voter_id, short_ms))
+                short = await limiter.take(request.cause_id, request.voter_id, tokens)
+                if short is not None:
+                    over_limit.set(short)
             except Exception as exc:
                 mapped = status_for(exc)
                 if mapped is None:
                     raise
-                if isinstance(exc, VoterRateLimited):
+                if isinstance(exc, RateLimited):
                     context.set_trailing_metadata(
                         (("retry-after-ms", str(exc.retry_after_ms)),))
                 await context.abort(*mapped)

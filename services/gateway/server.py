@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+import math
 
 from gateway.auth import GATEWAY_PREFIX, AuthInterceptor
 from gateway.catalog_store import CatalogStore
 from gateway.pair_selection import PairSelector
-from gateway.rate_limit import RateLimitInterceptor, VoterRateLimiter, one_token
+from gateway.ranking_watches import RankingWatches
+from gateway.rate_limit import Bucket, RateLimiter, RateLimitInterceptor, one_token
 from gateway.servicer import GatewayServicer
 from gateway.settings import Settings
 from gateway.upstreams import Upstreams
@@ -42,18 +44,27 @@ async def start(settings: Settings) -> RunningServer:
         catalog=CatalogStore(redis, scripts=scripts),
         pairs=PairSelector(redis, scripts=scripts, newcomer_share=settings.newcomer_share),
         upstreams=upstreams,
+        watches=RankingWatches(upstreams.ranker_for, max_followers=settings.max_watches,
+                               max_followers_per_cause=settings.max_watches_per_cause),
         votes=VoteForwarder(upstreams.ingest, max_group=settings.vote_group_max,
                             max_in_flight=settings.vote_groups_in_flight),
-        token_secret=settings.token_secret, prompt_ttl_s=settings.prompt_ttl_s,
+        token_keys=settings.token_keys, prompt_ttl_s=settings.prompt_ttl_s,
         internal_timeout_s=settings.internal_timeout_s, import_chunk=settings.import_chunk,
         pair_selection=settings.pair_selection, newcomer_votes=settings.newcomer_votes)
-    limiter = VoterRateLimiter(redis, settings.voter_rate_per_s, settings.voter_burst,
-                               scripts=scripts)
+    # A burst left at 0 is one second's worth of tokens.
+    limiter = RateLimiter(
+        redis, scripts=scripts,
+        voter=Bucket(settings.voter_rate_per_s, settings.voter_burst),
+        cause=Bucket(settings.cause_rate_per_s,
+                     settings.cause_burst or math.ceil(settings.cause_rate_per_s)),
+        platform=Bucket(settings.platform_rate_per_s,
+                        settings.platform_burst or math.ceil(settings.platform_rate_per_s)))
     try:
         running = await start_server(
             host=settings.host, port=settings.port,
             servicers=[(gateway_pb2_grpc.add_GatewayServiceServicer_to_server, servicer)],
             service_names=[SERVICE_NAME],
+            max_concurrent_rpcs=settings.max_concurrent_rpcs,
             # Auth first: an unauthenticated caller must not spend a voter's rate limit.
             interceptors=[AuthInterceptor(settings.admin_token, settings.platform_token),
                           RateLimitInterceptor(limiter, RATE_LIMITED_METHODS)])

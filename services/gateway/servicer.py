@@ -31,10 +31,11 @@ from gateway.catalog import (
 from gateway.catalog_store import CatalogStore
 from gateway.paging import check_page
 from gateway.pair_selection import PairSelector
+from gateway.ranking_watches import RankingWatches
 from gateway.rate_limit import over_limit
 from gateway.upstreams import Upstreams
 from gateway.vote_forwarding import VoteForwarder
-from pairwise import prompt_token
+from pairwise import prompt_token, submitted_vote
 from pairwise.errors import InvalidArgument
 from pairwise.grpc_server import status_for
 from pairwise.ids import VOTER_ID_PATTERN, check_id, id_or_new
@@ -110,7 +111,8 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
     """
 
     def __init__(self, *, catalog: CatalogStore, pairs: PairSelector, upstreams: Upstreams,
-                 votes: VoteForwarder, token_secret: bytes, prompt_ttl_s: float,
+                 watches: RankingWatches, votes: VoteForwarder,
+                 token_keys: prompt_token.TokenKeys, prompt_ttl_s: float,
                  internal_timeout_s: float, import_chunk: int,
                  pair_selection: PairSelection = PairSelection.UNIFORM,
                  newcomer_votes: int = DEFAULT_NEWCOMER_VOTES,
@@ -120,8 +122,9 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
         self._newcomer_votes = newcomer_votes
         self._pairs = pairs
         self._upstreams = upstreams
+        self._watches = watches
         self._votes = votes
-        self._token_secret = token_secret
+        self._token_keys = token_keys
         self._prompt_ttl_ms = round(prompt_ttl_s * 1000)
         self._internal_timeout_s = internal_timeout_s
         self._import_chunk = max(1, import_chunk)
@@ -205,6 +208,9 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
     async def SubmitVote(self, request, context):  # type: ignore[no-untyped-def]
         cause_id = check_id("cause_id", request.cause_id)
         voter_id = check_id("voter_id", request.voter_id, pattern=VOTER_ID_PATTERN)
+        submitted_vote.check_lengths(prompt_token_wire=request.prompt_token,
+                                     skip_reason=request.skip_reason,
+                                     idempotency_key=request.idempotency_key)
         await self._catalog.require_cause(cause_id)
         reply = await self._votes.record(
             ingest_pb2.RecordVoteRequest(
@@ -242,7 +248,7 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
         Raises NotFound (unknown cause) or FailedPrecondition (no pair left to show).
         """
         left, right = await self._pairs.next_pair(cause_id, voter_id)
-        wire, token = prompt_token.issue(self._token_secret, cause_id, voter_id,
+        wire, token = prompt_token.issue(self._token_keys, cause_id, voter_id,
                                          left.proposal_id, right.proposal_id,
                                          self._now_ms(), self._prompt_ttl_ms)
         return gateway_pb2.NextPairResponse(
@@ -289,20 +295,8 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
         cause_id = check_id("cause_id", request.cause_id)
         _, limit = check_page(0, request.limit, default_limit=DEFAULT_WATCH_LIMIT)
         await self._catalog.require_cause(cause_id)
-        # A watch lasts until the client cancels: only the client's own deadline bounds it.
-        remaining = context.time_remaining()
-        call = self._upstreams.ranker_for(cause_id).FollowRanking(
-            ranker_pb2.FollowRankingRequest(cause_id=cause_id, limit=limit),
-            timeout=None if remaining is None or remaining > _NO_DEADLINE_S else remaining)
-        try:
-            async for reply in call:
-                ranking = reply.ranking
-                yield gateway_pb2.WatchRankingResponse(
-                    cause_id=cause_id, votes_counted=ranking.votes_counted,
-                    entries=ranking.entries, total_proposals=ranking.total_proposals,
-                    fitted_at_ms=ranking.fitted_at_ms, prior_strength=ranking.prior_strength)
-        finally:
-            call.cancel()
+        async for update in self._watches.watch(cause_id, limit):
+            yield update
 
     async def GetCauseStats(self, request, context):  # type: ignore[no-untyped-def]
         cause_id = check_id("cause_id", request.cause_id)

@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from gateway.catalog import DEFAULT_NEWCOMER_VOTES, PairSelection
+from pairwise import prompt_token
 from pairwise.config import env_float, env_int, env_str
+from pairwise.grpc_server import DEFAULT_MAX_CONCURRENT_RPCS
 
 
 @dataclass(frozen=True)
@@ -13,7 +15,7 @@ class Settings:
     redis_url: str
     admin_token: str
     platform_token: str
-    token_secret: bytes
+    token_keys: prompt_token.TokenKeys
     ingest_addr: str = "127.0.0.1:50052"
     # One address per ranker shard, in shard order (pairwise.sharding).
     ranker_addrs: tuple[str, ...] = ("127.0.0.1:50053",)
@@ -21,8 +23,14 @@ class Settings:
     port: int = 50051
     prompt_ttl_s: float = 900.0
     # Per-voter token bucket over NextPair + SubmitVote: sustained rate and burst.
+    # Token buckets over NextPair and SubmitVote (gateway.rate_limit): per voter of a cause,
+    # per cause and for the platform (every cause, every gateway); a rate <= 0 turns one off.
     voter_rate_per_s: float = 2.0
     voter_burst: int = 60
+    cause_rate_per_s: float = 0.0
+    cause_burst: int = 0
+    platform_rate_per_s: float = 0.0
+    platform_burst: int = 0
     # Deadline for internal calls when the client sent none.
     internal_timeout_s: float = 10.0
     # ImportVotes forwards at most this many votes per internal RecordVotes call
@@ -45,14 +53,23 @@ class Settings:
     redis_connect_timeout_s: float = 1.0
     redis_socket_timeout_s: float = 5.0
     # The strategy of causes created without one (GATEWAY_PAIR_SELECTION: uniform|adaptive).
-    pair_selection: PairSelection = PairSelection.UNIFORM
+    pair_selection: PairSelection = PairSelection.ADAPTIVE
     # Adaptive selection: proposals with fewer counted votes than `newcomer_votes` are
     # newcomers (written into each cause at its creation), and `newcomer_share` of the
     # prompts go to them first.
     newcomer_votes: int = DEFAULT_NEWCOMER_VOTES
     newcomer_share: float = 0.3
+    # Bounds: calls in progress (streams included) before new ones get RESOURCE_EXHAUSTED,
+    # and WatchRanking followers per gateway and per cause (gateway.ranking_watches).
+    max_concurrent_rpcs: int = DEFAULT_MAX_CONCURRENT_RPCS
+    max_watches: int = 2_000
+    max_watches_per_cause: int = 500
 
     def __post_init__(self) -> None:
+        # One token for both roles would let every platform call act as the admin.
+        if self.admin_token == self.platform_token:
+            raise SystemExit("settings PAIRWISE_ADMIN_TOKEN and PAIRWISE_PLATFORM_TOKEN must "
+                             "differ: the admin token moderates and configures causes")
         if self.newcomer_votes < 1:
             raise SystemExit(f"setting GATEWAY_NEWCOMER_VOTES must be >= 1, "
                              f"got {self.newcomer_votes}")
@@ -66,7 +83,7 @@ class Settings:
             redis_url=env_str("REDIS_URL"),
             admin_token=env_str("PAIRWISE_ADMIN_TOKEN"),
             platform_token=env_str("PAIRWISE_PLATFORM_TOKEN"),
-            token_secret=env_str("PAIRWISE_TOKEN_SECRET").encode(),
+            token_keys=prompt_token.keys_from_env(),
             ingest_addr=env_str("INGEST_ADDR", "127.0.0.1:50052"),
             ranker_addrs=tuple(
                 a.strip() for a in env_str("RANKER_ADDRS", "127.0.0.1:50053").split(",")
@@ -76,6 +93,10 @@ class Settings:
             prompt_ttl_s=env_float("PROMPT_TTL_S", 900.0),
             voter_rate_per_s=env_float("VOTER_RATE_PER_S", 2.0),
             voter_burst=env_int("VOTER_BURST", 60),
+            cause_rate_per_s=env_float("CAUSE_RATE_PER_S", 0.0),
+            cause_burst=env_int("CAUSE_BURST", 0),
+            platform_rate_per_s=env_float("PLATFORM_RATE_PER_S", 0.0),
+            platform_burst=env_int("PLATFORM_BURST", 0),
             internal_timeout_s=env_float("INTERNAL_TIMEOUT_S", 10.0),
             import_chunk=env_int("IMPORT_CHUNK", 5000),
             vote_group_max=env_int("GATEWAY_VOTE_GROUP_MAX", 256),
@@ -85,9 +106,13 @@ class Settings:
             redis_pool_timeout_s=env_float("GATEWAY_REDIS_POOL_TIMEOUT_S", 5.0),
             redis_connect_timeout_s=env_float("REDIS_CONNECT_TIMEOUT_S", 1.0),
             redis_socket_timeout_s=env_float("REDIS_SOCKET_TIMEOUT_S", 5.0),
-            pair_selection=_pair_selection(env_str("GATEWAY_PAIR_SELECTION", "uniform")),
+            pair_selection=_pair_selection(env_str("GATEWAY_PAIR_SELECTION", "adaptive")),
             newcomer_votes=env_int("GATEWAY_NEWCOMER_VOTES", DEFAULT_NEWCOMER_VOTES),
             newcomer_share=env_float("GATEWAY_NEWCOMER_SHARE", 0.3),
+            max_concurrent_rpcs=env_int("GATEWAY_MAX_CONCURRENT_RPCS",
+                                        DEFAULT_MAX_CONCURRENT_RPCS),
+            max_watches=env_int("GATEWAY_MAX_WATCHES", 2_000),
+            max_watches_per_cause=env_int("GATEWAY_MAX_WATCHES_PER_CAUSE", 500),
         )
 
 

@@ -71,7 +71,7 @@ class Intake:
         for i, s in enumerate(submissions):
             try:
                 verified.append((i, interactive_vote(
-                    secret=self._settings.token_secret, cause_id=s.cause_id,
+                    keys=self._settings.token_keys, cause_id=s.cause_id,
                     voter_id=s.voter_id, wire_token=s.prompt_token, choice=s.choice,
                     skip_reason=s.skip_reason, idempotency_key=s.idempotency_key,
                     now_ms=now_ms, min_view_ms=self._settings.min_view_ms)))

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pairwise import prompt_token
 from pairwise.config import env_bool, env_float, env_int, env_str
 
 
 @dataclass(frozen=True)
 class Settings:
     redis_url: str
-    token_secret: bytes
+    token_keys: prompt_token.TokenKeys
     host: str = "127.0.0.1"
     port: int = 50052
     # Largest RecordVotes batch accepted (votes); larger ones get INVALID_ARGUMENT.
@@ -39,7 +40,7 @@ class Settings:
     def from_env(cls) -> Settings:
         return cls(
             redis_url=env_str("REDIS_URL"),
-            token_secret=env_str("PAIRWISE_TOKEN_SECRET").encode(),
+            token_keys=prompt_token.keys_from_env(),
             host=env_str("INGEST_HOST", "127.0.0.1"),
             port=env_int("INGEST_PORT", 50052),
             max_batch=env_int("INGEST_MAX_BATCH", 10_000),

@@ -12,14 +12,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
-from pairwise import prompt_token, vote_log
+from pairwise import prompt_token, submitted_vote, vote_log
 from pairwise.errors import InvalidArgument
 from pairwise.ids import ID_PATTERN, VOTE_ID_PATTERN, VOTER_ID_PATTERN, check_id
 
 Choice = Literal["left", "right", "tie", "skip"]
 CHOICES: tuple[Choice, ...] = ("left", "right", "tie", "skip")
-MAX_SKIP_REASON = 64
-MAX_IDEMPOTENCY_KEY = 128
 # A consumed prompt nonce is remembered this long past the token's expiry, so that ingest
 # replicas whose clocks run slightly behind still see it as used.
 NONCE_GRACE_MS = 60_000
@@ -84,7 +82,7 @@ def interactive_vote_id(cause_id: str, voter_id: str, idempotency_key: str, nonc
     return "sv-" + hashlib.sha256(material.encode()).hexdigest()[:32]
 
 
-def interactive_vote(*, secret: bytes, cause_id: str, voter_id: str, wire_token: str,
+def interactive_vote(*, keys: prompt_token.TokenKeys, cause_id: str, voter_id: str, wire_token: str,
                      choice: str, skip_reason: str, idempotency_key: str, now_ms: int,
                      min_view_ms: int) -> InteractiveVote:
     """Validate a SubmitVote and verify its prompt token (`now_ms`: Unix ms).
@@ -100,12 +98,9 @@ def interactive_vote(*, secret: bytes, cause_id: str, voter_id: str, wire_token:
             "choice", "is required: CHOICE_LEFT, CHOICE_RIGHT, CHOICE_TIE or CHOICE_SKIP")
     if skip_reason and choice != "skip":
         raise InvalidArgument("skip_reason", "is only allowed with choice CHOICE_SKIP")
-    if len(skip_reason) > MAX_SKIP_REASON:
-        raise InvalidArgument("skip_reason", f"must be at most {MAX_SKIP_REASON} characters")
-    if len(idempotency_key) > MAX_IDEMPOTENCY_KEY:
-        raise InvalidArgument("idempotency_key",
-                              f"must be at most {MAX_IDEMPOTENCY_KEY} characters")
-    token = prompt_token.verify(secret, wire_token, cause_id, voter_id, now_ms)
+    submitted_vote.check_lengths(prompt_token_wire=wire_token, skip_reason=skip_reason,
+                                 idempotency_key=idempotency_key)
+    token = prompt_token.verify(keys, wire_token, cause_id, voter_id, now_ms)
     kind: vote_log.Kind
     a_id, b_id = token.left_id, token.right_id
     if choice == "left":

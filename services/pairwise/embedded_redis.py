@@ -14,6 +14,7 @@ import shutil
 import socket
 import subprocess
 import time
+import urllib.parse
 from pathlib import Path
 
 import redis
@@ -50,12 +51,34 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def command(port: int, data_dir: Path, unix_socket: Path | None = None) -> list[str]:
+# The embedded server's password, read by `main` from the environment.
+PASSWORD_VARIABLE = "PAIRWISE_REDIS_PASSWORD"
+
+
+def url(port: int, socket_path: Path | None = None, password: str | None = None) -> str:
+    """The URL of a server on loopback `port` (or `socket_path`), with its password."""
+    secret = urllib.parse.quote(password, safe="") if password else ""
+    if socket_path is not None:
+        return f"unix://{socket_path}?db=0" + (f"&password={secret}" if secret else "")
+    return f"redis://{':' + secret + '@' if secret else ''}127.0.0.1:{port}/0"
+
+
+def command(port: int, data_dir: Path, unix_socket: Path | None = None,
+            password: str | None = None) -> list[str]:
     """The server command line: loopback only (or, with `unix_socket`, that socket file and no
-    TCP port), AOF with fsync every second, no RDB saves."""
+    TCP port), AOF with fsync every second, no RDB saves; with `password`, clients must
+    authenticate (it is written to a mode-600 config file in `data_dir`, never on the
+    command line, which any local user can read)."""
     listen = (["--port", "0", "--unixsocket", str(unix_socket), "--unixsocketperm", "700"]
               if unix_socket is not None else ["--port", str(port), "--bind", "127.0.0.1"])
-    return [server_binary(), *listen, "--dir", str(data_dir),
+    config: list[str] = []
+    if password:
+        path = data_dir / "auth.conf"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(f'requirepass "{password}"\n')
+        config = [str(path)]
+    return [server_binary(), *config, *listen, "--dir", str(data_dir),
             "--appendonly", "yes", "--appendfsync", "everysec", "--save", "",
             "--daemonize", "no", "--protected-mode", "yes", "--loglevel", "warning"]
 
@@ -78,8 +101,10 @@ class EmbeddedRedis:
     choice and the server's bind, `start()` tries another.
     """
 
-    def __init__(self, data_dir: Path, port: int = 0, *, unix_socket: bool = False) -> None:
+    def __init__(self, data_dir: Path, port: int = 0, *, unix_socket: bool = False,
+                 password: str | None = None) -> None:
         self.data_dir = Path(data_dir)
+        self.password = password
         self.socket_path = self.data_dir.resolve() / "redis.sock" if unix_socket else None
         if self.socket_path is not None and len(str(self.socket_path)) > _MAX_SOCKET_PATH:
             raise ValueError(f"unix socket path too long for the OS: {self.socket_path}")
@@ -89,9 +114,7 @@ class EmbeddedRedis:
 
     @property
     def url(self) -> str:
-        if self.socket_path is not None:
-            return f"unix://{self.socket_path}?db=0"
-        return f"redis://127.0.0.1:{self.port}/0"
+        return url(self.port, self.socket_path, self.password)
 
     def start(self, timeout: float = 10.0) -> EmbeddedRedis:
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -106,7 +129,8 @@ class EmbeddedRedis:
             # (left open it is a ResourceWarning, an error under filterwarnings=error).
             with open(log_path, "ab") as log:
                 self.process = subprocess.Popen(
-                    command(self.port, self.data_dir, self.socket_path), stdout=log,
+                    command(self.port, self.data_dir, self.socket_path, self.password),
+                    stdout=log,
                     stderr=subprocess.STDOUT)
             try:
                 wait_ready(self.url, timeout, self.process)
@@ -167,7 +191,9 @@ def main() -> None:
     parser.add_argument("--dir", type=Path, default=Path("run/redis"))
     args = parser.parse_args()
     args.dir.mkdir(parents=True, exist_ok=True)
-    argv = command(args.port, args.dir, args.unix_socket)
+    # From the environment, not a flag: a command line is visible to every local user.
+    argv = command(args.port, args.dir, args.unix_socket,
+                   os.environ.get(PASSWORD_VARIABLE) or None)
     os.execv(argv[0], argv)
 
 

@@ -135,6 +135,12 @@ class RunningServer:
             await close()
 
 
+# Calls in progress a server accepts before refusing new ones: far above what two cores
+# serve at once (a few hundred voters' calls in flight), low enough that a flood cannot
+# queue memory without bound.
+DEFAULT_MAX_CONCURRENT_RPCS = 10_000
+
+
 async def start_server(
     *,
     host: str,
@@ -143,14 +149,18 @@ async def start_server(
     service_names: Sequence[str],
     interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
     max_message_bytes: int = 16 * 1024 * 1024,
+    max_concurrent_rpcs: int = DEFAULT_MAX_CONCURRENT_RPCS,
 ) -> RunningServer:
     """Start a grpc.aio server with health checking, reflection and error mapping.
 
     `servicers` are `(add_XServicer_to_server, servicer)` pairs; `service_names` their full
-    names. Port 0 binds any free port; the bound one is in the result.
+    names. Port 0 binds any free port; the bound one is in the result. Past
+    `max_concurrent_rpcs` calls in progress (streams included), a new call is refused at
+    once with RESOURCE_EXHAUSTED instead of queueing without bound.
     """
     server = grpc.aio.server(
         interceptors=[*interceptors, ErrorMappingInterceptor()],
+        maximum_concurrent_rpcs=max_concurrent_rpcs,
         options=[
             ("grpc.max_receive_message_length", max_message_bytes),
             ("grpc.max_send_message_length", max_message_bytes),

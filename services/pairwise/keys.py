@@ -102,6 +102,16 @@ def rate_limit(cause_id: str, voter_id: str) -> str:
     return f"rate:{{{cause_id}}}:{voter_id}"
 
 
+def cause_rate_limit(cause_id: str) -> str:
+    """Hash: the cause's token bucket (tokens, ts) over its voters' calls."""
+    return f"rate:{{{cause_id}}}"
+
+
+def platform_rate_limit() -> str:
+    """Hash: the platform's token bucket over every cause's calls (a slot of its own)."""
+    return "rate:platform"
+
+
 def checkpoint(cause_id: str) -> str:
     """Hash: the ranker's checkpoint: the last log entry id it reflects, votes counted, the
     fencing token, and how many parts `checkpoint_base` and `checkpoint_deltas` hold (fields

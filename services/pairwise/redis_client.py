@@ -9,6 +9,8 @@ reaches.
 
 from __future__ import annotations
 
+import urllib.parse
+
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
@@ -41,3 +43,14 @@ def connect(url: str, *, connect_timeout_s: float, socket_timeout_s: float,
         retry=retry,
         client_name=client_name,
     ))
+
+
+def shown(redis_url: str) -> str:
+    """`redis_url` with its password replaced by ***, for logs and status lines."""
+    parts = urllib.parse.urlsplit(redis_url)
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+        parts = parts._replace(netloc=netloc)
+    query = "&".join("password=***" if item.startswith("password=") else item
+                     for item in parts.query.split("&")) if parts.query else ""
+    return urllib.parse.urlunsplit(parts._replace(query=query))

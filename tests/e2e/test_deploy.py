@@ -18,7 +18,8 @@ import pytest
 
 COMPOSE_FILE = Path(__file__).resolve().parents[2] / "deploy" / "docker-compose.yml"
 SECRETS = {"PAIRWISE_ADMIN_TOKEN": "compose-admin", "PAIRWISE_PLATFORM_TOKEN": "compose-platform",
-           "PAIRWISE_TOKEN_SECRET": "compose-secret"}
+           "PAIRWISE_TOKEN_SECRET": "compose-secret-" + "c" * 32,
+           "PAIRWISE_REDIS_PASSWORD": "compose-redis-password"}
 SERVICES = {"redis", "ingest", "ranker-0", "ranker-1", "gateway"}
 
 
@@ -74,8 +75,14 @@ def test_compose_describes_the_cluster() -> None:
             "python", "-m", "pairwise.health_probe"], name
 
     redis = services["redis"]
-    command = redis["command"]
-    assert command[command.index("--appendonly") + 1] == "yes"
+    # Started as `make up` starts it (AOF on: pairwise.embedded_redis), with a password that
+    # every service's REDIS_URL carries and the command line does not.
+    assert redis["command"][:3] == ["python", "-m", "pairwise.embedded_redis"]
+    assert redis["environment"]["PAIRWISE_REDIS_PASSWORD"] == "compose-redis-password"
+    assert "compose-redis-password" not in " ".join(redis["command"])
+    for name in SERVICES - {"redis"}:
+        assert services[name]["environment"]["REDIS_URL"].startswith(
+            "redis://:compose-redis-password@127.0.0.1:"), name
     assert redis["volumes"] == ["redis-data:/data:rw"]
     assert "redis-data" in config["volumes"]
 

@@ -16,6 +16,7 @@ from typing import TypeVar
 
 import grpc
 import pytest
+import redis
 from conftest import eventually
 
 from cluster.process_table import is_same_process, members
@@ -27,7 +28,7 @@ from pairwise.v1 import gateway_pb2, gateway_pb2_grpc, types_pb2
 
 T = TypeVar("T")
 SETTINGS_FROM_OUTSIDE = ("REDIS_URL", "PAIRWISE_ADMIN_TOKEN", "PAIRWISE_PLATFORM_TOKEN",
-                         "PAIRWISE_TOKEN_SECRET", "RANKER_SHARDS")
+                         "PAIRWISE_TOKEN_SECRET", "PAIRWISE_REDIS_PASSWORD", "RANKER_SHARDS")
 
 
 @dataclass
@@ -133,6 +134,18 @@ def test_up_serves_votes_survives_kill_9_and_down_stops_everything(
     status = cluster.cli("status")
     assert status.returncode == 0, status.stdout
     assert "ranker" in status.stdout and "SERVING" in status.stdout
+
+    # The embedded Redis answers only with the run folder's password, which neither the
+    # status nor the state file nor any process's command line shows to other local users.
+    password = tokens["PAIRWISE_REDIS_PASSWORD"]
+    port = int(cluster.env["REDIS_PORT"])
+    with pytest.raises(redis.exceptions.AuthenticationError):
+        redis.Redis(port=port, socket_timeout=5).ping()
+    assert redis.Redis(port=port, password=password, socket_timeout=5).ping()
+    assert password not in status.stdout and password not in cluster.up_output
+    assert stat.S_IMODE(run.state_file.stat().st_mode) == 0o600
+    redis_pid = cluster.child("redis")["pid"]
+    assert password.encode() not in Path(f"/proc/{redis_pid}/cmdline").read_bytes()
 
     # down: every process up started (and the restarted ranker) is gone.
     state = run.read_state()

@@ -13,6 +13,7 @@ import redis
 
 from pairwise import embedded_redis
 from pairwise.embedded_redis import EmbeddedRedis, ServerExited
+from pairwise.redis_client import shown
 
 
 def owner_pid(server: EmbeddedRedis) -> int:
@@ -90,3 +91,24 @@ def test_a_port_asked_for_by_number_is_not_replaced(tmp_path: Path,
                                                     listener: socket.socket) -> None:
     with pytest.raises(ServerExited, match="Address already in use"):
         EmbeddedRedis(tmp_path / "r", port=listener.getsockname()[1]).start()
+
+
+def test_a_password_protected_server_refuses_clients_without_it(tmp_path: Path) -> None:
+    server = EmbeddedRedis(tmp_path / "r", password="pa:ss/w@rd-of-the-run").start()
+    try:
+        assert redis.Redis.from_url(server.url).ping()
+        with pytest.raises(redis.exceptions.AuthenticationError):
+            redis.Redis(port=server.port, socket_timeout=5).ping()
+        with pytest.raises(redis.exceptions.AuthenticationError):
+            redis.Redis(port=server.port, password="guess", socket_timeout=5).ping()
+        cmdline = Path(f"/proc/{server.process.pid}/cmdline").read_bytes()  # type: ignore[union-attr]
+        assert b"pa:ss" not in cmdline
+        assert "pa:ss" not in shown(server.url) and shown(server.url).startswith("redis://:***@")
+    finally:
+        server.stop()
+    socket_server = EmbeddedRedis(tmp_path / "s", unix_socket=True, password="secret").start()
+    try:
+        assert redis.Redis.from_url(socket_server.url).ping()
+        assert shown(socket_server.url).endswith("?db=0&password=***")
+    finally:
+        socket_server.stop()

@@ -210,6 +210,42 @@ def test_concurrent_votes_each_get_their_own_answer(stub, peers, cause_id: str) 
     assert set(keys) <= set(forwarded)
 
 
+def test_oversized_fields_are_refused_alone_before_votes_travel_together(  # type: ignore[no-untyped-def]
+        stub, peers, cause_id: str) -> None:
+    """Concurrent SubmitVotes reach ingest in one call: two 3 MB prompt tokens in it would
+    exceed its 4 MB message limit and fail every vote of the group. The gateway refuses each
+    oversized field by name first, and the others' votes go through."""
+    ingest, _, _ = peers
+    make_cause(stub, cause_id)
+    oversized = {"huge-token-1": {"prompt_token": "t" * 3_000_000},
+                 "huge-token-2": {"prompt_token": "t" * 3_000_000},
+                 "long-reason": {"choice": types_pb2.CHOICE_SKIP, "skip_reason": "r" * 65}}
+    calls = []
+    for i in range(24):
+        key = list(oversized)[i % 3] if i % 4 == 0 else f"ok-{i}"
+        fields = {"prompt_token": "token", "choice": types_pb2.CHOICE_LEFT,
+                  **oversized.get(key, {})}
+        calls.append((key, stub.SubmitVote.future(gw.SubmitVoteRequest(
+            cause_id=cause_id, voter_id="v", idempotency_key=key, **fields),
+            metadata=PLATFORM, timeout=10)))
+    calls.append(("k" * 129, stub.SubmitVote.future(gw.SubmitVoteRequest(
+        cause_id=cause_id, voter_id="v", prompt_token="token", choice=types_pb2.CHOICE_LEFT,
+        idempotency_key="k" * 129), metadata=PLATFORM, timeout=10)))
+    named = {"huge-token-1": "prompt_token: must be at most 1024 characters",
+             "huge-token-2": "prompt_token: must be at most 1024 characters",
+             "long-reason": "skip_reason: must be at most 64 characters",
+             "k" * 129: "idempotency_key: must be at most 128 characters"}
+    for key, future in calls:
+        if key in named:
+            error = future.exception(timeout=20)
+            assert error is not None and error.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert error.details().startswith(named[key]), error.details()
+        else:
+            assert future.result(timeout=20).vote_id == f"vote-{key}"
+    forwarded = {k for group in ingest.groups for k in group} | set(ingest.attempts)
+    assert forwarded.isdisjoint(named)
+
+
 def test_a_slow_ingest_gives_deadline_exceeded_and_is_cancelled(stub, peers,  # type: ignore[no-untyped-def]
                                                                  cause_id: str) -> None:
     ingest, _, _ = peers
@@ -345,6 +381,48 @@ def test_watch_ranking_relays_updates_until_the_client_cancels(stub, peers,  # t
                           metadata=PLATFORM, timeout=5).next()
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "limit" in info.value.details()
+
+
+def test_watchers_of_a_cause_share_one_ranker_stream_and_are_bounded(  # type: ignore[no-untyped-def]
+        redis_url: str, peers, cause_id: str) -> None:
+    """However many clients watch a cause, the ranker sends its updates once per (cause,
+    limit); past the per-cause or per-gateway bound a new watch is RESOURCE_EXHAUSTED, and
+    the ranker's stream ends with the last watcher."""
+    _, ranker, addr = peers
+    with gateway_with(redis_url, addr, max_watches=3, max_watches_per_cause=2) as running, \
+            grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+        stub = gateway_pb2_grpc.GatewayServiceStub(channel)
+        make_cause(stub, cause_id)
+        make_cause(stub, cause_id + "-b")
+        ranker.follow_cancelled.clear()
+        before = len(ranker.follows)
+        watch = gw.WatchRankingRequest(cause_id=cause_id)
+        first = stub.WatchRanking(watch, metadata=PLATFORM)
+        assert next(first).votes_counted == 1
+        second = stub.WatchRanking(watch, metadata=PLATFORM)
+        # A late follower starts from the latest ranking, then follows along.
+        assert next(second).votes_counted == 2
+        assert next(first).votes_counted == 2
+        assert ranker.follows[before:] == [(cause_id, 20)]
+        third = stub.WatchRanking(watch, metadata=PLATFORM)
+        with pytest.raises(grpc.RpcError) as info:
+            next(third)
+        assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert f"cause {cause_id!r} already has 2 ranking watches" in info.value.details()
+        other = stub.WatchRanking(gw.WatchRankingRequest(cause_id=cause_id + "-b"),
+                                  metadata=PLATFORM)
+        assert next(other).cause_id == cause_id + "-b"
+        fourth = stub.WatchRanking(gw.WatchRankingRequest(cause_id=cause_id + "-b", limit=5),
+                                   metadata=PLATFORM)
+        with pytest.raises(grpc.RpcError) as info:
+            next(fourth)
+        assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "this gateway already serves 3 ranking watches" in info.value.details()
+        first.cancel()
+        assert not ranker.follow_cancelled.wait(0.5)  # the second watcher still follows
+        second.cancel()
+        assert ranker.follow_cancelled.wait(10)
+        other.cancel()
 
 
 def test_cause_stats_combine_ingest_ranker_and_catalog(stub, peers, cause_id: str) -> None:  # type: ignore[no-untyped-def]

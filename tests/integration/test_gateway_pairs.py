@@ -10,10 +10,11 @@ from collections.abc import Iterator
 
 import grpc
 import pytest
+import redis
 from conftest import (
     ADMIN_TOKEN,
     PLATFORM_TOKEN,
-    TOKEN_SECRET,
+    TOKEN_KEYS,
     bearer,
     gateway_settings,
     serve_in_thread,
@@ -43,8 +44,9 @@ def stub(redis_url: str) -> Iterator[gateway_pb2_grpc.GatewayServiceStub]:
 
 def make_cause(stub, cause_id: str, n: int) -> list[str]:  # type: ignore[no-untyped-def]
     """A cause with `n` accepted proposals p0..p{n-1}; returns their ids."""
-    stub.CreateCause(gw.CreateCauseRequest(cause_id=cause_id, title="Q"), metadata=ADMIN,
-                     timeout=5)
+    stub.CreateCause(gw.CreateCauseRequest(cause_id=cause_id, title="Q",
+                                           pair_selection=types_pb2.PAIR_SELECTION_UNIFORM),
+                     metadata=ADMIN, timeout=5)
     ids = [f"p{i}" for i in range(n)]
     if ids:
         stub.AddProposals(gw.AddProposalsRequest(cause_id=cause_id, proposals=[
@@ -149,14 +151,14 @@ def test_prompt_token_is_signed_for_cause_voter_and_pair(stub, cause_id: str) ->
     reply = next_pair(stub, cause_id, "dave@example.org")
     raw = reply.prompt_token
     # Still valid one millisecond before the expiry the response announces.
-    token = prompt_token.verify(TOKEN_SECRET, raw, cause_id, "dave@example.org",
+    token = prompt_token.verify(TOKEN_KEYS, raw, cause_id, "dave@example.org",
                                 reply.expires_at_ms - 1)
     assert (token.left_id, token.right_id) == (reply.left.proposal_id, reply.right.proposal_id)
     assert token.expires_ms == reply.expires_at_ms == token.issued_ms + 15 * 60 * 1000
     with pytest.raises(PermissionDenied):
-        prompt_token.verify(TOKEN_SECRET, raw, cause_id, "mallory", token.issued_ms)
+        prompt_token.verify(TOKEN_KEYS, raw, cause_id, "mallory", token.issued_ms)
     with pytest.raises(FailedPrecondition):
-        prompt_token.verify(TOKEN_SECRET, raw, cause_id, "dave@example.org", token.expires_ms)
+        prompt_token.verify(TOKEN_KEYS, raw, cause_id, "dave@example.org", token.expires_ms)
 
 
 def test_next_pair_names_bad_fields(stub, cause_id: str) -> None:  # type: ignore[no-untyped-def]
@@ -197,6 +199,38 @@ def test_rate_limit_is_per_voter_and_says_when_to_retry(redis_url: str, cause_id
         next_pair(stub, cause_id, "frank")
         make_cause(stub, cause_id + "-2", 2)
         next_pair(stub, cause_id + "-2", "eve")
+
+
+def test_a_cause_and_the_platform_have_their_own_limits_over_all_voters(
+        redis_url: str, cause_id: str) -> None:
+    """A cause gone viral (or under attack) cannot take the cluster from the others, and
+    every cause together stays under the platform's limit, whoever the voters are."""
+    settings = gateway_settings(redis_url, NOWHERE, NOWHERE, cause_rate_per_s=0.01,
+                                cause_burst=4, platform_rate_per_s=0.01, platform_burst=7)
+    with serve_in_thread(start, settings) as running, \
+            grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+        stub = gateway_pb2_grpc.GatewayServiceStub(channel)
+        store = redis.Redis.from_url(redis_url)
+        store.delete(keys.platform_rate_limit())
+        make_cause(stub, cause_id, 5)
+        make_cause(stub, cause_id + "-2", 5)
+        for voter in ("v1", "v2", "v3", "v4"):
+            next_pair(stub, cause_id, voter)
+        with pytest.raises(grpc.RpcError) as info:
+            next_pair(stub, cause_id, "v5")
+        assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert info.value.details().startswith(f"cause {cause_id!r} is over its rate limit")
+        assert int(dict(info.value.trailing_metadata())["retry-after-ms"]) > 0
+        # The other cause still votes, until the platform's bucket (7, of which 5 were
+        # spent: the refused call took the platform's token too) runs out.
+        next_pair(stub, cause_id + "-2", "v1")
+        next_pair(stub, cause_id + "-2", "v2")
+        with pytest.raises(grpc.RpcError) as info:
+            next_pair(stub, cause_id + "-2", "v3")
+        assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert info.value.details().startswith("the platform is over its rate limit")
+        store.delete(keys.platform_rate_limit())
+        store.close()
 
 
 def test_exact_selection_near_exhaustion_is_uniform(redis_url: str, cause_id: str) -> None:

@@ -72,11 +72,11 @@ def selection(cause: types_pb2.Cause) -> tuple[int, int]:
 
 def test_a_cause_created_without_a_strategy_gets_the_service_default(
         stub, store: redis.Redis, cause_id: str) -> None:  # type: ignore[no-untyped-def]
-    assert selection(create(stub, cause_id)) == (UNIFORM, 10)
-    assert selection(get(stub, cause_id)) == (UNIFORM, 10)
+    assert selection(create(stub, cause_id)) == (ADAPTIVE, 10)
+    assert selection(get(stub, cause_id)) == (ADAPTIVE, 10)
     fields = stored(store, cause_id)
     assert (fields["pair_selection"], fields["top_k"], fields["newcomer_votes"]) == (
-        "UNIFORM", "10", "10")
+        "ADAPTIVE", "10", "10")
 
 
 def test_a_cause_created_with_a_strategy_and_top_k_keeps_them(
@@ -91,14 +91,14 @@ def test_a_cause_created_with_a_strategy_and_top_k_keeps_them(
 def test_the_service_default_and_newcomer_threshold_come_from_the_settings(
         redis_url: str, store: redis.Redis, cause_id: str) -> None:
     settings = gateway_settings(redis_url, NOWHERE, NOWHERE,
-                                pair_selection=PairSelection.ADAPTIVE, newcomer_votes=5)
+                                pair_selection=PairSelection.UNIFORM, newcomer_votes=5)
     with serve_in_thread(start, settings) as running, \
             grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel:
         stub = gateway_pb2_grpc.GatewayServiceStub(channel)
-        assert selection(create(stub, cause_id)) == (ADAPTIVE, 10)
-        assert selection(create(stub, cause_id + "-u", pair_selection=UNIFORM)) == (UNIFORM, 10)
+        assert selection(create(stub, cause_id)) == (UNIFORM, 10)
+        assert selection(create(stub, cause_id + "-a", pair_selection=ADAPTIVE)) == (ADAPTIVE, 10)
     assert stored(store, cause_id)["newcomer_votes"] == "5"
-    assert stored(store, cause_id + "-u")["newcomer_votes"] == "5"
+    assert stored(store, cause_id + "-a")["newcomer_votes"] == "5"
 
 
 def test_bad_selection_fields_on_create_are_invalid_and_create_nothing(
@@ -125,7 +125,7 @@ def test_a_cause_stored_before_selection_existed_reads_as_uniform_top_10(
 
 def test_the_admin_changes_strategy_and_top_k_of_a_running_cause(
         stub, store: redis.Redis, cause_id: str) -> None:  # type: ignore[no-untyped-def]
-    create(stub, cause_id)
+    create(stub, cause_id, pair_selection=UNIFORM)
     stub.AddProposals(gw.AddProposalsRequest(cause_id=cause_id, proposals=[
         types_pb2.NewProposal(proposal_id=f"p{i}", text=f"Proposition {i}") for i in range(3)]),
         metadata=ADMIN, timeout=5)
@@ -144,7 +144,7 @@ def test_the_admin_changes_strategy_and_top_k_of_a_running_cause(
 
 
 def test_update_pair_selection_is_for_the_admin_only(stub, cause_id: str) -> None:  # type: ignore[no-untyped-def]
-    create(stub, cause_id)
+    create(stub, cause_id, pair_selection=UNIFORM)
     code, details = status_of(lambda: update(stub, cause_id, metadata=PLATFORM,
                                              pair_selection=ADAPTIVE))
     assert code == grpc.StatusCode.PERMISSION_DENIED

@@ -18,7 +18,8 @@ from pairwise import keys, prompt_token, vote_log
 from pairwise.embedded_redis import EmbeddedRedis
 from pairwise.v1 import ingest_pb2, ingest_pb2_grpc, types_pb2
 
-SECRET = ingest_settings("redis://unused").token_secret
+SECRET = ingest_settings("redis://unused").token_keys
+OTHER_KEYS = prompt_token.TokenKeys(b"another secret, also 32 bytes long")
 LEFT, RIGHT, TIE, SKIP = (types_pb2.CHOICE_LEFT, types_pb2.CHOICE_RIGHT, types_pb2.CHOICE_TIE,
                           types_pb2.CHOICE_SKIP)
 TIMEOUT_S = 10
@@ -264,7 +265,7 @@ def test_bad_tokens_get_distinct_statuses_and_write_nothing(
     wire = token(cause_id)
     payload, signature = wire.split(".")
     altered = token(cause_id, left="p3").split(".")[0] + "." + signature
-    forged, _ = prompt_token.issue(b"not-the-secret", cause_id, "alice", "p0", "p1", now_ms(),
+    forged, _ = prompt_token.issue(OTHER_KEYS, cause_id, "alice", "p0", "p1", now_ms(),
                                    60_000)
     cases = [
         (altered, "alice", grpc.StatusCode.INVALID_ARGUMENT),

@@ -16,7 +16,7 @@ from ingest.server import start
 from pairwise import keys, prompt_token, vote_log
 from pairwise.v1 import ingest_pb2, ingest_pb2_grpc, types_pb2
 
-SECRET = ingest_settings("redis://unused").token_secret
+SECRET = ingest_settings("redis://unused").token_keys
 TIMEOUT_S = 10
 
 

@@ -36,16 +36,19 @@ def realistic(n: int, seed: int = 0, se: float = 0.3) -> FitSummary:
 
 def expected_pair_probabilities(selection: AdaptiveSelection) -> dict[tuple[int, int], float]:
     """P(first candidate = (a, b)) for every ordered pair of ranks, from the claimed tables:
-    top draws pair two top-table draws (a repeat falls back to the window); rank draws pair
-    a rank-table draw with a uniform opponent of its window."""
+    top draws pair a top-table draw with a second one at the duel share (a repeat falls back
+    to the window), else with a uniform opponent of its window; rank draws pair a rank-table
+    draw with a uniform opponent of its window."""
     n = len(selection.items)
     top, rank = selection.top_probabilities(), selection.rank_probabilities()
     info = 1.0 - selection.uniform_share
+    duel = selection.duel_share
     probabilities = {}
     for a, b in permutations(range(n), 2):
         window = selection.window(a)
         in_window = (b in window) / (len(window) - 1)
-        p = selection.top_share * (top[a] * top[b] + top[a] ** 2 * in_window)
+        p = selection.top_share * (duel * top[a] * top[b]
+                                   + (duel * top[a] ** 2 + (1.0 - duel) * top[a]) * in_window)
         p += (1.0 - selection.top_share) * rank[a] * in_window
         probabilities[(a, b)] = info * p
     return probabilities
@@ -66,14 +69,16 @@ def first_candidates(selection: AdaptiveSelection, n_draws: int, seed: int) -> C
     return counts
 
 
+@pytest.mark.parametrize("duel_share", [0.0, 0.4, 1.0])
 @pytest.mark.parametrize("fit", [
     summary([2.0, 1.6, 1.5, 1.45, 0.2, -0.1, -0.3, -1.0, -2.2], [0.3, 0.2, 0.2, 0.4, 0.3, 0.3,
                                                                   0.5, 0.3, 0.6]),
     summary([1.0, 0.9, 0.1, 0.0, -0.5, -2.0], 0.25),
 ])
-def test_pairs_follow_the_claimed_distribution(fit):
+def test_pairs_follow_the_claimed_distribution(fit, duel_share):
     selection = AdaptiveSelection.build(fit, top_k=3, newcomer_share=0.3, uniform_share=0.2,
-                                        window_sd=2.0, min_window=1, order_weight=0.5)
+                                        window_sd=2.0, min_window=1, order_weight=0.5,
+                                        duel_share=duel_share)
     assert 0.0 < selection.top_share < 1.0
     n_draws = 200_000
     counts = first_candidates(selection, n_draws, seed=1)
@@ -134,6 +139,50 @@ def test_opponents_are_uniform_within_the_window():
     assert sum(opponents.values()) > 3000
     assert set(opponents) <= set(window)
     assert chisquare([opponents[r] for r in window]).pvalue > ALPHA
+
+
+def test_a_top_proposal_meets_its_window_not_only_the_top():
+    # Large standard errors (early in a consultation): outside the duels, the top table's
+    # proposals are checked against the field around them, not only against each other.
+    fit = realistic(60, seed=12, se=1.0)
+    selection = AdaptiveSelection.build(fit, top_k=5, newcomer_share=0.0, uniform_share=0.0,
+                                        window_sd=1.0, duel_share=0.0)
+    assert 0.0 < AdaptiveSelection.build(fit, top_k=5, newcomer_share=0.0).duel_share < 1.0
+    assert selection.top_share > 0.2
+    first = int(selection.top_probabilities().argmax())
+    window = [r for r in selection.window(first) if r != first]
+    assert len(window) > 10
+    counts = first_candidates(selection, 200_000, seed=13)
+    opponents = Counter({key[1]: c for key, c in counts.items() if key and key[0] == first})
+    assert sum(opponents.values()) > 3000
+    assert set(opponents) <= set(window)
+    assert chisquare([opponents[r] for r in window]).pvalue > ALPHA
+
+
+def test_proposals_under_the_top_vote_floor_are_left_out_of_the_top_table():
+    fit = realistic(100, seed=14, se=0.3)
+    votes = np.full(100, 50)
+    votes[[2, 5, 8]] = 3
+    fit = summary(fit.abilities, fit.std_errors, votes=votes)
+    selection = AdaptiveSelection.build(fit, top_k=10, newcomer_share=0.0, top_min_votes=10)
+    top = selection.top_probabilities()
+    assert top.sum() == pytest.approx(1.0)
+    assert (top[[2, 5, 8]] == 0).all()
+    assert top[9] > 0 and top[10] > 0
+    # They keep their rank-table weight: the floor only moves them out of the top's duels.
+    assert (selection.rank_probabilities()[[2, 5, 8]] > 0).all()
+
+
+def test_standard_errors_above_the_cap_weigh_alike():
+    # Equal abilities, so every proposal is confusable with all: the rank weight is s²,
+    # capped — one-sided early records (huge s) do not take the prompts.
+    fit = summary(np.zeros(6), [0.5, 1.0, 2.0, 4.0, 6.0, 0.25])
+    probabilities = AdaptiveSelection.build(fit, top_k=6, newcomer_share=0.0,
+                                            weight_se_cap=1.0).rank_probabilities()
+    assert probabilities == pytest.approx(np.array([0.25, 1, 1, 1, 1, 0.0625]) / 4.3125)
+    uncapped = AdaptiveSelection.build(fit, top_k=6, newcomer_share=0.0,
+                                       weight_se_cap=0.0).rank_probabilities()
+    assert uncapped.argmax() == 4
 
 
 def test_no_fit_yet_gives_exposure_or_uniform_pairs_only():

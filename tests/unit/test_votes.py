@@ -13,7 +13,8 @@ from ingest.votes import CauseImport, ImportPlan, Rejection, plan_import, settle
 from pairwise import prompt_token
 from pairwise.errors import FailedPrecondition, InvalidArgument, PermissionDenied
 
-SECRET = b"unit-test-secret"
+SECRET = prompt_token.TokenKeys(b"unit-test-secret-of-at-least-32-bytes")
+OTHER_KEYS = prompt_token.TokenKeys(b"another secret, also 32 bytes long")
 ISSUED_MS = 1_700_000_000_000
 TTL_MS = 600_000
 MIN_VIEW_MS = 1_500
@@ -28,7 +29,7 @@ def submit(wire: str, choice: str, *, after_ms: int = 5_000, skip_reason: str = 
            idempotency_key: str = "", cause_id: str = "c1",
            voter_id: str = "alice") -> votes.InteractiveVote:
     return votes.interactive_vote(
-        secret=SECRET, cause_id=cause_id, voter_id=voter_id, wire_token=wire, choice=choice,
+        keys=SECRET, cause_id=cause_id, voter_id=voter_id, wire_token=wire, choice=choice,
         skip_reason=skip_reason, idempotency_key=idempotency_key,
         now_ms=ISSUED_MS + after_ms, min_view_ms=MIN_VIEW_MS)
 
@@ -104,7 +105,7 @@ def test_the_token_must_be_the_voters_own_for_this_cause_and_still_valid() -> No
         submit(wire, "left", cause_id="c2")
     with pytest.raises(FailedPrecondition):
         submit(wire, "left", after_ms=TTL_MS)
-    forged, _ = prompt_token.issue(b"another secret", "c1", "alice", "p1", "p2", ISSUED_MS,
+    forged, _ = prompt_token.issue(OTHER_KEYS, "c1", "alice", "p1", "p2", ISSUED_MS,
                                    TTL_MS)
     with pytest.raises(InvalidArgument) as caught:
         submit(forged, "left")
