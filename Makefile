@@ -8,7 +8,7 @@ RUN_DIR ?= run
 BUF    := $(VENV)/bin/buf
 LOCK   := requirements-dev.lock
 
-.PHONY: install lock image-wheels proto proto-check proto-lint tools lint check test test-fast up down demo status loadtest selection-bench bench clean
+.PHONY: install lock image-wheels proto proto-check proto-lint tools lint check test test-fast up down demo status loadtest selection-bench many-causes bench clean
 
 # Installs are locked: requirements-*.lock pin every package with its hashes, so a release
 # on PyPI never changes what a fresh clone installs or tests. The venv is rebuilt whenever a
@@ -114,6 +114,12 @@ loadtest: $(STAMP)
 # make selection-bench SELECTION_ARGS="--preset 34k" (python -m loadtest.selection --help).
 selection-bench: $(STAMP)
 	$(PY) -m loadtest.selection $(SELECTION_ARGS)
+
+# One ranker with many causes (100,000 idle, 1,000 voted on for 60 s by default) on a scratch
+# cluster of its own: connections, loads, CPU, the exact-count audit, as JSON under
+# results/many_causes/; flags in MANY_CAUSES_ARGS (python -m loadtest.many_causes --help).
+many-causes: $(STAMP)
+	$(PY) -m loadtest.many_causes --out results/many_causes/report.json $(MANY_CAUSES_ARGS)
 
 # Ranking engine benchmarks (docs/performance.md): tables on stdout, JSON under results/bench/
 # e.g. make bench BENCH_ARGS="--sizes 1k,10k --repeats 5" (python -m bench --help).

@@ -17,7 +17,7 @@ import redis.asyncio
 import redis.exceptions
 
 from ingest.votes import CauseImport, InteractiveVote, Receipt, VoteStats
-from pairwise import checkpoint_fields, keys, vote_log
+from pairwise import awake_causes, checkpoint_fields, keys, vote_log
 from pairwise.errors import FailedPrecondition, NotFound, PairwiseError, Unavailable
 from pairwise.redis_scripts import Call, FollowUp, Script, ScriptRunner
 
@@ -187,14 +187,14 @@ class VoteStore:
         duplicate=True, when the vote_id was recorded before), or NotFound (cause or proposal
         gone) or FailedPrecondition (nonce already used by another vote). Redis failures
         raise for all."""
-        replies = await self._run([(
+        replies = await self._run_writes({v.cause_id for v in votes}, [(
             RECORD_ONE,
             (keys.cause(v.cause_id), keys.receipts(v.cause_id),
              keys.used_token(v.cause_id, v.nonce), keys.proposal_index(v.cause_id),
              keys.votes(v.cause_id), keys.vote_stats(v.cause_id), keys.voters(v.cause_id)),
             (v.vote_id, v.nonce_ttl_ms, v.a_id, v.b_id, v.kind, v.voter_id, v.skip_reason,
              "1" if v.trusted else "0"),
-        ) for v in votes], writes=True)
+        ) for v in votes])
         return [_receipt(vote, reply) for vote, reply in zip(votes, replies, strict=True)]
 
     async def record_imports(self, causes: Sequence[CauseImport]) -> dict[str, str | None]:
@@ -213,15 +213,14 @@ class VoteStore:
                           (keys.cause(c), keys.receipts(c), keys.proposal_index(c),
                            keys.votes(c), keys.vote_stats(c), keys.voters(c)),
                           args))
-        replies = await self._run(calls, writes=True)
+        replies = await self._run_writes({batch.cause_id for batch in causes}, calls)
         return {batch.cause_id: (None if reply is None else reply.decode())
                 for batch, reply in zip(causes, replies, strict=True)}
 
     async def backlogs(self, cause_ids: Sequence[str]) -> dict[str, int]:
         """Votes of each cause accepted but not yet in a checkpoint of the rankers."""
         replies = await self._run(
-            [(BACKLOG, (keys.vote_stats(c), keys.checkpoint(c)), ()) for c in cause_ids],
-            writes=False)
+            [(BACKLOG, (keys.vote_stats(c), keys.checkpoint(c)), ()) for c in cause_ids])
         return {c: int(n) for c, n in zip(cause_ids, replies, strict=True)}
 
     async def stats(self, cause_id: str) -> VoteStats | None:
@@ -249,18 +248,33 @@ class VoteStore:
                          skips=plain.get("skips", 0), voters=int(voters),
                          rejected_by_reason=rejected, skip_reasons=skip_reasons)
 
-    async def _run(self, calls: list[Call], *, writes: bool) -> list[Any]:
-        """Every call in one pipelined round trip (plus WAITAOF after writes when asked for);
-        the replies in call order. An error reply raises for all (Unavailable when Redis
-        refused for the moment)."""
-        follow_up = None
-        if writes and self._wait_aof:
-            follow_up = FollowUp(("WAITAOF", 1, 0, self._wait_aof_timeout_ms), self._check_fsync)
-        replies = await self._scripts.run_all(calls, follow_up=follow_up)
+    async def _run_writes(self, cause_ids: set[str], calls: list[Call]) -> list[Any]:
+        """`_run` for calls that write to the vote logs of `cause_ids`: the same round trip
+        then marks those causes awake, so a ranker that unloaded one loads it again
+        (pairwise.awake_causes), whatever each call's outcome (a replay's mark makes up for
+        one lost with its first answer); then WAITAOF, when asked for."""
+        follow_ups = [FollowUp(awake_causes.mark_command(cause_ids), self._check_marked)
+                      ] if cause_ids else []
+        if self._wait_aof:
+            follow_ups.append(
+                FollowUp(("WAITAOF", 1, 0, self._wait_aof_timeout_ms), self._check_fsync))
+        return await self._run(calls, follow_ups)
+
+    async def _run(self, calls: list[Call], follow_ups: list[FollowUp] | None = None,
+                   ) -> list[Any]:
+        """Every call in one pipelined round trip, then the `follow_ups`; the replies in call
+        order. An error reply raises for all (Unavailable when Redis refused for the
+        moment)."""
+        replies = await self._scripts.run_all(calls, follow_ups=follow_ups or ())
         for reply in replies:
             if isinstance(reply, Exception):
                 raise _transient(reply)
         return replies
+
+    def _check_marked(self, result: Any) -> None:
+        # No OK without the mark: a vote the rankers might never read could not be promised.
+        if isinstance(result, Exception):
+            raise _transient(result)
 
     def _check_fsync(self, result: Any) -> None:
         if isinstance(result, redis.exceptions.ResponseError):

@@ -10,6 +10,10 @@ from __future__ import annotations
 CAUSES = "causes"
 # Consumer group of the rankers on every vote log.
 RANKER_GROUP = "ranker"
+# Set of the causes whose vote logs may hold entries no ranker checkpoint covers yet
+# (global; written by ingest after its vote-log writes, emptied by the rankers: the protocol
+# is in pairwise.awake_causes).
+AWAKE_CAUSES = "causes:awake"
 
 
 def cause(cause_id: str) -> str:

@@ -19,8 +19,10 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 def connect(url: str, *, connect_timeout_s: float, socket_timeout_s: float,
             max_connections: int, pool_timeout_s: float, blocking_s: float = 0.0,
-            retry_on_connection_error: bool = False) -> Redis:
+            retry_on_connection_error: bool = False, client_name: str | None = None) -> Redis:
     """A redis.asyncio client for `url` (bytes replies). Opens no connection yet.
+
+    `client_name` names every connection (CLIENT SETNAME), so CLIENT LIST tells whose each is.
 
     `socket_timeout_s` bounds each command's wait for its reply. `blocking_s` is the longest
     a command of this client is asked to block on the server (XREADGROUP BLOCK); the socket
@@ -39,6 +41,7 @@ def connect(url: str, *, connect_timeout_s: float, socket_timeout_s: float,
         socket_timeout=socket_timeout_s + blocking_s,
         socket_connect_timeout=connect_timeout_s,
         retry=retry,
+        client_name=client_name,
     ))
 
 

@@ -47,9 +47,10 @@ Call = tuple[Script, Sequence[str], Sequence[ScriptArg]]
 
 @dataclass(frozen=True)
 class FollowUp:
-    """A command sent after the scripts of every round trip, on the same connection (WAITAOF
-    after writes). `check` receives its reply, or its error reply as an exception, and may
-    raise to fail the whole `run_all`."""
+    """A command sent after the scripts of every round trip, on the same connection, so Redis
+    runs it after them (marking the causes written as awake, WAITAOF after writes). `check`
+    receives its reply, or its error reply as an exception, and may raise to fail the whole
+    `run_all`."""
 
     command: tuple[str | int, ...]
     check: Callable[[Any], None]
@@ -83,12 +84,13 @@ class ScriptRunner:
         return reply
 
     async def run_all(self, calls: Sequence[Call], *,
-                      follow_up: FollowUp | None = None) -> list[Any]:
+                      follow_ups: Sequence[FollowUp] = ()) -> list[Any]:
         """Run `calls` in one pipelined round trip, in order; per call, its reply or its error
         reply as an exception (returned, not raised).
 
         Calls whose script the server does not know are sent again, in a further round trip,
-        once their scripts are loaded; `follow_up` goes with every round trip.
+        once their scripts are loaded; the `follow_ups` go, in order, after the calls of
+        every round trip.
         """
         replies: list[Any] = [None] * len(calls)
         todo = list(range(len(calls)))
@@ -97,11 +99,13 @@ class ScriptRunner:
                 for i in todo:
                     script, keys, args = calls[i]
                     pipe.evalsha(script.sha, len(keys), *keys, *args)  # type: ignore[arg-type]
-                if follow_up is not None:
+                for follow_up in follow_ups:
                     pipe.execute_command(*follow_up.command)
                 results = await pipe.execute(raise_on_error=False)
-            if follow_up is not None:
-                follow_up.check(results[-1])
+            if follow_ups:
+                for follow_up, result in zip(follow_ups, results[-len(follow_ups):],
+                                             strict=True):
+                    follow_up.check(result)
             missing: list[int] = []
             for i, result in zip(todo, results, strict=False):
                 if isinstance(result, redis.exceptions.NoScriptError):

@@ -8,7 +8,8 @@ that reads answer with. The parts are built by the caller (ranker.cause_director
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 
 from ranker.cause_tasks import CauseTasks
 from ranker.fit_scheduler import FitScheduler
@@ -19,15 +20,30 @@ from ranker.replica_shipping import ReplicaShipper
 
 class CauseRanker:
     """The live ranking of one cause. `start()`, then `current()` / `follow()`; `close()`
-    stops its tasks and saves a final checkpoint."""
+    stops its tasks and reading (`stop_reading`) and saves a final checkpoint."""
 
     def __init__(self, cause_id: str, consumer: LogConsumer, scheduler: FitScheduler,
-                 replica: ReplicaShipper, tasks: CauseTasks) -> None:
+                 replica: ReplicaShipper, tasks: CauseTasks, *,
+                 stop_reading: Callable[[], None]) -> None:
         self.cause_id = cause_id
         self._consumer = consumer
         self._scheduler = scheduler
         self._replica = replica
         self._tasks = tasks
+        self._stop_reading = stop_reading
+        self._read_at = time.monotonic()
+        self._followers = 0
+
+    def touch(self) -> None:
+        """A read is about to use the cause: it is not idle."""
+        self._read_at = time.monotonic()
+
+    def idle_s(self) -> float:
+        """Seconds since a vote was applied or the cause was read; 0 while it is followed
+        or (re)loading (a load waits its turn behind the others after a restart)."""
+        if self._followers or not self._consumer.replayed.is_set():
+            return 0.0
+        return time.monotonic() - max(self._read_at, self._consumer.active_at)
 
     def start(self) -> None:
         """Start consuming and fitting in the background (returns at once)."""
@@ -40,19 +56,30 @@ class CauseRanker:
         With `final_checkpoint=False` the in-memory progress is dropped as a crash would
         drop it; the entries stay pending in Redis and the next owner re-applies them.
         """
-        await self._scheduler.close()
-        await self._tasks.cancel_all()
+        try:
+            await self._scheduler.close()
+            await self._tasks.cancel_all()
+        finally:
+            self._stop_reading()
         self._replica.forget()
         if final_checkpoint:
             await self._consumer.save_final()
 
     async def current(self) -> Ranking:
         """The latest ranking (see `FitScheduler.current`)."""
+        self.touch()
         return await self._scheduler.current()
 
-    def follow(self) -> AsyncIterator[Ranking]:
-        """The current ranking, then each new one (see `FitScheduler.follow`)."""
-        return self._scheduler.follow()
+    async def follow(self) -> AsyncIterator[Ranking]:
+        """The current ranking, then each new one (see `FitScheduler.follow`); a followed
+        cause is never idle."""
+        self._followers += 1
+        try:
+            async for ranking in self._scheduler.follow():
+                yield ranking
+        finally:
+            self._followers -= 1
+            self.touch()
 
     def note_catalog_version(self, version: int) -> None:
         """Discovery saw catalog `version`: re-read the catalog if it changed."""

@@ -67,6 +67,13 @@ class CheckpointPolicy:
             return False
         return age_s >= self.interval_s or unacked >= self.max_unacked
 
+    def wait_s(self, *, unacked: int, age_s: float) -> float | None:
+        """How long, at most, a consumer in the state `due` takes may wait for new entries
+        before its next save is due: None (for ever) with nothing to acknowledge."""
+        if unacked <= 0:
+            return None
+        return max(0.0, self.interval_s - age_s)
+
     def kind(self, stored: StoredSize, *, delta_bytes: int, outcome_unknown: bool) -> SaveKind:
         """Whether the next save, whose delta would be `delta_bytes` long, writes a base.
 

@@ -205,6 +205,12 @@ class FitPool:
         # BLAS is loaded already, so this only changes the workers.
         os.environ.update(_WORKER_ENV)
         self._pool = self._new_pool()
+        # Refits in threads of this process, one at a time: each holds the GIL for most of
+        # its few milliseconds, and with hundreds of active causes refitting, several at once
+        # left the event loop too little of it to read its Redis replies (commands then
+        # timed out waiting for a pooled connection). A refit queued here only makes that
+        # cause's ranking later; urgent fits (a read waits) do not queue.
+        self._inline = asyncio.Semaphore(1)
 
     def _new_pool(self) -> ProcessPoolExecutor:
         pool = ProcessPoolExecutor(max_workers=self._workers, mp_context=self._context,
@@ -220,14 +226,17 @@ class FitPool:
 
     async def fit(self, n_items: int, i: np.ndarray, j: np.ndarray, wins_ij: np.ndarray,
                   wins_ji: np.ndarray, *, prior_strength: float,
-                  init: np.ndarray | None) -> bradley_terry.BTFit:
+                  init: np.ndarray | None, urgent: bool = False) -> bradley_terry.BTFit:
         """`bradley_terry.fit` in a thread or a worker (THREAD or FILE); raises what it
         raises (FitDidNotConverge, ValueError), or BrokenProcessPool when the worker died
-        (the pool is then rebuilt)."""
+        (the pool is then rebuilt). Fits in threads run one at a time, unless `urgent`."""
         if choose_transport(n_items, len(i), replicas=False) is FitTransport.THREAD:
-            return await asyncio.to_thread(functools.partial(
-                bradley_terry.fit, n_items, i, j, wins_ij, wins_ji,
-                prior_strength=prior_strength, init=init))
+            fit = functools.partial(bradley_terry.fit, n_items, i, j, wins_ij, wins_ji,
+                                    prior_strength=prior_strength, init=init)
+            if urgent:
+                return await asyncio.to_thread(fit)
+            async with self._inline:
+                return await asyncio.to_thread(fit)
         path = await asyncio.to_thread(_write_pairs, i, j, wins_ij, wins_ji)
         try:
             return await self._run(functools.partial(

@@ -188,8 +188,10 @@ class FitScheduler:
         """Fit the current counts over the accepted proposals and publish the result.
 
         With `only_if_stale`, do nothing when the published ranking already reflects the
-        current catalog (another fit got there first). Waits until pending entries are
-        re-applied, so a ranking never goes back to an older prefix of the log.
+        current catalog (another fit got there first); such a fit, asked for by a read, and
+        a cause's first fit do not queue behind the other causes' refits (FitPool.fit).
+        Waits until pending entries are re-applied, so a ranking never goes back to an
+        older prefix of the log.
         """
         await self._counts.replayed.wait()
         async with self._fit_lock:
@@ -202,12 +204,12 @@ class FitScheduler:
             started = time.perf_counter()
             try:
                 try:
-                    done = await self._fit_once(catalog)
+                    done = await self._fit_once(catalog, urgent=only_if_stale)
                 except ReplicaMissing:
                     # A new worker pool (after a crash) or a shipment that never arrived.
                     logger.info("the fit worker has no copy of the counts; sending them whole",
                                 extra={"cause_id": self.cause_id})
-                    done = await self._fit_once(catalog)
+                    done = await self._fit_once(catalog, urgent=only_if_stale)
             except bradley_terry.FitDidNotConverge as exc:
                 logger.error("fit did not converge; keeping the previous ranking", extra={
                     "cause_id": self.cause_id, "n_items": len(catalog.accepted),
@@ -228,7 +230,7 @@ class FitScheduler:
                 self._on_published(ranking)
 
     async def _fit_once(
-        self, catalog: Catalog,
+        self, catalog: Catalog, *, urgent: bool,
     ) -> tuple[FitInput, bradley_terry.BTFit | None, int] | None:
         """Cut this fit's input out of the counts and fit it: (input, fit, pairs fitted), or
         None when a reload began. A fit on the worker's replica ships it only the votes
@@ -255,7 +257,8 @@ class FitScheduler:
         if not replica:
             fit = await self._pool.fit(
                 inputs.n_items, inputs.i, inputs.j, inputs.wins_ij, inputs.wins_ji,
-                prior_strength=bradley_terry.PRIOR_STRENGTH, init=init)
+                prior_strength=bradley_terry.PRIOR_STRENGTH, init=init,
+                urgent=urgent or previous is None)
             return inputs, fit, inputs.n_pairs
         fit, n_pairs = await self._replica.fit(shipment, inputs.items, init)
         return inputs, fit, n_pairs

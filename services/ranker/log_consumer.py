@@ -77,8 +77,9 @@ class VoteStream(Protocol):
         """Every entry delivered to the group and not acknowledged (any consumer's), taken
         over by this consumer, in id order, in pages."""
 
-    async def read_new(self) -> list[vote_log.RawEntry]:
-        """The next entries never delivered to the group, in id order (may be empty)."""
+    async def read_new(self, wait_s: float | None) -> list[vote_log.RawEntry]:
+        """The next entries never delivered to the group, in id order, waiting up to `wait_s`
+        seconds for some (None: until there are); empty when none came in time."""
 
     async def save_base(self, *, previous_token: str, unknown_token: str, token: str,
                         last_id: str, votes_counted: int,
@@ -91,8 +92,9 @@ class VoteStream(Protocol):
         """Store a checkpoint adding `votes` to the stored one, which must be
         `previous_token`'s and have a base; CheckpointConflict otherwise."""
 
-    async def ack_through(self, last_id: str) -> int:
-        """Acknowledge this consumer's pending entries up to `last_id`; how many."""
+    async def ack_through(self, last_id: str, *, about: int) -> int:
+        """Acknowledge this consumer's pending entries up to `last_id` (`about` of them, as
+        far as the consumer knows); how many."""
 
 
 class CountsObserver(Protocol):
@@ -121,12 +123,15 @@ class LogConsumer:
 
     `changed` is set whenever the counts change (a load or applied votes). `loaded` is set
     once the first load is done, `replayed` while the counts reflect every pending entry
-    (cleared during a reload).
+    (cleared during a reload). `loading`, shared by the causes of a process, bounds how many
+    load at once (a restart of Redis reloads every cause). While it waits for entries with
+    nothing to acknowledge, the consumer runs no code at all.
     """
 
     def __init__(self, cause_id: str, stream: VoteStream, policy: CheckpointPolicy, *,
                  max_proposals: int, changed: asyncio.Event,
                  observer: CountsObserver | None = None,
+                 loading: asyncio.Semaphore | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.cause_id = cause_id
         self._stream = stream
@@ -134,7 +139,10 @@ class LogConsumer:
         self._max_proposals = max_proposals
         self._changed = changed
         self._observer = observer
+        self._loading = loading
         self._clock = clock
+        # When entries were last applied (or the consumer loaded): how long the cause idled.
+        self.active_at = clock()
         self.loaded = asyncio.Event()
         self.replayed = asyncio.Event()
 
@@ -170,7 +178,11 @@ class LogConsumer:
         backoff_s = 0.1
         while True:
             try:
-                await self.load()
+                if self._loading is None:
+                    await self.load()
+                else:
+                    async with self._loading:
+                        await self.load()
                 backoff_s = 0.1
                 while True:
                     await self.step()
@@ -217,6 +229,7 @@ class LogConsumer:
             if entries and self._checkpoint_due() \
                     and _key(entries[-1][0]) >= _key(self._applied_id):
                 await self.checkpoint()
+        self.active_at = self._clock()
         logger.info("cause loaded", extra={
             "cause_id": self.cause_id, "checkpoint_id": checkpoint.last_id,
             "checkpoint_votes": checkpoint.votes_counted, "pending_claimed": claimed,
@@ -227,9 +240,11 @@ class LogConsumer:
 
     async def step(self) -> None:
         """Read the next new entries, apply them, and save a checkpoint if one is due."""
-        entries = await self._stream.read_new()
+        entries = await self._stream.read_new(self._policy.wait_s(
+            unacked=self._unacked, age_s=self._clock() - self._saved_at))
         raise_if_cancel_requested()
         if entries:
+            self.active_at = self._clock()
             await self.apply(entries)
         if self._checkpoint_due():
             await self.checkpoint()
@@ -328,7 +343,7 @@ class LogConsumer:
         self._saved_token, self._unknown_token = token, ""
         # A crash before these acks is harmless: entries up to last_id are skipped (and acked)
         # when they are claimed again.
-        acked = await self._stream.ack_through(last_id)
+        acked = await self._stream.ack_through(last_id, about=unacked)
         self._unacked -= unacked
         self._saved_at = self._clock()
         logger.info("checkpoint saved", extra={

@@ -23,25 +23,18 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Sequence
-from typing import Any
 
 import redis.asyncio as aioredis
 import redis.exceptions
 
-from pairwise import checkpoint_fields, keys
+from pairwise import awake_causes, checkpoint_fields, keys
 from pairwise.redis_scripts import Script, ScriptRunner
 from pairwise.vote_log import RawEntry
 from ranker.log_consumer import Checkpoint, CheckpointConflict
 from ranker.pair_counts import PairCounts, decode_votes
+from ranker.vote_reader import VoteReader
 
 logger = logging.getLogger(__name__)
-
-# After a read that found fewer entries than it asked for (the consumer is caught up), the
-# next read waits this long first. Interactive votes arrive one entry each: read as soon as
-# each arrived, they cost about an XREADGROUP apiece (measured: ~3 reads per vote at 1,300
-# votes/s, ~33 µs of Redis CPU per vote, plus the ranker's own per-read work); paced, a read
-# takes every entry of the last 20 ms. It adds at most this much to a ranking's staleness.
-_CAUGHT_UP_PAUSE_S = 0.02
 
 # A base snapshot goes to Redis in RPUSH calls of about this many bytes: each is a few ms
 # of Redis and event-loop time, where one 110 MB HSET blocked both for ~1 s.
@@ -122,17 +115,26 @@ return acked
 # ~13,000 entries/s: a checkpoint took 7 s and the consumer starved.
 _ACK_CHUNK = 10_000
 
+# Saves of a delta up to this many bytes (~7,000 votes) and acks of up to this many entries
+# share their round trip with other causes' calls (ScriptRunner.run): hundreds of active
+# causes each saving every few seconds, a round trip each, kept every pooled connection busy
+# and left other commands waiting for one past their timeout. Larger ones, a few ms of Redis
+# each, go alone so as not to hold the small ones back.
+_SHARED_MAX_BYTES = 64 << 10
+_SHARED_MAX_ACKS = 1_000
+
 
 class RedisVoteStream:
     """One cause's vote log (format: pairwise.vote_log) seen through the ranker consumer
     group, as consumer `consumer`, and the cause's checkpoint (pairwise.checkpoint_fields).
 
-    Its scripts run through `scripts` (the ranker process's one runner), each call in a
-    round trip of its own.
+    New entries come through `reader`, the process's one reader of every log (subscribed
+    from construction until `close`); its scripts run through `scripts` (the process's one
+    runner), each call in a round trip of its own.
     """
 
     def __init__(self, client: aioredis.Redis, cause_id: str, *, consumer: str,
-                 read_batch: int, block_ms: int, scripts: ScriptRunner) -> None:
+                 read_batch: int, reader: VoteReader, scripts: ScriptRunner) -> None:
         self.cause_id = cause_id
         self._redis = client
         self._stream = keys.votes(cause_id)
@@ -142,12 +144,20 @@ class RedisVoteStream:
         self._staging_key = keys.checkpoint_staging(cause_id, consumer)
         self.consumer = consumer
         self._read_batch = read_batch
-        self._block_ms = block_ms
-        self._caught_up = False
+        self._subscription = reader.subscribe(self._stream)
         self._scripts = scripts
 
+    def close(self) -> None:
+        """Stop reading new entries (what was delivered and not applied stays pending)."""
+        self._subscription.close()
+
     async def ensure_group(self) -> None:
-        """Create the consumer group at the start of the log (and the log if absent)."""
+        """Mark the cause awake (pairwise.awake_causes: before anything is read, so a crash
+        leaves it marked), and create the consumer group at the start of the log (and the
+        log if absent). A page read before and not taken is dropped: the load that calls
+        this claims it."""
+        self._subscription.reset()
+        await awake_causes.wake(self._redis, self.cause_id)
         try:
             await self._redis.xgroup_create(self._stream, keys.RANKER_GROUP, id="0",
                                             mkstream=True)
@@ -204,17 +214,10 @@ class RedisVoteStream:
             if _text(cursor) == "0-0":
                 return
 
-    async def read_new(self) -> list[RawEntry]:
-        """Entries never delivered to the group, up to `read_batch`, waiting up to `block_ms`
-        (and first `_CAUGHT_UP_PAUSE_S` when the previous read had caught up)."""
-        if self._caught_up:
-            await asyncio.sleep(_CAUGHT_UP_PAUSE_S)
-        reply: Any = await self._redis.xreadgroup(
-            keys.RANKER_GROUP, self.consumer, {self._stream: ">"},
-            count=self._read_batch, block=self._block_ms)
-        entries = list(reply[0][1]) if reply else []
-        self._caught_up = len(entries) < self._read_batch
-        return entries
+    async def read_new(self, wait_s: float | None) -> list[RawEntry]:
+        """Entries never delivered to the group, up to the reader's batch, waiting up to
+        `wait_s` seconds (None: until some come) for the reader to deliver some."""
+        return await self._subscription.next_page(wait_s)
 
     async def save_base(self, *, previous_token: str, unknown_token: str, token: str,
                         last_id: str, votes_counted: int,
@@ -247,11 +250,14 @@ class RedisVoteStream:
         """Store a checkpoint that adds `votes` (pair_counts.encode_votes, b"" for none) to
         the stored one, which must be the one this consumer loaded or last saved, with a
         base. Raises CheckpointConflict otherwise (nothing is written)."""
-        await self._save(previous_token, "", token, last_id, votes_counted, "delta", votes)
+        await self._save(previous_token, "", token, last_id, votes_counted, "delta", votes,
+                         shared=len(votes) <= _SHARED_MAX_BYTES)
 
     async def _save(self, previous_token: str, unknown_token: str, token: str, last_id: str,
-                    votes_counted: int, mode: str, payload: bytes | int) -> None:
-        status, detail = await self._scripts.run_now(
+                    votes_counted: int, mode: str, payload: bytes | int, *,
+                    shared: bool = False) -> None:
+        run = self._scripts.run if shared else self._scripts.run_now
+        status, detail = await run(
             _SAVE,
             [self._checkpoint_key, self._stream, self._base_key, self._deltas_key,
              self._staging_key],
@@ -260,13 +266,16 @@ class RedisVoteStream:
         if int(status) != 1:
             raise CheckpointConflict(f"cause {self.cause_id!r}: {_text(detail)}")
 
-    async def ack_through(self, last_id: str) -> int:
+    async def ack_through(self, last_id: str, *, about: int) -> int:
         """XACK this consumer's pending entries up to `last_id` (call only once a checkpoint
-        at `last_id` is stored), in short scripts; returns the number acked."""
+        at `last_id` is stored), in short scripts; returns the number acked. `about`, the
+        entries expected, says whether the first script may share its round trip."""
         acked = 0
+        run = self._scripts.run if about <= _SHARED_MAX_ACKS else self._scripts.run_now
         while True:
-            n = int(await self._scripts.run_now(
+            n = int(await run(
                 _ACK, [self._stream], [keys.RANKER_GROUP, self.consumer, last_id, _ACK_CHUNK]))
+            run = self._scripts.run_now
             acked += n
             if n < _ACK_CHUNK:
                 return acked

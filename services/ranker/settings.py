@@ -21,15 +21,24 @@ class Settings:
     fit_interval_s: float = 0.5
     # Snapshot counts + last applied entry, and XACK, at most this often.
     checkpoint_interval_s: float = 2.0
-    # How often to look for new causes (and for catalog changes of the owned ones).
+    # How often to look at the awake causes (pairwise.awake_causes) for votes on causes not
+    # loaded, for idle causes to unload, and for catalog changes of the loaded ones.
     discover_interval_s: float = 1.0
+    # A loaded cause with no vote applied, no read and no follower for this long (seconds) is
+    # unloaded (final checkpoint; memory freed); its next vote or read loads it again.
+    idle_unload_s: float = 300.0
+    # How often (seconds) every stored cause's log is looked at for votes nobody counted
+    # (also once at start): catches a vote whose awake mark was lost, which takes an ingest
+    # killed mid-call and a client that never retries, or a Redis losing its AOF's last
+    # second. Each sweep costs ~0.1 ms of ranker CPU per stored cause (100,000: ~10 s).
+    sweep_interval_s: float = 3600.0
     # Entries read per XREADGROUP (an entry holds 1 to vote_log.MAX_VOTES_PER_ENTRY votes).
     # Each page is decoded and applied on the event loop, so it bounds how long a read can be
     # delayed: 100 entries of 1,000 votes take ~4 ms to decode and ~10 ms to apply.
     read_batch: int = 100
-    # How long one XREADGROUP waits for new entries (ms); bounds how late an idle cause
-    # checkpoints. The Redis client's socket timeout is this much longer than
-    # redis_socket_timeout_s, so a blocked read never times out.
+    # How long the process's one XREADGROUP (ranker.vote_reader) waits for new entries (ms).
+    # The Redis client's socket timeout is this much longer than redis_socket_timeout_s, so
+    # a blocked read never times out.
     read_block_ms: int = 200
     # Worker processes running Bradley-Terry fits (ranker.fit_pool), shared by all causes.
     fit_workers: int = 1
@@ -46,11 +55,14 @@ class Settings:
     max_proposals: int = 1_000_000
     # Redis client (pairwise.redis_client): connections at most, and how long (seconds) a
     # command waits for a free one, for a connection to open, and for its reply (beyond the
-    # time it was asked to block) before failing. Every owned cause keeps one connection
-    # busy in its blocking read, so the pool bounds the causes that read at once; 100 is
-    # what redis-py's default pool allowed.
-    redis_max_connections: int = 100
-    redis_pool_timeout_s: float = 5.0
+    # time it was asked to block) before failing. One connection is the vote reader's own,
+    # which reads every cause; the others carry checkpoints, acks, loads and catalog reads,
+    # whose round trips are short: more causes queue for them instead of opening more. The
+    # wait for a free connection is long because every holder gives its connection back
+    # within its own socket timeout: a queue of a thousand causes on a CPU-starved host
+    # waited past 5 s, and each such wait made a cause reload, which queued again.
+    redis_max_connections: int = 8
+    redis_pool_timeout_s: float = 30.0
     redis_connect_timeout_s: float = 1.0
     redis_socket_timeout_s: float = 5.0
 
@@ -67,6 +79,8 @@ class Settings:
             fit_interval_s=env_float("RANKER_FIT_INTERVAL_S", 0.5),
             checkpoint_interval_s=env_float("RANKER_CHECKPOINT_INTERVAL_S", 2.0),
             discover_interval_s=env_float("RANKER_DISCOVER_INTERVAL_S", 1.0),
+            idle_unload_s=env_float("RANKER_IDLE_UNLOAD_S", 300.0),
+            sweep_interval_s=env_float("RANKER_SWEEP_INTERVAL_S", 3600.0),
             read_batch=env_int("RANKER_READ_BATCH", 100),
             read_block_ms=env_int("RANKER_READ_BLOCK_MS", 200),
             fit_workers=env_int("RANKER_FIT_WORKERS", 1),
@@ -74,13 +88,16 @@ class Settings:
             read_wait_s=env_float("RANKER_READ_WAIT_S", 5.0),
             catalog_wait_s=env_float("RANKER_CATALOG_WAIT_S", 1.0),
             max_proposals=env_int("RANKER_MAX_PROPOSALS", 1_000_000),
-            redis_max_connections=env_int("RANKER_REDIS_CONNECTIONS", 100),
-            redis_pool_timeout_s=env_float("RANKER_REDIS_POOL_TIMEOUT_S", 5.0),
+            redis_max_connections=env_int("RANKER_REDIS_CONNECTIONS", 8),
+            redis_pool_timeout_s=env_float("RANKER_REDIS_POOL_TIMEOUT_S", 30.0),
             redis_connect_timeout_s=env_float("REDIS_CONNECT_TIMEOUT_S", 1.0),
             redis_socket_timeout_s=env_float("REDIS_SOCKET_TIMEOUT_S", 5.0),
         )
 
     def __post_init__(self) -> None:
+        if self.redis_max_connections < 2:
+            raise SystemExit("RANKER_REDIS_CONNECTIONS must be >= 2 (one is the vote reader's), "
+                             f"got {self.redis_max_connections}")
         if not 0 <= self.shard_index < self.shard_count:
             raise SystemExit(f"RANKER_SHARD must be in [0, RANKER_SHARDS={self.shard_count}), "
                              f"got {self.shard_index}")

@@ -25,11 +25,19 @@ import grpc
 import numpy as np
 import pytest
 import redis
-from conftest import eventually, ranker_settings, serve_in_thread, served_port, url_with_db
+from conftest import (
+    eventually,
+    ingest_settings,
+    ranker_settings,
+    serve_in_thread,
+    served_port,
+    url_with_db,
+)
 
-from pairwise import keys, vote_log
+from ingest.server import start as start_ingest
+from pairwise import awake_causes, keys, vote_log
 from pairwise.sharding import shard_of
-from pairwise.v1 import ranker_pb2, ranker_pb2_grpc, types_pb2
+from pairwise.v1 import ingest_pb2, ingest_pb2_grpc, ranker_pb2, ranker_pb2_grpc, types_pb2
 from ranker import bradley_terry, checkpoint_policy, fit_pool
 from ranker.pair_counts import PairCounts
 from ranker.server import start
@@ -127,6 +135,7 @@ class Consultation:
                 pipe.xadd(keys.votes(self.cause_id), entry.fields())
                 self._tally(kind, a, b)
             ids = pipe.execute()
+        self.mark_awake()
         self.last_entry_id = ids[-1].decode()
 
     def import_votes(self, votes: list[tuple[str, int, int]]) -> None:
@@ -143,6 +152,7 @@ class Consultation:
                     [f"u{(n + k) % 97}" for k in range(len(chunk))]))
                 self.entries_written += len(chunk)
             ids = pipe.execute()
+        self.mark_awake()
         self.last_entry_id = ids[-1].decode()
         for kind, a, b in votes:
             self._tally(kind, a, b)
@@ -166,6 +176,11 @@ class Consultation:
         """Append an entry that is not a well-formed vote (it still counts as reflected)."""
         self.last_entry_id = self.r.xadd(keys.votes(self.cause_id), fields).decode()
         self.entries_written += 1
+        self.mark_awake()
+
+    def mark_awake(self) -> None:
+        """What ingest does after writing votes: the cause's rankers load it to count them."""
+        self.r.execute_command(*awake_causes.mark_command([self.cause_id]))
 
     def random_votes(self, rng: np.random.Generator, n: int, among: int,
                      strength: np.ndarray | None = None) -> None:
@@ -203,6 +218,7 @@ def serve(db_url: str) -> Iterator[Callable[..., Any]]:
         stack.append(ranker)
         return ranker
 
+    start_ranker.rankers = stack  # type: ignore[attr-defined]
     yield start_ranker
     for ranker in reversed(stack):
         ranker.stop()
@@ -611,6 +627,193 @@ def test_two_rankers_on_one_cause_never_corrupt_its_checkpoint(serve, r, cause_i
                "everything checkpointed and acknowledged")
     assert any(record.msg.startswith("another ranker consumes this cause")
                for record in caplog.records)
+
+
+# -- many causes, idle causes ------------------------------------------------------------------
+
+
+def ranker_connections(r: redis.Redis, name: str) -> int:
+    """The Redis connections open now under the ranker's client name (its consumer name)."""
+    return sum(1 for client in r.client_list() if client.get("name") == name)
+
+
+def sample_connections(r: redis.Redis, name: str, stop: threading.Event,
+                       seen: list[int]) -> None:
+    while not stop.is_set():
+        seen.append(ranker_connections(r, name))
+        time.sleep(0.05)
+
+
+def awake(r: redis.Redis, cause_id: str) -> bool:
+    return bool(r.sismember(keys.AWAKE_CAUSES, cause_id))
+
+
+def logged(caplog: pytest.LogCaptureFixture, msg: str, cause_id: str | None = None) -> int:
+    return sum(1 for record in caplog.records if record.msg == msg
+               and (cause_id is None or getattr(record, "cause_id", None) == cause_id))
+
+
+def test_hundreds_of_causes_voted_at_once_are_counted_exactly_over_a_few_connections(
+        db_url, serve, r, cause_id, caplog):
+    """Votes for 300 causes arrive at once, through ingest: every one is counted once (the
+    checkpoints say so, without a read), while the ranker holds at most its pool of Redis
+    connections and never finds Redis out of them."""
+    caplog.set_level(logging.WARNING, logger="ranker")
+    n_causes, n_rounds, per_round = 300, 4, 6
+    rng = np.random.default_rng(31)
+    causes = [Consultation(r, f"{cause_id}-{k:03d}").create(4) for k in range(n_causes)]
+    serve(checkpoint_interval_s=1.0, consumer_name="ranker-many")
+    stop = threading.Event()
+    seen: list[int] = []
+    sampler = threading.Thread(target=sample_connections, args=(r, "ranker-many", stop, seen))
+    sampler.start()
+    try:
+        with serve_in_thread(start_ingest, ingest_settings(db_url)) as ingest, \
+                grpc.insecure_channel(f"127.0.0.1:{ingest.port}") as channel:
+            stub = ingest_pb2_grpc.IngestServiceStub(channel)
+            written = dict.fromkeys((cause.cause_id for cause in causes), 0)
+            plans = []
+            for thread_index in range(4):
+                batches = []
+                for round_index in range(n_rounds):
+                    votes = []
+                    for cause in causes[thread_index::4]:
+                        for k in range(per_round):
+                            a, b = rng.choice(4, size=2, replace=False).tolist()
+                            votes.append(types_pb2.ImportedVote(
+                                vote_id=f"r{round_index}-{k}", cause_id=cause.cause_id,
+                                voter_id=f"u{k}", winner_id=cause.proposal_ids[a],
+                                loser_id=cause.proposal_ids[b], tie=bool(k % 5 == 0)))
+                            cause._tally("t" if k % 5 == 0 else "w", a, b)
+                            written[cause.cause_id] += 1
+                    batches.append(votes)
+                plans.append(batches)
+
+            def send(batches: list[list[Any]]) -> None:
+                for votes in batches:
+                    reply = stub.RecordVotes(ingest_pb2.RecordVotesRequest(votes=votes),
+                                             timeout=TIMEOUT_S)
+                    assert reply.accepted == len(votes)
+
+            senders = [threading.Thread(target=send, args=(batches,)) for batches in plans]
+            for sender in senders:
+                sender.start()
+            for sender in senders:
+                sender.join(timeout=TIMEOUT_S)
+
+            def uncounted() -> list[str]:
+                with r.pipeline(transaction=False) as pipe:
+                    for cause in causes:
+                        pipe.hget(keys.checkpoint(cause.cause_id), "votes_counted")
+                    stored = pipe.execute()
+                return [cause.cause_id for cause, votes in zip(causes, stored, strict=True)
+                        if votes is None or int(votes) != written[cause.cause_id]]
+
+            eventually(uncounted, "every cause's votes in its checkpoint", until=lambda u: not u,
+                       timeout=120)
+    finally:
+        stop.set()
+        sampler.join()
+    assert max(seen) <= ranker_settings(db_url).redis_max_connections, max(seen)
+    assert not any(pending(r, cause.cause_id) for cause in causes)
+    assert logged(caplog, "vote log unreachable; reloading from the checkpoint") == 0
+    ranker = serve.rankers[0]
+    for cause in causes[::60]:
+        ranking = ranker.read_when(cause.cause_id,
+                                   lambda k, c=cause: k.votes_counted == written[c.cause_id],
+                                   "the ranking of every vote")
+        got = {e.proposal_id: Tally(e.wins, e.losses, e.ties, e.skips, e.appearances)
+               for e in ranking.entries}
+        assert got == cause.tallies
+
+
+def test_an_idle_cause_is_unloaded_and_a_vote_or_a_read_loads_it_again(serve, r, cause_id,
+                                                                        caplog):
+    caplog.set_level(logging.INFO, logger="ranker.cause_directory")
+    rng = np.random.default_rng(32)
+    voted = Consultation(r, f"{cause_id}-voted").create(5)
+    read = Consultation(r, f"{cause_id}-read").create(5)
+    ranker = serve(idle_unload_s=0.5)
+    for cause in (voted, read):
+        cause.random_votes(rng, 80, among=5)
+        eventually(lambda c=cause: checkpointed(r, c), "the votes counted without a read")
+        eventually(lambda c=cause: logged(caplog, "cause unloaded", c.cause_id),
+                   "the idle cause unloaded")
+        assert not awake(r, cause.cause_id)
+
+    # A vote on the sleeping cause loads it; the vote is counted without a read.
+    voted.random_votes(rng, 40, among=5)
+    eventually(lambda: checkpointed(r, voted), "the new votes counted")
+    assert_tallies_exact(ranker.counted(voted), voted)
+    # A read of the sleeping cause loads it from its checkpoint.
+    assert_tallies_exact(ranker.read(read.cause_id), read)
+    for cause in (voted, read):  # idle again for 0.5 s, a cause may sleep and load again
+        assert logged(caplog, "cause owned", cause.cause_id) >= 2
+    eventually(lambda: logged(caplog, "cause unloaded", voted.cause_id)
+               == logged(caplog, "cause owned", voted.cause_id),
+               "the cause unloaded again once idle")
+    assert pending(r, voted.cause_id) == 0
+
+
+def test_a_restarted_ranker_loads_no_stored_cause_until_one_is_asked_for(serve, r, cause_id,
+                                                                          caplog):
+    caplog.set_level(logging.INFO, logger="ranker.cause_directory")
+    rng = np.random.default_rng(33)
+    causes = [Consultation(r, f"{cause_id}-{k:03d}").create(4) for k in range(120)]
+    for cause in causes:
+        cause.random_votes(rng, 10, among=4)
+    first = serve()
+    eventually(lambda: all(checkpointed(r, cause) for cause in causes), "every cause counted",
+               timeout=60)
+    first.stop()
+    assert r.scard(keys.AWAKE_CAUSES) == len(causes)  # loaded when the ranker stopped
+    caplog.clear()
+
+    second = serve()
+    eventually(lambda: logged(caplog, "stored causes swept"), "the start's sweep")
+    eventually(lambda: r.scard(keys.AWAKE_CAUSES) == 0, "the stored causes settled asleep")
+    assert logged(caplog, "cause owned") == 0
+
+    assert_tallies_exact(second.read(causes[7].cause_id), causes[7])
+    assert logged(caplog, "cause owned") == 1
+
+
+def test_votes_whose_awake_mark_was_lost_are_counted_by_the_sweep(serve, r, cause_id):
+    """An ingest killed between writing votes and marking their cause (the client got no OK):
+    the periodic sweep finds the votes nobody counted."""
+    rng = np.random.default_rng(34)
+    cause = Consultation(r, cause_id).create(4)
+    cause.random_votes(rng, 30, among=4)
+    serve(sweep_interval_s=0.5, idle_unload_s=0.3)
+    eventually(lambda: checkpointed(r, cause) and not awake(r, cause_id),
+               "the cause counted, then asleep")
+
+    cause.mark_awake = lambda: None  # type: ignore[method-assign]
+    cause.random_votes(rng, 20, among=4)
+    assert not awake(r, cause_id)
+
+    eventually(lambda: checkpointed(r, cause), "the unmarked votes counted")
+
+
+def test_a_log_that_loses_its_group_mid_read_stops_no_cause_from_counting(serve, r, cause_id):
+    """The shared read fails for every cause it names when one log's group is gone: each
+    reloads from its checkpoint, the group is created again, and every vote counts once."""
+    rng = np.random.default_rng(35)
+    broken = Consultation(r, f"{cause_id}-broken").create(5)
+    healthy = Consultation(r, f"{cause_id}-healthy").create(5)
+    ranker = serve()
+    for cause in (broken, healthy):
+        cause.random_votes(rng, 50, among=5)
+        ranker.counted(cause)
+    r.xgroup_destroy(keys.votes(broken.cause_id), keys.RANKER_GROUP)
+    for _ in range(5):
+        for cause in (broken, healthy):
+            cause.random_votes(rng, 20, among=5)
+
+    for cause in (broken, healthy):
+        assert_tallies_exact(ranker.counted(cause), cause)
+        eventually(lambda c=cause: checkpointed(r, c) and pending(r, c.cause_id) == 0,
+                   "everything checkpointed and acknowledged")
 
 
 # -- sharding -------------------------------------------------------------------------------------

@@ -106,7 +106,7 @@ def test_a_follow_up_command_rides_every_round_trip(redis_url: str, cause_id: st
         await client.script_flush()
         counting.round_trips = 0
         replies = await runner.run_all([(ADD, [f"counter:{cause_id}"], [4])],
-                                       follow_up=follow_up)
+                                       follow_ups=[follow_up])
         assert replies == [4]
         # The first round trip found the script missing, the second ran it: PING after each.
         assert counting.round_trips == 2 and seen == [True, True]
@@ -116,6 +116,6 @@ def test_a_follow_up_command_rides_every_round_trip(redis_url: str, cause_id: st
 
         with pytest.raises(RuntimeError, match="not on disk"):
             await runner.run_all([(ADD, [f"counter:{cause_id}"], [1])],
-                                 follow_up=FollowUp(("PING",), refuse))
+                                 follow_ups=[FollowUp(("PING",), refuse)])
 
     with_runner(redis_url, test)

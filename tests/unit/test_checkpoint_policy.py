@@ -24,6 +24,12 @@ def test_a_save_is_due_early_when_too_many_entries_wait_for_their_ack():
     assert POLICY.due(unacked=POLICY.max_unacked, age_s=0.0)
 
 
+def test_a_consumer_waits_for_entries_until_its_save_is_due():
+    assert POLICY.wait_s(unacked=0, age_s=3600.0) is None
+    assert POLICY.wait_s(unacked=1, age_s=0.5) == pytest.approx(POLICY.interval_s - 0.5)
+    assert POLICY.wait_s(unacked=1, age_s=POLICY.interval_s + 1) == 0.0
+
+
 def test_without_a_known_base_the_save_is_a_base():
     assert POLICY.kind(StoredSize(), delta_bytes=0, outcome_unknown=False) is SaveKind.BASE
 

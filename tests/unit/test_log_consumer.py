@@ -102,11 +102,14 @@ class FakeStream:
                 self.store.pending[entry_id] = self.consumer
             yield [self.store.raw(entry_id) for entry_id in page]
 
-    async def read_new(self) -> list[RawEntry]:
+    async def read_new(self, wait_s: float | None) -> list[RawEntry]:
         r = self.store
         page = [entry_id for entry_id, _ in r.log[r.delivered:r.delivered + self.read_batch]]
         if not page:
             self.idle.set()
+            if wait_s is not None:
+                await asyncio.sleep(wait_s)
+                return []
             await asyncio.Event().wait()  # blocks until cancelled
         r.delivered += len(page)
         for entry_id in page:
@@ -149,7 +152,7 @@ class FakeStream:
         await self._fenced_save(previous_token, "", token, last_id, votes_counted, "delta",
                                 votes)
 
-    async def ack_through(self, last_id: str) -> int:
+    async def ack_through(self, last_id: str, *, about: int) -> int:
         r = self.store
         if r.lose_acks:
             return 0
