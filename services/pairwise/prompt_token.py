@@ -132,8 +132,8 @@ def verify(keys: TokenKeys, wire: str, cause_id: str, voter_id: str,
     """Check signature, binding and expiry of `wire`; single use is enforced by the caller.
 
     Raises InvalidArgument (malformed, forged, too long, signed by a key not accepted, or
-    naming one proposal twice),
-    PermissionDenied (issued for another voter or cause) or FailedPrecondition (expired).
+    naming one proposal twice), PermissionDenied (issued for another voter or cause) or
+    FailedPrecondition (expired).
     """
     if not wire:
         raise InvalidArgument("prompt_token", "is required")
