@@ -26,7 +26,7 @@ from gateway.catalog import (
     Status,
 )
 from pairwise import keys, proposal_record
-from pairwise.errors import AlreadyExists, NotFound
+from pairwise.errors import AlreadyExists, NotFound, ResourceExhausted
 from pairwise.redis_scripts import Script, ScriptRunner
 
 # KEYS: cause.  ARGV: title, auto_accept (0/1), created_at_ms, pair_selection, top_k,
@@ -51,17 +51,20 @@ return {'ok', redis.call('HGETALL', KEYS[1]), redis.call('ZCARD', KEYS[2]),
 """)
 
 # KEYS: cause, proposals, pidx, pids, accepted, catalog_version, pstatus:<status>, newcomers
-# ARGV: status, then (proposal_id, record without index) pairs (pairwise.proposal_record).
-# Returns {'ok', index...}, {'no_cause'} or {'exists', proposal_id}; nothing is written
-# unless every id is new (all-or-nothing).
+# ARGV: status, the most proposals a cause may hold, then (proposal_id, record without
+# index) pairs (pairwise.proposal_record). Returns {'ok', index...}, {'no_cause'},
+# {'full', proposals held} or {'exists', proposal_id}; nothing is written unless every id is
+# new and all fit (all-or-nothing).
 _ADD_PROPOSALS = Script("""
 if redis.call('EXISTS', KEYS[1]) == 0 then return {'no_cause'} end
-for i = 2, #ARGV, 2 do
+local held = redis.call('LLEN', KEYS[4])
+if held + (#ARGV - 2) / 2 > tonumber(ARGV[2]) then return {'full', held} end
+for i = 3, #ARGV, 2 do
   if redis.call('HEXISTS', KEYS[3], ARGV[i]) == 1 then return {'exists', ARGV[i]} end
 end
 local accepted = ARGV[1] == 'ACCEPTED'
 local out = {'ok'}
-for i = 2, #ARGV, 2 do
+for i = 3, #ARGV, 2 do
   local id = ARGV[i]
   local index = redis.call('RPUSH', KEYS[4], id) - 1
   local record = cjson.decode(ARGV[i + 1])
@@ -140,6 +143,12 @@ return out
 _KNOWN_CAUSES_MAX = 100_000
 
 
+# Proposals a cause may hold: above any consultation's tens of thousands, and below the
+# index the ranker takes for malformed (RANKER_MAX_PROPOSALS, 1,000,000), so that no vote on
+# an accepted proposal is ever acknowledged and then dropped.
+DEFAULT_MAX_PROPOSALS = 100_000
+
+
 class CatalogStore:
     """Redis adapter for causes and proposals. Every method may raise redis connection errors
     (mapped to UNAVAILABLE at the gRPC edge).
@@ -148,8 +157,10 @@ class CatalogStore:
     thousand proposals must not hold back the rate-limit and pair scripts grouped by `scripts`.
     """
 
-    def __init__(self, redis: Redis, *, scripts: ScriptRunner | None = None) -> None:
+    def __init__(self, redis: Redis, *, scripts: ScriptRunner | None = None,
+                 max_proposals: int = DEFAULT_MAX_PROPOSALS) -> None:
         self._redis = redis
+        self._max_proposals = max_proposals
         self._scripts = scripts or ScriptRunner(redis)
         self._known_causes: set[str] = set()
 
@@ -205,9 +216,10 @@ class CatalogStore:
                             now_ms: int) -> list[Proposal]:
         """Store `new` with `status`, all or nothing, assigning the next indices in order.
 
-        Raises NotFound (unknown cause) or AlreadyExists naming the first id already stored.
+        Raises NotFound (unknown cause), ResourceExhausted (the cause would hold more than
+        its most proposals) or AlreadyExists naming the first id already stored.
         """
-        args: list[str | int] = [str(status)]
+        args: list[str | int] = [str(status), self._max_proposals]
         for proposal in new:
             args += [proposal.proposal_id,
                      proposal_record.encode_new(proposal.text, proposal.author_id, str(status),
@@ -222,6 +234,10 @@ class CatalogStore:
         outcome = reply[0].decode()
         if outcome == "no_cause":
             raise NotFound(f"cause {cause_id!r} not found")
+        if outcome == "full":
+            raise ResourceExhausted(
+                f"cause {cause_id!r} holds {int(reply[1]):,} proposals; {len(new):,} more would "
+                f"pass its limit of {self._max_proposals:,}; nothing was added")
         if outcome == "exists":
             raise AlreadyExists(f"proposal_id {reply[1].decode()!r} already exists in cause "
                                 f"{cause_id!r}; nothing was added")

@@ -41,7 +41,7 @@ async def start(settings: Settings) -> RunningServer:
     scripts = ScriptRunner(redis, max_in_flight=settings.script_groups_in_flight)
     upstreams = Upstreams(settings.ingest_addr, settings.ranker_addrs)
     servicer = GatewayServicer(
-        catalog=CatalogStore(redis, scripts=scripts),
+        catalog=CatalogStore(redis, scripts=scripts, max_proposals=settings.max_proposals),
         pairs=PairSelector(redis, scripts=scripts, newcomer_share=settings.newcomer_share),
         upstreams=upstreams,
         watches=RankingWatches(upstreams.ranker_for, max_followers=settings.max_watches,

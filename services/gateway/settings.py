@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from gateway.catalog import DEFAULT_NEWCOMER_VOTES, PairSelection
+from gateway.catalog_store import DEFAULT_MAX_PROPOSALS
 from pairwise import prompt_token
 from pairwise.config import env_float, env_int, env_str
 from pairwise.grpc_server import DEFAULT_MAX_CONCURRENT_RPCS
@@ -64,6 +65,8 @@ class Settings:
     max_concurrent_rpcs: int = DEFAULT_MAX_CONCURRENT_RPCS
     max_watches: int = 2_000
     max_watches_per_cause: int = 500
+    # Proposals a cause may hold (gateway.catalog_store); keep it at most RANKER_MAX_PROPOSALS.
+    max_proposals: int = DEFAULT_MAX_PROPOSALS
 
     def __post_init__(self) -> None:
         # One token for both roles would let every platform call act as the admin.
@@ -113,6 +116,7 @@ class Settings:
                                         DEFAULT_MAX_CONCURRENT_RPCS),
             max_watches=env_int("GATEWAY_MAX_WATCHES", 2_000),
             max_watches_per_cause=env_int("GATEWAY_MAX_WATCHES_PER_CAUSE", 500),
+            max_proposals=env_int("GATEWAY_MAX_PROPOSALS", DEFAULT_MAX_PROPOSALS),
         )
 
 

@@ -358,3 +358,26 @@ def test_redis_down_is_unavailable(cause_id: str) -> None:
         for name, call in calls.items():
             code, _ = status_of(call)
             assert code == grpc.StatusCode.UNAVAILABLE, name
+
+
+def test_a_cause_holds_at_most_its_limit_of_proposals_and_a_refused_add_adds_none(
+        redis_url: str, cause_id: str) -> None:
+    """Past the limit (kept below the index the ranker takes for malformed, so no vote on an
+    accepted proposal is ever dropped) AddProposals is RESOURCE_EXHAUSTED, all or nothing."""
+    settings = gateway_settings(redis_url, NOWHERE, NOWHERE, max_proposals=5)
+    with serve_in_thread(start, settings) as running, \
+            grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+        stub = gateway_pb2_grpc.GatewayServiceStub(channel)
+        create_cause(stub, cause_id)
+        add(stub, cause_id, ("a", "A"), ("b", "B"), ("c", "C"))
+        code, details = status_of(lambda: add(stub, cause_id, ("d", "D"), ("e", "E"),
+                                               ("f", "F")))
+        assert code == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert details == (f"cause {cause_id!r} holds 3 proposals; 3 more would pass its "
+                           "limit of 5; nothing was added")
+        listed = stub.ListProposals(gw.ListProposalsRequest(cause_id=cause_id),
+                                    metadata=ADMIN, timeout=5)
+        assert [p.proposal_id for p in listed.proposals] == ["a", "b", "c"]
+        add(stub, cause_id, ("d", "D"), ("e", "E"))
+        code, _ = status_of(lambda: add(stub, cause_id, ("f", "F")))
+        assert code == grpc.StatusCode.RESOURCE_EXHAUSTED
