@@ -65,23 +65,6 @@ _PROTO_TO_SELECTION: dict[int, PairSelection] = {
     int(proto): selection for selection, proto in _SELECTION_TO_PROTO.items()}
 
 
-_CHOICES = frozenset({types_pb2.CHOICE_LEFT, types_pb2.CHOICE_RIGHT, types_pb2.CHOICE_TIE,
-                      types_pb2.CHOICE_SKIP})
-
-
-def _check_vote_fields(request: gateway_pb2.SubmitVoteRequest) -> None:
-    """The SubmitVote fields whose problems need no lookup, refused by name (as ingest would)
-    before the cause is looked up: a malformed vote is INVALID_ARGUMENT whatever its cause."""
-    submitted_vote.check_lengths(prompt_token_wire=request.prompt_token,
-                                 skip_reason=request.skip_reason,
-                                 idempotency_key=request.idempotency_key)
-    if request.choice not in _CHOICES:
-        raise InvalidArgument(
-            "choice", "is required: CHOICE_LEFT, CHOICE_RIGHT, CHOICE_TIE or CHOICE_SKIP")
-    if request.skip_reason and request.choice != types_pb2.CHOICE_SKIP:
-        raise InvalidArgument("skip_reason", "is only allowed with choice CHOICE_SKIP")
-    if not request.prompt_token:
-        raise InvalidArgument("prompt_token", "is required")
 
 
 def _cause_message(cause: Cause) -> types_pb2.Cause:
@@ -227,7 +210,12 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
     async def SubmitVote(self, request, context):  # type: ignore[no-untyped-def]
         cause_id = check_id("cause_id", request.cause_id)
         voter_id = check_id("voter_id", request.voter_id, pattern=VOTER_ID_PATTERN)
-        _check_vote_fields(request)
+        # Refused by name before the cause is looked up, and before concurrent votes travel
+        # to ingest together.
+        submitted_vote.check_fields(
+            choice=submitted_vote.CHOICE_NAMES.get(request.choice, ""),
+            skip_reason=request.skip_reason, idempotency_key=request.idempotency_key,
+            prompt_token_wire=request.prompt_token)
         await self._catalog.require_cause(cause_id)
         reply = await self._votes.record(
             ingest_pb2.RecordVoteRequest(

@@ -11,14 +11,8 @@ import grpc
 from ingest.intake import Intake
 from ingest.votes import Receipt, Submission
 from pairwise.grpc_server import status_for
+from pairwise.submitted_vote import CHOICE_NAMES
 from pairwise.v1 import ingest_pb2, ingest_pb2_grpc, types_pb2
-
-_CHOICES = {
-    types_pb2.CHOICE_LEFT: "left",
-    types_pb2.CHOICE_RIGHT: "right",
-    types_pb2.CHOICE_TIE: "tie",
-    types_pb2.CHOICE_SKIP: "skip",
-}
 
 
 class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
@@ -29,7 +23,7 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
                          context: grpc.aio.ServicerContext) -> ingest_pb2.RecordVoteResponse:
         receipt = await self._intake.record_vote(
             cause_id=request.cause_id, voter_id=request.voter_id,
-            prompt_token=request.prompt_token, choice=_CHOICES.get(request.choice, ""),
+            prompt_token=request.prompt_token, choice=CHOICE_NAMES.get(request.choice, ""),
             skip_reason=request.skip_reason, idempotency_key=request.idempotency_key)
         return ingest_pb2.RecordVoteResponse(vote_id=receipt.vote_id,
                                              duplicate=receipt.duplicate,
@@ -40,7 +34,7 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
             context: grpc.aio.ServicerContext) -> ingest_pb2.RecordInteractiveVotesResponse:
         outcomes = await self._intake.record_interactive_votes([
             Submission(cause_id=v.cause_id, voter_id=v.voter_id, prompt_token=v.prompt_token,
-                       choice=_CHOICES.get(v.choice, ""), skip_reason=v.skip_reason,
+                       choice=CHOICE_NAMES.get(v.choice, ""), skip_reason=v.skip_reason,
                        idempotency_key=v.idempotency_key)
             for v in request.votes])
         reply = ingest_pb2.RecordInteractiveVotesResponse()

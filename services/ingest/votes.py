@@ -10,14 +10,11 @@ import hashlib
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Protocol
 
 from pairwise import prompt_token, submitted_vote, vote_log
-from pairwise.errors import InvalidArgument
 from pairwise.ids import ID_PATTERN, VOTE_ID_PATTERN, VOTER_ID_PATTERN, check_id
 
-Choice = Literal["left", "right", "tie", "skip"]
-CHOICES: tuple[Choice, ...] = ("left", "right", "tie", "skip")
 # A consumed prompt nonce is remembered this long past the token's expiry, so that ingest
 # replicas whose clocks run slightly behind still see it as used.
 NONCE_GRACE_MS = 60_000
@@ -54,8 +51,8 @@ class InteractiveVote:
 
 @dataclass(frozen=True, slots=True)
 class Submission:
-    """One SubmitVote as the gateway forwards it; `choice` is one of CHOICES, or "" when the
-    client left it unspecified."""
+    """One SubmitVote as the gateway forwards it; `choice` is one of submitted_vote.CHOICES,
+    or "" when the client left it unspecified."""
 
     cause_id: str
     voter_id: str
@@ -87,19 +84,14 @@ def interactive_vote(*, keys: prompt_token.TokenKeys, cause_id: str, voter_id: s
                      min_view_ms: int) -> InteractiveVote:
     """Validate a SubmitVote and verify its prompt token (`now_ms`: Unix ms).
 
-    `choice` is one of CHOICES ("" when the client left it unspecified). Raises
+    `choice` is one of submitted_vote.CHOICES ("" when the client left it unspecified). Raises
     InvalidArgument naming the field (or a forged token), PermissionDenied (token of another
     voter or cause), FailedPrecondition (expired token). Single use is the store's job.
     """
     check_id("cause_id", cause_id)
     check_id("voter_id", voter_id, pattern=VOTER_ID_PATTERN)
-    if choice not in CHOICES:
-        raise InvalidArgument(
-            "choice", "is required: CHOICE_LEFT, CHOICE_RIGHT, CHOICE_TIE or CHOICE_SKIP")
-    if skip_reason and choice != "skip":
-        raise InvalidArgument("skip_reason", "is only allowed with choice CHOICE_SKIP")
-    submitted_vote.check_lengths(prompt_token_wire=wire_token, skip_reason=skip_reason,
-                                 idempotency_key=idempotency_key)
+    submitted_vote.check_fields(choice=choice, skip_reason=skip_reason,
+                                idempotency_key=idempotency_key, prompt_token_wire=wire_token)
     token = prompt_token.verify(keys, wire_token, cause_id, voter_id, now_ms)
     kind: vote_log.Kind
     a_id, b_id = token.left_id, token.right_id
