@@ -13,10 +13,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from pairwise import embedded_redis
+
 ADMIN = "PAIRWISE_ADMIN_TOKEN"
 PLATFORM = "PAIRWISE_PLATFORM_TOKEN"
 SECRET = "PAIRWISE_TOKEN_SECRET"
-REDIS_PASSWORD = "PAIRWISE_REDIS_PASSWORD"
+REDIS_PASSWORD = embedded_redis.PASSWORD_VARIABLE
 NAMES = (ADMIN, PLATFORM, SECRET, REDIS_PASSWORD)
 
 
