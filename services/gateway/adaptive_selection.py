@@ -92,10 +92,11 @@ from __future__ import annotations
 
 import bisect
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from pairwise.selection_summary import FitSummary
 
@@ -110,14 +111,14 @@ class Draw:
     candidates: tuple[tuple[int, int], ...]
 
 
-def _table(values: Sequence[float] | np.ndarray, dtype: type) -> memoryview:
+def _table(values: ArrayLike, dtype: type) -> memoryview:
     """A read-only table for `draw`: a memoryview over a numpy array. Indexing it and
     bisecting it give plain Python numbers with no numpy call per step, like a list, and
     making it creates no Python object per element: a list of 34,000 floats would cost
     `build` milliseconds holding the GIL, which stalls the gateway's event loop."""
-    array = np.ascontiguousarray(values, dtype=dtype)
+    array: np.ndarray = np.ascontiguousarray(values, dtype=dtype)
     array.flags.writeable = False
-    return memoryview(array)
+    return array.data
 
 
 def _normal_cdf(z: np.ndarray) -> np.ndarray:
@@ -134,10 +135,10 @@ class AdaptiveSelection:
     that an information draw comes from the top table; `window(rank)` the opponent window.
     """
 
-    def __init__(self, items: Sequence[int], *, newcomer_share: float, uniform_share: float,
+    def __init__(self, items: ArrayLike, *, newcomer_share: float, uniform_share: float,
                  n_candidates: int = 1, top_share: float = 0.0, duel_share: float = 0.0,
-                 top_cumulative: Sequence[float] = (), rank_cumulative: Sequence[float] = (),
-                 window_lo: Sequence[int] = (), window_size: Sequence[int] = ()) -> None:
+                 top_cumulative: ArrayLike = (), rank_cumulative: ArrayLike = (),
+                 window_lo: ArrayLike = (), window_size: ArrayLike = ()) -> None:
         self.items = _table(items, np.int64)
         self.newcomer_share = newcomer_share
         self.uniform_share = uniform_share if len(self.items) >= 2 else 1.0
