@@ -26,6 +26,13 @@ newcomer shown gains one estimated vote (the ranker resets the estimate to the v
 after each fit). Pairs seen before a proposal was rejected stay in the set and are ignored
 while it is out. The script also returns the cause's strategy, top_k and summary version, so
 the gateway notices a new fit or a changed strategy without a round trip of its own.
+
+A voter's seen pairs are bounded, in count and in time, so that no caller can grow Redis
+without limit by asking for pairs: past `max_seen` pairs of one cause the voter is refused
+(RESOURCE_EXHAUSTED; a person casts 10–20 votes, a script asking for thousands is not one),
+and the set expires `seen_ttl_s` after the voter's last pair (a voter back after that may
+be shown a pair again). The set is a Redis set of "lo:hi" strings, see docs/performance.md
+for its memory per voter.
 """
 
 from __future__ import annotations
@@ -41,20 +48,26 @@ from redis.asyncio import Redis
 from gateway.adaptive_selection import AdaptiveSelection, Draw
 from gateway.catalog import Proposal
 from pairwise import keys, selection_summary
-from pairwise.errors import FailedPrecondition, NotFound
+from pairwise.errors import FailedPrecondition, NotFound, ResourceExhausted
 from pairwise.redis_scripts import Script, ScriptRunner
 
 logger = logging.getLogger(__name__)
 
 # KEYS: cause, accepted, seen, pids, proposals, newcomers, selection summary.
-# ARGV: tries, u in [0, 1), exposure (0/1), then candidate pairs a1, b1, a2, b2, ...
+# ARGV: tries, u in [0, 1), exposure (0/1), max seen pairs (0: no cap), seen-set lifetime in
+# seconds (0: none), then candidate pairs a1, b1, a2, b2, ...
 # Returns {'ok', lo_id, lo_record, hi_id, hi_record, strategy, top_k, summary_version},
-# {'no_cause'}, {'few', n_accepted} or {'exhausted', n_accepted}.
+# {'no_cause'}, {'few', n_accepted}, {'capped', n_seen} or {'exhausted', n_accepted}.
 _NEXT_PAIR = Script("""
 local conf = redis.call('HMGET', KEYS[1], 'title', 'pair_selection', 'top_k', 'newcomer_votes')
 if not conf[1] then return {'no_cause'} end
 local n = redis.call('SCARD', KEYS[2])
 if n < 2 then return {'few', n} end
+local max_seen = tonumber(ARGV[4])
+if max_seen > 0 then
+  local n_seen = redis.call('SCARD', KEYS[3])
+  if n_seen >= max_seen then return {'capped', n_seen} end
+end
 local function unseen(a, b)
   if a > b then a, b = b, a end
   if redis.call('SISMEMBER', KEYS[3], a .. ':' .. b) == 0 then return a, b end
@@ -81,7 +94,7 @@ if conf[2] == 'ADAPTIVE' then
     end
   end
   if not lo then
-    for i = 4, #ARGV - 1, 2 do
+    for i = 6, #ARGV - 1, 2 do
       local a, b = tonumber(ARGV[i]), tonumber(ARGV[i + 1])
       if a ~= b and redis.call('SISMEMBER', KEYS[2], a) == 1
           and redis.call('SISMEMBER', KEYS[2], b) == 1 then
@@ -141,6 +154,7 @@ if not lo then
   end
 end
 redis.call('SADD', KEYS[3], lo .. ':' .. hi)
+if tonumber(ARGV[5]) > 0 then redis.call('EXPIRE', KEYS[3], ARGV[5]) end
 redis.call('ZADD', KEYS[6], 'XX', 'INCR', 1, lo)
 redis.call('ZADD', KEYS[6], 'XX', 'INCR', 1, hi)
 local lo_id = redis.call('LINDEX', KEYS[4], lo)
@@ -151,6 +165,9 @@ return {'ok', lo_id, records[1], hi_id, records[2], conf[2] or 'UNIFORM', conf[3
 """)
 
 DEFAULT_TRIES = 32
+# A voter's seen pairs per cause, at most, and how long the set outlives their last pair.
+DEFAULT_MAX_SEEN_PAIRS = 1_000
+DEFAULT_SEEN_PAIRS_TTL_S = 30 * 24 * 3600
 # Causes whose adaptive structures a gateway keeps (least recently used dropped first).
 DEFAULT_MAX_CAUSES = 256
 ADAPTIVE = "ADAPTIVE"
@@ -174,19 +191,25 @@ class PairSelector:
 
     `tries` bounds the rejection-sampling draws before the exact fallback (0 = always exact).
     `newcomer_share` is the share of an adaptive cause's prompts that show a newcomer first.
+    `max_seen` caps a voter's seen pairs per cause (0: no cap) and `seen_ttl_s` is how long
+    they are kept after the voter's last pair (0: for ever).
     Concurrent choices share round trips through `scripts` (one of its own when not given).
     """
 
     def __init__(self, redis: Redis, *, tries: int = DEFAULT_TRIES,
                  newcomer_share: float = 0.3, rng: random.Random | None = None,
                  scripts: ScriptRunner | None = None,
-                 max_causes: int = DEFAULT_MAX_CAUSES) -> None:
+                 max_causes: int = DEFAULT_MAX_CAUSES,
+                 max_seen: int = DEFAULT_MAX_SEEN_PAIRS,
+                 seen_ttl_s: int = DEFAULT_SEEN_PAIRS_TTL_S) -> None:
         self._redis = redis
         self._scripts = scripts or ScriptRunner(redis)
         self._tries = tries
         self._newcomer_share = newcomer_share
         self._rng = rng or random.Random()
         self._max_causes = max_causes
+        self._max_seen = max_seen
+        self._seen_ttl_s = seen_ttl_s
         self._causes: OrderedDict[str, _CauseSelection] = OrderedDict()
         self._loading: dict[str, asyncio.Task[None]] = {}
 
@@ -194,13 +217,15 @@ class PairSelector:
         """`(left, right)`: an unseen pair of accepted proposals, in random order, now
         recorded as seen by `voter_id`.
 
-        Raises NotFound (unknown cause) or FailedPrecondition (fewer than two accepted
-        proposals, or the voter has been shown every pair).
+        Raises NotFound (unknown cause), FailedPrecondition (fewer than two accepted
+        proposals, or the voter has been shown every pair) or ResourceExhausted (the voter
+        has been shown the most pairs one voter is shown).
         """
         known = self._causes.get(cause_id)
         draw = _UNIFORM_DRAW if known is None or known.selection is None \
             else known.selection.draw(self._rng)
-        args: list[int | str] = [self._tries, repr(self._rng.random()), int(draw.exposure)]
+        args: list[int | str] = [self._tries, repr(self._rng.random()), int(draw.exposure),
+                                 self._max_seen, self._seen_ttl_s]
         for a, b in draw.candidates:
             args += [a, b]
         reply = await self._scripts.run(
@@ -215,6 +240,10 @@ class PairSelector:
         if outcome == "few":
             raise FailedPrecondition(
                 f"cause {cause_id!r} has {reply[1]} accepted proposal(s); a pair needs 2")
+        if outcome == "capped":
+            raise ResourceExhausted(
+                f"voter {voter_id!r} has been shown {int(reply[1])} pairs of cause "
+                f"{cause_id!r}, the most one voter is shown (setting GATEWAY_MAX_SEEN_PAIRS)")
         if outcome == "exhausted":
             raise FailedPrecondition(
                 f"voter {voter_id!r} has been shown every pair of the {reply[1]} accepted "

@@ -42,7 +42,9 @@ async def start(settings: Settings) -> RunningServer:
     upstreams = Upstreams(settings.ingest_addr, settings.ranker_addrs)
     servicer = GatewayServicer(
         catalog=CatalogStore(redis, scripts=scripts, max_proposals=settings.max_proposals),
-        pairs=PairSelector(redis, scripts=scripts, newcomer_share=settings.newcomer_share),
+        pairs=PairSelector(redis, scripts=scripts, newcomer_share=settings.newcomer_share,
+                           max_seen=settings.max_seen_pairs,
+                           seen_ttl_s=settings.seen_pairs_ttl_s),
         upstreams=upstreams,
         watches=RankingWatches(upstreams.ranker_for, max_followers=settings.max_watches,
                                max_followers_per_cause=settings.max_watches_per_cause),

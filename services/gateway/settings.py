@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from gateway.catalog import DEFAULT_NEWCOMER_VOTES, PairSelection
 from gateway.catalog_store import DEFAULT_MAX_PROPOSALS
+from gateway.pair_selection import DEFAULT_MAX_SEEN_PAIRS, DEFAULT_SEEN_PAIRS_TTL_S
 from pairwise import prompt_token
 from pairwise.config import env_float, env_int, env_str
 from pairwise.grpc_server import DEFAULT_MAX_CONCURRENT_RPCS
@@ -67,6 +68,10 @@ class Settings:
     max_watches_per_cause: int = 500
     # Proposals a cause may hold (gateway.catalog_store); keep it at most RANKER_MAX_PROPOSALS.
     max_proposals: int = DEFAULT_MAX_PROPOSALS
+    # Pairs one voter is shown per cause (0: no cap), and how long their seen pairs are kept
+    # after their last one (0: for ever; gateway.pair_selection).
+    max_seen_pairs: int = DEFAULT_MAX_SEEN_PAIRS
+    seen_pairs_ttl_s: int = DEFAULT_SEEN_PAIRS_TTL_S
 
     def __post_init__(self) -> None:
         # One token for both roles would let every platform call act as the admin.
@@ -76,6 +81,10 @@ class Settings:
         if self.newcomer_votes < 1:
             raise SystemExit(f"setting GATEWAY_NEWCOMER_VOTES must be >= 1, "
                              f"got {self.newcomer_votes}")
+        for name, value in (("GATEWAY_MAX_SEEN_PAIRS", self.max_seen_pairs),
+                            ("GATEWAY_SEEN_PAIRS_TTL_S", self.seen_pairs_ttl_s)):
+            if value < 0:
+                raise SystemExit(f"setting {name} must be >= 0 (0: no limit), got {value}")
         if not 0 <= self.newcomer_share <= 1:
             raise SystemExit(f"setting GATEWAY_NEWCOMER_SHARE must be between 0 and 1, "
                              f"got {self.newcomer_share}")
@@ -117,6 +126,8 @@ class Settings:
             max_watches=env_int("GATEWAY_MAX_WATCHES", 2_000),
             max_watches_per_cause=env_int("GATEWAY_MAX_WATCHES_PER_CAUSE", 500),
             max_proposals=env_int("GATEWAY_MAX_PROPOSALS", DEFAULT_MAX_PROPOSALS),
+            max_seen_pairs=env_int("GATEWAY_MAX_SEEN_PAIRS", DEFAULT_MAX_SEEN_PAIRS),
+            seen_pairs_ttl_s=env_int("GATEWAY_SEEN_PAIRS_TTL_S", DEFAULT_SEEN_PAIRS_TTL_S),
         )
 
 

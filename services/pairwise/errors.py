@@ -7,7 +7,7 @@
     ├── FailedPrecondition   expired or used prompt token, no pair    -> FAILED_PRECONDITION
     ├── PermissionDenied     authenticated but not allowed            -> PERMISSION_DENIED
     ├── Unauthenticated      missing or wrong bearer token            -> UNAUTHENTICATED
-    ├── ResourceExhausted    rate limit                               -> RESOURCE_EXHAUSTED
+    ├── ResourceExhausted    rate limit, a cap reached                -> RESOURCE_EXHAUSTED
     └── Unavailable          Redis down, buffer full (retryable)      -> UNAVAILABLE
 
 Domain code raises these and never imports grpc; `pairwise.grpc_server` does the mapping.

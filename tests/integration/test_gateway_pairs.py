@@ -270,3 +270,27 @@ def test_exact_selection_near_exhaustion_is_uniform(redis_url: str, cause_id: st
     chi2 = sum((c - 100) ** 2 / 100 for c in counts.values())
     assert chi2 < 22, counts  # 2 degrees of freedom: p < 2e-5 for a fair draw
     assert len(set(rest)) == 2
+
+
+def test_a_voters_seen_pairs_are_bounded_in_count_and_time(redis_url: str, cause_id: str) -> None:
+    """Past the cap a voter is refused RESOURCE_EXHAUSTED naming the setting, while other
+    voters still get pairs; the seen set expires after the voter's last pair."""
+    settings = gateway_settings(redis_url, NOWHERE, NOWHERE, max_seen_pairs=4,
+                                seen_pairs_ttl_s=3600)
+    with serve_in_thread(start, settings) as running, \
+            grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+        capped = gateway_pb2_grpc.GatewayServiceStub(channel)
+        make_cause(capped, cause_id, 10)
+        shown = {frozenset((r.left.proposal_id, r.right.proposal_id))
+                 for r in (next_pair(capped, cause_id, "busy") for _ in range(4))}
+        with pytest.raises(grpc.RpcError) as info:
+            next_pair(capped, cause_id, "busy")
+        assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "has been shown 4 pairs" in info.value.details()
+        assert "GATEWAY_MAX_SEEN_PAIRS" in info.value.details()
+        assert next_pair(capped, cause_id, "other").left.proposal_id
+    store = redis.Redis.from_url(redis_url)
+    seen = keys.seen_pairs(cause_id, "busy")
+    assert store.scard(seen) == len(shown) == 4
+    assert 3500 < store.ttl(seen) <= 3600
+    store.close()
