@@ -91,7 +91,12 @@ def serve_in_thread(start: Callable[[Any], Awaitable[RunningServer]],
 
     thread = threading.Thread(target=runner, daemon=True)
     thread.start()
-    running = ready.result(timeout=30)
+    try:
+        running = ready.result(timeout=30)
+    except BaseException:
+        thread.join(timeout=10)
+        loop.close()
+        raise
     try:
         yield running
     finally:

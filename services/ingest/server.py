@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from ingest.backlog import BacklogGate
 from ingest.intake import Intake
 from ingest.servicer import IngestServicer
@@ -10,6 +12,8 @@ from ingest.vote_store import VoteStore
 from pairwise import redis_client
 from pairwise.grpc_server import RunningServer, start_server
 from pairwise.v1 import ingest_pb2, ingest_pb2_grpc
+
+logger = logging.getLogger(__name__)
 
 SERVICE_NAME = ingest_pb2.DESCRIPTOR.services_by_name["IngestService"].full_name
 
@@ -28,6 +32,12 @@ async def start(settings: Settings) -> RunningServer:
     gate = BacklogGate(store.backlogs, settings.max_backlog, settings.backlog_check_interval_s)
     servicer = IngestServicer(Intake(store, gate, settings))
     try:
+        if settings.wait_aof:
+            await store.check_durability(redis_client.shown(settings.redis_url))
+        else:
+            logger.warning(
+                "INGEST_WAITAOF=false: votes are acknowledged before Redis fsyncs them; a host "
+                "crash or power loss loses the last second of acknowledged votes")
         running = await start_server(
             host=settings.host, port=settings.port,
             servicers=[(ingest_pb2_grpc.add_IngestServiceServicer_to_server, servicer)],

@@ -21,9 +21,10 @@ class Settings:
     max_backlog: int = 5_000_000
     # How long a cause's backlog reading is reused before Redis is asked again (seconds).
     backlog_check_interval_s: float = 1.0
-    # Acknowledge only after Redis fsynced the write to its AOF (WAITAOF 1 0); needs Redis
-    # >= 7.2 or Valkey, and is skipped with a warning on servers without WAITAOF.
-    wait_aof: bool = False
+    # Acknowledge only after Redis fsynced the write to its AOF (WAITAOF 1 0), so an OK
+    # survives a host crash. Needs Redis >= 7.2 or Valkey with appendonly on: start-up fails
+    # when the server cannot honour it. False is the operator's opt-out, logged at start.
+    wait_aof: bool = True
     wait_aof_timeout_ms: int = 1_000
     # A vote arriving sooner than this after its prompt was issued (ms) is kept but flagged
     # untrusted (q="0" in the vote log).
@@ -46,7 +47,7 @@ class Settings:
             max_batch=env_int("INGEST_MAX_BATCH", 10_000),
             max_backlog=env_int("INGEST_MAX_BACKLOG", 5_000_000),
             backlog_check_interval_s=env_float("INGEST_BACKLOG_CHECK_S", 1.0),
-            wait_aof=env_bool("INGEST_WAITAOF", False),
+            wait_aof=env_bool("INGEST_WAITAOF", True),
             wait_aof_timeout_ms=env_int("INGEST_WAITAOF_TIMEOUT_MS", 1_000),
             min_view_ms=env_int("INGEST_MIN_VIEW_MS", 300),
             redis_max_connections=env_int("INGEST_REDIS_CONNECTIONS", 64),

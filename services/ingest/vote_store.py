@@ -2,14 +2,16 @@
 
 One script call records one interactive vote, or all of one cause's votes of a batch, so a
 batch costs one round trip whatever its size. Calls reply only after the script returned
-(and, with `wait_aof`, after Redis fsynced it), so an OK means Redis holds the vote.
-Redis unreachable or too slow raises redis ConnectionError/TimeoutError, which the gRPC edge
-maps to UNAVAILABLE.
+(and, with `wait_aof`, after Redis fsynced it), so an OK means Redis holds the vote (on
+disk, with `wait_aof`). Redis unreachable or too slow raises redis
+ConnectionError/TimeoutError, which the gRPC edge maps to UNAVAILABLE.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -163,22 +165,64 @@ return math.max(0, accepted - counted)
 """))
 
 
+# How long start-up waits for an unreachable Redis before giving up: enough for a server
+# that is still starting or loading its AOF, short enough that a wrong REDIS_URL is reported
+# while the operator still watches.
+STARTUP_WAIT_S = 30.0
+
+
+class FsyncUnavailable(SystemExit):
+    """Start-up stops: votes must be acknowledged only once on disk, and the server cannot
+    say when they are (no WAITAOF before Redis 7.2, or appendonly off)."""
+
+    def __init__(self, redis_shown: str, problem: str) -> None:
+        super().__init__(
+            f"INGEST_WAITAOF is on (the default), but the Redis at {redis_shown} cannot "
+            f"confirm writes on disk: {problem}. Run Redis >= 7.2 or Valkey with appendonly "
+            "yes (as `make up` and deploy/docker-compose.yml do), or set INGEST_WAITAOF=false "
+            "to accept that a host crash or power loss loses the last second of acknowledged "
+            "votes")
+
+
 class VoteStore:
     """Writes and reads one Redis (or one hash slot per cause on a cluster).
 
     `redis_client` is a redis.asyncio client with bytes responses (pairwise.redis_client:
     a dead server fails fast); the scripts run through pairwise.redis_scripts. With
     `wait_aof`, every write is followed on the same connection by WAITAOF 1 0
-    `wait_aof_timeout_ms`, and a write that was not fsynced in time raises Unavailable;
-    servers without WAITAOF (Redis < 7.2) are detected and skipped.
+    `wait_aof_timeout_ms`, and a write that was not fsynced in time, or a server that
+    refuses WAITAOF, raises Unavailable: no OK is promised that the disk does not hold.
+    `check_durability` tells at start-up whether the server can honour it.
     """
 
-    def __init__(self, redis_client: redis.asyncio.Redis, *, wait_aof: bool = False,
+    def __init__(self, redis_client: redis.asyncio.Redis, *, wait_aof: bool = True,
                  wait_aof_timeout_ms: int = 1_000) -> None:
         self._redis = redis_client
         self._scripts = ScriptRunner(redis_client)
         self._wait_aof = wait_aof
         self._wait_aof_timeout_ms = wait_aof_timeout_ms
+
+    async def check_durability(self, redis_shown: str) -> None:
+        """Raise FsyncUnavailable unless the server confirms an fsync on demand (WAITAOF 1 0,
+        what every write will ask). Waits up to STARTUP_WAIT_S for an unreachable server,
+        then raises SystemExit; `redis_shown` names it (password hidden)."""
+        deadline = time.monotonic() + STARTUP_WAIT_S
+        while True:
+            try:
+                reply = await self._redis.execute_command(
+                    "WAITAOF", 1, 0, self._wait_aof_timeout_ms)
+                break
+            except redis.exceptions.AuthenticationError:
+                raise
+            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+                if time.monotonic() >= deadline:
+                    raise SystemExit(f"Redis at {redis_shown} unreachable for "
+                                     f"{STARTUP_WAIT_S:.0f} s: {exc}") from exc
+                await asyncio.sleep(0.5)
+            except redis.exceptions.ResponseError as exc:
+                raise FsyncUnavailable(redis_shown, f"WAITAOF refused ({exc})") from exc
+        if int(reply[0]) < 1:
+            raise FsyncUnavailable(redis_shown, f"WAITAOF 1 0 answered {reply!r}")
 
     async def record_votes_each(
             self, votes: Sequence[InteractiveVote]) -> list[Receipt | PairwiseError]:
@@ -278,12 +322,13 @@ class VoteStore:
 
     def _check_fsync(self, result: Any) -> None:
         if isinstance(result, redis.exceptions.ResponseError):
-            # Redis < 7.2 has no WAITAOF, and it refuses when appendonly is off: durability
-            # is then whatever the server's own configuration gives.
-            logger.warning("WAITAOF unavailable; acknowledging without waiting for fsync",
-                           extra={"error": str(result)})
-            self._wait_aof = False
-            return
+            # Start-up checked that the server honours WAITAOF; it stopped since (appendonly
+            # turned off, another server behind the URL). An OK would promise what it cannot
+            # keep: refuse until it does again (the retries are de-duplicated).
+            logger.error("WAITAOF refused: votes refused until Redis fsyncs on demand again",
+                         extra={"error": str(result)})
+            raise Unavailable("vote store cannot confirm writes on disk (WAITAOF refused); "
+                              "retry later")
         if isinstance(result, Exception):
             raise _transient(result)
         if int(result[0]) < 1:

@@ -10,7 +10,7 @@ from pathlib import Path
 import grpc
 import pytest
 import redis
-from conftest import ingest_settings, serve_in_thread
+from conftest import eventually, ingest_settings, serve_in_thread
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from ingest.server import SERVICE_NAME, start
@@ -370,17 +370,81 @@ def test_redis_down_is_unavailable_and_acknowledged_votes_survive_its_restart(
         server.stop()
 
 
-def test_votes_wait_for_the_aof_fsync_when_asked(redis_url: str, r: redis.Redis,
-                                                 cause_id: str) -> None:
-    create_cause(r, cause_id)
-    with (serve_in_thread(start, ingest_settings(redis_url, wait_aof=True)) as running,
-          grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel):
-        stub = ingest_pb2_grpc.IngestServiceStub(channel)
-        reply = stub.RecordVotes(ingest_pb2.RecordVotesRequest(
-            votes=[vote(f"v{i}", cause_id, "p0", "p1") for i in range(20)]), timeout=TIMEOUT_S)
-        assert reply.accepted == 20
-        assert not record(stub, cause_id, token(cause_id), LEFT).duplicate
-    assert len(log_entries(r, cause_id)) == 21
+def aof_off(server: EmbeddedRedis) -> None:
+    """Turn the server's append-only file off, as a misconfigured Redis would run."""
+    client = redis.Redis.from_url(server.url)
+    client.config_set("appendonly", "no")
+    client.close()
+
+
+def test_ingest_will_not_start_on_a_redis_that_cannot_fsync_on_demand(
+        tmp_path: Path, cause_id: str, caplog: pytest.LogCaptureFixture) -> None:
+    server = EmbeddedRedis(tmp_path / "redis", unix_socket=True).start()
+    try:
+        aof_off(server)
+        with pytest.raises(SystemExit) as refused:
+            with serve_in_thread(start, ingest_settings(server.url)):
+                pass
+        message = str(refused.value)
+        assert "appendonly" in message and "INGEST_WAITAOF=false" in message
+        assert "host crash" in message
+        # The operator's explicit opt-out starts, says in its log what it risks, takes votes.
+        client = redis.Redis.from_url(server.url)
+        create_cause(client, cause_id, register=False)
+        client.close()
+        with (serve_in_thread(start, ingest_settings(server.url, wait_aof=False)) as running,
+              grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel):
+            stub = ingest_pb2_grpc.IngestServiceStub(channel)
+            assert not record(stub, cause_id, token(cause_id), LEFT).duplicate
+        assert any("INGEST_WAITAOF=false" in r.getMessage() and r.levelname == "WARNING"
+                   for r in caplog.records)
+    finally:
+        server.stop()
+
+
+def test_no_vote_is_acknowledged_while_redis_cannot_confirm_it_on_disk(
+        tmp_path: Path, cause_id: str) -> None:
+    server = EmbeddedRedis(tmp_path / "redis", unix_socket=True).start()
+    client = redis.Redis.from_url(server.url)
+    try:
+        create_cause(client, cause_id, register=False)
+        with (serve_in_thread(start, ingest_settings(server.url)) as running,
+              grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel):
+            stub = ingest_pb2_grpc.IngestServiceStub(channel)
+            assert not record(stub, cause_id, token(cause_id), LEFT, key="first").duplicate
+
+            aof_off(server)
+            batch = ingest_pb2.RecordVotesRequest(
+                votes=[vote(f"v{i}", cause_id, "p0", "p1") for i in range(20)])
+            wire = token(cause_id, left="p2", right="p3")
+            for call in (lambda: stub.RecordVotes(batch, timeout=TIMEOUT_S),
+                         lambda: record(stub, cause_id, wire, RIGHT, key="second")):
+                error = status_of(call)
+                assert error.code() == grpc.StatusCode.UNAVAILABLE
+                assert "on disk" in error.details()
+
+            # With the AOF back, the retries are taken, each vote once.
+            client.config_set("appendonly", "yes")
+            retried = eventually(lambda: stub_call_or_none(
+                lambda: stub.RecordVotes(batch, timeout=TIMEOUT_S)), "the batch retried")
+            assert retried.accepted + retried.duplicates == 20
+            assert record(stub, cause_id, wire, RIGHT, key="second").vote_id
+            stats = stub.GetVoteStats(ingest_pb2.GetVoteStatsRequest(cause_id=cause_id))
+            assert stats.votes_accepted == 22
+        assert len(log_entries(client, cause_id)) == 22
+    finally:
+        client.close()
+        server.stop()
+
+
+def stub_call_or_none(call):  # type: ignore[no-untyped-def]
+    """`call()`'s reply, or None when it answered UNAVAILABLE (for `eventually`)."""
+    try:
+        return call()
+    except grpc.RpcError as exc:
+        if exc.code() != grpc.StatusCode.UNAVAILABLE:
+            raise
+        return None
 
 
 def test_a_cause_the_rankers_fall_behind_on_refuses_votes_until_they_catch_up(
