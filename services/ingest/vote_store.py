@@ -25,20 +25,53 @@ from pairwise.redis_scripts import Call, FollowUp, Script, ScriptRunner
 
 logger = logging.getLogger(__name__)
 
+# Lua defining `difference`, the one comparison of a request with the vote recorded under its
+# vote_id; every script that answers replays starts with this text.
+#   difference(first, kind, a, b, voter, reason) -> nil when the request is the recorded vote,
+# else what differs (ingest.votes.REUSED_AS): 'u' the voter, 'p' the proposals (another
+# prompt), 'c' the outcome (the same proposals, another kind or side), 'r' the skip reason.
+# `first` is the recorded vote as vote_log's votes_in_entry reads it, or nil when its entry
+# is not in the log (nothing to compare with: the receipt stands); `a`, `b` are proposal
+# indices in vote-log order (false for an unknown proposal). The trust flag is not compared:
+# a retry is slower than its first attempt.
+SAME_VOTE_LUA = vote_log.VOTES_IN_ENTRY_LUA + """
+local function difference(first, kind, a, b, voter, reason)
+  if not first then return nil end
+  a, b = tostring(a), tostring(b)
+  if first.u ~= voter then return 'u' end
+  if not ((first.a == a and first.b == b) or (first.a == b and first.b == a)) then
+    return 'p'
+  end
+  if first.k ~= kind or first.a ~= a then return 'c' end
+  if first.r ~= reason then return 'r' end
+  return nil
+end
+"""
+
 # KEYS: cause, receipts, used_token, pidx, votes, vstats, voters
-# ARGV: vote_id, nonce_ttl_ms, a_id, b_id, kind, voter_id, skip_reason, trust
+# ARGV: vote_id, nonce_ttl_ms, a_id, b_id, kind, voter_id, skip_reason, trust, expired (1/0)
 # Order matters: a replay is answered before the token is looked at (the nonce is consumed
-# by the first submission), and the nonce is consumed only once the vote will be written.
+# by the first submission, and a retry may come after the token expired), and the nonce is
+# consumed only once the vote will be written. A replay always writes a counter: that write
+# makes the WAITAOF after it cover the first recording too (the AOF is one sequence).
 # The vote goes to the log as an entry of its own (pairwise.vote_log writes it).
-RECORD_ONE = Script(vote_log.APPEND_VOTES_LUA + """
+RECORD_ONE = Script(vote_log.APPEND_VOTES_LUA + SAME_VOTE_LUA + """
 if redis.call('EXISTS', KEYS[1]) == 0 then return {'no_cause'} end
 local stats = KEYS[6]
+local index = redis.call('HMGET', KEYS[4], ARGV[3], ARGV[4])
 local prior = redis.call('HGET', KEYS[2], ARGV[1])
 if prior then
+  local recorded = votes_in_entry(KEYS[5], prior)
+  local differs = difference(recorded and recorded[ARGV[1]], ARGV[5], index[1], index[2],
+                             ARGV[6], ARGV[7])
+  if differs then
+    redis.call('HINCRBY', stats, 'rejected:vote_id_reused', 1)
+    return {'reused', differs}
+  end
   redis.call('HINCRBY', stats, 'duplicates', 1)
   return {'duplicate', prior}
 end
-local index = redis.call('HMGET', KEYS[4], ARGV[3], ARGV[4])
+if ARGV[9] == '1' then return {'expired'} end
 if not index[1] or not index[2] then
   redis.call('HINCRBY', stats, 'rejected:unknown_proposal', 1)
   return {'no_proposal', index[1] and ARGV[4] or ARGV[3]}
@@ -67,11 +100,13 @@ return {'accepted', entry}
 # ARGV[2]: most votes per log entry (vote_log.MAX_VOTES_PER_ENTRY)
 # ARGV[3..]: reason, count pairs of votes rejected before Redis (counted as rejected:<reason>)
 # Returns false when the cause does not exist (nothing written), else one outcome character
-# per vote: a accepted, d duplicate, w/l unknown winner/loser (ingest.votes codes).
+# per vote: a accepted, d duplicate, w/l unknown winner/loser, or what differs from the vote
+# recorded under its vote_id before, or earlier in the batch (`difference`'s codes; ingest.votes
+# codes all).
 # Accepted votes go to the log in entries of up to ARGV[2] votes (pairwise.vote_log writes
 # them); each vote's receipt is its entry's id.
 # Bulk reads and writes go CHUNK ids per command: Lua's unpack() is limited to ~8000 values.
-RECORD_MANY = Script(vote_log.APPEND_VOTES_LUA + """
+RECORD_MANY = Script(vote_log.APPEND_VOTES_LUA + SAME_VOTE_LUA + """
 if redis.call('EXISTS', KEYS[1]) == 0 then return false end
 local call, unpack, min = redis.call, unpack, math.min
 local receipts_key, log, stats = KEYS[2], KEYS[4], KEYS[5]
@@ -102,7 +137,14 @@ for s = 1, n_wanted, CHUNK do
 end
 local out, fresh, new_receipts, n_receipts = {}, {}, {}, 0
 local seen_voter, new_voters, n_voters = {}, {}, 0
-local accepted, duplicates, ties, unknown = 0, 0, 0, 0
+local accepted, duplicates, ties, unknown, reused = 0, 0, 0, 0, 0
+-- Entries holding earlier votes that the batch's replays name, read once each.
+local recorded = {}
+local function first_recording(i)
+  local entry = prior[i]
+  if recorded[entry] == nil then recorded[entry] = votes_in_entry(log, entry) or false end
+  return recorded[entry] and recorded[entry][ids[i]]
+end
 -- The entry being filled: m votes in ek/ea/eb/ev/eu (slots past m are stale).
 local m, ek, ea, eb, ev, eu = 0, {}, {}, {}, {}, {}
 local function flush()
@@ -117,8 +159,21 @@ local function flush()
 end
 for i = 1, n do
   local id = ids[i]
-  if prior[i] or fresh[id] then
-    out[i] = 'd'; duplicates = duplicates + 1
+  local first = fresh[id]
+  if prior[i] or first then
+    if prior[i] then
+      first = first_recording(i)
+    else
+      first = {k = kinds[first], a = index[winners[first]], b = index[losers[first]],
+               u = voters[first], r = ''}
+    end
+    local differs = difference(first, kinds[i], index[winners[i]], index[losers[i]],
+                               voters[i], '')
+    if differs then
+      out[i] = differs; reused = reused + 1
+    else
+      out[i] = 'd'; duplicates = duplicates + 1
+    end
   else
     local a, b = index[winners[i]], index[losers[i]]
     if not a then
@@ -127,7 +182,7 @@ for i = 1, n do
       out[i] = 'l'; unknown = unknown + 1
     else
       local kind, voter = kinds[i], voters[i]
-      fresh[id] = true
+      fresh[id] = i
       m = m + 1
       ek[m], ea[m], eb[m], ev[m], eu[m] = kind, a, b, id, voter
       if m == per_entry then flush() end
@@ -151,6 +206,7 @@ if accepted > 0 then call('HINCRBY', stats, 'accepted', accepted) end
 if duplicates > 0 then call('HINCRBY', stats, 'duplicates', duplicates) end
 if ties > 0 then call('HINCRBY', stats, 'ties', ties) end
 if unknown > 0 then call('HINCRBY', stats, 'rejected:unknown_proposal', unknown) end
+if reused > 0 then call('HINCRBY', stats, 'rejected:vote_id_reused', reused) end
 return table.concat(out)
 """)
 
@@ -229,15 +285,16 @@ class VoteStore:
         """Record verified interactive votes in one round trip, one script call per vote, run
         in order, each consuming its prompt nonce. Per vote: its receipt (the original one,
         duplicate=True, when the vote_id was recorded before), or NotFound (cause or proposal
-        gone) or FailedPrecondition (nonce already used by another vote). Redis failures
-        raise for all."""
+        gone), FailedPrecondition (nonce already used by another vote, or the token expired
+        and no vote was recorded under its id) or AlreadyExists (a vote with other fields
+        was recorded under its id). Redis failures raise for all."""
         replies = await self._run_writes({v.cause_id for v in votes}, [(
             RECORD_ONE,
             (keys.cause(v.cause_id), keys.receipts(v.cause_id),
              keys.used_token(v.cause_id, v.nonce), keys.proposal_index(v.cause_id),
              keys.votes(v.cause_id), keys.vote_stats(v.cause_id), keys.voters(v.cause_id)),
             (v.vote_id, v.nonce_ttl_ms, v.a_id, v.b_id, v.kind, v.voter_id, v.skip_reason,
-             "1" if v.trusted else "0"),
+             "1" if v.trusted else "0", "1" if v.expired else "0"),
         ) for v in votes])
         return [_receipt(vote, reply) for vote, reply in zip(votes, replies, strict=True)]
 
@@ -344,6 +401,11 @@ def _receipt(vote: InteractiveVote, reply: list[bytes]) -> Receipt | PairwiseErr
         return Receipt(vote.vote_id, False, reply[1].decode())
     if status == b"duplicate":
         return Receipt(vote.vote_id, True, reply[1].decode())
+    if status == b"reused":
+        return vote.reused_error(reply[1].decode())
+    if status == b"expired":
+        assert vote.expired is not None
+        return vote.expired
     if status == b"token_used":
         return FailedPrecondition(
             "prompt_token already used for another vote; call NextPair again")

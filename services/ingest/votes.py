@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from pairwise import prompt_token, submitted_vote, vote_log
+from pairwise.errors import AlreadyExists, FailedPrecondition
 from pairwise.ids import ID_PATTERN, VOTE_ID_PATTERN, VOTER_ID_PATTERN, check_id
 
 # A consumed prompt nonce is remembered this long past the token's expiry, so that ingest
@@ -22,11 +23,22 @@ NONCE_GRACE_MS = 60_000
 _ECHO_CHARS = 128
 
 # Per-vote outcome codes of a cause's import, as the vote store reports them (one character
-# per vote, in the order of CauseImport.packed).
+# per vote, in the order of CauseImport.packed), or a REUSED_AS code.
 ACCEPTED = "a"
 DUPLICATE = "d"
 UNKNOWN_WINNER = "w"
 UNKNOWN_LOSER = "l"
+
+# How a request reusing a vote's id differs from the vote recorded under it, as the vote
+# store's one comparison (vote_store.SAME_VOTE_LUA) names it. A retry must repeat its request
+# exactly, as payment APIs ask of an idempotency key: anything else is a client bug to report,
+# not a duplicate to answer with another vote's receipt.
+REUSED_AS = {
+    "u": "another voter_id",
+    "p": "other proposals",
+    "c": "another outcome",
+    "r": "another skip_reason",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +59,19 @@ class InteractiveVote:
     trusted: bool
     nonce: str
     nonce_ttl_ms: int
+    idempotency_key: str = ""
+    # The error to answer when no vote was recorded under `vote_id` (the token expired);
+    # None while the token is valid. A retry of a recorded vote still gets its receipt.
+    expired: FailedPrecondition | None = None
+
+    def reused_error(self, difference: str) -> AlreadyExists:
+        """The error of a request whose vote_id names a different recorded vote;
+        `difference` is a REUSED_AS code."""
+        named = (f"idempotency_key {self.idempotency_key!r} was used" if self.idempotency_key
+                 else "this prompt_token was answered")
+        return AlreadyExists(
+            f"{named} for a vote with {REUSED_AS.get(difference, 'other fields')}; a retry "
+            "must repeat the first request exactly, a new vote needs a new idempotency_key")
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,13 +111,14 @@ def interactive_vote(*, keys: prompt_token.TokenKeys, cause_id: str, voter_id: s
 
     `choice` is one of submitted_vote.CHOICES ("" when the client left it unspecified). Raises
     InvalidArgument naming the field (or a forged token), PermissionDenied (token of another
-    voter or cause), FailedPrecondition (expired token). Single use is the store's job.
+    voter or cause). An expired token is the vote's `expired` error, which the store answers
+    only when no vote was recorded under its id. Single use is the store's job.
     """
     check_id("cause_id", cause_id)
     check_id("voter_id", voter_id, pattern=VOTER_ID_PATTERN)
     submitted_vote.check_fields(choice=choice, skip_reason=skip_reason,
                                 idempotency_key=idempotency_key, prompt_token_wire=wire_token)
-    token = prompt_token.verify(keys, wire_token, cause_id, voter_id, now_ms)
+    token = prompt_token.verify_signed(keys, wire_token, cause_id, voter_id)
     kind: vote_log.Kind
     a_id, b_id = token.left_id, token.right_id
     if choice == "left":
@@ -111,6 +137,8 @@ def interactive_vote(*, keys: prompt_token.TokenKeys, cause_id: str, voter_id: s
         trusted=now_ms - token.issued_ms >= min_view_ms,
         nonce=token.nonce,
         nonce_ttl_ms=max(1, token.expires_ms - now_ms) + NONCE_GRACE_MS,
+        idempotency_key=idempotency_key,
+        expired=prompt_token.expiry_error(token, now_ms),
     )
 
 
@@ -262,7 +290,8 @@ def settle(plan: ImportPlan, outcomes: Mapping[str, str | None], first_index: in
     """Combine validation with what the store did for each cause.
 
     `outcomes[cause_id]` is one outcome code per packed vote (ACCEPTED, DUPLICATE,
-    UNKNOWN_WINNER, UNKNOWN_LOSER), or None when the cause does not exist. Rejections come
+    UNKNOWN_WINNER, UNKNOWN_LOSER, or a REUSED_AS code: rejected as `vote_id_reused`), or
+    None when the cause does not exist. Rejections come
     back ordered by batch position, with `position` shifted by `first_index`.
     """
     accepted = duplicates = 0
@@ -283,10 +312,17 @@ def settle(plan: ImportPlan, outcomes: Mapping[str, str | None], first_index: in
         for i, code in enumerate(codes):
             if code == ACCEPTED or code == DUPLICATE:
                 continue
+            vote_id = packed[5 * i]
+            if code in REUSED_AS:
+                rejections.append(Rejection(
+                    batch.positions[i], vote_id, "vote_id_reused",
+                    f"vote_id {vote_id!r} was recorded for a vote with {REUSED_AS[code]}; a "
+                    "retry must resend the same vote, a new vote needs a new vote_id"))
+                continue
             name, proposal_id = (("winner_id", packed[5 * i + 2]) if code == UNKNOWN_WINNER
                                  else ("loser_id", packed[5 * i + 3]))
             rejections.append(Rejection(
-                batch.positions[i], packed[5 * i], "unknown_proposal",
+                batch.positions[i], vote_id, "unknown_proposal",
                 f"{name} {proposal_id!r} is not a proposal of cause {cause_id!r}"))
     rejections.sort(key=lambda r: r.position)
     if first_index:

@@ -131,9 +131,30 @@ def verify(keys: TokenKeys, wire: str, cause_id: str, voter_id: str,
            now_ms: int) -> PromptToken:
     """Check signature, binding and expiry of `wire`; single use is enforced by the caller.
 
+    Raises what `verify_signed` raises, or FailedPrecondition (expired).
+    """
+    token = verify_signed(keys, wire, cause_id, voter_id)
+    expired = expiry_error(token, now_ms)
+    if expired is not None:
+        raise expired
+    return token
+
+
+def expiry_error(token: PromptToken, now_ms: int) -> FailedPrecondition | None:
+    """The error an expired `token` gets at `now_ms` (Unix ms), or None while it is valid."""
+    if now_ms < token.expires_ms:
+        return None
+    return FailedPrecondition(
+        f"prompt_token expired {(now_ms - token.expires_ms) / 1000:.0f} s ago; "
+        "call NextPair again")
+
+
+def verify_signed(keys: TokenKeys, wire: str, cause_id: str, voter_id: str) -> PromptToken:
+    """Check signature and binding of `wire`, not its expiry (a retry of a vote recorded
+    before its token expired still gets its receipt).
+
     Raises InvalidArgument (malformed, forged, too long, signed by a key not accepted, or
-    naming one proposal twice), PermissionDenied (issued for another voter or cause) or
-    FailedPrecondition (expired).
+    naming one proposal twice) or PermissionDenied (issued for another voter or cause).
     """
     if not wire:
         raise InvalidArgument("prompt_token", "is required")
@@ -171,8 +192,4 @@ def verify(keys: TokenKeys, wire: str, cause_id: str, voter_id: str,
         raise PermissionDenied(f"prompt_token was issued for cause {token.cause_id!r}")
     if token.voter_id != voter_id:
         raise PermissionDenied("prompt_token was issued to another voter")
-    if now_ms >= token.expires_ms:
-        raise FailedPrecondition(
-            f"prompt_token expired {(now_ms - token.expires_ms) / 1000:.0f} s ago; "
-            "call NextPair again")
     return token

@@ -58,6 +58,31 @@ local function append_votes(log, m, kinds, a, b, vote_ids, voter_ids, trust, ski
 end
 """
 
+# Lua defining `votes_in_entry`, the reader of one entry for scripts that must know what was
+# recorded (ingest comparing a replay with the vote its id names):
+#   votes_in_entry(log, entry_id) -> {vote_id = {k=, a=, b=, u=, r=}} with the kind, the
+# proposal indices and the voter as strings, r the skip reason ('' unless the entry is one
+# skip); nil when the entry is not in the log.
+VOTES_IN_ENTRY_LUA = """
+local function votes_in_entry(log, entry_id)
+  local found = redis.call('XRANGE', log, entry_id, entry_id)
+  if #found == 0 then return nil end
+  local raw, f = found[1][2], {}
+  for i = 1, #raw, 2 do f[raw[i]] = raw[i + 1] end
+  local function split(text)
+    local items = {}
+    for item in string.gmatch(text or '', '%S+') do items[#items + 1] = item end
+    return items
+  end
+  local a, b, v, u = split(f.a), split(f.b), split(f.v), split(f.u)
+  local votes, reason = {}, f.r or ''
+  for i = 1, #(f.k or '') do
+    votes[v[i]] = {k = string.sub(f.k, i, i), a = a[i], b = b[i], u = u[i], r = reason}
+  end
+  return votes
+end
+"""
+
 # Kind codes in decoded arrays (`DecodedVotes.kinds`).
 WIN_CODE, TIE_CODE, SKIP_CODE = 0, 1, 2
 _CODE_OF_BYTE = np.full(256, 255, dtype=np.uint8)

@@ -99,6 +99,15 @@ def test_a_consultation_end_to_end(cluster: Cluster, stub, cause_id: str) -> Non
         choice=types_pb2.CHOICE_LEFT, idempotency_key="retry-me"), metadata=platform,
         timeout=5)
     assert (replay.vote_id, replay.duplicate) == (first.vote_id, True)
+    # The same key with another choice is a client bug, reported rather than answered with
+    # the first vote's receipt.
+    with pytest.raises(grpc.RpcError) as changed:
+        stub.SubmitVote(gw.SubmitVoteRequest(
+            cause_id=cause_id, voter_id="voter-2", prompt_token=pair.prompt_token,
+            choice=types_pb2.CHOICE_RIGHT, idempotency_key="retry-me"), metadata=platform,
+            timeout=5)
+    assert changed.value.code() == grpc.StatusCode.ALREADY_EXISTS
+    assert "idempotency_key 'retry-me'" in changed.value.details()
     # The same token under another key, or from another voter, or forged, is refused.
     for voter, token, key in [("voter-2", pair.prompt_token, "other-key"),
                               ("voter-3", pair.prompt_token, "stolen"),

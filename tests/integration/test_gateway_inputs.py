@@ -21,7 +21,7 @@ import re
 import string
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
@@ -251,6 +251,8 @@ class World:
     pool: tuple[str, ...]  # the ids CreateCause may create (then ALREADY_EXISTS)
     admin: tuple[tuple[str, str], ...] = bearer(ADMIN_TOKEN)
     platform: tuple[tuple[str, str], ...] = bearer(PLATFORM_TOKEN)
+    # (cause_id, vote_id) -> (voter_id, winner_id, loser_id, tie) of every vote imported.
+    imported: dict[tuple[str, str], tuple[str, str, str, bool]] = field(default_factory=dict)
 
     def fingerprint(self, *cause_ids: str) -> tuple[Any, ...]:
         """What a user could see change of these causes (and how many causes there are):
@@ -688,8 +690,10 @@ def test_submit_vote(world: World, data: st.DataObject) -> None:
         allowed |= {PRECONDITION}
     replay = (token.kind == "used" and issued_for_this
               and request.idempotency_key == "the-first-vote")
-    if replay:
+    if replay and (request.choice, request.skip_reason) == (types_pb2.CHOICE_LEFT, ""):
         allowed |= {OK}  # the first vote's receipt, again
+    elif replay:
+        allowed |= {EXISTS}  # the first vote's key, for another vote
     if VOTER_ID.fullmatch(request.voter_id) and ID.fullmatch(request.cause_id):
         allowed |= {EXHAUSTED}
     before = world.fingerprint(request.cause_id)
@@ -749,7 +753,15 @@ def test_import_votes(world: World, data: st.DataObject) -> None:
         return
     report = outcome.reply
     assert report.accepted + report.duplicates + report.rejected == len(votes)
-    bad = {i for i, vote in enumerate(votes) if import_problem(world, vote)}
+    bad = set()
+    for i, vote in enumerate(votes):
+        if import_problem(world, vote):
+            bad.add(i)
+            continue
+        # A vote_id recorded before for another vote is refused, not taken as a duplicate.
+        fields = (vote.voter_id, vote.winner_id, vote.loser_id, vote.tie)
+        if world.imported.setdefault((vote.cause_id, vote.vote_id), fields) != fields:
+            bad.add(i)
     assert {e.index for e in report.errors} == bad, report
     assert all(re.fullmatch(r"[a-z_]+: .+", e.reason, re.S) for e in report.errors), report
     gained = sum(a - b for a, b in zip(after, before, strict=True))

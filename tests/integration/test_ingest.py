@@ -101,7 +101,7 @@ def test_import_counts_every_vote_exactly_once_and_logs_only_accepted_ones(
     first = [
         vote("v1", c, "p0", "p1", voter_id="u1"),               # 0 accepted
         vote("v2", c, "p2", "p3", voter_id="u2", tie=True),     # 1 accepted (tie)
-        vote("v1", c, "p4", "p0", voter_id="u1"),               # 2 duplicate of 0
+        vote("v1", c, "p0", "p1", voter_id="u1"),               # 2 duplicate of 0
         vote("bad id!", c, "p0", "p1"),                         # 3 invalid_vote_id
         vote("v3", c, "", "p1"),                                # 4 missing_winner_id
         vote("v4", c, "p2", "p2"),                              # 5 same_proposal
@@ -130,18 +130,26 @@ def test_import_counts_every_vote_exactly_once_and_logs_only_accepted_ones(
     ]
     assert "'p9'" in reply.errors[5].reason and "'ghost'" in reply.errors[6].reason
 
-    # The next batch of the same import: indices continue, earlier vote_ids are duplicates.
+    # The next batch of the same import: indices continue, earlier votes resent are
+    # duplicates, and an earlier vote_id on another vote is refused saying what differs.
     second = [
-        vote("v2", c, "p2", "p3", voter_id="u2"),               # 14 duplicate (across batches)
+        vote("v2", c, "p2", "p3", voter_id="u2", tie=True),     # 14 duplicate (across batches)
         vote("v13", c, "p1", "p0", voter_id="u4"),              # 15 accepted
         vote("v13", c, "p1", "p0", voter_id="u4"),              # 16 duplicate (within batch)
         vote("v7", c, "p9", "p1"),                              # 17 unknown_proposal again
+        vote("v2", c, "p2", "p3", voter_id="u2"),               # 18 v2 was a tie
+        vote("v1", c, "p4", "p0", voter_id="u1"),               # 19 v1 was p0 over p1
+        vote("v13", c, "p1", "p0", voter_id="u5"),              # 20 v13 was u4's (this batch)
     ]
     reply = stub.RecordVotes(ingest_pb2.RecordVotesRequest(votes=second, first_index=14),
                              timeout=TIMEOUT_S)
-    assert (reply.accepted, reply.duplicates, reply.rejected) == (1, 2, 1)
-    assert [(e.index, e.reason.split(":")[0]) for e in reply.errors] == [
-        (17, "unknown_proposal")]
+    assert (reply.accepted, reply.duplicates, reply.rejected) == (1, 2, 4)
+    assert [(e.index, e.vote_id, e.reason.split(":")[0]) for e in reply.errors] == [
+        (17, "v7", "unknown_proposal"), (18, "v2", "vote_id_reused"),
+        (19, "v1", "vote_id_reused"), (20, "v13", "vote_id_reused")]
+    assert "another outcome" in reply.errors[1].reason
+    assert "other proposals" in reply.errors[2].reason
+    assert "another voter_id" in reply.errors[3].reason
 
     logged = [(e.vote_id, e.kind, e.a, e.b, e.voter_id, e.trusted)
               for _, e in log_entries(r, c)]
@@ -160,7 +168,8 @@ def test_import_counts_every_vote_exactly_once_and_logs_only_accepted_ones(
             stats.voters) == (4, 3, 1, 0, 3)
     assert dict(stats.rejected_by_reason) == {
         "invalid_vote_id": 1, "missing_winner_id": 1, "same_proposal": 1,
-        "invalid_voter_id": 1, "unknown_proposal": 3, "missing_voter_id": 1}
+        "invalid_voter_id": 1, "unknown_proposal": 3, "missing_voter_id": 1,
+        "vote_id_reused": 3}
     other_stats = stub.GetVoteStats(ingest_pb2.GetVoteStatsRequest(cause_id=other))
     assert (other_stats.votes_accepted, other_stats.voters) == (1, 1)
 
@@ -257,6 +266,61 @@ def test_a_replay_returns_the_original_receipt_and_a_reused_token_is_refused(
     stats = stub.GetVoteStats(ingest_pb2.GetVoteStatsRequest(cause_id=cause_id))
     assert (stats.votes_accepted, stats.duplicates) == (2, 2)
     assert stats.rejected_by_reason["prompt_token_used"] == 1
+
+
+def test_a_key_reused_with_another_request_is_refused_saying_what_differs(
+        stub: ingest_pb2_grpc.IngestServiceStub, r: redis.Redis, cause_id: str) -> None:
+    create_cause(r, cause_id)
+    wire = token(cause_id, left="p0", right="p1")
+    first = record(stub, cause_id, wire, LEFT, key="click-1")
+    other_prompt = token(cause_id, left="p2", right="p3")
+    refusals = [
+        (lambda: record(stub, cause_id, wire, RIGHT, key="click-1"), "another outcome"),
+        (lambda: record(stub, cause_id, wire, TIE, key="click-1"), "another outcome"),
+        (lambda: record(stub, cause_id, other_prompt, LEFT, key="click-1"), "other proposals"),
+    ]
+    for call, what in refusals:
+        error = status_of(call)
+        assert error.code() == grpc.StatusCode.ALREADY_EXISTS
+        assert "idempotency_key 'click-1'" in error.details() and what in error.details()
+    # The identical retry still gets the first receipt; nothing else was written.
+    again = record(stub, cause_id, wire, LEFT, key="click-1")
+    assert (again.vote_id, again.entry_id, again.duplicate) == (
+        first.vote_id, first.entry_id, True)
+    assert [e.kind for _, e in log_entries(r, cause_id)] == ["w"]
+
+    # Without a key the prompt names the vote: the same prompt answered otherwise is refused.
+    keyless = token(cause_id, left="p3", right="p4")
+    record(stub, cause_id, keyless, SKIP, key="", skip_reason="no idea")
+    for choice, reason, what in ((LEFT, "", "another outcome"),
+                                 (SKIP, "both good", "another skip_reason")):
+        error = status_of(lambda c=choice, s=reason: record(stub, cause_id, keyless, c, key="",
+                                                            skip_reason=s))
+        assert error.code() == grpc.StatusCode.ALREADY_EXISTS
+        assert "prompt_token" in error.details() and what in error.details()
+    assert record(stub, cause_id, keyless, SKIP, key="", skip_reason="no idea").duplicate
+    stats = stub.GetVoteStats(ingest_pb2.GetVoteStatsRequest(cause_id=cause_id))
+    assert (stats.votes_accepted, stats.duplicates) == (2, 2)
+    assert stats.rejected_by_reason["vote_id_reused"] == 5
+
+
+def test_a_retry_after_the_prompt_expired_still_gets_its_receipt(
+        stub: ingest_pb2_grpc.IngestServiceStub, r: redis.Redis, cause_id: str) -> None:
+    create_cause(r, cause_id)
+    wire, issued = prompt_token.issue(SECRET, cause_id, "alice", "p0", "p1",
+                                      now_ms() - 1_000, 1_500)
+    first = record(stub, cause_id, wire, RIGHT, key="slow-network")
+    eventually(lambda: now_ms() > issued.expires_ms, "the prompt expired")
+    again = record(stub, cause_id, wire, RIGHT, key="slow-network")
+    assert (again.vote_id, again.duplicate) == (first.vote_id, True)
+    # A vote never recorded gets the expiry, and a changed retry is still refused.
+    for key, choice, code in (("never-sent", RIGHT, grpc.StatusCode.FAILED_PRECONDITION),
+                              ("slow-network", LEFT, grpc.StatusCode.ALREADY_EXISTS)):
+        error = status_of(lambda k=key, c=choice: record(stub, cause_id, wire, c, key=k))
+        assert error.code() == code
+    assert "expired" in status_of(
+        lambda: record(stub, cause_id, wire, RIGHT, key="never-sent")).details()
+    assert r.xlen(keys.votes(cause_id)) == 1
 
 
 def test_bad_tokens_get_distinct_statuses_and_write_nothing(

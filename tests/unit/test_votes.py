@@ -11,7 +11,7 @@ import pytest
 from ingest import votes
 from ingest.votes import CauseImport, ImportPlan, Rejection, plan_import, settle
 from pairwise import prompt_token
-from pairwise.errors import FailedPrecondition, InvalidArgument, PermissionDenied
+from pairwise.errors import AlreadyExists, FailedPrecondition, InvalidArgument, PermissionDenied
 
 SECRET = prompt_token.TokenKeys(b"unit-test-secret-of-at-least-32-bytes")
 OTHER_KEYS = prompt_token.TokenKeys(b"another secret, also 32 bytes long")
@@ -103,8 +103,12 @@ def test_the_token_must_be_the_voters_own_for_this_cause_and_still_valid() -> No
         submit(wire, "left", voter_id="bob")
     with pytest.raises(PermissionDenied):
         submit(wire, "left", cause_id="c2")
-    with pytest.raises(FailedPrecondition):
-        submit(wire, "left", after_ms=TTL_MS)
+    assert submit(wire, "left", after_ms=TTL_MS - 1).expired is None
+    # Expired: the store answers the error unless the vote was recorded (a retry's receipt).
+    late = submit(wire, "left", after_ms=TTL_MS)
+    assert isinstance(late.expired, FailedPrecondition)
+    assert "NextPair" in str(late.expired)
+    assert late.vote_id == submit(wire, "left").vote_id
     forged, _ = prompt_token.issue(OTHER_KEYS, "c1", "alice", "p1", "p2", ISSUED_MS,
                                    TTL_MS)
     with pytest.raises(InvalidArgument) as caught:
@@ -253,6 +257,27 @@ def test_store_outcomes_become_counts_and_rejections_in_batch_order() -> None:
     assert "winner_id 'p9'" in details["v3"] and "'c1'" in details["v3"]
     assert "loser_id 'p8'" in details["v5"]
     assert "'gone' does not exist" in details["v1"]
+
+
+def test_a_vote_id_reused_for_another_vote_is_rejected_saying_what_differs() -> None:
+    plan = plan_import([Imported("v0"), Imported("v1"), Imported("v2"), Imported("v3")])
+    result = settle(plan, {"c1": "dupc"}, first_index=0)
+    assert (result.accepted, result.duplicates) == (0, 1)
+    assert [(r.position, r.code) for r in result.rejections] == [
+        (1, "vote_id_reused"), (2, "vote_id_reused"), (3, "vote_id_reused")]
+    details = [r.detail for r in result.rejections]
+    assert "'v1'" in details[0] and "another voter_id" in details[0]
+    assert "other proposals" in details[1] and "another outcome" in details[2]
+    assert all("new vote_id" in detail for detail in details)
+
+
+def test_a_reused_idempotency_key_is_already_exists_naming_the_key_and_the_field() -> None:
+    wire, _ = token()
+    keyed = submit(wire, "left", idempotency_key="click-7")
+    error = keyed.reused_error("c")
+    assert isinstance(error, AlreadyExists)
+    assert "idempotency_key 'click-7'" in str(error) and "another outcome" in str(error)
+    assert "prompt_token" in str(submit(wire, "skip").reused_error("r"))
 
 
 def test_positions_count_from_the_start_of_the_whole_stream() -> None:
