@@ -66,7 +66,8 @@ def url(port: int, socket_path: Path | None = None, password: str | None = None)
 def command(port: int, data_dir: Path, unix_socket: Path | None = None,
             password: str | None = None) -> list[str]:
     """The server command line: loopback only (or, with `unix_socket`, that socket file and no
-    TCP port), AOF with fsync every second, no RDB saves; with `password`, clients must
+    TCP port), AOF with fsync every second (and at once for a client waiting in WAITAOF, as
+    ingest does after each write), no RDB saves; with `password`, clients must
     authenticate (it is written to a mode-600 config file in `data_dir`, never on the
     command line, which any local user can read)."""
     listen = (["--port", "0", "--unixsocket", str(unix_socket), "--unixsocketperm", "700"]

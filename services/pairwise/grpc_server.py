@@ -1,4 +1,5 @@
-"""The gRPC edge every service shares: server bootstrap, error mapping, graceful shutdown.
+"""The gRPC edge every service shares: server bootstrap, error mapping, answers before the
+deadline, graceful shutdown.
 
 A service's `start(settings)` builds its servicers and calls `start_server`; its
 `__main__` calls `run(start, settings)`, which serves until SIGTERM/SIGINT and then
@@ -13,7 +14,7 @@ import logging
 import signal
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 import redis.exceptions
@@ -39,6 +40,79 @@ STATUS_OF: dict[type[errors.PairwiseError], grpc.StatusCode] = {
 # Redis failures are transient for the client: every write carries an idempotency key.
 _REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
                redis.exceptions.BusyLoadingError)
+
+
+T = TypeVar("T")
+
+# A unary call still waiting on Redis or an internal service this close to its deadline is
+# answered UNAVAILABLE (retryable: every write is de-duplicated) instead of being left to
+# expire: a frozen Redis holds a command for the socket timeout (REDIS_SOCKET_TIMEOUT_S, 5 s),
+# as long as the deadlines clients set, and the client should learn that a dependency is
+# away, not only that its time ran out. The answer needs time to reach it: a tenth of the
+# call's time, this much at most.
+DEADLINE_MARGIN_S = 0.25
+# grpc.aio reports "no deadline" as None or as an effectively infinite number of seconds.
+_NO_DEADLINE_S = 1e9
+
+
+_LATE = ("no answer from the vote store or an internal service before the call's deadline; "
+         "retry (writes are de-duplicated)")
+
+
+async def _before_deadline(call: Awaitable[T], context: grpc.aio.ServicerContext) -> T:
+    """`call`'s result; the call is aborted UNAVAILABLE when it is not done as its deadline
+    nears."""
+    remaining = context.time_remaining()
+    if remaining is None or remaining > _NO_DEADLINE_S:
+        return await call
+    timeout = asyncio.timeout(remaining - min(DEADLINE_MARGIN_S, remaining / 10))
+    try:
+        async with timeout:
+            return await call
+    except TimeoutError:
+        if not timeout.expired():
+            raise
+    await context.abort(grpc.StatusCode.UNAVAILABLE, _LATE)
+    raise AssertionError("abort returned")  # context.abort always raises
+
+
+class DeadlineInterceptor(grpc.aio.ServerInterceptor):
+    """Answers a unary call (or a client stream) still running near its deadline UNAVAILABLE;
+    first of a server's interceptors, so that waits in the others (authentication, rate
+    limits) are bounded too."""
+
+    def __init__(self) -> None:
+        # method -> (handler, its bounded version): built once, not on every call.
+        self._wrapped: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
+
+    async def intercept_service(self, continuation, handler_call_details):  # type: ignore[no-untyped-def]
+        handler = await continuation(handler_call_details)
+        if handler is None or not (handler.unary_unary or handler.stream_unary):
+            return handler
+        method = handler_call_details.method
+        cached = self._wrapped.get(method)
+        if cached is not None and cached[0] is handler:
+            return cached[1]
+        wrapped = _bounded(handler)
+        self._wrapped[method] = (handler, wrapped)
+        return wrapped
+
+
+def _bounded(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+    """`handler` answered UNAVAILABLE when still running as its call's deadline nears."""
+    if handler.unary_unary:
+        inner = handler.unary_unary
+
+        async def unary_unary(request, context):  # type: ignore[no-untyped-def]
+            return await _before_deadline(inner(request, context), context)
+        return grpc.unary_unary_rpc_method_handler(
+            unary_unary, handler.request_deserializer, handler.response_serializer)
+    inner_su = handler.stream_unary
+
+    async def stream_unary(request_iterator, context):  # type: ignore[no-untyped-def]
+        return await _before_deadline(inner_su(request_iterator, context), context)
+    return grpc.stream_unary_rpc_method_handler(
+        stream_unary, handler.request_deserializer, handler.response_serializer)
 
 
 def status_for(exc: BaseException) -> tuple[grpc.StatusCode, str] | None:
@@ -196,7 +270,8 @@ async def start_server(
     max_message_bytes: int = 16 * 1024 * 1024,
     max_concurrent_rpcs: int = DEFAULT_MAX_CONCURRENT_RPCS,
 ) -> RunningServer:
-    """Start a grpc.aio server with health checking, reflection and error mapping.
+    """Start a grpc.aio server with health checking, reflection, error mapping and answers
+    before the deadline.
 
     `servicers` are `(add_XServicer_to_server, servicer)` pairs; `service_names` their full
     names. Port 0 binds any free port; the bound one is in the result. Past
@@ -204,7 +279,7 @@ async def start_server(
     once with RESOURCE_EXHAUSTED instead of queueing without bound.
     """
     server = grpc.aio.server(
-        interceptors=[*interceptors, ErrorMappingInterceptor()],
+        interceptors=[DeadlineInterceptor(), *interceptors, ErrorMappingInterceptor()],
         maximum_concurrent_rpcs=max_concurrent_rpcs,
         options=[
             ("grpc.max_receive_message_length", max_message_bytes),

@@ -3,6 +3,8 @@ verified and consumed once, nothing acknowledged that Redis does not hold, backp
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -430,6 +432,39 @@ def test_redis_down_is_unavailable_and_acknowledged_votes_survive_its_restart(
             assert (reply.accepted, reply.duplicates) == (0, 30)
             stats = stub.GetVoteStats(ingest_pb2.GetVoteStatsRequest(cause_id=cause_id))
             assert stats.votes_accepted == 80
+    finally:
+        server.stop()
+
+
+def test_a_frozen_redis_is_answered_unavailable_before_the_deadline(
+        tmp_path: Path, cause_id: str) -> None:
+    server = EmbeddedRedis(tmp_path / "redis", unix_socket=True).start()
+    assert server.process is not None
+    try:
+        client = redis.Redis.from_url(server.url)
+        create_cause(client, cause_id, register=False)
+        client.close()
+        with (serve_in_thread(start, ingest_settings(server.url)) as running,
+              grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel):
+            stub = ingest_pb2_grpc.IngestServiceStub(channel)
+            wire = token(cause_id)
+            os.kill(server.process.pid, signal.SIGSTOP)
+            try:
+                # Redis would hold the call for its socket timeout (5 s), past the client's
+                # 2 s: the answer says the store is away, in time to retry.
+                error = status_of(lambda: stub.RecordVote(ingest_pb2.RecordVoteRequest(
+                    cause_id=cause_id, voter_id="alice", prompt_token=wire, choice=LEFT,
+                    idempotency_key="k1"), timeout=2))
+            finally:
+                os.kill(server.process.pid, signal.SIGCONT)
+            assert error.code() == grpc.StatusCode.UNAVAILABLE
+            assert "deadline" in error.details()
+            retried = eventually(lambda: stub_call_or_none(
+                lambda: record(stub, cause_id, wire, LEFT)), "the vote retried")
+            assert retried.vote_id
+        client = redis.Redis.from_url(server.url)
+        assert len(log_entries(client, cause_id)) == 1
+        client.close()
     finally:
         server.stop()
 
