@@ -53,6 +53,8 @@ def free_port() -> int:
 
 # The embedded server's password, read by `main` from the environment.
 PASSWORD_VARIABLE = "PAIRWISE_REDIS_PASSWORD"
+# The data the server may hold (Redis units: "2gb"; "0": no limit), read by `main`.
+MAXMEMORY_VARIABLE = "REDIS_MAXMEMORY"
 
 
 def url(port: int, socket_path: Path | None = None, password: str | None = None) -> str:
@@ -64,10 +66,13 @@ def url(port: int, socket_path: Path | None = None, password: str | None = None)
 
 
 def command(port: int, data_dir: Path, unix_socket: Path | None = None,
-            password: str | None = None) -> list[str]:
+            password: str | None = None, maxmemory: str = "0") -> list[str]:
     """The server command line: loopback only (or, with `unix_socket`, that socket file and no
     TCP port), AOF with fsync every second (and at once for a client waiting in WAITAOF, as
-    ingest does after each write), no RDB saves; with `password`, clients must
+    ingest does after each write), no RDB saves, at most `maxmemory` of data ("0": no
+    limit) and never an eviction — past the limit writes are refused and votes answer
+    UNAVAILABLE, where an evicting policy would silently drop receipts or log entries (sizing:
+    docs/performance.md, Redis memory); with `password`, clients must
     authenticate (it is written to a mode-600 config file in `data_dir`, never on the
     command line, which any local user can read)."""
     listen = (["--port", "0", "--unixsocket", str(unix_socket), "--unixsocketperm", "700"]
@@ -81,6 +86,7 @@ def command(port: int, data_dir: Path, unix_socket: Path | None = None,
         config = [str(path)]
     return [server_binary(), *config, *listen, "--dir", str(data_dir),
             "--appendonly", "yes", "--appendfsync", "everysec", "--save", "",
+            "--maxmemory", maxmemory, "--maxmemory-policy", "noeviction",
             "--daemonize", "no", "--protected-mode", "yes", "--loglevel", "warning"]
 
 
@@ -194,7 +200,8 @@ def main() -> None:
     args.dir.mkdir(parents=True, exist_ok=True)
     # From the environment, not a flag: a command line is visible to every local user.
     argv = command(args.port, args.dir, args.unix_socket,
-                   os.environ.get(PASSWORD_VARIABLE) or None)
+                   os.environ.get(PASSWORD_VARIABLE) or None,
+                   os.environ.get(MAXMEMORY_VARIABLE) or "0")
     os.execv(argv[0], argv)
 
 

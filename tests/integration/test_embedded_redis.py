@@ -4,7 +4,10 @@ another server on it for its own."""
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -112,3 +115,30 @@ def test_a_password_protected_server_refuses_clients_without_it(tmp_path: Path) 
         assert shown(socket_server.url).endswith("?db=0&password=***")
     finally:
         socket_server.stop()
+
+
+def test_a_full_server_refuses_writes_and_evicts_nothing(tmp_path: Path) -> None:
+    """`python -m pairwise.embedded_redis` (what `make up` and compose run) under
+    REDIS_MAXMEMORY: past the limit a write is refused (used memory > maxmemory), and
+    every key already written is still there."""
+    port = embedded_redis.free_port()
+    services = Path(embedded_redis.__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(services), embedded_redis.MAXMEMORY_VARIABLE: "3mb"}
+    env.pop(embedded_redis.PASSWORD_VARIABLE, None)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pairwise.embedded_redis", "--port", str(port),
+         "--dir", str(tmp_path)], env=env)
+    client = redis.Redis(port=port, socket_timeout=5)
+    try:
+        embedded_redis.wait_ready(f"redis://127.0.0.1:{port}/0", timeout=10)
+        assert client.config_get("maxmemory-policy")["maxmemory-policy"] == "noeviction"
+        written = 0
+        with pytest.raises(redis.exceptions.OutOfMemoryError):  # ingest: UNAVAILABLE
+            for written in range(100):  # noqa: B007 — how many got in is checked below
+                client.set(f"receipt:{written}", b"x" * 100_000)
+        assert written > 0
+        assert all(client.exists(f"receipt:{k}") for k in range(written))
+    finally:
+        client.close()
+        process.terminate()
+        process.wait(timeout=10)
