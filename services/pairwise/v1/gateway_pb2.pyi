@@ -267,3 +267,57 @@ class GetCauseStatsResponse(_message.Message):
     proposals_pending: int
     proposals_rejected: int
     def __init__(self, votes_accepted: _Optional[int] = ..., votes_counted: _Optional[int] = ..., lag: _Optional[int] = ..., duplicates: _Optional[int] = ..., votes_rejected: _Optional[int] = ..., rejected_by_reason: _Optional[_Mapping[str, int]] = ..., voters: _Optional[int] = ..., ties: _Optional[int] = ..., skips: _Optional[int] = ..., skip_reasons: _Optional[_Iterable[_Union[_types_pb2.SkipReasonCount, _Mapping]]] = ..., proposals_accepted: _Optional[int] = ..., proposals_pending: _Optional[int] = ..., proposals_rejected: _Optional[int] = ...) -> None: ...
+
+class ExportVotesRequest(_message.Message):
+    __slots__ = ("cause_id", "through_entry_id", "raw_voter_ids")
+    CAUSE_ID_FIELD_NUMBER: _ClassVar[int]
+    THROUGH_ENTRY_ID_FIELD_NUMBER: _ClassVar[int]
+    RAW_VOTER_IDS_FIELD_NUMBER: _ClassVar[int]
+    cause_id: str
+    through_entry_id: str
+    raw_voter_ids: bool
+    def __init__(self, cause_id: _Optional[str] = ..., through_entry_id: _Optional[str] = ..., raw_voter_ids: _Optional[bool] = ...) -> None: ...
+
+class ExportVotesResponse(_message.Message):
+    __slots__ = ("cause", "catalog_version", "proposals", "entries")
+    CAUSE_FIELD_NUMBER: _ClassVar[int]
+    CATALOG_VERSION_FIELD_NUMBER: _ClassVar[int]
+    PROPOSALS_FIELD_NUMBER: _ClassVar[int]
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    cause: _types_pb2.Cause
+    catalog_version: int
+    proposals: _containers.RepeatedCompositeFieldContainer[_types_pb2.Proposal]
+    entries: _containers.RepeatedCompositeFieldContainer[VoteLogEntry]
+    def __init__(self, cause: _Optional[_Union[_types_pb2.Cause, _Mapping]] = ..., catalog_version: _Optional[int] = ..., proposals: _Optional[_Iterable[_Union[_types_pb2.Proposal, _Mapping]]] = ..., entries: _Optional[_Iterable[_Union[VoteLogEntry, _Mapping]]] = ...) -> None: ...
+
+class VoteLogEntry(_message.Message):
+    __slots__ = ("entry_id", "kinds", "a", "b", "vote_ids", "voter_ids", "trust", "skip_reason")
+    ENTRY_ID_FIELD_NUMBER: _ClassVar[int]
+    KINDS_FIELD_NUMBER: _ClassVar[int]
+    A_FIELD_NUMBER: _ClassVar[int]
+    B_FIELD_NUMBER: _ClassVar[int]
+    VOTE_IDS_FIELD_NUMBER: _ClassVar[int]
+    VOTER_IDS_FIELD_NUMBER: _ClassVar[int]
+    TRUST_FIELD_NUMBER: _ClassVar[int]
+    SKIP_REASON_FIELD_NUMBER: _ClassVar[int]
+    entry_id: str
+    kinds: str
+    a: str
+    b: str
+    vote_ids: str
+    voter_ids: str
+    trust: str
+    skip_reason: str
+    def __init__(self, entry_id: _Optional[str] = ..., kinds: _Optional[str] = ..., a: _Optional[str] = ..., b: _Optional[str] = ..., vote_ids: _Optional[str] = ..., voter_ids: _Optional[str] = ..., trust: _Optional[str] = ..., skip_reason: _Optional[str] = ...) -> None: ...
+
+class ExportRankingRequest(_message.Message):
+    __slots__ = ("cause_id",)
+    CAUSE_ID_FIELD_NUMBER: _ClassVar[int]
+    cause_id: str
+    def __init__(self, cause_id: _Optional[str] = ...) -> None: ...
+
+class ExportRankingResponse(_message.Message):
+    __slots__ = ("page",)
+    PAGE_FIELD_NUMBER: _ClassVar[int]
+    page: _types_pb2.RankingExportPage
+    def __init__(self, page: _Optional[_Union[_types_pb2.RankingExportPage, _Mapping]] = ...) -> None: ...

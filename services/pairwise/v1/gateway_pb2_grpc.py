@@ -96,6 +96,16 @@ class GatewayServiceStub:
                 request_serializer=pairwise_dot_v1_dot_gateway__pb2.ListProposalsRequest.SerializeToString,
                 response_deserializer=pairwise_dot_v1_dot_gateway__pb2.ListProposalsResponse.FromString,
                 _registered_method=True)
+        self.ExportVotes = channel.unary_stream(
+                '/pairwise.v1.GatewayService/ExportVotes',
+                request_serializer=pairwise_dot_v1_dot_gateway__pb2.ExportVotesRequest.SerializeToString,
+                response_deserializer=pairwise_dot_v1_dot_gateway__pb2.ExportVotesResponse.FromString,
+                _registered_method=True)
+        self.ExportRanking = channel.unary_stream(
+                '/pairwise.v1.GatewayService/ExportRanking',
+                request_serializer=pairwise_dot_v1_dot_gateway__pb2.ExportRankingRequest.SerializeToString,
+                response_deserializer=pairwise_dot_v1_dot_gateway__pb2.ExportRankingResponse.FromString,
+                _registered_method=True)
 
 
 class GatewayServiceServicer:
@@ -184,6 +194,22 @@ class GatewayServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ExportVotes(self, request, context):
+        """Admin: a cause's vote log, oldest entry first, with the proposals its votes name. With
+        ExportRanking's last_vote_entry_id as through_entry_id, exactly the votes that ranking
+        counted. Voter ids are pseudonymised unless raw_voter_ids is asked for.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ExportRanking(self, request, context):
+        """Admin: the served ranking whole (every entry, one fit), with how it was fitted.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_GatewayServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -246,6 +272,16 @@ def add_GatewayServiceServicer_to_server(servicer, server):
                     servicer.ListProposals,
                     request_deserializer=pairwise_dot_v1_dot_gateway__pb2.ListProposalsRequest.FromString,
                     response_serializer=pairwise_dot_v1_dot_gateway__pb2.ListProposalsResponse.SerializeToString,
+            ),
+            'ExportVotes': grpc.unary_stream_rpc_method_handler(
+                    servicer.ExportVotes,
+                    request_deserializer=pairwise_dot_v1_dot_gateway__pb2.ExportVotesRequest.FromString,
+                    response_serializer=pairwise_dot_v1_dot_gateway__pb2.ExportVotesResponse.SerializeToString,
+            ),
+            'ExportRanking': grpc.unary_stream_rpc_method_handler(
+                    servicer.ExportRanking,
+                    request_deserializer=pairwise_dot_v1_dot_gateway__pb2.ExportRankingRequest.FromString,
+                    response_serializer=pairwise_dot_v1_dot_gateway__pb2.ExportRankingResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -574,6 +610,60 @@ class GatewayService:
             '/pairwise.v1.GatewayService/ListProposals',
             pairwise_dot_v1_dot_gateway__pb2.ListProposalsRequest.SerializeToString,
             pairwise_dot_v1_dot_gateway__pb2.ListProposalsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExportVotes(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/pairwise.v1.GatewayService/ExportVotes',
+            pairwise_dot_v1_dot_gateway__pb2.ExportVotesRequest.SerializeToString,
+            pairwise_dot_v1_dot_gateway__pb2.ExportVotesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExportRanking(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/pairwise.v1.GatewayService/ExportRanking',
+            pairwise_dot_v1_dot_gateway__pb2.ExportRankingRequest.SerializeToString,
+            pairwise_dot_v1_dot_gateway__pb2.ExportRankingResponse.FromString,
             options,
             channel_credentials,
             insecure,

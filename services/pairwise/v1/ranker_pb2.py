@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from pairwise.v1 import types_pb2 as pairwise_dot_v1_dot_types__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18pairwise/v1/ranker.proto\x12\x0bpairwise.v1\x1a\x17pairwise/v1/types.proto\"E\n\x12ReadRankingRequest\x12\x10\n\x08\x63\x61use_id\x18\x01 \x01(\t\x12\x0e\n\x06offset\x18\x02 \x01(\x03\x12\r\n\x05limit\x18\x03 \x01(\x03\"<\n\x13ReadRankingResponse\x12%\n\x07ranking\x18\x01 \x01(\x0b\x32\x14.pairwise.v1.Ranking\"7\n\x14\x46ollowRankingRequest\x12\x10\n\x08\x63\x61use_id\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\x03\">\n\x15\x46ollowRankingResponse\x12%\n\x07ranking\x18\x01 \x01(\x0b\x32\x14.pairwise.v1.Ranking2\xbb\x01\n\rRankerService\x12P\n\x0bReadRanking\x12\x1f.pairwise.v1.ReadRankingRequest\x1a .pairwise.v1.ReadRankingResponse\x12X\n\rFollowRanking\x12!.pairwise.v1.FollowRankingRequest\x1a\".pairwise.v1.FollowRankingResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18pairwise/v1/ranker.proto\x12\x0bpairwise.v1\x1a\x17pairwise/v1/types.proto\"E\n\x12ReadRankingRequest\x12\x10\n\x08\x63\x61use_id\x18\x01 \x01(\t\x12\x0e\n\x06offset\x18\x02 \x01(\x03\x12\r\n\x05limit\x18\x03 \x01(\x03\"<\n\x13ReadRankingResponse\x12%\n\x07ranking\x18\x01 \x01(\x0b\x32\x14.pairwise.v1.Ranking\"7\n\x14\x46ollowRankingRequest\x12\x10\n\x08\x63\x61use_id\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\x03\">\n\x15\x46ollowRankingResponse\x12%\n\x07ranking\x18\x01 \x01(\x0b\x32\x14.pairwise.v1.Ranking\"(\n\x14StreamRankingRequest\x12\x10\n\x08\x63\x61use_id\x18\x01 \x01(\t\"E\n\x15StreamRankingResponse\x12,\n\x04page\x18\x01 \x01(\x0b\x32\x1e.pairwise.v1.RankingExportPage2\x95\x02\n\rRankerService\x12P\n\x0bReadRanking\x12\x1f.pairwise.v1.ReadRankingRequest\x1a .pairwise.v1.ReadRankingResponse\x12X\n\rFollowRanking\x12!.pairwise.v1.FollowRankingRequest\x1a\".pairwise.v1.FollowRankingResponse0\x01\x12X\n\rStreamRanking\x12!.pairwise.v1.StreamRankingRequest\x1a\".pairwise.v1.StreamRankingResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -40,6 +40,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_FOLLOWRANKINGREQUEST']._serialized_end=254
   _globals['_FOLLOWRANKINGRESPONSE']._serialized_start=256
   _globals['_FOLLOWRANKINGRESPONSE']._serialized_end=318
-  _globals['_RANKERSERVICE']._serialized_start=321
-  _globals['_RANKERSERVICE']._serialized_end=508
+  _globals['_STREAMRANKINGREQUEST']._serialized_start=320
+  _globals['_STREAMRANKINGREQUEST']._serialized_end=360
+  _globals['_STREAMRANKINGRESPONSE']._serialized_start=362
+  _globals['_STREAMRANKINGRESPONSE']._serialized_end=431
+  _globals['_RANKERSERVICE']._serialized_start=434
+  _globals['_RANKERSERVICE']._serialized_end=711
 # @@protoc_insertion_point(module_scope)

@@ -35,3 +35,15 @@ class FollowRankingResponse(_message.Message):
     RANKING_FIELD_NUMBER: _ClassVar[int]
     ranking: _types_pb2.Ranking
     def __init__(self, ranking: _Optional[_Union[_types_pb2.Ranking, _Mapping]] = ...) -> None: ...
+
+class StreamRankingRequest(_message.Message):
+    __slots__ = ("cause_id",)
+    CAUSE_ID_FIELD_NUMBER: _ClassVar[int]
+    cause_id: str
+    def __init__(self, cause_id: _Optional[str] = ...) -> None: ...
+
+class StreamRankingResponse(_message.Message):
+    __slots__ = ("page",)
+    PAGE_FIELD_NUMBER: _ClassVar[int]
+    page: _types_pb2.RankingExportPage
+    def __init__(self, page: _Optional[_Union[_types_pb2.RankingExportPage, _Mapping]] = ...) -> None: ...

@@ -46,6 +46,11 @@ class RankerServiceStub:
                 request_serializer=pairwise_dot_v1_dot_ranker__pb2.FollowRankingRequest.SerializeToString,
                 response_deserializer=pairwise_dot_v1_dot_ranker__pb2.FollowRankingResponse.FromString,
                 _registered_method=True)
+        self.StreamRanking = channel.unary_stream(
+                '/pairwise.v1.RankerService/StreamRanking',
+                request_serializer=pairwise_dot_v1_dot_ranker__pb2.StreamRankingRequest.SerializeToString,
+                response_deserializer=pairwise_dot_v1_dot_ranker__pb2.StreamRankingResponse.FromString,
+                _registered_method=True)
 
 
 class RankerServiceServicer:
@@ -66,6 +71,13 @@ class RankerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def StreamRanking(self, request, context):
+        """The current ranking whole, page after page of the same fit, with how it was fitted.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RankerServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -78,6 +90,11 @@ def add_RankerServiceServicer_to_server(servicer, server):
                     servicer.FollowRanking,
                     request_deserializer=pairwise_dot_v1_dot_ranker__pb2.FollowRankingRequest.FromString,
                     response_serializer=pairwise_dot_v1_dot_ranker__pb2.FollowRankingResponse.SerializeToString,
+            ),
+            'StreamRanking': grpc.unary_stream_rpc_method_handler(
+                    servicer.StreamRanking,
+                    request_deserializer=pairwise_dot_v1_dot_ranker__pb2.StreamRankingRequest.FromString,
+                    response_serializer=pairwise_dot_v1_dot_ranker__pb2.StreamRankingResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -136,6 +153,33 @@ class RankerService:
             '/pairwise.v1.RankerService/FollowRanking',
             pairwise_dot_v1_dot_ranker__pb2.FollowRankingRequest.SerializeToString,
             pairwise_dot_v1_dot_ranker__pb2.FollowRankingResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StreamRanking(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/pairwise.v1.RankerService/StreamRanking',
+            pairwise_dot_v1_dot_ranker__pb2.StreamRankingRequest.SerializeToString,
+            pairwise_dot_v1_dot_ranker__pb2.StreamRankingResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -171,3 +171,42 @@ class SkipReasonCount(_message.Message):
     reason: str
     count: int
     def __init__(self, reason: _Optional[str] = ..., count: _Optional[int] = ...) -> None: ...
+
+class FitSettings(_message.Message):
+    __slots__ = ("engine", "prior_strength", "tolerance", "max_iterations", "ties", "counted_votes", "warm_start", "catalog_version", "iterations")
+    class EngineEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    ENGINE_FIELD_NUMBER: _ClassVar[int]
+    PRIOR_STRENGTH_FIELD_NUMBER: _ClassVar[int]
+    TOLERANCE_FIELD_NUMBER: _ClassVar[int]
+    MAX_ITERATIONS_FIELD_NUMBER: _ClassVar[int]
+    TIES_FIELD_NUMBER: _ClassVar[int]
+    COUNTED_VOTES_FIELD_NUMBER: _ClassVar[int]
+    WARM_START_FIELD_NUMBER: _ClassVar[int]
+    CATALOG_VERSION_FIELD_NUMBER: _ClassVar[int]
+    ITERATIONS_FIELD_NUMBER: _ClassVar[int]
+    engine: _containers.ScalarMap[str, str]
+    prior_strength: float
+    tolerance: float
+    max_iterations: int
+    ties: str
+    counted_votes: str
+    warm_start: bool
+    catalog_version: int
+    iterations: int
+    def __init__(self, engine: _Optional[_Mapping[str, str]] = ..., prior_strength: _Optional[float] = ..., tolerance: _Optional[float] = ..., max_iterations: _Optional[int] = ..., ties: _Optional[str] = ..., counted_votes: _Optional[str] = ..., warm_start: _Optional[bool] = ..., catalog_version: _Optional[int] = ..., iterations: _Optional[int] = ...) -> None: ...
+
+class RankingExportPage(_message.Message):
+    __slots__ = ("ranking", "fit_start", "settings")
+    RANKING_FIELD_NUMBER: _ClassVar[int]
+    FIT_START_FIELD_NUMBER: _ClassVar[int]
+    SETTINGS_FIELD_NUMBER: _ClassVar[int]
+    ranking: Ranking
+    fit_start: _containers.RepeatedScalarFieldContainer[float]
+    settings: FitSettings
+    def __init__(self, ranking: _Optional[_Union[Ranking, _Mapping]] = ..., fit_start: _Optional[_Iterable[float]] = ..., settings: _Optional[_Union[FitSettings, _Mapping]] = ...) -> None: ...
