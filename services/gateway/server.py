@@ -13,6 +13,7 @@ from gateway.rate_limit import Bucket, RateLimiter, RateLimitInterceptor, one_to
 from gateway.servicer import GatewayServicer
 from gateway.settings import Settings
 from gateway.upstreams import Upstreams
+from gateway.vote_export import VoteExport
 from gateway.vote_forwarding import VoteForwarder
 from pairwise import redis_client
 from pairwise.grpc_server import RunningServer, start_server
@@ -50,6 +51,7 @@ async def start(settings: Settings) -> RunningServer:
                                max_followers_per_cause=settings.max_watches_per_cause),
         votes=VoteForwarder(upstreams.ingest, max_group=settings.vote_group_max,
                             max_in_flight=settings.vote_groups_in_flight),
+        exports=VoteExport(redis),
         token_keys=settings.token_keys, prompt_ttl_s=settings.prompt_ttl_s,
         internal_timeout_s=settings.internal_timeout_s, import_chunk=settings.import_chunk,
         pair_selection=settings.pair_selection, newcomer_votes=settings.newcomer_votes)

@@ -34,6 +34,7 @@ from gateway.pair_selection import PairSelector
 from gateway.ranking_watches import RankingWatches
 from gateway.rate_limit import over_limit
 from gateway.upstreams import Upstreams
+from gateway.vote_export import VoteExport, check_entry_id
 from gateway.vote_forwarding import VoteForwarder
 from pairwise import prompt_token, submitted_vote
 from pairwise.errors import InvalidArgument
@@ -47,6 +48,8 @@ MAX_IMPORT_ERRORS = 1000
 DEFAULT_RANKING_LIMIT = 100
 DEFAULT_WATCH_LIMIT = 20
 DEFAULT_PROPOSALS_LIMIT = 100
+# Proposals per ExportVotes catalog message (as ListProposals' largest page).
+EXPORT_PROPOSALS_PER_MESSAGE = 1000
 # grpc.aio reports "no deadline" as None or as an effectively infinite number of seconds.
 _NO_DEADLINE_S = 1e9
 
@@ -109,11 +112,12 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
     otherwise each internal call gets the client's remaining time. SubmitVotes reach ingest
     through `votes` (grouped with concurrent ones). ImportVotes forwards at most
     `import_chunk` votes per RecordVotes call. A cause created without a strategy gets
-    `pair_selection`; every new cause stores `newcomer_votes`.
+    `pair_selection`; every new cause stores `newcomer_votes`. Exports read the log through
+    `exports`.
     """
 
     def __init__(self, *, catalog: CatalogStore, pairs: PairSelector, upstreams: Upstreams,
-                 watches: RankingWatches, votes: VoteForwarder,
+                 watches: RankingWatches, votes: VoteForwarder, exports: VoteExport,
                  token_keys: prompt_token.TokenKeys, prompt_ttl_s: float,
                  internal_timeout_s: float, import_chunk: int,
                  pair_selection: PairSelection = PairSelection.UNIFORM,
@@ -126,6 +130,7 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
         self._upstreams = upstreams
         self._watches = watches
         self._votes = votes
+        self._exports = exports
         self._token_keys = token_keys
         self._prompt_ttl_ms = round(prompt_ttl_s * 1000)
         self._internal_timeout_s = internal_timeout_s
@@ -326,3 +331,34 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
             ties=stats.ties, skips=stats.skips, skip_reasons=stats.skip_reasons,
             proposals_accepted=cause.accepted, proposals_pending=cause.pending,
             proposals_rejected=cause.rejected)
+
+    async def ExportVotes(  # type: ignore[no-untyped-def]
+            self, request, context) -> AsyncIterator[gateway_pb2.ExportVotesResponse]:
+        cause_id = check_id("cause_id", request.cause_id)
+        through = check_entry_id("through_entry_id", request.through_entry_id)
+        cause = await self._catalog.get_cause(cause_id)
+        snapshot = await self._exports.catalog(cause_id)
+        proposals = [_proposal_message(cause_id, p) for p in snapshot.proposals]
+        for start in range(0, max(len(proposals), 1), EXPORT_PROPOSALS_PER_MESSAGE):
+            yield gateway_pb2.ExportVotesResponse(
+                cause=_cause_message(cause) if start == 0 else None,
+                catalog_version=snapshot.version,
+                proposals=proposals[start:start + EXPORT_PROPOSALS_PER_MESSAGE])
+        pseudonyms = None if request.raw_voter_ids else \
+            await self._exports.pseudonyms(cause_id)
+        votes = 0
+        async for entries in self._exports.entries(cause_id, through, pseudonyms):
+            votes += sum(len(entry.kinds) for entry in entries)
+            yield gateway_pb2.ExportVotesResponse(entries=entries)
+        logger.info("votes exported", extra={"cause_id": cause_id, "votes": votes,
+                                             "through_entry_id": through,
+                                             "raw_voter_ids": request.raw_voter_ids})
+
+    async def ExportRanking(  # type: ignore[no-untyped-def]
+            self, request, context) -> AsyncIterator[gateway_pb2.ExportRankingResponse]:
+        cause_id = check_id("cause_id", request.cause_id)
+        await self._catalog.require_cause(cause_id)
+        pages = self._upstreams.ranker_for(cause_id).StreamRanking(
+            ranker_pb2.StreamRankingRequest(cause_id=cause_id), timeout=self._timeout(context))
+        async for reply in pages:
+            yield gateway_pb2.ExportRankingResponse(page=reply.page)

@@ -133,3 +133,9 @@ def checkpoint_staging(cause_id: str, consumer: str) -> str:
     """List: a base snapshot being written by ranker `consumer` (its token, then the parts),
     renamed to `checkpoint_base` by the save that completes it."""
     return f"ckpt:{{{cause_id}}}:staging:{consumer}"
+
+
+def pseudonym_salt(cause_id: str) -> str:
+    """String: the random salt of the cause's voter pseudonyms in exports (hex), written once
+    by the first export (gateway.vote_export)."""
+    return f"salt:{{{cause_id}}}"

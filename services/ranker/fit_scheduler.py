@@ -9,11 +9,14 @@ delays them.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol
+
+import numpy as np
 
 from pairwise import errors
 from pairwise.cancellation import raise_if_cancel_requested
@@ -217,8 +220,9 @@ class FitScheduler:
                 return
             if done is None:
                 return  # a reload began: its replay will set `changed` again
-            inputs, fit, n_pairs = done
-            ranking = await asyncio.to_thread(ranking_from_fit, inputs, fit)
+            inputs, fit, n_pairs, init = done
+            ranking = await asyncio.to_thread(
+                functools.partial(ranking_from_fit, inputs, fit, fit_start=init))
             logger.info("fit", extra={
                 "cause_id": self.cause_id, "n_items": inputs.n_items, "n_pairs": n_pairs,
                 "iterations": ranking.iterations, "votes_counted": ranking.votes_counted,
@@ -231,10 +235,11 @@ class FitScheduler:
 
     async def _fit_once(
         self, catalog: Catalog, *, urgent: bool,
-    ) -> tuple[FitInput, bradley_terry.BTFit | None, int] | None:
-        """Cut this fit's input out of the counts and fit it: (input, fit, pairs fitted), or
-        None when a reload began. A fit on the worker's replica ships it only the votes
-        applied since the previous one; raises ReplicaMissing when the worker lost them."""
+    ) -> tuple[FitInput, bradley_terry.BTFit | None, int, np.ndarray | None] | None:
+        """Cut this fit's input out of the counts and fit it: (input, fit, pairs fitted, the
+        abilities it started from or None for a cold start), or None when a reload began. A
+        fit on the worker's replica ships it only the votes applied since the previous one;
+        raises ReplicaMissing when the worker lost them."""
         items = catalog.accepted
         async with self._counts.held() as applied:
             if applied is None:
@@ -249,7 +254,7 @@ class FitScheduler:
             if replica:
                 shipment = await self._replica.ship(applied.counts)
         if not inputs.n_items:
-            return inputs, None, 0
+            return inputs, None, 0, None
         # An argsort of the previous ranking (34,000 items: ~2 ms): off the loop.
         previous = self._ranking
         init = None if previous is None else \
@@ -259,6 +264,6 @@ class FitScheduler:
                 inputs.n_items, inputs.i, inputs.j, inputs.wins_ij, inputs.wins_ji,
                 prior_strength=bradley_terry.PRIOR_STRENGTH, init=init,
                 urgent=urgent or previous is None)
-            return inputs, fit, inputs.n_pairs
+            return inputs, fit, inputs.n_pairs, init
         fit, n_pairs = await self._replica.fit(shipment, inputs.items, init)
-        return inputs, fit, n_pairs
+        return inputs, fit, n_pairs, init

@@ -108,6 +108,9 @@ class Ranking:
     100 * mean_j sigma(ability_i - ability_j), computed here (`ranker.scores`).
     The entry at position k is proposal index `proposal_index[k]`, whose id and text are
     `catalog_ids` and `catalog_texts` at that index (`proposal_ids` / `texts` of a page).
+    `fit_start` holds the abilities the fit started from, in rank order, or is None when it
+    started cold: with the counted votes, what reproduces the fit exactly (the engine stops
+    within its tolerance of the optimum, so a fit from another start differs by up to that).
     """
 
     cause_id: str
@@ -130,6 +133,7 @@ class Ranking:
     ties: np.ndarray
     skips: np.ndarray
     appearances: np.ndarray
+    fit_start: np.ndarray | None = None
 
     @property
     def total_proposals(self) -> int:
@@ -183,8 +187,10 @@ def _rank_order(abilities: np.ndarray, proposal_id: Callable[[int], str]) -> np.
 
 def ranking_from_fit(inputs: FitInput, fit: bradley_terry.BTFit | None, *,
                      prior_strength: float = bradley_terry.PRIOR_STRENGTH,
+                     fit_start: np.ndarray | None = None,
                      clock: Callable[[], float] = time.time) -> Ranking:
-    """The ranking of `inputs` given their fit (None when there is no proposal to rank)."""
+    """The ranking of `inputs` given their fit (None when there is no proposal to rank) and
+    the abilities it started from (per item, in the order of `inputs.items`; None: cold)."""
     n_items = inputs.n_items
     if fit is not None and n_items:
         abilities, iterations = np.asarray(fit.abilities, dtype=np.float64), fit.iterations
@@ -216,4 +222,5 @@ def ranking_from_fit(inputs: FitInput, fit: bradley_terry.BTFit | None, *,
         abilities=frozen(abilities),
         **{name: frozen(values) for name, values in columns.items()},
         **{name: frozen(getattr(inputs, name)) for name in _TALLIES},
+        fit_start=None if fit_start is None or fit is None else frozen(fit_start),
     )

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import grpc
 
 from pairwise import errors
 from pairwise.v1 import ranker_pb2, ranker_pb2_grpc, types_pb2
 from ranker.cause_directory import CauseDirectory
+from ranker.fit_settings import settings_of
 from ranker.ranking import Ranking
+
+# Entries per StreamRanking message: ~150 kB each, well under the default 4 MB limit.
+EXPORT_PAGE_SIZE = 1000
 
 
 def ranking_message(ranking: Ranking, offset: int, limit: int) -> types_pb2.Ranking:
@@ -37,6 +41,26 @@ def ranking_message(ranking: Ranking, offset: int, limit: int) -> types_pb2.Rank
         total_proposals=ranking.total_proposals, entries=entries,
         fitted_at_ms=ranking.fitted_at_ms, prior_strength=ranking.prior_strength,
         last_vote_entry_id=ranking.last_vote_entry_id)
+
+
+def export_pages(ranking: Ranking,
+                 page_size: int = EXPORT_PAGE_SIZE) -> Iterator[types_pb2.RankingExportPage]:
+    """`ranking` whole in pages of `page_size` entries (one empty page when it has none),
+    the first carrying how it was fitted."""
+    settings = settings_of(ranking)
+    settings_message = types_pb2.FitSettings(
+        engine=settings.engine, prior_strength=settings.prior_strength,
+        tolerance=settings.tolerance, max_iterations=settings.max_iterations,
+        ties=settings.ties, counted_votes=settings.counted_votes,
+        warm_start=settings.warm_start, catalog_version=settings.catalog_version,
+        iterations=settings.iterations)
+    for offset in range(0, max(ranking.total_proposals, 1), page_size):
+        rows = ranking.page(offset, page_size)
+        start = [] if ranking.fit_start is None else \
+            ranking.fit_start[rows.start:rows.stop].tolist()
+        yield types_pb2.RankingExportPage(
+            ranking=ranking_message(ranking, offset, page_size), fit_start=start,
+            settings=settings_message if offset == 0 else None)
 
 
 def _check_request(cause_id: str, **ranges: int) -> None:
@@ -70,3 +94,13 @@ class RankerServicer(ranker_pb2_grpc.RankerServiceServicer):
         async for ranking in cause.follow():
             yield ranker_pb2.FollowRankingResponse(
                 ranking=ranking_message(ranking, 0, request.limit))
+
+    async def StreamRanking(self, request: ranker_pb2.StreamRankingRequest,
+                            context: grpc.aio.ServicerContext,
+                            ) -> AsyncIterator[ranker_pb2.StreamRankingResponse]:
+        _check_request(request.cause_id)
+        cause = await self._directory.get(request.cause_id)
+        # One ranking object for every page: a fit landing meanwhile does not mix in.
+        ranking = await cause.current()
+        for page in export_pages(ranking):
+            yield ranker_pb2.StreamRankingResponse(page=page)

@@ -28,11 +28,13 @@ abilities where rankings are built.
 """
 
 from ranker.bradley_terry.errors import FitDidNotConverge
-from ranker.bradley_terry.estimate import BTFit, fit
+from ranker.bradley_terry.estimate import MAX_ITERATIONS, TOLERANCE, BTFit, fit
 from ranker.bradley_terry.likelihood import PRIOR_STRENGTH, gradient, log_posterior
 from ranker.bradley_terry.standard_errors import std_errors
 
 __all__ = [
+    "MAX_ITERATIONS",
+    "TOLERANCE",
     "PRIOR_STRENGTH",
     "BTFit",
     "FitDidNotConverge",

@@ -12,6 +12,10 @@ from ranker.bradley_terry.likelihood import PRIOR_STRENGTH, Objective
 from ranker.bradley_terry.solver import maximise
 from ranker.bradley_terry.starting_point import starting_point
 
+# `fit`'s defaults, named so that a fit can be reproduced with the settings it ran with.
+TOLERANCE = 1e-6
+MAX_ITERATIONS = 200
+
 
 @dataclass(frozen=True)
 class BTFit:
@@ -51,8 +55,8 @@ def fit(
     *,
     prior_strength: float = PRIOR_STRENGTH,
     init: np.ndarray | None = None,
-    tol: float = 1e-6,
-    max_iter: int = 200,
+    tol: float = TOLERANCE,
+    max_iter: int = MAX_ITERATIONS,
     with_std_errors: bool = True,
 ) -> BTFit:
     """Fit Bradley–Terry abilities by penalised maximum likelihood.

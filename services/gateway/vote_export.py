@@ -1,0 +1,106 @@
+"""What ExportVotes reads: a snapshot of a cause's catalog, and its vote log in batches.
+
+The log is read with XRANGE in id order, a bounded number of votes at a time, so an export
+of millions of votes holds one batch in memory. Entries are passed on as recorded (format
+in pairwise.vote_log), voter ids replaced by their pseudonyms (gateway.pseudonyms) unless
+the admin asked for them raw.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+
+from gateway.catalog import Proposal
+from gateway.pseudonyms import Pseudonyms
+from pairwise import keys
+from pairwise.errors import InvalidArgument
+from pairwise.v1 import gateway_pb2
+
+_ENTRY_ID = re.compile(r"\d{1,20}-\d{1,20}")
+# Votes per XRANGE reply (and per ExportVotes message): ~1 MB of fields, big enough that
+# the per-call costs vanish, small enough to keep an export's memory flat.
+BATCH_VOTES = 20_000
+# Entries asked for by the first XRANGE; later calls ask for as many as held BATCH_VOTES
+# votes in the previous reply (imported entries hold up to 1,000 votes, interactive ones 1).
+_FIRST_COUNT = 64
+_MAX_COUNT = 10_000
+
+
+def check_entry_id(field: str, value: str) -> str:
+    """A vote-log entry id ("<ms>-<seq>"), or "" (none given)."""
+    if value and not _ENTRY_ID.fullmatch(value):
+        raise InvalidArgument(field, f"not a log entry id: {value[:40]!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class CatalogSnapshot:
+    """Every proposal of a cause in index order, read together with `version`."""
+
+    version: int
+    proposals: list[Proposal]
+
+
+class VoteExport:
+    """Reads what an export of one cause needs from Redis (bytes replies)."""
+
+    def __init__(self, redis: Redis) -> None:
+        self._redis = redis
+
+    async def catalog(self, cause_id: str) -> CatalogSnapshot:
+        """The cause's proposals and catalog version, read in one transaction."""
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.get(keys.catalog_version(cause_id))
+            pipe.hgetall(keys.proposals(cause_id))
+            version, records = await pipe.execute()
+        proposals = sorted((Proposal.from_record(pid.decode(), record)
+                            for pid, record in records.items()), key=lambda p: p.index)
+        return CatalogSnapshot(version=int(version or 0), proposals=proposals)
+
+    async def pseudonyms(self, cause_id: str) -> Pseudonyms:
+        """The cause's pseudonyms; its salt is drawn by the first export that asks."""
+        salt_key = keys.pseudonym_salt(cause_id)
+        await self._redis.set(salt_key, secrets.token_hex(32), nx=True)
+        salt: bytes = await self._redis.get(salt_key)  # type: ignore[assignment]
+        return Pseudonyms(bytes.fromhex(salt.decode()))
+
+    async def entries(self, cause_id: str, through_entry_id: str,
+                      pseudonyms: Pseudonyms | None,
+                      ) -> AsyncIterator[list[gateway_pb2.VoteLogEntry]]:
+        """The log's entries up to `through_entry_id` ("" = to the end), oldest first, in
+        batches of about BATCH_VOTES votes; voter ids through `pseudonyms` unless None."""
+        log = keys.votes(cause_id)
+        start, end = "-", through_entry_id or "+"
+        count = _FIRST_COUNT
+        while True:
+            reply: list[tuple[bytes, dict[bytes, bytes]]] = await self._redis.xrange(
+                log, start, end, count=count)  # type: ignore[assignment]
+            if not reply:
+                return
+            batch = [_entry_message(entry_id, fields, pseudonyms) for entry_id, fields in reply]
+            yield batch
+            if len(reply) < count:
+                return
+            start = "(" + batch[-1].entry_id
+            votes = sum(len(entry.kinds) for entry in batch)
+            count = max(1, min(_MAX_COUNT, count * BATCH_VOTES // max(votes, 1)))
+
+
+def _entry_message(entry_id: bytes, fields: dict[bytes, bytes],
+                   pseudonyms: Pseudonyms | None) -> gateway_pb2.VoteLogEntry:
+    kinds = fields.get(b"k", b"").decode()
+    voter_ids = fields.get(b"u", b"").decode()
+    if pseudonyms is not None and voter_ids:
+        voter_ids = pseudonyms.of_list(voter_ids)
+    return gateway_pb2.VoteLogEntry(
+        entry_id=entry_id.decode(), kinds=kinds, a=fields.get(b"a", b"").decode(),
+        b=fields.get(b"b", b"").decode(), vote_ids=fields.get(b"v", b"").decode(),
+        voter_ids=voter_ids,
+        # An entry without trust flags is trusted (pairwise.vote_log: every writer adds q).
+        trust=fields.get(b"q", b"1" * len(kinds)).decode(),
+        skip_reason=fields.get(b"r", b"").decode(errors="replace"))
