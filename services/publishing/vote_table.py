@@ -1,0 +1,190 @@
+"""The votes file of an export: one row per vote in log order, as Parquet or CSV.
+
+Columns:
+    entry_id     the vote-log entry holding the vote (an imported batch holds up to 1,000)
+    kind         "win" (proposal_a beat proposal_b), "tie", or "skip" (proposal_a was shown
+                 left, proposal_b right)
+    proposal_a, proposal_b   proposal ids
+    vote_id      SubmitVote's receipt, or the ImportedVote's vote_id
+    voter_id     the voter's pseudonym in the cause (or the raw id when exported so)
+    trusted      false for a vote flagged suspicious at ingest (kept in the log)
+    skip_reason  the reason given for a skip (null for other kinds)
+
+Batches are built from ExportVotes messages with a few numpy and Arrow calls per message
+(no Python loop per vote), and written as they arrive: the writer holds at most one row
+group (`ROW_GROUP_VOTES`) in memory.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
+
+from pairwise import vote_log
+from pairwise.v1 import gateway_pb2
+
+PARQUET, CSV = "parquet", "csv"
+FORMATS = (PARQUET, CSV)
+
+KIND_NAMES = ("win", "tie", "skip")  # position = vote_log's kind code
+_KIND_DICTIONARY = pa.array(KIND_NAMES)
+_CODE_OF_LETTER = np.full(256, 255, dtype=np.uint8)
+for _letter, _code in ((vote_log.WIN, vote_log.WIN_CODE), (vote_log.TIE, vote_log.TIE_CODE),
+                       (vote_log.SKIP, vote_log.SKIP_CODE)):
+    _CODE_OF_LETTER[ord(_letter)] = _code
+
+SCHEMA = pa.schema([
+    ("entry_id", pa.string()),
+    ("kind", pa.dictionary(pa.int8(), pa.string())),
+    ("proposal_a", pa.dictionary(pa.int32(), pa.string())),
+    ("proposal_b", pa.dictionary(pa.int32(), pa.string())),
+    ("vote_id", pa.string()),
+    ("voter_id", pa.string()),
+    ("trusted", pa.bool_()),
+    ("skip_reason", pa.string()),
+])
+# CSV has no dictionaries: the same columns as plain strings.
+CSV_SCHEMA = pa.schema([pa.field(f.name, pa.string()) if pa.types.is_dictionary(f.type) else f
+                        for f in SCHEMA])
+
+# Rows per Parquet row group: ~20 MB of Arrow memory, large enough for good compression.
+ROW_GROUP_VOTES = 262_144
+
+
+class MalformedEntries(ValueError):
+    """Log entries whose per-vote fields disagree, or name proposals the export lacks."""
+
+
+def file_name(fmt: str) -> str:
+    return f"votes.{fmt}"
+
+
+def batch_from_entries(entries: Sequence[gateway_pb2.VoteLogEntry],
+                       proposal_ids: pa.Array) -> pa.RecordBatch:
+    """The rows of `entries` (one per vote); `proposal_ids` holds the id of each index.
+
+    Raises MalformedEntries when an entry's fields do not hold one item per vote.
+    """
+    n_entries = len(entries)
+    kinds = "".join([e.kinds for e in entries]).encode("ascii", errors="replace")
+    n = len(kinds)
+    votes_per_entry = np.fromiter((len(e.kinds) for e in entries), dtype=np.int64,
+                                  count=n_entries)
+    entry_of_vote = pa.array(np.repeat(np.arange(n_entries, dtype=np.int32), votes_per_entry))
+    codes = _CODE_OF_LETTER[np.frombuffer(kinds, dtype=np.uint8)]
+    if (codes == 255).any():
+        raise MalformedEntries(f"unknown vote kinds in entries {_first_ids(entries)}")
+    a = _indices([e.a for e in entries], n, len(proposal_ids), entries)
+    b = _indices([e.b for e in entries], n, len(proposal_ids), entries)
+    trust = "".join([e.trust for e in entries]).encode("ascii", errors="replace")
+    if len(trust) != n:
+        raise MalformedEntries(f"trust flags do not match kinds in {_first_ids(entries)}")
+    is_skip = codes == vote_log.SKIP_CODE
+    reasons = pa.array([e.skip_reason for e in entries], pa.string()).take(entry_of_vote)
+    reasons = pc.if_else(pa.array(is_skip), reasons, pa.nulls(n, pa.string()))
+    columns = [
+        pa.array([e.entry_id for e in entries], pa.string()).take(entry_of_vote),
+        pa.DictionaryArray.from_arrays(pa.array(codes.astype(np.int8)), _KIND_DICTIONARY),
+        pa.DictionaryArray.from_arrays(pa.array(a), proposal_ids),
+        pa.DictionaryArray.from_arrays(pa.array(b), proposal_ids),
+        _words([e.vote_ids for e in entries], n, entries),
+        _words([e.voter_ids for e in entries], n, entries),
+        pa.array(np.frombuffer(trust, dtype=np.uint8) == ord("1")),
+        reasons,
+    ]
+    return pa.RecordBatch.from_arrays(columns, schema=SCHEMA)
+
+
+def _first_ids(entries: Sequence[gateway_pb2.VoteLogEntry]) -> str:
+    return f"{entries[0].entry_id} .. {entries[-1].entry_id}"
+
+
+def _indices(parts: list[str], n: int, n_proposals: int,
+             entries: Sequence[gateway_pb2.VoteLogEntry]) -> np.ndarray:
+    with warnings.catch_warnings():
+        # numpy warns (rather than raising) when the text does not parse to its end.
+        warnings.simplefilter("error")
+        try:
+            values = np.fromstring(" ".join(parts), dtype=np.int64, sep=" ")
+        except (ValueError, DeprecationWarning):
+            values = np.zeros(0, dtype=np.int64)
+    if len(values) != n:
+        raise MalformedEntries(f"proposal indices do not match kinds in {_first_ids(entries)}")
+    if n and (values.min() < 0 or values.max() >= n_proposals):
+        raise MalformedEntries(f"a proposal index outside the catalog in {_first_ids(entries)}")
+    return values.astype(np.int32)
+
+
+def _words(parts: list[str], n: int, entries: Sequence[gateway_pb2.VoteLogEntry]) -> pa.Array:
+    """The space-separated words of `parts`, as one string array (split in C)."""
+    if n == 0:
+        return pa.array([], pa.string())
+    words = pc.split_pattern(pa.array([" ".join(parts)], pa.large_string()), " ").flatten()
+    if len(words) != n:
+        raise MalformedEntries(f"ids do not match kinds in {_first_ids(entries)}")
+    return words.cast(pa.string())
+
+
+class VoteFileWriter:
+    """Writes vote batches to `path` as they come, a row group at a time. Use as a context
+    manager; `rows` counts the votes written."""
+
+    def __init__(self, path: Path, fmt: str) -> None:
+        if fmt not in FORMATS:
+            raise ValueError(f"format must be one of {FORMATS}, got {fmt!r}")
+        self.path = path
+        self.rows = 0
+        self._format = fmt
+        self._pending: list[pa.RecordBatch] = []
+        self._pending_rows = 0
+        self._writer: pq.ParquetWriter | pa_csv.CSVWriter = (
+            pq.ParquetWriter(path, SCHEMA, compression="zstd") if fmt == PARQUET
+            else pa_csv.CSVWriter(path, CSV_SCHEMA))
+
+    def __enter__(self) -> VoteFileWriter:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        self.rows += batch.num_rows
+        self._pending.append(batch)
+        self._pending_rows += batch.num_rows
+        if self._pending_rows >= ROW_GROUP_VOTES:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self._pending_rows:
+            return
+        table = pa.Table.from_batches(self._pending, schema=SCHEMA)
+        if self._format == PARQUET:
+            self._writer.write_table(table, row_group_size=self._pending_rows)
+        else:
+            self._writer.write_table(table.cast(CSV_SCHEMA))
+        self._pending, self._pending_rows = [], 0
+
+    def close(self) -> None:
+        self._flush()
+        self._writer.close()
+
+
+def read_batches(path: Path, fmt: str) -> Iterator[pa.RecordBatch]:
+    """The rows of a votes file in order, a bounded batch at a time (CSV_SCHEMA types for
+    CSV, SCHEMA's for Parquet)."""
+    if fmt == PARQUET:
+        yield from pq.ParquetFile(path).iter_batches(batch_size=ROW_GROUP_VOTES)
+        return
+    # The writer leaves a null empty and quotes an empty string.
+    convert = pa_csv.ConvertOptions(column_types=CSV_SCHEMA, strings_can_be_null=True,
+                                    null_values=[""], quoted_strings_can_be_null=False)
+    with pa_csv.open_csv(path, convert_options=convert,
+                         read_options=pa_csv.ReadOptions(block_size=16 << 20)) as reader:
+        yield from reader
