@@ -8,7 +8,7 @@ guesses.
 
 from __future__ import annotations
 
-import hmac
+import hashlib
 
 # 32 hex digits (128 bits): no two of a cause's voters share one in practice, at half the
 # bytes per row of the full digest.
@@ -16,13 +16,24 @@ PSEUDONYM_HEX_DIGITS = 32
 # Pseudonyms remembered while exporting: a voter with many votes is hashed once, and the
 # memory stays bounded (~15 MB) however many voters a cause has.
 _CACHE_MAX = 100_000
+# SHA-256's block size in bytes: HMAC pads (shorter) keys to it.
+_BLOCK = 64
 
 
 class Pseudonyms:
-    """The pseudonyms of one cause's voters, given its salt (bytes)."""
+    """The pseudonyms of one cause's voters, given its salt (bytes, at most 64).
+
+    HMAC-SHA256 is computed from its definition, H((K ⊕ opad) ‖ H((K ⊕ ipad) ‖ m)), with the
+    two keyed blocks hashed once here and copied per voter: `hmac.digest` sets up OpenSSL's
+    HMAC afresh on every call, which costs three times as much (~5 against ~1.7 µs a voter).
+    """
 
     def __init__(self, salt: bytes) -> None:
-        self._salt = salt
+        if len(salt) > _BLOCK:
+            raise ValueError(f"a salt of at most {_BLOCK} bytes, got {len(salt)}")
+        key = salt.ljust(_BLOCK, b"\0")
+        self._inner = hashlib.sha256(bytes(byte ^ 0x36 for byte in key))
+        self._outer = hashlib.sha256(bytes(byte ^ 0x5C for byte in key))
         self._cache: dict[str, str] = {}
 
     def of(self, voter_id: str) -> str:
@@ -31,8 +42,11 @@ class Pseudonyms:
         if pseudonym is None:
             if len(self._cache) >= _CACHE_MAX:
                 self._cache.clear()
-            digest = hmac.digest(self._salt, voter_id.encode(), "sha256")
-            pseudonym = self._cache[voter_id] = digest.hex()[:PSEUDONYM_HEX_DIGITS]
+            inner = self._inner.copy()
+            inner.update(voter_id.encode())
+            outer = self._outer.copy()
+            outer.update(inner.digest())
+            pseudonym = self._cache[voter_id] = outer.hexdigest()[:PSEUDONYM_HEX_DIGITS]
         return pseudonym
 
     def of_list(self, voter_ids: str) -> str:

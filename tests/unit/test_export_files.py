@@ -1,0 +1,82 @@
+"""The export's files without a cluster: pseudonyms are HMAC-SHA256, vote rows round-trip
+through Parquet and CSV exactly, malformed entries are refused, the counting rule."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from gateway.pseudonyms import Pseudonyms
+from pairwise.v1 import gateway_pb2
+from publishing import vote_table
+from publishing.recompute import counted_mask
+
+PROPOSALS = pa.array(["alpha", "beta", "gamma"])
+
+
+def entries() -> list[gateway_pb2.VoteLogEntry]:
+    return [
+        gateway_pb2.VoteLogEntry(entry_id="1-0", kinds="wtw", a="0 1 2", b="1 2 0",
+                                 vote_ids="i1 i2 i3", voter_ids="u1 u2 u1", trust="111"),
+        gateway_pb2.VoteLogEntry(entry_id="2-0", kinds="s", a="2", b="0", vote_ids="s1",
+                                 voter_ids="u3", trust="0", skip_reason="je ne sais pas"),
+        gateway_pb2.VoteLogEntry(entry_id="3-0", kinds="s", a="1", b="0", vote_ids="s2",
+                                 voter_ids="u3", trust="1", skip_reason=""),
+    ]
+
+
+def test_pseudonyms_are_hmac_sha256_of_the_voter_id() -> None:
+    salt = bytes(range(32))
+    pseudonyms = Pseudonyms(salt)
+    expected = hmac.new(salt, "voter-ü@x".encode(), hashlib.sha256).hexdigest()[:32]
+    assert pseudonyms.of("voter-ü@x") == expected
+    assert pseudonyms.of_list("a b a") == " ".join(
+        hmac.new(salt, v.encode(), hashlib.sha256).hexdigest()[:32] for v in "aba")
+    assert Pseudonyms(bytes(32)).of("a") != pseudonyms.of("a")
+
+
+@pytest.mark.parametrize("fmt", vote_table.FORMATS)
+def test_vote_rows_round_trip(tmp_path: Path, fmt: str) -> None:
+    path = tmp_path / vote_table.file_name(fmt)
+    with vote_table.VoteFileWriter(path, fmt) as writer:
+        writer.write(vote_table.batch_from_entries(entries()[:1], PROPOSALS))
+        writer.write(vote_table.batch_from_entries(entries()[1:], PROPOSALS))
+    assert writer.rows == 5
+    rows = pa.Table.from_batches(list(vote_table.read_batches(path, fmt))).to_pydict()
+    assert rows["entry_id"] == ["1-0", "1-0", "1-0", "2-0", "3-0"]
+    assert [str(k) for k in rows["kind"]] == ["win", "tie", "win", "skip", "skip"]
+    assert [str(p) for p in rows["proposal_a"]] == ["alpha", "beta", "gamma", "gamma", "beta"]
+    assert [str(p) for p in rows["proposal_b"]] == ["beta", "gamma", "alpha", "alpha", "alpha"]
+    assert rows["vote_id"] == ["i1", "i2", "i3", "s1", "s2"]
+    assert rows["voter_id"] == ["u1", "u2", "u1", "u3", "u3"]
+    assert rows["trusted"] == [True, True, True, False, True]
+    assert rows["skip_reason"] == [None, None, None, "je ne sais pas", ""]
+
+
+@pytest.mark.parametrize("entry", [
+    gateway_pb2.VoteLogEntry(entry_id="9-0", kinds="ww", a="0 1", b="1", vote_ids="x y",
+                             voter_ids="u v", trust="11"),
+    gateway_pb2.VoteLogEntry(entry_id="9-0", kinds="w", a="0", b="7", vote_ids="x",
+                             voter_ids="u", trust="1"),
+    gateway_pb2.VoteLogEntry(entry_id="9-0", kinds="x", a="0", b="1", vote_ids="x",
+                             voter_ids="u", trust="1"),
+    gateway_pb2.VoteLogEntry(entry_id="9-0", kinds="ww", a="0 1", b="1 2", vote_ids="x",
+                             voter_ids="u v", trust="11"),
+])
+def test_malformed_entries_are_refused_naming_them(entry: gateway_pb2.VoteLogEntry) -> None:
+    with pytest.raises(vote_table.MalformedEntries, match="9-0"):
+        vote_table.batch_from_entries([entry], PROPOSALS)
+
+
+def test_counting_rules() -> None:
+    trusted = np.array([True, False, True])
+    excluded = np.array([False, False, True])
+    assert counted_mask("all", trusted, excluded).tolist() == [True, True, True]
+    assert counted_mask("trusted", trusted, excluded).tolist() == [True, False, False]
+    with pytest.raises(ValueError, match="unknown"):
+        counted_mask("some", trusted, excluded)
