@@ -78,15 +78,23 @@ def _write_log(client: redis.Redis, cause_id: str, n_votes: int, n_proposals: in
     client.sadd(keys.AWAKE_CAUSES, cause_id)
 
 
-def _child(argv: list[str], env: dict[str, str]) -> tuple[int, str, float, float]:
-    """(exit code, stdout and stderr, wall seconds, peak RSS in MB) of one child process."""
+def _child(argv: list[str], env: dict[str, str]) -> tuple[int, str, float, float, float]:
+    """(exit code, stdout and stderr, wall seconds, peak RSS in MB, CPU seconds) of one
+    child process."""
     started = time.perf_counter()
     child = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                              text=True)
     output = child.stdout.read() if child.stdout else ""
     _, status, usage = os.wait4(child.pid, 0)
     child.returncode = os.waitstatus_to_exitcode(status)
-    return child.returncode, output, time.perf_counter() - started, usage.ru_maxrss / 1024
+    return (child.returncode, output, time.perf_counter() - started, usage.ru_maxrss / 1024,
+            usage.ru_utime + usage.ru_stime)
+
+
+def _cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) process `pid` has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _peak_rss_mb(pid: int) -> float:
@@ -142,24 +150,29 @@ def main(argv: list[str] | None = None) -> int:
                     time.sleep(1)
                 result["ranker_catch_up_s"] = round(time.perf_counter() - started, 1)
             result["gateway_peak_rss_mb_before"] = _peak_rss_mb(gateway_pid)
+            gateway_cpu = _cpu_s(gateway_pid)
             folder = run.root / "export"
             shutil.rmtree(folder, ignore_errors=True)
             env = {**environ, "PAIRWISE_ADMIN_TOKEN": tokens.admin}
-            code, output, seconds, rss = _child(
+            code, output, seconds, rss, cpu = _child(
                 [sys.executable, "-m", "pairwise", "export", "--cause", cause_id,
                  "--format", args.format, "--out", str(folder), "--gateway", addr,
                  *(["--raw-voter-ids"] if args.raw_voter_ids else [])], env)
             print(output, end="")
             result["gateway_peak_rss_mb_after"] = _peak_rss_mb(gateway_pid)
+            # CPU time says what a quiet machine would give better than wall time on a
+            # shared one: the two stages run at once, so the slower one sets the pace.
             result["export"] = {"exit": code, "seconds": round(seconds, 2),
                                 "votes_per_s": round(args.votes / seconds),
+                                "cli_cpu_s": round(cpu, 2),
+                                "gateway_cpu_s": round(_cpu_s(gateway_pid) - gateway_cpu, 2),
                                 "peak_rss_mb": round(rss), "output": output.strip()}
             result["files_mb"] = {p.name: round(p.stat().st_size / 2**20, 1)
                                   for p in sorted(folder.iterdir())}
-            code, output, seconds, rss = _child(
+            code, output, seconds, rss, cpu = _child(
                 [sys.executable, "-m", "pairwise", "rank", str(folder)], env)
             print(output, end="")
-            result["rank"] = {"exit": code, "seconds": round(seconds, 2),
+            result["rank"] = {"exit": code, "seconds": round(seconds, 2), "cpu_s": round(cpu, 2),
                               "peak_rss_mb": round(rss), "output": output.strip()}
             if not args.keep:
                 shutil.rmtree(folder, ignore_errors=True)
@@ -171,6 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     path = args.out / f"{run_id}.json"
     path.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps({k: v for k, v in result.items() if k not in ("export", "rank")}))
+    print(json.dumps({k: v for k, v in result["export"].items() if k != "output"}))
     print(f"written {path}")
     return 0 if result["export"]["exit"] == 0 and result["rank"]["exit"] == 0 else 1
 
