@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -137,7 +138,12 @@ def _words(parts: list[str], n: int, entries: Sequence[gateway_pb2.VoteLogEntry]
 
 class VoteFileWriter:
     """Writes vote batches to `path` as they come, a row group at a time. Use as a context
-    manager; `rows` counts the votes written."""
+    manager; `rows` counts the votes written.
+
+    Each row group is encoded and written in a thread of its own while the caller builds the
+    next (Arrow releases the GIL while it encodes): at most two row groups are in memory,
+    the one being written and the one filling.
+    """
 
     def __init__(self, path: Path, fmt: str) -> None:
         if fmt not in FORMATS:
@@ -149,8 +155,9 @@ class VoteFileWriter:
         self._pending_rows = 0
         self._writer: pq.ParquetWriter | pa_csv.CSVWriter = (
             pq.ParquetWriter(path, SCHEMA, compression="zstd", use_dictionary=_DICTIONARY_COLUMNS)
-            if fmt == PARQUET
-            else pa_csv.CSVWriter(path, CSV_SCHEMA))
+            if fmt == PARQUET else pa_csv.CSVWriter(path, CSV_SCHEMA))
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vote-file")
+        self._writing: Future[None] | None = None
 
     def __enter__(self) -> VoteFileWriter:
         return self
@@ -169,15 +176,29 @@ class VoteFileWriter:
         if not self._pending_rows:
             return
         table = pa.Table.from_batches(self._pending, schema=SCHEMA)
+        self._pending, self._pending_rows = [], 0
+        self._wait()
+        self._writing = self._thread.submit(self._write_table, table)
+
+    def _write_table(self, table: pa.Table) -> None:
         if self._format == PARQUET:
-            self._writer.write_table(table, row_group_size=self._pending_rows)
+            self._writer.write_table(table, row_group_size=table.num_rows)
         else:
             self._writer.write_table(table.cast(CSV_SCHEMA))
-        self._pending, self._pending_rows = [], 0
+
+    def _wait(self) -> None:
+        """Until the row group being written is written (raising what writing it raised)."""
+        if self._writing is not None:
+            writing, self._writing = self._writing, None
+            writing.result()
 
     def close(self) -> None:
-        self._flush()
-        self._writer.close()
+        try:
+            self._flush()
+            self._wait()
+        finally:
+            self._thread.shutdown()
+            self._writer.close()
 
 
 def read_batches(path: Path, fmt: str) -> Iterator[pa.RecordBatch]:
