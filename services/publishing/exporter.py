@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-from google.protobuf import json_format
 
 from gateway.pseudonyms import PSEUDONYM_HEX_DIGITS
 from pairwise.v1 import gateway_pb2, gateway_pb2_grpc, types_pb2
@@ -78,8 +77,7 @@ def export(stub: gateway_pb2_grpc.GatewayServiceStub, admin_token: str, cause_id
             "last_vote_entry_id": header.last_vote_entry_id,
             "total_proposals": header.total_proposals, "fitted_at_ms": header.fitted_at_ms,
         },
-        "fit": json_format.MessageToDict(settings, preserving_proto_field_name=True,
-                                         always_print_fields_with_no_presence=True),
+        "fit": _settings_json(settings),
         "exclusions": exclusions_of(cause_id),
         "files": files,
     }
@@ -152,6 +150,14 @@ def _write_votes(stub: gateway_pb2_grpc.GatewayServiceStub, metadata: tuple[tupl
     return catalog, {"file": path.name, "format": fmt, "rows": writer.rows,
                      "first_entry_id": first_entry, "last_entry_id": last_entry,
                      "voter_ids": pseudonyms}
+
+
+def _settings_json(settings: types_pb2.FitSettings) -> dict[str, Any]:
+    return {"engine": dict(settings.engine), "prior_strength": settings.prior_strength,
+            "tolerance": settings.tolerance, "max_iterations": settings.max_iterations,
+            "ties": settings.ties, "counted_votes": settings.counted_votes,
+            "warm_start": settings.warm_start, "catalog_version": settings.catalog_version,
+            "iterations": settings.iterations}
 
 
 def _cause_json(cause: types_pb2.Cause) -> dict[str, Any]:

@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import grpc
@@ -134,6 +135,36 @@ def test_export_then_recompute_matches_the_served_ranking(  # type: ignore[no-un
     checked = run_cli("rank", tmp_path / "csv", cluster=cluster)
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert "MATCH" in checked.stdout and "MISMATCH" not in checked.stdout
+
+
+def test_an_open_cause_exports_the_prefix_its_ranking_counted(  # type: ignore[no-untyped-def]
+        stub, cluster: Cluster, cause_id: str, tmp_path: Path) -> None:
+    consultation(stub, cluster, cause_id, seed=2)
+    stop = threading.Event()
+
+    def keep_voting() -> None:
+        k = 0
+        while not stop.is_set():
+            stub.ImportVotes(iter([gw.ImportVotesRequest(votes=[types_pb2.ImportedVote(
+                vote_id=f"late-{k}-{j}", cause_id=cause_id, voter_id=f"late-{j}",
+                winner_id=ACCEPTED[j % 8], loser_id=ACCEPTED[(j + 1) % 8])
+                for j in range(100)])]), metadata=cluster.admin, timeout=10)
+            k += 1
+
+    voting = threading.Thread(target=keep_voting)
+    voting.start()
+    try:
+        exports = [export(stub, ADMIN_TOKEN, cause_id, "parquet", tmp_path / str(n))
+                   for n in range(3)]
+    finally:
+        stop.set()
+        voting.join()
+    for result in exports:
+        report = recompute(result.folder)
+        assert report.matches, report.problems
+        assert result.manifest["votes"]["last_entry_id"] == \
+            result.manifest["ranking"]["last_vote_entry_id"]
+    assert exports[0].votes <= exports[1].votes <= exports[2].votes
 
 
 def test_a_tampered_vote_is_caught(stub, cluster: Cluster, cause_id: str,  # type: ignore[no-untyped-def]
