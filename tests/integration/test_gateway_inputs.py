@@ -79,6 +79,8 @@ CHOICES = {types_pb2.CHOICE_LEFT, types_pb2.CHOICE_RIGHT, types_pb2.CHOICE_TIE,
            types_pb2.CHOICE_SKIP}
 
 ADMIN_RPCS = {"CreateCause", "UpdatePairSelection", "ModerateProposal", "ImportVotes"}
+# Exports hand out every vote with its voter: admins only.
+ADMIN_RPCS |= {"ExportVotes", "ExportRanking"}
 
 OK = grpc.StatusCode.OK
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
@@ -828,7 +830,8 @@ def test_get_cause_stats(world: World, data: st.DataObject) -> None:
 METHODS = {
     name: (method.input_type._concrete_class,
            "stream" if method.name == "ImportVotes" else
-           "watch" if method.name == "WatchRanking" else "unary")
+           # Server streams: the first message (or the status) is the outcome.
+           "watch" if method.server_streaming else "unary")
     for name, method in gw.DESCRIPTOR.services_by_name["GatewayService"].methods_by_name.items()
 }
 
