@@ -8,7 +8,7 @@ RUN_DIR ?= run
 BUF    := $(VENV)/bin/buf
 LOCK   := requirements-dev.lock
 
-.PHONY: install lock image-wheels proto proto-check proto-lint tools lint check test test-fast up down demo status loadtest selection-bench many-causes bench clean
+.PHONY: install lock image-wheels proto proto-check proto-lint tools lint check test test-fast up down demo status loadtest selection-bench many-causes export-bench bench clean
 
 # Installs are locked: requirements-*.lock pin every package with its hashes, so a release
 # on PyPI never changes what a fresh clone installs or tests. The venv is rebuilt whenever a
@@ -120,6 +120,12 @@ selection-bench: $(STAMP)
 # results/many_causes/; flags in MANY_CAUSES_ARGS (python -m loadtest.many_causes --help).
 many-causes: $(STAMP)
 	$(PY) -m loadtest.many_causes --out results/many_causes/report.json $(MANY_CAUSES_ARGS)
+
+# An export of a large cause and its recompute, on a scratch cluster of its own (ports
+# 50161-50163, 6396): JSON under results/export/; flags in EXPORT_BENCH_ARGS, e.g.
+# make export-bench EXPORT_BENCH_ARGS="--votes 7000000 --proposals 34000".
+export-bench: $(STAMP)
+	$(PY) -m loadtest.export_bench $(EXPORT_BENCH_ARGS)
 
 # Ranking engine benchmarks (docs/performance.md): tables on stdout, JSON under results/bench/
 # e.g. make bench BENCH_ARGS="--sizes 1k,10k --repeats 5" (python -m bench --help).
