@@ -167,6 +167,8 @@ def main(argv: list[str] | None = None) -> int:
                                 "cli_cpu_s": round(cpu, 2),
                                 "gateway_cpu_s": round(_cpu_s(gateway_pid) - gateway_cpu, 2),
                                 "peak_rss_mb": round(rss), "output": output.strip()}
+            if code != 0:
+                raise SystemExit(f"the export failed (exit {code}):\n{output}")
             result["files_mb"] = {p.name: round(p.stat().st_size / 2**20, 1)
                                   for p in sorted(folder.iterdir())}
             code, output, seconds, rss, cpu = _child(
