@@ -164,13 +164,12 @@ def ranker_settings(redis_url: str, **overrides: Any) -> Any:
     return Settings(redis_url=redis_url, port=0, **{**fast, **overrides})
 
 
-def gateway_settings(redis_url: str, ingest_addr: str, ranker_addr: str,
-                     **overrides: Any) -> Any:
+def gateway_settings(redis_url: str, ingest_addr: str, **overrides: Any) -> Any:
+    """A gateway's settings; it finds the rankers in the directory on `redis_url`."""
     from gateway.settings import Settings
 
     return Settings(redis_url=redis_url, admin_token=ADMIN_TOKEN, platform_token=PLATFORM_TOKEN,
-                    token_keys=TOKEN_KEYS, ingest_addr=ingest_addr,
-                    ranker_addrs=(ranker_addr,), port=0, **overrides)
+                    token_keys=TOKEN_KEYS, ingest_addr=ingest_addr, port=0, **overrides)
 
 
 @pytest.fixture(scope="session")
@@ -185,7 +184,7 @@ def cluster(redis_url: str) -> Iterator[Cluster]:
         ingest_addr = f"127.0.0.1:{ingest.port}"
         ranker_addr = f"127.0.0.1:{ranker.port}"
         with serve_in_thread(start_gateway,
-                             gateway_settings(redis_url, ingest_addr, ranker_addr)) as gateway:
+                             gateway_settings(redis_url, ingest_addr)) as gateway:
             yield Cluster(f"127.0.0.1:{gateway.port}", ingest_addr, ranker_addr)
 
 

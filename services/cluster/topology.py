@@ -1,6 +1,6 @@
 """What a local cluster runs: one process per service, its command, environment and address.
 
-Start order is Redis (embedded unless REDIS_URL is set), ingest, ranker shards, gateway;
+Start order is Redis (embedded unless REDIS_URL is set), ingest, the rankers, gateway;
 stop order is the reverse by group (gateway first, so no request arrives at a stopped
 backend; Redis last, so the services can drain their writes).
 """
@@ -61,14 +61,14 @@ class Topology:
 
 def plan(run: RunFolder, environ: Mapping[str, str], tokens: Tokens,
          python: str = sys.executable) -> Topology:
-    """The processes to start for `environ` (ports, REDIS_URL, RANKER_SHARDS) and `tokens`.
+    """The processes to start for `environ` (ports, REDIS_URL, RANKERS) and `tokens`.
 
-    Raises SystemExit naming the setting when a port or shard count is not an integer.
+    Raises SystemExit naming the setting when a port or the ranker count is not an integer.
     """
     ports = {name: _int(environ, name, default) for name, default in DEFAULT_PORTS.items()}
-    shards = _int(environ, "RANKER_SHARDS", 1)
-    if shards < 1:
-        raise SystemExit("setting RANKER_SHARDS must be >= 1")
+    rankers = _int(environ, "RANKERS", 1)
+    if rankers < 1:
+        raise SystemExit("setting RANKERS must be >= 1")
     processes: list[ProcessSpec] = []
 
     redis_url = environ.get("REDIS_URL", "")
@@ -90,22 +90,21 @@ def plan(run: RunFolder, environ: Mapping[str, str], tokens: Tokens,
         name="ingest", argv=(python, "-m", "ingest"), addr=ingest_addr, stop_group=1,
         env={**common, "INGEST_HOST": LOOPBACK, "INGEST_PORT": str(ports["INGEST_PORT"])}))
 
-    ranker_addrs = []
-    for shard in range(shards):
-        port = ports["RANKER_PORT"] + shard
-        ranker_addrs.append(f"{LOOPBACK}:{port}")
+    # Each ranker registers in the directory of rankers in Redis, where the gateway finds
+    # it: none is named to the others, and more can join later on other ports.
+    for k in range(rankers):
+        name = f"ranker-{k}" if rankers > 1 else "ranker"
+        port = ports["RANKER_PORT"] + k
         processes.append(ProcessSpec(
-            name=f"ranker-{shard}" if shards > 1 else "ranker",
-            argv=(python, "-m", "ranker"), addr=ranker_addrs[-1], stop_group=1,
+            name=name, argv=(python, "-m", "ranker"), addr=f"{LOOPBACK}:{port}", stop_group=1,
             env={**common, "RANKER_HOST": LOOPBACK, "RANKER_PORT": str(port),
-                 "RANKER_SHARD": str(shard), "RANKER_SHARDS": str(shards),
-                 "RANKER_CONSUMER": f"ranker-{shard}"}))
+                 "RANKER_NAME": name}))
 
     gateway_addr = f"{LOOPBACK}:{ports['GATEWAY_PORT']}"
     processes.append(ProcessSpec(
         name="gateway", argv=(python, "-m", "gateway"), addr=gateway_addr, stop_group=0,
         env={**common, "GATEWAY_HOST": LOOPBACK, "GATEWAY_PORT": str(ports["GATEWAY_PORT"]),
-             "INGEST_ADDR": ingest_addr, "RANKER_ADDRS": ",".join(ranker_addrs)}))
+             "INGEST_ADDR": ingest_addr}))
     return Topology(tuple(processes), redis_url, embedded, gateway_addr)
 
 

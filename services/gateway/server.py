@@ -12,7 +12,7 @@ from gateway.ranking_watches import RankingWatches
 from gateway.rate_limit import Bucket, RateLimiter, RateLimitInterceptor, one_token
 from gateway.servicer import GatewayServicer
 from gateway.settings import Settings
-from gateway.upstreams import Upstreams
+from gateway.upstreams import Rankers, Upstreams
 from gateway.vote_export import VoteExport
 from gateway.vote_forwarding import VoteForwarder
 from pairwise import redis_client
@@ -40,14 +40,15 @@ async def start(settings: Settings) -> RunningServer:
         pool_timeout_s=settings.redis_pool_timeout_s)
     # The rate-limit and pair scripts of concurrent calls share round trips.
     scripts = ScriptRunner(redis, max_in_flight=settings.script_groups_in_flight)
-    upstreams = Upstreams(settings.ingest_addr, settings.ranker_addrs)
+    upstreams = Upstreams(settings.ingest_addr,
+                          Rankers(scripts, refresh_s=settings.rankers_refresh_s))
     servicer = GatewayServicer(
         catalog=CatalogStore(redis, scripts=scripts, max_proposals=settings.max_proposals),
         pairs=PairSelector(redis, scripts=scripts, newcomer_share=settings.newcomer_share,
                            max_seen=settings.max_seen_pairs,
                            seen_ttl_s=settings.seen_pairs_ttl_s),
         upstreams=upstreams,
-        watches=RankingWatches(upstreams.ranker_for, max_followers=settings.max_watches,
+        watches=RankingWatches(upstreams.rankers.stub_for, max_followers=settings.max_watches,
                                max_followers_per_cause=settings.max_watches_per_cause),
         votes=VoteForwarder(upstreams.ingest, max_group=settings.vote_group_max,
                             max_in_flight=settings.vote_groups_in_flight),
@@ -78,7 +79,7 @@ async def start(settings: Settings) -> RunningServer:
         raise
     running.closers.append(redis.aclose)
     running.closers.append(upstreams.close)
+    upstreams.rankers.start()
     logger.info("gateway started", extra={"port": running.port,
-                                          "ingest": settings.ingest_addr,
-                                          "rankers": list(settings.ranker_addrs)})
+                                          "ingest": settings.ingest_addr})
     return running

@@ -291,9 +291,10 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
         offset, limit = check_page(request.offset, request.limit,
                                    default_limit=DEFAULT_RANKING_LIMIT)
         await self._catalog.require_cause(cause_id)
-        reply = await self._upstreams.ranker_for(cause_id).ReadRanking(
+        timeout = self._timeout(context)
+        reply = await self._upstreams.rankers.call(cause_id, lambda ranker: ranker.ReadRanking(
             ranker_pb2.ReadRankingRequest(cause_id=cause_id, offset=offset, limit=limit),
-            timeout=self._timeout(context))
+            timeout=timeout))
         ranking = reply.ranking
         return gateway_pb2.GetRankingResponse(
             cause_id=cause_id, votes_counted=ranking.votes_counted, entries=ranking.entries,
@@ -316,8 +317,8 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
         stats, ranking = await asyncio.gather(
             self._upstreams.ingest.GetVoteStats(
                 ingest_pb2.GetVoteStatsRequest(cause_id=cause_id), timeout=timeout),
-            self._upstreams.ranker_for(cause_id).ReadRanking(
-                ranker_pb2.ReadRankingRequest(cause_id=cause_id, limit=0), timeout=timeout),
+            self._upstreams.rankers.call(cause_id, lambda ranker: ranker.ReadRanking(
+                ranker_pb2.ReadRankingRequest(cause_id=cause_id, limit=0), timeout=timeout)),
             return_exceptions=True)
         for outcome in (stats, ranking):
             if isinstance(outcome, BaseException):

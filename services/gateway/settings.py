@@ -19,8 +19,9 @@ class Settings:
     platform_token: str
     token_keys: prompt_token.TokenKeys
     ingest_addr: str = "127.0.0.1:50052"
-    # One address per ranker shard, in shard order (pairwise.sharding).
-    ranker_addrs: tuple[str, ...] = ("127.0.0.1:50053",)
+    # How often (seconds) the gateway reads the directory of live rankers to route reads
+    # (it also reads it when a ranker answers that a cause moved).
+    rankers_refresh_s: float = 1.0
     host: str = "127.0.0.1"
     port: int = 50051
     prompt_ttl_s: float = 900.0
@@ -97,9 +98,7 @@ class Settings:
             platform_token=env_str("PAIRWISE_PLATFORM_TOKEN"),
             token_keys=prompt_token.keys_from_env(),
             ingest_addr=env_str("INGEST_ADDR", "127.0.0.1:50052"),
-            ranker_addrs=tuple(
-                a.strip() for a in env_str("RANKER_ADDRS", "127.0.0.1:50053").split(",")
-                if a.strip()),
+            rankers_refresh_s=env_float("GATEWAY_RANKERS_REFRESH_S", 1.0),
             host=env_str("GATEWAY_HOST", "127.0.0.1"),
             port=env_int("GATEWAY_PORT", 50051),
             prompt_ttl_s=env_float("PROMPT_TTL_S", 900.0),

@@ -1,13 +1,23 @@
-"""The gateway's channels to the internal services: ingest, and one ranker per shard."""
+"""The gateway's channels to the internal services: ingest, and the ranker that serves each
+cause, found in the directory of live rankers (pairwise.ranker_directory)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 import grpc
 
-from pairwise.sharding import shard_of
+from pairwise import errors, ranker_directory
+from pairwise.redis_scripts import ScriptRunner
 from pairwise.v1 import ingest_pb2_grpc, ranker_pb2_grpc
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 # Retried on UNAVAILABLE only: every internal call is a read or an idempotent write
 # (votes carry a vote_id or idempotency key), so a repeat cannot double-count.
@@ -33,25 +43,119 @@ _CHANNEL_OPTIONS = [
     ("grpc.keepalive_time_ms", 30_000),
 ]
 
+# Calls still in flight on the channel of a ranker that left the directory get this long
+# (seconds) to finish before the channel closes.
+_LEFT_CHANNEL_GRACE_S = 5.0
 
-class Upstreams:
-    """grpc.aio channels to ingest and the ranker shards; create inside the event loop."""
 
-    def __init__(self, ingest_addr: str, ranker_addrs: tuple[str, ...]) -> None:
-        if not ranker_addrs:
-            raise ValueError("at least one ranker address is needed")
-        self._channels = [grpc.aio.insecure_channel(ingest_addr, options=_CHANNEL_OPTIONS)]
-        self.ingest = ingest_pb2_grpc.IngestServiceStub(self._channels[0])
-        self._rankers = []
-        for addr in ranker_addrs:
-            channel = grpc.aio.insecure_channel(addr, options=_CHANNEL_OPTIONS)
-            self._channels.append(channel)
-            self._rankers.append(ranker_pb2_grpc.RankerServiceStub(channel))
+class Rankers:
+    """The live rankers as the directory lists them (re-read every `refresh_s` seconds, and
+    when a call finds a cause moved), one channel to each; create inside the event loop.
 
-    def ranker_for(self, cause_id: str) -> ranker_pb2_grpc.RankerServiceStub:
-        """The ranker replica that consumes and serves `cause_id` (pairwise.sharding)."""
-        return self._rankers[shard_of(cause_id, len(self._rankers))]
+    A ranker answers FAILED_PRECONDITION for a cause another ranker owns, and UNAVAILABLE
+    while the cause's previous owner still holds its lease (or when it is down, after the
+    channel's own retries): `call` re-reads the directory and tries once more, then answers
+    UNAVAILABLE, so a client sees a hand-over only as a retryable moment.
+    """
+
+    def __init__(self, scripts: ScriptRunner, *, refresh_s: float) -> None:
+        self._scripts = scripts
+        self._refresh_s = refresh_s
+        self._live: dict[str, str] = {}
+        self._stubs: dict[str, tuple[grpc.aio.Channel, ranker_pb2_grpc.RankerServiceStub]] = {}
+        self._refreshing: asyncio.Task[None] | None = None
+        self._background: asyncio.Task[None] | None = None
+        self._closing: set[asyncio.Task[None]] = set()
+
+    def start(self) -> None:
+        """Read the directory now and every `refresh_s` seconds, in the background."""
+        self._background = asyncio.get_running_loop().create_task(
+            self._refresh_forever(), name="refresh-rankers")
 
     async def close(self) -> None:
-        for channel in self._channels:
+        if self._background is not None:
+            self._background.cancel()
+            await asyncio.gather(self._background, return_exceptions=True)
+        await asyncio.gather(*self._closing, return_exceptions=True)
+        for channel, _ in self._stubs.values():
             await channel.close()
+
+    def stub_for(self, cause_id: str) -> ranker_pb2_grpc.RankerServiceStub:
+        """The stub of the ranker that owns `cause_id` as the gateway last read the directory.
+
+        Raises errors.Unavailable when no ranker is live.
+        """
+        owner = ranker_directory.owner_of(cause_id, self._live)
+        if owner is None:
+            raise errors.Unavailable("no ranker is live; retry")
+        address = self._live[owner]
+        if address not in self._stubs:
+            channel = grpc.aio.insecure_channel(address, options=_CHANNEL_OPTIONS)
+            self._stubs[address] = (channel, ranker_pb2_grpc.RankerServiceStub(channel))
+        return self._stubs[address][1]
+
+    async def call(self, cause_id: str,
+                   method: Callable[[ranker_pb2_grpc.RankerServiceStub], Awaitable[T]]) -> T:
+        """`method` called on the stub of `cause_id`'s ranker; on a moved cause or an
+        unavailable ranker, once more after reading the directory again.
+
+        Raises errors.Unavailable when the cause is still moving after that.
+        """
+        if not self._live:
+            await self.refresh()
+        try:
+            return await method(self.stub_for(cause_id))
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() not in (grpc.StatusCode.FAILED_PRECONDITION,
+                                  grpc.StatusCode.UNAVAILABLE):
+                raise
+        await self.refresh()
+        try:
+            return await method(self.stub_for(cause_id))
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() is grpc.StatusCode.FAILED_PRECONDITION:
+                raise errors.Unavailable(
+                    f"cause {cause_id!r} is moving between rankers; retry") from None
+            raise
+
+    async def refresh(self) -> None:
+        """Read the directory again (concurrent callers share one read)."""
+        if self._refreshing is None or self._refreshing.done():
+            self._refreshing = asyncio.get_running_loop().create_task(self._read())
+        await asyncio.shield(self._refreshing)
+
+    async def _read(self) -> None:
+        live = await ranker_directory.live(self._scripts)
+        if live != self._live:
+            logger.info("live rankers changed", extra={"rankers": sorted(live.values())})
+        self._live = live
+        for address in set(self._stubs) - set(live.values()):
+            channel, _ = self._stubs.pop(address)
+            closing = asyncio.get_running_loop().create_task(
+                channel.close(_LEFT_CHANNEL_GRACE_S))
+            self._closing.add(closing)
+            closing.add_done_callback(self._closing.discard)
+
+    async def _refresh_forever(self) -> None:
+        while True:
+            try:
+                await self.refresh()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                logger.warning("could not read the directory of rankers; retrying",
+                               extra={"error": repr(exc)})
+            await asyncio.sleep(self._refresh_s)
+
+
+class Upstreams:
+    """grpc.aio channels to ingest and to the rankers; create inside the event loop."""
+
+    def __init__(self, ingest_addr: str, rankers: Rankers) -> None:
+        self._channel = grpc.aio.insecure_channel(ingest_addr, options=_CHANNEL_OPTIONS)
+        self.ingest = ingest_pb2_grpc.IngestServiceStub(self._channel)
+        self.rankers = rankers
+
+    async def close(self) -> None:
+        await self.rankers.close()
+        await self._channel.close()

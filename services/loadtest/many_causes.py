@@ -106,7 +106,7 @@ def _run(args: argparse.Namespace, server: EmbeddedRedis, folder: Path,
     environ = {**os.environ, "REDIS_URL": server.url, "PAIRWISE_TOKEN_SECRET": os.urandom(16).hex()}
     ranker_log = folder / "ranker.log"
     ranker_started = time.monotonic()
-    ranker = _spawn("ranker", {**environ, "RANKER_PORT": "0", "RANKER_CONSUMER": CONSUMER,
+    ranker = _spawn("ranker", {**environ, "RANKER_PORT": "0", "RANKER_NAME": CONSUMER,
                                "RANKER_IDLE_UNLOAD_S": str(args.idle_unload)},
                     ranker_log, processes)
     ingest = _spawn("ingest", {**environ, "INGEST_PORT": "0"}, folder / "ingest.log", processes)
@@ -298,7 +298,7 @@ class _Sampler:
 
     def sample(self) -> None:
         self._connections.append(sum(1 for c in self._client.client_list()
-                                     if c.get("name") == CONSUMER))
+                                     if c.get("name", "").startswith(f"{CONSUMER}-")))
         self._load.append(os.getloadavg()[0])
         self._rss_mb.append(_rss_mb(self._pid))
 

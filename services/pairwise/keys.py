@@ -14,6 +14,11 @@ RANKER_GROUP = "ranker"
 # (global; written by ingest after its vote-log writes, emptied by the rankers: the protocol
 # is in pairwise.awake_causes).
 AWAKE_CAUSES = "causes:awake"
+# The live rankers (global; the format and its scripts are in pairwise.ranker_directory):
+# a sorted set of ranker ids scored by when their registration expires (Redis time, ms),
+# and a hash of each one's gRPC address.
+RANKERS = "rankers"
+RANKER_ADDRESSES = "rankers:addrs"
 
 
 def cause(cause_id: str) -> str:
@@ -129,10 +134,16 @@ def checkpoint_deltas(cause_id: str) -> str:
     return f"ckpt:{{{cause_id}}}:deltas"
 
 
-def checkpoint_staging(cause_id: str, consumer: str) -> str:
-    """List: a base snapshot being written by ranker `consumer` (its token, then the parts),
-    renamed to `checkpoint_base` by the save that completes it."""
-    return f"ckpt:{{{cause_id}}}:staging:{consumer}"
+def checkpoint_staging(cause_id: str) -> str:
+    """List: a base snapshot being written by the cause's ranker (its save token, then the
+    parts), renamed to `checkpoint_base` by the save that completes it."""
+    return f"ckpt:{{{cause_id}}}:staging"
+
+
+def lease(cause_id: str) -> str:
+    """String with a TTL: the lease token of the ranker that serves the cause (format and
+    scripts in ranker.cause_leases); the checkpoint save refuses any other token."""
+    return f"lease:{{{cause_id}}}"
 
 
 def pseudonym_salt(cause_id: str) -> str:

@@ -1,18 +1,22 @@
-"""The causes this ranker replica owns (pairwise.sharding) and holds in memory: loaded when
-they get votes or are read, put to sleep when idle."""
+"""The causes this ranker serves and holds in memory: those it owns among the live rankers
+(pairwise.ranker_directory), each under its lease (ranker.cause_leases); loaded when they
+get votes or are read, put to sleep when idle, handed over when another ranker joins."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Coroutine
+from typing import Any
 
 import redis.asyncio as aioredis
 
-from pairwise import awake_causes, errors, keys
+from pairwise import awake_causes, errors, keys, ranker_directory
 from pairwise.cancellation import raise_if_cancel_requested
 from pairwise.redis_scripts import ScriptRunner
-from pairwise.sharding import shard_of
+from ranker import cause_leases
 from ranker.catalog_reader import CatalogReader
+from ranker.cause_leases import LeaseTokens
 from ranker.cause_ranker import CauseRanker
 from ranker.cause_tasks import CauseTasks
 from ranker.checkpoint_policy import CheckpointPolicy
@@ -41,10 +45,18 @@ _SWEEP_PAGE = 500
 
 
 class CauseDirectory:
-    """Maps cause ids to their live `CauseRanker`, for the causes of this replica's shard
-    that are awake (pairwise.awake_causes states the protocol and why no vote is missed).
-    New votes come through one `VoteReader` on `reader_client` (a connection of its own);
-    everything else goes through `client`.
+    """Maps cause ids to their live `CauseRanker`, for the causes this ranker owns that are
+    awake (pairwise.awake_causes states the protocol and why no vote is missed). New votes
+    come through one `VoteReader` on `reader_client` (a connection of its own); everything
+    else goes through `client`.
+
+    The ranker registers in the directory of rankers as `ranker_id` (`join`) and renews its
+    registration and every lease it holds each third of `lease_s`. It owns the causes whose
+    rendezvous owner it is among the live rankers; it takes a cause's lease before loading
+    it, and gives it back once a final checkpoint is saved. When the live rankers change, it
+    hands over the loaded causes it no longer owns (final checkpoint, lease released); their
+    new owner finds them in the awake set. A lease it finds lost (it stalled past `lease_s`)
+    closes the cause at once, without a checkpoint, which the lease would refuse anyway.
 
     A cause is loaded when it is read (`get`) or when the awake set names it and its log
     holds votes no checkpoint covers (polled every `discover_interval_s`, which also passes
@@ -56,16 +68,24 @@ class CauseDirectory:
     """
 
     def __init__(self, client: aioredis.Redis, reader_client: aioredis.Redis,
-                 settings: Settings, fit_pool: FitPool) -> None:
+                 settings: Settings, fit_pool: FitPool, *, ranker_id: str) -> None:
         self._redis = client
         self._scripts = ScriptRunner(client)
         self._settings = settings
         self._fit_pool = fit_pool
-        self._reader = VoteReader(reader_client, consumer=settings.consumer_name,
+        self.ranker_id = ranker_id
+        self._lease_tokens = LeaseTokens(ranker_id)
+        self._reader = VoteReader(reader_client, consumer=ranker_id,
                                   read_batch=settings.read_batch,
                                   block_ms=settings.read_block_ms)
         self._causes: dict[str, CauseRanker] = {}
-        # Causes being put to sleep or settled: reads and discovery wait for these.
+        # The lease token of every cause this ranker holds the lease of (loaded, or being
+        # loaded, settled or closed), and the live rankers at the last renewal.
+        self._leases: dict[str, str] = {}
+        self._acquiring: dict[str, asyncio.Task[str]] = {}
+        self._live: dict[str, str] = {}
+        # Causes being loaded, put to sleep, handed over or settled: reads and discovery
+        # wait for these.
         self._transitions: dict[str, asyncio.Task[None]] = {}
         self._loading = asyncio.Semaphore(_MAX_LOADING)
         self._transition_slots = asyncio.Semaphore(_MAX_TRANSITIONS)
@@ -73,27 +93,43 @@ class CauseDirectory:
         self.loads = 0  # causes loaded since start (for tests and measurements)
         self.unloads = 0  # causes put to sleep since start
 
-    def start(self) -> None:
-        """Start reading votes, discovering awake causes and sweeping in the background."""
+    async def join(self, address: str) -> None:
+        """Register in the directory of rankers as reachable at `address`, then start
+        renewing, reading votes, discovering awake causes and sweeping in the background."""
+        self._address = address
+        await self._renew()
+        logger.info("ranker joined", extra={"ranker_id": self.ranker_id, "address": address,
+                                            "rankers": len(self._live)})
         loop = asyncio.get_running_loop()
         self._reader.start()
         self._background = [
+            loop.create_task(self._renew_forever(), name="renew-leases"),
             loop.create_task(self._discover_forever(), name="discover-causes"),
             loop.create_task(self._sweep_forever(), name="sweep-causes")]
 
-    async def close(self, *, final_checkpoint: bool = True) -> None:
-        """Stop discovery and every cause (see `CauseRanker.close`), then the reader."""
+    async def close(self) -> None:
+        """Leave the directory, stop discovery and every cause (see `CauseRanker.close`),
+        then give back the leases and stop the reader. The causes' new owners wait for
+        their leases, so nothing is counted twice."""
         for task in self._background:
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
+        try:
+            await ranker_directory.leave(self._redis, self.ranker_id)
+        except Exception as exc:
+            logger.warning("could not leave the directory of rankers; its entry expires",
+                           extra={"error": repr(exc)})
         transitions = list(self._transitions.values())
         for task in transitions:
             task.cancel()
         await asyncio.gather(*transitions, return_exceptions=True)
         causes = list(self._causes.values())
         self._causes.clear()
-        await asyncio.gather(*(cause.close(final_checkpoint=final_checkpoint)
-                               for cause in causes))
+        await asyncio.gather(*(cause.close(final_checkpoint=True) for cause in causes))
+        leases, self._leases = self._leases, {}
+        await asyncio.gather(*(cause_leases.release(self._scripts, cause_id, token)
+                               for cause_id, token in leases.items()),
+                             return_exceptions=True)
         await self._reader.close()
 
     @property
@@ -101,43 +137,75 @@ class CauseDirectory:
         """The ids of the causes held in memory now."""
         return sorted(self._causes)
 
+    def owner_of(self, cause_id: str) -> str | None:
+        """The ranker that owns `cause_id` as this one sees the directory."""
+        return ranker_directory.owner_of(cause_id, self._live)
+
     def owns(self, cause_id: str) -> bool:
-        return shard_of(cause_id, self._settings.shard_count) == self._settings.shard_index
+        return self.owner_of(cause_id) == self.ranker_id
 
     async def get(self, cause_id: str) -> CauseRanker:
         """The live ranker of `cause_id`, loading it on first use (or after its sleep).
 
-        Raises errors.FailedPrecondition when another shard owns the cause and
-        errors.NotFound when no such cause exists.
+        Raises errors.FailedPrecondition when another ranker owns the cause,
+        errors.Unavailable while its previous owner still holds its lease (a hand-over),
+        and errors.NotFound when no such cause exists.
         """
         cause = self._causes.get(cause_id)
         if cause is None:
             if not self.owns(cause_id):
-                owner = shard_of(cause_id, self._settings.shard_count)
                 raise errors.FailedPrecondition(
-                    f"cause {cause_id!r} is ranked by ranker shard {owner} of "
-                    f"{self._settings.shard_count}; this is shard {self._settings.shard_index}")
+                    f"cause {cause_id!r} is served by ranker {self.owner_of(cause_id)}; this "
+                    f"is ranker {self.ranker_id}")
             while (transition := self._transitions.get(cause_id)) is not None:
                 await asyncio.wait({transition})
             cause = self._causes.get(cause_id)
             if cause is None:
                 if not await self._redis.exists(keys.cause(cause_id)):
                     raise errors.NotFound(f"cause {cause_id!r} not found")
+                held = await self._take_lease(cause_id)
+                if held != self._leases.get(cause_id):
+                    raise errors.Unavailable(
+                        f"cause {cause_id!r} is being handed over from ranker "
+                        f"{cause_leases.holder(held)}; retry")
                 cause = self._open(cause_id)
         cause.touch()
         return cause
 
+    async def _take_lease(self, cause_id: str) -> str:
+        """Take `cause_id`'s lease unless this ranker holds it; the token that holds it now
+        (one of `_leases` when taken). Concurrent callers share one attempt."""
+        token = self._leases.get(cause_id)
+        if token is not None:
+            return token
+        attempt = self._acquiring.get(cause_id)
+        if attempt is None:
+            attempt = asyncio.get_running_loop().create_task(
+                self._acquire(cause_id), name=f"lease:{cause_id}")
+            self._acquiring[cause_id] = attempt
+            attempt.add_done_callback(lambda _: self._acquiring.pop(cause_id, None))
+        return await asyncio.shield(attempt)
+
+    async def _acquire(self, cause_id: str) -> str:
+        token = self._lease_tokens.new()
+        held = await cause_leases.acquire(self._scripts, cause_id, token,
+                                          self._settings.lease_s)
+        if held == token:
+            self._leases[cause_id] = token
+        return held
+
     def _open(self, cause_id: str) -> CauseRanker:
+        """The loaded cause, loading it under the lease this ranker holds."""
         cause = self._causes.get(cause_id)
         if cause is None:
-            cause = self._build(cause_id)
+            cause = self._build(cause_id, self._leases[cause_id])
             self._causes[cause_id] = cause
             self.loads += 1
             cause.start()
             logger.info("cause owned", extra={"cause_id": cause_id})
         return cause
 
-    def _build(self, cause_id: str) -> CauseRanker:
+    def _build(self, cause_id: str, lease_token: str) -> CauseRanker:
         """A cause's parts, wired: its consumer and scheduler share `changed` (the fit's
         input changed) and its replica shipper (told of every vote applied); each published
         ranking goes to pair selection (ranker.selection_publisher)."""
@@ -145,9 +213,9 @@ class CauseDirectory:
         changed = asyncio.Event()
         tasks = CauseTasks(cause_id)
         replica = ReplicaShipper(cause_id, self._fit_pool)
-        stream = RedisVoteStream(self._redis, cause_id, consumer=settings.consumer_name,
-                                 read_batch=settings.read_batch, reader=self._reader,
-                                 scripts=self._scripts)
+        stream = RedisVoteStream(self._redis, cause_id, consumer=self.ranker_id,
+                                 lease_token=lease_token, read_batch=settings.read_batch,
+                                 reader=self._reader, scripts=self._scripts)
         consumer = LogConsumer(
             cause_id, stream, CheckpointPolicy.standard(settings.checkpoint_interval_s),
             max_proposals=settings.max_proposals,
@@ -160,54 +228,135 @@ class CauseDirectory:
         return CauseRanker(cause_id, consumer, scheduler, replica, tasks,
                            stop_reading=stream.close)
 
-    # -- sleeping and waking ---------------------------------------------------------------
+    # -- sleeping, waking, handing over ------------------------------------------------------
 
-    def _transition(self, cause_id: str, *, unload: bool) -> None:
-        """Put `cause_id` to sleep (`unload`: it is loaded) or settle it (it is in the awake
-        set but not loaded): in a task that reads and discovery wait for."""
-        task = asyncio.get_running_loop().create_task(
-            self._sleep(cause_id, unload=unload), name=f"sleep:{cause_id}")
+    def _transition(self, cause_id: str, work: Coroutine[Any, Any, None], what: str) -> None:
+        """Run `work` on `cause_id` (loaded or not) in a task that reads and discovery wait
+        for; at most `_MAX_TRANSITIONS` at once."""
+        async def run() -> None:
+            async with self._transition_slots:
+                await work
+
+        task = asyncio.get_running_loop().create_task(run(), name=f"{what}:{cause_id}")
         self._transitions[cause_id] = task
         task.add_done_callback(lambda _: self._transitions.pop(cause_id, None))
+        task.add_done_callback(_log_failure)
 
-    async def _sleep(self, cause_id: str, *, unload: bool) -> None:
-        """Close the cause (if loaded) with a final checkpoint, take it out of the awake set,
-        and load it again if its log holds votes no checkpoint covers."""
-        async with self._transition_slots:
-            asleep = False
-            try:
-                if unload:
-                    cause = self._causes.pop(cause_id)
-                    await cause.close(final_checkpoint=True)
-                    self.unloads += 1
-                asleep = await awake_causes.put_to_sleep(self._redis, cause_id)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                logger.warning("could not put a cause to sleep; loading it again",
-                               extra={"cause_id": cause_id, "error": repr(exc)})
-            if unload:
-                logger.info("cause unloaded" if asleep else "cause unloaded; votes came, "
-                            "loading it again", extra={"cause_id": cause_id})
-            if not asleep:
-                self._open(cause_id)
+    async def _settle(self, cause_id: str) -> None:
+        """A cause in the awake set that this ranker owns and does not hold: take its lease
+        (or leave it for the next poll while another ranker holds it), then put it to sleep,
+        or load it if its log holds votes no checkpoint covers."""
+        held = await self._take_lease(cause_id)
+        if held != self._leases.get(cause_id):
+            return
+        await self._sleep_or_load(cause_id)
+
+    async def _unload(self, cause_id: str) -> None:
+        """Close an idle cause with a final checkpoint, then put it to sleep (or load it
+        again if votes came meanwhile)."""
+        cause = self._causes.pop(cause_id)
+        await cause.close(final_checkpoint=True)
+        self.unloads += 1
+        asleep = await self._sleep_or_load(cause_id)
+        logger.info("cause unloaded" if asleep else "cause unloaded; votes came, "
+                    "loading it again", extra={"cause_id": cause_id})
+
+    async def _sleep_or_load(self, cause_id: str) -> bool:
+        """Take the cause out of the awake set and give back its lease, or load it if its log
+        got votes meanwhile, or entries are pending; whether it is asleep."""
+        asleep = False
+        try:
+            asleep = await awake_causes.put_to_sleep(self._redis, cause_id)
+            token = self._leases.pop(cause_id, None) if asleep else None
+            if token is not None:
+                await cause_leases.release(self._scripts, cause_id, token)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            logger.warning("could not put a cause to sleep; loading it again",
+                           extra={"cause_id": cause_id, "error": repr(exc)})
+        if not asleep and cause_id in self._leases:
+            self._open(cause_id)
+        return asleep
+
+    async def _hand_over(self, cause_id: str) -> None:
+        """Another ranker owns the cause now: close it with a final checkpoint and give back
+        its lease. It stays in the awake set, where its new owner finds it."""
+        cause = self._causes.pop(cause_id, None)
+        if cause is not None:
+            await cause.close(final_checkpoint=True)
+        token = self._leases.pop(cause_id, None)
+        if token is not None:
+            await cause_leases.release(self._scripts, cause_id, token)
+        logger.info("cause handed over", extra={"cause_id": cause_id,
+                                                "to": self.owner_of(cause_id)})
+
+    async def _drop(self, cause_id: str) -> None:
+        """The cause's lease was lost: close it without a checkpoint (the lease would refuse
+        it); its next owner claims and counts what it left pending."""
+        cause = self._causes.pop(cause_id, None)
+        if cause is not None:
+            await cause.close(final_checkpoint=False)
+        logger.warning("cause lease lost; cause closed", extra={"cause_id": cause_id})
 
     def _unload_idle(self) -> None:
         idle_s = self._settings.idle_unload_s
         for cause_id, cause in list(self._causes.items()):
             if cause_id not in self._transitions and cause.idle_s() >= idle_s:
-                self._transition(cause_id, unload=True)
+                self._transition(cause_id, self._unload(cause_id), "unload")
+
+    def _hand_over_moved(self) -> None:
+        for cause_id in list(self._leases):
+            if cause_id not in self._transitions and cause_id not in self._acquiring \
+                    and not self.owns(cause_id):
+                self._transition(cause_id, self._hand_over(cause_id), "hand-over")
+
+    # -- the directory and the leases ------------------------------------------------------
+
+    async def _renew(self) -> None:
+        """Renew this ranker's registration and its leases; close the causes whose lease was
+        lost, and hand over those another ranker owns now."""
+        ttl_s = self._settings.lease_s
+        live = await ranker_directory.register(self._scripts, self.ranker_id, self._address,
+                                               ttl_s)
+        if set(live) != set(self._live):
+            logger.info("live rankers changed", extra={
+                "rankers": sorted(live), "joined": sorted(set(live) - set(self._live)),
+                "left": sorted(set(self._live) - set(live))})
+        self._live = live
+        held = dict(self._leases)
+        if held:
+            for cause_id in await cause_leases.renew(self._scripts, list(held.items()), ttl_s):
+                if self._leases.get(cause_id) == held[cause_id]:
+                    del self._leases[cause_id]
+        # A cause loaded without its lease (lost now, or while a transition ran) is closed
+        # once no transition runs on it.
+        for cause_id in list(self._causes):
+            if cause_id not in self._leases and cause_id not in self._transitions:
+                self._transition(cause_id, self._drop(cause_id), "drop")
+        self._hand_over_moved()
+
+    async def _renew_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self._settings.lease_s / 3)
+            try:
+                await self._renew()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                logger.warning("could not renew the ranker's registration and leases; "
+                               "retrying", extra={"error": repr(exc)})
 
     # -- discovery and sweeps ----------------------------------------------------------------
 
     async def discover_once(self) -> None:
-        """Settle the awake causes this replica owns and does not hold (loading those with
+        """Settle the awake causes this ranker owns and does not hold (loading those with
         votes to count), put idle ones to sleep, and pass each loaded cause its catalog
         version."""
         for cause_id in await awake_causes.members(self._redis):
-            if cause_id not in self._causes and cause_id not in self._transitions \
+            if cause_id not in self._leases and cause_id not in self._transitions \
                     and self.owns(cause_id):
-                self._transition(cause_id, unload=False)
+                self._transition(cause_id, self._settle(cause_id), "settle")
         self._unload_idle()
         causes = list(self._causes.values())
         if not causes:
@@ -220,17 +369,17 @@ class CauseDirectory:
             cause.note_catalog_version(int(version or 0))
 
     async def sweep_once(self) -> int:
-        """Load every stored cause this replica owns and does not hold whose log holds votes
-        no checkpoint covers (see pairwise.awake_causes); how many it loaded."""
+        """Load every stored cause this ranker owns and does not hold whose log holds votes
+        no checkpoint covers (see pairwise.awake_causes); how many it found."""
         found = 0
         cursor: int = 0
         while True:
             cursor, raw = await self._redis.sscan(keys.CAUSES, cursor, count=_SWEEP_PAGE)
             page = [c.decode() if isinstance(c, bytes) else c for c in raw]
-            candidates = [c for c in page if self.owns(c) and c not in self._causes]
+            candidates = [c for c in page if self.owns(c) and c not in self._leases]
             for cause_id in await awake_causes.uncounted_among(self._redis, candidates):
-                if cause_id not in self._causes and cause_id not in self._transitions:
-                    self._open(cause_id)
+                if cause_id not in self._leases and cause_id not in self._transitions:
+                    self._transition(cause_id, self._settle(cause_id), "settle")
                     found += 1
             raise_if_cancel_requested()
             if not int(cursor):
@@ -259,3 +408,9 @@ class CauseDirectory:
                                extra={"error": repr(exc)})
             raise_if_cancel_requested()
             await asyncio.sleep(self._settings.sweep_interval_s)
+
+
+def _log_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        logger.error("cause transition failed", exc_info=task.exception(),
+                     extra={"task": task.get_name()})

@@ -42,19 +42,25 @@ _BASE_CALL_BYTES = 4 << 20
 
 
 # KEYS[1] checkpoint hash, KEYS[2] vote log, KEYS[3] base list, KEYS[4] deltas list,
-# KEYS[5] this consumer's staging list.
+# KEYS[5] staging list, KEYS[6] the cause's lease (ranker.cause_leases).
 # ARGV[1] group, ARGV[2] consumer, ARGV[3] token of the checkpoint the caller loaded or last
 # saved ("" = none), ARGV[4] token of an earlier save by the caller whose reply was lost
 # ("" = none), ARGV[5] new token, ARGV[6] new last_id, ARGV[7] votes_counted,
 # ARGV[8] saved_at_ms, ARGV[9] "base" or "delta", ARGV[10] for a base the number of parts
 # staged (after the token that heads the staging list), for a delta the encoded votes
-# applied since the stored checkpoint ("" = none).
-# Fencing: refuse when the stored checkpoint was written by anyone else since the caller's
-# load or last save, and when another consumer holds a pending entry at or below the new
-# last_id (an entry this state may never have seen). Refusing writes nothing, so the stored
-# checkpoint never skips or double-counts an entry. A delta extends the stored state, so
-# the caller saves one only after a save of its own whose outcome it knows.
+# applied since the stored checkpoint ("" = none), ARGV[11] the caller's lease token.
+# Fencing: refuse when the caller does not hold the cause's lease (it ran out, and another
+# ranker may be counting the cause), when the stored checkpoint was written by anyone else
+# since the caller's load or last save, and when another consumer holds a pending entry at
+# or below the new last_id (an entry this state may never have seen). Refusing writes
+# nothing, so the stored checkpoint never skips or double-counts an entry. A delta extends
+# the stored state, so the caller saves one only after a save of its own whose outcome it
+# knows.
 _SAVE = Script(checkpoint_fields.lua("""
+local lease = redis.call('GET', KEYS[6])
+if lease ~= ARGV[11] then
+  return {0, 'the lease of this cause is held by ' .. (lease or 'nobody') .. ', not ' .. ARGV[11]}
+end
 local current = redis.call('HGET', KEYS[1], '$token') or ''
 if current ~= ARGV[3] and (ARGV[4] == '' or current ~= ARGV[4]) then
   return {0, 'checkpoint was saved by someone else (' .. current .. ')'}
@@ -109,6 +115,26 @@ for s = 1, #ids, 4000 do
 end
 return acked
 """)
+# KEYS[1] vote log. ARGV[1] group, ARGV[2] consumer. Deletes the group's other consumers
+# that hold no pending entry (rankers gone: each process reads under a name of its own, so
+# they would pile up), in one script so that none gets an entry between the look and the
+# delete. Returns how many it deleted.
+_FORGET_IDLE_CONSUMERS = Script("""
+local deleted = 0
+for _, consumer in ipairs(redis.call('XINFO', 'CONSUMERS', KEYS[1], ARGV[1])) do
+  local name, pending
+  for i = 1, #consumer, 2 do
+    if consumer[i] == 'name' then name = consumer[i + 1] end
+    if consumer[i] == 'pending' then pending = consumer[i + 1] end
+  end
+  if name ~= ARGV[2] and pending == 0 then
+    redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], name)
+    deleted = deleted + 1
+  end
+end
+return deleted
+""")
+
 # Entries acked per script call: about 50 ms of Redis time (~5 us an entry), no longer than
 # one of ingest's 10,000-vote batches. While imports keep Redis busy every round trip waits
 # behind their scripts (~75 ms under a bulk load test), so 1,000 per call capped acking at
@@ -126,7 +152,8 @@ _SHARED_MAX_ACKS = 1_000
 
 class RedisVoteStream:
     """One cause's vote log (format: pairwise.vote_log) seen through the ranker consumer
-    group, as consumer `consumer`, and the cause's checkpoint (pairwise.checkpoint_fields).
+    group, as consumer `consumer`, and the cause's checkpoint (pairwise.checkpoint_fields),
+    which it saves only while `lease_token` holds the cause's lease (ranker.cause_leases).
 
     New entries come through `reader`, the process's one reader of every log (subscribed
     from construction until `close`); its scripts run through `scripts` (the process's one
@@ -134,15 +161,18 @@ class RedisVoteStream:
     """
 
     def __init__(self, client: aioredis.Redis, cause_id: str, *, consumer: str,
-                 read_batch: int, reader: VoteReader, scripts: ScriptRunner) -> None:
+                 lease_token: str, read_batch: int, reader: VoteReader,
+                 scripts: ScriptRunner) -> None:
         self.cause_id = cause_id
         self._redis = client
         self._stream = keys.votes(cause_id)
         self._checkpoint_key = keys.checkpoint(cause_id)
         self._base_key = keys.checkpoint_base(cause_id)
         self._deltas_key = keys.checkpoint_deltas(cause_id)
-        self._staging_key = keys.checkpoint_staging(cause_id, consumer)
+        self._staging_key = keys.checkpoint_staging(cause_id)
+        self._lease_key = keys.lease(cause_id)
         self.consumer = consumer
+        self._lease_token = lease_token
         self._read_batch = read_batch
         self._subscription = reader.subscribe(self._stream)
         self._scripts = scripts
@@ -193,7 +223,8 @@ class RedisVoteStream:
                           base_bytes=sum(map(len, base)), delta_bytes=sum(map(len, deltas)))
 
     async def claim_pending(self) -> AsyncIterator[list[RawEntry]]:
-        """Take over every pending entry of the group (any consumer's), in id order, in pages.
+        """Take over every pending entry of the group (any consumer's), in id order, in pages;
+        then forget the other consumers, which hold nothing any more.
 
         Entries trimmed from the log while pending are dropped from the group by XAUTOCLAIM
         (Redis >= 7 reports them): those votes are lost, which is logged as an error.
@@ -212,6 +243,8 @@ class RedisVoteStream:
             if entries:
                 yield entries
             if _text(cursor) == "0-0":
+                await self._scripts.run(_FORGET_IDLE_CONSUMERS, [self._stream],
+                                        [keys.RANKER_GROUP, self.consumer])
                 return
 
     async def read_new(self, wait_s: float | None) -> list[RawEntry]:
@@ -224,7 +257,7 @@ class RedisVoteStream:
                         parts: Sequence[bytes | memoryview]) -> None:
         """Store a checkpoint whose counts are the snapshot `parts` (concatenated in order).
 
-        The parts go to this consumer's staging list in calls of ~4 MB; then one script
+        The parts go to the cause's staging list in calls of ~4 MB; then one script
         checks fencing and moves them into place. `previous_token` names the checkpoint this
         consumer loaded or last saved; `unknown_token` an earlier save of its own whose
         reply was lost ("" if none), which may or may not have been applied. Raises
@@ -260,9 +293,9 @@ class RedisVoteStream:
         status, detail = await run(
             _SAVE,
             [self._checkpoint_key, self._stream, self._base_key, self._deltas_key,
-             self._staging_key],
+             self._staging_key, self._lease_key],
             [keys.RANKER_GROUP, self.consumer, previous_token, unknown_token, token, last_id,
-             votes_counted, int(time.time() * 1000), mode, payload])
+             votes_counted, int(time.time() * 1000), mode, payload, self._lease_token])
         if int(status) != 1:
             raise CheckpointConflict(f"cause {self.cause_id!r}: {_text(detail)}")
 

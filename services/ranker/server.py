@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from redis.asyncio import Redis
 
-from pairwise import redis_client
+from pairwise import ranker_directory, redis_client
 from pairwise.grpc_server import RunningServer, start_server
 from pairwise.v1 import ranker_pb2, ranker_pb2_grpc
 from ranker.cause_directory import CauseDirectory
@@ -16,9 +16,11 @@ SERVICE_NAME = ranker_pb2.DESCRIPTOR.services_by_name["RankerService"].full_name
 
 
 async def start(settings: Settings) -> RunningServer:
-    """Serve RankerService on settings.host:settings.port (0 = any free port) and start
-    consuming the owned causes as they get votes or reads. Stopping the returned server stops
-    consuming and saves a final checkpoint of every loaded cause."""
+    """Serve RankerService on settings.host:settings.port (0 = any free port), join the
+    directory of rankers under an id of this process's own, and start consuming the owned
+    causes as they get votes or reads. Stopping the returned server leaves the directory,
+    saves a final checkpoint of every loaded cause and gives back its leases."""
+    ranker_id = ranker_directory.new_ranker_id(settings.name)
     # The vote reader has a connection of its own: queued behind the other commands, its
     # read (every cause's) timed out waiting and failed every cause at once. Its XREADGROUP
     # blocks up to read_block_ms on the server: its socket timeout covers that wait on top
@@ -28,12 +30,12 @@ async def start(settings: Settings) -> RunningServer:
             settings.redis_url, connect_timeout_s=settings.redis_connect_timeout_s,
             socket_timeout_s=settings.redis_socket_timeout_s,
             max_connections=max_connections, pool_timeout_s=settings.redis_pool_timeout_s,
-            blocking_s=blocking_s, client_name=settings.consumer_name)
+            blocking_s=blocking_s, client_name=ranker_id)
 
     client = connect(settings.redis_max_connections - 1, 0.0)
     reader_client = connect(1, settings.read_block_ms / 1000)
     fit_pool = FitPool(settings.fit_workers, nice=settings.fit_nice)
-    directory = CauseDirectory(client, reader_client, settings, fit_pool)
+    directory = CauseDirectory(client, reader_client, settings, fit_pool, ranker_id=ranker_id)
     try:
         running = await start_server(
             host=settings.host, port=settings.port,
@@ -45,8 +47,12 @@ async def start(settings: Settings) -> RunningServer:
         await client.aclose()
         await reader_client.aclose()
         raise
-    directory.start()
     # Closers run in reverse: causes first (final checkpoints need Redis), then fits, Redis.
-    running.closers.extend([client.aclose, reader_client.aclose, fit_pool.close,
-                            directory.close])
+    running.closers.extend([client.aclose, reader_client.aclose, fit_pool.close])
+    try:
+        await directory.join(settings.advertise_addr or f"{settings.host}:{running.port}")
+    except BaseException:
+        await running.stop(0)
+        raise
+    running.closers.append(directory.close)
     return running

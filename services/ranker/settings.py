@@ -12,11 +12,17 @@ class Settings:
     redis_url: str
     host: str = "127.0.0.1"
     port: int = 50053
-    # This replica owns the causes with shard_of(cause_id, shard_count) == shard_index.
-    shard_index: int = 0
-    shard_count: int = 1
-    # Stable consumer name: after a restart the replica re-reads its own pending entries.
-    consumer_name: str = "ranker-0"
+    # Names the process in logs; its id in the directory of rankers and its consumer name in
+    # the vote logs' group are this name made unique (pairwise.ranker_directory.new_ranker_id).
+    name: str = "ranker"
+    # The address the other services reach this ranker at, published in the directory
+    # ("" = host:port as bound; set it when host is 0.0.0.0 or behind a NAT).
+    advertise_addr: str = ""
+    # How long (seconds) this ranker stays in the directory, and holds its causes' leases,
+    # after its last renewal (renewed every third of it): a killed ranker's causes move to
+    # the others within about this long. Shorter moves them sooner, but a ranker whose
+    # event loop stalls that long (a starved host) loses its causes and loads them again.
+    lease_s: float = 3.0
     # Refit a cause at most this often, and only when new votes arrived.
     fit_interval_s: float = 0.5
     # Snapshot counts + last applied entry, and XACK, at most this often.
@@ -68,14 +74,13 @@ class Settings:
 
     @classmethod
     def from_env(cls) -> Settings:
-        shard_index = env_int("RANKER_SHARD", 0)
         return cls(
             redis_url=env_str("REDIS_URL"),
             host=env_str("RANKER_HOST", "127.0.0.1"),
             port=env_int("RANKER_PORT", 50053),
-            shard_index=shard_index,
-            shard_count=env_int("RANKER_SHARDS", 1),
-            consumer_name=env_str("RANKER_CONSUMER", f"ranker-{shard_index}"),
+            name=env_str("RANKER_NAME", "ranker"),
+            advertise_addr=env_str("RANKER_ADVERTISE_ADDR", ""),
+            lease_s=env_float("RANKER_LEASE_S", 3.0),
             fit_interval_s=env_float("RANKER_FIT_INTERVAL_S", 0.5),
             checkpoint_interval_s=env_float("RANKER_CHECKPOINT_INTERVAL_S", 2.0),
             discover_interval_s=env_float("RANKER_DISCOVER_INTERVAL_S", 1.0),
@@ -98,6 +103,5 @@ class Settings:
         if self.redis_max_connections < 2:
             raise SystemExit("RANKER_REDIS_CONNECTIONS must be >= 2 (one is the vote reader's), "
                              f"got {self.redis_max_connections}")
-        if not 0 <= self.shard_index < self.shard_count:
-            raise SystemExit(f"RANKER_SHARD must be in [0, RANKER_SHARDS={self.shard_count}), "
-                             f"got {self.shard_index}")
+        if self.lease_s <= 0:
+            raise SystemExit(f"RANKER_LEASE_S must be > 0, got {self.lease_s}")

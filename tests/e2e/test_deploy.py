@@ -1,6 +1,6 @@
 """deploy/docker-compose.yml is a valid compose file for Debian's docker-compose 1.29 and
 describes the cluster operators expect: Redis with AOF on a named volume, health checks,
-restart policies, two ranker shards, secrets required from the environment.
+restart policies, two rankers, secrets required from the environment.
 
 Needs no Docker engine: `docker-compose config` only parses and normalises the file.
 """
@@ -86,10 +86,10 @@ def test_compose_describes_the_cluster() -> None:
     assert redis["volumes"] == ["redis-data:/data:rw"]
     assert "redis-data" in config["volumes"]
 
-    shards = {services[f"ranker-{i}"]["environment"]["RANKER_SHARD"] for i in (0, 1)}
-    assert shards == {"0", "1"}
+    names = {services[f"ranker-{i}"]["environment"]["RANKER_NAME"] for i in (0, 1)}
+    assert names == {"ranker-0", "ranker-1"}
     gateway = services["gateway"]
-    assert gateway["environment"]["RANKER_ADDRS"] == "127.0.0.1:50053,127.0.0.1:50054"
+    assert "RANKER_ADDRS" not in gateway["environment"]  # found in the directory of rankers
     assert gateway["environment"]["PAIRWISE_ADMIN_TOKEN"] == "compose-admin"
     assert {name: dep["condition"] for name, dep in gateway["depends_on"].items()} == {
         "ingest": "service_healthy", "ranker-0": "service_healthy",

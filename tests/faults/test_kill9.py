@@ -90,10 +90,10 @@ def processes(tmp_path: Path) -> Iterator[dict[str, Service]]:
     try:
         for service in services.values():
             service.start()
-        # The gateway learns where the others listen once they do.
+        # The gateway learns where ingest listens once it does (the ranker, from the
+        # directory of rankers).
         services["gateway"] = Service("gateway", {
-            **env, "INGEST_ADDR": services["ingest"].addr,
-            "RANKER_ADDRS": services["ranker"].addr}, tmp_path / "gateway.log")
+            **env, "INGEST_ADDR": services["ingest"].addr}, tmp_path / "gateway.log")
         services["gateway"].start()
         yield services
     finally:

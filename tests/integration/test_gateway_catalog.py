@@ -26,7 +26,7 @@ REJECTED = types_pb2.PROPOSAL_STATUS_REJECTED
 
 @pytest.fixture(scope="module")
 def gateway_addr(redis_url: str) -> Iterator[str]:
-    with serve_in_thread(start, gateway_settings(redis_url, NOWHERE, NOWHERE)) as running:
+    with serve_in_thread(start, gateway_settings(redis_url, NOWHERE)) as running:
         yield f"127.0.0.1:{running.port}"
 
 
@@ -314,7 +314,7 @@ def test_list_proposals_pages_and_validates(stub, cause_id: str) -> None:  # typ
 
 
 def test_catalog_survives_a_gateway_restart(redis_url: str, cause_id: str) -> None:
-    settings = gateway_settings(redis_url, NOWHERE, NOWHERE)
+    settings = gateway_settings(redis_url, NOWHERE)
     with serve_in_thread(start, settings) as running, \
             grpc.insecure_channel(f"127.0.0.1:{running.port}") as ch:
         stub = gateway_pb2_grpc.GatewayServiceStub(ch)
@@ -342,7 +342,7 @@ def test_catalog_survives_a_gateway_restart(redis_url: str, cause_id: str) -> No
 
 
 def test_redis_down_is_unavailable(cause_id: str) -> None:
-    settings = gateway_settings("redis://127.0.0.1:1/0", NOWHERE, NOWHERE)
+    settings = gateway_settings("redis://127.0.0.1:1/0", NOWHERE)
     with serve_in_thread(start, settings) as running, \
             grpc.insecure_channel(f"127.0.0.1:{running.port}") as ch:
         stub = gateway_pb2_grpc.GatewayServiceStub(ch)
@@ -364,7 +364,7 @@ def test_a_cause_holds_at_most_its_limit_of_proposals_and_a_refused_add_adds_non
         redis_url: str, cause_id: str) -> None:
     """Past the limit (kept below the index the ranker takes for malformed, so no vote on an
     accepted proposal is ever dropped) AddProposals is RESOURCE_EXHAUSTED, all or nothing."""
-    settings = gateway_settings(redis_url, NOWHERE, NOWHERE, max_proposals=5)
+    settings = gateway_settings(redis_url, NOWHERE, max_proposals=5)
     with serve_in_thread(start, settings) as running, \
             grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel:
         stub = gateway_pb2_grpc.GatewayServiceStub(channel)

@@ -148,7 +148,7 @@ def peers() -> Iterator[tuple[StandInIngest, StandInRanker, str]]:
 
 
 def gateway_with(redis_url: str, peer_addr: str, **overrides: Any):  # type: ignore[no-untyped-def]
-    settings = gateway_settings(redis_url, peer_addr, peer_addr, **overrides)
+    settings = gateway_settings(redis_url, peer_addr, **overrides)
     return serve_in_thread(start, settings)
 
 

@@ -142,7 +142,7 @@ def test_a_refused_vote_brings_no_next_pair(cluster: Cluster, stub, cause_id: st
 
 def test_the_rate_limit_counts_a_vote_with_its_next_pair_as_two_calls(  # type: ignore[no-untyped-def]
         cluster: Cluster, redis_url: str, cause_id: str) -> None:
-    settings = gateway_settings(redis_url, cluster.ingest_addr, cluster.ranker_addr,
+    settings = gateway_settings(redis_url, cluster.ingest_addr,
                                 voter_burst=4, voter_rate_per_s=0.01)
     with serve_in_thread(start, settings) as running, \
             grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel:

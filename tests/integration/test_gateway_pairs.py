@@ -37,7 +37,7 @@ NOWHERE = "127.0.0.1:1"
 
 @pytest.fixture(scope="module")
 def stub(redis_url: str) -> Iterator[gateway_pb2_grpc.GatewayServiceStub]:
-    with serve_in_thread(start, gateway_settings(redis_url, NOWHERE, NOWHERE)) as running, \
+    with serve_in_thread(start, gateway_settings(redis_url, NOWHERE)) as running, \
             grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel:
         yield gateway_pb2_grpc.GatewayServiceStub(channel)
 
@@ -171,7 +171,7 @@ def test_next_pair_names_bad_fields(stub, cause_id: str) -> None:  # type: ignor
 
 
 def test_rate_limit_is_per_voter_and_says_when_to_retry(redis_url: str, cause_id: str) -> None:
-    settings = gateway_settings(redis_url, NOWHERE, NOWHERE, voter_burst=3,
+    settings = gateway_settings(redis_url, NOWHERE, voter_burst=3,
                                 voter_rate_per_s=0.01)
     with serve_in_thread(start, settings) as running, \
             grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel:
@@ -205,7 +205,7 @@ def test_a_cause_and_the_platform_have_their_own_limits_over_all_voters(
         redis_url: str, cause_id: str) -> None:
     """A cause gone viral (or under attack) cannot take the cluster from the others, and
     every cause together stays under the platform's limit, whoever the voters are."""
-    settings = gateway_settings(redis_url, NOWHERE, NOWHERE, cause_rate_per_s=0.01,
+    settings = gateway_settings(redis_url, NOWHERE, cause_rate_per_s=0.01,
                                 cause_burst=4, platform_rate_per_s=0.01, platform_burst=7)
     with serve_in_thread(start, settings) as running, \
             grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel:

@@ -27,7 +27,7 @@ UNKNOWN_STRATEGY = 7
 
 @pytest.fixture(scope="module")
 def stub(redis_url: str) -> Iterator[gateway_pb2_grpc.GatewayServiceStub]:
-    with serve_in_thread(start, gateway_settings(redis_url, NOWHERE, NOWHERE)) as running, \
+    with serve_in_thread(start, gateway_settings(redis_url, NOWHERE)) as running, \
             grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel:
         yield gateway_pb2_grpc.GatewayServiceStub(channel)
 
@@ -90,7 +90,7 @@ def test_a_cause_created_with_a_strategy_and_top_k_keeps_them(
 
 def test_the_service_default_and_newcomer_threshold_come_from_the_settings(
         redis_url: str, store: redis.Redis, cause_id: str) -> None:
-    settings = gateway_settings(redis_url, NOWHERE, NOWHERE,
+    settings = gateway_settings(redis_url, NOWHERE,
                                 pair_selection=PairSelection.UNIFORM, newcomer_votes=5)
     with serve_in_thread(start, settings) as running, \
             grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel:

@@ -1,4 +1,4 @@
-"""RankerService against a real Redis: exact counts, rankings, restarts, crashes, shards, streams.
+"""RankerService against a real Redis: exact counts, rankings, restarts, crashes, streams.
 
 The tests play the gateway and ingest by writing catalog keys and vote-log entries straight
 into Redis (pairwise.keys, pairwise.vote_log), in their own Redis database so that rankers
@@ -36,7 +36,6 @@ from conftest import (
 
 from ingest.server import start as start_ingest
 from pairwise import awake_causes, keys, vote_log
-from pairwise.sharding import shard_of
 from pairwise.v1 import ingest_pb2, ingest_pb2_grpc, ranker_pb2, ranker_pb2_grpc, types_pb2
 from ranker import bradley_terry, checkpoint_policy, fit_pool
 from ranker.pair_counts import PairCounts
@@ -240,7 +239,19 @@ class Ranker:
 
     def read_when(self, cause_id: str, done: Callable[[types_pb2.Ranking], bool],
                   what: str) -> types_pb2.Ranking:
-        return eventually(lambda: (lambda k: k if done(k) else None)(self.read(cause_id)), what)
+        """The ranking once `done` holds; until then a cause on its way to this ranker (owned
+        by another, or its lease held by another) is read again."""
+        def probe() -> types_pb2.Ranking | None:
+            try:
+                ranking = self.read(cause_id)
+            except grpc.RpcError as exc:
+                if exc.code() not in (grpc.StatusCode.FAILED_PRECONDITION,  # type: ignore[attr-defined]
+                                      grpc.StatusCode.UNAVAILABLE):
+                    raise
+                return None
+            return ranking if done(ranking) else None
+
+        return eventually(probe, what)
 
     def counted(self, consultation: Consultation) -> types_pb2.Ranking:
         """The ranking once it reflects every entry written so far."""
@@ -444,7 +455,7 @@ def test_restart_with_the_same_consumer_counts_each_vote_once(serve, r, cause_id
 def test_a_new_consumer_takes_over_what_another_left_pending(serve, r, cause_id):
     rng = np.random.default_rng(12)
     cause = Consultation(r, cause_id).create(6)
-    first = serve(consumer_name="ranker-old")
+    first = serve(name="ranker-old")
     cause.random_votes(rng, 200, among=6)
     first.counted(cause)
     first.stop()
@@ -455,12 +466,15 @@ def test_a_new_consumer_takes_over_what_another_left_pending(serve, r, cause_id)
     assert len(delivered[0][1]) == 100
     cause.random_votes(rng, 50, among=6)
 
-    second = serve(consumer_name="ranker-new")
+    second = serve(name="ranker-new")
 
     assert_tallies_exact(second.counted(cause), cause)
     eventually(lambda: checkpointed(r, cause) and pending(r, cause_id) == 0,
                "everything acknowledged by the new consumer")
-    assert r.hget(keys.checkpoint(cause_id), "consumer") == b"ranker-new"
+    assert r.hget(keys.checkpoint(cause_id), "consumer").startswith(b"ranker-new-")
+    # The consumers that left nothing pending are forgotten by the group.
+    consumers = r.xinfo_consumers(keys.votes(cause_id), keys.RANKER_GROUP)
+    assert [c["name"] for c in consumers] == [r.hget(keys.checkpoint(cause_id), "consumer")]
 
 
 def test_entries_redelivered_after_their_checkpoint_are_not_counted_again(serve, r, cause_id):
@@ -478,7 +492,7 @@ def test_entries_redelivered_after_their_checkpoint_are_not_counted_again(serve,
     r.xreadgroup(keys.RANKER_GROUP, "ranker-lost", {keys.votes(cause_id): ">"}, count=120)
     cause.random_votes(rng, 100, among=5)
 
-    second = serve(consumer_name="ranker-new")
+    second = serve(name="ranker-new")
 
     assert_tallies_exact(second.counted(cause), cause)
     eventually(lambda: checkpointed(r, cause) and pending(r, cause_id) == 0,
@@ -526,7 +540,7 @@ def test_a_base_snapshot_left_half_written_changes_nothing(serve, r, cause_id, m
     eventually(lambda: checkpointed(r, cause), "a checkpoint")
     first.stop()
     saved = r.hgetall(keys.checkpoint(cause_id))
-    staging = keys.checkpoint_staging(cause_id, "ranker-0")
+    staging = keys.checkpoint_staging(cause_id)
     r.rpush(staging, "ranker-0:killed-mid-write", b"PWPC half a snapshot")
 
     cause.random_votes(rng, 50, among=6)
@@ -571,7 +585,7 @@ def test_kill_9_between_apply_and_checkpoint_loses_and_doubles_nothing(
     # A ranker process that applies votes but never gets to checkpoint them, then dies.
     cause.random_votes(rng, 200, among=6)
     env = {**os.environ, "REDIS_URL": db_url, "RANKER_PORT": "0",
-           "RANKER_CONSUMER": "ranker-0", "RANKER_FIT_INTERVAL_S": "0.1",
+           "RANKER_FIT_INTERVAL_S": "0.1",
            "RANKER_DISCOVER_INTERVAL_S": "0.1", "RANKER_CHECKPOINT_INTERVAL_S": "3600"}
     with open(tmp_path / "ranker.log", "wb") as log:
         process = subprocess.Popen([sys.executable, "-m", "ranker"], env=env, stdout=log,
@@ -601,40 +615,94 @@ def test_kill_9_between_apply_and_checkpoint_loses_and_doubles_nothing(
                "everything checkpointed and acknowledged")
 
 
-def test_two_rankers_on_one_cause_never_corrupt_its_checkpoint(serve, r, cause_id, caplog):
-    """A shard misconfiguration: both replicas consume the cause and split its entries.
-    The fenced checkpoint refuses every save that could skip or repeat an entry, so a
-    ranker started afterwards still counts each vote exactly once."""
-    caplog.set_level(logging.ERROR, logger="ranker.log_consumer")
+def test_a_ranker_whose_lease_ran_out_never_writes_the_checkpoint(serve, r, cause_id, caplog):
+    """What a ranker stalled past its lease leaves: another ranker holds the cause's lease
+    while the stalled one still runs. The checkpoint save refuses the stalled ranker (it
+    closes the cause), and once the lease is free again every vote counts once."""
+    caplog.set_level(logging.INFO, logger="ranker")
     rng = np.random.default_rng(15)
     cause = Consultation(r, cause_id).create(6)
-    twins = [serve(consumer_name="ranker-a"), serve(consumer_name="ranker-b")]
-    for _ in range(20):
-        cause.random_votes(rng, 50, among=6)
-        # One part at a time, each read before the next is written: the twins split them.
-        eventually(lambda: delivered(r, cause), "the group to read the latest votes")
-    for twin in twins:
-        twin.read(cause_id)
-    eventually(lambda: any(record.msg.startswith("another ranker consumes this cause")
-                           for record in caplog.records), "a checkpoint refused by the fence")
-    for twin in twins:
-        twin.stop()
+    # Renewed every 2 s: the ranker tries several saves before it notices the lost lease.
+    ranker = serve(lease_s=6.0)
+    cause.random_votes(rng, 100, among=6)
+    ranker.counted(cause)
+    eventually(lambda: checkpointed(r, cause), "a checkpoint")
+    saved = r.hgetall(keys.checkpoint(cause_id))
 
-    alone = serve(consumer_name="ranker-c")
+    r.set(keys.lease(cause_id), "intruder/1", px=60_000)
+    cause.random_votes(rng, 40, among=6)
+    eventually(lambda: any("held by intruder/1" in getattr(record, "detail", "")
+                           for record in caplog.records), "a save refused by the lease")
+    eventually(lambda: logged(caplog, "cause lease lost; cause closed", cause_id),
+               "the ranker to close the cause whose lease it lost")
+    assert r.hgetall(keys.checkpoint(cause_id)) == saved
+    with pytest.raises(grpc.RpcError) as caught:
+        ranker.read(cause_id)
+    assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert "handed over from ranker intruder" in caught.value.details()
 
-    assert_tallies_exact(alone.counted(cause), cause)
+    r.delete(keys.lease(cause_id))
+
+    assert_tallies_exact(ranker.counted(cause), cause)
     eventually(lambda: checkpointed(r, cause) and pending(r, cause_id) == 0,
                "everything checkpointed and acknowledged")
-    assert any(record.msg.startswith("another ranker consumes this cause")
-               for record in caplog.records)
+
+
+def test_rankers_share_the_causes_and_hand_them_over_as_they_join_and_leave(serve, r, cause_id):
+    """Causes are spread over the live rankers; a ranker that joins takes over some of them
+    (and only it gains any), one that leaves hands its own over, and every vote counts once
+    throughout. A ranker asked for a cause another one serves answers FAILED_PRECONDITION."""
+    rng = np.random.default_rng(21)
+    causes = [Consultation(r, f"{cause_id}-{k:02d}").create(4) for k in range(24)]
+    rankers = [serve(name="ranker-a"), serve(name="ranker-b")]
+
+    def served_by() -> dict[str, list[Ranker]]:
+        """For each cause, the rankers that answer with every vote written counted."""
+        served: dict[str, list[Ranker]] = {}
+        for cause in causes:
+            served[cause.cause_id] = []
+            for ranker in rankers:
+                if ranker.stopped:
+                    continue
+                try:
+                    ranking = ranker.read(cause.cause_id)
+                except grpc.RpcError as exc:
+                    assert exc.code() in (grpc.StatusCode.FAILED_PRECONDITION,  # type: ignore[attr-defined]
+                                          grpc.StatusCode.UNAVAILABLE), exc
+                    continue
+                if ranking.votes_counted == cause.entries_written:
+                    served[cause.cause_id].append(ranker)
+        return served
+
+    def vote_and_count(what: str) -> dict[str, Ranker]:
+        for cause in causes:
+            cause.random_votes(rng, 10, among=4)
+        served = eventually(served_by, what, timeout=60,
+                            until=lambda served: all(len(by) == 1 for by in served.values()))
+        return {cause: by[0] for cause, by in served.items()}
+
+    before = vote_and_count("every cause counted by exactly one of two rankers")
+    assert {ranker.port for ranker in before.values()} == {rankers[0].port, rankers[1].port}
+
+    rankers.append(serve(name="ranker-c"))
+    after_join = vote_and_count("every cause counted by exactly one of three rankers")
+    moved = [cause for cause in after_join if after_join[cause] is not before[cause]]
+    assert moved and all(after_join[cause] is rankers[2] for cause in moved)
+
+    rankers[0].stop()
+    after_leave = vote_and_count("every cause counted by one of the two rankers left")
+    assert rankers[0] not in after_leave.values()
+    for cause in causes:
+        assert_tallies_exact(after_leave[cause.cause_id].read(cause.cause_id), cause)
 
 
 # -- many causes, idle causes ------------------------------------------------------------------
 
 
 def ranker_connections(r: redis.Redis, name: str) -> int:
-    """The Redis connections open now under the ranker's client name (its consumer name)."""
-    return sum(1 for client in r.client_list() if client.get("name") == name)
+    """The Redis connections open now under the client name of ranker `name` (its id: the
+    name made unique)."""
+    return sum(1 for client in r.client_list() if client.get("name", "").startswith(f"{name}-"))
 
 
 def sample_connections(r: redis.Redis, name: str, stop: threading.Event,
@@ -662,7 +730,7 @@ def test_hundreds_of_causes_voted_at_once_are_counted_exactly_over_a_few_connect
     n_causes, n_rounds, per_round = 300, 4, 6
     rng = np.random.default_rng(31)
     causes = [Consultation(r, f"{cause_id}-{k:03d}").create(4) for k in range(n_causes)]
-    serve(checkpoint_interval_s=1.0, consumer_name="ranker-many")
+    serve(checkpoint_interval_s=1.0, name="ranker-many")
     stop = threading.Event()
     seen: list[int] = []
     sampler = threading.Thread(target=sample_connections, args=(r, "ranker-many", stop, seen))
@@ -814,41 +882,6 @@ def test_a_log_that_loses_its_group_mid_read_stops_no_cause_from_counting(serve,
         assert_tallies_exact(ranker.counted(cause), cause)
         eventually(lambda c=cause: checkpointed(r, c) and pending(r, c.cause_id) == 0,
                    "everything checkpointed and acknowledged")
-
-
-# -- sharding -------------------------------------------------------------------------------------
-
-
-def causes_per_shard(prefix: str, n_shards: int) -> list[str]:
-    found: dict[int, str] = {}
-    k = 0
-    while len(found) < n_shards:
-        candidate = f"{prefix}-{k}"
-        found.setdefault(shard_of(candidate, n_shards), candidate)
-        k += 1
-    return [found[shard] for shard in range(n_shards)]
-
-
-def test_two_shards_rank_disjoint_causes(serve, r, cause_id):
-    shard_causes = causes_per_shard(cause_id, 2)
-    consultations = []
-    for cid in shard_causes:
-        cause = Consultation(r, cid).create(3)
-        cause.vote([("w", 0, 1), ("w", 1, 2), ("t", 0, 2)])
-        consultations.append(cause)
-    rankers = [serve(shard_index=k, shard_count=2, consumer_name=f"ranker-{k}")
-               for k in range(2)]
-
-    for shard, (ranker, cause) in enumerate(zip(rankers, consultations, strict=True)):
-        assert_tallies_exact(ranker.counted(cause), cause)
-        other = rankers[1 - shard]
-        with pytest.raises(grpc.RpcError) as caught:
-            other.read(cause.cause_id)
-        assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
-        assert f"shard {shard} of 2" in caught.value.details()
-    for shard, cause in enumerate(consultations):
-        consumers = r.xinfo_consumers(keys.votes(cause.cause_id), keys.RANKER_GROUP)
-        assert [c["name"] for c in consumers] == [f"ranker-{shard}".encode()]
 
 
 # -- following ------------------------------------------------------------------------------------
