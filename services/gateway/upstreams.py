@@ -19,29 +19,40 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-# Retried on UNAVAILABLE only: every internal call is a read or an idempotent write
-# (votes carry a vote_id or idempotency key), so a repeat cannot double-count.
-_SERVICE_CONFIG = json.dumps({
-    "methodConfig": [{
-        "name": [{"service": "pairwise.v1.IngestService"},
-                 {"service": "pairwise.v1.RankerService"}],
+
+
+def _channel_options(service: str, *, attempts: int, backoff_s: float,
+                     max_backoff_s: float) -> list[tuple[str, object]]:
+    """Options of a channel to `service`, whose calls are retried on UNAVAILABLE only:
+    every internal call is a read or an idempotent write (votes carry a vote_id or
+    idempotency key), so a repeat cannot double-count."""
+    config = json.dumps({"methodConfig": [{
+        "name": [{"service": service}],
         "retryPolicy": {
-            "maxAttempts": 4,
-            "initialBackoff": "0.1s",
-            "maxBackoff": "1s",
+            "maxAttempts": attempts,
+            "initialBackoff": f"{backoff_s}s",
+            "maxBackoff": f"{max_backoff_s}s",
             "backoffMultiplier": 2,
             "retryableStatusCodes": ["UNAVAILABLE"],
         },
-    }],
-})
+    }]})
+    return [
+        ("grpc.service_config", config),
+        ("grpc.enable_retries", 1),
+        ("grpc.max_receive_message_length", 16 * 1024 * 1024),
+        ("grpc.max_send_message_length", 16 * 1024 * 1024),
+        ("grpc.keepalive_time_ms", 30_000),
+    ]
 
-_CHANNEL_OPTIONS = [
-    ("grpc.service_config", _SERVICE_CONFIG),
-    ("grpc.enable_retries", 1),
-    ("grpc.max_receive_message_length", 16 * 1024 * 1024),
-    ("grpc.max_send_message_length", 16 * 1024 * 1024),
-    ("grpc.keepalive_time_ms", 30_000),
-]
+
+_INGEST_OPTIONS = _channel_options("pairwise.v1.IngestService", attempts=4, backoff_s=0.1,
+                                   max_backoff_s=1.0)
+# A ranker answers UNAVAILABLE for a cause whose lease its previous owner still holds (a
+# hand-over: a few short retries see it through) or because it is gone, when retrying the
+# same address is useless until the directory drops it: `Rankers.call` then reads the
+# directory again rather than wait here.
+_RANKER_OPTIONS = _channel_options("pairwise.v1.RankerService", attempts=3, backoff_s=0.05,
+                                   max_backoff_s=0.2)
 
 # Calls still in flight on the channel of a ranker that left the directory get this long
 # (seconds) to finish before the channel closes.
@@ -90,7 +101,7 @@ class Rankers:
             raise errors.Unavailable("no ranker is live; retry")
         address = self._live[owner]
         if address not in self._stubs:
-            channel = grpc.aio.insecure_channel(address, options=_CHANNEL_OPTIONS)
+            channel = grpc.aio.insecure_channel(address, options=_RANKER_OPTIONS)
             self._stubs[address] = (channel, ranker_pb2_grpc.RankerServiceStub(channel))
         return self._stubs[address][1]
 
@@ -152,7 +163,7 @@ class Upstreams:
     """grpc.aio channels to ingest and to the rankers; create inside the event loop."""
 
     def __init__(self, ingest_addr: str, rankers: Rankers) -> None:
-        self._channel = grpc.aio.insecure_channel(ingest_addr, options=_CHANNEL_OPTIONS)
+        self._channel = grpc.aio.insecure_channel(ingest_addr, options=_INGEST_OPTIONS)
         self.ingest = ingest_pb2_grpc.IngestServiceStub(self._channel)
         self.rankers = rankers
 

@@ -37,6 +37,10 @@ logger = logging.getLogger(__name__)
 # took up to 14 s to load on a busy machine).
 _MAX_LOADING = 8
 
+# A read of a cause another ranker owns reads the directory again at most this often
+# (seconds): a burst of reads for the causes of a ranker that just left costs one look.
+_LOOK_AGAIN_S = 0.2
+
 # Causes being put to sleep or woken at once (each a few round trips).
 _MAX_TRANSITIONS = 16
 
@@ -84,6 +88,8 @@ class CauseDirectory:
         self._leases: dict[str, str] = {}
         self._acquiring: dict[str, asyncio.Task[str]] = {}
         self._live: dict[str, str] = {}
+        self._looking: asyncio.Task[None] | None = None
+        self._looked_at = 0.0
         # Causes being loaded, put to sleep, handed over or settled: reads and discovery
         # wait for these.
         self._transitions: dict[str, asyncio.Task[None]] = {}
@@ -154,6 +160,10 @@ class CauseDirectory:
         cause = self._causes.get(cause_id)
         if cause is None:
             if not self.owns(cause_id):
+                # The gateway may know of a ranker joining or leaving before the next renewal
+                # here: look at the directory again rather than send the read elsewhere.
+                await self._look_again()
+            if not self.owns(cause_id):
                 raise errors.FailedPrecondition(
                     f"cause {cause_id!r} is served by ranker {self.owner_of(cause_id)}; this "
                     f"is ranker {self.ranker_id}")
@@ -171,6 +181,26 @@ class CauseDirectory:
                 cause = self._open(cause_id)
         cause.touch()
         return cause
+
+    async def _look_again(self) -> None:
+        """Read the live rankers now, unless this was done in the last `_LOOK_AGAIN_S`
+        (concurrent callers share one read)."""
+        loop = asyncio.get_running_loop()
+        if self._looking is None or (self._looking.done()
+                                     and loop.time() - self._looked_at >= _LOOK_AGAIN_S):
+            self._looked_at = loop.time()
+            self._looking = loop.create_task(self._read_live(), name="look-again")
+        await asyncio.shield(self._looking)
+
+    async def _read_live(self) -> None:
+        self._set_live(await ranker_directory.live(self._scripts))
+
+    def _set_live(self, live: dict[str, str]) -> None:
+        if set(live) != set(self._live):
+            logger.info("live rankers changed", extra={
+                "rankers": sorted(live), "joined": sorted(set(live) - set(self._live)),
+                "left": sorted(set(self._live) - set(live))})
+        self._live = live
 
     async def _take_lease(self, cause_id: str) -> str:
         """Take `cause_id`'s lease unless this ranker holds it; the token that holds it now
@@ -317,13 +347,8 @@ class CauseDirectory:
         """Renew this ranker's registration and its leases; close the causes whose lease was
         lost, and hand over those another ranker owns now."""
         ttl_s = self._settings.lease_s
-        live = await ranker_directory.register(self._scripts, self.ranker_id, self._address,
-                                               ttl_s)
-        if set(live) != set(self._live):
-            logger.info("live rankers changed", extra={
-                "rankers": sorted(live), "joined": sorted(set(live) - set(self._live)),
-                "left": sorted(set(self._live) - set(live))})
-        self._live = live
+        self._set_live(await ranker_directory.register(self._scripts, self.ranker_id,
+                                                       self._address, ttl_s))
         held = dict(self._leases)
         if held:
             for cause_id in await cause_leases.renew(self._scripts, list(held.items()), ttl_s):

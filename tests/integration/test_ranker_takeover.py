@@ -1,0 +1,248 @@
+"""Rankers taking over each other's causes, as separate processes killed with SIGKILL, with
+votes flowing through ingest to 300 causes and rankings read through the gateway.
+
+The time from a kill until every cause answers GetRanking again is measured and printed
+(`hand-over`), never asserted: on a loaded machine it says more about the machine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import random
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+import redis
+from conftest import (
+    ADMIN_TOKEN,
+    bearer,
+    eventually,
+    gateway_settings,
+    ingest_settings,
+    serve_in_thread,
+    served_port,
+    url_with_db,
+)
+
+from gateway.server import start as start_gateway
+from ingest.server import start as start_ingest
+from pairwise import keys
+from pairwise.v1 import gateway_pb2, gateway_pb2_grpc, ingest_pb2, ingest_pb2_grpc, types_pb2
+
+# Database of these tests; the rest of the session uses others.
+TAKEOVER_DB = 5
+N_CAUSES = 300
+N_PROPOSALS = 4
+KILLS = 2
+ADMIN = bearer(ADMIN_TOKEN)
+
+
+class RankerProcess:
+    """`python -m ranker` on `db_url`, named `name` (its id in the directory starts with it)."""
+
+    def __init__(self, db_url: str, name: str, folder: Path) -> None:
+        self.name = name
+        self.log = folder / f"{name}.log"
+        # The rankers' own defaults otherwise (lease, fit and checkpoint intervals): the
+        # hand-over measured is the one an operator gets.
+        env = {**os.environ, "REDIS_URL": db_url, "RANKER_PORT": "0", "RANKER_NAME": name}
+        with open(self.log, "wb") as log:
+            self.process = subprocess.Popen([sys.executable, "-m", "ranker"], env=env,
+                                            stdout=log, stderr=subprocess.STDOUT)
+        self.port = served_port(self.process, self.log)
+
+    def kill(self) -> None:
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+def leases_held(r: redis.Redis, cause_ids: list[str], name: str) -> int:
+    """How many of `cause_ids` the ranker named `name` holds the lease of (its lease tokens
+    start with its id, which starts with its name)."""
+    with r.pipeline(transaction=False) as pipe:
+        for cause_id in cause_ids:
+            pipe.get(keys.lease(cause_id))
+        tokens = pipe.execute()
+    return sum(1 for token in tokens if token and token.decode().startswith(f"{name}-"))
+
+
+class VoteFlow:
+    """Imports votes through ingest on random causes, in a thread, until stopped; counts the
+    votes ingest acknowledged per cause (a failed call is sent again with the same ids until
+    it is answered, so each vote is acknowledged once)."""
+
+    def __init__(self, ingest: ingest_pb2_grpc.IngestServiceStub, cause_ids: list[str]) -> None:
+        self._ingest = ingest
+        self._cause_ids = cause_ids
+        self.acknowledged: Counter[str] = Counter()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> VoteFlow:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=60)
+        assert not self._thread.is_alive()
+
+    def _run(self) -> None:
+        rng = random.Random(5)
+        for batch in itertools.count():
+            if self._stop.is_set():
+                return
+            votes = []
+            for k, cause_id in enumerate(rng.sample(self._cause_ids, 30)):
+                winner, loser = rng.sample(range(N_PROPOSALS), 2)
+                votes.append(types_pb2.ImportedVote(
+                    vote_id=f"b{batch}-{k}", cause_id=cause_id, voter_id=f"u{batch % 50}",
+                    winner_id=f"p{winner}", loser_id=f"p{loser}"))
+            while True:
+                try:
+                    reply = self._ingest.RecordVotes(
+                        ingest_pb2.RecordVotesRequest(votes=votes), timeout=10)
+                except grpc.RpcError:
+                    time.sleep(0.1)
+                    continue
+                assert reply.rejected == 0, reply.errors
+                break
+            self.acknowledged.update(vote.cause_id for vote in votes)
+            time.sleep(0.2)  # ~150 votes/s: a vote on each cause every 2 s
+
+
+def read_ranking(stub: gateway_pb2_grpc.GatewayServiceStub,
+                 cause_id: str) -> gateway_pb2.GetRankingResponse | None:
+    """The cause's ranking through the gateway, or None when it answers UNAVAILABLE."""
+    try:
+        return stub.GetRanking(gateway_pb2.GetRankingRequest(cause_id=cause_id, limit=1),
+                               metadata=ADMIN, timeout=30)
+    except grpc.RpcError as exc:
+        assert exc.code() == grpc.StatusCode.UNAVAILABLE, exc  # type: ignore[attr-defined]
+        return None
+
+
+def seconds_until_every_cause_answers(gateway_addr: str, cause_ids: list[str],
+                                      since: float) -> list[float]:
+    """Read every cause through the gateway, all at once, until each has answered once; the
+    seconds from `since` (time.monotonic) to each cause's first answer."""
+    async def first_answer(stub: gateway_pb2_grpc.GatewayServiceStub, cause_id: str) -> float:
+        request = gateway_pb2.GetRankingRequest(cause_id=cause_id, limit=1)
+        while True:
+            try:
+                await stub.GetRanking(request, metadata=ADMIN, timeout=30)
+                return time.monotonic() - since
+            except grpc.aio.AioRpcError as exc:
+                assert exc.code() == grpc.StatusCode.UNAVAILABLE, exc
+                assert time.monotonic() - since < 120, f"cause {cause_id} never answered"
+            # Coarse enough not to starve the rankers of CPU with reads (300 causes).
+            await asyncio.sleep(0.2)
+
+    async def every_cause() -> list[float]:
+        async with grpc.aio.insecure_channel(gateway_addr) as channel:
+            stub = gateway_pb2_grpc.GatewayServiceStub(channel)
+            return list(await asyncio.gather(*(first_answer(stub, c) for c in cause_ids)))
+
+    return asyncio.run(every_cause())
+
+
+@pytest.fixture
+def db_url(redis_url: str) -> Iterator[str]:
+    url = url_with_db(redis_url, TAKEOVER_DB)
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    client.close()
+    yield url
+
+
+@pytest.mark.slow
+def test_a_killed_rankers_causes_are_served_again_and_every_vote_counts_once(
+        db_url, tmp_path, capsys):
+    """Three rankers, 300 causes, votes flowing: a ranker killed with SIGKILL has its causes
+    served by the others, a ranker started afterwards takes some over, and in the end every
+    vote ingest acknowledged is counted exactly once."""
+    r = redis.Redis.from_url(db_url)
+    rankers: list[RankerProcess] = []
+    names = (f"ranker-{k}" for k in itertools.count())
+    kills: list[list[float]] = []  # per kill, the seconds until each cause answered
+    joins: list[list[float]] = []  # the same once a ranker joined afterwards
+    try:
+        with serve_in_thread(start_ingest, ingest_settings(db_url)) as ingest, \
+                serve_in_thread(start_gateway, gateway_settings(
+                    db_url, f"127.0.0.1:{ingest.port}")) as gateway, \
+                grpc.insecure_channel(f"127.0.0.1:{gateway.port}") as gateway_channel, \
+                grpc.insecure_channel(f"127.0.0.1:{ingest.port}") as ingest_channel:
+            stub = gateway_pb2_grpc.GatewayServiceStub(gateway_channel)
+            gateway_addr = f"127.0.0.1:{gateway.port}"
+            rankers.extend(RankerProcess(db_url, next(names), tmp_path) for _ in range(3))
+            cause_ids = [f"takeover-{k:03d}" for k in range(N_CAUSES)]
+            for cause_id in cause_ids:
+                stub.CreateCause(gateway_pb2.CreateCauseRequest(cause_id=cause_id, title="Q ?"),
+                                 metadata=ADMIN, timeout=10)
+                stub.AddProposals(gateway_pb2.AddProposalsRequest(cause_id=cause_id, proposals=[
+                    types_pb2.NewProposal(proposal_id=f"p{k}", text=f"Proposition {k}")
+                    for k in range(N_PROPOSALS)]), metadata=ADMIN, timeout=10)
+            flow = VoteFlow(ingest_pb2_grpc.IngestServiceStub(ingest_channel), cause_ids).start()
+            seconds_until_every_cause_answers(gateway_addr, cause_ids, time.monotonic())
+
+            for _ in range(KILLS):
+                victim = rankers.pop(0)
+                eventually(lambda v=victim: leases_held(r, cause_ids, v.name),
+                           f"{victim.name} to serve some causes", timeout=60)
+                victim.kill()
+                killed_at = time.monotonic()
+                kills.append(seconds_until_every_cause_answers(gateway_addr, cause_ids,
+                                                               killed_at))
+                joined = RankerProcess(db_url, next(names), tmp_path)
+                rankers.append(joined)
+                joined_at = time.monotonic()
+                eventually(lambda j=joined: leases_held(r, cause_ids, j.name),
+                           f"the ranker that joined, {joined.name}, to take some causes over",
+                           timeout=60)
+                joins.append(seconds_until_every_cause_answers(gateway_addr, cause_ids,
+                                                               joined_at))
+
+            flow.stop()
+            acknowledged = flow.acknowledged
+            assert sum(acknowledged.values()) > 0
+
+            def counted_differs() -> dict[str, tuple[int, int]]:
+                differs = {}
+                for cause_id in cause_ids:
+                    ranking = read_ranking(stub, cause_id)
+                    counted = -1 if ranking is None else ranking.votes_counted
+                    assert counted <= acknowledged[cause_id], (cause_id, counted)
+                    if counted != acknowledged[cause_id]:
+                        differs[cause_id] = (counted, acknowledged[cause_id])
+                return differs
+
+            eventually(counted_differs, "every acknowledged vote counted exactly once",
+                       until=lambda differs: not differs, timeout=120, interval=0.5)
+    finally:
+        for ranker in rankers:
+            ranker.stop()
+        r.close()
+    with capsys.disabled():
+        for k, (killed, joined) in enumerate(zip(kills, joins, strict=True), 1):
+            print(f"\nhand-over: kill {k}: every cause answered again within "
+                  f"{max(killed):.2f} s (median cause {statistics.median(killed):.2f} s); "
+                  f"after the next ranker joined, within {max(joined):.2f} s")
