@@ -20,7 +20,6 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-
 def _channel_options(service: str, *, attempts: int, backoff_s: float,
                      max_backoff_s: float) -> list[tuple[str, object]]:
     """Options of a channel to `service`, whose calls are retried on UNAVAILABLE only:

@@ -12,9 +12,18 @@ from typing import Any
 
 import grpc
 import pytest
-from conftest import ADMIN_TOKEN, PLATFORM_TOKEN, bearer, gateway_settings, serve_in_thread
+import redis
+from conftest import (
+    ADMIN_TOKEN,
+    PLATFORM_TOKEN,
+    bearer,
+    gateway_settings,
+    serve_in_thread,
+    url_with_db,
+)
 
 from gateway.server import start
+from pairwise import keys
 from pairwise.grpc_server import RunningServer, start_server
 from pairwise.v1 import gateway_pb2 as gw
 from pairwise.v1 import (
@@ -30,6 +39,10 @@ ADMIN = bearer(ADMIN_TOKEN)
 PLATFORM = bearer(PLATFORM_TOKEN)
 INTERNAL_TIMEOUT_S = 7.0
 SLACK_S = 0.1
+# Redis databases of this file's own: one where the stand-in is the live ranker, one with
+# no ranker at all (the rest of the session uses others).
+FORWARDING_DB = 6
+NO_RANKER_DB = 7
 
 
 class StandInIngest(ingest_pb2_grpc.IngestServiceServicer):
@@ -96,7 +109,9 @@ class StandInIngest(ingest_pb2_grpc.IngestServiceServicer):
 
 class StandInRanker(ranker_pb2_grpc.RankerServiceServicer):
     """A fixed ranking of 3 entries counting 40 votes; causes ending in "-cold" are refused
-    with FAILED_PRECONDITION. FollowRanking sends two updates then waits for cancellation."""
+    with RESOURCE_EXHAUSTED, those ending in "-moved" with FAILED_PRECONDITION (what a ranker
+    answers for a cause another ranker owns). FollowRanking sends two updates then waits for
+    cancellation."""
 
     def __init__(self) -> None:
         self.reads: list[tuple[str, int, int]] = []
@@ -116,7 +131,9 @@ class StandInRanker(ranker_pb2_grpc.RankerServiceServicer):
     async def ReadRanking(self, request, context):  # type: ignore[no-untyped-def]
         self.reads.append((request.cause_id, request.offset, request.limit))
         if request.cause_id.endswith("-cold"):
-            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, "stand-in ranker is cold")
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, "stand-in ranker is cold")
+        if request.cause_id.endswith("-moved"):
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, "served by another ranker")
         return ranker_pb2.ReadRankingResponse(
             ranking=self.ranking(request.cause_id, 40, request.offset, request.limit))
 
@@ -147,15 +164,28 @@ def peers() -> Iterator[tuple[StandInIngest, StandInRanker, str]]:
         yield ingest, ranker, f"127.0.0.1:{running.port}"
 
 
+@pytest.fixture(scope="module")
+def forwarding_url(redis_url: str, peers) -> str:  # type: ignore[no-untyped-def]
+    """A Redis database of this file's own, where the stand-in is the one live ranker."""
+    url = url_with_db(redis_url, FORWARDING_DB)
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    seconds, _ = client.time()
+    client.zadd(keys.RANKERS, {"stand-in": (seconds + 3600) * 1000})
+    client.hset(keys.RANKER_ADDRESSES, "stand-in", peers[2])
+    client.close()
+    return url
+
+
 def gateway_with(redis_url: str, peer_addr: str, **overrides: Any):  # type: ignore[no-untyped-def]
     settings = gateway_settings(redis_url, peer_addr, **overrides)
     return serve_in_thread(start, settings)
 
 
 @pytest.fixture(scope="module")
-def stub(redis_url: str, peers) -> Iterator[gateway_pb2_grpc.GatewayServiceStub]:  # type: ignore[no-untyped-def]
+def stub(forwarding_url: str, peers) -> Iterator[gateway_pb2_grpc.GatewayServiceStub]:  # type: ignore[no-untyped-def]
     _, _, addr = peers
-    with gateway_with(redis_url, addr, import_chunk=2,
+    with gateway_with(forwarding_url, addr, import_chunk=2,
                       internal_timeout_s=INTERNAL_TIMEOUT_S) as running, \
             grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel:
         yield gateway_pb2_grpc.GatewayServiceStub(channel)
@@ -259,10 +289,10 @@ def test_a_slow_ingest_is_unavailable_before_the_deadline_and_is_cancelled(stub,
     assert ingest.slow_cancelled.wait(10)
 
 
-def test_internal_timeout_bounds_calls_without_client_deadline(redis_url: str, peers,  # type: ignore[no-untyped-def]
+def test_internal_timeout_bounds_calls_without_client_deadline(forwarding_url: str, peers,  # type: ignore[no-untyped-def]
                                                                cause_id: str) -> None:
     _, _, addr = peers
-    with gateway_with(redis_url, addr, internal_timeout_s=0.5) as running, \
+    with gateway_with(forwarding_url, addr, internal_timeout_s=0.5) as running, \
             grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel:
         stub = gateway_pb2_grpc.GatewayServiceStub(channel)
         make_cause(stub, cause_id)
@@ -281,7 +311,10 @@ def test_unavailable_ingest_is_retried(stub, peers, cause_id: str) -> None:  # t
 
 
 def test_unreachable_ingest_is_unavailable(redis_url: str, cause_id: str) -> None:
-    with gateway_with(redis_url, "127.0.0.1:1") as running, \
+    """Ingest unreachable and no ranker live: every call that needs one is UNAVAILABLE."""
+    url = url_with_db(redis_url, NO_RANKER_DB)
+    redis.Redis.from_url(url).flushdb()
+    with gateway_with(url, "127.0.0.1:1") as running, \
             grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel:
         stub = gateway_pb2_grpc.GatewayServiceStub(channel)
         make_cause(stub, cause_id)
@@ -300,8 +333,22 @@ def test_ranker_errors_pass_through(stub, cause_id: str) -> None:  # type: ignor
     make_cause(stub, cold)
     with pytest.raises(grpc.RpcError) as info:
         stub.GetRanking(gw.GetRankingRequest(cause_id=cold), metadata=PLATFORM, timeout=5)
-    assert info.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert info.value.details() == "stand-in ranker is cold"
+
+
+def test_a_cause_that_moved_is_read_again_once_then_unavailable(stub, peers,  # type: ignore[no-untyped-def]
+                                                                cause_id: str) -> None:
+    """A ranker answering that another one owns the cause makes the gateway read the
+    directory and try once more; a cause still moving is UNAVAILABLE (retryable)."""
+    _, ranker, _ = peers
+    moved = cause_id + "-moved"
+    make_cause(stub, moved)
+    with pytest.raises(grpc.RpcError) as info:
+        stub.GetRanking(gw.GetRankingRequest(cause_id=moved), metadata=PLATFORM, timeout=5)
+    assert info.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert "moving between rankers" in info.value.details()
+    assert [read for read in ranker.reads if read[0] == moved] == [(moved, 0, 100)] * 2
 
 
 def test_import_votes_chunks_batches_and_sums(stub, peers) -> None:  # type: ignore[no-untyped-def]
@@ -386,12 +433,12 @@ def test_watch_ranking_relays_updates_until_the_client_cancels(stub, peers,  # t
 
 
 def test_watchers_of_a_cause_share_one_ranker_stream_and_are_bounded(  # type: ignore[no-untyped-def]
-        redis_url: str, peers, cause_id: str) -> None:
+        forwarding_url: str, peers, cause_id: str) -> None:
     """However many clients watch a cause, the ranker sends its updates once per (cause,
     limit); past the per-cause or per-gateway bound a new watch is RESOURCE_EXHAUSTED, and
     the ranker's stream ends with the last watcher."""
     _, ranker, addr = peers
-    with gateway_with(redis_url, addr, max_watches=3, max_watches_per_cause=2) as running, \
+    with gateway_with(forwarding_url, addr, max_watches=3, max_watches_per_cause=2) as running, \
             grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel:
         stub = gateway_pb2_grpc.GatewayServiceStub(channel)
         make_cause(stub, cause_id)
