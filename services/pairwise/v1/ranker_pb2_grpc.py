@@ -27,7 +27,9 @@ if _version_not_supported:
 
 class RankerServiceStub:
     """RankerService is internal: it serves the latest Bradley-Terry fit of the causes
-    this replica owns (see pairwise.sharding).
+    this ranker owns among the live rankers (see pairwise.ranker_directory); a cause
+    another ranker owns is FAILED_PRECONDITION, one still leased by its previous owner
+    UNAVAILABLE.
     """
 
     def __init__(self, channel):
@@ -55,7 +57,9 @@ class RankerServiceStub:
 
 class RankerServiceServicer:
     """RankerService is internal: it serves the latest Bradley-Terry fit of the causes
-    this replica owns (see pairwise.sharding).
+    this ranker owns among the live rankers (see pairwise.ranker_directory); a cause
+    another ranker owns is FAILED_PRECONDITION, one still leased by its previous owner
+    UNAVAILABLE.
     """
 
     def ReadRanking(self, request, context):
@@ -106,7 +110,9 @@ def add_RankerServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class RankerService:
     """RankerService is internal: it serves the latest Bradley-Terry fit of the causes
-    this replica owns (see pairwise.sharding).
+    this ranker owns among the live rankers (see pairwise.ranker_directory); a cause
+    another ranker owns is FAILED_PRECONDITION, one still leased by its previous owner
+    UNAVAILABLE.
     """
 
     @staticmethod
