@@ -5,6 +5,7 @@ get votes or are read, put to sleep when idle, handed over when another ranker j
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Coroutine
 from typing import Any
@@ -89,6 +90,7 @@ class CauseDirectory:
         self._acquiring: dict[str, asyncio.Task[str]] = {}
         self._live: dict[str, str] = {}
         self._looking: asyncio.Task[None] | None = None
+        self._discover_now = asyncio.Event()
         self._looked_at = 0.0
         # Causes being loaded, put to sleep, handed over or settled: reads and discovery
         # wait for these.
@@ -196,11 +198,14 @@ class CauseDirectory:
         self._set_live(await ranker_directory.live(self._scripts))
 
     def _set_live(self, live: dict[str, str]) -> None:
+        left = set(self._live) - set(live)
         if set(live) != set(self._live):
             logger.info("live rankers changed", extra={
                 "rankers": sorted(live), "joined": sorted(set(live) - set(self._live)),
-                "left": sorted(set(self._live) - set(live))})
+                "left": sorted(left)})
         self._live = live
+        if left:
+            self._discover_now.set()
 
     async def _take_lease(self, cause_id: str) -> str:
         """Take `cause_id`'s lease unless this ranker holds it; the token that holds it now
@@ -344,16 +349,20 @@ class CauseDirectory:
     # -- the directory and the leases ------------------------------------------------------
 
     async def _renew(self) -> None:
-        """Renew this ranker's registration and its leases; close the causes whose lease was
-        lost, and hand over those another ranker owns now."""
+        """Renew this ranker's leases and its registration; close the causes whose lease was
+        lost, and hand over those another ranker owns now.
+
+        Leases first: a killed ranker's leases then run out just before its registration
+        does, so the rankers that see it gone find its causes free.
+        """
         ttl_s = self._settings.lease_s
-        self._set_live(await ranker_directory.register(self._scripts, self.ranker_id,
-                                                       self._address, ttl_s))
         held = dict(self._leases)
         if held:
             for cause_id in await cause_leases.renew(self._scripts, list(held.items()), ttl_s):
                 if self._leases.get(cause_id) == held[cause_id]:
                     del self._leases[cause_id]
+        self._set_live(await ranker_directory.register(self._scripts, self.ranker_id,
+                                                       self._address, ttl_s))
         # A cause loaded without its lease (lost now, or while a transition ran) is closed
         # once no transition runs on it.
         for cause_id in list(self._causes):
@@ -419,7 +428,11 @@ class CauseDirectory:
             except Exception as exc:
                 logger.warning("cause discovery failed; retrying", extra={"error": repr(exc)})
             raise_if_cancel_requested()
-            await asyncio.sleep(self._settings.discover_interval_s)
+            # Sooner when a ranker left: its causes with votes to count are this one's now.
+            self._discover_now.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._discover_now.wait(),
+                                       self._settings.discover_interval_s)
 
     async def _sweep_forever(self) -> None:
         while True:
