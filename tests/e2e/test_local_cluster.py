@@ -105,8 +105,15 @@ def test_up_serves_votes_survives_kill_9_and_down_stops_everything(
         assert receipt.vote_id and not receipt.duplicate
 
         def ranking_with_the_vote() -> gateway_pb2.GetRankingResponse | None:
-            ranking = gateway.GetRanking(gateway_pb2.GetRankingRequest(cause_id="e2e"),
-                                         metadata=platform, timeout=10)
+            """The ranking once it counts the vote; None while it does not, or while the
+            cause is UNAVAILABLE (retryable: a killed ranker's lease has not run out)."""
+            try:
+                ranking = gateway.GetRanking(gateway_pb2.GetRankingRequest(cause_id="e2e"),
+                                             metadata=platform, timeout=10)
+            except grpc.RpcError as exc:
+                if exc.code() != grpc.StatusCode.UNAVAILABLE:  # type: ignore[attr-defined]
+                    raise
+                return None
             return ranking if ranking.votes_counted == 1 else None
 
         ranking = eventually(ranking_with_the_vote, "the vote in the ranking")
