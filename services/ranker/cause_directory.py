@@ -52,8 +52,9 @@ _SWEEP_PAGE = 500
 class CauseDirectory:
     """Maps cause ids to their live `CauseRanker`, for the causes this ranker owns that are
     awake (pairwise.awake_causes states the protocol and why no vote is missed). New votes
-    come through one `VoteReader` on `reader_client` (a connection of its own); everything
-    else goes through `client`.
+    come through one `VoteReader` on `reader_client` (a connection of its own); the renewals
+    of the registration and leases go through `renewal_client` (another), everything else
+    through `client`.
 
     The ranker registers in the directory of rankers as `ranker_id` (`join`) and renews its
     registration and every lease it holds each third of `lease_s`. It owns the causes whose
@@ -73,9 +74,11 @@ class CauseDirectory:
     """
 
     def __init__(self, client: aioredis.Redis, reader_client: aioredis.Redis,
-                 settings: Settings, fit_pool: FitPool, *, ranker_id: str) -> None:
+                 renewal_client: aioredis.Redis, settings: Settings, fit_pool: FitPool, *,
+                 ranker_id: str) -> None:
         self._redis = client
         self._scripts = ScriptRunner(client)
+        self._renewal_scripts = ScriptRunner(renewal_client)
         self._settings = settings
         self._fit_pool = fit_pool
         self.ranker_id = ranker_id
@@ -156,32 +159,42 @@ class CauseDirectory:
         """The live ranker of `cause_id`, loading it on first use (or after its sleep).
 
         Raises errors.FailedPrecondition when another ranker owns the cause,
-        errors.Unavailable while its previous owner still holds its lease (a hand-over),
-        and errors.NotFound when no such cause exists.
+        errors.Unavailable while its previous owner still holds its lease (a hand-over) or
+        when it cannot be opened within `read_wait_s`, and errors.NotFound when no such cause
+        exists.
         """
         cause = self._causes.get(cause_id)
         if cause is None:
-            if not self.owns(cause_id):
-                # The gateway may know of a ranker joining or leaving before the next renewal
-                # here: look at the directory again rather than send the read elsewhere.
-                await self._look_again()
-            if not self.owns(cause_id):
-                raise errors.FailedPrecondition(
-                    f"cause {cause_id!r} is served by ranker {self.owner_of(cause_id)}; this "
-                    f"is ranker {self.ranker_id}")
-            while (transition := self._transitions.get(cause_id)) is not None:
-                await asyncio.wait({transition})
-            cause = self._causes.get(cause_id)
-            if cause is None:
-                if not await self._redis.exists(keys.cause(cause_id)):
-                    raise errors.NotFound(f"cause {cause_id!r} not found")
-                held = await self._take_lease(cause_id)
-                if held != self._leases.get(cause_id):
-                    raise errors.Unavailable(
-                        f"cause {cause_id!r} is being handed over from ranker "
-                        f"{cause_leases.holder(held)}; retry")
-                cause = self._open(cause_id)
+            try:
+                async with asyncio.timeout(self._settings.read_wait_s):
+                    cause = await self._open_for_read(cause_id)
+            except TimeoutError:
+                raise errors.Unavailable(
+                    f"cause {cause_id!r} is still being loaded or moved; retry") from None
         cause.touch()
+        return cause
+
+    async def _open_for_read(self, cause_id: str) -> CauseRanker:
+        if not self.owns(cause_id):
+            # The gateway may know of a ranker joining or leaving before the next renewal
+            # here: look at the directory again rather than send the read elsewhere.
+            await self._look_again()
+        if not self.owns(cause_id):
+            raise errors.FailedPrecondition(
+                f"cause {cause_id!r} is served by ranker {self.owner_of(cause_id)}; this "
+                f"is ranker {self.ranker_id}")
+        while (transition := self._transitions.get(cause_id)) is not None:
+            await asyncio.wait({transition})
+        cause = self._causes.get(cause_id)
+        if cause is None:
+            if not await self._redis.exists(keys.cause(cause_id)):
+                raise errors.NotFound(f"cause {cause_id!r} not found")
+            held = await self._take_lease(cause_id)
+            if held != self._leases.get(cause_id):
+                raise errors.Unavailable(
+                    f"cause {cause_id!r} is being handed over from ranker "
+                    f"{cause_leases.holder(held)}; retry")
+            cause = self._open(cause_id)
         return cause
 
     async def _look_again(self) -> None:
@@ -358,10 +371,11 @@ class CauseDirectory:
         ttl_s = self._settings.lease_s
         held = dict(self._leases)
         if held:
-            for cause_id in await cause_leases.renew(self._scripts, list(held.items()), ttl_s):
+            for cause_id in await cause_leases.renew(self._renewal_scripts,
+                                                     list(held.items()), ttl_s):
                 if self._leases.get(cause_id) == held[cause_id]:
                     del self._leases[cause_id]
-        self._set_live(await ranker_directory.register(self._scripts, self.ranker_id,
+        self._set_live(await ranker_directory.register(self._renewal_scripts, self.ranker_id,
                                                        self._address, ttl_s))
         # A cause loaded without its lease (lost now, or while a transition ran) is closed
         # once no transition runs on it.

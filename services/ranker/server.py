@@ -32,10 +32,15 @@ async def start(settings: Settings) -> RunningServer:
             max_connections=max_connections, pool_timeout_s=settings.redis_pool_timeout_s,
             blocking_s=blocking_s, client_name=ranker_id)
 
-    client = connect(settings.redis_max_connections - 1, 0.0)
+    # So has the renewal of the ranker's registration and leases: queued behind loads and
+    # checkpoints on a starved host, it came later than the lease time, and the ranker lost
+    # every cause it held.
+    client = connect(settings.redis_max_connections - 2, 0.0)
     reader_client = connect(1, settings.read_block_ms / 1000)
+    renewal_client = connect(1, 0.0)
     fit_pool = FitPool(settings.fit_workers, nice=settings.fit_nice)
-    directory = CauseDirectory(client, reader_client, settings, fit_pool, ranker_id=ranker_id)
+    directory = CauseDirectory(client, reader_client, renewal_client, settings, fit_pool,
+                               ranker_id=ranker_id)
     try:
         running = await start_server(
             host=settings.host, port=settings.port,
@@ -46,9 +51,11 @@ async def start(settings: Settings) -> RunningServer:
         await fit_pool.close()
         await client.aclose()
         await reader_client.aclose()
+        await renewal_client.aclose()
         raise
     # Closers run in reverse: causes first (final checkpoints need Redis), then fits, Redis.
-    running.closers.extend([client.aclose, reader_client.aclose, fit_pool.close])
+    running.closers.extend([client.aclose, reader_client.aclose, renewal_client.aclose,
+                            fit_pool.close])
     try:
         await directory.join(settings.advertise_addr or f"{settings.host}:{running.port}")
     except BaseException:

@@ -62,7 +62,8 @@ class Settings:
     # Redis client (pairwise.redis_client): connections at most, and how long (seconds) a
     # command waits for a free one, for a connection to open, and for its reply (beyond the
     # time it was asked to block) before failing. One connection is the vote reader's own,
-    # which reads every cause; the others carry checkpoints, acks, loads and catalog reads,
+    # which reads every cause, one the renewal's of the ranker's registration and leases;
+    # the others carry checkpoints, acks, loads and catalog reads,
     # whose round trips are short: more causes queue for them instead of opening more. The
     # wait for a free connection is long because every holder gives its connection back
     # within its own socket timeout: a queue of a thousand causes on a CPU-starved host
@@ -100,8 +101,8 @@ class Settings:
         )
 
     def __post_init__(self) -> None:
-        if self.redis_max_connections < 2:
-            raise SystemExit("RANKER_REDIS_CONNECTIONS must be >= 2 (one is the vote reader's), "
-                             f"got {self.redis_max_connections}")
+        if self.redis_max_connections < 3:
+            raise SystemExit("RANKER_REDIS_CONNECTIONS must be >= 3 (one is the vote reader's, "
+                             f"one the lease renewal's), got {self.redis_max_connections}")
         if self.lease_s <= 0:
             raise SystemExit(f"RANKER_LEASE_S must be > 0, got {self.lease_s}")

@@ -8,6 +8,7 @@ The time from a kill until every cause answers GetRanking again is measured and 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import os
 import random
@@ -103,8 +104,9 @@ class VoteFlow:
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join(timeout=60)
-        assert not self._thread.is_alive()
+        if self._thread.ident is not None:
+            self._thread.join(timeout=60)
+            assert not self._thread.is_alive()
 
     def _run(self) -> None:
         rng = random.Random(5)
@@ -190,7 +192,8 @@ def test_a_killed_rankers_causes_are_served_again_and_every_vote_counts_once(
                 serve_in_thread(start_gateway, gateway_settings(
                     db_url, f"127.0.0.1:{ingest.port}")) as gateway, \
                 grpc.insecure_channel(f"127.0.0.1:{gateway.port}") as gateway_channel, \
-                grpc.insecure_channel(f"127.0.0.1:{ingest.port}") as ingest_channel:
+                grpc.insecure_channel(f"127.0.0.1:{ingest.port}") as ingest_channel, \
+                contextlib.ExitStack() as stack:  # closed first: the votes stop first
             stub = gateway_pb2_grpc.GatewayServiceStub(gateway_channel)
             gateway_addr = f"127.0.0.1:{gateway.port}"
             rankers.extend(RankerProcess(db_url, next(names), tmp_path) for _ in range(3))
@@ -201,7 +204,9 @@ def test_a_killed_rankers_causes_are_served_again_and_every_vote_counts_once(
                 stub.AddProposals(gateway_pb2.AddProposalsRequest(cause_id=cause_id, proposals=[
                     types_pb2.NewProposal(proposal_id=f"p{k}", text=f"Proposition {k}")
                     for k in range(N_PROPOSALS)]), metadata=ADMIN, timeout=10)
-            flow = VoteFlow(ingest_pb2_grpc.IngestServiceStub(ingest_channel), cause_ids).start()
+            flow = VoteFlow(ingest_pb2_grpc.IngestServiceStub(ingest_channel), cause_ids)
+            stack.callback(flow.stop)
+            flow.start()
             seconds_until_every_cause_answers(gateway_addr, cause_ids, time.monotonic())
 
             for _ in range(KILLS):
