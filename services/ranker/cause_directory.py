@@ -290,6 +290,13 @@ class CauseDirectory:
         task.add_done_callback(lambda _: self._transitions.pop(cause_id, None))
         task.add_done_callback(_log_failure)
 
+    def _settleable(self, cause_id: str) -> bool:
+        """Whether `cause_id` is neither held nor loaded nor in transition here. A cause
+        loaded without its lease (lost, and not closed yet) is not: taking the lease again
+        would leave its old load counting under the lost one."""
+        return cause_id not in self._leases and cause_id not in self._causes \
+            and cause_id not in self._transitions
+
     async def _settle(self, cause_id: str) -> None:
         """A cause in the awake set that this ranker owns and does not hold: take its lease
         (or leave it for the next poll while another ranker holds it), then put it to sleep,
@@ -402,8 +409,7 @@ class CauseDirectory:
         votes to count), put idle ones to sleep, and pass each loaded cause its catalog
         version."""
         for cause_id in await awake_causes.members(self._redis):
-            if cause_id not in self._leases and cause_id not in self._transitions \
-                    and self.owns(cause_id):
+            if self._settleable(cause_id) and self.owns(cause_id):
                 self._transition(cause_id, self._settle(cause_id), "settle")
         self._unload_idle()
         causes = list(self._causes.values())
@@ -424,9 +430,9 @@ class CauseDirectory:
         while True:
             cursor, raw = await self._redis.sscan(keys.CAUSES, cursor, count=_SWEEP_PAGE)
             page = [c.decode() if isinstance(c, bytes) else c for c in raw]
-            candidates = [c for c in page if self.owns(c) and c not in self._leases]
+            candidates = [c for c in page if self.owns(c) and self._settleable(c)]
             for cause_id in await awake_causes.uncounted_among(self._redis, candidates):
-                if cause_id not in self._leases and cause_id not in self._transitions:
+                if self._settleable(cause_id):
                     self._transition(cause_id, self._settle(cause_id), "settle")
                     found += 1
             raise_if_cancel_requested()
