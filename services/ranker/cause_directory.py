@@ -291,11 +291,14 @@ class CauseDirectory:
         task.add_done_callback(_log_failure)
 
     def _settleable(self, cause_id: str) -> bool:
-        """Whether `cause_id` is neither held nor loaded nor in transition here. A cause
-        loaded without its lease (lost, and not closed yet) is not: taking the lease again
-        would leave its old load counting under the lost one."""
-        return cause_id not in self._leases and cause_id not in self._causes \
-            and cause_id not in self._transitions
+        """Whether `cause_id` is neither loaded, nor being leased for a read, nor in
+        transition here (its lease may be held: a read that timed out after taking it left
+        it so). A cause loaded without its lease (lost, and not closed yet) is not: taking
+        the lease again would leave its old load counting under the lost one; nor is one a
+        read is taking the lease of: a settle would find nothing to count, and give back the
+        lease the read loads the cause under."""
+        return cause_id not in self._causes and cause_id not in self._transitions \
+            and cause_id not in self._acquiring
 
     async def _settle(self, cause_id: str) -> None:
         """A cause in the awake set that this ranker owns and does not hold: take its lease

@@ -36,6 +36,12 @@ from ranker.vote_reader import VoteReader
 
 logger = logging.getLogger(__name__)
 
+# Checkpoints up to this size are restored on the event loop (about a millisecond: a few
+# thousand pairs, or deltas of ~7,000 votes); larger ones in a thread. When a ranker takes
+# over another's causes, its threads are busy with their first fits, and small restores
+# queued behind them slowed every load.
+_INLINE_RESTORE_BYTES = 64 << 10
+
 # A base snapshot goes to Redis in RPUSH calls of about this many bytes: each is a few ms
 # of Redis and event-loop time, where one 110 MB HSET blocked both for ~1 s.
 _BASE_CALL_BYTES = 4 << 20
@@ -218,7 +224,9 @@ class RedisVoteStream:
                 or len(deltas) != int(fields.get(checkpoint_fields.DELTAS, -1)):
             raise ValueError(f"cause {self.cause_id!r}: checkpoint lists {len(base)} base "
                              f"parts and {len(deltas)} deltas, its hash says otherwise")
-        counts = await asyncio.to_thread(_restore, base, deltas)
+        stored_bytes = sum(map(len, base)) + sum(map(len, deltas))
+        counts = _restore(base, deltas) if stored_bytes <= _INLINE_RESTORE_BYTES \
+            else await asyncio.to_thread(_restore, base, deltas)
         return Checkpoint(last_id, votes_counted, counts, token, has_base=True,
                           base_bytes=sum(map(len, base)), delta_bytes=sum(map(len, deltas)))
 
