@@ -183,19 +183,25 @@ class CauseDirectory:
             raise errors.FailedPrecondition(
                 f"cause {cause_id!r} is served by ranker {self.owner_of(cause_id)}; this "
                 f"is ranker {self.ranker_id}")
-        while (transition := self._transitions.get(cause_id)) is not None:
-            await asyncio.wait({transition})
-        cause = self._causes.get(cause_id)
-        if cause is None:
+        while True:
+            while (transition := self._transitions.get(cause_id)) is not None:
+                await asyncio.wait({transition})
+            cause = self._causes.get(cause_id)
+            if cause is not None:
+                return cause
             if not await self._redis.exists(keys.cause(cause_id)):
                 raise errors.NotFound(f"cause {cause_id!r} not found")
-            held = await self._take_lease(cause_id)
-            if held != self._leases.get(cause_id):
-                raise errors.Unavailable(
-                    f"cause {cause_id!r} is being handed over from ranker "
-                    f"{cause_leases.holder(held)}; retry")
-            cause = self._open(cause_id)
-        return cause
+            # Discovery may have started settling the cause meanwhile: wait for it, or it
+            # could give back the lease this read is about to load the cause under. From
+            # here to the lease attempt nothing awaits, so none starts after this look.
+            if cause_id not in self._transitions:
+                break
+        held = await self._take_lease(cause_id)
+        if held != self._leases.get(cause_id):
+            raise errors.Unavailable(
+                f"cause {cause_id!r} is being handed over from ranker "
+                f"{cause_leases.holder(held)}; retry")
+        return self._open(cause_id)
 
     async def _look_again(self) -> None:
         """Read the live rankers now, unless this was done in the last `_LOOK_AGAIN_S`
