@@ -308,12 +308,18 @@ class CauseDirectory:
 
     async def _settle(self, cause_id: str) -> None:
         """A cause in the awake set that this ranker owns and does not hold: take its lease
-        (or leave it for the next poll while another ranker holds it), then put it to sleep,
-        or load it if its log holds votes no checkpoint covers."""
+        (or leave it for the next poll while another ranker holds it), then load it if its
+        log holds votes no checkpoint covers (it stays in the set, as a loaded cause does),
+        or else put it to sleep."""
         held = await self._take_lease(cause_id)
         if held != self._leases.get(cause_id):
             return
-        await self._sleep_or_load(cause_id)
+        # One look first: the causes of a ranker that died mostly have votes to count, and
+        # load at once rather than after taking them out of the set and looking again.
+        if await awake_causes.has_uncounted(self._redis, cause_id):
+            self._open(cause_id)
+        else:
+            await self._sleep_or_load(cause_id)
 
     async def _unload(self, cause_id: str) -> None:
         """Close an idle cause with a final checkpoint, then put it to sleep (or load it
