@@ -275,7 +275,7 @@ def test_exact_selection_near_exhaustion_is_uniform(redis_url: str, cause_id: st
 def test_a_voters_seen_pairs_are_bounded_in_count_and_time(redis_url: str, cause_id: str) -> None:
     """Past the cap a voter is refused RESOURCE_EXHAUSTED naming the setting, while other
     voters still get pairs; the seen set expires after the voter's last pair."""
-    settings = gateway_settings(redis_url, NOWHERE, NOWHERE, max_seen_pairs=4,
+    settings = gateway_settings(redis_url, NOWHERE, max_seen_pairs=4,
                                 seen_pairs_ttl_s=3600)
     with serve_in_thread(start, settings) as running, \
             grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel:
