@@ -36,6 +36,7 @@ from conftest import (
 
 from ingest.server import start as start_ingest
 from pairwise import awake_causes, keys, vote_log
+from pairwise.ranker_directory import owner_of
 from pairwise.v1 import ingest_pb2, ingest_pb2_grpc, ranker_pb2, ranker_pb2_grpc, types_pb2
 from ranker import bradley_terry, checkpoint_policy, fit_pool
 from ranker.pair_counts import PairCounts
@@ -674,16 +675,26 @@ def test_rankers_share_the_causes_and_hand_them_over_as_they_join_and_leave(serv
                     served[cause.cause_id].append(ranker)
         return served
 
+    def owner_ports() -> dict[str, int]:
+        """The port of each cause's owner among the rankers the directory lists live."""
+        seconds, micros = r.time()
+        live = [ranker_id.decode() for ranker_id in r.zrangebyscore(
+            keys.RANKERS, f"({seconds * 1000 + micros // 1000}", "+inf")]
+        addresses = {k.decode(): v.decode() for k, v in r.hgetall(keys.RANKER_ADDRESSES).items()}
+        return {cause.cause_id: int(addresses[str(owner_of(cause.cause_id, live))]
+                                    .rpartition(":")[2]) for cause in causes}
+
     def vote_and_count(what: str) -> dict[str, Ranker]:
-        """Vote on every cause; then, once every live ranker serves some of them and each
-        cause is served by exactly one, who serves it."""
+        """Vote on every cause; then, once each cause is served by exactly one ranker, its
+        owner in the directory, who serves it."""
         for cause in causes:
             cause.random_votes(rng, 10, among=4)
-        live = [ranker for ranker in rankers if not ranker.stopped]
-        served = eventually(
-            served_by, what, timeout=60,
-            until=lambda served: all(len(by) == 1 for by in served.values())
-            and all(any(ranker in by for by in served.values()) for ranker in live))
+        def settled(served: dict[str, list[Ranker]]) -> bool:
+            owners = owner_ports()
+            return all(len(by) == 1 and by[0].port == owners[cause]
+                       for cause, by in served.items())
+
+        served = eventually(served_by, what, until=settled, timeout=60)
         return {cause: by[0] for cause, by in served.items()}
 
     before = vote_and_count("every cause counted by exactly one of two rankers")
