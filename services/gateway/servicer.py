@@ -359,7 +359,7 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
             self, request, context) -> AsyncIterator[gateway_pb2.ExportRankingResponse]:
         cause_id = check_id("cause_id", request.cause_id)
         await self._catalog.require_cause(cause_id)
-        pages = self._upstreams.ranker_for(cause_id).StreamRanking(
+        pages = self._upstreams.rankers.stub_for(cause_id).StreamRanking(
             ranker_pb2.StreamRankingRequest(cause_id=cause_id), timeout=self._timeout(context))
         async for reply in pages:
             yield gateway_pb2.ExportRankingResponse(page=reply.page)
