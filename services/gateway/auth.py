@@ -4,12 +4,14 @@ Metadata ``authorization: Bearer <token>``. The admin token may call everything;
 platform token the voting and reading RPCs and AddProposals (citizens' proposals). Missing or
 unknown token: UNAUTHENTICATED; platform token on an admin RPC: PERMISSION_DENIED. Services
 other than GatewayService (health, reflection) stay open. The caller's role reaches the
-servicer through `current_role`.
+servicer through `current_role`, and the id of the token it presented (`token_id`, what audit
+trails record as who acted) through `current_principal`.
 """
 
 from __future__ import annotations
 
 import contextvars
+import hashlib
 import hmac
 from enum import Enum
 
@@ -26,6 +28,15 @@ class Role(Enum):
 # Set for the duration of each authenticated GatewayService call.
 current_role: contextvars.ContextVar[Role | None] = contextvars.ContextVar(
     "current_role", default=None)
+current_principal: contextvars.ContextVar[str] = contextvars.ContextVar(
+    "current_principal", default="")
+
+
+def token_id(role: Role, token: bytes) -> str:
+    """Who presented `token`, as audit trails record it: the role and the first 12 hex
+    digits of the token's SHA-256 (names the token without revealing it; a rotated token
+    gets a new id)."""
+    return f"{role.value}:{hashlib.sha256(token).hexdigest()[:12]}"
 
 PLATFORM_METHODS = frozenset(GATEWAY_PREFIX + name for name in (
     "NextPair", "SubmitVote", "AddProposals", "GetCause", "ListProposals", "GetRanking",
@@ -62,6 +73,8 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
             raise ValueError("admin and platform tokens must be non-empty")
         self._admin = admin_token.encode()
         self._platform = platform_token.encode()
+        self._principals = {Role.ADMIN: token_id(Role.ADMIN, self._admin),
+                            Role.PLATFORM: token_id(Role.PLATFORM, self._platform)}
         # (method, role) -> (handler, what it becomes): built once, not on every call.
         self._wrapped: dict[tuple[str, Role | None],
                             tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
@@ -75,13 +88,13 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
         cached = self._wrapped.get((method, role))
         if cached is not None and cached[0] is handler:
             return cached[1]
-        wrapped = self._wrap(handler, method, role)
+        wrapped = self._wrap(handler, method, role, self._principals)
         self._wrapped[method, role] = (handler, wrapped)
         return wrapped
 
     @staticmethod
-    def _wrap(handler: grpc.RpcMethodHandler, method: str,
-              role: Role | None) -> grpc.RpcMethodHandler:
+    def _wrap(handler: grpc.RpcMethodHandler, method: str, role: Role | None,
+              principals: dict[Role, str]) -> grpc.RpcMethodHandler:
         if role is None:
             return _replace(handler, _denier(grpc.StatusCode.UNAUTHENTICATED,
                                              "missing or invalid bearer token "
@@ -90,7 +103,7 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
             return _replace(handler, _denier(grpc.StatusCode.PERMISSION_DENIED,
                                              f"{method.removeprefix(GATEWAY_PREFIX)} needs "
                                              "the admin token"))
-        return _with_role(handler, role)
+        return _with_role(handler, role, principals[role])
 
 
 def _denier(code: grpc.StatusCode, details: str):  # type: ignore[no-untyped-def]
@@ -113,13 +126,15 @@ def _replace(handler: grpc.RpcMethodHandler, behaviour) -> grpc.RpcMethodHandler
                 response_serializer=handler.response_serializer)
 
 
-def _with_role(handler: grpc.RpcMethodHandler, role: Role) -> grpc.RpcMethodHandler:
-    """`handler` with `current_role` set to `role` in the task that runs it."""
+def _with_role(handler: grpc.RpcMethodHandler, role: Role,
+               principal: str) -> grpc.RpcMethodHandler:
+    """`handler` with `current_role` and `current_principal` set in the task that runs it."""
     if handler.unary_unary or handler.stream_unary:
         inner = handler.unary_unary or handler.stream_unary
 
         async def call(request_or_iterator, context):  # type: ignore[no-untyped-def]
             current_role.set(role)
+            current_principal.set(principal)
             return await inner(request_or_iterator, context)
         return _replace(handler, call)
 
@@ -127,6 +142,7 @@ def _with_role(handler: grpc.RpcMethodHandler, role: Role) -> grpc.RpcMethodHand
 
     async def stream(request_or_iterator, context):  # type: ignore[no-untyped-def]
         current_role.set(role)
+        current_principal.set(principal)
         async for response in inner_stream(request_or_iterator, context):
             yield response
     return _replace(handler, stream)

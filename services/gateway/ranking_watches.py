@@ -111,7 +111,10 @@ class RankingWatches:
                 feed.latest = gateway_pb2.WatchRankingResponse(
                     cause_id=cause_id, votes_counted=ranking.votes_counted,
                     entries=ranking.entries, total_proposals=ranking.total_proposals,
-                    fitted_at_ms=ranking.fitted_at_ms, prior_strength=ranking.prior_strength)
+                    fitted_at_ms=ranking.fitted_at_ms, prior_strength=ranking.prior_strength,
+                    votes_untrusted=ranking.votes_untrusted,
+                    votes_excluded=ranking.votes_excluded,
+                    exclusions_version=ranking.exclusions_version)
                 for follower in feed.followers:
                     follower.updates.append(feed.latest)
                     follower.ready.set()

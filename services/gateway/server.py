@@ -16,6 +16,7 @@ from gateway.upstreams import Rankers, Upstreams
 from gateway.vote_export import VoteExport
 from gateway.vote_forwarding import VoteForwarder
 from pairwise import redis_client
+from pairwise.exclusions import ExclusionStore
 from pairwise.grpc_server import RunningServer, start_server
 from pairwise.redis_scripts import ScriptRunner
 from pairwise.v1 import gateway_pb2, gateway_pb2_grpc
@@ -53,6 +54,7 @@ async def start(settings: Settings) -> RunningServer:
         votes=VoteForwarder(upstreams.ingest, max_group=settings.vote_group_max,
                             max_in_flight=settings.vote_groups_in_flight),
         exports=VoteExport(redis),
+        exclusion_store=ExclusionStore(redis, scripts),
         token_keys=settings.token_keys, prompt_ttl_s=settings.prompt_ttl_s,
         internal_timeout_s=settings.internal_timeout_s, import_chunk=settings.import_chunk,
         pair_selection=settings.pair_selection, newcomer_votes=settings.newcomer_votes)

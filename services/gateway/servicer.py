@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import AsyncIterator, Callable
 
 import grpc
 
-from gateway.auth import Role, current_role
+from gateway.auth import Role, current_principal, current_role
 from gateway.catalog import (
     DEFAULT_NEWCOMER_VOTES,
     DEFAULT_TOP_K,
@@ -36,7 +37,7 @@ from gateway.rate_limit import over_limit
 from gateway.upstreams import Upstreams
 from gateway.vote_export import VoteExport, check_entry_id
 from gateway.vote_forwarding import VoteForwarder
-from pairwise import prompt_token, submitted_vote
+from pairwise import exclusions, prompt_token, submitted_vote
 from pairwise.errors import InvalidArgument
 from pairwise.grpc_server import status_for
 from pairwise.ids import VOTER_ID_PATTERN, check_id, id_or_new
@@ -50,6 +51,9 @@ DEFAULT_WATCH_LIMIT = 20
 DEFAULT_PROPOSALS_LIMIT = 100
 # Proposals per ExportVotes catalog message (as ListProposals' largest page).
 EXPORT_PROPOSALS_PER_MESSAGE = 1000
+DEFAULT_EXCLUSIONS_LIMIT = 100
+# A stream entry id, as ListExclusionAudit's `after` names one.
+_ENTRY_ID = re.compile(r"[0-9]{1,20}-[0-9]{1,20}")
 # grpc.aio reports "no deadline" as None or as an effectively infinite number of seconds.
 _NO_DEADLINE_S = 1e9
 
@@ -118,6 +122,7 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
 
     def __init__(self, *, catalog: CatalogStore, pairs: PairSelector, upstreams: Upstreams,
                  watches: RankingWatches, votes: VoteForwarder, exports: VoteExport,
+                 exclusion_store: exclusions.ExclusionStore,
                  token_keys: prompt_token.TokenKeys, prompt_ttl_s: float,
                  internal_timeout_s: float, import_chunk: int,
                  pair_selection: PairSelection = PairSelection.UNIFORM,
@@ -131,6 +136,7 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
         self._watches = watches
         self._votes = votes
         self._exports = exports
+        self._exclusions = exclusion_store
         self._token_keys = token_keys
         self._prompt_ttl_ms = round(prompt_ttl_s * 1000)
         self._internal_timeout_s = internal_timeout_s
@@ -299,7 +305,9 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
         return gateway_pb2.GetRankingResponse(
             cause_id=cause_id, votes_counted=ranking.votes_counted, entries=ranking.entries,
             total_proposals=ranking.total_proposals, fitted_at_ms=ranking.fitted_at_ms,
-            prior_strength=ranking.prior_strength)
+            prior_strength=ranking.prior_strength, votes_untrusted=ranking.votes_untrusted,
+            votes_excluded=ranking.votes_excluded,
+            exclusions_version=ranking.exclusions_version)
 
     async def WatchRanking(  # type: ignore[no-untyped-def]
             self, request, context) -> AsyncIterator[gateway_pb2.WatchRankingResponse]:
@@ -324,6 +332,7 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
             if isinstance(outcome, BaseException):
                 raise outcome
         counted = ranking.ranking.votes_counted
+        left_out = ranking.ranking
         return gateway_pb2.GetCauseStatsResponse(
             votes_accepted=stats.votes_accepted, votes_counted=counted,
             lag=stats.votes_accepted - counted, duplicates=stats.duplicates,
@@ -331,7 +340,9 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
             rejected_by_reason=dict(stats.rejected_by_reason), voters=stats.voters,
             ties=stats.ties, skips=stats.skips, skip_reasons=stats.skip_reasons,
             proposals_accepted=cause.accepted, proposals_pending=cause.pending,
-            proposals_rejected=cause.rejected)
+            proposals_rejected=cause.rejected, votes_untrusted=left_out.votes_untrusted,
+            votes_excluded=left_out.votes_excluded,
+            exclusions_version=left_out.exclusions_version)
 
     async def ExportVotes(  # type: ignore[no-untyped-def]
             self, request, context) -> AsyncIterator[gateway_pb2.ExportVotesResponse]:
@@ -363,3 +374,64 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
             ranker_pb2.StreamRankingRequest(cause_id=cause_id), timeout=self._timeout(context))
         async for reply in pages:
             yield gateway_pb2.ExportRankingResponse(page=reply.page)
+
+    async def ExcludeVotes(self, request, context):  # type: ignore[no-untyped-def]
+        change = await self._change_exclusions(exclusions.EXCLUDE, request)
+        return gateway_pb2.ExcludeVotesResponse(
+            voters_changed=change.voters, votes_changed=change.votes,
+            exclusions_version=change.version)
+
+    async def ReinstateVotes(self, request, context):  # type: ignore[no-untyped-def]
+        change = await self._change_exclusions(exclusions.REINSTATE, request)
+        return gateway_pb2.ReinstateVotesResponse(
+            voters_changed=change.voters, votes_changed=change.votes,
+            exclusions_version=change.version)
+
+    async def _change_exclusions(
+            self, action: str,
+            request: gateway_pb2.ExcludeVotesRequest | gateway_pb2.ReinstateVotesRequest,
+    ) -> exclusions.Change:
+        """Exclude or reinstate what `request` names, as the calling admin."""
+        cause_id = check_id("cause_id", request.cause_id)
+        checked = exclusions.check_request(request.voter_ids, request.vote_ids, request.reason)
+        requested_by = exclusions.check_requested_by(request.requested_by)
+        by = current_principal.get() + (f" / {requested_by}" if requested_by else "")
+        change = await self._exclusions.change(cause_id, action, checked, by=by,
+                                               at_ms=self._now_ms())
+        logger.info("exclusions changed", extra={
+            "cause_id": cause_id, "action": action, "by": by, "voters": change.voters,
+            "votes": change.votes, "exclusions_version": change.version})
+        return change
+
+    async def ListExclusions(self, request, context):  # type: ignore[no-untyped-def]
+        cause_id = check_id("cause_id", request.cause_id)
+        offset, limit = check_page(request.offset, request.limit,
+                                   default_limit=DEFAULT_EXCLUSIONS_LIMIT,
+                                   max_limit=exclusions.MAX_PAGE)
+        await self._catalog.require_cause(cause_id)
+        # No cause holds more: a larger offset is past the end, whatever Redis' index range.
+        listed, total, version = await self._exclusions.page(
+            cause_id, min(offset, exclusions.MAX_PER_CAUSE), limit)
+        return gateway_pb2.ListExclusionsResponse(
+            exclusions=[gateway_pb2.Exclusion(
+                voter_id=item.id if item.kind == exclusions.VOTER else "",
+                vote_id=item.id if item.kind == exclusions.VOTE else "",
+                reason=item.reason, excluded_by=item.by, excluded_at_ms=item.at_ms)
+                for item in listed],
+            total=total, exclusions_version=version)
+
+    async def ListExclusionAudit(self, request, context):  # type: ignore[no-untyped-def]
+        cause_id = check_id("cause_id", request.cause_id)
+        if request.after:
+            check_id("after", request.after, pattern=_ENTRY_ID)
+        _, limit = check_page(0, request.limit, default_limit=DEFAULT_EXCLUSIONS_LIMIT,
+                              max_limit=exclusions.MAX_PAGE)
+        await self._catalog.require_cause(cause_id)
+        entries = await self._exclusions.audit(cause_id, request.after, limit)
+        return gateway_pb2.ListExclusionAuditResponse(
+            entries=[gateway_pb2.ExclusionAuditEntry(
+                entry_id=entry.entry_id, action=entry.action, voter_ids=entry.voter_ids,
+                vote_ids=entry.vote_ids, reason=entry.reason, by=entry.by, at_ms=entry.at_ms,
+                exclusions_version=entry.version)
+                for entry in entries],
+            next_after=entries[-1].entry_id if entries else "")

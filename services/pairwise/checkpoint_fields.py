@@ -13,6 +13,12 @@ from string import Template
 LAST_ID = "last_id"
 # Votes in the entries up to LAST_ID (an entry holds 1 to vote_log.MAX_VOTES_PER_ENTRY).
 VOTES_COUNTED = "votes_counted"
+# Of those votes, how many the counts leave out (ranker.vote_admission): flagged untrusted at
+# ingest, and excluded by an admin under the exclusions at EXCLUSIONS_VERSION. A checkpoint
+# without them was stored before votes were left out; the ranker counts its log again.
+VOTES_UNTRUSTED = "votes_untrusted"
+VOTES_EXCLUDED = "votes_excluded"
+EXCLUSIONS_VERSION = "exclusions_version"
 # Names the save that wrote the checkpoint; the next save must name it (fencing).
 TOKEN = "token"
 # The ranker consumer that saved it, and when (Unix time, milliseconds).
@@ -22,7 +28,9 @@ SAVED_AT_MS = "saved_at_ms"
 BASE_PARTS = "base_parts"
 DELTAS = "deltas"
 
-_NAMES = {"last_id": LAST_ID, "votes_counted": VOTES_COUNTED, "token": TOKEN,
+_NAMES = {"last_id": LAST_ID, "votes_counted": VOTES_COUNTED,
+          "votes_untrusted": VOTES_UNTRUSTED, "votes_excluded": VOTES_EXCLUDED,
+          "exclusions_version": EXCLUSIONS_VERSION, "token": TOKEN,
           "consumer": CONSUMER, "saved_at_ms": SAVED_AT_MS, "base_parts": BASE_PARTS,
           "deltas": DELTAS}
 

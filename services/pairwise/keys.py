@@ -150,3 +150,25 @@ def pseudonym_salt(cause_id: str) -> str:
     """String: the random salt of the cause's voter pseudonyms in exports (hex), written once
     by the first export (gateway.vote_export)."""
     return f"salt:{{{cause_id}}}"
+
+
+def exclusions(cause_id: str) -> str:
+    """Hash: "voter:<voter_id>" or "vote:<vote_id>" -> the record of its exclusion (format
+    in pairwise.exclusions): the voters and votes left out of the official ranking."""
+    return f"excl:{{{cause_id}}}"
+
+
+def exclusions_order(cause_id: str) -> str:
+    """Sorted set, every score 0: the members of `exclusions`, in the order listings page."""
+    return f"excl:{{{cause_id}}}:order"
+
+
+def exclusions_version(cause_id: str) -> str:
+    """Integer bumped by every change of `exclusions`: a ranker whose counts reflect another
+    version counts the cause's log again."""
+    return f"excl:{{{cause_id}}}:version"
+
+
+def exclusions_audit(cause_id: str) -> str:
+    """Stream: one entry per change of `exclusions` (who, when, why, what; pairwise.exclusions)."""
+    return f"excl:{{{cause_id}}}:audit"

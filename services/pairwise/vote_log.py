@@ -163,29 +163,35 @@ class DecodedVotes:
     `n_entries` entries were delivered (each to be XACKed once checkpointed). Only entries
     after the caller's high-water mark are *reflected*: they advance `last_id`, and their
     votes count in `n_votes`. Of those votes, the valid ones are in `kinds`/`a`/`b`
-    (`kinds` holds WIN_CODE/TIE_CODE/SKIP_CODE); the others change no count and are
-    described in `malformed` as (entry id, problem). Entries at or before the mark are
-    `n_stale`.
+    (`kinds` holds WIN_CODE/TIE_CODE/SKIP_CODE) with their trust flags in `trusted` and,
+    when asked for, their `voter_ids` and `vote_ids` (empty lists otherwise); the others
+    change no count and are described in `malformed` as (entry id, problem). Entries at or
+    before the mark are `n_stale`.
     """
 
     n_entries: int = 0
     kinds: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.uint8))
     a: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     b: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    trusted: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    voter_ids: list[str] = field(default_factory=list)
+    vote_ids: list[str] = field(default_factory=list)
     n_votes: int = 0
     n_stale: int = 0
     last_id: str = ""
     malformed: list[tuple[str, str]] = field(default_factory=list)
 
 
-def decode_entries(entries: Sequence[RawEntry], after_id: str,
-                   max_proposals: int) -> DecodedVotes:
+def decode_entries(entries: Sequence[RawEntry], after_id: str, max_proposals: int, *,
+                   with_ids: bool = False) -> DecodedVotes:
     """Decode entries (in id order) that follow `after_id` ("" = from the start).
 
     Cost is one numpy text parse over all entries' indices plus a few microseconds of
-    Python per entry. An entry whose fields do not parse is malformed as a whole and counts
-    one vote; a vote whose proposal index is negative or >= `max_proposals`, or whose two
-    sides are the same proposal, is malformed on its own. Deleted entries (fields None) are
+    Python per entry; `with_ids` adds the split of each entry's voter and vote ids (a vote
+    whose ids do not parse has the id ""). An entry whose fields do not parse is malformed
+    as a whole and counts one vote; a vote whose proposal index is negative or >=
+    `max_proposals`, or whose two sides are the same proposal, is malformed on its own. An
+    entry without `q` is trusted (every writer adds it). Deleted entries (fields None) are
     skipped entirely: they are not in the log.
     """
     out = DecodedVotes()
@@ -194,8 +200,10 @@ def decode_entries(entries: Sequence[RawEntry], after_id: str,
     kinds: list[bytes] = []
     lefts: list[bytes] = []
     rights: list[bytes] = []
+    trust: list[bytes] = []
     first_vote: list[int] = []  # index of each parsed entry's first vote
     parsed_ids: list[str] = []
+    parsed: list[RawEntry] = []
     for raw_id, fields in entries:
         entry_id = raw_id.decode() if isinstance(raw_id, bytes) else raw_id
         if fields is None:
@@ -213,12 +221,18 @@ def decode_entries(entries: Sequence[RawEntry], after_id: str,
             out.n_votes += 1
             out.malformed.append((entry_id, "missing field k, a or b"))
             continue
+        q = fields.get(b"q", b"1" * len(k))
         out.n_votes += len(k)
+        if len(q) != len(k):
+            out.malformed.append((entry_id, f"{len(k)} kinds but {len(q)} trust flags"))
+            continue
         first_vote.append(sum(map(len, kinds)))
         parsed_ids.append(entry_id)
+        parsed.append((raw_id, fields))
         kinds.append(k)
         lefts.append(a)
         rights.append(b)
+        trust.append(q)
     if not kinds:
         return out
     codes = _CODE_OF_BYTE[np.frombuffer(b"".join(kinds), dtype=np.uint8)]
@@ -226,7 +240,15 @@ def decode_entries(entries: Sequence[RawEntry], after_id: str,
     a_all, b_all = _integers(b" ".join(lefts), n), _integers(b" ".join(rights), n)
     if a_all is None or b_all is None:
         # Some entry's index lists do not match its kinds: find it, entry by entry.
-        return _decode_one_by_one(out, parsed_ids, kinds, lefts, rights, max_proposals)
+        return _decode_one_by_one(out, parsed, kinds, lefts, rights, max_proposals,
+                                  with_ids=with_ids)
+    trusted = np.frombuffer(b"".join(trust), dtype=np.uint8) == ord("1")
+    voter_ids: list[str] = []
+    vote_ids: list[str] = []
+    if with_ids:
+        for (_, fields), k in zip(parsed, kinds, strict=True):
+            voter_ids += _ids(fields.get(b"u"), len(k))  # type: ignore[union-attr]
+            vote_ids += _ids(fields.get(b"v"), len(k))  # type: ignore[union-attr]
     bad = (codes == 255) | (a_all < 0) | (a_all >= max_proposals) | (b_all < 0) \
         | (b_all >= max_proposals) | (a_all == b_all)
     if bad.any():
@@ -235,9 +257,20 @@ def decode_entries(entries: Sequence[RawEntry], after_id: str,
             entry = int(np.searchsorted(starts, v, side="right")) - 1
             out.malformed.append((parsed_ids[entry], _problem(codes[v], a_all[v], b_all[v])))
         keep = ~bad
-        codes, a_all, b_all = codes[keep], a_all[keep], b_all[keep]
-    out.kinds, out.a, out.b = codes, a_all, b_all
+        codes, a_all, b_all, trusted = codes[keep], a_all[keep], b_all[keep], trusted[keep]
+        if with_ids:
+            kept = np.flatnonzero(keep).tolist()
+            voter_ids = [voter_ids[v] for v in kept]
+            vote_ids = [vote_ids[v] for v in kept]
+    out.kinds, out.a, out.b, out.trusted = codes, a_all, b_all, trusted
+    out.voter_ids, out.vote_ids = voter_ids, vote_ids
     return out
+
+
+def _ids(text: bytes | None, expected: int) -> list[str]:
+    """The `expected` whitespace-separated ids of `text`, or as many "" when they are not."""
+    ids = (text or b"").decode(errors="replace").split()
+    return ids if len(ids) == expected else [""] * expected
 
 
 def _integers(text: bytes, expected: int) -> np.ndarray | None:
@@ -260,22 +293,19 @@ def _problem(code: int, a: int, b: int) -> str:
     return f"proposal index out of range: {a}, {b}"
 
 
-def _decode_one_by_one(out: DecodedVotes, entry_ids: list[str], kinds: list[bytes],
-                       lefts: list[bytes], rights: list[bytes],
-                       max_proposals: int) -> DecodedVotes:
+def _decode_one_by_one(out: DecodedVotes, parsed: list[RawEntry], kinds: list[bytes],
+                       lefts: list[bytes], rights: list[bytes], max_proposals: int, *,
+                       with_ids: bool) -> DecodedVotes:
     """The slow path of `decode_entries`: entries whose lists disagree are malformed whole."""
-    good_ids: list[str] = []
-    good: list[tuple[bytes, bytes, bytes]] = []
-    for entry_id, k, a, b in zip(entry_ids, kinds, lefts, rights, strict=True):
+    good: list[RawEntry] = []
+    for entry, k, a, b in zip(parsed, kinds, lefts, rights, strict=True):
         if _integers(a, len(k)) is None or _integers(b, len(k)) is None:
+            entry_id = entry[0].decode() if isinstance(entry[0], bytes) else entry[0]
             out.malformed.append((entry_id, f"{len(k)} kinds but indices {a[:40]!r}, {b[:40]!r}"))
         else:
-            good_ids.append(entry_id)
-            good.append((k, a, b))
-    rest = decode_entries(
-        [(entry_id, {b"k": k, b"a": a, b"b": b}) for entry_id, (k, a, b) in zip(good_ids, good,
-                                                                              strict=True)],
-        "", max_proposals)
-    out.kinds, out.a, out.b = rest.kinds, rest.a, rest.b
+            good.append(entry)
+    rest = decode_entries(good, "", max_proposals, with_ids=with_ids)
+    out.kinds, out.a, out.b, out.trusted = rest.kinds, rest.a, rest.b, rest.trusted
+    out.voter_ids, out.vote_ids = rest.voter_ids, rest.vote_ids
     out.malformed += rest.malformed
     return out

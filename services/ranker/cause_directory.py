@@ -66,8 +66,8 @@ class CauseDirectory:
 
     A cause is loaded when it is read (`get`) or when the awake set names it and its log
     holds votes no checkpoint covers (polled every `discover_interval_s`, which also passes
-    each loaded cause its catalog version). A cause idle for `idle_unload_s` (no vote
-    applied, no read, no follower) is put to sleep: closed with a final checkpoint, then
+    each loaded cause its catalog and exclusions versions). A cause idle for `idle_unload_s`
+    (no vote applied, no read, no follower) is put to sleep: closed with a final checkpoint, then
     taken out of the set, and loaded again at once if its log got votes meanwhile. At start
     and every `sweep_interval_s`, the logs of all stored causes it owns and does not hold are
     looked at for votes nobody counted, in pages; nothing else is loaded at start.
@@ -421,8 +421,8 @@ class CauseDirectory:
 
     async def discover_once(self) -> None:
         """Settle the awake causes this ranker owns and does not hold (loading those with
-        votes to count), put idle ones to sleep, and pass each loaded cause its catalog
-        version."""
+        votes to count), put idle ones to sleep, and pass each loaded cause its catalog and
+        exclusions versions."""
         for cause_id in await awake_causes.members(self._redis):
             if self._settleable(cause_id) and self.owns(cause_id):
                 self._transition(cause_id, self._settle(cause_id), "settle")
@@ -433,9 +433,11 @@ class CauseDirectory:
         async with self._redis.pipeline(transaction=False) as pipe:
             for cause in causes:
                 pipe.get(keys.catalog_version(cause.cause_id))
+                pipe.get(keys.exclusions_version(cause.cause_id))
             versions = await pipe.execute()
-        for cause, version in zip(causes, versions, strict=True):
-            cause.note_catalog_version(int(version or 0))
+        for cause, catalog, excluded in zip(causes, versions[::2], versions[1::2], strict=True):
+            cause.note_catalog_version(int(catalog or 0))
+            cause.note_exclusions_version(int(excluded or 0))
 
     async def sweep_once(self) -> int:
         """Load every stored cause this ranker owns and does not hold whose log holds votes

@@ -84,3 +84,7 @@ class CauseRanker:
     def note_catalog_version(self, version: int) -> None:
         """Discovery saw catalog `version`: re-read the catalog if it changed."""
         self._scheduler.note_catalog_version(version)
+
+    def note_exclusions_version(self, version: int) -> None:
+        """Discovery saw the exclusions at `version`: count the log again if they changed."""
+        self._consumer.note_exclusions_version(version)

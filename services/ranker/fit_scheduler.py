@@ -250,7 +250,8 @@ class FitScheduler:
             replica = len(items) > 0 and transport is FitTransport.REPLICA
             inputs = await asyncio.to_thread(
                 fit_input, self.cause_id, catalog, applied.counts, with_pairs=not replica,
-                votes_counted=applied.votes_counted, last_vote_entry_id=applied.last_id)
+                votes_counted=applied.votes_counted, last_vote_entry_id=applied.last_id,
+                left_out=applied.left_out)
             if replica:
                 shipment = await self._replica.ship(applied.counts)
         if not inputs.n_items:

@@ -6,6 +6,12 @@ fenced save; an entry is acknowledged only once a stored checkpoint covers it. S
 crash or a hand-over every entry not reflected in the stored checkpoint is still pending:
 the next owner loads the checkpoint, claims every pending entry, applies those after its
 last id and acknowledges the others, counting each vote once.
+
+Only the votes ranker.vote_admission admits change the counts; the checkpoint also stores
+how many were left out (untrusted, excluded) and the exclusions version that decided. A
+checkpoint of another version (the exclusions changed) or stored before votes were left out
+is counted again from the log on load, up to its last id: the log is the source of truth,
+and the same entries are reflected, so nothing is counted twice or lost.
 """
 
 from __future__ import annotations
@@ -23,8 +29,10 @@ import redis.exceptions
 
 from pairwise import vote_log
 from pairwise.cancellation import raise_if_cancel_requested
+from pairwise.exclusions import Exclusions
 from ranker.checkpoint_policy import CheckpointPolicy, SaveKind, StoredSize
 from ranker.pair_counts import PairCounts, encode_votes
+from ranker.vote_admission import CountedVotes, LeftOut, admit
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +48,9 @@ class Checkpoint:
     `last_id` ("" when none), which hold `votes_counted` votes. `token` names the save that
     wrote it ("" when none): the next save must name it (fencing). `base_bytes` and
     `delta_bytes` are the sizes of its base snapshot and of the deltas stored after it;
-    without one (none stored yet) `has_base` is False, and the next save must write a base."""
+    without one (none stored yet) `has_base` is False, and the next save must write a base.
+    `left_out` says which of the votes the counts leave out; None for a checkpoint stored
+    before votes were left out, whose counts hold every valid vote."""
 
     last_id: str
     votes_counted: int
@@ -49,6 +59,7 @@ class Checkpoint:
     has_base: bool = False
     base_bytes: int = 0
     delta_bytes: int = 0
+    left_out: LeftOut | None = None
 
 
 class CheckpointConflict(RuntimeError):
@@ -57,6 +68,11 @@ class CheckpointConflict(RuntimeError):
     Two rankers are consuming the same cause (a shard misconfiguration or a hand-over in
     progress). Nothing was written; the caller must drop its in-memory state and reload.
     """
+
+
+class ExclusionsChanged(Exception):
+    """The cause's exclusions changed since the counts were loaded: they are counted again
+    (the consumer reloads)."""
 
 
 class VoteStream(Protocol):
@@ -73,6 +89,13 @@ class VoteStream(Protocol):
     async def load_checkpoint(self) -> Checkpoint:
         """The stored checkpoint, or an empty one."""
 
+    async def load_exclusions(self) -> Exclusions:
+        """The cause's exclusions now."""
+
+    def read_through(self, last_id: str) -> AsyncIterator[list[vote_log.RawEntry]]:
+        """Every entry of the log up to `last_id`, in id order, in pages (without the
+        consumer group: to count them again)."""
+
     def claim_pending(self) -> AsyncIterator[list[vote_log.RawEntry]]:
         """Every entry delivered to the group and not acknowledged (any consumer's), taken
         over by this consumer, in id order, in pages."""
@@ -81,14 +104,17 @@ class VoteStream(Protocol):
         """The next entries never delivered to the group, in id order, waiting up to `wait_s`
         seconds for some (None: until there are); empty when none came in time."""
 
+    def wake(self) -> None:
+        """End a `read_new` that waits now (it returns what it has, maybe nothing)."""
+
     async def save_base(self, *, previous_token: str, unknown_token: str, token: str,
-                        last_id: str, votes_counted: int,
+                        last_id: str, votes_counted: int, left_out: LeftOut,
                         parts: Sequence[bytes | memoryview]) -> None:
         """Store a checkpoint whose counts are the snapshot `parts`; CheckpointConflict
         when the stored one is not `previous_token`'s (nor `unknown_token`'s)."""
 
     async def save_delta(self, *, previous_token: str, token: str, last_id: str,
-                         votes_counted: int, votes: bytes) -> None:
+                         votes_counted: int, left_out: LeftOut, votes: bytes) -> None:
         """Store a checkpoint adding `votes` to the stored one, which must be
         `previous_token`'s and have a base; CheckpointConflict otherwise."""
 
@@ -104,18 +130,20 @@ class CountsObserver(Protocol):
     def counts_replaced(self) -> None:
         """The counts were reloaded from the stored checkpoint."""
 
-    def votes_applied(self, votes: vote_log.DecodedVotes, n_pairs: int) -> None:
+    def votes_applied(self, votes: CountedVotes, n_pairs: int) -> None:
         """`votes` were applied, leaving `n_pairs` pairs; may be called in a worker thread."""
 
 
 @dataclass(frozen=True)
 class AppliedCounts:
     """The counts of exactly the log entries up to `last_id`, which hold `votes_counted`
-    votes. Valid while the consumer's counts lock is held (`LogConsumer.held`)."""
+    votes, of which `left_out` were not counted. Valid while the consumer's counts lock is
+    held (`LogConsumer.held`)."""
 
     counts: PairCounts
     last_id: str
     votes_counted: int
+    left_out: LeftOut = LeftOut()
 
 
 class LogConsumer:
@@ -148,11 +176,16 @@ class LogConsumer:
 
         # Changed only by this consumer (or a thread it waits for, with the counts lock held)
         # and always together: `counts` reflect exactly the log entries up to `applied_id`,
-        # which hold `votes_counted` votes; `unacked` delivered entries are not acked yet.
+        # which hold `votes_counted` votes, of which `left_out` were not admitted under
+        # `exclusions`; `unacked` delivered entries are not acked yet.
         self._counts = PairCounts()
         self._applied_id = ""
         self._votes_counted = 0
+        self._exclusions = Exclusions()
+        self._left_out = LeftOut()
         self._unacked = 0
+        # Set when discovery saw the exclusions at another version than the counts' own.
+        self._exclusions_changed = False
         # Fencing: the token of the checkpoint this consumer loaded or last saved, and of a
         # save whose reply was lost (it may have been applied).
         self._saved_token = ""
@@ -169,7 +202,16 @@ class LogConsumer:
             if not self.replayed.is_set():
                 yield None
             else:
-                yield AppliedCounts(self._counts, self._applied_id, self._votes_counted)
+                yield AppliedCounts(self._counts, self._applied_id, self._votes_counted,
+                                    self._left_out)
+
+    def note_exclusions_version(self, version: int) -> None:
+        """Discovery saw the cause's exclusions at `version`: once loaded, a consumer whose
+        counts reflect another version reloads, counting the log again."""
+        if self.loaded.is_set() and version != self._exclusions.version \
+                and not self._exclusions_changed:
+            self._exclusions_changed = True
+            self._stream.wake()
 
     async def run_forever(self) -> None:
         """Load, then read and apply new entries, saving checkpoints as the policy says.
@@ -186,6 +228,11 @@ class LogConsumer:
                 backoff_s = 0.1
                 while True:
                     await self.step()
+            except ExclusionsChanged:
+                logger.info("exclusions changed; counting the vote log again",
+                            extra={"cause_id": self.cause_id})
+                self.replayed.clear()
+                continue
             except CheckpointConflict as exc:
                 logger.error("another ranker consumes this cause; reloading from its checkpoint",
                              extra={"cause_id": self.cause_id, "detail": str(exc)})
@@ -201,22 +248,35 @@ class LogConsumer:
             backoff_s = min(backoff_s * 2, 5.0)
 
     async def load(self) -> None:
-        """Restore the stored checkpoint, then re-apply every pending entry of the group
-        (any consumer's, claimed to this one) after it, in id order."""
+        """Restore the stored checkpoint (counted again from the log when it reflects other
+        exclusions than the cause's current ones), then re-apply every pending entry of the
+        group (any consumer's, claimed to this one) after it, in id order."""
         self.replayed.clear()
+        self._exclusions_changed = False
         await self._stream.ensure_group()
         checkpoint = await self._stream.load_checkpoint()
+        exclusions = await self._stream.load_exclusions()
+        counts, votes_counted, left_out = \
+            checkpoint.counts, checkpoint.votes_counted, checkpoint.left_out
+        stored = StoredSize(checkpoint.has_base, checkpoint.base_bytes, checkpoint.delta_bytes)
+        recounted = False
+        if not checkpoint.last_id:
+            left_out = LeftOut(exclusions_version=exclusions.version)  # nothing counted yet
+        elif left_out is None or left_out.exclusions_version != exclusions.version:
+            counts, votes_counted, left_out = await self._recount(checkpoint, exclusions)
+            # The stored counts are not these: the next save writes a whole base.
+            stored, recounted = StoredSize(), True
         async with self._lock:
-            self._counts = checkpoint.counts
+            self._counts = counts
             if self._observer is not None:
                 self._observer.counts_replaced()
             # The votes applied from here on are the next checkpoint's delta.
             self._counts.start_journal()
             self._applied_id = checkpoint.last_id
             self._saved_token, self._unknown_token = checkpoint.token, ""
-            self._stored = StoredSize(checkpoint.has_base, checkpoint.base_bytes,
-                                      checkpoint.delta_bytes)
-            self._votes_counted = checkpoint.votes_counted
+            self._stored = stored
+            self._votes_counted = votes_counted
+            self._exclusions, self._left_out = exclusions, left_out
             self._unacked = 0
             self._saved_at = self._clock()
         claimed = 0
@@ -229,17 +289,66 @@ class LogConsumer:
             if entries and self._checkpoint_due() \
                     and _key(entries[-1][0]) >= _key(self._applied_id):
                 await self.checkpoint()
+        if recounted and self._stored == StoredSize():
+            # Store the recount now (every pending entry is this consumer's): a restart
+            # before the next save would count the log again.
+            await self.checkpoint()
         self.active_at = self._clock()
         logger.info("cause loaded", extra={
             "cause_id": self.cause_id, "checkpoint_id": checkpoint.last_id,
             "checkpoint_votes": checkpoint.votes_counted, "pending_claimed": claimed,
-            "votes_counted": self._votes_counted})
+            "votes_counted": self._votes_counted, "recounted": recounted,
+            "exclusions_version": exclusions.version,
+            "votes_untrusted": self._left_out.untrusted,
+            "votes_excluded": self._left_out.excluded})
         self.replayed.set()
         self.loaded.set()
         self._changed.set()
 
+    async def _recount(self, checkpoint: Checkpoint,
+                       exclusions: Exclusions) -> tuple[PairCounts, int, LeftOut]:
+        """The counts, votes and left-out votes of the log entries up to the checkpoint's
+        last id under `exclusions`, counted from the log itself."""
+        started = time.perf_counter()
+        counts = PairCounts()
+        votes_counted, left_out, through = 0, LeftOut(0, 0, exclusions.version), ""
+
+        def count(entries: list[vote_log.RawEntry],
+                  after_id: str) -> tuple[vote_log.DecodedVotes, CountedVotes]:
+            batch, counted = self._decode_and_admit(entries, after_id, exclusions)
+            counts.apply(counted.kinds, counted.a, counted.b)
+            return batch, counted
+
+        async for entries in self._stream.read_through(checkpoint.last_id):
+            batch, counted = await asyncio.to_thread(count, entries, through)
+            votes_counted += batch.n_votes
+            left_out = left_out.plus(counted)
+            through = batch.last_id or through
+        if votes_counted != checkpoint.votes_counted:
+            # Entries deleted from the log by hand: what the log holds now is the truth.
+            logger.error("the vote log holds other votes than its checkpoint says", extra={
+                "cause_id": self.cause_id, "checkpoint_votes": checkpoint.votes_counted,
+                "log_votes": votes_counted, "last_id": checkpoint.last_id})
+        logger.info("vote log counted again", extra={
+            "cause_id": self.cause_id, "last_id": checkpoint.last_id,
+            "votes_counted": votes_counted, "votes_untrusted": left_out.untrusted,
+            "votes_excluded": left_out.excluded,
+            "exclusions_version": exclusions.version,
+            "seconds": round(time.perf_counter() - started, 4)})
+        return counts, votes_counted, left_out
+
+    def _decode_and_admit(self, entries: list[vote_log.RawEntry], after_id: str,
+                          exclusions: Exclusions,
+                          ) -> tuple[vote_log.DecodedVotes, CountedVotes]:
+        batch = vote_log.decode_entries(entries, after_id, self._max_proposals,
+                                        with_ids=bool(exclusions))
+        return batch, admit(batch, exclusions)
+
     async def step(self) -> None:
-        """Read the next new entries, apply them, and save a checkpoint if one is due."""
+        """Read the next new entries, apply them, and save a checkpoint if one is due.
+        Raises ExclusionsChanged (nothing read) once discovery saw other exclusions."""
+        if self._exclusions_changed:
+            raise ExclusionsChanged
         entries = await self._stream.read_new(self._policy.wait_s(
             unacked=self._unacked, age_s=self._clock() - self._saved_at))
         raise_if_cancel_requested()
@@ -275,14 +384,15 @@ class LogConsumer:
     def _decode_and_apply(self, entries: list[vote_log.RawEntry]) -> vote_log.DecodedVotes:
         """Decode the entries after the applied one, apply their votes to the counts and
         advance the consumer state with them (with the counts lock held)."""
-        batch = vote_log.decode_entries(entries, self._applied_id, self._max_proposals)
-        if len(batch.kinds):
-            self._counts.apply(batch.kinds, batch.a, batch.b)
+        batch, counted = self._decode_and_admit(entries, self._applied_id, self._exclusions)
+        if len(counted.kinds):
+            self._counts.apply(counted.kinds, counted.a, counted.b)
             if self._observer is not None:
-                self._observer.votes_applied(batch, self._counts.n_pairs)
+                self._observer.votes_applied(counted, self._counts.n_pairs)
         if batch.last_id:
             self._applied_id = batch.last_id
             self._votes_counted += batch.n_votes
+            self._left_out = self._left_out.plus(counted)
         self._unacked += batch.n_entries
         return batch
 
@@ -310,6 +420,7 @@ class LogConsumer:
         if not self._applied_id:
             return
         last_id, votes_counted, unacked = self._applied_id, self._votes_counted, self._unacked
+        left_out = self._left_out
         started = time.perf_counter()
         # No await since the last apply: the journal holds exactly the votes of the entries
         # after the stored checkpoint, up to last_id.
@@ -325,12 +436,13 @@ class LogConsumer:
                 size = sum(len(part) for part in parts)
                 await self._stream.save_base(
                     previous_token=self._saved_token, unknown_token=self._unknown_token,
-                    token=token, last_id=last_id, votes_counted=votes_counted, parts=parts)
+                    token=token, last_id=last_id, votes_counted=votes_counted,
+                    left_out=left_out, parts=parts)
             else:
                 size = len(delta)
                 await self._stream.save_delta(
                     previous_token=self._saved_token, token=token, last_id=last_id,
-                    votes_counted=votes_counted, votes=delta)
+                    votes_counted=votes_counted, left_out=left_out, votes=delta)
         except CheckpointConflict:
             raise
         except BaseException:

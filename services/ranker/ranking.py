@@ -11,6 +11,7 @@ import numpy as np
 from ranker import bradley_terry
 from ranker.pair_counts import PairCounts
 from ranker.scores import win_probability_scores
+from ranker.vote_admission import LeftOut
 
 _TALLIES = ("wins", "losses", "ties", "skips", "appearances")
 
@@ -38,7 +39,8 @@ class FitInput:
     `items` are the ranked proposal indices (sorted); `catalog_ids[k]` and `catalog_texts[k]`
     belong to proposal index k (the catalog's own tuples, shared, not copied); `i`, `j`,
     `wins_ij`, `wins_ji` are the comparisons among the items re-indexed to positions in
-    `items` (ties as half wins); the tallies are per item, in the order of `items`.
+    `items` (ties as half wins); the tallies are per item, in the order of `items`. Of the
+    `votes_counted` votes reflected, `left_out` are not in the counts.
     """
 
     cause_id: str
@@ -57,6 +59,7 @@ class FitInput:
     appearances: np.ndarray
     votes_counted: int
     last_vote_entry_id: str
+    left_out: LeftOut = LeftOut()
 
     @property
     def n_items(self) -> int:
@@ -68,7 +71,8 @@ class FitInput:
 
 
 def fit_input(cause_id: str, catalog: Catalog, counts: PairCounts, *, votes_counted: int,
-              last_vote_entry_id: str, with_pairs: bool = True) -> FitInput:
+              last_vote_entry_id: str, left_out: LeftOut | None = None,
+              with_pairs: bool = True) -> FitInput:
     """Cut the accepted proposals' comparisons and tallies out of `counts` (copies).
 
     With `with_pairs=False` only the tallies: `i`, `j`, `wins_ij`, `wins_ji` are empty, for a
@@ -95,7 +99,8 @@ def fit_input(cause_id: str, catalog: Catalog, counts: PairCounts, *, votes_coun
         catalog_ids=catalog.proposal_ids, catalog_texts=catalog.texts,
         i=np.array(i, copy=True), j=np.array(j, copy=True),
         wins_ij=np.array(wins_ij, copy=True), wins_ji=np.array(wins_ji, copy=True),
-        votes_counted=votes_counted, last_vote_entry_id=last_vote_entry_id, **tallies)
+        votes_counted=votes_counted, last_vote_entry_id=last_vote_entry_id,
+        left_out=left_out or LeftOut(), **tallies)
 
 
 @dataclass(frozen=True)
@@ -111,6 +116,7 @@ class Ranking:
     `fit_start` holds the abilities the fit started from, in rank order, or is None when it
     started cold: with the counted votes, what reproduces the fit exactly (the engine stops
     within its tolerance of the optimum, so a fit from another start differs by up to that).
+    Of the `votes_counted` votes reflected, `left_out` are not in the fit.
     """
 
     cause_id: str
@@ -134,6 +140,7 @@ class Ranking:
     skips: np.ndarray
     appearances: np.ndarray
     fit_start: np.ndarray | None = None
+    left_out: LeftOut = LeftOut()
 
     @property
     def total_proposals(self) -> int:
@@ -223,4 +230,5 @@ def ranking_from_fit(inputs: FitInput, fit: bradley_terry.BTFit | None, *,
         **{name: frozen(values) for name, values in columns.items()},
         **{name: frozen(getattr(inputs, name)) for name in _TALLIES},
         fit_start=None if fit_start is None or fit is None else frozen(fit_start),
+        left_out=inputs.left_out,
     )

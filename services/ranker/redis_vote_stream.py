@@ -27,11 +27,12 @@ from collections.abc import AsyncIterator, Sequence
 import redis.asyncio as aioredis
 import redis.exceptions
 
-from pairwise import awake_causes, checkpoint_fields, keys
+from pairwise import awake_causes, checkpoint_fields, exclusions, keys
 from pairwise.redis_scripts import Script, ScriptRunner
 from pairwise.vote_log import RawEntry
 from ranker.log_consumer import Checkpoint, CheckpointConflict
 from ranker.pair_counts import PairCounts, decode_votes
+from ranker.vote_admission import LeftOut
 from ranker.vote_reader import VoteReader
 
 logger = logging.getLogger(__name__)
@@ -54,7 +55,8 @@ _BASE_CALL_BYTES = 4 << 20
 # ("" = none), ARGV[5] new token, ARGV[6] new last_id, ARGV[7] votes_counted,
 # ARGV[8] saved_at_ms, ARGV[9] "base" or "delta", ARGV[10] for a base the number of parts
 # staged (after the token that heads the staging list), for a delta the encoded votes
-# applied since the stored checkpoint ("" = none), ARGV[11] the caller's lease token.
+# applied since the stored checkpoint ("" = none), ARGV[11] the caller's lease token,
+# ARGV[12] votes_untrusted, ARGV[13] votes_excluded, ARGV[14] exclusions_version.
 # Fencing: refuse when the caller does not hold the cause's lease (it ran out, and another
 # ranker may be counting the cause), when the stored checkpoint was written by anyone else
 # since the caller's load or last save, and when another consumer holds a pending entry at
@@ -99,7 +101,8 @@ else
   end
 end
 redis.call('HSET', KEYS[1], '$token', ARGV[5], '$last_id', ARGV[6], '$votes_counted', ARGV[7],
-           '$consumer', ARGV[2], '$saved_at_ms', ARGV[8],
+           '$votes_untrusted', ARGV[12], '$votes_excluded', ARGV[13],
+           '$exclusions_version', ARGV[14], '$consumer', ARGV[2], '$saved_at_ms', ARGV[8],
            '$base_parts', redis.call('LLEN', KEYS[3]), '$deltas', redis.call('LLEN', KEYS[4]))
 return {1, 'saved'}
 """))
@@ -227,8 +230,36 @@ class RedisVoteStream:
         stored_bytes = sum(map(len, base)) + sum(map(len, deltas))
         counts = _restore(base, deltas) if stored_bytes <= _INLINE_RESTORE_BYTES \
             else await asyncio.to_thread(_restore, base, deltas)
+        left_out = None
+        if checkpoint_fields.EXCLUSIONS_VERSION in fields:
+            left_out = LeftOut(int(fields[checkpoint_fields.VOTES_UNTRUSTED]),
+                               int(fields[checkpoint_fields.VOTES_EXCLUDED]),
+                               int(fields[checkpoint_fields.EXCLUSIONS_VERSION]))
         return Checkpoint(last_id, votes_counted, counts, token, has_base=True,
-                          base_bytes=sum(map(len, base)), delta_bytes=sum(map(len, deltas)))
+                          base_bytes=sum(map(len, base)), delta_bytes=sum(map(len, deltas)),
+                          left_out=left_out)
+
+    async def load_exclusions(self) -> exclusions.Exclusions:
+        """The cause's exclusions now (pairwise.exclusions)."""
+        return await exclusions.load(self._redis, self.cause_id)
+
+    async def read_through(self, last_id: str) -> AsyncIterator[list[RawEntry]]:
+        """Every entry of the log up to `last_id`, in id order, in pages of the read batch
+        (XRANGE: the consumer group does not see these reads)."""
+        start = "-"
+        while True:
+            entries: list[RawEntry] = await self._redis.xrange(  # type: ignore[assignment]
+                self._stream, start, last_id, count=self._read_batch)
+            if not entries:
+                return
+            yield entries
+            if len(entries) < self._read_batch:
+                return
+            start = f"({_text(entries[-1][0])}"
+
+    def wake(self) -> None:
+        """End a `read_new` that waits now (it returns what it has, maybe nothing)."""
+        self._subscription.interrupt()
 
     async def claim_pending(self) -> AsyncIterator[list[RawEntry]]:
         """Take over every pending entry of the group (any consumer's), in id order, in pages;
@@ -261,7 +292,7 @@ class RedisVoteStream:
         return await self._subscription.next_page(wait_s)
 
     async def save_base(self, *, previous_token: str, unknown_token: str, token: str,
-                        last_id: str, votes_counted: int,
+                        last_id: str, votes_counted: int, left_out: LeftOut,
                         parts: Sequence[bytes | memoryview]) -> None:
         """Store a checkpoint whose counts are the snapshot `parts` (concatenated in order).
 
@@ -284,18 +315,18 @@ class RedisVoteStream:
         if call:
             await self._redis.rpush(self._staging_key, *call)  # type: ignore[arg-type]
         await self._save(previous_token, unknown_token, token, last_id, votes_counted,
-                         "base", len(parts))
+                         left_out, "base", len(parts))
 
     async def save_delta(self, *, previous_token: str, token: str, last_id: str,
-                         votes_counted: int, votes: bytes) -> None:
+                         votes_counted: int, left_out: LeftOut, votes: bytes) -> None:
         """Store a checkpoint that adds `votes` (pair_counts.encode_votes, b"" for none) to
         the stored one, which must be the one this consumer loaded or last saved, with a
         base. Raises CheckpointConflict otherwise (nothing is written)."""
-        await self._save(previous_token, "", token, last_id, votes_counted, "delta", votes,
-                         shared=len(votes) <= _SHARED_MAX_BYTES)
+        await self._save(previous_token, "", token, last_id, votes_counted, left_out,
+                         "delta", votes, shared=len(votes) <= _SHARED_MAX_BYTES)
 
     async def _save(self, previous_token: str, unknown_token: str, token: str, last_id: str,
-                    votes_counted: int, mode: str, payload: bytes | int, *,
+                    votes_counted: int, left_out: LeftOut, mode: str, payload: bytes | int, *,
                     shared: bool = False) -> None:
         run = self._scripts.run if shared else self._scripts.run_now
         status, detail = await run(
@@ -303,7 +334,8 @@ class RedisVoteStream:
             [self._checkpoint_key, self._stream, self._base_key, self._deltas_key,
              self._staging_key, self._lease_key],
             [keys.RANKER_GROUP, self.consumer, previous_token, unknown_token, token, last_id,
-             votes_counted, int(time.time() * 1000), mode, payload, self._lease_token])
+             votes_counted, int(time.time() * 1000), mode, payload, self._lease_token,
+             left_out.untrusted, left_out.excluded, left_out.exclusions_version])
         if int(status) != 1:
             raise CheckpointConflict(f"cause {self.cause_id!r}: {_text(detail)}")
 

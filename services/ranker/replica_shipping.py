@@ -8,10 +8,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pairwise import vote_log
 from ranker import bradley_terry
 from ranker.fit_pool import FitPool
 from ranker.pair_counts import PairCounts, encode_votes
+from ranker.vote_admission import CountedVotes
 
 # The votes kept for the replica are dropped, and the next fit ships the whole counts
 # instead, once they outnumber 1/_REPLICA_SHARE of the pairs (and _REPLICA_MIN_VOTES): a
@@ -53,7 +53,7 @@ class ReplicaShipper:
     def counts_replaced(self) -> None:
         self._votes = None  # the replica is of the replaced counts
 
-    def votes_applied(self, votes: vote_log.DecodedVotes, n_pairs: int) -> None:
+    def votes_applied(self, votes: CountedVotes, n_pairs: int) -> None:
         kept = self._votes
         if kept is None:
             return

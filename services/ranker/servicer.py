@@ -40,7 +40,9 @@ def ranking_message(ranking: Ranking, offset: int, limit: int) -> types_pb2.Rank
         cause_id=ranking.cause_id, votes_counted=ranking.votes_counted,
         total_proposals=ranking.total_proposals, entries=entries,
         fitted_at_ms=ranking.fitted_at_ms, prior_strength=ranking.prior_strength,
-        last_vote_entry_id=ranking.last_vote_entry_id)
+        last_vote_entry_id=ranking.last_vote_entry_id,
+        votes_untrusted=ranking.left_out.untrusted, votes_excluded=ranking.left_out.excluded,
+        exclusions_version=ranking.left_out.exclusions_version)
 
 
 def export_pages(ranking: Ranking,

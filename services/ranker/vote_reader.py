@@ -87,6 +87,10 @@ class Subscription:
         page, self._page = self._page, None
         return page or []
 
+    def interrupt(self) -> None:
+        """End a `next_page` that waits now: it returns the page it holds, maybe none."""
+        self._wake()
+
     def reset(self) -> None:
         """Forget a page not taken yet (the consumer reloads, claiming what is pending)."""
         self._page = None

@@ -23,7 +23,8 @@ PLATFORM_RPCS = {"NextPair", "SubmitVote", "AddProposals", "GetCause", "ListProp
                  "GetRanking", "WatchRanking", "GetCauseStats"}
 # What only organisers do: create causes, choose how their pairs are chosen, moderate,
 # import votes in bulk.
-ADMIN_ONLY_RPCS = {"CreateCause", "UpdatePairSelection", "ModerateProposal", "ImportVotes"}
+ADMIN_ONLY_RPCS = {"CreateCause", "UpdatePairSelection", "ModerateProposal", "ImportVotes",
+                   "ExcludeVotes", "ReinstateVotes", "ListExclusions", "ListExclusionAudit"}
 # Exports: every vote with its voter (pseudonymised or raw) is for admins only.
 ADMIN_ONLY_RPCS |= {"ExportVotes", "ExportRanking"}
 ALL_RPCS = {m.name for m in gateway_pb2.DESCRIPTOR.services_by_name["GatewayService"].methods}

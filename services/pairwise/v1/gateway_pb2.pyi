@@ -186,20 +186,26 @@ class GetRankingRequest(_message.Message):
     def __init__(self, cause_id: _Optional[str] = ..., offset: _Optional[int] = ..., limit: _Optional[int] = ...) -> None: ...
 
 class GetRankingResponse(_message.Message):
-    __slots__ = ("cause_id", "votes_counted", "entries", "total_proposals", "fitted_at_ms", "prior_strength")
+    __slots__ = ("cause_id", "votes_counted", "entries", "total_proposals", "fitted_at_ms", "prior_strength", "votes_untrusted", "votes_excluded", "exclusions_version")
     CAUSE_ID_FIELD_NUMBER: _ClassVar[int]
     VOTES_COUNTED_FIELD_NUMBER: _ClassVar[int]
     ENTRIES_FIELD_NUMBER: _ClassVar[int]
     TOTAL_PROPOSALS_FIELD_NUMBER: _ClassVar[int]
     FITTED_AT_MS_FIELD_NUMBER: _ClassVar[int]
     PRIOR_STRENGTH_FIELD_NUMBER: _ClassVar[int]
+    VOTES_UNTRUSTED_FIELD_NUMBER: _ClassVar[int]
+    VOTES_EXCLUDED_FIELD_NUMBER: _ClassVar[int]
+    EXCLUSIONS_VERSION_FIELD_NUMBER: _ClassVar[int]
     cause_id: str
     votes_counted: int
     entries: _containers.RepeatedCompositeFieldContainer[_types_pb2.RankedProposal]
     total_proposals: int
     fitted_at_ms: int
     prior_strength: float
-    def __init__(self, cause_id: _Optional[str] = ..., votes_counted: _Optional[int] = ..., entries: _Optional[_Iterable[_Union[_types_pb2.RankedProposal, _Mapping]]] = ..., total_proposals: _Optional[int] = ..., fitted_at_ms: _Optional[int] = ..., prior_strength: _Optional[float] = ...) -> None: ...
+    votes_untrusted: int
+    votes_excluded: int
+    exclusions_version: int
+    def __init__(self, cause_id: _Optional[str] = ..., votes_counted: _Optional[int] = ..., entries: _Optional[_Iterable[_Union[_types_pb2.RankedProposal, _Mapping]]] = ..., total_proposals: _Optional[int] = ..., fitted_at_ms: _Optional[int] = ..., prior_strength: _Optional[float] = ..., votes_untrusted: _Optional[int] = ..., votes_excluded: _Optional[int] = ..., exclusions_version: _Optional[int] = ...) -> None: ...
 
 class WatchRankingRequest(_message.Message):
     __slots__ = ("cause_id", "limit")
@@ -210,20 +216,26 @@ class WatchRankingRequest(_message.Message):
     def __init__(self, cause_id: _Optional[str] = ..., limit: _Optional[int] = ...) -> None: ...
 
 class WatchRankingResponse(_message.Message):
-    __slots__ = ("cause_id", "votes_counted", "entries", "total_proposals", "fitted_at_ms", "prior_strength")
+    __slots__ = ("cause_id", "votes_counted", "entries", "total_proposals", "fitted_at_ms", "prior_strength", "votes_untrusted", "votes_excluded", "exclusions_version")
     CAUSE_ID_FIELD_NUMBER: _ClassVar[int]
     VOTES_COUNTED_FIELD_NUMBER: _ClassVar[int]
     ENTRIES_FIELD_NUMBER: _ClassVar[int]
     TOTAL_PROPOSALS_FIELD_NUMBER: _ClassVar[int]
     FITTED_AT_MS_FIELD_NUMBER: _ClassVar[int]
     PRIOR_STRENGTH_FIELD_NUMBER: _ClassVar[int]
+    VOTES_UNTRUSTED_FIELD_NUMBER: _ClassVar[int]
+    VOTES_EXCLUDED_FIELD_NUMBER: _ClassVar[int]
+    EXCLUSIONS_VERSION_FIELD_NUMBER: _ClassVar[int]
     cause_id: str
     votes_counted: int
     entries: _containers.RepeatedCompositeFieldContainer[_types_pb2.RankedProposal]
     total_proposals: int
     fitted_at_ms: int
     prior_strength: float
-    def __init__(self, cause_id: _Optional[str] = ..., votes_counted: _Optional[int] = ..., entries: _Optional[_Iterable[_Union[_types_pb2.RankedProposal, _Mapping]]] = ..., total_proposals: _Optional[int] = ..., fitted_at_ms: _Optional[int] = ..., prior_strength: _Optional[float] = ...) -> None: ...
+    votes_untrusted: int
+    votes_excluded: int
+    exclusions_version: int
+    def __init__(self, cause_id: _Optional[str] = ..., votes_counted: _Optional[int] = ..., entries: _Optional[_Iterable[_Union[_types_pb2.RankedProposal, _Mapping]]] = ..., total_proposals: _Optional[int] = ..., fitted_at_ms: _Optional[int] = ..., prior_strength: _Optional[float] = ..., votes_untrusted: _Optional[int] = ..., votes_excluded: _Optional[int] = ..., exclusions_version: _Optional[int] = ...) -> None: ...
 
 class GetCauseStatsRequest(_message.Message):
     __slots__ = ("cause_id",)
@@ -232,7 +244,7 @@ class GetCauseStatsRequest(_message.Message):
     def __init__(self, cause_id: _Optional[str] = ...) -> None: ...
 
 class GetCauseStatsResponse(_message.Message):
-    __slots__ = ("votes_accepted", "votes_counted", "lag", "duplicates", "votes_rejected", "rejected_by_reason", "voters", "ties", "skips", "skip_reasons", "proposals_accepted", "proposals_pending", "proposals_rejected")
+    __slots__ = ("votes_accepted", "votes_counted", "lag", "duplicates", "votes_rejected", "rejected_by_reason", "voters", "ties", "skips", "skip_reasons", "proposals_accepted", "proposals_pending", "proposals_rejected", "votes_untrusted", "votes_excluded", "exclusions_version")
     class RejectedByReasonEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -253,6 +265,9 @@ class GetCauseStatsResponse(_message.Message):
     PROPOSALS_ACCEPTED_FIELD_NUMBER: _ClassVar[int]
     PROPOSALS_PENDING_FIELD_NUMBER: _ClassVar[int]
     PROPOSALS_REJECTED_FIELD_NUMBER: _ClassVar[int]
+    VOTES_UNTRUSTED_FIELD_NUMBER: _ClassVar[int]
+    VOTES_EXCLUDED_FIELD_NUMBER: _ClassVar[int]
+    EXCLUSIONS_VERSION_FIELD_NUMBER: _ClassVar[int]
     votes_accepted: int
     votes_counted: int
     lag: int
@@ -266,7 +281,130 @@ class GetCauseStatsResponse(_message.Message):
     proposals_accepted: int
     proposals_pending: int
     proposals_rejected: int
-    def __init__(self, votes_accepted: _Optional[int] = ..., votes_counted: _Optional[int] = ..., lag: _Optional[int] = ..., duplicates: _Optional[int] = ..., votes_rejected: _Optional[int] = ..., rejected_by_reason: _Optional[_Mapping[str, int]] = ..., voters: _Optional[int] = ..., ties: _Optional[int] = ..., skips: _Optional[int] = ..., skip_reasons: _Optional[_Iterable[_Union[_types_pb2.SkipReasonCount, _Mapping]]] = ..., proposals_accepted: _Optional[int] = ..., proposals_pending: _Optional[int] = ..., proposals_rejected: _Optional[int] = ...) -> None: ...
+    votes_untrusted: int
+    votes_excluded: int
+    exclusions_version: int
+    def __init__(self, votes_accepted: _Optional[int] = ..., votes_counted: _Optional[int] = ..., lag: _Optional[int] = ..., duplicates: _Optional[int] = ..., votes_rejected: _Optional[int] = ..., rejected_by_reason: _Optional[_Mapping[str, int]] = ..., voters: _Optional[int] = ..., ties: _Optional[int] = ..., skips: _Optional[int] = ..., skip_reasons: _Optional[_Iterable[_Union[_types_pb2.SkipReasonCount, _Mapping]]] = ..., proposals_accepted: _Optional[int] = ..., proposals_pending: _Optional[int] = ..., proposals_rejected: _Optional[int] = ..., votes_untrusted: _Optional[int] = ..., votes_excluded: _Optional[int] = ..., exclusions_version: _Optional[int] = ...) -> None: ...
+
+class ExcludeVotesRequest(_message.Message):
+    __slots__ = ("cause_id", "voter_ids", "vote_ids", "reason", "requested_by")
+    CAUSE_ID_FIELD_NUMBER: _ClassVar[int]
+    VOTER_IDS_FIELD_NUMBER: _ClassVar[int]
+    VOTE_IDS_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    REQUESTED_BY_FIELD_NUMBER: _ClassVar[int]
+    cause_id: str
+    voter_ids: _containers.RepeatedScalarFieldContainer[str]
+    vote_ids: _containers.RepeatedScalarFieldContainer[str]
+    reason: str
+    requested_by: str
+    def __init__(self, cause_id: _Optional[str] = ..., voter_ids: _Optional[_Iterable[str]] = ..., vote_ids: _Optional[_Iterable[str]] = ..., reason: _Optional[str] = ..., requested_by: _Optional[str] = ...) -> None: ...
+
+class ExcludeVotesResponse(_message.Message):
+    __slots__ = ("voters_changed", "votes_changed", "exclusions_version")
+    VOTERS_CHANGED_FIELD_NUMBER: _ClassVar[int]
+    VOTES_CHANGED_FIELD_NUMBER: _ClassVar[int]
+    EXCLUSIONS_VERSION_FIELD_NUMBER: _ClassVar[int]
+    voters_changed: int
+    votes_changed: int
+    exclusions_version: int
+    def __init__(self, voters_changed: _Optional[int] = ..., votes_changed: _Optional[int] = ..., exclusions_version: _Optional[int] = ...) -> None: ...
+
+class ReinstateVotesRequest(_message.Message):
+    __slots__ = ("cause_id", "voter_ids", "vote_ids", "reason", "requested_by")
+    CAUSE_ID_FIELD_NUMBER: _ClassVar[int]
+    VOTER_IDS_FIELD_NUMBER: _ClassVar[int]
+    VOTE_IDS_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    REQUESTED_BY_FIELD_NUMBER: _ClassVar[int]
+    cause_id: str
+    voter_ids: _containers.RepeatedScalarFieldContainer[str]
+    vote_ids: _containers.RepeatedScalarFieldContainer[str]
+    reason: str
+    requested_by: str
+    def __init__(self, cause_id: _Optional[str] = ..., voter_ids: _Optional[_Iterable[str]] = ..., vote_ids: _Optional[_Iterable[str]] = ..., reason: _Optional[str] = ..., requested_by: _Optional[str] = ...) -> None: ...
+
+class ReinstateVotesResponse(_message.Message):
+    __slots__ = ("voters_changed", "votes_changed", "exclusions_version")
+    VOTERS_CHANGED_FIELD_NUMBER: _ClassVar[int]
+    VOTES_CHANGED_FIELD_NUMBER: _ClassVar[int]
+    EXCLUSIONS_VERSION_FIELD_NUMBER: _ClassVar[int]
+    voters_changed: int
+    votes_changed: int
+    exclusions_version: int
+    def __init__(self, voters_changed: _Optional[int] = ..., votes_changed: _Optional[int] = ..., exclusions_version: _Optional[int] = ...) -> None: ...
+
+class ListExclusionsRequest(_message.Message):
+    __slots__ = ("cause_id", "offset", "limit")
+    CAUSE_ID_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    cause_id: str
+    offset: int
+    limit: int
+    def __init__(self, cause_id: _Optional[str] = ..., offset: _Optional[int] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class ListExclusionsResponse(_message.Message):
+    __slots__ = ("exclusions", "total", "exclusions_version")
+    EXCLUSIONS_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
+    EXCLUSIONS_VERSION_FIELD_NUMBER: _ClassVar[int]
+    exclusions: _containers.RepeatedCompositeFieldContainer[Exclusion]
+    total: int
+    exclusions_version: int
+    def __init__(self, exclusions: _Optional[_Iterable[_Union[Exclusion, _Mapping]]] = ..., total: _Optional[int] = ..., exclusions_version: _Optional[int] = ...) -> None: ...
+
+class Exclusion(_message.Message):
+    __slots__ = ("voter_id", "vote_id", "reason", "excluded_by", "excluded_at_ms")
+    VOTER_ID_FIELD_NUMBER: _ClassVar[int]
+    VOTE_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    EXCLUDED_BY_FIELD_NUMBER: _ClassVar[int]
+    EXCLUDED_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    voter_id: str
+    vote_id: str
+    reason: str
+    excluded_by: str
+    excluded_at_ms: int
+    def __init__(self, voter_id: _Optional[str] = ..., vote_id: _Optional[str] = ..., reason: _Optional[str] = ..., excluded_by: _Optional[str] = ..., excluded_at_ms: _Optional[int] = ...) -> None: ...
+
+class ListExclusionAuditRequest(_message.Message):
+    __slots__ = ("cause_id", "after", "limit")
+    CAUSE_ID_FIELD_NUMBER: _ClassVar[int]
+    AFTER_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    cause_id: str
+    after: str
+    limit: int
+    def __init__(self, cause_id: _Optional[str] = ..., after: _Optional[str] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class ListExclusionAuditResponse(_message.Message):
+    __slots__ = ("entries", "next_after")
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    NEXT_AFTER_FIELD_NUMBER: _ClassVar[int]
+    entries: _containers.RepeatedCompositeFieldContainer[ExclusionAuditEntry]
+    next_after: str
+    def __init__(self, entries: _Optional[_Iterable[_Union[ExclusionAuditEntry, _Mapping]]] = ..., next_after: _Optional[str] = ...) -> None: ...
+
+class ExclusionAuditEntry(_message.Message):
+    __slots__ = ("entry_id", "action", "voter_ids", "vote_ids", "reason", "by", "at_ms", "exclusions_version")
+    ENTRY_ID_FIELD_NUMBER: _ClassVar[int]
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    VOTER_IDS_FIELD_NUMBER: _ClassVar[int]
+    VOTE_IDS_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    BY_FIELD_NUMBER: _ClassVar[int]
+    AT_MS_FIELD_NUMBER: _ClassVar[int]
+    EXCLUSIONS_VERSION_FIELD_NUMBER: _ClassVar[int]
+    entry_id: str
+    action: str
+    voter_ids: _containers.RepeatedScalarFieldContainer[str]
+    vote_ids: _containers.RepeatedScalarFieldContainer[str]
+    reason: str
+    by: str
+    at_ms: int
+    exclusions_version: int
+    def __init__(self, entry_id: _Optional[str] = ..., action: _Optional[str] = ..., voter_ids: _Optional[_Iterable[str]] = ..., vote_ids: _Optional[_Iterable[str]] = ..., reason: _Optional[str] = ..., by: _Optional[str] = ..., at_ms: _Optional[int] = ..., exclusions_version: _Optional[int] = ...) -> None: ...
 
 class ExportVotesRequest(_message.Message):
     __slots__ = ("cause_id", "through_entry_id", "raw_voter_ids")

@@ -106,6 +106,26 @@ class GatewayServiceStub:
                 request_serializer=pairwise_dot_v1_dot_gateway__pb2.ExportRankingRequest.SerializeToString,
                 response_deserializer=pairwise_dot_v1_dot_gateway__pb2.ExportRankingResponse.FromString,
                 _registered_method=True)
+        self.ExcludeVotes = channel.unary_unary(
+                '/pairwise.v1.GatewayService/ExcludeVotes',
+                request_serializer=pairwise_dot_v1_dot_gateway__pb2.ExcludeVotesRequest.SerializeToString,
+                response_deserializer=pairwise_dot_v1_dot_gateway__pb2.ExcludeVotesResponse.FromString,
+                _registered_method=True)
+        self.ReinstateVotes = channel.unary_unary(
+                '/pairwise.v1.GatewayService/ReinstateVotes',
+                request_serializer=pairwise_dot_v1_dot_gateway__pb2.ReinstateVotesRequest.SerializeToString,
+                response_deserializer=pairwise_dot_v1_dot_gateway__pb2.ReinstateVotesResponse.FromString,
+                _registered_method=True)
+        self.ListExclusions = channel.unary_unary(
+                '/pairwise.v1.GatewayService/ListExclusions',
+                request_serializer=pairwise_dot_v1_dot_gateway__pb2.ListExclusionsRequest.SerializeToString,
+                response_deserializer=pairwise_dot_v1_dot_gateway__pb2.ListExclusionsResponse.FromString,
+                _registered_method=True)
+        self.ListExclusionAudit = channel.unary_unary(
+                '/pairwise.v1.GatewayService/ListExclusionAudit',
+                request_serializer=pairwise_dot_v1_dot_gateway__pb2.ListExclusionAuditRequest.SerializeToString,
+                response_deserializer=pairwise_dot_v1_dot_gateway__pb2.ListExclusionAuditResponse.FromString,
+                _registered_method=True)
 
 
 class GatewayServiceServicer:
@@ -210,6 +230,36 @@ class GatewayServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ExcludeVotes(self, request, context):
+        """Admin: leave voters' votes, or votes by id, out of the official ranking (the votes stay
+        in the log; the ranking is counted again without them), with a reason kept in the
+        audit trail.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReinstateVotes(self, request, context):
+        """Admin: count excluded voters or votes again.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListExclusions(self, request, context):
+        """Admin: the voters and votes excluded now.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListExclusionAudit(self, request, context):
+        """Admin: every exclusion and reinstatement made, oldest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_GatewayServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -282,6 +332,26 @@ def add_GatewayServiceServicer_to_server(servicer, server):
                     servicer.ExportRanking,
                     request_deserializer=pairwise_dot_v1_dot_gateway__pb2.ExportRankingRequest.FromString,
                     response_serializer=pairwise_dot_v1_dot_gateway__pb2.ExportRankingResponse.SerializeToString,
+            ),
+            'ExcludeVotes': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExcludeVotes,
+                    request_deserializer=pairwise_dot_v1_dot_gateway__pb2.ExcludeVotesRequest.FromString,
+                    response_serializer=pairwise_dot_v1_dot_gateway__pb2.ExcludeVotesResponse.SerializeToString,
+            ),
+            'ReinstateVotes': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReinstateVotes,
+                    request_deserializer=pairwise_dot_v1_dot_gateway__pb2.ReinstateVotesRequest.FromString,
+                    response_serializer=pairwise_dot_v1_dot_gateway__pb2.ReinstateVotesResponse.SerializeToString,
+            ),
+            'ListExclusions': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListExclusions,
+                    request_deserializer=pairwise_dot_v1_dot_gateway__pb2.ListExclusionsRequest.FromString,
+                    response_serializer=pairwise_dot_v1_dot_gateway__pb2.ListExclusionsResponse.SerializeToString,
+            ),
+            'ListExclusionAudit': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListExclusionAudit,
+                    request_deserializer=pairwise_dot_v1_dot_gateway__pb2.ListExclusionAuditRequest.FromString,
+                    response_serializer=pairwise_dot_v1_dot_gateway__pb2.ListExclusionAuditResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -664,6 +734,114 @@ class GatewayService:
             '/pairwise.v1.GatewayService/ExportRanking',
             pairwise_dot_v1_dot_gateway__pb2.ExportRankingRequest.SerializeToString,
             pairwise_dot_v1_dot_gateway__pb2.ExportRankingResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExcludeVotes(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pairwise.v1.GatewayService/ExcludeVotes',
+            pairwise_dot_v1_dot_gateway__pb2.ExcludeVotesRequest.SerializeToString,
+            pairwise_dot_v1_dot_gateway__pb2.ExcludeVotesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReinstateVotes(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pairwise.v1.GatewayService/ReinstateVotes',
+            pairwise_dot_v1_dot_gateway__pb2.ReinstateVotesRequest.SerializeToString,
+            pairwise_dot_v1_dot_gateway__pb2.ReinstateVotesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListExclusions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pairwise.v1.GatewayService/ListExclusions',
+            pairwise_dot_v1_dot_gateway__pb2.ListExclusionsRequest.SerializeToString,
+            pairwise_dot_v1_dot_gateway__pb2.ListExclusionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListExclusionAudit(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pairwise.v1.GatewayService/ListExclusionAudit',
+            pairwise_dot_v1_dot_gateway__pb2.ListExclusionAuditRequest.SerializeToString,
+            pairwise_dot_v1_dot_gateway__pb2.ListExclusionAuditResponse.FromString,
             options,
             channel_credentials,
             insecure,

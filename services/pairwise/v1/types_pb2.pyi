@@ -147,7 +147,7 @@ class RankedProposal(_message.Message):
     def __init__(self, proposal_id: _Optional[str] = ..., rank: _Optional[int] = ..., ability: _Optional[float] = ..., std_error: _Optional[float] = ..., ci_low: _Optional[float] = ..., ci_high: _Optional[float] = ..., score: _Optional[float] = ..., wins: _Optional[int] = ..., losses: _Optional[int] = ..., ties: _Optional[int] = ..., appearances: _Optional[int] = ..., skips: _Optional[int] = ..., text: _Optional[str] = ...) -> None: ...
 
 class Ranking(_message.Message):
-    __slots__ = ("cause_id", "votes_counted", "total_proposals", "entries", "fitted_at_ms", "prior_strength", "last_vote_entry_id")
+    __slots__ = ("cause_id", "votes_counted", "total_proposals", "entries", "fitted_at_ms", "prior_strength", "last_vote_entry_id", "votes_untrusted", "votes_excluded", "exclusions_version")
     CAUSE_ID_FIELD_NUMBER: _ClassVar[int]
     VOTES_COUNTED_FIELD_NUMBER: _ClassVar[int]
     TOTAL_PROPOSALS_FIELD_NUMBER: _ClassVar[int]
@@ -155,6 +155,9 @@ class Ranking(_message.Message):
     FITTED_AT_MS_FIELD_NUMBER: _ClassVar[int]
     PRIOR_STRENGTH_FIELD_NUMBER: _ClassVar[int]
     LAST_VOTE_ENTRY_ID_FIELD_NUMBER: _ClassVar[int]
+    VOTES_UNTRUSTED_FIELD_NUMBER: _ClassVar[int]
+    VOTES_EXCLUDED_FIELD_NUMBER: _ClassVar[int]
+    EXCLUSIONS_VERSION_FIELD_NUMBER: _ClassVar[int]
     cause_id: str
     votes_counted: int
     total_proposals: int
@@ -162,7 +165,10 @@ class Ranking(_message.Message):
     fitted_at_ms: int
     prior_strength: float
     last_vote_entry_id: str
-    def __init__(self, cause_id: _Optional[str] = ..., votes_counted: _Optional[int] = ..., total_proposals: _Optional[int] = ..., entries: _Optional[_Iterable[_Union[RankedProposal, _Mapping]]] = ..., fitted_at_ms: _Optional[int] = ..., prior_strength: _Optional[float] = ..., last_vote_entry_id: _Optional[str] = ...) -> None: ...
+    votes_untrusted: int
+    votes_excluded: int
+    exclusions_version: int
+    def __init__(self, cause_id: _Optional[str] = ..., votes_counted: _Optional[int] = ..., total_proposals: _Optional[int] = ..., entries: _Optional[_Iterable[_Union[RankedProposal, _Mapping]]] = ..., fitted_at_ms: _Optional[int] = ..., prior_strength: _Optional[float] = ..., last_vote_entry_id: _Optional[str] = ..., votes_untrusted: _Optional[int] = ..., votes_excluded: _Optional[int] = ..., exclusions_version: _Optional[int] = ...) -> None: ...
 
 class SkipReasonCount(_message.Message):
     __slots__ = ("reason", "count")
