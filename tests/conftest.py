@@ -179,7 +179,10 @@ def cluster(redis_url: str) -> Iterator[Cluster]:
     from ingest.server import start as start_ingest
     from ranker.server import start as start_ranker
 
-    with (serve_in_thread(start_ingest, ingest_settings(redis_url)) as ingest,
+    # The tests vote as fast as a script can, which ingest would flag as too fast for a
+    # person (INGEST_MIN_VIEW_MS) and the ranking would leave out: here every vote is
+    # trusted. Trust flags have a cluster of their own (tests/integration/test_trust.py).
+    with (serve_in_thread(start_ingest, ingest_settings(redis_url, min_view_ms=0)) as ingest,
           serve_in_thread(start_ranker, ranker_settings(redis_url)) as ranker):
         ingest_addr = f"127.0.0.1:{ingest.port}"
         ranker_addr = f"127.0.0.1:{ranker.port}"

@@ -226,8 +226,8 @@ class ExclusionStore:
 
     async def page(self, cause_id: str, offset: int,
                    limit: int) -> tuple[list[Exclusion], int, int]:
-        """Exclusions `offset` .. `offset + limit - 1` (voters, then votes, each by id), how
-        many there are, and their version; read together (one MULTI)."""
+        """Exclusions `offset` .. `offset + limit - 1` (votes, then voters, each in order of
+        id), how many there are, and their version; read together (one MULTI)."""
         order = keys.exclusions_order(cause_id)
         async with self._client.pipeline(transaction=True) as pipe:
             pipe.zrange(order, offset, offset + limit - 1)

@@ -9,6 +9,7 @@ import signal
 import stat
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -99,6 +100,9 @@ def test_up_serves_votes_survives_kill_9_and_down_stops_everything(
             for i in range(3)]), metadata=admin, timeout=10)
         pair = gateway.NextPair(gateway_pb2.NextPairRequest(cause_id="e2e", voter_id="v1"),
                                 metadata=platform, timeout=10)
+        # A person reads the pair first: a vote sooner than INGEST_MIN_VIEW_MS (300 ms) after
+        # its prompt is kept untrusted and left out of the ranking.
+        time.sleep(0.5)
         receipt = gateway.SubmitVote(gateway_pb2.SubmitVoteRequest(
             cause_id="e2e", voter_id="v1", prompt_token=pair.prompt_token,
             choice=types_pb2.CHOICE_LEFT), metadata=platform, timeout=10)

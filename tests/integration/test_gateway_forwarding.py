@@ -126,7 +126,8 @@ class StandInRanker(ranker_pb2_grpc.RankerServiceServicer):
                    for i in range(3)][offset:offset + limit]
         return types_pb2.Ranking(cause_id=cause_id, votes_counted=votes_counted,
                                  total_proposals=3, entries=entries, fitted_at_ms=1234,
-                                 prior_strength=0.5)
+                                 prior_strength=0.5, votes_untrusted=6, votes_excluded=2,
+                                 exclusions_version=3)
 
     async def ReadRanking(self, request, context):  # type: ignore[no-untyped-def]
         self.reads.append((request.cause_id, request.offset, request.limit))
@@ -399,6 +400,7 @@ def test_get_ranking_routes_and_copies_the_ranking(stub, peers, cause_id: str) -
                             metadata=PLATFORM, timeout=5)
     assert (reply.cause_id, reply.votes_counted, reply.total_proposals, reply.fitted_at_ms,
             reply.prior_strength) == (cause_id, 40, 3, 1234, 0.5)
+    assert (reply.votes_untrusted, reply.votes_excluded, reply.exclusions_version) == (6, 2, 3)
     assert [(e.proposal_id, e.rank, e.wins) for e in reply.entries] == [("p1", 2, 2),
                                                                         ("p2", 3, 1)]
     stub.GetRanking(gw.GetRankingRequest(cause_id=cause_id), metadata=PLATFORM, timeout=5)
@@ -422,6 +424,8 @@ def test_watch_ranking_relays_updates_until_the_client_cancels(stub, peers,  # t
     assert [e.proposal_id for e in second.entries] == ["p0", "p1", "p2"]
     assert (second.total_proposals, second.fitted_at_ms, second.prior_strength) == \
         (3, 1234, 0.5)
+    assert (second.votes_untrusted, second.votes_excluded, second.exclusions_version) == \
+        (6, 2, 3)
     assert ranker.follows[-1] == (cause_id, 20)
     call.cancel()
     assert ranker.follow_cancelled.wait(10)
@@ -489,4 +493,5 @@ def test_cause_stats_combine_ingest_ranker_and_catalog(stub, peers, cause_id: st
     assert [(s.reason, s.count) for s in stats.skip_reasons] == [("je ne sais pas", 5)]
     assert (stats.proposals_accepted, stats.proposals_pending, stats.proposals_rejected) == \
         (2, 1, 1)
+    assert (stats.votes_untrusted, stats.votes_excluded, stats.exclusions_version) == (6, 2, 3)
     assert ranker.reads[-1] == (cause_id, 0, 0)

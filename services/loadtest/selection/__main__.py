@@ -10,8 +10,10 @@ derives the votes each strategy needed, their ratios and medians over the seeds,
 <out>/<run_id>.json and .png.
 
 Without --target it starts its own scratch cluster (run folder <run-dir>/selection-bench,
-ports 50151-50153 and 6398, an empty Redis) and stops it at the end; with --target it uses a
-running one (`make up`'s, tokens from the run folder or the environment). Loopback only."""
+ports 50151-50153 and 6398, an empty Redis, every vote trusted) and stops it at the end; with
+--target it uses a running one (`make up`'s, tokens from the run folder or the environment;
+start it with INGEST_MIN_VIEW_MS=0, or the voters' instant votes are left out of its
+rankings). Loopback only."""
 
 from __future__ import annotations
 
@@ -31,6 +33,10 @@ from pairwise import event_loop
 # The scratch cluster's ports: apart from `make up`'s (50051-50053, 6399), so both can run.
 PORTS = {"GATEWAY_PORT": "50151", "INGEST_PORT": "50152", "RANKER_PORT": "50153",
          "REDIS_PORT": "6398"}
+# The simulated voters answer as soon as a pair is shown, which ingest would flag as too fast
+# for a person (and the ranking would leave out): the bench measures pair selection, so its
+# scratch cluster trusts every vote. A --target cluster must be started so too.
+TRUST_EVERY_VOTE = {"INGEST_MIN_VIEW_MS": "0"}
 
 
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter,
@@ -123,7 +129,7 @@ def _cluster(args: argparse.Namespace,
         shutil.rmtree(run.redis_data, ignore_errors=True)
     own = {name: value for name, value in environ.items() if name != "REDIS_URL"}
     try:
-        with control.running(run, {**own, **PORTS}) as addr:
+        with control.running(run, {**own, **PORTS, **TRUST_EVERY_VOTE}) as addr:
             yield addr, run.root
     finally:
         if scratch:
