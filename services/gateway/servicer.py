@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
 from collections.abc import AsyncIterator, Callable
 
@@ -52,8 +51,6 @@ DEFAULT_PROPOSALS_LIMIT = 100
 # Proposals per ExportVotes catalog message (as ListProposals' largest page).
 EXPORT_PROPOSALS_PER_MESSAGE = 1000
 DEFAULT_EXCLUSIONS_LIMIT = 100
-# A stream entry id, as ListExclusionAudit's `after` names one.
-_ENTRY_ID = re.compile(r"[0-9]{1,20}-[0-9]{1,20}")
 # grpc.aio reports "no deadline" as None or as an effectively infinite number of seconds.
 _NO_DEADLINE_S = 1e9
 
@@ -422,12 +419,11 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
 
     async def ListExclusionAudit(self, request, context):  # type: ignore[no-untyped-def]
         cause_id = check_id("cause_id", request.cause_id)
-        if request.after:
-            check_id("after", request.after, pattern=_ENTRY_ID)
+        after = exclusions.check_audit_cursor(request.after)
         _, limit = check_page(0, request.limit, default_limit=DEFAULT_EXCLUSIONS_LIMIT,
                               max_limit=exclusions.MAX_PAGE)
         await self._catalog.require_cause(cause_id)
-        entries = await self._exclusions.audit(cause_id, request.after, limit)
+        entries = await self._exclusions.audit(cause_id, after, limit)
         return gateway_pb2.ListExclusionAuditResponse(
             entries=[gateway_pb2.ExclusionAuditEntry(
                 entry_id=entry.entry_id, action=entry.action, voter_ids=entry.voter_ids,

@@ -20,6 +20,7 @@ nothing; a request that changes nothing writes no audit entry and keeps the vers
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -123,6 +124,21 @@ def check_request(voter_ids: Sequence[str], vote_ids: Sequence[str], reason: str
         raise InvalidArgument("reason", f"at most {MAX_REASON_CHARS} characters, "
                               f"got {len(reason)}")
     return Request(voters, votes, reason)
+
+
+# A stream entry id: milliseconds and a sequence number, each an unsigned 64-bit integer.
+_ENTRY_ID = re.compile(r"([0-9]{1,20})-([0-9]{1,20})")
+_MAX_U64 = 2**64 - 1
+
+
+def check_audit_cursor(after: str) -> str:
+    """`after` ("" or an audit entry id, as ListExclusionAudit pages them), or
+    InvalidArgument."""
+    match = _ENTRY_ID.fullmatch(after)
+    if after and (match is None or max(map(int, match.groups())) > _MAX_U64):
+        raise InvalidArgument("after", f"not an audit entry id (like 1700000000000-0): "
+                              f"{after[:40]!r}")
+    return after
 
 
 def check_requested_by(value: str) -> str:
@@ -248,6 +264,8 @@ class ExclusionStore:
     async def audit(self, cause_id: str, after: str, limit: int) -> list[AuditEntry]:
         """Up to `limit` audit entries after entry id `after` ("" = from the first), oldest
         first."""
+        if after == f"{_MAX_U64}-{_MAX_U64}":
+            return []  # nothing can follow it (and Redis refuses the exclusive range)
         start = f"({after}" if after else "-"
         raw: list[tuple[bytes, dict[bytes, bytes]]] = await self._client.xrange(  # type: ignore[assignment]
             keys.exclusions_audit(cause_id), start, "+", count=limit)

@@ -202,6 +202,7 @@ def decode_entries(entries: Sequence[RawEntry], after_id: str, max_proposals: in
     rights: list[bytes] = []
     trust: list[bytes] = []
     first_vote: list[int] = []  # index of each parsed entry's first vote
+    n_parsed = 0
     parsed_ids: list[str] = []
     parsed: list[RawEntry] = []
     for raw_id, fields in entries:
@@ -226,7 +227,8 @@ def decode_entries(entries: Sequence[RawEntry], after_id: str, max_proposals: in
         if len(q) != len(k):
             out.malformed.append((entry_id, f"{len(k)} kinds but {len(q)} trust flags"))
             continue
-        first_vote.append(sum(map(len, kinds)))
+        first_vote.append(n_parsed)
+        n_parsed += len(k)
         parsed_ids.append(entry_id)
         parsed.append((raw_id, fields))
         kinds.append(k)

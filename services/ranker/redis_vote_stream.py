@@ -150,6 +150,13 @@ return deleted
 # ~13,000 entries/s: a checkpoint took 7 s and the consumer starved.
 _ACK_CHUNK = 10_000
 
+# A recount reads the log in pages of about this many votes, and at most this many entries:
+# a page of interactive entries (a vote each) costs ~12 us a vote to decode and apply at 1,000
+# entries, twice that at 100 (the fixed cost of a page), while 100,000 imported votes are
+# ~1.5 MB of reply.
+_RECOUNT_PAGE_VOTES = 100_000
+_RECOUNT_PAGE_ENTRIES = 2_000
+
 # Saves of a delta up to this many bytes (~7,000 votes) and acks of up to this many entries
 # share their round trip with other causes' calls (ScriptRunner.run): hundreds of active
 # causes each saving every few seconds, a round trip each, kept every pooled connection busy
@@ -244,18 +251,21 @@ class RedisVoteStream:
         return await exclusions.load(self._redis, self.cause_id)
 
     async def read_through(self, last_id: str) -> AsyncIterator[list[RawEntry]]:
-        """Every entry of the log up to `last_id`, in id order, in pages of the read batch
-        (XRANGE: the consumer group does not see these reads)."""
-        start = "-"
+        """Every entry of the log up to `last_id`, in id order, in pages of about
+        `_RECOUNT_PAGE_VOTES` votes (XRANGE: the consumer group does not see these reads)."""
+        start, count = "-", self._read_batch
         while True:
             entries: list[RawEntry] = await self._redis.xrange(  # type: ignore[assignment]
-                self._stream, start, last_id, count=self._read_batch)
+                self._stream, start, last_id, count=count)
             if not entries:
                 return
             yield entries
-            if len(entries) < self._read_batch:
+            if len(entries) < count:
                 return
             start = f"({_text(entries[-1][0])}"
+            votes = sum(len(fields.get(b"k", b"")) for _, fields in entries if fields)
+            count = max(1, min(_RECOUNT_PAGE_ENTRIES,
+                               _RECOUNT_PAGE_VOTES * len(entries) // max(votes, 1)))
 
     def wake(self) -> None:
         """End a `read_new` that waits now (it returns what it has, maybe nothing)."""

@@ -46,6 +46,7 @@ EXAMPLES = {
     "CreateCause": 500, "UpdatePairSelection": 500, "GetCause": 250, "AddProposals": 400,
     "ModerateProposal": 500, "ListProposals": 250, "NextPair": 250, "SubmitVote": 450,
     "ImportVotes": 250, "GetRanking": 250, "WatchRanking": 300, "GetCauseStats": 200,
+    "ExcludeVotes": 300, "ListExclusions": 150, "ListExclusionAudit": 150,
     "raw bytes": 350, "authorization": 200,
 }
 MIN_INPUTS = 10_000
@@ -78,7 +79,11 @@ PROPOSAL_STATUSES = {types_pb2.PROPOSAL_STATUS_PENDING, types_pb2.PROPOSAL_STATU
 CHOICES = {types_pb2.CHOICE_LEFT, types_pb2.CHOICE_RIGHT, types_pb2.CHOICE_TIE,
            types_pb2.CHOICE_SKIP}
 
-ADMIN_RPCS = {"CreateCause", "UpdatePairSelection", "ModerateProposal", "ImportVotes"}
+MAX_EXCLUDED_IDS, MAX_EXCLUSION_REASON, MAX_REQUESTED_BY = 1000, 500, 128
+MAX_U64 = 2**64 - 1
+
+ADMIN_RPCS = {"CreateCause", "UpdatePairSelection", "ModerateProposal", "ImportVotes",
+              "ExcludeVotes", "ReinstateVotes", "ListExclusions", "ListExclusionAudit"}
 # Exports hand out every vote with its voter: admins only.
 ADMIN_RPCS |= {"ExportVotes", "ExportRanking"}
 
@@ -269,6 +274,8 @@ class World:
                 pipe.get(keys.catalog_version(cause_id))
                 pipe.xlen(keys.votes(cause_id))
                 pipe.hget(keys.vote_stats(cause_id), "accepted")
+                pipe.get(keys.exclusions_version(cause_id))
+                pipe.xlen(keys.exclusions_audit(cause_id))
         return tuple(pipe.execute())
 
     def accepted(self, cause_id: str) -> int:
@@ -825,6 +832,99 @@ def test_get_cause_stats(world: World, data: st.DataObject) -> None:
         assert stats.lag == stats.votes_accepted - stats.votes_counted
 
 
+# --- Exclusions: writes on the sink cause, reads of both. ------------------------------------
+
+def id_lists(one: st.SearchStrategy[str]) -> st.SearchStrategy[list[str]]:
+    """A few ids (repeats included), or about the most a request may name."""
+    return one_choice(st.lists(one, max_size=4),
+                      st.sampled_from([MAX_EXCLUDED_IDS - 1, MAX_EXCLUDED_IDS,
+                                       MAX_EXCLUDED_IDS + 1]).map(
+                          lambda n: [f"bulk-{k}" for k in range(n)]))
+
+
+@_settings("ExcludeVotes")
+@given(data=st.data())
+def test_exclude_and_reinstate_votes(world: World, data: st.DataObject) -> None:
+    rpc = data.draw(st.sampled_from(["ExcludeVotes", "ReinstateVotes"]))
+    metadata, role = data.draw(auth_for(rpc))
+    kind = gw.ExcludeVotesRequest if rpc == "ExcludeVotes" else gw.ReinstateVotesRequest
+    known_voters = st.lists(st.sampled_from(["seed", "v-1"]), max_size=2)
+    known_votes = st.lists(st.sampled_from(["seed-1", "seed-2"]), max_size=2)
+    request = kind(
+        cause_id=data.draw(mostly(st.just(world.sink), ids(world.sink))),
+        voter_ids=data.draw(mostly(known_voters, id_lists(voter_ids()))),
+        vote_ids=data.draw(mostly(known_votes, id_lists(ids()))),
+        reason=data.draw(mostly(well_formed_texts, st.one_of(
+            texts, st.integers(495, 505).map("r".__mul__)))),
+        requested_by=data.draw(mostly(st.just(""), texts)))
+    voters, votes = set(request.voter_ids), set(request.vote_ids)
+    problems = syntax_problems(
+        ("cause_id", not ID.fullmatch(request.cause_id)),
+        ("voter_ids", not voters and not votes),
+        ("voter_ids", len(voters) + len(votes) > MAX_EXCLUDED_IDS),
+        ("voter_ids", any(not VOTER_ID.fullmatch(v) for v in voters)),
+        ("vote_ids", any(not VOTE_ID.fullmatch(v) for v in votes)),
+        ("reason", not request.reason.strip() or len(request.reason) > MAX_EXCLUSION_REASON),
+        ("requested_by", len(request.requested_by) > MAX_REQUESTED_BY
+         or any(c in request.requested_by for c in "\r\n\t")))
+    before = world.fingerprint(request.cause_id)
+    outcome = outcome_of(lambda: getattr(world.stub, rpc)(
+        request, metadata=metadata, timeout=CALL_TIMEOUT_S))
+    check("ExcludeVotes", request, outcome, problems=problems, allowed={OK, NOT_FOUND},
+          role_ok=role_ok(rpc, role))
+    if outcome.code != OK:
+        assert world.fingerprint(request.cause_id) == before, "a refused exclusion wrote"
+    else:
+        assert outcome.reply.voters_changed <= len(voters)
+        assert outcome.reply.votes_changed <= len(votes)
+        assert outcome.reply.exclusions_version >= 0
+
+
+@_settings("ListExclusions")
+@given(data=st.data())
+def test_list_exclusions(world: World, data: st.DataObject) -> None:
+    request = st.builds(gw.ListExclusionsRequest, cause_id=ids(world.main, world.sink),
+                        offset=mostly(pages, numbers), limit=mostly(pages, numbers))
+    for (request_, role), outcome in at_once(world.stub.ListExclusions, data.draw(
+            batches("ListExclusions", request))):
+        problems = syntax_problems(
+            ("cause_id", not ID.fullmatch(request_.cause_id)),
+            ("offset", request_.offset < 0),
+            ("limit", not 0 <= request_.limit <= MAX_LIMIT))
+        listed = outcome.reply.exclusions if outcome.code == OK else []
+        check("ListExclusions", request_, outcome, problems=problems, allowed={OK, NOT_FOUND},
+              role_ok=role_ok("ListExclusions", role),
+              texts_of_reply=[e.reason for e in listed])
+        if outcome.code == OK:
+            assert len(listed) <= (request_.limit or 100)
+            assert all(bool(e.voter_id) != bool(e.vote_id) for e in listed)
+
+
+@_settings("ListExclusionAudit")
+@given(data=st.data())
+def test_list_exclusion_audit(world: World, data: st.DataObject) -> None:
+    cursors = st.one_of(
+        st.just(""), st.sampled_from(["0-0", "1-1", f"{MAX_U64}-{MAX_U64}", f"{MAX_U64}-0",
+                                      f"{MAX_U64 + 1}-0", "1", "-1-0", "1-x"]),
+        st.tuples(st.integers(0, 2**65), st.integers(0, 2**65)).map(lambda t: f"{t[0]}-{t[1]}"))
+    request = st.builds(gw.ListExclusionAuditRequest, cause_id=ids(world.main, world.sink),
+                        after=mostly(cursors, garbage), limit=mostly(pages, numbers))
+    for (request_, role), outcome in at_once(world.stub.ListExclusionAudit, data.draw(
+            batches("ListExclusionAudit", request))):
+        after = re.fullmatch(r"([0-9]{1,20})-([0-9]{1,20})", request_.after)
+        problems = syntax_problems(
+            ("cause_id", not ID.fullmatch(request_.cause_id)),
+            ("after", bool(request_.after) and (
+                after is None or max(map(int, after.groups())) > MAX_U64)),
+            ("limit", not 0 <= request_.limit <= MAX_LIMIT))
+        entries = outcome.reply.entries if outcome.code == OK else []
+        check("ListExclusionAudit", request_, outcome, problems=problems,
+              allowed={OK, NOT_FOUND}, role_ok=role_ok("ListExclusionAudit", role),
+              texts_of_reply=[e.reason for e in entries])
+        if outcome.code == OK:
+            assert len(entries) <= (request_.limit or 100)
+
+
 # --- Bytes that are no message, and tokens that prove no role. ------------------------------
 
 METHODS = {
@@ -872,7 +972,7 @@ def payloads() -> st.SearchStrategy[bytes]:
 
 
 WRITES = ("CreateCause", "AddProposals", "ImportVotes", "ModerateProposal",
-          "UpdatePairSelection", "SubmitVote")
+          "UpdatePairSelection", "SubmitVote", "ExcludeVotes", "ReinstateVotes")
 
 
 def decodes(rpc: str, payload: bytes) -> bool:
