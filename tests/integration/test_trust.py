@@ -37,6 +37,7 @@ from pairwise import checkpoint_fields, exclusions, keys, vote_log
 from pairwise.v1 import gateway_pb2 as gw
 from pairwise.v1 import gateway_pb2_grpc, types_pb2
 from ranker.bradley_terry import PRIOR_STRENGTH
+from ranker.pair_counts import PairCounts
 from ranker.server import start as start_ranker
 
 TRUST_DB = 5
@@ -77,17 +78,17 @@ class TrustCluster:
 
     def restart_ranker(self) -> None:
         """Stop the ranker (and its gateway) and start new ones on the same Redis."""
-        self._stop_ranker_and_gateway()
+        self.stop_ranker_and_gateway()
         self.start_ranker_and_gateway()
 
-    def _stop_ranker_and_gateway(self) -> None:
+    def stop_ranker_and_gateway(self) -> None:
         if self._channel is not None:
             self._channel.close()
         if self._ranker_gateway is not None:
             self._ranker_gateway.close()
 
     def close(self) -> None:
-        self._stop_ranker_and_gateway()
+        self.stop_ranker_and_gateway()
         self._stack.close()
 
 
@@ -367,6 +368,50 @@ def checkpoint(trust: TrustCluster, cause_id: str) -> dict[str, str]:
         return client.hgetall(keys.checkpoint(cause_id))  # type: ignore[return-value]
     finally:
         client.close()
+
+
+def test_a_checkpoint_stored_before_votes_were_left_out_is_counted_again(trust, cause_id):
+    """A ranker that counted every vote left a checkpoint without the left-out tallies: the
+    next ranker counts the log again, so the untrusted votes leave the ranking, and no vote
+    is lost or counted twice."""
+    stub, rng, votes = trust.stub, np.random.default_rng(23), Votes()
+    create_cause(stub, cause_id)
+    import_honest_votes(stub, cause_id, votes, rng, 200)
+    vote_fast(stub, cause_id, "quick-4", 12)
+    ranking_when(stub, cause_id, "every vote reflected", lambda r: r.votes_counted == 212)
+    trust.stop_ranker_and_gateway()  # with a final checkpoint of all 212
+
+    client = redis.Redis.from_url(trust.url)
+    try:
+        counts = PairCounts()
+        codes = {"w": 0, "t": 1, "s": 2}
+        logged = [vote for _, fields in client.xrange(keys.votes(cause_id))
+                  for vote in vote_log.votes_of(fields)]
+        counts.apply(np.array([codes[v.kind] for v in logged], dtype=np.uint8),
+                     np.array([v.a for v in logged]), np.array([v.b for v in logged]))
+        with client.pipeline(transaction=True) as pipe:
+            pipe.hdel(keys.checkpoint(cause_id), checkpoint_fields.VOTES_UNTRUSTED,
+                      checkpoint_fields.VOTES_EXCLUDED, checkpoint_fields.EXCLUSIONS_VERSION)
+            pipe.delete(keys.checkpoint_base(cause_id), keys.checkpoint_deltas(cause_id))
+            pipe.rpush(keys.checkpoint_base(cause_id), counts.to_bytes())
+            pipe.hset(keys.checkpoint(cause_id), mapping={checkpoint_fields.BASE_PARTS: 1,
+                                                          checkpoint_fields.DELTAS: 0})
+            pipe.execute()
+    finally:
+        client.close()
+    assert checkpoint(trust, cause_id)[checkpoint_fields.VOTES_COUNTED] == "212"
+
+    trust.start_ranker_and_gateway()
+    ranking = ranking_when(trust.stub, cause_id, "the ranking of the recounted log",
+                           lambda r: r.votes_counted == 212)
+    assert (ranking.votes_untrusted, ranking.votes_excluded) == (12, 0)
+    assert_fit_matches(ranking, votes.fit())
+    assert sum(e.wins + e.ties for e in ranking.entries) == \
+        sum(1 if not tie else 2 for *_, tie in votes.sent)
+    stored = eventually(lambda: checkpoint(trust, cause_id), "the recount checkpointed",
+                        until=lambda c: checkpoint_fields.EXCLUSIONS_VERSION in c)
+    assert (stored[checkpoint_fields.VOTES_COUNTED], stored[checkpoint_fields.VOTES_UNTRUSTED],
+            stored[checkpoint_fields.VOTES_EXCLUDED]) == ("212", "12", "0")
 
 
 # -- refusals ---------------------------------------------------------------------------------
