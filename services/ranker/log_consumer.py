@@ -207,8 +207,9 @@ class LogConsumer:
 
     def note_exclusions_version(self, version: int) -> None:
         """Discovery saw the cause's exclusions at `version`: once loaded, a consumer whose
-        counts reflect another version reloads, counting the log again."""
-        if self.loaded.is_set() and version != self._exclusions.version \
+        counts reflect an older version reloads, counting the log again. (Versions only
+        grow: an older one is a discovery read from before this consumer's load.)"""
+        if self.loaded.is_set() and version > self._exclusions.version \
                 and not self._exclusions_changed:
             self._exclusions_changed = True
             self._stream.wake()
