@@ -151,8 +151,12 @@ def main(argv: list[str] | None = None) -> int:
             time.sleep(0.1)
         ranking = stub.GetRanking(gateway_pb2.GetRankingRequest(cause_id=args.cause, limit=10),
                                   metadata=platform, timeout=DEADLINE_S)
+        # A script answers at once: where ingest flags votes sent sooner than
+        # INGEST_MIN_VIEW_MS after their pair (300 ms under `make up`), they are kept in the
+        # log but left out of the ranking as untrusted, as a bot's would be.
         print(f"ranking of {ranking.total_proposals} proposals, "
-              f"{ranking.votes_counted} votes counted:")
+              f"{ranking.votes_counted} votes counted ({ranking.votes_untrusted} untrusted, "
+              f"{ranking.votes_excluded} excluded: left out):")
         for entry in ranking.entries:
             print(f"  {entry.rank}. {entry.proposal_id:<9} score {entry.score:5.1f}  "
                   f"ability {entry.ability:+.2f} [{entry.ci_low:+.2f}, {entry.ci_high:+.2f}]  "
