@@ -78,7 +78,7 @@ def export(stub: gateway_pb2_grpc.GatewayServiceStub, admin_token: str, cause_id
             "total_proposals": header.total_proposals, "fitted_at_ms": header.fitted_at_ms,
         },
         "fit": _settings_json(settings),
-        "exclusions": exclusions_of(cause_id),
+        "exclusions": exclusions_of(stub, metadata, cause_id, header, raw_voter_ids),
         "files": files,
     }
     manifest.write(folder, document)
@@ -86,10 +86,38 @@ def export(stub: gateway_pb2_grpc.GatewayServiceStub, admin_token: str, cause_id
                         document)
 
 
-def exclusions_of(cause_id: str) -> dict[str, list[str]]:
-    """The votes an admin left out of the cause's ranking, for the recompute to leave out
-    too (recompute.excluded_votes). None can be made yet: always empty."""
-    return {"voter_ids": [], "vote_ids": []}
+def exclusions_of(stub: gateway_pb2_grpc.GatewayServiceStub,
+                  metadata: tuple[tuple[str, str]], cause_id: str,
+                  ranking: types_pb2.Ranking, raw_voter_ids: bool) -> dict[str, list[str]]:
+    """The votes an admin left out of the exported ranking (ListExclusions), for the
+    recompute to leave out too (recompute.excluded_votes).
+
+    Raises ExportFailed when the exclusions changed since the ranking was fitted (export
+    again once a ranking reflects them), or when voters are excluded from an export of
+    pseudonymised voter ids (the pseudonyms are the gateway's: export with raw voter ids).
+    """
+    voter_ids: list[str] = []
+    vote_ids: list[str] = []
+    while True:
+        page = stub.ListExclusions(gateway_pb2.ListExclusionsRequest(
+            cause_id=cause_id, offset=len(voter_ids) + len(vote_ids), limit=1000),
+            metadata=metadata)
+        if page.exclusions_version != ranking.exclusions_version:
+            raise ExportFailed(
+                f"the exclusions of {cause_id!r} are at version {page.exclusions_version}, "
+                f"the ranking reflects {ranking.exclusions_version}: export again once a "
+                "ranking reflects them")
+        for item in page.exclusions:
+            if item.voter_id:
+                voter_ids.append(item.voter_id)
+            else:
+                vote_ids.append(item.vote_id)
+        if not page.exclusions or len(voter_ids) + len(vote_ids) >= page.total:
+            break
+    if voter_ids and not raw_voter_ids:
+        raise ExportFailed(f"{len(voter_ids)} voters of {cause_id!r} are excluded: export "
+                           "with raw voter ids, so that the recompute can leave them out")
+    return {"voter_ids": voter_ids, "vote_ids": vote_ids}
 
 
 @dataclass

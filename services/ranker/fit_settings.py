@@ -20,10 +20,10 @@ from ranker.ranking import Ranking
 ENGINE = "ranker.bradley_terry"
 # A tie counts half a win to each side (docs/semantics.md).
 TIES = "half_win"
-# Which votes of the counted log prefix enter the counts: all of them, flagged untrusted or
-# not (skips only in the tallies). A rule leaving votes out names itself here, and the
-# recompute (publishing.recompute) applies the same one.
-COUNTED_VOTES = "all"
+# Which votes of the counted log prefix enter the counts: the trusted ones whose voter and
+# vote id are not excluded (ranker.vote_admission; skips only in the tallies). The recompute
+# (publishing.recompute) applies the same rule, with the exclusions of the manifest.
+COUNTED_VOTES = "trusted"
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,8 @@ from ingest.server import start as start_ingest
 from pairwise import checkpoint_fields, exclusions, keys, vote_log
 from pairwise.v1 import gateway_pb2 as gw
 from pairwise.v1 import gateway_pb2_grpc, types_pb2
+from publishing.exporter import ExportFailed, export
+from publishing.recompute import recompute
 from ranker.bradley_terry import PRIOR_STRENGTH
 from ranker.pair_counts import PairCounts
 from ranker.server import start as start_ranker
@@ -414,6 +416,32 @@ def test_a_checkpoint_stored_before_votes_were_left_out_is_counted_again(trust, 
                         until=lambda c: checkpoint_fields.EXCLUSIONS_VERSION in c)
     assert (stored[checkpoint_fields.VOTES_COUNTED], stored[checkpoint_fields.VOTES_UNTRUSTED],
             stored[checkpoint_fields.VOTES_EXCLUDED]) == ("212", "12", "0")
+
+
+def test_an_export_leaves_out_what_the_ranking_left_out_and_its_recompute_matches(
+        trust, cause_id, tmp_path):
+    stub, rng, votes = trust.stub, np.random.default_rng(24), Votes()
+    create_cause(stub, cause_id)
+    import_honest_votes(stub, cause_id, votes, rng, 200)
+    push_votes(stub, cause_id, votes, "sybil", 40)
+    vote_fast(stub, cause_id, "quick-5", 8)
+    version = stub.ExcludeVotes(gw.ExcludeVotesRequest(
+        cause_id=cause_id, voter_ids=["sybil"], vote_ids=["h3"], reason="farm"),
+        metadata=ADMIN, timeout=10).exclusions_version
+    ranking_when(stub, cause_id, "the exclusions reflected",
+                 lambda r: r.exclusions_version == version and r.votes_counted == 248)
+
+    result = export(stub, ADMIN_TOKEN, cause_id, "parquet", tmp_path / "raw",
+                    raw_voter_ids=True)
+    assert result.manifest["exclusions"] == {"voter_ids": ["sybil"], "vote_ids": ["h3"]}
+    assert result.manifest["fit"]["counted_votes"] == "trusted"
+    report = recompute(tmp_path / "raw")
+    assert report.matches, report.problems
+    assert (report.votes_in_file, report.votes_in_fit) == (248, 248 - 8 - 41)
+
+    # Pseudonymised voter ids cannot be matched with the excluded voters: refused.
+    with pytest.raises(ExportFailed, match="raw voter ids"):
+        export(stub, ADMIN_TOKEN, cause_id, "parquet", tmp_path / "pseudonymised")
 
 
 # -- refusals ---------------------------------------------------------------------------------
