@@ -53,8 +53,8 @@ PUSHED = "p5"
 
 
 class TrustCluster:
-    """Ingest, ranker and gateway on database TRUST_DB; the ranker (with the gateway that
-    points at it) can be restarted."""
+    """Ingest, ranker and gateway on database TRUST_DB (the gateway finds the ranker in the
+    directory there); the ranker (with the gateway) can be restarted."""
 
     def __init__(self, url: str) -> None:
         self.url = url
@@ -70,9 +70,9 @@ class TrustCluster:
 
     def start_ranker_and_gateway(self) -> None:
         stack = contextlib.ExitStack()
-        ranker = stack.enter_context(serve_in_thread(start_ranker, ranker_settings(self.url)))
+        stack.enter_context(serve_in_thread(start_ranker, ranker_settings(self.url)))
         gateway = stack.enter_context(serve_in_thread(start_gateway, gateway_settings(
-            self.url, self.ingest_addr, f"127.0.0.1:{ranker.port}")))
+            self.url, self.ingest_addr)))
         self._ranker_gateway = stack
         self.gateway_addr = f"127.0.0.1:{gateway.port}"
         self._channel = grpc.insecure_channel(self.gateway_addr)
