@@ -195,8 +195,7 @@ def test_thirty_seconds_without_redis_are_survived(redis_on_a_port: EmbeddedRedi
     with (serve_in_thread(start_ingest, ingest_settings(url)) as ingest,
           serve_in_thread(start_ranker, ranker_settings(url)) as ranker):
         addrs = {"ingest": f"127.0.0.1:{ingest.port}", "ranker": f"127.0.0.1:{ranker.port}"}
-        with (serve_in_thread(start_gateway, gateway_settings(
-                url, addrs["ingest"], addrs["ranker"])) as gateway,
+        with (serve_in_thread(start_gateway, gateway_settings(url, addrs["ingest"])) as gateway,
               grpc.insecure_channel(f"127.0.0.1:{gateway.port}") as channel):
             addrs["gateway"] = f"127.0.0.1:{gateway.port}"
             stub = gateway_pb2_grpc.GatewayServiceStub(channel)
