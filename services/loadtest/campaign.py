@@ -225,6 +225,8 @@ class Campaign:
         return {"passed": passed, "detail": detail, "ok_votes": c.ok,
                 "unknown_outcome": c.unknown, "votes_accepted": accepted,
                 "votes_counted": counted, "lag": int(stats.lag),
+                "votes_untrusted": int(stats.votes_untrusted),
+                "votes_excluded": int(stats.votes_excluded),
                 "duplicates": int(stats.duplicates), "votes_rejected": int(stats.votes_rejected),
                 "rejected_by_reason": dict(stats.rejected_by_reason),
                 "ties": int(stats.ties), "skips": int(stats.skips), "voters": int(stats.voters),

@@ -175,6 +175,14 @@ def summary_lines(result: dict[str, Any]) -> list[str]:
                          f"{a['n_ranked']:,} proposals at {a['votes_counted']:,} votes")
         lines.append(f"    audit       {'PASS' if m['audit'].get('passed') else 'FAIL'}: "
                      f"{m['audit'].get('detail')}")
+        untrusted = m["audit"].get("votes_untrusted", 0)
+        if untrusted:
+            # Counted (in the log, exactly once) but not in the official ranking: scripted
+            # voters answer sooner than a person reads, which ingest flags.
+            lines.append(f"    untrusted   {untrusted:,} votes answered sooner than the "
+                         f"cluster's INGEST_MIN_VIEW_MS: kept, left out of the ranking and of "
+                         f"the accuracy above (start the cluster with INGEST_MIN_VIEW_MS=0 "
+                         f"to rank scripted voters, or give them --think)")
     cpu = result.get("cpu")
     if cpu and cpu["cpu_us_per_vote"]:
         per_vote = ", ".join(f"{name} {us:,.0f}" for name, us in cpu["cpu_us_per_vote"].items())

@@ -36,6 +36,8 @@ def test_a_bounded_run_reports_every_figure_and_loses_no_vote(cluster: Cluster,
         # votes the load generator was told were recorded.
         assert audit["passed"], audit["detail"]
         assert audit["votes_accepted"] == audit["votes_counted"] == m["votes"]["ok"] > 0
+        # The session cluster trusts scripted voters (INGEST_MIN_VIEW_MS=0): all in the ranking.
+        assert audit["votes_untrusted"] == audit["votes_excluded"] == 0
         assert m["votes"]["unknown_outcome"] == 0 and m["votes"]["unexpected_duplicates"] == 0
         assert m["caught_up"] and m["end_to_end_votes_per_s"] > 0
         # A mode that reached its vote bound early is rated over its own sending time.
