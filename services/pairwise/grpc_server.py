@@ -37,9 +37,10 @@ STATUS_OF: dict[type[errors.PairwiseError], grpc.StatusCode] = {
     errors.Unavailable: grpc.StatusCode.UNAVAILABLE,
 }
 
-# Redis failures are transient for the client: every write carries an idempotency key.
+# Redis failures are transient for the client: every write carries an idempotency key. A
+# server at its maxmemory refuses writes (noeviction) until an operator makes room.
 _REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
-               redis.exceptions.BusyLoadingError)
+               redis.exceptions.BusyLoadingError, redis.exceptions.OutOfMemoryError)
 
 
 T = TypeVar("T")

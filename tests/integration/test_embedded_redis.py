@@ -11,12 +11,16 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import grpc
 import pytest
 import redis
+from conftest import ADMIN_TOKEN, bearer, gateway_settings, serve_in_thread
 
+from gateway.server import start as start_gateway
 from pairwise import embedded_redis
 from pairwise.embedded_redis import EmbeddedRedis, ServerExited
 from pairwise.redis_client import shown
+from pairwise.v1 import gateway_pb2, gateway_pb2_grpc
 
 
 def owner_pid(server: EmbeddedRedis) -> int:
@@ -119,8 +123,8 @@ def test_a_password_protected_server_refuses_clients_without_it(tmp_path: Path) 
 
 def test_a_full_server_refuses_writes_and_evicts_nothing(tmp_path: Path) -> None:
     """`python -m pairwise.embedded_redis` (what `make up` and compose run) under
-    REDIS_MAXMEMORY: past the limit a write is refused (used memory > maxmemory), and
-    every key already written is still there."""
+    REDIS_MAXMEMORY: past the limit a write is refused (used memory > maxmemory), every key
+    already written is still there, and the gateway answers such a refusal UNAVAILABLE."""
     port = embedded_redis.free_port()
     services = Path(embedded_redis.__file__).resolve().parents[1]
     env = {**os.environ, "PYTHONPATH": str(services), embedded_redis.MAXMEMORY_VARIABLE: "3mb"}
@@ -138,6 +142,16 @@ def test_a_full_server_refuses_writes_and_evicts_nothing(tmp_path: Path) -> None
                 client.set(f"receipt:{written}", b"x" * 100_000)
         assert written > 0
         assert all(client.exists(f"receipt:{k}") for k in range(written))
+        # A write through the gateway is refused UNAVAILABLE (retryable), never UNKNOWN.
+        with serve_in_thread(start_gateway, gateway_settings(
+                f"redis://127.0.0.1:{port}/0", "127.0.0.1:1")) as gateway, \
+                grpc.insecure_channel(f"127.0.0.1:{gateway.port}") as channel:
+            with pytest.raises(grpc.RpcError) as refused:
+                gateway_pb2_grpc.GatewayServiceStub(channel).CreateCause(
+                    gateway_pb2.CreateCauseRequest(cause_id="full", title="Q ?"),
+                    metadata=bearer(ADMIN_TOKEN), timeout=10)
+            assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+            assert "maxmemory" in refused.value.details()
     finally:
         client.close()
         process.terminate()
