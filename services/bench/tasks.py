@@ -330,7 +330,7 @@ def task_ranker_reads(folder: Path, repeats: int, budget_s: float) -> dict:
     import grpc
     import redis
 
-    from pairwise import keys
+    from pairwise import checkpoint_fields, keys
     from pairwise.embedded_redis import EmbeddedRedis, free_port
     from pairwise.v1 import ranker_pb2, ranker_pb2_grpc
 
@@ -372,10 +372,15 @@ def task_ranker_reads(folder: Path, repeats: int, budget_s: float) -> dict:
                 parts = counts.snapshot_parts()
                 for start in range(0, len(parts), 16):
                     pipe.rpush(keys.checkpoint_base(cause_id), *parts[start:start + 16])
+                # Every seeded vote trusted, no exclusions (version 0): the ranker takes the
+                # counts as they are instead of counting the (empty) log again.
                 pipe.hset(keys.checkpoint(cause_id), mapping={
-                    "token": "bench:seed", "last_id": "0-1", "votes_counted": n_base,
-                    "base_parts": len(parts), "deltas": 0, "consumer": "bench",
-                    "saved_at_ms": now_ms})
+                    checkpoint_fields.TOKEN: "bench:seed", checkpoint_fields.LAST_ID: "0-1",
+                    checkpoint_fields.VOTES_COUNTED: n_base,
+                    checkpoint_fields.VOTES_UNTRUSTED: 0, checkpoint_fields.VOTES_EXCLUDED: 0,
+                    checkpoint_fields.EXCLUSIONS_VERSION: 0,
+                    checkpoint_fields.BASE_PARTS: len(parts), checkpoint_fields.DELTAS: 0,
+                    checkpoint_fields.CONSUMER: "bench", checkpoint_fields.SAVED_AT_MS: now_ms})
                 pipe.execute()
             del counts
             port = free_port()

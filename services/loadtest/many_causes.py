@@ -211,7 +211,9 @@ def seed_idle(client: redis.Redis, n: int) -> None:
                 pipe.rpush(keys.checkpoint_base(cause_id), *parts)
                 pipe.hset(keys.checkpoint(cause_id), mapping={
                     checkpoint_fields.TOKEN: "seed", checkpoint_fields.LAST_ID: "1-1",
-                    checkpoint_fields.VOTES_COUNTED: 1, checkpoint_fields.BASE_PARTS: len(parts),
+                    checkpoint_fields.VOTES_COUNTED: 1, checkpoint_fields.VOTES_UNTRUSTED: 0,
+                    checkpoint_fields.VOTES_EXCLUDED: 0, checkpoint_fields.EXCLUSIONS_VERSION: 0,
+                    checkpoint_fields.BASE_PARTS: len(parts),
                     checkpoint_fields.DELTAS: 0, checkpoint_fields.CONSUMER: "seed",
                     checkpoint_fields.SAVED_AT_MS: now_ms})
                 pipe.hset(keys.vote_stats(cause_id), "accepted", 1)
