@@ -11,6 +11,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import grpc
 
@@ -40,7 +41,14 @@ from pairwise import exclusions, prompt_token, submitted_vote
 from pairwise.errors import InvalidArgument
 from pairwise.grpc_server import status_for
 from pairwise.ids import VOTER_ID_PATTERN, check_id, id_or_new
-from pairwise.v1 import gateway_pb2, gateway_pb2_grpc, ingest_pb2, ranker_pb2, types_pb2
+from pairwise.v1 import (
+    gateway_pb2,
+    gateway_pb2_grpc,
+    ingest_pb2,
+    ranker_pb2,
+    ranker_pb2_grpc,
+    types_pb2,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -367,10 +375,19 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
             self, request, context) -> AsyncIterator[gateway_pb2.ExportRankingResponse]:
         cause_id = check_id("cause_id", request.cause_id)
         await self._catalog.require_cause(cause_id)
-        pages = self._upstreams.rankers.stub_for(cause_id).StreamRanking(
-            ranker_pb2.StreamRankingRequest(cause_id=cause_id), timeout=self._timeout(context))
-        async for reply in pages:
+        request_upstream = ranker_pb2.StreamRankingRequest(cause_id=cause_id)
+        timeout = self._timeout(context)
+
+        async def opened(stub: ranker_pb2_grpc.RankerServiceStub) -> tuple[Any, Any]:
+            # The first page tells whether this ranker owns the cause: a cause moving between
+            # rankers is retried on its new owner, as reads are (`Rankers.call`).
+            pages = stub.StreamRanking(request_upstream, timeout=timeout)
+            return pages, await pages.read()
+
+        pages, reply = await self._upstreams.rankers.call(cause_id, opened)
+        while reply is not grpc.aio.EOF:
             yield gateway_pb2.ExportRankingResponse(page=reply.page)
+            reply = await pages.read()
 
     async def ExcludeVotes(self, request, context):  # type: ignore[no-untyped-def]
         change = await self._change_exclusions(exclusions.EXCLUDE, request)

@@ -138,6 +138,13 @@ class StandInRanker(ranker_pb2_grpc.RankerServiceServicer):
         return ranker_pb2.ReadRankingResponse(
             ranking=self.ranking(request.cause_id, 40, request.offset, request.limit))
 
+    async def StreamRanking(self, request, context):  # type: ignore[no-untyped-def]
+        self.reads.append((request.cause_id, 0, 0))
+        if request.cause_id.endswith("-moved"):
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, "served by another ranker")
+        yield ranker_pb2.StreamRankingResponse(
+            page=types_pb2.RankingExportPage(ranking=self.ranking(request.cause_id, 40)))
+
     async def FollowRanking(self, request, context):  # type: ignore[no-untyped-def]
         self.follows.append((request.cause_id, request.limit))
         yield ranker_pb2.FollowRankingResponse(ranking=self.ranking(request.cause_id, 1))
@@ -350,6 +357,17 @@ def test_a_cause_that_moved_is_read_again_once_then_unavailable(stub, peers,  # 
     assert info.value.code() == grpc.StatusCode.UNAVAILABLE
     assert "moving between rankers" in info.value.details()
     assert [read for read in ranker.reads if read[0] == moved] == [(moved, 0, 100)] * 2
+    # An export of the ranking too: its stream is opened again on the owner, once.
+    with pytest.raises(grpc.RpcError) as info:
+        list(stub.ExportRanking(gw.ExportRankingRequest(cause_id=moved), metadata=ADMIN,
+                                timeout=5))
+    assert info.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert "moving between rankers" in info.value.details()
+    assert [read for read in ranker.reads if read[0] == moved][2:] == [(moved, 0, 0)] * 2
+    make_cause(stub, cause_id)
+    pages = list(stub.ExportRanking(gw.ExportRankingRequest(cause_id=cause_id),
+                                    metadata=ADMIN, timeout=5))
+    assert [e.proposal_id for p in pages for e in p.page.ranking.entries] == ["p0", "p1", "p2"]
 
 
 def test_import_votes_chunks_batches_and_sums(stub, peers) -> None:  # type: ignore[no-untyped-def]
