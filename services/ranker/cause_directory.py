@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Coroutine
 from typing import Any
 
@@ -103,6 +104,9 @@ class CauseDirectory:
         self._background: list[asyncio.Task[None]] = []
         self.loads = 0  # causes loaded since start (for tests and measurements)
         self.unloads = 0  # causes put to sleep since start
+        # When the last renewal that succeeded was sent (monotonic): past `lease_s` without
+        # one, every lease has run out in Redis whatever this process still believes.
+        self._renewed_at = time.monotonic()
 
     async def join(self, address: str) -> None:
         """Register in the directory of rankers as reachable at `address`, then start
@@ -391,6 +395,7 @@ class CauseDirectory:
         does, so the rankers that see it gone find its causes free.
         """
         ttl_s = self._settings.lease_s
+        sent_at = time.monotonic()
         held = dict(self._leases)
         if held:
             for cause_id in await cause_leases.renew(self._renewal_scripts,
@@ -399,12 +404,16 @@ class CauseDirectory:
                     del self._leases[cause_id]
         self._set_live(await ranker_directory.register(self._renewal_scripts, self.ranker_id,
                                                        self._address, ttl_s))
+        self._renewed_at = sent_at
+        self._drop_unleased()
+        self._hand_over_moved()
+
+    def _drop_unleased(self) -> None:
         # A cause loaded without its lease (lost now, or while a transition ran) is closed
         # once no transition runs on it.
         for cause_id in list(self._causes):
             if cause_id not in self._leases and cause_id not in self._transitions:
                 self._transition(cause_id, self._drop(cause_id), "drop")
-        self._hand_over_moved()
 
     async def _renew_forever(self) -> None:
         while True:
@@ -416,6 +425,14 @@ class CauseDirectory:
             except Exception as exc:
                 logger.warning("could not renew the ranker's registration and leases; "
                                "retrying", extra={"error": repr(exc)})
+                if self._leases and \
+                        time.monotonic() - self._renewed_at >= self._settings.lease_s:
+                    # Another ranker may hold them now: a process that kept counting would
+                    # claim the new owner's pending votes back at every reload.
+                    logger.warning("no renewal for the lease time; every lease taken as lost",
+                                   extra={"causes": len(self._leases)})
+                    self._leases.clear()
+                    self._drop_unleased()
 
     # -- discovery and sweeps ----------------------------------------------------------------
 

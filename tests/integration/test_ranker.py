@@ -38,7 +38,7 @@ from ingest.server import start as start_ingest
 from pairwise import awake_causes, keys, vote_log
 from pairwise.ranker_directory import owner_of
 from pairwise.v1 import ingest_pb2, ingest_pb2_grpc, ranker_pb2, ranker_pb2_grpc, types_pb2
-from ranker import bradley_terry, checkpoint_policy, fit_pool
+from ranker import bradley_terry, cause_leases, checkpoint_policy, fit_pool
 from ranker.pair_counts import PairCounts
 from ranker.server import start
 
@@ -647,6 +647,33 @@ def test_a_ranker_whose_lease_ran_out_never_writes_the_checkpoint(serve, r, caus
     assert_tallies_exact(ranker.counted(cause), cause)
     eventually(lambda: checkpointed(r, cause) and pending(r, cause_id) == 0,
                "everything checkpointed and acknowledged")
+
+
+def test_a_ranker_that_cannot_renew_for_the_lease_time_lets_its_causes_go(
+        serve, r, cause_id, caplog, monkeypatch):
+    """A ranker whose renewals keep failing (its renewal connection lost while the others
+    work) takes its leases as run out once `lease_s` has passed without a renewal and closes
+    its causes, instead of counting on while another ranker may own them; renewals back, it
+    serves them again and every vote counts once."""
+    caplog.set_level(logging.INFO, logger="ranker")
+    rng = np.random.default_rng(17)
+    cause = Consultation(r, cause_id).create(6)
+    ranker = serve(lease_s=3.0)
+    cause.random_votes(rng, 60, among=6)
+    ranker.counted(cause)
+
+    async def unreachable(*args: Any, **kwargs: Any) -> Any:
+        raise redis.exceptions.ConnectionError("renewal connection lost")
+
+    monkeypatch.setattr(cause_leases, "renew", unreachable)
+    eventually(lambda: logged(caplog, "no renewal for the lease time; every lease taken as lost"),
+               "the ranker to give its leases up")
+    eventually(lambda: logged(caplog, "cause lease lost; cause closed", cause_id),
+               "the cause closed")
+    monkeypatch.undo()
+
+    cause.random_votes(rng, 30, among=6)
+    assert_tallies_exact(ranker.counted(cause), cause)
 
 
 def test_rankers_share_the_causes_and_hand_them_over_as_they_join_and_leave(serve, r, cause_id):
