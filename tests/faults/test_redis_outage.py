@@ -114,6 +114,19 @@ def vote(stub: gateway_pb2_grpc.GatewayServiceStub, cause_id: str, worker: int,
         n += 1
 
 
+def submit_in_hand(stub: gateway_pb2_grpc.GatewayServiceStub, cause_id: str,
+                   pair: gateway_pb2.NextPairResponse, ledger: Ledger) -> None:
+    """The vote on a pair shown before the outage, sent during it and retried until
+    acknowledged."""
+    request = gateway_pb2.SubmitVoteRequest(
+        cause_id=cause_id, voter_id="voter-in-hand", prompt_token=pair.prompt_token,
+        choice=CHOICES[0], idempotency_key="vote-in-hand")
+    receipt = until_ok(ledger, "SubmitVote", functools.partial(
+        stub.SubmitVote, request, metadata=PLATFORM, timeout=DEADLINE_S))
+    if receipt is not None:
+        ledger.acked([receipt.vote_id])
+
+
 def import_votes(stub: gateway_pb2_grpc.GatewayServiceStub, cause_id: str,
                  ledger: Ledger) -> None:
     """A partner's import: each batch resent until acknowledged, until stopped."""
@@ -215,8 +228,17 @@ def test_thirty_seconds_without_redis_are_survived(redis_on_a_port: EmbeddedRedi
             try:
                 eventually(lambda: ledger.count("before", "SubmitVote") >= 20
                            and ledger.count("before", "ImportVotes") >= 2, "votes before")
+                # A voter with a pair in hand as Redis goes: its vote is sent during the
+                # outage whatever the other voters happen to be doing then.
+                in_hand = stub.NextPair(gateway_pb2.NextPairRequest(
+                    cause_id=cause_id, voter_id="voter-in-hand"), metadata=PLATFORM,
+                    timeout=DEADLINE_S)
                 ledger.phase = "outage"
                 bring_back = take_redis_away(redis_on_a_port, how)
+                late = threading.Thread(target=submit_in_hand, args=(
+                    stub, cause_id, in_hand, ledger))
+                clients.append(late)
+                late.start()
                 # The outage itself: the clients keep calling meanwhile.
                 ledger.stop.wait(OUTAGE_S)
                 bring_back()
