@@ -39,22 +39,30 @@ def cause_memory(client: redis.Redis, cause_id: str) -> dict[str, Any]:
     """Bytes and keys by family for one cause, with its votes and voters."""
     by_family: dict[str, dict[str, int]] = defaultdict(lambda: {"keys": 0, "bytes": 0})
     expiring: dict[str, bool] = {}
-    voters = 0
-    for key in client.scan_iter(match=f"*{{{_glob_escape(cause_id)}}}*", count=SCAN_COUNT):
-        name = key.decode() if isinstance(key, bytes) else str(key)
-        size = client.memory_usage(name, samples=0)
-        if size is None:  # expired between SCAN and MEMORY USAGE
-            continue
-        kind = family(name, cause_id)
-        by_family[kind]["keys"] += 1
-        by_family[kind]["bytes"] += int(size)
-        if kind not in expiring:  # one family's keys all expire, or none does
-            expiring[kind] = client.ttl(name) >= 0
-        voters += kind == "seen"
+    pattern, cursor = f"*{{{_glob_escape(cause_id)}}}*", 0
+    while True:
+        # One round trip per SCAN page, not per key: a cause may keep a key per voter.
+        cursor, page = client.scan(cursor, match=pattern, count=SCAN_COUNT)
+        names = [key.decode() if isinstance(key, bytes) else str(key) for key in page]
+        with client.pipeline(transaction=False) as pipe:
+            for name in names:
+                pipe.memory_usage(name, samples=0)
+                pipe.ttl(name)
+            replies = pipe.execute()
+        for name, size, ttl in zip(names, replies[::2], replies[1::2], strict=True):
+            if size is None:  # expired between SCAN and MEMORY USAGE
+                continue
+            kind = family(name, cause_id)
+            by_family[kind]["keys"] += 1
+            by_family[kind]["bytes"] += int(size)
+            expiring.setdefault(kind, ttl >= 0)  # a family's keys all expire, or none does
+        if cursor == 0:
+            break
     votes = _votes_in_log(client, cause_id)
     total = sum(f["bytes"] for f in by_family.values())
     return {
-        "cause_id": cause_id, "votes": votes, "voters_with_seen_pairs": voters,
+        "cause_id": cause_id, "votes": votes,
+        "voters_with_seen_pairs": by_family["seen"]["keys"] if "seen" in by_family else 0,
         "bytes": total,
         "bytes_per_vote": round(total / votes, 1) if votes else None,
         "families": {
@@ -66,14 +74,14 @@ def cause_memory(client: redis.Redis, cause_id: str) -> dict[str, Any]:
 
 
 def _votes_in_log(client: redis.Redis, cause_id: str) -> int:
-    """Votes in the cause's log: an entry holds one vote, or many space-separated ids."""
+    """Votes in the cause's log: one per character of each entry's kinds (`pairwise.vote_log`)."""
     votes, after = 0, "-"
     while True:
         page: list[tuple[bytes, dict[bytes, bytes]]] = client.xrange(  # type: ignore[assignment]
             keys.votes(cause_id), min=after, max="+", count=SCAN_COUNT)
         if not page:
             return votes
-        votes += sum(len(fields.get(b"v", b"").split()) for _, fields in page)
+        votes += sum(len(fields[b"k"]) for _, fields in page)
         after = "(" + page[-1][0].decode()
 
 
