@@ -103,28 +103,25 @@ def vote(stub: gateway_pb2_grpc.GatewayServiceStub, cause_id: str, worker: int,
             stub.NextPair, ask, metadata=PLATFORM, timeout=DEADLINE_S))
         if pair is None:
             return
-        request = gateway_pb2.SubmitVoteRequest(
-            cause_id=cause_id, voter_id=voter_id, prompt_token=pair.prompt_token,
-            choice=rng.choice(CHOICES), idempotency_key=f"vote-{worker}-{n}")
-        receipt = until_ok(ledger, "SubmitVote", functools.partial(
-            stub.SubmitVote, request, metadata=PLATFORM, timeout=DEADLINE_S))
-        if receipt is None:
+        if not submit(stub, cause_id, voter_id, pair, rng.choice(CHOICES),
+                      f"vote-{worker}-{n}", ledger):
             return
-        ledger.acked([receipt.vote_id])
         n += 1
 
 
-def submit_in_hand(stub: gateway_pb2_grpc.GatewayServiceStub, cause_id: str,
-                   pair: gateway_pb2.NextPairResponse, ledger: Ledger) -> None:
-    """The vote on a pair shown before the outage, sent during it and retried until
-    acknowledged."""
+def submit(stub: gateway_pb2_grpc.GatewayServiceStub, cause_id: str, voter_id: str,
+           pair: gateway_pb2.NextPairResponse, choice: int, key: str, ledger: Ledger) -> bool:
+    """The vote on `pair`, retried with its key until acknowledged (noted in the ledger);
+    False when it was refused otherwise."""
     request = gateway_pb2.SubmitVoteRequest(
-        cause_id=cause_id, voter_id="voter-in-hand", prompt_token=pair.prompt_token,
-        choice=CHOICES[0], idempotency_key="vote-in-hand")
+        cause_id=cause_id, voter_id=voter_id, prompt_token=pair.prompt_token, choice=choice,
+        idempotency_key=key)
     receipt = until_ok(ledger, "SubmitVote", functools.partial(
         stub.SubmitVote, request, metadata=PLATFORM, timeout=DEADLINE_S))
-    if receipt is not None:
-        ledger.acked([receipt.vote_id])
+    if receipt is None:
+        return False
+    ledger.acked([receipt.vote_id])
+    return True
 
 
 def import_votes(stub: gateway_pb2_grpc.GatewayServiceStub, cause_id: str,
@@ -235,8 +232,9 @@ def test_thirty_seconds_without_redis_are_survived(redis_on_a_port: EmbeddedRedi
                     timeout=DEADLINE_S)
                 ledger.phase = "outage"
                 bring_back = take_redis_away(redis_on_a_port, how)
-                late = threading.Thread(target=submit_in_hand, args=(
-                    stub, cause_id, in_hand, ledger))
+                late = threading.Thread(target=submit, args=(
+                    stub, cause_id, "voter-in-hand", in_hand, CHOICES[0], "vote-in-hand",
+                    ledger))
                 clients.append(late)
                 late.start()
                 # The outage itself: the clients keep calling meanwhile.
