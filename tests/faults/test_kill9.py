@@ -209,10 +209,19 @@ def run_with_crashes(services: dict[str, Service], victim: str) -> None:
             # Each crash left the client's next batch without ingest: it had to retry.
             assert retries[0] >= len(crash_after), retries
 
-        stats = eventually(
-            lambda: stub.GetCauseStats(gateway_pb2.GetCauseStatsRequest(cause_id=cause_id),
-                                       metadata=ADMIN, timeout=5),
-            "every vote counted", until=lambda s: s.votes_counted == N_VOTES, timeout=60)
+        def cause_stats() -> gateway_pb2.GetCauseStatsResponse | None:
+            # The killed ranker's restart may still be on its way: "no ranker is live".
+            try:
+                return stub.GetCauseStats(gateway_pb2.GetCauseStatsRequest(cause_id=cause_id),
+                                          metadata=ADMIN, timeout=5)
+            except grpc.RpcError as exc:
+                if exc.code() in RETRYABLE:
+                    return None
+                raise
+
+        stats = eventually(cause_stats, "every vote counted",
+                           until=lambda s: s is not None and s.votes_counted == N_VOTES,
+                           timeout=60)
         assert stats.votes_accepted == N_VOTES, (stats.votes_accepted, retries)
         ranking = stub.GetRanking(gateway_pb2.GetRankingRequest(cause_id=cause_id, limit=1000),
                                   metadata=ADMIN, timeout=5)
