@@ -191,6 +191,55 @@ def cluster(redis_url: str) -> Iterator[Cluster]:
             yield Cluster(f"127.0.0.1:{gateway.port}", ingest_addr, ranker_addr)
 
 
+class RestartableCluster:
+    """Ingest, ranker and gateway on the Redis at `url` (a database of its own); the ranker
+    (with the gateway) can be restarted. Ingest flags votes shown for less than
+    `min_view_ms` as untrusted. `stub` is a GatewayService stub on the current gateway."""
+
+    def __init__(self, url: str, *, min_view_ms: int) -> None:
+        from ingest.server import start as start_ingest
+
+        self.url = url
+        self._stack = contextlib.ExitStack()
+        ingest = self._stack.enter_context(
+            serve_in_thread(start_ingest, ingest_settings(url, min_view_ms=min_view_ms)))
+        self.ingest_addr = f"127.0.0.1:{ingest.port}"
+        self._ranker_gateway: contextlib.ExitStack | None = None
+        self.gateway_addr = ""
+        self._channel: grpc.Channel | None = None
+        self.stub: Any = None
+        self.start_ranker_and_gateway()
+
+    def start_ranker_and_gateway(self) -> None:
+        from gateway.server import start as start_gateway
+        from pairwise.v1 import gateway_pb2_grpc
+        from ranker.server import start as start_ranker
+
+        stack = contextlib.ExitStack()
+        stack.enter_context(serve_in_thread(start_ranker, ranker_settings(self.url)))
+        gateway = stack.enter_context(serve_in_thread(start_gateway, gateway_settings(
+            self.url, self.ingest_addr)))
+        self._ranker_gateway = stack
+        self.gateway_addr = f"127.0.0.1:{gateway.port}"
+        self._channel = grpc.insecure_channel(self.gateway_addr)
+        self.stub = gateway_pb2_grpc.GatewayServiceStub(self._channel)
+
+    def restart_ranker(self) -> None:
+        """Stop the ranker (and its gateway) and start new ones on the same Redis."""
+        self.stop_ranker_and_gateway()
+        self.start_ranker_and_gateway()
+
+    def stop_ranker_and_gateway(self) -> None:
+        if self._channel is not None:
+            self._channel.close()
+        if self._ranker_gateway is not None:
+            self._ranker_gateway.close()
+
+    def close(self) -> None:
+        self.stop_ranker_and_gateway()
+        self._stack.close()
+
+
 def wait_counted_equals_accepted(cluster: Cluster, cause_ids: set[str],
                                  timeout: float = 20.0) -> None:
     """Assert each cause's ranking reflects exactly the votes ingest accepted (polls)."""

@@ -9,7 +9,6 @@ depends on timing. Trusted votes come through ImportVotes, as a platform's impor
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,26 +20,20 @@ import redis
 from conftest import (
     ADMIN_TOKEN,
     PLATFORM_TOKEN,
+    RestartableCluster,
     bearer,
     eventually,
-    gateway_settings,
-    ingest_settings,
-    ranker_settings,
-    serve_in_thread,
     url_with_db,
 )
 from scipy.optimize import minimize
 
-from gateway.server import start as start_gateway
-from ingest.server import start as start_ingest
 from pairwise import checkpoint_fields, exclusions, keys, vote_log
 from pairwise.v1 import gateway_pb2 as gw
-from pairwise.v1 import gateway_pb2_grpc, types_pb2
+from pairwise.v1 import types_pb2
 from publishing.exporter import ExportFailed, export
 from publishing.recompute import recompute
 from ranker.bradley_terry import PRIOR_STRENGTH
 from ranker.pair_counts import PairCounts
-from ranker.server import start as start_ranker
 
 TRUST_DB = 5
 HOUR_MS = 3_600_000
@@ -52,55 +45,13 @@ TRUTH = np.array([1.5, 1.0, 0.5, 0.0, -0.5, -1.0])
 PUSHED = "p5"
 
 
-class TrustCluster:
-    """Ingest, ranker and gateway on database TRUST_DB (the gateway finds the ranker in the
-    directory there); the ranker (with the gateway) can be restarted."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self._stack = contextlib.ExitStack()
-        ingest = self._stack.enter_context(
-            serve_in_thread(start_ingest, ingest_settings(url, min_view_ms=HOUR_MS)))
-        self.ingest_addr = f"127.0.0.1:{ingest.port}"
-        self._ranker_gateway: contextlib.ExitStack | None = None
-        self.gateway_addr = ""
-        self._channel: grpc.Channel | None = None
-        self.stub: Any = None
-        self.start_ranker_and_gateway()
-
-    def start_ranker_and_gateway(self) -> None:
-        stack = contextlib.ExitStack()
-        stack.enter_context(serve_in_thread(start_ranker, ranker_settings(self.url)))
-        gateway = stack.enter_context(serve_in_thread(start_gateway, gateway_settings(
-            self.url, self.ingest_addr)))
-        self._ranker_gateway = stack
-        self.gateway_addr = f"127.0.0.1:{gateway.port}"
-        self._channel = grpc.insecure_channel(self.gateway_addr)
-        self.stub = gateway_pb2_grpc.GatewayServiceStub(self._channel)
-
-    def restart_ranker(self) -> None:
-        """Stop the ranker (and its gateway) and start new ones on the same Redis."""
-        self.stop_ranker_and_gateway()
-        self.start_ranker_and_gateway()
-
-    def stop_ranker_and_gateway(self) -> None:
-        if self._channel is not None:
-            self._channel.close()
-        if self._ranker_gateway is not None:
-            self._ranker_gateway.close()
-
-    def close(self) -> None:
-        self.stop_ranker_and_gateway()
-        self._stack.close()
-
-
 @pytest.fixture(scope="module")
-def trust(redis_url: str) -> Iterator[TrustCluster]:
+def trust(redis_url: str) -> Iterator[RestartableCluster]:
     url = url_with_db(redis_url, TRUST_DB)
     client = redis.Redis.from_url(url)
     client.flushdb()
     client.close()
-    cluster = TrustCluster(url)
+    cluster = RestartableCluster(url, min_view_ms=HOUR_MS)
     yield cluster
     cluster.close()
 
@@ -255,7 +206,7 @@ def test_untrusted_votes_are_reported_and_do_not_move_the_official_ranking(trust
     assert votes_in_log(trust, cause_id) == 430  # nothing dropped
 
 
-def votes_in_log(trust: TrustCluster, cause_id: str) -> int:
+def votes_in_log(trust: RestartableCluster, cause_id: str) -> int:
     client = redis.Redis.from_url(trust.url)
     try:
         return sum(len(vote_log.votes_of(fields))
@@ -366,7 +317,7 @@ def test_excluding_a_voter_gives_the_fit_without_them_survives_a_restart_and_rei
     assert votes_in_log(trust, cause_id) == n_sent + 5  # nothing was ever deleted
 
 
-def checkpoint(trust: TrustCluster, cause_id: str) -> dict[str, str]:
+def checkpoint(trust: RestartableCluster, cause_id: str) -> dict[str, str]:
     client = redis.Redis.from_url(trust.url, decode_responses=True)
     try:
         return client.hgetall(keys.checkpoint(cause_id))  # type: ignore[return-value]
