@@ -40,7 +40,7 @@ def token_id(role: Role, token: bytes) -> str:
 
 PLATFORM_METHODS = frozenset(GATEWAY_PREFIX + name for name in (
     "NextPair", "SubmitVote", "AddProposals", "GetCause", "ListProposals", "GetRanking",
-    "WatchRanking", "GetCauseStats"))
+    "WatchRanking", "GetCauseStats", "GetPopulationMargins"))
 
 
 def role_for(metadata: tuple[tuple[str, str | bytes], ...] | None, admin_token: bytes,

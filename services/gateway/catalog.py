@@ -10,6 +10,7 @@ from enum import StrEnum
 from pairwise import proposal_record
 from pairwise.errors import AlreadyExists, InvalidArgument
 from pairwise.ids import id_or_new
+from pairwise.voter_attributes import Declaration
 
 MAX_TITLE_CHARS = 500
 MAX_TEXT_CHARS = 2000
@@ -46,6 +47,7 @@ class Cause:
 
     `pair_selection` and `top_k` say how its pairs are chosen; `newcomer_votes` is the vote
     count under which adaptive selection treats a proposal as new (fixed at creation).
+    `voter_attributes` are what its voters may declare (pairwise.voter_attributes).
     """
 
     cause_id: str
@@ -55,6 +57,7 @@ class Cause:
     pair_selection: PairSelection = PairSelection.UNIFORM
     top_k: int = DEFAULT_TOP_K
     newcomer_votes: int = DEFAULT_NEWCOMER_VOTES
+    voter_attributes: Declaration = Declaration()
     accepted: int = 0
     pending: int = 0
     rejected: int = 0

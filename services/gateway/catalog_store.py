@@ -14,6 +14,8 @@ pool of adaptive pair selection (gateway.pair_selection).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from redis.asyncio import Redis
 
 from gateway.catalog import (
@@ -25,9 +27,15 @@ from gateway.catalog import (
     Proposal,
     Status,
 )
-from pairwise import keys, proposal_record
-from pairwise.errors import AlreadyExists, NotFound, ResourceExhausted
+from pairwise import declared_attributes, keys, proposal_record
+from pairwise.errors import AlreadyExists, NotFound, ResourceExhausted, Unavailable
 from pairwise.redis_scripts import Script, ScriptRunner
+from pairwise.voter_attributes import (
+    Declaration,
+    Margins,
+    margins_from_json,
+    margins_to_json,
+)
 
 # KEYS: cause.  ARGV: title, auto_accept (0/1), created_at_ms, pair_selection, top_k,
 # newcomer_votes.  Returns 1, or 0 when the cause exists (nothing written).
@@ -113,6 +121,16 @@ if old ~= ARGV[2] then
   redis.call('INCR', KEYS[4])
 end
 return {'ok', raw}
+""")
+
+# KEYS: cause.  ARGV: field, the value the caller checked its change against ('' = none),
+# the new value.  Returns 'ok', 'no_cause', or 'changed' (someone changed it meanwhile:
+# nothing written).
+_COMPARE_AND_SET = Script("""
+if redis.call('EXISTS', KEYS[1]) == 0 then return 'no_cause' end
+if (redis.call('HGET', KEYS[1], ARGV[1]) or '') ~= ARGV[2] then return 'changed' end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+return 'ok'
 """)
 
 _MAX_REDIS_INDEX = 2**63 - 1
@@ -203,6 +221,49 @@ class CatalogStore:
         flat = reply[1]
         fields = dict(zip(flat[::2], flat[1::2], strict=True))
         return _cause_from_hash(cause_id, fields, *(int(n) for n in reply[2:5]))
+
+    async def change_voter_attributes(
+            self, cause_id: str, change: Callable[[Declaration], Declaration]) -> Cause:
+        """Replace the cause's declared attributes with `change(current)` (which raises to
+        refuse), atomically against concurrent changes; the cause as it now is. NotFound
+        if unknown."""
+        await self._compare_and_set(
+            cause_id, declared_attributes.FIELD,
+            lambda text: change(Declaration.from_json(text)).to_json())
+        return await self.get_cause(cause_id)
+
+    async def population_margins(self, cause_id: str) -> tuple[Declaration, Margins]:
+        """The cause's declared attributes and its population margins; NotFound if unknown."""
+        fields = await self._redis.hmget(
+            keys.cause(cause_id), ["title", declared_attributes.FIELD,
+                                   declared_attributes.MARGINS_FIELD])
+        if fields[0] is None:
+            raise NotFound(f"cause {cause_id!r} not found")
+        return Declaration.from_json(fields[1]), margins_from_json(fields[2])
+
+    async def set_population_margins(
+            self, cause_id: str, check: Callable[[Declaration], Margins]) -> Margins:
+        """Store `check(declared attributes)` as the cause's margins (it raises to refuse);
+        the margins stored. The declaration is read again if it changes meanwhile (only
+        appended to, so margins checked against an older one stay valid)."""
+        declaration, _ = await self.population_margins(cause_id)
+        margins = check(declaration)
+        await self._compare_and_set(cause_id, declared_attributes.MARGINS_FIELD,
+                                    lambda _: margins_to_json(margins))
+        return margins
+
+    async def _compare_and_set(self, cause_id: str, field: str,
+                               change: Callable[[str], str]) -> None:
+        for _ in range(10):
+            current = await self._redis.hget(keys.cause(cause_id), field)
+            text = current.decode() if isinstance(current, bytes) else (current or "")
+            outcome = await self._scripts.run_now(
+                _COMPARE_AND_SET, [keys.cause(cause_id)], [field, text, change(text)])
+            if outcome == b"no_cause":
+                raise NotFound(f"cause {cause_id!r} not found")
+            if outcome == b"ok":
+                return
+        raise Unavailable(f"cause {cause_id!r}: {field} changed by others meanwhile; retry")
 
     async def require_cause(self, cause_id: str) -> None:
         """Return if the cause exists, else raise NotFound."""
@@ -296,4 +357,6 @@ def _cause_from_hash(cause_id: str, fields: dict[bytes, bytes], pending: int, ac
                                  if b"pair_selection" in fields else PairSelection.UNIFORM),
                  top_k=int(fields.get(b"top_k", DEFAULT_TOP_K)),
                  newcomer_votes=int(fields.get(b"newcomer_votes", DEFAULT_NEWCOMER_VOTES)),
+                 voter_attributes=Declaration.from_json(
+                     fields.get(declared_attributes.FIELD.encode())),
                  accepted=accepted, pending=pending, rejected=rejected)

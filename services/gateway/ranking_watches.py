@@ -1,7 +1,7 @@
 """WatchRanking's followers of one cause share one stream from its ranker.
 
 A ranking update is a whole ranking (its first `limit` entries), so the gateway asks the
-ranker for it once per (cause, limit) however many clients follow it: the ranker builds and
+ranker for it once per (cause, limit, segment) however many clients follow it: the ranker builds and
 sends one message per refit instead of one per follower, and the gateway converts it once
 and hands the same message to every follower. A follower that falls `BACKLOG` updates behind
 skips the oldest ones (each update replaces the previous ranking, so it only loses
@@ -20,9 +20,12 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 from pairwise.errors import ResourceExhausted
-from pairwise.v1 import gateway_pb2, ranker_pb2, ranker_pb2_grpc
+from pairwise.v1 import gateway_pb2, ranker_pb2, ranker_pb2_grpc, types_pb2
 
 BACKLOG = 8
+
+WatchedSegment = tuple[str, str, int, int]
+"""A segment by name (attribute, value) and by position in the cause's declaration."""
 
 
 @dataclass(eq=False)
@@ -49,14 +52,15 @@ class RankingWatches:
         self._ranker_for = ranker_for
         self._max = max_followers
         self._max_per_cause = max_followers_per_cause
-        self._feeds: dict[tuple[str, int], _Feed] = {}
+        self._feeds: dict[tuple[str, int, WatchedSegment | None], _Feed] = {}
         self._per_cause: collections.Counter[str] = collections.Counter()
         self._total = 0
 
-    async def watch(self, cause_id: str, limit: int
+    async def watch(self, cause_id: str, limit: int, segment: WatchedSegment | None = None,
                     ) -> AsyncIterator[gateway_pb2.WatchRankingResponse]:
-        """The cause's rankings (first `limit` entries) as they are published, starting with
-        the current one, until the caller stops iterating. Raises ResourceExhausted when the
+        """The cause's rankings (first `limit` entries; of `segment`'s votes only, when
+        given) as they are published, starting with the current one, until the caller stops
+        iterating. Raises ResourceExhausted when the
         gateway or the cause already has its most followers, and the upstream's error if
         the ranker's stream fails."""
         if self._total >= self._max:
@@ -66,7 +70,7 @@ class RankingWatches:
             raise ResourceExhausted(f"cause {cause_id!r} already has "
                                     f"{self._max_per_cause} ranking watches on this gateway; "
                                     "share one, or read with GetRanking")
-        key = (cause_id, limit)
+        key = (cause_id, limit, segment)
         feed = self._feeds.get(key)
         if feed is None:
             feed = self._feeds[key] = _Feed()
@@ -100,10 +104,14 @@ class RankingWatches:
                 if feed.task is not None:
                     feed.task.cancel()
 
-    async def _relay(self, key: tuple[str, int], feed: _Feed) -> None:
-        cause_id, limit = key
-        call = self._ranker_for(cause_id).FollowRanking(
-            ranker_pb2.FollowRankingRequest(cause_id=cause_id, limit=limit))
+    async def _relay(self, key: tuple[str, int, WatchedSegment | None], feed: _Feed) -> None:
+        cause_id, limit, segment = key
+        request = ranker_pb2.FollowRankingRequest(cause_id=cause_id, limit=limit)
+        named = None
+        if segment is not None:
+            request.segment.key, request.segment.value = segment[2], segment[3]
+            named = types_pb2.Segment(key=segment[0], value=segment[1])
+        call = self._ranker_for(cause_id).FollowRanking(request)
         error: BaseException | None = None
         try:
             async for reply in call:
@@ -114,7 +122,9 @@ class RankingWatches:
                     fitted_at_ms=ranking.fitted_at_ms, prior_strength=ranking.prior_strength,
                     votes_untrusted=ranking.votes_untrusted,
                     votes_excluded=ranking.votes_excluded,
-                    exclusions_version=ranking.exclusions_version)
+                    exclusions_version=ranking.exclusions_version, segment=named,
+                    segment_votes=ranking.segment_votes,
+                    segment_without_votes=ranking.segment_without_votes)
                 for follower in feed.followers:
                     follower.updates.append(feed.latest)
                     follower.ready.set()

@@ -16,6 +16,7 @@ from gateway.upstreams import Rankers, Upstreams
 from gateway.vote_export import VoteExport
 from gateway.vote_forwarding import VoteForwarder
 from pairwise import redis_client
+from pairwise.declared_attributes import DeclaredAttributes
 from pairwise.exclusions import ExclusionStore
 from pairwise.grpc_server import RunningServer, start_server
 from pairwise.redis_scripts import ScriptRunner
@@ -55,6 +56,7 @@ async def start(settings: Settings) -> RunningServer:
                             max_in_flight=settings.vote_groups_in_flight),
         exports=VoteExport(redis),
         exclusion_store=ExclusionStore(redis, scripts),
+        attributes=DeclaredAttributes(redis),
         token_keys=settings.token_keys, prompt_ttl_s=settings.prompt_ttl_s,
         internal_timeout_s=settings.internal_timeout_s, import_chunk=settings.import_chunk,
         pair_selection=settings.pair_selection, newcomer_votes=settings.newcomer_votes)

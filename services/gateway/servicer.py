@@ -32,12 +32,13 @@ from gateway.catalog import (
 from gateway.catalog_store import CatalogStore
 from gateway.paging import check_page
 from gateway.pair_selection import PairSelector
-from gateway.ranking_watches import RankingWatches
+from gateway.ranking_watches import RankingWatches, WatchedSegment
 from gateway.rate_limit import over_limit
 from gateway.upstreams import Upstreams
 from gateway.vote_export import VoteExport, check_entry_id
 from gateway.vote_forwarding import VoteForwarder
-from pairwise import exclusions, prompt_token, submitted_vote
+from pairwise import exclusions, prompt_token, submitted_vote, voter_attributes
+from pairwise.declared_attributes import DeclaredAttributes
 from pairwise.errors import InvalidArgument
 from pairwise.grpc_server import status_for
 from pairwise.ids import VOTER_ID_PATTERN, check_id, id_or_new
@@ -86,7 +87,15 @@ def _cause_message(cause: Cause) -> types_pb2.Cause:
                            proposals_accepted=cause.accepted, proposals_pending=cause.pending,
                            proposals_rejected=cause.rejected,
                            pair_selection=_SELECTION_TO_PROTO[cause.pair_selection],
-                           top_k=cause.top_k)
+                           top_k=cause.top_k,
+                           voter_attributes=[
+                               types_pb2.VoterAttribute(key=key, values=values)
+                               for key, values in cause.voter_attributes.items()])
+
+
+def _margins_messages(margins: voter_attributes.Margins) -> list[gateway_pb2.AttributeMargins]:
+    return [gateway_pb2.AttributeMargins(key=key, shares=shares)
+            for key, shares in margins.items()]
 
 
 def _pair_selection(value: int) -> PairSelection | None:
@@ -128,6 +137,7 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
     def __init__(self, *, catalog: CatalogStore, pairs: PairSelector, upstreams: Upstreams,
                  watches: RankingWatches, votes: VoteForwarder, exports: VoteExport,
                  exclusion_store: exclusions.ExclusionStore,
+                 attributes: DeclaredAttributes,
                  token_keys: prompt_token.TokenKeys, prompt_ttl_s: float,
                  internal_timeout_s: float, import_chunk: int,
                  pair_selection: PairSelection = PairSelection.UNIFORM,
@@ -142,6 +152,7 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
         self._votes = votes
         self._exports = exports
         self._exclusions = exclusion_store
+        self._attributes = attributes
         self._token_keys = token_keys
         self._prompt_ttl_ms = round(prompt_ttl_s * 1000)
         self._internal_timeout_s = internal_timeout_s
@@ -221,6 +232,8 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
     async def NextPair(self, request, context):  # type: ignore[no-untyped-def]
         cause_id = check_id("cause_id", request.cause_id)
         voter_id = check_id("voter_id", request.voter_id, pattern=VOTER_ID_PATTERN)
+        # Checked now, so that a platform learns of a wrong attribute before its voter votes.
+        await self._attributes.encode(cause_id, request.attributes)
         return await self._prompt(cause_id, voter_id)
 
     async def SubmitVote(self, request, context):  # type: ignore[no-untyped-def]
@@ -233,11 +246,13 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
             skip_reason=request.skip_reason, idempotency_key=request.idempotency_key,
             prompt_token_wire=request.prompt_token)
         await self._catalog.require_cause(cause_id)
+        await self._attributes.encode(cause_id, request.attributes)
         reply = await self._votes.record(
             ingest_pb2.RecordVoteRequest(
                 cause_id=cause_id, voter_id=voter_id,
                 prompt_token=request.prompt_token, choice=request.choice,
-                skip_reason=request.skip_reason, idempotency_key=request.idempotency_key),
+                skip_reason=request.skip_reason, idempotency_key=request.idempotency_key,
+                attributes=request.attributes),
             timeout=self._timeout(context))
         response = gateway_pb2.SubmitVoteResponse(vote_id=reply.vote_id,
                                                   duplicate=reply.duplicate)
@@ -302,24 +317,54 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
         offset, limit = check_page(request.offset, request.limit,
                                    default_limit=DEFAULT_RANKING_LIMIT)
         await self._catalog.require_cause(cause_id)
+        segment = await self._segment(cause_id, request)
         timeout = self._timeout(context)
+        upstream = ranker_pb2.ReadRankingRequest(cause_id=cause_id, offset=offset, limit=limit)
+        if segment is not None:
+            upstream.segment.key, upstream.segment.value = segment[2], segment[3]
         reply = await self._upstreams.rankers.call(cause_id, lambda ranker: ranker.ReadRanking(
-            ranker_pb2.ReadRankingRequest(cause_id=cause_id, offset=offset, limit=limit),
-            timeout=timeout))
+            upstream, timeout=timeout))
         ranking = reply.ranking
         return gateway_pb2.GetRankingResponse(
             cause_id=cause_id, votes_counted=ranking.votes_counted, entries=ranking.entries,
             total_proposals=ranking.total_proposals, fitted_at_ms=ranking.fitted_at_ms,
             prior_strength=ranking.prior_strength, votes_untrusted=ranking.votes_untrusted,
             votes_excluded=ranking.votes_excluded,
-            exclusions_version=ranking.exclusions_version)
+            exclusions_version=ranking.exclusions_version,
+            segment=None if segment is None else types_pb2.Segment(key=segment[0],
+                                                                   value=segment[1]),
+            segment_votes=ranking.segment_votes,
+            segment_without_votes=ranking.segment_without_votes)
+
+    async def _segment(
+            self, cause_id: str,
+            request: gateway_pb2.GetRankingRequest | gateway_pb2.WatchRankingRequest,
+    ) -> WatchedSegment | None:
+        """The segment a ranking request names, with its positions; None for every voter.
+        InvalidArgument when the cause does not declare it."""
+        if not request.HasField("segment") or not request.segment.key:
+            return None
+        key, value = request.segment.key, request.segment.value
+        found = (await self._attributes.get(cause_id)).position(key, value)
+        if found is None:
+            found = (await self._attributes.get(cause_id, max_age_s=0.1)).position(key, value)
+        if found is None:
+            declared = await self._attributes.get(cause_id)
+            if key not in declared.keys:
+                raise InvalidArgument("segment.key", f"unknown attribute {key[:40]!r}: this "
+                                      f"cause declares {', '.join(declared.keys) or 'none'}")
+            raise InvalidArgument("segment.value", f"attribute {key!r} has no value "
+                                  f"{value[:40]!r}: allowed are "
+                                  f"{', '.join(declared.values[declared.keys.index(key)])}")
+        return key, value, found[0], found[1]
 
     async def WatchRanking(  # type: ignore[no-untyped-def]
             self, request, context) -> AsyncIterator[gateway_pb2.WatchRankingResponse]:
         cause_id = check_id("cause_id", request.cause_id)
         _, limit = check_page(0, request.limit, default_limit=DEFAULT_WATCH_LIMIT)
         await self._catalog.require_cause(cause_id)
-        async for update in self._watches.watch(cause_id, limit):
+        segment = await self._segment(cause_id, request)
+        async for update in self._watches.watch(cause_id, limit, segment):
             yield update
 
     async def GetCauseStats(self, request, context):  # type: ignore[no-untyped-def]
@@ -331,13 +376,15 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
             self._upstreams.ingest.GetVoteStats(
                 ingest_pb2.GetVoteStatsRequest(cause_id=cause_id), timeout=timeout),
             self._upstreams.rankers.call(cause_id, lambda ranker: ranker.ReadRanking(
-                ranker_pb2.ReadRankingRequest(cause_id=cause_id, limit=0), timeout=timeout)),
+                ranker_pb2.ReadRankingRequest(cause_id=cause_id, limit=0,
+                                              with_segment_votes=True), timeout=timeout)),
             return_exceptions=True)
         for outcome in (stats, ranking):
             if isinstance(outcome, BaseException):
                 raise outcome
         counted = ranking.ranking.votes_counted
         left_out = ranking.ranking
+        segment_votes = {(s.segment.key, s.segment.value): s.votes for s in ranking.segment_votes}
         return gateway_pb2.GetCauseStatsResponse(
             votes_accepted=stats.votes_accepted, votes_counted=counted,
             lag=stats.votes_accepted - counted, duplicates=stats.duplicates,
@@ -347,7 +394,12 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
             proposals_accepted=cause.accepted, proposals_pending=cause.pending,
             proposals_rejected=cause.rejected, votes_untrusted=left_out.votes_untrusted,
             votes_excluded=left_out.votes_excluded,
-            exclusions_version=left_out.exclusions_version)
+            exclusions_version=left_out.exclusions_version,
+            segments=[gateway_pb2.SegmentVotes(
+                segment=types_pb2.Segment(key=key, value=values[v]),
+                votes_counted=segment_votes.get((k, v), 0))
+                for k, (key, values) in enumerate(cause.voter_attributes.items())
+                for v in range(len(values))])
 
     async def ExportVotes(  # type: ignore[no-untyped-def]
             self, request, context) -> AsyncIterator[gateway_pb2.ExportVotesResponse]:
@@ -388,6 +440,36 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
         while reply is not grpc.aio.EOF:
             yield gateway_pb2.ExportRankingResponse(page=reply.page)
             reply = await pages.read()
+
+    async def SetVoterAttributes(self, request, context):  # type: ignore[no-untyped-def]
+        cause_id = check_id("cause_id", request.cause_id)
+        if len(request.attributes) > voter_attributes.MAX_KEYS:
+            raise InvalidArgument("attributes", f"at most {voter_attributes.MAX_KEYS} "
+                                                f"attributes, got {len(request.attributes)}")
+        pairs = [(a.key, list(a.values)) for a in request.attributes]
+        cause = await self._catalog.change_voter_attributes(
+            cause_id, lambda current: voter_attributes.check_declaration(pairs, current))
+        self._attributes.forget(cause_id)
+        logger.info("voter attributes declared", extra={
+            "cause_id": cause_id, "attributes": list(cause.voter_attributes.keys)})
+        return gateway_pb2.SetVoterAttributesResponse(cause=_cause_message(cause))
+
+    async def SetPopulationMargins(self, request, context):  # type: ignore[no-untyped-def]
+        cause_id = check_id("cause_id", request.cause_id)
+        if len(request.margins) > voter_attributes.MAX_KEYS:
+            raise InvalidArgument("margins", f"at most {voter_attributes.MAX_KEYS} "
+                                             f"attributes, got {len(request.margins)}")
+        pairs = [(m.key, dict(m.shares)) for m in request.margins]
+        margins = await self._catalog.set_population_margins(
+            cause_id, lambda declaration: voter_attributes.check_margins(pairs, declaration))
+        logger.info("population margins set", extra={"cause_id": cause_id,
+                                                      "attributes": list(margins)})
+        return gateway_pb2.SetPopulationMarginsResponse(margins=_margins_messages(margins))
+
+    async def GetPopulationMargins(self, request, context):  # type: ignore[no-untyped-def]
+        cause_id = check_id("cause_id", request.cause_id)
+        _, margins = await self._catalog.population_margins(cause_id)
+        return gateway_pb2.GetPopulationMarginsResponse(margins=_margins_messages(margins))
 
     async def ExcludeVotes(self, request, context):  # type: ignore[no-untyped-def]
         change = await self._change_exclusions(exclusions.EXCLUDE, request)

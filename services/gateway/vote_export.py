@@ -111,4 +111,5 @@ def _entry_message(entry_id: bytes, fields: dict[bytes, bytes],
         voter_ids=voter_ids,
         # An entry without trust flags is trusted (pairwise.vote_log: every writer adds q).
         trust=fields.get(b"q", b"1" * len(kinds)).decode(),
-        skip_reason=fields.get(b"r", b"").decode(errors="replace"))
+        skip_reason=fields.get(b"r", b"").decode(errors="replace"),
+        attributes=fields.get(b"g", b"").decode(errors="replace"))

@@ -6,15 +6,17 @@ every Redis effect from `ingest.vote_store`; this module only puts them in order
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from ingest.backlog import BacklogGate
 from ingest.settings import Settings
 from ingest.vote_store import VoteStore
 from ingest.votes import (
     ACCEPTED,
+    INVALID_ATTRIBUTES,
     ImportedVoteLike,
     ImportResult,
     InteractiveVote,
@@ -25,8 +27,10 @@ from ingest.votes import (
     plan_import,
     settle,
 )
+from pairwise.declared_attributes import FRESH_S, DeclaredAttributes
 from pairwise.errors import InvalidArgument, NotFound, PairwiseError, Unavailable
 from pairwise.ids import check_id
+from pairwise.voter_attributes import Declaration
 
 logger = logging.getLogger(__name__)
 
@@ -39,20 +43,24 @@ class Intake:
     """Ingest's behaviour, independent of gRPC; `clock_ms` is Unix time in milliseconds."""
 
     def __init__(self, store: VoteStore, gate: BacklogGate, settings: Settings,
+                 attributes: DeclaredAttributes,
                  clock_ms: Callable[[], int] = _wall_ms) -> None:
         self._store = store
+        self._attributes = attributes
         self._gate = gate
         self._settings = settings
         self._clock_ms = clock_ms
 
     async def record_vote(self, *, cause_id: str, voter_id: str, prompt_token: str,
-                          choice: str, skip_reason: str, idempotency_key: str) -> Receipt:
+                          choice: str, skip_reason: str, idempotency_key: str,
+                          attributes: Mapping[str, str] | None = None) -> Receipt:
         """Verify, de-duplicate and append one interactive vote; see votes.interactive_vote
         and VoteStore.record_votes_each for the errors. Unavailable when the cause's buffer is
         full."""
         outcome = (await self.record_interactive_votes([Submission(
             cause_id=cause_id, voter_id=voter_id, prompt_token=prompt_token, choice=choice,
-            skip_reason=skip_reason, idempotency_key=idempotency_key)]))[0]
+            skip_reason=skip_reason, idempotency_key=idempotency_key,
+            attributes=attributes or {})]))[0]
         if isinstance(outcome, PairwiseError):
             raise outcome
         return outcome
@@ -70,11 +78,15 @@ class Intake:
         verified: list[tuple[int, InteractiveVote]] = []
         for i, s in enumerate(submissions):
             try:
-                verified.append((i, interactive_vote(
+                vote = interactive_vote(
                     keys=self._settings.token_keys, cause_id=s.cause_id,
                     voter_id=s.voter_id, wire_token=s.prompt_token, choice=s.choice,
                     skip_reason=s.skip_reason, idempotency_key=s.idempotency_key,
-                    now_ms=now_ms, min_view_ms=self._settings.min_view_ms)))
+                    now_ms=now_ms, min_view_ms=self._settings.min_view_ms)
+                if s.attributes:
+                    vote = dataclasses.replace(vote, attributes=await self._attributes.encode(
+                        s.cause_id, s.attributes))
+                verified.append((i, vote))
             except PairwiseError as exc:
                 outcomes[i] = exc
         refused: dict[str, Unavailable] = {}
@@ -110,7 +122,12 @@ class Intake:
         if first_index < 0:
             raise InvalidArgument("first_index", f"must be >= 0, got {first_index}")
         started = time.perf_counter()
-        plan = plan_import(votes)
+        declarations = await self._declarations(votes)
+        plan = plan_import(votes, declarations)
+        if any(r.code == INVALID_ATTRIBUTES for r in plan.rejections):
+            # Maybe declared since the declarations were read: read them again, once.
+            declarations = await self._declarations(votes, max_age_s=0.1)
+            plan = plan_import(votes, declarations)
         if plan.causes:
             await self._gate.admit(plan.causes.keys())
         outcomes = await self._store.record_imports(list(plan.causes.values()))
@@ -123,6 +140,13 @@ class Intake:
             "duplicates": result.duplicates, "rejected": len(result.rejections),
             "seconds": round(time.perf_counter() - started, 4)})
         return result
+
+    async def _declarations(self, votes: Sequence[ImportedVoteLike], *,
+                            max_age_s: float = FRESH_S) -> dict[str, Declaration]:
+        """The declared attributes of the causes whose votes in `votes` declare some."""
+        causes = {vote.cause_id for vote in votes if vote.attributes}
+        return {cause_id: await self._attributes.get(cause_id, max_age_s=max_age_s)
+                for cause_id in causes}
 
     async def vote_stats(self, cause_id: str) -> VoteStats:
         """The cause's counters; NotFound for an unknown cause."""

@@ -10,6 +10,7 @@ from ingest.servicer import IngestServicer
 from ingest.settings import Settings
 from ingest.vote_store import VoteStore
 from pairwise import redis_client
+from pairwise.declared_attributes import DeclaredAttributes
 from pairwise.grpc_server import RunningServer, start_server
 from pairwise.v1 import ingest_pb2, ingest_pb2_grpc
 
@@ -30,7 +31,7 @@ async def start(settings: Settings) -> RunningServer:
     store = VoteStore(client, wait_aof=settings.wait_aof,
                       wait_aof_timeout_ms=settings.wait_aof_timeout_ms)
     gate = BacklogGate(store.backlogs, settings.max_backlog, settings.backlog_check_interval_s)
-    servicer = IngestServicer(Intake(store, gate, settings))
+    servicer = IngestServicer(Intake(store, gate, settings, DeclaredAttributes(client)))
     try:
         if settings.wait_aof:
             await store.check_durability(redis_client.shown(settings.redis_url))

@@ -24,7 +24,8 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
         receipt = await self._intake.record_vote(
             cause_id=request.cause_id, voter_id=request.voter_id,
             prompt_token=request.prompt_token, choice=CHOICE_NAMES.get(request.choice, ""),
-            skip_reason=request.skip_reason, idempotency_key=request.idempotency_key)
+            skip_reason=request.skip_reason, idempotency_key=request.idempotency_key,
+            attributes=request.attributes)
         return ingest_pb2.RecordVoteResponse(vote_id=receipt.vote_id,
                                              duplicate=receipt.duplicate,
                                              entry_id=receipt.entry_id)
@@ -35,7 +36,7 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
         outcomes = await self._intake.record_interactive_votes([
             Submission(cause_id=v.cause_id, voter_id=v.voter_id, prompt_token=v.prompt_token,
                        choice=CHOICE_NAMES.get(v.choice, ""), skip_reason=v.skip_reason,
-                       idempotency_key=v.idempotency_key)
+                       idempotency_key=v.idempotency_key, attributes=v.attributes)
             for v in request.votes])
         reply = ingest_pb2.RecordInteractiveVotesResponse()
         add = reply.outcomes.add

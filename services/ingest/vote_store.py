@@ -49,7 +49,8 @@ end
 """
 
 # KEYS: cause, receipts, used_token, pidx, votes, vstats, voters
-# ARGV: vote_id, nonce_ttl_ms, a_id, b_id, kind, voter_id, skip_reason, trust, expired (1/0)
+# ARGV: vote_id, nonce_ttl_ms, a_id, b_id, kind, voter_id, skip_reason, trust, expired (1/0),
+# the voter's attribute code (pairwise.voter_attributes; "-" for none)
 # Order matters: a replay is answered before the token is looked at (the nonce is consumed
 # by the first submission, and a retry may come after the token expired), and the nonce is
 # consumed only once the vote will be written. A replay always writes a counter: that write
@@ -82,7 +83,8 @@ if not redis.call('SET', KEYS[3], ARGV[1], 'NX', 'PX', ARGV[2]) then
 end
 local kind = ARGV[5]
 local entry = append_votes(KEYS[5], 1, {kind}, {index[1]}, {index[2]}, {ARGV[1]}, {ARGV[6]},
-                           ARGV[8], kind == 's' and ARGV[7] or nil)
+                           ARGV[8], kind == 's' and ARGV[7] or nil,
+                           ARGV[10] ~= '-' and {ARGV[10]} or nil)
 redis.call('HSET', KEYS[2], ARGV[1], entry)
 redis.call('HINCRBY', stats, 'accepted', 1)
 if kind == 't' then
@@ -96,7 +98,8 @@ return {'accepted', entry}
 """)
 
 # KEYS: cause, receipts, pidx, votes, vstats, voters
-# ARGV[1]: "vote_id voter_id winner_id loser_id kind ..." (CauseImport.packed, space-joined)
+# ARGV[1]: "vote_id voter_id winner_id loser_id kind attributes ..." (CauseImport.packed,
+# space-joined; attributes is the voter's code, "-" for none)
 # ARGV[2]: most votes per log entry (vote_log.MAX_VOTES_PER_ENTRY)
 # ARGV[3..]: reason, count pairs of votes rejected before Redis (counted as rejected:<reason>)
 # Returns false when the cause does not exist (nothing written), else one outcome character
@@ -113,11 +116,11 @@ local receipts_key, log, stats = KEYS[2], KEYS[4], KEYS[5]
 local CHUNK = 4000
 local per_entry = tonumber(ARGV[2])
 for i = 3, #ARGV, 2 do call('HINCRBY', stats, 'rejected:' .. ARGV[i], ARGV[i + 1]) end
-local ids, voters, winners, losers, kinds = {}, {}, {}, {}, {}
+local ids, voters, winners, losers, kinds, attrs = {}, {}, {}, {}, {}, {}
 local n = 0
-for v, u, w, l, k in string.gmatch(ARGV[1], '(%S+) (%S+) (%S+) (%S+) (%S+)') do
+for v, u, w, l, k, g in string.gmatch(ARGV[1], '(%S+) (%S+) (%S+) (%S+) (%S+) (%S+)') do
   n = n + 1
-  ids[n], voters[n], winners[n], losers[n], kinds[n] = v, u, w, l, k
+  ids[n], voters[n], winners[n], losers[n], kinds[n], attrs[n] = v, u, w, l, k, g
 end
 if n == 0 then return '' end
 local prior = {}
@@ -145,11 +148,14 @@ local function first_recording(i)
   if recorded[entry] == nil then recorded[entry] = votes_in_entry(log, entry) or false end
   return recorded[entry] and recorded[entry][ids[i]]
 end
--- The entry being filled: m votes in ek/ea/eb/ev/eu (slots past m are stale).
-local m, ek, ea, eb, ev, eu = 0, {}, {}, {}, {}, {}
+-- The entry being filled: m votes in ek/ea/eb/ev/eu/eg (slots past m are stale); with_g
+-- when one of them has attributes.
+local m, ek, ea, eb, ev, eu, eg, with_g = 0, {}, {}, {}, {}, {}, {}, false
 local function flush()
   if m == 0 then return end
-  local entry = append_votes(log, m, ek, ea, eb, ev, eu, string.rep('1', m), nil)
+  local entry = append_votes(log, m, ek, ea, eb, ev, eu, string.rep('1', m), nil,
+                             with_g and eg or nil)
+  with_g = false
   for j = 1, m do
     new_receipts[n_receipts + 1] = ev[j]
     new_receipts[n_receipts + 2] = entry
@@ -184,7 +190,8 @@ for i = 1, n do
       local kind, voter = kinds[i], voters[i]
       fresh[id] = i
       m = m + 1
-      ek[m], ea[m], eb[m], ev[m], eu[m] = kind, a, b, id, voter
+      ek[m], ea[m], eb[m], ev[m], eu[m], eg[m] = kind, a, b, id, voter, attrs[i]
+      if attrs[i] ~= '-' then with_g = true end
       if m == per_entry then flush() end
       if not seen_voter[voter] then
         seen_voter[voter] = true; n_voters = n_voters + 1; new_voters[n_voters] = voter
@@ -294,7 +301,7 @@ class VoteStore:
              keys.used_token(v.cause_id, v.nonce), keys.proposal_index(v.cause_id),
              keys.votes(v.cause_id), keys.vote_stats(v.cause_id), keys.voters(v.cause_id)),
             (v.vote_id, v.nonce_ttl_ms, v.a_id, v.b_id, v.kind, v.voter_id, v.skip_reason,
-             "1" if v.trusted else "0", "1" if v.expired else "0"),
+             "1" if v.trusted else "0", "1" if v.expired else "0", v.attributes),
         ) for v in votes])
         return [_receipt(vote, reply) for vote, reply in zip(votes, replies, strict=True)]
 

@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from pairwise import prompt_token, submitted_vote, vote_log
-from pairwise.errors import AlreadyExists, FailedPrecondition
+from pairwise.errors import AlreadyExists, FailedPrecondition, InvalidArgument
 from pairwise.ids import ID_PATTERN, VOTE_ID_PATTERN, VOTER_ID_PATTERN, check_id
+from pairwise.voter_attributes import NO_ATTRIBUTES, Declaration
 
 # A consumed prompt nonce is remembered this long past the token's expiry, so that ingest
 # replicas whose clocks run slightly behind still see it as used.
@@ -28,6 +29,8 @@ ACCEPTED = "a"
 DUPLICATE = "d"
 UNKNOWN_WINNER = "w"
 UNKNOWN_LOSER = "l"
+# The rejection code of an imported vote whose attributes the cause does not declare.
+INVALID_ATTRIBUTES = "invalid_attributes"
 
 # How a request reusing a vote's id differs from the vote recorded under it, as the vote
 # store's one comparison (vote_store.SAME_VOTE_LUA) names it. A retry must repeat its request
@@ -63,6 +66,8 @@ class InteractiveVote:
     # The error to answer when no vote was recorded under `vote_id` (the token expired);
     # None while the token is valid. A retry of a recorded vote still gets its receipt.
     expired: FailedPrecondition | None = None
+    # The voter's declared attributes as the log codes them (pairwise.voter_attributes).
+    attributes: str = NO_ATTRIBUTES
 
     def reused_error(self, difference: str) -> AlreadyExists:
         """The error of a request whose vote_id names a different recorded vote;
@@ -77,7 +82,8 @@ class InteractiveVote:
 @dataclass(frozen=True, slots=True)
 class Submission:
     """One SubmitVote as the gateway forwards it; `choice` is one of submitted_vote.CHOICES,
-    or "" when the client left it unspecified."""
+    or "" when the client left it unspecified; `attributes` are the voter's declared ones
+    (key -> value)."""
 
     cause_id: str
     voter_id: str
@@ -85,6 +91,7 @@ class Submission:
     choice: str
     skip_reason: str
     idempotency_key: str
+    attributes: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +113,7 @@ def interactive_vote_id(cause_id: str, voter_id: str, idempotency_key: str, nonc
 
 def interactive_vote(*, keys: prompt_token.TokenKeys, cause_id: str, voter_id: str, wire_token: str,
                      choice: str, skip_reason: str, idempotency_key: str, now_ms: int,
-                     min_view_ms: int) -> InteractiveVote:
+                     min_view_ms: int, attributes: str = NO_ATTRIBUTES) -> InteractiveVote:
     """Validate a SubmitVote and verify its prompt token (`now_ms`: Unix ms).
 
     `choice` is one of submitted_vote.CHOICES ("" when the client left it unspecified). Raises
@@ -139,6 +146,7 @@ def interactive_vote(*, keys: prompt_token.TokenKeys, cause_id: str, voter_id: s
         nonce_ttl_ms=max(1, token.expires_ms - now_ms) + NONCE_GRACE_MS,
         idempotency_key=idempotency_key,
         expired=prompt_token.expiry_error(token, now_ms),
+        attributes=attributes,
     )
 
 
@@ -157,6 +165,8 @@ class ImportedVoteLike(Protocol):
     def loser_id(self) -> str: ...
     @property
     def tie(self) -> bool: ...
+    @property
+    def attributes(self) -> Mapping[str, str]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,12 +183,16 @@ class Rejection:
         return f"{self.code}: {self.detail}"
 
 
+PACKED_FIELDS = 6
+
+
 @dataclass(slots=True)
 class CauseImport:
     """The valid votes of one cause in a batch, packed for one round trip to the store.
 
-    `packed` is flat: vote_id, voter_id, winner_id, loser_id, kind ("w" or "t") per vote, in
-    batch order; none of these strings contains whitespace (their syntax was checked).
+    `packed` is flat: vote_id, voter_id, winner_id, loser_id, kind ("w" or "t"), attribute
+    code (pairwise.voter_attributes) per vote (PACKED_FIELDS strings), in batch order; none
+    of these strings contains whitespace (their syntax was checked).
     `positions[i]` is the batch position of packed vote i. `rejected` counts, by code, this
     cause's votes already rejected by validation (the store adds them to the cause's stats).
     """
@@ -228,10 +242,13 @@ def _problem(vote_id: str, voter_id: str, winner_id: str, loser_id: str,
     return None
 
 
-def plan_import(votes: Iterable[ImportedVoteLike]) -> ImportPlan:
+def plan_import(votes: Iterable[ImportedVoteLike],
+                declarations: Mapping[str, Declaration] | None = None) -> ImportPlan:
     """Validate a batch and group its valid votes by cause, keeping batch order.
 
-    Codes: missing_/invalid_ cause_id, vote_id, voter_id, winner_id, loser_id; same_proposal.
+    Codes: missing_/invalid_ cause_id, vote_id, voter_id, winner_id, loser_id; same_proposal;
+    invalid_attributes (a key or value the cause does not declare, in `declarations` by cause
+    id: none declared when absent).
     Whether the cause and proposals exist, and duplicates, are decided by the store.
     Cost is a few set lookups and one regex match per valid vote.
     """
@@ -281,7 +298,19 @@ def plan_import(votes: Iterable[ImportedVoteLike]) -> ImportPlan:
                 assert current is not None
                 current.rejected[problem[0]] += 1
                 continue
-        extend((vote_id, voter_id, winner_id, loser_id, tie_kind if vote.tie else win_kind))
+        code = NO_ATTRIBUTES
+        if vote.attributes:
+            try:
+                code = (declarations or {}).get(cause_id, Declaration()).encode(
+                    vote.attributes)
+            except InvalidArgument as exc:
+                rejections.append(Rejection(position, vote_id[:_ECHO_CHARS],
+                                            INVALID_ATTRIBUTES, str(exc)))
+                assert current is not None
+                current.rejected[INVALID_ATTRIBUTES] += 1
+                continue
+        extend((vote_id, voter_id, winner_id, loser_id, tie_kind if vote.tie else win_kind,
+                code))
         append(position)
     return ImportPlan(causes, rejections)
 
@@ -301,7 +330,8 @@ def settle(plan: ImportPlan, outcomes: Mapping[str, str | None], first_index: in
         packed = batch.packed
         if codes is None:
             detail = f"cause {cause_id!r} does not exist"
-            rejections.extend(Rejection(position, packed[5 * i], "unknown_cause", detail)
+            rejections.extend(Rejection(position, packed[PACKED_FIELDS * i], "unknown_cause",
+                                        detail)
                               for i, position in enumerate(batch.positions))
             continue
         n_accepted, n_duplicates = codes.count(ACCEPTED), codes.count(DUPLICATE)
@@ -312,15 +342,16 @@ def settle(plan: ImportPlan, outcomes: Mapping[str, str | None], first_index: in
         for i, code in enumerate(codes):
             if code == ACCEPTED or code == DUPLICATE:
                 continue
-            vote_id = packed[5 * i]
+            vote_id = packed[PACKED_FIELDS * i]
             if code in REUSED_AS:
                 rejections.append(Rejection(
                     batch.positions[i], vote_id, "vote_id_reused",
                     f"vote_id {vote_id!r} was recorded for a vote with {REUSED_AS[code]}; a "
                     "retry must resend the same vote, a new vote needs a new vote_id"))
                 continue
-            name, proposal_id = (("winner_id", packed[5 * i + 2]) if code == UNKNOWN_WINNER
-                                 else ("loser_id", packed[5 * i + 3]))
+            name, proposal_id = (("winner_id", packed[PACKED_FIELDS * i + 2])
+                                 if code == UNKNOWN_WINNER
+                                 else ("loser_id", packed[PACKED_FIELDS * i + 3]))
             rejections.append(Rejection(
                 batch.positions[i], vote_id, "unknown_proposal",
                 f"{name} {proposal_id!r} is not a proposal of cause {cause_id!r}"))

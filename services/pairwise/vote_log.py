@@ -16,6 +16,9 @@ Fields (bytes as Redis returns them); every list has one item per vote:
     q   trust, one character per vote: "1" trusted, "0" suspicious (kept, flagged; see
         docs/semantics.md, Integrity)
     r   skip reason: only in an entry holding one vote, of kind "s" (free text, may be empty)
+    g   the voters' declared attributes, space-separated codes (pairwise.voter_attributes:
+        one character per declared attribute, "-" unknown); absent when no vote of the entry
+        has any, so every vote of an entry without it is of unknown attributes
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
+
+from pairwise.voter_attributes import NO_ATTRIBUTES, decode_codes
 
 Kind = Literal["w", "t", "s"]
 WIN: Kind = "w"
@@ -40,21 +45,29 @@ MAX_VOTES_PER_ENTRY = 1_000
 
 # Lua defining `append_votes`, the one writer of log entries: every script that appends to a
 # vote log starts with this text.
-#   append_votes(log, m, kinds, a, b, vote_ids, voter_ids, trust, skip_reason) -> entry id
+#   append_votes(log, m, kinds, a, b, vote_ids, voter_ids, trust, skip_reason, attributes)
+#     -> entry id
 # appends one entry holding the votes in slots 1..m of the tables `kinds`, `a`, `b`,
 # `vote_ids`, `voter_ids` (strings or integers; slots past m are ignored); `trust` is the q
 # field (m characters); `skip_reason` is nil, or the reason of an entry's single vote, of
-# kind "s".
+# kind "s"; `attributes` is nil when no vote has any, else the table of their codes (the g
+# field; "-" for a vote without).
 APPEND_VOTES_LUA = """
-local function append_votes(log, m, kinds, a, b, vote_ids, voter_ids, trust, skip_reason)
+local function append_votes(log, m, kinds, a, b, vote_ids, voter_ids, trust, skip_reason,
+                            attributes)
   local concat = table.concat
-  local k, ai, bi = concat(kinds, '', 1, m), concat(a, ' ', 1, m), concat(b, ' ', 1, m)
-  local v, u = concat(vote_ids, ' ', 1, m), concat(voter_ids, ' ', 1, m)
+  local fields = {'k', concat(kinds, '', 1, m), 'a', concat(a, ' ', 1, m),
+                  'b', concat(b, ' ', 1, m), 'v', concat(vote_ids, ' ', 1, m),
+                  'u', concat(voter_ids, ' ', 1, m), 'q', trust}
   if skip_reason then
-    return redis.call('XADD', log, '*', 'k', k, 'a', ai, 'b', bi, 'v', v, 'u', u, 'q', trust,
-                      'r', skip_reason)
+    fields[#fields + 1] = 'r'
+    fields[#fields + 1] = skip_reason
   end
-  return redis.call('XADD', log, '*', 'k', k, 'a', ai, 'b', bi, 'v', v, 'u', u, 'q', trust)
+  if attributes then
+    fields[#fields + 1] = 'g'
+    fields[#fields + 1] = concat(attributes, ' ', 1, m)
+  end
+  return redis.call('XADD', log, '*', unpack(fields))
 end
 """
 
@@ -102,6 +115,7 @@ class VoteEntry:
     voter_id: str
     skip_reason: str = ""
     trusted: bool = True
+    attributes: str = NO_ATTRIBUTES
 
     def fields(self) -> dict[str, str]:
         """The stream fields for XADD."""
@@ -109,6 +123,8 @@ class VoteEntry:
                "u": self.voter_id, "q": "1" if self.trusted else "0"}
         if self.kind == SKIP:
             out["r"] = self.skip_reason
+        if self.attributes != NO_ATTRIBUTES:
+            out["g"] = self.attributes
         return out
 
 
@@ -136,9 +152,18 @@ def votes_of(fields: dict[bytes, bytes]) -> list[VoteEntry]:
     if any(len(items) != n for items in lists) or len(trust) != n:
         raise ValueError(f"{n} kinds but lists of other lengths")
     reason = fields.get(b"r", b"").decode() if n == 1 else ""
+    codes = _codes(fields.get(b"g"), n)
     return [VoteEntry(kind=kind, a=int(a), b=int(b), vote_id=v, voter_id=u,  # type: ignore[arg-type]
-                      skip_reason=reason if kind == SKIP else "", trusted=q == "1")
-            for kind, a, b, v, u, q in zip(kinds, *lists, trust, strict=True)]
+                      skip_reason=reason if kind == SKIP else "", trusted=q == "1",
+                      attributes=g.decode())
+            for kind, a, b, v, u, q, g in zip(kinds, *lists, trust, codes, strict=True)]
+
+
+def _codes(text: bytes | None, expected: int) -> list[bytes]:
+    """The `expected` attribute codes of a g field; all unknown when it is absent or does
+    not hold one code per vote."""
+    codes = (text or b"").split()
+    return codes if len(codes) == expected else [NO_ATTRIBUTES.encode()] * expected
 
 
 # -- decoding (the ranker's side) ---------------------------------------------------------
@@ -164,9 +189,10 @@ class DecodedVotes:
     after the caller's high-water mark are *reflected*: they advance `last_id`, and their
     votes count in `n_votes`. Of those votes, the valid ones are in `kinds`/`a`/`b`
     (`kinds` holds WIN_CODE/TIE_CODE/SKIP_CODE) with their trust flags in `trusted` and,
-    when asked for, their `voter_ids` and `vote_ids` (empty lists otherwise); the others
-    change no count and are described in `malformed` as (entry id, problem). Entries at or
-    before the mark are `n_stale`.
+    when asked for, their `voter_ids` and `vote_ids` (empty lists otherwise), and their
+    declared `attributes` (voter_attributes.decode_codes: one row per vote) or None when no
+    entry carries any; the others change no count and are described in `malformed` as
+    (entry id, problem). Entries at or before the mark are `n_stale`.
     """
 
     n_entries: int = 0
@@ -176,6 +202,7 @@ class DecodedVotes:
     trusted: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
     voter_ids: list[str] = field(default_factory=list)
     vote_ids: list[str] = field(default_factory=list)
+    attributes: np.ndarray | None = None
     n_votes: int = 0
     n_stale: int = 0
     last_id: str = ""
@@ -245,6 +272,12 @@ def decode_entries(entries: Sequence[RawEntry], after_id: str, max_proposals: in
         return _decode_one_by_one(out, parsed, kinds, lefts, rights, max_proposals,
                                   with_ids=with_ids)
     trusted = np.frombuffer(b"".join(trust), dtype=np.uint8) == ord("1")
+    attributes = None
+    if any(b"g" in fields for _, fields in parsed):  # type: ignore[operator]
+        attribute_codes: list[bytes] = []
+        for (_, fields), k in zip(parsed, kinds, strict=True):
+            attribute_codes += _codes(fields.get(b"g"), len(k))  # type: ignore[union-attr]
+        attributes = decode_codes(attribute_codes)
     voter_ids: list[str] = []
     vote_ids: list[str] = []
     if with_ids:
@@ -260,12 +293,14 @@ def decode_entries(entries: Sequence[RawEntry], after_id: str, max_proposals: in
             out.malformed.append((parsed_ids[entry], _problem(codes[v], a_all[v], b_all[v])))
         keep = ~bad
         codes, a_all, b_all, trusted = codes[keep], a_all[keep], b_all[keep], trusted[keep]
+        if attributes is not None:
+            attributes = attributes[keep]
         if with_ids:
             kept = np.flatnonzero(keep).tolist()
             voter_ids = [voter_ids[v] for v in kept]
             vote_ids = [vote_ids[v] for v in kept]
     out.kinds, out.a, out.b, out.trusted = codes, a_all, b_all, trusted
-    out.voter_ids, out.vote_ids = voter_ids, vote_ids
+    out.voter_ids, out.vote_ids, out.attributes = voter_ids, vote_ids, attributes
     return out
 
 
@@ -308,6 +343,6 @@ def _decode_one_by_one(out: DecodedVotes, parsed: list[RawEntry], kinds: list[by
             good.append(entry)
     rest = decode_entries(good, "", max_proposals, with_ids=with_ids)
     out.kinds, out.a, out.b, out.trusted = rest.kinds, rest.a, rest.b, rest.trusted
-    out.voter_ids, out.vote_ids = rest.voter_ids, rest.vote_ids
+    out.voter_ids, out.vote_ids, out.attributes = rest.voter_ids, rest.vote_ids, rest.attributes
     out.malformed += rest.malformed
     return out

@@ -193,7 +193,9 @@ def _cause_json(cause: types_pb2.Cause) -> dict[str, Any]:
             "auto_accept_proposals": cause.auto_accept_proposals,
             "created_at_ms": cause.created_at_ms,
             "pair_selection": types_pb2.PairSelection.Name(cause.pair_selection),
-            "top_k": cause.top_k}
+            "top_k": cause.top_k,
+            "voter_attributes": [{"key": attribute.key, "values": list(attribute.values)}
+                                 for attribute in cause.voter_attributes]}
 
 
 def _proposal_json(proposal: types_pb2.Proposal) -> dict[str, Any]:

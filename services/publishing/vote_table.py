@@ -9,6 +9,10 @@ Columns:
     voter_id     the voter's pseudonym in the cause (or the raw id when exported so)
     trusted      false for a vote flagged suspicious at ingest (kept in the log)
     skip_reason  the reason given for a skip (null for other kinds)
+    attributes   the voter's declared attributes as the vote log codes them: one character
+                 per attribute of the cause's `voter_attributes` (the manifest's cause, in order),
+                 the position of the value among that attribute's values in
+                 "0123456789abcdefghijklmnopqrstuv", "-" for unknown; "-" when none is known
 
 Batches are built from ExportVotes messages with a few numpy and Arrow calls per message
 (no Python loop per vote), and written as they arrive: the writer holds at most one row
@@ -30,6 +34,7 @@ import pyarrow.parquet as pq
 
 from pairwise import vote_log
 from pairwise.v1 import gateway_pb2
+from pairwise.voter_attributes import NO_ATTRIBUTES
 
 PARQUET, CSV = "parquet", "csv"
 FORMATS = (PARQUET, CSV)
@@ -50,6 +55,7 @@ SCHEMA = pa.schema([
     ("voter_id", pa.string()),
     ("trusted", pa.bool_()),
     ("skip_reason", pa.string()),
+    ("attributes", pa.string()),
 ])
 # CSV has no dictionaries: the same columns as plain strings.
 CSV_SCHEMA = pa.schema([pa.field(f.name, pa.string()) if pa.types.is_dictionary(f.type) else f
@@ -102,6 +108,8 @@ def batch_from_entries(entries: Sequence[gateway_pb2.VoteLogEntry],
         _words([e.voter_ids for e in entries], n, entries),
         pa.array(np.frombuffer(trust, dtype=np.uint8) == ord("1")),
         reasons,
+        _words([e.attributes or " ".join(NO_ATTRIBUTES * len(e.kinds)) for e in entries], n,
+               entries),
     ]
     return pa.RecordBatch.from_arrays(columns, schema=SCHEMA)
 

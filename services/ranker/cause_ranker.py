@@ -16,6 +16,7 @@ from ranker.fit_scheduler import FitScheduler
 from ranker.log_consumer import LogConsumer
 from ranker.ranking import Ranking
 from ranker.replica_shipping import ReplicaShipper
+from ranker.segment_counts import Segment
 
 
 class CauseRanker:
@@ -80,6 +81,26 @@ class CauseRanker:
         finally:
             self._followers -= 1
             self.touch()
+
+    async def current_segment(self, segment: Segment) -> tuple[Ranking, Ranking | None]:
+        """The latest overall ranking and `segment`'s (see `FitScheduler.current_segment`)."""
+        self.touch()
+        return await self._scheduler.current_segment(segment)
+
+    async def follow_segment(self, segment: Segment,
+                             ) -> AsyncIterator[tuple[Ranking, Ranking | None]]:
+        """`current_segment`, then each new ranking of the segment."""
+        self._followers += 1
+        try:
+            async for rankings in self._scheduler.follow_segment(segment):
+                yield rankings
+        finally:
+            self._followers -= 1
+            self.touch()
+
+    def segment_votes(self) -> dict[Segment, int]:
+        """The counted votes of each segment with some, as of the latest fit."""
+        return self._scheduler.segment_votes()
 
     def note_catalog_version(self, version: int) -> None:
         """Discovery saw catalog `version`: re-read the catalog if it changed."""

@@ -4,11 +4,17 @@ The fitter refits at most every `fit_interval_s` when votes or the catalog chang
 thread or the fit worker (ranker.fit_pool), and publishes an immutable `Ranking`. Readers
 (ReadRanking, FollowRanking) only ever look at the published ranking, so a long fit never
 delays them.
+
+The rankings of the segments of voters (ranker.segment_counts) are cut from the same counts
+at the same moment as the overall one, so they reflect the same log prefix, and are fitted
+after the overall ranking is published (it is never delayed by them): only the segments
+whose votes or catalog changed since their last fit, each warm-started from its previous fit.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import logging
 import time
@@ -26,6 +32,7 @@ from ranker.fit_pool import FitPool, FitTransport, ReplicaMissing
 from ranker.log_consumer import AppliedCounts
 from ranker.ranking import Catalog, FitInput, Ranking, fit_input, ranking_from_fit
 from ranker.replica_shipping import ReplicaShipper
+from ranker.segment_counts import Segment
 
 logger = logging.getLogger(__name__)
 
@@ -85,6 +92,11 @@ class FitScheduler:
         self._fit_lock = asyncio.Lock()
         self._last_fit_started = float("-inf")
         self._ranking: Ranking | None = None
+        # Each segment's latest ranking, replaced as a whole once its refits are done; what
+        # each was fitted from (votes, catalog version, exclusions version).
+        self._segment_rankings: dict[Segment, Ranking] = {}
+        self._segment_fitted: dict[Segment, tuple[int, int, int]] = {}
+        self._segment_votes: dict[Segment, int] = {}
         self._published = asyncio.Condition()
         self._closed = False
 
@@ -132,6 +144,49 @@ class FitScheduler:
         while True:
             yield ranking
             ranking = await self._next_ranking(ranking)
+
+    def segment_votes(self) -> dict[Segment, int]:
+        """The counted votes of each segment with some, as of the latest fit."""
+        return dict(self._segment_votes)
+
+    async def current_segment(self, segment: Segment) -> tuple[Ranking, Ranking | None]:
+        """The latest overall ranking (see `current`) and the latest ranking of `segment`'s
+        votes, None when the segment has no counted vote. The first read of a segment with
+        votes waits up to `read_wait_s` for its first fit (errors.Unavailable after)."""
+        overall = await self.current()
+        ranking = self._segment_rankings.get(segment)
+        if ranking is not None:
+            return overall, ranking
+        async with self._counts.held() as applied:
+            has_votes = applied is not None and segment in applied.segments.counts
+        if not has_votes:
+            return overall, None
+        try:
+            async with asyncio.timeout(self._read_wait_s), self._published:
+                await self._published.wait_for(
+                    lambda: segment in self._segment_rankings or self._closed)
+        except TimeoutError:
+            raise errors.Unavailable(
+                f"cause {self.cause_id!r}: this segment has no ranking yet; retry") from None
+        if self._closed:
+            raise errors.Unavailable(f"ranker of cause {self.cause_id!r} is shutting down")
+        return self._ranking or overall, self._segment_rankings[segment]
+
+    async def follow_segment(self, segment: Segment,
+                             ) -> AsyncIterator[tuple[Ranking, Ranking | None]]:
+        """`current_segment`, then again each time the segment's ranking is replaced."""
+        overall, ranking = await self.current_segment(segment)
+        while True:
+            yield overall, ranking
+            sent = ranking
+            async with self._published:
+                await self._published.wait_for(
+                    lambda: self._segment_rankings.get(segment) is not sent  # noqa: B023
+                    or self._closed)
+                if self._closed or self._ranking is None:
+                    raise errors.Unavailable(
+                        f"ranker of cause {self.cause_id!r} is shutting down; follow again")
+                overall, ranking = self._ranking, self._segment_rankings.get(segment)
 
     async def _next_ranking(self, sent: Ranking) -> Ranking:
         async with self._published:
@@ -220,7 +275,7 @@ class FitScheduler:
                 return
             if done is None:
                 return  # a reload began: its replay will set `changed` again
-            inputs, fit, n_pairs, init = done
+            inputs, fit, n_pairs, init, segment_inputs = done
             ranking = await asyncio.to_thread(
                 functools.partial(ranking_from_fit, inputs, fit, fit_start=init))
             logger.info("fit", extra={
@@ -232,14 +287,66 @@ class FitScheduler:
                 self._published.notify_all()
             if self._on_published is not None:
                 self._on_published(ranking)
+            await self._fit_segments(ranking, segment_inputs)
+
+    async def _fit_segments(self, overall: Ranking,
+                            segment_inputs: dict[Segment, tuple[FitInput, int]]) -> None:
+        """Fit the segments of `segment_inputs` ((input, votes) each) and publish their
+        rankings with the others', which keep their fit (their votes did not change) and
+        now say they reflect the log prefix of `overall`. A segment whose fit fails keeps
+        its previous ranking."""
+        rankings = {segment: dataclasses.replace(
+                        ranking, votes_counted=overall.votes_counted,
+                        last_vote_entry_id=overall.last_vote_entry_id,
+                        left_out=overall.left_out)
+                    for segment, ranking in self._segment_rankings.items()
+                    if segment in self._segment_votes}
+        started = time.perf_counter()
+        unfitted = set(segment_inputs)
+        try:
+            await self._fit_each_segment(segment_inputs, rankings, unfitted)
+        finally:
+            for segment in unfitted:  # refit with the next votes
+                self._segment_fitted.pop(segment, None)
+        async with self._published:
+            self._segment_rankings = rankings
+            self._published.notify_all()
+        logger.info("segment fits", extra={
+            "cause_id": self.cause_id, "segments": len(segment_inputs),
+            "seconds": round(time.perf_counter() - started, 4)})
+
+    async def _fit_each_segment(self, segment_inputs: dict[Segment, tuple[FitInput, int]],
+                                rankings: dict[Segment, Ranking],
+                                unfitted: set[Segment]) -> None:
+        for segment, (inputs, votes) in segment_inputs.items():
+            previous = rankings.get(segment)
+            init = None if previous is None or not inputs.n_items else \
+                await asyncio.to_thread(previous.abilities_for, inputs.items)
+            fit = None
+            if inputs.n_items:
+                try:
+                    fit = await self._pool.fit(
+                        inputs.n_items, inputs.i, inputs.j, inputs.wins_ij, inputs.wins_ji,
+                        prior_strength=bradley_terry.PRIOR_STRENGTH, init=init)
+                except bradley_terry.FitDidNotConverge as exc:
+                    logger.error("segment fit did not converge; keeping its previous ranking",
+                                 extra={"cause_id": self.cause_id, "segment": list(segment),
+                                        "error": str(exc)})
+                    continue
+            rankings[segment] = await asyncio.to_thread(functools.partial(
+                ranking_from_fit, inputs, fit, fit_start=init, segment=segment,
+                segment_votes=votes))
+            unfitted.discard(segment)
 
     async def _fit_once(
         self, catalog: Catalog, *, urgent: bool,
-    ) -> tuple[FitInput, bradley_terry.BTFit | None, int, np.ndarray | None] | None:
+    ) -> tuple[FitInput, bradley_terry.BTFit | None, int, np.ndarray | None,
+               dict[Segment, tuple[FitInput, int]]] | None:
         """Cut this fit's input out of the counts and fit it: (input, fit, pairs fitted, the
-        abilities it started from or None for a cold start), or None when a reload began. A
-        fit on the worker's replica ships it only the votes applied since the previous one;
-        raises ReplicaMissing when the worker lost them."""
+        abilities it started from or None for a cold start, the inputs and votes of the
+        segments to refit), or None when a reload began. A fit on the worker's replica
+        ships it only the votes applied since the previous one; raises ReplicaMissing when
+        the worker lost them."""
         items = catalog.accepted
         async with self._counts.held() as applied:
             if applied is None:
@@ -254,8 +361,10 @@ class FitScheduler:
                 left_out=applied.left_out)
             if replica:
                 shipment = await self._replica.ship(applied.counts)
+            segment_inputs = await asyncio.to_thread(
+                self._cut_segments, catalog, applied)
         if not inputs.n_items:
-            return inputs, None, 0, None
+            return inputs, None, 0, None, segment_inputs
         # An argsort of the previous ranking (34,000 items: ~2 ms): off the loop.
         previous = self._ranking
         init = None if previous is None else \
@@ -265,6 +374,24 @@ class FitScheduler:
                 inputs.n_items, inputs.i, inputs.j, inputs.wins_ij, inputs.wins_ji,
                 prior_strength=bradley_terry.PRIOR_STRENGTH, init=init,
                 urgent=urgent or previous is None)
-            return inputs, fit, inputs.n_pairs, init
+            return inputs, fit, inputs.n_pairs, init, segment_inputs
         fit, n_pairs = await self._replica.fit(shipment, inputs.items, init)
-        return inputs, fit, n_pairs, init
+        return inputs, fit, n_pairs, init, segment_inputs
+
+    def _cut_segments(self, catalog: Catalog,
+                      applied: AppliedCounts) -> dict[Segment, tuple[FitInput, int]]:
+        """The fit inputs (and votes) of the segments whose votes, catalog or exclusions
+        changed since their last fit (with the counts held)."""
+        self._segment_votes = applied.segments.votes()
+        out = {}
+        for segment, counts in applied.segments.counts.items():
+            fitted_from = (counts.votes_applied, catalog.version,
+                           applied.left_out.exclusions_version)
+            if self._segment_fitted.get(segment) == fitted_from:
+                continue
+            self._segment_fitted[segment] = fitted_from
+            out[segment] = (fit_input(
+                self.cause_id, catalog, counts, votes_counted=applied.votes_counted,
+                last_vote_entry_id=applied.last_id, left_out=applied.left_out),
+                counts.votes_applied)
+        return out

@@ -22,7 +22,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import redis.exceptions
@@ -32,6 +32,7 @@ from pairwise.cancellation import raise_if_cancel_requested
 from pairwise.exclusions import Exclusions
 from ranker.checkpoint_policy import CheckpointPolicy, SaveKind, StoredSize
 from ranker.pair_counts import PairCounts, encode_votes
+from ranker.segment_counts import SegmentCounts
 from ranker.vote_admission import CountedVotes, LeftOut, admit
 
 logger = logging.getLogger(__name__)
@@ -50,7 +51,8 @@ class Checkpoint:
     `delta_bytes` are the sizes of its base snapshot and of the deltas stored after it;
     without one (none stored yet) `has_base` is False, and the next save must write a base.
     `left_out` says which of the votes the counts leave out; None for a checkpoint stored
-    before votes were left out, whose counts hold every valid vote."""
+    before votes were left out, whose counts hold every valid vote. `segments` are the
+    counts per segment of voters (ranker.segment_counts) of the same votes."""
 
     last_id: str
     votes_counted: int
@@ -60,6 +62,7 @@ class Checkpoint:
     base_bytes: int = 0
     delta_bytes: int = 0
     left_out: LeftOut | None = None
+    segments: SegmentCounts = field(default_factory=SegmentCounts)
 
 
 class CheckpointConflict(RuntimeError):
@@ -137,13 +140,14 @@ class CountsObserver(Protocol):
 @dataclass(frozen=True)
 class AppliedCounts:
     """The counts of exactly the log entries up to `last_id`, which hold `votes_counted`
-    votes, of which `left_out` were not counted. Valid while the consumer's counts lock is
-    held (`LogConsumer.held`)."""
+    votes, of which `left_out` were not counted, and the `segments`' counts of the same
+    votes. Valid while the consumer's counts lock is held (`LogConsumer.held`)."""
 
     counts: PairCounts
     last_id: str
     votes_counted: int
     left_out: LeftOut = LeftOut()
+    segments: SegmentCounts = field(default_factory=SegmentCounts)
 
 
 class LogConsumer:
@@ -179,6 +183,7 @@ class LogConsumer:
         # which hold `votes_counted` votes, of which `left_out` were not admitted under
         # `exclusions`; `unacked` delivered entries are not acked yet.
         self._counts = PairCounts()
+        self._segments = SegmentCounts()
         self._applied_id = ""
         self._votes_counted = 0
         self._exclusions = Exclusions()
@@ -203,7 +208,7 @@ class LogConsumer:
                 yield None
             else:
                 yield AppliedCounts(self._counts, self._applied_id, self._votes_counted,
-                                    self._left_out)
+                                    self._left_out, self._segments)
 
     def note_exclusions_version(self, version: int) -> None:
         """Discovery saw the cause's exclusions at `version`: once loaded, a consumer whose
@@ -257,22 +262,24 @@ class LogConsumer:
         await self._stream.ensure_group()
         checkpoint = await self._stream.load_checkpoint()
         exclusions = await self._stream.load_exclusions()
-        counts, votes_counted, left_out = \
-            checkpoint.counts, checkpoint.votes_counted, checkpoint.left_out
+        counts, segments, votes_counted, left_out = \
+            checkpoint.counts, checkpoint.segments, checkpoint.votes_counted, checkpoint.left_out
         stored = StoredSize(checkpoint.has_base, checkpoint.base_bytes, checkpoint.delta_bytes)
         recounted = False
         if not checkpoint.last_id:
             left_out = LeftOut(exclusions_version=exclusions.version)  # nothing counted yet
         elif left_out is None or left_out.exclusions_version != exclusions.version:
-            counts, votes_counted, left_out = await self._recount(checkpoint, exclusions)
+            counts, segments, votes_counted, left_out = \
+                await self._recount(checkpoint, exclusions)
             # The stored counts are not these: the next save writes a whole base.
             stored, recounted = StoredSize(), True
         async with self._lock:
-            self._counts = counts
+            self._counts, self._segments = counts, segments
             if self._observer is not None:
                 self._observer.counts_replaced()
             # The votes applied from here on are the next checkpoint's delta.
             self._counts.start_journal()
+            self._segments.start_journal()
             self._applied_id = checkpoint.last_id
             self._saved_token, self._unknown_token = checkpoint.token, ""
             self._stored = stored
@@ -306,18 +313,20 @@ class LogConsumer:
         self.loaded.set()
         self._changed.set()
 
-    async def _recount(self, checkpoint: Checkpoint,
-                       exclusions: Exclusions) -> tuple[PairCounts, int, LeftOut]:
-        """The counts, votes and left-out votes of the log entries up to the checkpoint's
-        last id under `exclusions`, counted from the log itself."""
+    async def _recount(self, checkpoint: Checkpoint, exclusions: Exclusions,
+                       ) -> tuple[PairCounts, SegmentCounts, int, LeftOut]:
+        """The counts, segment counts, votes and left-out votes of the log entries up to the
+        checkpoint's last id under `exclusions`, counted from the log itself."""
         started = time.perf_counter()
         counts = PairCounts()
+        segments = SegmentCounts()
         votes_counted, left_out, through = 0, LeftOut(0, 0, exclusions.version), ""
 
         def count(entries: list[vote_log.RawEntry],
                   after_id: str) -> tuple[vote_log.DecodedVotes, CountedVotes]:
             batch, counted = self._decode_and_admit(entries, after_id, exclusions)
             counts.apply(counted.kinds, counted.a, counted.b)
+            segments.apply(counted.kinds, counted.a, counted.b, counted.attributes)
             return batch, counted
 
         async for entries in self._stream.read_through(checkpoint.last_id):
@@ -336,7 +345,7 @@ class LogConsumer:
             "votes_excluded": left_out.excluded,
             "exclusions_version": exclusions.version,
             "seconds": round(time.perf_counter() - started, 4)})
-        return counts, votes_counted, left_out
+        return counts, segments, votes_counted, left_out
 
     def _decode_and_admit(self, entries: list[vote_log.RawEntry], after_id: str,
                           exclusions: Exclusions,
@@ -388,6 +397,7 @@ class LogConsumer:
         batch, counted = self._decode_and_admit(entries, self._applied_id, self._exclusions)
         if len(counted.kinds):
             self._counts.apply(counted.kinds, counted.a, counted.b)
+            self._segments.apply(counted.kinds, counted.a, counted.b, counted.attributes)
             if self._observer is not None:
                 self._observer.votes_applied(counted, self._counts.n_pairs)
         if batch.last_id:
@@ -396,6 +406,10 @@ class LogConsumer:
             self._left_out = self._left_out.plus(counted)
         self._unacked += batch.n_entries
         return batch
+
+    def _snapshot_parts(self) -> list[memoryview]:
+        """The overall counts' snapshot, then the segments' (none without segments)."""
+        return self._counts.snapshot_parts() + self._segments.snapshot_parts()
 
     def _checkpoint_due(self) -> bool:
         return self._policy.due(unacked=self._unacked, age_s=self._clock() - self._saved_at)
@@ -426,14 +440,16 @@ class LogConsumer:
         # No await since the last apply: the journal holds exactly the votes of the entries
         # after the stored checkpoint, up to last_id.
         votes = self._counts.take_journal()
-        delta = encode_votes(*votes) if len(votes[0]) else b""
+        # The segments' votes are among these: they follow the overall ones in the delta.
+        delta = encode_votes(*votes) + self._segments.encode_journal() if len(votes[0]) \
+            else b""
         kind = self._policy.kind(self._stored, delta_bytes=len(delta),
                                  outcome_unknown=bool(self._unknown_token))
         token = f"{self._stream.consumer}:{uuid.uuid4().hex}"
         try:
             if kind is SaveKind.BASE:
                 # Views of the live arrays: nothing applies votes until this save returns.
-                parts = await asyncio.to_thread(self._counts.snapshot_parts)
+                parts = await asyncio.to_thread(self._snapshot_parts)
                 size = sum(len(part) for part in parts)
                 await self._stream.save_base(
                     previous_token=self._saved_token, unknown_token=self._unknown_token,

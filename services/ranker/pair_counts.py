@@ -503,6 +503,25 @@ class PairCounts:
         return counts
 
 
+def snapshot_length(data: bytes | memoryview) -> int:
+    """The length of the snapshot (`PairCounts.to_bytes`) that `data` starts with, from its
+    header, for data that holds something after it; ValueError when it starts with none."""
+    view = memoryview(data).cast("B")
+    if len(view) < _RAW_HEADER.itemsize or bytes(view[:4]) != _RAW_MAGIC:
+        raise ValueError("not a PairCounts snapshot: no snapshot header")
+    header = np.frombuffer(view[:_RAW_HEADER.itemsize], dtype=_RAW_HEADER)[0]
+    return _RAW_HEADER.itemsize + 40 * int(header["n_items"]) + 20 * int(header["n_pairs"])
+
+
+def encoded_votes_length(data: bytes | memoryview) -> int:
+    """The length of the `encode_votes` output that `data` starts with, from its header;
+    ValueError when it starts with none."""
+    view = memoryview(data).cast("B")
+    if len(view) < 12 or bytes(view[:4]) != _VOTES_MAGIC:
+        raise ValueError("not an encoded vote list")
+    return 12 + 9 * int(np.frombuffer(view[4:12], dtype="<i8")[0])
+
+
 def encode_votes(kinds: np.ndarray, a: np.ndarray, b: np.ndarray) -> bytes:
     """Votes (e.g. a `PairCounts.take_journal`) as bytes: 9 a vote plus 12 of header."""
     n = len(kinds)

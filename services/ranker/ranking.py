@@ -116,7 +116,8 @@ class Ranking:
     `fit_start` holds the abilities the fit started from, in rank order, or is None when it
     started cold: with the counted votes, what reproduces the fit exactly (the engine stops
     within its tolerance of the optimum, so a fit from another start differs by up to that).
-    Of the `votes_counted` votes reflected, `left_out` are not in the fit.
+    Of the `votes_counted` votes reflected, `left_out` are not in the fit. The ranking of a
+    segment of voters (ranker.segment_counts) fits only its `segment_votes` counted votes.
     """
 
     cause_id: str
@@ -141,6 +142,8 @@ class Ranking:
     appearances: np.ndarray
     fit_start: np.ndarray | None = None
     left_out: LeftOut = LeftOut()
+    segment: tuple[int, int] | None = None
+    segment_votes: int = 0
 
     @property
     def total_proposals(self) -> int:
@@ -195,9 +198,12 @@ def _rank_order(abilities: np.ndarray, proposal_id: Callable[[int], str]) -> np.
 def ranking_from_fit(inputs: FitInput, fit: bradley_terry.BTFit | None, *,
                      prior_strength: float = bradley_terry.PRIOR_STRENGTH,
                      fit_start: np.ndarray | None = None,
-                     clock: Callable[[], float] = time.time) -> Ranking:
+                     clock: Callable[[], float] = time.time,
+                     segment: tuple[int, int] | None = None,
+                     segment_votes: int = 0) -> Ranking:
     """The ranking of `inputs` given their fit (None when there is no proposal to rank) and
-    the abilities it started from (per item, in the order of `inputs.items`; None: cold)."""
+    the abilities it started from (per item, in the order of `inputs.items`; None: cold);
+    for a segment's votes, the segment and its votes."""
     n_items = inputs.n_items
     if fit is not None and n_items:
         abilities, iterations = np.asarray(fit.abilities, dtype=np.float64), fit.iterations
@@ -231,4 +237,6 @@ def ranking_from_fit(inputs: FitInput, fit: bradley_terry.BTFit | None, *,
         **{name: frozen(getattr(inputs, name)) for name in _TALLIES},
         fit_start=None if fit_start is None or fit is None else frozen(fit_start),
         left_out=inputs.left_out,
+        segment=segment,
+        segment_votes=segment_votes,
     )

@@ -31,7 +31,13 @@ from pairwise import awake_causes, checkpoint_fields, exclusions, keys
 from pairwise.redis_scripts import Script, ScriptRunner
 from pairwise.vote_log import RawEntry
 from ranker.log_consumer import Checkpoint, CheckpointConflict
-from ranker.pair_counts import PairCounts, decode_votes
+from ranker.pair_counts import (
+    PairCounts,
+    decode_votes,
+    encoded_votes_length,
+    snapshot_length,
+)
+from ranker.segment_counts import SegmentCounts
 from ranker.vote_admission import LeftOut
 from ranker.vote_reader import VoteReader
 
@@ -226,7 +232,7 @@ class RedisVoteStream:
             stored, base, deltas = await pipe.execute()
         fields = {name.decode(): value for name, value in stored.items()}
         if checkpoint_fields.LAST_ID not in fields:
-            return Checkpoint("", 0, PairCounts())
+            return Checkpoint("", 0, PairCounts(), segments=SegmentCounts())
         last_id = fields[checkpoint_fields.LAST_ID].decode()
         votes_counted = int(fields[checkpoint_fields.VOTES_COUNTED])
         token = fields.get(checkpoint_fields.TOKEN, b"").decode()
@@ -235,7 +241,7 @@ class RedisVoteStream:
             raise ValueError(f"cause {self.cause_id!r}: checkpoint lists {len(base)} base "
                              f"parts and {len(deltas)} deltas, its hash says otherwise")
         stored_bytes = sum(map(len, base)) + sum(map(len, deltas))
-        counts = _restore(base, deltas) if stored_bytes <= _INLINE_RESTORE_BYTES \
+        counts, segments = _restore(base, deltas) if stored_bytes <= _INLINE_RESTORE_BYTES \
             else await asyncio.to_thread(_restore, base, deltas)
         left_out = None
         if checkpoint_fields.EXCLUSIONS_VERSION in fields:
@@ -244,7 +250,7 @@ class RedisVoteStream:
                                int(fields[checkpoint_fields.EXCLUSIONS_VERSION]))
         return Checkpoint(last_id, votes_counted, counts, token, has_base=True,
                           base_bytes=sum(map(len, base)), delta_bytes=sum(map(len, deltas)),
-                          left_out=left_out)
+                          left_out=left_out, segments=segments)
 
     async def load_exclusions(self) -> exclusions.Exclusions:
         """The cause's exclusions now (pairwise.exclusions)."""
@@ -364,12 +370,19 @@ class RedisVoteStream:
                 return acked
 
 
-def _restore(base: list[bytes], deltas: list[bytes]) -> PairCounts:
-    """The counts of a base snapshot in parts plus the deltas after it, in order."""
-    counts = PairCounts.from_bytes(b"".join(base))
+def _restore(base: list[bytes], deltas: list[bytes]) -> tuple[PairCounts, SegmentCounts]:
+    """The counts and segment counts of a base snapshot in parts plus the deltas after it,
+    in order. Each holds the overall counts' part first, then the segments' (if any)."""
+    snapshot = memoryview(b"".join(base))
+    overall = snapshot_length(snapshot)
+    counts = PairCounts.from_bytes(snapshot[:overall])
+    segments = SegmentCounts.from_bytes(snapshot[overall:])
     for delta in deltas:
-        counts.apply(*decode_votes(delta))
-    return counts
+        votes = encoded_votes_length(delta)
+        counts.apply(*decode_votes(memoryview(delta)[:votes]))
+        if len(delta) > votes:
+            segments.apply_encoded(memoryview(delta)[votes:])
+    return counts, segments
 
 
 def _text(value: bytes | str) -> str:

@@ -16,6 +16,19 @@ from ranker.ranking import Ranking
 EXPORT_PAGE_SIZE = 1000
 
 
+def segment_message(overall: Ranking, ranking: Ranking | None, offset: int,
+                    limit: int) -> types_pb2.Ranking:
+    """A segment's ranking as `ranking_message` gives it, or, for a segment without counted
+    votes (None), the overall ranking's header flagged as such, with no entries."""
+    if ranking is not None:
+        message = ranking_message(ranking, offset, limit)
+        message.segment_votes = ranking.segment_votes
+        return message
+    message = ranking_message(overall, 0, 0)
+    message.segment_without_votes = True
+    return message
+
+
 def ranking_message(ranking: Ranking, offset: int, limit: int) -> types_pb2.Ranking:
     """The header of `ranking` and its entries ranked offset+1 .. offset+limit."""
     rows = ranking.page(offset, limit)
@@ -65,6 +78,12 @@ def export_pages(ranking: Ranking,
             settings=settings_message if offset == 0 else None)
 
 
+def _segment(segment: ranker_pb2.SegmentIndex) -> tuple[int, int]:
+    if segment.key < 0 or segment.value < 0:
+        raise errors.InvalidArgument("segment", "positions must be >= 0")
+    return segment.key, segment.value
+
+
 def _check_request(cause_id: str, **ranges: int) -> None:
     if not cause_id:
         raise errors.InvalidArgument("cause_id", "required")
@@ -84,15 +103,29 @@ class RankerServicer(ranker_pb2_grpc.RankerServiceServicer):
                           context: grpc.aio.ServicerContext) -> ranker_pb2.ReadRankingResponse:
         _check_request(request.cause_id, offset=request.offset, limit=request.limit)
         cause = await self._directory.get(request.cause_id)
-        ranking = await cause.current()
-        return ranker_pb2.ReadRankingResponse(
-            ranking=ranking_message(ranking, request.offset, request.limit))
+        if request.HasField("segment"):
+            overall, ranking = await cause.current_segment(_segment(request.segment))
+            return ranker_pb2.ReadRankingResponse(
+                ranking=segment_message(overall, ranking, request.offset, request.limit))
+        response = ranker_pb2.ReadRankingResponse(
+            ranking=ranking_message(await cause.current(), request.offset, request.limit))
+        if request.with_segment_votes:
+            response.segment_votes.extend(
+                ranker_pb2.SegmentVoteCount(
+                    segment=ranker_pb2.SegmentIndex(key=key, value=value), votes=votes)
+                for (key, value), votes in sorted(cause.segment_votes().items()))
+        return response
 
     async def FollowRanking(self, request: ranker_pb2.FollowRankingRequest,
                             context: grpc.aio.ServicerContext,
                             ) -> AsyncIterator[ranker_pb2.FollowRankingResponse]:
         _check_request(request.cause_id, limit=request.limit)
         cause = await self._directory.get(request.cause_id)
+        if request.HasField("segment"):
+            async for overall, segment in cause.follow_segment(_segment(request.segment)):
+                yield ranker_pb2.FollowRankingResponse(
+                    ranking=segment_message(overall, segment, 0, request.limit))
+            return
         async for ranking in cause.follow():
             yield ranker_pb2.FollowRankingResponse(
                 ranking=ranking_message(ranking, 0, request.limit))

@@ -35,13 +35,15 @@ class LeftOut:
 @dataclass(frozen=True)
 class CountedVotes:
     """The votes of a decoded batch that count (`kinds`, `a`, `b`, as `PairCounts.apply`
-    takes them), and how many of the others were untrusted or excluded."""
+    takes them, and their voters' `attributes` as `SegmentCounts.apply` does), and how many
+    of the others were untrusted or excluded."""
 
     kinds: np.ndarray
     a: np.ndarray
     b: np.ndarray
     n_untrusted: int
     n_excluded: int
+    attributes: np.ndarray | None = None
 
 
 def admit(batch: DecodedVotes, exclusions: Exclusions) -> CountedVotes:
@@ -64,7 +66,9 @@ def admit(batch: DecodedVotes, exclusions: Exclusions) -> CountedVotes:
     counted = batch.trusted & ~excluded
     n_counted = int(np.count_nonzero(counted))
     if n_counted == n:
-        return CountedVotes(batch.kinds, batch.a, batch.b, 0, 0)
+        return CountedVotes(batch.kinds, batch.a, batch.b, 0, 0, batch.attributes)
     n_excluded = int(np.count_nonzero(excluded))
     return CountedVotes(batch.kinds[counted], batch.a[counted], batch.b[counted],
-                        n_untrusted=n - n_counted - n_excluded, n_excluded=n_excluded)
+                        n_untrusted=n - n_counted - n_excluded, n_excluded=n_excluded,
+                        attributes=None if batch.attributes is None
+                        else batch.attributes[counted])

@@ -4,7 +4,7 @@ position with a code, then combined with what the store found."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pytest
 
@@ -12,6 +12,7 @@ from ingest import votes
 from ingest.votes import CauseImport, ImportPlan, Rejection, plan_import, settle
 from pairwise import prompt_token
 from pairwise.errors import AlreadyExists, FailedPrecondition, InvalidArgument, PermissionDenied
+from pairwise.voter_attributes import Declaration
 
 SECRET = prompt_token.TokenKeys(b"unit-test-secret-of-at-least-32-bytes")
 OTHER_KEYS = prompt_token.TokenKeys(b"another secret, also 32 bytes long")
@@ -160,6 +161,7 @@ class Imported:
     winner_id: str = "p1"
     loser_id: str = "p2"
     tie: bool = False
+    attributes: dict[str, str] = field(default_factory=dict)
 
 
 def test_valid_votes_are_grouped_by_cause_in_batch_order() -> None:
@@ -171,10 +173,29 @@ def test_valid_votes_are_grouped_by_cause_in_batch_order() -> None:
     assert plan.rejections == []
     assert list(plan.causes) == ["c1", "c2"]
     c1, c2 = plan.causes["c1"], plan.causes["c2"]
-    assert c1.packed == ["v0", "u1", "p1", "p2", "w", "v2", "u1", "p3", "p1", "t"]
+    assert c1.packed == ["v0", "u1", "p1", "p2", "w", "-", "v2", "u1", "p3", "p1", "t", "-"]
     assert c1.positions == [0, 2]
-    assert c2.packed == ["v1", "u9", "a", "b", "w"] and c2.positions == [1]
+    assert c2.packed == ["v1", "u9", "a", "b", "w", "-"] and c2.positions == [1]
     assert not c1.rejected and not c2.rejected
+
+
+def test_declared_attributes_are_packed_as_codes_and_undeclared_ones_rejected() -> None:
+    declared = {"c1": Declaration(("region", "age"), (("north", "south"), ("young", "old")))}
+    plan = plan_import([
+        Imported("v0", attributes={"age": "old"}),
+        Imported("v1", attributes={"region": "south", "age": "young"}),
+        Imported("v2", attributes={"region": "east"}),
+        Imported("v3", attributes={"gender": "f"}),
+        Imported("v4", cause_id="c2", attributes={"region": "north"}),
+    ], declared)
+    assert plan.causes["c1"].packed[5::6] == ["-1", "10"]
+    assert [(r.position, r.code) for r in plan.rejections] == [
+        (2, "invalid_attributes"), (3, "invalid_attributes"), (4, "invalid_attributes")]
+    assert "'region' has no value 'east': allowed are north, south" in plan.rejections[0].detail
+    assert "unknown attribute 'gender': this cause declares region, age" \
+        in plan.rejections[1].detail
+    assert "declares none" in plan.rejections[2].detail
+    assert plan.causes["c1"].rejected == {"invalid_attributes": 2}
 
 
 @pytest.mark.parametrize(("vote", "code"), [

@@ -108,12 +108,21 @@ class ListProposalsResponse(_message.Message):
     def __init__(self, proposals: _Optional[_Iterable[_Union[_types_pb2.Proposal, _Mapping]]] = ..., total: _Optional[int] = ...) -> None: ...
 
 class NextPairRequest(_message.Message):
-    __slots__ = ("cause_id", "voter_id")
+    __slots__ = ("cause_id", "voter_id", "attributes")
+    class AttributesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     CAUSE_ID_FIELD_NUMBER: _ClassVar[int]
     VOTER_ID_FIELD_NUMBER: _ClassVar[int]
+    ATTRIBUTES_FIELD_NUMBER: _ClassVar[int]
     cause_id: str
     voter_id: str
-    def __init__(self, cause_id: _Optional[str] = ..., voter_id: _Optional[str] = ...) -> None: ...
+    attributes: _containers.ScalarMap[str, str]
+    def __init__(self, cause_id: _Optional[str] = ..., voter_id: _Optional[str] = ..., attributes: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class NextPairResponse(_message.Message):
     __slots__ = ("prompt_token", "left", "right", "expires_at_ms")
@@ -128,7 +137,14 @@ class NextPairResponse(_message.Message):
     def __init__(self, prompt_token: _Optional[str] = ..., left: _Optional[_Union[_types_pb2.Proposal, _Mapping]] = ..., right: _Optional[_Union[_types_pb2.Proposal, _Mapping]] = ..., expires_at_ms: _Optional[int] = ...) -> None: ...
 
 class SubmitVoteRequest(_message.Message):
-    __slots__ = ("cause_id", "voter_id", "prompt_token", "choice", "skip_reason", "idempotency_key", "want_next_pair")
+    __slots__ = ("cause_id", "voter_id", "prompt_token", "choice", "skip_reason", "idempotency_key", "want_next_pair", "attributes")
+    class AttributesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     CAUSE_ID_FIELD_NUMBER: _ClassVar[int]
     VOTER_ID_FIELD_NUMBER: _ClassVar[int]
     PROMPT_TOKEN_FIELD_NUMBER: _ClassVar[int]
@@ -136,6 +152,7 @@ class SubmitVoteRequest(_message.Message):
     SKIP_REASON_FIELD_NUMBER: _ClassVar[int]
     IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
     WANT_NEXT_PAIR_FIELD_NUMBER: _ClassVar[int]
+    ATTRIBUTES_FIELD_NUMBER: _ClassVar[int]
     cause_id: str
     voter_id: str
     prompt_token: str
@@ -143,7 +160,8 @@ class SubmitVoteRequest(_message.Message):
     skip_reason: str
     idempotency_key: str
     want_next_pair: bool
-    def __init__(self, cause_id: _Optional[str] = ..., voter_id: _Optional[str] = ..., prompt_token: _Optional[str] = ..., choice: _Optional[_Union[_types_pb2.Choice, str]] = ..., skip_reason: _Optional[str] = ..., idempotency_key: _Optional[str] = ..., want_next_pair: _Optional[bool] = ...) -> None: ...
+    attributes: _containers.ScalarMap[str, str]
+    def __init__(self, cause_id: _Optional[str] = ..., voter_id: _Optional[str] = ..., prompt_token: _Optional[str] = ..., choice: _Optional[_Union[_types_pb2.Choice, str]] = ..., skip_reason: _Optional[str] = ..., idempotency_key: _Optional[str] = ..., want_next_pair: _Optional[bool] = ..., attributes: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class SubmitVoteResponse(_message.Message):
     __slots__ = ("vote_id", "duplicate", "next_pair", "next_pair_unavailable")
@@ -176,17 +194,19 @@ class ImportVotesResponse(_message.Message):
     def __init__(self, accepted: _Optional[int] = ..., duplicates: _Optional[int] = ..., rejected: _Optional[int] = ..., errors: _Optional[_Iterable[_Union[_types_pb2.VoteError, _Mapping]]] = ...) -> None: ...
 
 class GetRankingRequest(_message.Message):
-    __slots__ = ("cause_id", "offset", "limit")
+    __slots__ = ("cause_id", "offset", "limit", "segment")
     CAUSE_ID_FIELD_NUMBER: _ClassVar[int]
     OFFSET_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
+    SEGMENT_FIELD_NUMBER: _ClassVar[int]
     cause_id: str
     offset: int
     limit: int
-    def __init__(self, cause_id: _Optional[str] = ..., offset: _Optional[int] = ..., limit: _Optional[int] = ...) -> None: ...
+    segment: _types_pb2.Segment
+    def __init__(self, cause_id: _Optional[str] = ..., offset: _Optional[int] = ..., limit: _Optional[int] = ..., segment: _Optional[_Union[_types_pb2.Segment, _Mapping]] = ...) -> None: ...
 
 class GetRankingResponse(_message.Message):
-    __slots__ = ("cause_id", "votes_counted", "entries", "total_proposals", "fitted_at_ms", "prior_strength", "votes_untrusted", "votes_excluded", "exclusions_version")
+    __slots__ = ("cause_id", "votes_counted", "entries", "total_proposals", "fitted_at_ms", "prior_strength", "votes_untrusted", "votes_excluded", "exclusions_version", "segment", "segment_votes", "segment_without_votes")
     CAUSE_ID_FIELD_NUMBER: _ClassVar[int]
     VOTES_COUNTED_FIELD_NUMBER: _ClassVar[int]
     ENTRIES_FIELD_NUMBER: _ClassVar[int]
@@ -196,6 +216,9 @@ class GetRankingResponse(_message.Message):
     VOTES_UNTRUSTED_FIELD_NUMBER: _ClassVar[int]
     VOTES_EXCLUDED_FIELD_NUMBER: _ClassVar[int]
     EXCLUSIONS_VERSION_FIELD_NUMBER: _ClassVar[int]
+    SEGMENT_FIELD_NUMBER: _ClassVar[int]
+    SEGMENT_VOTES_FIELD_NUMBER: _ClassVar[int]
+    SEGMENT_WITHOUT_VOTES_FIELD_NUMBER: _ClassVar[int]
     cause_id: str
     votes_counted: int
     entries: _containers.RepeatedCompositeFieldContainer[_types_pb2.RankedProposal]
@@ -205,18 +228,23 @@ class GetRankingResponse(_message.Message):
     votes_untrusted: int
     votes_excluded: int
     exclusions_version: int
-    def __init__(self, cause_id: _Optional[str] = ..., votes_counted: _Optional[int] = ..., entries: _Optional[_Iterable[_Union[_types_pb2.RankedProposal, _Mapping]]] = ..., total_proposals: _Optional[int] = ..., fitted_at_ms: _Optional[int] = ..., prior_strength: _Optional[float] = ..., votes_untrusted: _Optional[int] = ..., votes_excluded: _Optional[int] = ..., exclusions_version: _Optional[int] = ...) -> None: ...
+    segment: _types_pb2.Segment
+    segment_votes: int
+    segment_without_votes: bool
+    def __init__(self, cause_id: _Optional[str] = ..., votes_counted: _Optional[int] = ..., entries: _Optional[_Iterable[_Union[_types_pb2.RankedProposal, _Mapping]]] = ..., total_proposals: _Optional[int] = ..., fitted_at_ms: _Optional[int] = ..., prior_strength: _Optional[float] = ..., votes_untrusted: _Optional[int] = ..., votes_excluded: _Optional[int] = ..., exclusions_version: _Optional[int] = ..., segment: _Optional[_Union[_types_pb2.Segment, _Mapping]] = ..., segment_votes: _Optional[int] = ..., segment_without_votes: _Optional[bool] = ...) -> None: ...
 
 class WatchRankingRequest(_message.Message):
-    __slots__ = ("cause_id", "limit")
+    __slots__ = ("cause_id", "limit", "segment")
     CAUSE_ID_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
+    SEGMENT_FIELD_NUMBER: _ClassVar[int]
     cause_id: str
     limit: int
-    def __init__(self, cause_id: _Optional[str] = ..., limit: _Optional[int] = ...) -> None: ...
+    segment: _types_pb2.Segment
+    def __init__(self, cause_id: _Optional[str] = ..., limit: _Optional[int] = ..., segment: _Optional[_Union[_types_pb2.Segment, _Mapping]] = ...) -> None: ...
 
 class WatchRankingResponse(_message.Message):
-    __slots__ = ("cause_id", "votes_counted", "entries", "total_proposals", "fitted_at_ms", "prior_strength", "votes_untrusted", "votes_excluded", "exclusions_version")
+    __slots__ = ("cause_id", "votes_counted", "entries", "total_proposals", "fitted_at_ms", "prior_strength", "votes_untrusted", "votes_excluded", "exclusions_version", "segment", "segment_votes", "segment_without_votes")
     CAUSE_ID_FIELD_NUMBER: _ClassVar[int]
     VOTES_COUNTED_FIELD_NUMBER: _ClassVar[int]
     ENTRIES_FIELD_NUMBER: _ClassVar[int]
@@ -226,6 +254,9 @@ class WatchRankingResponse(_message.Message):
     VOTES_UNTRUSTED_FIELD_NUMBER: _ClassVar[int]
     VOTES_EXCLUDED_FIELD_NUMBER: _ClassVar[int]
     EXCLUSIONS_VERSION_FIELD_NUMBER: _ClassVar[int]
+    SEGMENT_FIELD_NUMBER: _ClassVar[int]
+    SEGMENT_VOTES_FIELD_NUMBER: _ClassVar[int]
+    SEGMENT_WITHOUT_VOTES_FIELD_NUMBER: _ClassVar[int]
     cause_id: str
     votes_counted: int
     entries: _containers.RepeatedCompositeFieldContainer[_types_pb2.RankedProposal]
@@ -235,7 +266,10 @@ class WatchRankingResponse(_message.Message):
     votes_untrusted: int
     votes_excluded: int
     exclusions_version: int
-    def __init__(self, cause_id: _Optional[str] = ..., votes_counted: _Optional[int] = ..., entries: _Optional[_Iterable[_Union[_types_pb2.RankedProposal, _Mapping]]] = ..., total_proposals: _Optional[int] = ..., fitted_at_ms: _Optional[int] = ..., prior_strength: _Optional[float] = ..., votes_untrusted: _Optional[int] = ..., votes_excluded: _Optional[int] = ..., exclusions_version: _Optional[int] = ...) -> None: ...
+    segment: _types_pb2.Segment
+    segment_votes: int
+    segment_without_votes: bool
+    def __init__(self, cause_id: _Optional[str] = ..., votes_counted: _Optional[int] = ..., entries: _Optional[_Iterable[_Union[_types_pb2.RankedProposal, _Mapping]]] = ..., total_proposals: _Optional[int] = ..., fitted_at_ms: _Optional[int] = ..., prior_strength: _Optional[float] = ..., votes_untrusted: _Optional[int] = ..., votes_excluded: _Optional[int] = ..., exclusions_version: _Optional[int] = ..., segment: _Optional[_Union[_types_pb2.Segment, _Mapping]] = ..., segment_votes: _Optional[int] = ..., segment_without_votes: _Optional[bool] = ...) -> None: ...
 
 class GetCauseStatsRequest(_message.Message):
     __slots__ = ("cause_id",)
@@ -244,7 +278,7 @@ class GetCauseStatsRequest(_message.Message):
     def __init__(self, cause_id: _Optional[str] = ...) -> None: ...
 
 class GetCauseStatsResponse(_message.Message):
-    __slots__ = ("votes_accepted", "votes_counted", "lag", "duplicates", "votes_rejected", "rejected_by_reason", "voters", "ties", "skips", "skip_reasons", "proposals_accepted", "proposals_pending", "proposals_rejected", "votes_untrusted", "votes_excluded", "exclusions_version")
+    __slots__ = ("votes_accepted", "votes_counted", "lag", "duplicates", "votes_rejected", "rejected_by_reason", "voters", "ties", "skips", "skip_reasons", "proposals_accepted", "proposals_pending", "proposals_rejected", "votes_untrusted", "votes_excluded", "exclusions_version", "segments")
     class RejectedByReasonEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -268,6 +302,7 @@ class GetCauseStatsResponse(_message.Message):
     VOTES_UNTRUSTED_FIELD_NUMBER: _ClassVar[int]
     VOTES_EXCLUDED_FIELD_NUMBER: _ClassVar[int]
     EXCLUSIONS_VERSION_FIELD_NUMBER: _ClassVar[int]
+    SEGMENTS_FIELD_NUMBER: _ClassVar[int]
     votes_accepted: int
     votes_counted: int
     lag: int
@@ -284,7 +319,71 @@ class GetCauseStatsResponse(_message.Message):
     votes_untrusted: int
     votes_excluded: int
     exclusions_version: int
-    def __init__(self, votes_accepted: _Optional[int] = ..., votes_counted: _Optional[int] = ..., lag: _Optional[int] = ..., duplicates: _Optional[int] = ..., votes_rejected: _Optional[int] = ..., rejected_by_reason: _Optional[_Mapping[str, int]] = ..., voters: _Optional[int] = ..., ties: _Optional[int] = ..., skips: _Optional[int] = ..., skip_reasons: _Optional[_Iterable[_Union[_types_pb2.SkipReasonCount, _Mapping]]] = ..., proposals_accepted: _Optional[int] = ..., proposals_pending: _Optional[int] = ..., proposals_rejected: _Optional[int] = ..., votes_untrusted: _Optional[int] = ..., votes_excluded: _Optional[int] = ..., exclusions_version: _Optional[int] = ...) -> None: ...
+    segments: _containers.RepeatedCompositeFieldContainer[SegmentVotes]
+    def __init__(self, votes_accepted: _Optional[int] = ..., votes_counted: _Optional[int] = ..., lag: _Optional[int] = ..., duplicates: _Optional[int] = ..., votes_rejected: _Optional[int] = ..., rejected_by_reason: _Optional[_Mapping[str, int]] = ..., voters: _Optional[int] = ..., ties: _Optional[int] = ..., skips: _Optional[int] = ..., skip_reasons: _Optional[_Iterable[_Union[_types_pb2.SkipReasonCount, _Mapping]]] = ..., proposals_accepted: _Optional[int] = ..., proposals_pending: _Optional[int] = ..., proposals_rejected: _Optional[int] = ..., votes_untrusted: _Optional[int] = ..., votes_excluded: _Optional[int] = ..., exclusions_version: _Optional[int] = ..., segments: _Optional[_Iterable[_Union[SegmentVotes, _Mapping]]] = ...) -> None: ...
+
+class SegmentVotes(_message.Message):
+    __slots__ = ("segment", "votes_counted")
+    SEGMENT_FIELD_NUMBER: _ClassVar[int]
+    VOTES_COUNTED_FIELD_NUMBER: _ClassVar[int]
+    segment: _types_pb2.Segment
+    votes_counted: int
+    def __init__(self, segment: _Optional[_Union[_types_pb2.Segment, _Mapping]] = ..., votes_counted: _Optional[int] = ...) -> None: ...
+
+class SetVoterAttributesRequest(_message.Message):
+    __slots__ = ("cause_id", "attributes")
+    CAUSE_ID_FIELD_NUMBER: _ClassVar[int]
+    ATTRIBUTES_FIELD_NUMBER: _ClassVar[int]
+    cause_id: str
+    attributes: _containers.RepeatedCompositeFieldContainer[_types_pb2.VoterAttribute]
+    def __init__(self, cause_id: _Optional[str] = ..., attributes: _Optional[_Iterable[_Union[_types_pb2.VoterAttribute, _Mapping]]] = ...) -> None: ...
+
+class SetVoterAttributesResponse(_message.Message):
+    __slots__ = ("cause",)
+    CAUSE_FIELD_NUMBER: _ClassVar[int]
+    cause: _types_pb2.Cause
+    def __init__(self, cause: _Optional[_Union[_types_pb2.Cause, _Mapping]] = ...) -> None: ...
+
+class AttributeMargins(_message.Message):
+    __slots__ = ("key", "shares")
+    class SharesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    SHARES_FIELD_NUMBER: _ClassVar[int]
+    key: str
+    shares: _containers.ScalarMap[str, float]
+    def __init__(self, key: _Optional[str] = ..., shares: _Optional[_Mapping[str, float]] = ...) -> None: ...
+
+class SetPopulationMarginsRequest(_message.Message):
+    __slots__ = ("cause_id", "margins")
+    CAUSE_ID_FIELD_NUMBER: _ClassVar[int]
+    MARGINS_FIELD_NUMBER: _ClassVar[int]
+    cause_id: str
+    margins: _containers.RepeatedCompositeFieldContainer[AttributeMargins]
+    def __init__(self, cause_id: _Optional[str] = ..., margins: _Optional[_Iterable[_Union[AttributeMargins, _Mapping]]] = ...) -> None: ...
+
+class SetPopulationMarginsResponse(_message.Message):
+    __slots__ = ("margins",)
+    MARGINS_FIELD_NUMBER: _ClassVar[int]
+    margins: _containers.RepeatedCompositeFieldContainer[AttributeMargins]
+    def __init__(self, margins: _Optional[_Iterable[_Union[AttributeMargins, _Mapping]]] = ...) -> None: ...
+
+class GetPopulationMarginsRequest(_message.Message):
+    __slots__ = ("cause_id",)
+    CAUSE_ID_FIELD_NUMBER: _ClassVar[int]
+    cause_id: str
+    def __init__(self, cause_id: _Optional[str] = ...) -> None: ...
+
+class GetPopulationMarginsResponse(_message.Message):
+    __slots__ = ("margins",)
+    MARGINS_FIELD_NUMBER: _ClassVar[int]
+    margins: _containers.RepeatedCompositeFieldContainer[AttributeMargins]
+    def __init__(self, margins: _Optional[_Iterable[_Union[AttributeMargins, _Mapping]]] = ...) -> None: ...
 
 class ExcludeVotesRequest(_message.Message):
     __slots__ = ("cause_id", "voter_ids", "vote_ids", "reason", "requested_by")
@@ -429,7 +528,7 @@ class ExportVotesResponse(_message.Message):
     def __init__(self, cause: _Optional[_Union[_types_pb2.Cause, _Mapping]] = ..., catalog_version: _Optional[int] = ..., proposals: _Optional[_Iterable[_Union[_types_pb2.Proposal, _Mapping]]] = ..., entries: _Optional[_Iterable[_Union[VoteLogEntry, _Mapping]]] = ...) -> None: ...
 
 class VoteLogEntry(_message.Message):
-    __slots__ = ("entry_id", "kinds", "a", "b", "vote_ids", "voter_ids", "trust", "skip_reason")
+    __slots__ = ("entry_id", "kinds", "a", "b", "vote_ids", "voter_ids", "trust", "skip_reason", "attributes")
     ENTRY_ID_FIELD_NUMBER: _ClassVar[int]
     KINDS_FIELD_NUMBER: _ClassVar[int]
     A_FIELD_NUMBER: _ClassVar[int]
@@ -438,6 +537,7 @@ class VoteLogEntry(_message.Message):
     VOTER_IDS_FIELD_NUMBER: _ClassVar[int]
     TRUST_FIELD_NUMBER: _ClassVar[int]
     SKIP_REASON_FIELD_NUMBER: _ClassVar[int]
+    ATTRIBUTES_FIELD_NUMBER: _ClassVar[int]
     entry_id: str
     kinds: str
     a: str
@@ -446,7 +546,8 @@ class VoteLogEntry(_message.Message):
     voter_ids: str
     trust: str
     skip_reason: str
-    def __init__(self, entry_id: _Optional[str] = ..., kinds: _Optional[str] = ..., a: _Optional[str] = ..., b: _Optional[str] = ..., vote_ids: _Optional[str] = ..., voter_ids: _Optional[str] = ..., trust: _Optional[str] = ..., skip_reason: _Optional[str] = ...) -> None: ...
+    attributes: str
+    def __init__(self, entry_id: _Optional[str] = ..., kinds: _Optional[str] = ..., a: _Optional[str] = ..., b: _Optional[str] = ..., vote_ids: _Optional[str] = ..., voter_ids: _Optional[str] = ..., trust: _Optional[str] = ..., skip_reason: _Optional[str] = ..., attributes: _Optional[str] = ...) -> None: ...
 
 class ExportRankingRequest(_message.Message):
     __slots__ = ("cause_id",)

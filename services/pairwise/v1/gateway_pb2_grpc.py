@@ -116,6 +116,21 @@ class GatewayServiceStub:
                 request_serializer=pairwise_dot_v1_dot_gateway__pb2.ReinstateVotesRequest.SerializeToString,
                 response_deserializer=pairwise_dot_v1_dot_gateway__pb2.ReinstateVotesResponse.FromString,
                 _registered_method=True)
+        self.SetVoterAttributes = channel.unary_unary(
+                '/pairwise.v1.GatewayService/SetVoterAttributes',
+                request_serializer=pairwise_dot_v1_dot_gateway__pb2.SetVoterAttributesRequest.SerializeToString,
+                response_deserializer=pairwise_dot_v1_dot_gateway__pb2.SetVoterAttributesResponse.FromString,
+                _registered_method=True)
+        self.SetPopulationMargins = channel.unary_unary(
+                '/pairwise.v1.GatewayService/SetPopulationMargins',
+                request_serializer=pairwise_dot_v1_dot_gateway__pb2.SetPopulationMarginsRequest.SerializeToString,
+                response_deserializer=pairwise_dot_v1_dot_gateway__pb2.SetPopulationMarginsResponse.FromString,
+                _registered_method=True)
+        self.GetPopulationMargins = channel.unary_unary(
+                '/pairwise.v1.GatewayService/GetPopulationMargins',
+                request_serializer=pairwise_dot_v1_dot_gateway__pb2.GetPopulationMarginsRequest.SerializeToString,
+                response_deserializer=pairwise_dot_v1_dot_gateway__pb2.GetPopulationMarginsResponse.FromString,
+                _registered_method=True)
         self.ListExclusions = channel.unary_unary(
                 '/pairwise.v1.GatewayService/ListExclusions',
                 request_serializer=pairwise_dot_v1_dot_gateway__pb2.ListExclusionsRequest.SerializeToString,
@@ -246,6 +261,30 @@ class GatewayServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetVoterAttributes(self, request, context):
+        """Admin: declare the attributes voters may give with their votes (keys and allowed
+        values). Keys and values may be added later, never removed or reordered: the vote log
+        names them by position.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetPopulationMargins(self, request, context):
+        """Admin: the population's share of each declared attribute value (e.g. census shares),
+        which representative rankings weight votes to; changeable at any time.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetPopulationMargins(self, request, context):
+        """Admin or platform.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListExclusions(self, request, context):
         """Admin: the voters and votes excluded now.
         """
@@ -342,6 +381,21 @@ def add_GatewayServiceServicer_to_server(servicer, server):
                     servicer.ReinstateVotes,
                     request_deserializer=pairwise_dot_v1_dot_gateway__pb2.ReinstateVotesRequest.FromString,
                     response_serializer=pairwise_dot_v1_dot_gateway__pb2.ReinstateVotesResponse.SerializeToString,
+            ),
+            'SetVoterAttributes': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetVoterAttributes,
+                    request_deserializer=pairwise_dot_v1_dot_gateway__pb2.SetVoterAttributesRequest.FromString,
+                    response_serializer=pairwise_dot_v1_dot_gateway__pb2.SetVoterAttributesResponse.SerializeToString,
+            ),
+            'SetPopulationMargins': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetPopulationMargins,
+                    request_deserializer=pairwise_dot_v1_dot_gateway__pb2.SetPopulationMarginsRequest.FromString,
+                    response_serializer=pairwise_dot_v1_dot_gateway__pb2.SetPopulationMarginsResponse.SerializeToString,
+            ),
+            'GetPopulationMargins': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetPopulationMargins,
+                    request_deserializer=pairwise_dot_v1_dot_gateway__pb2.GetPopulationMarginsRequest.FromString,
+                    response_serializer=pairwise_dot_v1_dot_gateway__pb2.GetPopulationMarginsResponse.SerializeToString,
             ),
             'ListExclusions': grpc.unary_unary_rpc_method_handler(
                     servicer.ListExclusions,
@@ -788,6 +842,87 @@ class GatewayService:
             '/pairwise.v1.GatewayService/ReinstateVotes',
             pairwise_dot_v1_dot_gateway__pb2.ReinstateVotesRequest.SerializeToString,
             pairwise_dot_v1_dot_gateway__pb2.ReinstateVotesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetVoterAttributes(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pairwise.v1.GatewayService/SetVoterAttributes',
+            pairwise_dot_v1_dot_gateway__pb2.SetVoterAttributesRequest.SerializeToString,
+            pairwise_dot_v1_dot_gateway__pb2.SetVoterAttributesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetPopulationMargins(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pairwise.v1.GatewayService/SetPopulationMargins',
+            pairwise_dot_v1_dot_gateway__pb2.SetPopulationMarginsRequest.SerializeToString,
+            pairwise_dot_v1_dot_gateway__pb2.SetPopulationMarginsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetPopulationMargins(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pairwise.v1.GatewayService/GetPopulationMargins',
+            pairwise_dot_v1_dot_gateway__pb2.GetPopulationMarginsRequest.SerializeToString,
+            pairwise_dot_v1_dot_gateway__pb2.GetPopulationMarginsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,34 +1,59 @@
 from pairwise.v1 import types_pb2 as _types_pb2
+from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from collections.abc import Mapping as _Mapping
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class ReadRankingRequest(_message.Message):
-    __slots__ = ("cause_id", "offset", "limit")
+    __slots__ = ("cause_id", "offset", "limit", "segment", "with_segment_votes")
     CAUSE_ID_FIELD_NUMBER: _ClassVar[int]
     OFFSET_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
+    SEGMENT_FIELD_NUMBER: _ClassVar[int]
+    WITH_SEGMENT_VOTES_FIELD_NUMBER: _ClassVar[int]
     cause_id: str
     offset: int
     limit: int
-    def __init__(self, cause_id: _Optional[str] = ..., offset: _Optional[int] = ..., limit: _Optional[int] = ...) -> None: ...
+    segment: SegmentIndex
+    with_segment_votes: bool
+    def __init__(self, cause_id: _Optional[str] = ..., offset: _Optional[int] = ..., limit: _Optional[int] = ..., segment: _Optional[_Union[SegmentIndex, _Mapping]] = ..., with_segment_votes: _Optional[bool] = ...) -> None: ...
+
+class SegmentIndex(_message.Message):
+    __slots__ = ("key", "value")
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    key: int
+    value: int
+    def __init__(self, key: _Optional[int] = ..., value: _Optional[int] = ...) -> None: ...
+
+class SegmentVoteCount(_message.Message):
+    __slots__ = ("segment", "votes")
+    SEGMENT_FIELD_NUMBER: _ClassVar[int]
+    VOTES_FIELD_NUMBER: _ClassVar[int]
+    segment: SegmentIndex
+    votes: int
+    def __init__(self, segment: _Optional[_Union[SegmentIndex, _Mapping]] = ..., votes: _Optional[int] = ...) -> None: ...
 
 class ReadRankingResponse(_message.Message):
-    __slots__ = ("ranking",)
+    __slots__ = ("ranking", "segment_votes")
     RANKING_FIELD_NUMBER: _ClassVar[int]
+    SEGMENT_VOTES_FIELD_NUMBER: _ClassVar[int]
     ranking: _types_pb2.Ranking
-    def __init__(self, ranking: _Optional[_Union[_types_pb2.Ranking, _Mapping]] = ...) -> None: ...
+    segment_votes: _containers.RepeatedCompositeFieldContainer[SegmentVoteCount]
+    def __init__(self, ranking: _Optional[_Union[_types_pb2.Ranking, _Mapping]] = ..., segment_votes: _Optional[_Iterable[_Union[SegmentVoteCount, _Mapping]]] = ...) -> None: ...
 
 class FollowRankingRequest(_message.Message):
-    __slots__ = ("cause_id", "limit")
+    __slots__ = ("cause_id", "limit", "segment")
     CAUSE_ID_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
+    SEGMENT_FIELD_NUMBER: _ClassVar[int]
     cause_id: str
     limit: int
-    def __init__(self, cause_id: _Optional[str] = ..., limit: _Optional[int] = ...) -> None: ...
+    segment: SegmentIndex
+    def __init__(self, cause_id: _Optional[str] = ..., limit: _Optional[int] = ..., segment: _Optional[_Union[SegmentIndex, _Mapping]] = ...) -> None: ...
 
 class FollowRankingResponse(_message.Message):
     __slots__ = ("ranking",)

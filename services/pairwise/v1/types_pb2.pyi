@@ -41,7 +41,7 @@ CHOICE_TIE: Choice
 CHOICE_SKIP: Choice
 
 class Cause(_message.Message):
-    __slots__ = ("cause_id", "title", "auto_accept_proposals", "created_at_ms", "proposals_accepted", "proposals_pending", "proposals_rejected", "pair_selection", "top_k")
+    __slots__ = ("cause_id", "title", "auto_accept_proposals", "created_at_ms", "proposals_accepted", "proposals_pending", "proposals_rejected", "pair_selection", "top_k", "voter_attributes")
     CAUSE_ID_FIELD_NUMBER: _ClassVar[int]
     TITLE_FIELD_NUMBER: _ClassVar[int]
     AUTO_ACCEPT_PROPOSALS_FIELD_NUMBER: _ClassVar[int]
@@ -51,6 +51,7 @@ class Cause(_message.Message):
     PROPOSALS_REJECTED_FIELD_NUMBER: _ClassVar[int]
     PAIR_SELECTION_FIELD_NUMBER: _ClassVar[int]
     TOP_K_FIELD_NUMBER: _ClassVar[int]
+    VOTER_ATTRIBUTES_FIELD_NUMBER: _ClassVar[int]
     cause_id: str
     title: str
     auto_accept_proposals: bool
@@ -60,7 +61,24 @@ class Cause(_message.Message):
     proposals_rejected: int
     pair_selection: PairSelection
     top_k: int
-    def __init__(self, cause_id: _Optional[str] = ..., title: _Optional[str] = ..., auto_accept_proposals: _Optional[bool] = ..., created_at_ms: _Optional[int] = ..., proposals_accepted: _Optional[int] = ..., proposals_pending: _Optional[int] = ..., proposals_rejected: _Optional[int] = ..., pair_selection: _Optional[_Union[PairSelection, str]] = ..., top_k: _Optional[int] = ...) -> None: ...
+    voter_attributes: _containers.RepeatedCompositeFieldContainer[VoterAttribute]
+    def __init__(self, cause_id: _Optional[str] = ..., title: _Optional[str] = ..., auto_accept_proposals: _Optional[bool] = ..., created_at_ms: _Optional[int] = ..., proposals_accepted: _Optional[int] = ..., proposals_pending: _Optional[int] = ..., proposals_rejected: _Optional[int] = ..., pair_selection: _Optional[_Union[PairSelection, str]] = ..., top_k: _Optional[int] = ..., voter_attributes: _Optional[_Iterable[_Union[VoterAttribute, _Mapping]]] = ...) -> None: ...
+
+class VoterAttribute(_message.Message):
+    __slots__ = ("key", "values")
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    key: str
+    values: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, key: _Optional[str] = ..., values: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class Segment(_message.Message):
+    __slots__ = ("key", "value")
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    key: str
+    value: str
+    def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
 
 class NewProposal(_message.Message):
     __slots__ = ("proposal_id", "text", "author_id")
@@ -91,20 +109,29 @@ class Proposal(_message.Message):
     def __init__(self, proposal_id: _Optional[str] = ..., cause_id: _Optional[str] = ..., text: _Optional[str] = ..., author_id: _Optional[str] = ..., status: _Optional[_Union[ProposalStatus, str]] = ..., moderation_reason: _Optional[str] = ..., created_at_ms: _Optional[int] = ...) -> None: ...
 
 class ImportedVote(_message.Message):
-    __slots__ = ("vote_id", "cause_id", "voter_id", "winner_id", "loser_id", "tie")
+    __slots__ = ("vote_id", "cause_id", "voter_id", "winner_id", "loser_id", "tie", "attributes")
+    class AttributesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     VOTE_ID_FIELD_NUMBER: _ClassVar[int]
     CAUSE_ID_FIELD_NUMBER: _ClassVar[int]
     VOTER_ID_FIELD_NUMBER: _ClassVar[int]
     WINNER_ID_FIELD_NUMBER: _ClassVar[int]
     LOSER_ID_FIELD_NUMBER: _ClassVar[int]
     TIE_FIELD_NUMBER: _ClassVar[int]
+    ATTRIBUTES_FIELD_NUMBER: _ClassVar[int]
     vote_id: str
     cause_id: str
     voter_id: str
     winner_id: str
     loser_id: str
     tie: bool
-    def __init__(self, vote_id: _Optional[str] = ..., cause_id: _Optional[str] = ..., voter_id: _Optional[str] = ..., winner_id: _Optional[str] = ..., loser_id: _Optional[str] = ..., tie: _Optional[bool] = ...) -> None: ...
+    attributes: _containers.ScalarMap[str, str]
+    def __init__(self, vote_id: _Optional[str] = ..., cause_id: _Optional[str] = ..., voter_id: _Optional[str] = ..., winner_id: _Optional[str] = ..., loser_id: _Optional[str] = ..., tie: _Optional[bool] = ..., attributes: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class VoteError(_message.Message):
     __slots__ = ("index", "vote_id", "reason")
@@ -147,7 +174,7 @@ class RankedProposal(_message.Message):
     def __init__(self, proposal_id: _Optional[str] = ..., rank: _Optional[int] = ..., ability: _Optional[float] = ..., std_error: _Optional[float] = ..., ci_low: _Optional[float] = ..., ci_high: _Optional[float] = ..., score: _Optional[float] = ..., wins: _Optional[int] = ..., losses: _Optional[int] = ..., ties: _Optional[int] = ..., appearances: _Optional[int] = ..., skips: _Optional[int] = ..., text: _Optional[str] = ...) -> None: ...
 
 class Ranking(_message.Message):
-    __slots__ = ("cause_id", "votes_counted", "total_proposals", "entries", "fitted_at_ms", "prior_strength", "last_vote_entry_id", "votes_untrusted", "votes_excluded", "exclusions_version")
+    __slots__ = ("cause_id", "votes_counted", "total_proposals", "entries", "fitted_at_ms", "prior_strength", "last_vote_entry_id", "votes_untrusted", "votes_excluded", "exclusions_version", "segment", "segment_votes", "segment_without_votes")
     CAUSE_ID_FIELD_NUMBER: _ClassVar[int]
     VOTES_COUNTED_FIELD_NUMBER: _ClassVar[int]
     TOTAL_PROPOSALS_FIELD_NUMBER: _ClassVar[int]
@@ -158,6 +185,9 @@ class Ranking(_message.Message):
     VOTES_UNTRUSTED_FIELD_NUMBER: _ClassVar[int]
     VOTES_EXCLUDED_FIELD_NUMBER: _ClassVar[int]
     EXCLUSIONS_VERSION_FIELD_NUMBER: _ClassVar[int]
+    SEGMENT_FIELD_NUMBER: _ClassVar[int]
+    SEGMENT_VOTES_FIELD_NUMBER: _ClassVar[int]
+    SEGMENT_WITHOUT_VOTES_FIELD_NUMBER: _ClassVar[int]
     cause_id: str
     votes_counted: int
     total_proposals: int
@@ -168,7 +198,10 @@ class Ranking(_message.Message):
     votes_untrusted: int
     votes_excluded: int
     exclusions_version: int
-    def __init__(self, cause_id: _Optional[str] = ..., votes_counted: _Optional[int] = ..., total_proposals: _Optional[int] = ..., entries: _Optional[_Iterable[_Union[RankedProposal, _Mapping]]] = ..., fitted_at_ms: _Optional[int] = ..., prior_strength: _Optional[float] = ..., last_vote_entry_id: _Optional[str] = ..., votes_untrusted: _Optional[int] = ..., votes_excluded: _Optional[int] = ..., exclusions_version: _Optional[int] = ...) -> None: ...
+    segment: Segment
+    segment_votes: int
+    segment_without_votes: bool
+    def __init__(self, cause_id: _Optional[str] = ..., votes_counted: _Optional[int] = ..., total_proposals: _Optional[int] = ..., entries: _Optional[_Iterable[_Union[RankedProposal, _Mapping]]] = ..., fitted_at_ms: _Optional[int] = ..., prior_strength: _Optional[float] = ..., last_vote_entry_id: _Optional[str] = ..., votes_untrusted: _Optional[int] = ..., votes_excluded: _Optional[int] = ..., exclusions_version: _Optional[int] = ..., segment: _Optional[_Union[Segment, _Mapping]] = ..., segment_votes: _Optional[int] = ..., segment_without_votes: _Optional[bool] = ...) -> None: ...
 
 class SkipReasonCount(_message.Message):
     __slots__ = ("reason", "count")

@@ -1,0 +1,149 @@
+"""Pair counts per segment of a cause's voters, kept beside the overall counts.
+
+A segment is one declared attribute value (pairwise.voter_attributes), named by positions:
+(attribute, value). Each segment with a counted vote has a `PairCounts` of exactly the
+counted votes whose voter declared that value, so a segment's ranking is the fit of only its
+votes, and later views (a weighted fit over the segments of one attribute, a consensus over
+them) read the same map. A vote joins one segment per attribute its voter declared; votes of
+unknown attributes join none. The votes of one attribute's segments are a partition of (part
+of) the counted votes, so its segments together hold at most about the overall counts'
+pairs, plus 40 bytes per item and segment.
+
+Checkpoints store the segments after the overall counts (`snapshot_parts`), and the votes
+applied with attributes since the last save after the overall delta (`encode_journal`); a
+checkpoint without them has no segment votes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from pairwise.voter_attributes import MAX_KEYS, UNKNOWN_CODE
+from ranker.pair_counts import PairCounts
+
+Segment = tuple[int, int]
+"""(attribute position, value position) in the cause's declaration."""
+
+_SNAPSHOT_MAGIC = b"PWSG"
+_VOTES_MAGIC = b"PWSV"
+# Snapshot: magic, int64 number of segments; per segment int32 attribute, int32 value,
+# int64 length, then that many bytes of its PairCounts snapshot.
+_SEGMENT_HEADER = np.dtype([("attribute", "<i4"), ("value", "<i4"), ("length", "<i8")])
+
+
+class SegmentCounts:
+    """The counts of every segment with counted votes: `counts[(attribute, value)]`."""
+
+    def __init__(self) -> None:
+        self.counts: dict[Segment, PairCounts] = {}
+        # Votes with attributes applied since the journal was last taken (None: off).
+        self._journal: list[tuple[np.ndarray, ...]] | None = None
+
+    def __bool__(self) -> bool:
+        return bool(self.counts)
+
+    @property
+    def nbytes(self) -> int:
+        return sum(counts.nbytes for counts in self.counts.values())
+
+    def votes(self) -> dict[Segment, int]:
+        """Counted votes (skips included) per segment."""
+        return {segment: counts.votes_applied for segment, counts in self.counts.items()}
+
+    def apply(self, kinds: np.ndarray, a: np.ndarray, b: np.ndarray,
+              attributes: np.ndarray | None) -> None:
+        """Add counted votes (as `PairCounts.apply` takes them) to the segments their voters'
+        `attributes` name (rows of voter_attributes.decode_codes; None: none known).
+
+        Call after the same votes were applied to the overall counts, which checked them.
+        """
+        if attributes is None or not len(kinds):
+            return
+        known = attributes != UNKNOWN_CODE
+        rows = known.any(axis=1)
+        if not rows.any():
+            return
+        for attribute in np.flatnonzero(known.any(axis=0)).tolist():
+            column = attributes[:, attribute]
+            for value in np.unique(column[known[:, attribute]]).tolist():
+                voted = column == value
+                segment = self.counts.get((attribute, value))
+                if segment is None:
+                    segment = self.counts[(attribute, value)] = PairCounts()
+                segment.apply(kinds[voted], a[voted], b[voted])
+        if self._journal is not None:
+            self._journal.append((kinds[rows].astype(np.uint8), a[rows].astype(np.int32),
+                                  b[rows].astype(np.int32),
+                                  attributes[rows].astype(np.uint8)))
+
+    def start_journal(self) -> None:
+        """Record the votes with attributes applied from now on (see `encode_journal`)."""
+        self._journal = []
+
+    def encode_journal(self) -> bytes:
+        """The votes with attributes applied since `start_journal` or the last call, as bytes
+        (17 a vote plus 12; b"" for none), and start the journal again empty. Applying them
+        (`apply_encoded`) to the segments as they were at the previous call reproduces them.
+        """
+        if self._journal is None:
+            raise RuntimeError("no journal: call start_journal() first")
+        parts, self._journal = self._journal, []
+        if not parts:
+            return b""
+        kinds, a, b, attributes = (np.concatenate(column) for column in zip(*parts, strict=True))
+        return b"".join((_VOTES_MAGIC, np.array(len(kinds), dtype="<i8").tobytes(),
+                         kinds.tobytes(), a.astype("<i4").tobytes(), b.astype("<i4").tobytes(),
+                         attributes.tobytes()))
+
+    def apply_encoded(self, data: bytes | memoryview) -> None:
+        """Apply votes encoded by `encode_journal`; ValueError when `data` is not that."""
+        view = memoryview(data).cast("B")
+        if len(view) < 12 or bytes(view[:4]) != _VOTES_MAGIC:
+            raise ValueError("not an encoded list of segment votes")
+        n = int(np.frombuffer(view[4:12], dtype="<i8")[0])
+        if n < 0 or len(view) != 12 + (9 + MAX_KEYS) * n:
+            raise ValueError("encoded segment votes: length does not match its header")
+        at = 12
+        kinds = np.frombuffer(view[at:at + n], dtype=np.uint8)
+        a = np.frombuffer(view[at + n:at + 5 * n], dtype="<i4").astype(np.int64)
+        b = np.frombuffer(view[at + 5 * n:at + 9 * n], dtype="<i4").astype(np.int64)
+        attributes = np.frombuffer(view[at + 9 * n:], dtype=np.uint8).reshape(n, MAX_KEYS)
+        self.apply(kinds, a, b, attributes)
+
+    def snapshot_parts(self) -> list[memoryview]:
+        """A snapshot that `from_bytes` restores (views of the live arrays, as
+        `PairCounts.snapshot_parts`); no parts when there is no segment."""
+        if not self.counts:
+            return []
+        parts = [memoryview(_SNAPSHOT_MAGIC + np.array(len(self.counts), "<i8").tobytes())]
+        for (attribute, value), counts in sorted(self.counts.items()):
+            snapshot = counts.snapshot_parts()
+            header = np.zeros((), dtype=_SEGMENT_HEADER)
+            header["attribute"], header["value"] = attribute, value
+            header["length"] = sum(len(part) for part in snapshot)
+            parts += [memoryview(header.tobytes()), *snapshot]
+        return parts
+
+    @classmethod
+    def from_bytes(cls, data: bytes | memoryview) -> SegmentCounts:
+        """Restore `snapshot_parts` (joined); empty data is no segment. ValueError when
+        `data` is not such a snapshot."""
+        segments = cls()
+        view = memoryview(data).cast("B")
+        if not len(view):
+            return segments
+        if len(view) < 12 or bytes(view[:4]) != _SNAPSHOT_MAGIC:
+            raise ValueError("not a segment counts snapshot")
+        n = int(np.frombuffer(view[4:12], dtype="<i8")[0])
+        at = 12
+        for _ in range(n):
+            header = np.frombuffer(view[at:at + _SEGMENT_HEADER.itemsize],
+                                   dtype=_SEGMENT_HEADER)[0]
+            at += _SEGMENT_HEADER.itemsize
+            length = int(header["length"])
+            segments.counts[(int(header["attribute"]), int(header["value"]))] = \
+                PairCounts.from_bytes(view[at:at + length])
+            at += length
+        if at != len(view):
+            raise ValueError("segment counts snapshot: length does not match its headers")
+        return segments
