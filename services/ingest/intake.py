@@ -27,10 +27,9 @@ from ingest.votes import (
     plan_import,
     settle,
 )
-from pairwise.declared_attributes import FRESH_S, DeclaredAttributes
+from pairwise.declared_attributes import MISS_REREAD_S, DeclaredAttributes
 from pairwise.errors import InvalidArgument, NotFound, PairwiseError, Unavailable
 from pairwise.ids import check_id
-from pairwise.voter_attributes import Declaration
 
 logger = logging.getLogger(__name__)
 
@@ -122,12 +121,15 @@ class Intake:
         if first_index < 0:
             raise InvalidArgument("first_index", f"must be >= 0, got {first_index}")
         started = time.perf_counter()
-        declarations = await self._declarations(votes)
-        plan = plan_import(votes, declarations)
-        if any(r.code == INVALID_ATTRIBUTES for r in plan.rejections):
-            # Maybe declared since the declarations were read: read them again, once.
-            declarations = await self._declarations(votes, max_age_s=0.1)
-            plan = plan_import(votes, declarations)
+        # The declarations read before (they only grow): a vote's attributes missing from
+        # them may have been declared since, so those causes' are read again, once.
+        plan = plan_import(votes, self._attributes.cached())
+        again = {votes[r.position].cause_id for r in plan.rejections
+                 if r.code == INVALID_ATTRIBUTES}
+        if again:
+            for cause_id in again:
+                await self._attributes.get(cause_id, max_age_s=MISS_REREAD_S)
+            plan = plan_import(votes, self._attributes.cached())
         if plan.causes:
             await self._gate.admit(plan.causes.keys())
         outcomes = await self._store.record_imports(list(plan.causes.values()))
@@ -140,13 +142,6 @@ class Intake:
             "duplicates": result.duplicates, "rejected": len(result.rejections),
             "seconds": round(time.perf_counter() - started, 4)})
         return result
-
-    async def _declarations(self, votes: Sequence[ImportedVoteLike], *,
-                            max_age_s: float = FRESH_S) -> dict[str, Declaration]:
-        """The declared attributes of the causes whose votes in `votes` declare some."""
-        causes = {vote.cause_id for vote in votes if vote.attributes}
-        return {cause_id: await self._attributes.get(cause_id, max_age_s=max_age_s)
-                for cause_id in causes}
 
     async def vote_stats(self, cause_id: str) -> VoteStats:
         """The cause's counters; NotFound for an unknown cause."""

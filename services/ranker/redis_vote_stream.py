@@ -232,7 +232,7 @@ class RedisVoteStream:
             stored, base, deltas = await pipe.execute()
         fields = {name.decode(): value for name, value in stored.items()}
         if checkpoint_fields.LAST_ID not in fields:
-            return Checkpoint("", 0, PairCounts(), segments=SegmentCounts())
+            return Checkpoint("", 0, PairCounts())
         last_id = fields[checkpoint_fields.LAST_ID].decode()
         votes_counted = int(fields[checkpoint_fields.VOTES_COUNTED])
         token = fields.get(checkpoint_fields.TOKEN, b"").decode()

@@ -86,6 +86,7 @@ ADMIN_RPCS = {"CreateCause", "UpdatePairSelection", "ModerateProposal", "ImportV
               "ExcludeVotes", "ReinstateVotes", "ListExclusions", "ListExclusionAudit"}
 # Exports hand out every vote with its voter: admins only.
 ADMIN_RPCS |= {"ExportVotes", "ExportRanking"}
+ADMIN_RPCS |= {"SetVoterAttributes", "SetPopulationMargins"}
 
 OK = grpc.StatusCode.OK
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
@@ -972,7 +973,8 @@ def payloads() -> st.SearchStrategy[bytes]:
 
 
 WRITES = ("CreateCause", "AddProposals", "ImportVotes", "ModerateProposal",
-          "UpdatePairSelection", "SubmitVote", "ExcludeVotes", "ReinstateVotes")
+          "UpdatePairSelection", "SubmitVote", "ExcludeVotes", "ReinstateVotes",
+          "SetVoterAttributes", "SetPopulationMargins")
 
 
 def decodes(rpc: str, payload: bytes) -> bool:

@@ -300,6 +300,9 @@ def test_each_segment_is_ranked_by_its_own_votes_and_survives_a_restart(segments
             (key, value): len(in_segment(votes, key, value))
             for key, values in ATTRIBUTES.items() for value in values}
         assert stats.votes_untrusted == 5
+        # No vote lost: every accepted vote counted, none rejected.
+        assert stats.votes_accepted == stats.votes_counted == total
+        assert stats.votes_rejected == 0
         overall = stub.GetRanking(gw.GetRankingRequest(cause_id=cause_id), metadata=PLATFORM,
                                   timeout=10)
         assert not overall.HasField("segment") and overall.segment_votes == 0

@@ -20,13 +20,15 @@ PLATFORM = "platform-secret"
 SERVICE = "/pairwise.v1.GatewayService/"
 # What a voting platform does: show pairs, take votes and citizens' proposals, read results.
 PLATFORM_RPCS = {"NextPair", "SubmitVote", "AddProposals", "GetCause", "ListProposals",
-                 "GetRanking", "WatchRanking", "GetCauseStats"}
+                 "GetRanking", "WatchRanking", "GetCauseStats", "GetPopulationMargins"}
 # What only organisers do: create causes, choose how their pairs are chosen, moderate,
 # import votes in bulk.
 ADMIN_ONLY_RPCS = {"CreateCause", "UpdatePairSelection", "ModerateProposal", "ImportVotes",
                    "ExcludeVotes", "ReinstateVotes", "ListExclusions", "ListExclusionAudit"}
 # Exports: every vote with its voter (pseudonymised or raw) is for admins only.
 ADMIN_ONLY_RPCS |= {"ExportVotes", "ExportRanking"}
+# Declaring what voters may say of themselves, and the population they are weighted to.
+ADMIN_ONLY_RPCS |= {"SetVoterAttributes", "SetPopulationMargins"}
 ALL_RPCS = {m.name for m in gateway_pb2.DESCRIPTOR.services_by_name["GatewayService"].methods}
 
 

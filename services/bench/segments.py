@@ -1,0 +1,124 @@
+"""What segments of voters cost the ranker: memory of their counts, and time to refit them.
+
+    python -m bench.segments memory [--proposals 34000] [--votes 7000000] [--seed 1]
+    python -m bench.segments refit [--proposals 2000] [--votes 1000000] [--seed 1]
+
+`memory` applies simulated votes (uniform pairs, four attributes of five values each, every
+voter declaring each attribute with probability 0.8, one value of each attribute casting
+60% of the votes) to the overall counts and the segment counts, as the ranker does, and
+prints the bytes of the overall counts and of each attribute's segments.
+
+`refit` builds the same counts at a refit-sized cause, adds 1% more votes, and times what a
+refit of every segment costs the ranker: cutting each segment's fit input out of the counts
+and fitting it warm from its previous abilities, one after the other, in this process.
+Prints JSON lines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import numpy as np
+
+from pairwise.voter_attributes import UNKNOWN_CODE
+from ranker import bradley_terry
+from ranker.pair_counts import PairCounts
+from ranker.ranking import Catalog, fit_input
+from ranker.segment_counts import SegmentCounts
+
+ATTRIBUTES, VALUES = 4, 5
+DECLARED_SHARE = 0.8
+# One value of each attribute casts this share of the votes (a skewed participation).
+SKEWED_SHARE = 0.6
+_BATCH = 500_000
+
+
+def simulated_batch(rng: np.random.Generator, n_items: int, n_votes: int,
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """`n_votes` decided votes over uniform pairs, with their voters' attribute codes."""
+    a = rng.integers(0, n_items, n_votes)
+    b = (a + rng.integers(1, n_items, n_votes)) % n_items
+    kinds = np.zeros(n_votes, dtype=np.uint8)
+    others = (1 - SKEWED_SHARE) / (VALUES - 1)
+    attributes = np.full((n_votes, 8), UNKNOWN_CODE, dtype=np.uint8)
+    for attribute in range(ATTRIBUTES):
+        values = rng.choice(VALUES, size=n_votes, p=[SKEWED_SHARE] + [others] * (VALUES - 1))
+        declared = rng.random(n_votes) < DECLARED_SHARE
+        attributes[declared, attribute] = values[declared]
+    return kinds, a, b, attributes
+
+
+def build(n_items: int, n_votes: int, seed: int) -> tuple[PairCounts, SegmentCounts,
+                                                           np.random.Generator]:
+    rng = np.random.default_rng(seed)
+    counts, segments = PairCounts(n_items), SegmentCounts()
+    for start in range(0, n_votes, _BATCH):
+        kinds, a, b, attributes = simulated_batch(rng, n_items, min(_BATCH, n_votes - start))
+        counts.apply(kinds, a, b)
+        segments.apply(kinds, a, b, attributes)
+    counts.compact()
+    for segment in segments.counts.values():
+        segment.compact()
+    return counts, segments, rng
+
+
+def memory(n_items: int, n_votes: int, seed: int) -> None:
+    started = time.perf_counter()
+    counts, segments, _ = build(n_items, n_votes, seed)
+    for attribute in range(ATTRIBUTES):
+        dimension = [c for (k, _), c in segments.counts.items() if k == attribute]
+        nbytes = sum(c.nbytes for c in dimension)
+        print(json.dumps({
+            "measure": "segment_memory", "proposals": n_items, "votes": n_votes,
+            "seed": seed, "attribute": attribute, "segments": len(dimension),
+            "overall_bytes": counts.nbytes, "overall_pairs": counts.n_pairs,
+            "segment_bytes": nbytes, "segment_pairs": sum(c.n_pairs for c in dimension),
+            "ratio": round(nbytes / counts.nbytes, 3),
+            "build_s": round(time.perf_counter() - started, 1)}))
+
+
+def refit(n_items: int, n_votes: int, seed: int) -> None:
+    counts, segments, rng = build(n_items, n_votes, seed)
+    catalog = Catalog(version=1, proposal_ids=tuple(f"p{k}" for k in range(n_items)),
+                      texts=("",) * n_items, accepted=np.arange(n_items))
+
+    def fit_all(previous: dict | None) -> tuple[dict, float]:
+        started = time.perf_counter()
+        abilities = {}
+        for segment, segment_counts in sorted(segments.counts.items()):
+            inputs = fit_input("bench", catalog, segment_counts, votes_counted=0,
+                               last_vote_entry_id="")
+            init = None if previous is None else previous[segment]
+            fit = bradley_terry.fit(inputs.n_items, inputs.i, inputs.j, inputs.wins_ij,
+                                    inputs.wins_ji, init=init)
+            abilities[segment] = fit.abilities
+        return abilities, time.perf_counter() - started
+
+    cold, cold_s = fit_all(None)
+    kinds, a, b, attributes = simulated_batch(rng, n_items, n_votes // 100)
+    counts.apply(kinds, a, b)
+    segments.apply(kinds, a, b, attributes)
+    _, warm_s = fit_all(cold)
+    print(json.dumps({
+        "measure": "segment_refit", "proposals": n_items, "votes": n_votes, "seed": seed,
+        "segments": len(segments.counts), "cold_s": round(cold_s, 2),
+        "warm_after_1pct_s": round(warm_s, 2)}))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("what", choices=("memory", "refit"))
+    parser.add_argument("--proposals", type=int)
+    parser.add_argument("--votes", type=int)
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+    if args.what == "memory":
+        memory(args.proposals or 34_000, args.votes or 7_000_000, args.seed)
+    else:
+        refit(args.proposals or 2_000, args.votes or 1_000_000, args.seed)
+
+
+if __name__ == "__main__":
+    main()
