@@ -4,9 +4,10 @@
     python -m bench.segments refit [--proposals 2000] [--votes 1000000] [--seed 1]
 
 `memory` applies simulated votes (uniform pairs, four attributes of five values each, every
-voter declaring each attribute with probability 0.8, one value of each attribute casting
-60% of the votes) to the overall counts and the segment counts, as the ranker does, and
-prints the bytes of the overall counts and of each attribute's segments.
+voter declaring each attribute with probability `--declared` (1: the most segment votes),
+one value of each attribute casting 60% of the votes) to the overall counts and the
+segment counts, as the ranker does, and prints the bytes of the overall counts and of each
+attribute's segments.
 
 `refit` builds the same counts at a refit-sized cause, adds 1% more votes, and times what a
 refit of every segment costs the ranker: cutting each segment's fit input out of the counts
@@ -29,15 +30,15 @@ from ranker.ranking import Catalog, fit_input
 from ranker.segment_counts import SegmentCounts
 
 ATTRIBUTES, VALUES = 4, 5
-DECLARED_SHARE = 0.8
 # One value of each attribute casts this share of the votes (a skewed participation).
 SKEWED_SHARE = 0.6
 _BATCH = 500_000
 
 
-def simulated_batch(rng: np.random.Generator, n_items: int, n_votes: int,
+def simulated_batch(rng: np.random.Generator, n_items: int, n_votes: int, declared: float,
                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """`n_votes` decided votes over uniform pairs, with their voters' attribute codes."""
+    """`n_votes` decided votes over uniform pairs, with their voters' attribute codes (each
+    attribute declared with probability `declared`)."""
     a = rng.integers(0, n_items, n_votes)
     b = (a + rng.integers(1, n_items, n_votes)) % n_items
     kinds = np.zeros(n_votes, dtype=np.uint8)
@@ -45,17 +46,18 @@ def simulated_batch(rng: np.random.Generator, n_items: int, n_votes: int,
     attributes = np.full((n_votes, 8), UNKNOWN_CODE, dtype=np.uint8)
     for attribute in range(ATTRIBUTES):
         values = rng.choice(VALUES, size=n_votes, p=[SKEWED_SHARE] + [others] * (VALUES - 1))
-        declared = rng.random(n_votes) < DECLARED_SHARE
-        attributes[declared, attribute] = values[declared]
+        given = rng.random(n_votes) < declared
+        attributes[given, attribute] = values[given]
     return kinds, a, b, attributes
 
 
-def build(n_items: int, n_votes: int, seed: int) -> tuple[PairCounts, SegmentCounts,
-                                                           np.random.Generator]:
+def build(n_items: int, n_votes: int, seed: int, declared: float,
+          ) -> tuple[PairCounts, SegmentCounts, np.random.Generator]:
     rng = np.random.default_rng(seed)
     counts, segments = PairCounts(n_items), SegmentCounts()
     for start in range(0, n_votes, _BATCH):
-        kinds, a, b, attributes = simulated_batch(rng, n_items, min(_BATCH, n_votes - start))
+        kinds, a, b, attributes = simulated_batch(rng, n_items, min(_BATCH, n_votes - start),
+                                                  declared)
         counts.apply(kinds, a, b)
         segments.apply(kinds, a, b, attributes)
     counts.compact()
@@ -64,23 +66,24 @@ def build(n_items: int, n_votes: int, seed: int) -> tuple[PairCounts, SegmentCou
     return counts, segments, rng
 
 
-def memory(n_items: int, n_votes: int, seed: int) -> None:
+def memory(n_items: int, n_votes: int, seed: int, declared: float) -> None:
     started = time.perf_counter()
-    counts, segments, _ = build(n_items, n_votes, seed)
+    counts, segments, _ = build(n_items, n_votes, seed, declared)
     for attribute in range(ATTRIBUTES):
         dimension = [c for (k, _), c in segments.counts.items() if k == attribute]
         nbytes = sum(c.nbytes for c in dimension)
         print(json.dumps({
             "measure": "segment_memory", "proposals": n_items, "votes": n_votes,
-            "seed": seed, "attribute": attribute, "segments": len(dimension),
+            "seed": seed, "declared": declared, "attribute": attribute,
+            "segments": len(dimension),
             "overall_bytes": counts.nbytes, "overall_pairs": counts.n_pairs,
             "segment_bytes": nbytes, "segment_pairs": sum(c.n_pairs for c in dimension),
             "ratio": round(nbytes / counts.nbytes, 3),
             "build_s": round(time.perf_counter() - started, 1)}))
 
 
-def refit(n_items: int, n_votes: int, seed: int) -> None:
-    counts, segments, rng = build(n_items, n_votes, seed)
+def refit(n_items: int, n_votes: int, seed: int, declared: float) -> None:
+    counts, segments, rng = build(n_items, n_votes, seed, declared)
     catalog = Catalog(version=1, proposal_ids=tuple(f"p{k}" for k in range(n_items)),
                       texts=("",) * n_items, accepted=np.arange(n_items))
 
@@ -97,12 +100,13 @@ def refit(n_items: int, n_votes: int, seed: int) -> None:
         return abilities, time.perf_counter() - started
 
     cold, cold_s = fit_all(None)
-    kinds, a, b, attributes = simulated_batch(rng, n_items, n_votes // 100)
+    kinds, a, b, attributes = simulated_batch(rng, n_items, n_votes // 100, declared)
     counts.apply(kinds, a, b)
     segments.apply(kinds, a, b, attributes)
     _, warm_s = fit_all(cold)
     print(json.dumps({
         "measure": "segment_refit", "proposals": n_items, "votes": n_votes, "seed": seed,
+        "declared": declared,
         "segments": len(segments.counts), "cold_s": round(cold_s, 2),
         "warm_after_1pct_s": round(warm_s, 2)}))
 
@@ -113,11 +117,13 @@ def main() -> None:
     parser.add_argument("--proposals", type=int)
     parser.add_argument("--votes", type=int)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--declared", type=float, default=1.0,
+                        help="probability that a voter declares each attribute")
     args = parser.parse_args()
     if args.what == "memory":
-        memory(args.proposals or 34_000, args.votes or 7_000_000, args.seed)
+        memory(args.proposals or 34_000, args.votes or 7_000_000, args.seed, args.declared)
     else:
-        refit(args.proposals or 2_000, args.votes or 1_000_000, args.seed)
+        refit(args.proposals or 2_000, args.votes or 1_000_000, args.seed, args.declared)
 
 
 if __name__ == "__main__":
