@@ -301,6 +301,8 @@ class FitScheduler:
                         left_out=overall.left_out)
                     for segment, ranking in self._segment_rankings.items()
                     if segment in self._segment_votes}
+        if not segment_inputs and not rankings and not self._segment_rankings:
+            return  # a cause without segments
         started = time.perf_counter()
         unfitted = set(segment_inputs)
         try:
@@ -361,8 +363,10 @@ class FitScheduler:
                 left_out=applied.left_out)
             if replica:
                 shipment = await self._replica.ship(applied.counts)
-            segment_inputs = await asyncio.to_thread(
-                self._cut_segments, catalog, applied)
+            if applied.segments:
+                segment_inputs = await asyncio.to_thread(self._cut_segments, catalog, applied)
+            else:
+                self._segment_votes, segment_inputs = {}, {}
         if not inputs.n_items:
             return inputs, None, 0, None, segment_inputs
         # An argsort of the previous ranking (34,000 items: ~2 ms): off the loop.
