@@ -9,10 +9,11 @@ one value of each attribute casting 60% of the votes) to the overall counts and 
 segment counts, as the ranker does, and prints the bytes of the overall counts and of each
 attribute's segments.
 
-`refit` builds the same counts at a refit-sized cause, adds 1% more votes, and times what a
-refit of every segment costs the ranker: cutting each segment's fit input out of the counts
-and fitting it warm from its previous abilities, one after the other, in this process.
-Prints JSON lines.
+`refit` builds the same counts at a refit-sized cause, adds 1% more votes, and times (CPU
+seconds, comparable under load) what a refit costs the ranker: cutting each fit input out of
+the counts and fitting it warm from its previous abilities, the overall one then every
+segment, one after the other, in this process (run it with OPENBLAS_NUM_THREADS=1, as the fit
+workers run). Prints JSON lines.
 """
 
 from __future__ import annotations
@@ -87,28 +88,35 @@ def refit(n_items: int, n_votes: int, seed: int, declared: float) -> None:
     catalog = Catalog(version=1, proposal_ids=tuple(f"p{k}" for k in range(n_items)),
                       texts=("",) * n_items, accepted=np.arange(n_items))
 
-    def fit_all(previous: dict | None) -> tuple[dict, float]:
-        started = time.perf_counter()
-        abilities = {}
-        for segment, segment_counts in sorted(segments.counts.items()):
+    def fit_all(previous: dict | None) -> tuple[dict, float, float]:
+        """Abilities of the overall fit (key None) and of each segment, and the CPU seconds
+        of the overall fit and of the segments' fits."""
+        started = time.process_time()
+        abilities: dict = {}
+        overall_s = 0.0
+        for segment, segment_counts in [(None, counts), *sorted(segments.counts.items())]:
             inputs = fit_input("bench", catalog, segment_counts, votes_counted=0,
                                last_vote_entry_id="")
             init = None if previous is None else previous[segment]
             fit = bradley_terry.fit(inputs.n_items, inputs.i, inputs.j, inputs.wins_ij,
                                     inputs.wins_ji, init=init)
             abilities[segment] = fit.abilities
-        return abilities, time.perf_counter() - started
+            if segment is None:
+                overall_s = time.process_time() - started
+        return abilities, overall_s, time.process_time() - started - overall_s
 
-    cold, cold_s = fit_all(None)
+    cold, overall_cold_s, cold_s = fit_all(None)
     kinds, a, b, attributes = simulated_batch(rng, n_items, n_votes // 100, declared)
     counts.apply(kinds, a, b)
     segments.apply(kinds, a, b, attributes)
-    _, warm_s = fit_all(cold)
+    _, overall_warm_s, warm_s = fit_all(cold)
     print(json.dumps({
         "measure": "segment_refit", "proposals": n_items, "votes": n_votes, "seed": seed,
-        "declared": declared,
-        "segments": len(segments.counts), "cold_s": round(cold_s, 2),
-        "warm_after_1pct_s": round(warm_s, 2)}))
+        "declared": declared, "segments": len(segments.counts),
+        "overall_cold_cpu_s": round(overall_cold_s, 2),
+        "segments_cold_cpu_s": round(cold_s, 2),
+        "overall_warm_cpu_s": round(overall_warm_s, 2),
+        "segments_warm_cpu_s": round(warm_s, 2)}))
 
 
 def main() -> None:

@@ -7,8 +7,11 @@ delays them.
 
 The rankings of the segments of voters (ranker.segment_counts) are cut from the same counts
 at the same moment as the overall one, so they reflect the same log prefix, and are fitted
-after the overall ranking is published (it is never delayed by them): only the segments
-whose votes or catalog changed since their last fit, each warm-started from its previous fit.
+after the overall ranking is published, in a round of their own beside the overall refits:
+only the segments whose votes or catalog changed since their last fit, one after the other,
+each warm-started from its previous fit. While a round runs, the overall refits go on (each
+waits behind at most one segment fit in the fit worker) and cut no segment; the round, once
+done, asks for a refit if it left segments behind.
 """
 
 from __future__ import annotations
@@ -97,6 +100,8 @@ class FitScheduler:
         self._segment_rankings: dict[Segment, Ranking] = {}
         self._segment_fitted: dict[Segment, tuple[int, int, int]] = {}
         self._segment_votes: dict[Segment, int] = {}
+        self._segment_round: asyncio.Task[None] | None = None
+        self._segments_behind = False
         self._published = asyncio.Condition()
         self._closed = False
 
@@ -287,7 +292,24 @@ class FitScheduler:
                 self._published.notify_all()
             if self._on_published is not None:
                 self._on_published(ranking)
-            await self._fit_segments(ranking, segment_inputs)
+            if segment_inputs or (segment_inputs is not None and self._segment_rankings):
+                self._segment_round = self._tasks.spawn(
+                    self._segment_round_of(ranking, segment_inputs), "segments")
+
+    async def _segment_round_of(self, overall: Ranking,
+                                segment_inputs: dict[Segment, tuple[FitInput, int]]) -> None:
+        """`_fit_segments`, then a refit if segments changed while it ran."""
+        try:
+            await self._fit_segments(overall, segment_inputs)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("segment fits failed; keeping their previous rankings",
+                             extra={"cause_id": self.cause_id})
+        finally:
+            if self._segments_behind:
+                self._segments_behind = False
+                self._changed.set()
 
     async def _fit_segments(self, overall: Ranking,
                             segment_inputs: dict[Segment, tuple[FitInput, int]]) -> None:
@@ -343,10 +365,11 @@ class FitScheduler:
     async def _fit_once(
         self, catalog: Catalog, *, urgent: bool,
     ) -> tuple[FitInput, bradley_terry.BTFit | None, int, np.ndarray | None,
-               dict[Segment, tuple[FitInput, int]]] | None:
+               dict[Segment, tuple[FitInput, int]] | None] | None:
         """Cut this fit's input out of the counts and fit it: (input, fit, pairs fitted, the
         abilities it started from or None for a cold start, the inputs and votes of the
-        segments to refit), or None when a reload began. A fit on the worker's replica
+        segments to refit, None while a round of segment fits runs), or None when a reload
+        began. A fit on the worker's replica
         ships it only the votes applied since the previous one; raises ReplicaMissing when
         the worker lost them."""
         items = catalog.accepted
@@ -363,10 +386,13 @@ class FitScheduler:
                 left_out=applied.left_out)
             if replica:
                 shipment = await self._replica.ship(applied.counts)
-            if applied.segments:
-                segment_inputs = await asyncio.to_thread(self._cut_segments, catalog, applied)
-            else:
+            segment_inputs: dict[Segment, tuple[FitInput, int]] | None
+            if not applied.segments:
                 self._segment_votes, segment_inputs = {}, {}
+            elif self._segment_round is not None and not self._segment_round.done():
+                segment_inputs, self._segments_behind = None, True
+            else:
+                segment_inputs = await asyncio.to_thread(self._cut_segments, catalog, applied)
         if not inputs.n_items:
             return inputs, None, 0, None, segment_inputs
         # An argsort of the previous ranking (34,000 items: ~2 ms): off the loop.
