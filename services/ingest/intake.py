@@ -28,6 +28,10 @@ from ingest.votes import (
 from pairwise.errors import InvalidArgument, NotFound, PairwiseError, Unavailable
 from pairwise.ids import check_id
 
+# VoteError.index is an int64: a first_index whose batch would run past it is refused before
+# anything is written (else the votes were recorded and the answer could not be built).
+_MAX_INDEX = 2**63 - 1
+
 logger = logging.getLogger(__name__)
 
 
@@ -107,8 +111,9 @@ class Intake:
         if len(votes) > self._settings.max_batch:
             raise InvalidArgument(
                 "votes", f"at most {self._settings.max_batch} votes per call, got {len(votes)}")
-        if first_index < 0:
-            raise InvalidArgument("first_index", f"must be >= 0, got {first_index}")
+        if not 0 <= first_index <= _MAX_INDEX - len(votes):
+            raise InvalidArgument("first_index", f"must be >= 0 and leave room for the "
+                                  f"indices of the call's votes (int64), got {first_index}")
         started = time.perf_counter()
         plan = plan_import(votes)
         if plan.causes:
