@@ -19,6 +19,7 @@ import hashlib
 import hmac
 import re
 import string
+import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -606,6 +607,7 @@ def fresh_pair(world: World, voter: str) -> gw.NextPairResponse:
 def tokens(world: World, voter: str) -> st.SearchStrategy[Token]:
     """Tokens for a vote by `voter` on the main cause: issued by NextPair, or forged."""
     now_ms = 2_000_000_000_000  # 2033: far from any expiry of a real token
+    wall_ms = int(time.time() * 1000)
     main, a, b = world.main, MAIN_PROPOSALS[0], MAIN_PROPOSALS[1]
 
     def real() -> Token:
@@ -633,7 +635,10 @@ def tokens(world: World, voter: str) -> st.SearchStrategy[Token]:
 
     forged = [
         Token(signed([main, voter, a, b, "1", "2", "n1"]), "expired"),
-        Token(signed([main, voter, a, b, str(now_ms), str(now_ms + 1), "n2"]), "expired"),
+        # Expired a second ago (one issued in 2033 and valid 1 ms is not expired yet: a vote
+        # with it is recorded, once).
+        Token(signed([main, voter, a, b, str(wall_ms - 60_000), str(wall_ms - 1_000), "n2"]),
+              "expired"),
         Token(signed([main, "someone-else", a, b, "1", str(now_ms * 2), "n3"]), "other"),
         Token(signed(["other-cause", voter, a, b, "1", str(now_ms * 2), "n4"]), "other"),
         Token(signed([main, voter, a, b, "1", str(now_ms * 2), "n5"],
