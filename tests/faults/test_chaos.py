@@ -10,8 +10,8 @@ Each kill lands on a serving process after the cluster has acknowledged votes of
 since the previous kill (and, before a ranker's, answered a ranking read). The services run
 as forks of one process that imported them once (`service_launcher.py`), so a restart takes
 well under a second and the default CHAOS_KILLS=52 kills fit in about a minute; set it
-higher for a longer run. The run prints the kills done, the votes checked, and the calls
-the clients had to retry.
+higher for a longer run. The run prints the kills done, the votes checked, the calls the
+clients had to retry, and how soon votes were acknowledged again after each kind of kill.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import functools
 import json
 import os
 import random
+import statistics
 import subprocess
 import sys
 import threading
@@ -72,6 +73,10 @@ class Ledger:
     receipts_of_lost_answers: int = 0
     statuses: collections.Counter[tuple[str, str]] = field(default_factory=collections.Counter)
     since_kill: collections.Counter[str] = field(default_factory=collections.Counter)
+    # Per service killed, the seconds from each kill until a vote was acknowledged again.
+    back_after: dict[str, list[float]] = field(
+        default_factory=lambda: collections.defaultdict(list))
+    last_kill: tuple[str, float] = ("", 0.0)
     failures: list[str] = field(default_factory=list)
     stop: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -80,6 +85,9 @@ class Ledger:
         with self.lock:
             self.statuses[rpc, code.name] += 1
             if code == grpc.StatusCode.OK:
+                if rpc == "SubmitVote" and not self.since_kill[rpc] and self.last_kill[0]:
+                    victim, at = self.last_kill
+                    self.back_after[victim].append(time.monotonic() - at)
                 self.since_kill[rpc] += 1
 
     def acked(self, votes: dict[str, Vote]) -> None:
@@ -93,9 +101,10 @@ class Ledger:
         with self.lock:
             return all(self.since_kill[rpc] for rpc in rpcs)
 
-    def killed(self) -> None:
+    def killed(self, victim: str, at: float) -> None:
         with self.lock:
             self.since_kill.clear()
+            self.last_kill = (victim, at)
 
 
 def until_ok(ledger: Ledger, rpc: str, call: Callable[[], Any]) -> Any:
@@ -351,13 +360,14 @@ def test_every_acknowledged_vote_survives_dozens_of_kills(
                            and ledger.progressed(*n),
                            f"kill {k + 1} ({victim}): it serves and the cluster acknowledges "
                            f"votes again (failures: {ledger.failures[:3]})", timeout=60)
+                killed_at = time.monotonic()
                 if victim == "redis":
                     redis_server.kill()
                     redis_server.start()
                 else:
                     launcher.kill9(victim)
                     launcher.start(victim)
-                ledger.killed()
+                ledger.killed(victim, killed_at)
                 kills[victim] += 1
         finally:
             ledger.stop.set()
@@ -394,9 +404,12 @@ def test_every_acknowledged_vote_survives_dozens_of_kills(
 
     retried = {f"{rpc} {code}": n for (rpc, code), n in sorted(ledger.statuses.items())
                if code != "OK"}
+    back = {victim: f"median {statistics.median(s):.2f} s, max {max(s):.2f} s"
+            for victim, s in sorted(ledger.back_after.items())}
     with capsys.disabled():
         print(f"\nchaos: {sum(kills.values())} kills ({dict(kills)}) in {chaos_s:.0f} s; "
               f"{len(acknowledged)} acknowledged votes checked ({ledger.interactive} interactive, "
               f"{ledger.imported} imported), each in the log once and counted once; "
               f"{ledger.receipts_of_lost_answers} votes' answers lost and their receipts returned "
-              f"on retry; answers retried: {retried}")
+              f"on retry; answers retried: {retried}; from a kill to the next interactive vote "
+              f"acknowledged (loaded machine, not asserted): {back}")
