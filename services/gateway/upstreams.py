@@ -41,6 +41,12 @@ def _channel_options(service: str, *, attempts: int, backoff_s: float,
         ("grpc.max_receive_message_length", 16 * 1024 * 1024),
         ("grpc.max_send_message_length", 16 * 1024 * 1024),
         ("grpc.keepalive_time_ms", 30_000),
+        # A restarted service is reconnected to within a second of serving again: gRPC's
+        # defaults wait 1 s after the first failed attempt, 1.6 times longer after each
+        # (up to 120 s), so a restart of a few seconds left calls failing for seconds more.
+        ("grpc.initial_reconnect_backoff_ms", 100),
+        ("grpc.min_reconnect_backoff_ms", 100),
+        ("grpc.max_reconnect_backoff_ms", 1_000),
     ]
 
 

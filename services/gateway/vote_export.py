@@ -9,7 +9,6 @@ the admin asked for them raw.
 from __future__ import annotations
 
 import asyncio
-import re
 import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -20,9 +19,9 @@ from gateway.catalog import Proposal
 from gateway.pseudonyms import Pseudonyms
 from pairwise import keys
 from pairwise.errors import InvalidArgument
+from pairwise.ids import is_entry_id
 from pairwise.v1 import gateway_pb2
 
-_ENTRY_ID = re.compile(r"\d{1,20}-\d{1,20}")
 # Votes per XRANGE reply (and per ExportVotes message): ~1 MB of fields, big enough that
 # the per-call costs vanish, small enough to keep an export's memory flat.
 BATCH_VOTES = 20_000
@@ -34,7 +33,7 @@ _MAX_COUNT = 10_000
 
 def check_entry_id(field: str, value: str) -> str:
     """A vote-log entry id ("<ms>-<seq>"), or "" (none given)."""
-    if value and not _ENTRY_ID.fullmatch(value):
+    if value and not is_entry_id(value):
         raise InvalidArgument(field, f"not a log entry id: {value[:40]!r}")
     return value
 

@@ -31,6 +31,10 @@ from pairwise.declared_attributes import MISS_REREAD_S, DeclaredAttributes
 from pairwise.errors import InvalidArgument, NotFound, PairwiseError, Unavailable
 from pairwise.ids import check_id
 
+# VoteError.index is an int64: a first_index whose batch would run past it is refused before
+# anything is written (else the votes were recorded and the answer could not be built).
+_MAX_INDEX = 2**63 - 1
+
 logger = logging.getLogger(__name__)
 
 
@@ -118,8 +122,9 @@ class Intake:
         if len(votes) > self._settings.max_batch:
             raise InvalidArgument(
                 "votes", f"at most {self._settings.max_batch} votes per call, got {len(votes)}")
-        if first_index < 0:
-            raise InvalidArgument("first_index", f"must be >= 0, got {first_index}")
+        if not 0 <= first_index <= _MAX_INDEX - len(votes):
+            raise InvalidArgument("first_index", f"must be >= 0 and leave room for the "
+                                  f"indices of the call's votes (int64), got {first_index}")
         started = time.perf_counter()
         # The declarations read before (they only grow): a vote's attributes missing from
         # them may have been declared since, so those causes' are read again, once.

@@ -20,7 +20,6 @@ nothing; a request that changes nothing writes no audit entry and keeps the vers
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -28,7 +27,7 @@ import redis.asyncio as aioredis
 
 from pairwise import keys
 from pairwise.errors import InvalidArgument, NotFound, ResourceExhausted
-from pairwise.ids import VOTE_ID_PATTERN, VOTER_ID_PATTERN, check_id
+from pairwise.ids import VOTE_ID_PATTERN, VOTER_ID_PATTERN, check_id, is_entry_id
 from pairwise.redis_scripts import Script, ScriptRunner
 
 # Ids (voters and votes together) one request may name: one script call, ~130 KB at most.
@@ -126,16 +125,13 @@ def check_request(voter_ids: Sequence[str], vote_ids: Sequence[str], reason: str
     return Request(voters, votes, reason)
 
 
-# A stream entry id: milliseconds and a sequence number, each an unsigned 64-bit integer.
-_ENTRY_ID = re.compile(r"([0-9]{1,20})-([0-9]{1,20})")
-_MAX_U64 = 2**64 - 1
+_MAX_U64 = 2**64 - 1  # the largest part of a stream entry id
 
 
 def check_audit_cursor(after: str) -> str:
     """`after` ("" or an audit entry id, as ListExclusionAudit pages them), or
     InvalidArgument."""
-    match = _ENTRY_ID.fullmatch(after)
-    if after and (match is None or max(map(int, match.groups())) > _MAX_U64):
+    if after and not is_entry_id(after):
         raise InvalidArgument("after", f"not an audit entry id (like 1700000000000-0): "
                               f"{after[:40]!r}")
     return after

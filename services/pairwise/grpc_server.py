@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import inspect
 import logging
 import signal
 from collections.abc import Awaitable, Callable, Sequence
@@ -173,10 +174,81 @@ async def _decoded(requests: Any) -> Any:
 async def _abort(context: grpc.aio.ServicerContext, exc: BaseException, method: str) -> None:
     mapped = status_for(exc)
     if mapped is None:
-        logger.exception("unexpected error", extra={"method": method})
-        await context.abort(grpc.StatusCode.INTERNAL, f"internal error: {type(exc).__name__}")
+        await _internal(context, exc, method)
     else:
         await context.abort(*mapped)
+
+
+# What a client is told of an exception nothing mapped to a status: nothing of the server's
+# insides (exception class, message, addresses, paths); the log has the traceback.
+_INTERNAL = "internal error (the server logged it)"
+
+
+async def _internal(context: grpc.aio.ServicerContext, exc: BaseException, method: str) -> None:
+    logger.error("unexpected error", exc_info=exc, extra={"method": method})
+    await context.abort(grpc.StatusCode.INTERNAL, _INTERNAL)
+
+
+class LastResortInterceptor(grpc.aio.ServerInterceptor):
+    """Answers INTERNAL with a generic message, and logs the traceback, for an exception that
+    nothing else turned into a status. First of a server's interceptors, so that it covers
+    the others too: without it grpc ends the call UNKNOWN with the exception's class and
+    message in its details. A bug still shows as one (INTERNAL, and an "unexpected error"
+    line in the log); each expected failure gets its precise status where it is raised."""
+
+    def __init__(self) -> None:
+        # method -> (handler, its guarded version): built once, not on every call.
+        self._wrapped: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
+
+    async def intercept_service(self, continuation, handler_call_details):  # type: ignore[no-untyped-def]
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return None
+        method = handler_call_details.method
+        cached = self._wrapped.get(method)
+        if cached is not None and cached[0] is handler:
+            return cached[1]
+        wrapped = _last_resort(handler, method)
+        self._wrapped[method] = (handler, wrapped)
+        return wrapped
+
+
+def _last_resort(handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
+    """`handler` answering INTERNAL for any exception but an abort (a status already set)."""
+    # A handler returning a coroutine: a unary response, or a stream written with
+    # context.write (grpc's own health Watch).
+    inner = (handler.unary_unary or handler.stream_unary or handler.unary_stream
+             or handler.stream_stream)
+
+    async def unary_response(request_or_iterator, context):  # type: ignore[no-untyped-def]
+        try:
+            return await inner(request_or_iterator, context)
+        except grpc.aio.AbortError:
+            raise
+        except Exception as exc:
+            await _internal(context, exc, method)
+
+    if handler.unary_unary or handler.stream_unary:
+        make = (grpc.unary_unary_rpc_method_handler if handler.unary_unary
+                else grpc.stream_unary_rpc_method_handler)
+        return make(unary_response, handler.request_deserializer, handler.response_serializer)
+    inner_stream = handler.unary_stream or handler.stream_stream
+    if inner_stream is None:
+        return handler
+    make = (grpc.unary_stream_rpc_method_handler if handler.unary_stream
+            else grpc.stream_stream_rpc_method_handler)
+    if not inspect.isasyncgenfunction(inner_stream):
+        return make(unary_response, handler.request_deserializer, handler.response_serializer)
+
+    async def stream_response(request_or_iterator, context):  # type: ignore[no-untyped-def]
+        try:
+            async for response in inner_stream(request_or_iterator, context):
+                yield response
+        except grpc.aio.AbortError:
+            raise
+        except Exception as exc:
+            await _internal(context, exc, method)
+    return make(stream_response, handler.request_deserializer, handler.response_serializer)
 
 
 class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):
@@ -213,6 +285,20 @@ def _error_mapping(handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMetho
                 await _abort(context, exc, method)
         return grpc.unary_unary_rpc_method_handler(
             unary_unary, _tolerant(handler.request_deserializer), handler.response_serializer)
+    if handler.unary_stream and not inspect.isasyncgenfunction(handler.unary_stream):
+        # A stream written with context.write (grpc's own health Watch): a coroutine.
+        inner_writer = handler.unary_stream
+
+        async def unary_stream_writer(request, context):  # type: ignore[no-untyped-def]
+            try:
+                if isinstance(request, UndecodableRequest):
+                    raise request.error()
+                await inner_writer(request, context)
+            except (errors.PairwiseError, *_REDIS_DOWN, grpc.aio.AioRpcError) as exc:
+                await _abort(context, exc, method)
+        return grpc.unary_stream_rpc_method_handler(
+            unary_stream_writer, _tolerant(handler.request_deserializer),
+            handler.response_serializer)
     if handler.unary_stream:
         inner_us = handler.unary_stream
 
@@ -280,7 +366,8 @@ async def start_server(
     once with RESOURCE_EXHAUSTED instead of queueing without bound.
     """
     server = grpc.aio.server(
-        interceptors=[DeadlineInterceptor(), *interceptors, ErrorMappingInterceptor()],
+        interceptors=[LastResortInterceptor(), DeadlineInterceptor(), *interceptors,
+                      ErrorMappingInterceptor()],
         maximum_concurrent_rpcs=max_concurrent_rpcs,
         options=[
             ("grpc.max_receive_message_length", max_message_bytes),

@@ -1,4 +1,5 @@
-"""Client-chosen identifiers: their syntax, and generation when the client leaves them empty."""
+"""Client-chosen identifiers: their syntax, and generation when the client leaves them empty;
+and the syntax of the Redis stream entry ids clients page and export by."""
 
 from __future__ import annotations
 
@@ -10,6 +11,10 @@ from pairwise.errors import InvalidArgument
 ID_PATTERN = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 VOTE_ID_PATTERN = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
 VOTER_ID_PATTERN = re.compile(r"[A-Za-z0-9_.:@-]{1,128}")
+# A stream entry id: milliseconds and a sequence number, each an unsigned 64-bit integer
+# (Redis refuses a larger one with an error of its own).
+_ENTRY_ID = re.compile(r"([0-9]{1,20})-([0-9]{1,20})")
+_MAX_U64 = 2**64 - 1
 
 
 def check_id(field: str, value: str, *, pattern: re.Pattern[str] = ID_PATTERN) -> str:
@@ -24,3 +29,9 @@ def check_id(field: str, value: str, *, pattern: re.Pattern[str] = ID_PATTERN) -
 def id_or_new(field: str, value: str) -> str:
     """A client-chosen id, validated, or a fresh random one when `value` is empty."""
     return check_id(field, value) if value else uuid.uuid4().hex
+
+
+def is_entry_id(value: str) -> bool:
+    """Whether `value` is a stream entry id Redis accepts ("<ms>-<seq>")."""
+    match = _ENTRY_ID.fullmatch(value)
+    return match is not None and max(map(int, match.groups())) <= _MAX_U64

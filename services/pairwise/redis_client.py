@@ -9,12 +9,25 @@ reaches.
 
 from __future__ import annotations
 
+import asyncio
+import time
 import urllib.parse
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.exceptions import AuthenticationError
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+T = TypeVar("T")
+
+# How long a service starting waits for an unreachable Redis before it stops: enough for a
+# server that is restarting or loading its AOF, short enough that a wrong REDIS_URL is
+# reported while the operator still watches.
+STARTUP_WAIT_S = 30.0
 
 
 def connect(url: str, *, connect_timeout_s: float, socket_timeout_s: float,
@@ -54,3 +67,22 @@ def shown(redis_url: str) -> str:
     query = "&".join("password=***" if item.startswith("password=") else item
                      for item in parts.query.split("&")) if parts.query else ""
     return urllib.parse.urlunsplit(parts._replace(query=query))
+
+
+async def when_reachable(call: Callable[[], Awaitable[T]], redis_shown: str,
+                         wait_s: float = STARTUP_WAIT_S) -> T:
+    """`call()`'s result, `call` made again every half second while Redis is unreachable (a
+    server restarting, or loading its AOF), for up to `wait_s` seconds; then SystemExit
+    naming the server (`redis_shown`, its password hidden). A refused password is raised at
+    once: waiting does not change it."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            return await call()
+        except AuthenticationError:
+            raise
+        except (RedisConnectionError, RedisTimeoutError) as exc:
+            if time.monotonic() >= deadline:
+                raise SystemExit(f"Redis at {redis_shown} unreachable for {wait_s:.0f} s: "
+                                 f"{exc}") from exc
+            await asyncio.sleep(0.5)

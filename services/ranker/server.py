@@ -57,7 +57,10 @@ async def start(settings: Settings) -> RunningServer:
     running.closers.extend([client.aclose, reader_client.aclose, renewal_client.aclose,
                             fit_pool.close])
     try:
-        await directory.join(settings.advertise_addr or f"{settings.host}:{running.port}")
+        # A ranker (re)started while Redis restarts waits for it, as ingest does.
+        address = settings.advertise_addr or f"{settings.host}:{running.port}"
+        await redis_client.when_reachable(lambda: directory.join(address),
+                                          redis_client.shown(settings.redis_url))
     except BaseException:
         await running.stop(0)
         raise

@@ -19,6 +19,7 @@ import hashlib
 import hmac
 import re
 import string
+import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -46,7 +47,7 @@ EXAMPLES = {
     "CreateCause": 500, "UpdatePairSelection": 500, "GetCause": 250, "AddProposals": 400,
     "ModerateProposal": 500, "ListProposals": 250, "NextPair": 250, "SubmitVote": 450,
     "ImportVotes": 250, "GetRanking": 250, "WatchRanking": 300, "GetCauseStats": 200,
-    "ExcludeVotes": 300, "ListExclusions": 150, "ListExclusionAudit": 150,
+    "ExcludeVotes": 300, "ListExclusions": 150, "ListExclusionAudit": 150, "Exports": 200,
     "raw bytes": 350, "authorization": 200,
 }
 MIN_INPUTS = 10_000
@@ -607,6 +608,7 @@ def fresh_pair(world: World, voter: str) -> gw.NextPairResponse:
 def tokens(world: World, voter: str) -> st.SearchStrategy[Token]:
     """Tokens for a vote by `voter` on the main cause: issued by NextPair, or forged."""
     now_ms = 2_000_000_000_000  # 2033: far from any expiry of a real token
+    wall_ms = int(time.time() * 1000)
     main, a, b = world.main, MAIN_PROPOSALS[0], MAIN_PROPOSALS[1]
 
     def real() -> Token:
@@ -634,7 +636,10 @@ def tokens(world: World, voter: str) -> st.SearchStrategy[Token]:
 
     forged = [
         Token(signed([main, voter, a, b, "1", "2", "n1"]), "expired"),
-        Token(signed([main, voter, a, b, str(now_ms), str(now_ms + 1), "n2"]), "expired"),
+        # Expired a second ago (one issued in 2033 and valid 1 ms is not expired yet: a vote
+        # with it is recorded, once).
+        Token(signed([main, voter, a, b, str(wall_ms - 60_000), str(wall_ms - 1_000), "n2"]),
+              "expired"),
         Token(signed([main, "someone-else", a, b, "1", str(now_ms * 2), "n3"]), "other"),
         Token(signed(["other-cause", voter, a, b, "1", str(now_ms * 2), "n4"]), "other"),
         Token(signed([main, voter, a, b, "1", str(now_ms * 2), "n5"],
@@ -924,6 +929,42 @@ def test_list_exclusion_audit(world: World, data: st.DataObject) -> None:
               texts_of_reply=[e.reason for e in entries])
         if outcome.code == OK:
             assert len(entries) <= (request_.limit or 100)
+
+
+# --- Exports: admin-only server streams. ---------------------------------------------------
+
+def entry_ids() -> st.SearchStrategy[str]:
+    """Log entry ids ("<ms>-<seq>", each part at most 2^64 - 1), and near misses."""
+    return one_choice(
+        st.just(""), st.sampled_from(["0-0", "1-1", f"{MAX_U64}-{MAX_U64}", f"{MAX_U64 + 1}-0",
+                                      f"0-{MAX_U64 + 1}", "9" * 20 + "-0", "1", "-1-0", "1-x",
+                                      "+", "-", "$", ">"]),
+        st.tuples(st.integers(0, 2**66), st.integers(0, 2**66)).map(lambda t: f"{t[0]}-{t[1]}"),
+        garbage)
+
+
+@_settings("Exports")
+@given(data=st.data())
+def test_exports(world: World, data: st.DataObject) -> None:
+    rpc = data.draw(st.sampled_from(["ExportVotes", "ExportRanking"]))
+    metadata, role = data.draw(auth_for(rpc))
+    cause_id = data.draw(ids(world.main, world.sink))
+    request: Message
+    if rpc == "ExportVotes":
+        request = gw.ExportVotesRequest(cause_id=cause_id, through_entry_id=data.draw(
+            mostly(st.just(""), entry_ids())), raw_voter_ids=data.draw(st.booleans()))
+        through = re.fullmatch(r"([0-9]{1,20})-([0-9]{1,20})", request.through_entry_id)
+        bad_through = bool(request.through_entry_id) and (
+            through is None or max(map(int, through.groups())) > MAX_U64)
+    else:
+        request, bad_through = gw.ExportRankingRequest(cause_id=cause_id), False
+    problems = syntax_problems(("cause_id", not ID.fullmatch(cause_id)),
+                               ("through_entry_id", bad_through))
+    # The whole stream (the test's causes are small): its status comes after the last page.
+    outcome = outcome_of(lambda: list(getattr(world.stub, rpc)(
+        request, metadata=metadata, timeout=CALL_TIMEOUT_S)))
+    check("Exports", request, outcome, problems=problems, allowed={OK, NOT_FOUND},
+          role_ok=role_ok(rpc, role))
 
 
 # --- Bytes that are no message, and tokens that prove no role. ------------------------------
