@@ -135,6 +135,32 @@ class VoteWeights:
         return self.cells[self.cell_of_vote]
 
 
+def unique_rows(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The distinct rows of an integer array (n, k), sorted; each row's index among them
+    (n,); and how many rows each holds — `np.unique(values, axis=0, ...)`, computed on one
+    int64 key per row (each column's codes in mixed radix), an order of magnitude faster
+    on hundreds of thousands of rows than sorting rows as records."""
+    values = np.asarray(values)
+    n, k = values.shape
+    if n == 0 or k == 0:
+        rows = values[:1] if n else values[:0]
+        return rows, np.zeros(n, dtype=np.intp), np.full(rows.shape[0], n, dtype=np.int64)
+    key = np.zeros(n, dtype=np.int64)
+    radix = 1
+    for column in values.T:
+        distinct, codes = np.unique(column, return_inverse=True)
+        if radix * distinct.shape[0] >= 1 << 62:
+            # Renumber the keys so far densely before they could overflow.
+            _, key = np.unique(key, return_inverse=True)
+            key = key.reshape(-1).astype(np.int64)
+            radix = int(key.max()) + 1
+        key = key * distinct.shape[0] + codes.reshape(-1)
+        radix *= distinct.shape[0]
+    _, first, inverse, counts = np.unique(key, return_index=True, return_inverse=True,
+                                          return_counts=True)
+    return values[first], inverse.reshape(-1), counts.astype(np.int64)
+
+
 def kish_effective_size(weights: np.ndarray) -> float:
     """(Σw)² / Σw² for weights ≥ 0; 0.0 for none (or all zero)."""
     weights = np.asarray(weights, dtype=np.float64)
@@ -294,10 +320,7 @@ def vote_weights(
             raise ValueError(f"values[:, {attribute}] must lie in [{UNKNOWN}, "
                              f"{margin.shape[0]})")
     n_votes = values.shape[0]
-    cells, cell_of_vote, cell_votes = np.unique(values, axis=0, return_inverse=True,
-                                                return_counts=True)
-    cell_of_vote = cell_of_vote.reshape(-1)
-    cell_votes = cell_votes.astype(np.int64)
+    cells, cell_of_vote, cell_votes = unique_rows(values)
     used = [a for a, m in enumerate(checked) if m is not None]
     if n_votes == 0 or not used:
         weights = np.ones(cells.shape[0])
@@ -322,8 +345,7 @@ def vote_weights(
     method = RAKING
     weights = np.ones(cells.shape[0])
     used = [a for a, m in enumerate(checked) if m is not None]
-    groups, group_of_cell = np.unique(cells[:, used], axis=0, return_inverse=True)
-    group_of_cell = group_of_cell.reshape(-1)
+    groups, group_of_cell, _ = unique_rows(cells[:, used])
     group_votes = np.bincount(group_of_cell, counts, groups.shape[0])
     population = _group_shares(groups, [checked[a] for a in used], joint)
     if population is not None and not unrepresented:

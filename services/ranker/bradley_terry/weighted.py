@@ -21,6 +21,7 @@ from ranker.bradley_terry.likelihood import PRIOR_STRENGTH, Objective
 from ranker.bradley_terry.solver import maximise
 from ranker.bradley_terry.standard_errors import from_information, sandwich
 from ranker.bradley_terry.starting_point import starting_point
+from ranker.survey_weights import unique_rows
 
 
 @dataclass(frozen=True)
@@ -144,14 +145,8 @@ def fit_weighted(
     # One cluster per (voter, group) combination, so that every cluster has one group.
     keys = voters[:, None] if groups is None else np.column_stack([voters, groups])
     if n_votes:
-        unique, clusters = np.unique(keys, axis=0, return_inverse=True)
-        clusters = clusters.reshape(-1)
-        first = np.zeros(unique.shape[0], dtype=np.intp)
-        first[clusters[::-1]] = np.arange(n_votes)[::-1]
-        cluster_groups = None if groups is None else np.asarray(groups)[first]
-    else:
-        unique, clusters, cluster_groups = keys[:0], np.zeros(0, np.intp), None
-    if n_votes:
+        unique, clusters, _ = unique_rows(keys)
+        cluster_groups = None if groups is None else unique[:, 1:]
         scores = sandwich.voter_scores(point.abilities, winners, losers, ties, weights,
                                        clusters, unique.shape[0])
         errors, exact_errors = sandwich.std_errors(objective, point, scores, cluster_groups,
