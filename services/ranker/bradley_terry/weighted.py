@@ -36,9 +36,10 @@ class WeightedFit:
         Sandwich standard errors of the centred abilities, clustered by voter.
     ci_low, ci_high : ndarray of float64
         95% intervals ``abilities ∓ 1.96 std_errors``.
-    model_std_errors : ndarray of float64
+    model_std_errors : ndarray of float64 or None
         What the Fisher information of the weighted likelihood alone would claim (as if
-        the weights were counts of independent votes): for comparison, not for intervals.
+        the weights were counts of independent votes): for comparison, not for intervals;
+        None unless asked for (`with_model_std_errors`).
     effective_votes : float
         Kish's (Σw)² / Σw² over the votes.
     voters : int
@@ -53,7 +54,7 @@ class WeightedFit:
     std_errors: np.ndarray
     ci_low: np.ndarray
     ci_high: np.ndarray
-    model_std_errors: np.ndarray
+    model_std_errors: np.ndarray | None
     effective_votes: float
     voters: int
     iterations: int
@@ -88,6 +89,7 @@ def fit_weighted(
     tol: float = TOLERANCE,
     max_iter: int = MAX_ITERATIONS,
     exact: bool | None = None,
+    with_model_std_errors: bool = False,
 ) -> WeightedFit:
     """Fit Bradley–Terry abilities with each vote counted by its weight.
 
@@ -110,8 +112,11 @@ def fit_weighted(
     prior_strength, init, tol, max_iter
         As for `fit`.
     exact : bool or None
-        Exact sandwich (dense, O(n³)) or the per-item design-effect approximation; None:
-        exact up to `standard_errors.EXACT_MAX_ITEMS` items.
+        Exact sandwich (dense, O(n³)) or the per-item design-effect approximation (O(votes)
+        and the belief-propagation variances); None: exact up to
+        `sandwich.EXACT_MAX_ITEMS` items.
+    with_model_std_errors : bool
+        Also compute `model_std_errors` (for comparisons; it costs another factorisation).
 
     Returns
     -------
@@ -141,7 +146,7 @@ def fit_weighted(
     if n_items:
         point, iterations = maximise(objective, point, tol, max_iter)
     abilities = point.abilities - point.abilities.mean() if n_items else point.abilities
-    model, _ = from_information(objective, point, exact)
+    model = from_information(objective, point, exact)[0] if with_model_std_errors else None
     # One cluster per (voter, group) combination, so that every cluster has one group.
     keys = voters[:, None] if groups is None else np.column_stack([voters, groups])
     if n_votes:
@@ -153,7 +158,7 @@ def fit_weighted(
                                                    exact)
     else:
         # No votes, no scores to spread: the prior's uncertainty is all there is.
-        errors, exact_errors = model, True
+        errors, exact_errors = from_information(objective, point, True)
     return WeightedFit(
         abilities=abilities,
         std_errors=errors,

@@ -59,7 +59,8 @@ def test_equal_weights_give_the_unweighted_fit():
     won = np.where(ties, 0.5, 1.0)
     plain = bt.fit(80, winners, losers, won, 1 - won)
     for scale in (1.0, 7.5):
-        weighted = fit_weighted(80, winners, losers, ties, np.full(6_000, scale), voters)
+        weighted = fit_weighted(80, winners, losers, ties, np.full(6_000, scale), voters,
+                                with_model_std_errors=True)
         np.testing.assert_allclose(weighted.abilities, plain.abilities, atol=1e-12)
         np.testing.assert_allclose(weighted.model_std_errors, plain.std_errors, rtol=1e-10)
         # A well-specified model with independent votes: the sandwich agrees with the
@@ -141,13 +142,14 @@ def segmented_coverage(seed: int) -> tuple[float, float]:
     weights = survey_weights.vote_weights(segment[:, None],
                                           [population_share])
     fit = fit_weighted(n, winners, losers, ties, weights.weights, voters,
-                       groups=weights.calibration_groups())
+                       groups=weights.calibration_groups(), with_model_std_errors=True)
     # The population's abilities: the fit to every pair's expected outcome.
     i, j = np.triu_indices(n, 1)
     won = sum(share * expit(taste[i] - taste[j])
               for share, taste in zip(population_share, tastes, strict=True))
     truth = bt.fit(n, i, j, 1e4 * won, 1e4 * (1 - won), with_std_errors=False).abilities
     inside = (fit.ci_low <= truth) & (truth <= fit.ci_high)
+    assert fit.model_std_errors is not None
     model = np.abs(fit.abilities - truth) <= 1.96 * fit.model_std_errors
     return float(inside.mean()), float(model.mean())
 
