@@ -47,6 +47,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--votes", type=int, default=200_000, help="decided votes per seed")
     p.add_argument("--votes-per-voter", type=float, default=10.0,
                    help="mean votes per voter (geometric)")
+    p.add_argument("--cost", action="store_true",
+                   help="instead: time a refit of every view (20 segment fits, the weighted "
+                        "fit, the consensus) at 2,000 proposals / 1,000,000 votes after "
+                        "10,000 new ones, 3 rounds, against the overall fit")
     p.add_argument("--out", type=Path, default=Path("results/representative"),
                    help="folder for <run_id>.json and <run_id>.png")
     return p
@@ -113,6 +117,8 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     code = code_version()
     load_before = os.getloadavg()
+    if args.cost:
+        return _cost(args, run_id, code, load_before)
     seeds = []
     for k in range(args.seeds):
         figures, arrays = run.run_seed(args.seed + k, args.proposals, args.votes,
@@ -140,6 +146,27 @@ def main(argv: list[str] | None = None) -> int:
               f"{goal['measured']:.3f}")
     print(f"\n{args.out / run_id}.json and .png")
     return 0 if all(g["met"] for g in summary["goals"]) else 1
+
+
+def _cost(args: argparse.Namespace, run_id: str, code: dict[str, Any],
+          load_before: tuple[float, ...]) -> int:
+    from loadtest.representative import cost
+
+    measured = cost.measure(seed=args.seed)
+    result = {"run_id": run_id, "code": code, "cpus": os.cpu_count() or 0,
+              "load_average": {"before": load_before, "after": os.getloadavg()}, **measured}
+    path = args.out / f"{run_id}-cost.json"
+    path.write_text(json.dumps(result, indent=1) + "\n")
+    stages = list(measured["refits"][0]["wall_s"])
+    print("| stage | " + " | ".join(f"refit {k + 1} wall / CPU s"
+                                     for k in range(len(measured["refits"]))) + " |")
+    print("|---|" + "---|" * len(measured["refits"]))
+    for stage in stages:
+        print(f"| {stage} | " + " | ".join(
+            f"{r['wall_s'][stage]:.2f} / {r['cpu_s'][stage]:.2f}" for r in measured["refits"])
+              + " |")
+    print(f"\n{path}")
+    return 0
 
 
 if __name__ == "__main__":

@@ -139,8 +139,8 @@ def fit_weighted(
     if n_votes:
         weights = weights * (n_votes / float(weights.sum()))
     winner_share = np.where(ties, 0.5, 1.0) * weights
-    objective = Objective(ComparisonGraph(n_items, winners, losers, winner_share,
-                                          weights - winner_share, prior_strength))
+    objective = Objective(ComparisonGraph(n_items, *_pair_totals(
+        n_items, winners, losers, winner_share, weights - winner_share), prior_strength))
     point = starting_point(objective, init)
     iterations = 0
     if n_items:
@@ -170,6 +170,31 @@ def fit_weighted(
         iterations=iterations,
         exact_std_errors=exact_errors,
     )
+
+
+# Up to this many possible pairs (n² / 2: 2,000 items), votes are summed per pair by counting
+# into one array of that size (32 MB of float64 for each side), whose order is the canonical
+# one: no sort of a million votes.
+_DENSE_PAIRS_MAX = 2_000_000
+
+
+def _pair_totals(n_items: int, winners: np.ndarray, losers: np.ndarray,
+                 winner_share: np.ndarray, loser_share: np.ndarray,
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Each pair's weighted wins, as (i, j, wins_ij, wins_ji) with i < j: canonical (sorted,
+    no repeats) when the items are few enough to count by pair key, else one entry per vote
+    (`ComparisonGraph` sorts and sums them)."""
+    if n_items * n_items // 2 > _DENSE_PAIRS_MAX or not winners.size:
+        return winners, losers, winner_share, loser_share
+    lo = np.minimum(winners, losers)
+    hi = np.maximum(winners, losers)
+    key = lo.astype(np.int64) * n_items + hi
+    size = n_items * n_items
+    winner_is_lo = winners == lo
+    lo_wins = np.bincount(key, np.where(winner_is_lo, winner_share, loser_share), size)
+    hi_wins = np.bincount(key, np.where(winner_is_lo, loser_share, winner_share), size)
+    pairs = np.flatnonzero((lo_wins > 0) | (hi_wins > 0))
+    return pairs // n_items, pairs % n_items, lo_wins[pairs], hi_wins[pairs]
 
 
 def _kish(weights: np.ndarray) -> float:
