@@ -11,6 +11,8 @@ of a weighted likelihood is not its precision.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -154,8 +156,8 @@ def fit_weighted(
         cluster_groups = None if groups is None else unique[:, 1:]
         scores = sandwich.voter_scores(point.abilities, winners, losers, ties, weights,
                                        clusters, unique.shape[0])
-        errors, exact_errors = sandwich.std_errors(objective, point, scores, cluster_groups,
-                                                   exact)
+        errors, exact_errors = sandwich.std_errors(
+            objective, point, functools.partial(sandwich.meat, scores, cluster_groups), exact)
     else:
         # No votes, no scores to spread: the prior's uncertainty is all there is.
         errors, exact_errors = from_information(objective, point, True)
@@ -170,6 +172,69 @@ def fit_weighted(
         iterations=iterations,
         exact_std_errors=exact_errors,
     )
+
+
+def fit_weighted_strata(
+    n_items: int,
+    strata: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]],
+    weights: Sequence[float],
+    *,
+    prior_strength: float = PRIOR_STRENGTH,
+    init: np.ndarray | None = None,
+    tol: float = TOLERANCE,
+    max_iter: int = MAX_ITERATIONS,
+    exact: bool | None = None,
+) -> WeightedFit:
+    """`fit_weighted` from pair counts: every vote of stratum s weighs `weights[s]`, and
+    votes count as independent (no voter is known), so the sandwich is stratified but not
+    clustered (`sandwich.stratum_meat`).
+
+    Parameters
+    ----------
+    strata : sequence of (i, j, wins_ij, wins_ji, ties)
+        Each stratum's pairs (indices in [0, n_items), i ≠ j) with the wins of i over j, of
+        j over i, and the ties, as counts (ties not halved): e.g. one `PairCounts` per
+        attribute value, with the votes of unknown value as a stratum of weight 1.
+    weights : sequence of float
+        One weight ≥ 0 per stratum (scaled so that the mean vote weighs 1).
+
+    Returns
+    -------
+    WeightedFit
+        With `voters` 0 (not known) and `effective_votes` Kish's over the votes.
+    """
+    if len(strata) != len(weights):
+        raise ValueError("one weight per stratum")
+    arrays = [tuple(np.asarray(a) for a in stratum) for stratum in strata]
+    votes = np.array([float(np.sum(s[2]) + np.sum(s[3]) + np.sum(s[4])) for s in arrays])
+    scale = np.asarray(weights, dtype=np.float64)
+    if np.any(~np.isfinite(scale)) or np.any(scale < 0):
+        raise ValueError("weights must be finite and >= 0")
+    total = float(np.dot(votes, scale))
+    if total > 0:
+        scale = scale * (votes.sum() / total)
+    parts = [(s[0], s[1], w * (s[2] + 0.5 * s[4]), w * (s[3] + 0.5 * s[4]))
+             for s, w in zip(arrays, scale, strict=True)]
+    i, j, wins_ij, wins_ji = (np.concatenate([p[k] for p in parts]) if parts
+                              else np.zeros(0) for k in range(4))
+    objective = Objective(ComparisonGraph(n_items, i.astype(np.intp), j.astype(np.intp),
+                                          wins_ij, wins_ji, prior_strength))
+    point = starting_point(objective, init)
+    iterations = 0
+    if n_items:
+        point, iterations = maximise(objective, point, tol, max_iter)
+    abilities = point.abilities - point.abilities.mean() if n_items else point.abilities
+    if votes.sum() > 0:
+        errors, exact_errors = sandwich.std_errors(objective, point, functools.partial(
+            sandwich.stratum_meat, point.abilities, arrays, list(scale)), exact)
+    else:
+        errors, exact_errors = from_information(objective, point, True)
+    squares = float(np.dot(votes, scale**2))
+    return WeightedFit(
+        abilities=abilities, std_errors=errors, ci_low=abilities - 1.96 * errors,
+        ci_high=abilities + 1.96 * errors, model_std_errors=None,
+        effective_votes=float(votes.sum()) ** 2 / squares if squares > 0 else 0.0,
+        voters=0, iterations=iterations, exact_std_errors=exact_errors)
 
 
 # Up to this many possible pairs (n² / 2: 2,000 items), votes are summed per pair by counting

@@ -10,7 +10,7 @@ from scipy.special import expit
 
 from ranker import bradley_terry as bt
 from ranker import survey_weights
-from ranker.bradley_terry.weighted import fit_weighted
+from ranker.bradley_terry.weighted import fit_weighted, fit_weighted_strata
 
 LAMBDA = bt.PRIOR_STRENGTH
 
@@ -162,3 +162,36 @@ def test_sandwich_intervals_cover_the_population_abilities():
     assert 0.9 <= sandwich <= 0.985, results
     # The information alone treats the weights as counts and claims too much.
     assert model < sandwich, results
+
+
+def test_strata_of_pair_counts_give_the_vote_level_fit_and_errors():
+    """The served path fits from one set of pair counts per attribute value: the same
+    abilities as the fit of the votes themselves, and the same sandwich when each vote is
+    its own voter (votes taken as independent)."""
+    rng = np.random.default_rng(4)
+    n = 25
+    abilities = rng.normal(0, 1, n)
+    winners, losers, ties, _ = random_votes(rng, abilities, 3_000, 1, tie_rate=0.3)
+    stratum = rng.integers(0, 3, 3_000)
+    stratum_weight = np.array([0.4, 1.0, 2.2])
+    by_vote = fit_weighted(n, winners, losers, ties, stratum_weight[stratum],
+                           np.arange(3_000), groups=stratum[:, None], tol=1e-12)
+    strata = []
+    for s in range(3):
+        mine = stratum == s
+        lo = np.minimum(winners[mine], losers[mine])
+        hi = np.maximum(winners[mine], losers[mine])
+        decided = ~ties[mine]
+        lo_won = decided & (winners[mine] == lo)
+        hi_won = decided & (winners[mine] == hi)
+        strata.append((lo, hi, lo_won.astype(float), hi_won.astype(float),
+                       ties[mine].astype(float)))
+    for exact in (True, False):
+        from_counts = fit_weighted_strata(n, strata, list(stratum_weight), tol=1e-12,
+                                          exact=exact)
+        np.testing.assert_allclose(from_counts.abilities, by_vote.abilities, atol=1e-9)
+        reference = by_vote if exact else fit_weighted(
+            n, winners, losers, ties, stratum_weight[stratum], np.arange(3_000),
+            groups=stratum[:, None], tol=1e-12, exact=False)
+        np.testing.assert_allclose(from_counts.std_errors, reference.std_errors, rtol=1e-7)
+    assert from_counts.effective_votes == pytest.approx(by_vote.effective_votes)

@@ -29,6 +29,8 @@ covariance of the centred abilities.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
 import numpy as np
 import scipy.linalg
 import scipy.sparse
@@ -101,10 +103,57 @@ def meat(scores: scipy.sparse.csr_matrix, groups: np.ndarray | None,
     return total, factor
 
 
-def std_errors(objective: Objective, point: Point, scores: scipy.sparse.csr_matrix,
-               groups: np.ndarray | None, exact: bool | None) -> tuple[np.ndarray, bool]:
+Meat = Callable[[bool], tuple[np.ndarray, float]]
+"""J without its factor c — dense (n × n) when called with True, else its diagonal (n,) —
+and c: `meat` over voters' scores, or `stratum_meat` over pair counts."""
+
+
+def stratum_meat(abilities: np.ndarray, strata: Sequence[tuple[np.ndarray, ...]],
+                 weights: Sequence[float], dense: bool) -> tuple[np.ndarray, float]:
+    """J of votes taken as independent (each vote its own cluster) within strata, from pair
+    counts alone: each stratum is (i, j, wins_ij, wins_ji, ties) over its pairs (ties
+    apart, not halved) and its votes weigh `weights[s]`.
+
+    A vote's score is w·(y − p)·(e_i − e_j), so Σ over a stratum's votes of its outer
+    product is w² Σ_pairs [wins_ij (1 − p)² + wins_ji p² + ties (½ − p)²] (e_i − e_j)(…)ᵀ, a
+    weighted Laplacian; the residual on the stratum indicators takes each stratum's mean
+    score out: − m_s m_sᵀ / n_s, m_s the stratum's total score and n_s its votes. The
+    factor is N / (N − S) for N votes in S strata. What `meat` gives when every vote is its
+    own voter and the strata are the groups.
+    """
+    n = abilities.shape[0]
+    total = np.zeros((n, n) if dense else n)
+    votes = 0.0
+    used = 0
+    for (i, j, wins_ij, wins_ji, ties), weight in zip(strata, weights, strict=True):
+        count = float(np.sum(wins_ij) + np.sum(wins_ji) + np.sum(ties))
+        if count == 0:
+            continue
+        votes += count
+        used += 1
+        p = sigmoid(abilities[i] - abilities[j], np.empty(i.shape[0]))
+        spread = weight**2 * (wins_ij * (1 - p) ** 2 + wins_ji * p**2 + ties * (0.5 - p) ** 2)
+        pull = weight * (wins_ij * (1 - p) - wins_ji * p + ties * (0.5 - p))
+        mean = (np.bincount(i, pull, n) - np.bincount(j, pull, n))
+        if dense:
+            flat = total.reshape(-1)
+            flat += np.bincount(i * n + i, spread, n * n) + np.bincount(j * n + j, spread,
+                                                                        n * n)
+            flat -= np.bincount(i * n + j, spread, n * n) + np.bincount(j * n + i, spread,
+                                                                        n * n)
+            total -= np.outer(mean, mean) / count
+        else:
+            total += np.bincount(i, spread, n) + np.bincount(j, spread, n)
+            total -= mean * mean / count
+    factor = votes / (votes - used) if votes > used else float("nan")
+    return total, factor
+
+
+def std_errors(objective: Objective, point: Point, meat: Meat,
+               exact: bool | None) -> tuple[np.ndarray, bool]:
     """Sandwich standard errors of the centred abilities at `point` (the optimum of
-    `objective`, whose information is current), and whether they are exact.
+    `objective`, whose information is current), and whether they are exact; `meat` gives
+    J (see `Meat`).
 
     Raises
     ------
@@ -118,7 +167,7 @@ def std_errors(objective: Objective, point: Point, scores: scipy.sparse.csr_matr
     if exact is None:
         exact = n <= EXACT_MAX_ITEMS
     if exact:
-        total, factor = meat(scores, groups, dense=True)
+        total, factor = meat(True)
         hessian = objective.dense_hessian(point.diagonal)
         upper, info = scipy.linalg.lapack.dpotrf(hessian, lower=0, clean=1, overwrite_a=1)
         if info != 0:
@@ -129,7 +178,7 @@ def std_errors(objective: Objective, point: Point, scores: scipy.sparse.csr_matr
         inverse = np.triu(inverse) + np.triu(inverse, 1).T
         variances = factor * np.einsum("ij,ij->i", inverse @ total, inverse)
         return np.sqrt(np.maximum(variances, 0.0)), True
-    total, factor = meat(scores, groups, dense=False)
+    total, factor = meat(False)
     # Belief propagation within every component: O(pairs), where a dense factorisation of
     # the 2,000 items it would otherwise get costs seconds on a busy machine.
     model, _ = from_information(objective, point, False, exact_component_max=1)
