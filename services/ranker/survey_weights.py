@@ -293,6 +293,7 @@ def vote_weights(
     joint: np.ndarray | None = None,
     min_cell_votes: int = MIN_CELL_VOTES,
     max_weight: float = MAX_WEIGHT,
+    counts: np.ndarray | None = None,
 ) -> VoteWeights:
     """Weights that make each vote's attributes match the population's shares.
 
@@ -310,6 +311,10 @@ def vote_weights(
         Post-stratification needs this many votes in each cell the population holds.
     max_weight : float
         Trimming bound in multiples of the mean weight (≥ 1).
+    counts : ndarray of int, shape (n_rows,), optional
+        When given, each row of `values` stands for this many votes (e.g. one row per
+        segment, from counts kept per segment), and the result's per-vote arrays
+        (`weights`, `cell_of_vote`) are per row.
 
     Returns
     -------
@@ -336,8 +341,13 @@ def vote_weights(
         if column.size and (column.min() < UNKNOWN or column.max() >= margin.shape[0]):
             raise ValueError(f"values[:, {attribute}] must lie in [{UNKNOWN}, "
                              f"{margin.shape[0]})")
-    n_votes = values.shape[0]
     cells, cell_of_vote, cell_votes = unique_rows(values)
+    if counts is not None:
+        counts = np.asarray(counts)
+        if counts.shape != (values.shape[0],) or (counts.size and counts.min() < 0):
+            raise ValueError("counts must hold one count >= 0 per row of values")
+        cell_votes = np.bincount(cell_of_vote, counts, cells.shape[0]).astype(np.int64)
+    n_votes = int(cell_votes.sum())
     used = [a for a, m in enumerate(checked) if m is not None]
     if n_votes == 0 or not used:
         weights = np.ones(cells.shape[0])
@@ -358,12 +368,12 @@ def vote_weights(
             # zero-share value.
             present[-1] = None
             checked[attribute] = None
-    counts = cell_votes.astype(np.float64)
+    votes = cell_votes.astype(np.float64)
     method = RAKING
     weights = np.ones(cells.shape[0])
     used = [a for a, m in enumerate(checked) if m is not None]
     groups, group_of_cell, _ = unique_rows(cells[:, used])
-    group_votes = np.bincount(group_of_cell, counts, groups.shape[0])
+    group_votes = np.bincount(group_of_cell, votes, groups.shape[0])
     population = _group_shares(groups, [checked[a] for a in used], joint)
     if population is not None and not unrepresented:
         known = population >= 0
@@ -378,17 +388,17 @@ def vote_weights(
             group_weights = np.where(known, population * (1.0 - unknown_share) / sample, 1.0)
             weights = group_weights[group_of_cell]
     if method == RAKING:
-        weights = _rake(cells, counts, weights, checked, present)
-    weights *= n_votes / float(np.dot(counts, weights))
-    trimmed = trim(weights, counts, max_weight)
+        weights = _rake(cells, votes, weights, checked, present)
+    weights *= n_votes / float(np.dot(votes, weights))
+    trimmed = trim(weights, votes, max_weight)
     was_trimmed = bool(np.any(weights > max_weight * (1 + 1e-9)))
     for _ in range(_TRIM_ROUNDS if was_trimmed else 0):
         # Rake the trimmed weights back towards the margins, and trim again: the capped
         # cells stay at the cap, the others absorb what the cap took.
-        trimmed = trim(_rake(cells, counts, trimmed, checked, present), counts, max_weight)
+        trimmed = trim(_rake(cells, votes, trimmed, checked, present), votes, max_weight)
     capped = trimmed >= max_weight * (1 - 1e-9)
     trimmed_votes = int(cell_votes[capped].sum()) if was_trimmed else 0
-    gap = _margin_gap(cells, counts, trimmed, checked, present)
+    gap = _margin_gap(cells, votes, trimmed, checked, present)
     return _result(trimmed, cells, cell_of_vote, cell_votes, method, trimmed_votes,
                    max_weight, gap, tuple(unrepresented))
 
@@ -419,8 +429,10 @@ def _result(weights: np.ndarray, cells: np.ndarray, cell_of_vote: np.ndarray,
             cell_votes: np.ndarray, method: str, trimmed_votes: int, max_weight: float,
             gap: float, unrepresented: tuple[tuple[int, int], ...]) -> VoteWeights:
     per_vote = weights[cell_of_vote] if cell_of_vote.size else np.zeros(0)
+    squares = float(np.dot(cell_votes, weights * weights))
+    total = float(np.dot(cell_votes, weights))
     return VoteWeights(
         weights=per_vote, cells=cells, cell_of_vote=cell_of_vote, cell_weights=weights,
         cell_votes=cell_votes, method=method, trimmed_votes=trimmed_votes,
-        max_weight=max_weight, effective_votes=kish_effective_size(per_vote),
+        max_weight=max_weight, effective_votes=total * total / squares if squares > 0 else 0.0,
         margin_gap=gap, unrepresented=unrepresented)

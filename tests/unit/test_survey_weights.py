@@ -149,3 +149,17 @@ def test_malformed_margins_are_refused(margins, message):
 def test_a_value_index_out_of_range_is_refused():
     with pytest.raises(ValueError, match="values"):
         sw.vote_weights(np.array([[0], [2]]), [np.array([0.5, 0.5])])
+
+
+def test_rows_standing_for_many_votes_weigh_as_the_votes_would():
+    """The ranker keeps counts per segment, not votes: one row per segment with its count
+    gives the weights of the votes one by one."""
+    rng = np.random.default_rng(5)
+    values = skewed_votes(rng, 5_000, (3, 2))
+    margins = [np.array([0.2, 0.5, 0.3]), np.array([0.6, 0.4])]
+    one_by_one = sw.vote_weights(values, margins)
+    cells, _, counts = sw.unique_rows(values)
+    grouped = sw.vote_weights(cells, margins, counts=counts)
+    np.testing.assert_allclose(grouped.weights, one_by_one.cell_weights, rtol=1e-12)
+    assert grouped.effective_votes == pytest.approx(one_by_one.effective_votes)
+    assert grouped.method == one_by_one.method
