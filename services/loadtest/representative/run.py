@@ -17,9 +17,10 @@ from loadtest.representative.population import (
     Votes,
 )
 from ranker import bradley_terry as bt
-from ranker import survey_weights
+from ranker import segment_views, survey_weights
 from ranker.bradley_terry.weighted import fit_weighted
 from ranker.consensus import consensus
+from ranker.pair_counts import TIE, WIN, PairCounts
 from ranker.scores import win_probability_scores
 
 # Segment fits' standard errors by belief propagation, as the cost of many segments allows
@@ -50,6 +51,21 @@ def _raw_fit(n: int, votes: Votes) -> bt.BTFit:
     return bt.fit(n, votes.winners, votes.losers, won, 1.0 - won)
 
 
+def _served(n: int, votes: Votes, region_shares: np.ndarray) -> segment_views.Representative:
+    """The representative view as the ranker computes it from its counts: weighted by region
+    alone (the ranker keeps counts per attribute value, not per combination), errors with
+    votes taken as independent."""
+    kinds = np.where(votes.ties, TIE, WIN).astype(np.uint8)
+    overall = PairCounts(n)
+    overall.apply(kinds, votes.winners, votes.losers)
+    segments = {}
+    for region in range(len(REGIONS)):
+        mine = votes.region == region
+        segments[region] = PairCounts(n)
+        segments[region].apply(kinds[mine], votes.winners[mine], votes.losers[mine])
+    return segment_views.representative(overall, segments, region_shares, np.arange(n))
+
+
 def run_seed(seed: int, n_proposals: int, n_votes: int,
              mean_votes_per_voter: float) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """The figures of one seed, and the arrays its picture needs."""
@@ -76,6 +92,10 @@ def run_seed(seed: int, n_proposals: int, n_votes: int,
     seconds["weighted_fit"] = time.perf_counter() - start
     assert weighted.model_std_errors is not None
     model_errors = weighted.model_std_errors
+
+    start = time.perf_counter()
+    served = _served(n, votes, population.region_shares)
+    seconds["served_fit"] = time.perf_counter() - start
 
     start = time.perf_counter()
     segment_fits = []
@@ -109,6 +129,9 @@ def run_seed(seed: int, n_proposals: int, n_votes: int,
                      "exact_std_errors": weighted.exact_std_errors,
                      "median_std_error": float(np.median(weighted.std_errors)),
                      "median_std_error_raw": float(np.median(raw.std_errors))},
+        "served": {**_compare(served.fit.abilities, truth),
+                   "coverage": _coverage(served.fit.ci_low, served.fit.ci_high, truth),
+                   "effective_votes": served.fit.effective_votes},
         "consensus": {**_compare(agreed.scores, truth),
                       "top10_recall_of_true_consensus": top_recall(agreed.scores,
                                                                    true_consensus),
