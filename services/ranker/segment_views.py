@@ -15,15 +15,18 @@ The consensus view of an attribute reads its segments' fits (`ranker.consensus`)
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
 from ranker import survey_weights
+from ranker.bradley_terry import PRIOR_STRENGTH, BTFit
 from ranker.bradley_terry.weighted import WeightedFit, fit_weighted_strata
 from ranker.consensus import Consensus, consensus
 from ranker.pair_counts import PairCounts
+from ranker.ranking import FitInput, Ranking, ranking_from_fit
 
 Stratum = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
@@ -119,3 +122,61 @@ def consensus_of(abilities: Mapping[int, np.ndarray],
     aligned to the same items; segments in value order."""
     values = sorted(abilities)
     return consensus([abilities[v] for v in values], [std_errors[v] for v in values])
+
+
+def representative_ranking(inputs: FitInput, view: Representative,
+                           fit_start: np.ndarray | None = None) -> Ranking:
+    """The published form of a representative fit over `inputs.items` (tallies are the raw
+    counts: how many votes each proposal had, not their weight)."""
+    fit = view.fit
+    return ranking_from_fit(inputs, BTFit(
+        abilities=fit.abilities, std_errors=fit.std_errors, ci_low=fit.ci_low,
+        ci_high=fit.ci_high, iterations=fit.iterations, log_posterior=float("nan"),
+        exact_std_errors=fit.exact_std_errors), fit_start=fit_start)
+
+
+def _aligned(ranking: Ranking, items: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`ranking`'s abilities and standard errors for proposal indices `items`; a proposal it
+    does not rank (not in its catalog yet) gets the prior's: ability 0, error 1/√λ."""
+    order = np.argsort(ranking.proposal_index)
+    known = ranking.proposal_index[order]
+    where = np.clip(np.searchsorted(known, items), 0, max(known.shape[0] - 1, 0))
+    found = known[where] == items if known.size else np.zeros(items.shape[0], dtype=bool)
+    abilities = np.zeros(items.shape[0])
+    errors = np.full(items.shape[0], 1.0 / np.sqrt(PRIOR_STRENGTH))
+    abilities[found] = ranking.abilities[order][where[found]]
+    errors[found] = ranking.std_errors[order][where[found]]
+    return abilities, errors
+
+
+def consensus_ranking(overall: Ranking,
+                      segments: Mapping[int, Ranking]) -> tuple[Ranking, Consensus]:
+    """The overall ranking's proposals in consensus order over one attribute's `segments`
+    (value position -> that segment's ranking, at least one); with the `Consensus`, whose
+    segment indices follow the value positions in increasing order.
+
+    Each entry's score is its consensus score; its ability and interval are those of the
+    segment that set it (the one that likes it least); the tallies are the overall ones.
+    """
+    items = overall.proposal_index
+    fits = {value: _aligned(ranking, items) for value, ranking in segments.items()}
+    agreed = consensus_of({v: f[0] for v, f in fits.items()}, {v: f[1] for v, f in fits.items()})
+    order = agreed.order
+    values = sorted(fits)
+    abilities = np.array([fits[v][0] for v in values])[agreed.weakest_segment,
+                                                        np.arange(items.shape[0])]
+    errors = np.array([fits[v][1] for v in values])[agreed.weakest_segment,
+                                                    np.arange(items.shape[0])]
+
+    def frozen(values: np.ndarray) -> np.ndarray:
+        out = np.asarray(values)[order]
+        out.flags.writeable = False
+        return out
+
+    ranking = dataclasses.replace(
+        overall, proposal_index=frozen(items), abilities=frozen(abilities),
+        std_errors=frozen(errors), ci_low=frozen(abilities - 1.96 * errors),
+        ci_high=frozen(abilities + 1.96 * errors), scores=frozen(agreed.scores),
+        wins=frozen(overall.wins), losses=frozen(overall.losses), ties=frozen(overall.ties),
+        skips=frozen(overall.skips), appearances=frozen(overall.appearances), fit_start=None)
+    return ranking, agreed

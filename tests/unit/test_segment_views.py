@@ -61,3 +61,42 @@ def test_a_segment_with_a_pair_the_overall_counts_lack_is_refused():
     stray.apply(np.array([WIN], dtype=np.uint8), np.array([1]), np.array([2]))
     with pytest.raises(ValueError, match="overall"):
         segment_views.stratum(overall, np.arange(3), (stray,))
+
+
+def _ranking(n, abilities, rng, n_votes, items=None):
+    from ranker import bradley_terry as bt
+    from ranker.ranking import Catalog, fit_input, ranking_from_fit
+    a = rng.integers(0, n, n_votes)
+    b = (a + rng.integers(1, n, n_votes)) % n
+    a_wins = rng.random(n_votes) < expit(abilities[a] - abilities[b])
+    counts = PairCounts(n)
+    counts.apply(np.full(n_votes, WIN, dtype=np.uint8), np.where(a_wins, a, b),
+                 np.where(a_wins, b, a))
+    ids = tuple(f"p{k}" for k in range(n))
+    catalog = Catalog(1, ids, ids, np.arange(n) if items is None else items)
+    inputs = fit_input("cause", catalog, counts, votes_counted=n_votes, last_vote_entry_id="")
+    return ranking_from_fit(inputs, bt.fit(inputs.n_items, inputs.i, inputs.j,
+                                           inputs.wins_ij, inputs.wins_ji))
+
+
+def test_consensus_ranking_orders_the_overall_proposals_by_their_weakest_segment():
+    rng = np.random.default_rng(2)
+    n = 30
+    base = rng.normal(0, 0.5, n)
+    liked = base.copy()
+    liked[[3, 4]] = 2.5
+    split = base.copy()
+    split[3], split[4] = 2.5, -2.5
+    overall = _ranking(n, base, rng, 4_000)
+    segments = {0: _ranking(n, liked, rng, 6_000), 2: _ranking(n, split, rng, 6_000)}
+    ranking, agreed = segment_views.consensus_ranking(overall, segments)
+    ids = ranking.proposal_ids(range(n))
+    assert ids[0] == "p3"
+    assert ids.index("p4") > n // 2
+    # The scores are the consensus scores, in decreasing order, and the tallies follow.
+    assert np.all(np.diff(ranking.scores) <= 0)
+    position = {k: i for i, k in enumerate(overall.proposal_index.tolist())}
+    for row, index in enumerate(ranking.proposal_index.tolist()):
+        assert ranking.wins[row] == overall.wins[position[index]]
+    # p4's score was set by the segment of value 2 (the second in value order).
+    assert agreed.weakest_segment[position[4]] == 1
