@@ -8,7 +8,7 @@ RUN_DIR ?= run
 BUF    := $(VENV)/bin/buf
 LOCK   := requirements-dev.lock
 
-.PHONY: install lock image-wheels proto proto-check proto-lint tools lint check test test-fast up down demo status loadtest selection-bench many-causes export-bench bench clean
+.PHONY: install lock image-wheels proto proto-check proto-lint tools lint check test test-fast up down demo status loadtest selection-bench representative-bench many-causes export-bench bench clean
 
 # Installs are locked: requirements-*.lock pin every package with its hashes, so a release
 # on PyPI never changes what a fresh clone installs or tests. The venv is rebuilt whenever a
@@ -114,6 +114,12 @@ loadtest: $(STAMP)
 # make selection-bench SELECTION_ARGS="--preset 34k" (python -m loadtest.selection --help).
 selection-bench: $(STAMP)
 	$(PY) -m loadtest.selection $(SELECTION_ARGS)
+
+# Raw, representative and consensus rankings against a segmented population's true ranking,
+# in simulation (no cluster): table on stdout, JSON and picture under results/representative/;
+# flags in REPRESENTATIVE_ARGS (python -m loadtest.representative --help).
+representative-bench: $(STAMP)
+	$(PY) -m loadtest.representative $(REPRESENTATIVE_ARGS)
 
 # One ranker with many causes (100,000 idle, 1,000 voted on for 60 s by default) on a scratch
 # cluster of its own: connections, loads, CPU, the exact-count audit, as JSON under

@@ -73,3 +73,30 @@ def win_probability_scores(abilities: np.ndarray) -> np.ndarray:
     grid = np.linspace(low, high, n_grid)
     spline = CubicSpline(grid, _win_probability_totals(grid, abilities))
     return np.clip(100.0 * (spline(abilities) - 0.5) / (n - 1), 0.0, 100.0)
+
+
+def scores_at(points: np.ndarray, abilities: np.ndarray) -> np.ndarray:
+    """The score item k would have at ability `points[k]`, the others at theirs: 100 ·
+    mean_{j≠k} σ(points_k − θj), shape (n,). What the ends of an ability interval are in
+    score points (the score is increasing in the item's own ability).
+
+    Exact for n ≤ `EXACT_MAX_ITEMS`; above, the spline of `win_probability_scores` over a
+    grid spanning both the points and the abilities (same error bound).
+    """
+    points = np.asarray(points, dtype=np.float64)
+    abilities = np.asarray(abilities, dtype=np.float64)
+    n = abilities.shape[0]
+    if points.shape != abilities.shape:
+        raise ValueError(f"points must have shape {abilities.shape}, got {points.shape}")
+    if n <= 1:
+        return np.full(n, 50.0)
+    own = sigmoid(points - abilities, np.empty(n))
+    if n <= EXACT_MAX_ITEMS:
+        totals = _win_probability_totals(points, abilities)
+    else:
+        low = float(min(points.min(), abilities.min()))
+        high = float(max(points.max(), abilities.max()))
+        n_grid = max(4, int(np.ceil((high - low) / GRID_STEP)) + 1)
+        grid = np.linspace(low, high, n_grid)
+        totals = CubicSpline(grid, _win_probability_totals(grid, abilities))(points)
+    return np.clip(100.0 * (totals - own) / (n - 1), 0.0, 100.0)

@@ -19,8 +19,10 @@ The package, one concept per module:
     solver              inexact Newton (conjugate gradients), a step length per component
     few_votes           items with a handful of votes, settled exactly between Newton steps
     standard_errors     exact (dense, or sparse by elimination) and approximate (belief
-                        propagation) diag(H⁻¹)
+                        propagation) diag(H⁻¹); the sandwich H⁻¹ J H⁻¹ of weighted fits
     estimate            `fit` and `BTFit`, which tie them together
+    weighted            `fit_weighted`: each vote counted by its weight, sandwich errors
+                        clustered by voter (the representative ranking)
     errors              what a fit raises
 
 Scores for display (0–100) are not part of a fit: `ranker.scores` computes them from the

@@ -58,6 +58,8 @@ def fit(
     tol: float = TOLERANCE,
     max_iter: int = MAX_ITERATIONS,
     with_std_errors: bool = True,
+    exact: bool | None = None,
+    exact_component_max: int | None = None,
 ) -> BTFit:
     """Fit Bradley–Terry abilities by penalised maximum likelihood.
 
@@ -89,6 +91,9 @@ def fit(
     with_std_errors : bool
         False skips the standard errors (then NaN, with ``exact_std_errors`` False): for
         callers that only need abilities.
+    exact, exact_component_max
+        How the standard errors are computed (`standard_errors.std_errors`); by default
+        exactly up to `standard_errors.EXACT_MAX_ITEMS` items.
 
     Returns
     -------
@@ -110,7 +115,8 @@ def fit(
     # and leaves the information (which only sees differences) valid for the errors.
     abilities = point.abilities - point.abilities.mean() if n_items else point.abilities
     if with_std_errors:
-        errors, exact = standard_errors.from_information(objective, point, None)
+        errors, exact = standard_errors.from_information(objective, point, exact,
+                                                         exact_component_max)
     else:
         errors, exact = np.full(n_items, np.nan), False
     objective_value = float(point.objectives.sum()) if n_items else 0.0

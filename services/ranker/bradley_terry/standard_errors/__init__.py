@@ -7,8 +7,9 @@ exactly: every method below computes diag(H⁻¹).
 
     n ≤ `EXACT_MAX_ITEMS`  exact: one dense Cholesky (`dense`), or on sparse graphs after
                            eliminating low-degree items (`elimination`);
-    n > `EXACT_MAX_ITEMS`  exact per component of ≤ `_EXACT_COMPONENT_MAX` items, and
-                           approximate within larger ones (`belief_propagation`).
+    n > `EXACT_MAX_ITEMS`  exact per component of ≤ `_EXACT_COMPONENT_MAX` items (or of
+                           the caller's `exact_component_max`), and approximate within
+                           larger ones (`belief_propagation`).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ def std_errors(
     *,
     prior_strength: float = PRIOR_STRENGTH,
     exact: bool | None = None,
+    exact_component_max: int | None = None,
 ) -> tuple[np.ndarray, bool]:
     """Standard errors of the centred abilities, sqrt(diag(C H⁻¹ C)), at `abilities`.
 
@@ -49,6 +51,10 @@ def std_errors(
     exact : bool or None
         Force the exact computation (True) or the approximation (False); None picks exact
         for n_items ≤ `EXACT_MAX_ITEMS`.
+    exact_component_max : int or None
+        With the approximation, components of up to this many items are still exact
+        (default `_EXACT_COMPONENT_MAX`); 1 approximates every component with a comparison,
+        for callers that need many fits' errors at a fraction of a dense factorisation each.
 
     Returns
     -------
@@ -69,11 +75,12 @@ def std_errors(
     if abilities.shape != (n_items,):
         raise ValueError(f"abilities must have shape ({n_items},), got {abilities.shape}")
     point = objective.evaluate(abilities)
-    return from_information(objective, point, exact)
+    return from_information(objective, point, exact, exact_component_max)
 
 
 def from_information(
-    objective: Objective, point: Point, exact: bool | None
+    objective: Objective, point: Point, exact: bool | None,
+    exact_component_max: int | None = None,
 ) -> tuple[np.ndarray, bool]:
     """Standard errors from the information of the last `objective.evaluate` (at `point`).
 
@@ -124,7 +131,9 @@ def from_information(
     n_components, labels, sizes = graph.components()
     component_variance = np.empty(n)  # [H_c⁻¹]_kk
     all_exact = True
-    small = sizes[labels] <= _EXACT_COMPONENT_MAX
+    if exact_component_max is None:
+        exact_component_max = _EXACT_COMPONENT_MAX
+    small = sizes[labels] <= exact_component_max
     # Isolated items: H_c = λ.
     isolated = sizes[labels] == 1
     component_variance[isolated] = 1.0 / lam

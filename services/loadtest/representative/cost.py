@@ -1,0 +1,144 @@
+"""What a refit of every segment view costs: 20 segment fits (4 attributes × 5 values), the
+weighted fit and the consensus, at 2,000 proposals and 1,000,000 votes, after new votes.
+
+The segment fits read their pair counts as the ranker keeps them (`PairCounts`, one per
+segment, cut with `subset`). The weighted fit is timed two ways: raked to all four
+attributes from the votes themselves (errors clustered by voter), and as the ranker serves
+it, post-stratified to one attribute from the segments' counts (`ranker.segment_views`).
+Every fit is warm-started from the previous one, as the ranker's refits are. The
+unweighted fit of all votes, refitted the same way in the same run, is the reference: on
+a shared machine its time says how loaded the run was.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import numpy as np
+from scipy.special import expit
+
+from loadtest.representative.run import SEGMENT_EXACT
+from pairwise import vote_log
+from ranker import bradley_terry as bt
+from ranker import segment_views, survey_weights
+from ranker.bradley_terry.weighted import fit_weighted
+from ranker.consensus import consensus
+from ranker.pair_counts import PairCounts
+
+WIN, TIE = vote_log.WIN_CODE, vote_log.TIE_CODE
+_T = TypeVar("_T")
+
+
+def _votes(rng: np.random.Generator, n_proposals: int, n_votes: int, n_attributes: int,
+           n_values: int, first_voter: int) -> dict[str, np.ndarray]:
+    """Votes on uniformly random pairs by voters casting 10 votes on average, each voter's
+    value of each attribute drawn from a skewed participation (the same in every call)."""
+    abilities = np.random.default_rng(0).normal(0, 1, n_proposals)
+    participation = np.random.default_rng(1).dirichlet(np.full(n_values, 2.0), n_attributes)
+    per_voter = rng.geometric(0.1, n_votes // 5)
+    per_voter = per_voter[: int(np.searchsorted(np.cumsum(per_voter), n_votes)) + 1]
+    voters = np.repeat(np.arange(per_voter.shape[0]), per_voter)[:n_votes]
+    values = np.column_stack([rng.choice(n_values, per_voter.shape[0], p=p)
+                              for p in participation])[voters]
+    a = rng.integers(0, n_proposals, n_votes)
+    b = (a + rng.integers(1, n_proposals, n_votes)) % n_proposals
+    a_wins = rng.random(n_votes) < expit(abilities[a] - abilities[b])
+    ties = rng.random(n_votes) < 0.05
+    return {"winners": np.where(a_wins, a, b), "losers": np.where(a_wins, b, a),
+            "ties": ties, "voters": voters + first_voter, "values": values}
+
+
+class _Views:
+    """Every view of one cause, refitted warm from the previous round."""
+
+    def __init__(self, n_proposals: int, n_attributes: int, n_values: int) -> None:
+        self.n = n_proposals
+        self.items = np.arange(n_proposals)
+        self.overall = PairCounts(n_proposals)
+        self.segments = {(k, v): PairCounts(n_proposals) for k in range(n_attributes)
+                         for v in range(n_values)}
+        self.votes: dict[str, np.ndarray] = {}
+        self.previous: dict[Any, np.ndarray] = {}
+        self.margins = [np.full(n_values, 1.0 / n_values)] * n_attributes
+
+    def apply(self, votes: dict[str, np.ndarray]) -> None:
+        kinds = np.where(votes["ties"], TIE, WIN).astype(np.uint8)
+        self.overall.apply(kinds, votes["winners"], votes["losers"])
+        for (k, v), counts in self.segments.items():
+            mine = votes["values"][:, k] == v
+            counts.apply(kinds[mine], votes["winners"][mine], votes["losers"][mine])
+        self.votes = votes if not self.votes else {
+            name: np.concatenate([self.votes[name], votes[name]]) for name in votes}
+
+    def refit(self) -> dict[str, dict[str, float]]:
+        """Wall and CPU seconds of each stage of one refit of every view."""
+        wall: dict[str, float] = {}
+        cpu: dict[str, float] = {}
+
+        def timed(stage: str, work: Callable[[], _T]) -> _T:
+            start, start_cpu = time.perf_counter(), time.process_time()
+            result = work()
+            wall[stage] = time.perf_counter() - start
+            cpu[stage] = time.process_time() - start_cpu
+            return result
+
+        overall = timed("reference: overall fit", lambda: bt.fit(
+            self.n, *self.overall.subset(self.items), init=self.previous.get("overall")))
+        self.previous["overall"] = overall.abilities
+
+        def segment_fits() -> dict[tuple[int, int], bt.BTFit]:
+            fits = {}
+            for segment, counts in self.segments.items():
+                fits[segment] = bt.fit(self.n, *counts.subset(self.items),
+                                       init=self.previous.get(segment), exact=SEGMENT_EXACT,
+                                       exact_component_max=1)
+                self.previous[segment] = fits[segment].abilities
+            return fits
+
+        fits = timed("20 segment fits", segment_fits)
+        weights = timed("weights (raking)", lambda: survey_weights.vote_weights(
+            self.votes["values"], self.margins))
+        weighted = timed("weighted fit + sandwich", lambda: fit_weighted(
+            self.n, self.votes["winners"], self.votes["losers"], self.votes["ties"],
+            weights.weights, self.votes["voters"], groups=weights.calibration_groups(),
+            init=self.previous.get("weighted")))
+        self.previous["weighted"] = weighted.abilities
+        served = timed("served: weighted by one attribute from counts", lambda: (
+            segment_views.representative(
+                self.overall, {v: self.segments[(0, v)] for v in range(len(self.margins[0]))},
+                self.margins[0], self.items, init=self.previous.get("served"))))
+        self.previous["served"] = served.fit.abilities
+        first = [fits[(0, v)] for v in range(len(self.margins[0]))]
+        timed("consensus", lambda: consensus([f.abilities for f in first],
+                                             [f.std_errors for f in first]))
+        out = {}
+        for name, seconds in (("wall_s", wall), ("cpu_s", cpu)):
+            seconds["views, raking the votes (segments, weights, weighted, consensus)"] = sum(
+                seconds[k] for k in ("20 segment fits", "weights (raking)",
+                                     "weighted fit + sandwich", "consensus"))
+            seconds["views as served (segments, one-attribute weighted, consensus)"] = sum(
+                seconds[k] for k in ("20 segment fits",
+                                     "served: weighted by one attribute from counts",
+                                     "consensus"))
+            out[name] = {k: round(v, 3) for k, v in seconds.items()}
+        return out
+
+
+def measure(n_proposals: int = 2_000, n_votes: int = 1_000_000, n_attributes: int = 4,
+            n_values: int = 5, new_votes: int = 10_000, rounds: int = 3,
+            seed: int = 1) -> dict[str, Any]:
+    """Seconds per stage of `rounds` refits, each after `new_votes` more votes, following a
+    first (cold) fit of `n_votes`."""
+    rng = np.random.default_rng(seed)
+    views = _Views(n_proposals, n_attributes, n_values)
+    views.apply(_votes(rng, n_proposals, n_votes, n_attributes, n_values, 0))
+    cold = views.refit()
+    refits = []
+    for r in range(rounds):
+        views.apply(_votes(rng, n_proposals, new_votes, n_attributes, n_values,
+                           10_000_000 * (r + 1)))
+        refits.append(views.refit())
+    return {"n_proposals": n_proposals, "n_votes": n_votes, "segments": n_attributes * n_values,
+            "new_votes_per_refit": new_votes, "cold": cold, "refits": refits}

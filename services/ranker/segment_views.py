@@ -1,0 +1,182 @@
+"""The representative and consensus views of a cause, from the counts the ranker keeps: the
+overall pair counts and one `PairCounts` per segment of voters (attribute, value).
+
+The ranker keeps counts per attribute value, not per voter nor per combination of values, so
+the representative view it serves is weighted by one attribute at a time: the votes of each
+value of that attribute are one stratum, post-stratified to the value's population share
+(trimmed as `survey_weights` does), the votes of voters who did not declare it a stratum of
+their own that keeps its share; its intervals are the sandwich over strata with votes taken
+as independent (`bradley_terry.weighted.fit_weighted_strata`). Raking to several
+attributes' margins, and errors clustered by voter, need the votes themselves
+(`fit_weighted`), which the ranker does not hold.
+
+The consensus view of an attribute reads its segments' fits (`ranker.consensus`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from ranker import survey_weights
+from ranker.bradley_terry import PRIOR_STRENGTH, BTFit
+from ranker.bradley_terry.weighted import WeightedFit, fit_weighted_strata
+from ranker.consensus import Consensus, consensus
+from ranker.pair_counts import PairCounts
+from ranker.ranking import FitInput, Ranking, ranking_from_fit
+
+Stratum = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+
+
+def _keys(counts: PairCounts) -> np.ndarray:
+    return (counts.pair_lo.astype(np.int64) << 32) | counts.pair_hi.astype(np.int64)
+
+
+def stratum(counts: PairCounts, items: np.ndarray,
+            minus: tuple[PairCounts, ...] = ()) -> Stratum:
+    """(i, j, wins_ij, wins_ji, ties) of `counts` over `items` (positions in `items`; pairs
+    with an item outside left out), less the votes of `minus` (counts of some of the same
+    votes: a segment's votes are also in the overall counts)."""
+    lo = counts.pair_lo.astype(np.int64)
+    hi = counts.pair_hi.astype(np.int64)
+    wins_lo = counts.wins_lo.astype(np.float64)
+    wins_hi = counts.wins_hi.astype(np.float64)
+    ties = counts.ties_pair.astype(np.float64)
+    if minus:
+        keys = _keys(counts)
+        for part in minus:
+            where = np.searchsorted(keys, _keys(part))
+            if part.n_pairs and (where.max() >= keys.shape[0]
+                                 or not np.array_equal(keys[where], _keys(part))):
+                raise ValueError("a segment holds a pair the overall counts do not")
+            wins_lo[where] -= part.wins_lo
+            wins_hi[where] -= part.wins_hi
+            ties[where] -= part.ties_pair
+    n_known = max(counts.n_items, int(items.max()) + 1 if items.size else 0)
+    position = np.full(n_known, -1, dtype=np.int64)
+    position[items] = np.arange(items.shape[0])
+    pos_lo, pos_hi = position[lo], position[hi]
+    keep = (pos_lo >= 0) & (pos_hi >= 0) & ((wins_lo > 0) | (wins_hi > 0) | (ties > 0))
+    return pos_lo[keep], pos_hi[keep], wins_lo[keep], wins_hi[keep], ties[keep]
+
+
+@dataclass(frozen=True)
+class Representative:
+    """The representative fit over `items` and how its weights were made.
+
+    `values` are the attribute's value positions of the strata weighted (UNKNOWN for the
+    votes of voters who did not declare it), `stratum_votes` their votes and
+    `stratum_weights` the weight of each of their votes."""
+
+    fit: WeightedFit
+    weights: survey_weights.VoteWeights
+    values: np.ndarray
+    stratum_votes: np.ndarray
+    stratum_weights: np.ndarray
+
+
+def representative(overall: PairCounts, segments: Mapping[int, PairCounts],
+                   margin: np.ndarray, items: np.ndarray,
+                   init: np.ndarray | None = None) -> Representative:
+    """The fit of the votes on `items` weighted to one attribute's population `margin`.
+
+    Parameters
+    ----------
+    overall : PairCounts
+        Every counted vote.
+    segments : mapping of value position -> PairCounts
+        The counted votes of each value of the attribute that has some.
+    margin : ndarray of float, shape (n_values,)
+        The population's share of each value (summing to 1).
+    items : ndarray of int
+        The proposal indices ranked (sorted).
+    init : ndarray of float, optional
+        Warm start (abilities per position in `items`).
+
+    Raises
+    ------
+    ValueError
+        A margin that is not shares summing to 1, or a value position beyond it.
+    """
+    values = sorted(segments)
+    strata = [stratum(segments[v], items) for v in values]
+    unknown = stratum(overall, items, tuple(segments[v] for v in values))
+    rows = list(values)
+    if np.sum(unknown[2]) + np.sum(unknown[3]) + np.sum(unknown[4]) > 0:
+        strata.append(unknown)
+        rows.append(survey_weights.UNKNOWN)
+    votes = np.array([int(np.sum(s[2]) + np.sum(s[3]) + np.sum(s[4])) for s in strata])
+    weights = survey_weights.vote_weights(np.array(rows, dtype=np.int64)[:, None],
+                                          [np.asarray(margin, dtype=np.float64)],
+                                          counts=votes)
+    fit = fit_weighted_strata(items.shape[0], strata, list(weights.weights), init=init)
+    return Representative(fit, weights, np.array(rows), votes, weights.weights)
+
+
+def consensus_of(abilities: Mapping[int, np.ndarray],
+                 std_errors: Mapping[int, np.ndarray]) -> Consensus:
+    """`ranker.consensus.consensus` over one attribute's segments, given each value's fit
+    aligned to the same items; segments in value order."""
+    values = sorted(abilities)
+    return consensus([abilities[v] for v in values], [std_errors[v] for v in values])
+
+
+def representative_ranking(inputs: FitInput, view: Representative,
+                           fit_start: np.ndarray | None = None) -> Ranking:
+    """The published form of a representative fit over `inputs.items` (tallies are the raw
+    counts: how many votes each proposal had, not their weight)."""
+    fit = view.fit
+    return ranking_from_fit(inputs, BTFit(
+        abilities=fit.abilities, std_errors=fit.std_errors, ci_low=fit.ci_low,
+        ci_high=fit.ci_high, iterations=fit.iterations, log_posterior=float("nan"),
+        exact_std_errors=fit.exact_std_errors), fit_start=fit_start)
+
+
+def _aligned(ranking: Ranking, items: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`ranking`'s abilities and standard errors for proposal indices `items`; a proposal it
+    does not rank (not in its catalog yet) gets the prior's: ability 0, error 1/√λ."""
+    order = np.argsort(ranking.proposal_index)
+    known = ranking.proposal_index[order]
+    where = np.clip(np.searchsorted(known, items), 0, max(known.shape[0] - 1, 0))
+    found = known[where] == items if known.size else np.zeros(items.shape[0], dtype=bool)
+    abilities = np.zeros(items.shape[0])
+    errors = np.full(items.shape[0], 1.0 / np.sqrt(PRIOR_STRENGTH))
+    abilities[found] = ranking.abilities[order][where[found]]
+    errors[found] = ranking.std_errors[order][where[found]]
+    return abilities, errors
+
+
+def consensus_ranking(overall: Ranking,
+                      segments: Mapping[int, Ranking]) -> tuple[Ranking, Consensus]:
+    """The overall ranking's proposals in consensus order over one attribute's `segments`
+    (value position -> that segment's ranking, at least one); with the `Consensus`, whose
+    segment indices follow the value positions in increasing order.
+
+    Each entry's score is its consensus score; its ability and interval are those of the
+    segment that set it (the one that likes it least); the tallies are the overall ones.
+    """
+    items = overall.proposal_index
+    fits = {value: _aligned(ranking, items) for value, ranking in segments.items()}
+    agreed = consensus_of({v: f[0] for v, f in fits.items()}, {v: f[1] for v, f in fits.items()})
+    order = agreed.order
+    values = sorted(fits)
+    abilities = np.array([fits[v][0] for v in values])[agreed.weakest_segment,
+                                                        np.arange(items.shape[0])]
+    errors = np.array([fits[v][1] for v in values])[agreed.weakest_segment,
+                                                    np.arange(items.shape[0])]
+
+    def frozen(values: np.ndarray) -> np.ndarray:
+        out = np.asarray(values)[order]
+        out.flags.writeable = False
+        return out
+
+    ranking = dataclasses.replace(
+        overall, proposal_index=frozen(items), abilities=frozen(abilities),
+        std_errors=frozen(errors), ci_low=frozen(abilities - 1.96 * errors),
+        ci_high=frozen(abilities + 1.96 * errors), scores=frozen(agreed.scores),
+        wins=frozen(overall.wins), losses=frozen(overall.losses), ties=frozen(overall.ties),
+        skips=frozen(overall.skips), appearances=frozen(overall.appearances), fit_start=None)
+    return ranking, agreed
