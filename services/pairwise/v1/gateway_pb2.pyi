@@ -8,18 +8,22 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class CreateCauseRequest(_message.Message):
-    __slots__ = ("cause_id", "title", "auto_accept_proposals", "pair_selection", "top_k")
+    __slots__ = ("cause_id", "title", "auto_accept_proposals", "pair_selection", "top_k", "opens_at_ms", "closes_at_ms")
     CAUSE_ID_FIELD_NUMBER: _ClassVar[int]
     TITLE_FIELD_NUMBER: _ClassVar[int]
     AUTO_ACCEPT_PROPOSALS_FIELD_NUMBER: _ClassVar[int]
     PAIR_SELECTION_FIELD_NUMBER: _ClassVar[int]
     TOP_K_FIELD_NUMBER: _ClassVar[int]
+    OPENS_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    CLOSES_AT_MS_FIELD_NUMBER: _ClassVar[int]
     cause_id: str
     title: str
     auto_accept_proposals: bool
     pair_selection: _types_pb2.PairSelection
     top_k: int
-    def __init__(self, cause_id: _Optional[str] = ..., title: _Optional[str] = ..., auto_accept_proposals: _Optional[bool] = ..., pair_selection: _Optional[_Union[_types_pb2.PairSelection, str]] = ..., top_k: _Optional[int] = ...) -> None: ...
+    opens_at_ms: int
+    closes_at_ms: int
+    def __init__(self, cause_id: _Optional[str] = ..., title: _Optional[str] = ..., auto_accept_proposals: _Optional[bool] = ..., pair_selection: _Optional[_Union[_types_pb2.PairSelection, str]] = ..., top_k: _Optional[int] = ..., opens_at_ms: _Optional[int] = ..., closes_at_ms: _Optional[int] = ...) -> None: ...
 
 class CreateCauseResponse(_message.Message):
     __slots__ = ("cause",)
@@ -206,7 +210,7 @@ class GetRankingRequest(_message.Message):
     def __init__(self, cause_id: _Optional[str] = ..., offset: _Optional[int] = ..., limit: _Optional[int] = ..., segment: _Optional[_Union[_types_pb2.Segment, _Mapping]] = ...) -> None: ...
 
 class GetRankingResponse(_message.Message):
-    __slots__ = ("cause_id", "votes_counted", "entries", "total_proposals", "fitted_at_ms", "prior_strength", "votes_untrusted", "votes_excluded", "exclusions_version", "segment", "segment_votes", "segment_without_votes")
+    __slots__ = ("cause_id", "votes_counted", "entries", "total_proposals", "fitted_at_ms", "prior_strength", "votes_untrusted", "votes_excluded", "exclusions_version", "segment", "segment_votes", "segment_without_votes", "cause_state", "final")
     CAUSE_ID_FIELD_NUMBER: _ClassVar[int]
     VOTES_COUNTED_FIELD_NUMBER: _ClassVar[int]
     ENTRIES_FIELD_NUMBER: _ClassVar[int]
@@ -219,6 +223,8 @@ class GetRankingResponse(_message.Message):
     SEGMENT_FIELD_NUMBER: _ClassVar[int]
     SEGMENT_VOTES_FIELD_NUMBER: _ClassVar[int]
     SEGMENT_WITHOUT_VOTES_FIELD_NUMBER: _ClassVar[int]
+    CAUSE_STATE_FIELD_NUMBER: _ClassVar[int]
+    FINAL_FIELD_NUMBER: _ClassVar[int]
     cause_id: str
     votes_counted: int
     entries: _containers.RepeatedCompositeFieldContainer[_types_pb2.RankedProposal]
@@ -231,7 +237,9 @@ class GetRankingResponse(_message.Message):
     segment: _types_pb2.Segment
     segment_votes: int
     segment_without_votes: bool
-    def __init__(self, cause_id: _Optional[str] = ..., votes_counted: _Optional[int] = ..., entries: _Optional[_Iterable[_Union[_types_pb2.RankedProposal, _Mapping]]] = ..., total_proposals: _Optional[int] = ..., fitted_at_ms: _Optional[int] = ..., prior_strength: _Optional[float] = ..., votes_untrusted: _Optional[int] = ..., votes_excluded: _Optional[int] = ..., exclusions_version: _Optional[int] = ..., segment: _Optional[_Union[_types_pb2.Segment, _Mapping]] = ..., segment_votes: _Optional[int] = ..., segment_without_votes: _Optional[bool] = ...) -> None: ...
+    cause_state: _types_pb2.CauseState
+    final: bool
+    def __init__(self, cause_id: _Optional[str] = ..., votes_counted: _Optional[int] = ..., entries: _Optional[_Iterable[_Union[_types_pb2.RankedProposal, _Mapping]]] = ..., total_proposals: _Optional[int] = ..., fitted_at_ms: _Optional[int] = ..., prior_strength: _Optional[float] = ..., votes_untrusted: _Optional[int] = ..., votes_excluded: _Optional[int] = ..., exclusions_version: _Optional[int] = ..., segment: _Optional[_Union[_types_pb2.Segment, _Mapping]] = ..., segment_votes: _Optional[int] = ..., segment_without_votes: _Optional[bool] = ..., cause_state: _Optional[_Union[_types_pb2.CauseState, str]] = ..., final: _Optional[bool] = ...) -> None: ...
 
 class WatchRankingRequest(_message.Message):
     __slots__ = ("cause_id", "limit", "segment")
@@ -244,7 +252,7 @@ class WatchRankingRequest(_message.Message):
     def __init__(self, cause_id: _Optional[str] = ..., limit: _Optional[int] = ..., segment: _Optional[_Union[_types_pb2.Segment, _Mapping]] = ...) -> None: ...
 
 class WatchRankingResponse(_message.Message):
-    __slots__ = ("cause_id", "votes_counted", "entries", "total_proposals", "fitted_at_ms", "prior_strength", "votes_untrusted", "votes_excluded", "exclusions_version", "segment", "segment_votes", "segment_without_votes")
+    __slots__ = ("cause_id", "votes_counted", "entries", "total_proposals", "fitted_at_ms", "prior_strength", "votes_untrusted", "votes_excluded", "exclusions_version", "segment", "segment_votes", "segment_without_votes", "cause_state", "final")
     CAUSE_ID_FIELD_NUMBER: _ClassVar[int]
     VOTES_COUNTED_FIELD_NUMBER: _ClassVar[int]
     ENTRIES_FIELD_NUMBER: _ClassVar[int]
@@ -257,6 +265,8 @@ class WatchRankingResponse(_message.Message):
     SEGMENT_FIELD_NUMBER: _ClassVar[int]
     SEGMENT_VOTES_FIELD_NUMBER: _ClassVar[int]
     SEGMENT_WITHOUT_VOTES_FIELD_NUMBER: _ClassVar[int]
+    CAUSE_STATE_FIELD_NUMBER: _ClassVar[int]
+    FINAL_FIELD_NUMBER: _ClassVar[int]
     cause_id: str
     votes_counted: int
     entries: _containers.RepeatedCompositeFieldContainer[_types_pb2.RankedProposal]
@@ -269,7 +279,9 @@ class WatchRankingResponse(_message.Message):
     segment: _types_pb2.Segment
     segment_votes: int
     segment_without_votes: bool
-    def __init__(self, cause_id: _Optional[str] = ..., votes_counted: _Optional[int] = ..., entries: _Optional[_Iterable[_Union[_types_pb2.RankedProposal, _Mapping]]] = ..., total_proposals: _Optional[int] = ..., fitted_at_ms: _Optional[int] = ..., prior_strength: _Optional[float] = ..., votes_untrusted: _Optional[int] = ..., votes_excluded: _Optional[int] = ..., exclusions_version: _Optional[int] = ..., segment: _Optional[_Union[_types_pb2.Segment, _Mapping]] = ..., segment_votes: _Optional[int] = ..., segment_without_votes: _Optional[bool] = ...) -> None: ...
+    cause_state: _types_pb2.CauseState
+    final: bool
+    def __init__(self, cause_id: _Optional[str] = ..., votes_counted: _Optional[int] = ..., entries: _Optional[_Iterable[_Union[_types_pb2.RankedProposal, _Mapping]]] = ..., total_proposals: _Optional[int] = ..., fitted_at_ms: _Optional[int] = ..., prior_strength: _Optional[float] = ..., votes_untrusted: _Optional[int] = ..., votes_excluded: _Optional[int] = ..., exclusions_version: _Optional[int] = ..., segment: _Optional[_Union[_types_pb2.Segment, _Mapping]] = ..., segment_votes: _Optional[int] = ..., segment_without_votes: _Optional[bool] = ..., cause_state: _Optional[_Union[_types_pb2.CauseState, str]] = ..., final: _Optional[bool] = ...) -> None: ...
 
 class GetCauseStatsRequest(_message.Message):
     __slots__ = ("cause_id",)
@@ -560,3 +572,119 @@ class ExportRankingResponse(_message.Message):
     PAGE_FIELD_NUMBER: _ClassVar[int]
     page: _types_pb2.RankingExportPage
     def __init__(self, page: _Optional[_Union[_types_pb2.RankingExportPage, _Mapping]] = ...) -> None: ...
+
+class CloseCauseRequest(_message.Message):
+    __slots__ = ("cause_id", "reason", "requested_by")
+    CAUSE_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    REQUESTED_BY_FIELD_NUMBER: _ClassVar[int]
+    cause_id: str
+    reason: str
+    requested_by: str
+    def __init__(self, cause_id: _Optional[str] = ..., reason: _Optional[str] = ..., requested_by: _Optional[str] = ...) -> None: ...
+
+class CloseCauseResponse(_message.Message):
+    __slots__ = ("cause",)
+    CAUSE_FIELD_NUMBER: _ClassVar[int]
+    cause: _types_pb2.Cause
+    def __init__(self, cause: _Optional[_Union[_types_pb2.Cause, _Mapping]] = ...) -> None: ...
+
+class ReopenCauseRequest(_message.Message):
+    __slots__ = ("cause_id", "reason", "requested_by", "closes_at_ms")
+    CAUSE_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    REQUESTED_BY_FIELD_NUMBER: _ClassVar[int]
+    CLOSES_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    cause_id: str
+    reason: str
+    requested_by: str
+    closes_at_ms: int
+    def __init__(self, cause_id: _Optional[str] = ..., reason: _Optional[str] = ..., requested_by: _Optional[str] = ..., closes_at_ms: _Optional[int] = ...) -> None: ...
+
+class ReopenCauseResponse(_message.Message):
+    __slots__ = ("cause",)
+    CAUSE_FIELD_NUMBER: _ClassVar[int]
+    cause: _types_pb2.Cause
+    def __init__(self, cause: _Optional[_Union[_types_pb2.Cause, _Mapping]] = ...) -> None: ...
+
+class ScheduleCauseRequest(_message.Message):
+    __slots__ = ("cause_id", "opens_at_ms", "closes_at_ms", "reason", "requested_by")
+    CAUSE_ID_FIELD_NUMBER: _ClassVar[int]
+    OPENS_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    CLOSES_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    REQUESTED_BY_FIELD_NUMBER: _ClassVar[int]
+    cause_id: str
+    opens_at_ms: int
+    closes_at_ms: int
+    reason: str
+    requested_by: str
+    def __init__(self, cause_id: _Optional[str] = ..., opens_at_ms: _Optional[int] = ..., closes_at_ms: _Optional[int] = ..., reason: _Optional[str] = ..., requested_by: _Optional[str] = ...) -> None: ...
+
+class ScheduleCauseResponse(_message.Message):
+    __slots__ = ("cause",)
+    CAUSE_FIELD_NUMBER: _ClassVar[int]
+    cause: _types_pb2.Cause
+    def __init__(self, cause: _Optional[_Union[_types_pb2.Cause, _Mapping]] = ...) -> None: ...
+
+class ArchiveCauseRequest(_message.Message):
+    __slots__ = ("cause_id", "reason", "requested_by")
+    CAUSE_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    REQUESTED_BY_FIELD_NUMBER: _ClassVar[int]
+    cause_id: str
+    reason: str
+    requested_by: str
+    def __init__(self, cause_id: _Optional[str] = ..., reason: _Optional[str] = ..., requested_by: _Optional[str] = ...) -> None: ...
+
+class ArchiveCauseResponse(_message.Message):
+    __slots__ = ("cause", "votes_archived", "keys_released")
+    CAUSE_FIELD_NUMBER: _ClassVar[int]
+    VOTES_ARCHIVED_FIELD_NUMBER: _ClassVar[int]
+    KEYS_RELEASED_FIELD_NUMBER: _ClassVar[int]
+    cause: _types_pb2.Cause
+    votes_archived: int
+    keys_released: int
+    def __init__(self, cause: _Optional[_Union[_types_pb2.Cause, _Mapping]] = ..., votes_archived: _Optional[int] = ..., keys_released: _Optional[int] = ...) -> None: ...
+
+class ListCauseAuditRequest(_message.Message):
+    __slots__ = ("cause_id", "after", "limit")
+    CAUSE_ID_FIELD_NUMBER: _ClassVar[int]
+    AFTER_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    cause_id: str
+    after: str
+    limit: int
+    def __init__(self, cause_id: _Optional[str] = ..., after: _Optional[str] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class ListCauseAuditResponse(_message.Message):
+    __slots__ = ("entries", "next_after")
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    NEXT_AFTER_FIELD_NUMBER: _ClassVar[int]
+    entries: _containers.RepeatedCompositeFieldContainer[CauseAuditEntry]
+    next_after: str
+    def __init__(self, entries: _Optional[_Iterable[_Union[CauseAuditEntry, _Mapping]]] = ..., next_after: _Optional[str] = ...) -> None: ...
+
+class CauseAuditEntry(_message.Message):
+    __slots__ = ("entry_id", "action", "state_before", "state_after", "reason", "by", "at_ms", "votes", "opens_at_ms", "closes_at_ms")
+    ENTRY_ID_FIELD_NUMBER: _ClassVar[int]
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    STATE_BEFORE_FIELD_NUMBER: _ClassVar[int]
+    STATE_AFTER_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    BY_FIELD_NUMBER: _ClassVar[int]
+    AT_MS_FIELD_NUMBER: _ClassVar[int]
+    VOTES_FIELD_NUMBER: _ClassVar[int]
+    OPENS_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    CLOSES_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    entry_id: str
+    action: str
+    state_before: _types_pb2.CauseState
+    state_after: _types_pb2.CauseState
+    reason: str
+    by: str
+    at_ms: int
+    votes: int
+    opens_at_ms: int
+    closes_at_ms: int
+    def __init__(self, entry_id: _Optional[str] = ..., action: _Optional[str] = ..., state_before: _Optional[_Union[_types_pb2.CauseState, str]] = ..., state_after: _Optional[_Union[_types_pb2.CauseState, str]] = ..., reason: _Optional[str] = ..., by: _Optional[str] = ..., at_ms: _Optional[int] = ..., votes: _Optional[int] = ..., opens_at_ms: _Optional[int] = ..., closes_at_ms: _Optional[int] = ...) -> None: ...

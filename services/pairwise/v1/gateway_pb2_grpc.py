@@ -141,6 +141,31 @@ class GatewayServiceStub:
                 request_serializer=pairwise_dot_v1_dot_gateway__pb2.ListExclusionAuditRequest.SerializeToString,
                 response_deserializer=pairwise_dot_v1_dot_gateway__pb2.ListExclusionAuditResponse.FromString,
                 _registered_method=True)
+        self.CloseCause = channel.unary_unary(
+                '/pairwise.v1.GatewayService/CloseCause',
+                request_serializer=pairwise_dot_v1_dot_gateway__pb2.CloseCauseRequest.SerializeToString,
+                response_deserializer=pairwise_dot_v1_dot_gateway__pb2.CloseCauseResponse.FromString,
+                _registered_method=True)
+        self.ReopenCause = channel.unary_unary(
+                '/pairwise.v1.GatewayService/ReopenCause',
+                request_serializer=pairwise_dot_v1_dot_gateway__pb2.ReopenCauseRequest.SerializeToString,
+                response_deserializer=pairwise_dot_v1_dot_gateway__pb2.ReopenCauseResponse.FromString,
+                _registered_method=True)
+        self.ScheduleCause = channel.unary_unary(
+                '/pairwise.v1.GatewayService/ScheduleCause',
+                request_serializer=pairwise_dot_v1_dot_gateway__pb2.ScheduleCauseRequest.SerializeToString,
+                response_deserializer=pairwise_dot_v1_dot_gateway__pb2.ScheduleCauseResponse.FromString,
+                _registered_method=True)
+        self.ArchiveCause = channel.unary_unary(
+                '/pairwise.v1.GatewayService/ArchiveCause',
+                request_serializer=pairwise_dot_v1_dot_gateway__pb2.ArchiveCauseRequest.SerializeToString,
+                response_deserializer=pairwise_dot_v1_dot_gateway__pb2.ArchiveCauseResponse.FromString,
+                _registered_method=True)
+        self.ListCauseAudit = channel.unary_unary(
+                '/pairwise.v1.GatewayService/ListCauseAudit',
+                request_serializer=pairwise_dot_v1_dot_gateway__pb2.ListCauseAuditRequest.SerializeToString,
+                response_deserializer=pairwise_dot_v1_dot_gateway__pb2.ListCauseAuditResponse.FromString,
+                _registered_method=True)
 
 
 class GatewayServiceServicer:
@@ -299,6 +324,48 @@ class GatewayServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CloseCause(self, request, context):
+        """Admin: stop taking votes now. A vote acknowledged before the close is counted, none
+        after; the ranking settles on the cause's votes_final. FAILED_PRECONDITION unless OPEN
+        or SCHEDULED.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReopenCause(self, request, context):
+        """Admin: take votes again on a CLOSED cause (FAILED_PRECONDITION otherwise), with a reason
+        kept in the cause's audit trail.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ScheduleCause(self, request, context):
+        """Admin: when a cause opens and closes; its state then follows the clock.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ArchiveCause(self, request, context):
+        """Admin: a CLOSED cause whose ranking counted every vote is archived: its votes and final
+        ranking are written to an export folder on the gateway's host, its Redis memory is
+        released (receipts, vote log, seen pairs, rate limits, tokens, checkpoint), and GetCause,
+        GetRanking and ExportRanking answer from what is kept. FAILED_PRECONDITION when not
+        CLOSED (or already ARCHIVED), UNAVAILABLE while the ranking is not final yet (retry).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListCauseAudit(self, request, context):
+        """Admin: every schedule, close, reopen and archive of a cause, oldest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_GatewayServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -406,6 +473,31 @@ def add_GatewayServiceServicer_to_server(servicer, server):
                     servicer.ListExclusionAudit,
                     request_deserializer=pairwise_dot_v1_dot_gateway__pb2.ListExclusionAuditRequest.FromString,
                     response_serializer=pairwise_dot_v1_dot_gateway__pb2.ListExclusionAuditResponse.SerializeToString,
+            ),
+            'CloseCause': grpc.unary_unary_rpc_method_handler(
+                    servicer.CloseCause,
+                    request_deserializer=pairwise_dot_v1_dot_gateway__pb2.CloseCauseRequest.FromString,
+                    response_serializer=pairwise_dot_v1_dot_gateway__pb2.CloseCauseResponse.SerializeToString,
+            ),
+            'ReopenCause': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReopenCause,
+                    request_deserializer=pairwise_dot_v1_dot_gateway__pb2.ReopenCauseRequest.FromString,
+                    response_serializer=pairwise_dot_v1_dot_gateway__pb2.ReopenCauseResponse.SerializeToString,
+            ),
+            'ScheduleCause': grpc.unary_unary_rpc_method_handler(
+                    servicer.ScheduleCause,
+                    request_deserializer=pairwise_dot_v1_dot_gateway__pb2.ScheduleCauseRequest.FromString,
+                    response_serializer=pairwise_dot_v1_dot_gateway__pb2.ScheduleCauseResponse.SerializeToString,
+            ),
+            'ArchiveCause': grpc.unary_unary_rpc_method_handler(
+                    servicer.ArchiveCause,
+                    request_deserializer=pairwise_dot_v1_dot_gateway__pb2.ArchiveCauseRequest.FromString,
+                    response_serializer=pairwise_dot_v1_dot_gateway__pb2.ArchiveCauseResponse.SerializeToString,
+            ),
+            'ListCauseAudit': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListCauseAudit,
+                    request_deserializer=pairwise_dot_v1_dot_gateway__pb2.ListCauseAuditRequest.FromString,
+                    response_serializer=pairwise_dot_v1_dot_gateway__pb2.ListCauseAuditResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -977,6 +1069,141 @@ class GatewayService:
             '/pairwise.v1.GatewayService/ListExclusionAudit',
             pairwise_dot_v1_dot_gateway__pb2.ListExclusionAuditRequest.SerializeToString,
             pairwise_dot_v1_dot_gateway__pb2.ListExclusionAuditResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CloseCause(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pairwise.v1.GatewayService/CloseCause',
+            pairwise_dot_v1_dot_gateway__pb2.CloseCauseRequest.SerializeToString,
+            pairwise_dot_v1_dot_gateway__pb2.CloseCauseResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReopenCause(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pairwise.v1.GatewayService/ReopenCause',
+            pairwise_dot_v1_dot_gateway__pb2.ReopenCauseRequest.SerializeToString,
+            pairwise_dot_v1_dot_gateway__pb2.ReopenCauseResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ScheduleCause(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pairwise.v1.GatewayService/ScheduleCause',
+            pairwise_dot_v1_dot_gateway__pb2.ScheduleCauseRequest.SerializeToString,
+            pairwise_dot_v1_dot_gateway__pb2.ScheduleCauseResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ArchiveCause(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pairwise.v1.GatewayService/ArchiveCause',
+            pairwise_dot_v1_dot_gateway__pb2.ArchiveCauseRequest.SerializeToString,
+            pairwise_dot_v1_dot_gateway__pb2.ArchiveCauseResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListCauseAudit(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pairwise.v1.GatewayService/ListCauseAudit',
+            pairwise_dot_v1_dot_gateway__pb2.ListCauseAuditRequest.SerializeToString,
+            pairwise_dot_v1_dot_gateway__pb2.ListCauseAuditResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17pairwise/v1/types.proto\x12\x0bpairwise.v1\"\xab\x02\n\x05\x43\x61use\x12\x10\n\x08\x63\x61use_id\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12\x1d\n\x15\x61uto_accept_proposals\x18\x03 \x01(\x08\x12\x15\n\rcreated_at_ms\x18\x04 \x01(\x03\x12\x1a\n\x12proposals_accepted\x18\x05 \x01(\x03\x12\x19\n\x11proposals_pending\x18\x06 \x01(\x03\x12\x1a\n\x12proposals_rejected\x18\x07 \x01(\x03\x12\x32\n\x0epair_selection\x18\x08 \x01(\x0e\x32\x1a.pairwise.v1.PairSelection\x12\r\n\x05top_k\x18\t \x01(\x03\x12\x35\n\x10voter_attributes\x18\n \x03(\x0b\x32\x1b.pairwise.v1.VoterAttribute\"-\n\x0eVoterAttribute\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x0e\n\x06values\x18\x02 \x03(\t\"%\n\x07Segment\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t\"C\n\x0bNewProposal\x12\x13\n\x0bproposal_id\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x11\n\tauthor_id\x18\x03 \x01(\t\"\xb1\x01\n\x08Proposal\x12\x13\n\x0bproposal_id\x18\x01 \x01(\t\x12\x10\n\x08\x63\x61use_id\x18\x02 \x01(\t\x12\x0c\n\x04text\x18\x03 \x01(\t\x12\x11\n\tauthor_id\x18\x04 \x01(\t\x12+\n\x06status\x18\x05 \x01(\x0e\x32\x1b.pairwise.v1.ProposalStatus\x12\x19\n\x11moderation_reason\x18\x06 \x01(\t\x12\x15\n\rcreated_at_ms\x18\x07 \x01(\x03\"\xe7\x01\n\x0cImportedVote\x12\x0f\n\x07vote_id\x18\x01 \x01(\t\x12\x10\n\x08\x63\x61use_id\x18\x02 \x01(\t\x12\x10\n\x08voter_id\x18\x03 \x01(\t\x12\x11\n\twinner_id\x18\x04 \x01(\t\x12\x10\n\x08loser_id\x18\x05 \x01(\t\x12\x0b\n\x03tie\x18\x06 \x01(\x08\x12=\n\nattributes\x18\x07 \x03(\x0b\x32).pairwise.v1.ImportedVote.AttributesEntry\x1a\x31\n\x0f\x41ttributesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\";\n\tVoteError\x12\r\n\x05index\x18\x01 \x01(\x03\x12\x0f\n\x07vote_id\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"\xe5\x01\n\x0eRankedProposal\x12\x13\n\x0bproposal_id\x18\x01 \x01(\t\x12\x0c\n\x04rank\x18\x02 \x01(\x03\x12\x0f\n\x07\x61\x62ility\x18\x03 \x01(\x01\x12\x11\n\tstd_error\x18\x04 \x01(\x01\x12\x0e\n\x06\x63i_low\x18\x05 \x01(\x01\x12\x0f\n\x07\x63i_high\x18\x06 \x01(\x01\x12\r\n\x05score\x18\x07 \x01(\x01\x12\x0c\n\x04wins\x18\x08 \x01(\x03\x12\x0e\n\x06losses\x18\t \x01(\x03\x12\x0c\n\x04ties\x18\n \x01(\x03\x12\x13\n\x0b\x61ppearances\x18\x0b \x01(\x03\x12\r\n\x05skips\x18\x0c \x01(\x03\x12\x0c\n\x04text\x18\r \x01(\t\"\xed\x02\n\x07Ranking\x12\x10\n\x08\x63\x61use_id\x18\x01 \x01(\t\x12\x15\n\rvotes_counted\x18\x02 \x01(\x03\x12\x17\n\x0ftotal_proposals\x18\x03 \x01(\x03\x12,\n\x07\x65ntries\x18\x04 \x03(\x0b\x32\x1b.pairwise.v1.RankedProposal\x12\x14\n\x0c\x66itted_at_ms\x18\x05 \x01(\x03\x12\x16\n\x0eprior_strength\x18\x06 \x01(\x01\x12\x1a\n\x12last_vote_entry_id\x18\x07 \x01(\t\x12\x17\n\x0fvotes_untrusted\x18\x08 \x01(\x03\x12\x16\n\x0evotes_excluded\x18\t \x01(\x03\x12\x1a\n\x12\x65xclusions_version\x18\n \x01(\x03\x12%\n\x07segment\x18\x0b \x01(\x0b\x32\x14.pairwise.v1.Segment\x12\x15\n\rsegment_votes\x18\x0c \x01(\x03\x12\x1d\n\x15segment_without_votes\x18\r \x01(\x08\"0\n\x0fSkipReasonCount\x12\x0e\n\x06reason\x18\x01 \x01(\t\x12\r\n\x05\x63ount\x18\x02 \x01(\x03\"\x9b\x02\n\x0b\x46itSettings\x12\x34\n\x06\x65ngine\x18\x01 \x03(\x0b\x32$.pairwise.v1.FitSettings.EngineEntry\x12\x16\n\x0eprior_strength\x18\x02 \x01(\x01\x12\x11\n\ttolerance\x18\x03 \x01(\x01\x12\x16\n\x0emax_iterations\x18\x04 \x01(\x03\x12\x0c\n\x04ties\x18\x05 \x01(\t\x12\x15\n\rcounted_votes\x18\x06 \x01(\t\x12\x12\n\nwarm_start\x18\x07 \x01(\x08\x12\x17\n\x0f\x63\x61talog_version\x18\x08 \x01(\x03\x12\x12\n\niterations\x18\t \x01(\x03\x1a-\n\x0b\x45ngineEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"y\n\x11RankingExportPage\x12%\n\x07ranking\x18\x01 \x01(\x0b\x32\x14.pairwise.v1.Ranking\x12\x11\n\tfit_start\x18\x02 \x03(\x01\x12*\n\x08settings\x18\x03 \x01(\x0b\x32\x18.pairwise.v1.FitSettings*h\n\rPairSelection\x12\x1e\n\x1aPAIR_SELECTION_UNSPECIFIED\x10\x00\x12\x1a\n\x16PAIR_SELECTION_UNIFORM\x10\x01\x12\x1b\n\x17PAIR_SELECTION_ADAPTIVE\x10\x02*\x8a\x01\n\x0eProposalStatus\x12\x1f\n\x1bPROPOSAL_STATUS_UNSPECIFIED\x10\x00\x12\x1b\n\x17PROPOSAL_STATUS_PENDING\x10\x01\x12\x1c\n\x18PROPOSAL_STATUS_ACCEPTED\x10\x02\x12\x1c\n\x18PROPOSAL_STATUS_REJECTED\x10\x03*d\n\x06\x43hoice\x12\x16\n\x12\x43HOICE_UNSPECIFIED\x10\x00\x12\x0f\n\x0b\x43HOICE_LEFT\x10\x01\x12\x10\n\x0c\x43HOICE_RIGHT\x10\x02\x12\x0e\n\nCHOICE_TIE\x10\x03\x12\x0f\n\x0b\x43HOICE_SKIP\x10\x04\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17pairwise/v1/types.proto\x12\x0bpairwise.v1\"\xd2\x03\n\x05\x43\x61use\x12\x10\n\x08\x63\x61use_id\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12\x1d\n\x15\x61uto_accept_proposals\x18\x03 \x01(\x08\x12\x15\n\rcreated_at_ms\x18\x04 \x01(\x03\x12\x1a\n\x12proposals_accepted\x18\x05 \x01(\x03\x12\x19\n\x11proposals_pending\x18\x06 \x01(\x03\x12\x1a\n\x12proposals_rejected\x18\x07 \x01(\x03\x12\x32\n\x0epair_selection\x18\x08 \x01(\x0e\x32\x1a.pairwise.v1.PairSelection\x12\r\n\x05top_k\x18\t \x01(\x03\x12\x35\n\x10voter_attributes\x18\n \x03(\x0b\x32\x1b.pairwise.v1.VoterAttribute\x12&\n\x05state\x18\x0b \x01(\x0e\x32\x17.pairwise.v1.CauseState\x12\x13\n\x0bopens_at_ms\x18\x0c \x01(\x03\x12\x14\n\x0c\x63loses_at_ms\x18\r \x01(\x03\x12\x14\n\x0c\x63losed_at_ms\x18\x0e \x01(\x03\x12\x13\n\x0bvotes_final\x18\x0f \x01(\x03\x12\x16\n\x0e\x61rchived_at_ms\x18\x10 \x01(\x03\x12\x0f\n\x07\x61rchive\x18\x11 \x01(\t\"-\n\x0eVoterAttribute\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x0e\n\x06values\x18\x02 \x03(\t\"%\n\x07Segment\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t\"C\n\x0bNewProposal\x12\x13\n\x0bproposal_id\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x11\n\tauthor_id\x18\x03 \x01(\t\"\xb1\x01\n\x08Proposal\x12\x13\n\x0bproposal_id\x18\x01 \x01(\t\x12\x10\n\x08\x63\x61use_id\x18\x02 \x01(\t\x12\x0c\n\x04text\x18\x03 \x01(\t\x12\x11\n\tauthor_id\x18\x04 \x01(\t\x12+\n\x06status\x18\x05 \x01(\x0e\x32\x1b.pairwise.v1.ProposalStatus\x12\x19\n\x11moderation_reason\x18\x06 \x01(\t\x12\x15\n\rcreated_at_ms\x18\x07 \x01(\x03\"\xe7\x01\n\x0cImportedVote\x12\x0f\n\x07vote_id\x18\x01 \x01(\t\x12\x10\n\x08\x63\x61use_id\x18\x02 \x01(\t\x12\x10\n\x08voter_id\x18\x03 \x01(\t\x12\x11\n\twinner_id\x18\x04 \x01(\t\x12\x10\n\x08loser_id\x18\x05 \x01(\t\x12\x0b\n\x03tie\x18\x06 \x01(\x08\x12=\n\nattributes\x18\x07 \x03(\x0b\x32).pairwise.v1.ImportedVote.AttributesEntry\x1a\x31\n\x0f\x41ttributesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\";\n\tVoteError\x12\r\n\x05index\x18\x01 \x01(\x03\x12\x0f\n\x07vote_id\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"\xe5\x01\n\x0eRankedProposal\x12\x13\n\x0bproposal_id\x18\x01 \x01(\t\x12\x0c\n\x04rank\x18\x02 \x01(\x03\x12\x0f\n\x07\x61\x62ility\x18\x03 \x01(\x01\x12\x11\n\tstd_error\x18\x04 \x01(\x01\x12\x0e\n\x06\x63i_low\x18\x05 \x01(\x01\x12\x0f\n\x07\x63i_high\x18\x06 \x01(\x01\x12\r\n\x05score\x18\x07 \x01(\x01\x12\x0c\n\x04wins\x18\x08 \x01(\x03\x12\x0e\n\x06losses\x18\t \x01(\x03\x12\x0c\n\x04ties\x18\n \x01(\x03\x12\x13\n\x0b\x61ppearances\x18\x0b \x01(\x03\x12\r\n\x05skips\x18\x0c \x01(\x03\x12\x0c\n\x04text\x18\r \x01(\t\"\xed\x02\n\x07Ranking\x12\x10\n\x08\x63\x61use_id\x18\x01 \x01(\t\x12\x15\n\rvotes_counted\x18\x02 \x01(\x03\x12\x17\n\x0ftotal_proposals\x18\x03 \x01(\x03\x12,\n\x07\x65ntries\x18\x04 \x03(\x0b\x32\x1b.pairwise.v1.RankedProposal\x12\x14\n\x0c\x66itted_at_ms\x18\x05 \x01(\x03\x12\x16\n\x0eprior_strength\x18\x06 \x01(\x01\x12\x1a\n\x12last_vote_entry_id\x18\x07 \x01(\t\x12\x17\n\x0fvotes_untrusted\x18\x08 \x01(\x03\x12\x16\n\x0evotes_excluded\x18\t \x01(\x03\x12\x1a\n\x12\x65xclusions_version\x18\n \x01(\x03\x12%\n\x07segment\x18\x0b \x01(\x0b\x32\x14.pairwise.v1.Segment\x12\x15\n\rsegment_votes\x18\x0c \x01(\x03\x12\x1d\n\x15segment_without_votes\x18\r \x01(\x08\"0\n\x0fSkipReasonCount\x12\x0e\n\x06reason\x18\x01 \x01(\t\x12\r\n\x05\x63ount\x18\x02 \x01(\x03\"\x9b\x02\n\x0b\x46itSettings\x12\x34\n\x06\x65ngine\x18\x01 \x03(\x0b\x32$.pairwise.v1.FitSettings.EngineEntry\x12\x16\n\x0eprior_strength\x18\x02 \x01(\x01\x12\x11\n\ttolerance\x18\x03 \x01(\x01\x12\x16\n\x0emax_iterations\x18\x04 \x01(\x03\x12\x0c\n\x04ties\x18\x05 \x01(\t\x12\x15\n\rcounted_votes\x18\x06 \x01(\t\x12\x12\n\nwarm_start\x18\x07 \x01(\x08\x12\x17\n\x0f\x63\x61talog_version\x18\x08 \x01(\x03\x12\x12\n\niterations\x18\t \x01(\x03\x1a-\n\x0b\x45ngineEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"y\n\x11RankingExportPage\x12%\n\x07ranking\x18\x01 \x01(\x0b\x32\x14.pairwise.v1.Ranking\x12\x11\n\tfit_start\x18\x02 \x03(\x01\x12*\n\x08settings\x18\x03 \x01(\x0b\x32\x18.pairwise.v1.FitSettings*\x8c\x01\n\nCauseState\x12\x1b\n\x17\x43\x41USE_STATE_UNSPECIFIED\x10\x00\x12\x19\n\x15\x43\x41USE_STATE_SCHEDULED\x10\x01\x12\x14\n\x10\x43\x41USE_STATE_OPEN\x10\x02\x12\x16\n\x12\x43\x41USE_STATE_CLOSED\x10\x03\x12\x18\n\x14\x43\x41USE_STATE_ARCHIVED\x10\x04*h\n\rPairSelection\x12\x1e\n\x1aPAIR_SELECTION_UNSPECIFIED\x10\x00\x12\x1a\n\x16PAIR_SELECTION_UNIFORM\x10\x01\x12\x1b\n\x17PAIR_SELECTION_ADAPTIVE\x10\x02*\x8a\x01\n\x0eProposalStatus\x12\x1f\n\x1bPROPOSAL_STATUS_UNSPECIFIED\x10\x00\x12\x1b\n\x17PROPOSAL_STATUS_PENDING\x10\x01\x12\x1c\n\x18PROPOSAL_STATUS_ACCEPTED\x10\x02\x12\x1c\n\x18PROPOSAL_STATUS_REJECTED\x10\x03*d\n\x06\x43hoice\x12\x16\n\x12\x43HOICE_UNSPECIFIED\x10\x00\x12\x0f\n\x0b\x43HOICE_LEFT\x10\x01\x12\x10\n\x0c\x43HOICE_RIGHT\x10\x02\x12\x0e\n\nCHOICE_TIE\x10\x03\x12\x0f\n\x0b\x43HOICE_SKIP\x10\x04\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,38 +35,40 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_IMPORTEDVOTE_ATTRIBUTESENTRY']._serialized_options = b'8\001'
   _globals['_FITSETTINGS_ENGINEENTRY']._loaded_options = None
   _globals['_FITSETTINGS_ENGINEENTRY']._serialized_options = b'8\001'
-  _globals['_PAIRSELECTION']._serialized_start=2031
-  _globals['_PAIRSELECTION']._serialized_end=2135
-  _globals['_PROPOSALSTATUS']._serialized_start=2138
-  _globals['_PROPOSALSTATUS']._serialized_end=2276
-  _globals['_CHOICE']._serialized_start=2278
-  _globals['_CHOICE']._serialized_end=2378
+  _globals['_CAUSESTATE']._serialized_start=2199
+  _globals['_CAUSESTATE']._serialized_end=2339
+  _globals['_PAIRSELECTION']._serialized_start=2341
+  _globals['_PAIRSELECTION']._serialized_end=2445
+  _globals['_PROPOSALSTATUS']._serialized_start=2448
+  _globals['_PROPOSALSTATUS']._serialized_end=2586
+  _globals['_CHOICE']._serialized_start=2588
+  _globals['_CHOICE']._serialized_end=2688
   _globals['_CAUSE']._serialized_start=41
-  _globals['_CAUSE']._serialized_end=340
-  _globals['_VOTERATTRIBUTE']._serialized_start=342
-  _globals['_VOTERATTRIBUTE']._serialized_end=387
-  _globals['_SEGMENT']._serialized_start=389
-  _globals['_SEGMENT']._serialized_end=426
-  _globals['_NEWPROPOSAL']._serialized_start=428
-  _globals['_NEWPROPOSAL']._serialized_end=495
-  _globals['_PROPOSAL']._serialized_start=498
-  _globals['_PROPOSAL']._serialized_end=675
-  _globals['_IMPORTEDVOTE']._serialized_start=678
-  _globals['_IMPORTEDVOTE']._serialized_end=909
-  _globals['_IMPORTEDVOTE_ATTRIBUTESENTRY']._serialized_start=860
-  _globals['_IMPORTEDVOTE_ATTRIBUTESENTRY']._serialized_end=909
-  _globals['_VOTEERROR']._serialized_start=911
-  _globals['_VOTEERROR']._serialized_end=970
-  _globals['_RANKEDPROPOSAL']._serialized_start=973
-  _globals['_RANKEDPROPOSAL']._serialized_end=1202
-  _globals['_RANKING']._serialized_start=1205
-  _globals['_RANKING']._serialized_end=1570
-  _globals['_SKIPREASONCOUNT']._serialized_start=1572
-  _globals['_SKIPREASONCOUNT']._serialized_end=1620
-  _globals['_FITSETTINGS']._serialized_start=1623
-  _globals['_FITSETTINGS']._serialized_end=1906
-  _globals['_FITSETTINGS_ENGINEENTRY']._serialized_start=1861
-  _globals['_FITSETTINGS_ENGINEENTRY']._serialized_end=1906
-  _globals['_RANKINGEXPORTPAGE']._serialized_start=1908
-  _globals['_RANKINGEXPORTPAGE']._serialized_end=2029
+  _globals['_CAUSE']._serialized_end=507
+  _globals['_VOTERATTRIBUTE']._serialized_start=509
+  _globals['_VOTERATTRIBUTE']._serialized_end=554
+  _globals['_SEGMENT']._serialized_start=556
+  _globals['_SEGMENT']._serialized_end=593
+  _globals['_NEWPROPOSAL']._serialized_start=595
+  _globals['_NEWPROPOSAL']._serialized_end=662
+  _globals['_PROPOSAL']._serialized_start=665
+  _globals['_PROPOSAL']._serialized_end=842
+  _globals['_IMPORTEDVOTE']._serialized_start=845
+  _globals['_IMPORTEDVOTE']._serialized_end=1076
+  _globals['_IMPORTEDVOTE_ATTRIBUTESENTRY']._serialized_start=1027
+  _globals['_IMPORTEDVOTE_ATTRIBUTESENTRY']._serialized_end=1076
+  _globals['_VOTEERROR']._serialized_start=1078
+  _globals['_VOTEERROR']._serialized_end=1137
+  _globals['_RANKEDPROPOSAL']._serialized_start=1140
+  _globals['_RANKEDPROPOSAL']._serialized_end=1369
+  _globals['_RANKING']._serialized_start=1372
+  _globals['_RANKING']._serialized_end=1737
+  _globals['_SKIPREASONCOUNT']._serialized_start=1739
+  _globals['_SKIPREASONCOUNT']._serialized_end=1787
+  _globals['_FITSETTINGS']._serialized_start=1790
+  _globals['_FITSETTINGS']._serialized_end=2073
+  _globals['_FITSETTINGS_ENGINEENTRY']._serialized_start=2028
+  _globals['_FITSETTINGS_ENGINEENTRY']._serialized_end=2073
+  _globals['_RANKINGEXPORTPAGE']._serialized_start=2075
+  _globals['_RANKINGEXPORTPAGE']._serialized_end=2196
 # @@protoc_insertion_point(module_scope)

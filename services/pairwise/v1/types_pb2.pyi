@@ -7,6 +7,14 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class CauseState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    CAUSE_STATE_UNSPECIFIED: _ClassVar[CauseState]
+    CAUSE_STATE_SCHEDULED: _ClassVar[CauseState]
+    CAUSE_STATE_OPEN: _ClassVar[CauseState]
+    CAUSE_STATE_CLOSED: _ClassVar[CauseState]
+    CAUSE_STATE_ARCHIVED: _ClassVar[CauseState]
+
 class PairSelection(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     PAIR_SELECTION_UNSPECIFIED: _ClassVar[PairSelection]
@@ -27,6 +35,11 @@ class Choice(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     CHOICE_RIGHT: _ClassVar[Choice]
     CHOICE_TIE: _ClassVar[Choice]
     CHOICE_SKIP: _ClassVar[Choice]
+CAUSE_STATE_UNSPECIFIED: CauseState
+CAUSE_STATE_SCHEDULED: CauseState
+CAUSE_STATE_OPEN: CauseState
+CAUSE_STATE_CLOSED: CauseState
+CAUSE_STATE_ARCHIVED: CauseState
 PAIR_SELECTION_UNSPECIFIED: PairSelection
 PAIR_SELECTION_UNIFORM: PairSelection
 PAIR_SELECTION_ADAPTIVE: PairSelection
@@ -41,7 +54,7 @@ CHOICE_TIE: Choice
 CHOICE_SKIP: Choice
 
 class Cause(_message.Message):
-    __slots__ = ("cause_id", "title", "auto_accept_proposals", "created_at_ms", "proposals_accepted", "proposals_pending", "proposals_rejected", "pair_selection", "top_k", "voter_attributes")
+    __slots__ = ("cause_id", "title", "auto_accept_proposals", "created_at_ms", "proposals_accepted", "proposals_pending", "proposals_rejected", "pair_selection", "top_k", "voter_attributes", "state", "opens_at_ms", "closes_at_ms", "closed_at_ms", "votes_final", "archived_at_ms", "archive")
     CAUSE_ID_FIELD_NUMBER: _ClassVar[int]
     TITLE_FIELD_NUMBER: _ClassVar[int]
     AUTO_ACCEPT_PROPOSALS_FIELD_NUMBER: _ClassVar[int]
@@ -52,6 +65,13 @@ class Cause(_message.Message):
     PAIR_SELECTION_FIELD_NUMBER: _ClassVar[int]
     TOP_K_FIELD_NUMBER: _ClassVar[int]
     VOTER_ATTRIBUTES_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    OPENS_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    CLOSES_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    CLOSED_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    VOTES_FINAL_FIELD_NUMBER: _ClassVar[int]
+    ARCHIVED_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    ARCHIVE_FIELD_NUMBER: _ClassVar[int]
     cause_id: str
     title: str
     auto_accept_proposals: bool
@@ -62,7 +82,14 @@ class Cause(_message.Message):
     pair_selection: PairSelection
     top_k: int
     voter_attributes: _containers.RepeatedCompositeFieldContainer[VoterAttribute]
-    def __init__(self, cause_id: _Optional[str] = ..., title: _Optional[str] = ..., auto_accept_proposals: _Optional[bool] = ..., created_at_ms: _Optional[int] = ..., proposals_accepted: _Optional[int] = ..., proposals_pending: _Optional[int] = ..., proposals_rejected: _Optional[int] = ..., pair_selection: _Optional[_Union[PairSelection, str]] = ..., top_k: _Optional[int] = ..., voter_attributes: _Optional[_Iterable[_Union[VoterAttribute, _Mapping]]] = ...) -> None: ...
+    state: CauseState
+    opens_at_ms: int
+    closes_at_ms: int
+    closed_at_ms: int
+    votes_final: int
+    archived_at_ms: int
+    archive: str
+    def __init__(self, cause_id: _Optional[str] = ..., title: _Optional[str] = ..., auto_accept_proposals: _Optional[bool] = ..., created_at_ms: _Optional[int] = ..., proposals_accepted: _Optional[int] = ..., proposals_pending: _Optional[int] = ..., proposals_rejected: _Optional[int] = ..., pair_selection: _Optional[_Union[PairSelection, str]] = ..., top_k: _Optional[int] = ..., voter_attributes: _Optional[_Iterable[_Union[VoterAttribute, _Mapping]]] = ..., state: _Optional[_Union[CauseState, str]] = ..., opens_at_ms: _Optional[int] = ..., closes_at_ms: _Optional[int] = ..., closed_at_ms: _Optional[int] = ..., votes_final: _Optional[int] = ..., archived_at_ms: _Optional[int] = ..., archive: _Optional[str] = ...) -> None: ...
 
 class VoterAttribute(_message.Message):
     __slots__ = ("key", "values")
