@@ -173,7 +173,7 @@ def gateway_settings(redis_url: str, ingest_addr: str, **overrides: Any) -> Any:
 
 
 @pytest.fixture(scope="session")
-def cluster(redis_url: str) -> Iterator[Cluster]:
+def cluster(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     """Ingest, ranker and gateway in-process, sharing the session's Redis."""
     from gateway.server import start as start_gateway
     from ingest.server import start as start_ingest
@@ -186,8 +186,9 @@ def cluster(redis_url: str) -> Iterator[Cluster]:
           serve_in_thread(start_ranker, ranker_settings(redis_url)) as ranker):
         ingest_addr = f"127.0.0.1:{ingest.port}"
         ranker_addr = f"127.0.0.1:{ranker.port}"
-        with serve_in_thread(start_gateway,
-                             gateway_settings(redis_url, ingest_addr)) as gateway:
+        archives = str(tmp_path_factory.mktemp("archives"))
+        with serve_in_thread(start_gateway, gateway_settings(
+                redis_url, ingest_addr, archive_dir=archives)) as gateway:
             yield Cluster(f"127.0.0.1:{gateway.port}", ingest_addr, ranker_addr)
 
 

@@ -38,11 +38,14 @@ from pairwise.voter_attributes import (
 )
 
 # KEYS: cause.  ARGV: title, auto_accept (0/1), created_at_ms, pair_selection, top_k,
-# newcomer_votes.  Returns 1, or 0 when the cause exists (nothing written).
+# newcomer_votes, opens_at_ms, closes_at_ms (0: none; pairwise.cause_life).  Returns 1, or 0
+# when the cause exists (nothing written).
 _CREATE_CAUSE = Script("""
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 redis.call('HSET', KEYS[1], 'title', ARGV[1], 'auto_accept', ARGV[2], 'created_at_ms', ARGV[3],
            'pair_selection', ARGV[4], 'top_k', ARGV[5], 'newcomer_votes', ARGV[6])
+if tonumber(ARGV[7]) > 0 then redis.call('HSET', KEYS[1], 'opens_at_ms', ARGV[7]) end
+if tonumber(ARGV[8]) > 0 then redis.call('HSET', KEYS[1], 'closes_at_ms', ARGV[8]) end
 return 1
 """)
 
@@ -182,12 +185,15 @@ class CatalogStore:
         self._scripts = scripts or ScriptRunner(redis)
         self._known_causes: set[str] = set()
 
-    async def create_cause(self, cause: Cause) -> None:
-        """Store a new cause; AlreadyExists if the id is taken."""
+    async def create_cause(self, cause: Cause, *, opens_at_ms: int = 0,
+                           closes_at_ms: int = 0) -> None:
+        """Store a new cause, with its schedule (0: none); AlreadyExists if the id is
+        taken."""
         created = await self._scripts.run_now(
             _CREATE_CAUSE, [keys.cause(cause.cause_id)],
             [cause.title, int(cause.auto_accept), cause.created_at_ms,
-             str(cause.pair_selection), cause.top_k, cause.newcomer_votes])
+             str(cause.pair_selection), cause.top_k, cause.newcomer_votes, opens_at_ms,
+             closes_at_ms])
         # Registering is idempotent and also repairs a create whose SADD was lost to a crash
         # (the set is global, so it cannot join the cause's single-slot script).
         await self._redis.sadd(keys.CAUSES, cause.cause_id)

@@ -47,7 +47,7 @@ from redis.asyncio import Redis
 
 from gateway.adaptive_selection import AdaptiveSelection, Draw
 from gateway.catalog import Proposal
-from pairwise import keys, selection_summary
+from pairwise import cause_life, keys, selection_summary
 from pairwise.errors import FailedPrecondition, NotFound, ResourceExhausted
 from pairwise.redis_scripts import Script, ScriptRunner
 
@@ -57,10 +57,13 @@ logger = logging.getLogger(__name__)
 # ARGV: tries, u in [0, 1), exposure (0/1), max seen pairs (0: no cap), seen-set lifetime in
 # seconds (0: none), then candidate pairs a1, b1, a2, b2, ...
 # Returns {'ok', lo_id, lo_record, hi_id, hi_record, strategy, top_k, summary_version},
-# {'no_cause'}, {'few', n_accepted}, {'capped', n_seen} or {'exhausted', n_accepted}.
-_NEXT_PAIR = Script("""
+# {'no_cause'}, {'state', state} (not OPEN: pairwise.cause_life), {'few', n_accepted},
+# {'capped', n_seen} or {'exhausted', n_accepted}.
+_NEXT_PAIR = Script(cause_life.STATE_LUA + """
 local conf = redis.call('HMGET', KEYS[1], 'title', 'pair_selection', 'top_k', 'newcomer_votes')
 if not conf[1] then return {'no_cause'} end
+local state = cause_state(KEYS[1])
+if state ~= 'OPEN' then return {'state', state} end
 local n = redis.call('SCARD', KEYS[2])
 if n < 2 then return {'few', n} end
 local max_seen = tonumber(ARGV[4])
@@ -217,9 +220,9 @@ class PairSelector:
         """`(left, right)`: an unseen pair of accepted proposals, in random order, now
         recorded as seen by `voter_id`.
 
-        Raises NotFound (unknown cause), FailedPrecondition (fewer than two accepted
-        proposals, or the voter has been shown every pair) or ResourceExhausted (the voter
-        has been shown the most pairs one voter is shown).
+        Raises NotFound (unknown cause), FailedPrecondition (the cause is not OPEN, has
+        fewer than two accepted proposals, or the voter has been shown every pair) or
+        ResourceExhausted (the voter has been shown the most pairs one voter is shown).
         """
         known = self._causes.get(cause_id)
         draw = _UNIFORM_DRAW if known is None or known.selection is None \
@@ -237,6 +240,8 @@ class PairSelector:
         outcome = reply[0].decode()
         if outcome == "no_cause":
             raise NotFound(f"cause {cause_id!r} not found")
+        if outcome == "state":
+            raise cause_life.refusal(cause_id, reply[1].decode())
         if outcome == "few":
             raise FailedPrecondition(
                 f"cause {cause_id!r} has {reply[1]} accepted proposal(s); a pair needs 2")

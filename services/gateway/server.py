@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import math
+from pathlib import Path
 
+from gateway.archive import Archives, export_writer
 from gateway.auth import GATEWAY_PREFIX, AuthInterceptor
 from gateway.catalog_store import CatalogStore
 from gateway.pair_selection import PairSelector
@@ -16,6 +18,7 @@ from gateway.upstreams import Rankers, Upstreams
 from gateway.vote_export import VoteExport
 from gateway.vote_forwarding import VoteForwarder
 from pairwise import redis_client
+from pairwise.cause_life import LifeStore
 from pairwise.declared_attributes import DeclaredAttributes
 from pairwise.exclusions import ExclusionStore
 from pairwise.grpc_server import RunningServer, start_server
@@ -44,6 +47,7 @@ async def start(settings: Settings) -> RunningServer:
     scripts = ScriptRunner(redis, max_in_flight=settings.script_groups_in_flight)
     upstreams = Upstreams(settings.ingest_addr,
                           Rankers(scripts, refresh_s=settings.rankers_refresh_s))
+    archives = Archives(redis, scripts, Path(settings.archive_dir))
     servicer = GatewayServicer(
         catalog=CatalogStore(redis, scripts=scripts, max_proposals=settings.max_proposals),
         pairs=PairSelector(redis, scripts=scripts, newcomer_share=settings.newcomer_share,
@@ -55,7 +59,8 @@ async def start(settings: Settings) -> RunningServer:
         votes=VoteForwarder(upstreams.ingest, max_group=settings.vote_group_max,
                             max_in_flight=settings.vote_groups_in_flight),
         exports=VoteExport(redis),
-        exclusion_store=ExclusionStore(redis, scripts),
+        exclusion_store=ExclusionStore(redis, scripts), life=LifeStore(redis, scripts),
+        archives=archives,
         attributes=DeclaredAttributes(redis),
         token_keys=settings.token_keys, prompt_ttl_s=settings.prompt_ttl_s,
         internal_timeout_s=settings.internal_timeout_s, import_chunk=settings.import_chunk,
@@ -83,6 +88,8 @@ async def start(settings: Settings) -> RunningServer:
         raise
     running.closers.append(redis.aclose)
     running.closers.append(upstreams.close)
+    # Archives are written through this gateway's own export calls (gateway.archive).
+    archives.write_export = export_writer(f"127.0.0.1:{running.port}", settings.admin_token)
     upstreams.rankers.start()
     logger.info("gateway started", extra={"port": running.port,
                                           "ingest": settings.ingest_addr})

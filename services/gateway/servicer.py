@@ -8,6 +8,7 @@ through with their own status.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -15,6 +16,7 @@ from typing import Any
 
 import grpc
 
+from gateway.archive import Archives
 from gateway.auth import Role, current_principal, current_role
 from gateway.catalog import (
     DEFAULT_NEWCOMER_VOTES,
@@ -37,9 +39,9 @@ from gateway.rate_limit import over_limit
 from gateway.upstreams import Upstreams
 from gateway.vote_export import VoteExport, check_entry_id
 from gateway.vote_forwarding import VoteForwarder
-from pairwise import exclusions, prompt_token, submitted_vote, voter_attributes
+from pairwise import cause_life, exclusions, prompt_token, submitted_vote, voter_attributes
 from pairwise.declared_attributes import DeclaredAttributes
-from pairwise.errors import InvalidArgument
+from pairwise.errors import FailedPrecondition, InvalidArgument
 from pairwise.grpc_server import status_for
 from pairwise.ids import VOTER_ID_PATTERN, check_id, id_or_new
 from pairwise.v1 import (
@@ -76,26 +78,50 @@ _SELECTION_TO_PROTO = {
 }
 _PROTO_TO_SELECTION: dict[int, PairSelection] = {
     int(proto): selection for selection, proto in _SELECTION_TO_PROTO.items()}
+_STATE_TO_PROTO = {
+    cause_life.State.SCHEDULED: types_pb2.CAUSE_STATE_SCHEDULED,
+    cause_life.State.OPEN: types_pb2.CAUSE_STATE_OPEN,
+    cause_life.State.CLOSED: types_pb2.CAUSE_STATE_CLOSED,
+    cause_life.State.ARCHIVED: types_pb2.CAUSE_STATE_ARCHIVED,
+}
+# How often a watch of a cause with no new fit looks whether the cause closed (seconds):
+# its last ranking may be the final one, and the watch then ends.
+WATCH_LIFE_POLL_S = 1.0
 
 
-
-
-def _cause_message(cause: Cause) -> types_pb2.Cause:
-    return types_pb2.Cause(cause_id=cause.cause_id, title=cause.title,
-                           auto_accept_proposals=cause.auto_accept,
-                           created_at_ms=cause.created_at_ms,
-                           proposals_accepted=cause.accepted, proposals_pending=cause.pending,
-                           proposals_rejected=cause.rejected,
-                           pair_selection=_SELECTION_TO_PROTO[cause.pair_selection],
-                           top_k=cause.top_k,
-                           voter_attributes=[
-                               types_pb2.VoterAttribute(key=key, values=values)
-                               for key, values in cause.voter_attributes.items()])
+def _cause_message(cause: Cause, life: cause_life.Life | None = None) -> types_pb2.Cause:
+    message = types_pb2.Cause(cause_id=cause.cause_id, title=cause.title,
+                              auto_accept_proposals=cause.auto_accept,
+                              created_at_ms=cause.created_at_ms,
+                              proposals_accepted=cause.accepted,
+                              proposals_pending=cause.pending,
+                              proposals_rejected=cause.rejected,
+                              pair_selection=_SELECTION_TO_PROTO[cause.pair_selection],
+                              top_k=cause.top_k,
+                              voter_attributes=[
+                                  types_pb2.VoterAttribute(key=key, values=values)
+                                  for key, values in cause.voter_attributes.items()])
+    if life is not None:
+        message.state = _STATE_TO_PROTO[life.state]
+        message.opens_at_ms = life.opens_at_ms
+        message.closes_at_ms = life.closes_at_ms
+        if life.closed:
+            message.closed_at_ms = life.closed_at_ms
+            message.votes_final = life.votes
+        message.archived_at_ms = life.archived_at_ms
+        message.archive = life.archive
+    return message
 
 
 def _margins_messages(margins: voter_attributes.Margins) -> list[gateway_pb2.AttributeMargins]:
     return [gateway_pb2.AttributeMargins(key=key, shares=shares)
             for key, shares in margins.items()]
+
+
+def _state_proto(name: str) -> types_pb2.CauseState:
+    """A state as the audit trail records it, in the contract (UNSPECIFIED if unknown)."""
+    state = cause_life.State.__members__.get(name)
+    return types_pb2.CAUSE_STATE_UNSPECIFIED if state is None else _STATE_TO_PROTO[state]
 
 
 def _pair_selection(value: int) -> PairSelection | None:
@@ -136,8 +162,8 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
 
     def __init__(self, *, catalog: CatalogStore, pairs: PairSelector, upstreams: Upstreams,
                  watches: RankingWatches, votes: VoteForwarder, exports: VoteExport,
-                 exclusion_store: exclusions.ExclusionStore,
-                 attributes: DeclaredAttributes,
+                 exclusion_store: exclusions.ExclusionStore, life: cause_life.LifeStore,
+                 archives: Archives, attributes: DeclaredAttributes,
                  token_keys: prompt_token.TokenKeys, prompt_ttl_s: float,
                  internal_timeout_s: float, import_chunk: int,
                  pair_selection: PairSelection = PairSelection.UNIFORM,
@@ -153,6 +179,8 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
         self._exports = exports
         self._exclusions = exclusion_store
         self._attributes = attributes
+        self._life = life
+        self._archives = archives
         self._token_keys = token_keys
         self._prompt_ttl_ms = round(prompt_ttl_s * 1000)
         self._internal_timeout_s = internal_timeout_s
@@ -170,6 +198,10 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
         return max(remaining, 0.0)
 
     async def CreateCause(self, request, context):  # type: ignore[no-untyped-def]
+        opens_at_ms, closes_at_ms = cause_life.check_schedule(request.opens_at_ms,
+                                                              request.closes_at_ms)
+        if closes_at_ms and closes_at_ms <= self._now_ms():
+            raise InvalidArgument("closes_at_ms", f"{closes_at_ms} is not in the future")
         cause = Cause(cause_id=id_or_new("cause_id", request.cause_id),
                       title=check_title(request.title),
                       auto_accept=request.auto_accept_proposals, created_at_ms=self._now_ms(),
@@ -177,12 +209,15 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
                                       or self._default_selection),
                       top_k=check_top_k(request.top_k) or DEFAULT_TOP_K,
                       newcomer_votes=self._newcomer_votes)
-        await self._catalog.create_cause(cause)
+        await self._catalog.create_cause(cause, opens_at_ms=opens_at_ms,
+                                         closes_at_ms=closes_at_ms)
         logger.info("cause created", extra={"cause_id": cause.cause_id,
                                              "auto_accept": cause.auto_accept,
                                              "pair_selection": str(cause.pair_selection),
-                                             "top_k": cause.top_k})
-        return gateway_pb2.CreateCauseResponse(cause=_cause_message(cause))
+                                             "top_k": cause.top_k, "opens_at_ms": opens_at_ms,
+                                             "closes_at_ms": closes_at_ms})
+        return gateway_pb2.CreateCauseResponse(
+            cause=_cause_message(cause, await self._life.read(cause.cause_id)))
 
     async def UpdatePairSelection(self, request, context):  # type: ignore[no-untyped-def]
         cause_id = check_id("cause_id", request.cause_id)
@@ -191,11 +226,16 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
         logger.info("pair selection updated", extra={
             "cause_id": cause_id, "pair_selection": str(cause.pair_selection),
             "top_k": cause.top_k})
-        return gateway_pb2.UpdatePairSelectionResponse(cause=_cause_message(cause))
+        return gateway_pb2.UpdatePairSelectionResponse(
+            cause=_cause_message(cause, await self._life.read(cause_id)))
 
     async def GetCause(self, request, context):  # type: ignore[no-untyped-def]
-        cause = await self._catalog.get_cause(check_id("cause_id", request.cause_id))
-        return gateway_pb2.GetCauseResponse(cause=_cause_message(cause))
+        return gateway_pb2.GetCauseResponse(
+            cause=await self._cause_with_life(check_id("cause_id", request.cause_id)))
+
+    async def _cause_with_life(self, cause_id: str) -> types_pb2.Cause:
+        cause = await self._catalog.get_cause(cause_id)
+        return _cause_message(cause, await self._life.read(cause_id))
 
     async def AddProposals(self, request, context):  # type: ignore[no-untyped-def]
         cause_id = check_id("cause_id", request.cause_id)
@@ -316,15 +356,10 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
         cause_id = check_id("cause_id", request.cause_id)
         offset, limit = check_page(request.offset, request.limit,
                                    default_limit=DEFAULT_RANKING_LIMIT)
-        await self._catalog.require_cause(cause_id)
+        life = await self._life.read(cause_id)
         segment = await self._segment(cause_id, request)
-        timeout = self._timeout(context)
-        upstream = ranker_pb2.ReadRankingRequest(cause_id=cause_id, offset=offset, limit=limit)
-        if segment is not None:
-            upstream.segment.key, upstream.segment.value = segment[2], segment[3]
-        reply = await self._upstreams.rankers.call(cause_id, lambda ranker: ranker.ReadRanking(
-            upstream, timeout=timeout))
-        ranking = reply.ranking
+        ranking = await self._ranking(cause_id, life, offset, limit,
+                                      self._timeout(context), segment)
         return gateway_pb2.GetRankingResponse(
             cause_id=cause_id, votes_counted=ranking.votes_counted, entries=ranking.entries,
             total_proposals=ranking.total_proposals, fitted_at_ms=ranking.fitted_at_ms,
@@ -334,7 +369,9 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
             segment=None if segment is None else types_pb2.Segment(key=segment[0],
                                                                    value=segment[1]),
             segment_votes=ranking.segment_votes,
-            segment_without_votes=ranking.segment_without_votes)
+            segment_without_votes=ranking.segment_without_votes,
+            cause_state=_STATE_TO_PROTO[life.state],
+            final=life.is_final(ranking.votes_counted))
 
     async def _segment(
             self, cause_id: str,
@@ -358,26 +395,98 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
                                   f"{', '.join(declared.values[declared.keys.index(key)])}")
         return key, value, found[0], found[1]
 
+    async def _ranking(self, cause_id: str, life: cause_life.Life, offset: int, limit: int,
+                       timeout: float, segment: WatchedSegment | None = None,
+                       ) -> types_pb2.Ranking:
+        """One page of the served ranking (of `segment`'s votes when given): the ranker's,
+        or the final one kept for an archived cause (whose segments are not kept)."""
+        if life.state is cause_life.State.ARCHIVED:
+            if segment is not None:
+                raise FailedPrecondition(f"cause {cause_id!r} is ARCHIVED: only its overall "
+                                         "final ranking is kept")
+            return await self._archives.final_ranking(cause_id, offset, limit)
+        upstream = ranker_pb2.ReadRankingRequest(cause_id=cause_id, offset=offset, limit=limit)
+        if segment is not None:
+            upstream.segment.key, upstream.segment.value = segment[2], segment[3]
+        reply = await self._upstreams.rankers.call(cause_id, lambda ranker: ranker.ReadRanking(
+            upstream, timeout=timeout))
+        return reply.ranking
+
     async def WatchRanking(  # type: ignore[no-untyped-def]
             self, request, context) -> AsyncIterator[gateway_pb2.WatchRankingResponse]:
         cause_id = check_id("cause_id", request.cause_id)
         _, limit = check_page(0, request.limit, default_limit=DEFAULT_WATCH_LIMIT)
-        await self._catalog.require_cause(cause_id)
+        life = await self._life.read(cause_id)
         segment = await self._segment(cause_id, request)
-        async for update in self._watches.watch(cause_id, limit, segment):
-            yield update
+        if life.state is cause_life.State.ARCHIVED:
+            ranking = await self._ranking(cause_id, life, 0, limit, 0.0, segment)
+            yield gateway_pb2.WatchRankingResponse(
+                cause_id=cause_id, votes_counted=ranking.votes_counted,
+                entries=ranking.entries, total_proposals=ranking.total_proposals,
+                fitted_at_ms=ranking.fitted_at_ms, prior_strength=ranking.prior_strength,
+                votes_untrusted=ranking.votes_untrusted, votes_excluded=ranking.votes_excluded,
+                exclusions_version=ranking.exclusions_version,
+                cause_state=types_pb2.CAUSE_STATE_ARCHIVED, final=True)
+            return
+        # Each update says the cause's state; the first final one ends the watch. With no
+        # new fit (a cause closed once its last votes were counted fits nothing new), the
+        # cause's life is looked at every WATCH_LIFE_POLL_S and the last update sent again,
+        # final, once it is.
+        updates = self._watches.watch(cause_id, limit, segment)
+        following = aiter(updates)
+        next_update: asyncio.Future[gateway_pb2.WatchRankingResponse] | None = None
+        last: gateway_pb2.WatchRankingResponse | None = None
+        try:
+            while True:
+                if next_update is None:
+                    next_update = asyncio.ensure_future(anext(following))
+                done, _ = await asyncio.wait({next_update}, timeout=WATCH_LIFE_POLL_S)
+                life = await self._life.read(cause_id)
+                if done:
+                    try:
+                        received = next_update.result()
+                    except StopAsyncIteration:
+                        return
+                    next_update = None
+                    last = received
+                elif last is None or not life.is_final(last.votes_counted):
+                    continue
+                update = gateway_pb2.WatchRankingResponse()
+                update.CopyFrom(last)  # updates are shared by every watcher of the cause
+                update.cause_state = _STATE_TO_PROTO[life.state]
+                update.final = life.is_final(update.votes_counted)
+                yield update
+                if update.final:
+                    return
+        finally:
+            if next_update is not None:
+                # Ended inside the generator first: it cannot be closed while it runs.
+                next_update.cancel()
+                with contextlib.suppress(BaseException):
+                    await next_update
+            await updates.aclose()  # type: ignore[attr-defined]
+
+    async def _stats_ranking(self, cause_id: str, life: cause_life.Life,
+                             timeout: float) -> ranker_pb2.ReadRankingResponse:
+        """The ranking's counts for GetCauseStats, with its segments' votes (none are kept
+        for an archived cause)."""
+        if life.state is cause_life.State.ARCHIVED:
+            return ranker_pb2.ReadRankingResponse(
+                ranking=await self._archives.final_ranking(cause_id, 0, 0))
+        return await self._upstreams.rankers.call(cause_id, lambda ranker: ranker.ReadRanking(
+            ranker_pb2.ReadRankingRequest(cause_id=cause_id, limit=0, with_segment_votes=True),
+            timeout=timeout))
 
     async def GetCauseStats(self, request, context):  # type: ignore[no-untyped-def]
         cause_id = check_id("cause_id", request.cause_id)
         cause = await self._catalog.get_cause(cause_id)
+        life = await self._life.read(cause_id)
         timeout = self._timeout(context)
         # Both calls are awaited to the end so that a failure of one is never left unretrieved.
         stats, ranking = await asyncio.gather(
             self._upstreams.ingest.GetVoteStats(
                 ingest_pb2.GetVoteStatsRequest(cause_id=cause_id), timeout=timeout),
-            self._upstreams.rankers.call(cause_id, lambda ranker: ranker.ReadRanking(
-                ranker_pb2.ReadRankingRequest(cause_id=cause_id, limit=0,
-                                              with_segment_votes=True), timeout=timeout)),
+            self._stats_ranking(cause_id, life, timeout),
             return_exceptions=True)
         for outcome in (stats, ranking):
             if isinstance(outcome, BaseException):
@@ -406,6 +515,10 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
         cause_id = check_id("cause_id", request.cause_id)
         through = check_entry_id("through_entry_id", request.through_entry_id)
         cause = await self._catalog.get_cause(cause_id)
+        life = await self._life.read(cause_id)
+        if life.state is cause_life.State.ARCHIVED:
+            raise FailedPrecondition(f"cause {cause_id!r} is ARCHIVED: its votes are in the "
+                                     f"archive {life.archive} on the gateway's host")
         snapshot = await self._exports.catalog(cause_id)
         proposals = [_proposal_message(cause_id, p) for p in snapshot.proposals]
         for start in range(0, max(len(proposals), 1), EXPORT_PROPOSALS_PER_MESSAGE):
@@ -426,7 +539,10 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
     async def ExportRanking(  # type: ignore[no-untyped-def]
             self, request, context) -> AsyncIterator[gateway_pb2.ExportRankingResponse]:
         cause_id = check_id("cause_id", request.cause_id)
-        await self._catalog.require_cause(cause_id)
+        if (await self._life.read(cause_id)).state is cause_life.State.ARCHIVED:
+            for page in await self._archives.pages(cause_id):
+                yield gateway_pb2.ExportRankingResponse(page=page)
+            return
         request_upstream = ranker_pb2.StreamRankingRequest(cause_id=cause_id)
         timeout = self._timeout(context)
 
@@ -530,3 +646,73 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
                 exclusions_version=entry.version)
                 for entry in entries],
             next_after=entries[-1].entry_id if entries else "")
+
+    async def CloseCause(self, request, context):  # type: ignore[no-untyped-def]
+        cause_id = check_id("cause_id", request.cause_id)
+        by = self._by(request.requested_by)
+        await self._life.close(cause_id, reason=cause_life.check_reason(
+            request.reason, required=False), by=by)
+        cause = await self._cause_with_life(cause_id)
+        logger.info("cause closed", extra={"cause_id": cause_id, "by": by,
+                                           "votes_final": cause.votes_final})
+        return gateway_pb2.CloseCauseResponse(cause=cause)
+
+    async def ReopenCause(self, request, context):  # type: ignore[no-untyped-def]
+        cause_id = check_id("cause_id", request.cause_id)
+        by = self._by(request.requested_by)
+        if request.closes_at_ms < 0:
+            raise InvalidArgument("closes_at_ms", f"must be >= 0, got {request.closes_at_ms}")
+        await self._life.reopen(cause_id, reason=cause_life.check_reason(
+            request.reason, required=True), by=by, closes_at_ms=request.closes_at_ms)
+        cause = await self._cause_with_life(cause_id)
+        logger.info("cause reopened", extra={"cause_id": cause_id, "by": by,
+                                             "closes_at_ms": cause.closes_at_ms})
+        return gateway_pb2.ReopenCauseResponse(cause=cause)
+
+    async def ScheduleCause(self, request, context):  # type: ignore[no-untyped-def]
+        cause_id = check_id("cause_id", request.cause_id)
+        opens_at_ms, closes_at_ms = cause_life.check_schedule(request.opens_at_ms,
+                                                              request.closes_at_ms)
+        by = self._by(request.requested_by)
+        await self._life.schedule(cause_id, opens_at_ms, closes_at_ms,
+                                  reason=cause_life.check_reason(request.reason,
+                                                                 required=False), by=by)
+        cause = await self._cause_with_life(cause_id)
+        logger.info("cause scheduled", extra={"cause_id": cause_id, "by": by,
+                                              "opens_at_ms": opens_at_ms,
+                                              "closes_at_ms": closes_at_ms})
+        return gateway_pb2.ScheduleCauseResponse(cause=cause)
+
+    async def ListCauseAudit(self, request, context):  # type: ignore[no-untyped-def]
+        cause_id = check_id("cause_id", request.cause_id)
+        after = cause_life.check_audit_cursor(request.after)
+        _, limit = check_page(0, request.limit, default_limit=DEFAULT_EXCLUSIONS_LIMIT,
+                              max_limit=cause_life.MAX_PAGE)
+        await self._catalog.require_cause(cause_id)
+        entries = await self._life.audit(cause_id, after, limit)
+        return gateway_pb2.ListCauseAuditResponse(
+            entries=[gateway_pb2.CauseAuditEntry(
+                entry_id=entry.entry_id, action=entry.action,
+                state_before=_state_proto(entry.before),
+                state_after=_state_proto(entry.after),
+                reason=entry.reason, by=entry.by, at_ms=entry.at_ms, votes=entry.votes,
+                opens_at_ms=entry.opens_at_ms, closes_at_ms=entry.closes_at_ms)
+                for entry in entries],
+            next_after=entries[-1].entry_id if entries else "")
+
+    async def ArchiveCause(self, request, context):  # type: ignore[no-untyped-def]
+        cause_id = check_id("cause_id", request.cause_id)
+        reason = cause_life.check_reason(request.reason, required=False)
+        by = self._by(request.requested_by)
+        life = await self._life.read(cause_id)
+        archived = await self._archives.archive(cause_id, life, reason=reason, by=by,
+                                                wait_s=self._timeout(context) * 0.8)
+        return gateway_pb2.ArchiveCauseResponse(
+            cause=await self._cause_with_life(cause_id), votes_archived=archived.votes,
+            keys_released=archived.keys_released)
+
+    def _by(self, requested_by: str) -> str:
+        """Who acts, as audit trails record it: the admin token's id, and the name the
+        request gave."""
+        name = cause_life.check_requested_by(requested_by)
+        return current_principal.get() + (f" / {name}" if name else "")

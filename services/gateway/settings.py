@@ -73,6 +73,8 @@ class Settings:
     # after their last one (0: for ever; gateway.pair_selection).
     max_seen_pairs: int = DEFAULT_MAX_SEEN_PAIRS
     seen_pairs_ttl_s: int = DEFAULT_SEEN_PAIRS_TTL_S
+    # Where ArchiveCause writes archives (one export folder per cause), on this host.
+    archive_dir: str = "archive"
 
     def __post_init__(self) -> None:
         # One token for both roles would let every platform call act as the admin.
@@ -127,6 +129,7 @@ class Settings:
             max_proposals=env_int("GATEWAY_MAX_PROPOSALS", DEFAULT_MAX_PROPOSALS),
             max_seen_pairs=env_int("GATEWAY_MAX_SEEN_PAIRS", DEFAULT_MAX_SEEN_PAIRS),
             seen_pairs_ttl_s=env_int("GATEWAY_SEEN_PAIRS_TTL_S", DEFAULT_SEEN_PAIRS_TTL_S),
+            archive_dir=env_str("GATEWAY_ARCHIVE_DIR", "archive"),
         )
 
 

@@ -27,6 +27,7 @@ from ingest.votes import (
     plan_import,
     settle,
 )
+from pairwise import cause_life
 from pairwise.declared_attributes import MISS_REREAD_S, DeclaredAttributes
 from pairwise.errors import InvalidArgument, NotFound, PairwiseError, Unavailable
 from pairwise.ids import check_id
@@ -118,7 +119,9 @@ class Intake:
                            first_index: int) -> ImportResult:
         """Record a batch of trusted votes: invalid ones are rejected one by one (never the
         whole batch), the rest go to Redis in one round trip. Raises InvalidArgument for an
-        oversized batch, Unavailable when a cause's buffer is full (nothing written then)."""
+        oversized batch, Unavailable when a cause's buffer is full (nothing written then),
+        FailedPrecondition naming the state when a cause is not OPEN and a vote of it is not
+        a replay (none of that cause's votes is written)."""
         if len(votes) > self._settings.max_batch:
             raise InvalidArgument(
                 "votes", f"at most {self._settings.max_batch} votes per call, got {len(votes)}")
@@ -138,6 +141,11 @@ class Intake:
         if plan.causes:
             await self._gate.admit(plan.causes.keys())
         outcomes = await self._store.record_imports(list(plan.causes.values()))
+        for cause_id, codes in outcomes.items():
+            if codes and codes.startswith("!"):
+                # The other causes' votes of the batch may be recorded: a retry of the call
+                # is de-duplicated.
+                raise cause_life.refusal(cause_id, codes[1:])
         for cause_id, codes in outcomes.items():
             if codes:
                 self._gate.added(cause_id, codes.count(ACCEPTED))

@@ -19,7 +19,7 @@ import redis.asyncio
 import redis.exceptions
 
 from ingest.votes import CauseImport, InteractiveVote, Receipt, VoteStats
-from pairwise import awake_causes, checkpoint_fields, keys, vote_log
+from pairwise import awake_causes, cause_life, checkpoint_fields, keys, vote_log
 from pairwise.errors import FailedPrecondition, NotFound, PairwiseError, Unavailable
 from pairwise.redis_scripts import Call, FollowUp, Script, ScriptRunner
 
@@ -53,10 +53,12 @@ end
 # the voter's attribute code (pairwise.voter_attributes; "-" for none)
 # Order matters: a replay is answered before the token is looked at (the nonce is consumed
 # by the first submission, and a retry may come after the token expired), and the nonce is
-# consumed only once the vote will be written. A replay always writes a counter: that write
-# makes the WAITAOF after it cover the first recording too (the AOF is one sequence).
+# consumed only once the vote will be written. A cause not OPEN takes no new vote (replays
+# still get their receipts): asked in this script, the close falls between two votes. A
+# replay always writes a counter: that write makes the WAITAOF after it cover the first
+# recording too (the AOF is one sequence).
 # The vote goes to the log as an entry of its own (pairwise.vote_log writes it).
-RECORD_ONE = Script(vote_log.APPEND_VOTES_LUA + SAME_VOTE_LUA + """
+RECORD_ONE = Script(vote_log.APPEND_VOTES_LUA + SAME_VOTE_LUA + cause_life.STATE_LUA + """
 if redis.call('EXISTS', KEYS[1]) == 0 then return {'no_cause'} end
 local stats = KEYS[6]
 local index = redis.call('HMGET', KEYS[4], ARGV[3], ARGV[4])
@@ -72,6 +74,8 @@ if prior then
   redis.call('HINCRBY', stats, 'duplicates', 1)
   return {'duplicate', prior}
 end
+local state = cause_state(KEYS[1])
+if state ~= 'OPEN' then return {'state', state} end
 if ARGV[9] == '1' then return {'expired'} end
 if not index[1] or not index[2] then
   redis.call('HINCRBY', stats, 'rejected:unknown_proposal', 1)
@@ -102,32 +106,40 @@ return {'accepted', entry}
 # space-joined; attributes is the voter's code, "-" for none)
 # ARGV[2]: most votes per log entry (vote_log.MAX_VOTES_PER_ENTRY)
 # ARGV[3..]: reason, count pairs of votes rejected before Redis (counted as rejected:<reason>)
-# Returns false when the cause does not exist (nothing written), else one outcome character
-# per vote: a accepted, d duplicate, w/l unknown winner/loser, or what differs from the vote
-# recorded under its vote_id before, or earlier in the batch (`difference`'s codes; ingest.votes
-# codes all).
+# Returns false when the cause does not exist (nothing written), "!" and its state when it is
+# not OPEN and a vote of the batch is not a replay (nothing written), else one outcome
+# character per vote: a accepted, d duplicate, w/l unknown winner/loser, or what differs from
+# the vote recorded under its vote_id before, or earlier in the batch (`difference`'s codes;
+# ingest.votes codes all).
 # Accepted votes go to the log in entries of up to ARGV[2] votes (pairwise.vote_log writes
 # them); each vote's receipt is its entry's id.
 # Bulk reads and writes go CHUNK ids per command: Lua's unpack() is limited to ~8000 values.
-RECORD_MANY = Script(vote_log.APPEND_VOTES_LUA + SAME_VOTE_LUA + """
+RECORD_MANY = Script(vote_log.APPEND_VOTES_LUA + SAME_VOTE_LUA + cause_life.STATE_LUA + """
 if redis.call('EXISTS', KEYS[1]) == 0 then return false end
 local call, unpack, min = redis.call, unpack, math.min
 local receipts_key, log, stats = KEYS[2], KEYS[4], KEYS[5]
 local CHUNK = 4000
 local per_entry = tonumber(ARGV[2])
-for i = 3, #ARGV, 2 do call('HINCRBY', stats, 'rejected:' .. ARGV[i], ARGV[i + 1]) end
+local state = cause_state(KEYS[1])
 local ids, voters, winners, losers, kinds, attrs = {}, {}, {}, {}, {}, {}
 local n = 0
 for v, u, w, l, k, g in string.gmatch(ARGV[1], '(%S+) (%S+) (%S+) (%S+) (%S+) (%S+)') do
   n = n + 1
   ids[n], voters[n], winners[n], losers[n], kinds[n], attrs[n] = v, u, w, l, k, g
 end
-if n == 0 then return '' end
+local function count_rejected()
+  for i = 3, #ARGV, 2 do call('HINCRBY', stats, 'rejected:' .. ARGV[i], ARGV[i + 1]) end
+end
+if n == 0 then count_rejected(); return '' end
 local prior = {}
 for s = 1, n, CHUNK do
   local got = call('HMGET', receipts_key, unpack(ids, s, min(s + CHUNK - 1, n)))
   for j = 1, #got do prior[s + j - 1] = got[j] end
 end
+if state ~= 'OPEN' then
+  for i = 1, n do if not prior[i] then return '!' .. state end end
+end
+count_rejected()
 local index, wanted, n_wanted = {}, {}, 0
 for i = 1, n do
   local w, l = winners[i], losers[i]
@@ -307,8 +319,9 @@ class VoteStore:
 
     async def record_imports(self, causes: Sequence[CauseImport]) -> dict[str, str | None]:
         """Record each cause's packed votes with one script call per cause, all in one round
-        trip. Returns cause_id -> outcome codes (one per packed vote), or None for a cause
-        that does not exist (nothing of it was written)."""
+        trip. Returns cause_id -> outcome codes (one per packed vote), None for a cause
+        that does not exist, or "!" and its state for a cause not OPEN when a vote of it is
+        not a replay (nothing of either was written)."""
         if not causes:
             return {}
         calls: list[Call] = []
@@ -416,6 +429,8 @@ def _receipt(vote: InteractiveVote, reply: list[bytes]) -> Receipt | PairwiseErr
     if status == b"token_used":
         return FailedPrecondition(
             "prompt_token already used for another vote; call NextPair again")
+    if status == b"state":
+        return cause_life.refusal(vote.cause_id, reply[1].decode())
     if status == b"no_proposal":
         return NotFound(f"proposal {reply[1].decode()!r} not found in cause {vote.cause_id!r}")
     return NotFound(f"cause {vote.cause_id!r} not found")

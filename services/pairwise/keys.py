@@ -172,3 +172,15 @@ def exclusions_version(cause_id: str) -> str:
 def exclusions_audit(cause_id: str) -> str:
     """Stream: one entry per change of `exclusions` (who, when, why, what; pairwise.exclusions)."""
     return f"excl:{{{cause_id}}}:audit"
+
+
+def cause_audit(cause_id: str) -> str:
+    """Stream: one entry per change of the cause's life (schedule, close, reopen, archive;
+    format in pairwise.cause_life)."""
+    return f"life:{{{cause_id}}}:audit"
+
+
+def final_ranking(cause_id: str) -> str:
+    """List: an archived cause's final ranking, as the ExportRanking pages it was archived
+    from (serialized RankingExportPage messages, in order; gateway.archive)."""
+    return f"final:{{{cause_id}}}"

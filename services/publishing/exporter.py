@@ -37,6 +37,8 @@ class ExportResult:
     votes: int
     seconds: float
     manifest: dict[str, Any]
+    # The ranking exported, as ExportRanking sent it.
+    pages: list[types_pb2.RankingExportPage]
 
 
 def export(stub: gateway_pb2_grpc.GatewayServiceStub, admin_token: str, cause_id: str,
@@ -83,7 +85,7 @@ def export(stub: gateway_pb2_grpc.GatewayServiceStub, admin_token: str, cause_id
     }
     manifest.write(folder, document)
     return ExportResult(folder, votes_summary["rows"], clock.perf_counter() - started,
-                        document)
+                        document, pages)
 
 
 def exclusions_of(stub: gateway_pb2_grpc.GatewayServiceStub,

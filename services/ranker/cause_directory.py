@@ -201,6 +201,9 @@ class CauseDirectory:
             if cause_id not in self._transitions:
                 break
         held = await self._take_lease(cause_id)
+        if held == cause_leases.ARCHIVED:
+            raise errors.FailedPrecondition(
+                f"cause {cause_id!r} is ARCHIVED: the gateway serves its final ranking")
         if held != self._leases.get(cause_id):
             raise errors.Unavailable(
                 f"cause {cause_id!r} is being handed over from ranker "
@@ -316,6 +319,10 @@ class CauseDirectory:
         log holds votes no checkpoint covers (it stays in the set, as a loaded cause does),
         or else put it to sleep."""
         held = await self._take_lease(cause_id)
+        if held == cause_leases.ARCHIVED:
+            # Nothing left to count, and nothing to load: out of the set for good.
+            await self._redis.srem(keys.AWAKE_CAUSES, cause_id)
+            return
         if held != self._leases.get(cause_id):
             return
         # One look first: the causes of a ranker that died mostly have votes to count, and
@@ -372,6 +379,19 @@ class CauseDirectory:
         if cause is not None:
             await cause.close(final_checkpoint=False)
         logger.warning("cause lease lost; cause closed", extra={"cause_id": cause_id})
+
+    async def _let_go(self, cause_id: str) -> None:
+        """The cause was archived: close it (its archive holds the final ranking; the
+        gateway releases its checkpoint and log once the lease is free) and give back its
+        lease."""
+        cause = self._causes.pop(cause_id, None)
+        if cause is not None:
+            await cause.close(final_checkpoint=False)
+        token = self._leases.pop(cause_id, None)
+        if token is not None:
+            await cause_leases.release(self._scripts, cause_id, token)
+        await self._redis.srem(keys.AWAKE_CAUSES, cause_id)
+        logger.info("cause archived; let go", extra={"cause_id": cause_id})
 
     def _unload_idle(self) -> None:
         idle_s = self._settings.idle_unload_s
@@ -451,8 +471,14 @@ class CauseDirectory:
             for cause in causes:
                 pipe.get(keys.catalog_version(cause.cause_id))
                 pipe.get(keys.exclusions_version(cause.cause_id))
-            versions = await pipe.execute()
-        for cause, catalog, excluded in zip(causes, versions[::2], versions[1::2], strict=True):
+                pipe.hget(keys.cause(cause.cause_id), "state")
+            replies = await pipe.execute()
+        for cause, catalog, excluded, state in zip(
+                causes, replies[::3], replies[1::3], replies[2::3], strict=True):
+            if state in (b"ARCHIVED", "ARCHIVED"):
+                if cause.cause_id not in self._transitions:
+                    self._transition(cause.cause_id, self._let_go(cause.cause_id), "archived")
+                continue
             cause.note_catalog_version(int(catalog or 0))
             cause.note_exclusions_version(int(excluded or 0))
 

@@ -22,9 +22,11 @@ from collections.abc import Sequence
 from pairwise import keys
 from pairwise.redis_scripts import Script, ScriptRunner
 
-# KEYS[1] lease. ARGV[1] token, ARGV[2] ttl (ms). Takes the lease when it is free (or
-# already the caller's); returns the token that holds it now.
+# KEYS[1] lease, KEYS[2] cause. ARGV[1] token, ARGV[2] ttl (ms). Takes the lease when it is
+# free (or already the caller's); returns the token that holds it now, or ARCHIVED for an
+# archived cause (none may be taken: the archive releases what a ranker would load).
 _ACQUIRE = Script("""
+if redis.call('HGET', KEYS[2], 'state') == 'ARCHIVED' then return 'ARCHIVED' end
 local held = redis.call('GET', KEYS[1])
 if held and held ~= ARGV[1] then return held end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', tonumber(ARGV[2]))
@@ -59,6 +61,10 @@ class LeaseTokens:
         return f"{self._ranker_id}/{next(self._counter)}"
 
 
+# What `acquire` answers for an archived cause.
+ARCHIVED = "ARCHIVED"
+
+
 def holder(token: str) -> str:
     """The ranker id of the process that holds `token`."""
     return token.rpartition("/")[0]
@@ -66,8 +72,9 @@ def holder(token: str) -> str:
 
 async def acquire(scripts: ScriptRunner, cause_id: str, token: str, ttl_s: float) -> str:
     """Take `cause_id`'s lease with `token` for `ttl_s` seconds if it is free; the token
-    that holds it now (`token` itself when taken)."""
-    held = await scripts.run(_ACQUIRE, [keys.lease(cause_id)], [token, int(ttl_s * 1000)])
+    that holds it now (`token` itself when taken), or ARCHIVED (the cause is archived)."""
+    held = await scripts.run(_ACQUIRE, [keys.lease(cause_id), keys.cause(cause_id)],
+                             [token, int(ttl_s * 1000)])
     return held.decode() if isinstance(held, bytes) else str(held)
 
 
