@@ -103,7 +103,8 @@ return {'accepted', entry}
 
 # KEYS: cause, receipts, pidx, votes, vstats, voters
 # ARGV[1]: "vote_id voter_id winner_id loser_id kind attributes ..." (CauseImport.packed,
-# space-joined; attributes is the voter's code, "-" for none)
+# space-joined; a kind followed by "0" is a vote flagged untrusted; attributes is the
+# voter's code, "-" for none)
 # ARGV[2]: most votes per log entry (vote_log.MAX_VOTES_PER_ENTRY)
 # ARGV[3..]: reason, count pairs of votes rejected before Redis (counted as rejected:<reason>)
 # Returns false when the cause does not exist (nothing written), "!" and its state when it is
@@ -121,11 +122,12 @@ local receipts_key, log, stats = KEYS[2], KEYS[4], KEYS[5]
 local CHUNK = 4000
 local per_entry = tonumber(ARGV[2])
 local state = cause_state(KEYS[1])
-local ids, voters, winners, losers, kinds, attrs = {}, {}, {}, {}, {}, {}
+local ids, voters, winners, losers, kinds, attrs, trust = {}, {}, {}, {}, {}, {}, {}
 local n = 0
 for v, u, w, l, k, g in string.gmatch(ARGV[1], '(%S+) (%S+) (%S+) (%S+) (%S+) (%S+)') do
   n = n + 1
-  ids[n], voters[n], winners[n], losers[n], kinds[n], attrs[n] = v, u, w, l, k, g
+  ids[n], voters[n], winners[n], losers[n], attrs[n] = v, u, w, l, g
+  kinds[n], trust[n] = string.sub(k, 1, 1), #k > 1 and '0' or '1'
 end
 local function count_rejected()
   for i = 3, #ARGV, 2 do call('HINCRBY', stats, 'rejected:' .. ARGV[i], ARGV[i + 1]) end
@@ -152,7 +154,7 @@ for s = 1, n_wanted, CHUNK do
 end
 local out, fresh, new_receipts, n_receipts = {}, {}, {}, 0
 local seen_voter, new_voters, n_voters = {}, {}, 0
-local accepted, duplicates, ties, unknown, reused = 0, 0, 0, 0, 0
+local accepted, duplicates, ties, skips, unknown, reused = 0, 0, 0, 0, 0, 0
 -- Entries holding earlier votes that the batch's replays name, read once each.
 local recorded = {}
 local function first_recording(i)
@@ -160,12 +162,12 @@ local function first_recording(i)
   if recorded[entry] == nil then recorded[entry] = votes_in_entry(log, entry) or false end
   return recorded[entry] and recorded[entry][ids[i]]
 end
--- The entry being filled: m votes in ek/ea/eb/ev/eu/eg (slots past m are stale); with_g
+-- The entry being filled: m votes in ek/ea/eb/ev/eu/eg/eq (slots past m are stale); with_g
 -- when one of them has attributes.
-local m, ek, ea, eb, ev, eu, eg, with_g = 0, {}, {}, {}, {}, {}, {}, false
+local m, ek, ea, eb, ev, eu, eg, eq, with_g = 0, {}, {}, {}, {}, {}, {}, {}, false
 local function flush()
   if m == 0 then return end
-  local entry = append_votes(log, m, ek, ea, eb, ev, eu, string.rep('1', m), nil,
+  local entry = append_votes(log, m, ek, ea, eb, ev, eu, table.concat(eq, '', 1, m), nil,
                              with_g and eg or nil)
   with_g = false
   for j = 1, m do
@@ -203,13 +205,14 @@ for i = 1, n do
       fresh[id] = i
       m = m + 1
       ek[m], ea[m], eb[m], ev[m], eu[m], eg[m] = kind, a, b, id, voter, attrs[i]
+      eq[m] = trust[i]
       if attrs[i] ~= '-' then with_g = true end
       if m == per_entry then flush() end
       if not seen_voter[voter] then
         seen_voter[voter] = true; n_voters = n_voters + 1; new_voters[n_voters] = voter
       end
       accepted = accepted + 1
-      if kind == 't' then ties = ties + 1 end
+      if kind == 't' then ties = ties + 1 elseif kind == 's' then skips = skips + 1 end
       out[i] = 'a'
     end
   end
@@ -224,6 +227,7 @@ end
 if accepted > 0 then call('HINCRBY', stats, 'accepted', accepted) end
 if duplicates > 0 then call('HINCRBY', stats, 'duplicates', duplicates) end
 if ties > 0 then call('HINCRBY', stats, 'ties', ties) end
+if skips > 0 then call('HINCRBY', stats, 'skips', skips) end
 if unknown > 0 then call('HINCRBY', stats, 'rejected:unknown_proposal', unknown) end
 if reused > 0 then call('HINCRBY', stats, 'rejected:vote_id_reused', reused) end
 return table.concat(out)

@@ -167,6 +167,10 @@ class ImportedVoteLike(Protocol):
     def tie(self) -> bool: ...
     @property
     def attributes(self) -> Mapping[str, str]: ...
+    @property
+    def skip(self) -> bool: ...
+    @property
+    def untrusted(self) -> bool: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,8 +194,9 @@ PACKED_FIELDS = 6
 class CauseImport:
     """The valid votes of one cause in a batch, packed for one round trip to the store.
 
-    `packed` is flat: vote_id, voter_id, winner_id, loser_id, kind ("w" or "t"), attribute
-    code (pairwise.voter_attributes) per vote (PACKED_FIELDS strings), in batch order; none
+    `packed` is flat: vote_id, voter_id, winner_id, loser_id, kind, attribute code
+    (pairwise.voter_attributes) per vote (PACKED_FIELDS strings), in batch order; the kind is
+    "w", "t" or "s" (pairwise.vote_log), followed by "0" for a vote flagged untrusted. None
     of these strings contains whitespace (their syntax was checked).
     `positions[i]` is the batch position of packed vote i. `rejected` counts, by code, this
     cause's votes already rejected by validation (the store adds them to the cause's stats).
@@ -242,12 +247,21 @@ def _problem(vote_id: str, voter_id: str, winner_id: str, loser_id: str,
     return None
 
 
+def _kind(vote: ImportedVoteLike) -> str | None:
+    """The packed kind of a vote (CauseImport), or None when it is both a tie and a skip."""
+    if vote.skip:
+        kind = None if vote.tie else vote_log.SKIP
+    else:
+        kind = vote_log.TIE if vote.tie else vote_log.WIN
+    return kind and kind + ("0" if vote.untrusted else "")
+
+
 def plan_import(votes: Iterable[ImportedVoteLike],
                 declarations: Mapping[str, Declaration] | None = None) -> ImportPlan:
     """Validate a batch and group its valid votes by cause, keeping batch order.
 
     Codes: missing_/invalid_ cause_id, vote_id, voter_id, winner_id, loser_id; same_proposal;
-    invalid_attributes (a key or value the cause does not declare, in `declarations` by cause
+    tie_and_skip; invalid_attributes (a key or value the cause does not declare, in `declarations` by cause
     id: none declared when absent).
     Whether the cause and proposals exist, and duplicates, are decided by the store.
     Cost is a few set lookups and one regex match per valid vote.
@@ -298,6 +312,16 @@ def plan_import(votes: Iterable[ImportedVoteLike],
                 assert current is not None
                 current.rejected[problem[0]] += 1
                 continue
+        if vote.skip or vote.untrusted:
+            kind = _kind(vote)
+            if kind is None:
+                rejections.append(Rejection(position, vote_id[:_ECHO_CHARS], "tie_and_skip",
+                                            "a vote is a tie or a skip, not both"))
+                assert current is not None
+                current.rejected["tie_and_skip"] += 1
+                continue
+        else:
+            kind = tie_kind if vote.tie else win_kind
         code = NO_ATTRIBUTES
         if vote.attributes:
             try:
@@ -309,8 +333,7 @@ def plan_import(votes: Iterable[ImportedVoteLike],
                 assert current is not None
                 current.rejected[INVALID_ATTRIBUTES] += 1
                 continue
-        extend((vote_id, voter_id, winner_id, loser_id, tie_kind if vote.tie else win_kind,
-                code))
+        extend((vote_id, voter_id, winner_id, loser_id, kind, code))
         append(position)
     return ImportPlan(causes, rejections)
 

@@ -1,12 +1,15 @@
 """`python -m pairwise export` writes a cause's published result to a folder; `python -m
-pairwise rank DIR` recomputes its ranking from that folder alone (package `publishing`).
+pairwise rank DIR` recomputes its ranking from that folder alone; `python -m pairwise import
+DIR --cause ID` brings an export folder in as a new cause (package `publishing`).
 
-Export reaches the gateway at --gateway, else the address `make up` recorded in the run
+Export and import reach the gateway at --gateway, else the address `make up` recorded in the run
 folder (RUN_DIR, default run/), else 127.0.0.1:$GATEWAY_PORT (50051), with the admin token
-PAIRWISE_ADMIN_TOKEN, else the one `make up` saved in the run folder's tokens.env.
+PAIRWISE_ADMIN_TOKEN, else the one `make up` saved in the run folder's tokens.env (import
+also takes the platform token there, for proposals that were pending).
 
-Exit codes: 0 done (rank: the served ranking is reproduced), 1 rank: mismatch, 2 unusable
-arguments, folder or cluster answer.
+Exit codes: 0 done (rank: the served ranking is reproduced; import --check: the imported
+cause ranks as the export did), 1 rank or import --check: mismatch, 2 unusable arguments,
+folder or cluster answer.
 """
 
 from __future__ import annotations
@@ -31,24 +34,43 @@ def parser() -> argparse.ArgumentParser:
     export.add_argument("--run-dir", type=Path, default=Path(os.environ.get("RUN_DIR") or "run"))
     rank = commands.add_parser("rank", help="recompute an export's ranking and compare")
     rank.add_argument("folder", type=Path)
+    imported = commands.add_parser("import", help="an export folder as a new cause")
+    imported.add_argument("folder", type=Path)
+    imported.add_argument("--cause", required=True, help="the new cause's id")
+    imported.add_argument("--title", default="", help="default: the exported cause's")
+    imported.add_argument("--close", action="store_true",
+                          help="close the cause once its votes are in (a past consultation)")
+    imported.add_argument("--check", action="store_true",
+                          help="wait for the cause's ranking to count every vote and compare "
+                               "it with the export's")
+    imported.add_argument("--gateway", help="gateway HOST:PORT")
+    imported.add_argument("--run-dir", type=Path,
+                          default=Path(os.environ.get("RUN_DIR") or "run"))
     return p
+
+
+def _target(args: argparse.Namespace) -> tuple[str, str | None, str | None]:
+    """The gateway address, the admin token and the platform token (None when unknown)."""
+    from cluster.run_folder import RunFolder
+    from cluster.tokens import ADMIN, PLATFORM, read_file
+
+    run = RunFolder(args.run_dir.absolute())
+    target = args.gateway or run.read_state().get("gateway_addr") or (
+        f"127.0.0.1:{os.environ.get('GATEWAY_PORT') or 50051}")
+    saved = read_file(run.root / "tokens.env")
+    return (target, os.environ.get(ADMIN) or saved.get(ADMIN),
+            os.environ.get(PLATFORM) or saved.get(PLATFORM))
 
 
 def _export(args: argparse.Namespace) -> int:
     import grpc
 
-    from cluster.run_folder import RunFolder
-    from cluster.tokens import ADMIN, read_file
     from pairwise.v1 import gateway_pb2_grpc
     from publishing.exporter import CHANNEL_OPTIONS, ExportFailed, export
 
-    run = RunFolder(args.run_dir.absolute())
-    target = args.gateway or run.read_state().get("gateway_addr") or (
-        f"127.0.0.1:{os.environ.get('GATEWAY_PORT') or 50051}")
-    token = os.environ.get(ADMIN) or read_file(run.root / "tokens.env").get(ADMIN)
+    target, token, _ = _target(args)
     if not token:
-        print(f"export: no admin token: set {ADMIN}, or run `make up` so that "
-              f"{run.root / 'tokens.env'} holds one", file=sys.stderr)
+        print(_NO_TOKEN, file=sys.stderr)
         return 2
     with grpc.insecure_channel(target, options=CHANNEL_OPTIONS) as channel:
         try:
@@ -70,6 +92,70 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+_NO_TOKEN = ("no admin token: set PAIRWISE_ADMIN_TOKEN, or run `make up` so that the run "
+             "folder's tokens.env holds one")
+# How long `import --check` waits for the imported cause's ranking to count every vote.
+_CHECK_WAIT_S = 600.0
+
+
+def _import(args: argparse.Namespace) -> int:
+    import time
+
+    import grpc
+
+    from pairwise.v1 import gateway_pb2, gateway_pb2_grpc
+    from publishing.exporter import CHANNEL_OPTIONS
+    from publishing.importer import ImportFailed, compare, import_export
+    from publishing.manifest import NotAnExport
+
+    target, token, platform_token = _target(args)
+    if not token:
+        print(f"import: {_NO_TOKEN}", file=sys.stderr)
+        return 2
+    admin = (("authorization", f"Bearer {token}"),)
+    with grpc.insecure_channel(target, options=CHANNEL_OPTIONS) as channel:
+        stub = gateway_pb2_grpc.GatewayServiceStub(channel)
+        try:
+            result = import_export(stub, token, args.folder, args.cause,
+                                   platform_token=platform_token or "", title=args.title)
+            print(f"imported {args.folder} as cause {args.cause}: {result.votes:,} votes "
+                  f"({result.accepted:,} recorded, {result.duplicates:,} already there, "
+                  f"{result.rejected:,} rejected) in {result.seconds:.1f} s")
+            for error in result.errors[:10]:
+                print(f"  rejected {error}")
+            if args.close:
+                stub.CloseCause(gateway_pb2.CloseCauseRequest(
+                    cause_id=args.cause, reason=f"imported from {args.folder.name}"),
+                    metadata=admin)
+                print(f"closed cause {args.cause}")
+            if not args.check:
+                return 0 if not result.rejected else 2
+            expected = result.accepted + result.duplicates
+            deadline = time.monotonic() + _CHECK_WAIT_S
+            while stub.GetRanking(gateway_pb2.GetRankingRequest(
+                    cause_id=args.cause, limit=1), metadata=admin).votes_counted < expected:
+                if time.monotonic() > deadline:
+                    print(f"import: the ranking did not count the {expected:,} votes within "
+                          f"{_CHECK_WAIT_S:.0f} s", file=sys.stderr)
+                    return 2
+                time.sleep(0.5)
+            trip = compare(stub, token, args.folder, args.cause)
+        except (NotAnExport, ImportFailed) as exc:
+            print(f"import: {exc}", file=sys.stderr)
+            return 2
+        except grpc.RpcError as exc:
+            print(f"import: {exc.code().name}: {exc.details()}", file=sys.stderr)
+            return 2
+    print(f"  ranking of {args.cause}: {trip.votes_counted:,} votes counted (exported "
+          f"{trip.exported_votes_counted:,}), {trip.proposals:,} proposals, abilities within "
+          f"{trip.max_ability_difference:.3g} of the exported ones")
+    for problem in trip.problems:
+        print(f"  PROBLEM: {problem}")
+    print("IDENTICAL: the imported cause ranks as the export did" if trip.identical
+          else "DIFFERENT: the imported cause does not rank as the export did")
+    return 0 if trip.identical else 1
+
+
 def _rank(args: argparse.Namespace) -> int:
     from publishing.manifest import NotAnExport
     from publishing.recompute import describe, recompute
@@ -85,7 +171,7 @@ def _rank(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    return _export(args) if args.command == "export" else _rank(args)
+    return {"export": _export, "rank": _rank, "import": _import}[args.command](args)
 
 
 if __name__ == "__main__":

@@ -162,6 +162,8 @@ class Imported:
     loser_id: str = "p2"
     tie: bool = False
     attributes: dict[str, str] = field(default_factory=dict)
+    skip: bool = False
+    untrusted: bool = False
 
 
 def test_valid_votes_are_grouped_by_cause_in_batch_order() -> None:
@@ -211,6 +213,7 @@ def test_declared_attributes_are_packed_as_codes_and_undeclared_ones_rejected() 
     (Imported("v1", winner_id="p1", loser_id="p1"), "same_proposal"),
     (Imported("v1", cause_id=""), "missing_cause_id"),
     (Imported("v1", cause_id="c:1"), "invalid_cause_id"),
+    (Imported("v1", tie=True, skip=True), "tie_and_skip"),
 ])
 def test_each_problem_has_its_own_code(vote: Imported, code: str) -> None:
     plan = plan_import([Imported("ok0"), vote, Imported("ok2")])
@@ -219,6 +222,13 @@ def test_each_problem_has_its_own_code(vote: Imported, code: str) -> None:
     assert rejection.reason.startswith(f"{code}: ")
     # The batch's other votes are unaffected.
     assert plan.causes["c1"].positions == [0, 2]
+
+
+def test_skips_and_untrusted_votes_are_packed_with_their_kind_and_flag() -> None:
+    plan = plan_import([Imported("v0", skip=True), Imported("v1", untrusted=True),
+                        Imported("v2", tie=True, untrusted=True),
+                        Imported("v3", skip=True, untrusted=True)])
+    assert plan.causes["c1"].packed[4::6] == ["s", "w0", "t0", "s0"]
 
 
 def test_ids_at_their_length_limits_are_accepted() -> None:

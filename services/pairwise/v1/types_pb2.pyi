@@ -136,7 +136,7 @@ class Proposal(_message.Message):
     def __init__(self, proposal_id: _Optional[str] = ..., cause_id: _Optional[str] = ..., text: _Optional[str] = ..., author_id: _Optional[str] = ..., status: _Optional[_Union[ProposalStatus, str]] = ..., moderation_reason: _Optional[str] = ..., created_at_ms: _Optional[int] = ...) -> None: ...
 
 class ImportedVote(_message.Message):
-    __slots__ = ("vote_id", "cause_id", "voter_id", "winner_id", "loser_id", "tie", "attributes")
+    __slots__ = ("vote_id", "cause_id", "voter_id", "winner_id", "loser_id", "tie", "attributes", "skip", "untrusted")
     class AttributesEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -151,6 +151,8 @@ class ImportedVote(_message.Message):
     LOSER_ID_FIELD_NUMBER: _ClassVar[int]
     TIE_FIELD_NUMBER: _ClassVar[int]
     ATTRIBUTES_FIELD_NUMBER: _ClassVar[int]
+    SKIP_FIELD_NUMBER: _ClassVar[int]
+    UNTRUSTED_FIELD_NUMBER: _ClassVar[int]
     vote_id: str
     cause_id: str
     voter_id: str
@@ -158,7 +160,9 @@ class ImportedVote(_message.Message):
     loser_id: str
     tie: bool
     attributes: _containers.ScalarMap[str, str]
-    def __init__(self, vote_id: _Optional[str] = ..., cause_id: _Optional[str] = ..., voter_id: _Optional[str] = ..., winner_id: _Optional[str] = ..., loser_id: _Optional[str] = ..., tie: _Optional[bool] = ..., attributes: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    skip: bool
+    untrusted: bool
+    def __init__(self, vote_id: _Optional[str] = ..., cause_id: _Optional[str] = ..., voter_id: _Optional[str] = ..., winner_id: _Optional[str] = ..., loser_id: _Optional[str] = ..., tie: _Optional[bool] = ..., attributes: _Optional[_Mapping[str, str]] = ..., skip: _Optional[bool] = ..., untrusted: _Optional[bool] = ...) -> None: ...
 
 class VoteError(_message.Message):
     __slots__ = ("index", "vote_id", "reason")
