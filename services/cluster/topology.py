@@ -104,7 +104,10 @@ def plan(run: RunFolder, environ: Mapping[str, str], tokens: Tokens,
     processes.append(ProcessSpec(
         name="gateway", argv=(python, "-m", "gateway"), addr=gateway_addr, stop_group=0,
         env={**common, "GATEWAY_HOST": LOOPBACK, "GATEWAY_PORT": str(ports["GATEWAY_PORT"]),
-             "INGEST_ADDR": ingest_addr}))
+             "INGEST_ADDR": ingest_addr,
+             # Archives beside the cluster's data, unless the operator chose a place.
+             "GATEWAY_ARCHIVE_DIR": environ.get("GATEWAY_ARCHIVE_DIR")
+             or str(run.root / "archive")}))
     return Topology(tuple(processes), redis_url, embedded, gateway_addr)
 
 
