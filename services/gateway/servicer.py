@@ -87,6 +87,7 @@ _STATE_TO_PROTO = {
 # How often a watch of a cause with no new fit looks whether the cause closed (seconds):
 # its last ranking may be the final one, and the watch then ends.
 WATCH_LIFE_POLL_S = 1.0
+_WATCHED_CAUSES_MAX = 10_000
 
 
 def _cause_message(cause: Cause, life: cause_life.Life | None = None) -> types_pb2.Cause:
@@ -181,6 +182,7 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
         self._attributes = attributes
         self._life = life
         self._archives = archives
+        self._watched: dict[str, tuple[float, cause_life.Life]] = {}
         self._token_keys = token_keys
         self._prompt_ttl_ms = round(prompt_ttl_s * 1000)
         self._internal_timeout_s = internal_timeout_s
@@ -441,7 +443,7 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
                 if next_update is None:
                     next_update = asyncio.ensure_future(anext(following))
                 done, _ = await asyncio.wait({next_update}, timeout=WATCH_LIFE_POLL_S)
-                life = await self._life.read(cause_id)
+                life = await self._watched_life(cause_id)
                 if done:
                     try:
                         received = next_update.result()
@@ -465,6 +467,19 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
                 with contextlib.suppress(BaseException):
                     await next_update
             await updates.aclose()  # type: ignore[attr-defined]
+
+    async def _watched_life(self, cause_id: str) -> cause_life.Life:
+        """The cause's life for its watches: read at most every half WATCH_LIFE_POLL_S for
+        all of them (a cause may have hundreds of watchers, each looking every second)."""
+        now = time.monotonic()
+        known = self._watched.get(cause_id)
+        if known is not None and now - known[0] < WATCH_LIFE_POLL_S / 2:
+            return known[1]
+        life = await self._life.read(cause_id)
+        if len(self._watched) >= _WATCHED_CAUSES_MAX:
+            self._watched.clear()
+        self._watched[cause_id] = (now, life)
+        return life
 
     async def _stats_ranking(self, cause_id: str, life: cause_life.Life,
                              timeout: float) -> ranker_pb2.ReadRankingResponse:
