@@ -261,8 +261,8 @@ def plan_import(votes: Iterable[ImportedVoteLike],
     """Validate a batch and group its valid votes by cause, keeping batch order.
 
     Codes: missing_/invalid_ cause_id, vote_id, voter_id, winner_id, loser_id; same_proposal;
-    tie_and_skip; invalid_attributes (a key or value the cause does not declare, in `declarations` by cause
-    id: none declared when absent).
+    tie_and_skip; invalid_attributes (a key or value the cause does not declare, in
+    `declarations` by cause id: none declared when absent).
     Whether the cause and proposals exist, and duplicates, are decided by the store.
     Cost is a few set lookups and one regex match per valid vote.
     """

@@ -88,6 +88,8 @@ ADMIN_RPCS = {"CreateCause", "UpdatePairSelection", "ModerateProposal", "ImportV
 # Exports hand out every vote with its voter: admins only.
 ADMIN_RPCS |= {"ExportVotes", "ExportRanking"}
 ADMIN_RPCS |= {"SetVoterAttributes", "SetPopulationMargins"}
+# A cause's life is the organiser's.
+ADMIN_RPCS |= {"CloseCause", "ReopenCause", "ScheduleCause", "ArchiveCause", "ListCauseAudit"}
 
 OK = grpc.StatusCode.OK
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
@@ -1015,7 +1017,8 @@ def payloads() -> st.SearchStrategy[bytes]:
 
 WRITES = ("CreateCause", "AddProposals", "ImportVotes", "ModerateProposal",
           "UpdatePairSelection", "SubmitVote", "ExcludeVotes", "ReinstateVotes",
-          "SetVoterAttributes", "SetPopulationMargins")
+          "SetVoterAttributes", "SetPopulationMargins", "CloseCause", "ReopenCause",
+          "ScheduleCause", "ArchiveCause")
 
 
 def decodes(rpc: str, payload: bytes) -> bool:

@@ -29,6 +29,9 @@ ADMIN_ONLY_RPCS = {"CreateCause", "UpdatePairSelection", "ModerateProposal", "Im
 ADMIN_ONLY_RPCS |= {"ExportVotes", "ExportRanking"}
 # Declaring what voters may say of themselves, and the population they are weighted to.
 ADMIN_ONLY_RPCS |= {"SetVoterAttributes", "SetPopulationMargins"}
+# A cause's life (close, reopen, schedule, archive, its audit trail) is the organiser's.
+ADMIN_ONLY_RPCS |= {"CloseCause", "ReopenCause", "ScheduleCause", "ArchiveCause",
+                    "ListCauseAudit"}
 ALL_RPCS = {m.name for m in gateway_pb2.DESCRIPTOR.services_by_name["GatewayService"].methods}
 
 
