@@ -261,8 +261,9 @@ class LifeStore:
         self._scripts = scripts
 
     async def read(self, cause_id: str) -> Life:
-        """The cause's life now; NotFound for an unknown cause."""
-        reply = await self._scripts.run_now(
+        """The cause's life now; NotFound for an unknown cause. Reads made at about the same
+        time share a round trip (reads ask it on every GetRanking)."""
+        reply = await self._scripts.run(
             _READ, [keys.cause(cause_id), keys.vote_stats(cause_id), keys.votes(cause_id)], [])
         if _text(reply[0]) == "no_cause":
             raise NotFound(f"cause {cause_id!r} not found")
