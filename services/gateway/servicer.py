@@ -360,8 +360,10 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
                                    default_limit=DEFAULT_RANKING_LIMIT)
         life = await self._life.read(cause_id)
         segment = await self._segment(cause_id, request)
-        ranking = await self._ranking(cause_id, life, offset, limit,
-                                      self._timeout(context), segment)
+        view_request = ranker_pb2.ReadRankingRequest()
+        view_attribute = await self._view(cause_id, request, segment is not None, view_request)
+        ranking = await self._ranking(cause_id, life, offset, limit, self._timeout(context),
+                                      segment, view_request if view_attribute else None)
         return gateway_pb2.GetRankingResponse(
             cause_id=cause_id, votes_counted=ranking.votes_counted, entries=ranking.entries,
             total_proposals=ranking.total_proposals, fitted_at_ms=ranking.fitted_at_ms,
@@ -373,7 +375,50 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
             segment_votes=ranking.segment_votes,
             segment_without_votes=ranking.segment_without_votes,
             cause_state=_STATE_TO_PROTO[life.state],
-            final=life.is_final(ranking.votes_counted))
+            final=life.is_final(ranking.votes_counted),
+            view=ranking.view, view_attribute=view_attribute, weighting=ranking.weighting,
+            effective_votes=ranking.effective_votes, trimmed_votes=ranking.trimmed_votes,
+            margin_gap=ranking.margin_gap)
+
+    async def _view(self, cause_id: str, request: gateway_pb2.GetRankingRequest,
+                    with_segment: bool, upstream: ranker_pb2.ReadRankingRequest) -> str:
+        """Put the view `request` asks for into `upstream` (the attribute's position, and
+        for the representative view its margin in value order); the attribute's key, "" for
+        the raw view. InvalidArgument for an undeclared attribute or a view with a segment;
+        FailedPrecondition when a representative view's attribute has no margins."""
+        view = request.view
+        if view in (types_pb2.RANKING_VIEW_UNSPECIFIED, types_pb2.RANKING_VIEW_RAW):
+            return ""
+        if view not in (types_pb2.RANKING_VIEW_REPRESENTATIVE, types_pb2.RANKING_VIEW_CONSENSUS):
+            raise InvalidArgument("view", f"unknown view {view}")
+        if with_segment:
+            raise InvalidArgument("view", "a view is of every voter: leave segment unset")
+        declared, margins = await self._catalog.population_margins(cause_id)
+        representative = view == types_pb2.RANKING_VIEW_REPRESENTATIVE
+        key = request.view_attribute
+        if not key:
+            candidates = [k for k in declared.keys if not representative or k in margins]
+            if not candidates:
+                if not declared.keys:
+                    raise FailedPrecondition("this cause declares no voter attribute "
+                                             "(SetVoterAttributes)")
+                raise FailedPrecondition("no declared attribute has population margins "
+                                         "(SetPopulationMargins)")
+            key = candidates[0]
+        if key not in declared.keys:
+            raise InvalidArgument("view_attribute", f"unknown attribute {key[:40]!r}: this "
+                                  f"cause declares {', '.join(declared.keys) or 'none'}")
+        position = declared.keys.index(key)
+        upstream.view = view
+        upstream.view_key = position
+        if representative:
+            shares = margins.get(key)
+            if not shares:
+                raise FailedPrecondition(f"attribute {key!r} has no population margins "
+                                         "(SetPopulationMargins)")
+            upstream.view_margin.extend(shares.get(value, 0.0)
+                                        for value in declared.values[position])
+        return key
 
     async def _segment(
             self, cause_id: str,
@@ -399,17 +444,22 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
 
     async def _ranking(self, cause_id: str, life: cause_life.Life, offset: int, limit: int,
                        timeout: float, segment: WatchedSegment | None = None,
+                       view: ranker_pb2.ReadRankingRequest | None = None,
                        ) -> types_pb2.Ranking:
-        """One page of the served ranking (of `segment`'s votes when given): the ranker's,
-        or the final one kept for an archived cause (whose segments are not kept)."""
+        """One page of the served ranking (of `segment`'s votes when given; the view that
+        `view`'s view fields name when given): the ranker's, or the final one kept for an
+        archived cause (whose segments and views are not kept)."""
         if life.state is cause_life.State.ARCHIVED:
-            if segment is not None:
+            if segment is not None or view is not None:
                 raise FailedPrecondition(f"cause {cause_id!r} is ARCHIVED: only its overall "
                                          "final ranking is kept")
             return await self._archives.final_ranking(cause_id, offset, limit)
         upstream = ranker_pb2.ReadRankingRequest(cause_id=cause_id, offset=offset, limit=limit)
         if segment is not None:
             upstream.segment.key, upstream.segment.value = segment[2], segment[3]
+        if view is not None:
+            upstream.view, upstream.view_key = view.view, view.view_key
+            upstream.view_margin.extend(view.view_margin)
         reply = await self._upstreams.rankers.call(cause_id, lambda ranker: ranker.ReadRanking(
             upstream, timeout=timeout))
         return reply.ranking

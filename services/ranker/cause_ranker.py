@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Callable
 
+from ranker import segment_views
 from ranker.cause_tasks import CauseTasks
 from ranker.fit_scheduler import FitScheduler
 from ranker.log_consumer import LogConsumer
@@ -97,6 +98,12 @@ class CauseRanker:
         finally:
             self._followers -= 1
             self.touch()
+
+    async def current_view(self, view: int, key: int, margin: tuple[float, ...],
+                           ) -> tuple[Ranking, segment_views.View]:
+        """The representative or consensus ranking (see `FitScheduler.current_view`)."""
+        self.touch()
+        return await self._scheduler.current_view(view, key, margin)
 
     def segment_votes(self) -> dict[Segment, int]:
         """The counted votes of each segment with some, as of the latest fit."""

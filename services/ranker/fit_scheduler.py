@@ -29,7 +29,7 @@ import numpy as np
 
 from pairwise import errors
 from pairwise.cancellation import raise_if_cancel_requested
-from ranker import bradley_terry
+from ranker import bradley_terry, segment_views
 from ranker.cause_tasks import CauseTasks
 from ranker.fit_pool import FitPool, FitTransport, ReplicaMissing
 from ranker.log_consumer import AppliedCounts
@@ -102,6 +102,11 @@ class FitScheduler:
         self._segment_votes: dict[Segment, int] = {}
         self._segment_round: asyncio.Task[None] | None = None
         self._segments_behind = False
+        # The representative and consensus views read so far, with the overall ranking
+        # each was computed with: recomputed on the first read after it is replaced.
+        self._views: dict[tuple[int, int, tuple[float, ...]],
+                          tuple[Ranking, segment_views.View]] = {}
+        self._views_lock = asyncio.Lock()
         self._published = asyncio.Condition()
         self._closed = False
 
@@ -192,6 +197,72 @@ class FitScheduler:
                     raise errors.Unavailable(
                         f"ranker of cause {self.cause_id!r} is shutting down; follow again")
                 overall, ranking = self._ranking, self._segment_rankings.get(segment)
+
+    async def current_view(self, view: int, key: int,
+                           margin: tuple[float, ...]) -> tuple[Ranking, segment_views.View]:
+        """The representative (weighted to `margin`) or consensus ranking over the attribute
+        at position `key` (`segment_views.REPRESENTATIVE` / `CONSENSUS`), computed from the
+        latest counts on the first read after each new overall ranking, and its figures.
+
+        Raises
+        ------
+        errors.FailedPrecondition
+            No voter declared the attribute yet (nothing to weight or compare).
+        errors.InvalidArgument
+            `margin` is not shares summing to 1 (the gateway checks them first).
+        """
+        overall = await self.current()
+        if view == segment_views.CONSENSUS:
+            # Cheap (a score per proposal and segment), and the segments' rankings change
+            # after the overall one: computed on every read.
+            segments = {value: ranking for (k, value), ranking
+                        in self._segment_rankings.items() if k == key}
+            if not segments:
+                raise errors.FailedPrecondition(
+                    "no voter declared this attribute yet, or its segments are not ranked "
+                    "yet: no consensus to take")
+            return await asyncio.to_thread(segment_views.consensus_view, overall, segments)
+        async with self._views_lock:
+            cached = self._views.get((view, key, margin))
+            if cached is not None and cached[0].fitted_at_ms >= overall.fitted_at_ms \
+                    and cached[0].votes_counted == overall.votes_counted \
+                    and cached[0].catalog_version == overall.catalog_version:
+                return cached
+            result = await self._representative(overall, key, margin)
+            self._views[(view, key, margin)] = result
+            return result
+
+    async def _representative(self, overall: Ranking, key: int, margin: tuple[float, ...],
+                              ) -> tuple[Ranking, segment_views.View]:
+        catalog = self._catalog
+        if catalog is None:
+            raise errors.Unavailable(f"cause {self.cause_id!r}: no catalog read yet; retry")
+        async with self._counts.held() as applied:
+            if applied is None:
+                raise errors.Unavailable(f"cause {self.cause_id!r} is reloading; retry")
+            segments = {value: counts for (k, value), counts in applied.segments.counts.items()
+                        if k == key}
+            if not segments:
+                raise errors.FailedPrecondition(
+                    "no voter declared this attribute yet: nothing to weight")
+            strata, values = await asyncio.to_thread(
+                segment_views.representative_strata, applied.counts, segments,
+                catalog.accepted)
+            inputs = await asyncio.to_thread(functools.partial(
+                fit_input, self.cause_id, catalog, applied.counts,
+                votes_counted=applied.votes_counted, last_vote_entry_id=applied.last_id,
+                left_out=applied.left_out, with_pairs=False))
+        init = await asyncio.to_thread(overall.abilities_for, inputs.items)
+        try:
+            fitted = await asyncio.to_thread(
+                segment_views.representative_fit, strata, values, np.array(margin),
+                inputs.n_items, init)
+        except ValueError as exc:
+            raise errors.InvalidArgument("margins", str(exc)) from None
+        except bradley_terry.FitDidNotConverge as exc:
+            raise errors.Unavailable(f"the representative fit did not converge ({exc}); "
+                                     "retry after more votes") from None
+        return await asyncio.to_thread(segment_views.representative_view, inputs, fitted)
 
     async def _next_ranking(self, sent: Ranking) -> Ranking:
         async with self._published:

@@ -30,6 +30,21 @@ from ranker.ranking import FitInput, Ranking, ranking_from_fit
 
 Stratum = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
+# The views, numbered as the contract's RankingView.
+REPRESENTATIVE = 2
+CONSENSUS = 3
+
+
+@dataclass(frozen=True)
+class View:
+    """What a view's ranking says about itself beyond the ranking: how the representative
+    weights were made ("" for consensus), the effective votes and the trimming."""
+
+    weighting: str = ""
+    effective_votes: float = 0.0
+    trimmed_votes: int = 0
+    margin_gap: float = 0.0
+
 
 def _keys(counts: PairCounts) -> np.ndarray:
     return (counts.pair_lo.astype(np.int64) << 32) | counts.pair_hi.astype(np.int64)
@@ -78,6 +93,33 @@ class Representative:
     stratum_weights: np.ndarray
 
 
+def representative_strata(overall: PairCounts, segments: Mapping[int, PairCounts],
+                          items: np.ndarray) -> tuple[list[Stratum], np.ndarray]:
+    """The strata of one attribute over `items` (copies, so the counts may change after):
+    each value's votes, then those of voters who did not declare it (when there are some);
+    and each stratum's value position (`survey_weights.UNKNOWN` for the last)."""
+    values = sorted(segments)
+    strata = [stratum(segments[v], items) for v in values]
+    unknown = stratum(overall, items, tuple(segments[v] for v in values))
+    rows = list(values)
+    if np.sum(unknown[2]) + np.sum(unknown[3]) + np.sum(unknown[4]) > 0:
+        strata.append(unknown)
+        rows.append(survey_weights.UNKNOWN)
+    return strata, np.array(rows, dtype=np.int64)
+
+
+def representative_fit(strata: list[Stratum], values: np.ndarray, margin: np.ndarray,
+                       n_items: int, init: np.ndarray | None = None) -> Representative:
+    """The fit of `representative_strata`'s strata weighted to the attribute's `margin`."""
+    votes = np.array([int(np.sum(s[2]) + np.sum(s[3]) + np.sum(s[4])) for s in strata],
+                     dtype=np.int64)
+    weights = survey_weights.vote_weights(values[:, None],
+                                          [np.asarray(margin, dtype=np.float64)],
+                                          counts=votes)
+    fit = fit_weighted_strata(n_items, strata, list(weights.weights), init=init)
+    return Representative(fit, weights, values, votes, weights.weights)
+
+
 def representative(overall: PairCounts, segments: Mapping[int, PairCounts],
                    margin: np.ndarray, items: np.ndarray,
                    init: np.ndarray | None = None) -> Representative:
@@ -101,19 +143,8 @@ def representative(overall: PairCounts, segments: Mapping[int, PairCounts],
     ValueError
         A margin that is not shares summing to 1, or a value position beyond it.
     """
-    values = sorted(segments)
-    strata = [stratum(segments[v], items) for v in values]
-    unknown = stratum(overall, items, tuple(segments[v] for v in values))
-    rows = list(values)
-    if np.sum(unknown[2]) + np.sum(unknown[3]) + np.sum(unknown[4]) > 0:
-        strata.append(unknown)
-        rows.append(survey_weights.UNKNOWN)
-    votes = np.array([int(np.sum(s[2]) + np.sum(s[3]) + np.sum(s[4])) for s in strata])
-    weights = survey_weights.vote_weights(np.array(rows, dtype=np.int64)[:, None],
-                                          [np.asarray(margin, dtype=np.float64)],
-                                          counts=votes)
-    fit = fit_weighted_strata(items.shape[0], strata, list(weights.weights), init=init)
-    return Representative(fit, weights, np.array(rows), votes, weights.weights)
+    strata, values = representative_strata(overall, segments, items)
+    return representative_fit(strata, values, margin, items.shape[0], init)
 
 
 def consensus_of(abilities: Mapping[int, np.ndarray],
@@ -156,7 +187,9 @@ def consensus_ranking(overall: Ranking,
     segment indices follow the value positions in increasing order.
 
     Each entry's score is its consensus score; its ability and interval are those of the
-    segment that set it (the one that likes it least); the tallies are the overall ones.
+    segment that set it (the one that likes it least); the tallies are the overall ones. It
+    reflects the votes the least recent segment ranking reflects (segments are refitted
+    after the overall ranking).
     """
     items = overall.proposal_index
     fits = {value: _aligned(ranking, items) for value, ranking in segments.items()}
@@ -173,10 +206,26 @@ def consensus_ranking(overall: Ranking,
         out.flags.writeable = False
         return out
 
+    oldest = min(segments.values(), key=lambda ranking: ranking.votes_counted)
     ranking = dataclasses.replace(
-        overall, proposal_index=frozen(items), abilities=frozen(abilities),
+        overall, votes_counted=oldest.votes_counted,
+        last_vote_entry_id=oldest.last_vote_entry_id, proposal_index=frozen(items),
+        abilities=frozen(abilities),
         std_errors=frozen(errors), ci_low=frozen(abilities - 1.96 * errors),
         ci_high=frozen(abilities + 1.96 * errors), scores=frozen(agreed.scores),
         wins=frozen(overall.wins), losses=frozen(overall.losses), ties=frozen(overall.ties),
         skips=frozen(overall.skips), appearances=frozen(overall.appearances), fit_start=None)
     return ranking, agreed
+
+
+def representative_view(inputs: FitInput, fitted: Representative) -> tuple[Ranking, View]:
+    """`representative_ranking` and its `View` figures."""
+    weights = fitted.weights
+    return representative_ranking(inputs, fitted), View(
+        weighting=weights.method, effective_votes=fitted.fit.effective_votes,
+        trimmed_votes=weights.trimmed_votes, margin_gap=weights.margin_gap)
+
+
+def consensus_view(overall: Ranking, segments: Mapping[int, Ranking]) -> tuple[Ranking, View]:
+    """`consensus_ranking` and its (empty) `View` figures."""
+    return consensus_ranking(overall, segments)[0], View()

@@ -9,6 +9,7 @@ import grpc
 from pairwise import errors
 from pairwise.v1 import ranker_pb2, ranker_pb2_grpc, types_pb2
 from ranker.cause_directory import CauseDirectory
+from ranker.cause_ranker import CauseRanker
 from ranker.fit_settings import settings_of
 from ranker.ranking import Ranking
 
@@ -78,6 +79,22 @@ def export_pages(ranking: Ranking,
             settings=settings_message if offset == 0 else None)
 
 
+async def _view_message(cause: CauseRanker, request: ranker_pb2.ReadRankingRequest,
+                        offset: int, limit: int) -> types_pb2.Ranking:
+    """The representative or consensus ranking the request names, with its view fields."""
+    if request.view_key < 0:
+        raise errors.InvalidArgument("view_key", "must be >= 0")
+    ranking, view = await cause.current_view(int(request.view), request.view_key,
+                                             tuple(request.view_margin))
+    message = ranking_message(ranking, offset, limit)
+    message.view = request.view
+    message.weighting = view.weighting
+    message.effective_votes = view.effective_votes
+    message.trimmed_votes = view.trimmed_votes
+    message.margin_gap = view.margin_gap
+    return message
+
+
 def _segment(segment: ranker_pb2.SegmentIndex) -> tuple[int, int]:
     if segment.key < 0 or segment.value < 0:
         raise errors.InvalidArgument("segment", "positions must be >= 0")
@@ -107,6 +124,10 @@ class RankerServicer(ranker_pb2_grpc.RankerServiceServicer):
             overall, ranking = await cause.current_segment(_segment(request.segment))
             return ranker_pb2.ReadRankingResponse(
                 ranking=segment_message(overall, ranking, request.offset, request.limit))
+        if request.view in (types_pb2.RANKING_VIEW_REPRESENTATIVE,
+                            types_pb2.RANKING_VIEW_CONSENSUS):
+            return ranker_pb2.ReadRankingResponse(ranking=await _view_message(
+                cause, request, request.offset, request.limit))
         response = ranker_pb2.ReadRankingResponse(
             ranking=ranking_message(await cause.current(), request.offset, request.limit))
         if request.with_segment_votes:

@@ -8,18 +8,24 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class ReadRankingRequest(_message.Message):
-    __slots__ = ("cause_id", "offset", "limit", "segment", "with_segment_votes")
+    __slots__ = ("cause_id", "offset", "limit", "segment", "with_segment_votes", "view", "view_key", "view_margin")
     CAUSE_ID_FIELD_NUMBER: _ClassVar[int]
     OFFSET_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
     SEGMENT_FIELD_NUMBER: _ClassVar[int]
     WITH_SEGMENT_VOTES_FIELD_NUMBER: _ClassVar[int]
+    VIEW_FIELD_NUMBER: _ClassVar[int]
+    VIEW_KEY_FIELD_NUMBER: _ClassVar[int]
+    VIEW_MARGIN_FIELD_NUMBER: _ClassVar[int]
     cause_id: str
     offset: int
     limit: int
     segment: SegmentIndex
     with_segment_votes: bool
-    def __init__(self, cause_id: _Optional[str] = ..., offset: _Optional[int] = ..., limit: _Optional[int] = ..., segment: _Optional[_Union[SegmentIndex, _Mapping]] = ..., with_segment_votes: _Optional[bool] = ...) -> None: ...
+    view: _types_pb2.RankingView
+    view_key: int
+    view_margin: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, cause_id: _Optional[str] = ..., offset: _Optional[int] = ..., limit: _Optional[int] = ..., segment: _Optional[_Union[SegmentIndex, _Mapping]] = ..., with_segment_votes: _Optional[bool] = ..., view: _Optional[_Union[_types_pb2.RankingView, str]] = ..., view_key: _Optional[int] = ..., view_margin: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class SegmentIndex(_message.Message):
     __slots__ = ("key", "value")

@@ -35,6 +35,13 @@ class Choice(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     CHOICE_RIGHT: _ClassVar[Choice]
     CHOICE_TIE: _ClassVar[Choice]
     CHOICE_SKIP: _ClassVar[Choice]
+
+class RankingView(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    RANKING_VIEW_UNSPECIFIED: _ClassVar[RankingView]
+    RANKING_VIEW_RAW: _ClassVar[RankingView]
+    RANKING_VIEW_REPRESENTATIVE: _ClassVar[RankingView]
+    RANKING_VIEW_CONSENSUS: _ClassVar[RankingView]
 CAUSE_STATE_UNSPECIFIED: CauseState
 CAUSE_STATE_SCHEDULED: CauseState
 CAUSE_STATE_OPEN: CauseState
@@ -52,6 +59,10 @@ CHOICE_LEFT: Choice
 CHOICE_RIGHT: Choice
 CHOICE_TIE: Choice
 CHOICE_SKIP: Choice
+RANKING_VIEW_UNSPECIFIED: RankingView
+RANKING_VIEW_RAW: RankingView
+RANKING_VIEW_REPRESENTATIVE: RankingView
+RANKING_VIEW_CONSENSUS: RankingView
 
 class Cause(_message.Message):
     __slots__ = ("cause_id", "title", "auto_accept_proposals", "created_at_ms", "proposals_accepted", "proposals_pending", "proposals_rejected", "pair_selection", "top_k", "voter_attributes", "state", "opens_at_ms", "closes_at_ms", "closed_at_ms", "votes_final", "archived_at_ms", "archive")
@@ -205,7 +216,7 @@ class RankedProposal(_message.Message):
     def __init__(self, proposal_id: _Optional[str] = ..., rank: _Optional[int] = ..., ability: _Optional[float] = ..., std_error: _Optional[float] = ..., ci_low: _Optional[float] = ..., ci_high: _Optional[float] = ..., score: _Optional[float] = ..., wins: _Optional[int] = ..., losses: _Optional[int] = ..., ties: _Optional[int] = ..., appearances: _Optional[int] = ..., skips: _Optional[int] = ..., text: _Optional[str] = ...) -> None: ...
 
 class Ranking(_message.Message):
-    __slots__ = ("cause_id", "votes_counted", "total_proposals", "entries", "fitted_at_ms", "prior_strength", "last_vote_entry_id", "votes_untrusted", "votes_excluded", "exclusions_version", "segment", "segment_votes", "segment_without_votes")
+    __slots__ = ("cause_id", "votes_counted", "total_proposals", "entries", "fitted_at_ms", "prior_strength", "last_vote_entry_id", "votes_untrusted", "votes_excluded", "exclusions_version", "segment", "segment_votes", "segment_without_votes", "view", "view_attribute", "weighting", "effective_votes", "trimmed_votes", "margin_gap")
     CAUSE_ID_FIELD_NUMBER: _ClassVar[int]
     VOTES_COUNTED_FIELD_NUMBER: _ClassVar[int]
     TOTAL_PROPOSALS_FIELD_NUMBER: _ClassVar[int]
@@ -219,6 +230,12 @@ class Ranking(_message.Message):
     SEGMENT_FIELD_NUMBER: _ClassVar[int]
     SEGMENT_VOTES_FIELD_NUMBER: _ClassVar[int]
     SEGMENT_WITHOUT_VOTES_FIELD_NUMBER: _ClassVar[int]
+    VIEW_FIELD_NUMBER: _ClassVar[int]
+    VIEW_ATTRIBUTE_FIELD_NUMBER: _ClassVar[int]
+    WEIGHTING_FIELD_NUMBER: _ClassVar[int]
+    EFFECTIVE_VOTES_FIELD_NUMBER: _ClassVar[int]
+    TRIMMED_VOTES_FIELD_NUMBER: _ClassVar[int]
+    MARGIN_GAP_FIELD_NUMBER: _ClassVar[int]
     cause_id: str
     votes_counted: int
     total_proposals: int
@@ -232,7 +249,13 @@ class Ranking(_message.Message):
     segment: Segment
     segment_votes: int
     segment_without_votes: bool
-    def __init__(self, cause_id: _Optional[str] = ..., votes_counted: _Optional[int] = ..., total_proposals: _Optional[int] = ..., entries: _Optional[_Iterable[_Union[RankedProposal, _Mapping]]] = ..., fitted_at_ms: _Optional[int] = ..., prior_strength: _Optional[float] = ..., last_vote_entry_id: _Optional[str] = ..., votes_untrusted: _Optional[int] = ..., votes_excluded: _Optional[int] = ..., exclusions_version: _Optional[int] = ..., segment: _Optional[_Union[Segment, _Mapping]] = ..., segment_votes: _Optional[int] = ..., segment_without_votes: _Optional[bool] = ...) -> None: ...
+    view: RankingView
+    view_attribute: str
+    weighting: str
+    effective_votes: float
+    trimmed_votes: int
+    margin_gap: float
+    def __init__(self, cause_id: _Optional[str] = ..., votes_counted: _Optional[int] = ..., total_proposals: _Optional[int] = ..., entries: _Optional[_Iterable[_Union[RankedProposal, _Mapping]]] = ..., fitted_at_ms: _Optional[int] = ..., prior_strength: _Optional[float] = ..., last_vote_entry_id: _Optional[str] = ..., votes_untrusted: _Optional[int] = ..., votes_excluded: _Optional[int] = ..., exclusions_version: _Optional[int] = ..., segment: _Optional[_Union[Segment, _Mapping]] = ..., segment_votes: _Optional[int] = ..., segment_without_votes: _Optional[bool] = ..., view: _Optional[_Union[RankingView, str]] = ..., view_attribute: _Optional[str] = ..., weighting: _Optional[str] = ..., effective_votes: _Optional[float] = ..., trimmed_votes: _Optional[int] = ..., margin_gap: _Optional[float] = ...) -> None: ...
 
 class SkipReasonCount(_message.Message):
     __slots__ = ("reason", "count")
