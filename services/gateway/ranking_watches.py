@@ -1,9 +1,9 @@
 """WatchRanking's followers of one cause share one stream from its ranker.
 
 A ranking update is a whole ranking (its first `limit` entries), so the gateway asks the
-ranker for it once per (cause, limit, segment) however many clients follow it: the ranker builds and
-sends one message per refit instead of one per follower, and the gateway converts it once
-and hands the same message to every follower. A follower that falls `BACKLOG` updates behind
+ranker for it once per (cause, limit, segment, view) however many clients follow it: the
+ranker builds and sends one message per refit instead of one per follower, and the gateway
+converts it once and hands the same message to every follower. A follower that falls `BACKLOG` updates behind
 skips the oldest ones (each update replaces the previous ranking, so it only loses
 intermediate states). The upstream stream starts with the first follower and is cancelled
 with the last; an error on it ends every follower's watch with that error.
@@ -26,6 +26,10 @@ BACKLOG = 8
 
 WatchedSegment = tuple[str, str, int, int]
 """A segment by name (attribute, value) and by position in the cause's declaration."""
+WatchedView = tuple[int, str, int, tuple[float, ...]]
+"""A representative or consensus view: (RankingView, attribute key, its position, the
+population margin of its values for the representative view)."""
+_FeedKey = tuple[str, int, WatchedSegment | None, WatchedView | None]
 
 
 @dataclass(eq=False)
@@ -52,11 +56,12 @@ class RankingWatches:
         self._ranker_for = ranker_for
         self._max = max_followers
         self._max_per_cause = max_followers_per_cause
-        self._feeds: dict[tuple[str, int, WatchedSegment | None], _Feed] = {}
+        self._feeds: dict[_FeedKey, _Feed] = {}
         self._per_cause: collections.Counter[str] = collections.Counter()
         self._total = 0
 
     async def watch(self, cause_id: str, limit: int, segment: WatchedSegment | None = None,
+                    view: WatchedView | None = None,
                     ) -> AsyncIterator[gateway_pb2.WatchRankingResponse]:
         """The cause's rankings (first `limit` entries; of `segment`'s votes only, when
         given) as they are published, starting with the current one, until the caller stops
@@ -70,7 +75,7 @@ class RankingWatches:
             raise ResourceExhausted(f"cause {cause_id!r} already has "
                                     f"{self._max_per_cause} ranking watches on this gateway; "
                                     "share one, or read with GetRanking")
-        key = (cause_id, limit, segment)
+        key = (cause_id, limit, segment, view)
         feed = self._feeds.get(key)
         if feed is None:
             feed = self._feeds[key] = _Feed()
@@ -104,9 +109,12 @@ class RankingWatches:
                 if feed.task is not None:
                     feed.task.cancel()
 
-    async def _relay(self, key: tuple[str, int, WatchedSegment | None], feed: _Feed) -> None:
-        cause_id, limit, segment = key
+    async def _relay(self, key: _FeedKey, feed: _Feed) -> None:
+        cause_id, limit, segment, view = key
         request = ranker_pb2.FollowRankingRequest(cause_id=cause_id, limit=limit)
+        if view is not None:
+            request.view, request.view_key = view[0], view[2]  # type: ignore[assignment]
+            request.view_margin.extend(view[3])
         named = None
         if segment is not None:
             request.segment.key, request.segment.value = segment[2], segment[3]
@@ -124,7 +132,10 @@ class RankingWatches:
                     votes_excluded=ranking.votes_excluded,
                     exclusions_version=ranking.exclusions_version, segment=named,
                     segment_votes=ranking.segment_votes,
-                    segment_without_votes=ranking.segment_without_votes)
+                    segment_without_votes=ranking.segment_without_votes,
+                    view=ranking.view, view_attribute="" if view is None else view[1],
+                    weighting=ranking.weighting, effective_votes=ranking.effective_votes,
+                    trimmed_votes=ranking.trimmed_votes, margin_gap=ranking.margin_gap)
                 for follower in feed.followers:
                     follower.updates.append(feed.latest)
                     follower.ready.set()

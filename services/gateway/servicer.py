@@ -34,7 +34,7 @@ from gateway.catalog import (
 from gateway.catalog_store import CatalogStore
 from gateway.paging import check_page
 from gateway.pair_selection import PairSelector
-from gateway.ranking_watches import RankingWatches, WatchedSegment
+from gateway.ranking_watches import RankingWatches, WatchedSegment, WatchedView
 from gateway.rate_limit import over_limit
 from gateway.upstreams import Upstreams
 from gateway.vote_export import VoteExport, check_entry_id
@@ -360,10 +360,10 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
                                    default_limit=DEFAULT_RANKING_LIMIT)
         life = await self._life.read(cause_id)
         segment = await self._segment(cause_id, request)
-        view_request = ranker_pb2.ReadRankingRequest()
-        view_attribute = await self._view(cause_id, request, segment is not None, view_request)
+        view = await self._view(cause_id, request, segment is not None)
         ranking = await self._ranking(cause_id, life, offset, limit, self._timeout(context),
-                                      segment, view_request if view_attribute else None)
+                                      segment, view)
+        view_attribute = "" if view is None else view[1]
         return gateway_pb2.GetRankingResponse(
             cause_id=cause_id, votes_counted=ranking.votes_counted, entries=ranking.entries,
             total_proposals=ranking.total_proposals, fitted_at_ms=ranking.fitted_at_ms,
@@ -380,15 +380,17 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
             effective_votes=ranking.effective_votes, trimmed_votes=ranking.trimmed_votes,
             margin_gap=ranking.margin_gap)
 
-    async def _view(self, cause_id: str, request: gateway_pb2.GetRankingRequest,
-                    with_segment: bool, upstream: ranker_pb2.ReadRankingRequest) -> str:
-        """Put the view `request` asks for into `upstream` (the attribute's position, and
-        for the representative view its margin in value order); the attribute's key, "" for
-        the raw view. InvalidArgument for an undeclared attribute or a view with a segment;
-        FailedPrecondition when a representative view's attribute has no margins."""
+    async def _view(self, cause_id: str,
+                    request: gateway_pb2.GetRankingRequest | gateway_pb2.WatchRankingRequest,
+                    with_segment: bool) -> WatchedView | None:
+        """The view `request` asks for: (view, the attribute's key and position, for the
+        representative view its margin in value order); None for the raw view.
+        InvalidArgument for an unknown view, an undeclared attribute or a view with a
+        segment; FailedPrecondition when no attribute is declared or a representative
+        view's attribute has no margins."""
         view = request.view
         if view in (types_pb2.RANKING_VIEW_UNSPECIFIED, types_pb2.RANKING_VIEW_RAW):
-            return ""
+            return None
         if view not in (types_pb2.RANKING_VIEW_REPRESENTATIVE, types_pb2.RANKING_VIEW_CONSENSUS):
             raise InvalidArgument("view", f"unknown view {view}")
         if with_segment:
@@ -409,16 +411,14 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
             raise InvalidArgument("view_attribute", f"unknown attribute {key[:40]!r}: this "
                                   f"cause declares {', '.join(declared.keys) or 'none'}")
         position = declared.keys.index(key)
-        upstream.view = view
-        upstream.view_key = position
+        shares: tuple[float, ...] = ()
         if representative:
-            shares = margins.get(key)
-            if not shares:
+            margin = margins.get(key)
+            if not margin:
                 raise FailedPrecondition(f"attribute {key!r} has no population margins "
                                          "(SetPopulationMargins)")
-            upstream.view_margin.extend(shares.get(value, 0.0)
-                                        for value in declared.values[position])
-        return key
+            shares = tuple(margin.get(value, 0.0) for value in declared.values[position])
+        return view, key, position, shares
 
     async def _segment(
             self, cause_id: str,
@@ -444,10 +444,10 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
 
     async def _ranking(self, cause_id: str, life: cause_life.Life, offset: int, limit: int,
                        timeout: float, segment: WatchedSegment | None = None,
-                       view: ranker_pb2.ReadRankingRequest | None = None,
+                       view: WatchedView | None = None,
                        ) -> types_pb2.Ranking:
         """One page of the served ranking (of `segment`'s votes when given; the view that
-        `view`'s view fields name when given): the ranker's, or the final one kept for an
+        `view` names when given): the ranker's, or the final one kept for an
         archived cause (whose segments and views are not kept)."""
         if life.state is cause_life.State.ARCHIVED:
             if segment is not None or view is not None:
@@ -458,8 +458,8 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
         if segment is not None:
             upstream.segment.key, upstream.segment.value = segment[2], segment[3]
         if view is not None:
-            upstream.view, upstream.view_key = view.view, view.view_key
-            upstream.view_margin.extend(view.view_margin)
+            upstream.view, upstream.view_key = view[0], view[2]  # type: ignore[assignment]
+            upstream.view_margin.extend(view[3])
         reply = await self._upstreams.rankers.call(cause_id, lambda ranker: ranker.ReadRanking(
             upstream, timeout=timeout))
         return reply.ranking
@@ -470,8 +470,9 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
         _, limit = check_page(0, request.limit, default_limit=DEFAULT_WATCH_LIMIT)
         life = await self._life.read(cause_id)
         segment = await self._segment(cause_id, request)
+        view = await self._view(cause_id, request, segment is not None)
         if life.state is cause_life.State.ARCHIVED:
-            ranking = await self._ranking(cause_id, life, 0, limit, 0.0, segment)
+            ranking = await self._ranking(cause_id, life, 0, limit, 0.0, segment, view)
             yield gateway_pb2.WatchRankingResponse(
                 cause_id=cause_id, votes_counted=ranking.votes_counted,
                 entries=ranking.entries, total_proposals=ranking.total_proposals,
@@ -484,7 +485,7 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
         # new fit (a cause closed once its last votes were counted fits nothing new), the
         # cause's life is looked at every WATCH_LIFE_POLL_S and the last update sent again,
         # final, once it is.
-        updates = self._watches.watch(cause_id, limit, segment)
+        updates = self._watches.watch(cause_id, limit, segment, view)
         following = aiter(updates)
         next_update: asyncio.Future[gateway_pb2.WatchRankingResponse] | None = None
         last: gateway_pb2.WatchRankingResponse | None = None

@@ -105,6 +105,17 @@ class CauseRanker:
         self.touch()
         return await self._scheduler.current_view(view, key, margin)
 
+    async def follow_view(self, view: int, key: int, margin: tuple[float, ...],
+                          ) -> AsyncIterator[tuple[Ranking, segment_views.View]]:
+        """`current_view`, then each new ranking of the view."""
+        self._followers += 1
+        try:
+            async for result in self._scheduler.follow_view(view, key, margin):
+                yield result
+        finally:
+            self._followers -= 1
+            self.touch()
+
     def segment_votes(self) -> dict[Segment, int]:
         """The counted votes of each segment with some, as of the latest fit."""
         return self._scheduler.segment_votes()

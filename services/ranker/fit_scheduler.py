@@ -232,6 +232,28 @@ class FitScheduler:
             self._views[(view, key, margin)] = result
             return result
 
+    async def follow_view(self, view: int, key: int, margin: tuple[float, ...],
+                          ) -> AsyncIterator[tuple[Ranking, segment_views.View]]:
+        """`current_view`, then again each time the overall ranking or the segments'
+        rankings are replaced (when that changes the view)."""
+        result = await self.current_view(view, key, margin)
+        while True:
+            yield result
+            sent, segments = self._ranking, self._segment_rankings
+            while True:
+                async with self._published:
+                    await self._published.wait_for(
+                        lambda: self._ranking is not sent  # noqa: B023
+                        or self._segment_rankings is not segments or self._closed)  # noqa: B023
+                if self._closed:
+                    raise errors.Unavailable(
+                        f"ranker of cause {self.cause_id!r} is shutting down; follow again")
+                sent, segments = self._ranking, self._segment_rankings
+                latest = await self.current_view(view, key, margin)
+                if latest[0] is not result[0]:
+                    result = latest
+                    break
+
     async def _representative(self, overall: Ranking, key: int, margin: tuple[float, ...],
                               ) -> tuple[Ranking, segment_views.View]:
         catalog = self._catalog

@@ -8,6 +8,7 @@ import grpc
 
 from pairwise import errors
 from pairwise.v1 import ranker_pb2, ranker_pb2_grpc, types_pb2
+from ranker import segment_views
 from ranker.cause_directory import CauseDirectory
 from ranker.cause_ranker import CauseRanker
 from ranker.fit_settings import settings_of
@@ -86,8 +87,15 @@ async def _view_message(cause: CauseRanker, request: ranker_pb2.ReadRankingReque
         raise errors.InvalidArgument("view_key", "must be >= 0")
     ranking, view = await cause.current_view(int(request.view), request.view_key,
                                              tuple(request.view_margin))
+    return view_message(ranking, view, request.view, offset, limit)
+
+
+def view_message(ranking: Ranking, view: segment_views.View,
+                 kind: types_pb2.RankingView, offset: int,
+                 limit: int) -> types_pb2.Ranking:
+    """A view's ranking as `ranking_message` gives it, with the view's fields."""
     message = ranking_message(ranking, offset, limit)
-    message.view = request.view
+    message.view = kind
     message.weighting = view.weighting
     message.effective_votes = view.effective_votes
     message.trimmed_votes = view.trimmed_votes
@@ -142,6 +150,15 @@ class RankerServicer(ranker_pb2_grpc.RankerServiceServicer):
                             ) -> AsyncIterator[ranker_pb2.FollowRankingResponse]:
         _check_request(request.cause_id, limit=request.limit)
         cause = await self._directory.get(request.cause_id)
+        if request.view in (types_pb2.RANKING_VIEW_REPRESENTATIVE,
+                            types_pb2.RANKING_VIEW_CONSENSUS):
+            if request.view_key < 0:
+                raise errors.InvalidArgument("view_key", "must be >= 0")
+            async for ranking, view in cause.follow_view(
+                    int(request.view), request.view_key, tuple(request.view_margin)):
+                yield ranker_pb2.FollowRankingResponse(ranking=view_message(
+                    ranking, view, request.view, 0, request.limit))
+            return
         if request.HasField("segment"):
             async for overall, segment in cause.follow_segment(_segment(request.segment)):
                 yield ranker_pb2.FollowRankingResponse(

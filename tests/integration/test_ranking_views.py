@@ -121,3 +121,30 @@ def test_representative_and_consensus_views(views, cause_id):
     ]:
         error = refused(stub.GetRanking, request, PLATFORM)
         assert error.code() == code and words in error.details(), (request, error.details())
+
+
+def test_watching_a_view_follows_it(views, cause_id):
+    stub = views.stub
+    create_cause(stub, cause_id)
+    stub.SetPopulationMargins(gw.SetPopulationMarginsRequest(cause_id=cause_id, margins=[
+        gw.AttributeMargins(key="region", shares={"north": 0.5, "south": 0.5})]),
+        metadata=ADMIN, timeout=10)
+    rng = np.random.default_rng(4)
+    first = simulated_votes(rng, 300)
+    import_votes(stub, cause_id, first)
+    eventually(lambda: read(stub, cause_id).votes_counted == len(first) or None,
+               "the raw ranking counts the first votes", timeout=60)
+    watch = stub.WatchRanking(gw.WatchRankingRequest(cause_id=cause_id, view=REPRESENTATIVE),
+                              metadata=PLATFORM, timeout=60)
+    try:
+        update = next(watch)
+        assert update.view == REPRESENTATIVE and update.view_attribute == "region"
+        assert update.weighting == survey_weights.POST_STRATIFICATION
+        assert 0 < update.effective_votes < update.votes_counted
+        more = [(f"w{k}", *vote[1:]) for k, vote in enumerate(simulated_votes(rng, 300))]
+        import_votes(stub, cause_id, more)
+        while update.votes_counted < len(first) + len(more):
+            update = next(watch)
+        assert update.view == REPRESENTATIVE and len(update.entries) == len(PROPOSALS)
+    finally:
+        watch.cancel()

@@ -258,17 +258,21 @@ class GetRankingResponse(_message.Message):
     def __init__(self, cause_id: _Optional[str] = ..., votes_counted: _Optional[int] = ..., entries: _Optional[_Iterable[_Union[_types_pb2.RankedProposal, _Mapping]]] = ..., total_proposals: _Optional[int] = ..., fitted_at_ms: _Optional[int] = ..., prior_strength: _Optional[float] = ..., votes_untrusted: _Optional[int] = ..., votes_excluded: _Optional[int] = ..., exclusions_version: _Optional[int] = ..., segment: _Optional[_Union[_types_pb2.Segment, _Mapping]] = ..., segment_votes: _Optional[int] = ..., segment_without_votes: _Optional[bool] = ..., cause_state: _Optional[_Union[_types_pb2.CauseState, str]] = ..., final: _Optional[bool] = ..., view: _Optional[_Union[_types_pb2.RankingView, str]] = ..., view_attribute: _Optional[str] = ..., weighting: _Optional[str] = ..., effective_votes: _Optional[float] = ..., trimmed_votes: _Optional[int] = ..., margin_gap: _Optional[float] = ...) -> None: ...
 
 class WatchRankingRequest(_message.Message):
-    __slots__ = ("cause_id", "limit", "segment")
+    __slots__ = ("cause_id", "limit", "segment", "view", "view_attribute")
     CAUSE_ID_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
     SEGMENT_FIELD_NUMBER: _ClassVar[int]
+    VIEW_FIELD_NUMBER: _ClassVar[int]
+    VIEW_ATTRIBUTE_FIELD_NUMBER: _ClassVar[int]
     cause_id: str
     limit: int
     segment: _types_pb2.Segment
-    def __init__(self, cause_id: _Optional[str] = ..., limit: _Optional[int] = ..., segment: _Optional[_Union[_types_pb2.Segment, _Mapping]] = ...) -> None: ...
+    view: _types_pb2.RankingView
+    view_attribute: str
+    def __init__(self, cause_id: _Optional[str] = ..., limit: _Optional[int] = ..., segment: _Optional[_Union[_types_pb2.Segment, _Mapping]] = ..., view: _Optional[_Union[_types_pb2.RankingView, str]] = ..., view_attribute: _Optional[str] = ...) -> None: ...
 
 class WatchRankingResponse(_message.Message):
-    __slots__ = ("cause_id", "votes_counted", "entries", "total_proposals", "fitted_at_ms", "prior_strength", "votes_untrusted", "votes_excluded", "exclusions_version", "segment", "segment_votes", "segment_without_votes", "cause_state", "final")
+    __slots__ = ("cause_id", "votes_counted", "entries", "total_proposals", "fitted_at_ms", "prior_strength", "votes_untrusted", "votes_excluded", "exclusions_version", "segment", "segment_votes", "segment_without_votes", "cause_state", "final", "view", "view_attribute", "weighting", "effective_votes", "trimmed_votes", "margin_gap")
     CAUSE_ID_FIELD_NUMBER: _ClassVar[int]
     VOTES_COUNTED_FIELD_NUMBER: _ClassVar[int]
     ENTRIES_FIELD_NUMBER: _ClassVar[int]
@@ -283,6 +287,12 @@ class WatchRankingResponse(_message.Message):
     SEGMENT_WITHOUT_VOTES_FIELD_NUMBER: _ClassVar[int]
     CAUSE_STATE_FIELD_NUMBER: _ClassVar[int]
     FINAL_FIELD_NUMBER: _ClassVar[int]
+    VIEW_FIELD_NUMBER: _ClassVar[int]
+    VIEW_ATTRIBUTE_FIELD_NUMBER: _ClassVar[int]
+    WEIGHTING_FIELD_NUMBER: _ClassVar[int]
+    EFFECTIVE_VOTES_FIELD_NUMBER: _ClassVar[int]
+    TRIMMED_VOTES_FIELD_NUMBER: _ClassVar[int]
+    MARGIN_GAP_FIELD_NUMBER: _ClassVar[int]
     cause_id: str
     votes_counted: int
     entries: _containers.RepeatedCompositeFieldContainer[_types_pb2.RankedProposal]
@@ -297,7 +307,13 @@ class WatchRankingResponse(_message.Message):
     segment_without_votes: bool
     cause_state: _types_pb2.CauseState
     final: bool
-    def __init__(self, cause_id: _Optional[str] = ..., votes_counted: _Optional[int] = ..., entries: _Optional[_Iterable[_Union[_types_pb2.RankedProposal, _Mapping]]] = ..., total_proposals: _Optional[int] = ..., fitted_at_ms: _Optional[int] = ..., prior_strength: _Optional[float] = ..., votes_untrusted: _Optional[int] = ..., votes_excluded: _Optional[int] = ..., exclusions_version: _Optional[int] = ..., segment: _Optional[_Union[_types_pb2.Segment, _Mapping]] = ..., segment_votes: _Optional[int] = ..., segment_without_votes: _Optional[bool] = ..., cause_state: _Optional[_Union[_types_pb2.CauseState, str]] = ..., final: _Optional[bool] = ...) -> None: ...
+    view: _types_pb2.RankingView
+    view_attribute: str
+    weighting: str
+    effective_votes: float
+    trimmed_votes: int
+    margin_gap: float
+    def __init__(self, cause_id: _Optional[str] = ..., votes_counted: _Optional[int] = ..., entries: _Optional[_Iterable[_Union[_types_pb2.RankedProposal, _Mapping]]] = ..., total_proposals: _Optional[int] = ..., fitted_at_ms: _Optional[int] = ..., prior_strength: _Optional[float] = ..., votes_untrusted: _Optional[int] = ..., votes_excluded: _Optional[int] = ..., exclusions_version: _Optional[int] = ..., segment: _Optional[_Union[_types_pb2.Segment, _Mapping]] = ..., segment_votes: _Optional[int] = ..., segment_without_votes: _Optional[bool] = ..., cause_state: _Optional[_Union[_types_pb2.CauseState, str]] = ..., final: _Optional[bool] = ..., view: _Optional[_Union[_types_pb2.RankingView, str]] = ..., view_attribute: _Optional[str] = ..., weighting: _Optional[str] = ..., effective_votes: _Optional[float] = ..., trimmed_votes: _Optional[int] = ..., margin_gap: _Optional[float] = ...) -> None: ...
 
 class GetCauseStatsRequest(_message.Message):
     __slots__ = ("cause_id",)

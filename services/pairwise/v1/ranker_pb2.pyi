@@ -52,14 +52,20 @@ class ReadRankingResponse(_message.Message):
     def __init__(self, ranking: _Optional[_Union[_types_pb2.Ranking, _Mapping]] = ..., segment_votes: _Optional[_Iterable[_Union[SegmentVoteCount, _Mapping]]] = ...) -> None: ...
 
 class FollowRankingRequest(_message.Message):
-    __slots__ = ("cause_id", "limit", "segment")
+    __slots__ = ("cause_id", "limit", "segment", "view", "view_key", "view_margin")
     CAUSE_ID_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
     SEGMENT_FIELD_NUMBER: _ClassVar[int]
+    VIEW_FIELD_NUMBER: _ClassVar[int]
+    VIEW_KEY_FIELD_NUMBER: _ClassVar[int]
+    VIEW_MARGIN_FIELD_NUMBER: _ClassVar[int]
     cause_id: str
     limit: int
     segment: SegmentIndex
-    def __init__(self, cause_id: _Optional[str] = ..., limit: _Optional[int] = ..., segment: _Optional[_Union[SegmentIndex, _Mapping]] = ...) -> None: ...
+    view: _types_pb2.RankingView
+    view_key: int
+    view_margin: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, cause_id: _Optional[str] = ..., limit: _Optional[int] = ..., segment: _Optional[_Union[SegmentIndex, _Mapping]] = ..., view: _Optional[_Union[_types_pb2.RankingView, str]] = ..., view_key: _Optional[int] = ..., view_margin: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class FollowRankingResponse(_message.Message):
     __slots__ = ("ranking",)
