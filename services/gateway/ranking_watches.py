@@ -3,11 +3,10 @@
 A ranking update is a whole ranking (its first `limit` entries), so the gateway asks the
 ranker for it once per (cause, limit, segment, view) however many clients follow it: the
 ranker builds and sends one message per refit instead of one per follower, and the gateway
-converts it once and hands the same message to every follower. A follower that falls `BACKLOG` updates behind
-skips the oldest ones (each update replaces the previous ranking, so it only loses
-intermediate states). The upstream stream starts with the first follower and is cancelled
-with the last; an error on it ends every follower's watch with that error.
-
+converts it once and hands the same message to every follower. A follower that falls
+`BACKLOG` updates behind skips the oldest ones (each update replaces the previous ranking,
+so it only loses intermediate states). The upstream stream starts with the first follower
+and is cancelled with the last; an error on it ends every follower's watch with that error.
 Followers are bounded per gateway and per cause (RESOURCE_EXHAUSTED past either), so that
 watches cannot take the memory and the event loop that votes need.
 """
