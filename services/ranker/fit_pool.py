@@ -42,7 +42,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -181,7 +181,8 @@ def _remove(path: str) -> None:
 
 
 def _fit_from_file(path: str, n_items: int, prior_strength: float,
-                   init: np.ndarray | None, nice: int = 0) -> bradley_terry.BTFit:
+                   init: np.ndarray | None, nice: int = 0,
+                   approximate_errors: bool = False) -> bradley_terry.BTFit:
     """Worker side of a file transfer: read the pairs, then fit (the caller deletes the file)."""
     _lower_priority(nice)
     with open(path, "rb") as file:
@@ -189,7 +190,14 @@ def _fit_from_file(path: str, n_items: int, prior_strength: float,
         i, j, wins_ij, wins_ji = (np.fromfile(file, dtype=np.dtype(dtype), count=int(count))
                                   for dtype, count in fields)
     return bradley_terry.fit(n_items, i, j, wins_ij, wins_ji, prior_strength=prior_strength,
-                             init=init)
+                             init=init, **_errors(approximate_errors))
+
+
+def _errors(approximate: bool) -> dict[str, Any]:
+    """`bradley_terry.fit`'s standard-error settings: the default, or belief propagation in
+    every component (`approximate`: O(pairs) instead of a dense factorisation per fit, for
+    the many fits of a cause's segments; within 0.3% of exact on random pairs)."""
+    return {"exact": False, "exact_component_max": 1} if approximate else {}
 
 
 class FitPool:
@@ -226,13 +234,16 @@ class FitPool:
 
     async def fit(self, n_items: int, i: np.ndarray, j: np.ndarray, wins_ij: np.ndarray,
                   wins_ji: np.ndarray, *, prior_strength: float,
-                  init: np.ndarray | None, urgent: bool = False) -> bradley_terry.BTFit:
+                  init: np.ndarray | None, urgent: bool = False,
+                  approximate_errors: bool = False) -> bradley_terry.BTFit:
         """`bradley_terry.fit` in a thread or a worker (THREAD or FILE); raises what it
         raises (FitDidNotConverge, ValueError), or BrokenProcessPool when the worker died
-        (the pool is then rebuilt). Fits in threads run one at a time, unless `urgent`."""
+        (the pool is then rebuilt). Fits in threads run one at a time, unless `urgent`.
+        `approximate_errors`: standard errors by belief propagation (see `_errors`)."""
         if choose_transport(n_items, len(i), replicas=False) is FitTransport.THREAD:
             fit = functools.partial(bradley_terry.fit, n_items, i, j, wins_ij, wins_ji,
-                                    prior_strength=prior_strength, init=init)
+                                    prior_strength=prior_strength, init=init,
+                                    **_errors(approximate_errors))
             if urgent:
                 return await asyncio.to_thread(fit)
             async with self._inline:
@@ -240,7 +251,8 @@ class FitPool:
         path = await asyncio.to_thread(_write_pairs, i, j, wins_ij, wins_ji)
         try:
             return await self._run(functools.partial(
-                _fit_from_file, path, n_items, prior_strength, init, self._nice))
+                _fit_from_file, path, n_items, prior_strength, init, self._nice,
+                approximate_errors))
         finally:
             # Freeing the file of 5.4M pairs (130 MB of /dev/shm) holds the calling thread
             # ~18 ms: not the event loop's. Not awaited, so a cancelled fit removes it too.

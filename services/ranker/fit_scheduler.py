@@ -442,9 +442,13 @@ class FitScheduler:
             fit = None
             if inputs.n_items:
                 try:
+                    # Twenty segments of 2,000 proposals: a dense factorisation for each
+                    # one's errors would cost twenty overall fits; belief propagation costs
+                    # a pass over its pairs (ranker.fit_pool._errors).
                     fit = await self._pool.fit(
                         inputs.n_items, inputs.i, inputs.j, inputs.wins_ij, inputs.wins_ji,
-                        prior_strength=bradley_terry.PRIOR_STRENGTH, init=init)
+                        prior_strength=bradley_terry.PRIOR_STRENGTH, init=init,
+                        approximate_errors=True)
                 except bradley_terry.FitDidNotConverge as exc:
                     logger.error("segment fit did not converge; keeping its previous ranking",
                                  extra={"cause_id": self.cause_id, "segment": list(segment),
