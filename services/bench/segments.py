@@ -98,8 +98,11 @@ def refit(n_items: int, n_votes: int, seed: int, declared: float) -> None:
             inputs = fit_input("bench", catalog, segment_counts, votes_counted=0,
                                last_vote_entry_id="")
             init = None if previous is None else previous[segment]
+            # Segments' errors as the ranker computes them (belief propagation).
+            overall = segment is None
             fit = bradley_terry.fit(inputs.n_items, inputs.i, inputs.j, inputs.wins_ij,
-                                    inputs.wins_ji, init=init)
+                                    inputs.wins_ji, init=init, exact=None if overall else False,
+                                    exact_component_max=None if overall else 1)
             abilities[segment] = fit.abilities
             if segment is None:
                 overall_s = time.process_time() - started
