@@ -86,6 +86,12 @@ def _lower_priority(nice: int) -> None:
         pass  # not permitted here (lowering it back needs privileges): keep the current one
 
 
+def _call_at_priority(nice: int, function: Callable[..., _T], *args: object) -> _T:
+    """Worker side of `FitPool.call`."""
+    _lower_priority(nice)
+    return function(*args)
+
+
 class FitTransport(enum.Enum):
     """How one fit runs (see the module docstring)."""
 
@@ -297,6 +303,13 @@ class FitPool:
             self._pool.submit(_forget, cause_id, epoch)
         except RuntimeError:
             pass  # the pool is shut down: its workers and their replicas are gone
+
+    async def call(self, function: Callable[..., _T], *args: object) -> _T:
+        """`function(*args)` in a worker at the fits' priority: for the fits `fit` does not
+        run (a representative view's, whose strata are pickled to the worker). `function`
+        must be importable by name; raises what it raises, or BrokenProcessPool."""
+        return await self._run(functools.partial(_call_at_priority, self._nice, function,
+                                                 *args))
 
     async def _run(self, call: Callable[[], _T]) -> _T:
         pool = self._pool

@@ -22,6 +22,7 @@ import functools
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
@@ -31,7 +32,7 @@ from pairwise import errors
 from pairwise.cancellation import raise_if_cancel_requested
 from ranker import bradley_terry, segment_views
 from ranker.cause_tasks import CauseTasks
-from ranker.fit_pool import FitPool, FitTransport, ReplicaMissing
+from ranker.fit_pool import FitPool, FitTransport, ReplicaMissing, choose_transport
 from ranker.log_consumer import AppliedCounts
 from ranker.ranking import Catalog, FitInput, Ranking, fit_input, ranking_from_fit
 from ranker.replica_shipping import ReplicaShipper
@@ -275,10 +276,21 @@ class FitScheduler:
                 votes_counted=applied.votes_counted, last_vote_entry_id=applied.last_id,
                 left_out=applied.left_out, with_pairs=False))
         init = await asyncio.to_thread(overall.abilities_for, inputs.items)
+        n_pairs = sum(len(part[0]) for part in strata)
         try:
-            fitted = await asyncio.to_thread(
-                segment_views.representative_fit, strata, values, np.array(margin),
-                inputs.n_items, init)
+            if choose_transport(inputs.n_items, n_pairs, replicas=False) \
+                    is FitTransport.THREAD:
+                fitted = await asyncio.to_thread(
+                    segment_views.representative_fit, strata, values, np.array(margin),
+                    inputs.n_items, init)
+            else:
+                # Parts of numpy and scipy hold the GIL: a fit of 2,000 proposals in a thread
+                # would stall every RPC of this process (ranker.fit_pool).
+                fitted = await self._pool.call(
+                    segment_views.representative_fit, strata, values, np.array(margin),
+                    inputs.n_items, init)
+        except BrokenProcessPool:
+            raise errors.Unavailable("the fit worker was restarting; retry") from None
         except ValueError as exc:
             raise errors.InvalidArgument("margins", str(exc)) from None
         except bradley_terry.FitDidNotConverge as exc:

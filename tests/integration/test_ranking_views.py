@@ -27,7 +27,7 @@ from test_segments import (
 
 from pairwise.v1 import gateway_pb2 as gw
 from pairwise.v1 import types_pb2
-from ranker import survey_weights
+from ranker import fit_pool, survey_weights
 from ranker.bradley_terry.weighted import fit_weighted
 
 VIEWS_DB = 12
@@ -123,7 +123,9 @@ def test_representative_and_consensus_views(views, cause_id):
         assert error.code() == code and words in error.details(), (request, error.details())
 
 
-def test_watching_a_view_follows_it(views, cause_id):
+def test_watching_a_view_follows_it(views, cause_id, monkeypatch):
+    # Every fit goes to the fit worker, the representative view's as a large cause's would.
+    monkeypatch.setattr(fit_pool, "INLINE_MAX_ITEMS", 0)
     stub = views.stub
     create_cause(stub, cause_id)
     stub.SetPopulationMargins(gw.SetPopulationMarginsRequest(cause_id=cause_id, margins=[
