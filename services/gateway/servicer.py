@@ -642,6 +642,7 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
             raise InvalidArgument("margins", f"at most {voter_attributes.MAX_KEYS} "
                                              f"attributes, got {len(request.margins)}")
         pairs = [(m.key, dict(m.shares)) for m in request.margins]
+        voter_attributes.check_margins(pairs, None)  # malformed whatever the cause declares
         margins = await self._catalog.set_population_margins(
             cause_id, lambda declaration: voter_attributes.check_margins(pairs, declaration))
         logger.info("population margins set", extra={"cause_id": cause_id,

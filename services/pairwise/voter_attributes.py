@@ -160,32 +160,41 @@ Margins = dict[str, dict[str, float]]
 
 
 def check_margins(pairs: Iterable[tuple[str, Mapping[str, float]]],
-                  declaration: Declaration) -> Margins:
+                  declaration: Declaration | None) -> Margins:
     """The margins `pairs` ((key, value -> share)) after checks, in declaration order, every
     declared value of a given key listed (0 when left out). Raises InvalidArgument naming
-    the first problem: an undeclared key or value, a key given twice, a share outside
-    [0, 1], shares not summing to 1 within SHARE_TOLERANCE."""
+    the first problem: a key given twice, a share outside [0, 1], shares not summing to 1
+    within SHARE_TOLERANCE; then an undeclared key or value. With `declaration` None, only
+    the checks that need no declaration are made (and an empty result returned)."""
+    pairs = list(pairs)
+    seen: set[str] = set()
+    for m, (key, shares) in enumerate(pairs):
+        where = f"margins[{m}]"
+        if key in seen:
+            raise InvalidArgument(f"{where}.key", f"{_echo(key)} is given twice")
+        seen.add(key)
+        for value, share in shares.items():
+            if not (math.isfinite(share) and 0.0 <= share <= 1.0):
+                raise InvalidArgument(f"{where}.shares", f"share of {_echo(key)}="
+                                      f"{_echo(value)} must be in [0, 1], got {share}")
+        total = math.fsum(shares.values())
+        if abs(total - 1.0) > SHARE_TOLERANCE:
+            raise InvalidArgument(f"{where}.shares",
+                                  f"the shares of {_echo(key)} must sum to 1, got {total!r}")
+    if declaration is None:
+        return {}
     given: dict[str, Mapping[str, float]] = {}
     for m, (key, shares) in enumerate(pairs):
         where = f"margins[{m}]"
-        if key in given:
-            raise InvalidArgument(f"{where}.key", f"{key!r} is given twice")
         if key not in declaration.keys:
             declared = ", ".join(declaration.keys) or "none"
             raise InvalidArgument(f"{where}.key", f"unknown attribute {_echo(key)}: this "
                                                   f"cause declares {declared}")
         allowed = declaration.values[declaration.keys.index(key)]
-        for value, share in shares.items():
+        for value in shares:
             if value not in allowed:
                 raise InvalidArgument(f"{where}.shares", f"attribute {key!r} has no value "
                                       f"{_echo(value)}: allowed are {', '.join(allowed)}")
-            if not (math.isfinite(share) and 0.0 <= share <= 1.0):
-                raise InvalidArgument(f"{where}.shares",
-                                      f"share of {key}={value} must be in [0, 1], got {share}")
-        total = math.fsum(shares.values())
-        if abs(total - 1.0) > SHARE_TOLERANCE:
-            raise InvalidArgument(f"{where}.shares",
-                                  f"the shares of {key!r} must sum to 1, got {total!r}")
         given[key] = shares
     return {key: {value: float(given[key].get(value, 0.0)) for value in values}
             for key, values in declaration.items() if key in given}

@@ -17,6 +17,8 @@ import base64
 import collections
 import hashlib
 import hmac
+import json
+import math
 import re
 import string
 import time
@@ -48,6 +50,7 @@ EXAMPLES = {
     "ModerateProposal": 500, "ListProposals": 250, "NextPair": 250, "SubmitVote": 450,
     "ImportVotes": 250, "GetRanking": 250, "WatchRanking": 300, "GetCauseStats": 200,
     "ExcludeVotes": 300, "ListExclusions": 150, "ListExclusionAudit": 150, "Exports": 200,
+    "SetVoterAttributes": 250, "SetPopulationMargins": 250, "GetPopulationMargins": 100,
     "raw bytes": 350, "authorization": 200,
 }
 MIN_INPUTS = 10_000
@@ -81,6 +84,8 @@ CHOICES = {types_pb2.CHOICE_LEFT, types_pb2.CHOICE_RIGHT, types_pb2.CHOICE_TIE,
            types_pb2.CHOICE_SKIP}
 
 MAX_EXCLUDED_IDS, MAX_EXCLUSION_REASON, MAX_REQUESTED_BY = 1000, 500, 128
+ATTRIBUTE_NAME = re.compile(r"[A-Za-z0-9_.-]{1,32}")  # VoterAttribute key and values
+MAX_ATTRIBUTES, MAX_ATTRIBUTE_VALUES = 8, 32
 MAX_U64 = 2**64 - 1
 
 ADMIN_RPCS = {"CreateCause", "UpdatePairSelection", "ModerateProposal", "ImportVotes",
@@ -563,11 +568,14 @@ def test_list_proposals(world: World, data: st.DataObject) -> None:
 @_settings("NextPair")
 @given(data=st.data())
 def test_next_pair(world: World, data: st.DataObject) -> None:
-    request = st.builds(gw.NextPairRequest, cause_id=ids(world.main), voter_id=voter_ids())
+    request = st.builds(gw.NextPairRequest, cause_id=ids(world.main), voter_id=voter_ids(),
+                        attributes=mostly(st.just({}), attribute_maps()))
     for (request_, role), outcome in at_once(world.stub.NextPair, data.draw(
             batches("NextPair", request))):
+        # The cause declares no attribute: any is one it does not declare.
         problems = syntax_problems(("cause_id", not ID.fullmatch(request_.cause_id)),
-                                   ("voter_id", not VOTER_ID.fullmatch(request_.voter_id)))
+                                   ("voter_id", not VOTER_ID.fullmatch(request_.voter_id)),
+                                   ("attributes", bool(request_.attributes)))
         check("NextPair", request_, outcome, problems=problems,
               allowed={OK, NOT_FOUND, PRECONDITION, EXHAUSTED},
               role_ok=role_ok("NextPair", role))
@@ -906,6 +914,121 @@ def test_list_exclusions(world: World, data: st.DataObject) -> None:
         if outcome.code == OK:
             assert len(listed) <= (request_.limit or 100)
             assert all(bool(e.voter_id) != bool(e.vote_id) for e in listed)
+
+
+# --- Voter attributes and population margins. ----------------------------------------------
+
+attribute_names = one_choice(st.text(ID_CHARS, min_size=1, max_size=32),
+                             st.sampled_from(["region", "age", "north", "south", "young"]),
+                             garbage)
+
+
+def attribute_maps() -> st.SearchStrategy[dict[str, str]]:
+    return st.dictionaries(attribute_names, attribute_names, max_size=10)
+
+
+def declaration_problems(attributes: Sequence[types_pb2.VoterAttribute]) -> list[str]:
+    """The fields the contract calls malformed in a SetVoterAttributes request's attributes."""
+    problems = ["attributes"] if len(attributes) > MAX_ATTRIBUTES else []
+    seen: set[str] = set()
+    for k, attribute in enumerate(attributes):
+        if not ATTRIBUTE_NAME.fullmatch(attribute.key) or attribute.key in seen:
+            problems.append(f"attributes[{k}].key")
+        seen.add(attribute.key)
+        values = list(attribute.values)
+        if not values or len(values) > MAX_ATTRIBUTE_VALUES or len(set(values)) != len(values) \
+                or not all(ATTRIBUTE_NAME.fullmatch(value) for value in values):
+            problems.append(f"attributes[{k}].values")
+    return problems
+
+
+@_settings("SetVoterAttributes")
+@given(data=st.data())
+def test_set_voter_attributes(world: World, data: st.DataObject) -> None:
+    metadata, role = data.draw(auth_for("SetVoterAttributes"))
+    attribute = st.builds(types_pb2.VoterAttribute, key=attribute_names,
+                          values=st.lists(attribute_names, max_size=34))
+    request = gw.SetVoterAttributesRequest(
+        cause_id=data.draw(ids(world.sink)),
+        attributes=data.draw(st.lists(attribute, max_size=10)))
+    problems = syntax_problems(("cause_id", not ID.fullmatch(request.cause_id))) \
+        + declaration_problems(request.attributes)
+    before = world.fingerprint(request.cause_id)
+    outcome = outcome_of(lambda: world.stub.SetVoterAttributes(
+        request, metadata=metadata, timeout=CALL_TIMEOUT_S))
+    # PRECONDITION: a well-formed declaration that drops or reorders what was declared.
+    check("SetVoterAttributes", request, outcome, problems=problems,
+          allowed={OK, NOT_FOUND, PRECONDITION}, role_ok=role_ok("SetVoterAttributes", role))
+    if outcome.code != OK:
+        assert world.fingerprint(request.cause_id) == before, "a refused declaration wrote"
+    else:
+        assert list(outcome.reply.cause.voter_attributes) == list(request.attributes)
+
+
+def declared(world: World, cause_id: str) -> dict[str, list[str]]:
+    stored = world.redis.hget(keys.cause(cause_id), "voter_attributes") \
+        if ID.fullmatch(cause_id) else None
+    return {key: values for key, values in json.loads(stored)} if stored else {}
+
+
+@_settings("SetPopulationMargins")
+@given(data=st.data())
+def test_set_population_margins(world: World, data: st.DataObject) -> None:
+    metadata, role = data.draw(auth_for("SetPopulationMargins"))
+    current = declared(world, world.sink)
+    keys_ = st.sampled_from(sorted(current)) if current else attribute_names
+    values_ = st.sampled_from(sorted({v for vs in current.values() for v in vs})) \
+        if current else attribute_names
+    shares = one_choice(st.floats(0, 1), st.floats(allow_nan=True, allow_infinity=True),
+                        st.sampled_from([0.0, 0.25, 0.5, 1.0, 1.0 + 1e-9, -0.0, 1e-300]))
+    margin = st.builds(gw.AttributeMargins, key=mostly(keys_, attribute_names),
+                       shares=st.dictionaries(mostly(values_, attribute_names), shares,
+                                              max_size=6))
+    request = gw.SetPopulationMarginsRequest(
+        cause_id=data.draw(ids(world.sink)), margins=data.draw(st.lists(margin, max_size=9)))
+    problems = syntax_problems(("cause_id", not ID.fullmatch(request.cause_id)),
+                               ("margins", len(request.margins) > MAX_ATTRIBUTES))
+    seen: set[str] = set()
+    for m, item in enumerate(request.margins):
+        if item.key in seen:
+            problems.append(f"margins[{m}].key")
+        seen.add(item.key)
+        values = list(item.shares.values())
+        if not all(math.isfinite(v) and 0 <= v <= 1 for v in values) \
+                or abs(math.fsum(values) - 1) > 1e-6:
+            problems.append(f"margins[{m}].shares")
+    if request.cause_id == world.sink:
+        # What the cause declares decides the rest (it may have grown meanwhile: re-read).
+        current = declared(world, world.sink)
+        for m, item in enumerate(request.margins):
+            if item.key not in current:
+                problems.append(f"margins[{m}].key")
+            elif set(item.shares) - set(current[item.key]):
+                problems.append(f"margins[{m}].shares")
+    before = world.fingerprint(request.cause_id)
+    outcome = outcome_of(lambda: world.stub.SetPopulationMargins(
+        request, metadata=metadata, timeout=CALL_TIMEOUT_S))
+    check("SetPopulationMargins", request, outcome, problems=problems,
+          allowed={OK, NOT_FOUND}, role_ok=role_ok("SetPopulationMargins", role))
+    if outcome.code != OK:
+        assert world.fingerprint(request.cause_id) == before, "refused margins were stored"
+    else:
+        assert [m.key for m in outcome.reply.margins] == [
+            key for key in current if key in {m.key for m in request.margins}]
+
+
+@_settings("GetPopulationMargins")
+@given(data=st.data())
+def test_get_population_margins(world: World, data: st.DataObject) -> None:
+    request = st.builds(gw.GetPopulationMarginsRequest, cause_id=ids(world.main, world.sink))
+    for (request_, role), outcome in at_once(world.stub.GetPopulationMargins, data.draw(
+            batches("GetPopulationMargins", request))):
+        check("GetPopulationMargins", request_, outcome,
+              problems=syntax_problems(("cause_id", not ID.fullmatch(request_.cause_id))),
+              allowed={OK, NOT_FOUND}, role_ok=role_ok("GetPopulationMargins", role))
+        if outcome.code == OK:
+            for margin in outcome.reply.margins:
+                assert math.fsum(margin.shares.values()) == pytest.approx(1, abs=1e-6)
 
 
 @_settings("ListExclusionAudit")

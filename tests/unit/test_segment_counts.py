@@ -1,0 +1,89 @@
+"""Segment counts: each segment holds exactly the votes of its voters, and a checkpoint (a
+snapshot plus the journals after it, stored after the overall counts' own) restores them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pairwise import vote_log
+from pairwise.voter_attributes import UNKNOWN_CODE, decode_codes
+from ranker import redis_vote_stream
+from ranker.pair_counts import PairCounts, encode_votes
+from ranker.segment_counts import SegmentCounts
+
+
+def simulated(rng: np.random.Generator, n: int, n_items: int = 30,
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    kinds = rng.choice(np.array([vote_log.WIN_CODE, vote_log.TIE_CODE, vote_log.SKIP_CODE],
+                                dtype=np.uint8), size=n, p=[0.8, 0.1, 0.1])
+    a = rng.integers(0, n_items, n)
+    b = (a + rng.integers(1, n_items, n)) % n_items
+    codes = [rng.choice([b"-", b"0", b"1", b"2", b"01", b"-1", b"2-", b"10"]) for _ in range(n)]
+    return kinds, a, b, decode_codes(codes)
+
+
+def test_each_segment_holds_exactly_its_voters_votes() -> None:
+    kinds, a, b, attributes = simulated(np.random.default_rng(1), 2_000)
+    segments = SegmentCounts()
+    for start in range(0, 2_000, 300):
+        part = slice(start, start + 300)
+        segments.apply(kinds[part], a[part], b[part], attributes[part])
+    assert set(segments.counts) == {(0, 0), (0, 1), (0, 2), (1, 0), (1, 1)}
+    for (attribute, value), counts in segments.counts.items():
+        mine = attributes[:, attribute] == value
+        alone = PairCounts()
+        alone.apply(kinds[mine], a[mine], b[mine])
+        assert counts == alone, (attribute, value)
+    assert segments.votes() == {segment: int(np.count_nonzero(
+        attributes[:, segment[0]] == segment[1])) for segment in segments.counts}
+
+
+def test_votes_without_attributes_join_no_segment() -> None:
+    segments = SegmentCounts()
+    kinds, a, b = np.zeros(3, np.uint8), np.array([0, 1, 2]), np.array([1, 2, 0])
+    segments.apply(kinds, a, b, None)
+    segments.apply(kinds, a, b, np.full((3, 8), UNKNOWN_CODE, np.uint8))
+    assert not segments and segments.snapshot_parts() == []
+
+
+def test_a_checkpoint_restores_the_overall_and_segment_counts_exactly() -> None:
+    rng = np.random.default_rng(2)
+    counts, segments = PairCounts(), SegmentCounts()
+    counts.start_journal()
+    segments.start_journal()
+    base: list[bytes] = []
+    deltas: list[bytes] = []
+    for round_ in range(4):
+        kinds, a, b, attributes = simulated(rng, 500)
+        counts.apply(kinds, a, b)
+        segments.apply(kinds, a, b, attributes)
+        votes = counts.take_journal()
+        delta = encode_votes(*votes) + segments.encode_journal()
+        if round_ == 1:
+            # A new base: the snapshot of both, and no delta before it.
+            base = [bytes(part) for part in counts.snapshot_parts() + segments.snapshot_parts()]
+            deltas = []
+        else:
+            deltas.append(delta)
+    restored, restored_segments = redis_vote_stream._restore(base, deltas)
+    assert restored == counts
+    assert restored_segments.counts.keys() == segments.counts.keys()
+    for segment, segment_counts in segments.counts.items():
+        assert restored_segments.counts[segment] == segment_counts
+
+
+def test_a_checkpoint_without_segments_has_none() -> None:
+    counts = PairCounts()
+    counts.apply(np.array([0], np.uint8), np.array([0]), np.array([1]))
+    restored, segments = redis_vote_stream._restore(
+        [counts.to_bytes()], [encode_votes(np.array([0], np.uint8), np.array([1]),
+                                           np.array([2]))])
+    assert restored.votes_applied == 2 and not segments
+
+
+def test_malformed_segment_data_is_refused() -> None:
+    with pytest.raises(ValueError):
+        SegmentCounts.from_bytes(b"PWSGxxxx")
+    with pytest.raises(ValueError):
+        SegmentCounts().apply_encoded(b"PWSV" + np.array(5, "<i8").tobytes())
