@@ -2,7 +2,8 @@
 
 The folder's files are checked against its manifest first: a tampered export is not imported.
 Then, through the gateway:
-1. the cause is created with the exported cause's title and settings;
+1. the cause is created with the exported cause's title and settings, and declares the
+   exported voter attributes;
 2. its proposals are added in the exported index order, then given their exported status and
    moderation reason (pending ones through the platform role, which leaves them pending);
 3. the votes go through ImportVotes, in log order, each with its exported vote id — the
@@ -11,9 +12,9 @@ Then, through the gateway:
 4. the exported exclusions are made again (ExcludeVotes), so the ranking leaves out what the
    exported one left out.
 Every vote keeps its kind (win, tie, skip), its voter id as exported (a pseudonym, or the raw
-id of an archive) and its trust flag. What is not carried: skip reasons (ImportVotes writes
-batches, whose entries hold no reason; the skips themselves are counted), and the log's
-entry ids and grouping (the new log has its own).
+id of an archive), its trust flag and its voter's declared attributes. What is not carried:
+skip reasons (ImportVotes writes batches, whose entries hold no reason; the skips themselves
+are counted), and the log's entry ids and grouping (the new log has its own).
 
 `compare` then reads the new cause's ranking and sets it beside the exported one: the same
 proposals in the same order with the same tallies and votes_counted, and abilities within
@@ -32,6 +33,7 @@ import grpc
 import numpy as np
 
 from pairwise.v1 import gateway_pb2, gateway_pb2_grpc, types_pb2
+from pairwise.voter_attributes import NO_ATTRIBUTES, UNKNOWN, VALUE_CHARS
 from publishing import manifest, ranking_table, vote_table
 
 # Votes per ImportVotes call: a call that fails is sent again whole, and costs a re-send of at
@@ -86,7 +88,8 @@ def import_export(stub: gateway_pb2_grpc.GatewayServiceStub, admin_token: str, f
     _add_proposals(stub, admin, platform, document, cause_id)
     result = ImportResult(cause_id)
     votes = document["votes"]
-    for requests in _calls(folder / votes["file"], votes["format"], cause_id):
+    declared = [(a["key"], a["values"]) for a in document["cause"].get("voter_attributes") or []]
+    for requests in _calls(folder / votes["file"], votes["format"], cause_id, declared):
         reply = _with_retries(lambda r=requests: stub.ImportVotes(iter(r), metadata=admin),
                               clock)
         result.votes += sum(len(request.votes) for request in requests)
@@ -111,6 +114,12 @@ def _create(stub: gateway_pb2_grpc.GatewayServiceStub, admin: tuple[tuple[str, s
     except grpc.RpcError as exc:
         if exc.code() != grpc.StatusCode.ALREADY_EXISTS:  # type: ignore[attr-defined]
             raise  # an earlier run of this import created it: go on
+    declared = exported.get("voter_attributes") or []
+    if declared:
+        stub.SetVoterAttributes(gateway_pb2.SetVoterAttributesRequest(
+            cause_id=cause_id, attributes=[
+                types_pb2.VoterAttribute(key=attribute["key"], values=attribute["values"])
+                for attribute in declared]), metadata=admin)
 
 
 def _add_proposals(stub: gateway_pb2_grpc.GatewayServiceStub, admin: tuple[tuple[str, str]],
@@ -163,14 +172,18 @@ def _proposal_ids(stub: gateway_pb2_grpc.GatewayServiceStub, admin: tuple[tuple[
             return ids
 
 
-def _calls(path: Path, fmt: str, cause_id: str) -> Iterator[list[gateway_pb2.ImportVotesRequest]]:
-    """The votes file as ImportVotes calls of up to VOTES_PER_CALL votes, in file order."""
+def _calls(path: Path, fmt: str, cause_id: str, declared: list[tuple[str, list[str]]],
+           ) -> Iterator[list[gateway_pb2.ImportVotesRequest]]:
+    """The votes file as ImportVotes calls of up to VOTES_PER_CALL votes, in file order;
+    `declared` is the cause's attributes (key, values), which the attribute codes index."""
     call: list[gateway_pb2.ImportVotesRequest] = []
     in_call = 0
     for batch in vote_table.read_batches(path, fmt):
         columns = {name: batch.column(name).to_pylist()
                    for name in ("kind", "proposal_a", "proposal_b", "vote_id", "voter_id",
                                 "trusted")}
+        codes = (batch.column("attributes").to_pylist()
+                 if declared and "attributes" in batch.schema.names else [None] * batch.num_rows)
         for start in range(0, batch.num_rows, VOTES_PER_MESSAGE):
             stop = min(start + VOTES_PER_MESSAGE, batch.num_rows)
             call.append(gateway_pb2.ImportVotesRequest(votes=[
@@ -178,7 +191,8 @@ def _calls(path: Path, fmt: str, cause_id: str) -> Iterator[list[gateway_pb2.Imp
                     vote_id=columns["vote_id"][k], cause_id=cause_id,
                     voter_id=columns["voter_id"][k], winner_id=columns["proposal_a"][k],
                     loser_id=columns["proposal_b"][k], tie=columns["kind"][k] == "tie",
-                    skip=columns["kind"][k] == "skip", untrusted=not columns["trusted"][k])
+                    skip=columns["kind"][k] == "skip", untrusted=not columns["trusted"][k],
+                    attributes=_attributes(codes[k], declared))
                 for k in range(start, stop)]))
             in_call += stop - start
             if in_call >= VOTES_PER_CALL:
@@ -186,6 +200,16 @@ def _calls(path: Path, fmt: str, cause_id: str) -> Iterator[list[gateway_pb2.Imp
                 call, in_call = [], 0
     if call:
         yield call
+
+
+def _attributes(code: str | None, declared: list[tuple[str, list[str]]]) -> dict[str, str]:
+    """A voter's attributes from their log code (publishing.vote_table: one character per
+    declared attribute, the value's position, "-" unknown)."""
+    if not code or code == NO_ATTRIBUTES:
+        return {}
+    return {key: values[VALUE_CHARS.index(char)]
+            for (key, values), char in zip(declared, code, strict=False)
+            if char != UNKNOWN and VALUE_CHARS.index(char) < len(values)}
 
 
 def _exclude(stub: gateway_pb2_grpc.GatewayServiceStub, admin: tuple[tuple[str, str]],

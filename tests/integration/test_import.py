@@ -16,7 +16,7 @@ from test_cause_life import final_ranking
 from test_export import consultation
 
 from pairwise.v1 import gateway_pb2 as gw
-from pairwise.v1 import gateway_pb2_grpc
+from pairwise.v1 import gateway_pb2_grpc, types_pb2
 from publishing.exporter import CHANNEL_OPTIONS, export
 
 pytest.importorskip("ingest.server")
@@ -41,6 +41,14 @@ def import_cli(folder: Path, cause_id: str, *options: str,
 def test_export_then_import_into_a_new_cause_ranks_the_same(  # type: ignore[no-untyped-def]
         stub, cluster: Cluster, cause_id: str, tmp_path: Path) -> None:
     consultation(stub, cluster, cause_id)
+    # Voters' declared attributes come along, and with them the segments' rankings.
+    stub.SetVoterAttributes(gw.SetVoterAttributesRequest(cause_id=cause_id, attributes=[
+        types_pb2.VoterAttribute(key="region", values=["north", "south"])]),
+        metadata=cluster.admin, timeout=5)
+    stub.ImportVotes(iter([gw.ImportVotesRequest(votes=[types_pb2.ImportedVote(
+        vote_id=f"attr-{k}", cause_id=cause_id, voter_id=f"r{k}", winner_id=f"p{k % 8}",
+        loser_id=f"p{(k + 3) % 8}", attributes={"region": ("north", "south")[k % 2]})
+        for k in range(10)])]), metadata=cluster.admin, timeout=10)
     # An excluded vote stays out of the imported ranking too.
     stub.ExcludeVotes(gw.ExcludeVotesRequest(cause_id=cause_id, vote_ids=["imp-7"],
                                              reason="doublon"),
@@ -54,7 +62,7 @@ def test_export_then_import_into_a_new_cause_ranks_the_same(  # type: ignore[no-
     copy = f"{cause_id}-copy"
     done = import_cli(folder, copy, "--close", "--check", cluster=cluster)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "3,024 votes (3,024 recorded, 0 already there, 0 rejected)" in done.stdout
+    assert "3,034 votes (3,034 recorded, 0 already there, 0 rejected)" in done.stdout
     assert "IDENTICAL" in done.stdout
     original = stub.GetCause(gw.GetCauseRequest(cause_id=cause_id), metadata=cluster.admin,
                              timeout=5).cause
@@ -64,16 +72,21 @@ def test_export_then_import_into_a_new_cause_ranks_the_same(  # type: ignore[no-
             imported.proposals_rejected) == (original.title, original.proposals_accepted,
                                              original.proposals_pending,
                                              original.proposals_rejected)
-    assert imported.votes_final == original.votes_final == 3024
+    assert imported.votes_final == original.votes_final == 3034
     stats = stub.GetCauseStats(gw.GetCauseStatsRequest(cause_id=copy), metadata=cluster.admin,
                                timeout=5)
     assert (stats.skips, stats.votes_excluded) == (6, 1)
+    before = stub.GetCauseStats(gw.GetCauseStatsRequest(cause_id=cause_id),
+                                metadata=cluster.admin, timeout=5)
+    assert [(s.segment.value, s.votes_counted) for s in stats.segments] == [
+        (s.segment.value, s.votes_counted) for s in before.segments] == [
+        ("north", 5), ("south", 5)]
 
     # Running it again records nothing twice: every vote is a duplicate (the cause being
     # closed, only replays are taken).
     again = import_cli(folder, copy, "--check", cluster=cluster)
     assert again.returncode == 0, again.stdout + again.stderr
-    assert "(0 recorded, 3,024 already there, 0 rejected)" in again.stdout
+    assert "(0 recorded, 3,034 already there, 0 rejected)" in again.stdout
     assert "IDENTICAL" in again.stdout
 
 
