@@ -126,6 +126,14 @@ class VoteStream(Protocol):
         far as the consumer knows); how many."""
 
 
+class VoteWatcher(Protocol):
+    """Shown every batch of new votes the consumer applies, decoded with their ids, with the
+    counts lock held (ranker.voter_detection); may be called in a worker thread."""
+
+    def observe(self, entries: list[vote_log.RawEntry], batch: vote_log.DecodedVotes) -> None:
+        """`batch` was decoded from `entries` and applied."""
+
+
 class CountsObserver(Protocol):
     """Told of every change to the counts, with the counts lock held (ranker.replica_shipping
     keeps the fit worker's copy of them from it)."""
@@ -163,6 +171,7 @@ class LogConsumer:
     def __init__(self, cause_id: str, stream: VoteStream, policy: CheckpointPolicy, *,
                  max_proposals: int, changed: asyncio.Event,
                  observer: CountsObserver | None = None,
+                 watcher: VoteWatcher | None = None,
                  loading: asyncio.Semaphore | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.cause_id = cause_id
@@ -171,6 +180,7 @@ class LogConsumer:
         self._max_proposals = max_proposals
         self._changed = changed
         self._observer = observer
+        self._watcher = watcher
         self._loading = loading
         self._clock = clock
         # When entries were last applied (or the consumer loaded): how long the cause idled.
@@ -348,10 +358,10 @@ class LogConsumer:
         return counts, segments, votes_counted, left_out
 
     def _decode_and_admit(self, entries: list[vote_log.RawEntry], after_id: str,
-                          exclusions: Exclusions,
+                          exclusions: Exclusions, *, with_ids: bool = False,
                           ) -> tuple[vote_log.DecodedVotes, CountedVotes]:
         batch = vote_log.decode_entries(entries, after_id, self._max_proposals,
-                                        with_ids=bool(exclusions))
+                                        with_ids=with_ids or bool(exclusions))
         return batch, admit(batch, exclusions)
 
     async def step(self) -> None:
@@ -394,7 +404,10 @@ class LogConsumer:
     def _decode_and_apply(self, entries: list[vote_log.RawEntry]) -> vote_log.DecodedVotes:
         """Decode the entries after the applied one, apply their votes to the counts and
         advance the consumer state with them (with the counts lock held)."""
-        batch, counted = self._decode_and_admit(entries, self._applied_id, self._exclusions)
+        batch, counted = self._decode_and_admit(entries, self._applied_id, self._exclusions,
+                                                with_ids=self._watcher is not None)
+        if self._watcher is not None:
+            self._watcher.observe(entries, batch)
         if len(counted.kinds):
             self._counts.apply(counted.kinds, counted.a, counted.b)
             self._segments.apply(counted.kinds, counted.a, counted.b, counted.attributes)

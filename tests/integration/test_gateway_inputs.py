@@ -89,7 +89,8 @@ MAX_ATTRIBUTES, MAX_ATTRIBUTE_VALUES = 8, 32
 MAX_U64 = 2**64 - 1
 
 ADMIN_RPCS = {"CreateCause", "UpdatePairSelection", "ModerateProposal", "ImportVotes",
-              "ExcludeVotes", "ReinstateVotes", "ListExclusions", "ListExclusionAudit"}
+              "ExcludeVotes", "ReinstateVotes", "ListExclusions", "ListExclusionAudit",
+              "ListFlaggedVoters", "SetAutoExclusion"}
 # Exports hand out every vote with its voter: admins only.
 ADMIN_RPCS |= {"ExportVotes", "ExportRanking"}
 ADMIN_RPCS |= {"SetVoterAttributes", "SetPopulationMargins"}
