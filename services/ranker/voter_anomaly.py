@@ -126,6 +126,18 @@ class VoterAnomaly:
     def __len__(self) -> int:
         return len(self._voters)
 
+    def copy(self) -> VoterAnomaly:
+        """A detector holding the same evidence and fit (for what-if runs)."""
+        twin = VoterAnomaly(self.settings)
+        with self._lock:
+            for voter_id, evidence in self._voters.items():
+                copied = _Evidence.__new__(_Evidence)
+                for name in _Evidence.__slots__:
+                    setattr(copied, name, getattr(evidence, name))
+                twin._voters[voter_id] = copied
+        twin._abilities = self._abilities
+        return twin
+
     def use_fit(self, proposal_index: np.ndarray, abilities: np.ndarray) -> None:
         """Test the next votes against these abilities (of proposal indices
         `proposal_index`, same shape)."""
