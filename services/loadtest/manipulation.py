@@ -10,12 +10,12 @@ and skips) cast `--honest-votes` votes on `--proposals` proposals; then one atta
 the proposal at rank 50 of the honest ranking as its target:
 
 - ``bots``: scripts answering every pair at machine speed (a prompt answered in 100 ms, a
-  vote every 150 ms): the target when shown, else the ranking's favourite;
-- ``pushers``: a group voting at a person's pace: the target on every pair it is shown,
-  else the ranking's favourite (so their other votes look honest);
-- ``omnipresent`` (Min et al., ICML 2025): at a person's pace, every vote serves the target:
-  the target wins when shown, a proposal ranked above it loses (the one closer to it when
-  both are), and otherwise the favourite wins.
+  vote every 150 ms): the target when shown, else a coin toss;
+- ``pushers``: a group of people voting at a person's pace: the target on every pair it is
+  shown, else their own honest opinion (Bradley–Terry on the hidden abilities);
+- ``omnipresent`` (Min et al., ICML 2025): at a person's pace, every vote that can serves the
+  target: the target wins when shown, a proposal ranked above it loses (the one closer to it
+  when both are), and on the other pairs an honest opinion.
 
 Every attacker sees uniformly random pairs (as Chatbot Arena's anonymous battles; the
 cluster's adaptive selection would show other pairs) and knows the official ranking of the
@@ -79,6 +79,13 @@ class Votes:
         voters = [self.voters[k] for k in np.arange(len(self))[rows].tolist()]
         return Votes(self.kinds[rows], self.a[rows], self.b[rows], self.trusted[rows],
                      self.at_ms[rows], voters)
+
+    def then(self, more: Votes) -> Votes:
+        """These votes followed by `more`."""
+        return Votes(np.concatenate([self.kinds, more.kinds]), np.concatenate([self.a, more.a]),
+                     np.concatenate([self.b, more.b]),
+                     np.concatenate([self.trusted, more.trusted]),
+                     np.concatenate([self.at_ms, more.at_ms]), self.voters + more.voters)
 
     def decoded(self) -> DecodedVotes:
         return DecodedVotes(kinds=self.kinds, a=self.a, b=self.b, trusted=self.trusted,
@@ -163,22 +170,25 @@ class Account:
 
 
 def attack_votes(rng: np.random.Generator, strategy: str, accounts: list[Account],
-                 n: int, target: int, ranks: np.ndarray, *, defended: bool,
+                 n: int, target: int, ranks: np.ndarray, truth: np.ndarray, *, defended: bool,
                  next_name: list[int]) -> Votes:
     """The next `n` votes of the attacker's accounts (round robin), choosing by `strategy`
-    against the official `ranks`."""
+    against the official `ranks` (`truth` for the honest-looking ones)."""
     n_items = len(ranks)
     left, right = random_pairs(rng, n_items, n)
     rank_l, rank_r = ranks[left], ranks[right]
-    favourite_left = rank_l < rank_r
+    if strategy == "bots":
+        otherwise_left = rng.random(n) < 0.5
+    else:
+        otherwise_left = rng.random(n) < 1 / (1 + np.exp(truth[right] - truth[left]))
     if strategy == "omnipresent":
         target_rank = ranks[target]
         above_l, above_r = rank_l < target_rank, rank_r < target_rank
         # The side that should lose: a proposal above the target (the one closer to it).
         left_loses = np.where(above_l & above_r, rank_l > rank_r, above_l)
-        left_wins = np.where(above_l | above_r, ~left_loses, favourite_left)
+        left_wins = np.where(above_l | above_r, ~left_loses, otherwise_left)
     else:
-        left_wins = favourite_left
+        left_wins = otherwise_left
     left_wins = np.where(left == target, True, np.where(right == target, False, left_wins))
     a = np.where(left_wins, left, right)
     b = np.where(left_wins, right, left)
@@ -218,15 +228,15 @@ def top_replaced(ranks: np.ndarray, honest_top: set[int]) -> int:
 def run_attack(seed: int, strategy: str, truth: np.ndarray, honest: Votes,
                base_counts: PairCounts, base_abilities: np.ndarray,
                detector: VoterAnomaly | None, excluded: set[str], target: int,
-               honest_top: set[int], *, budget: int, checkpoints: list[int]) -> Attack:
+               honest_top: set[int], *, n_accounts: int, budget: int,
+               checkpoints: list[int]) -> Attack:
     """Attack until the target is in the top 10 or `budget` votes are cast."""
     rng = np.random.default_rng([seed, STRATEGIES.index(strategy), detector is not None])
     defended = detector is not None
     n_items = len(truth)
     result = Attack(strategy, defended)
     start_ms = float(honest.at_ms.max()) + 60_000
-    accounts = [Account(f"{strategy}-{k}", start_ms + k * 997) for k in range(
-        ACCOUNTS[strategy])]
+    accounts = [Account(f"{strategy}-{k}", start_ms + k * 997) for k in range(n_accounts)]
     next_name = [len(accounts)]
     counts = base_counts.copy()
     abilities = base_abilities
@@ -238,14 +248,12 @@ def run_attack(seed: int, strategy: str, truth: np.ndarray, honest: Votes,
     pending_checkpoints = sorted(checkpoints)
     while result.votes_cast < budget:
         block = min(budget - result.votes_cast, max(500, result.votes_cast // 20))
-        votes = attack_votes(rng, strategy, accounts, block, target, ranks,
+        votes = attack_votes(rng, strategy, accounts, block, target, ranks, truth,
                              defended=defended, next_name=next_name)
         result.votes_cast += block
         for voter in votes.voters:
             votes_of[voter] = votes_of.get(voter, 0) + 1
-        attack = Votes(*(np.concatenate([getattr(attack, f), getattr(votes, f)])
-                         for f in ("kinds", "a", "b", "trusted", "at_ms")),
-                       attack.voters + votes.voters)
+        attack = attack.then(votes)
         newly: set[str] = set()
         if detector is not None:
             for flag in detector.observe(votes.voters, votes.kinds, votes.a, votes.b,
@@ -282,7 +290,7 @@ def run_attack(seed: int, strategy: str, truth: np.ndarray, honest: Votes,
 
 def run_seed(seed: int, n_items: int, n_honest: int, budget_factor: float,
              max_attack_votes: int, max_defended_votes: int, settings: DetectionSettings,
-             strategies: tuple[str, ...]) -> dict[str, object]:
+             strategies: tuple[str, ...], accounts: dict[str, int]) -> dict[str, object]:
     """One consultation, every strategy with and without the defences."""
     started = time.perf_counter()
     rng = np.random.default_rng(seed)
@@ -320,12 +328,13 @@ def run_seed(seed: int, n_items: int, n_honest: int, budget_factor: float,
     }
     for strategy in strategies:
         open_run = run_attack(seed, strategy, truth, honest, counts_all, abilities_all, None,
-                              set(), target, honest_top, budget=max_attack_votes,
-                              checkpoints=[])
+                              set(), target, honest_top, n_accounts=accounts[strategy],
+                              budget=max_attack_votes, checkpoints=[])
         needed = open_run.votes_needed or max_attack_votes
         defended_detector = detector.copy()
         guarded = run_attack(seed, strategy, truth, honest, counts_kept, abilities_kept,
                              defended_detector, flagged_honest, target, honest_top,
+                             n_accounts=accounts[strategy],
                              budget=int(min(budget_factor * needed, max_defended_votes)),
                              checkpoints=[needed])
         out["strategies"][strategy] = {  # type: ignore[index]
@@ -385,18 +394,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-defended-votes", type=int, default=600_000,
                         help="with defences, give up after this many attack votes")
     parser.add_argument("--strategies", default=",".join(STRATEGIES))
+    parser.add_argument("--accounts", default="",
+                        help="accounts voting at once, e.g. omnipresent=10,pushers=50 "
+                             f"(default {','.join(f'{k}={v}' for k, v in ACCOUNTS.items())})")
     parser.add_argument("--out", type=Path, default=Path("results/manipulation/report.json"))
     args = parser.parse_args(argv)
     strategies = tuple(s for s in args.strategies.split(",") if s)
     unknown = set(strategies) - set(STRATEGIES)
     if unknown:
         parser.error(f"unknown strategy {sorted(unknown)[0]!r}; one of {', '.join(STRATEGIES)}")
+    accounts = dict(ACCOUNTS)
+    for item in filter(None, args.accounts.split(",")):
+        name, _, count = item.partition("=")
+        if name not in ACCOUNTS or not count.isdigit() or int(count) < 1:
+            parser.error(f"--accounts: not strategy=count: {item!r}")
+        accounts[name] = int(count)
+    args.accounts = accounts
     settings = DetectionSettings()
     seeds: list[dict[str, object]] = []
     for seed in range(args.seeds):
         seeds.append(run_seed(seed, args.proposals, args.honest_votes, args.budget,
                               args.max_attack_votes, args.max_defended_votes, settings,
-                              strategies))
+                              strategies, accounts))
         write_report(args, settings, strategies, seeds)
     print(json.dumps(summary(seeds, strategies), indent=1))
     return 0
@@ -407,7 +426,7 @@ def write_report(args: argparse.Namespace, settings: DetectionSettings,
     """The report of the seeds run so far (written after each)."""
     report = {"settings": {"proposals": args.proposals, "honest_votes": args.honest_votes,
                            "target_rank": TARGET_RANK, "top": TOP, "budget": args.budget,
-                           "accounts": ACCOUNTS, "detection": asdict(settings)},
+                           "accounts": args.accounts, "detection": asdict(settings)},
               "summary": summary(seeds, strategies), "seeds": seeds}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=1))

@@ -151,6 +151,11 @@ class VoterAnomaly:
         evidence = self._voters.get(voter_id)
         return (evidence.score, evidence.reasons) if evidence else (0.0, ())
 
+    def votes_of(self, voter_id: str) -> int:
+        """The voter's votes observed so far."""
+        evidence = self._voters.get(voter_id)
+        return evidence.votes if evidence else 0
+
     def observe(self, voter_ids: Sequence[str], kinds: np.ndarray, a: np.ndarray,
                 b: np.ndarray, trusted: np.ndarray, at_ms: np.ndarray) -> list[Flag]:
         """Take votes in log order: `kinds` (vote_log codes; for a win, `a` beat `b`), their

@@ -6,8 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pairwise.vote_log import SKIP_CODE, TIE_CODE, WIN_CODE
+from pairwise.vote_log import SKIP_CODE, TIE_CODE, WIN_CODE, VoteEntry, decode_entries
 from ranker.voter_anomaly import FIT, PACE, TOO_FAST, DetectionSettings, VoterAnomaly
+from ranker.voter_detection import VoterDetection
 
 N_PROPOSALS = 300
 
@@ -125,3 +126,29 @@ def test_settings_out_of_range_are_refused() -> None:
         DetectionSettings(fit_alpha=0)
     with pytest.raises(ValueError, match="upset_below"):
         DetectionSettings(upset_below=0.7)
+
+
+def interactive_entries(first_ms: int, votes: list[tuple[int, int, str]]
+                        ) -> list[tuple[bytes, dict[bytes, bytes]]]:
+    """Log entries of interactive votes (one each, a second apart): (winner, loser, voter)."""
+    return [(f"{first_ms + 1000 * k}-0".encode(), {
+        name.encode(): value.encode() for name, value in VoteEntry(
+            kind="w", a=a, b=b, vote_id=f"sv-{first_ms}-{k}", voter_id=voter).fields().items()})
+        for k, (a, b, voter) in enumerate(votes)]
+
+
+def test_the_ranker_hook_observes_each_entry_once_with_its_time() -> None:
+    detection = VoterDetection(None, "c", None, None,  # type: ignore[arg-type]
+                               DetectionSettings(first_look=1, max_votes_per_min=5))
+    detection.anomaly.use_fit(np.arange(2), np.array([3.0, -3.0]))
+    # Eight upsets of one voter, each a second after the other: past 5 votes a minute.
+    entries = interactive_entries(1_700_000_000_000, [(1, 0, "v")] * 8)
+    batch = decode_entries(entries, "", 10, with_ids=True)
+    detection.observe(entries, batch)
+    assert set(detection.anomaly.score("v")[1]) == {PACE, FIT}
+    assert detection.anomaly.votes_of("v") == 8
+    # A reload re-applies the pending entries: they are not observed again.
+    detection.observe(entries, batch)
+    again = entries[4:] + interactive_entries(1_700_000_100_000, [(0, 1, "v")])
+    detection.observe(again, decode_entries(again, "", 10, with_ids=True))
+    assert detection.anomaly.votes_of("v") == 9
