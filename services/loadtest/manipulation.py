@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import sys
 import time
@@ -157,6 +158,7 @@ class Attack:
     accounts: int = 0
     accounts_flagged: int = 0
     flagged_at_votes: list[int] = field(default_factory=list)  # account's votes when flagged
+    honest_flagged: int = 0  # honest voters flagged during the attack
     top10_replaced_at: dict[int, int] = field(default_factory=dict)  # votes cast -> replaced
     no_vote_counts: bool = False
 
@@ -255,20 +257,31 @@ def run_attack(seed: int, strategy: str, truth: np.ndarray, honest: Votes,
             votes_of[voter] = votes_of.get(voter, 0) + 1
         attack = attack.then(votes)
         newly: set[str] = set()
+        honest_now: set[str] = set()
         if detector is not None:
             for flag in detector.observe(votes.voters, votes.kinds, votes.a, votes.b,
                                          votes.trusted, votes.at_ms):
-                if flag.voter_id not in excluded_attackers:
+                if flag.voter_id in excluded or flag.voter_id in excluded_attackers:
+                    continue
+                if flag.voter_id in votes_of:
                     newly.add(flag.voter_id)
                     result.flagged_at_votes.append(flag.votes)
-        exclusions = Exclusions(1, frozenset(excluded | excluded_attackers | newly))
-        if newly:
-            excluded_attackers |= newly
-            counts = base_counts.copy()
-            counted = admit(attack.decoded(), exclusions)
+                else:
+                    # An honest voter flagged while the attack runs: excluded as well.
+                    honest_now.add(flag.voter_id)
+        result.honest_flagged += len(honest_now)
+        excluded = excluded | honest_now
+        excluded_attackers |= newly
+        exclusions = Exclusions(1, frozenset(excluded | excluded_attackers))
+        if newly or honest_now:
+            # Counted again from the log without them, as the ranker does.
+            counts = PairCounts(n_items)
+            for part in (honest, attack):
+                counted = admit(part.decoded(), exclusions)
+                counts.apply(counted.kinds, counted.a, counted.b)
         else:
             counted = admit(votes.decoded(), exclusions)
-        counts.apply(counted.kinds, counted.a, counted.b)
+            counts.apply(counted.kinds, counted.a, counted.b)
         abilities, ranks = fit_ranks(counts, n_items, abilities)
         if detector is not None:
             detector.use_fit(np.arange(n_items), abilities)
@@ -339,7 +352,11 @@ def run_seed(seed: int, n_items: int, n_honest: int, budget_factor: float,
                              checkpoints=[needed])
         out["strategies"][strategy] = {  # type: ignore[index]
             "without": asdict(open_run), "with": asdict(guarded),
-            "ratio_at_least": (guarded.votes_needed or guarded.votes_cast) / needed,
+            # None: no vote of the attack counts with the defences (it never moves anything).
+            "ratio_at_least": None if guarded.no_vote_counts
+            else (guarded.votes_needed or guarded.votes_cast) / needed,
+            "honest_flagged_rate_with_attack": (len(flagged_honest) + guarded.honest_flagged)
+            / n_honest_voters,
             "reached_with_defences": guarded.votes_needed is not None,
             "no_vote_counts_with_defences": guarded.no_vote_counts,
             "detection_rate": guarded.accounts_flagged / max(guarded.accounts, 1),
@@ -363,8 +380,13 @@ def summary(seeds: list[dict[str, object]], strategies: tuple[str, ...]) -> dict
             "votes_needed_without": [r["without"]["votes_needed"] for r in runs],
             "votes_needed_with": [r["with"]["votes_needed"] for r in runs],
             "votes_cast_with": [r["with"]["votes_cast"] for r in runs],
-            "ratio_at_least": [round(r["ratio_at_least"], 2) for r in runs],
-            "median_ratio_at_least": statistics.median(r["ratio_at_least"] for r in runs),
+            "ratio_at_least": [None if r["ratio_at_least"] is None
+                               else round(r["ratio_at_least"], 2) for r in runs],
+            "median_ratio_at_least": statistics.median(
+                math.inf if r["ratio_at_least"] is None else r["ratio_at_least"]
+                for r in runs),
+            "honest_flagged_rate_with_attack": [
+                round(r["honest_flagged_rate_with_attack"], 4) for r in runs],
             "detection_rate": [round(r["detection_rate"], 3) for r in runs],
             "median_detection_rate": statistics.median(r["detection_rate"] for r in runs),
             "accounts_with": [r["with"]["accounts"] for r in runs],
@@ -417,7 +439,7 @@ def main(argv: list[str] | None = None) -> int:
                               args.max_attack_votes, args.max_defended_votes, settings,
                               strategies, accounts))
         write_report(args, settings, strategies, seeds)
-    print(json.dumps(summary(seeds, strategies), indent=1))
+    print(json.dumps(summary(seeds, strategies), indent=1).replace("Infinity", "null"))
     return 0
 
 
@@ -429,7 +451,8 @@ def write_report(args: argparse.Namespace, settings: DetectionSettings,
                            "accounts": args.accounts, "detection": asdict(settings)},
               "summary": summary(seeds, strategies), "seeds": seeds}
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=1))
+    # A median of "never" is written as null, like the per-seed values.
+    args.out.write_text(json.dumps(report, indent=1, default=str).replace("Infinity", "null"))
 
 
 if __name__ == "__main__":

@@ -6,8 +6,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from pairwise import voter_flags
 from pairwise.vote_log import SKIP_CODE, TIE_CODE, WIN_CODE, VoteEntry, decode_entries
-from ranker.voter_anomaly import FIT, PACE, TOO_FAST, DetectionSettings, VoterAnomaly
+from ranker.voter_anomaly import (
+    FIT,
+    PACE,
+    REASONS,
+    TOO_FAST,
+    DetectionSettings,
+    VoterAnomaly,
+)
 from ranker.voter_detection import VoterDetection
 
 N_PROPOSALS = 300
@@ -152,3 +160,7 @@ def test_the_ranker_hook_observes_each_entry_once_with_its_time() -> None:
     again = entries[4:] + interactive_entries(1_700_000_100_000, [(0, 1, "v")])
     detection.observe(again, decode_entries(again, "", 10, with_ids=True))
     assert detection.anomaly.votes_of("v") == 9
+
+
+def test_the_gateway_knows_every_reason_the_detector_gives() -> None:
+    assert voter_flags.REASONS == REASONS
