@@ -55,7 +55,8 @@ TOP = 10
 MIN_VIEW_MS = 300
 SEEN_PAIRS_CAP = 1_000
 VOTER_RATE_PER_S, VOTER_BURST = 2.0, 60
-# A defended attack none of whose votes counts after this many is stopped: it cannot move.
+# A defended attack none of whose votes is trusted after this many is stopped: it cannot move
+# anything, whatever accounts it opens.
 NO_EFFECT_AFTER = 20_000
 # Accounts voting at once, per strategy.
 ACCOUNTS = {"bots": 20, "pushers": 100, "omnipresent": 100}
@@ -291,9 +292,8 @@ def run_attack(seed: int, strategy: str, truth: np.ndarray, honest: Votes,
         if ranks[target] <= TOP:
             result.votes_needed = result.votes_cast
             break
-        if defended and result.votes_cast >= NO_EFFECT_AFTER and not admit(
-                attack.decoded(), exclusions).kinds.size:
-            result.no_vote_counts = True  # every vote untrusted or excluded: it never will
+        if defended and result.votes_cast >= NO_EFFECT_AFTER and not attack.trusted.any():
+            result.no_vote_counts = True  # every vote too fast to be trusted: none ever will
             break
     result.accounts = len(votes_of)
     result.accounts_flagged = len(excluded_attackers)
@@ -352,7 +352,7 @@ def run_seed(seed: int, n_items: int, n_honest: int, budget_factor: float,
                              checkpoints=[needed])
         out["strategies"][strategy] = {  # type: ignore[index]
             "without": asdict(open_run), "with": asdict(guarded),
-            # None: no vote of the attack counts with the defences (it never moves anything).
+            # None: no vote of the attack is trusted with the defences (it never moves anything).
             "ratio_at_least": None if guarded.no_vote_counts
             else (guarded.votes_needed or guarded.votes_cast) / needed,
             "honest_flagged_rate_with_attack": (len(flagged_honest) + guarded.honest_flagged)
