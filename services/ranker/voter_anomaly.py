@@ -13,9 +13,9 @@ Three tests, each a reason a voter is flagged:
   `first_look`, then each time they double (8, 16, 32, ...): a handful of looks, so the
   chance that an honest voter is ever flagged stays near `fit_alpha` times their number.
   Why not Fisher's method over every vote's p-value, as Chatbot Arena's detector combines
-  them: an attacker who votes with the ranking on the pairs that do not serve it adds
-  votes whose p-values are large, and those dilute Fisher's sum below its χ² mean whatever
-  the attacking votes are; counting strong upsets ignores them.
+  them: the votes an attacker casts with the ranking on the pairs that do not serve it have
+  large p-values, each adding less than its mean to Fisher's sum, which the attacking votes
+  must make up first; they add nothing to the count of strong upsets.
 - ``pace``: more than `max_votes_per_min` votes within about a minute, sustained (a bucket
   of that many votes refilled at that rate per minute ran dry): past a person's reading pace.
 - ``too_fast``: at least `min_untrusted` votes, and more than `untrusted_share` of them,

@@ -12,8 +12,8 @@ from loadtest import manipulation
 def test_a_small_run_reports_every_figure(tmp_path: Path) -> None:
     out = tmp_path / "report.json"
     assert manipulation.main([
-        "--seeds", "1", "--proposals", "120", "--honest-votes", "12000",
-        "--max-attack-votes", "20000", "--max-defended-votes", "40000",
+        "--seeds", "1", "--proposals", "100", "--honest-votes", "8000",
+        "--max-attack-votes", "20000", "--max-defended-votes", "25000",
         "--accounts", "bots=5,omnipresent=5", "--strategies", "bots,omnipresent",
         "--out", str(out)]) == 0
     report = json.loads(out.read_text())
@@ -25,8 +25,11 @@ def test_a_small_run_reports_every_figure(tmp_path: Path) -> None:
     assert bots["detection_rate"] == 1.0
     omnipresent = seed["strategies"]["omnipresent"]
     assert omnipresent["without"]["votes_needed"] is not None
-    # Five accounts vote hundreds of times each: every one is caught, and excluded.
-    assert omnipresent["detection_rate"] == 1.0
+    # Five accounts vote hundreds of times each: they are caught and excluded (the last
+    # ones opened, at the seen-pair cap, may not have voted enough yet), and the target
+    # stays out of the top 10 within the budget.
+    assert omnipresent["detection_rate"] >= 0.8
+    assert omnipresent["with"]["votes_needed"] is None
     summary = report["summary"]["strategies"]
     assert set(summary) == {"bots", "omnipresent"}
     assert summary["omnipresent"]["votes_needed_without"] == [
