@@ -279,8 +279,9 @@ class CauseDirectory:
         stream = RedisVoteStream(self._redis, cause_id, consumer=self.ranker_id,
                                  lease_token=lease_token, read_batch=settings.read_batch,
                                  reader=self._reader, scripts=self._scripts)
-        detection = VoterDetection(self._redis, cause_id, self._scripts, tasks,
-                                   settings.detection) if settings.detection else None
+        detection = VoterDetection(
+            self._redis, cause_id, self._scripts, tasks, settings.detection,
+            max_proposals=settings.max_proposals) if settings.detection else None
         consumer = LogConsumer(
             cause_id, stream, CheckpointPolicy.standard(settings.checkpoint_interval_s),
             max_proposals=settings.max_proposals,

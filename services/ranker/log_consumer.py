@@ -127,11 +127,11 @@ class VoteStream(Protocol):
 
 
 class VoteWatcher(Protocol):
-    """Shown every batch of new votes the consumer applies, decoded with their ids, with the
-    counts lock held (ranker.voter_detection); may be called in a worker thread."""
+    """Shown every page of entries the consumer applies, with the counts lock held
+    (ranker.voter_detection); may be called in a worker thread."""
 
-    def observe(self, entries: list[vote_log.RawEntry], batch: vote_log.DecodedVotes) -> None:
-        """`batch` was decoded from `entries` and applied."""
+    def observe(self, entries: list[vote_log.RawEntry]) -> None:
+        """The votes of `entries` were applied (those after the applied id)."""
 
 
 class CountsObserver(Protocol):
@@ -358,10 +358,10 @@ class LogConsumer:
         return counts, segments, votes_counted, left_out
 
     def _decode_and_admit(self, entries: list[vote_log.RawEntry], after_id: str,
-                          exclusions: Exclusions, *, with_ids: bool = False,
+                          exclusions: Exclusions,
                           ) -> tuple[vote_log.DecodedVotes, CountedVotes]:
         batch = vote_log.decode_entries(entries, after_id, self._max_proposals,
-                                        with_ids=with_ids or bool(exclusions))
+                                        with_ids=bool(exclusions))
         return batch, admit(batch, exclusions)
 
     async def step(self) -> None:
@@ -404,10 +404,9 @@ class LogConsumer:
     def _decode_and_apply(self, entries: list[vote_log.RawEntry]) -> vote_log.DecodedVotes:
         """Decode the entries after the applied one, apply their votes to the counts and
         advance the consumer state with them (with the counts lock held)."""
-        batch, counted = self._decode_and_admit(entries, self._applied_id, self._exclusions,
-                                                with_ids=self._watcher is not None)
-        if self._watcher is not None:
-            self._watcher.observe(entries, batch)
+        batch, counted = self._decode_and_admit(entries, self._applied_id, self._exclusions)
+        if self._watcher is not None and batch.last_id:
+            self._watcher.observe(entries)
         if len(counted.kinds):
             self._counts.apply(counted.kinds, counted.a, counted.b)
             self._segments.apply(counted.kinds, counted.a, counted.b, counted.attributes)

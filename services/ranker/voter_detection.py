@@ -3,11 +3,14 @@ them, records the voters it flags (pairwise.voter_flags), and excludes those fla
 reason the cause excludes automatically (pairwise.exclusions, authored by the detector, so
 the audit trail says the exclusion was automatic).
 
-Votes are tested against the latest published fit (`offer`, after each fit). Each vote is
-observed once per process: a reload re-applies pending entries, and those at or before the
-last entry observed are skipped. The evidence lives in the owning ranker's memory: a
-hand-over or restart keeps the flags (in Redis) but starts the evidence of voters not yet
-flagged afresh from their next votes.
+Only interactive votes are tested (SubmitVote's, each an entry of its own): imports are the
+admin's own path, and testing them (~40 µs a vote, measured on the loaded development
+machine) would cost several times what the bulk path spends on a vote. Votes are tested
+against the latest published fit (`offer`, after each fit). Each vote is observed once per
+process: a reload re-applies pending entries, and those at or before the last entry observed
+are skipped. The evidence lives in the owning ranker's memory: a hand-over or restart keeps
+the flags (in Redis) but starts the evidence of voters not yet flagged afresh from their
+next votes.
 """
 
 from __future__ import annotations
@@ -36,8 +39,10 @@ class VoterDetection:
 
     def __init__(self, client: Redis, cause_id: str, scripts: ScriptRunner,
                  tasks: CauseTasks, settings: DetectionSettings | None = None, *,
+                 max_proposals: int = 1_000_000,
                  clock: Callable[[], float] = time.time) -> None:
         self.cause_id = cause_id
+        self._max_proposals = max_proposals
         self.anomaly = VoterAnomaly(settings)
         self._flags = VoterFlagStore(client)
         self._exclusions = exclusions.ExclusionStore(client, scripts)
@@ -48,37 +53,24 @@ class VoterDetection:
         self._lock = threading.Lock()
         self._writing = False
 
-    def observe(self, entries: list[vote_log.RawEntry], batch: vote_log.DecodedVotes) -> None:
-        """Test the votes of `batch` (decoded from `entries` with ids) not observed before."""
-        if not batch.last_id or len(batch.voter_ids) != len(batch.kinds):
+    def observe(self, entries: list[vote_log.RawEntry]) -> None:
+        """Test the interactive votes of `entries` not observed before."""
+        interactive = [(raw_id, fields) for raw_id, fields in entries
+                       if fields and len(fields.get(b"k", b"")) == 1]
+        if not interactive:
             return
-        mark = vote_log.entry_key(self._observed_id)
-        if vote_log.entry_key(batch.last_id) <= mark:
+        batch = vote_log.decode_entries(interactive, self._observed_id, self._max_proposals,
+                                        with_ids=True)
+        if not batch.last_id:
             return
-        at_ms: dict[str, int] = {}
-        seen: set[str] = set()
-        for raw_id, fields in entries:
-            if not fields:
-                continue
-            entry_id = raw_id.decode() if isinstance(raw_id, bytes) else raw_id
-            key = vote_log.entry_key(entry_id)
-            vote_ids = fields.get(b"v", b"")
-            if key <= mark:
-                seen.update(vote_ids.decode(errors="replace").split())
-            elif len(fields.get(b"k", b"")) == 1:
-                # An interactive vote is an entry of its own: its id is when it was recorded.
-                at_ms[vote_ids.decode(errors="replace")] = key[0]
+        # An interactive vote is an entry of its own: its entry id says when it was recorded.
+        at_ms = {fields.get(b"v", b"").decode(errors="replace"):
+                 vote_log.entry_key(raw_id.decode() if isinstance(raw_id, bytes) else raw_id)[0]
+                 for raw_id, fields in interactive}
         times = np.array([at_ms.get(vote_id, -1) for vote_id in batch.vote_ids],
                          dtype=np.int64)
-        voter_ids, kinds, a, b, trusted = (batch.voter_ids, batch.kinds, batch.a, batch.b,
-                                           batch.trusted)
-        if seen:
-            keep = np.array([vote_id not in seen for vote_id in batch.vote_ids], dtype=bool)
-            voter_ids = [voter for voter, kept in zip(voter_ids, keep.tolist(), strict=True)
-                         if kept]
-            kinds, a, b, trusted, times = kinds[keep], a[keep], b[keep], trusted[keep], \
-                times[keep]
-        flags = self.anomaly.observe(voter_ids, kinds, a, b, trusted, times)
+        flags = self.anomaly.observe(batch.voter_ids, batch.kinds, batch.a, batch.b,
+                                     batch.trusted, times)
         self._observed_id = batch.last_id
         if flags:
             with self._lock:

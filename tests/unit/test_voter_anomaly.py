@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from pairwise import voter_flags
-from pairwise.vote_log import SKIP_CODE, TIE_CODE, WIN_CODE, VoteEntry, decode_entries
+from pairwise.vote_log import SKIP_CODE, TIE_CODE, WIN_CODE, VoteEntry, batch_fields
 from ranker.voter_anomaly import (
     FIT,
     PACE,
@@ -145,21 +145,26 @@ def interactive_entries(first_ms: int, votes: list[tuple[int, int, str]]
         for k, (a, b, voter) in enumerate(votes)]
 
 
-def test_the_ranker_hook_observes_each_entry_once_with_its_time() -> None:
+def test_the_ranker_hook_observes_each_interactive_vote_once_with_its_time() -> None:
     detection = VoterDetection(None, "c", None, None,  # type: ignore[arg-type]
-                               DetectionSettings(first_look=1, max_votes_per_min=5))
+                               DetectionSettings(first_look=1, max_votes_per_min=5),
+                               max_proposals=10)
     detection.anomaly.use_fit(np.arange(2), np.array([3.0, -3.0]))
     # Eight upsets of one voter, each a second after the other: past 5 votes a minute.
     entries = interactive_entries(1_700_000_000_000, [(1, 0, "v")] * 8)
-    batch = decode_entries(entries, "", 10, with_ids=True)
-    detection.observe(entries, batch)
+    detection.observe(entries)
     assert set(detection.anomaly.score("v")[1]) == {PACE, FIT}
     assert detection.anomaly.votes_of("v") == 8
     # A reload re-applies the pending entries: they are not observed again.
-    detection.observe(entries, batch)
+    detection.observe(entries)
     again = entries[4:] + interactive_entries(1_700_000_100_000, [(0, 1, "v")])
-    detection.observe(again, decode_entries(again, "", 10, with_ids=True))
+    detection.observe(again)
     assert detection.anomaly.votes_of("v") == 9
+    # An imported batch (an entry of several votes) is the admin's path: not tested.
+    imported = {name.encode(): value.encode() for name, value in batch_fields(
+        "ww", [1, 1], [0, 0], ["i-1", "i-2"], ["partner", "partner"]).items()}
+    detection.observe([(b"1700000200000-0", imported)])
+    assert detection.anomaly.votes_of("partner") == 0
 
 
 def test_the_gateway_knows_every_reason_the_detector_gives() -> None:
