@@ -8,7 +8,7 @@ RUN_DIR ?= run
 BUF    := $(VENV)/bin/buf
 LOCK   := requirements-dev.lock
 
-.PHONY: install lock image-wheels proto proto-check proto-lint tools lint check test test-fast up down demo status loadtest selection-bench representative-bench many-causes export-bench bench clean
+.PHONY: install lock image-wheels proto proto-check proto-lint tools lint check test test-fast up down demo status loadtest selection-bench representative-bench many-causes export-bench manipulation-bench bench clean
 
 # Installs are locked: requirements-*.lock pin every package with its hashes, so a release
 # on PyPI never changes what a fresh clone installs or tests. The venv is rebuilt whenever a
@@ -132,6 +132,13 @@ many-causes: $(STAMP)
 # make export-bench EXPORT_BENCH_ARGS="--votes 7000000 --proposals 34000".
 export-bench: $(STAMP)
 	$(PY) -m loadtest.export_bench $(EXPORT_BENCH_ARGS)
+
+# Attackers against a simulated consultation (1,000 proposals, 200,000 honest votes), with and
+# without the defences, in process with the ranker's own counting, fit and detector: JSON
+# under results/manipulation/; flags in MANIPULATION_ARGS, e.g. MANIPULATION_ARGS="--seeds 5"
+# (python -m loadtest.manipulation --help).
+manipulation-bench: $(STAMP)
+	$(PY) -m loadtest.manipulation $(MANIPULATION_ARGS)
 
 # Ranking engine benchmarks (docs/performance.md): tables on stdout, JSON under results/bench/
 # e.g. make bench BENCH_ARGS="--sizes 1k,10k --repeats 5" (python -m bench --help).

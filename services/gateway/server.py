@@ -24,6 +24,7 @@ from pairwise.exclusions import ExclusionStore
 from pairwise.grpc_server import RunningServer, start_server
 from pairwise.redis_scripts import ScriptRunner
 from pairwise.v1 import gateway_pb2, gateway_pb2_grpc
+from pairwise.voter_flags import VoterFlagStore
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +63,7 @@ async def start(settings: Settings) -> RunningServer:
         exclusion_store=ExclusionStore(redis, scripts), life=LifeStore(redis, scripts),
         archives=archives,
         attributes=DeclaredAttributes(redis),
+        flag_store=VoterFlagStore(redis),
         token_keys=settings.token_keys, prompt_ttl_s=settings.prompt_ttl_s,
         internal_timeout_s=settings.internal_timeout_s, import_chunk=settings.import_chunk,
         pair_selection=settings.pair_selection, newcomer_votes=settings.newcomer_votes)

@@ -39,7 +39,14 @@ from gateway.rate_limit import over_limit
 from gateway.upstreams import Upstreams
 from gateway.vote_export import VoteExport, check_entry_id
 from gateway.vote_forwarding import VoteForwarder
-from pairwise import cause_life, exclusions, prompt_token, submitted_vote, voter_attributes
+from pairwise import (
+    cause_life,
+    exclusions,
+    prompt_token,
+    submitted_vote,
+    voter_attributes,
+    voter_flags,
+)
 from pairwise.declared_attributes import DeclaredAttributes
 from pairwise.errors import FailedPrecondition, InvalidArgument
 from pairwise.grpc_server import status_for
@@ -165,6 +172,7 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
                  watches: RankingWatches, votes: VoteForwarder, exports: VoteExport,
                  exclusion_store: exclusions.ExclusionStore, life: cause_life.LifeStore,
                  archives: Archives, attributes: DeclaredAttributes,
+                 flag_store: voter_flags.VoterFlagStore,
                  token_keys: prompt_token.TokenKeys, prompt_ttl_s: float,
                  internal_timeout_s: float, import_chunk: int,
                  pair_selection: PairSelection = PairSelection.UNIFORM,
@@ -183,6 +191,7 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
         self._life = life
         self._archives = archives
         self._watched: dict[str, tuple[float, cause_life.Life]] = {}
+        self._flags = flag_store
         self._token_keys = token_keys
         self._prompt_ttl_ms = round(prompt_ttl_s * 1000)
         self._internal_timeout_s = internal_timeout_s
@@ -783,3 +792,24 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
         request gave."""
         name = cause_life.check_requested_by(requested_by)
         return current_principal.get() + (f" / {name}" if name else "")
+    async def ListFlaggedVoters(self, request, context):  # type: ignore[no-untyped-def]
+        cause_id = check_id("cause_id", request.cause_id)
+        offset, limit = check_page(request.offset, request.limit,
+                                   default_limit=DEFAULT_EXCLUSIONS_LIMIT,
+                                   max_limit=voter_flags.MAX_PAGE)
+        await self._catalog.require_cause(cause_id)
+        listed, total = await self._flags.page(
+            cause_id, min(offset, voter_flags.MAX_PER_CAUSE), limit)
+        return gateway_pb2.ListFlaggedVotersResponse(
+            voters=[gateway_pb2.FlaggedVoter(
+                voter_id=flag.voter_id, reasons=flag.reasons, score=flag.score,
+                detail=flag.detail, votes=flag.votes, flagged_at_ms=flag.at_ms,
+                auto_excluded=flag.auto_excluded) for flag in listed],
+            total=total, auto_exclude_reasons=await self._flags.auto_exclusion(cause_id))
+
+    async def SetAutoExclusion(self, request, context):  # type: ignore[no-untyped-def]
+        cause_id = check_id("cause_id", request.cause_id)
+        reasons = await self._flags.set_auto_exclusion(cause_id, request.auto_exclude_reasons)
+        logger.info("automatic exclusion set", extra={
+            "cause_id": cause_id, "by": current_principal.get(), "reasons": list(reasons)})
+        return gateway_pb2.SetAutoExclusionResponse(auto_exclude_reasons=reasons)

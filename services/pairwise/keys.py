@@ -184,3 +184,20 @@ def final_ranking(cause_id: str) -> str:
     """List: an archived cause's final ranking, as the ExportRanking pages it was archived
     from (serialized RankingExportPage messages, in order; gateway.archive)."""
     return f"final:{{{cause_id}}}"
+
+
+def voter_flags(cause_id: str) -> str:
+    """Hash: voter_id -> the record of why the detector flagged them (format in
+    pairwise.voter_flags)."""
+    return f"flags:{{{cause_id}}}"
+
+
+def voter_flags_order(cause_id: str) -> str:
+    """Sorted set: the flagged voter ids scored by when they were first flagged (ms)."""
+    return f"flags:{{{cause_id}}}:order"
+
+
+def auto_exclusion(cause_id: str) -> str:
+    """String: the detector's reasons whose voters are excluded automatically, space-separated
+    ("" or missing: none)."""
+    return f"flags:{{{cause_id}}}:auto"

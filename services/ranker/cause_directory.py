@@ -25,11 +25,13 @@ from ranker.checkpoint_policy import CheckpointPolicy
 from ranker.fit_pool import FitPool
 from ranker.fit_scheduler import FitScheduler
 from ranker.log_consumer import LogConsumer
+from ranker.ranking import Ranking
 from ranker.redis_vote_stream import RedisVoteStream
 from ranker.replica_shipping import ReplicaShipper
 from ranker.selection_publisher import SelectionPublisher
 from ranker.settings import Settings
 from ranker.vote_reader import VoteReader
+from ranker.voter_detection import VoterDetection
 
 logger = logging.getLogger(__name__)
 
@@ -277,15 +279,25 @@ class CauseDirectory:
         stream = RedisVoteStream(self._redis, cause_id, consumer=self.ranker_id,
                                  lease_token=lease_token, read_batch=settings.read_batch,
                                  reader=self._reader, scripts=self._scripts)
+        detection = VoterDetection(
+            self._redis, cause_id, self._scripts, tasks, settings.detection,
+            max_proposals=settings.max_proposals) if settings.detection else None
         consumer = LogConsumer(
             cause_id, stream, CheckpointPolicy.standard(settings.checkpoint_interval_s),
             max_proposals=settings.max_proposals,
-            changed=changed, observer=replica, loading=self._loading)
+            changed=changed, observer=replica, watcher=detection, loading=self._loading)
+        selection = SelectionPublisher(self._redis, cause_id, self._scripts, tasks)
+
+        def published(ranking: Ranking) -> None:
+            selection.offer(ranking)
+            if detection is not None:
+                detection.offer(ranking)
+
         scheduler = FitScheduler(
             cause_id, consumer, CatalogReader(self._redis, cause_id), self._fit_pool, replica,
             changed=changed, tasks=tasks, fit_interval_s=settings.fit_interval_s,
             read_wait_s=settings.read_wait_s, catalog_wait_s=settings.catalog_wait_s,
-            on_published=SelectionPublisher(self._redis, cause_id, self._scripts, tasks).offer)
+            on_published=published)
         return CauseRanker(cause_id, consumer, scheduler, replica, tasks,
                            stop_reading=stream.close)
 

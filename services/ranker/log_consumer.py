@@ -126,6 +126,14 @@ class VoteStream(Protocol):
         far as the consumer knows); how many."""
 
 
+class VoteWatcher(Protocol):
+    """Shown every page of entries the consumer applies, with the counts lock held
+    (ranker.voter_detection); may be called in a worker thread."""
+
+    def observe(self, entries: list[vote_log.RawEntry]) -> None:
+        """The votes of `entries` were applied (those after the applied id)."""
+
+
 class CountsObserver(Protocol):
     """Told of every change to the counts, with the counts lock held (ranker.replica_shipping
     keeps the fit worker's copy of them from it)."""
@@ -163,6 +171,7 @@ class LogConsumer:
     def __init__(self, cause_id: str, stream: VoteStream, policy: CheckpointPolicy, *,
                  max_proposals: int, changed: asyncio.Event,
                  observer: CountsObserver | None = None,
+                 watcher: VoteWatcher | None = None,
                  loading: asyncio.Semaphore | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.cause_id = cause_id
@@ -171,6 +180,7 @@ class LogConsumer:
         self._max_proposals = max_proposals
         self._changed = changed
         self._observer = observer
+        self._watcher = watcher
         self._loading = loading
         self._clock = clock
         # When entries were last applied (or the consumer loaded): how long the cause idled.
@@ -395,6 +405,8 @@ class LogConsumer:
         """Decode the entries after the applied one, apply their votes to the counts and
         advance the consumer state with them (with the counts lock held)."""
         batch, counted = self._decode_and_admit(entries, self._applied_id, self._exclusions)
+        if self._watcher is not None and batch.last_id:
+            self._watcher.observe(entries)
         if len(counted.kinds):
             self._counts.apply(counted.kinds, counted.a, counted.b)
             self._segments.apply(counted.kinds, counted.a, counted.b, counted.attributes)

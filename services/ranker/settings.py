@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pairwise.config import env_float, env_int, env_str
+from pairwise.config import env_bool, env_float, env_int, env_str
+from ranker.voter_anomaly import DetectionSettings
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,9 @@ class Settings:
     redis_pool_timeout_s: float = 30.0
     redis_connect_timeout_s: float = 1.0
     redis_socket_timeout_s: float = 5.0
+    # The per-voter anomaly tests (ranker.voter_anomaly) and their thresholds; None: off
+    # (RANKER_DETECT=0).
+    detection: DetectionSettings | None = DetectionSettings()
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -98,6 +102,7 @@ class Settings:
             redis_pool_timeout_s=env_float("RANKER_REDIS_POOL_TIMEOUT_S", 30.0),
             redis_connect_timeout_s=env_float("REDIS_CONNECT_TIMEOUT_S", 1.0),
             redis_socket_timeout_s=env_float("REDIS_SOCKET_TIMEOUT_S", 5.0),
+            detection=_detection_from_env(),
         )
 
     def __post_init__(self) -> None:
@@ -106,3 +111,20 @@ class Settings:
                              f"one the lease renewal's), got {self.redis_max_connections}")
         if self.lease_s <= 0:
             raise SystemExit(f"RANKER_LEASE_S must be > 0, got {self.lease_s}")
+
+
+def _detection_from_env() -> DetectionSettings | None:
+    """The detector's thresholds (RANKER_DETECT_*), or None when RANKER_DETECT is 0."""
+    if not env_bool("RANKER_DETECT", True):
+        return None
+    defaults = DetectionSettings()
+    try:
+        return DetectionSettings(
+            fit_alpha=env_float("RANKER_DETECT_FIT_ALPHA", defaults.fit_alpha),
+            upset_below=env_float("RANKER_DETECT_UPSET_BELOW", defaults.upset_below),
+            max_votes_per_min=env_int("RANKER_DETECT_MAX_VOTES_PER_MIN",
+                                      defaults.max_votes_per_min),
+            untrusted_share=env_float("RANKER_DETECT_UNTRUSTED_SHARE",
+                                      defaults.untrusted_share))
+    except ValueError as exc:
+        raise SystemExit(f"RANKER_DETECT_*: {exc}") from None

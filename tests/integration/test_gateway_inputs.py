@@ -51,6 +51,7 @@ EXAMPLES = {
     "ImportVotes": 250, "GetRanking": 250, "WatchRanking": 300, "GetCauseStats": 200,
     "ExcludeVotes": 300, "ListExclusions": 150, "ListExclusionAudit": 150, "Exports": 200,
     "SetVoterAttributes": 250, "SetPopulationMargins": 250, "GetPopulationMargins": 100,
+    "ListFlaggedVoters": 150, "SetAutoExclusion": 200,
     "raw bytes": 350, "authorization": 200,
 }
 MIN_INPUTS = 10_000
@@ -89,7 +90,8 @@ MAX_ATTRIBUTES, MAX_ATTRIBUTE_VALUES = 8, 32
 MAX_U64 = 2**64 - 1
 
 ADMIN_RPCS = {"CreateCause", "UpdatePairSelection", "ModerateProposal", "ImportVotes",
-              "ExcludeVotes", "ReinstateVotes", "ListExclusions", "ListExclusionAudit"}
+              "ExcludeVotes", "ReinstateVotes", "ListExclusions", "ListExclusionAudit",
+              "ListFlaggedVoters", "SetAutoExclusion"}
 # Exports hand out every vote with its voter: admins only.
 ADMIN_RPCS |= {"ExportVotes", "ExportRanking"}
 ADMIN_RPCS |= {"SetVoterAttributes", "SetPopulationMargins"}
@@ -285,6 +287,7 @@ class World:
                 pipe.hget(keys.vote_stats(cause_id), "accepted")
                 pipe.get(keys.exclusions_version(cause_id))
                 pipe.xlen(keys.exclusions_audit(cause_id))
+                pipe.get(keys.auto_exclusion(cause_id))
         return tuple(pipe.execute())
 
     def accepted(self, cause_id: str) -> int:
@@ -1090,6 +1093,69 @@ def test_exports(world: World, data: st.DataObject) -> None:
         request, metadata=metadata, timeout=CALL_TIMEOUT_S)))
     check("Exports", request, outcome, problems=problems, allowed={OK, NOT_FOUND},
           role_ok=role_ok(rpc, role))
+
+
+# --- The detector's flags and automatic exclusion. -------------------------------------------
+
+DETECTOR_REASONS = {"fit", "pace", "too_fast"}
+_QUIET_CAUSES: set[str] = set()
+
+
+def quiet_cause(world: World) -> str:
+    """A cause nobody votes on, for the automatic-exclusion setting: on a cause with votes
+    it would exclude voters, which other tests' fingerprints would see."""
+    cause_id = f"{world.sink}-quiet"
+    if cause_id not in _QUIET_CAUSES:
+        world.stub.CreateCause(gw.CreateCauseRequest(cause_id=cause_id, title="quiet"),
+                               metadata=world.admin, timeout=CALL_TIMEOUT_S)
+        _QUIET_CAUSES.add(cause_id)
+    return cause_id
+
+
+@_settings("ListFlaggedVoters")
+@given(data=st.data())
+def test_list_flagged_voters(world: World, data: st.DataObject) -> None:
+    request = st.builds(gw.ListFlaggedVotersRequest, cause_id=ids(world.main, world.sink),
+                        offset=mostly(pages, numbers), limit=mostly(pages, numbers))
+    for (request_, role), outcome in at_once(world.stub.ListFlaggedVoters, data.draw(
+            batches("ListFlaggedVoters", request))):
+        problems = syntax_problems(
+            ("cause_id", not ID.fullmatch(request_.cause_id)),
+            ("offset", request_.offset < 0),
+            ("limit", not 0 <= request_.limit <= MAX_LIMIT))
+        listed = outcome.reply.voters if outcome.code == OK else []
+        check("ListFlaggedVoters", request_, outcome, problems=problems,
+              allowed={OK, NOT_FOUND}, role_ok=role_ok("ListFlaggedVoters", role),
+              texts_of_reply=[v.detail for v in listed])
+        if outcome.code == OK:
+            assert len(listed) <= (request_.limit or 100)
+            assert set(outcome.reply.auto_exclude_reasons) <= DETECTOR_REASONS
+
+
+@_settings("SetAutoExclusion")
+@given(data=st.data())
+def test_set_auto_exclusion(world: World, data: st.DataObject) -> None:
+    metadata, role = data.draw(auth_for("SetAutoExclusion"))
+    quiet = quiet_cause(world)
+    reasons = st.lists(st.sampled_from(sorted(DETECTOR_REASONS)), max_size=4)
+    request = gw.SetAutoExclusionRequest(
+        cause_id=data.draw(mostly(st.just(quiet), ids(quiet))),
+        auto_exclude_reasons=data.draw(mostly(reasons, st.lists(one_choice(
+            st.sampled_from(sorted(DETECTOR_REASONS)), garbage), max_size=5))))
+    problems = syntax_problems(
+        ("cause_id", not ID.fullmatch(request.cause_id)),
+        ("auto_exclude_reasons", not set(request.auto_exclude_reasons) <= DETECTOR_REASONS))
+    before = world.fingerprint(request.cause_id)
+    outcome = outcome_of(lambda: world.stub.SetAutoExclusion(
+        request, metadata=metadata, timeout=CALL_TIMEOUT_S))
+    check("SetAutoExclusion", request, outcome, problems=problems, allowed={OK, NOT_FOUND},
+          role_ok=role_ok("SetAutoExclusion", role),
+          texts_of_reply=list(outcome.reply.auto_exclude_reasons) if outcome.code == OK
+          else [])
+    if outcome.code != OK:
+        assert world.fingerprint(request.cause_id) == before, "a refused setting wrote"
+    else:
+        assert set(outcome.reply.auto_exclude_reasons) == set(request.auto_exclude_reasons)
 
 
 # --- Bytes that are no message, and tokens that prove no role. ------------------------------

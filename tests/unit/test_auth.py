@@ -24,7 +24,8 @@ PLATFORM_RPCS = {"NextPair", "SubmitVote", "AddProposals", "GetCause", "ListProp
 # What only organisers do: create causes, choose how their pairs are chosen, moderate,
 # import votes in bulk.
 ADMIN_ONLY_RPCS = {"CreateCause", "UpdatePairSelection", "ModerateProposal", "ImportVotes",
-                   "ExcludeVotes", "ReinstateVotes", "ListExclusions", "ListExclusionAudit"}
+                   "ExcludeVotes", "ReinstateVotes", "ListExclusions", "ListExclusionAudit",
+                   "ListFlaggedVoters", "SetAutoExclusion"}
 # Exports: every vote with its voter (pseudonymised or raw) is for admins only.
 ADMIN_ONLY_RPCS |= {"ExportVotes", "ExportRanking"}
 # Declaring what voters may say of themselves, and the population they are weighted to.

@@ -549,6 +549,58 @@ class ExclusionAuditEntry(_message.Message):
     exclusions_version: int
     def __init__(self, entry_id: _Optional[str] = ..., action: _Optional[str] = ..., voter_ids: _Optional[_Iterable[str]] = ..., vote_ids: _Optional[_Iterable[str]] = ..., reason: _Optional[str] = ..., by: _Optional[str] = ..., at_ms: _Optional[int] = ..., exclusions_version: _Optional[int] = ...) -> None: ...
 
+class ListFlaggedVotersRequest(_message.Message):
+    __slots__ = ("cause_id", "offset", "limit")
+    CAUSE_ID_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    cause_id: str
+    offset: int
+    limit: int
+    def __init__(self, cause_id: _Optional[str] = ..., offset: _Optional[int] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class ListFlaggedVotersResponse(_message.Message):
+    __slots__ = ("voters", "total", "auto_exclude_reasons")
+    VOTERS_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
+    AUTO_EXCLUDE_REASONS_FIELD_NUMBER: _ClassVar[int]
+    voters: _containers.RepeatedCompositeFieldContainer[FlaggedVoter]
+    total: int
+    auto_exclude_reasons: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, voters: _Optional[_Iterable[_Union[FlaggedVoter, _Mapping]]] = ..., total: _Optional[int] = ..., auto_exclude_reasons: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class FlaggedVoter(_message.Message):
+    __slots__ = ("voter_id", "reasons", "score", "detail", "votes", "flagged_at_ms", "auto_excluded")
+    VOTER_ID_FIELD_NUMBER: _ClassVar[int]
+    REASONS_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
+    VOTES_FIELD_NUMBER: _ClassVar[int]
+    FLAGGED_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    AUTO_EXCLUDED_FIELD_NUMBER: _ClassVar[int]
+    voter_id: str
+    reasons: _containers.RepeatedScalarFieldContainer[str]
+    score: float
+    detail: str
+    votes: int
+    flagged_at_ms: int
+    auto_excluded: bool
+    def __init__(self, voter_id: _Optional[str] = ..., reasons: _Optional[_Iterable[str]] = ..., score: _Optional[float] = ..., detail: _Optional[str] = ..., votes: _Optional[int] = ..., flagged_at_ms: _Optional[int] = ..., auto_excluded: _Optional[bool] = ...) -> None: ...
+
+class SetAutoExclusionRequest(_message.Message):
+    __slots__ = ("cause_id", "auto_exclude_reasons")
+    CAUSE_ID_FIELD_NUMBER: _ClassVar[int]
+    AUTO_EXCLUDE_REASONS_FIELD_NUMBER: _ClassVar[int]
+    cause_id: str
+    auto_exclude_reasons: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, cause_id: _Optional[str] = ..., auto_exclude_reasons: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class SetAutoExclusionResponse(_message.Message):
+    __slots__ = ("auto_exclude_reasons",)
+    AUTO_EXCLUDE_REASONS_FIELD_NUMBER: _ClassVar[int]
+    auto_exclude_reasons: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, auto_exclude_reasons: _Optional[_Iterable[str]] = ...) -> None: ...
+
 class ExportVotesRequest(_message.Message):
     __slots__ = ("cause_id", "through_entry_id", "raw_voter_ids")
     CAUSE_ID_FIELD_NUMBER: _ClassVar[int]

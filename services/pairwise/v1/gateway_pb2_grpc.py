@@ -166,6 +166,16 @@ class GatewayServiceStub:
                 request_serializer=pairwise_dot_v1_dot_gateway__pb2.ListCauseAuditRequest.SerializeToString,
                 response_deserializer=pairwise_dot_v1_dot_gateway__pb2.ListCauseAuditResponse.FromString,
                 _registered_method=True)
+        self.ListFlaggedVoters = channel.unary_unary(
+                '/pairwise.v1.GatewayService/ListFlaggedVoters',
+                request_serializer=pairwise_dot_v1_dot_gateway__pb2.ListFlaggedVotersRequest.SerializeToString,
+                response_deserializer=pairwise_dot_v1_dot_gateway__pb2.ListFlaggedVotersResponse.FromString,
+                _registered_method=True)
+        self.SetAutoExclusion = channel.unary_unary(
+                '/pairwise.v1.GatewayService/SetAutoExclusion',
+                request_serializer=pairwise_dot_v1_dot_gateway__pb2.SetAutoExclusionRequest.SerializeToString,
+                response_deserializer=pairwise_dot_v1_dot_gateway__pb2.SetAutoExclusionResponse.FromString,
+                _registered_method=True)
 
 
 class GatewayServiceServicer:
@@ -366,6 +376,23 @@ class GatewayServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListFlaggedVoters(self, request, context):
+        """Admin: the voters the rankers' detector flagged (improbable choices, a script's pace,
+        votes too fast to have been read), with the score and why, oldest flag first. A flag
+        changes no count; ExcludeVotes (or SetAutoExclusion) does.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetAutoExclusion(self, request, context):
+        """Admin: which of the detector's reasons exclude a flagged voter automatically (through
+        the exclusions, authored "detector" in the audit trail); none by default.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_GatewayServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -498,6 +525,16 @@ def add_GatewayServiceServicer_to_server(servicer, server):
                     servicer.ListCauseAudit,
                     request_deserializer=pairwise_dot_v1_dot_gateway__pb2.ListCauseAuditRequest.FromString,
                     response_serializer=pairwise_dot_v1_dot_gateway__pb2.ListCauseAuditResponse.SerializeToString,
+            ),
+            'ListFlaggedVoters': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListFlaggedVoters,
+                    request_deserializer=pairwise_dot_v1_dot_gateway__pb2.ListFlaggedVotersRequest.FromString,
+                    response_serializer=pairwise_dot_v1_dot_gateway__pb2.ListFlaggedVotersResponse.SerializeToString,
+            ),
+            'SetAutoExclusion': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetAutoExclusion,
+                    request_deserializer=pairwise_dot_v1_dot_gateway__pb2.SetAutoExclusionRequest.FromString,
+                    response_serializer=pairwise_dot_v1_dot_gateway__pb2.SetAutoExclusionResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1204,6 +1241,60 @@ class GatewayService:
             '/pairwise.v1.GatewayService/ListCauseAudit',
             pairwise_dot_v1_dot_gateway__pb2.ListCauseAuditRequest.SerializeToString,
             pairwise_dot_v1_dot_gateway__pb2.ListCauseAuditResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListFlaggedVoters(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pairwise.v1.GatewayService/ListFlaggedVoters',
+            pairwise_dot_v1_dot_gateway__pb2.ListFlaggedVotersRequest.SerializeToString,
+            pairwise_dot_v1_dot_gateway__pb2.ListFlaggedVotersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetAutoExclusion(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pairwise.v1.GatewayService/SetAutoExclusion',
+            pairwise_dot_v1_dot_gateway__pb2.SetAutoExclusionRequest.SerializeToString,
+            pairwise_dot_v1_dot_gateway__pb2.SetAutoExclusionResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,181 @@
+"""The detector through a real gateway, ingest, ranker and Redis: a voter pushing one proposal
+is flagged and listed with the score and why, and with automatic exclusion on for that
+reason the ranking leaves all their votes out, the audit trail naming the detector."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+import grpc
+import numpy as np
+import pytest
+import redis
+from conftest import (
+    ADMIN_TOKEN,
+    PLATFORM_TOKEN,
+    bearer,
+    eventually,
+    gateway_settings,
+    ingest_settings,
+    ranker_settings,
+    serve_in_thread,
+    url_with_db,
+)
+
+from gateway.server import start as start_gateway
+from ingest.server import start as start_ingest
+from pairwise.v1 import gateway_pb2 as gw
+from pairwise.v1 import gateway_pb2_grpc, types_pb2
+from ranker.server import start as start_ranker
+
+DETECTION_DB = 8
+ADMIN, PLATFORM = bearer(ADMIN_TOKEN), bearer(PLATFORM_TOKEN)
+N_PROPOSALS = 30
+PROPOSALS = [f"p{k:02d}" for k in range(N_PROPOSALS)]
+# Abilities the honest voters act on, strongest first; the weakest is the one pushed.
+TRUTH = np.linspace(2.5, -2.5, N_PROPOSALS)
+PUSHED = PROPOSALS[-1]
+
+
+@pytest.fixture(scope="module")
+def stub(redis_url: str) -> Iterator[Any]:
+    """A cluster of its own whose votes are all trusted (no minimum viewing time) and whose
+    voters may call as fast as a test does."""
+    url = url_with_db(redis_url, DETECTION_DB)
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    client.close()
+    with contextlib.ExitStack() as stack:
+        ingest = stack.enter_context(serve_in_thread(
+            start_ingest, ingest_settings(url, min_view_ms=0)))
+        stack.enter_context(serve_in_thread(start_ranker, ranker_settings(url)))
+        gateway = stack.enter_context(serve_in_thread(start_gateway, gateway_settings(
+            url, f"127.0.0.1:{ingest.port}", voter_rate_per_s=1000.0, voter_burst=1000)))
+        channel = stack.enter_context(grpc.insecure_channel(f"127.0.0.1:{gateway.port}"))
+        yield gateway_pb2_grpc.GatewayServiceStub(channel)
+
+
+def open_cause(stub: Any, cause_id: str, seed: int) -> int:
+    """A cause with uniform pairs and 3,000 honest imported votes, counted and fitted;
+    the votes counted."""
+    stub.CreateCause(gw.CreateCauseRequest(
+        cause_id=cause_id, title="t", auto_accept_proposals=True,
+        pair_selection=types_pb2.PAIR_SELECTION_UNIFORM), metadata=ADMIN, timeout=10)
+    stub.AddProposals(gw.AddProposalsRequest(cause_id=cause_id, proposals=[
+        types_pb2.NewProposal(proposal_id=pid, text=pid) for pid in PROPOSALS]),
+        metadata=ADMIN, timeout=10)
+    rng = np.random.default_rng(seed)
+    votes = []
+    for k in range(3_000):
+        a, b = rng.choice(N_PROPOSALS, 2, replace=False)
+        if rng.random() >= 1 / (1 + np.exp(TRUTH[b] - TRUTH[a])):
+            a, b = b, a
+        votes.append(types_pb2.ImportedVote(
+            vote_id=f"h{k}", cause_id=cause_id, voter_id=f"honest-{k % 100}",
+            winner_id=PROPOSALS[a], loser_id=PROPOSALS[b]))
+    reply = stub.ImportVotes(iter([gw.ImportVotesRequest(votes=votes)]), metadata=ADMIN,
+                             timeout=30)
+    assert reply.accepted == 3_000
+    ranking(stub, cause_id, until=lambda r: r.votes_counted == 3_000)
+    return 3_000
+
+
+def ranking(stub: Any, cause_id: str, *, until: Any, what: str = "the ranking") -> Any:
+    return eventually(lambda: stub.GetRanking(gw.GetRankingRequest(
+        cause_id=cause_id, limit=N_PROPOSALS), metadata=PLATFORM, timeout=10), what,
+        until=until, timeout=30)
+
+
+def push(stub: Any, cause_id: str, voter: str, n: int) -> int:
+    """`voter` asks for pairs and votes only on those showing PUSHED, for it, `n` times (a
+    pusher leaves the other prompts unanswered); the pushed proposal's votes."""
+    voted = 0
+    for _ in range(40 * n):
+        pair = stub.NextPair(gw.NextPairRequest(cause_id=cause_id, voter_id=voter),
+                             metadata=PLATFORM, timeout=10)
+        sides = (pair.left.proposal_id, pair.right.proposal_id)
+        if PUSHED not in sides:
+            continue
+        stub.SubmitVote(gw.SubmitVoteRequest(
+            cause_id=cause_id, voter_id=voter, prompt_token=pair.prompt_token,
+            choice=types_pb2.CHOICE_LEFT if sides[0] == PUSHED else types_pb2.CHOICE_RIGHT,
+            idempotency_key=f"{voter}-{voted}"), metadata=PLATFORM, timeout=10)
+        voted += 1
+        if voted == n:
+            return voted
+    return voted
+
+
+def flagged(stub: Any, cause_id: str) -> Any:
+    return stub.ListFlaggedVoters(gw.ListFlaggedVotersRequest(cause_id=cause_id),
+                                  metadata=ADMIN, timeout=10)
+
+
+def test_a_pushing_voter_is_flagged_listed_and_excluded_automatically(stub, cause_id):
+    counted = open_cause(stub, cause_id, seed=1)
+    pushed_before = next(e for e in ranking(stub, cause_id, until=bool).entries
+                         if e.proposal_id == PUSHED)
+    reply = stub.SetAutoExclusion(gw.SetAutoExclusionRequest(
+        cause_id=cause_id, auto_exclude_reasons=["fit"]), metadata=ADMIN, timeout=10)
+    assert list(reply.auto_exclude_reasons) == ["fit"]
+
+    votes = push(stub, cause_id, "pusher", 16)
+    assert votes == 16
+
+    listing = eventually(lambda: flagged(stub, cause_id), "the pusher flagged",
+                         until=lambda r: any(v.voter_id == "pusher" for v in r.voters),
+                         timeout=30)
+    pusher = next(v for v in listing.voters if v.voter_id == "pusher")
+    assert list(pusher.reasons) == ["fit"]
+    assert pusher.score > 4
+    assert "decisive votes" in pusher.detail and pusher.auto_excluded
+    assert list(listing.auto_exclude_reasons) == ["fit"]
+    assert not [v.voter_id for v in listing.voters if v.voter_id.startswith("honest")]
+
+    # Out of the ranking: every pusher vote, including those cast before the flag.
+    after = ranking(stub, cause_id, what="the pusher's votes excluded",
+                    until=lambda r: r.votes_counted == counted + votes
+                    and r.votes_excluded == votes)
+    pushed_after = next(e for e in after.entries if e.proposal_id == PUSHED)
+    assert (pushed_after.wins, pushed_after.losses) == (pushed_before.wins,
+                                                        pushed_before.losses)
+    exclusions = stub.ListExclusions(gw.ListExclusionsRequest(cause_id=cause_id),
+                                     metadata=ADMIN, timeout=10)
+    assert [(e.voter_id, e.excluded_by) for e in exclusions.exclusions] == [
+        ("pusher", "detector")]
+    audit = stub.ListExclusionAudit(gw.ListExclusionAuditRequest(cause_id=cause_id),
+                                    metadata=ADMIN, timeout=10)
+    assert [(e.action, list(e.voter_ids), e.by) for e in audit.entries] == [
+        ("exclude", ["pusher"], "detector")]
+    assert audit.entries[0].reason.startswith("automatic")
+
+
+def test_without_automatic_exclusion_a_flag_changes_nothing(stub, cause_id):
+    counted = open_cause(stub, cause_id, seed=2)
+    votes = push(stub, cause_id, "pusher", 16)
+    eventually(lambda: flagged(stub, cause_id), "the pusher flagged",
+               until=lambda r: [v.voter_id for v in r.voters] == ["pusher"], timeout=30)
+    after = ranking(stub, cause_id, until=lambda r: r.votes_counted == counted + votes)
+    assert after.votes_excluded == 0
+    assert not flagged(stub, cause_id).voters[0].auto_excluded
+
+
+def test_detection_rpcs_are_admin_only_and_checked(stub, cause_id):
+    open_cause(stub, cause_id, seed=3)
+    for call, request in ((stub.ListFlaggedVoters, gw.ListFlaggedVotersRequest(
+            cause_id=cause_id)), (stub.SetAutoExclusion, gw.SetAutoExclusionRequest(
+            cause_id=cause_id))):
+        with pytest.raises(grpc.RpcError) as denied:
+            call(request, metadata=PLATFORM, timeout=10)
+        assert denied.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    with pytest.raises(grpc.RpcError) as bad:
+        stub.SetAutoExclusion(gw.SetAutoExclusionRequest(
+            cause_id=cause_id, auto_exclude_reasons=["vibes"]), metadata=ADMIN, timeout=10)
+    assert bad.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "auto_exclude_reasons" in bad.value.details()
+    with pytest.raises(grpc.RpcError) as missing:
+        stub.SetAutoExclusion(gw.SetAutoExclusionRequest(cause_id="no-such-cause"),
+                              metadata=ADMIN, timeout=10)
+    assert missing.value.code() == grpc.StatusCode.NOT_FOUND
