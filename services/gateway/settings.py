@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from gateway.catalog import DEFAULT_NEWCOMER_VOTES, PairSelection
 from gateway.catalog_store import DEFAULT_MAX_PROPOSALS
 from gateway.pair_selection import DEFAULT_MAX_SEEN_PAIRS, DEFAULT_SEEN_PAIRS_TTL_S
-from pairwise import prompt_token
+from pairwise import internal_auth, prompt_token
 from pairwise.config import env_float, env_int, env_str
 from pairwise.grpc_server import DEFAULT_MAX_CONCURRENT_RPCS
 
@@ -18,6 +18,8 @@ class Settings:
     admin_token: str
     platform_token: str
     token_keys: prompt_token.TokenKeys
+    # Sent with every call to ingest and the rankers (pairwise.internal_auth).
+    internal_secret: str
     ingest_addr: str = "127.0.0.1:50052"
     # How often (seconds) the gateway reads the directory of live rankers to route reads
     # (it also reads it when a ranker answers that a cause moved).
@@ -81,6 +83,11 @@ class Settings:
         if self.admin_token == self.platform_token:
             raise SystemExit("settings PAIRWISE_ADMIN_TOKEN and PAIRWISE_PLATFORM_TOKEN must "
                              "differ: the admin token moderates and configures causes")
+        # The internal secret records votes under any voter id: no client token may be it.
+        if self.internal_secret in (self.admin_token, self.platform_token):
+            raise SystemExit("setting PAIRWISE_INTERNAL_SECRET must differ from "
+                             "PAIRWISE_ADMIN_TOKEN and PAIRWISE_PLATFORM_TOKEN: it opens ingest "
+                             "and the rankers, which trust every vote they are sent")
         if self.newcomer_votes < 1:
             raise SystemExit(f"setting GATEWAY_NEWCOMER_VOTES must be >= 1, "
                              f"got {self.newcomer_votes}")
@@ -99,6 +106,7 @@ class Settings:
             admin_token=env_str("PAIRWISE_ADMIN_TOKEN"),
             platform_token=env_str("PAIRWISE_PLATFORM_TOKEN"),
             token_keys=prompt_token.keys_from_env(),
+            internal_secret=internal_auth.secret_from_env(),
             ingest_addr=env_str("INGEST_ADDR", "127.0.0.1:50052"),
             rankers_refresh_s=env_float("GATEWAY_RANKERS_REFRESH_S", 1.0),
             host=env_str("GATEWAY_HOST", "127.0.0.1"),

@@ -117,6 +117,10 @@ def _bounded(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
         stream_unary, handler.request_deserializer, handler.response_serializer)
 
 
+_REFUSED_INSIDE = ("an internal service refused this service's internal secret "
+                   "(PAIRWISE_INTERNAL_SECRET differs between the cluster's services)")
+
+
 def status_for(exc: BaseException) -> tuple[grpc.StatusCode, str] | None:
     """The status and message a client should see for `exc`, or None to let it propagate."""
     if isinstance(exc, errors.PairwiseError):
@@ -126,6 +130,10 @@ def status_for(exc: BaseException) -> tuple[grpc.StatusCode, str] | None:
     if isinstance(exc, _REDIS_DOWN):
         return grpc.StatusCode.UNAVAILABLE, f"vote store unavailable: {exc}"
     if isinstance(exc, grpc.aio.AioRpcError):
+        if exc.code() is grpc.StatusCode.UNAUTHENTICATED:
+            # The caller's own credentials passed; an internal service refusing this
+            # service's is the operator's to fix, and must not read as the caller's fault.
+            return grpc.StatusCode.INTERNAL, _REFUSED_INSIDE
         # An internal hop failed: pass its status through (e.g. ranker UNAVAILABLE).
         return exc.code(), exc.details() or ""
     return None
@@ -176,6 +184,8 @@ async def _abort(context: grpc.aio.ServicerContext, exc: BaseException, method: 
     if mapped is None:
         await _internal(context, exc, method)
     else:
+        if mapped[1] == _REFUSED_INSIDE:
+            logger.error(_REFUSED_INSIDE, extra={"method": method})
         await context.abort(*mapped)
 
 

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pairwise import internal_auth
 from pairwise.config import env_float, env_int, env_str
 
 
 @dataclass(frozen=True)
 class Settings:
     redis_url: str
+    # Every RankerService call must carry it, or one of internal_previous_secrets during a
+    # rotation (pairwise.internal_auth).
+    internal_secret: str
     host: str = "127.0.0.1"
     port: int = 50053
     # Names the process in logs; its id in the directory of rankers and its consumer name in
@@ -72,11 +76,14 @@ class Settings:
     redis_pool_timeout_s: float = 30.0
     redis_connect_timeout_s: float = 1.0
     redis_socket_timeout_s: float = 5.0
+    internal_previous_secrets: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls) -> Settings:
         return cls(
             redis_url=env_str("REDIS_URL"),
+            internal_secret=internal_auth.secret_from_env(),
+            internal_previous_secrets=internal_auth.previous_secrets_from_env(),
             host=env_str("RANKER_HOST", "127.0.0.1"),
             port=env_int("RANKER_PORT", 50053),
             name=env_str("RANKER_NAME", "ranker"),

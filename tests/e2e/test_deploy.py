@@ -19,6 +19,7 @@ import pytest
 COMPOSE_FILE = Path(__file__).resolve().parents[2] / "deploy" / "docker-compose.yml"
 SECRETS = {"PAIRWISE_ADMIN_TOKEN": "compose-admin", "PAIRWISE_PLATFORM_TOKEN": "compose-platform",
            "PAIRWISE_TOKEN_SECRET": "compose-secret-" + "c" * 32,
+           "PAIRWISE_INTERNAL_SECRET": "compose-internal-" + "i" * 32,
            "PAIRWISE_REDIS_PASSWORD": "compose-redis-password"}
 SERVICES = {"redis", "ingest", "ranker-0", "ranker-1", "gateway"}
 
@@ -83,6 +84,11 @@ def test_compose_describes_the_cluster() -> None:
     for name in SERVICES - {"redis"}:
         assert services[name]["environment"]["REDIS_URL"].startswith(
             "redis://:compose-redis-password@127.0.0.1:"), name
+    # Ingest and the rankers check the internal secret; the gateway sends it.
+    for name in SERVICES - {"redis"}:
+        assert services[name]["environment"]["PAIRWISE_INTERNAL_SECRET"] == SECRETS[
+            "PAIRWISE_INTERNAL_SECRET"], name
+    assert "PAIRWISE_INTERNAL_SECRET" not in redis["environment"]
     assert redis["volumes"] == ["redis-data:/data:rw"]
     assert "redis-data" in config["volumes"]
 

@@ -29,7 +29,8 @@ from pairwise.v1 import gateway_pb2, gateway_pb2_grpc, types_pb2
 
 T = TypeVar("T")
 SETTINGS_FROM_OUTSIDE = ("REDIS_URL", "PAIRWISE_ADMIN_TOKEN", "PAIRWISE_PLATFORM_TOKEN",
-                         "PAIRWISE_TOKEN_SECRET", "PAIRWISE_REDIS_PASSWORD", "RANKERS")
+                         "PAIRWISE_TOKEN_SECRET", "PAIRWISE_INTERNAL_SECRET",
+                         "PAIRWISE_REDIS_PASSWORD", "RANKERS")
 
 
 @dataclass

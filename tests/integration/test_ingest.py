@@ -12,7 +12,7 @@ from pathlib import Path
 import grpc
 import pytest
 import redis
-from conftest import eventually, ingest_settings, serve_in_thread
+from conftest import eventually, ingest_settings, internal, serve_in_thread
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from ingest.server import SERVICE_NAME, start
@@ -81,7 +81,7 @@ def ingest_addr(redis_url: str) -> Iterator[str]:
 @pytest.fixture
 def stub(ingest_addr: str) -> Iterator[ingest_pb2_grpc.IngestServiceStub]:
     with grpc.insecure_channel(ingest_addr) as channel:
-        yield ingest_pb2_grpc.IngestServiceStub(channel)
+        yield internal(ingest_pb2_grpc.IngestServiceStub(channel))
 
 
 @pytest.fixture
@@ -401,7 +401,7 @@ def test_redis_down_is_unavailable_and_acknowledged_votes_survive_its_restart(
         client.close()
         with (serve_in_thread(start, ingest_settings(server.url)) as running,
               grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel):
-            stub = ingest_pb2_grpc.IngestServiceStub(channel)
+            stub = internal(ingest_pb2_grpc.IngestServiceStub(channel))
             acked = [vote(f"a{i}", cause_id, "p0", "p1") for i in range(50)]
             reply = stub.RecordVotes(ingest_pb2.RecordVotesRequest(votes=acked),
                                      timeout=TIMEOUT_S)
@@ -446,7 +446,7 @@ def test_a_frozen_redis_is_answered_unavailable_before_the_deadline(
         client.close()
         with (serve_in_thread(start, ingest_settings(server.url)) as running,
               grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel):
-            stub = ingest_pb2_grpc.IngestServiceStub(channel)
+            stub = internal(ingest_pb2_grpc.IngestServiceStub(channel))
             wire = token(cause_id)
             os.kill(server.process.pid, signal.SIGSTOP)
             try:
@@ -493,7 +493,7 @@ def test_ingest_will_not_start_on_a_redis_that_cannot_fsync_on_demand(
         client.close()
         with (serve_in_thread(start, ingest_settings(server.url, wait_aof=False)) as running,
               grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel):
-            stub = ingest_pb2_grpc.IngestServiceStub(channel)
+            stub = internal(ingest_pb2_grpc.IngestServiceStub(channel))
             assert not record(stub, cause_id, token(cause_id), LEFT).duplicate
         assert any("INGEST_WAITAOF=false" in r.getMessage() and r.levelname == "WARNING"
                    for r in caplog.records)
@@ -509,7 +509,7 @@ def test_no_vote_is_acknowledged_while_redis_cannot_confirm_it_on_disk(
         create_cause(client, cause_id, register=False)
         with (serve_in_thread(start, ingest_settings(server.url)) as running,
               grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel):
-            stub = ingest_pb2_grpc.IngestServiceStub(channel)
+            stub = internal(ingest_pb2_grpc.IngestServiceStub(channel))
             assert not record(stub, cause_id, token(cause_id), LEFT, key="first").duplicate
 
             aof_off(server)
@@ -552,7 +552,7 @@ def test_a_cause_the_rankers_fall_behind_on_refuses_votes_until_they_catch_up(
     settings = ingest_settings(redis_url, max_backlog=5, backlog_check_interval_s=0.0)
     with (serve_in_thread(start, settings) as running,
           grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel):
-        stub = ingest_pb2_grpc.IngestServiceStub(channel)
+        stub = internal(ingest_pb2_grpc.IngestServiceStub(channel))
         batch = [vote(f"v{i}", cause_id, "p0", "p1") for i in range(8)]
         assert stub.RecordVotes(ingest_pb2.RecordVotesRequest(votes=batch)).accepted == 8
 
@@ -575,7 +575,7 @@ def test_between_backlog_readings_the_votes_just_added_still_count(
     settings = ingest_settings(redis_url, max_backlog=5, backlog_check_interval_s=3600.0)
     with (serve_in_thread(start, settings) as running,
           grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel):
-        stub = ingest_pb2_grpc.IngestServiceStub(channel)
+        stub = internal(ingest_pb2_grpc.IngestServiceStub(channel))
         batch = [vote(f"v{i}", cause_id, "p0", "p1") for i in range(8)]
         assert stub.RecordVotes(ingest_pb2.RecordVotesRequest(votes=batch)).accepted == 8
         error = status_of(lambda: record(stub, cause_id, token(cause_id), LEFT))

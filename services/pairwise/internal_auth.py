@@ -1,0 +1,123 @@
+"""The shared secret that closes the internal services (ingest, rankers) to all but the
+cluster's own: a server interceptor checks it, the internal clients' stubs send it.
+
+Why: ingest's RecordVotes records trusted votes under any voter id and the rankers serve
+every cause's ranking, so whoever reaches their ports could vote for anyone or read what the
+gateway's roles guard. Every IngestService and RankerService call carries metadata
+``authorization: Bearer <PAIRWISE_INTERNAL_SECRET>``; a call without it, or with another
+value, is refused UNAUTHENTICATED before any servicer code runs. Health checking and
+reflection stay open (probes, tools). The servers also accept the secrets in
+PAIRWISE_INTERNAL_PREVIOUS_SECRETS, so that a rotation needs no stop: give ingest and the
+rankers the new secret with the old one as previous, then the gateway the new one, then drop
+the old. The secret travels in the clear unless the channel is
+TLS: it keeps out whoever can connect, not whoever can read the traffic.
+"""
+
+from __future__ import annotations
+
+import functools
+import hmac
+from collections.abc import Iterable
+from typing import TypeVar
+
+import grpc
+
+from pairwise.config import env_str
+from pairwise.rpc_handlers import refusal, replaced
+
+SETTING = "PAIRWISE_INTERNAL_SECRET"
+PREVIOUS_SETTING = "PAIRWISE_INTERNAL_PREVIOUS_SECRETS"
+# As for the prompt-token secret: 256 bits, so that it cannot be guessed online.
+MIN_SECRET_BYTES = 32
+HEADER = "authorization"
+
+S = TypeVar("S")
+
+
+def check_secret(secret: str, setting: str = SETTING) -> str:
+    """`secret`, or SystemExit naming `setting` when it is shorter than MIN_SECRET_BYTES."""
+    if len(secret.encode()) < MIN_SECRET_BYTES:
+        raise SystemExit(f"setting {setting} must be at least {MIN_SECRET_BYTES} bytes "
+                         f"(got {len(secret.encode())}; e.g. `python -c 'import secrets; "
+                         "print(secrets.token_urlsafe(32))'`)")
+    return secret
+
+
+def secret_from_env() -> str:
+    """PAIRWISE_INTERNAL_SECRET: required, at least MIN_SECRET_BYTES."""
+    return check_secret(env_str(SETTING))
+
+
+def previous_secrets_from_env() -> tuple[str, ...]:
+    """PAIRWISE_INTERNAL_PREVIOUS_SECRETS (comma-separated, optional), each at least
+    MIN_SECRET_BYTES."""
+    return tuple(check_secret(part.strip(), PREVIOUS_SETTING)
+                 for part in env_str(PREVIOUS_SETTING, "").split(",") if part.strip())
+
+
+def metadata(secret: str) -> tuple[tuple[str, str]]:
+    """The metadata an internal call carries."""
+    return ((HEADER, f"Bearer {secret}"),)
+
+
+def authenticated(stub: S, secret: str) -> S:
+    """`stub` (a generated stub, sync or grpc.aio) with every method sending `secret`.
+
+    A stub's methods are attributes set by its constructor; each is replaced by the same
+    callable with the metadata bound, which costs a call nothing measurable (a client
+    interceptor wraps every grpc.aio call in an object of its own).
+    """
+    sent = metadata(secret)
+    for name, method in list(vars(stub).items()):
+        if callable(method):
+            setattr(stub, name, functools.partial(method, metadata=sent))
+    return stub
+
+
+def _presented(metadata_: Iterable[tuple[str, str | bytes]] | None) -> bytes | None:
+    value = next((v for k, v in metadata_ or () if k == HEADER), None)
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = value.encode("latin-1")
+    scheme, _, token = value.partition(b" ")
+    return token.strip() if scheme.lower() == b"bearer" else b""
+
+
+class InternalAuthInterceptor(grpc.aio.ServerInterceptor):
+    """Admits calls to `service_names` (full names, e.g. pairwise.v1.IngestService) only with
+    one of `secrets` (the current one, then those still accepted during a rotation); other
+    services (health, reflection) pass untouched."""
+
+    def __init__(self, secrets: Iterable[str], service_names: Iterable[str]) -> None:
+        self._secrets = tuple(check_secret(secret).encode() for secret in secrets)
+        if not self._secrets:
+            raise ValueError("at least one internal secret is needed")
+        self._prefixes = tuple(f"/{name}/" for name in service_names)
+        # (method, refusal or None) -> (handler, what it becomes): built once per method.
+        self._wrapped: dict[tuple[str, str | None],
+                            tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
+
+    async def intercept_service(self, continuation, handler_call_details):  # type: ignore[no-untyped-def]
+        handler = await continuation(handler_call_details)
+        method = handler_call_details.method
+        if handler is None or not method.startswith(self._prefixes):
+            return handler
+        presented = _presented(handler_call_details.invocation_metadata)
+        if presented is None:
+            problem = "is missing"
+        # Compared with every accepted secret, so timing does not tell which nearly matched.
+        elif not sum(hmac.compare_digest(presented, secret) for secret in self._secrets):
+            problem = "is wrong"
+        else:
+            return handler
+        cached = self._wrapped.get((method, problem))
+        if cached is not None and cached[0] is handler:
+            return cached[1]
+        service = method.split("/")[1].rsplit(".", 1)[-1]
+        wrapped = replaced(handler, refusal(
+            grpc.StatusCode.UNAUTHENTICATED,
+            f"the internal secret {problem}: {service} answers only the cluster's own services "
+            f"(metadata '{HEADER}: Bearer <{SETTING}>')"))
+        self._wrapped[method, problem] = (handler, wrapped)
+        return wrapped
