@@ -63,7 +63,8 @@ def plan(run: RunFolder, environ: Mapping[str, str], tokens: Tokens,
          python: str = sys.executable) -> Topology:
     """The processes to start for `environ` (ports, REDIS_URL, RANKERS) and `tokens`.
 
-    Raises SystemExit naming the setting when a port or the ranker count is not an integer.
+    Raises SystemExit naming the setting when a port or the ranker count is not an integer,
+    or when the gateway's TLS settings are set.
     """
     ports = {name: _int(environ, name, default) for name, default in DEFAULT_PORTS.items()}
     rankers = _int(environ, "RANKERS", 1)
@@ -100,6 +101,11 @@ def plan(run: RunFolder, environ: Mapping[str, str], tokens: Tokens,
             env={**common, "RANKER_HOST": LOOPBACK, "RANKER_PORT": str(port),
                  "RANKER_NAME": name}))
 
+    if environ.get("GATEWAY_TLS_CERT") or environ.get("GATEWAY_TLS_KEY"):
+        # Its probes, demo and printed commands speak plaintext to the loopback gateway.
+        raise SystemExit("make up serves the gateway on loopback without TLS: unset "
+                         "GATEWAY_TLS_CERT and GATEWAY_TLS_KEY (TLS is for a gateway other "
+                         "hosts reach: deploy/docker-compose.tls.yml)")
     gateway_addr = f"{LOOPBACK}:{ports['GATEWAY_PORT']}"
     processes.append(ProcessSpec(
         name="gateway", argv=(python, "-m", "gateway"), addr=gateway_addr, stop_group=0,

@@ -80,7 +80,7 @@ async def start(settings: Settings) -> RunningServer:
             host=settings.host, port=settings.port,
             servicers=[(gateway_pb2_grpc.add_GatewayServiceServicer_to_server, servicer)],
             service_names=[SERVICE_NAME],
-            max_concurrent_rpcs=settings.max_concurrent_rpcs,
+            max_concurrent_rpcs=settings.max_concurrent_rpcs, tls=settings.tls,
             # Auth first: an unauthenticated caller must not spend a voter's rate limit.
             interceptors=[AuthInterceptor(settings.admin_token, settings.platform_token),
                           RateLimitInterceptor(limiter, RATE_LIMITED_METHODS)])
@@ -93,6 +93,6 @@ async def start(settings: Settings) -> RunningServer:
     # Archives are written through this gateway's own export calls (gateway.archive).
     archives.write_export = export_writer(f"127.0.0.1:{running.port}", settings.admin_token)
     upstreams.rankers.start()
-    logger.info("gateway started", extra={"port": running.port,
+    logger.info("gateway started", extra={"port": running.port, "tls": settings.tls is not None,
                                           "ingest": settings.ingest_addr})
     return running

@@ -10,6 +10,7 @@ from gateway.pair_selection import DEFAULT_MAX_SEEN_PAIRS, DEFAULT_SEEN_PAIRS_TT
 from pairwise import internal_auth, prompt_token
 from pairwise.config import env_float, env_int, env_str
 from pairwise.grpc_server import DEFAULT_MAX_CONCURRENT_RPCS
+from pairwise.tls import ServerIdentity
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,9 @@ class Settings:
     seen_pairs_ttl_s: int = DEFAULT_SEEN_PAIRS_TTL_S
     # Where ArchiveCause writes archives (one export folder per cause), on this host.
     archive_dir: str = "archive"
+    # The port speaks TLS with this identity (GATEWAY_TLS_CERT, GATEWAY_TLS_KEY); None:
+    # plaintext, for loopback or behind a TLS-terminating proxy.
+    tls: ServerIdentity | None = None
 
     def __post_init__(self) -> None:
         # One token for both roles would let every platform call act as the admin.
@@ -138,6 +142,8 @@ class Settings:
             max_seen_pairs=env_int("GATEWAY_MAX_SEEN_PAIRS", DEFAULT_MAX_SEEN_PAIRS),
             seen_pairs_ttl_s=env_int("GATEWAY_SEEN_PAIRS_TTL_S", DEFAULT_SEEN_PAIRS_TTL_S),
             archive_dir=env_str("GATEWAY_ARCHIVE_DIR", "archive"),
+            tls=ServerIdentity.from_files("GATEWAY_TLS_CERT", env_str("GATEWAY_TLS_CERT", ""),
+                                          "GATEWAY_TLS_KEY", env_str("GATEWAY_TLS_KEY", "")),
         )
 
 

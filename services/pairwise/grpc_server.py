@@ -24,6 +24,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from pairwise import errors, event_loop
+from pairwise.tls import ServerIdentity
 
 logger = logging.getLogger(__name__)
 
@@ -366,6 +367,7 @@ async def start_server(
     interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
     max_message_bytes: int = 16 * 1024 * 1024,
     max_concurrent_rpcs: int = DEFAULT_MAX_CONCURRENT_RPCS,
+    tls: ServerIdentity | None = None,
 ) -> RunningServer:
     """Start a grpc.aio server with health checking, reflection, error mapping and answers
     before the deadline.
@@ -373,7 +375,8 @@ async def start_server(
     `servicers` are `(add_XServicer_to_server, servicer)` pairs; `service_names` their full
     names. Port 0 binds any free port; the bound one is in the result. Past
     `max_concurrent_rpcs` calls in progress (streams included), a new call is refused at
-    once with RESOURCE_EXHAUSTED instead of queueing without bound.
+    once with RESOURCE_EXHAUSTED instead of queueing without bound. With `tls` the port speaks
+    TLS only (SystemExit naming its settings when its key and certificate do not go together).
     """
     server = grpc.aio.server(
         interceptors=[LastResortInterceptor(), DeadlineInterceptor(), *interceptors,
@@ -394,7 +397,16 @@ async def start_server(
     reflection.enable_server_reflection(
         [*service_names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
          reflection.SERVICE_NAME], server)
-    bound = server.add_insecure_port(f"{host}:{port}")
+    if tls is None:
+        bound = server.add_insecure_port(f"{host}:{port}")
+    else:
+        try:
+            bound = server.add_secure_port(f"{host}:{port}", tls.server_credentials())
+        except RuntimeError:
+            # grpc refuses the credentials at bind time, and says why only in its own log.
+            raise SystemExit(f"settings {tls.settings}: the certificate chain and private key "
+                             "were refused (not PEM of that kind, or the key is not the "
+                             "certificate's)") from None
     if bound == 0:
         raise SystemExit(f"cannot bind {host}:{port}")
     await server.start()

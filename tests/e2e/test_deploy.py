@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 COMPOSE_FILE = Path(__file__).resolve().parents[2] / "deploy" / "docker-compose.yml"
+TLS_FILE = COMPOSE_FILE.with_name("docker-compose.tls.yml")
 SECRETS = {"PAIRWISE_ADMIN_TOKEN": "compose-admin", "PAIRWISE_PLATFORM_TOKEN": "compose-platform",
            "PAIRWISE_TOKEN_SECRET": "compose-secret-" + "c" * 32,
            "PAIRWISE_INTERNAL_SECRET": "compose-internal-" + "i" * 32,
@@ -33,15 +34,18 @@ def docker_compose() -> str:
     return found
 
 
-def compose(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+def compose(*args: str, env: dict[str, str],
+            files: tuple[Path, ...] = (COMPOSE_FILE,)) -> subprocess.CompletedProcess[str]:
     # Only what compose needs: no stray variables from the caller change the interpolation.
     clean = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **env}
-    return subprocess.run([docker_compose(), "-f", str(COMPOSE_FILE), *args], env=clean,
+    chosen = [arg for path in files for arg in ("-f", str(path))]
+    return subprocess.run([docker_compose(), *chosen, *args], env=clean,
                           capture_output=True, text=True, timeout=60)
 
 
-def normalised_config() -> dict[str, Any]:
-    result = compose("config", env=SECRETS)
+def normalised_config(files: tuple[Path, ...] = (COMPOSE_FILE,),
+                      env: dict[str, str] = SECRETS) -> dict[str, Any]:
+    result = compose("config", env=env, files=files)
     assert result.returncode == 0, result.stderr
     # docker-compose prints YAML; its own interpreter has PyYAML (a dependency of the
     # Debian package), so it converts to JSON without adding PyYAML to the project.
@@ -107,5 +111,26 @@ def test_compose_describes_the_cluster() -> None:
 def test_compose_refuses_to_run_without_a_secret(missing: str) -> None:
     env = {name: value for name, value in SECRETS.items() if name != missing}
     result = compose("config", "-q", env=env)
+    assert result.returncode != 0
+    assert missing in result.stderr
+
+
+TLS_ENV = {**SECRETS, "GATEWAY_TLS_DIR": "/etc/pairwise/tls", "GATEWAY_TLS_NAME": "vote.example"}
+
+
+def test_the_tls_file_serves_the_gateway_over_tls_and_probes_it_so() -> None:
+    gateway = normalised_config((COMPOSE_FILE, TLS_FILE), TLS_ENV)["services"]["gateway"]
+    assert gateway["environment"]["GATEWAY_TLS_CERT"] == "/tls/gateway.crt"
+    assert gateway["environment"]["GATEWAY_TLS_KEY"] == "/tls/gateway.key"
+    assert gateway["volumes"] == ["/etc/pairwise/tls:/tls:ro"]
+    probe = gateway["healthcheck"]["test"]
+    assert probe[1:4] == ["python", "-m", "pairwise.health_probe"]
+    assert probe[5:] == ["--tls-cert", "/tls/gateway.crt", "--tls-name", "vote.example"]
+
+
+@pytest.mark.parametrize("missing", ["GATEWAY_TLS_DIR", "GATEWAY_TLS_NAME"])
+def test_the_tls_file_refuses_to_run_without_its_settings(missing: str) -> None:
+    env = {name: value for name, value in TLS_ENV.items() if name != missing}
+    result = compose("config", "-q", env=env, files=(COMPOSE_FILE, TLS_FILE))
     assert result.returncode != 0
     assert missing in result.stderr
