@@ -140,12 +140,15 @@ def test_the_ranker_refuses_reads_and_streams_without_the_internal_secret(
         assert known.code() is grpc.StatusCode.NOT_FOUND  # type: ignore[attr-defined]
 
 
-def test_health_checks_need_no_secret(internals: Internals) -> None:
+def test_health_checks_and_watches_need_no_secret(internals: Internals) -> None:
     for addr in (internals.ingest_addr, internals.ranker_addr):
         with grpc.insecure_channel(addr) as channel:
-            reply = health_pb2_grpc.HealthStub(channel).Check(
-                health_pb2.HealthCheckRequest(), timeout=TIMEOUT_S)
+            health = health_pb2_grpc.HealthStub(channel)
+            reply = health.Check(health_pb2.HealthCheckRequest(), timeout=TIMEOUT_S)
             assert reply.status == health_pb2.HealthCheckResponse.SERVING
+            watch = health.Watch(health_pb2.HealthCheckRequest(), timeout=TIMEOUT_S)
+            assert next(watch).status == health_pb2.HealthCheckResponse.SERVING
+            watch.cancel()
 
 
 def test_a_gateway_with_the_wrong_secret_answers_internal_naming_the_setting(
