@@ -45,7 +45,8 @@ async def start(settings: Settings) -> RunningServer:
             servicers=[(ingest_pb2_grpc.add_IngestServiceServicer_to_server, servicer)],
             service_names=[SERVICE_NAME],
             interceptors=[InternalAuthInterceptor(
-                [settings.internal_secret, *settings.internal_previous_secrets], [SERVICE_NAME])])
+                [settings.internal_secret, *settings.internal_previous_secrets], [SERVICE_NAME])],
+            max_concurrent_rpcs=settings.max_concurrent_rpcs)
     except BaseException:
         await client.aclose()
         raise

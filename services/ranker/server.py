@@ -49,7 +49,8 @@ async def start(settings: Settings) -> RunningServer:
                         RankerServicer(directory))],
             service_names=[SERVICE_NAME],
             interceptors=[InternalAuthInterceptor(
-                [settings.internal_secret, *settings.internal_previous_secrets], [SERVICE_NAME])])
+                [settings.internal_secret, *settings.internal_previous_secrets], [SERVICE_NAME])],
+            max_concurrent_rpcs=settings.max_concurrent_rpcs)
     except BaseException:
         await fit_pool.close()
         await client.aclose()

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from pairwise import internal_auth
 from pairwise.config import env_float, env_int, env_str
+from pairwise.grpc_server import DEFAULT_MAX_CONCURRENT_RPCS
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,9 @@ class Settings:
     redis_connect_timeout_s: float = 1.0
     redis_socket_timeout_s: float = 5.0
     internal_previous_secrets: tuple[str, ...] = ()
+    # Calls in progress (FollowRanking streams included) before new ones get
+    # RESOURCE_EXHAUSTED (pairwise.grpc_server).
+    max_concurrent_rpcs: int = DEFAULT_MAX_CONCURRENT_RPCS
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -105,6 +109,8 @@ class Settings:
             redis_pool_timeout_s=env_float("RANKER_REDIS_POOL_TIMEOUT_S", 30.0),
             redis_connect_timeout_s=env_float("REDIS_CONNECT_TIMEOUT_S", 1.0),
             redis_socket_timeout_s=env_float("REDIS_SOCKET_TIMEOUT_S", 5.0),
+            max_concurrent_rpcs=env_int("RANKER_MAX_CONCURRENT_RPCS",
+                                        DEFAULT_MAX_CONCURRENT_RPCS),
         )
 
     def __post_init__(self) -> None:
