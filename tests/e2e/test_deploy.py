@@ -21,7 +21,9 @@ TLS_FILE = COMPOSE_FILE.with_name("docker-compose.tls.yml")
 SECRETS = {"PAIRWISE_ADMIN_TOKEN": "compose-admin", "PAIRWISE_PLATFORM_TOKEN": "compose-platform",
            "PAIRWISE_TOKEN_SECRET": "compose-secret-" + "c" * 32,
            "PAIRWISE_INTERNAL_SECRET": "compose-internal-" + "i" * 32,
-           "PAIRWISE_REDIS_PASSWORD": "compose-redis-password"}
+           "PAIRWISE_REDIS_PASSWORD": "compose-redis-password",
+           **{f"PAIRWISE_REDIS_{user.upper()}_PASSWORD": f"compose-redis-{user}"
+              for user in ("ingest", "ranker", "gateway")}}
 SERVICES = {"redis", "ingest", "ranker-0", "ranker-1", "gateway"}
 
 
@@ -85,9 +87,13 @@ def test_compose_describes_the_cluster() -> None:
     assert redis["command"][:3] == ["python", "-m", "pairwise.embedded_redis"]
     assert redis["environment"]["PAIRWISE_REDIS_PASSWORD"] == "compose-redis-password"
     assert "compose-redis-password" not in " ".join(redis["command"])
+    # Each service as its own Redis user, with its own password.
     for name in SERVICES - {"redis"}:
+        user = name.split("-")[0]
         assert services[name]["environment"]["REDIS_URL"].startswith(
-            "redis://:compose-redis-password@127.0.0.1:"), name
+            f"redis://{user}:compose-redis-{user}@127.0.0.1:"), name
+        assert redis["environment"][f"PAIRWISE_REDIS_{user.upper()}_PASSWORD"] == (
+            f"compose-redis-{user}")
     # Ingest and the rankers check the internal secret; the gateway sends it.
     for name in SERVICES - {"redis"}:
         assert services[name]["environment"]["PAIRWISE_INTERNAL_SECRET"] == SECRETS[
