@@ -135,6 +135,31 @@ def cause_id() -> str:
     return f"t-{uuid.uuid4().hex[:12]}"
 
 
+@dataclass(frozen=True)
+class Certificate:
+    cert: Path
+    key: Path
+
+
+def self_signed(folder: Path, name: str) -> Certificate:
+    """A P-256 key and a one-day certificate for `name` (and 127.0.0.1), made by openssl
+    (the project does not depend on a Python crypto library)."""
+    import shutil
+
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.fail("openssl is not installed: the TLS tests make their certificates with it "
+                    "(Debian: apt-get install openssl)", pytrace=False)
+    folder.mkdir(parents=True, exist_ok=True)
+    cert, key = folder / f"{name}.crt", folder / f"{name}.key"
+    subprocess.run(
+        [openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+         "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "1", "-subj", f"/CN={name}",
+         "-addext", f"subjectAltName=DNS:{name},IP:127.0.0.1"],
+        check=True, capture_output=True, timeout=60)
+    return Certificate(cert, key)
+
+
 def bearer(token: str) -> tuple[tuple[str, str], ...]:
     return (("authorization", f"Bearer {token}"),)
 

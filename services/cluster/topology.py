@@ -109,11 +109,13 @@ def plan(run: RunFolder, environ: Mapping[str, str], tokens: Tokens,
             env={**common, "REDIS_URL": service_url["ranker"], "RANKER_HOST": LOOPBACK,
                  "RANKER_PORT": str(port), "RANKER_NAME": name}))
 
-    if environ.get("GATEWAY_TLS_CERT") or environ.get("GATEWAY_TLS_KEY"):
-        # Its probes, demo and printed commands speak plaintext to the loopback gateway.
-        raise SystemExit("make up serves the gateway on loopback without TLS: unset "
-                         "GATEWAY_TLS_CERT and GATEWAY_TLS_KEY (TLS is for a gateway other "
-                         "hosts reach: deploy/docker-compose.tls.yml)")
+    tls_settings = ("GATEWAY_TLS_CERT", "GATEWAY_TLS_KEY", "INTERNAL_TLS_CERT",
+                    "INTERNAL_TLS_KEY", "INTERNAL_TLS_CA")
+    if any(environ.get(name) for name in tls_settings):
+        # Its probes, demo and printed commands speak plaintext to loopback services.
+        raise SystemExit(f"make up serves every service on loopback without TLS: unset "
+                         f"{', '.join(tls_settings)} (TLS is for services other hosts reach: "
+                         "deploy/docker-compose.tls.yml)")
     gateway_addr = f"{LOOPBACK}:{ports['GATEWAY_PORT']}"
     processes.append(ProcessSpec(
         name="gateway", argv=(python, "-m", "gateway"), addr=gateway_addr, stop_group=0,

@@ -47,8 +47,10 @@ async def start(settings: Settings) -> RunningServer:
     scripts = ScriptRunner(redis, max_in_flight=settings.script_groups_in_flight)
     upstreams = Upstreams(settings.ingest_addr,
                           Rankers(scripts, refresh_s=settings.rankers_refresh_s,
-                                  internal_secret=settings.internal_secret),
-                          internal_secret=settings.internal_secret)
+                                  internal_secret=settings.internal_secret,
+                                  internal_tls=settings.internal_tls),
+                          internal_secret=settings.internal_secret,
+                          internal_tls=settings.internal_tls)
     archives = Archives(redis, scripts, Path(settings.archive_dir))
     servicer = GatewayServicer(
         catalog=CatalogStore(redis, scripts=scripts, max_proposals=settings.max_proposals),

@@ -81,6 +81,9 @@ class Settings:
     # The port speaks TLS with this identity (GATEWAY_TLS_CERT, GATEWAY_TLS_KEY); None:
     # plaintext, for loopback or behind a TLS-terminating proxy.
     tls: ServerIdentity | None = None
+    # How the gateway checks ingest and the rankers when they serve TLS (INTERNAL_TLS_CA,
+    # INTERNAL_TLS_NAME); None: plaintext.
+    internal_tls: internal_auth.ClientTls | None = None
 
     def __post_init__(self) -> None:
         # One token for both roles would let every platform call act as the admin.
@@ -144,6 +147,7 @@ class Settings:
             archive_dir=env_str("GATEWAY_ARCHIVE_DIR", "archive"),
             tls=ServerIdentity.from_files("GATEWAY_TLS_CERT", env_str("GATEWAY_TLS_CERT", ""),
                                           "GATEWAY_TLS_KEY", env_str("GATEWAY_TLS_KEY", "")),
+            internal_tls=internal_auth.client_tls_from_env(),
         )
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pairwise import internal_auth, prompt_token
 from pairwise.config import env_bool, env_float, env_int, env_str
 from pairwise.grpc_server import DEFAULT_MAX_CONCURRENT_RPCS
+from pairwise.tls import ServerIdentity
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,9 @@ class Settings:
     redis_connect_timeout_s: float = 1.0
     redis_socket_timeout_s: float = 5.0
     internal_previous_secrets: tuple[str, ...] = ()
+    # The port speaks TLS with this identity (INTERNAL_TLS_CERT, INTERNAL_TLS_KEY); None:
+    # plaintext.
+    tls: ServerIdentity | None = None
     # Calls in progress before new ones get RESOURCE_EXHAUSTED (pairwise.grpc_server).
     max_concurrent_rpcs: int = DEFAULT_MAX_CONCURRENT_RPCS
 
@@ -51,6 +55,7 @@ class Settings:
             token_keys=prompt_token.keys_from_env(),
             internal_secret=internal_auth.secret_from_env(),
             internal_previous_secrets=internal_auth.previous_secrets_from_env(),
+            tls=internal_auth.server_tls_from_env(),
             host=env_str("INGEST_HOST", "127.0.0.1"),
             port=env_int("INGEST_PORT", 50052),
             max_batch=env_int("INGEST_MAX_BATCH", 10_000),

@@ -6,7 +6,9 @@ every cause's ranking, so whoever reaches their ports could vote for anyone or r
 gateway's roles guard. Every IngestService and RankerService call carries metadata
 ``authorization: Bearer <PAIRWISE_INTERNAL_SECRET>``; a call without it, or with another
 value, is refused UNAUTHENTICATED before any servicer code runs. Health checking and
-reflection stay open (probes, tools). The servers also accept the secrets in
+reflection stay open (probes, tools). With INTERNAL_TLS_CERT / INTERNAL_TLS_KEY their ports
+speak TLS, and the gateway, given INTERNAL_TLS_CA, dials them so: then the secret no longer
+travels in the clear. The servers also accept the secrets in
 PAIRWISE_INTERNAL_PREVIOUS_SECRETS, so that a rotation needs no stop: give ingest and the
 rankers the new secret with the old one as previous, then the gateway the new one, then drop
 the old. The secret travels in the clear unless the channel is
@@ -18,12 +20,15 @@ from __future__ import annotations
 import functools
 import hmac
 from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import TypeVar
 
 import grpc
 
 from pairwise.config import env_str
 from pairwise.rpc_handlers import refusal, replaced
+from pairwise.tls import ServerIdentity, client_credentials, name_override
 
 SETTING = "PAIRWISE_INTERNAL_SECRET"
 PREVIOUS_SETTING = "PAIRWISE_INTERNAL_PREVIOUS_SECRETS"
@@ -53,6 +58,47 @@ def previous_secrets_from_env() -> tuple[str, ...]:
     MIN_SECRET_BYTES."""
     return tuple(check_secret(part.strip(), PREVIOUS_SETTING)
                  for part in env_str(PREVIOUS_SETTING, "").split(",") if part.strip())
+
+
+def server_tls_from_env() -> ServerIdentity | None:
+    """The TLS identity of an internal server (INTERNAL_TLS_CERT, INTERNAL_TLS_KEY), or None
+    (plaintext)."""
+    return ServerIdentity.from_files("INTERNAL_TLS_CERT", env_str("INTERNAL_TLS_CERT", ""),
+                                     "INTERNAL_TLS_KEY", env_str("INTERNAL_TLS_KEY", ""))
+
+
+@dataclass(frozen=True)
+class ClientTls:
+    """How a client of the internal services checks them: the PEM certificate it trusts (their
+    CA's, or their shared certificate), and the name their certificate carries when it is not
+    the host dialled (rankers publish IP addresses)."""
+
+    trusted: bytes
+    server_name: str = ""
+
+
+def client_tls_from_env() -> ClientTls | None:
+    """INTERNAL_TLS_CA (a PEM file) and INTERNAL_TLS_NAME, or None (plaintext)."""
+    path = env_str("INTERNAL_TLS_CA", "")
+    if not path:
+        return None
+    try:
+        trusted = Path(path).read_bytes()
+    except OSError as exc:
+        raise SystemExit(f"setting INTERNAL_TLS_CA: cannot read {path!r} ({exc.strerror})"
+                         ) from None
+    if b"CERTIFICATE" not in trusted:
+        raise SystemExit(f"setting INTERNAL_TLS_CA: {path!r} holds no PEM certificate")
+    return ClientTls(trusted, env_str("INTERNAL_TLS_NAME", ""))
+
+
+def channel(address: str, tls: ClientTls | None,
+            options: list[tuple[str, object]]) -> grpc.aio.Channel:
+    """A grpc.aio channel to an internal service: TLS with `tls`, else plaintext."""
+    if tls is None:
+        return grpc.aio.insecure_channel(address, options=options)
+    return grpc.aio.secure_channel(address, client_credentials(tls.trusted),
+                                   options=[*options, *name_override(tls.server_name)])
 
 
 def metadata(secret: str) -> tuple[tuple[str, str]]:

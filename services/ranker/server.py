@@ -50,7 +50,7 @@ async def start(settings: Settings) -> RunningServer:
             service_names=[SERVICE_NAME],
             interceptors=[InternalAuthInterceptor(
                 [settings.internal_secret, *settings.internal_previous_secrets], [SERVICE_NAME])],
-            max_concurrent_rpcs=settings.max_concurrent_rpcs)
+            max_concurrent_rpcs=settings.max_concurrent_rpcs, tls=settings.tls)
     except BaseException:
         await fit_pool.close()
         await client.aclose()

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pairwise import internal_auth
 from pairwise.config import env_float, env_int, env_str
 from pairwise.grpc_server import DEFAULT_MAX_CONCURRENT_RPCS
+from pairwise.tls import ServerIdentity
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,9 @@ class Settings:
     redis_connect_timeout_s: float = 1.0
     redis_socket_timeout_s: float = 5.0
     internal_previous_secrets: tuple[str, ...] = ()
+    # The port speaks TLS with this identity (INTERNAL_TLS_CERT, INTERNAL_TLS_KEY); None:
+    # plaintext.
+    tls: ServerIdentity | None = None
     # Calls in progress (FollowRanking streams included) before new ones get
     # RESOURCE_EXHAUSTED (pairwise.grpc_server).
     max_concurrent_rpcs: int = DEFAULT_MAX_CONCURRENT_RPCS
@@ -88,6 +92,7 @@ class Settings:
             redis_url=env_str("REDIS_URL"),
             internal_secret=internal_auth.secret_from_env(),
             internal_previous_secrets=internal_auth.previous_secrets_from_env(),
+            tls=internal_auth.server_tls_from_env(),
             host=env_str("RANKER_HOST", "127.0.0.1"),
             port=env_int("RANKER_PORT", 50053),
             name=env_str("RANKER_NAME", "ranker"),

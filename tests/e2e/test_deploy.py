@@ -121,20 +121,34 @@ def test_compose_refuses_to_run_without_a_secret(missing: str) -> None:
     assert missing in result.stderr
 
 
-TLS_ENV = {**SECRETS, "GATEWAY_TLS_DIR": "/etc/pairwise/tls", "GATEWAY_TLS_NAME": "vote.example"}
+TLS_ENV = {**SECRETS, "GATEWAY_TLS_DIR": "/etc/pairwise/tls", "GATEWAY_TLS_NAME": "vote.example",
+           "INTERNAL_TLS_NAME": "pairwise.internal"}
 
 
-def test_the_tls_file_serves_the_gateway_over_tls_and_probes_it_so() -> None:
-    gateway = normalised_config((COMPOSE_FILE, TLS_FILE), TLS_ENV)["services"]["gateway"]
+def test_the_tls_file_serves_every_grpc_port_over_tls_and_probes_it_so() -> None:
+    services = normalised_config((COMPOSE_FILE, TLS_FILE), TLS_ENV)["services"]
+    gateway = services["gateway"]
     assert gateway["environment"]["GATEWAY_TLS_CERT"] == "/tls/gateway.crt"
     assert gateway["environment"]["GATEWAY_TLS_KEY"] == "/tls/gateway.key"
-    assert gateway["volumes"] == ["/etc/pairwise/tls:/tls:ro"]
+    # The gateway trusts the internal certificate and checks the name it carries.
+    assert gateway["environment"]["INTERNAL_TLS_CA"] == "/tls/internal.crt"
+    assert gateway["environment"]["INTERNAL_TLS_NAME"] == "pairwise.internal"
     probe = gateway["healthcheck"]["test"]
     assert probe[1:4] == ["python", "-m", "pairwise.health_probe"]
     assert probe[5:] == ["--tls-cert", "/tls/gateway.crt", "--tls-name", "vote.example"]
+    for name in SERVICES - {"redis"}:
+        assert services[name]["volumes"] == ["/etc/pairwise/tls:/tls:ro"], name
+    for name in SERVICES - {"redis", "gateway"}:
+        environment = services[name]["environment"]
+        assert (environment["INTERNAL_TLS_CERT"], environment["INTERNAL_TLS_KEY"]) == (
+            "/tls/internal.crt", "/tls/internal.key"), name
+        # The base file's settings stay: the override adds to them.
+        assert "PAIRWISE_INTERNAL_SECRET" in environment and "REDIS_URL" in environment, name
+        assert services[name]["healthcheck"]["test"][5:] == [
+            "--tls-cert", "/tls/internal.crt", "--tls-name", "pairwise.internal"], name
 
 
-@pytest.mark.parametrize("missing", ["GATEWAY_TLS_DIR", "GATEWAY_TLS_NAME"])
+@pytest.mark.parametrize("missing", ["GATEWAY_TLS_DIR", "GATEWAY_TLS_NAME", "INTERNAL_TLS_NAME"])
 def test_the_tls_file_refuses_to_run_without_its_settings(missing: str) -> None:
     env = {name: value for name, value in TLS_ENV.items() if name != missing}
     result = compose("config", "-q", env=env, files=(COMPOSE_FILE, TLS_FILE))

@@ -6,16 +6,23 @@ bad identity stops start-up naming the settings."""
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
 import pytest
-from conftest import ADMIN_TOKEN, PLATFORM_TOKEN, Cluster, bearer, gateway_settings, serve_in_thread
+from conftest import (
+    ADMIN_TOKEN,
+    PLATFORM_TOKEN,
+    Certificate,
+    Cluster,
+    bearer,
+    gateway_settings,
+    self_signed,
+    serve_in_thread,
+)
 
 from gateway.server import start as start_gateway
 from pairwise import health_probe
@@ -24,28 +31,6 @@ from pairwise.v1 import gateway_pb2, gateway_pb2_grpc
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "docs" / "examples" / "vote_flow.py"
 TIMEOUT_S = 10
-
-
-@dataclass(frozen=True)
-class Certificate:
-    cert: Path
-    key: Path
-
-
-def self_signed(folder: Path, name: str) -> Certificate:
-    """A P-256 key and a one-day certificate for `name` (and 127.0.0.1), made by openssl."""
-    openssl = shutil.which("openssl")
-    if openssl is None:
-        pytest.fail("openssl is not installed: the TLS tests make their certificate with it "
-                    "(Debian: apt-get install openssl)", pytrace=False)
-    folder.mkdir(parents=True, exist_ok=True)
-    cert, key = folder / f"{name}.crt", folder / f"{name}.key"
-    subprocess.run(
-        [openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-         "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "1", "-subj", f"/CN={name}",
-         "-addext", f"subjectAltName=DNS:{name},IP:127.0.0.1"],
-        check=True, capture_output=True, timeout=60)
-    return Certificate(cert, key)
 
 
 @pytest.fixture(scope="module")
