@@ -17,12 +17,11 @@ TLS: it keeps out whoever can connect, not whoever can read the traffic.
 
 from __future__ import annotations
 
-import functools
 import hmac
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import grpc
 
@@ -106,17 +105,38 @@ def metadata(secret: str) -> tuple[tuple[str, str]]:
     return ((HEADER, f"Bearer {secret}"),)
 
 
+class _SendingSecret:
+    """A stub method (multi-callable) whose calls carry `sent` unless given metadata; its
+    sync variants (`future`, `with_call`) too."""
+
+    __slots__ = ("_method", "_sent")
+
+    def __init__(self, method: Any, sent: tuple[tuple[str, str]]) -> None:
+        self._method = method
+        self._sent = sent
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs.setdefault("metadata", self._sent)
+        return self._method(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        variant = getattr(self._method, name)
+        if name in ("future", "with_call"):
+            return _SendingSecret(variant, self._sent)
+        return variant
+
+
 def authenticated(stub: S, secret: str) -> S:
     """`stub` (a generated stub, sync or grpc.aio) with every method sending `secret`.
 
-    A stub's methods are attributes set by its constructor; each is replaced by the same
-    callable with the metadata bound, which costs a call nothing measurable (a client
-    interceptor wraps every grpc.aio call in an object of its own).
+    A stub's methods are attributes set by its constructor; each is wrapped so that its calls
+    carry the metadata, which costs a call one Python call (a grpc.aio client interceptor
+    would wrap every call in an object of its own).
     """
     sent = metadata(secret)
     for name, method in list(vars(stub).items()):
         if callable(method):
-            setattr(stub, name, functools.partial(method, metadata=sent))
+            setattr(stub, name, _SendingSecret(method, sent))
     return stub
 
 
