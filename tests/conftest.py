@@ -23,7 +23,7 @@ import grpc
 import pytest
 import redis
 
-from pairwise import keys
+from pairwise import internal_auth, keys
 from pairwise.embedded_redis import EmbeddedRedis
 from pairwise.grpc_server import RunningServer
 from pairwise.prompt_token import TokenKeys
@@ -31,8 +31,10 @@ from pairwise.prompt_token import TokenKeys
 ADMIN_TOKEN = "test-admin-token"
 PLATFORM_TOKEN = "test-platform-token"
 TOKEN_KEYS = TokenKeys(b"test-prompt-token-secret-of-32-bytes")
+INTERNAL_SECRET = "test-internal-secret-of-32-bytes-at-least"
 
 T = TypeVar("T")
+S = TypeVar("S")
 
 
 def eventually(probe: Callable[[], T], what: str, *, until: Callable[[T], object] = bool,
@@ -133,6 +135,31 @@ def cause_id() -> str:
     return f"t-{uuid.uuid4().hex[:12]}"
 
 
+@dataclass(frozen=True)
+class Certificate:
+    cert: Path
+    key: Path
+
+
+def self_signed(folder: Path, name: str) -> Certificate:
+    """A P-256 key and a one-day certificate for `name` (and 127.0.0.1), made by openssl
+    (the project does not depend on a Python crypto library)."""
+    import shutil
+
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.fail("openssl is not installed: the TLS tests make their certificates with it "
+                    "(Debian: apt-get install openssl)", pytrace=False)
+    folder.mkdir(parents=True, exist_ok=True)
+    cert, key = folder / f"{name}.crt", folder / f"{name}.key"
+    subprocess.run(
+        [openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+         "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "1", "-subj", f"/CN={name}",
+         "-addext", f"subjectAltName=DNS:{name},IP:127.0.0.1"],
+        check=True, capture_output=True, timeout=60)
+    return Certificate(cert, key)
+
+
 def bearer(token: str) -> tuple[tuple[str, str], ...]:
     return (("authorization", f"Bearer {token}"),)
 
@@ -151,25 +178,34 @@ class Cluster:
         return grpc.insecure_channel(addr or self.gateway_addr)
 
 
+def internal(stub: S) -> S:
+    """`stub` (of ingest or a ranker) sending the internal secret the fixtures' services
+    check, as the gateway does."""
+    return internal_auth.authenticated(stub, INTERNAL_SECRET)
+
+
 def ingest_settings(redis_url: str, **overrides: Any) -> Any:
     from ingest.settings import Settings
 
-    return Settings(redis_url=redis_url, token_keys=TOKEN_KEYS, port=0, **overrides)
+    return Settings(redis_url=redis_url, token_keys=TOKEN_KEYS, port=0,
+                    **{"internal_secret": INTERNAL_SECRET, **overrides})
 
 
 def ranker_settings(redis_url: str, **overrides: Any) -> Any:
     from ranker.settings import Settings
 
     fast = {"fit_interval_s": 0.1, "checkpoint_interval_s": 0.3, "discover_interval_s": 0.1}
-    return Settings(redis_url=redis_url, port=0, **{**fast, **overrides})
+    return Settings(redis_url=redis_url, port=0,
+                    **{"internal_secret": INTERNAL_SECRET, **fast, **overrides})
 
 
 def gateway_settings(redis_url: str, ingest_addr: str, **overrides: Any) -> Any:
     """A gateway's settings; it finds the rankers in the directory on `redis_url`."""
     from gateway.settings import Settings
 
-    return Settings(redis_url=redis_url, admin_token=ADMIN_TOKEN, platform_token=PLATFORM_TOKEN,
-                    token_keys=TOKEN_KEYS, ingest_addr=ingest_addr, port=0, **overrides)
+    return Settings(redis_url=redis_url, token_keys=TOKEN_KEYS, ingest_addr=ingest_addr, port=0,
+                    **{"admin_token": ADMIN_TOKEN, "platform_token": PLATFORM_TOKEN,
+                       "internal_secret": INTERNAL_SECRET, **overrides})
 
 
 @pytest.fixture(scope="session")

@@ -13,6 +13,10 @@ With a cluster started by `make up` (tokens from run/tokens.env):
     .venv/bin/python docs/examples/vote_flow.py
 
 `--gateway HOST:PORT` names another gateway (default 127.0.0.1:$GATEWAY_PORT, or 50051).
+A gateway serving TLS (GATEWAY_TLS_CERT / GATEWAY_TLS_KEY) is reached with `--tls` when its
+certificate comes from a CA the system trusts, or `--tls-ca FILE` to trust that CA (or the
+gateway's own self-signed certificate); `--tls-name NAME` checks the certificate against NAME
+when the address dialled is not in it (an IP address, a tunnel). See `channel()`.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import random
 import sys
 import time
 import uuid
+from pathlib import Path
 
 import grpc
 
@@ -43,6 +48,18 @@ PROPOSALS = {
     "school": "Éduquer au consentement dès l’école",
     "hotline": "Un numéro d’écoute ouvert jour et nuit",
 }
+
+
+def channel(args: argparse.Namespace) -> grpc.Channel:
+    """A channel to the gateway: plaintext, or TLS when asked (the bearer tokens then travel
+    encrypted, which they must beyond loopback)."""
+    if not (args.tls or args.tls_ca):
+        return grpc.insecure_channel(args.gateway)
+    # No root_certificates: the system's trusted CAs (or GRPC_DEFAULT_SSL_ROOTS_FILE_PATH).
+    trusted = Path(args.tls_ca).read_bytes() if args.tls_ca else None
+    credentials = grpc.ssl_channel_credentials(root_certificates=trusted)
+    options = [("grpc.ssl_target_name_override", args.tls_name)] if args.tls_name else []
+    return grpc.secure_channel(args.gateway, credentials, options=options)
 
 
 def bearer(token: str) -> tuple[tuple[str, str], ...]:
@@ -76,6 +93,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cause", default=f"example-{uuid.uuid4().hex[:8]}")
     parser.add_argument("--voters", type=int, default=5)
     parser.add_argument("--votes-per-voter", type=int, default=4)
+    parser.add_argument("--tls", action="store_true",
+                        help="TLS, trusting the system's certificate authorities")
+    parser.add_argument("--tls-ca", default="", help="TLS, trusting this PEM certificate")
+    parser.add_argument("--tls-name", default="",
+                        help="name the gateway's certificate is checked against")
     args = parser.parse_args(argv)
     try:
         admin = bearer(os.environ["PAIRWISE_ADMIN_TOKEN"])
@@ -85,9 +107,9 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
 
-    with grpc.insecure_channel(args.gateway) as channel:
-        grpc.channel_ready_future(channel).result(timeout=DEADLINE_S)
-        stub = gateway_pb2_grpc.GatewayServiceStub(channel)
+    with channel(args) as gateway:
+        grpc.channel_ready_future(gateway).result(timeout=DEADLINE_S)
+        stub = gateway_pb2_grpc.GatewayServiceStub(gateway)
 
         # An organiser opens the cause and seeds it: the admin's proposals start ACCEPTED.
         stub.CreateCause(gateway_pb2.CreateCauseRequest(

@@ -330,7 +330,7 @@ def task_ranker_reads(folder: Path, repeats: int, budget_s: float) -> dict:
     import grpc
     import redis
 
-    from pairwise import checkpoint_fields, keys
+    from pairwise import checkpoint_fields, internal_auth, keys
     from pairwise.embedded_redis import EmbeddedRedis, free_port
     from pairwise.v1 import ranker_pb2, ranker_pb2_grpc
 
@@ -384,12 +384,15 @@ def task_ranker_reads(folder: Path, repeats: int, budget_s: float) -> dict:
                 pipe.execute()
             del counts
             port = free_port()
-            env = dict(os.environ, REDIS_URL=server.url, RANKER_PORT=str(port))
+            internal_secret = os.urandom(16).hex()
+            env = dict(os.environ, REDIS_URL=server.url, RANKER_PORT=str(port),
+                       **{internal_auth.SETTING: internal_secret})
             with open(Path(tmp) / "ranker.log", "ab") as log:
                 ranker = subprocess.Popen([sys.executable, "-m", "ranker"], env=env,
                                           stdout=log, stderr=subprocess.STDOUT)
             channel = grpc.insecure_channel(f"127.0.0.1:{port}")
-            stub = ranker_pb2_grpc.RankerServiceStub(channel)
+            stub = internal_auth.authenticated(ranker_pb2_grpc.RankerServiceStub(channel),
+                                               internal_secret)
             request = ranker_pb2.ReadRankingRequest(cause_id=cause_id, offset=0, limit=limit)
             started = time.monotonic()
             while True:  # the checkpoint loaded and the first (cold) fit published

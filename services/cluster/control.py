@@ -18,7 +18,7 @@ import redis
 
 from cluster.process_table import command_name, is_same_process, kill_group, members
 from cluster.run_folder import RunFolder
-from cluster.tokens import ADMIN, NAMES, Tokens, resolve
+from cluster.tokens import ADMIN, CLIENT_NAMES, NAMES, Tokens, resolve
 from cluster.topology import Topology, plan
 from pairwise import health_probe
 from pairwise.redis_client import shown
@@ -224,7 +224,8 @@ def _print_running(run: RunFolder, topology: Topology, tokens: Tokens, out: Text
     print(f"\nGateway: {topology.gateway_addr}  (pairwise.v1.GatewayService; health and "
           "reflection on)", file=out)
     print("Tokens (metadata `authorization: Bearer <token>`):", file=out)
-    for name, value in tokens.as_env().items():
+    for name in CLIENT_NAMES:
+        value = tokens.as_env()[name]
         source = tokens.sources[name]
         print(f"  {name}={'(from the environment)' if source == 'environment' else value}",
               file=out)

@@ -18,6 +18,7 @@ import numpy as np
 from cluster.scenario import Proposal, Scenario
 from cluster.tokens import Tokens
 from cluster.voter_model import VoterModel
+from pairwise.submitted_vote import SKIP_REASON_NAMES
 from pairwise.v1 import gateway_pb2, gateway_pb2_grpc, types_pb2
 
 logger = logging.getLogger(__name__)
@@ -117,6 +118,8 @@ class Consultation:
                 request = gateway_pb2.SubmitVoteRequest(
                     cause_id=self.cause_id, voter_id=voter_id, prompt_token=pair.prompt_token,
                     choice=CHOICE[decision.answer], skip_reason=decision.reason,
+                    skip_reason_code=SKIP_REASON_NAMES.get(decision.reason_code,
+                                                            "SKIP_REASON_UNSPECIFIED"),
                     idempotency_key=f"{voter_id}-{number}")
                 self._submit(request)
             except grpc.RpcError as exc:

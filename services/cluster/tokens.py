@@ -1,5 +1,6 @@
-"""The cluster's secrets: admin and platform bearer tokens, the prompt-token HMAC secret and
-the embedded Redis server's password.
+"""The cluster's secrets: admin and platform bearer tokens, the prompt-token HMAC secret, the
+internal services' shared secret and the embedded Redis server's passwords (its default
+user's, and each service's user's).
 
 Taken from the environment when set; otherwise development defaults are generated once and
 kept in `run/tokens.env` (mode 600), so `up`, `demo` and a later shell agree on them.
@@ -13,13 +14,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from pairwise import embedded_redis
+from pairwise import embedded_redis, internal_auth
 
 ADMIN = "PAIRWISE_ADMIN_TOKEN"
 PLATFORM = "PAIRWISE_PLATFORM_TOKEN"
 SECRET = "PAIRWISE_TOKEN_SECRET"
+INTERNAL = internal_auth.SETTING
 REDIS_PASSWORD = embedded_redis.PASSWORD_VARIABLE
-NAMES = (ADMIN, PLATFORM, SECRET, REDIS_PASSWORD)
+REDIS_SERVICE_PASSWORDS = {user: embedded_redis.password_variable(user)
+                           for user in embedded_redis.SERVICE_USERS}
+NAMES = (ADMIN, PLATFORM, SECRET, INTERNAL, REDIS_PASSWORD, *REDIS_SERVICE_PASSWORDS.values())
+# What a client of the gateway needs; the others stay between the services.
+CLIENT_NAMES = (ADMIN, PLATFORM, SECRET)
 
 
 @dataclass(frozen=True)
@@ -27,12 +33,16 @@ class Tokens:
     admin: str
     platform: str
     secret: str
+    internal: str
     redis_password: str
     # Where each value came from: "environment" or the path of the tokens file.
     sources: Mapping[str, str]
+    # The embedded Redis's user of each service -> its password.
+    redis_service_passwords: Mapping[str, str]
 
     def as_env(self) -> dict[str, str]:
-        return {ADMIN: self.admin, PLATFORM: self.platform, SECRET: self.secret}
+        return {ADMIN: self.admin, PLATFORM: self.platform, SECRET: self.secret,
+                INTERNAL: self.internal}
 
 
 def resolve(tokens_file: Path, environ: Mapping[str, str]) -> Tokens:
@@ -52,8 +62,9 @@ def resolve(tokens_file: Path, environ: Mapping[str, str]) -> Tokens:
     if missing:
         write_file(tokens_file, {**stored, **{n: values[n] for n in NAMES
                                               if sources[n] != "environment"}})
-    return Tokens(values[ADMIN], values[PLATFORM], values[SECRET], values[REDIS_PASSWORD],
-                  sources)
+    return Tokens(values[ADMIN], values[PLATFORM], values[SECRET], values[INTERNAL],
+                  values[REDIS_PASSWORD], sources,
+                  {user: values[name] for user, name in REDIS_SERVICE_PASSWORDS.items()})
 
 
 def read_file(path: Path) -> dict[str, str]:
@@ -79,6 +90,6 @@ def write_file(path: Path, values: Mapping[str, str]) -> None:
 
 
 def _generate(name: str) -> str:
-    prefix = {ADMIN: "dev-admin-", PLATFORM: "dev-platform-", SECRET: "",
-              REDIS_PASSWORD: ""}[name]
+    prefix = {ADMIN: "dev-admin-", PLATFORM: "dev-platform-",
+              INTERNAL: "dev-internal-"}.get(name, "")
     return prefix + secrets.token_urlsafe(32)

@@ -63,7 +63,8 @@ def plan(run: RunFolder, environ: Mapping[str, str], tokens: Tokens,
          python: str = sys.executable) -> Topology:
     """The processes to start for `environ` (ports, REDIS_URL, RANKERS) and `tokens`.
 
-    Raises SystemExit naming the setting when a port or the ranker count is not an integer.
+    Raises SystemExit naming the setting when a port or the ranker count is not an integer,
+    or when the gateway's TLS settings are set.
     """
     ports = {name: _int(environ, name, default) for name, default in DEFAULT_PORTS.items()}
     rankers = _int(environ, "RANKERS", 1)
@@ -73,22 +74,30 @@ def plan(run: RunFolder, environ: Mapping[str, str], tokens: Tokens,
 
     redis_url = environ.get("REDIS_URL", "")
     embedded = not redis_url
+    # Each service's own Redis URL: the embedded server's user of that service, or REDIS_URL.
+    service_url = dict.fromkeys(embedded_redis.SERVICE_USERS, redis_url)
     if embedded:
         # Password-protected even on loopback: any local process could otherwise rewrite
-        # the vote log.
+        # the vote log. `redis_url`, the default user's, is the tools' (status, load tests).
         redis_url = embedded_redis.url(ports["REDIS_PORT"], password=tokens.redis_password)
+        service_url = {user: embedded_redis.url(ports["REDIS_PORT"], password=password,
+                                                user=user)
+                       for user, password in tokens.redis_service_passwords.items()}
         processes.append(ProcessSpec(
             name="redis",
             argv=(python, "-m", "pairwise.embedded_redis", "--port", str(ports["REDIS_PORT"]),
                   "--dir", str(run.redis_data)),
-            env={embedded_redis.PASSWORD_VARIABLE: tokens.redis_password},
+            env={embedded_redis.PASSWORD_VARIABLE: tokens.redis_password,
+                 **{embedded_redis.password_variable(user): password
+                    for user, password in tokens.redis_service_passwords.items()}},
             stop_group=2, ready_redis_url=redis_url))
 
-    common = {"REDIS_URL": redis_url, "PYTHONUNBUFFERED": "1", **tokens.as_env()}
+    common = {"PYTHONUNBUFFERED": "1", **tokens.as_env()}
     ingest_addr = f"{LOOPBACK}:{ports['INGEST_PORT']}"
     processes.append(ProcessSpec(
         name="ingest", argv=(python, "-m", "ingest"), addr=ingest_addr, stop_group=1,
-        env={**common, "INGEST_HOST": LOOPBACK, "INGEST_PORT": str(ports["INGEST_PORT"])}))
+        env={**common, "REDIS_URL": service_url["ingest"], "INGEST_HOST": LOOPBACK,
+             "INGEST_PORT": str(ports["INGEST_PORT"])}))
 
     # Each ranker registers in the directory of rankers in Redis, where the gateway finds
     # it: none is named to the others, and more can join later on other ports.
@@ -97,14 +106,21 @@ def plan(run: RunFolder, environ: Mapping[str, str], tokens: Tokens,
         port = ports["RANKER_PORT"] + k
         processes.append(ProcessSpec(
             name=name, argv=(python, "-m", "ranker"), addr=f"{LOOPBACK}:{port}", stop_group=1,
-            env={**common, "RANKER_HOST": LOOPBACK, "RANKER_PORT": str(port),
-                 "RANKER_NAME": name}))
+            env={**common, "REDIS_URL": service_url["ranker"], "RANKER_HOST": LOOPBACK,
+                 "RANKER_PORT": str(port), "RANKER_NAME": name}))
 
+    tls_settings = ("GATEWAY_TLS_CERT", "GATEWAY_TLS_KEY", "INTERNAL_TLS_CERT",
+                    "INTERNAL_TLS_KEY", "INTERNAL_TLS_CA")
+    if any(environ.get(name) for name in tls_settings):
+        # Its probes, demo and printed commands speak plaintext to loopback services.
+        raise SystemExit(f"make up serves every service on loopback without TLS: unset "
+                         f"{', '.join(tls_settings)} (TLS is for services other hosts reach: "
+                         "deploy/docker-compose.tls.yml)")
     gateway_addr = f"{LOOPBACK}:{ports['GATEWAY_PORT']}"
     processes.append(ProcessSpec(
         name="gateway", argv=(python, "-m", "gateway"), addr=gateway_addr, stop_group=0,
-        env={**common, "GATEWAY_HOST": LOOPBACK, "GATEWAY_PORT": str(ports["GATEWAY_PORT"]),
-             "INGEST_ADDR": ingest_addr,
+        env={**common, "REDIS_URL": service_url["gateway"], "GATEWAY_HOST": LOOPBACK,
+             "GATEWAY_PORT": str(ports["GATEWAY_PORT"]), "INGEST_ADDR": ingest_addr,
              # Archives beside the cluster's data, unless the operator chose a place.
              "GATEWAY_ARCHIVE_DIR": environ.get("GATEWAY_ARCHIVE_DIR")
              or str(run.root / "archive")}))

@@ -18,7 +18,9 @@ ANSWERS: tuple[Answer, ...] = ("left", "right", "tie", "skip")
 @dataclass(frozen=True)
 class Decision:
     answer: Answer
-    # Only for "skip": why the voter could not decide.
+    # Only for "skip": why the voter could not decide, as a vote-log reason code
+    # (pairwise.vote_log.SKIP_REASON_CODES), and in the voter's words.
+    reason_code: str = ""
     reason: str = ""
 
 
@@ -29,13 +31,15 @@ class VoterModel:
 
     skip_rate: float = 0.04
     tie_rate: float = 0.12
-    skip_reasons: tuple[str, ...] = ("je ne sais pas", "je ne comprends pas",
-                                     "aucune des deux")
+    skip_reasons: tuple[tuple[str, str], ...] = (
+        ("cannot_decide", "je ne sais pas"), ("unfamiliar_both", "je ne comprends pas"),
+        ("like_neither", "aucune des deux"))
 
     def choose(self, left: float, right: float, rng: np.random.Generator) -> Decision:
         """The answer of one voter shown `left` vs `right` (hidden abilities)."""
         if rng.random() < self.skip_rate:
-            return Decision("skip", str(rng.choice(self.skip_reasons)))
+            code, words = self.skip_reasons[int(rng.choice(len(self.skip_reasons)))]
+            return Decision("skip", code, words)
         diff = left - right
         if rng.random() < self.tie_rate * math.exp(-abs(diff)):
             return Decision("tie")

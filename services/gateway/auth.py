@@ -17,6 +17,8 @@ from enum import Enum
 
 import grpc
 
+from pairwise.rpc_handlers import refusal, replaced
+
 GATEWAY_PREFIX = "/pairwise.v1.GatewayService/"
 
 
@@ -96,34 +98,14 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
     def _wrap(handler: grpc.RpcMethodHandler, method: str, role: Role | None,
               principals: dict[Role, str]) -> grpc.RpcMethodHandler:
         if role is None:
-            return _replace(handler, _denier(grpc.StatusCode.UNAUTHENTICATED,
+            return replaced(handler, refusal(grpc.StatusCode.UNAUTHENTICATED,
                                              "missing or invalid bearer token "
                                              "(metadata 'authorization: Bearer <token>')"))
         if role is Role.PLATFORM and method not in PLATFORM_METHODS:
-            return _replace(handler, _denier(grpc.StatusCode.PERMISSION_DENIED,
+            return replaced(handler, refusal(grpc.StatusCode.PERMISSION_DENIED,
                                              f"{method.removeprefix(GATEWAY_PREFIX)} needs "
                                              "the admin token"))
         return _with_role(handler, role, principals[role])
-
-
-def _denier(code: grpc.StatusCode, details: str):  # type: ignore[no-untyped-def]
-    async def deny(request_or_iterator, context):  # type: ignore[no-untyped-def]
-        await context.abort(code, details)
-    return deny
-
-
-def _replace(handler: grpc.RpcMethodHandler, behaviour) -> grpc.RpcMethodHandler:  # type: ignore[no-untyped-def]
-    """A handler of the same shape as `handler` whose behaviour is `behaviour`."""
-    if handler.unary_unary:
-        make = grpc.unary_unary_rpc_method_handler
-    elif handler.unary_stream:
-        make = grpc.unary_stream_rpc_method_handler
-    elif handler.stream_unary:
-        make = grpc.stream_unary_rpc_method_handler
-    else:
-        make = grpc.stream_stream_rpc_method_handler
-    return make(behaviour, request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer)
 
 
 def _with_role(handler: grpc.RpcMethodHandler, role: Role,
@@ -136,7 +118,7 @@ def _with_role(handler: grpc.RpcMethodHandler, role: Role,
             current_role.set(role)
             current_principal.set(principal)
             return await inner(request_or_iterator, context)
-        return _replace(handler, call)
+        return replaced(handler, call)
 
     inner_stream = handler.unary_stream or handler.stream_stream
 
@@ -145,4 +127,4 @@ def _with_role(handler: grpc.RpcMethodHandler, role: Role,
         current_principal.set(principal)
         async for response in inner_stream(request_or_iterator, context):
             yield response
-    return _replace(handler, stream)
+    return replaced(handler, stream)

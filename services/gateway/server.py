@@ -47,7 +47,11 @@ async def start(settings: Settings) -> RunningServer:
     # The rate-limit and pair scripts of concurrent calls share round trips.
     scripts = ScriptRunner(redis, max_in_flight=settings.script_groups_in_flight)
     upstreams = Upstreams(settings.ingest_addr,
-                          Rankers(scripts, refresh_s=settings.rankers_refresh_s))
+                          Rankers(scripts, refresh_s=settings.rankers_refresh_s,
+                                  internal_secret=settings.internal_secret,
+                                  internal_tls=settings.internal_tls),
+                          internal_secret=settings.internal_secret,
+                          internal_tls=settings.internal_tls)
     archives = Archives(redis, scripts, Path(settings.archive_dir))
     servicer = GatewayServicer(
         catalog=CatalogStore(redis, scripts=scripts, max_proposals=settings.max_proposals),
@@ -80,7 +84,7 @@ async def start(settings: Settings) -> RunningServer:
             host=settings.host, port=settings.port,
             servicers=[(gateway_pb2_grpc.add_GatewayServiceServicer_to_server, servicer)],
             service_names=[SERVICE_NAME],
-            max_concurrent_rpcs=settings.max_concurrent_rpcs,
+            max_concurrent_rpcs=settings.max_concurrent_rpcs, tls=settings.tls,
             # Auth first: an unauthenticated caller must not spend a voter's rate limit.
             interceptors=[AuthInterceptor(settings.admin_token, settings.platform_token),
                           RateLimitInterceptor(limiter, RATE_LIMITED_METHODS)])
@@ -93,6 +97,6 @@ async def start(settings: Settings) -> RunningServer:
     # Archives are written through this gateway's own export calls (gateway.archive).
     archives.write_export = export_writer(f"127.0.0.1:{running.port}", settings.admin_token)
     upstreams.rankers.start()
-    logger.info("gateway started", extra={"port": running.port,
+    logger.info("gateway started", extra={"port": running.port, "tls": settings.tls is not None,
                                           "ingest": settings.ingest_addr})
     return running

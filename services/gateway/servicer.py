@@ -295,7 +295,7 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
         submitted_vote.check_fields(
             choice=submitted_vote.CHOICE_NAMES.get(request.choice, ""),
             skip_reason=request.skip_reason, idempotency_key=request.idempotency_key,
-            prompt_token_wire=request.prompt_token)
+            prompt_token_wire=request.prompt_token, skip_reason_code=request.skip_reason_code)
         await self._catalog.require_cause(cause_id)
         await self._attributes.encode(cause_id, request.attributes)
         reply = await self._votes.record(
@@ -303,7 +303,7 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
                 cause_id=cause_id, voter_id=voter_id,
                 prompt_token=request.prompt_token, choice=request.choice,
                 skip_reason=request.skip_reason, idempotency_key=request.idempotency_key,
-                attributes=request.attributes),
+                attributes=request.attributes, skip_reason_code=request.skip_reason_code),
             timeout=self._timeout(context))
         response = gateway_pb2.SubmitVoteResponse(vote_id=reply.vote_id,
                                                   duplicate=reply.duplicate)

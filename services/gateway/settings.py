@@ -7,9 +7,10 @@ from dataclasses import dataclass
 from gateway.catalog import DEFAULT_NEWCOMER_VOTES, PairSelection
 from gateway.catalog_store import DEFAULT_MAX_PROPOSALS
 from gateway.pair_selection import DEFAULT_MAX_SEEN_PAIRS, DEFAULT_SEEN_PAIRS_TTL_S
-from pairwise import prompt_token
+from pairwise import internal_auth, prompt_token
 from pairwise.config import env_float, env_int, env_str
 from pairwise.grpc_server import DEFAULT_MAX_CONCURRENT_RPCS
+from pairwise.tls import ServerIdentity
 
 
 @dataclass(frozen=True)
@@ -18,6 +19,8 @@ class Settings:
     admin_token: str
     platform_token: str
     token_keys: prompt_token.TokenKeys
+    # Sent with every call to ingest and the rankers (pairwise.internal_auth).
+    internal_secret: str
     ingest_addr: str = "127.0.0.1:50052"
     # How often (seconds) the gateway reads the directory of live rankers to route reads
     # (it also reads it when a ranker answers that a cause moved).
@@ -75,12 +78,23 @@ class Settings:
     seen_pairs_ttl_s: int = DEFAULT_SEEN_PAIRS_TTL_S
     # Where ArchiveCause writes archives (one export folder per cause), on this host.
     archive_dir: str = "archive"
+    # The port speaks TLS with this identity (GATEWAY_TLS_CERT, GATEWAY_TLS_KEY); None:
+    # plaintext, for loopback or behind a TLS-terminating proxy.
+    tls: ServerIdentity | None = None
+    # How the gateway checks ingest and the rankers when they serve TLS (INTERNAL_TLS_CA,
+    # INTERNAL_TLS_NAME); None: plaintext.
+    internal_tls: internal_auth.ClientTls | None = None
 
     def __post_init__(self) -> None:
         # One token for both roles would let every platform call act as the admin.
         if self.admin_token == self.platform_token:
             raise SystemExit("settings PAIRWISE_ADMIN_TOKEN and PAIRWISE_PLATFORM_TOKEN must "
                              "differ: the admin token moderates and configures causes")
+        # The internal secret records votes under any voter id: no client token may be it.
+        if self.internal_secret in (self.admin_token, self.platform_token):
+            raise SystemExit("setting PAIRWISE_INTERNAL_SECRET must differ from "
+                             "PAIRWISE_ADMIN_TOKEN and PAIRWISE_PLATFORM_TOKEN: it opens ingest "
+                             "and the rankers, which trust every vote they are sent")
         if self.newcomer_votes < 1:
             raise SystemExit(f"setting GATEWAY_NEWCOMER_VOTES must be >= 1, "
                              f"got {self.newcomer_votes}")
@@ -99,6 +113,7 @@ class Settings:
             admin_token=env_str("PAIRWISE_ADMIN_TOKEN"),
             platform_token=env_str("PAIRWISE_PLATFORM_TOKEN"),
             token_keys=prompt_token.keys_from_env(),
+            internal_secret=internal_auth.secret_from_env(),
             ingest_addr=env_str("INGEST_ADDR", "127.0.0.1:50052"),
             rankers_refresh_s=env_float("GATEWAY_RANKERS_REFRESH_S", 1.0),
             host=env_str("GATEWAY_HOST", "127.0.0.1"),
@@ -130,6 +145,9 @@ class Settings:
             max_seen_pairs=env_int("GATEWAY_MAX_SEEN_PAIRS", DEFAULT_MAX_SEEN_PAIRS),
             seen_pairs_ttl_s=env_int("GATEWAY_SEEN_PAIRS_TTL_S", DEFAULT_SEEN_PAIRS_TTL_S),
             archive_dir=env_str("GATEWAY_ARCHIVE_DIR", "archive"),
+            tls=ServerIdentity.from_files("GATEWAY_TLS_CERT", env_str("GATEWAY_TLS_CERT", ""),
+                                          "GATEWAY_TLS_KEY", env_str("GATEWAY_TLS_KEY", "")),
+            internal_tls=internal_auth.client_tls_from_env(),
         )
 
 

@@ -1,5 +1,6 @@
 """The gateway's channels to the internal services: ingest, and the ranker that serves each
-cause, found in the directory of live rankers (pairwise.ranker_directory)."""
+cause, found in the directory of live rankers (pairwise.ranker_directory); every call on
+them carries the internal secret (pairwise.internal_auth)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import TypeVar
 
 import grpc
 
-from pairwise import errors, ranker_directory
+from pairwise import errors, internal_auth, ranker_directory
 from pairwise.redis_scripts import ScriptRunner
 from pairwise.v1 import ingest_pb2_grpc, ranker_pb2_grpc
 
@@ -74,8 +75,11 @@ class Rankers:
     UNAVAILABLE, so a client sees a hand-over only as a retryable moment.
     """
 
-    def __init__(self, scripts: ScriptRunner, *, refresh_s: float) -> None:
+    def __init__(self, scripts: ScriptRunner, *, refresh_s: float, internal_secret: str,
+                 internal_tls: internal_auth.ClientTls | None = None) -> None:
         self._scripts = scripts
+        self._internal_secret = internal_secret
+        self._internal_tls = internal_tls
         self._refresh_s = refresh_s
         self._live: dict[str, str] = {}
         self._stubs: dict[str, tuple[grpc.aio.Channel, ranker_pb2_grpc.RankerServiceStub]] = {}
@@ -106,8 +110,10 @@ class Rankers:
             raise errors.Unavailable("no ranker is live; retry")
         address = self._live[owner]
         if address not in self._stubs:
-            channel = grpc.aio.insecure_channel(address, options=_RANKER_OPTIONS)
-            self._stubs[address] = (channel, ranker_pb2_grpc.RankerServiceStub(channel))
+            channel = internal_auth.channel(address, self._internal_tls, _RANKER_OPTIONS)
+            stub = internal_auth.authenticated(ranker_pb2_grpc.RankerServiceStub(channel),
+                                               self._internal_secret)
+            self._stubs[address] = (channel, stub)
         return self._stubs[address][1]
 
     async def call(self, cause_id: str,
@@ -167,9 +173,11 @@ class Rankers:
 class Upstreams:
     """grpc.aio channels to ingest and to the rankers; create inside the event loop."""
 
-    def __init__(self, ingest_addr: str, rankers: Rankers) -> None:
-        self._channel = grpc.aio.insecure_channel(ingest_addr, options=_INGEST_OPTIONS)
-        self.ingest = ingest_pb2_grpc.IngestServiceStub(self._channel)
+    def __init__(self, ingest_addr: str, rankers: Rankers, *, internal_secret: str,
+                 internal_tls: internal_auth.ClientTls | None = None) -> None:
+        self._channel = internal_auth.channel(ingest_addr, internal_tls, _INGEST_OPTIONS)
+        self.ingest = internal_auth.authenticated(
+            ingest_pb2_grpc.IngestServiceStub(self._channel), internal_secret)
         self.rankers = rankers
 
     async def close(self) -> None:

@@ -17,7 +17,7 @@ from redis.asyncio import Redis
 
 from gateway.catalog import Proposal
 from gateway.pseudonyms import Pseudonyms
-from pairwise import keys
+from pairwise import keys, submitted_vote, vote_log
 from pairwise.errors import InvalidArgument
 from pairwise.ids import is_entry_id
 from pairwise.v1 import gateway_pb2
@@ -102,6 +102,8 @@ def _entry_message(entry_id: bytes, fields: dict[bytes, bytes],
                    pseudonyms: Pseudonyms | None) -> gateway_pb2.VoteLogEntry:
     kinds = fields.get(b"k", b"").decode()
     voter_ids = fields.get(b"u", b"").decode()
+    reason_code, reason_text = vote_log.skip_reason_parts(
+        fields.get(b"r", b"").decode(errors="replace"))
     if pseudonyms is not None and voter_ids:
         voter_ids = pseudonyms.of_list(voter_ids)
     return gateway_pb2.VoteLogEntry(
@@ -110,5 +112,7 @@ def _entry_message(entry_id: bytes, fields: dict[bytes, bytes],
         voter_ids=voter_ids,
         # An entry without trust flags is trusted (pairwise.vote_log: every writer adds q).
         trust=fields.get(b"q", b"1" * len(kinds)).decode(),
-        skip_reason=fields.get(b"r", b"").decode(errors="replace"),
+        skip_reason=reason_text,
+        skip_reason_code=submitted_vote.SKIP_REASON_NAMES.get(reason_code,
+                                                              "SKIP_REASON_UNSPECIFIED"),
         attributes=fields.get(b"g", b"").decode(errors="replace"))

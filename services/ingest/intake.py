@@ -57,14 +57,15 @@ class Intake:
 
     async def record_vote(self, *, cause_id: str, voter_id: str, prompt_token: str,
                           choice: str, skip_reason: str, idempotency_key: str,
-                          attributes: Mapping[str, str] | None = None) -> Receipt:
+                          attributes: Mapping[str, str] | None = None,
+                          skip_reason_code: int = 0) -> Receipt:
         """Verify, de-duplicate and append one interactive vote; see votes.interactive_vote
         and VoteStore.record_votes_each for the errors. Unavailable when the cause's buffer is
         full."""
         outcome = (await self.record_interactive_votes([Submission(
             cause_id=cause_id, voter_id=voter_id, prompt_token=prompt_token, choice=choice,
             skip_reason=skip_reason, idempotency_key=idempotency_key,
-            attributes=attributes or {})]))[0]
+            attributes=attributes or {}, skip_reason_code=skip_reason_code)]))[0]
         if isinstance(outcome, PairwiseError):
             raise outcome
         return outcome
@@ -86,7 +87,8 @@ class Intake:
                     keys=self._settings.token_keys, cause_id=s.cause_id,
                     voter_id=s.voter_id, wire_token=s.prompt_token, choice=s.choice,
                     skip_reason=s.skip_reason, idempotency_key=s.idempotency_key,
-                    now_ms=now_ms, min_view_ms=self._settings.min_view_ms)
+                    now_ms=now_ms, min_view_ms=self._settings.min_view_ms,
+                    skip_reason_code=s.skip_reason_code)
                 if s.attributes:
                     vote = dataclasses.replace(vote, attributes=await self._attributes.encode(
                         s.cause_id, s.attributes))

@@ -12,6 +12,7 @@ from ingest.vote_store import VoteStore
 from pairwise import redis_client
 from pairwise.declared_attributes import DeclaredAttributes
 from pairwise.grpc_server import RunningServer, start_server
+from pairwise.internal_auth import InternalAuthInterceptor
 from pairwise.v1 import ingest_pb2, ingest_pb2_grpc
 
 logger = logging.getLogger(__name__)
@@ -42,7 +43,10 @@ async def start(settings: Settings) -> RunningServer:
         running = await start_server(
             host=settings.host, port=settings.port,
             servicers=[(ingest_pb2_grpc.add_IngestServiceServicer_to_server, servicer)],
-            service_names=[SERVICE_NAME])
+            service_names=[SERVICE_NAME],
+            interceptors=[InternalAuthInterceptor(
+                [settings.internal_secret, *settings.internal_previous_secrets], [SERVICE_NAME])],
+            max_concurrent_rpcs=settings.max_concurrent_rpcs, tls=settings.tls)
     except BaseException:
         await client.aclose()
         raise

@@ -11,7 +11,7 @@ import grpc
 from ingest.intake import Intake
 from ingest.votes import Receipt, Submission
 from pairwise.grpc_server import status_for
-from pairwise.submitted_vote import CHOICE_NAMES
+from pairwise.submitted_vote import CHOICE_NAMES, SKIP_REASON_NAMES
 from pairwise.v1 import ingest_pb2, ingest_pb2_grpc, types_pb2
 
 
@@ -25,7 +25,7 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
             cause_id=request.cause_id, voter_id=request.voter_id,
             prompt_token=request.prompt_token, choice=CHOICE_NAMES.get(request.choice, ""),
             skip_reason=request.skip_reason, idempotency_key=request.idempotency_key,
-            attributes=request.attributes)
+            attributes=request.attributes, skip_reason_code=request.skip_reason_code)
         return ingest_pb2.RecordVoteResponse(vote_id=receipt.vote_id,
                                              duplicate=receipt.duplicate,
                                              entry_id=receipt.entry_id)
@@ -36,7 +36,8 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
         outcomes = await self._intake.record_interactive_votes([
             Submission(cause_id=v.cause_id, voter_id=v.voter_id, prompt_token=v.prompt_token,
                        choice=CHOICE_NAMES.get(v.choice, ""), skip_reason=v.skip_reason,
-                       idempotency_key=v.idempotency_key, attributes=v.attributes)
+                       idempotency_key=v.idempotency_key, attributes=v.attributes,
+                       skip_reason_code=v.skip_reason_code)
             for v in request.votes])
         reply = ingest_pb2.RecordInteractiveVotesResponse()
         add = reply.outcomes.add
@@ -69,6 +70,9 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
             votes_accepted=stats.accepted, duplicates=stats.duplicates,
             rejected_by_reason=stats.rejected_by_reason, voters=stats.voters, ties=stats.ties,
             skips=stats.skips,
-            skip_reasons=[types_pb2.SkipReasonCount(reason=reason, count=count)
-                          for reason, count in sorted(stats.skip_reasons.items(),
-                                                      key=lambda item: (-item[1], item[0]))])
+            skip_reasons=[
+                types_pb2.SkipReasonCount(reason=SKIP_REASON_NAMES[code],
+                                          code=SKIP_REASON_NAMES[code], count=count)
+                for code, count in sorted(stats.skip_reasons.items(),
+                                          key=lambda item: (-item[1], item[0]))
+                if code in SKIP_REASON_NAMES])

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pairwise import prompt_token
+from pairwise import internal_auth, prompt_token
 from pairwise.config import env_bool, env_float, env_int, env_str
+from pairwise.grpc_server import DEFAULT_MAX_CONCURRENT_RPCS
+from pairwise.tls import ServerIdentity
 
 
 @dataclass(frozen=True)
 class Settings:
     redis_url: str
     token_keys: prompt_token.TokenKeys
+    # Every IngestService call must carry it, or one of internal_previous_secrets during a
+    # rotation (pairwise.internal_auth).
+    internal_secret: str
     host: str = "127.0.0.1"
     port: int = 50052
     # Largest RecordVotes batch accepted (votes); larger ones get INVALID_ARGUMENT.
@@ -36,12 +41,21 @@ class Settings:
     redis_pool_timeout_s: float = 5.0
     redis_connect_timeout_s: float = 1.0
     redis_socket_timeout_s: float = 5.0
+    internal_previous_secrets: tuple[str, ...] = ()
+    # The port speaks TLS with this identity (INTERNAL_TLS_CERT, INTERNAL_TLS_KEY); None:
+    # plaintext.
+    tls: ServerIdentity | None = None
+    # Calls in progress before new ones get RESOURCE_EXHAUSTED (pairwise.grpc_server).
+    max_concurrent_rpcs: int = DEFAULT_MAX_CONCURRENT_RPCS
 
     @classmethod
     def from_env(cls) -> Settings:
         return cls(
             redis_url=env_str("REDIS_URL"),
             token_keys=prompt_token.keys_from_env(),
+            internal_secret=internal_auth.secret_from_env(),
+            internal_previous_secrets=internal_auth.previous_secrets_from_env(),
+            tls=internal_auth.server_tls_from_env(),
             host=env_str("INGEST_HOST", "127.0.0.1"),
             port=env_int("INGEST_PORT", 50052),
             max_batch=env_int("INGEST_MAX_BATCH", 10_000),
@@ -54,4 +68,6 @@ class Settings:
             redis_pool_timeout_s=env_float("INGEST_REDIS_POOL_TIMEOUT_S", 5.0),
             redis_connect_timeout_s=env_float("REDIS_CONNECT_TIMEOUT_S", 1.0),
             redis_socket_timeout_s=env_float("REDIS_SOCKET_TIMEOUT_S", 5.0),
+            max_concurrent_rpcs=env_int("INGEST_MAX_CONCURRENT_RPCS",
+                                        DEFAULT_MAX_CONCURRENT_RPCS),
         )

@@ -95,7 +95,8 @@ if kind == 't' then
   redis.call('HINCRBY', stats, 'ties', 1)
 elseif kind == 's' then
   redis.call('HINCRBY', stats, 'skips', 1)
-  if ARGV[7] ~= '' then redis.call('HINCRBY', stats, 'skip:' .. ARGV[7], 1) end
+  -- By the reason code (the r field's first word), never by the free text after it.
+  redis.call('HINCRBY', stats, 'skip:' .. string.match(ARGV[7], '^%S*'), 1)
 end
 redis.call('PFADD', KEYS[7], ARGV[6])
 return {'accepted', entry}

@@ -92,6 +92,7 @@ class Submission:
     skip_reason: str
     idempotency_key: str
     attributes: Mapping[str, str] = field(default_factory=dict)
+    skip_reason_code: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,7 +114,8 @@ def interactive_vote_id(cause_id: str, voter_id: str, idempotency_key: str, nonc
 
 def interactive_vote(*, keys: prompt_token.TokenKeys, cause_id: str, voter_id: str, wire_token: str,
                      choice: str, skip_reason: str, idempotency_key: str, now_ms: int,
-                     min_view_ms: int, attributes: str = NO_ATTRIBUTES) -> InteractiveVote:
+                     min_view_ms: int, attributes: str = NO_ATTRIBUTES,
+                     skip_reason_code: int = 0) -> InteractiveVote:
     """Validate a SubmitVote and verify its prompt token (`now_ms`: Unix ms).
 
     `choice` is one of submitted_vote.CHOICES ("" when the client left it unspecified). Raises
@@ -124,7 +126,8 @@ def interactive_vote(*, keys: prompt_token.TokenKeys, cause_id: str, voter_id: s
     check_id("cause_id", cause_id)
     check_id("voter_id", voter_id, pattern=VOTER_ID_PATTERN)
     submitted_vote.check_fields(choice=choice, skip_reason=skip_reason,
-                                idempotency_key=idempotency_key, prompt_token_wire=wire_token)
+                                idempotency_key=idempotency_key, prompt_token_wire=wire_token,
+                                skip_reason_code=skip_reason_code)
     token = prompt_token.verify_signed(keys, wire_token, cause_id, voter_id)
     kind: vote_log.Kind
     a_id, b_id = token.left_id, token.right_id
@@ -139,7 +142,10 @@ def interactive_vote(*, keys: prompt_token.TokenKeys, cause_id: str, voter_id: s
     return InteractiveVote(
         vote_id=interactive_vote_id(cause_id, voter_id, idempotency_key, token.nonce),
         cause_id=cause_id, voter_id=voter_id, kind=kind, a_id=a_id, b_id=b_id,
-        skip_reason=skip_reason if kind == vote_log.SKIP else "",
+        # A skip's reason code, then its free text: counted by the code alone.
+        skip_reason=(vote_log.skip_reason_field(
+            submitted_vote.skip_reason_code(skip_reason_code, skip_reason), skip_reason)
+                     if kind == vote_log.SKIP else ""),
         # Faster than a human can read two proposals: kept, but flagged for later audit.
         trusted=now_ms - token.issued_ms >= min_view_ms,
         nonce=token.nonce,

@@ -13,6 +13,7 @@ import numpy as np
 
 from loadtest.campaign import Campaign
 from loadtest.plan import LoadPlan
+from pairwise.submitted_vote import SKIP_REASON_NAMES
 from pairwise.v1 import gateway_pb2, types_pb2
 
 CHOICE = {"left": types_pb2.CHOICE_LEFT, "right": types_pb2.CHOICE_RIGHT,
@@ -102,7 +103,10 @@ class InteractiveLoad:
                 reply = await self._submit(gateway_pb2.SubmitVoteRequest(
                     cause_id=campaign.cause_id, voter_id=voter_id,
                     prompt_token=pair.prompt_token, choice=CHOICE[decision.answer],
-                    skip_reason=decision.reason, idempotency_key=str(k),
+                    skip_reason=decision.reason,
+                    skip_reason_code=SKIP_REASON_NAMES.get(decision.reason_code,
+                                                            "SKIP_REASON_UNSPECIFIED"),
+                    idempotency_key=str(k),
                     want_next_pair=in_reply))
                 pair = None
                 if reply is not None:

@@ -32,7 +32,7 @@ import grpc
 import numpy as np
 import redis
 
-from pairwise import checkpoint_fields, keys, proposal_record, vote_log
+from pairwise import checkpoint_fields, internal_auth, keys, proposal_record, vote_log
 from pairwise.embedded_redis import EmbeddedRedis
 from pairwise.v1 import ingest_pb2, ingest_pb2_grpc, ranker_pb2, ranker_pb2_grpc, types_pb2
 
@@ -103,7 +103,9 @@ def _run(args: argparse.Namespace, server: EmbeddedRedis, folder: Path,
     report["seed_s"] = round(time.monotonic() - started, 1)
     report["redis_used_memory_mb"] = round(client.info("memory")["used_memory"] / 2**20, 1)
 
-    environ = {**os.environ, "REDIS_URL": server.url, "PAIRWISE_TOKEN_SECRET": os.urandom(16).hex()}
+    internal_secret = os.urandom(16).hex()
+    environ = {**os.environ, "REDIS_URL": server.url, "PAIRWISE_TOKEN_SECRET": os.urandom(16).hex(),
+               internal_auth.SETTING: internal_secret}
     ranker_log = folder / "ranker.log"
     ranker_started = time.monotonic()
     ranker = _spawn("ranker", {**environ, "RANKER_PORT": "0", "RANKER_NAME": CONSUMER,
@@ -120,7 +122,8 @@ def _run(args: argparse.Namespace, server: EmbeddedRedis, folder: Path,
         "ranker_cpu_s": round(_cpu_s(ranker.pid), 2)}
 
     sampler = _Sampler(client, ranker.pid)
-    sent = asyncio.run(_vote(f"127.0.0.1:{ingest_port}", active, args, sampler, deadline))
+    sent = asyncio.run(_vote(f"127.0.0.1:{ingest_port}", internal_secret, active, args,
+                             sampler, deadline))
     report["votes_sent"] = sum(sent.values())
 
     def uncounted() -> list[str]:
@@ -142,7 +145,8 @@ def _run(args: argparse.Namespace, server: EmbeddedRedis, folder: Path,
     idle_read = [f"idle-{k:06d}" for k in rng.choice(max(args.idle, 1), size=min(5, args.idle),
                                                         replace=False)]
     with grpc.insecure_channel(f"127.0.0.1:{ranker_port}") as channel:
-        stub = ranker_pb2_grpc.RankerServiceStub(channel)
+        stub = internal_auth.authenticated(ranker_pb2_grpc.RankerServiceStub(channel),
+                                           internal_secret)
         idle_counts = [stub.ReadRanking(ranker_pb2.ReadRankingRequest(cause_id=c, limit=2),
                                         timeout=30).ranking.votes_counted for c in idle_read]
     if args.idle_unload <= 120:
@@ -247,7 +251,7 @@ def _catalogs(pipe: Any, cause_ids: list[str], n_proposals: int, now_ms: int) ->
         pipe.set(keys.catalog_version(cause_id), 1)
 
 
-async def _vote(address: str, active: list[str], args: argparse.Namespace,
+async def _vote(address: str, internal_secret: str, active: list[str], args: argparse.Namespace,
                 sampler: _Sampler, deadline: float) -> dict[str, int]:
     """Every `period` s one RecordVotes call with one vote per active cause, for `duration`
     s; samples once a second. The votes each cause got accepted."""
@@ -255,7 +259,8 @@ async def _vote(address: str, active: list[str], args: argparse.Namespace,
     sent = dict.fromkeys(active, 0)
     ids = [f"p{k}" for k in range(args.proposals)]
     async with grpc.aio.insecure_channel(address) as channel:
-        stub = ingest_pb2_grpc.IngestServiceStub(channel)
+        stub = internal_auth.authenticated(ingest_pb2_grpc.IngestServiceStub(channel),
+                                           internal_secret)
         begin = time.monotonic()
         next_sample = begin
         round_index = 0

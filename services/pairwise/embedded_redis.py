@@ -9,12 +9,14 @@ port); `EmbeddedRedis` starts and stops one from Python (tests, benchmarks).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import shutil
 import socket
 import subprocess
 import time
 import urllib.parse
+from collections.abc import Mapping
 from pathlib import Path
 
 import redis
@@ -51,22 +53,42 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-# The embedded server's password, read by `main` from the environment.
+# The embedded server's password, read by `main` from the environment: the default user's,
+# which may run everything (the operator's, and the tools').
 PASSWORD_VARIABLE = "PAIRWISE_REDIS_PASSWORD"
+# A Redis user per service, each with a password of its own (`password_variable(user)`), so
+# that each connects as itself (CLIENT LIST, ACL LOG name it).
+SERVICE_USERS = ("ingest", "ranker", "gateway")
+# What a service's user may run: every command but Redis's @dangerous ones (FLUSHALL,
+# FLUSHDB, CONFIG, SHUTDOWN, DEBUG, ACL, MODULE, KEYS, MIGRATE, RESTORE, CLIENT KILL ...), which
+# no service calls: a service broken into cannot wipe the vote log in one command, turn the
+# AOF off, or load code into the server. Keys are not split by service: every family is
+# hash-tagged by cause and read by more than one of them.
+SERVICE_RULES = "on ~* &* +@all -@dangerous"
+
+
+def password_variable(user: str) -> str:
+    """The setting holding `user`'s password (PAIRWISE_REDIS_INGEST_PASSWORD, ...)."""
+    return f"PAIRWISE_REDIS_{user.upper()}_PASSWORD"
 # The data the server may hold (Redis units: "2gb"; "0": no limit), read by `main`.
 MAXMEMORY_VARIABLE = "REDIS_MAXMEMORY"
 
 
-def url(port: int, socket_path: Path | None = None, password: str | None = None) -> str:
-    """The URL of a server on loopback `port` (or `socket_path`), with its password."""
+def url(port: int, socket_path: Path | None = None, password: str | None = None,
+        user: str | None = None) -> str:
+    """The URL of a server on loopback `port` (or `socket_path`), with its password (of
+    `user`, or of the default user)."""
     secret = urllib.parse.quote(password, safe="") if password else ""
+    name = urllib.parse.quote(user, safe="") if user and secret else ""
     if socket_path is not None:
-        return f"unix://{socket_path}?db=0" + (f"&password={secret}" if secret else "")
-    return f"redis://{':' + secret + '@' if secret else ''}127.0.0.1:{port}/0"
+        return (f"unix://{socket_path}?db=0" + (f"&username={name}" if name else "")
+                + (f"&password={secret}" if secret else ""))
+    return f"redis://{name + ':' + secret + '@' if secret else ''}127.0.0.1:{port}/0"
 
 
 def command(port: int, data_dir: Path, unix_socket: Path | None = None,
-            password: str | None = None, maxmemory: str = "0") -> list[str]:
+            password: str | None = None, maxmemory: str = "0",
+            service_passwords: Mapping[str, str] | None = None) -> list[str]:
     """The server command line: loopback only (or, with `unix_socket`, that socket file and no
     TCP port), AOF with fsync every second (and at once for a client waiting in WAITAOF, as
     ingest does after each write), no RDB saves, at most `maxmemory` of data ("0": no
@@ -74,15 +96,21 @@ def command(port: int, data_dir: Path, unix_socket: Path | None = None,
     UNAVAILABLE, where an evicting policy would silently drop receipts or log entries (sizing:
     docs/performance.md, Redis memory); with `password`, clients must
     authenticate (it is written to a mode-600 config file in `data_dir`, never on the
-    command line, which any local user can read)."""
+    command line, which any local user can read); `service_passwords` (user -> password)
+    adds a user per service, under SERVICE_RULES (stored as SHA-256 digests)."""
     listen = (["--port", "0", "--unixsocket", str(unix_socket), "--unixsocketperm", "700"]
               if unix_socket is not None else ["--port", str(port), "--bind", "127.0.0.1"])
+    if service_passwords and not password:
+        raise ValueError("service users need the default user's password too")
     config: list[str] = []
     if password:
         path = data_dir / "auth.conf"
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as out:
             out.write(f'requirepass "{password}"\n')
+            for user, secret in sorted((service_passwords or {}).items()):
+                digest = hashlib.sha256(secret.encode()).hexdigest()
+                out.write(f"user {user} reset {SERVICE_RULES} #{digest}\n")
         config = [str(path)]
     return [server_binary(), *config, *listen, "--dir", str(data_dir),
             "--appendonly", "yes", "--appendfsync", "everysec", "--save", "",
@@ -109,9 +137,11 @@ class EmbeddedRedis:
     """
 
     def __init__(self, data_dir: Path, port: int = 0, *, unix_socket: bool = False,
-                 password: str | None = None) -> None:
+                 password: str | None = None,
+                 service_passwords: Mapping[str, str] | None = None) -> None:
         self.data_dir = Path(data_dir)
         self.password = password
+        self.service_passwords = dict(service_passwords or {})
         self.socket_path = self.data_dir.resolve() / "redis.sock" if unix_socket else None
         if self.socket_path is not None and len(str(self.socket_path)) > _MAX_SOCKET_PATH:
             raise ValueError(f"unix socket path too long for the OS: {self.socket_path}")
@@ -122,6 +152,10 @@ class EmbeddedRedis:
     @property
     def url(self) -> str:
         return url(self.port, self.socket_path, self.password)
+
+    def service_url(self, user: str) -> str:
+        """The URL `user` (one of `service_passwords`) connects with."""
+        return url(self.port, self.socket_path, self.service_passwords[user], user)
 
     def start(self, timeout: float = 10.0) -> EmbeddedRedis:
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -136,7 +170,8 @@ class EmbeddedRedis:
             # (left open it is a ResourceWarning, an error under filterwarnings=error).
             with open(log_path, "ab") as log:
                 self.process = subprocess.Popen(
-                    command(self.port, self.data_dir, self.socket_path, self.password),
+                    command(self.port, self.data_dir, self.socket_path, self.password,
+                            service_passwords=self.service_passwords),
                     stdout=log,
                     stderr=subprocess.STDOUT)
             try:
@@ -199,9 +234,11 @@ def main() -> None:
     args = parser.parse_args()
     args.dir.mkdir(parents=True, exist_ok=True)
     # From the environment, not a flag: a command line is visible to every local user.
+    service_passwords = {user: os.environ[password_variable(user)] for user in SERVICE_USERS
+                         if os.environ.get(password_variable(user))}
     argv = command(args.port, args.dir, args.unix_socket,
                    os.environ.get(PASSWORD_VARIABLE) or None,
-                   os.environ.get(MAXMEMORY_VARIABLE) or "0")
+                   os.environ.get(MAXMEMORY_VARIABLE) or "0", service_passwords)
     os.execv(argv[0], argv)
 
 

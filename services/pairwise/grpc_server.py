@@ -24,6 +24,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from pairwise import errors, event_loop
+from pairwise.tls import ServerIdentity
 
 logger = logging.getLogger(__name__)
 
@@ -117,6 +118,10 @@ def _bounded(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
         stream_unary, handler.request_deserializer, handler.response_serializer)
 
 
+_REFUSED_INSIDE = ("an internal service refused this service's internal secret "
+                   "(PAIRWISE_INTERNAL_SECRET differs between the cluster's services)")
+
+
 def status_for(exc: BaseException) -> tuple[grpc.StatusCode, str] | None:
     """The status and message a client should see for `exc`, or None to let it propagate."""
     if isinstance(exc, errors.PairwiseError):
@@ -126,6 +131,10 @@ def status_for(exc: BaseException) -> tuple[grpc.StatusCode, str] | None:
     if isinstance(exc, _REDIS_DOWN):
         return grpc.StatusCode.UNAVAILABLE, f"vote store unavailable: {exc}"
     if isinstance(exc, grpc.aio.AioRpcError):
+        if exc.code() is grpc.StatusCode.UNAUTHENTICATED:
+            # The caller's own credentials passed; an internal service refusing this
+            # service's is the operator's to fix, and must not read as the caller's fault.
+            return grpc.StatusCode.INTERNAL, _REFUSED_INSIDE
         # An internal hop failed: pass its status through (e.g. ranker UNAVAILABLE).
         return exc.code(), exc.details() or ""
     return None
@@ -176,6 +185,8 @@ async def _abort(context: grpc.aio.ServicerContext, exc: BaseException, method: 
     if mapped is None:
         await _internal(context, exc, method)
     else:
+        if mapped[1] == _REFUSED_INSIDE:
+            logger.error(_REFUSED_INSIDE, extra={"method": method})
         await context.abort(*mapped)
 
 
@@ -356,6 +367,7 @@ async def start_server(
     interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
     max_message_bytes: int = 16 * 1024 * 1024,
     max_concurrent_rpcs: int = DEFAULT_MAX_CONCURRENT_RPCS,
+    tls: ServerIdentity | None = None,
 ) -> RunningServer:
     """Start a grpc.aio server with health checking, reflection, error mapping and answers
     before the deadline.
@@ -363,7 +375,8 @@ async def start_server(
     `servicers` are `(add_XServicer_to_server, servicer)` pairs; `service_names` their full
     names. Port 0 binds any free port; the bound one is in the result. Past
     `max_concurrent_rpcs` calls in progress (streams included), a new call is refused at
-    once with RESOURCE_EXHAUSTED instead of queueing without bound.
+    once with RESOURCE_EXHAUSTED instead of queueing without bound. With `tls` the port speaks
+    TLS only (SystemExit naming its settings when its key and certificate do not go together).
     """
     server = grpc.aio.server(
         interceptors=[LastResortInterceptor(), DeadlineInterceptor(), *interceptors,
@@ -384,7 +397,16 @@ async def start_server(
     reflection.enable_server_reflection(
         [*service_names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
          reflection.SERVICE_NAME], server)
-    bound = server.add_insecure_port(f"{host}:{port}")
+    if tls is None:
+        bound = server.add_insecure_port(f"{host}:{port}")
+    else:
+        try:
+            bound = server.add_secure_port(f"{host}:{port}", tls.server_credentials())
+        except RuntimeError:
+            # grpc refuses the credentials at bind time, and says why only in its own log.
+            raise SystemExit(f"settings {tls.settings}: the certificate chain and private key "
+                             "were refused (not PEM of that kind, or the key is not the "
+                             "certificate's)") from None
     if bound == 0:
         raise SystemExit(f"cannot bind {host}:{port}")
     await server.start()

@@ -1,30 +1,39 @@
 """Ask a gRPC server for its standard health status (grpc.health.v1); exit 0 only when SERVING.
 
 `python -m pairwise.health_probe 127.0.0.1:50051` is the compose healthcheck of every
-service and what `python -m cluster status` reports.
+service and what `python -m cluster status` reports; `--tls-cert FILE` probes a port that
+speaks TLS (a gateway with GATEWAY_TLS_CERT), trusting that certificate, and `--tls-name`
+the name it is checked against when not the host dialled.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from pairwise import tls
 
 SERVING = "SERVING"
 UNREACHABLE = "UNREACHABLE"
 
 
-def check(addr: str, service: str = "", timeout_s: float = 2.0) -> str:
+def check(addr: str, service: str = "", timeout_s: float = 2.0, *,
+          tls_trusted: bytes | None = None, tls_name: str | None = None) -> str:
     """Health of `service` ("" = the whole server) at `addr` ("host:port").
 
     Returns the status name ("SERVING", "NOT_SERVING", "SERVICE_UNKNOWN", ...), or
     "UNREACHABLE" when no answer came within `timeout_s` seconds, or the gRPC status code
     name (e.g. "NOT_FOUND" for an unknown service) when the check itself failed. Never raises
-    for network errors.
+    for network errors. With `tls_trusted` (PEM), over TLS trusting that certificate.
     """
-    with grpc.insecure_channel(addr) as channel:
+    channel = (grpc.insecure_channel(addr) if tls_trusted is None else
+               grpc.secure_channel(addr, tls.client_credentials(tls_trusted),
+                                   options=tls.name_override(tls_name)))
+    with channel:
         stub = health_pb2_grpc.HealthStub(channel)
         try:
             reply = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=timeout_s)
@@ -41,8 +50,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("addr", help="host:port of the gRPC server")
     parser.add_argument("--service", default="", help="service name; the whole server if empty")
     parser.add_argument("--timeout", type=float, default=2.0, help="seconds")
+    parser.add_argument("--tls-cert", default="",
+                        help="PEM certificate to trust (the server's own or its CA's): probe "
+                             "over TLS; empty: plaintext")
+    parser.add_argument("--tls-name", default="",
+                        help="the name the server's certificate is checked against "
+                             "(default: the host in addr)")
     args = parser.parse_args(argv)
-    status = check(args.addr, args.service, args.timeout)
+    trusted = Path(args.tls_cert).read_bytes() if args.tls_cert else None
+    status = check(args.addr, args.service, args.timeout, tls_trusted=trusted,
+                   tls_name=args.tls_name or None)
     print(status)
     return 0 if status == SERVING else 1
 

@@ -159,6 +159,10 @@ def verify_signed(keys: TokenKeys, wire: str, cause_id: str, voter_id: str) -> P
     if not wire:
         raise InvalidArgument("prompt_token", "is required")
     check_length(wire)
+    # Issued unpadded: one token has one wire form (base64 decoding would accept padding
+    # added to it, and a token altered so must read as altered, not as the token).
+    if "=" in wire:
+        raise InvalidArgument("prompt_token", "is malformed")
     try:
         payload_text, signature_text = wire.split(".")
         payload, signature = _unb64(payload_text), _unb64(signature_text)

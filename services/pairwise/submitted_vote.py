@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pairwise import prompt_token
+from pairwise import prompt_token, vote_log
 from pairwise.errors import InvalidArgument
 from pairwise.v1 import types_pb2
 
@@ -28,13 +28,33 @@ CHOICE_NAMES: dict[int, Choice] = {
 }
 
 
+# The wire's SkipReason enum, by value, as the vote log names it.
+SKIP_REASON_CODES: dict[int, str] = dict(enumerate(vote_log.SKIP_REASON_CODES))
+# ... and back: the vote log's codes by the enum's full names (proto fields take those).
+SKIP_REASON_NAMES: dict[str, str] = {code: types_pb2.SkipReason.Name(value)
+                                     for value, code in SKIP_REASON_CODES.items()}
+
+
+def skip_reason_code(code: int, text: str) -> str:
+    """The vote-log code of a skip's reason: the enum's, else "other" for free text alone,
+    else "unspecified"."""
+    if code == types_pb2.SKIP_REASON_UNSPECIFIED and text:
+        return "other"
+    return SKIP_REASON_CODES[code]
+
+
 def check_fields(*, choice: str, skip_reason: str, idempotency_key: str,
-                 prompt_token_wire: str) -> None:
+                 prompt_token_wire: str, skip_reason_code: int = 0) -> None:
     """Raise InvalidArgument naming the first malformed field. `choice` is one of CHOICES,
-    or "" when the client left it unspecified (CHOICE_NAMES.get(enum, ""))."""
+    or "" when the client left it unspecified (CHOICE_NAMES.get(enum, ""));
+    `skip_reason_code` a SkipReason value."""
     if choice not in CHOICES:
         raise InvalidArgument(
             "choice", "is required: CHOICE_LEFT, CHOICE_RIGHT, CHOICE_TIE or CHOICE_SKIP")
+    if skip_reason_code not in SKIP_REASON_CODES:
+        raise InvalidArgument("skip_reason_code", f"is not a SkipReason ({skip_reason_code})")
+    if skip_reason_code and choice != "skip":
+        raise InvalidArgument("skip_reason_code", "is only allowed with choice CHOICE_SKIP")
     if skip_reason and choice != "skip":
         raise InvalidArgument("skip_reason", "is only allowed with choice CHOICE_SKIP")
     if len(skip_reason) > MAX_SKIP_REASON:

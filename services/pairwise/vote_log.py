@@ -15,7 +15,9 @@ Fields (bytes as Redis returns them); every list has one item per vote:
     u   voter_ids, space-separated
     q   trust, one character per vote: "1" trusted, "0" suspicious (kept, flagged; see
         docs/semantics.md, Integrity)
-    r   skip reason: only in an entry holding one vote, of kind "s" (free text, may be empty)
+    r   skip reason: only in an entry holding one vote, of kind "s": its reason code (one
+        of SKIP_REASON_CODES), then, when the voter gave free text, a space and the text.
+        Ingest counts skips by the code alone, so the text never becomes a counter.
     g   the voters' declared attributes, space-separated codes (pairwise.voter_attributes:
         one character per declared attribute, "-" unknown); absent when no vote of the entry
         has any, so every vote of an entry without it is of unknown attributes
@@ -36,6 +38,23 @@ Kind = Literal["w", "t", "s"]
 WIN: Kind = "w"
 TIE: Kind = "t"
 SKIP: Kind = "s"
+
+# Why a vote was skipped, as the r field names it (pairwise.v1.SkipReason, in order). All Our
+# Ideas offers the first seven; "other" is a reason told in free text only, "unspecified" none.
+SKIP_REASON_CODES = ("unspecified", "like_both", "like_neither", "unfamiliar_left",
+                     "unfamiliar_right", "unfamiliar_both", "same", "cannot_decide", "other")
+
+
+def skip_reason_field(code: str, text: str) -> str:
+    """The r field of a skip with reason `code` (in SKIP_REASON_CODES) and free `text`."""
+    return f"{code} {text}" if text else code
+
+
+def skip_reason_parts(field: str) -> tuple[str, str]:
+    """(code, free text) of an r field; ("", "") for none."""
+    code, _, text = field.partition(" ")
+    return code, text
+
 
 # Votes per entry written by a batch import: big enough to amortise XADD, small enough that
 # one XREADGROUP page of entries stays a bounded amount of decoding on the ranker's loop.

@@ -8,7 +8,9 @@ Columns:
     vote_id      SubmitVote's receipt, or the ImportedVote's vote_id
     voter_id     the voter's pseudonym in the cause (or the raw id when exported so)
     trusted      false for a vote flagged suspicious at ingest (kept in the log)
-    skip_reason  the reason given for a skip (null for other kinds)
+    skip_reason  the free text given with a skip (null for other kinds; may be empty)
+    skip_reason_code  the skip's reason (SkipReason's full name, e.g.
+                 SKIP_REASON_LIKE_BOTH; null for other kinds)
     attributes   the voter's declared attributes as the vote log codes them: one character
                  per attribute of the cause's `voter_attributes` (the manifest's cause, in order),
                  the position of the value among that attribute's values in
@@ -33,7 +35,7 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
 from pairwise import vote_log
-from pairwise.v1 import gateway_pb2
+from pairwise.v1 import gateway_pb2, types_pb2
 from pairwise.voter_attributes import NO_ATTRIBUTES
 
 PARQUET, CSV = "parquet", "csv"
@@ -55,6 +57,7 @@ SCHEMA = pa.schema([
     ("voter_id", pa.string()),
     ("trusted", pa.bool_()),
     ("skip_reason", pa.string()),
+    ("skip_reason_code", pa.string()),
     ("attributes", pa.string()),
 ])
 # CSV has no dictionaries: the same columns as plain strings.
@@ -99,6 +102,9 @@ def batch_from_entries(entries: Sequence[gateway_pb2.VoteLogEntry],
     is_skip = codes == vote_log.SKIP_CODE
     reasons = pa.array([e.skip_reason for e in entries], pa.string()).take(entry_of_vote)
     reasons = pc.if_else(pa.array(is_skip), reasons, pa.nulls(n, pa.string()))
+    reason_codes = pa.array([types_pb2.SkipReason.Name(e.skip_reason_code) for e in entries],
+                            pa.string()).take(entry_of_vote)
+    reason_codes = pc.if_else(pa.array(is_skip), reason_codes, pa.nulls(n, pa.string()))
     columns = [
         pa.array([e.entry_id for e in entries], pa.string()).take(entry_of_vote),
         pa.DictionaryArray.from_arrays(pa.array(codes.astype(np.int8)), _KIND_DICTIONARY),
@@ -108,6 +114,7 @@ def batch_from_entries(entries: Sequence[gateway_pb2.VoteLogEntry],
         _words([e.voter_ids for e in entries], n, entries),
         pa.array(np.frombuffer(trust, dtype=np.uint8) == ord("1")),
         reasons,
+        reason_codes,
         _words([e.attributes or " ".join(NO_ATTRIBUTES * len(e.kinds)) for e in entries], n,
                entries),
     ]

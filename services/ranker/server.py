@@ -6,6 +6,7 @@ from redis.asyncio import Redis
 
 from pairwise import ranker_directory, redis_client
 from pairwise.grpc_server import RunningServer, start_server
+from pairwise.internal_auth import InternalAuthInterceptor
 from pairwise.v1 import ranker_pb2, ranker_pb2_grpc
 from ranker.cause_directory import CauseDirectory
 from ranker.fit_pool import FitPool
@@ -46,7 +47,10 @@ async def start(settings: Settings) -> RunningServer:
             host=settings.host, port=settings.port,
             servicers=[(ranker_pb2_grpc.add_RankerServiceServicer_to_server,
                         RankerServicer(directory))],
-            service_names=[SERVICE_NAME])
+            service_names=[SERVICE_NAME],
+            interceptors=[InternalAuthInterceptor(
+                [settings.internal_secret, *settings.internal_previous_secrets], [SERVICE_NAME])],
+            max_concurrent_rpcs=settings.max_concurrent_rpcs, tls=settings.tls)
     except BaseException:
         await fit_pool.close()
         await client.aclose()

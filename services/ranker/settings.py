@@ -4,13 +4,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pairwise import internal_auth
 from pairwise.config import env_bool, env_float, env_int, env_str
+from pairwise.grpc_server import DEFAULT_MAX_CONCURRENT_RPCS
+from pairwise.tls import ServerIdentity
 from ranker.voter_anomaly import DetectionSettings
 
 
 @dataclass(frozen=True)
 class Settings:
     redis_url: str
+    # Every RankerService call must carry it, or one of internal_previous_secrets during a
+    # rotation (pairwise.internal_auth).
+    internal_secret: str
     host: str = "127.0.0.1"
     port: int = 50053
     # Names the process in logs; its id in the directory of rankers and its consumer name in
@@ -76,11 +82,21 @@ class Settings:
     # The per-voter anomaly tests (ranker.voter_anomaly) and their thresholds; None: off
     # (RANKER_DETECT=0).
     detection: DetectionSettings | None = DetectionSettings()
+    internal_previous_secrets: tuple[str, ...] = ()
+    # The port speaks TLS with this identity (INTERNAL_TLS_CERT, INTERNAL_TLS_KEY); None:
+    # plaintext.
+    tls: ServerIdentity | None = None
+    # Calls in progress (FollowRanking streams included) before new ones get
+    # RESOURCE_EXHAUSTED (pairwise.grpc_server).
+    max_concurrent_rpcs: int = DEFAULT_MAX_CONCURRENT_RPCS
 
     @classmethod
     def from_env(cls) -> Settings:
         return cls(
             redis_url=env_str("REDIS_URL"),
+            internal_secret=internal_auth.secret_from_env(),
+            internal_previous_secrets=internal_auth.previous_secrets_from_env(),
+            tls=internal_auth.server_tls_from_env(),
             host=env_str("RANKER_HOST", "127.0.0.1"),
             port=env_int("RANKER_PORT", 50053),
             name=env_str("RANKER_NAME", "ranker"),
@@ -103,6 +119,8 @@ class Settings:
             redis_connect_timeout_s=env_float("REDIS_CONNECT_TIMEOUT_S", 1.0),
             redis_socket_timeout_s=env_float("REDIS_SOCKET_TIMEOUT_S", 5.0),
             detection=_detection_from_env(),
+            max_concurrent_rpcs=env_int("RANKER_MAX_CONCURRENT_RPCS",
+                                        DEFAULT_MAX_CONCURRENT_RPCS),
         )
 
     def __post_init__(self) -> None:

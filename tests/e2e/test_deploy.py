@@ -17,9 +17,13 @@ from typing import Any
 import pytest
 
 COMPOSE_FILE = Path(__file__).resolve().parents[2] / "deploy" / "docker-compose.yml"
+TLS_FILE = COMPOSE_FILE.with_name("docker-compose.tls.yml")
 SECRETS = {"PAIRWISE_ADMIN_TOKEN": "compose-admin", "PAIRWISE_PLATFORM_TOKEN": "compose-platform",
            "PAIRWISE_TOKEN_SECRET": "compose-secret-" + "c" * 32,
-           "PAIRWISE_REDIS_PASSWORD": "compose-redis-password"}
+           "PAIRWISE_INTERNAL_SECRET": "compose-internal-" + "i" * 32,
+           "PAIRWISE_REDIS_PASSWORD": "compose-redis-password",
+           **{f"PAIRWISE_REDIS_{user.upper()}_PASSWORD": f"compose-redis-{user}"
+              for user in ("ingest", "ranker", "gateway")}}
 SERVICES = {"redis", "ingest", "ranker-0", "ranker-1", "gateway"}
 
 
@@ -32,15 +36,18 @@ def docker_compose() -> str:
     return found
 
 
-def compose(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+def compose(*args: str, env: dict[str, str],
+            files: tuple[Path, ...] = (COMPOSE_FILE,)) -> subprocess.CompletedProcess[str]:
     # Only what compose needs: no stray variables from the caller change the interpolation.
     clean = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **env}
-    return subprocess.run([docker_compose(), "-f", str(COMPOSE_FILE), *args], env=clean,
+    chosen = [arg for path in files for arg in ("-f", str(path))]
+    return subprocess.run([docker_compose(), *chosen, *args], env=clean,
                           capture_output=True, text=True, timeout=60)
 
 
-def normalised_config() -> dict[str, Any]:
-    result = compose("config", env=SECRETS)
+def normalised_config(files: tuple[Path, ...] = (COMPOSE_FILE,),
+                      env: dict[str, str] = SECRETS) -> dict[str, Any]:
+    result = compose("config", env=env, files=files)
     assert result.returncode == 0, result.stderr
     # docker-compose prints YAML; its own interpreter has PyYAML (a dependency of the
     # Debian package), so it converts to JSON without adding PyYAML to the project.
@@ -80,9 +87,18 @@ def test_compose_describes_the_cluster() -> None:
     assert redis["command"][:3] == ["python", "-m", "pairwise.embedded_redis"]
     assert redis["environment"]["PAIRWISE_REDIS_PASSWORD"] == "compose-redis-password"
     assert "compose-redis-password" not in " ".join(redis["command"])
+    # Each service as its own Redis user, with its own password.
     for name in SERVICES - {"redis"}:
+        user = name.split("-")[0]
         assert services[name]["environment"]["REDIS_URL"].startswith(
-            "redis://:compose-redis-password@127.0.0.1:"), name
+            f"redis://{user}:compose-redis-{user}@127.0.0.1:"), name
+        assert redis["environment"][f"PAIRWISE_REDIS_{user.upper()}_PASSWORD"] == (
+            f"compose-redis-{user}")
+    # Ingest and the rankers check the internal secret; the gateway sends it.
+    for name in SERVICES - {"redis"}:
+        assert services[name]["environment"]["PAIRWISE_INTERNAL_SECRET"] == SECRETS[
+            "PAIRWISE_INTERNAL_SECRET"], name
+    assert "PAIRWISE_INTERNAL_SECRET" not in redis["environment"]
     assert redis["volumes"] == ["redis-data:/data:rw"]
     assert "redis-data" in config["volumes"]
 
@@ -101,5 +117,40 @@ def test_compose_describes_the_cluster() -> None:
 def test_compose_refuses_to_run_without_a_secret(missing: str) -> None:
     env = {name: value for name, value in SECRETS.items() if name != missing}
     result = compose("config", "-q", env=env)
+    assert result.returncode != 0
+    assert missing in result.stderr
+
+
+TLS_ENV = {**SECRETS, "GATEWAY_TLS_DIR": "/etc/pairwise/tls", "GATEWAY_TLS_NAME": "vote.example",
+           "INTERNAL_TLS_NAME": "pairwise.internal"}
+
+
+def test_the_tls_file_serves_every_grpc_port_over_tls_and_probes_it_so() -> None:
+    services = normalised_config((COMPOSE_FILE, TLS_FILE), TLS_ENV)["services"]
+    gateway = services["gateway"]
+    assert gateway["environment"]["GATEWAY_TLS_CERT"] == "/tls/gateway.crt"
+    assert gateway["environment"]["GATEWAY_TLS_KEY"] == "/tls/gateway.key"
+    # The gateway trusts the internal certificate and checks the name it carries.
+    assert gateway["environment"]["INTERNAL_TLS_CA"] == "/tls/internal.crt"
+    assert gateway["environment"]["INTERNAL_TLS_NAME"] == "pairwise.internal"
+    probe = gateway["healthcheck"]["test"]
+    assert probe[1:4] == ["python", "-m", "pairwise.health_probe"]
+    assert probe[5:] == ["--tls-cert", "/tls/gateway.crt", "--tls-name", "vote.example"]
+    for name in SERVICES - {"redis"}:
+        assert services[name]["volumes"] == ["/etc/pairwise/tls:/tls:ro"], name
+    for name in SERVICES - {"redis", "gateway"}:
+        environment = services[name]["environment"]
+        assert (environment["INTERNAL_TLS_CERT"], environment["INTERNAL_TLS_KEY"]) == (
+            "/tls/internal.crt", "/tls/internal.key"), name
+        # The base file's settings stay: the override adds to them.
+        assert "PAIRWISE_INTERNAL_SECRET" in environment and "REDIS_URL" in environment, name
+        assert services[name]["healthcheck"]["test"][5:] == [
+            "--tls-cert", "/tls/internal.crt", "--tls-name", "pairwise.internal"], name
+
+
+@pytest.mark.parametrize("missing", ["GATEWAY_TLS_DIR", "GATEWAY_TLS_NAME", "INTERNAL_TLS_NAME"])
+def test_the_tls_file_refuses_to_run_without_its_settings(missing: str) -> None:
+    env = {name: value for name, value in TLS_ENV.items() if name != missing}
+    result = compose("config", "-q", env=env, files=(COMPOSE_FILE, TLS_FILE))
     assert result.returncode != 0
     assert missing in result.stderr

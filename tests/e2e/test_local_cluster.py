@@ -29,7 +29,8 @@ from pairwise.v1 import gateway_pb2, gateway_pb2_grpc, types_pb2
 
 T = TypeVar("T")
 SETTINGS_FROM_OUTSIDE = ("REDIS_URL", "PAIRWISE_ADMIN_TOKEN", "PAIRWISE_PLATFORM_TOKEN",
-                         "PAIRWISE_TOKEN_SECRET", "PAIRWISE_REDIS_PASSWORD", "RANKERS")
+                         "PAIRWISE_TOKEN_SECRET", "PAIRWISE_INTERNAL_SECRET",
+                         "PAIRWISE_REDIS_PASSWORD", "RANKERS")
 
 
 @dataclass
@@ -121,6 +122,13 @@ def test_up_serves_votes_survives_kill_9_and_down_stops_everything(
             return ranking if ranking.votes_counted == 1 else None
 
         ranking = eventually(ranking_with_the_vote, "the vote in the ranking")
+        # Each service is connected to Redis as its own user, none as the default one.
+        operator = redis.Redis(port=int(cluster.env["REDIS_PORT"]),
+                               password=tokens["PAIRWISE_REDIS_PASSWORD"], socket_timeout=5)
+        users = {entry["user"] for entry in operator.client_list()
+                 if entry["id"] != str(operator.client_id())}
+        operator.close()
+        assert users == {"ingest", "ranker", "gateway"}
         wins = {entry.proposal_id: entry.wins for entry in ranking.entries}
         assert wins[pair.left.proposal_id] == 1
         assert ranking.entries[0].proposal_id == pair.left.proposal_id

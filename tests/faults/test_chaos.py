@@ -33,7 +33,7 @@ from typing import Any
 
 import grpc
 import pytest
-from conftest import ADMIN_TOKEN, PLATFORM_TOKEN, bearer, eventually
+from conftest import ADMIN_TOKEN, INTERNAL_SECRET, PLATFORM_TOKEN, bearer, eventually
 
 from pairwise import health_probe
 from pairwise.embedded_redis import EmbeddedRedis, free_port
@@ -276,6 +276,7 @@ def chaos_cluster(tmp_path: Path) -> Iterator[tuple[Launcher, EmbeddedRedis, dic
     redis_server = EmbeddedRedis(tmp_path / "redis", unix_socket=True).start()
     addrs = {service: f"127.0.0.1:{free_port()}" for service in VICTIMS[:3]}
     env = {**os.environ, "REDIS_URL": redis_server.url, "PAIRWISE_TOKEN_SECRET": "c" * 32,
+           "PAIRWISE_INTERNAL_SECRET": INTERNAL_SECRET,
            "PAIRWISE_ADMIN_TOKEN": ADMIN_TOKEN, "PAIRWISE_PLATFORM_TOKEN": PLATFORM_TOKEN,
            **{f"{service.upper()}_PORT": addr.rpartition(":")[2]
               for service, addr in addrs.items()},

@@ -82,6 +82,7 @@ class Service:
 def processes(tmp_path: Path) -> Iterator[dict[str, Service]]:
     redis_server = EmbeddedRedis(tmp_path / "redis", unix_socket=True).start()
     env = {**os.environ, "REDIS_URL": redis_server.url, "PAIRWISE_TOKEN_SECRET": "f" * 32,
+           "PAIRWISE_INTERNAL_SECRET": "i" * 32,
            "PAIRWISE_ADMIN_TOKEN": "fault-admin", "PAIRWISE_PLATFORM_TOKEN": "fault-platform",
            "RANKER_FIT_INTERVAL_S": "0.2", "RANKER_CHECKPOINT_INTERVAL_S": "0.3",
            "RANKER_DISCOVER_INTERVAL_S": "0.1", "INTERNAL_TIMEOUT_S": "3"}

@@ -121,6 +121,50 @@ def test_a_password_protected_server_refuses_clients_without_it(tmp_path: Path) 
         socket_server.stop()
 
 
+def test_each_service_connects_as_its_own_user_which_cannot_run_dangerous_commands(
+        tmp_path: Path) -> None:
+    passwords = {user: f"{user}-password-of-the-run" for user in embedded_redis.SERVICE_USERS}
+    server = EmbeddedRedis(tmp_path / "r", password="operator-password",
+                           service_passwords=passwords).start()
+    admin = redis.Redis.from_url(server.url)
+    try:
+        # No password, another user's password, or none of them: refused.
+        for stranger in (redis.Redis(port=server.port, socket_timeout=5),
+                         redis.Redis(port=server.port, username="ingest",
+                                     password=passwords["ranker"], socket_timeout=5),
+                         redis.Redis(port=server.port, username="nobody",
+                                     password="operator-password", socket_timeout=5)):
+            with pytest.raises(redis.exceptions.AuthenticationError):
+                stranger.ping()
+            stranger.close()
+        # The passwords are kept as digests, off the command line.
+        config = (tmp_path / "r" / "auth.conf").read_text()
+        assert all(password not in config for password in passwords.values())
+        for user in embedded_redis.SERVICE_USERS:
+            client = redis.Redis.from_url(server.service_url(user))
+            assert client.acl_whoami() == user
+            # What the services run: scripts, streams, WAITAOF, their client name.
+            client.client_setname(f"{user}-1")
+            assert client.eval("return redis.call('XADD', KEYS[1], '*', 'k', 'v')", 1,
+                               f"votes:{{{user}}}")
+            assert client.execute_command("WAITAOF", 1, 0, 1000)[0] == 1
+            # What no service runs: wiping, reconfiguring or stopping the server.
+            for dangerous in (("FLUSHALL",), ("FLUSHDB",), ("CONFIG", "SET", "appendonly", "no"),
+                              ("ACL", "SETUSER", user, "+@all"), ("SHUTDOWN", "NOSAVE"),
+                              ("MODULE", "LIST"), ("KEYS", "*")):
+                with pytest.raises(redis.exceptions.NoPermissionError):
+                    client.execute_command(*dangerous)
+            client.close()
+        # The operator's default user may; the AOF stayed on and nothing was wiped.
+        assert admin.config_get("appendonly")["appendonly"] == "yes"
+        assert admin.xlen("votes:{ingest}") == 1
+    finally:
+        admin.close()
+        server.stop()
+    with pytest.raises(ValueError, match="default user's password"):
+        embedded_redis.command(0, tmp_path, service_passwords=passwords)
+
+
 def test_a_full_server_refuses_writes_and_evicts_nothing(tmp_path: Path) -> None:
     """`python -m pairwise.embedded_redis` (what `make up` and compose run) under
     REDIS_MAXMEMORY: past the limit a write is refused (used memory > maxmemory), every key

@@ -75,7 +75,8 @@ def consultation(stub, cluster: Cluster, cause_id: str, *, shared_voter: str = "
                                  metadata=platform, timeout=5)
             stub.SubmitVote(gw.SubmitVoteRequest(
                 cause_id=cause_id, voter_id=voter, prompt_token=pair.prompt_token,
-                choice=choice, skip_reason="je ne sais pas" if k == 3 else ""),
+                choice=choice, skip_reason="je ne sais pas" if k == 3 else "",
+                skip_reason_code=types_pb2.SKIP_REASON_CANNOT_DECIDE if k == 3 else 0),
                 metadata=platform, timeout=5)
     stats = eventually(
         lambda: stub.GetCauseStats(gw.GetCauseStatsRequest(cause_id=cause_id),
@@ -113,6 +114,9 @@ def test_export_then_recompute_matches_the_served_ranking(  # type: ignore[no-un
     assert len(votes["vote_id"]) == 3024
     assert {"win", "tie", "skip"} == set(votes["kind"])
     assert "je ne sais pas" in votes["skip_reason"]
+    # The reason code beside the free text (a skip without either: unspecified).
+    assert {code for kind, code in zip(votes["kind"], votes["skip_reason_code"], strict=True)
+            if kind == "skip"} == {"SKIP_REASON_CANNOT_DECIDE", "SKIP_REASON_UNSPECIFIED"}
     assert all(reason is None for kind, reason in zip(votes["kind"], votes["skip_reason"],
                                                       strict=True) if kind != "skip")
     assert votes["vote_id"][:2] == ["imp-0", "imp-1"]  # log order: the import came first

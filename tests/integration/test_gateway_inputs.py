@@ -696,11 +696,15 @@ def test_submit_vote(world: World, data: st.DataObject) -> None:
         idempotency_key=data.draw(mostly(st.one_of(st.just(""), st.text(max_size=20),
                                                    st.just("the-first-vote")),
                                          st.integers(120, 140).map("k".__mul__))),
-        want_next_pair=data.draw(st.booleans()))
+        want_next_pair=data.draw(st.booleans()),
+        skip_reason_code=data.draw(mostly(st.just(0), st.one_of(
+            st.sampled_from(types_pb2.SkipReason.values()), enums))))
     problems = syntax_problems(
         ("cause_id", not ID.fullmatch(request.cause_id)),
         ("voter_id", not VOTER_ID.fullmatch(request.voter_id)),
         ("choice", request.choice not in CHOICES),
+        ("skip_reason_code", request.skip_reason_code not in types_pb2.SkipReason.values()
+         or bool(request.skip_reason_code) and request.choice != types_pb2.CHOICE_SKIP),
         ("skip_reason", bool(request.skip_reason) and request.choice != types_pb2.CHOICE_SKIP
          or len(request.skip_reason) > MAX_SKIP_REASON),
         ("idempotency_key", len(request.idempotency_key) > MAX_IDEMPOTENCY_KEY),
@@ -718,7 +722,8 @@ def test_submit_vote(world: World, data: st.DataObject) -> None:
         allowed |= {PRECONDITION}
     replay = (token.kind == "used" and issued_for_this
               and request.idempotency_key == "the-first-vote")
-    if replay and (request.choice, request.skip_reason) == (types_pb2.CHOICE_LEFT, ""):
+    if replay and (request.choice, request.skip_reason, request.skip_reason_code) == (
+            types_pb2.CHOICE_LEFT, "", 0):
         allowed |= {OK}  # the first vote's receipt, again
     elif replay:
         allowed |= {EXISTS}  # the first vote's key, for another vote

@@ -12,7 +12,7 @@ from pathlib import Path
 import grpc
 import pytest
 import redis
-from conftest import eventually, ingest_settings, serve_in_thread
+from conftest import eventually, ingest_settings, internal, serve_in_thread
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from ingest.server import SERVICE_NAME, start
@@ -24,6 +24,7 @@ SECRET = ingest_settings("redis://unused").token_keys
 OTHER_KEYS = prompt_token.TokenKeys(b"another secret, also 32 bytes long")
 LEFT, RIGHT, TIE, SKIP = (types_pb2.CHOICE_LEFT, types_pb2.CHOICE_RIGHT, types_pb2.CHOICE_TIE,
                           types_pb2.CHOICE_SKIP)
+LIKE_BOTH = types_pb2.SKIP_REASON_LIKE_BOTH
 TIMEOUT_S = 10
 
 
@@ -81,7 +82,7 @@ def ingest_addr(redis_url: str) -> Iterator[str]:
 @pytest.fixture
 def stub(ingest_addr: str) -> Iterator[ingest_pb2_grpc.IngestServiceStub]:
     with grpc.insecure_channel(ingest_addr) as channel:
-        yield ingest_pb2_grpc.IngestServiceStub(channel)
+        yield internal(ingest_pb2_grpc.IngestServiceStub(channel))
 
 
 @pytest.fixture
@@ -220,29 +221,40 @@ def test_a_full_batch_of_one_cause_is_recorded(stub: ingest_pb2_grpc.IngestServi
 
 def record(stub: ingest_pb2_grpc.IngestServiceStub, cause_id: str, wire: str, choice: int,
            *, voter_id: str = "alice", key: str = "k1",
-           skip_reason: str = "") -> ingest_pb2.RecordVoteResponse:
+           skip_reason: str = "", code: int = 0) -> ingest_pb2.RecordVoteResponse:
     return stub.RecordVote(ingest_pb2.RecordVoteRequest(
         cause_id=cause_id, voter_id=voter_id, prompt_token=wire, choice=choice,
-        skip_reason=skip_reason, idempotency_key=key), timeout=TIMEOUT_S)
+        skip_reason=skip_reason, idempotency_key=key, skip_reason_code=code),  # type: ignore[arg-type]
+        timeout=TIMEOUT_S)
 
 
 def test_each_choice_becomes_the_right_log_entry(stub: ingest_pb2_grpc.IngestServiceStub,
                                                  r: redis.Redis, cause_id: str) -> None:
     create_cause(r, cause_id)
-    cases = [(LEFT, "", ("w", 2, 4, "")), (RIGHT, "", ("w", 4, 2, "")),
-             (TIE, "", ("t", 2, 4, "")), (SKIP, "je ne sais pas", ("s", 2, 4, "je ne sais pas")),
-             (SKIP, "", ("s", 2, 4, ""))]
-    for n, (choice, reason, expected) in enumerate(cases):
+    # A skip's r field: its reason code, then its free text (none, or the text alone: other).
+    cases = [(LEFT, "", 0, ("w", 2, 4, "")), (RIGHT, "", 0, ("w", 4, 2, "")),
+             (TIE, "", 0, ("t", 2, 4, "")),
+             (SKIP, "je ne sais pas", 0, ("s", 2, 4, "other je ne sais pas")),
+             (SKIP, "", 0, ("s", 2, 4, "unspecified")),
+             (SKIP, "", LIKE_BOTH, ("s", 2, 4, "like_both")),
+             (SKIP, "les deux", LIKE_BOTH, ("s", 2, 4, "like_both les deux"))]
+    for n, (choice, reason, code, expected) in enumerate(cases):
         reply = record(stub, cause_id, token(cause_id, left="p2", right="p4"), choice,
-                       key=f"key-{n}", skip_reason=reason)
+                       key=f"key-{n}", skip_reason=reason, code=code)
         assert not reply.duplicate and reply.vote_id.startswith("sv-")
         [(entry_id, entry)] = [(i, e) for i, e in log_entries(r, cause_id)
                                if i == reply.entry_id]
         assert (entry.kind, entry.a, entry.b, entry.skip_reason) == expected
         assert (entry.vote_id, entry.voter_id, entry.trusted) == (reply.vote_id, "alice", True)
     stats = stub.GetVoteStats(ingest_pb2.GetVoteStatsRequest(cause_id=cause_id))
-    assert (stats.votes_accepted, stats.ties, stats.skips, stats.voters) == (5, 1, 2, 1)
-    assert [(s.reason, s.count) for s in stats.skip_reasons] == [("je ne sais pas", 1)]
+    assert (stats.votes_accepted, stats.ties, stats.skips, stats.voters) == (7, 1, 4, 1)
+    # Every skip counted once, by its code; the free text is stored, never a counter.
+    assert [(s.reason, s.code, s.count) for s in stats.skip_reasons] == [
+        ("SKIP_REASON_LIKE_BOTH", LIKE_BOTH, 2),
+        ("SKIP_REASON_OTHER", types_pb2.SKIP_REASON_OTHER, 1),
+        ("SKIP_REASON_UNSPECIFIED", types_pb2.SKIP_REASON_UNSPECIFIED, 1)]
+    assert not any(b"sais" in name or b"deux" in name
+                   for name in r.hkeys(keys.vote_stats(cause_id)))
 
 
 def test_a_replay_returns_the_original_receipt_and_a_reused_token_is_refused(
@@ -357,11 +369,13 @@ def test_malformed_choice_fields_are_named(stub: ingest_pb2_grpc.IngestServiceSt
                                            r: redis.Redis, cause_id: str) -> None:
     create_cause(r, cause_id)
     wire = token(cause_id)
-    for choice, reason, field in [(types_pb2.CHOICE_UNSPECIFIED, "", "choice"),
-                                  (LEFT, "too hard", "skip_reason"),
-                                  (SKIP, "x" * 65, "skip_reason")]:
-        error = status_of(lambda c=choice, s=reason: record(stub, cause_id, wire, c,
-                                                            skip_reason=s))
+    for choice, reason, code, field in [(types_pb2.CHOICE_UNSPECIFIED, "", 0, "choice"),
+                                        (LEFT, "too hard", 0, "skip_reason"),
+                                        (SKIP, "x" * 65, 0, "skip_reason"),
+                                        (LEFT, "", LIKE_BOTH, "skip_reason_code"),
+                                        (SKIP, "", 99, "skip_reason_code")]:
+        error = status_of(lambda c=choice, s=reason, k=code: record(stub, cause_id, wire, c,
+                                                                    skip_reason=s, code=k))
         assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert error.details().startswith(f"{field}:")
     assert r.xlen(keys.votes(cause_id)) == 0
@@ -401,7 +415,7 @@ def test_redis_down_is_unavailable_and_acknowledged_votes_survive_its_restart(
         client.close()
         with (serve_in_thread(start, ingest_settings(server.url)) as running,
               grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel):
-            stub = ingest_pb2_grpc.IngestServiceStub(channel)
+            stub = internal(ingest_pb2_grpc.IngestServiceStub(channel))
             acked = [vote(f"a{i}", cause_id, "p0", "p1") for i in range(50)]
             reply = stub.RecordVotes(ingest_pb2.RecordVotesRequest(votes=acked),
                                      timeout=TIMEOUT_S)
@@ -446,7 +460,7 @@ def test_a_frozen_redis_is_answered_unavailable_before_the_deadline(
         client.close()
         with (serve_in_thread(start, ingest_settings(server.url)) as running,
               grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel):
-            stub = ingest_pb2_grpc.IngestServiceStub(channel)
+            stub = internal(ingest_pb2_grpc.IngestServiceStub(channel))
             wire = token(cause_id)
             os.kill(server.process.pid, signal.SIGSTOP)
             try:
@@ -493,7 +507,7 @@ def test_ingest_will_not_start_on_a_redis_that_cannot_fsync_on_demand(
         client.close()
         with (serve_in_thread(start, ingest_settings(server.url, wait_aof=False)) as running,
               grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel):
-            stub = ingest_pb2_grpc.IngestServiceStub(channel)
+            stub = internal(ingest_pb2_grpc.IngestServiceStub(channel))
             assert not record(stub, cause_id, token(cause_id), LEFT).duplicate
         assert any("INGEST_WAITAOF=false" in r.getMessage() and r.levelname == "WARNING"
                    for r in caplog.records)
@@ -509,7 +523,7 @@ def test_no_vote_is_acknowledged_while_redis_cannot_confirm_it_on_disk(
         create_cause(client, cause_id, register=False)
         with (serve_in_thread(start, ingest_settings(server.url)) as running,
               grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel):
-            stub = ingest_pb2_grpc.IngestServiceStub(channel)
+            stub = internal(ingest_pb2_grpc.IngestServiceStub(channel))
             assert not record(stub, cause_id, token(cause_id), LEFT, key="first").duplicate
 
             aof_off(server)
@@ -552,7 +566,7 @@ def test_a_cause_the_rankers_fall_behind_on_refuses_votes_until_they_catch_up(
     settings = ingest_settings(redis_url, max_backlog=5, backlog_check_interval_s=0.0)
     with (serve_in_thread(start, settings) as running,
           grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel):
-        stub = ingest_pb2_grpc.IngestServiceStub(channel)
+        stub = internal(ingest_pb2_grpc.IngestServiceStub(channel))
         batch = [vote(f"v{i}", cause_id, "p0", "p1") for i in range(8)]
         assert stub.RecordVotes(ingest_pb2.RecordVotesRequest(votes=batch)).accepted == 8
 
@@ -575,7 +589,7 @@ def test_between_backlog_readings_the_votes_just_added_still_count(
     settings = ingest_settings(redis_url, max_backlog=5, backlog_check_interval_s=3600.0)
     with (serve_in_thread(start, settings) as running,
           grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel):
-        stub = ingest_pb2_grpc.IngestServiceStub(channel)
+        stub = internal(ingest_pb2_grpc.IngestServiceStub(channel))
         batch = [vote(f"v{i}", cause_id, "p0", "p1") for i in range(8)]
         assert stub.RecordVotes(ingest_pb2.RecordVotesRequest(votes=batch)).accepted == 8
         error = status_of(lambda: record(stub, cause_id, token(cause_id), LEFT))

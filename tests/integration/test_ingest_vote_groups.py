@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import grpc
 import pytest
 import redis
-from conftest import ingest_settings, serve_in_thread
+from conftest import ingest_settings, internal, serve_in_thread
 
 from ingest.server import start
 from pairwise import keys, prompt_token, vote_log
@@ -50,7 +50,7 @@ def submission(cause_id: str, voter_id: str, wire: str, key: str = "",
 def stub(redis_url: str) -> Iterator[ingest_pb2_grpc.IngestServiceStub]:
     with serve_in_thread(start, ingest_settings(redis_url)) as running, \
             grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel:
-        yield ingest_pb2_grpc.IngestServiceStub(channel)
+        yield internal(ingest_pb2_grpc.IngestServiceStub(channel))
 
 
 @pytest.fixture

@@ -2,9 +2,9 @@
 server against malformed and hostile inputs, on the live session cluster (hypothesis,
 derandomized: every run tries the same inputs).
 
-Only the gateway calls the internal services, but any local process can (they are not
-authenticated yet), so the gateway's rules hold here too (tests/integration/
-test_gateway_inputs.py, whose strategies and checks this module shares): never UNKNOWN or
+Only the gateway calls the internal services, with the internal secret; a process holding it
+gets the gateway's rules here too (tests/integration/test_gateway_inputs.py, whose strategies
+and checks this module shares): never UNKNOWN or
 INTERNAL, no traceback, path, address or Python repr in an answer, and nothing recorded that
 should not be: a vote without a valid prompt token of its own cause and voter, with a
 malformed field, or an imported vote the contract calls malformed is never acknowledged, and
@@ -23,7 +23,7 @@ from typing import Any
 
 import grpc
 import pytest
-from conftest import Cluster
+from conftest import INTERNAL_SECRET, Cluster, internal
 from google.protobuf.message import DecodeError
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from hypothesis import given, settings
@@ -55,6 +55,7 @@ from test_gateway_inputs import (
 )
 from test_gateway_inputs import _settings as gateway_settings
 
+from pairwise import internal_auth
 from pairwise.v1 import ingest_pb2, ingest_pb2_grpc, ranker_pb2, ranker_pb2_grpc, types_pb2
 
 __all__ = ["world"]  # the gateway module's fixture: this module's causes, proposals, tokens
@@ -95,13 +96,13 @@ def check(rpc: str, request: Any, code: grpc.StatusCode, details: str, *,
 @pytest.fixture(scope="module")
 def ingest(cluster: Cluster) -> Iterator[ingest_pb2_grpc.IngestServiceStub]:
     with cluster.channel(cluster.ingest_addr) as channel:
-        yield ingest_pb2_grpc.IngestServiceStub(channel)
+        yield internal(ingest_pb2_grpc.IngestServiceStub(channel))
 
 
 @pytest.fixture(scope="module")
 def ranker(cluster: Cluster) -> Iterator[ranker_pb2_grpc.RankerServiceStub]:
     with cluster.channel(cluster.ranker_addr) as channel:
-        yield ranker_pb2_grpc.RankerServiceStub(channel)
+        yield internal(ranker_pb2_grpc.RankerServiceStub(channel))
 
 
 # --- Ingest: interactive votes. -------------------------------------------------------------
@@ -303,6 +304,9 @@ INTERNAL_METHODS = {
                            "stream" if method.server_streaming else "unary")]
 }
 INTERNAL_WRITES = {"RecordVote", "RecordInteractiveVotes", "RecordVotes"}
+# What the gateway sends with every internal call (without it: UNAUTHENTICATED,
+# tests/integration/test_internal_auth.py).
+SECRET = internal_auth.metadata(INTERNAL_SECRET)
 
 
 @_settings("raw bytes")
@@ -321,11 +325,11 @@ def test_bytes_that_are_no_message(cluster: Cluster, data: st.DataObject) -> Non
         if kind == "stream":
             outcome = outcome_of(lambda: first_message(channel.unary_stream(
                 path, request_serializer=identity, response_deserializer=identity)(
-                payload, timeout=CALL_TIMEOUT_S)))
+                payload, timeout=CALL_TIMEOUT_S, metadata=SECRET)))
         else:
             outcome = outcome_of(lambda: channel.unary_unary(
                 path, request_serializer=identity, response_deserializer=identity)(
-                payload, timeout=CALL_TIMEOUT_S))
+                payload, timeout=CALL_TIMEOUT_S, metadata=SECRET))
     check("raw bytes", payload, outcome.code, outcome.details, accepted_ok=not undecodable)
     if undecodable:
         assert outcome.code == INVALID and outcome.details.startswith("request:"), outcome

@@ -26,8 +26,10 @@ import numpy as np
 import pytest
 import redis
 from conftest import (
+    INTERNAL_SECRET,
     eventually,
     ingest_settings,
+    internal,
     ranker_settings,
     serve_in_thread,
     served_port,
@@ -202,7 +204,7 @@ class Consultation:
 
 def stub_for(port: int) -> tuple[grpc.Channel, ranker_pb2_grpc.RankerServiceStub]:
     channel = grpc.insecure_channel(f"127.0.0.1:{port}")
-    return channel, ranker_pb2_grpc.RankerServiceStub(channel)
+    return channel, internal(ranker_pb2_grpc.RankerServiceStub(channel))
 
 
 @pytest.fixture
@@ -586,7 +588,7 @@ def test_kill_9_between_apply_and_checkpoint_loses_and_doubles_nothing(
     # A ranker process that applies votes but never gets to checkpoint them, then dies.
     cause.random_votes(rng, 200, among=6)
     env = {**os.environ, "REDIS_URL": db_url, "RANKER_PORT": "0",
-           "RANKER_FIT_INTERVAL_S": "0.1",
+           "PAIRWISE_INTERNAL_SECRET": INTERNAL_SECRET, "RANKER_FIT_INTERVAL_S": "0.1",
            "RANKER_DISCOVER_INTERVAL_S": "0.1", "RANKER_CHECKPOINT_INTERVAL_S": "3600"}
     with open(tmp_path / "ranker.log", "wb") as log:
         process = subprocess.Popen([sys.executable, "-m", "ranker"], env=env, stdout=log,
@@ -780,7 +782,7 @@ def test_hundreds_of_causes_voted_at_once_are_counted_exactly_over_a_few_connect
     try:
         with serve_in_thread(start_ingest, ingest_settings(db_url)) as ingest, \
                 grpc.insecure_channel(f"127.0.0.1:{ingest.port}") as channel:
-            stub = ingest_pb2_grpc.IngestServiceStub(channel)
+            stub = internal(ingest_pb2_grpc.IngestServiceStub(channel))
             written = dict.fromkeys((cause.cause_id for cause in causes), 0)
             plans = []
             for thread_index in range(4):

@@ -27,10 +27,12 @@ import pytest
 import redis
 from conftest import (
     ADMIN_TOKEN,
+    INTERNAL_SECRET,
     bearer,
     eventually,
     gateway_settings,
     ingest_settings,
+    internal,
     serve_in_thread,
     served_port,
     url_with_db,
@@ -57,7 +59,8 @@ class RankerProcess:
         self.log = folder / f"{name}.log"
         # The rankers' own defaults otherwise (lease, fit and checkpoint intervals): the
         # hand-over measured is the one an operator gets.
-        env = {**os.environ, "REDIS_URL": db_url, "RANKER_PORT": "0", "RANKER_NAME": name}
+        env = {**os.environ, "REDIS_URL": db_url, "RANKER_PORT": "0", "RANKER_NAME": name,
+               "PAIRWISE_INTERNAL_SECRET": INTERNAL_SECRET}
         with open(self.log, "wb") as log:
             self.process = subprocess.Popen([sys.executable, "-m", "ranker"], env=env,
                                             stdout=log, stderr=subprocess.STDOUT)
@@ -204,7 +207,7 @@ def test_a_killed_rankers_causes_are_served_again_and_every_vote_counts_once(
                 stub.AddProposals(gateway_pb2.AddProposalsRequest(cause_id=cause_id, proposals=[
                     types_pb2.NewProposal(proposal_id=f"p{k}", text=f"Proposition {k}")
                     for k in range(N_PROPOSALS)]), metadata=ADMIN, timeout=10)
-            flow = VoteFlow(ingest_pb2_grpc.IngestServiceStub(ingest_channel), cause_ids)
+            flow = VoteFlow(internal(ingest_pb2_grpc.IngestServiceStub(ingest_channel)), cause_ids)
             stack.callback(flow.stop)
             flow.start()
             seconds_until_every_cause_answers(gateway_addr, cause_ids, time.monotonic())

@@ -12,7 +12,7 @@ import pyarrow as pa
 import pytest
 
 from gateway.pseudonyms import Pseudonyms
-from pairwise.v1 import gateway_pb2
+from pairwise.v1 import gateway_pb2, types_pb2
 from publishing import vote_table
 from publishing.recompute import counted_mask
 
@@ -24,7 +24,8 @@ def entries() -> list[gateway_pb2.VoteLogEntry]:
         gateway_pb2.VoteLogEntry(entry_id="1-0", kinds="wtw", a="0 1 2", b="1 2 0",
                                  vote_ids="i1 i2 i3", voter_ids="u1 u2 u1", trust="111"),
         gateway_pb2.VoteLogEntry(entry_id="2-0", kinds="s", a="2", b="0", vote_ids="s1",
-                                 voter_ids="u3", trust="0", skip_reason="je ne sais pas"),
+                                 voter_ids="u3", trust="0", skip_reason="je ne sais pas",
+                                 skip_reason_code=types_pb2.SKIP_REASON_CANNOT_DECIDE),
         gateway_pb2.VoteLogEntry(entry_id="3-0", kinds="s", a="1", b="0", vote_ids="s2",
                                  voter_ids="u3", trust="1", skip_reason=""),
     ]
@@ -56,6 +57,8 @@ def test_vote_rows_round_trip(tmp_path: Path, fmt: str) -> None:
     assert rows["voter_id"] == ["u1", "u2", "u1", "u3", "u3"]
     assert rows["trusted"] == [True, True, True, False, True]
     assert rows["skip_reason"] == [None, None, None, "je ne sais pas", ""]
+    assert rows["skip_reason_code"] == [None, None, None, "SKIP_REASON_CANNOT_DECIDE",
+                                        "SKIP_REASON_UNSPECIFIED"]
 
 
 @pytest.mark.parametrize("entry", [

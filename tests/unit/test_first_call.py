@@ -41,3 +41,14 @@ def test_make_up_prints_the_readme_first_call(tmp_path: Path,
     expected = [line.replace(".venv/bin/buf", str(buf) if buf.exists() else "buf")
                 for line in readme_first_call()]
     assert printed[:len(expected)] == expected
+
+
+@pytest.mark.parametrize("setting", ["GATEWAY_TLS_CERT", "GATEWAY_TLS_KEY",
+                                     "INTERNAL_TLS_CERT", "INTERNAL_TLS_CA"])
+def test_make_up_refuses_the_gateways_tls_settings_saying_where_tls_belongs(
+        tmp_path: Path, setting: str) -> None:
+    run = RunFolder(tmp_path / "run")
+    run.create()
+    tokens = resolve(run.tokens_file, {})
+    with pytest.raises(SystemExit, match=f"unset .*{setting}.*docker-compose.tls.yml"):
+        plan(run, {setting: "/etc/pairwise/tls/gateway.pem"}, tokens)

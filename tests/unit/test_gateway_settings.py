@@ -10,7 +10,8 @@ from gateway.catalog import PairSelection
 from gateway.settings import Settings
 
 REQUIRED = {"REDIS_URL": "redis://127.0.0.1:1/0", "PAIRWISE_ADMIN_TOKEN": "a",
-            "PAIRWISE_PLATFORM_TOKEN": "p", "PAIRWISE_TOKEN_SECRET": "s" * 32}
+            "PAIRWISE_PLATFORM_TOKEN": "p", "PAIRWISE_TOKEN_SECRET": "s" * 32,
+            "PAIRWISE_INTERNAL_SECRET": "i" * 32}
 SELECTION_VARS = ("GATEWAY_PAIR_SELECTION", "GATEWAY_NEWCOMER_VOTES", "GATEWAY_NEWCOMER_SHARE")
 
 

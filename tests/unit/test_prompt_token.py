@@ -150,6 +150,13 @@ def test_malformed_tokens_are_invalid_arguments_naming_the_field(wire: str) -> N
     assert caught.value.field == "prompt_token"
 
 
+def test_a_token_with_padding_added_is_malformed_not_the_token() -> None:
+    wire = issue(cause_id="c1", voter_id="alice")
+    for padded in (wire + "==", wire.replace(".", "=.", 1), wire + "="):
+        with pytest.raises(InvalidArgument, match="prompt_token: is malformed"):
+            prompt_token.verify(SECRET, padded, "c1", "alice", NOW_MS)
+
+
 def test_a_missing_token_is_required() -> None:
     with pytest.raises(InvalidArgument, match="prompt_token: is required"):
         prompt_token.verify(SECRET, "", "c1", "alice", NOW_MS)

@@ -12,6 +12,7 @@ from ingest import votes
 from ingest.votes import CauseImport, ImportPlan, Rejection, plan_import, settle
 from pairwise import prompt_token
 from pairwise.errors import AlreadyExists, FailedPrecondition, InvalidArgument, PermissionDenied
+from pairwise.v1 import types_pb2
 from pairwise.voter_attributes import Declaration
 
 SECRET = prompt_token.TokenKeys(b"unit-test-secret-of-at-least-32-bytes")
@@ -27,12 +28,13 @@ def token(cause_id: str = "c1", voter_id: str = "alice", left: str = "p1",
 
 
 def submit(wire: str, choice: str, *, after_ms: int = 5_000, skip_reason: str = "",
-           idempotency_key: str = "", cause_id: str = "c1",
-           voter_id: str = "alice") -> votes.InteractiveVote:
+           idempotency_key: str = "", cause_id: str = "c1", voter_id: str = "alice",
+           skip_reason_code: int = 0) -> votes.InteractiveVote:
     return votes.interactive_vote(
         keys=SECRET, cause_id=cause_id, voter_id=voter_id, wire_token=wire, choice=choice,
         skip_reason=skip_reason, idempotency_key=idempotency_key,
-        now_ms=ISSUED_MS + after_ms, min_view_ms=MIN_VIEW_MS)
+        now_ms=ISSUED_MS + after_ms, min_view_ms=MIN_VIEW_MS,
+        skip_reason_code=skip_reason_code)
 
 
 # -- SubmitVote ------------------------------------------------------------------------------
@@ -52,12 +54,25 @@ def test_the_choice_becomes_a_log_entry_winner_first(choice: str, kind: str, a_i
     assert (vote.cause_id, vote.voter_id) == ("c1", "alice")
 
 
-def test_a_skip_keeps_its_reason_and_other_choices_refuse_one() -> None:
+def test_a_skip_keeps_its_reason_code_then_its_text_and_other_choices_refuse_them() -> None:
     wire, _ = token()
-    assert submit(wire, "skip", skip_reason="je ne sais pas").skip_reason == "je ne sais pas"
+    cannot_decide = types_pb2.SKIP_REASON_CANNOT_DECIDE
+    # The log's r field: the code, then the free text; text alone is "other", none
+    # "unspecified" (pairwise.vote_log).
+    for text, code, stored in (("je ne sais pas", cannot_decide, "cannot_decide je ne sais pas"),
+                               ("", cannot_decide, "cannot_decide"),
+                               ("je ne sais pas", 0, "other je ne sais pas"),
+                               ("", 0, "unspecified")):
+        assert submit(wire, "skip", skip_reason=text,
+                      skip_reason_code=code).skip_reason == stored
+    for text, code, named in (("je ne sais pas", 0, "skip_reason"),
+                              ("", cannot_decide, "skip_reason_code")):
+        with pytest.raises(InvalidArgument) as caught:
+            submit(wire, "left", skip_reason=text, skip_reason_code=code)
+        assert caught.value.field == named
     with pytest.raises(InvalidArgument) as caught:
-        submit(wire, "left", skip_reason="je ne sais pas")
-    assert caught.value.field == "skip_reason"
+        submit(wire, "skip", skip_reason_code=len(types_pb2.SkipReason.keys()))
+    assert caught.value.field == "skip_reason_code"
 
 
 def test_an_unspecified_or_unknown_choice_is_refused_naming_the_field() -> None:
@@ -70,7 +85,7 @@ def test_an_unspecified_or_unknown_choice_is_refused_naming_the_field() -> None:
 
 def test_skip_reasons_and_idempotency_keys_have_length_limits() -> None:
     wire, _ = token()
-    assert submit(wire, "skip", skip_reason="x" * 64).skip_reason == "x" * 64
+    assert submit(wire, "skip", skip_reason="x" * 64).skip_reason == "other " + "x" * 64
     with pytest.raises(InvalidArgument) as caught:
         submit(wire, "skip", skip_reason="x" * 65)
     assert caught.value.field == "skip_reason"

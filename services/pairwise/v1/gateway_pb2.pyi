@@ -141,7 +141,7 @@ class NextPairResponse(_message.Message):
     def __init__(self, prompt_token: _Optional[str] = ..., left: _Optional[_Union[_types_pb2.Proposal, _Mapping]] = ..., right: _Optional[_Union[_types_pb2.Proposal, _Mapping]] = ..., expires_at_ms: _Optional[int] = ...) -> None: ...
 
 class SubmitVoteRequest(_message.Message):
-    __slots__ = ("cause_id", "voter_id", "prompt_token", "choice", "skip_reason", "idempotency_key", "want_next_pair", "attributes")
+    __slots__ = ("cause_id", "voter_id", "prompt_token", "choice", "skip_reason", "idempotency_key", "want_next_pair", "attributes", "skip_reason_code")
     class AttributesEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -157,6 +157,7 @@ class SubmitVoteRequest(_message.Message):
     IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
     WANT_NEXT_PAIR_FIELD_NUMBER: _ClassVar[int]
     ATTRIBUTES_FIELD_NUMBER: _ClassVar[int]
+    SKIP_REASON_CODE_FIELD_NUMBER: _ClassVar[int]
     cause_id: str
     voter_id: str
     prompt_token: str
@@ -165,7 +166,8 @@ class SubmitVoteRequest(_message.Message):
     idempotency_key: str
     want_next_pair: bool
     attributes: _containers.ScalarMap[str, str]
-    def __init__(self, cause_id: _Optional[str] = ..., voter_id: _Optional[str] = ..., prompt_token: _Optional[str] = ..., choice: _Optional[_Union[_types_pb2.Choice, str]] = ..., skip_reason: _Optional[str] = ..., idempotency_key: _Optional[str] = ..., want_next_pair: _Optional[bool] = ..., attributes: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    skip_reason_code: _types_pb2.SkipReason
+    def __init__(self, cause_id: _Optional[str] = ..., voter_id: _Optional[str] = ..., prompt_token: _Optional[str] = ..., choice: _Optional[_Union[_types_pb2.Choice, str]] = ..., skip_reason: _Optional[str] = ..., idempotency_key: _Optional[str] = ..., want_next_pair: _Optional[bool] = ..., attributes: _Optional[_Mapping[str, str]] = ..., skip_reason_code: _Optional[_Union[_types_pb2.SkipReason, str]] = ...) -> None: ...
 
 class SubmitVoteResponse(_message.Message):
     __slots__ = ("vote_id", "duplicate", "next_pair", "next_pair_unavailable")
@@ -624,7 +626,7 @@ class ExportVotesResponse(_message.Message):
     def __init__(self, cause: _Optional[_Union[_types_pb2.Cause, _Mapping]] = ..., catalog_version: _Optional[int] = ..., proposals: _Optional[_Iterable[_Union[_types_pb2.Proposal, _Mapping]]] = ..., entries: _Optional[_Iterable[_Union[VoteLogEntry, _Mapping]]] = ...) -> None: ...
 
 class VoteLogEntry(_message.Message):
-    __slots__ = ("entry_id", "kinds", "a", "b", "vote_ids", "voter_ids", "trust", "skip_reason", "attributes")
+    __slots__ = ("entry_id", "kinds", "a", "b", "vote_ids", "voter_ids", "trust", "skip_reason", "attributes", "skip_reason_code")
     ENTRY_ID_FIELD_NUMBER: _ClassVar[int]
     KINDS_FIELD_NUMBER: _ClassVar[int]
     A_FIELD_NUMBER: _ClassVar[int]
@@ -634,6 +636,7 @@ class VoteLogEntry(_message.Message):
     TRUST_FIELD_NUMBER: _ClassVar[int]
     SKIP_REASON_FIELD_NUMBER: _ClassVar[int]
     ATTRIBUTES_FIELD_NUMBER: _ClassVar[int]
+    SKIP_REASON_CODE_FIELD_NUMBER: _ClassVar[int]
     entry_id: str
     kinds: str
     a: str
@@ -643,7 +646,8 @@ class VoteLogEntry(_message.Message):
     trust: str
     skip_reason: str
     attributes: str
-    def __init__(self, entry_id: _Optional[str] = ..., kinds: _Optional[str] = ..., a: _Optional[str] = ..., b: _Optional[str] = ..., vote_ids: _Optional[str] = ..., voter_ids: _Optional[str] = ..., trust: _Optional[str] = ..., skip_reason: _Optional[str] = ..., attributes: _Optional[str] = ...) -> None: ...
+    skip_reason_code: _types_pb2.SkipReason
+    def __init__(self, entry_id: _Optional[str] = ..., kinds: _Optional[str] = ..., a: _Optional[str] = ..., b: _Optional[str] = ..., vote_ids: _Optional[str] = ..., voter_ids: _Optional[str] = ..., trust: _Optional[str] = ..., skip_reason: _Optional[str] = ..., attributes: _Optional[str] = ..., skip_reason_code: _Optional[_Union[_types_pb2.SkipReason, str]] = ...) -> None: ...
 
 class ExportRankingRequest(_message.Message):
     __slots__ = ("cause_id",)

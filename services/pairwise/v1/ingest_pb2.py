@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from pairwise.v1 import types_pb2 as pairwise_dot_v1_dot_types__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18pairwise/v1/ingest.proto\x12\x0bpairwise.v1\x1a\x17pairwise/v1/types.proto\"\x97\x02\n\x11RecordVoteRequest\x12\x10\n\x08\x63\x61use_id\x18\x01 \x01(\t\x12\x10\n\x08voter_id\x18\x02 \x01(\t\x12\x14\n\x0cprompt_token\x18\x03 \x01(\t\x12#\n\x06\x63hoice\x18\x04 \x01(\x0e\x32\x13.pairwise.v1.Choice\x12\x13\n\x0bskip_reason\x18\x05 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x06 \x01(\t\x12\x42\n\nattributes\x18\x07 \x03(\x0b\x32..pairwise.v1.RecordVoteRequest.AttributesEntry\x1a\x31\n\x0f\x41ttributesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"J\n\x12RecordVoteResponse\x12\x0f\n\x07vote_id\x18\x01 \x01(\t\x12\x11\n\tduplicate\x18\x02 \x01(\x08\x12\x10\n\x08\x65ntry_id\x18\x03 \x01(\t\"N\n\x1dRecordInteractiveVotesRequest\x12-\n\x05votes\x18\x01 \x03(\x0b\x32\x1e.pairwise.v1.RecordVoteRequest\"W\n\x1eRecordInteractiveVotesResponse\x12\x35\n\x08outcomes\x18\x01 \x03(\x0b\x32#.pairwise.v1.InteractiveVoteOutcome\"i\n\x16InteractiveVoteOutcome\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x30\n\x07receipt\x18\x03 \x01(\x0b\x32\x1f.pairwise.v1.RecordVoteResponse\"S\n\x12RecordVotesRequest\x12(\n\x05votes\x18\x01 \x03(\x0b\x32\x19.pairwise.v1.ImportedVote\x12\x13\n\x0b\x66irst_index\x18\x02 \x01(\x03\"u\n\x13RecordVotesResponse\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x03\x12\x12\n\nduplicates\x18\x02 \x01(\x03\x12\x10\n\x08rejected\x18\x03 \x01(\x03\x12&\n\x06\x65rrors\x18\x04 \x03(\x0b\x32\x16.pairwise.v1.VoteError\"\'\n\x13GetVoteStatsRequest\x12\x10\n\x08\x63\x61use_id\x18\x01 \x01(\t\"\xb1\x02\n\x14GetVoteStatsResponse\x12\x16\n\x0evotes_accepted\x18\x01 \x01(\x03\x12\x12\n\nduplicates\x18\x02 \x01(\x03\x12S\n\x12rejected_by_reason\x18\x03 \x03(\x0b\x32\x37.pairwise.v1.GetVoteStatsResponse.RejectedByReasonEntry\x12\x0e\n\x06voters\x18\x04 \x01(\x03\x12\x0c\n\x04ties\x18\x05 \x01(\x03\x12\r\n\x05skips\x18\x06 \x01(\x03\x12\x32\n\x0cskip_reasons\x18\x07 \x03(\x0b\x32\x1c.pairwise.v1.SkipReasonCount\x1a\x37\n\x15RejectedByReasonEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\x32\xf8\x02\n\rIngestService\x12M\n\nRecordVote\x12\x1e.pairwise.v1.RecordVoteRequest\x1a\x1f.pairwise.v1.RecordVoteResponse\x12q\n\x16RecordInteractiveVotes\x12*.pairwise.v1.RecordInteractiveVotesRequest\x1a+.pairwise.v1.RecordInteractiveVotesResponse\x12P\n\x0bRecordVotes\x12\x1f.pairwise.v1.RecordVotesRequest\x1a .pairwise.v1.RecordVotesResponse\x12S\n\x0cGetVoteStats\x12 .pairwise.v1.GetVoteStatsRequest\x1a!.pairwise.v1.GetVoteStatsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18pairwise/v1/ingest.proto\x12\x0bpairwise.v1\x1a\x17pairwise/v1/types.proto\"\xca\x02\n\x11RecordVoteRequest\x12\x10\n\x08\x63\x61use_id\x18\x01 \x01(\t\x12\x10\n\x08voter_id\x18\x02 \x01(\t\x12\x14\n\x0cprompt_token\x18\x03 \x01(\t\x12#\n\x06\x63hoice\x18\x04 \x01(\x0e\x32\x13.pairwise.v1.Choice\x12\x13\n\x0bskip_reason\x18\x05 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x06 \x01(\t\x12\x42\n\nattributes\x18\x07 \x03(\x0b\x32..pairwise.v1.RecordVoteRequest.AttributesEntry\x12\x31\n\x10skip_reason_code\x18\x08 \x01(\x0e\x32\x17.pairwise.v1.SkipReason\x1a\x31\n\x0f\x41ttributesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"J\n\x12RecordVoteResponse\x12\x0f\n\x07vote_id\x18\x01 \x01(\t\x12\x11\n\tduplicate\x18\x02 \x01(\x08\x12\x10\n\x08\x65ntry_id\x18\x03 \x01(\t\"N\n\x1dRecordInteractiveVotesRequest\x12-\n\x05votes\x18\x01 \x03(\x0b\x32\x1e.pairwise.v1.RecordVoteRequest\"W\n\x1eRecordInteractiveVotesResponse\x12\x35\n\x08outcomes\x18\x01 \x03(\x0b\x32#.pairwise.v1.InteractiveVoteOutcome\"i\n\x16InteractiveVoteOutcome\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x30\n\x07receipt\x18\x03 \x01(\x0b\x32\x1f.pairwise.v1.RecordVoteResponse\"S\n\x12RecordVotesRequest\x12(\n\x05votes\x18\x01 \x03(\x0b\x32\x19.pairwise.v1.ImportedVote\x12\x13\n\x0b\x66irst_index\x18\x02 \x01(\x03\"u\n\x13RecordVotesResponse\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x03\x12\x12\n\nduplicates\x18\x02 \x01(\x03\x12\x10\n\x08rejected\x18\x03 \x01(\x03\x12&\n\x06\x65rrors\x18\x04 \x03(\x0b\x32\x16.pairwise.v1.VoteError\"\'\n\x13GetVoteStatsRequest\x12\x10\n\x08\x63\x61use_id\x18\x01 \x01(\t\"\xb1\x02\n\x14GetVoteStatsResponse\x12\x16\n\x0evotes_accepted\x18\x01 \x01(\x03\x12\x12\n\nduplicates\x18\x02 \x01(\x03\x12S\n\x12rejected_by_reason\x18\x03 \x03(\x0b\x32\x37.pairwise.v1.GetVoteStatsResponse.RejectedByReasonEntry\x12\x0e\n\x06voters\x18\x04 \x01(\x03\x12\x0c\n\x04ties\x18\x05 \x01(\x03\x12\r\n\x05skips\x18\x06 \x01(\x03\x12\x32\n\x0cskip_reasons\x18\x07 \x03(\x0b\x32\x1c.pairwise.v1.SkipReasonCount\x1a\x37\n\x15RejectedByReasonEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\x32\xf8\x02\n\rIngestService\x12M\n\nRecordVote\x12\x1e.pairwise.v1.RecordVoteRequest\x1a\x1f.pairwise.v1.RecordVoteResponse\x12q\n\x16RecordInteractiveVotes\x12*.pairwise.v1.RecordInteractiveVotesRequest\x1a+.pairwise.v1.RecordInteractiveVotesResponse\x12P\n\x0bRecordVotes\x12\x1f.pairwise.v1.RecordVotesRequest\x1a .pairwise.v1.RecordVotesResponse\x12S\n\x0cGetVoteStats\x12 .pairwise.v1.GetVoteStatsRequest\x1a!.pairwise.v1.GetVoteStatsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,27 +37,27 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETVOTESTATSRESPONSE_REJECTEDBYREASONENTRY']._loaded_options = None
   _globals['_GETVOTESTATSRESPONSE_REJECTEDBYREASONENTRY']._serialized_options = b'8\001'
   _globals['_RECORDVOTEREQUEST']._serialized_start=67
-  _globals['_RECORDVOTEREQUEST']._serialized_end=346
-  _globals['_RECORDVOTEREQUEST_ATTRIBUTESENTRY']._serialized_start=297
-  _globals['_RECORDVOTEREQUEST_ATTRIBUTESENTRY']._serialized_end=346
-  _globals['_RECORDVOTERESPONSE']._serialized_start=348
-  _globals['_RECORDVOTERESPONSE']._serialized_end=422
-  _globals['_RECORDINTERACTIVEVOTESREQUEST']._serialized_start=424
-  _globals['_RECORDINTERACTIVEVOTESREQUEST']._serialized_end=502
-  _globals['_RECORDINTERACTIVEVOTESRESPONSE']._serialized_start=504
-  _globals['_RECORDINTERACTIVEVOTESRESPONSE']._serialized_end=591
-  _globals['_INTERACTIVEVOTEOUTCOME']._serialized_start=593
-  _globals['_INTERACTIVEVOTEOUTCOME']._serialized_end=698
-  _globals['_RECORDVOTESREQUEST']._serialized_start=700
-  _globals['_RECORDVOTESREQUEST']._serialized_end=783
-  _globals['_RECORDVOTESRESPONSE']._serialized_start=785
-  _globals['_RECORDVOTESRESPONSE']._serialized_end=902
-  _globals['_GETVOTESTATSREQUEST']._serialized_start=904
-  _globals['_GETVOTESTATSREQUEST']._serialized_end=943
-  _globals['_GETVOTESTATSRESPONSE']._serialized_start=946
-  _globals['_GETVOTESTATSRESPONSE']._serialized_end=1251
-  _globals['_GETVOTESTATSRESPONSE_REJECTEDBYREASONENTRY']._serialized_start=1196
-  _globals['_GETVOTESTATSRESPONSE_REJECTEDBYREASONENTRY']._serialized_end=1251
-  _globals['_INGESTSERVICE']._serialized_start=1254
-  _globals['_INGESTSERVICE']._serialized_end=1630
+  _globals['_RECORDVOTEREQUEST']._serialized_end=397
+  _globals['_RECORDVOTEREQUEST_ATTRIBUTESENTRY']._serialized_start=348
+  _globals['_RECORDVOTEREQUEST_ATTRIBUTESENTRY']._serialized_end=397
+  _globals['_RECORDVOTERESPONSE']._serialized_start=399
+  _globals['_RECORDVOTERESPONSE']._serialized_end=473
+  _globals['_RECORDINTERACTIVEVOTESREQUEST']._serialized_start=475
+  _globals['_RECORDINTERACTIVEVOTESREQUEST']._serialized_end=553
+  _globals['_RECORDINTERACTIVEVOTESRESPONSE']._serialized_start=555
+  _globals['_RECORDINTERACTIVEVOTESRESPONSE']._serialized_end=642
+  _globals['_INTERACTIVEVOTEOUTCOME']._serialized_start=644
+  _globals['_INTERACTIVEVOTEOUTCOME']._serialized_end=749
+  _globals['_RECORDVOTESREQUEST']._serialized_start=751
+  _globals['_RECORDVOTESREQUEST']._serialized_end=834
+  _globals['_RECORDVOTESRESPONSE']._serialized_start=836
+  _globals['_RECORDVOTESRESPONSE']._serialized_end=953
+  _globals['_GETVOTESTATSREQUEST']._serialized_start=955
+  _globals['_GETVOTESTATSREQUEST']._serialized_end=994
+  _globals['_GETVOTESTATSRESPONSE']._serialized_start=997
+  _globals['_GETVOTESTATSRESPONSE']._serialized_end=1302
+  _globals['_GETVOTESTATSRESPONSE_REJECTEDBYREASONENTRY']._serialized_start=1247
+  _globals['_GETVOTESTATSRESPONSE_REJECTEDBYREASONENTRY']._serialized_end=1302
+  _globals['_INGESTSERVICE']._serialized_start=1305
+  _globals['_INGESTSERVICE']._serialized_end=1681
 # @@protoc_insertion_point(module_scope)

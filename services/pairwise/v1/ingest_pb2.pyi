@@ -8,7 +8,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class RecordVoteRequest(_message.Message):
-    __slots__ = ("cause_id", "voter_id", "prompt_token", "choice", "skip_reason", "idempotency_key", "attributes")
+    __slots__ = ("cause_id", "voter_id", "prompt_token", "choice", "skip_reason", "idempotency_key", "attributes", "skip_reason_code")
     class AttributesEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -23,6 +23,7 @@ class RecordVoteRequest(_message.Message):
     SKIP_REASON_FIELD_NUMBER: _ClassVar[int]
     IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
     ATTRIBUTES_FIELD_NUMBER: _ClassVar[int]
+    SKIP_REASON_CODE_FIELD_NUMBER: _ClassVar[int]
     cause_id: str
     voter_id: str
     prompt_token: str
@@ -30,7 +31,8 @@ class RecordVoteRequest(_message.Message):
     skip_reason: str
     idempotency_key: str
     attributes: _containers.ScalarMap[str, str]
-    def __init__(self, cause_id: _Optional[str] = ..., voter_id: _Optional[str] = ..., prompt_token: _Optional[str] = ..., choice: _Optional[_Union[_types_pb2.Choice, str]] = ..., skip_reason: _Optional[str] = ..., idempotency_key: _Optional[str] = ..., attributes: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    skip_reason_code: _types_pb2.SkipReason
+    def __init__(self, cause_id: _Optional[str] = ..., voter_id: _Optional[str] = ..., prompt_token: _Optional[str] = ..., choice: _Optional[_Union[_types_pb2.Choice, str]] = ..., skip_reason: _Optional[str] = ..., idempotency_key: _Optional[str] = ..., attributes: _Optional[_Mapping[str, str]] = ..., skip_reason_code: _Optional[_Union[_types_pb2.SkipReason, str]] = ...) -> None: ...
 
 class RecordVoteResponse(_message.Message):
     __slots__ = ("vote_id", "duplicate", "entry_id")

@@ -42,6 +42,18 @@ class RankingView(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     RANKING_VIEW_RAW: _ClassVar[RankingView]
     RANKING_VIEW_REPRESENTATIVE: _ClassVar[RankingView]
     RANKING_VIEW_CONSENSUS: _ClassVar[RankingView]
+
+class SkipReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    SKIP_REASON_UNSPECIFIED: _ClassVar[SkipReason]
+    SKIP_REASON_LIKE_BOTH: _ClassVar[SkipReason]
+    SKIP_REASON_LIKE_NEITHER: _ClassVar[SkipReason]
+    SKIP_REASON_UNFAMILIAR_LEFT: _ClassVar[SkipReason]
+    SKIP_REASON_UNFAMILIAR_RIGHT: _ClassVar[SkipReason]
+    SKIP_REASON_UNFAMILIAR_BOTH: _ClassVar[SkipReason]
+    SKIP_REASON_SAME: _ClassVar[SkipReason]
+    SKIP_REASON_CANNOT_DECIDE: _ClassVar[SkipReason]
+    SKIP_REASON_OTHER: _ClassVar[SkipReason]
 CAUSE_STATE_UNSPECIFIED: CauseState
 CAUSE_STATE_SCHEDULED: CauseState
 CAUSE_STATE_OPEN: CauseState
@@ -63,6 +75,15 @@ RANKING_VIEW_UNSPECIFIED: RankingView
 RANKING_VIEW_RAW: RankingView
 RANKING_VIEW_REPRESENTATIVE: RankingView
 RANKING_VIEW_CONSENSUS: RankingView
+SKIP_REASON_UNSPECIFIED: SkipReason
+SKIP_REASON_LIKE_BOTH: SkipReason
+SKIP_REASON_LIKE_NEITHER: SkipReason
+SKIP_REASON_UNFAMILIAR_LEFT: SkipReason
+SKIP_REASON_UNFAMILIAR_RIGHT: SkipReason
+SKIP_REASON_UNFAMILIAR_BOTH: SkipReason
+SKIP_REASON_SAME: SkipReason
+SKIP_REASON_CANNOT_DECIDE: SkipReason
+SKIP_REASON_OTHER: SkipReason
 
 class Cause(_message.Message):
     __slots__ = ("cause_id", "title", "auto_accept_proposals", "created_at_ms", "proposals_accepted", "proposals_pending", "proposals_rejected", "pair_selection", "top_k", "voter_attributes", "state", "opens_at_ms", "closes_at_ms", "closed_at_ms", "votes_final", "archived_at_ms", "archive")
@@ -258,12 +279,14 @@ class Ranking(_message.Message):
     def __init__(self, cause_id: _Optional[str] = ..., votes_counted: _Optional[int] = ..., total_proposals: _Optional[int] = ..., entries: _Optional[_Iterable[_Union[RankedProposal, _Mapping]]] = ..., fitted_at_ms: _Optional[int] = ..., prior_strength: _Optional[float] = ..., last_vote_entry_id: _Optional[str] = ..., votes_untrusted: _Optional[int] = ..., votes_excluded: _Optional[int] = ..., exclusions_version: _Optional[int] = ..., segment: _Optional[_Union[Segment, _Mapping]] = ..., segment_votes: _Optional[int] = ..., segment_without_votes: _Optional[bool] = ..., view: _Optional[_Union[RankingView, str]] = ..., view_attribute: _Optional[str] = ..., weighting: _Optional[str] = ..., effective_votes: _Optional[float] = ..., trimmed_votes: _Optional[int] = ..., margin_gap: _Optional[float] = ...) -> None: ...
 
 class SkipReasonCount(_message.Message):
-    __slots__ = ("reason", "count")
+    __slots__ = ("reason", "count", "code")
     REASON_FIELD_NUMBER: _ClassVar[int]
     COUNT_FIELD_NUMBER: _ClassVar[int]
+    CODE_FIELD_NUMBER: _ClassVar[int]
     reason: str
     count: int
-    def __init__(self, reason: _Optional[str] = ..., count: _Optional[int] = ...) -> None: ...
+    code: SkipReason
+    def __init__(self, reason: _Optional[str] = ..., count: _Optional[int] = ..., code: _Optional[_Union[SkipReason, str]] = ...) -> None: ...
 
 class FitSettings(_message.Message):
     __slots__ = ("engine", "prior_strength", "tolerance", "max_iterations", "ties", "counted_votes", "warm_start", "catalog_version", "iterations")
