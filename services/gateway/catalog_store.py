@@ -270,6 +270,24 @@ class CatalogStore:
             if outcome == b"ok":
                 return
         raise Unavailable(f"cause {cause_id!r}: {field} changed by others meanwhile; retry")
+    async def list_causes(self, after: int, limit: int) -> tuple[list[Cause], int]:
+        """About `limit` causes from the set of causes, read on from SSCAN cursor `after`
+        (0: the start), each with its proposal counts; and the cursor of the next page (0:
+        this was the last). A cause registered in the set whose hash is gone is skipped."""
+        cursor, raw_ids = await self._redis.sscan(keys.CAUSES, after, count=limit)
+        cause_ids = sorted({raw.decode() if isinstance(raw, bytes) else raw for raw in raw_ids})
+        if not cause_ids:
+            return [], int(cursor)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for cause_id in cause_ids:
+                pipe.hgetall(keys.cause(cause_id))
+                for status in Status:
+                    pipe.zcard(keys.proposals_with_status(cause_id, status))
+            replies = await pipe.execute()
+        per_cause = 1 + len(Status)
+        causes = [_cause_from_hash(cause_id, *replies[i * per_cause:(i + 1) * per_cause])
+                  for i, cause_id in enumerate(cause_ids) if replies[i * per_cause]]
+        return causes, int(cursor)
 
     async def require_cause(self, cause_id: str) -> None:
         """Return if the cause exists, else raise NotFound."""

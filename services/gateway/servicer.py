@@ -69,6 +69,7 @@ DEFAULT_PROPOSALS_LIMIT = 100
 # Proposals per ExportVotes catalog message (as ListProposals' largest page).
 EXPORT_PROPOSALS_PER_MESSAGE = 1000
 DEFAULT_EXCLUSIONS_LIMIT = 100
+DEFAULT_CAUSES_LIMIT = 100
 # grpc.aio reports "no deadline" as None or as an effectively infinite number of seconds.
 _NO_DEADLINE_S = 1e9
 
@@ -813,3 +814,18 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
         logger.info("automatic exclusion set", extra={
             "cause_id": cause_id, "by": current_principal.get(), "reasons": list(reasons)})
         return gateway_pb2.SetAutoExclusionResponse(auto_exclude_reasons=reasons)
+    async def ListCauses(self, request, context):  # type: ignore[no-untyped-def]
+        _, limit = check_page(0, request.limit, default_limit=DEFAULT_CAUSES_LIMIT)
+        causes, cursor = await self._catalog.list_causes(_causes_cursor(request.after), limit)
+        return gateway_pb2.ListCausesResponse(
+            causes=[_cause_message(cause) for cause in causes],
+            next_after=str(cursor) if cursor else "")
+
+
+def _causes_cursor(after: str) -> int:
+    """ListCauses' `after`: "" (the start) or a next_after handed out, a decimal cursor."""
+    if not after:
+        return 0
+    if not (after.isascii() and after.isdigit() and len(after) <= 20 and int(after) < 2**64):
+        raise InvalidArgument("after", "must be a next_after from a previous ListCauses reply")
+    return int(after)

@@ -381,3 +381,29 @@ def test_a_cause_holds_at_most_its_limit_of_proposals_and_a_refused_add_adds_non
         add(stub, cause_id, ("d", "D"), ("e", "E"))
         code, _ = status_of(lambda: add(stub, cause_id, ("f", "F")))
         assert code == grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+def test_list_causes_pages_through_every_cause_for_the_admin_only(stub, cause_id: str) -> None:  # type: ignore[no-untyped-def]
+    made = {f"{cause_id}-{n}" for n in range(5)}
+    for one in made:
+        create_cause(stub, one)
+    add(stub, f"{cause_id}-0", ("p1", "Plus de pistes cyclables"))
+    seen: dict[str, types_pb2.Cause] = {}
+    after = ""
+    while True:
+        reply = stub.ListCauses(gw.ListCausesRequest(after=after, limit=2), metadata=ADMIN,
+                                timeout=5)
+        seen.update((c.cause_id, c) for c in reply.causes)
+        if not reply.next_after:
+            break
+        after = reply.next_after
+    assert made <= set(seen)
+    first = seen[f"{cause_id}-0"]
+    assert (first.title, first.proposals_accepted) == ("Une question ?", 1)
+
+    assert status_of(lambda: stub.ListCauses(gw.ListCausesRequest(), metadata=PLATFORM,
+                                             timeout=5))[0] == grpc.StatusCode.PERMISSION_DENIED
+    for bad in ("x", "-1", "1" * 21, str(2**64)):
+        code, details = status_of(lambda bad=bad: stub.ListCauses(
+            gw.ListCausesRequest(after=bad), metadata=ADMIN, timeout=5))
+        assert code == grpc.StatusCode.INVALID_ARGUMENT and "after" in details, (bad, details)

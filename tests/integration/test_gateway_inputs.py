@@ -94,7 +94,7 @@ ADMIN_RPCS = {"CreateCause", "UpdatePairSelection", "ModerateProposal", "ImportV
               "ListFlaggedVoters", "SetAutoExclusion"}
 # Exports hand out every vote with its voter: admins only.
 ADMIN_RPCS |= {"ExportVotes", "ExportRanking"}
-ADMIN_RPCS |= {"SetVoterAttributes", "SetPopulationMargins"}
+ADMIN_RPCS |= {"SetVoterAttributes", "SetPopulationMargins", "ListCauses"}
 # A cause's life is the organiser's.
 ADMIN_RPCS |= {"CloseCause", "ReopenCause", "ScheduleCause", "ArchiveCause", "ListCauseAudit"}
 
@@ -1259,7 +1259,10 @@ def test_authorization(world: World, data: st.DataObject) -> None:
         metadata, role = data.draw(st.sampled_from([
             auth for auth in AUTHORIZATIONS
             if auth[1] is None or (auth[1] == "platform" and rpc in ADMIN_RPCS)]))
-        request = METHODS[rpc][0](cause_id=cause_id) if rpc != "ImportVotes" else \
+        message = METHODS[rpc][0]
+        # A request names a cause, except ListCauses'.
+        fields = {"cause_id": cause_id} if "cause_id" in message.DESCRIPTOR.fields_by_name else {}
+        request = message(**fields) if rpc != "ImportVotes" else \
             gw.ImportVotesRequest(votes=[types_pb2.ImportedVote(
                 vote_id="v", cause_id=world.main, voter_id="v", winner_id=MAIN_PROPOSALS[0],
                 loser_id=MAIN_PROPOSALS[1])])

@@ -776,3 +776,19 @@ class CauseAuditEntry(_message.Message):
     opens_at_ms: int
     closes_at_ms: int
     def __init__(self, entry_id: _Optional[str] = ..., action: _Optional[str] = ..., state_before: _Optional[_Union[_types_pb2.CauseState, str]] = ..., state_after: _Optional[_Union[_types_pb2.CauseState, str]] = ..., reason: _Optional[str] = ..., by: _Optional[str] = ..., at_ms: _Optional[int] = ..., votes: _Optional[int] = ..., opens_at_ms: _Optional[int] = ..., closes_at_ms: _Optional[int] = ...) -> None: ...
+
+class ListCausesRequest(_message.Message):
+    __slots__ = ("after", "limit")
+    AFTER_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    after: str
+    limit: int
+    def __init__(self, after: _Optional[str] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class ListCausesResponse(_message.Message):
+    __slots__ = ("causes", "next_after")
+    CAUSES_FIELD_NUMBER: _ClassVar[int]
+    NEXT_AFTER_FIELD_NUMBER: _ClassVar[int]
+    causes: _containers.RepeatedCompositeFieldContainer[_types_pb2.Cause]
+    next_after: str
+    def __init__(self, causes: _Optional[_Iterable[_Union[_types_pb2.Cause, _Mapping]]] = ..., next_after: _Optional[str] = ...) -> None: ...

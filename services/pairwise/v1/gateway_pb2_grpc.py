@@ -176,6 +176,11 @@ class GatewayServiceStub:
                 request_serializer=pairwise_dot_v1_dot_gateway__pb2.SetAutoExclusionRequest.SerializeToString,
                 response_deserializer=pairwise_dot_v1_dot_gateway__pb2.SetAutoExclusionResponse.FromString,
                 _registered_method=True)
+        self.ListCauses = channel.unary_unary(
+                '/pairwise.v1.GatewayService/ListCauses',
+                request_serializer=pairwise_dot_v1_dot_gateway__pb2.ListCausesRequest.SerializeToString,
+                response_deserializer=pairwise_dot_v1_dot_gateway__pb2.ListCausesResponse.FromString,
+                _registered_method=True)
 
 
 class GatewayServiceServicer:
@@ -393,6 +398,14 @@ class GatewayServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListCauses(self, request, context):
+        """Admin: every cause, a page at a time, in no particular order (the operator's console
+        lists them).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_GatewayServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -535,6 +548,11 @@ def add_GatewayServiceServicer_to_server(servicer, server):
                     servicer.SetAutoExclusion,
                     request_deserializer=pairwise_dot_v1_dot_gateway__pb2.SetAutoExclusionRequest.FromString,
                     response_serializer=pairwise_dot_v1_dot_gateway__pb2.SetAutoExclusionResponse.SerializeToString,
+            ),
+            'ListCauses': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListCauses,
+                    request_deserializer=pairwise_dot_v1_dot_gateway__pb2.ListCausesRequest.FromString,
+                    response_serializer=pairwise_dot_v1_dot_gateway__pb2.ListCausesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1295,6 +1313,33 @@ class GatewayService:
             '/pairwise.v1.GatewayService/SetAutoExclusion',
             pairwise_dot_v1_dot_gateway__pb2.SetAutoExclusionRequest.SerializeToString,
             pairwise_dot_v1_dot_gateway__pb2.SetAutoExclusionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListCauses(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pairwise.v1.GatewayService/ListCauses',
+            pairwise_dot_v1_dot_gateway__pb2.ListCausesRequest.SerializeToString,
+            pairwise_dot_v1_dot_gateway__pb2.ListCausesResponse.FromString,
             options,
             channel_credentials,
             insecure,
