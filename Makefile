@@ -110,7 +110,7 @@ loadtest: $(STAMP)
 	$(PY) -m loadtest $(LOADTEST_ARGS)
 
 # Uniform against adaptive pair selection on a scratch cluster of its own (ports 50151-50153,
-# 6398): curves and figures under results/selection/; flags in SELECTION_ARGS, e.g.
+# 6398, console 8052): curves and figures under results/selection/; flags in SELECTION_ARGS, e.g.
 # make selection-bench SELECTION_ARGS="--preset 34k" (python -m loadtest.selection --help).
 selection-bench: $(STAMP)
 	$(PY) -m loadtest.selection $(SELECTION_ARGS)
@@ -128,7 +128,7 @@ many-causes: $(STAMP)
 	$(PY) -m loadtest.many_causes --out results/many_causes/report.json $(MANY_CAUSES_ARGS)
 
 # An export of a large cause and its recompute, on a scratch cluster of its own (ports
-# 50161-50163, 6396): JSON under results/export/; flags in EXPORT_BENCH_ARGS, e.g.
+# 50161-50163, 6396, console 8061): JSON under results/export/; flags in EXPORT_BENCH_ARGS, e.g.
 # make export-bench EXPORT_BENCH_ARGS="--votes 7000000 --proposals 34000".
 export-bench: $(STAMP)
 	$(PY) -m loadtest.export_bench $(EXPORT_BENCH_ARGS)

@@ -19,7 +19,7 @@ import redis
 from cluster.process_table import command_name, is_same_process, kill_group, members
 from cluster.run_folder import RunFolder
 from cluster.tokens import ADMIN, CLIENT_NAMES, NAMES, Tokens, resolve
-from cluster.topology import Topology, plan
+from cluster.topology import HTTP, Topology, plan
 from pairwise import health_probe
 from pairwise.redis_client import shown
 
@@ -46,7 +46,7 @@ def up(run: RunFolder, environ: Mapping[str, str], *, timeout_s: float = 60.0,
     if busy:
         print(f"cannot start: port in use: {', '.join(busy)}. Stop what holds it (`make down` "
               "if it is a cluster started earlier) or choose other ports (REDIS_PORT, "
-              "INGEST_PORT, RANKER_PORT, GATEWAY_PORT).", file=out)
+              "INGEST_PORT, RANKER_PORT, GATEWAY_PORT, CONSOLE_PORT).", file=out)
         return 1
     run.remove_pid_files()
     with open(run.log_file("supervisor"), "ab") as log:
@@ -177,7 +177,7 @@ def _health(child: dict[str, Any], state: dict[str, Any]) -> str:
     if not child.get("running"):
         return "DOWN"
     if child.get("addr"):
-        return health_probe.check(child["addr"], timeout_s=1.0)
+        return _check(child["addr"], child.get("health"))
     client = redis.Redis.from_url(state.get("redis_url", ""), socket_connect_timeout=1.0)
     try:
         return "PONG" if client.ping() else "NO PONG"
@@ -189,16 +189,22 @@ def _health(child: dict[str, Any], state: dict[str, Any]) -> str:
 
 def _wait_healthy(supervisor: subprocess.Popen[bytes], topology: Topology,
                   timeout_s: float) -> bool:
-    addrs = [p.addr for p in topology.processes if p.addr]
+    checked = [(p.addr, p.health) for p in topology.processes if p.addr]
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if supervisor.poll() is not None:
             return False
-        if all(health_probe.check(addr, timeout_s=1.0) == health_probe.SERVING
-               for addr in addrs):
+        if all(_check(addr, health) == health_probe.SERVING for addr, health in checked):
             return True
         time.sleep(0.2)
     return False
+
+
+def _check(addr: str, health: str | None) -> str:
+    """The health of the service at `addr`, asked the way it answers (gRPC or HTTP)."""
+    if health == HTTP:
+        return health_probe.check_http(addr, timeout_s=1.0)
+    return health_probe.check(addr, timeout_s=1.0)
 
 
 def _print_log_tails(run: RunFolder, topology: Topology, out: TextIO, lines: int = 15) -> None:
@@ -223,6 +229,7 @@ def _print_running(run: RunFolder, topology: Topology, tokens: Tokens, out: Text
         print(f"  redis      external {shown(topology.redis_url)} (REDIS_URL)", file=out)
     print(f"\nGateway: {topology.gateway_addr}  (pairwise.v1.GatewayService; health and "
           "reflection on)", file=out)
+    print(f"Console: {topology.console_url}  (sign in with the admin token)", file=out)
     print("Tokens (metadata `authorization: Bearer <token>`):", file=out)
     for name in CLIENT_NAMES:
         value = tokens.as_env()[name]

@@ -61,7 +61,7 @@ class _Child:
         return {"pid": pid, "running": running, "restarts": self.restarts,
                 "started_at": self.started_at if running else None,
                 "start_ticks": process_start_ticks(pid) if pid else None,
-                "last_exit": self.last_exit, "addr": self.spec.addr,
+                "last_exit": self.last_exit, "addr": self.spec.addr, "health": self.spec.health,
                 "stop_group": self.spec.stop_group}
 
 

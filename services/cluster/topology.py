@@ -1,8 +1,8 @@
 """What a local cluster runs: one process per service, its command, environment and address.
 
-Start order is Redis (embedded unless REDIS_URL is set), ingest, the rankers, gateway;
-stop order is the reverse by group (gateway first, so no request arrives at a stopped
-backend; Redis last, so the services can drain their writes).
+Start order is Redis (embedded unless REDIS_URL is set), ingest, the rankers, gateway, then
+the operator's console; stop order is the reverse by group (console and gateway first, so no
+request arrives at a stopped backend; Redis last, so the services can drain their writes).
 """
 
 from __future__ import annotations
@@ -18,7 +18,9 @@ from pairwise import embedded_redis
 LOOPBACK = "127.0.0.1"
 # Cluster-level settings (the services' own are in services/*/settings.py).
 DEFAULT_PORTS = {"REDIS_PORT": 6399, "INGEST_PORT": 50052, "RANKER_PORT": 50053,
-                 "GATEWAY_PORT": 50051}
+                 "GATEWAY_PORT": 50051, "CONSOLE_PORT": 8051}
+GRPC = "grpc"
+HTTP = "http"
 
 
 @dataclass(frozen=True)
@@ -29,8 +31,10 @@ class ProcessSpec:
     argv: tuple[str, ...]
     # Added on top of the supervisor's own environment.
     env: Mapping[str, str] = field(default_factory=dict)
-    # gRPC address answering grpc.health.v1, or None (Redis).
+    # Address answering health checks, or None (Redis): grpc.health.v1, or GET /healthz
+    # when `health` is HTTP.
     addr: str | None = None
+    health: str = GRPC
     # Stopped in increasing group order; members of one group stop together.
     stop_group: int = 0
     # When set, the supervisor waits for this Redis to answer PING before starting the next
@@ -44,6 +48,7 @@ class Topology:
     redis_url: str
     embedded_redis: bool
     gateway_addr: str
+    console_url: str
 
     def by_name(self, name: str) -> ProcessSpec:
         return next(p for p in self.processes if p.name == name)
@@ -124,7 +129,17 @@ def plan(run: RunFolder, environ: Mapping[str, str], tokens: Tokens,
              # Archives beside the cluster's data, unless the operator chose a place.
              "GATEWAY_ARCHIVE_DIR": environ.get("GATEWAY_ARCHIVE_DIR")
              or str(run.root / "archive")}))
-    return Topology(tuple(processes), redis_url, embedded, gateway_addr)
+
+    # The console holds no token: each operator signs in with the admin token, which it
+    # passes on to the gateway with every call.
+    console_addr = f"{LOOPBACK}:{ports['CONSOLE_PORT']}"
+    processes.append(ProcessSpec(
+        name="console", argv=(python, "-m", "console"), addr=console_addr, health=HTTP,
+        stop_group=0, env={"PYTHONUNBUFFERED": "1", "CONSOLE_HOST": LOOPBACK,
+                           "CONSOLE_PORT": str(ports["CONSOLE_PORT"]),
+                           "GATEWAY_ADDR": gateway_addr}))
+    return Topology(tuple(processes), redis_url, embedded, gateway_addr,
+                    f"http://{console_addr}/")
 
 
 def _int(environ: Mapping[str, str], name: str, default: int) -> int:

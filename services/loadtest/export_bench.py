@@ -34,7 +34,7 @@ from pairwise.v1 import gateway_pb2 as gw
 from pairwise.v1 import gateway_pb2_grpc, types_pb2
 
 PORTS = {"GATEWAY_PORT": "50161", "INGEST_PORT": "50162", "RANKER_PORT": "50163",
-         "REDIS_PORT": "6396"}
+         "REDIS_PORT": "6396", "CONSOLE_PORT": "8061"}
 ENTRIES_PER_ROUND_TRIP = 50
 
 

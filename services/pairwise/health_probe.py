@@ -4,11 +4,14 @@
 service and what `python -m cluster status` reports; `--tls-cert FILE` probes a port that
 speaks TLS (a gateway with GATEWAY_TLS_CERT), trusting that certificate, and `--tls-name`
 the name it is checked against when not the host dialled.
+With `--http`, the same question to an HTTP service (the console): SERVING when its /healthz
+answers 200.
 """
 
 from __future__ import annotations
 
 import argparse
+import http.client
 import sys
 from pathlib import Path
 
@@ -45,6 +48,22 @@ def check(addr: str, service: str = "", timeout_s: float = 2.0, *,
     return str(health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status))
 
 
+def check_http(addr: str, timeout_s: float = 2.0) -> str:
+    """SERVING when GET http://`addr`/healthz answers 200; "HTTP <status>" for another
+    answer, UNREACHABLE for none within `timeout_s` seconds. Never raises for network errors.
+    """
+    host, _, port = addr.rpartition(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=timeout_s)
+    try:
+        connection.request("GET", "/healthz")
+        status = connection.getresponse().status
+    except OSError:
+        return UNREACHABLE
+    finally:
+        connection.close()
+    return SERVING if status == 200 else f"HTTP {status}"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("addr", help="host:port of the gRPC server")
@@ -53,13 +72,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tls-cert", default="",
                         help="PEM certificate to trust (the server's own or its CA's): probe "
                              "over TLS; empty: plaintext")
+    parser.add_argument("--http", action="store_true",
+                        help="an HTTP service: GET /healthz instead of grpc.health.v1")
     parser.add_argument("--tls-name", default="",
                         help="the name the server's certificate is checked against "
                              "(default: the host in addr)")
     args = parser.parse_args(argv)
     trusted = Path(args.tls_cert).read_bytes() if args.tls_cert else None
-    status = check(args.addr, args.service, args.timeout, tls_trusted=trusted,
-                   tls_name=args.tls_name or None)
+    status = (check_http(args.addr, args.timeout) if args.http
+              else check(args.addr, args.service, args.timeout, tls_trusted=trusted,
+                         tls_name=args.tls_name or None))
     print(status)
     return 0 if status == SERVING else 1
 

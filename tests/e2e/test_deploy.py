@@ -24,7 +24,7 @@ SECRETS = {"PAIRWISE_ADMIN_TOKEN": "compose-admin", "PAIRWISE_PLATFORM_TOKEN": "
            "PAIRWISE_REDIS_PASSWORD": "compose-redis-password",
            **{f"PAIRWISE_REDIS_{user.upper()}_PASSWORD": f"compose-redis-{user}"
               for user in ("ingest", "ranker", "gateway")}}
-SERVICES = {"redis", "ingest", "ranker-0", "ranker-1", "gateway"}
+SERVICES = {"redis", "ingest", "ranker-0", "ranker-1", "gateway", "console"}
 
 
 def docker_compose() -> str:
@@ -88,14 +88,14 @@ def test_compose_describes_the_cluster() -> None:
     assert redis["environment"]["PAIRWISE_REDIS_PASSWORD"] == "compose-redis-password"
     assert "compose-redis-password" not in " ".join(redis["command"])
     # Each service as its own Redis user, with its own password.
-    for name in SERVICES - {"redis"}:
+    for name in SERVICES - {"redis", "console"}:
         user = name.split("-")[0]
         assert services[name]["environment"]["REDIS_URL"].startswith(
             f"redis://{user}:compose-redis-{user}@127.0.0.1:"), name
         assert redis["environment"][f"PAIRWISE_REDIS_{user.upper()}_PASSWORD"] == (
             f"compose-redis-{user}")
     # Ingest and the rankers check the internal secret; the gateway sends it.
-    for name in SERVICES - {"redis"}:
+    for name in SERVICES - {"redis", "console"}:
         assert services[name]["environment"]["PAIRWISE_INTERNAL_SECRET"] == SECRETS[
             "PAIRWISE_INTERNAL_SECRET"], name
     assert "PAIRWISE_INTERNAL_SECRET" not in redis["environment"]
@@ -111,6 +111,12 @@ def test_compose_describes_the_cluster() -> None:
         "ingest": "service_healthy", "ranker-0": "service_healthy",
         "ranker-1": "service_healthy"}
     assert services["ingest"]["depends_on"]["redis"]["condition"] == "service_healthy"
+    # The console reaches the cluster only through the gateway, with each operator's token.
+    console = services["console"]
+    assert set(console["environment"]) == {"CONSOLE_HOST", "CONSOLE_PORT", "GATEWAY_ADDR"}
+    assert console["environment"]["CONSOLE_HOST"] == "127.0.0.1"
+    assert console["healthcheck"]["test"][4] == "--http"
+    assert console["depends_on"]["gateway"]["condition"] == "service_healthy"
 
 
 @pytest.mark.parametrize("missing", sorted(SECRETS))
@@ -136,9 +142,9 @@ def test_the_tls_file_serves_every_grpc_port_over_tls_and_probes_it_so() -> None
     probe = gateway["healthcheck"]["test"]
     assert probe[1:4] == ["python", "-m", "pairwise.health_probe"]
     assert probe[5:] == ["--tls-cert", "/tls/gateway.crt", "--tls-name", "vote.example"]
-    for name in SERVICES - {"redis"}:
+    for name in SERVICES - {"redis", "console"}:
         assert "/etc/pairwise/tls:/tls:ro" in services[name]["volumes"], name
-    for name in SERVICES - {"redis", "gateway"}:
+    for name in SERVICES - {"redis", "gateway", "console"}:
         environment = services[name]["environment"]
         assert (environment["INTERNAL_TLS_CERT"], environment["INTERNAL_TLS_KEY"]) == (
             "/tls/internal.crt", "/tls/internal.key"), name

@@ -62,7 +62,8 @@ def local_cluster(tmp_path: Path) -> Iterator[LocalCluster]:
     run = RunFolder(tmp_path / "run")
     for _ in range(3):
         env = {**base, **{name: str(free_port()) for name in
-                          ("REDIS_PORT", "INGEST_PORT", "RANKER_PORT", "GATEWAY_PORT")}}
+                          ("REDIS_PORT", "INGEST_PORT", "RANKER_PORT", "GATEWAY_PORT",
+                           "CONSOLE_PORT")}}
         cluster = LocalCluster(run, env, "", f"127.0.0.1:{env['GATEWAY_PORT']}")
         up = cluster.cli("up")
         if "port in use" not in up.stdout:
@@ -85,6 +86,10 @@ def test_up_serves_votes_survives_kill_9_and_down_stops_everything(
     assert stat.S_IMODE(run.tokens_file.stat().st_mode) == 0o600
     assert tokens["PAIRWISE_ADMIN_TOKEN"] in cluster.up_output
     assert cluster.gateway_addr in cluster.up_output
+    # The operator's console came up with it, on loopback, and says where.
+    console_addr = f"127.0.0.1:{cluster.env['CONSOLE_PORT']}"
+    assert health_probe.check_http(console_addr) == health_probe.SERVING
+    assert f"http://{console_addr}/" in cluster.up_output
     again = cluster.cli("up")
     assert again.returncode == 0 and "already running" in again.stdout
 
@@ -153,6 +158,7 @@ def test_up_serves_votes_survives_kill_9_and_down_stops_everything(
     status = cluster.cli("status")
     assert status.returncode == 0, status.stdout
     assert "ranker" in status.stdout and "SERVING" in status.stdout
+    assert "console" in status.stdout
 
     # The embedded Redis answers only with the run folder's password, which neither the
     # status nor the state file nor any process's command line shows to other local users.
@@ -170,7 +176,7 @@ def test_up_serves_votes_survives_kill_9_and_down_stops_everything(
     state = run.read_state()
     started = [(int(run.read_pid(run.supervisor_pid_file) or 0), state["supervisor_start_ticks"])]
     started += [(child["pid"], child["start_ticks"]) for child in state["children"].values()]
-    assert len(started) == 5 and all(pid for pid, _ in started)
+    assert len(started) == 6 and all(pid for pid, _ in started)
     down = cluster.cli("down")
     assert down.returncode == 0, down.stdout + down.stderr
     for pid, ticks in started:

@@ -32,7 +32,7 @@ from pairwise import event_loop
 
 # The scratch cluster's ports: apart from `make up`'s (50051-50053, 6399), so both can run.
 PORTS = {"GATEWAY_PORT": "50151", "INGEST_PORT": "50152", "RANKER_PORT": "50153",
-         "REDIS_PORT": "6398"}
+         "REDIS_PORT": "6398", "CONSOLE_PORT": "8052"}
 # The simulated voters answer as soon as a pair is shown, which ingest would flag as too fast
 # for a person (and the ranking would leave out): the bench measures pair selection, so its
 # scratch cluster trusts every vote. A --target cluster must be started so too.
