@@ -57,8 +57,10 @@ proto-check: $(STAMP)
 proto-lint: $(STAMP)
 	$(BUF) lint
 
-# System tools the tests use: docker-compose (Debian's 1.29) validates deploy/. Installed
-# only when missing and we are root; otherwise tests/e2e/test_deploy.py fails and says why.
+# System tools the tests use: docker-compose (Debian's 1.29) validates deploy/; Chromium and
+# its WebDriver (Debian's chromium, chromium-driver) run the console's browser test. Installed
+# only when missing and we are root; otherwise tests/e2e/test_deploy.py fails and
+# tests/e2e/test_console_browser.py is skipped, each saying why.
 tools:
 	@command -v docker-compose >/dev/null 2>&1 || { \
 	    if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
@@ -68,6 +70,16 @@ tools:
 	        || echo "WARNING: 'apt-get install docker-compose' failed (run it to see why)"; \
 	    else \
 	        echo "WARNING: docker-compose missing (install Debian's docker-compose package)"; \
+	    fi; }
+	@{ command -v chromium && command -v chromedriver; } >/dev/null 2>&1 || { \
+	    if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	        echo "installing chromium and chromium-driver (Debian packages)"; \
+	        { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	            --no-install-recommends chromium chromium-driver; } >/dev/null 2>&1 \
+	        || echo "WARNING: 'apt-get install chromium chromium-driver' failed (run it to see why)"; \
+	    else \
+	        echo "WARNING: chromium or chromedriver missing (install Debian's chromium and" \
+	            "chromium-driver packages): the console's browser test is skipped"; \
 	    fi; }
 
 # The locked wheels the container image installs offline (deploy/Dockerfile), for its

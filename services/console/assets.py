@@ -39,6 +39,8 @@ svg.bar rect { fill: #9db5e8; }
 svg.bar line { stroke: var(--accent); stroke-width: 2; }
 form.inline { display: inline-flex; gap: 6px; align-items: center; margin: 0 4px 0 0; }
 form.stack { display: grid; gap: 6px; max-width: 560px; margin-top: 10px; }
+form.stack textarea, form.stack input { display: block; width: 100%; margin-top: 2px; }
+form.stack button { justify-self: start; }
 input, select, textarea, button { font: inherit; }
 input, textarea, select { padding: 4px 6px; border: 1px solid var(--line); border-radius: 4px; }
 button { padding: 4px 12px; border-radius: 4px; border: 1px solid var(--accent);
@@ -75,7 +77,8 @@ JS = """\
   }
 
   function bar(entry, low, high, width) {
-    const x = (v) => Math.round(10 * width * (v - low) / (high - low)) / 10;
+    const x = (v) => Math.min(Math.max(Math.round(10 * width * (v - low) / (high - low)) / 10,
+                                       0), width);
     const svg = document.createElementNS(SVG, "svg");
     svg.setAttribute("class", "bar");
     svg.setAttribute("width", width);

@@ -154,7 +154,8 @@ def cause(view: CauseView, *, csrf: str, notices: Sequence[Notice] = ()) -> Mark
         _ranking(view.ranking),
         _moderation(c.cause_id, view.pending, csrf),
         _exclusions(c.cause_id, view.exclusions, csrf),
-        _export(c.cause_id, csrf),
+        _export(c.cause_id, csrf, voters_excluded=any(
+            e.voter_id for e in view.exclusions.exclusions)),
     ])
     return document(c.cause_id, body, csrf=csrf, notices=notices,
                     live=cause_path(c.cause_id, "live.json"))
@@ -197,11 +198,14 @@ def _ranking(ranking: gateway_pb2.GetRankingResponse) -> Markup:
 
 
 def interval_scale(entries: Sequence[types_pb2.RankedProposal]) -> tuple[float, float]:
-    """The ability range the interval bars of one table share (never empty)."""
-    if not entries:
+    """The ability range the interval bars of one table share (never empty): that of the
+    proposals already shown in a vote; one never shown has an interval as wide as the prior,
+    which would squash every other bar, and its bar is cut at the edges instead."""
+    shown = [e for e in entries if e.appearances] or list(entries)
+    if not shown:
         return -1.0, 1.0
-    low = min(e.ci_low for e in entries)
-    high = max(e.ci_high for e in entries)
+    low = min(e.ci_low for e in shown)
+    high = max(e.ci_high for e in shown)
     return (low, high) if high > low else (low - 1.0, high + 1.0)
 
 
@@ -214,7 +218,7 @@ def interval_bar(entry: types_pb2.RankedProposal, low: float, high: float) -> Ma
     Drawn with SVG attributes rather than inline styles, which the page's content security
     policy forbids."""
     def x(value: float) -> float:
-        return round(BAR_WIDTH * (value - low) / (high - low), 1)
+        return round(min(max(BAR_WIDTH * (value - low) / (high - low), 0.0), BAR_WIDTH), 1)
 
     return html('<svg class="bar" width="{w}" height="12" aria-hidden="true">'
                 '<rect x="{x0}" y="3" width="{dx}" height="6" rx="2"></rect>'
@@ -285,7 +289,7 @@ def _exclusions(cause_id: str, listed: gateway_pb2.ListExclusionsResponse,
         action=cause_path(cause_id, "exclude"), hidden=_hidden(csrf))
 
 
-def _export(cause_id: str, csrf: str) -> Markup:
+def _export(cause_id: str, csrf: str, *, voters_excluded: bool) -> Markup:
     return html(
         '<section id="export"><h2>Export</h2>'
         '<p class="small">The served ranking and exactly the votes it counted, with a manifest '
@@ -295,10 +299,13 @@ def _export(cause_id: str, csrf: str) -> Markup:
         '<form method="post" action="{action}" class="inline" id="export-form">{hidden}'
         '<label>Format <select name="format"><option value="csv">CSV</option>'
         '<option value="parquet">Parquet</option></select></label> '
-        '<label><input type="checkbox" name="raw_voter_ids" value="1"> voter ids as recorded '
-        '(otherwise pseudonymised)</label> '
+        '<label><input type="checkbox" name="raw_voter_ids" value="1"{checked}> voter ids as '
+        'recorded (otherwise pseudonymised{why})</label> '
         '<button type="submit" id="export-button">Export</button></form></section>',
-        action=cause_path(cause_id, "export"), hidden=_hidden(csrf))
+        action=cause_path(cause_id, "export"), hidden=_hidden(csrf),
+        checked=Markup(" checked") if voters_excluded else Markup(""),
+        why="; voters are excluded here, and the recompute must find their votes by voter id"
+        if voters_excluded else "")
 
 
 def error(status: int, message: str, *, csrf: str | None = None) -> Markup:

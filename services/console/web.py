@@ -5,7 +5,7 @@ points its own name at 127.0.0.1 gets nothing). Every page but sign-in, health a
 static files: a live session (cookie). Every POST besides: an Origin, when the browser
 sends one, of the console itself, and the session's CSRF token in the form. Every response:
 a content security policy that runs only the console's own script and styles, no framing,
-no caching, no referrer.
+no caching, no referrer sent to another site.
 
 Plain threads (http.server), one per connection: an operator's console serves a handful of
 people, and every gateway call it makes is a short blocking gRPC call.
@@ -18,6 +18,7 @@ import logging
 import re
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from http import HTTPStatus
 from http.cookies import CookieError, SimpleCookie
@@ -46,7 +47,8 @@ SECURITY_HEADERS = {
                                "frame-ancestors 'none'; base-uri 'none'",
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
+    # Not no-referrer: with it Chromium sends "Origin: null" on the console's own forms.
+    "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
 # A form holds at most a thousand voter ids of 128 characters, and a reason.
@@ -113,6 +115,8 @@ class ConsoleHandler(BaseHTTPRequestHandler):
             path = urlsplit(self.path).path
             if method == "GET" and path == "/healthz":
                 return self._send(HTTPStatus.OK, b"ok\n", "text/plain; charset=utf-8")
+            if method == "GET" and path == "/favicon.ico":
+                return self._send(HTTPStatus.NO_CONTENT, b"", "image/x-icon")
             if method == "GET" and path in _STATIC:
                 return self._send(HTTPStatus.OK, _STATIC[path][1], _STATIC[path][0])
             if path == "/login":
@@ -155,11 +159,15 @@ class ConsoleHandler(BaseHTTPRequestHandler):
                 view, csrf=session.csrf_token, notices=self._notices(session)))
         if method == "GET" and action == "live.json":
             return self._json(pages.live(*calls.live(cause_id)))
-        if method == "POST" and action == "export":
-            return self._export(calls, cause_id, form)
         if method == "POST" and action in _ACTIONS:
             try:
-                note = _ACTIONS[action](calls, cause_id, form)
+                if action == "export":
+                    return self._export(calls, cause_id, form)
+                act = _ACTIONS[action]
+                assert act is not None
+                note = act(calls, cause_id, form)
+            except ExportFailed as exc:
+                note = Notice(f"Export refused: {exc}", ok=False)
             except grpc.RpcError as exc:
                 if exc.code() in (*_GATEWAY_GONE, *_NOT_ADMIN):  # type: ignore[attr-defined]
                     raise
@@ -198,17 +206,14 @@ class ConsoleHandler(BaseHTTPRequestHandler):
         logger.info("operator signed in", extra={"client": self.client_address[0]})
         self._redirect("/", cookie=session.session_id)
 
-    # --- actions (each returns what it did, for the next page) -------------------------
+    # --- the export: a download, or a notice on the cause's page saying why not ----------
 
     def _export(self, calls: AdminCalls, cause_id: str, form: dict[str, list[str]]) -> None:
         fmt = form.get("format", ["csv"])[0]
         if fmt not in EXPORT_FORMATS:
             raise Refused(HTTPStatus.BAD_REQUEST, f"format must be one of {EXPORT_FORMATS}")
         raw = form.get("raw_voter_ids", [""])[0] == "1"
-        try:
-            archive = calls.export_zip(cause_id, fmt, raw, self.console.scratch)
-        except ExportFailed as exc:
-            raise Refused(HTTPStatus.CONFLICT, str(exc)) from exc
+        archive = calls.export_zip(cause_id, fmt, raw, self.console.scratch)
         try:
             stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
             self._send_file(archive, "application/zip",
@@ -365,8 +370,11 @@ def _reinstate(calls: AdminCalls, cause_id: str, form: dict[str, list[str]]) -> 
                   f"version {reply.exclusions_version}).")
 
 
-_ACTIONS = {"moderate": _moderate, "exclude": _exclude, "reinstate": _reinstate}
-_ANCHORS = {"moderate": "#moderation", "exclude": "#exclusions", "reinstate": "#exclusions"}
+# Each action but the export (a download) returns what it did, shown on the next page.
+_ACTIONS: dict[str, Callable[[AdminCalls, str, dict[str, list[str]]], Notice] | None] = {
+    "moderate": _moderate, "exclude": _exclude, "reinstate": _reinstate, "export": None}
+_ANCHORS = {"moderate": "#moderation", "exclude": "#exclusions", "reinstate": "#exclusions",
+            "export": "#export"}
 
 
 def handler_for(console: Console) -> type[ConsoleHandler]:
