@@ -52,6 +52,7 @@ EXAMPLES = {
     "ExcludeVotes": 300, "ListExclusions": 150, "ListExclusionAudit": 150, "Exports": 200,
     "SetVoterAttributes": 250, "SetPopulationMargins": 250, "GetPopulationMargins": 100,
     "ListFlaggedVoters": 150, "SetAutoExclusion": 200,
+    "ListCauses": 100,
     "raw bytes": 350, "authorization": 200,
 }
 MIN_INPUTS = 10_000
@@ -1062,6 +1063,27 @@ def test_list_exclusion_audit(world: World, data: st.DataObject) -> None:
               texts_of_reply=[e.reason for e in entries])
         if outcome.code == OK:
             assert len(entries) <= (request_.limit or 100)
+
+
+@_settings("ListCauses")
+@given(data=st.data())
+def test_list_causes(world: World, data: st.DataObject) -> None:
+    cursors = st.one_of(
+        st.just(""), st.sampled_from(["0", str(MAX_U64), str(MAX_U64 + 1), "-1", "1-0", " 1",
+                                      "\u0661", "1" * 21]),
+        st.integers(0, 2**65).map(str))
+    request = st.builds(gw.ListCausesRequest, after=mostly(cursors, garbage),
+                        limit=mostly(pages, numbers))
+    for (request_, role), outcome in at_once(world.stub.ListCauses, data.draw(
+            batches("ListCauses", request))):
+        after = request_.after
+        problems = syntax_problems(
+            ("after", bool(after) and not (re.fullmatch(r"[0-9]{1,20}", after)
+                                           and int(after) <= MAX_U64)),
+            ("limit", not 0 <= request_.limit <= MAX_LIMIT))
+        # Titles are not checked for leaks: other tests' causes hold any text a title may.
+        check("ListCauses", request_, outcome, problems=problems, allowed={OK},
+              role_ok=role_ok("ListCauses", role))
 
 
 # --- Exports: admin-only server streams. ---------------------------------------------------
