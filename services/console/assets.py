@@ -55,6 +55,8 @@ button.accept { background: var(--ok); border-color: var(--ok); }
 .login input { width: 100%; }
 .stale #ranking-counted::after { content: " (not updating: the gateway does not answer)";
                                  color: var(--bad); }
+.signed-out #ranking-counted::after { content: " (not updating: signed out, reload the page)";
+                                      color: var(--bad); }
 """
 
 JS = """\
@@ -139,7 +141,7 @@ JS = """\
     try {
       const reply = await fetch(path, {credentials: "same-origin", cache: "no-store"});
       if (reply.status === 401) {
-        page.classList.add("stale");
+        page.classList.add("signed-out");
         return;
       }
       if (reply.ok) {
