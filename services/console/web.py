@@ -132,8 +132,13 @@ class ConsoleHandler(BaseHTTPRequestHandler):
             self._refuse(refused, session)
         except grpc.RpcError as exc:
             self._gateway_error(exc, session)
-        except BrokenPipeError:
+        except (BrokenPipeError, ConnectionResetError):
             pass
+        except Exception:
+            logger.exception("console request failed", extra={"path": self.path})
+            self._refuse(Refused(HTTPStatus.INTERNAL_SERVER_ERROR,
+                                 "the console failed on this request (its log says why)"),
+                         session)
 
     def _route(self, method: str, path: str, session: Session,
                form: dict[str, list[str]]) -> None:
@@ -159,25 +164,33 @@ class ConsoleHandler(BaseHTTPRequestHandler):
                 view, csrf=session.csrf_token, notices=self._notices(session)))
         if method == "GET" and action == "live.json":
             return self._json(pages.live(*calls.live(cause_id)))
-        if method == "POST" and action in _ACTIONS:
-            try:
-                if action == "export":
-                    return self._export(calls, cause_id, form)
-                act = _ACTIONS[action]
-                assert act is not None
-                note = act(calls, cause_id, form)
-            except ExportFailed as exc:
-                note = Notice(f"Export refused: {exc}", ok=False)
-            except grpc.RpcError as exc:
-                if exc.code() in (*_GATEWAY_GONE, *_NOT_ADMIN):  # type: ignore[attr-defined]
-                    raise
-                note = Notice(f"{exc.details()} ({exc.code().name})",  # type: ignore[attr-defined]
-                              ok=False)
-            except Refused as refused:
-                note = Notice(str(refused), ok=False)
-            session.notices.append(note)
-            return self._redirect(pages.cause_path(cause_id) + _ANCHORS[action])
+        if method == "POST" and action in _ANCHORS:
+            note = self._act(calls, cause_id, action, form)
+            if note is not None:
+                session.notices.append(note)
+                self._redirect(pages.cause_path(cause_id) + _ANCHORS[action])
+            return None
         raise Refused(HTTPStatus.NOT_FOUND, "no such page")
+
+    def _act(self, calls: AdminCalls, cause_id: str, action: str,
+             form: dict[str, list[str]]) -> Notice | None:
+        """Run `action`: what the next page says it did or why not, or None when the
+        answer went out already (an export's download). A gateway gone or a token no longer
+        the admin's is raised, for the page that says so."""
+        try:
+            if action == "export":
+                self._export(calls, cause_id, form)
+                return None
+            return _ACTIONS[action](calls, cause_id, form)
+        except ExportFailed as exc:
+            return Notice(f"Export refused: {exc}", ok=False)
+        except grpc.RpcError as exc:
+            code = exc.code()  # type: ignore[attr-defined]
+            if code in (*_GATEWAY_GONE, *_NOT_ADMIN):
+                raise
+            return Notice(f"{exc.details()} ({code.name})", ok=False)  # type: ignore[attr-defined]
+        except Refused as refused:
+            return Notice(str(refused), ok=False)
 
     # --- sign-in ----------------------------------------------------------------------
 
@@ -371,8 +384,9 @@ def _reinstate(calls: AdminCalls, cause_id: str, form: dict[str, list[str]]) -> 
 
 
 # Each action but the export (a download) returns what it did, shown on the next page.
-_ACTIONS: dict[str, Callable[[AdminCalls, str, dict[str, list[str]]], Notice] | None] = {
-    "moderate": _moderate, "exclude": _exclude, "reinstate": _reinstate, "export": None}
+_ACTIONS: dict[str, Callable[[AdminCalls, str, dict[str, list[str]]], Notice]] = {
+    "moderate": _moderate, "exclude": _exclude, "reinstate": _reinstate}
+# Where on the cause's page each action (the export too) sends the operator back.
 _ANCHORS = {"moderate": "#moderation", "exclude": "#exclusions", "reinstate": "#exclusions",
             "export": "#export"}
 
