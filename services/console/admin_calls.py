@@ -22,6 +22,7 @@ RANKING_ROWS = 50
 PENDING_ROWS = 50
 EXCLUSION_ROWS = 100
 CAUSES_PER_PAGE = 100
+AUDIT_ROWS = 100
 EXPORT_FORMATS = ("csv", "parquet")
 
 
@@ -82,9 +83,12 @@ class AdminCalls:
         exclusions = self._stub.ListExclusions.future(
             gateway_pb2.ListExclusionsRequest(cause_id=cause_id, limit=EXCLUSION_ROWS),
             metadata=meta, timeout=timeout)
+        audit = self._stub.ListCauseAudit.future(
+            gateway_pb2.ListCauseAuditRequest(cause_id=cause_id, limit=AUDIT_ROWS),
+            metadata=meta, timeout=timeout)
         return CauseView(cause=cause.result().cause, stats=stats.result(),
                          ranking=ranking.result(), pending=pending.result(),
-                         exclusions=exclusions.result())
+                         exclusions=exclusions.result(), audit=audit.result())
 
     def live(self, cause_id: str) -> tuple[gateway_pb2.GetRankingResponse,
                                            gateway_pb2.GetCauseStatsResponse]:
@@ -115,6 +119,22 @@ class AdminCalls:
         return self._stub.ReinstateVotes(gateway_pb2.ReinstateVotesRequest(
             cause_id=cause_id, voter_ids=voter_ids, vote_ids=vote_ids, reason=reason,
             requested_by="console"), metadata=self._metadata, timeout=self._timeout_s)
+
+    def close(self, cause_id: str, reason: str) -> types_pb2.Cause:
+        return self._stub.CloseCause(gateway_pb2.CloseCauseRequest(
+            cause_id=cause_id, reason=reason, requested_by="console"),
+            metadata=self._metadata, timeout=self._timeout_s).cause
+
+    def reopen(self, cause_id: str, reason: str) -> types_pb2.Cause:
+        return self._stub.ReopenCause(gateway_pb2.ReopenCauseRequest(
+            cause_id=cause_id, reason=reason, requested_by="console"),
+            metadata=self._metadata, timeout=self._timeout_s).cause
+
+    def archive(self, cause_id: str, reason: str) -> gateway_pb2.ArchiveCauseResponse:
+        """Archives write the cause's export on the gateway's host: an export's deadline."""
+        return self._stub.ArchiveCause(gateway_pb2.ArchiveCauseRequest(
+            cause_id=cause_id, reason=reason, requested_by="console"),
+            metadata=self._metadata, timeout=10 * self._timeout_s)
 
     def export_zip(self, cause_id: str, fmt: str, raw_voter_ids: bool, into: Path) -> Path:
         """The export of `cause_id` (`python -m pairwise export`'s folder: votes, ranking,

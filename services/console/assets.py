@@ -51,6 +51,13 @@ button.accept { background: var(--ok); border-color: var(--ok); }
 .notice.ok { background: #e3f3e8; color: var(--ok); }
 .notice.error, p.error { background: #fbe7e6; color: var(--bad); }
 .login { max-width: 440px; margin: 60px auto; }
+.state { font-size: 12px; font-weight: 600; padding: 1px 8px; border-radius: 10px;
+         vertical-align: middle; background: var(--wash); color: var(--muted); }
+.state.open { background: #e3f3e8; color: var(--ok); }
+.state.closed { background: #fdf0d9; color: #8a5a00; }
+.final { font-size: 12px; color: #8a5a00; }
+.life-actions { margin: 6px 0 10px; }
+button.close, button.archive { background: #8a5a00; border-color: #8a5a00; }
 .login form { display: grid; gap: 10px; }
 .login input { width: 100%; }
 .stale #ranking-counted::after { content: " (not updating: the gateway does not answer)";
@@ -128,6 +135,7 @@ JS = """\
     document.getElementById("ranking-counted").textContent = number(live.votes_counted);
     document.getElementById("ranking-fitted").textContent = live.fitted;
     document.getElementById("ranking-total").textContent = number(live.total_proposals);
+    document.getElementById("ranking-final").textContent = live.final;
   }
 
   function count(live) {
@@ -147,7 +155,8 @@ JS = """\
       if (reply.ok) {
         const live = await reply.json();
         count(live);
-        const key = live.votes_counted + "/" + live.fitted_at_ms + "/" + live.total_proposals;
+        const key = [live.votes_counted, live.fitted_at_ms, live.total_proposals,
+                     live.final].join("/");
         if (key !== shown) { draw(live); shown = key; }
         page.classList.remove("stale");
       } else {

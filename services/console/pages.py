@@ -19,6 +19,8 @@ TITLE = "Pairwise console"
 
 _SELECTION = {types_pb2.PAIR_SELECTION_UNIFORM: "uniform",
               types_pb2.PAIR_SELECTION_ADAPTIVE: "adaptive"}
+STATES = {types_pb2.CAUSE_STATE_SCHEDULED: "scheduled", types_pb2.CAUSE_STATE_OPEN: "open",
+          types_pb2.CAUSE_STATE_CLOSED: "closed", types_pb2.CAUSE_STATE_ARCHIVED: "archived"}
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,7 @@ class CauseView:
     ranking: gateway_pb2.GetRankingResponse
     pending: gateway_pb2.ListProposalsResponse
     exclusions: gateway_pb2.ListExclusionsResponse
+    audit: gateway_pb2.ListCauseAuditResponse
 
 
 def cause_path(cause_id: str, action: str = "") -> str:
@@ -103,11 +106,11 @@ def causes(rows: Sequence[CauseRow], next_after: str, *, csrf: str,
         '<form method="get" action="/cause" class="inline goto"><label>Cause id '
         '<input name="id" required maxlength="64"></label>'
         '<button type="submit">Open</button></form>'
-        '<table id="causes"><thead><tr><th>Cause</th><th>Title</th>'
+        '<table id="causes"><thead><tr><th>Cause</th><th>Title</th><th>State</th>'
         '<th class="num">Accepted</th><th class="num">Pending</th><th class="num">Rejected</th>'
         '<th class="num">Votes counted</th><th class="num">Lag</th><th>Pairs</th>'
         '<th>Created</th></tr></thead><tbody>{lines}</tbody></table>{more}',
-        lines=lines or html('<tr><td colspan="9">No cause yet.</td></tr>'), more=more)
+        lines=lines or html('<tr><td colspan="10">No cause yet.</td></tr>'), more=more)
     return document("Causes", body, csrf=csrf, notices=notices)
 
 
@@ -117,11 +120,12 @@ def _cause_line(row: CauseRow) -> Markup:
     lag = f"{stats.lag:,}" if stats else "?"
     return html(
         '<tr data-cause="{id}"><td><a href="{href}">{id}</a></td><td>{title}</td>'
-        '<td class="num">{accepted:,}</td><td class="num">{pending}</td>'
+        '<td><span class="state {state}">{state}</span></td><td class="num">{accepted:,}</td>'
+        '<td class="num">{pending}</td>'
         '<td class="num">{rejected:,}</td><td class="num">{counted}</td>'
         '<td class="num">{lag}</td><td>{selection}</td><td>{created}</td></tr>',
         id=cause.cause_id, href=cause_path(cause.cause_id), title=cause.title,
-        accepted=cause.proposals_accepted,
+        state=STATES.get(cause.state, "?"), accepted=cause.proposals_accepted,
         pending=html('<strong>{n:,}</strong>', n=cause.proposals_pending)
         if cause.proposals_pending else "0",
         rejected=cause.proposals_rejected, counted=counted, lag=lag,
@@ -140,16 +144,19 @@ STATS = (("votes_accepted", "Votes accepted"), ("votes_counted", "Votes counted"
 def cause(view: CauseView, *, csrf: str, notices: Sequence[Notice] = ()) -> Markup:
     c = view.cause
     body = join([
-        html('<h1><span class="cause-id">{id}</span> {title}</h1>'
+        html('<h1><span class="cause-id">{id}</span> {title} '
+             '<span class="state {state}" id="cause-state">{state}</span></h1>'
              '<p class="facts">Created {created} · pairs {selection} (top {top_k}) · '
              'proposals: {accepted:,} accepted, {pending:,} pending, {rejected:,} rejected'
              '{auto}</p>',
-             id=c.cause_id, title=c.title, created=when(c.created_at_ms),
+             id=c.cause_id, title=c.title, state=STATES.get(c.state, "?"),
+             created=when(c.created_at_ms),
              selection=_SELECTION.get(c.pair_selection, "?"), top_k=c.top_k,
              accepted=c.proposals_accepted, pending=c.proposals_pending,
              rejected=c.proposals_rejected,
              auto=" · citizens' proposals accepted without moderation"
              if c.auto_accept_proposals else ""),
+        _life(c, view.audit, csrf),
         _stats(view.stats),
         _ranking(view.ranking),
         _moderation(c.cause_id, view.pending, csrf),
@@ -184,7 +191,8 @@ def _ranking(ranking: gateway_pb2.GetRankingResponse) -> Markup:
         ci_low=e.ci_low, ci_high=e.ci_high, bar=interval_bar(e, low, high),
         wins=e.wins, losses=e.losses, ties=e.ties) for e in ranking.entries)
     return html(
-        '<section id="ranking"><h2>Ranking <span class="small">live: '
+        '<section id="ranking"><h2>Ranking <span class="final" id="ranking-final">{final}</span>'
+        ' <span class="small">live: '
         '<span id="ranking-counted">{counted:,}</span> votes counted, fitted '
         '<span id="ranking-fitted">{fitted}</span>, '
         '<span id="ranking-total">{total:,}</span> proposals ranked</span></h2>'
@@ -194,7 +202,13 @@ def _ranking(ranking: gateway_pb2.GetRankingResponse) -> Markup:
         '<th class="num">W / L / T</th></tr></thead><tbody id="ranking-rows">{rows}</tbody>'
         '</table></section>',
         counted=ranking.votes_counted, fitted=when(ranking.fitted_at_ms),
-        total=ranking.total_proposals, rows=rows)
+        total=ranking.total_proposals, rows=rows, final=final_label(ranking.final))
+
+
+def final_label(final: bool) -> str:
+    """What the ranking's header says of a final ranking (one that counts every vote of a
+    closed cause, and will not change with votes any more)."""
+    return "final" if final else ""
 
 
 def interval_scale(entries: Sequence[types_pb2.RankedProposal]) -> tuple[float, float]:
@@ -225,6 +239,63 @@ def interval_bar(entry: types_pb2.RankedProposal, low: float, high: float) -> Ma
                 '<line x1="{xa}" x2="{xa}" y1="0" y2="12"></line></svg>',
                 w=BAR_WIDTH, x0=x(entry.ci_low), dx=max(1.0, x(entry.ci_high) - x(entry.ci_low)),
                 xa=x(entry.ability))
+
+
+def _life(cause: types_pb2.Cause, audit: gateway_pb2.ListCauseAuditResponse,
+          csrf: str) -> Markup:
+    """Where the cause is in its life, the buttons that move it on, and its audit trail."""
+    state = cause.state
+    if state == types_pb2.CAUSE_STATE_SCHEDULED:
+        now = html('Scheduled: takes votes from {opens}{until}.', opens=when(cause.opens_at_ms),
+                   until=f" until {when(cause.closes_at_ms)}" if cause.closes_at_ms else "")
+    elif state == types_pb2.CAUSE_STATE_OPEN:
+        now = html('Open: takes votes{until}.',
+                   until=f" until {when(cause.closes_at_ms)}" if cause.closes_at_ms
+                   else " until it is closed")
+    elif state == types_pb2.CAUSE_STATE_CLOSED:
+        now = html('Closed {at} with {votes:,} votes: none is taken any more, and the ranking '
+                   'is final once it counts them all. Archiving writes its votes and final '
+                   'ranking to an export folder and releases its memory in Redis.',
+                   at=when(cause.closed_at_ms), votes=cause.votes_final)
+    elif state == types_pb2.CAUSE_STATE_ARCHIVED:
+        now = html('Archived {at} with {votes:,} votes, into <code>{folder}</code> on the '
+                   'gateway\'s host (<code>python -m pairwise rank</code> checks it).',
+                   at=when(cause.archived_at_ms), votes=cause.votes_final, folder=cause.archive)
+    else:
+        now = html('State unknown.')
+    buttons = []
+    if state in (types_pb2.CAUSE_STATE_SCHEDULED, types_pb2.CAUSE_STATE_OPEN):
+        buttons.append(_life_form(cause.cause_id, "close", "Close the vote", csrf,
+                                  reason_required=False))
+    if state == types_pb2.CAUSE_STATE_CLOSED:
+        buttons.append(_life_form(cause.cause_id, "reopen", "Reopen", csrf,
+                                  reason_required=True))
+        buttons.append(_life_form(cause.cause_id, "archive", "Archive", csrf,
+                                  reason_required=False))
+    trail = join(html('<tr><td>{at}</td><td>{action}</td><td>{before} → {after}</td>'
+                      '<td class="num">{votes:,}</td><td>{reason}</td><td>{by}</td></tr>',
+                      at=when(e.at_ms), action=e.action, before=STATES.get(e.state_before, "—"),
+                      after=STATES.get(e.state_after, "?"), votes=e.votes, reason=e.reason,
+                      by=e.by) for e in audit.entries)
+    table = (html('<table class="audit"><thead><tr><th>When</th><th>What</th><th>State</th>'
+                  '<th class="num">Votes then</th><th>Reason</th><th>By</th></tr></thead>'
+                  '<tbody>{trail}</tbody></table>', trail=trail)
+             if audit.entries else Markup(""))
+    return html('<section id="life"><h2>Voting</h2><p id="life-now">{now}</p>'
+                '<div class="life-actions">{buttons}</div>{table}</section>',
+                now=now, buttons=join(buttons), table=table)
+
+
+def _life_form(cause_id: str, action: str, label: str, csrf: str, *,
+               reason_required: bool) -> Markup:
+    return html('<form method="post" action="{path}" class="inline" id="{action}-form">'
+                '{hidden}<input name="reason" maxlength="500" placeholder="{placeholder}"{req}>'
+                '<button type="submit" class="{action}" id="{action}-button">{label}</button>'
+                '</form>',
+                path=cause_path(cause_id, action), action=action, hidden=_hidden(csrf),
+                placeholder="reason (kept in the audit trail)" if reason_required
+                else "reason (optional)",
+                req=Markup(" required") if reason_required else Markup(""), label=label)
 
 
 def _hidden(csrf: str, **fields: str) -> Markup:
@@ -321,6 +392,7 @@ def live(ranking: gateway_pb2.GetRankingResponse,
     low, high = interval_scale(ranking.entries)
     return {
         "votes_counted": ranking.votes_counted, "fitted": when(ranking.fitted_at_ms),
+        "final": final_label(ranking.final), "state": STATES.get(ranking.cause_state, "?"),
         "fitted_at_ms": ranking.fitted_at_ms, "total_proposals": ranking.total_proposals,
         "scale": [low, high], "bar_width": BAR_WIDTH,
         "stats": {field: getattr(stats, field) for field, _ in STATS},

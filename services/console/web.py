@@ -383,12 +383,30 @@ def _reinstate(calls: AdminCalls, cause_id: str, form: dict[str, list[str]]) -> 
                   f"version {reply.exclusions_version}).")
 
 
+def _close(calls: AdminCalls, cause_id: str, form: dict[str, list[str]]) -> Notice:
+    cause = calls.close(cause_id, form.get("reason", [""])[0].strip())
+    return Notice(f"Closed with {cause.votes_final:,} votes: none is taken any more; the "
+                  "ranking is final once it counts them all.")
+
+
+def _reopen(calls: AdminCalls, cause_id: str, form: dict[str, list[str]]) -> Notice:
+    calls.reopen(cause_id, form.get("reason", [""])[0].strip())
+    return Notice("Reopened: votes are taken again.")
+
+
+def _archive(calls: AdminCalls, cause_id: str, form: dict[str, list[str]]) -> Notice:
+    reply = calls.archive(cause_id, form.get("reason", [""])[0].strip())
+    return Notice(f"Archived {reply.votes_archived:,} votes into {reply.cause.archive}; "
+                  f"{reply.keys_released:,} Redis keys released.")
+
+
 # Each action but the export (a download) returns what it did, shown on the next page.
 _ACTIONS: dict[str, Callable[[AdminCalls, str, dict[str, list[str]]], Notice]] = {
-    "moderate": _moderate, "exclude": _exclude, "reinstate": _reinstate}
+    "moderate": _moderate, "exclude": _exclude, "reinstate": _reinstate, "close": _close,
+    "reopen": _reopen, "archive": _archive}
 # Where on the cause's page each action (the export too) sends the operator back.
 _ANCHORS = {"moderate": "#moderation", "exclude": "#exclusions", "reinstate": "#exclusions",
-            "export": "#export"}
+            "export": "#export", "close": "#life", "reopen": "#life", "archive": "#life"}
 
 
 def handler_for(console: Console) -> type[ConsoleHandler]:

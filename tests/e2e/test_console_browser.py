@@ -221,6 +221,30 @@ def test_an_operator_runs_a_consultation_from_the_browser(
         assert browser.execute_script("return window.pwned") is None
         assert browser.find_elements(By.CSS_SELECTOR, 'img[src="x"]') == []
 
+        # The vote closes: the ranking settles, final; then the cause is archived.
+        browser.find_element(By.CSS_SELECTOR, "#close-form input[name=reason]").send_keys(
+            "fin de la consultation")
+        browser.find_element(By.ID, "close-button").click()
+        eventually(lambda: browser.find_elements(By.CSS_SELECTOR, ".notice.ok"),
+                   "the close notice")
+        assert browser.find_element(By.CSS_SELECTOR, ".notice.ok").text.startswith(
+            f"Closed with {IMPORTED_VOTES:,} votes")
+        assert browser.find_element(By.ID, "cause-state").text == "closed"
+        eventually(lambda: browser.find_element(By.ID, "ranking-final").text,
+                   "the live ranking marked final", until=lambda text: text == "final",
+                   timeout=60)
+        browser.find_element(By.ID, "archive-button").click()
+        eventually(lambda: browser.find_elements(By.CSS_SELECTOR, ".notice"),
+                   "the archive notice", timeout=120)
+        assert browser.find_element(By.CSS_SELECTOR, ".notice").text.startswith(
+            f"Archived {IMPORTED_VOTES:,} votes into ")
+        assert browser.find_element(By.ID, "cause-state").text == "archived"
+        audit = browser.find_element(By.CSS_SELECTOR, "table.audit").text
+        assert "fin de la consultation" in audit and "archive" in audit
+        browser.get(base + "/")
+        assert browser.find_element(
+            By.CSS_SELECTOR, f'tr[data-cause="{cause_id}"] .state').text == "archived"
+
     # Nothing the page did broke its own content security policy or failed to load.
     errors = [entry for entry in browser.get_log("browser") if entry["level"] == "SEVERE"]
     assert errors == []

@@ -33,7 +33,9 @@ def view_with(text: str) -> pages.CauseView:
         pending=gateway_pb2.ListProposalsResponse(total=1, proposals=[types_pb2.Proposal(
             proposal_id="p2", text=text, author_id=text)]),
         exclusions=gateway_pb2.ListExclusionsResponse(total=1, exclusions=[
-            gateway_pb2.Exclusion(voter_id="v1", reason=text, excluded_by="admin:1")]))
+            gateway_pb2.Exclusion(voter_id="v1", reason=text, excluded_by="admin:1")]),
+        audit=gateway_pb2.ListCauseAuditResponse(entries=[gateway_pb2.CauseAuditEntry(
+            action="close", reason=text, by="admin:1")]))
 
 
 def test_a_cause_page_shows_every_typed_text_as_text() -> None:
@@ -41,8 +43,9 @@ def test_a_cause_page_shows_every_typed_text_as_text() -> None:
     assert "<img" not in page and "alert(1)</script>" not in page
     # The page's only script is its own file.
     assert re.findall(r"<script[^>]*>", page) == ['<script src="/static/console.js" defer>']
-    # The title, the ranking, the queue (text and author), the exclusion's reason, the notice.
-    assert page.count("&lt;script&gt;alert(1)&lt;/script&gt;") == 6
+    # The title, the ranking, the queue (text and author), the exclusion's reason, the close's
+    # reason, the notice.
+    assert page.count("&lt;script&gt;alert(1)&lt;/script&gt;") == 7
     assert page.count('name="csrf" value="token"') >= 5
 
 
