@@ -817,8 +817,10 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
     async def ListCauses(self, request, context):  # type: ignore[no-untyped-def]
         _, limit = check_page(0, request.limit, default_limit=DEFAULT_CAUSES_LIMIT)
         causes, cursor = await self._catalog.list_causes(_causes_cursor(request.after), limit)
+        lives = await asyncio.gather(*(self._life.read(cause.cause_id) for cause in causes))
         return gateway_pb2.ListCausesResponse(
-            causes=[_cause_message(cause) for cause in causes],
+            causes=[_cause_message(cause, life)
+                    for cause, life in zip(causes, lives, strict=True)],
             next_after=str(cursor) if cursor else "")
 
 
