@@ -100,6 +100,8 @@ class FitScheduler:
         # each was fitted from (votes, catalog version, exclusions version).
         self._segment_rankings: dict[Segment, Ranking] = {}
         self._segment_fitted: dict[Segment, tuple[int, int, int]] = {}
+        # What the segments being fitted were cut from, until their fit succeeds.
+        self._segment_cut: dict[Segment, tuple[int, int, int]] = {}
         self._segment_votes: dict[Segment, int] = {}
         self._segment_round: asyncio.Task[None] | None = None
         self._segments_behind = False
@@ -431,22 +433,22 @@ class FitScheduler:
         if not segment_inputs and not rankings and not self._segment_rankings:
             return  # a cause without segments
         started = time.perf_counter()
-        unfitted = set(segment_inputs)
-        try:
-            await self._fit_each_segment(segment_inputs, rankings, unfitted)
-        finally:
-            for segment in unfitted:  # refit with the next votes
-                self._segment_fitted.pop(segment, None)
+        fitted = await self._fit_each_segment(segment_inputs, rankings)
         async with self._published:
             self._segment_rankings = rankings
             self._published.notify_all()
+        # Only now are they fitted: a round that fails before leaves them to the next fit.
+        for segment in fitted:
+            self._segment_fitted[segment] = self._segment_cut.pop(segment)
         logger.info("segment fits", extra={
             "cause_id": self.cause_id, "segments": len(segment_inputs),
             "seconds": round(time.perf_counter() - started, 4)})
 
     async def _fit_each_segment(self, segment_inputs: dict[Segment, tuple[FitInput, int]],
-                                rankings: dict[Segment, Ranking],
-                                unfitted: set[Segment]) -> None:
+                                rankings: dict[Segment, Ranking]) -> list[Segment]:
+        """Fit each segment of `segment_inputs` into `rankings`: the segments fitted (a
+        segment whose fit did not converge keeps its previous ranking)."""
+        fitted = []
         for segment, (inputs, votes) in segment_inputs.items():
             previous = rankings.get(segment)
             init = None if previous is None or not inputs.n_items else \
@@ -469,7 +471,8 @@ class FitScheduler:
             rankings[segment] = await asyncio.to_thread(functools.partial(
                 ranking_from_fit, inputs, fit, fit_start=init, segment=segment,
                 segment_votes=votes))
-            unfitted.discard(segment)
+            fitted.append(segment)
+        return fitted
 
     async def _fit_once(
         self, catalog: Catalog, *, urgent: bool,
@@ -528,7 +531,9 @@ class FitScheduler:
                            applied.left_out.exclusions_version)
             if self._segment_fitted.get(segment) == fitted_from:
                 continue
-            self._segment_fitted[segment] = fitted_from
+            # Recorded once the segment's new ranking is published (`_fit_segments`): a fit
+            # that fails before, overall or of the segment, leaves it to the next fit.
+            self._segment_cut[segment] = fitted_from
             out[segment] = (fit_input(
                 self.cause_id, catalog, counts, votes_counted=applied.votes_counted,
                 last_vote_entry_id=applied.last_id, left_out=applied.left_out),

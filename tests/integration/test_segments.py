@@ -9,6 +9,7 @@ every interactive vote as untrusted, and trusted votes come through ImportVotes.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -30,7 +31,8 @@ from scipy.optimize import minimize
 from pairwise.v1 import gateway_pb2 as gw
 from pairwise.v1 import types_pb2
 from publishing.exporter import export
-from ranker.bradley_terry import PRIOR_STRENGTH
+from ranker.bradley_terry import PRIOR_STRENGTH, FitDidNotConverge
+from ranker.fit_scheduler import FitScheduler
 
 SEGMENTS_DB = 9
 HOUR_MS = 3_600_000
@@ -375,3 +377,36 @@ def test_old_log_entries_without_attributes_still_count(segments, cause_id):
     assert ranking.entries[0].proposal_id == "p0"
     assert segment_ranking(stub, cause_id, "region", "north", 2).segment_without_votes
 
+
+
+def test_a_segment_cut_for_a_fit_that_failed_is_fitted_by_the_next_one(segments, cause_id,
+                                                                         monkeypatch):
+    """A fit that fails after cutting the segments' inputs leaves them to the next fit: the
+    north's first ranking appears when later votes (of the south only) are counted, fitted
+    from the north's votes, not a ranking the north never had."""
+    stub = segments.stub
+    create_cause(stub, cause_id)
+    rng = np.random.default_rng(7)
+    votes = simulated_votes(rng, 300)
+    north = [vote for vote in votes if vote[5].get("region") == "north"][:80]
+    south = [vote for vote in votes if vote[5].get("region") == "south"][:40]
+    failed = threading.Event()
+    original = FitScheduler._fit_once
+
+    async def fit_once_failing_on_the_north(self: FitScheduler, *args: Any,
+                                            **kwargs: Any) -> Any:
+        done = await original(self, *args, **kwargs)
+        if self.cause_id == cause_id and done is not None \
+                and done[0].votes_counted <= len(north):
+            if done[0].votes_counted == len(north):
+                failed.set()
+            raise FitDidNotConverge("made to fail")
+        return done
+    monkeypatch.setattr(FitScheduler, "_fit_once", fit_once_failing_on_the_north)
+
+    assert import_votes(stub, cause_id, north).accepted == len(north)
+    eventually(failed.is_set, "a fit of the north's votes fails")
+    assert import_votes(stub, cause_id, south).accepted == len(south)
+    total = len(north) + len(south)
+    assert_ranking_is(segment_ranking(stub, cause_id, "region", "north", total), north)
+    assert_ranking_is(segment_ranking(stub, cause_id, "region", "south", total), south)
