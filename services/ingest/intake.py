@@ -17,6 +17,7 @@ from ingest.vote_store import VoteStore
 from ingest.votes import (
     ACCEPTED,
     INVALID_ATTRIBUTES,
+    NOT_OPEN,
     ImportedVoteLike,
     ImportResult,
     InteractiveVote,
@@ -122,8 +123,9 @@ class Intake:
         """Record a batch of trusted votes: invalid ones are rejected one by one (never the
         whole batch), the rest go to Redis in one round trip. Raises InvalidArgument for an
         oversized batch, Unavailable when a cause's buffer is full (nothing written then),
-        FailedPrecondition naming the state when a cause is not OPEN and a vote of it is not
-        a replay (none of that cause's votes is written)."""
+        FailedPrecondition naming the state when every cause of the batch is not OPEN and a
+        vote of each is not a replay (nothing written); with another cause's votes
+        recorded, those of a cause not OPEN are rejected as `cause_not_open` instead."""
         if len(votes) > self._settings.max_batch:
             raise InvalidArgument(
                 "votes", f"at most {self._settings.max_batch} votes per call, got {len(votes)}")
@@ -143,13 +145,13 @@ class Intake:
         if plan.causes:
             await self._gate.admit(plan.causes.keys())
         outcomes = await self._store.record_imports(list(plan.causes.values()))
+        if outcomes and all(codes and codes.startswith(NOT_OPEN) for codes in outcomes.values()):
+            # Nothing of the batch was written: refused as a whole, as a vote would be. With
+            # another cause's votes recorded, its votes are rejected one by one (`settle`).
+            cause_id, codes = next(iter(outcomes.items()))
+            raise cause_life.refusal(cause_id, (codes or "")[len(NOT_OPEN):])
         for cause_id, codes in outcomes.items():
-            if codes and codes.startswith("!"):
-                # The other causes' votes of the batch may be recorded: a retry of the call
-                # is de-duplicated.
-                raise cause_life.refusal(cause_id, codes[1:])
-        for cause_id, codes in outcomes.items():
-            if codes:
+            if codes and not codes.startswith(NOT_OPEN):
                 self._gate.added(cause_id, codes.count(ACCEPTED))
         result = settle(plan, outcomes, first_index)
         logger.info("batch recorded", extra={

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from pairwise import prompt_token, submitted_vote, vote_log
+from pairwise import cause_life, prompt_token, submitted_vote, vote_log
 from pairwise.errors import AlreadyExists, FailedPrecondition, InvalidArgument
 from pairwise.ids import ID_PATTERN, VOTE_ID_PATTERN, VOTER_ID_PATTERN, check_id
 from pairwise.voter_attributes import NO_ATTRIBUTES, Declaration
@@ -29,6 +29,8 @@ ACCEPTED = "a"
 DUPLICATE = "d"
 UNKNOWN_WINNER = "w"
 UNKNOWN_LOSER = "l"
+# The store's outcome for a cause not OPEN, before its state (nothing of it written).
+NOT_OPEN = "!"
 # The rejection code of an imported vote whose attributes the cause does not declare.
 INVALID_ATTRIBUTES = "invalid_attributes"
 
@@ -348,8 +350,9 @@ def settle(plan: ImportPlan, outcomes: Mapping[str, str | None], first_index: in
     """Combine validation with what the store did for each cause.
 
     `outcomes[cause_id]` is one outcome code per packed vote (ACCEPTED, DUPLICATE,
-    UNKNOWN_WINNER, UNKNOWN_LOSER, or a REUSED_AS code: rejected as `vote_id_reused`), or
-    None when the cause does not exist. Rejections come
+    UNKNOWN_WINNER, UNKNOWN_LOSER, or a REUSED_AS code: rejected as `vote_id_reused`),
+    None when the cause does not exist, or NOT_OPEN and its state when the cause takes no
+    votes (each of its votes rejected as `cause_not_open`). Rejections come
     back ordered by batch position, with `position` shifted by `first_index`.
     """
     accepted = duplicates = 0
@@ -360,6 +363,12 @@ def settle(plan: ImportPlan, outcomes: Mapping[str, str | None], first_index: in
         if codes is None:
             detail = f"cause {cause_id!r} does not exist"
             rejections.extend(Rejection(position, packed[PACKED_FIELDS * i], "unknown_cause",
+                                        detail)
+                              for i, position in enumerate(batch.positions))
+            continue
+        if codes.startswith(NOT_OPEN):
+            detail = cause_life.not_open(cause_id, codes[len(NOT_OPEN):])
+            rejections.extend(Rejection(position, packed[PACKED_FIELDS * i], "cause_not_open",
                                         detail)
                               for i, position in enumerate(batch.positions))
             continue

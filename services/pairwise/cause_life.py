@@ -204,11 +204,16 @@ class AuditEntry:
 
 def refusal(cause_id: str, state: str) -> FailedPrecondition:
     """What a vote or a pair on a cause not OPEN is answered."""
+    return FailedPrecondition(not_open(cause_id, state))
+
+
+def not_open(cause_id: str, state: str) -> str:
+    """Why a cause in `state` (not OPEN) takes no vote: "cause 'x' is CLOSED: ..."."""
     why = {"SCHEDULED": "it is not open yet (see its opens_at_ms)",
            "CLOSED": "it takes no votes (ReopenCause opens it again)",
            "ARCHIVED": "it takes no votes and its votes are archived"}.get(
                state, "it takes no votes")
-    return FailedPrecondition(f"cause {cause_id!r} is {state}: {why}")
+    return f"cause {cause_id!r} is {state}: {why}"
 
 
 def check_reason(reason: str, *, required: bool) -> str:

@@ -95,6 +95,25 @@ def test_a_closed_cause_takes_no_vote_and_its_ranking_settles_on_the_votes_it_to
                                winner_id="p0", loser_id="p1")])]),
         metadata=cluster.admin, timeout=5))
     assert error.code() == grpc.StatusCode.FAILED_PRECONDITION and "CLOSED" in error.details()
+    # Beside an open cause's votes, the closed cause's are rejected one by one: the reply
+    # counts what was recorded.
+    other = f"{cause_id}-open"
+    open_cause(stub, cluster, other)
+    mixed = gw.ImportVotesRequest(votes=[
+        types_pb2.ImportedVote(vote_id="imp-2", cause_id=other, voter_id="u",
+                               winner_id="p0", loser_id="p1"),
+        types_pb2.ImportedVote(vote_id="imp-3", cause_id=cause_id, voter_id="u",
+                               winner_id="p0", loser_id="p1"),
+        types_pb2.ImportedVote(vote_id="imp-4", cause_id=other, voter_id="u",
+                               winner_id="p0", loser_id="nowhere")])
+    reply = stub.ImportVotes(iter([mixed]), metadata=cluster.admin, timeout=5)
+    assert (reply.accepted, reply.duplicates, reply.rejected) == (1, 0, 2)
+    assert [(e.index, e.vote_id, e.reason.split(":")[0]) for e in reply.errors] == [
+        (1, "imp-3", "cause_not_open"), (2, "imp-4", "unknown_proposal")]
+    assert "CLOSED" in reply.errors[0].reason
+    stats = stub.GetCauseStats(gw.GetCauseStatsRequest(cause_id=other),
+                               metadata=cluster.admin, timeout=5)
+    assert dict(stats.rejected_by_reason) == {"unknown_proposal": 1}
     # A retry of a vote acknowledged before the close still gets its receipt.
     replay = stub.SubmitVote(retry, metadata=cluster.platform, timeout=5)
     assert (replay.vote_id, replay.duplicate) == (receipt.vote_id, True)
