@@ -104,6 +104,9 @@ class VoteWeights:
         filled cells cannot meet, leave a gap).
     unrepresented : tuple of (int, int)
         (attribute, value) pairs with a population share but no vote.
+    used : tuple of int
+        The attributes the weights are calibrated to (those with margins and a vote of a
+        value with a share), in order; empty when `UNWEIGHTED`.
     """
 
     weights: np.ndarray
@@ -117,6 +120,7 @@ class VoteWeights:
     effective_votes: float
     margin_gap: float
     unrepresented: tuple[tuple[int, int], ...]
+    used: tuple[int, ...] = ()
 
     @property
     def design_effect(self) -> float:
@@ -125,14 +129,20 @@ class VoteWeights:
         n = self.weights.shape[0]
         return n / self.effective_votes if self.effective_votes else float("nan")
 
-    def calibration_groups(self) -> np.ndarray:
+    def calibration_groups(self) -> np.ndarray | None:
         """The groups whose weighted totals the weights fix, one column per grouping, shape
-        (n_votes, k): the crossed cell for post-stratification, each attribute's value for
-        raking (`UNKNOWN` a group of its own). Standard errors remove the variation between
-        these groups, which the weighting holds fixed (`bradley_terry.weighted`)."""
+        (n_votes, k), over the attributes `used` only: their crossed values for
+        post-stratification, each one's value for raking (`UNKNOWN` a group of its own);
+        None when unweighted. Standard errors remove the variation between these groups,
+        which the weighting holds fixed (`bradley_terry.weighted`): an attribute without
+        margins fixes nothing, and its groups' variation stays."""
+        if not self.used:
+            return None
+        columns = self.cells[:, list(self.used)]
         if self.method == POST_STRATIFICATION:
-            return self.cell_of_vote[:, None]
-        return self.cells[self.cell_of_vote]
+            _, group_of_cell, _ = unique_rows(columns)
+            return group_of_cell[self.cell_of_vote][:, None]
+        return columns[self.cell_of_vote]
 
 
 def unique_rows(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -400,7 +410,7 @@ def vote_weights(
     trimmed_votes = int(cell_votes[capped].sum()) if was_trimmed else 0
     gap = _margin_gap(cells, votes, trimmed, checked, present)
     return _result(trimmed, cells, cell_of_vote, cell_votes, method, trimmed_votes,
-                   max_weight, gap, tuple(unrepresented))
+                   max_weight, gap, tuple(unrepresented), tuple(used))
 
 
 def _group_shares(groups: np.ndarray, margins: Sequence[np.ndarray | None],
@@ -427,7 +437,8 @@ def _group_shares(groups: np.ndarray, margins: Sequence[np.ndarray | None],
 
 def _result(weights: np.ndarray, cells: np.ndarray, cell_of_vote: np.ndarray,
             cell_votes: np.ndarray, method: str, trimmed_votes: int, max_weight: float,
-            gap: float, unrepresented: tuple[tuple[int, int], ...]) -> VoteWeights:
+            gap: float, unrepresented: tuple[tuple[int, int], ...],
+            used: tuple[int, ...] = ()) -> VoteWeights:
     per_vote = weights[cell_of_vote] if cell_of_vote.size else np.zeros(0)
     squares = float(np.dot(cell_votes, weights * weights))
     total = float(np.dot(cell_votes, weights))
@@ -435,4 +446,4 @@ def _result(weights: np.ndarray, cells: np.ndarray, cell_of_vote: np.ndarray,
         weights=per_vote, cells=cells, cell_of_vote=cell_of_vote, cell_weights=weights,
         cell_votes=cell_votes, method=method, trimmed_votes=trimmed_votes,
         max_weight=max_weight, effective_votes=total * total / squares if squares > 0 else 0.0,
-        margin_gap=gap, unrepresented=unrepresented)
+        margin_gap=gap, unrepresented=unrepresented, used=used)

@@ -163,3 +163,21 @@ def test_rows_standing_for_many_votes_weigh_as_the_votes_would():
     np.testing.assert_allclose(grouped.weights, one_by_one.cell_weights, rtol=1e-12)
     assert grouped.effective_votes == pytest.approx(one_by_one.effective_votes)
     assert grouped.method == one_by_one.method
+
+
+def test_standard_errors_hold_fixed_only_what_the_weights_fix():
+    """The calibration groups are the attributes with margins: an attribute without any
+    fixes none of its groups' totals, and no margins at all fix nothing."""
+    rng = np.random.default_rng(4)
+    values = skewed_votes(rng, 5_000, (3, 4))
+    raked = sw.vote_weights(values, [np.array([0.5, 0.3, 0.2]), None], min_cell_votes=10**9)
+    assert raked.method == sw.RAKING and raked.used == (0,)
+    np.testing.assert_array_equal(raked.calibration_groups(), values[:, [0]])
+    stratified = sw.vote_weights(values, [None, np.array([0.1, 0.2, 0.3, 0.4])])
+    assert stratified.method == sw.POST_STRATIFICATION
+    groups = stratified.calibration_groups()
+    assert groups is not None and groups.shape == (5_000, 1)
+    # One group per value of the second attribute, whatever the first one's.
+    assert len(set(zip(groups[:, 0].tolist(), values[:, 1].tolist(), strict=True))) == 4
+    unweighted = sw.vote_weights(values, [None, None])
+    assert unweighted.method == sw.UNWEIGHTED and unweighted.calibration_groups() is None
