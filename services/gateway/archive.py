@@ -51,7 +51,7 @@ _UNLINK_BATCH = 1_000
 # ('' none), votes it holds, archive folder, reason, by, then the ranking pages (serialized).
 # Returns {'no_cause'}, {'state', state} (not CLOSED), {'moved', last entry} (the log ends
 # elsewhere: reopened meanwhile) or {'ok'}.
-_MARK = Script(cause_life.STATE_LUA + """
+_MARK = Script(cause_life.STATE_LUA + cause_life.AUDIT_LUA + """
 if redis.call('EXISTS', KEYS[1]) == 0 then return {'no_cause'} end
 local state = cause_state(KEYS[1])
 if state ~= 'CLOSED' then return {'state', state} end
@@ -68,10 +68,7 @@ redis.call('HSET', KEYS[1], 'state', 'ARCHIVED', 'votes_final', ARGV[2],
            'release', 'pending')
 redis.call('DEL', KEYS[5])
 for i = 6, #ARGV do redis.call('RPUSH', KEYS[5], ARGV[i]) end
-local s = redis.call('HMGET', KEYS[1], 'opens_at_ms', 'closes_at_ms')
-redis.call('XADD', KEYS[4], '*', 'action', 'archive', 'before', 'CLOSED', 'after', 'ARCHIVED',
-           'reason', ARGV[4], 'by', ARGV[5], 'at_ms', now, 'votes', ARGV[2],
-           'opens_at_ms', s[1] or '0', 'closes_at_ms', s[2] or '0')
+audit(KEYS[4], 'archive', 'CLOSED', 'ARCHIVED', ARGV[4], ARGV[5], now, ARGV[2], KEYS[1])
 return {'ok'}
 """)
 

@@ -29,12 +29,11 @@ then the name the request gave), at_ms, votes (in the log then), opens_at_ms, cl
 from __future__ import annotations
 
 import enum
-import re
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 
-from pairwise import keys
+from pairwise import ids, keys
 from pairwise.errors import FailedPrecondition, InvalidArgument, NotFound
 from pairwise.redis_scripts import Script, ScriptRunner
 
@@ -50,11 +49,6 @@ class State(enum.StrEnum):
     CLOSED = "CLOSED"
     ARCHIVED = "ARCHIVED"
 
-
-SCHEDULE = "schedule"
-CLOSE = "close"
-REOPEN = "reopen"
-ARCHIVE = "archive"
 
 # Lua defining `now_ms()` (Redis' clock) and `cause_state(cause_key)`, the state now of the
 # cause whose hash is `cause_key` (which must exist): every script that takes votes, shows
@@ -76,7 +70,7 @@ end
 
 # Lua defining `audit(audit_key, action, before, after, reason, by, at, votes, cause_key)`:
 # appends one audit entry with the cause's schedule after the change.
-_AUDIT_LUA = """
+AUDIT_LUA = """
 local function audit(key, action, before, after, reason, by, at, votes, cause_key)
   local s = redis.call('HMGET', cause_key, 'opens_at_ms', 'closes_at_ms')
   redis.call('XADD', key, '*', 'action', action, 'before', before, 'after', after,
@@ -87,7 +81,7 @@ end
 
 # KEYS: cause, vote_stats, audit. ARGV: reason, by.
 # Returns {'no_cause'}, {'state', state} (not OPEN or SCHEDULED: nothing written) or {'ok'}.
-_CLOSE = Script(STATE_LUA + _AUDIT_LUA + """
+_CLOSE = Script(STATE_LUA + AUDIT_LUA + """
 if redis.call('EXISTS', KEYS[1]) == 0 then return {'no_cause'} end
 local state = cause_state(KEYS[1])
 if state ~= 'OPEN' and state ~= 'SCHEDULED' then return {'state', state} end
@@ -101,7 +95,7 @@ return {'ok'}
 # KEYS: cause, vote_stats, audit. ARGV: reason, by, closes_at_ms (0: none).
 # Returns {'no_cause'}, {'state', state} (not CLOSED: nothing written) or {'ok'}. A closing
 # time not in the future is cleared: it would close the cause again at once.
-_REOPEN = Script(STATE_LUA + _AUDIT_LUA + """
+_REOPEN = Script(STATE_LUA + AUDIT_LUA + """
 if redis.call('EXISTS', KEYS[1]) == 0 then return {'no_cause'} end
 local state = cause_state(KEYS[1])
 if state ~= 'CLOSED' then return {'state', state} end
@@ -117,7 +111,7 @@ return {'ok'}
 # KEYS: cause, vote_stats, audit. ARGV: opens_at_ms, closes_at_ms (0: none), reason, by.
 # Returns {'no_cause'}, {'state', state} (CLOSED or ARCHIVED: nothing written), {'past', now}
 # (a closing time not in the future: CloseCause closes now) or {'ok'}.
-_SCHEDULE = Script(STATE_LUA + _AUDIT_LUA + """
+_SCHEDULE = Script(STATE_LUA + AUDIT_LUA + """
 if redis.call('EXISTS', KEYS[1]) == 0 then return {'no_cause'} end
 local state = cause_state(KEYS[1])
 if state ~= 'OPEN' and state ~= 'SCHEDULED' then return {'state', state} end
@@ -176,11 +170,6 @@ class Life:
     @property
     def closed(self) -> bool:
         return self.state in (State.CLOSED, State.ARCHIVED)
-
-    @property
-    def votes_final(self) -> int:
-        """The final ranking's votes_counted (0 while the cause takes votes)."""
-        return self.votes if self.closed else 0
 
     def is_final(self, votes_counted: int) -> bool:
         """Whether a ranking that counted `votes_counted` votes counts every vote the cause
@@ -245,14 +234,8 @@ def check_schedule(opens_at_ms: int, closes_at_ms: int) -> tuple[int, int]:
     return opens_at_ms, closes_at_ms
 
 
-# A stream entry id: milliseconds and a sequence number.
-_ENTRY_ID = re.compile(r"([0-9]{1,20})-([0-9]{1,20})")
-_MAX_U64 = 2**64 - 1
-
-
 def check_audit_cursor(after: str) -> str:
-    match = _ENTRY_ID.fullmatch(after)
-    if after and (match is None or max(map(int, match.groups())) > _MAX_U64):
+    if after and not ids.is_entry_id(after):
         raise InvalidArgument("after", f"not an audit entry id (like 1700000000000-0): "
                               f"{after[:40]!r}")
     return after
@@ -309,7 +292,7 @@ class LifeStore:
 
     async def audit(self, cause_id: str, after: str, limit: int) -> list[AuditEntry]:
         """Up to `limit` audit entries after entry id `after` ("" = from the first)."""
-        if after == f"{_MAX_U64}-{_MAX_U64}":
+        if after == ids.LAST_ENTRY_ID:
             return []
         start = f"({after}" if after else "-"
         raw: list[tuple[bytes, dict[bytes, bytes]]] = await self._client.xrange(  # type: ignore[assignment]

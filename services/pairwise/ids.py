@@ -15,6 +15,8 @@ VOTER_ID_PATTERN = re.compile(r"[A-Za-z0-9_.:@-]{1,128}")
 # (Redis refuses a larger one with an error of its own).
 _ENTRY_ID = re.compile(r"([0-9]{1,20})-([0-9]{1,20})")
 _MAX_U64 = 2**64 - 1
+# The largest entry id: no entry comes after it.
+LAST_ENTRY_ID = f"{_MAX_U64}-{_MAX_U64}"
 
 
 def check_id(field: str, value: str, *, pattern: re.Pattern[str] = ID_PATTERN) -> str:

@@ -213,8 +213,3 @@ def decode_codes(codes: Iterable[bytes]) -> np.ndarray:
     key, UNKNOWN_CODE where unknown (characters outside VALUE_CHARS read as unknown)."""
     padded = b"".join(code[:MAX_KEYS].ljust(MAX_KEYS, b"-") for code in codes)
     return _CODE_OF_BYTE[np.frombuffer(padded, dtype=np.uint8)].reshape(-1, MAX_KEYS)
-
-
-def code_syntax_ok(code: str) -> bool:
-    """Whether `code` is a well-formed log code (for writers that did not encode it)."""
-    return 0 < len(code) <= MAX_KEYS and all(c in VALUE_CHARS or c == UNKNOWN for c in code)

@@ -188,11 +188,13 @@ def unique_rows(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     return values[first], inverse.reshape(-1), counts.astype(np.int64)
 
 
-def kish_effective_size(weights: np.ndarray) -> float:
-    """(Σw)² / Σw² for weights ≥ 0; 0.0 for none (or all zero)."""
+def kish_effective_size(weights: np.ndarray, counts: np.ndarray | None = None) -> float:
+    """(Σw)² / Σw² for weights ≥ 0, each standing for `counts` votes (one each by
+    default); 0.0 for none (or all zero)."""
     weights = np.asarray(weights, dtype=np.float64)
-    squares = float(np.dot(weights, weights))
-    return float(weights.sum()) ** 2 / squares if squares > 0 else 0.0
+    counts = np.ones_like(weights) if counts is None else np.asarray(counts, np.float64)
+    squares = float(np.dot(counts, weights * weights))
+    return float(np.dot(counts, weights)) ** 2 / squares if squares > 0 else 0.0
 
 
 def trim(weights: np.ndarray, counts: np.ndarray, max_weight: float = MAX_WEIGHT) -> np.ndarray:
@@ -440,10 +442,8 @@ def _result(weights: np.ndarray, cells: np.ndarray, cell_of_vote: np.ndarray,
             gap: float, unrepresented: tuple[tuple[int, int], ...],
             used: tuple[int, ...] = ()) -> VoteWeights:
     per_vote = weights[cell_of_vote] if cell_of_vote.size else np.zeros(0)
-    squares = float(np.dot(cell_votes, weights * weights))
-    total = float(np.dot(cell_votes, weights))
     return VoteWeights(
         weights=per_vote, cells=cells, cell_of_vote=cell_of_vote, cell_weights=weights,
         cell_votes=cell_votes, method=method, trimmed_votes=trimmed_votes,
-        max_weight=max_weight, effective_votes=total * total / squares if squares > 0 else 0.0,
+        max_weight=max_weight, effective_votes=kish_effective_size(weights, cell_votes),
         margin_gap=gap, unrepresented=unrepresented, used=used)

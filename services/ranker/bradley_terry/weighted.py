@@ -23,7 +23,7 @@ from ranker.bradley_terry.likelihood import PRIOR_STRENGTH, Objective
 from ranker.bradley_terry.solver import maximise
 from ranker.bradley_terry.standard_errors import from_information, sandwich
 from ranker.bradley_terry.starting_point import starting_point
-from ranker.survey_weights import unique_rows
+from ranker.survey_weights import kish_effective_size, unique_rows
 
 
 @dataclass(frozen=True)
@@ -167,7 +167,7 @@ def fit_weighted(
         ci_low=abilities - 1.96 * errors,
         ci_high=abilities + 1.96 * errors,
         model_std_errors=model,
-        effective_votes=_kish(weights),
+        effective_votes=kish_effective_size(weights),
         voters=int(np.unique(voters).shape[0]),
         iterations=iterations,
         exact_std_errors=exact_errors,
@@ -260,8 +260,3 @@ def _pair_totals(n_items: int, winners: np.ndarray, losers: np.ndarray,
     hi_wins = np.bincount(key, np.where(winner_is_lo, loser_share, winner_share), size)
     pairs = np.flatnonzero((lo_wins > 0) | (hi_wins > 0))
     return pairs // n_items, pairs % n_items, lo_wins[pairs], hi_wins[pairs]
-
-
-def _kish(weights: np.ndarray) -> float:
-    squares = float(np.dot(weights, weights))
-    return float(weights.sum()) ** 2 / squares if squares > 0 else 0.0
