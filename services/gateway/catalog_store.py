@@ -250,8 +250,8 @@ class CatalogStore:
     async def set_population_margins(
             self, cause_id: str, check: Callable[[Declaration], Margins]) -> Margins:
         """Store `check(declared attributes)` as the cause's margins (it raises to refuse);
-        the margins stored. The declaration is read again if it changes meanwhile (only
-        appended to, so margins checked against an older one stay valid)."""
+        the margins stored. The declaration is read once: one declared meanwhile is only
+        appended to, so margins checked against the older one stay valid for it."""
         declaration, _ = await self.population_margins(cause_id)
         margins = check(declaration)
         await self._compare_and_set(cause_id, declared_attributes.MARGINS_FIELD,

@@ -105,10 +105,12 @@ class FitScheduler:
         self._segment_votes: dict[Segment, int] = {}
         self._segment_round: asyncio.Task[None] | None = None
         self._segments_behind = False
-        # The representative and consensus views read so far, with the overall ranking
-        # each was computed with: recomputed on the first read after it is replaced.
-        self._views: dict[tuple[int, int, tuple[float, ...]],
-                          tuple[Ranking, segment_views.View]] = {}
+        # The latest representative view read of each (view, attribute), with the margins
+        # and the overall ranking it was computed with: recomputed on the first read after
+        # the ranking is replaced, or with other margins (one entry each, whatever margins
+        # were asked for).
+        self._views: dict[tuple[int, int], tuple[tuple[float, ...], Ranking,
+                                                 segment_views.View]] = {}
         self._views_lock = asyncio.Lock()
         self._published = asyncio.Condition()
         self._closed = False
@@ -226,13 +228,15 @@ class FitScheduler:
                     "yet: no consensus to take")
             return await asyncio.to_thread(segment_views.consensus_view, overall, segments)
         async with self._views_lock:
-            cached = self._views.get((view, key, margin))
-            if cached is not None and cached[0].fitted_at_ms >= overall.fitted_at_ms \
-                    and cached[0].votes_counted == overall.votes_counted \
-                    and cached[0].catalog_version == overall.catalog_version:
-                return cached
+            cached = self._views.get((view, key))
+            if cached is not None:
+                cached_margin, ranking, figures = cached
+                if cached_margin == margin and ranking.fitted_at_ms >= overall.fitted_at_ms \
+                        and ranking.votes_counted == overall.votes_counted \
+                        and ranking.catalog_version == overall.catalog_version:
+                    return ranking, figures
             result = await self._representative(overall, key, margin)
-            self._views[(view, key, margin)] = result
+            self._views[(view, key)] = (margin, *result)
             return result
 
     async def follow_view(self, view: int, key: int, margin: tuple[float, ...],
