@@ -9,9 +9,7 @@ ConnectionError/TimeoutError, which the gRPC edge maps to UNAVAILABLE.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -21,6 +19,7 @@ import redis.exceptions
 from ingest.votes import CauseImport, InteractiveVote, Receipt, VoteStats
 from pairwise import awake_causes, cause_life, checkpoint_fields, keys, vote_log
 from pairwise.errors import FailedPrecondition, NotFound, PairwiseError, Unavailable
+from pairwise.redis_client import when_reachable
 from pairwise.redis_scripts import Call, FollowUp, Script, ScriptRunner
 
 logger = logging.getLogger(__name__)
@@ -245,12 +244,6 @@ return math.max(0, accepted - counted)
 """))
 
 
-# How long start-up waits for an unreachable Redis before giving up: enough for a server
-# that is still starting or loading its AOF, short enough that a wrong REDIS_URL is reported
-# while the operator still watches.
-STARTUP_WAIT_S = 30.0
-
-
 class FsyncUnavailable(SystemExit):
     """Start-up stops: votes must be acknowledged only once on disk, and the server cannot
     say when they are (no WAITAOF before Redis 7.2, or appendonly off)."""
@@ -284,23 +277,16 @@ class VoteStore:
 
     async def check_durability(self, redis_shown: str) -> None:
         """Raise FsyncUnavailable unless the server confirms an fsync on demand (WAITAOF 1 0,
-        what every write will ask). Waits up to STARTUP_WAIT_S for an unreachable server,
-        then raises SystemExit; `redis_shown` names it (password hidden)."""
-        deadline = time.monotonic() + STARTUP_WAIT_S
-        while True:
+        what every write will ask). Waits up to redis_client.STARTUP_WAIT_S for an unreachable
+        server, then raises SystemExit; `redis_shown` names it (password hidden)."""
+        async def waitaof() -> Any:
             try:
-                reply = await self._redis.execute_command(
+                return await self._redis.execute_command(
                     "WAITAOF", 1, 0, self._wait_aof_timeout_ms)
-                break
-            except redis.exceptions.AuthenticationError:
-                raise
-            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
-                if time.monotonic() >= deadline:
-                    raise SystemExit(f"Redis at {redis_shown} unreachable for "
-                                     f"{STARTUP_WAIT_S:.0f} s: {exc}") from exc
-                await asyncio.sleep(0.5)
             except redis.exceptions.ResponseError as exc:
                 raise FsyncUnavailable(redis_shown, f"WAITAOF refused ({exc})") from exc
+
+        reply = await when_reachable(waitaof, redis_shown)
         if int(reply[0]) < 1:
             raise FsyncUnavailable(redis_shown, f"WAITAOF 1 0 answered {reply!r}")
 
