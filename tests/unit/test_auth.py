@@ -33,6 +33,8 @@ ADMIN_ONLY_RPCS |= {"SetVoterAttributes", "SetPopulationMargins"}
 # A cause's life (close, reopen, schedule, archive, its audit trail) is the organiser's.
 ADMIN_ONLY_RPCS |= {"CloseCause", "ReopenCause", "ScheduleCause", "ArchiveCause",
                     "ListCauseAudit"}
+# Every cause of the platform, with its state: the operator's console.
+ADMIN_ONLY_RPCS |= {"ListCauses"}
 ALL_RPCS = {m.name for m in gateway_pb2.DESCRIPTOR.services_by_name["GatewayService"].methods}
 
 
