@@ -62,6 +62,13 @@ class BacklogGate:
                     f"vote buffer full: cause {c!r} has about {backlog} votes waiting for the "
                     f"ranker (limit {self._max}); retry later")
 
+    def estimates(self) -> dict[str, float]:
+        """The current estimate of each cause read within the last interval (votes); safe
+        from another thread (it reads a copy of the readings)."""
+        now = self._clock()
+        return {c: float(r.backlog + r.added) for c, r in dict(self._readings).items()
+                if now - r.read_at < self._interval}
+
     def added(self, cause_id: str, n_votes: int) -> None:
         """Count `n_votes` just appended to the cause's log into its backlog estimate."""
         reading = self._readings.get(cause_id)
