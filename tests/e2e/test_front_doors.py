@@ -5,7 +5,9 @@ nothing, and the counters scraped over HTTP move with the votes."""
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -24,6 +26,7 @@ from cluster.tokens import ADMIN, PLATFORM, read_file
 from pairwise.embedded_redis import free_port
 from pairwise.v1 import gateway_pb2, gateway_pb2_grpc, types_pb2
 
+ROOT = Path(__file__).resolve().parents[2]
 SETTINGS_FROM_OUTSIDE = ("REDIS_URL", "PAIRWISE_ADMIN_TOKEN", "PAIRWISE_PLATFORM_TOKEN",
                          "PAIRWISE_TOKEN_SECRET", "PAIRWISE_REDIS_PASSWORD", "RANKERS",
                          "GATEWAYS", "INGESTS")
@@ -186,6 +189,26 @@ def test_two_gateways_and_two_ingests_share_their_ports_and_count_in_metrics(
         and m.get("pairwise_ranker_lag_votes{cause=front-doors}") == 0.0)
     assert total(counted, "pairwise_ranker_cause_events_total", event="loaded") >= 1
     assert counted["pairwise_ranker_causes_loaded{}"] >= 1
+
+    # A refused call is counted with the code the client saw.
+    refused = grpc.insecure_channel(cluster.gateway_addr)
+    with pytest.raises(grpc.RpcError) as caught:
+        gateway_pb2_grpc.GatewayServiceStub(refused).GetCause(
+            gateway_pb2.GetCauseRequest(cause_id="front-doors"),
+            metadata=(("authorization", "Bearer wrong"),), timeout=10)
+    refused.close()
+    assert caught.value.code() is grpc.StatusCode.UNAUTHENTICATED
+    assert sum(total(g, "grpc_server_handled_total", grpc_method="GetCause",
+                     grpc_code="UNAUTHENTICATED")
+               for g in scrape_each(cluster.metrics_ports["gateway"])) == 1
+
+    # Every family the dashboard plots is one the services serve.
+    served = {key.split("{")[0] for samples in (*after["gateway"], *after["ingest"], counted)
+              for key in samples}
+    dashboard = json.loads((ROOT / "deploy" / "grafana-dashboard.json").read_text())
+    plotted = {name for panel in dashboard["panels"] for target in panel["targets"]
+               for name in re.findall(r"\b(?:grpc_server|pairwise)_[a-z_]+", target["expr"])}
+    assert plotted and plotted <= served, plotted - served
 
     # One gateway killed: the supervisor brings it back on the same port, and the address
     # serves every vote. (Connections the kernel had queued for the killed process are
