@@ -141,7 +141,8 @@ def _ended(context: grpc.aio.ServicerContext, exc: BaseException) -> str:
     """The code a call that raised `exc` ends with."""
     if isinstance(exc, grpc.aio.AbortError):
         return _code(context)
-    if isinstance(exc, asyncio.CancelledError):
+    if isinstance(exc, asyncio.CancelledError | GeneratorExit):
+        # The client went away (or its deadline passed) before the answer.
         return "CANCELLED"
     return "UNKNOWN"
 
