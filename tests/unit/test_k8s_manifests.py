@@ -82,10 +82,19 @@ def test_secrets_come_from_the_secret_and_it_holds_every_key_used() -> None:
     for name in ("gateway", "ingest", "ranker"):
         (container,) = named("Deployment", name)["spec"]["template"]["spec"]["containers"]
         for env in container["env"]:
-            if "TOKEN" in env["name"] or env["name"] in ("REDIS_URL", "PAIRWISE_TOKEN_SECRET"):
+            if "TOKEN" in env["name"] or "SECRET" in env["name"] or env["name"] == "REDIS_URL":
                 ref = env["valueFrom"]["secretKeyRef"]
                 assert ref["name"] == secret["metadata"]["name"], env["name"]
                 assert ref["key"] in secret["stringData"], env["name"]
+        env = {e["name"]: e for e in container["env"]}
+        # Every service bears the internal secret: ingest and the rankers refuse calls
+        # without it, the gateway sends it.
+        assert env["PAIRWISE_INTERNAL_SECRET"]["valueFrom"]["secretKeyRef"]["key"] == (
+            "PAIRWISE_INTERNAL_SECRET"), name
+        # Each service connects to Redis as its own user.
+        key = env["REDIS_URL"]["valueFrom"]["secretKeyRef"]["key"]
+        assert key == f"{name.upper()}_REDIS_URL", name
+        assert secret["stringData"][key].startswith(f"redis://{name}:"), name
     assert "secrets.env" in (K8S / ".gitignore").read_text().splitlines()
 
 
@@ -114,4 +123,9 @@ def test_redis_is_external_unless_the_dev_overlay_adds_it() -> None:
     redis = named("StatefulSet", "redis")
     (container,) = redis["spec"]["template"]["spec"]["containers"]
     assert "--bind" in container["command"]
-    assert container["env"][0]["valueFrom"]["secretKeyRef"]["key"] == "PAIRWISE_REDIS_PASSWORD"
+    keys = {env["name"]: env["valueFrom"]["secretKeyRef"]["key"] for env in container["env"]
+            if "valueFrom" in env}
+    # The default user's password and one per service user, all from the Secret.
+    assert keys == {name: name for name in (
+        "PAIRWISE_REDIS_PASSWORD", *(f"PAIRWISE_REDIS_{user}_PASSWORD"
+                                     for user in ("INGEST", "RANKER", "GATEWAY")))}
