@@ -27,10 +27,16 @@ install: $(STAMP)
 # and linters stay at their exact pins there), then regenerates the stubs with the locked
 # grpcio-tools, so a lock change and the stubs it implies land in one commit.
 # Only PyPI is asked: a hash it publishes matches whatever mirror serves the same file.
+# `make lock LOCK_UPGRADE=` only adds what pyproject.toml gained, every other pin kept.
+LOCK_UPGRADE ?= --upgrade
 PIP_COMPILE := PIP_CONFIG_FILE=/dev/null $(VENV)/bin/pip-compile -q --strip-extras \
     --generate-hashes --allow-unsafe --index-url https://pypi.org/simple \
-    --no-emit-index-url --no-emit-find-links --upgrade
-lock: $(STAMP)
+    --no-emit-index-url --no-emit-find-links $(LOCK_UPGRADE)
+# Needs pip-tools only, not a venv matching pyproject.toml: a dependency just added there is
+# not installed (nor locked) yet, and `make install` would refuse the venv for it.
+lock:
+	@test -x $(VENV)/bin/pip-compile || { $(PYTHON) -m venv $(VENV) && \
+	    $(PY) -m pip install -q --require-hashes -r $(LOCK); }
 	$(PIP_COMPILE) --extra dev -o requirements-dev.lock pyproject.toml
 	$(PIP_COMPILE) -c requirements-dev.lock -o requirements-image.lock \
 	    pyproject.toml requirements-image.in

@@ -66,15 +66,18 @@ class Topology:
 
 def plan(run: RunFolder, environ: Mapping[str, str], tokens: Tokens,
          python: str = sys.executable) -> Topology:
-    """The processes to start for `environ` (ports, REDIS_URL, RANKERS) and `tokens`.
+    """The processes to start for `environ` (ports, REDIS_URL, RANKERS, INGESTS, GATEWAYS)
+    and `tokens`.
 
-    Raises SystemExit naming the setting when a port or the ranker count is not an integer,
+    Raises SystemExit naming the setting when a port or a process count is not an integer,
     or when the gateway's TLS settings are set.
     """
     ports = {name: _int(environ, name, default) for name, default in DEFAULT_PORTS.items()}
-    rankers = _int(environ, "RANKERS", 1)
-    if rankers < 1:
-        raise SystemExit("setting RANKERS must be >= 1")
+    counts = {name: _int(environ, name, 1) for name in ("RANKERS", "INGESTS", "GATEWAYS")}
+    for name, count in counts.items():
+        if count < 1:
+            raise SystemExit(f"setting {name} must be >= 1")
+    rankers = counts["RANKERS"]
     processes: list[ProcessSpec] = []
 
     redis_url = environ.get("REDIS_URL", "")
@@ -98,16 +101,18 @@ def plan(run: RunFolder, environ: Mapping[str, str], tokens: Tokens,
             stop_group=2, ready_redis_url=redis_url))
 
     common = {"PYTHONUNBUFFERED": "1", **tokens.as_env()}
+    # Ingest and gateway processes keep no state of their own: several of a kind share one
+    # port (SO_REUSEPORT), and the kernel spreads the connections among them.
     ingest_addr = f"{LOOPBACK}:{ports['INGEST_PORT']}"
-    processes.append(ProcessSpec(
-        name="ingest", argv=(python, "-m", "ingest"), addr=ingest_addr, stop_group=1,
-        env={**common, "REDIS_URL": service_url["ingest"], "INGEST_HOST": LOOPBACK,
-             "INGEST_PORT": str(ports["INGEST_PORT"])}))
+    for name in _names("ingest", counts["INGESTS"]):
+        processes.append(ProcessSpec(
+            name=name, argv=(python, "-m", "ingest"), addr=ingest_addr, stop_group=1,
+            env={**common, "REDIS_URL": service_url["ingest"], "INGEST_HOST": LOOPBACK,
+                 "INGEST_PORT": str(ports["INGEST_PORT"]), "INGEST_REUSE_PORT": "1"}))
 
     # Each ranker registers in the directory of rankers in Redis, where the gateway finds
     # it: none is named to the others, and more can join later on other ports.
-    for k in range(rankers):
-        name = f"ranker-{k}" if rankers > 1 else "ranker"
+    for k, name in enumerate(_names("ranker", rankers)):
         port = ports["RANKER_PORT"] + k
         processes.append(ProcessSpec(
             name=name, argv=(python, "-m", "ranker"), addr=f"{LOOPBACK}:{port}", stop_group=1,
@@ -122,13 +127,15 @@ def plan(run: RunFolder, environ: Mapping[str, str], tokens: Tokens,
                          f"{', '.join(tls_settings)} (TLS is for services other hosts reach: "
                          "deploy/docker-compose.tls.yml)")
     gateway_addr = f"{LOOPBACK}:{ports['GATEWAY_PORT']}"
-    processes.append(ProcessSpec(
-        name="gateway", argv=(python, "-m", "gateway"), addr=gateway_addr, stop_group=0,
-        env={**common, "REDIS_URL": service_url["gateway"], "GATEWAY_HOST": LOOPBACK,
-             "GATEWAY_PORT": str(ports["GATEWAY_PORT"]), "INGEST_ADDR": ingest_addr,
-             # Archives beside the cluster's data, unless the operator chose a place.
-             "GATEWAY_ARCHIVE_DIR": environ.get("GATEWAY_ARCHIVE_DIR")
-             or str(run.root / "archive")}))
+    for name in _names("gateway", counts["GATEWAYS"]):
+        processes.append(ProcessSpec(
+            name=name, argv=(python, "-m", "gateway"), addr=gateway_addr, stop_group=0,
+            env={**common, "REDIS_URL": service_url["gateway"], "GATEWAY_HOST": LOOPBACK,
+                 "GATEWAY_PORT": str(ports["GATEWAY_PORT"]), "GATEWAY_REUSE_PORT": "1",
+                 "INGEST_ADDR": ingest_addr,
+                 # Archives beside the cluster's data, unless the operator chose a place.
+                 "GATEWAY_ARCHIVE_DIR": environ.get("GATEWAY_ARCHIVE_DIR")
+                 or str(run.root / "archive")}))
 
     # The console holds no token: each operator signs in with the admin token, which it
     # passes on to the gateway with every call.
@@ -140,6 +147,11 @@ def plan(run: RunFolder, environ: Mapping[str, str], tokens: Tokens,
                            "GATEWAY_ADDR": gateway_addr}))
     return Topology(tuple(processes), redis_url, embedded, gateway_addr,
                     f"http://{console_addr}/")
+
+
+def _names(kind: str, count: int) -> list[str]:
+    """`kind` alone, or `kind-0`, `kind-1`, ... when there are several."""
+    return [kind] if count == 1 else [f"{kind}-{k}" for k in range(count)]
 
 
 def _int(environ: Mapping[str, str], name: str, default: int) -> int:

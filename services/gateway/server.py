@@ -51,7 +51,8 @@ async def start(settings: Settings) -> RunningServer:
                                   internal_secret=settings.internal_secret,
                                   internal_tls=settings.internal_tls),
                           internal_secret=settings.internal_secret,
-                          internal_tls=settings.internal_tls)
+                          internal_tls=settings.internal_tls,
+                          ingest_channels=settings.ingest_channels)
     archives = Archives(redis, scripts, Path(settings.archive_dir))
     servicer = GatewayServicer(
         catalog=CatalogStore(redis, scripts=scripts, max_proposals=settings.max_proposals),
@@ -85,6 +86,7 @@ async def start(settings: Settings) -> RunningServer:
             servicers=[(gateway_pb2_grpc.add_GatewayServiceServicer_to_server, servicer)],
             service_names=[SERVICE_NAME],
             max_concurrent_rpcs=settings.max_concurrent_rpcs, tls=settings.tls,
+            reuse_port=settings.reuse_port, metrics_settings=settings.metrics,
             # Auth first: an unauthenticated caller must not spend a voter's rate limit.
             interceptors=[AuthInterceptor(settings.admin_token, settings.platform_token),
                           RateLimitInterceptor(limiter, RATE_LIMITED_METHODS)])

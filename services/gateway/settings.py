@@ -8,8 +8,9 @@ from gateway.catalog import DEFAULT_NEWCOMER_VOTES, PairSelection
 from gateway.catalog_store import DEFAULT_MAX_PROPOSALS
 from gateway.pair_selection import DEFAULT_MAX_SEEN_PAIRS, DEFAULT_SEEN_PAIRS_TTL_S
 from pairwise import internal_auth, prompt_token
-from pairwise.config import env_float, env_int, env_str
+from pairwise.config import env_bool, env_float, env_int, env_str
 from pairwise.grpc_server import DEFAULT_MAX_CONCURRENT_RPCS
+from pairwise.metrics import MetricsSettings
 from pairwise.tls import ServerIdentity
 
 
@@ -22,11 +23,16 @@ class Settings:
     # Sent with every call to ingest and the rankers (pairwise.internal_auth).
     internal_secret: str
     ingest_addr: str = "127.0.0.1:50052"
+    # Connections to ingest, each call on the next: several ingest processes sharing one
+    # port (SO_REUSEPORT) each get some, where one connection would feed one process.
+    ingest_channels: int = 4
     # How often (seconds) the gateway reads the directory of live rankers to route reads
     # (it also reads it when a ranker answers that a cause moved).
     rankers_refresh_s: float = 1.0
     host: str = "127.0.0.1"
     port: int = 50051
+    # Share the port with other gateway processes on this host (SO_REUSEPORT).
+    reuse_port: bool = False
     prompt_ttl_s: float = 900.0
     # Per-voter token bucket over NextPair + SubmitVote: sustained rate and burst.
     # Token buckets over NextPair and SubmitVote (gateway.rate_limit): per voter of a cause,
@@ -84,6 +90,8 @@ class Settings:
     # How the gateway checks ingest and the rankers when they serve TLS (INTERNAL_TLS_CA,
     # INTERNAL_TLS_NAME); None: plaintext.
     internal_tls: internal_auth.ClientTls | None = None
+    # Prometheus /metrics (pairwise.metrics): off unless <SERVICE>_METRICS_PORT is set.
+    metrics: MetricsSettings = MetricsSettings()
 
     def __post_init__(self) -> None:
         # One token for both roles would let every platform call act as the admin.
@@ -95,6 +103,9 @@ class Settings:
             raise SystemExit("setting PAIRWISE_INTERNAL_SECRET must differ from "
                              "PAIRWISE_ADMIN_TOKEN and PAIRWISE_PLATFORM_TOKEN: it opens ingest "
                              "and the rankers, which trust every vote they are sent")
+        if self.ingest_channels < 1:
+            raise SystemExit(f"setting GATEWAY_INGEST_CHANNELS must be >= 1, "
+                             f"got {self.ingest_channels}")
         if self.newcomer_votes < 1:
             raise SystemExit(f"setting GATEWAY_NEWCOMER_VOTES must be >= 1, "
                              f"got {self.newcomer_votes}")
@@ -115,9 +126,11 @@ class Settings:
             token_keys=prompt_token.keys_from_env(),
             internal_secret=internal_auth.secret_from_env(),
             ingest_addr=env_str("INGEST_ADDR", "127.0.0.1:50052"),
+            ingest_channels=env_int("GATEWAY_INGEST_CHANNELS", 4),
             rankers_refresh_s=env_float("GATEWAY_RANKERS_REFRESH_S", 1.0),
             host=env_str("GATEWAY_HOST", "127.0.0.1"),
             port=env_int("GATEWAY_PORT", 50051),
+            reuse_port=env_bool("GATEWAY_REUSE_PORT", False),
             prompt_ttl_s=env_float("PROMPT_TTL_S", 900.0),
             voter_rate_per_s=env_float("VOTER_RATE_PER_S", 2.0),
             voter_burst=env_int("VOTER_BURST", 60),
@@ -148,6 +161,7 @@ class Settings:
             tls=ServerIdentity.from_files("GATEWAY_TLS_CERT", env_str("GATEWAY_TLS_CERT", ""),
                                           "GATEWAY_TLS_KEY", env_str("GATEWAY_TLS_KEY", "")),
             internal_tls=internal_auth.client_tls_from_env(),
+            metrics=MetricsSettings.from_env("gateway"),
         )
 
 

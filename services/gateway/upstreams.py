@@ -5,10 +5,11 @@ them carries the internal secret (pairwise.internal_auth)."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar, cast
 
 import grpc
 
@@ -25,8 +26,9 @@ def _channel_options(service: str, *, attempts: int, backoff_s: float,
                      max_backoff_s: float) -> list[tuple[str, object]]:
     """Options of a channel to `service`, whose calls are retried on UNAVAILABLE only:
     every internal call is a read or an idempotent write (votes carry a vote_id or
-    idempotency key), so a repeat cannot double-count."""
-    config = json.dumps({"methodConfig": [{
+    idempotency key), so a repeat cannot double-count. A name resolving to several
+    addresses is balanced over all of them."""
+    config = json.dumps({"loadBalancingConfig": [{"round_robin": {}}], "methodConfig": [{
         "name": [{"service": service}],
         "retryPolicy": {
             "maxAttempts": attempts,
@@ -170,16 +172,48 @@ class Rankers:
             await asyncio.sleep(self._refresh_s)
 
 
+class IngestStubs:
+    """Ingest's methods over `n_channels` connections to `addr`, each call on the next one.
+
+    Ingest is stateless: any number of processes may serve one address (sharing its port
+    with SO_REUSEPORT on a host, or behind one DNS name listing every replica). The kernel
+    or the resolver spreads connections, not calls, so one connection would feed one
+    process: each channel keeps its own connection (a local subchannel pool), and a name
+    that resolves to several addresses is balanced call by call over all of them
+    (round_robin).
+    """
+
+    def __init__(self, addr: str, n_channels: int, *, internal_secret: str,
+                 internal_tls: internal_auth.ClientTls | None = None) -> None:
+        self._channels = [
+            internal_auth.channel(addr, internal_tls, [
+                *_INGEST_OPTIONS, ("grpc.use_local_subchannel_pool", 1)])
+            for _ in range(n_channels)]
+        self._stubs = [internal_auth.authenticated(ingest_pb2_grpc.IngestServiceStub(c),
+                                                   internal_secret)
+                       for c in self._channels]
+        self._next = itertools.cycle(self._stubs)
+
+    def __getattr__(self, method: str) -> Any:
+        return getattr(next(self._next), method)
+
+    async def close(self) -> None:
+        for channel in self._channels:
+            await channel.close()
+
+
 class Upstreams:
     """grpc.aio channels to ingest and to the rankers; create inside the event loop."""
 
     def __init__(self, ingest_addr: str, rankers: Rankers, *, internal_secret: str,
-                 internal_tls: internal_auth.ClientTls | None = None) -> None:
-        self._channel = internal_auth.channel(ingest_addr, internal_tls, _INGEST_OPTIONS)
-        self.ingest = internal_auth.authenticated(
-            ingest_pb2_grpc.IngestServiceStub(self._channel), internal_secret)
+                 internal_tls: internal_auth.ClientTls | None = None,
+                 ingest_channels: int = 1) -> None:
+        self._ingest = IngestStubs(ingest_addr, ingest_channels, internal_secret=internal_secret,
+                                   internal_tls=internal_tls)
+        # Typed as the stub it stands for: every attribute is one of its methods.
+        self.ingest = cast(ingest_pb2_grpc.IngestServiceStub, self._ingest)
         self.rankers = rankers
 
     async def close(self) -> None:
         await self.rankers.close()
-        await self._channel.close()
+        await self._ingest.close()

@@ -14,6 +14,9 @@ from pairwise.errors import Unavailable
 
 # Above this many remembered causes, readings older than the refresh interval are dropped.
 _MAX_REMEMBERED = 10_000
+# A cause's backlog is shown in the metrics this long (s) after its last reading: a scrape
+# every 5-15 s sees every cause that got votes since the previous one.
+_SHOWN_S = 60.0
 
 
 @dataclass(slots=True)
@@ -61,6 +64,14 @@ class BacklogGate:
                 raise Unavailable(
                     f"vote buffer full: cause {c!r} has about {backlog} votes waiting for the "
                     f"ranker (limit {self._max}); retry later")
+
+    def estimates(self) -> dict[str, float]:
+        """The latest estimate of each cause read in the last `_SHOWN_S` seconds (votes): what
+        /metrics shows of the causes getting votes. Safe from another thread (it reads a copy
+        of the readings)."""
+        now = self._clock()
+        return {c: float(r.backlog + r.added) for c, r in dict(self._readings).items()
+                if now - r.read_at < max(self._interval, _SHOWN_S)}
 
     def added(self, cause_id: str, n_votes: int) -> None:
         """Count `n_votes` just appended to the cause's log into its backlog estimate."""

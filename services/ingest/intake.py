@@ -10,6 +10,7 @@ import dataclasses
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from ingest.backlog import BacklogGate
 from ingest.settings import Settings
@@ -32,6 +33,7 @@ from pairwise import cause_life
 from pairwise.declared_attributes import MISS_REREAD_S, DeclaredAttributes
 from pairwise.errors import InvalidArgument, NotFound, PairwiseError, Unavailable
 from pairwise.ids import check_id
+from pairwise.metrics import VOTES
 
 # VoteError.index is an int64: a first_index whose batch would run past it is refused before
 # anything is written (else the votes were recorded and the answer could not be built).
@@ -42,6 +44,28 @@ logger = logging.getLogger(__name__)
 
 def _wall_ms() -> int:
     return time.time_ns() // 1_000_000
+
+
+# Votes answered, for /metrics: accepted (new), duplicate (a replay, answered with its first
+# receipt), rejected (invalid, expired, not found), refused (buffer full: retryable).
+INTERACTIVE_PATH = {outcome: VOTES.labels("interactive", outcome)
+                    for outcome in ("accepted", "duplicate", "rejected", "refused")}
+VOTES_BULK_ACCEPTED = VOTES.labels("bulk", "accepted")
+VOTES_BULK_DUPLICATE = VOTES.labels("bulk", "duplicate")
+VOTES_BULK_REJECTED = VOTES.labels("bulk", "rejected")
+
+
+def _count_outcomes(counters: dict[str, Any], outcomes: Sequence[Receipt | PairwiseError]
+                    ) -> None:
+    tally = {"accepted": 0, "duplicate": 0, "rejected": 0, "refused": 0}
+    for outcome in outcomes:
+        if isinstance(outcome, Receipt):
+            tally["duplicate" if outcome.duplicate else "accepted"] += 1
+        else:
+            tally["refused" if isinstance(outcome, Unavailable) else "rejected"] += 1
+    for name, n in tally.items():
+        if n:
+            counters[name].inc(n)
 
 
 class Intake:
@@ -116,6 +140,7 @@ class Intake:
                     self._gate.added(vote.cause_id, 1)
         done = [outcome for outcome in outcomes if outcome is not None]
         assert len(done) == len(submissions)
+        _count_outcomes(INTERACTIVE_PATH, done)
         return done
 
     async def record_votes(self, votes: Sequence[ImportedVoteLike],
@@ -154,6 +179,9 @@ class Intake:
             if codes and not codes.startswith(NOT_OPEN):
                 self._gate.added(cause_id, codes.count(ACCEPTED))
         result = settle(plan, outcomes, first_index)
+        VOTES_BULK_ACCEPTED.inc(result.accepted)
+        VOTES_BULK_DUPLICATE.inc(result.duplicates)
+        VOTES_BULK_REJECTED.inc(len(result.rejections))
         logger.info("batch recorded", extra={
             "votes": len(votes), "causes": len(plan.causes), "accepted": result.accepted,
             "duplicates": result.duplicates, "rejected": len(result.rejections),

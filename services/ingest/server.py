@@ -13,6 +13,7 @@ from pairwise import redis_client
 from pairwise.declared_attributes import DeclaredAttributes
 from pairwise.grpc_server import RunningServer, start_server
 from pairwise.internal_auth import InternalAuthInterceptor
+from pairwise.metrics import PerCauseGauges
 from pairwise.v1 import ingest_pb2, ingest_pb2_grpc
 
 logger = logging.getLogger(__name__)
@@ -46,9 +47,16 @@ async def start(settings: Settings) -> RunningServer:
             service_names=[SERVICE_NAME],
             interceptors=[InternalAuthInterceptor(
                 [settings.internal_secret, *settings.internal_previous_secrets], [SERVICE_NAME])],
-            max_concurrent_rpcs=settings.max_concurrent_rpcs, tls=settings.tls)
+            max_concurrent_rpcs=settings.max_concurrent_rpcs, tls=settings.tls,
+            reuse_port=settings.reuse_port, metrics_settings=settings.metrics)
     except BaseException:
         await client.aclose()
         raise
     running.closers.append(client.aclose)
+    if running.metrics_endpoint is not None:
+        running.metrics_endpoint.add(PerCauseGauges(lambda: [(
+            "pairwise_ingest_backlog_votes",
+            "Accepted votes of a cause not yet in a ranker checkpoint (this ingest's latest "
+            "reading, what backpressure compares with INGEST_MAX_BACKLOG).",
+            gate.estimates())]))
     return running

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pairwise import internal_auth, prompt_token
 from pairwise.config import env_bool, env_float, env_int, env_str
 from pairwise.grpc_server import DEFAULT_MAX_CONCURRENT_RPCS
+from pairwise.metrics import MetricsSettings
 from pairwise.tls import ServerIdentity
 
 
@@ -19,6 +20,8 @@ class Settings:
     internal_secret: str
     host: str = "127.0.0.1"
     port: int = 50052
+    # Share the port with other ingest processes on this host (SO_REUSEPORT).
+    reuse_port: bool = False
     # Largest RecordVotes batch accepted (votes); larger ones get INVALID_ARGUMENT.
     max_batch: int = 10_000
     # A cause with more than this many accepted votes not yet in a ranker checkpoint refuses
@@ -47,6 +50,8 @@ class Settings:
     tls: ServerIdentity | None = None
     # Calls in progress before new ones get RESOURCE_EXHAUSTED (pairwise.grpc_server).
     max_concurrent_rpcs: int = DEFAULT_MAX_CONCURRENT_RPCS
+    # Prometheus /metrics (pairwise.metrics): off unless <SERVICE>_METRICS_PORT is set.
+    metrics: MetricsSettings = MetricsSettings()
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -58,6 +63,7 @@ class Settings:
             tls=internal_auth.server_tls_from_env(),
             host=env_str("INGEST_HOST", "127.0.0.1"),
             port=env_int("INGEST_PORT", 50052),
+            reuse_port=env_bool("INGEST_REUSE_PORT", False),
             max_batch=env_int("INGEST_MAX_BATCH", 10_000),
             max_backlog=env_int("INGEST_MAX_BACKLOG", 5_000_000),
             backlog_check_interval_s=env_float("INGEST_BACKLOG_CHECK_S", 1.0),
@@ -70,4 +76,5 @@ class Settings:
             redis_socket_timeout_s=env_float("REDIS_SOCKET_TIMEOUT_S", 5.0),
             max_concurrent_rpcs=env_int("INGEST_MAX_CONCURRENT_RPCS",
                                         DEFAULT_MAX_CONCURRENT_RPCS),
+            metrics=MetricsSettings.from_env("ingest"),
         )

@@ -77,6 +77,9 @@ def parser() -> argparse.ArgumentParser:
                    help="votes per ImportVotes call (bulk)")
     p.add_argument("--bulk-streams", type=int, default=DEFAULTS.bulk_streams,
                    help="ImportVotes calls in flight at once (bulk)")
+    p.add_argument("--channels", type=int, default=DEFAULTS.channels,
+                   help="connections to the gateway, each call on the next (gateway "
+                        "processes sharing one port each serve some)")
     p.add_argument("--tie-rate", type=float, default=DEFAULTS.tie_rate,
                    help="P(tie) between equally good proposals (decays with the gap)")
     p.add_argument("--skip-rate", type=float, default=DEFAULTS.skip_rate, help="P(skip)")
@@ -119,8 +122,8 @@ def main(argv: list[str] | None = None) -> int:
             max_votes=args.max_votes, concurrency=args.concurrency,
             arrival_rate=args.arrival_rate, think_s=args.think,
             next_pair_in_reply=args.next_pair_in_reply, batch_size=args.batch_size,
-            bulk_streams=args.bulk_streams, tie_rate=args.tie_rate, skip_rate=args.skip_rate,
-            catch_up_s=args.catch_up, baseline=not args.no_baseline,
+            bulk_streams=args.bulk_streams, channels=args.channels, tie_rate=args.tie_rate,
+            skip_rate=args.skip_rate, catch_up_s=args.catch_up, baseline=not args.no_baseline,
             baseline_votes=args.baseline_votes, accuracy_every_s=args.accuracy_every,
             seed=args.seed)
     except PlanError as exc:

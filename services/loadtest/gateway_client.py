@@ -3,6 +3,7 @@ themselves and tally their failures by status code."""
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -38,11 +39,21 @@ def credentials(environ: Mapping[str, str], run_dir: Path) -> Credentials | None
 
 
 class Gateway:
-    """One channel to the gateway; every call is timed into the given mode's counters."""
+    """`channels` connections to the gateway, each call on the next; every call is timed
+    into the given mode's counters.
 
-    def __init__(self, target: str, creds: Credentials) -> None:
-        self.channel = grpc.aio.insecure_channel(target, options=_CHANNEL_OPTIONS)
-        self._stub = gateway_pb2_grpc.GatewayServiceStub(self.channel)
+    Several gateway processes sharing one port (SO_REUSEPORT) each serve the connections
+    the kernel hands them, so one connection would load one process: each channel keeps a
+    connection of its own (a local subchannel pool).
+    """
+
+    def __init__(self, target: str, creds: Credentials, channels: int = 1) -> None:
+        self.channels = [
+            grpc.aio.insecure_channel(target, options=[
+                *_CHANNEL_OPTIONS, ("grpc.use_local_subchannel_pool", 1)])
+            for _ in range(max(1, channels))]
+        self._stubs = itertools.cycle(
+            [gateway_pb2_grpc.GatewayServiceStub(c) for c in self.channels])
         self._admin = (("authorization", f"Bearer {creds.admin}"),)
         self._platform = (("authorization", f"Bearer {creds.platform}"),)
 
@@ -50,7 +61,7 @@ class Gateway:
                    admin: bool = False, timeout: float = RPC_TIMEOUT_S) -> Any:
         """Call `rpc` (a GatewayService method name) with `request` (for ImportVotes, a list
         of requests streamed in one call). Raises grpc.aio.AioRpcError after tallying it."""
-        method = getattr(self._stub, rpc)
+        method = getattr(next(self._stubs), rpc)
         metadata = self._admin if admin else self._platform
         started = time.perf_counter()
         try:
@@ -64,4 +75,5 @@ class Gateway:
         return reply
 
     async def close(self) -> None:
-        await self.channel.close()
+        for channel in self.channels:
+            await channel.close()

@@ -68,6 +68,9 @@ class LoadPlan:
     # 2,000 proposals); two overlap them (150-180k/s); more only queue in Redis.
     batch_size: int = 5_000
     bulk_streams: int = 2
+    # Connections to the gateway, each call on the next: several gateway processes sharing
+    # one port each get some of them.
+    channels: int = 4
     # The voter model (cluster.voter_model): P(skip), and P(tie) for equal proposals; and
     # the votes an interactive voter casts (uniform between the two, inclusive).
     tie_rate: float = 0.12
@@ -88,7 +91,7 @@ class LoadPlan:
         positive = {"--voters": self.voters, "--max-votes": self.max_votes,
                     "--concurrency": self.concurrency, "--batch-size": self.batch_size,
                     "--bulk-streams": self.bulk_streams, "--duration": self.duration_s,
-                    "--arrival-rate": self.arrival_rate}
+                    "--arrival-rate": self.arrival_rate, "--channels": self.channels}
         for flag, value in positive.items():
             if not value > 0:
                 raise PlanError(f"{flag} must be > 0, got {value}")

@@ -52,7 +52,7 @@ async def run(plan: LoadPlan, target: str, creds: Credentials, out_dir: Path,
                                         plan.batch_size, seed=plan.seed)
         console.say(f"baseline: {naive.votes_per_s:,.0f} votes/s")
 
-    gateway = Gateway(target, creds)
+    gateway = Gateway(target, creds, channels=plan.channels)
     try:
         campaigns = [Campaign(gateway, population, mode, f"lt-{run_id}-{mode}")
                      for mode in plan.modes]

@@ -88,18 +88,19 @@ def url(port: int, socket_path: Path | None = None, password: str | None = None,
 
 def command(port: int, data_dir: Path, unix_socket: Path | None = None,
             password: str | None = None, maxmemory: str = "0",
-            service_passwords: Mapping[str, str] | None = None) -> list[str]:
-    """The server command line: loopback only (or, with `unix_socket`, that socket file and no
-    TCP port), AOF with fsync every second (and at once for a client waiting in WAITAOF, as
-    ingest does after each write), no RDB saves, at most `maxmemory` of data ("0": no
-    limit) and never an eviction — past the limit writes are refused and votes answer
-    UNAVAILABLE, where an evicting policy would silently drop receipts or log entries (sizing:
-    docs/performance.md, Redis memory); with `password`, clients must
+            service_passwords: Mapping[str, str] | None = None,
+            bind: str = "127.0.0.1") -> list[str]:
+    """The server command line: loopback unless `bind` says otherwise (or, with `unix_socket`,
+    that socket file and no TCP port), AOF with fsync every second (and at once for a client
+    waiting in WAITAOF, as ingest does after each write), no RDB saves, at most `maxmemory`
+    of data ("0": no limit) and never an eviction — past the limit writes are refused and
+    votes answer UNAVAILABLE, where an evicting policy would silently drop receipts or log
+    entries (sizing: docs/performance.md, Redis memory); with `password`, clients must
     authenticate (it is written to a mode-600 config file in `data_dir`, never on the
     command line, which any local user can read); `service_passwords` (user -> password)
     adds a user per service, under SERVICE_RULES (stored as SHA-256 digests)."""
     listen = (["--port", "0", "--unixsocket", str(unix_socket), "--unixsocketperm", "700"]
-              if unix_socket is not None else ["--port", str(port), "--bind", "127.0.0.1"])
+              if unix_socket is not None else ["--port", str(port), "--bind", bind])
     if service_passwords and not password:
         raise ValueError("service users need the default user's password too")
     config: list[str] = []
@@ -231,14 +232,20 @@ def main() -> None:
     parser.add_argument("--unix-socket", type=Path, default=None,
                         help="serve on this socket file instead of --port")
     parser.add_argument("--dir", type=Path, default=Path("run/redis"))
+    parser.add_argument("--bind", default="127.0.0.1",
+                        help="listen address (a container serving other pods: 0.0.0.0, with "
+                             f"{PASSWORD_VARIABLE} set)")
     args = parser.parse_args()
+    if args.bind != "127.0.0.1" and not os.environ.get(PASSWORD_VARIABLE):
+        raise SystemExit(f"--bind {args.bind} needs {PASSWORD_VARIABLE}: a server reachable "
+                         "from other hosts must make its clients authenticate")
     args.dir.mkdir(parents=True, exist_ok=True)
     # From the environment, not a flag: a command line is visible to every local user.
     service_passwords = {user: os.environ[password_variable(user)] for user in SERVICE_USERS
                          if os.environ.get(password_variable(user))}
     argv = command(args.port, args.dir, args.unix_socket,
                    os.environ.get(PASSWORD_VARIABLE) or None,
-                   os.environ.get(MAXMEMORY_VARIABLE) or "0", service_passwords)
+                   os.environ.get(MAXMEMORY_VARIABLE) or "0", service_passwords, args.bind)
     os.execv(argv[0], argv)
 
 

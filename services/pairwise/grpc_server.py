@@ -23,7 +23,7 @@ from google.protobuf.message import DecodeError
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from pairwise import errors, event_loop
+from pairwise import errors, event_loop, metrics
 from pairwise.tls import ServerIdentity
 
 logger = logging.getLogger(__name__)
@@ -344,12 +344,16 @@ class RunningServer:
     port: int
     health: health.aio.HealthServicer
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    # The /metrics endpoint, when served (pairwise.metrics).
+    metrics_endpoint: metrics.MetricsEndpoint | None = None
 
     async def stop(self, grace: float = 5.0) -> None:
         await self.health.enter_graceful_shutdown()
         await self.server.stop(grace)
         for close in reversed(self.closers):
             await close()
+        if self.metrics_endpoint is not None:
+            self.metrics_endpoint.close()
 
 
 # Calls in progress a server accepts before refusing new ones: far above what two cores
@@ -368,6 +372,8 @@ async def start_server(
     max_message_bytes: int = 16 * 1024 * 1024,
     max_concurrent_rpcs: int = DEFAULT_MAX_CONCURRENT_RPCS,
     tls: ServerIdentity | None = None,
+    reuse_port: bool = False,
+    metrics_settings: metrics.MetricsSettings = metrics.OFF,
 ) -> RunningServer:
     """Start a grpc.aio server with health checking, reflection, error mapping and answers
     before the deadline.
@@ -377,15 +383,24 @@ async def start_server(
     `max_concurrent_rpcs` calls in progress (streams included), a new call is refused at
     once with RESOURCE_EXHAUSTED instead of queueing without bound. With `tls` the port speaks
     TLS only (SystemExit naming its settings when its key and certificate do not go together).
+
+    `reuse_port` lets several processes listen on one port (SO_REUSEPORT: the kernel spreads
+    new connections among them), for stateless services run as several processes on one
+    host; without it a second process on a taken port fails to start, as an operator who
+    started a cluster twice would want.
+
+    With `metrics_settings` enabled, every call is counted and timed and /metrics is served
+    (pairwise.metrics); otherwise calls pay nothing for it.
     """
+    timing = [metrics.RpcMetricsInterceptor()] if metrics_settings.enabled else []
     server = grpc.aio.server(
-        interceptors=[LastResortInterceptor(), DeadlineInterceptor(), *interceptors,
+        interceptors=[*timing, LastResortInterceptor(), DeadlineInterceptor(), *interceptors,
                       ErrorMappingInterceptor()],
         maximum_concurrent_rpcs=max_concurrent_rpcs,
         options=[
             ("grpc.max_receive_message_length", max_message_bytes),
             ("grpc.max_send_message_length", max_message_bytes),
-            ("grpc.so_reuseport", 0),
+            ("grpc.so_reuseport", 1 if reuse_port else 0),
             # Accept client keepalive pings every 10 s or more without GOAWAY.
             ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
         ],
@@ -410,10 +425,15 @@ async def start_server(
     if bound == 0:
         raise SystemExit(f"cannot bind {host}:{port}")
     await server.start()
+    try:
+        endpoint = metrics.serve(metrics_settings)
+    except BaseException:
+        await server.stop(0)
+        raise
     await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
     for name in service_names:
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    return RunningServer(server, bound, health_servicer)
+    return RunningServer(server, bound, health_servicer, metrics_endpoint=endpoint)
 
 
 def run(start: Callable[[Any], Awaitable[RunningServer]], settings: Any,

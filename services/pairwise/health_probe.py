@@ -3,7 +3,8 @@
 `python -m pairwise.health_probe 127.0.0.1:50051` is the compose healthcheck of every
 service and what `python -m cluster status` reports; `--tls-cert FILE` probes a port that
 speaks TLS (a gateway with GATEWAY_TLS_CERT), trusting that certificate, and `--tls-name`
-the name it is checked against when not the host dialled.
+the name it is checked against when not the host dialled; `--port-file FILE 127.0.0.1`
+probes the port a server wrote to FILE (a ranker started on any free port).
 With `--http`, the same question to an HTTP service (the console): SERVING when its /healthz
 answers 200.
 """
@@ -66,7 +67,10 @@ def check_http(addr: str, timeout_s: float = 2.0) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("addr", help="host:port of the gRPC server")
+    parser.add_argument("addr", help="host:port of the gRPC server (host alone with "
+                        "--port-file)")
+    parser.add_argument("--port-file", type=Path,
+                        help="file holding the server's port (UNREACHABLE while missing)")
     parser.add_argument("--service", default="", help="service name; the whole server if empty")
     parser.add_argument("--timeout", type=float, default=2.0, help="seconds")
     parser.add_argument("--tls-cert", default="",
@@ -78,9 +82,16 @@ def main(argv: list[str] | None = None) -> int:
                         help="the name the server's certificate is checked against "
                              "(default: the host in addr)")
     args = parser.parse_args(argv)
+    addr = args.addr
+    if args.port_file is not None:
+        try:
+            addr = f"{addr}:{int(args.port_file.read_text())}"
+        except (OSError, ValueError):
+            print(UNREACHABLE)
+            return 1
     trusted = Path(args.tls_cert).read_bytes() if args.tls_cert else None
-    status = (check_http(args.addr, args.timeout) if args.http
-              else check(args.addr, args.service, args.timeout, tls_trusted=trusted,
+    status = (check_http(addr, args.timeout) if args.http
+              else check(addr, args.service, args.timeout, tls_trusted=trusted,
                          tls_name=args.tls_name or None))
     print(status)
     return 0 if status == SERVING else 1

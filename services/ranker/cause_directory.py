@@ -15,6 +15,7 @@ import redis.asyncio as aioredis
 
 from pairwise import awake_causes, errors, keys, ranker_directory
 from pairwise.cancellation import raise_if_cancel_requested
+from pairwise.metrics import CAUSE_EVENTS, GaugeReading
 from pairwise.redis_scripts import ScriptRunner
 from ranker import cause_leases
 from ranker.catalog_reader import CatalogReader
@@ -149,6 +150,25 @@ class CauseDirectory:
                              return_exceptions=True)
         await self._reader.close()
 
+    def gauges(self) -> list[GaugeReading]:
+        """What /metrics shows of the loaded causes now (pairwise.metrics.PerCauseGauges).
+
+        Called on the metrics server's thread: it reads a copy of the loaded causes (one
+        step under the GIL), never the dict the event loop is changing.
+        """
+        lags = {cause_id: cause.lag() for cause_id, cause in dict(self._causes).items()}
+        return [
+            ("pairwise_ranker_causes_loaded", "Causes loaded in this ranker now.",
+             float(len(lags))),
+            ("pairwise_ranker_lag_votes",
+             "Votes of a cause read from its log but not in its published ranking yet.",
+             {cause_id: float(votes) for cause_id, (votes, _) in lags.items()}),
+            ("pairwise_ranker_lag_seconds",
+             "How old a cause's published ranking is while votes wait for the next one "
+             "(0 when none wait).",
+             {cause_id: seconds for cause_id, (_, seconds) in lags.items()}),
+        ]
+
     @property
     def loaded(self) -> list[str]:
         """The ids of the causes held in memory now."""
@@ -264,6 +284,7 @@ class CauseDirectory:
             cause = self._build(cause_id, self._leases[cause_id])
             self._causes[cause_id] = cause
             self.loads += 1
+            CAUSE_EVENTS.labels("loaded").inc()
             cause.start()
             logger.info("cause owned", extra={"cause_id": cause_id})
         return cause
@@ -350,6 +371,7 @@ class CauseDirectory:
         cause = self._causes.pop(cause_id)
         await cause.close(final_checkpoint=True)
         self.unloads += 1
+        CAUSE_EVENTS.labels("unloaded").inc()
         asleep = await self._sleep_or_load(cause_id)
         logger.info("cause unloaded" if asleep else "cause unloaded; votes came, "
                     "loading it again", extra={"cause_id": cause_id})
@@ -381,6 +403,7 @@ class CauseDirectory:
         token = self._leases.pop(cause_id, None)
         if token is not None:
             await cause_leases.release(self._scripts, cause_id, token)
+        CAUSE_EVENTS.labels("handed_over").inc()
         logger.info("cause handed over", extra={"cause_id": cause_id,
                                                 "to": self.owner_of(cause_id)})
 
@@ -390,6 +413,7 @@ class CauseDirectory:
         cause = self._causes.pop(cause_id, None)
         if cause is not None:
             await cause.close(final_checkpoint=False)
+        CAUSE_EVENTS.labels("lease_lost").inc()
         logger.warning("cause lease lost; cause closed", extra={"cause_id": cause_id})
 
     async def _let_go(self, cause_id: str) -> None:

@@ -47,6 +47,14 @@ class CauseRanker:
             return 0.0
         return time.monotonic() - max(self._read_at, self._consumer.active_at)
 
+    def lag(self) -> tuple[int, float]:
+        """(votes applied but not in the published ranking yet, seconds since that ranking
+        was published while such votes wait; 0 when none do)."""
+        waiting = max(0, self._consumer.votes_applied - self._scheduler.votes_published)
+        if not waiting:
+            return 0, 0.0
+        return waiting, time.monotonic() - self._scheduler.published_at
+
     def start(self) -> None:
         """Start consuming and fitting in the background (returns at once)."""
         self._tasks.spawn(self._consumer.run_forever(), "consume")

@@ -30,6 +30,7 @@ import numpy as np
 
 from pairwise import errors
 from pairwise.cancellation import raise_if_cancel_requested
+from pairwise.metrics import FIT_ITERATIONS, FIT_SECONDS
 from ranker import bradley_terry, segment_views
 from ranker.cause_tasks import CauseTasks
 from ranker.fit_pool import FitPool, FitTransport, ReplicaMissing, choose_transport
@@ -112,8 +113,15 @@ class FitScheduler:
         self._views: dict[tuple[int, int], tuple[tuple[float, ...], Ranking,
                                                  segment_views.View]] = {}
         self._views_lock = asyncio.Lock()
+        # When the latest ranking was published (monotonic seconds; when built, if none).
+        self.published_at = time.monotonic()
         self._published = asyncio.Condition()
         self._closed = False
+
+    @property
+    def votes_published(self) -> int:
+        """Votes the published ranking reflects (0 before the first)."""
+        return self._ranking.votes_counted if self._ranking is not None else 0
 
     async def close(self) -> None:
         """End every follower (they get Unavailable); the caller stops the tasks."""
@@ -394,12 +402,16 @@ class FitScheduler:
             inputs, fit, n_pairs, init, segment_inputs = done
             ranking = await asyncio.to_thread(
                 functools.partial(ranking_from_fit, inputs, fit, fit_start=init))
+            seconds = time.perf_counter() - started
+            FIT_SECONDS.observe(seconds)
+            FIT_ITERATIONS.observe(ranking.iterations)
             logger.info("fit", extra={
                 "cause_id": self.cause_id, "n_items": inputs.n_items, "n_pairs": n_pairs,
                 "iterations": ranking.iterations, "votes_counted": ranking.votes_counted,
-                "seconds": round(time.perf_counter() - started, 4)})
+                "seconds": round(seconds, 4)})
             async with self._published:
                 self._ranking = ranking
+                self.published_at = time.monotonic()
                 self._published.notify_all()
             if self._on_published is not None:
                 self._on_published(ranking)

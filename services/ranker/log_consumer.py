@@ -30,6 +30,7 @@ import redis.exceptions
 from pairwise import vote_log
 from pairwise.cancellation import raise_if_cancel_requested
 from pairwise.exclusions import Exclusions
+from pairwise.metrics import CHECKPOINT_BYTES, CHECKPOINT_SECONDS
 from ranker.checkpoint_policy import CheckpointPolicy, SaveKind, StoredSize
 from ranker.pair_counts import PairCounts, encode_votes
 from ranker.segment_counts import SegmentCounts
@@ -208,6 +209,11 @@ class LogConsumer:
         self._stored = StoredSize()
         self._saved_at = clock()
         self._lock = asyncio.Lock()  # this consumer's writes vs. readers of the counts
+
+    @property
+    def votes_applied(self) -> int:
+        """Votes of the log entries applied to the counts so far."""
+        return self._votes_counted
 
     @asynccontextmanager
     async def held(self) -> AsyncIterator[AppliedCounts | None]:
@@ -487,11 +493,14 @@ class LogConsumer:
         acked = await self._stream.ack_through(last_id, about=unacked)
         self._unacked -= unacked
         self._saved_at = self._clock()
+        seconds = time.perf_counter() - started
+        CHECKPOINT_SECONDS.observe(seconds)
+        CHECKPOINT_BYTES.observe(size)
         logger.info("checkpoint saved", extra={
             "cause_id": self.cause_id, "last_id": last_id, "votes_counted": votes_counted,
             "acked": acked, "kind": kind.value, "bytes": size,
             "stored_bytes": self._stored.base_bytes + self._stored.delta_bytes,
-            "seconds": round(time.perf_counter() - started, 4)})
+            "seconds": round(seconds, 4)})
 
 
 def _key(entry_id: bytes | str) -> tuple[int, int]:

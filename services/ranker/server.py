@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from redis.asyncio import Redis
 
 from pairwise import ranker_directory, redis_client
 from pairwise.grpc_server import RunningServer, start_server
 from pairwise.internal_auth import InternalAuthInterceptor
+from pairwise.metrics import PerCauseGauges
 from pairwise.v1 import ranker_pb2, ranker_pb2_grpc
 from ranker.cause_directory import CauseDirectory
 from ranker.fit_pool import FitPool
@@ -50,7 +53,8 @@ async def start(settings: Settings) -> RunningServer:
             service_names=[SERVICE_NAME],
             interceptors=[InternalAuthInterceptor(
                 [settings.internal_secret, *settings.internal_previous_secrets], [SERVICE_NAME])],
-            max_concurrent_rpcs=settings.max_concurrent_rpcs, tls=settings.tls)
+            max_concurrent_rpcs=settings.max_concurrent_rpcs, tls=settings.tls,
+            metrics_settings=settings.metrics)
     except BaseException:
         await fit_pool.close()
         await client.aclose()
@@ -69,4 +73,8 @@ async def start(settings: Settings) -> RunningServer:
         await running.stop(0)
         raise
     running.closers.append(directory.close)
+    if settings.port_file:
+        Path(settings.port_file).write_text(f"{running.port}\n")
+    if running.metrics_endpoint is not None:
+        running.metrics_endpoint.add(PerCauseGauges(directory.gauges))
     return running

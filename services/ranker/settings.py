@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pairwise import internal_auth
 from pairwise.config import env_bool, env_float, env_int, env_str
 from pairwise.grpc_server import DEFAULT_MAX_CONCURRENT_RPCS
+from pairwise.metrics import MetricsSettings
 from pairwise.tls import ServerIdentity
 from ranker.voter_anomaly import DetectionSettings
 
@@ -25,6 +26,9 @@ class Settings:
     # The address the other services reach this ranker at, published in the directory
     # ("" = host:port as bound; set it when host is 0.0.0.0 or behind a NAT).
     advertise_addr: str = ""
+    # Where to write the bound port once serving (for RANKER_PORT=0: a health check reads
+    # it), or "" for nowhere.
+    port_file: str = ""
     # How long (seconds) this ranker stays in the directory, and holds its causes' leases,
     # after its last renewal (renewed every third of it): a killed ranker's causes move to
     # the others within about this long. Shorter moves them sooner, but a ranker whose
@@ -89,6 +93,8 @@ class Settings:
     # Calls in progress (FollowRanking streams included) before new ones get
     # RESOURCE_EXHAUSTED (pairwise.grpc_server).
     max_concurrent_rpcs: int = DEFAULT_MAX_CONCURRENT_RPCS
+    # Prometheus /metrics (pairwise.metrics): off unless <SERVICE>_METRICS_PORT is set.
+    metrics: MetricsSettings = MetricsSettings()
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -101,6 +107,7 @@ class Settings:
             port=env_int("RANKER_PORT", 50053),
             name=env_str("RANKER_NAME", "ranker"),
             advertise_addr=env_str("RANKER_ADVERTISE_ADDR", ""),
+            port_file=env_str("RANKER_PORT_FILE", ""),
             lease_s=env_float("RANKER_LEASE_S", 3.0),
             fit_interval_s=env_float("RANKER_FIT_INTERVAL_S", 0.5),
             checkpoint_interval_s=env_float("RANKER_CHECKPOINT_INTERVAL_S", 2.0),
@@ -121,6 +128,7 @@ class Settings:
             detection=_detection_from_env(),
             max_concurrent_rpcs=env_int("RANKER_MAX_CONCURRENT_RPCS",
                                         DEFAULT_MAX_CONCURRENT_RPCS),
+            metrics=MetricsSettings.from_env("ranker"),
         )
 
     def __post_init__(self) -> None:
