@@ -148,38 +148,25 @@ def _ended(context: grpc.aio.ServicerContext, exc: BaseException) -> str:
 
 
 def _timed(handler: grpc.RpcMethodHandler, service: str, method: str) -> grpc.RpcMethodHandler:
-    if handler.unary_unary:
-        inner = handler.unary_unary
-        calls = _CallMetrics("unary", service, method)
+    if handler.unary_unary or handler.stream_unary:
+        # One answer, whether the request is one message or a stream of them.
+        inner = handler.unary_unary or handler.stream_unary
+        calls = _CallMetrics("unary" if handler.unary_unary else "client_stream",
+                             service, method)
 
-        async def unary_unary(request, context):  # type: ignore[no-untyped-def]
+        async def one_answer(request_or_iterator, context):  # type: ignore[no-untyped-def]
             calls.started.inc()
             began = time.perf_counter()
             try:
-                reply = await inner(request, context)
+                reply = await inner(request_or_iterator, context)
             except BaseException as exc:
                 calls.done(_ended(context, exc), began)
                 raise
             calls.done(_code(context), began)
             return reply
-        return grpc.unary_unary_rpc_method_handler(
-            unary_unary, handler.request_deserializer, handler.response_serializer)
-    if handler.stream_unary:
-        inner_su = handler.stream_unary
-        calls_su = _CallMetrics("client_stream", service, method)
-
-        async def stream_unary(request_iterator, context):  # type: ignore[no-untyped-def]
-            calls_su.started.inc()
-            began = time.perf_counter()
-            try:
-                reply = await inner_su(request_iterator, context)
-            except BaseException as exc:
-                calls_su.done(_ended(context, exc), began)
-                raise
-            calls_su.done(_code(context), began)
-            return reply
-        return grpc.stream_unary_rpc_method_handler(
-            stream_unary, handler.request_deserializer, handler.response_serializer)
+        make = (grpc.unary_unary_rpc_method_handler if handler.unary_unary
+                else grpc.stream_unary_rpc_method_handler)
+        return make(one_answer, handler.request_deserializer, handler.response_serializer)
     if handler.unary_stream:
         inner_us = handler.unary_stream
         calls_us = _CallMetrics("server_stream", service, method)
