@@ -246,8 +246,10 @@ class ConsoleHandler(BaseHTTPRequestHandler):
                           "(CONSOLE_ALLOWED_HOSTS adds one)")
 
     def _check_origin(self) -> None:
-        origin = self.headers.get("Origin")
-        if origin is not None and origin != f"http://{self.headers.get('Host', '')}":
+        # The page's own origin: plain HTTP on loopback, or HTTPS behind the TLS proxy the
+        # README puts in front of it (the Host itself was checked against the allowed names).
+        origin, host = self.headers.get("Origin"), self.headers.get("Host", "")
+        if origin is not None and origin not in (f"http://{host}", f"https://{host}"):
             raise Refused(HTTPStatus.FORBIDDEN, "a form of another site cannot act here")
         if self.headers.get("Sec-Fetch-Site") not in (None, "same-origin", "none"):
             raise Refused(HTTPStatus.FORBIDDEN, "a form of another site cannot act here")

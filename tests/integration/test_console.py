@@ -149,7 +149,9 @@ def test_an_action_needs_the_session_csrf_token_and_the_consoles_own_origin(
                             headers={"Sec-Fetch-Site": "cross-site"}).status == 403
     assert status() == types_pb2.PROPOSAL_STATUS_PENDING
 
-    done = operator.request("POST", f"/causes/{cause}/moderate", {**accept, "csrf": csrf})
+    # The console's own page served through a TLS proxy: the same host, over HTTPS.
+    done = operator.request("POST", f"/causes/{cause}/moderate", {**accept, "csrf": csrf},
+                            headers={"Origin": f"https://127.0.0.1:{operator.port}"})
     assert done.status == 303 and done.headers["Location"] == f"/causes/{cause}#moderation"
     assert status() == types_pb2.PROPOSAL_STATUS_ACCEPTED
     # Another session's token is no good here either.
