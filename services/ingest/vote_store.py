@@ -30,10 +30,11 @@ logger = logging.getLogger(__name__)
 # else what differs (ingest.votes.REUSED_AS): 'u' the voter, 'p' the proposals (another
 # prompt), 'c' the outcome (the same proposals, another kind or side), 'r' the skip reason.
 # `first` is the recorded vote as vote_log's votes_in_entry reads it, or nil when its entry
-# is not in the log (nothing to compare with: the receipt stands); `a`, `b` are proposal
+# is not in the log (nothing to compare with: the receipt stands); a skip reason recorded
+# before reasons had codes is compared as it reads today; `a`, `b` are proposal
 # indices in vote-log order (false for an unknown proposal). The trust flag is not compared:
 # a retry is slower than its first attempt.
-SAME_VOTE_LUA = vote_log.VOTES_IN_ENTRY_LUA + """
+SAME_VOTE_LUA = vote_log.VOTES_IN_ENTRY_LUA + vote_log.SKIP_REASON_CODED_LUA + """
 local function difference(first, kind, a, b, voter, reason)
   if not first then return nil end
   a, b = tostring(a), tostring(b)
@@ -42,7 +43,7 @@ local function difference(first, kind, a, b, voter, reason)
     return 'p'
   end
   if first.k ~= kind or first.a ~= a then return 'c' end
-  if first.r ~= reason then return 'r' end
+  if first.r ~= reason and skip_reason_coded(first.r or '') ~= reason then return 'r' end
   return nil
 end
 """

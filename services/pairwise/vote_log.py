@@ -17,7 +17,8 @@ Fields (bytes as Redis returns them); every list has one item per vote:
         docs/semantics.md, Integrity)
     r   skip reason: only in an entry holding one vote, of kind "s": its reason code (one
         of SKIP_REASON_CODES), then, when the voter gave free text, a space and the text.
-        Ingest counts skips by the code alone, so the text never becomes a counter.
+        Ingest counts skips by the code alone, so the text never becomes a counter. Logs
+        written before reasons had codes hold the text alone: it reads as "other" with it.
     g   the voters' declared attributes, space-separated codes (pairwise.voter_attributes:
         one character per declared attribute, "-" unknown); absent when no vote of the entry
         has any, so every vote of an entry without it is of unknown attributes
@@ -51,9 +52,26 @@ def skip_reason_field(code: str, text: str) -> str:
 
 
 def skip_reason_parts(field: str) -> tuple[str, str]:
-    """(code, free text) of an r field; ("", "") for none."""
+    """(code, free text) of an r field; ("", "") for none. A field written before skip
+    reasons had codes holds the voter's text alone: it reads as "other" with that text."""
     code, _, text = field.partition(" ")
+    if field and code not in SKIP_REASON_CODES:
+        return "other", field
     return code, text
+
+
+# Lua defining `skip_reason_coded(r)`: the r field `r` as written today, for an r written
+# before skip reasons had codes (the voter's text alone, "" for none) as skip_reason_parts
+# reads it. Replays compare with it, so a retry that spans the change keeps its receipt.
+_SKIP_REASON_CODE_SET = ", ".join(f"{code}=true" for code in SKIP_REASON_CODES)
+SKIP_REASON_CODED_LUA = f"""
+local SKIP_REASON_CODES = {{{_SKIP_REASON_CODE_SET}}}
+local function skip_reason_coded(r)
+  if r == '' then return 'unspecified' end
+  if SKIP_REASON_CODES[string.match(r, '^%S*')] then return r end
+  return 'other ' .. r
+end
+"""
 
 
 # Votes per entry written by a batch import: big enough to amortise XADD, small enough that

@@ -66,3 +66,18 @@ def test_entries_written_in_lua_read_back_as_the_votes_written(r: redis.Redis,
     assert (decoded.n_entries, decoded.n_votes, decoded.malformed) == (3, 5, [])
     assert decoded.kinds.tolist() == [SKIP_CODE, SKIP_CODE, WIN_CODE, TIE_CODE, WIN_CODE]
     assert decoded.a.tolist() == [4, 2, 0, 2, 3] and decoded.b.tolist() == [1, 3, 1, 5, 0]
+
+
+@pytest.mark.parametrize("recorded", ["", "I cannot decide", "same", "like_neither too long",
+                                      "other both are fine", "  leading space"])
+def test_a_skip_reason_written_before_codes_reads_the_same_in_lua_and_python(
+        r: redis.Redis, recorded: str) -> None:
+    """A log from before skip reasons had codes holds the voter's text alone. Exports read it
+    with skip_reason_parts, and replays compare it in Lua with skip_reason_coded: both must
+    agree, or a retry spanning the upgrade is refused as a different vote."""
+    lua = r.eval(vote_log.SKIP_REASON_CODED_LUA + "return skip_reason_coded(ARGV[1])", 0,
+                 recorded)
+    code, text = vote_log.skip_reason_parts(recorded)
+    assert lua.decode() == vote_log.skip_reason_field(code or "unspecified", text)
+    if recorded.split(" ")[0] not in vote_log.SKIP_REASON_CODES:
+        assert (code, text) == (("other", recorded) if recorded else ("", ""))
