@@ -207,8 +207,10 @@ def run_with_crashes(services: dict[str, Service], victim: str) -> None:
         assert not client.is_alive(), "import did not finish in time"
         assert not errors, errors
         if victim == "ingest":
-            # Each crash left the client's next batch without ingest: it had to retry.
-            assert retries[0] >= len(crash_after), retries
+            # A crash cut the import: the client had to retry. (Not every crash needs to:
+            # the gateway reconnects within a second, and a restart may be done before the
+            # next batch leaves.)
+            assert retries[0] >= 1, retries
 
         def cause_stats() -> gateway_pb2.GetCauseStatsResponse | None:
             # The killed ranker's restart may still be on its way: "no ranker is live".

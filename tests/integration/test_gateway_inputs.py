@@ -709,10 +709,13 @@ def test_submit_vote(world: World, data: st.DataObject) -> None:
         ("skip_reason", bool(request.skip_reason) and request.choice != types_pb2.CHOICE_SKIP
          or len(request.skip_reason) > MAX_SKIP_REASON),
         ("idempotency_key", len(request.idempotency_key) > MAX_IDEMPOTENCY_KEY),
-        # A token's content is judged against its cause: an unknown one may come first.
+        # A token's content is judged against its cause: an unknown one may come first. (A
+        # cause other than main and sink may exist: another test's CreateCause made it.)
         ("prompt_token", token.kind == "missing" or len(request.prompt_token) > MAX_PROMPT_TOKEN
          or token.kind in ("malformed", "same proposal")
-         and request.cause_id in (world.main, world.sink)))
+         and (request.cause_id in (world.main, world.sink)
+              or ID.fullmatch(request.cause_id) is not None
+              and bool(world.redis.exists(keys.cause(request.cause_id))))))
     # NOT_FOUND: the cause, or a proposal the token names; PERMISSION_DENIED: a token
     # issued for another voter or cause.
     allowed = {NOT_FOUND, DENIED}
