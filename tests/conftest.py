@@ -121,8 +121,19 @@ def redis_url(redis_server: EmbeddedRedis) -> str:
     return redis_server.url
 
 
-def url_with_db(url: str, db: int) -> str:
-    """`url` on Redis database `db` (redis://host:port/N and unix://path?db=N alike)."""
+# The test modules that start rankers of their own, each on a Redis database of its own:
+# rankers sharing a database share the directory of rankers, and a cause would then belong
+# to whichever ranker rendezvous hashing picks, not to the one the test started. Database 0
+# is the session cluster's; the server has 16.
+OWN_DATABASES = {"internal_auth": 1, "no_ranker": 2, "ranker": 3, "selection": 4,
+                 "takeover": 5, "forwarding": 6, "trust": 7, "detection": 8, "segments": 9,
+                 "views": 10, "bounds": 11, "internal_tls": 12}
+
+
+def own_database(url: str, name: str) -> str:
+    """`url` on the Redis database OWN_DATABASES gives `name` (redis://host:port/N and
+    unix://path?db=N alike)."""
+    db = OWN_DATABASES[name]
     parts = urllib.parse.urlsplit(url)
     if parts.scheme == "unix":
         return f"unix://{parts.path}?db={db}"

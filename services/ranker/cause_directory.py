@@ -335,6 +335,9 @@ class CauseDirectory:
         self._transitions[cause_id] = task
         task.add_done_callback(lambda _: self._transitions.pop(cause_id, None))
         task.add_done_callback(_log_failure)
+        # A task cancelled before it had a slot (the ranker stopping) never started `work`:
+        # closed here, it is not left for the garbage collector to warn about.
+        task.add_done_callback(lambda _: work.close())
 
     def _settleable(self, cause_id: str) -> bool:
         """Whether `cause_id` is neither loaded, nor being leased for a read, nor in

@@ -14,7 +14,7 @@ from typing import TypeVar
 
 import numpy as np
 import pytest
-from conftest import url_with_db
+from conftest import own_database
 from redis.asyncio import Redis
 
 from gateway.catalog import Cause, NewProposal, Status
@@ -30,14 +30,11 @@ from ranker.ranking import Catalog, Ranking, fit_input, ranking_from_fit
 from ranker.selection_publisher import SelectionPublisher
 
 T = TypeVar("T")
-# A database of its own: the session cluster's ranker, reading database 0, would otherwise
-# settle these causes' newcomer pools under the tests' feet.
-SELECTION_DB = 4
 
 
 def run(redis_url: str, scenario: Callable[[Redis], Awaitable[T]]) -> T:
     async def main() -> T:
-        redis = Redis.from_url(url_with_db(redis_url, SELECTION_DB))
+        redis = Redis.from_url(own_database(redis_url, "selection"))
         try:
             return await scenario(redis)
         finally:

@@ -19,9 +19,9 @@ from conftest import (
     eventually,
     gateway_settings,
     ingest_settings,
+    own_database,
     ranker_settings,
     serve_in_thread,
-    url_with_db,
 )
 
 from gateway.server import start as start_gateway
@@ -30,7 +30,6 @@ from pairwise.v1 import gateway_pb2 as gw
 from pairwise.v1 import gateway_pb2_grpc, types_pb2
 from ranker.server import start as start_ranker
 
-DETECTION_DB = 8
 ADMIN, PLATFORM = bearer(ADMIN_TOKEN), bearer(PLATFORM_TOKEN)
 N_PROPOSALS = 30
 PROPOSALS = [f"p{k:02d}" for k in range(N_PROPOSALS)]
@@ -43,7 +42,7 @@ PUSHED = PROPOSALS[-1]
 def stub(redis_url: str) -> Iterator[Any]:
     """A cluster of its own whose votes are all trusted (no minimum viewing time) and whose
     voters may call as fast as a test does."""
-    url = url_with_db(redis_url, DETECTION_DB)
+    url = own_database(redis_url, "detection")
     client = redis.Redis.from_url(url)
     client.flushdb()
     client.close()

@@ -18,8 +18,8 @@ from conftest import (
     PLATFORM_TOKEN,
     bearer,
     gateway_settings,
+    own_database,
     serve_in_thread,
-    url_with_db,
 )
 
 from gateway.server import start
@@ -39,10 +39,6 @@ ADMIN = bearer(ADMIN_TOKEN)
 PLATFORM = bearer(PLATFORM_TOKEN)
 INTERNAL_TIMEOUT_S = 7.0
 SLACK_S = 0.1
-# Redis databases of this file's own: one where the stand-in is the live ranker, one with
-# no ranker at all (the rest of the session uses others).
-FORWARDING_DB = 6
-NO_RANKER_DB = 7
 
 
 class StandInIngest(ingest_pb2_grpc.IngestServiceServicer):
@@ -175,7 +171,7 @@ def peers() -> Iterator[tuple[StandInIngest, StandInRanker, str]]:
 @pytest.fixture(scope="module")
 def forwarding_url(redis_url: str, peers) -> str:  # type: ignore[no-untyped-def]
     """A Redis database of this file's own, where the stand-in is the one live ranker."""
-    url = url_with_db(redis_url, FORWARDING_DB)
+    url = own_database(redis_url, "forwarding")
     client = redis.Redis.from_url(url)
     client.flushdb()
     seconds, _ = client.time()
@@ -320,7 +316,7 @@ def test_unavailable_ingest_is_retried(stub, peers, cause_id: str) -> None:  # t
 
 def test_unreachable_ingest_is_unavailable(redis_url: str, cause_id: str) -> None:
     """Ingest unreachable and no ranker live: every call that needs one is UNAVAILABLE."""
-    url = url_with_db(redis_url, NO_RANKER_DB)
+    url = own_database(redis_url, "no_ranker")
     redis.Redis.from_url(url).flushdb()
     with gateway_with(url, "127.0.0.1:1") as running, \
             grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel:

@@ -19,6 +19,7 @@ from conftest import (
     gateway_settings,
     ingest_settings,
     internal,
+    own_database,
     ranker_settings,
     serve_in_thread,
 )
@@ -49,12 +50,18 @@ class Internals:
 
 
 @pytest.fixture(scope="module")
-def internals(redis_url: str) -> Iterator[Internals]:
+def auth_redis_url(redis_url: str) -> str:
+    """A database of its own: its ranker is then the only one, and owns every cause."""
+    return own_database(redis_url, "internal_auth")
+
+
+@pytest.fixture(scope="module")
+def internals(auth_redis_url: str) -> Iterator[Internals]:
     """Ingest and a ranker that also accept a secret being rotated out."""
     with (serve_in_thread(start_ingest, ingest_settings(
-              redis_url, min_view_ms=0, internal_previous_secrets=(ROTATED_OUT,))) as ingest,
+              auth_redis_url, min_view_ms=0, internal_previous_secrets=(ROTATED_OUT,))) as ingest,
           serve_in_thread(start_ranker, ranker_settings(
-              redis_url, internal_previous_secrets=(ROTATED_OUT,))) as ranker):
+              auth_redis_url, internal_previous_secrets=(ROTATED_OUT,))) as ranker):
         yield Internals(f"127.0.0.1:{ingest.port}", f"127.0.0.1:{ranker.port}")
 
 
@@ -83,9 +90,9 @@ def refusal(call) -> grpc.RpcError:  # type: ignore[no-untyped-def]
     ((("authorization", "Basic " + INTERNAL_SECRET),), "is wrong"),
 ])
 def test_ingest_refuses_votes_without_the_internal_secret(
-        internals: Internals, redis_url: str, cause_id: str,
+        internals: Internals, auth_redis_url: str, cause_id: str,
         metadata: tuple[tuple[str, str], ...], problem: str) -> None:
-    r = redis.Redis.from_url(redis_url)
+    r = redis.Redis.from_url(auth_redis_url)
     create_cause(r, cause_id)
     with grpc.insecure_channel(internals.ingest_addr) as channel:
         stub = ingest_pb2_grpc.IngestServiceStub(channel)
@@ -106,8 +113,8 @@ def test_ingest_refuses_votes_without_the_internal_secret(
 
 
 def test_ingest_records_with_the_secret_and_with_the_one_being_rotated_out(
-        internals: Internals, redis_url: str, cause_id: str) -> None:
-    r = redis.Redis.from_url(redis_url)
+        internals: Internals, auth_redis_url: str, cause_id: str) -> None:
+    r = redis.Redis.from_url(auth_redis_url)
     create_cause(r, cause_id)
     with grpc.insecure_channel(internals.ingest_addr) as channel:
         for secret in (INTERNAL_SECRET, ROTATED_OUT):
@@ -152,8 +159,8 @@ def test_health_checks_and_watches_need_no_secret(internals: Internals) -> None:
 
 
 def test_a_gateway_with_the_wrong_secret_answers_internal_naming_the_setting(
-        internals: Internals, redis_url: str, cause_id: str) -> None:
-    settings = gateway_settings(redis_url, internals.ingest_addr,
+        internals: Internals, auth_redis_url: str, cause_id: str) -> None:
+    settings = gateway_settings(auth_redis_url, internals.ingest_addr,
                                 internal_secret="not-the-cluster-secret-but-32-bytes")
     with (serve_in_thread(start_gateway, settings) as gateway,
           grpc.insecure_channel(f"127.0.0.1:{gateway.port}") as channel):
@@ -169,10 +176,10 @@ def test_a_gateway_with_the_wrong_secret_answers_internal_naming_the_setting(
 
 
 def test_the_gateway_refuses_to_start_when_a_client_token_is_the_internal_secret(
-        redis_url: str) -> None:
+        auth_redis_url: str) -> None:
     for same in ("admin_token", "platform_token"):
         with pytest.raises(SystemExit) as stopped:
-            gateway_settings(redis_url, "127.0.0.1:1", **{same: INTERNAL_SECRET})
+            gateway_settings(auth_redis_url, "127.0.0.1:1", **{same: INTERNAL_SECRET})
         assert "PAIRWISE_INTERNAL_SECRET must differ" in str(stopped.value)
 
 

@@ -19,10 +19,10 @@ from conftest import (
     eventually,
     gateway_settings,
     ingest_settings,
+    own_database,
     ranker_settings,
     self_signed,
     serve_in_thread,
-    url_with_db,
 )
 
 from gateway.server import start as start_gateway
@@ -33,8 +33,6 @@ from pairwise.tls import ServerIdentity
 from pairwise.v1 import gateway_pb2, gateway_pb2_grpc, types_pb2
 from ranker.server import start as start_ranker
 
-# A database of this file's own: its ranker takes no cause of the session's cluster.
-INTERNAL_TLS_DB = 12
 NAME = "pairwise.internal"
 TIMEOUT_S = 10
 
@@ -52,7 +50,7 @@ def internals(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
     certificate = self_signed(tmp_path_factory.mktemp("internal-tls"), NAME)
     identity = ServerIdentity.from_files("INTERNAL_TLS_CERT", str(certificate.cert),
                                          "INTERNAL_TLS_KEY", str(certificate.key))
-    url = url_with_db(redis_url, INTERNAL_TLS_DB)
+    url = own_database(redis_url, "internal_tls")
     with (serve_in_thread(start_ingest, ingest_settings(url, min_view_ms=0, tls=identity))
           as ingest,
           serve_in_thread(start_ranker, ranker_settings(url, tls=identity)) as ranker):

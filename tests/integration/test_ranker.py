@@ -30,10 +30,10 @@ from conftest import (
     eventually,
     ingest_settings,
     internal,
+    own_database,
     ranker_settings,
     serve_in_thread,
     served_port,
-    url_with_db,
 )
 
 from ingest.server import start as start_ingest
@@ -45,14 +45,12 @@ from ranker.pair_counts import PairCounts
 from ranker.server import start
 
 TIMEOUT_S = 30.0
-# Database of these tests; the rest of the session uses database 0.
-RANKER_DB = 3
 
 
 @pytest.fixture
 def db_url(redis_url: str) -> Iterator[str]:
     """A Redis URL on this file's own database, emptied before each test."""
-    url = url_with_db(redis_url, RANKER_DB)
+    url = own_database(redis_url, "ranker")
     client = redis.Redis.from_url(url)
     client.flushdb()
     client.close()

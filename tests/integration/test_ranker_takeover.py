@@ -33,9 +33,9 @@ from conftest import (
     gateway_settings,
     ingest_settings,
     internal,
+    own_database,
     serve_in_thread,
     served_port,
-    url_with_db,
 )
 
 from gateway.server import start as start_gateway
@@ -43,8 +43,6 @@ from ingest.server import start as start_ingest
 from pairwise import keys
 from pairwise.v1 import gateway_pb2, gateway_pb2_grpc, ingest_pb2, ingest_pb2_grpc, types_pb2
 
-# Database of these tests; the rest of the session uses others.
-TAKEOVER_DB = 5
 N_CAUSES = 300
 N_PROPOSALS = 4
 KILLS = 2
@@ -172,7 +170,7 @@ def seconds_until_every_cause_answers(gateway_addr: str, cause_ids: list[str],
 
 @pytest.fixture
 def db_url(redis_url: str) -> Iterator[str]:
-    url = url_with_db(redis_url, TAKEOVER_DB)
+    url = own_database(redis_url, "takeover")
     client = redis.Redis.from_url(url)
     client.flushdb()
     client.close()

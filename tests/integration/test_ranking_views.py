@@ -2,7 +2,7 @@
 GetRanking serves the votes weighted to the population's margins of one attribute, and the
 proposals ranked by the region that likes them least; bad requests get clear statuses.
 
-The cluster here is its own (Redis database VIEWS_DB), set up as test_segments' is."""
+The cluster here is its own (a Redis database of its own), set up as test_segments' is."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import grpc
 import numpy as np
 import pytest
 import redis
-from conftest import RestartableCluster, eventually, url_with_db
+from conftest import RestartableCluster, eventually, own_database
 from test_segments import (
     ADMIN,
     HOUR_MS,
@@ -30,14 +30,13 @@ from pairwise.v1 import types_pb2
 from ranker import fit_pool, survey_weights
 from ranker.bradley_terry.weighted import fit_weighted
 
-VIEWS_DB = 12
 REPRESENTATIVE = types_pb2.RANKING_VIEW_REPRESENTATIVE
 CONSENSUS = types_pb2.RANKING_VIEW_CONSENSUS
 
 
 @pytest.fixture(scope="module")
 def views(redis_url: str) -> Iterator[RestartableCluster]:
-    url = url_with_db(redis_url, VIEWS_DB)
+    url = own_database(redis_url, "views")
     client = redis.Redis.from_url(url)
     client.flushdb()
     client.close()

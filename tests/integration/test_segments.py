@@ -3,7 +3,7 @@ attributes its voters may give, votes carry them into the log and out in exports
 segment of voters (one attribute value) gets the ranking of its own votes, the same after a
 ranker restart, with the votes that do not count (untrusted, excluded) left out of it too.
 
-The cluster here is its own (Redis database SEGMENTS_DB); as in test_trust, its ingest flags
+The cluster here is its own (a Redis database of its own); as in test_trust, its ingest flags
 every interactive vote as untrusted, and trusted votes come through ImportVotes.
 """
 
@@ -24,7 +24,7 @@ from conftest import (
     RestartableCluster,
     bearer,
     eventually,
-    url_with_db,
+    own_database,
 )
 from scipy.optimize import minimize
 
@@ -34,7 +34,6 @@ from publishing.exporter import export
 from ranker.bradley_terry import PRIOR_STRENGTH, FitDidNotConverge
 from ranker.fit_scheduler import FitScheduler
 
-SEGMENTS_DB = 9
 HOUR_MS = 3_600_000
 ADMIN, PLATFORM = bearer(ADMIN_TOKEN), bearer(PLATFORM_TOKEN)
 PROPOSALS = [f"p{k}" for k in range(6)]
@@ -49,7 +48,7 @@ Vote = tuple[str, str, str, str, bool, dict[str, str]]
 
 @pytest.fixture(scope="module")
 def segments(redis_url: str) -> Iterator[RestartableCluster]:
-    url = url_with_db(redis_url, SEGMENTS_DB)
+    url = own_database(redis_url, "segments")
     client = redis.Redis.from_url(url)
     client.flushdb()
     client.close()

@@ -12,9 +12,9 @@ from conftest import (
     eventually,
     ingest_settings,
     internal,
+    own_database,
     ranker_settings,
     serve_in_thread,
-    url_with_db,
 )
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
@@ -22,8 +22,6 @@ from ingest.server import start as start_ingest
 from pairwise.v1 import ingest_pb2, ingest_pb2_grpc, ranker_pb2, ranker_pb2_grpc
 from ranker.server import start as start_ranker
 
-# A database of this file's own: its ranker takes no cause of the session's cluster.
-BOUNDS_DB = 11
 TIMEOUT_S = 10
 
 
@@ -41,7 +39,7 @@ def one_call(service: str, channel: grpc.Channel) -> None:
 @pytest.fixture(params=["ingest", "ranker"])
 def bounded(request: pytest.FixtureRequest, redis_url: str) -> Iterator[tuple[str, str]]:
     """(service, address) of a server that takes 2 calls at once."""
-    url = url_with_db(redis_url, BOUNDS_DB)
+    url = own_database(redis_url, "bounds")
     if request.param == "ingest":
         started = serve_in_thread(start_ingest, ingest_settings(url, max_concurrent_rpcs=2))
     else:

@@ -2,7 +2,7 @@
 flagged untrusted and votes an admin excluded stay in the log, are reported, and change
 nothing in the ranking, which is exactly the fit of the votes that count.
 
-The cluster here is its own (Redis database TRUST_DB): its ingest flags every interactive
+The cluster here is its own (a Redis database of its own): its ingest flags every interactive
 vote as untrusted (a minimum viewing time of an hour), so which votes are trusted never
 depends on timing. Trusted votes come through ImportVotes, as a platform's imports do.
 """
@@ -23,7 +23,7 @@ from conftest import (
     RestartableCluster,
     bearer,
     eventually,
-    url_with_db,
+    own_database,
 )
 from scipy.optimize import minimize
 
@@ -35,7 +35,6 @@ from publishing.recompute import recompute
 from ranker.bradley_terry import PRIOR_STRENGTH
 from ranker.pair_counts import PairCounts
 
-TRUST_DB = 5
 HOUR_MS = 3_600_000
 ADMIN, PLATFORM = bearer(ADMIN_TOKEN), bearer(PLATFORM_TOKEN)
 N_PROPOSALS = 6
@@ -47,7 +46,7 @@ PUSHED = "p5"
 
 @pytest.fixture(scope="module")
 def trust(redis_url: str) -> Iterator[RestartableCluster]:
-    url = url_with_db(redis_url, TRUST_DB)
+    url = own_database(redis_url, "trust")
     client = redis.Redis.from_url(url)
     client.flushdb()
     client.close()
