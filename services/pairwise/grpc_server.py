@@ -24,6 +24,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from pairwise import errors, event_loop, metrics
+from pairwise.handler_wrapping import WrappingInterceptor
 from pairwise.tls import ServerIdentity
 
 logger = logging.getLogger(__name__)
@@ -79,30 +80,20 @@ async def _before_deadline(call: Awaitable[T], context: grpc.aio.ServicerContext
     raise AssertionError("abort returned")  # context.abort always raises
 
 
-class DeadlineInterceptor(grpc.aio.ServerInterceptor):
+class DeadlineInterceptor(WrappingInterceptor):
     """Answers a unary call (or a client stream) still running near its deadline UNAVAILABLE;
     first of a server's interceptors, so that waits in the others (authentication, rate
     limits) are bounded too."""
 
     def __init__(self) -> None:
-        # method -> (handler, its bounded version): built once, not on every call.
-        self._wrapped: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
-
-    async def intercept_service(self, continuation, handler_call_details):  # type: ignore[no-untyped-def]
-        handler = await continuation(handler_call_details)
-        if handler is None or not (handler.unary_unary or handler.stream_unary):
-            return handler
-        method = handler_call_details.method
-        cached = self._wrapped.get(method)
-        if cached is not None and cached[0] is handler:
-            return cached[1]
-        wrapped = _bounded(handler)
-        self._wrapped[method] = (handler, wrapped)
-        return wrapped
+        super().__init__(lambda handler, _method: _bounded(handler))
 
 
 def _bounded(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
-    """`handler` answered UNAVAILABLE when still running as its call's deadline nears."""
+    """`handler` answered UNAVAILABLE when still running as its call's deadline nears (a
+    streamed answer has no single deadline to beat: left as it is)."""
+    if not (handler.unary_unary or handler.stream_unary):
+        return handler
     if handler.unary_unary:
         inner = handler.unary_unary
 
@@ -200,7 +191,7 @@ async def _internal(context: grpc.aio.ServicerContext, exc: BaseException, metho
     await context.abort(grpc.StatusCode.INTERNAL, _INTERNAL)
 
 
-class LastResortInterceptor(grpc.aio.ServerInterceptor):
+class LastResortInterceptor(WrappingInterceptor):
     """Answers INTERNAL with a generic message, and logs the traceback, for an exception that
     nothing else turned into a status. First of a server's interceptors, so that it covers
     the others too: without it grpc ends the call UNKNOWN with the exception's class and
@@ -208,20 +199,7 @@ class LastResortInterceptor(grpc.aio.ServerInterceptor):
     line in the log); each expected failure gets its precise status where it is raised."""
 
     def __init__(self) -> None:
-        # method -> (handler, its guarded version): built once, not on every call.
-        self._wrapped: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
-
-    async def intercept_service(self, continuation, handler_call_details):  # type: ignore[no-untyped-def]
-        handler = await continuation(handler_call_details)
-        if handler is None:
-            return None
-        method = handler_call_details.method
-        cached = self._wrapped.get(method)
-        if cached is not None and cached[0] is handler:
-            return cached[1]
-        wrapped = _last_resort(handler, method)
-        self._wrapped[method] = (handler, wrapped)
-        return wrapped
+        super().__init__(_last_resort)
 
 
 def _last_resort(handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
@@ -262,24 +240,11 @@ def _last_resort(handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodH
     return make(stream_response, handler.request_deserializer, handler.response_serializer)
 
 
-class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):
+class ErrorMappingInterceptor(WrappingInterceptor):
     """Turns domain errors and Redis outages raised by servicers into precise statuses."""
 
     def __init__(self) -> None:
-        # method -> (handler, its error-mapping version): built once, not on every call.
-        self._wrapped: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
-
-    async def intercept_service(self, continuation, handler_call_details):  # type: ignore[no-untyped-def]
-        handler = await continuation(handler_call_details)
-        if handler is None:
-            return None
-        method = handler_call_details.method
-        cached = self._wrapped.get(method)
-        if cached is not None and cached[0] is handler:
-            return cached[1]
-        wrapped = _error_mapping(handler, method)
-        self._wrapped[method] = (handler, wrapped)
-        return wrapped
+        super().__init__(_error_mapping)
 
 
 def _error_mapping(handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:

@@ -38,6 +38,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from pairwise.config import env_int, env_str
+from pairwise.handler_wrapping import WrappingInterceptor
 
 logger = logging.getLogger(__name__)
 
@@ -98,24 +99,12 @@ def _code(context: grpc.aio.ServicerContext) -> str:
     return _CODE_NAMES.get(int(code), "UNKNOWN")
 
 
-class RpcMetricsInterceptor(grpc.aio.ServerInterceptor):
+class RpcMetricsInterceptor(WrappingInterceptor):
     """Counts each call when it starts and when it ends (with its status code) and times it;
     first of a server's interceptors, so the codes are those the client sees."""
 
     def __init__(self) -> None:
-        self._wrapped: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
-
-    async def intercept_service(self, continuation, handler_call_details):  # type: ignore[no-untyped-def]
-        handler = await continuation(handler_call_details)
-        if handler is None:
-            return None
-        method = handler_call_details.method
-        cached = self._wrapped.get(method)
-        if cached is not None and cached[0] is handler:
-            return cached[1]
-        wrapped = _timed(handler, *_split(method))
-        self._wrapped[method] = (handler, wrapped)
-        return wrapped
+        super().__init__(lambda handler, method: _timed(handler, *_split(method)))
 
 
 class _CallMetrics:
