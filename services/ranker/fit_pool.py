@@ -7,8 +7,8 @@ Each fit goes one of three ways, chosen in one place (`choose_transport`):
 - FILE: larger fits run in a worker process, since parts of numpy/scipy hold the GIL: in a
   thread, a fit of 2,000 proposals / 200,000 votes kept the event loop from running for up
   to 1.7 s, stalling every RPC. The pair arrays reach the worker through a file in /dev/shm
-  (memory): writing a file releases the GIL, while pickling 5.4M pairs (170 MB) holds it for
-  ~0.1 s.
+  (memory; the temporary directory when /dev/shm lacks room, see `_transfer_file`):
+  writing a file releases the GIL, while pickling 5.4M pairs (170 MB) holds it for ~0.1 s.
 - REPLICA: with a single worker, a cause's larger fits use the worker's own copy of the
   cause's pair counts (a replica, `fit_replica`): each refit ships only the votes applied
   since the previous one (9 bytes a vote: 0.6 MB for a 1% round at 34,000 proposals) and
@@ -31,8 +31,10 @@ both cores.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import functools
+import glob
 import logging
 import multiprocessing
 import os
@@ -156,8 +158,50 @@ def _write_counts(counts: PairCounts, fd: int) -> None:
             file.write(part)
 
 
-def _transfer_dir() -> str:
-    return "/dev/shm" if os.path.isdir("/dev/shm") else tempfile.gettempdir()
+_SHM = "/dev/shm"
+
+
+def _transfer_file(kind: str, nbytes: int) -> tuple[int, str]:
+    """A fresh file for about `nbytes` of `kind` ("fit", "counts"): its descriptor and path.
+
+    In /dev/shm (memory) when it has room with a quarter to spare, else in the temporary
+    directory: a container's /dev/shm is 64 MB unless set, and a fit at 34,000 proposals
+    ships 130 MB, which would fail with ENOSPC on every refit. The name carries this
+    process's id, so that a ranker starting on the host removes what a killed one left
+    (`remove_orphans`).
+    """
+    try:
+        stats = os.statvfs(_SHM)
+        roomy = stats.f_bavail * stats.f_frsize >= nbytes * 1.25
+    except OSError:
+        roomy = False
+    return tempfile.mkstemp(prefix=f"pairwise-{kind}-{os.getpid()}-", suffix=".bin",
+                            dir=_SHM if roomy else tempfile.gettempdir())
+
+
+def remove_orphans() -> list[str]:
+    """Remove the transfer files of processes that no longer run: a ranker killed while
+    a file was in flight leaves it, in memory when in /dev/shm, and nothing else frees it.
+    The paths removed."""
+    removed = []
+    for directory in {_SHM, tempfile.gettempdir()}:
+        for path in glob.glob(os.path.join(directory, "pairwise-*-*-*.bin")):
+            pid = os.path.basename(path).split("-")[2]
+            if pid.isdigit() and not _running(int(pid)):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(path)
+                    removed.append(path)
+    return removed
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def _write_pairs(i: np.ndarray, j: np.ndarray, wins_ij: np.ndarray,
@@ -171,7 +215,7 @@ def _write_pairs(i: np.ndarray, j: np.ndarray, wins_ij: np.ndarray,
     arrays = [np.ascontiguousarray(a.astype(np.int32) if small else a) for a in (i, j)]
     arrays += [np.ascontiguousarray(a, dtype=np.float64) for a in (wins_ij, wins_ji)]
     header = " ".join(f"{a.dtype.str}:{a.shape[0]}" for a in arrays) + "\n"
-    fd, path = tempfile.mkstemp(prefix="pairwise-fit-", suffix=".bin", dir=_transfer_dir())
+    fd, path = _transfer_file("fit", len(header) + sum(a.nbytes for a in arrays))
     with os.fdopen(fd, "wb") as file:
         file.write(header.encode())
         for array in arrays:
@@ -218,6 +262,9 @@ class FitPool:
         # settings from this process's environment at start-up; the serving process's own
         # BLAS is loaded already, so this only changes the workers.
         os.environ.update(_WORKER_ENV)
+        for path in remove_orphans():
+            logger.info("removed a fit transfer file a stopped ranker left",
+                        extra={"path": path})
         self._pool = self._new_pool()
         # Refits in threads of this process, one at a time: each holds the GIL for most of
         # its few milliseconds, and with hundreds of active causes refitting, several at once
@@ -288,8 +335,7 @@ class FitPool:
         """Write a snapshot of `counts` to a fresh file for `fit_replica` (in a thread: 110 MB
         at 5.4M pairs, ~50 ms); its path. The counts must not change until it returns (the
         snapshot's parts are views of them)."""
-        fd, path = tempfile.mkstemp(prefix="pairwise-counts-", suffix=".bin",
-                                    dir=_transfer_dir())
+        fd, path = _transfer_file("counts", counts.nbytes)
         try:
             await asyncio.to_thread(_write_counts, counts, fd)
         except BaseException:
