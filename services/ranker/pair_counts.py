@@ -100,11 +100,7 @@ class PairCounts:
             raise ValueError(f"n_items must be >= 0, got {n_items}")
         self.n_items = int(n_items)
         self.votes_applied = 0
-        self.wins = np.zeros(n_items, dtype=np.int64)
-        self.losses = np.zeros(n_items, dtype=np.int64)
-        self.ties = np.zeros(n_items, dtype=np.int64)
-        self.skips = np.zeros(n_items, dtype=np.int64)
-        self.appearances = np.zeros(n_items, dtype=np.int64)
+        self._init_tallies(n_items)
         # Sorted pair keys (lo << 32 | hi) and their counts; pairs first seen since the last
         # merge live in the `_pending_*` arrays, also sorted, and are disjoint from these.
         self._keys = np.zeros(0, dtype=np.int64)
@@ -116,6 +112,18 @@ class PairCounts:
         self._merge_lock = threading.Lock()
         # Votes applied since the journal was last taken (None: not journaling).
         self._journal: list[tuple[np.ndarray, np.ndarray, np.ndarray]] | None = None
+
+    def _init_tallies(self, n_items: int) -> None:
+        self.wins = np.zeros(n_items, dtype=np.int64)
+        self.losses = np.zeros(n_items, dtype=np.int64)
+        self.ties = np.zeros(n_items, dtype=np.int64)
+        self.skips = np.zeros(n_items, dtype=np.int64)
+        self.appearances = np.zeros(n_items, dtype=np.int64)
+
+    def tallies(self) -> dict[str, np.ndarray]:
+        """The five per-item tallies by name (``wins`` ... ``appearances``), each of shape
+        (n_items,) (the live arrays: copy before the counts change)."""
+        return {name: getattr(self, name) for name in _TALLY_NAMES}
 
     @property
     def n_pairs(self) -> int:
@@ -238,8 +246,18 @@ class PairCounts:
         plan = self._plan_pair_update(kinds, a, b)
 
         # Everything that can fail has been checked; from here on the state changes.
-        n = max(self.n_items, high + 1)
-        self.ensure_items(n)
+        self.ensure_items(max(self.n_items, high + 1))
+        self._add_tallies(kinds, a, b)
+        self.votes_applied += k
+        if plan is not None:
+            self._commit_pair_update(plan)
+        if self._journal is not None:
+            self._journal.append((kinds.astype(np.uint8), a.astype(np.int32),
+                                  b.astype(np.int32)))
+
+    def _add_tallies(self, kinds: np.ndarray, a: np.ndarray, b: np.ndarray) -> None:
+        """Add checked votes to the tallies (which `ensure_items` grew to cover them)."""
+        n = self.n_items
         is_win = kinds == WIN
         is_tie = kinds == TIE
         is_skip = kinds == SKIP
@@ -248,12 +266,6 @@ class PairCounts:
         self.ties += np.bincount(a[is_tie], minlength=n) + np.bincount(b[is_tie], minlength=n)
         self.skips += np.bincount(a[is_skip], minlength=n) + np.bincount(b[is_skip], minlength=n)
         self.appearances += np.bincount(a, minlength=n) + np.bincount(b, minlength=n)
-        self.votes_applied += k
-        if plan is not None:
-            self._commit_pair_update(plan)
-        if self._journal is not None:
-            self._journal.append((kinds.astype(np.uint8), a.astype(np.int32),
-                                  b.astype(np.int32)))
 
     def start_journal(self) -> None:
         """Record every vote applied from now on, until taken (see `take_journal`)."""

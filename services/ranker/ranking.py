@@ -87,8 +87,7 @@ def fit_input(cause_id: str, catalog: Catalog, counts: PairCounts, *, votes_coun
         i = j = np.zeros(0, dtype=np.int64)
         wins_ij = wins_ji = np.zeros(0, dtype=np.float64)
     tallies = {}
-    for name in _TALLIES:
-        per_item = getattr(counts, name)
+    for name, per_item in counts.tallies().items():
         # Proposals newer than every vote have no row in the counts yet: zero tallies.
         padded = np.zeros(len(items), dtype=np.int64)
         known = items < len(per_item)

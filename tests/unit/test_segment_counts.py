@@ -87,3 +87,75 @@ def test_malformed_segment_data_is_refused() -> None:
         SegmentCounts.from_bytes(b"PWSGxxxx")
     with pytest.raises(ValueError):
         SegmentCounts().apply_encoded(b"PWSV" + np.array(5, "<i8").tobytes())
+
+
+def _whole_segments_snapshot(kinds: np.ndarray, a: np.ndarray, b: np.ndarray,
+                             attributes: np.ndarray) -> bytes:
+    """These votes' segments as a checkpoint stored them when each segment was a whole
+    PairCounts (with its per-proposal arrays): segment headers around PairCounts snapshots."""
+    known = sorted({(k, int(v)) for k in range(attributes.shape[1])
+                    for v in np.unique(attributes[:, k]) if v != UNKNOWN_CODE})
+    parts = [b"PWSG", np.array(len(known), "<i8").tobytes()]
+    for attribute, value in known:
+        mine = attributes[:, attribute] == value
+        whole = PairCounts()
+        whole.apply(kinds[mine], a[mine], b[mine])
+        snapshot = whole.to_bytes()
+        header = np.zeros((), dtype=[("attribute", "<i4"), ("value", "<i4"), ("length", "<i8")])
+        header["attribute"], header["value"], header["length"] = attribute, value, len(snapshot)
+        parts += [header.tobytes(), snapshot]
+    return b"".join(parts)
+
+
+def test_a_segment_reads_like_the_whole_counts_of_its_votes() -> None:
+    """Wins, losses, ties, skips and appearances per proposal, pairs and votes: what a
+    segment's ranking shows is what whole counts of the same votes show."""
+    kinds, a, b, attributes = simulated(np.random.default_rng(3), 3_000, n_items=200)
+    segments = SegmentCounts()
+    for start in range(0, 3_000, 250):
+        part = slice(start, start + 250)
+        segments.apply(kinds[part], a[part], b[part], attributes[part])
+    for (attribute, value), counts in segments.counts.items():
+        mine = attributes[:, attribute] == value
+        alone = PairCounts()
+        alone.apply(kinds[mine], a[mine], b[mine])
+        assert counts.tallies().keys() == alone.tallies().keys()
+        for name, tally in alone.tallies().items():
+            assert np.array_equal(counts.tallies()[name], tally), name
+            assert np.array_equal(getattr(counts, name), tally), name
+        assert np.array_equal(np.stack(counts.subset(np.arange(0, 200, 3))),
+                              np.stack(alone.subset(np.arange(0, 200, 3))))
+        assert counts == alone == counts.copy()
+
+
+def test_a_checkpoint_of_whole_segment_counts_still_loads() -> None:
+    kinds, a, b, attributes = simulated(np.random.default_rng(4), 2_000)
+    segments = SegmentCounts()
+    segments.apply(kinds, a, b, attributes)
+    restored = SegmentCounts.from_bytes(_whole_segments_snapshot(kinds, a, b, attributes))
+    assert restored.counts.keys() == segments.counts.keys()
+    for segment, counts in segments.counts.items():
+        assert restored.counts[segment] == counts, segment
+        assert restored.counts[segment].votes_applied == counts.votes_applied
+    # And it goes on counting, and saves in the compact form.
+    more = simulated(np.random.default_rng(5), 500)
+    segments.apply(*more)
+    restored.apply(*more)
+    again = SegmentCounts.from_bytes(b"".join(bytes(p) for p in restored.snapshot_parts()))
+    for segment, counts in segments.counts.items():
+        assert again.counts[segment] == counts, segment
+
+
+def test_segments_grow_with_their_votes_not_with_the_proposals() -> None:
+    """At 34,000 proposals, one attribute's segments hold at most twice the bytes of the
+    overall counts, from a handful of votes on (they hold no per-proposal array)."""
+    rng = np.random.default_rng(6)
+    n_items = 34_000
+    counts, segments = PairCounts(n_items), SegmentCounts()
+    for n_votes in (10, 1_000, 30_000):
+        kinds, a, b, attributes = simulated(rng, n_votes, n_items=n_items)
+        counts.apply(kinds, a, b)
+        segments.apply(kinds, a, b, attributes)
+        for attribute in (0, 1):
+            dimension = sum(c.nbytes for (k, _), c in segments.counts.items() if k == attribute)
+            assert dimension <= 2 * counts.nbytes, (n_votes, attribute)
