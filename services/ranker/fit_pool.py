@@ -26,6 +26,12 @@ Each fit goes one of three ways, chosen in one place (`choose_transport`):
 Workers cost one interpreter each (numpy + scipy), run one BLAS thread and fit at lower CPU
 priority (nice +5, RANKER_FIT_NICE), so a fit never competes with the serving process for
 both cores.
+
+The fits of segments of voters (`segment=True`: twenty of them can cost three overall fits)
+run in workers of their own (RANKER_SEGMENT_FIT_WORKERS, started at the first such fit), at
+a lower priority still (`SEGMENT_NICE_OFFSET`): they use a second core beside the overall
+refits instead of queueing with them, and where cores are short the overall refits, which
+every reader sees, go first. With no such workers they share the fit workers.
 """
 
 from __future__ import annotations
@@ -57,6 +63,9 @@ _T = TypeVar("_T")
 # Largest fit run in a thread of the serving process rather than in a worker.
 INLINE_MAX_ITEMS = 500
 INLINE_MAX_PAIRS = 20_000
+# Segment fits run this much nicer than the overall fits: on a busy host the scheduler then
+# gives the overall refits most of a core they contend for.
+SEGMENT_NICE_OFFSET = 5
 _WORKER_ENV = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
@@ -232,7 +241,8 @@ def _remove(path: str) -> None:
 
 def _fit_from_file(path: str, n_items: int, prior_strength: float,
                    init: np.ndarray | None, nice: int = 0,
-                   approximate_errors: bool = False) -> bradley_terry.BTFit:
+                   approximate_errors: bool = False,
+                   tol: float = bradley_terry.TOLERANCE) -> bradley_terry.BTFit:
     """Worker side of a file transfer: read the pairs, then fit (the caller deletes the file)."""
     _lower_priority(nice)
     with open(path, "rb") as file:
@@ -240,7 +250,7 @@ def _fit_from_file(path: str, n_items: int, prior_strength: float,
         i, j, wins_ij, wins_ji = (np.fromfile(file, dtype=np.dtype(dtype), count=int(count))
                                   for dtype, count in fields)
     return bradley_terry.fit(n_items, i, j, wins_ij, wins_ji, prior_strength=prior_strength,
-                             init=init, **_errors(approximate_errors))
+                             init=init, tol=tol, **_errors(approximate_errors))
 
 
 def _errors(approximate: bool) -> dict[str, Any]:
@@ -253,9 +263,11 @@ def _errors(approximate: bool) -> dict[str, Any]:
 class FitPool:
     """A pool of `workers` processes running `bradley_terry.fit`; rebuilt if a worker dies."""
 
-    def __init__(self, workers: int, *, nice: int = 5) -> None:
+    def __init__(self, workers: int, *, nice: int = 5, segment_workers: int = 0) -> None:
         self._workers = max(1, workers)
         self._nice = nice
+        self._segment_workers = max(0, segment_workers)
+        self._segment_pool: ProcessPoolExecutor | None = None
         # spawn, not fork: the serving process runs gRPC and event-loop threads.
         self._context = multiprocessing.get_context("spawn")
         # Spawned workers (started on demand, and again after a crash) read their BLAS
@@ -273,8 +285,9 @@ class FitPool:
         # cause's ranking later; urgent fits (a read waits) do not queue.
         self._inline = asyncio.Semaphore(1)
 
-    def _new_pool(self) -> ProcessPoolExecutor:
-        pool = ProcessPoolExecutor(max_workers=self._workers, mp_context=self._context,
+    def _new_pool(self, workers: int | None = None) -> ProcessPoolExecutor:
+        pool = ProcessPoolExecutor(max_workers=workers or self._workers,
+                                   mp_context=self._context,
                                    initializer=_exit_with_parent, initargs=(os.getpid(),))
         pool.submit(_warm_up)
         return pool
@@ -288,24 +301,29 @@ class FitPool:
     async def fit(self, n_items: int, i: np.ndarray, j: np.ndarray, wins_ij: np.ndarray,
                   wins_ji: np.ndarray, *, prior_strength: float,
                   init: np.ndarray | None, urgent: bool = False,
-                  approximate_errors: bool = False) -> bradley_terry.BTFit:
+                  approximate_errors: bool = False, tol: float = bradley_terry.TOLERANCE,
+                  segment: bool = False) -> bradley_terry.BTFit:
         """`bradley_terry.fit` in a thread or a worker (THREAD or FILE); raises what it
         raises (FitDidNotConverge, ValueError), or BrokenProcessPool when the worker died
         (the pool is then rebuilt). Fits in threads run one at a time, unless `urgent`.
-        `approximate_errors`: standard errors by belief propagation (see `_errors`)."""
+        `approximate_errors`: standard errors by belief propagation (see `_errors`);
+        `tol` as `bradley_terry.fit`'s; `segment`: a segment's fit, in the segment workers
+        when there are some."""
         if choose_transport(n_items, len(i), replicas=False) is FitTransport.THREAD:
             fit = functools.partial(bradley_terry.fit, n_items, i, j, wins_ij, wins_ji,
-                                    prior_strength=prior_strength, init=init,
+                                    prior_strength=prior_strength, init=init, tol=tol,
                                     **_errors(approximate_errors))
             if urgent:
                 return await asyncio.to_thread(fit)
             async with self._inline:
                 return await asyncio.to_thread(fit)
         path = await asyncio.to_thread(_write_pairs, i, j, wins_ij, wins_ji)
+        segment = segment and self._segment_workers > 0
+        nice = self._nice + SEGMENT_NICE_OFFSET if segment else self._nice
         try:
             return await self._run(functools.partial(
-                _fit_from_file, path, n_items, prior_strength, init, self._nice,
-                approximate_errors))
+                _fit_from_file, path, n_items, prior_strength, init, nice,
+                approximate_errors, tol), segment=segment)
         finally:
             # Freeing the file of 5.4M pairs (130 MB of /dev/shm) holds the calling thread
             # ~18 ms: not the event loop's. Not awaited, so a cancelled fit removes it too.
@@ -357,8 +375,13 @@ class FitPool:
         return await self._run(functools.partial(_call_at_priority, self._nice, function,
                                                  *args))
 
-    async def _run(self, call: Callable[[], _T]) -> _T:
-        pool = self._pool
+    async def _run(self, call: Callable[[], _T], *, segment: bool = False) -> _T:
+        if segment:
+            if self._segment_pool is None:
+                self._segment_pool = self._new_pool(self._segment_workers)
+            pool = self._segment_pool
+        else:
+            pool = self._pool
         try:
             return await asyncio.get_running_loop().run_in_executor(pool, call)
         except BrokenProcessPool:
@@ -366,8 +389,14 @@ class FitPool:
                 logger.error("a fit worker process died; starting a new pool")
                 pool.shutdown(wait=False, cancel_futures=True)
                 self._pool = self._new_pool()
+            elif pool is self._segment_pool:
+                logger.error("a segment fit worker process died; starting a new one")
+                pool.shutdown(wait=False, cancel_futures=True)
+                self._segment_pool = None
             raise
 
     async def close(self) -> None:
         """Cancel queued fits; a fit already running finishes in its worker, off the loop."""
-        await asyncio.to_thread(self._pool.shutdown, wait=True, cancel_futures=True)
+        pools = [self._pool] + ([self._segment_pool] if self._segment_pool else [])
+        for pool in pools:
+            await asyncio.to_thread(pool.shutdown, wait=True, cancel_futures=True)

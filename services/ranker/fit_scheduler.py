@@ -41,6 +41,11 @@ from ranker.segment_counts import Segment
 
 logger = logging.getLogger(__name__)
 
+SEGMENT_TOLERANCE = 1e-4
+"""A segment's fit stops within ~1e-4 logits of its optimum (`bradley_terry.fit`'s `tol`),
+a thousandth of a segment's typical standard error: a warm refit after new votes then takes
+two Newton steps instead of three (a fifth less of the segments' CPU)."""
+
 
 class CountsSource(Protocol):
     """The cause's counts as the consumer keeps them (ranker.log_consumer.LogConsumer)."""
@@ -478,7 +483,7 @@ class FitScheduler:
                     fit = await self._pool.fit(
                         inputs.n_items, inputs.i, inputs.j, inputs.wins_ij, inputs.wins_ji,
                         prior_strength=bradley_terry.PRIOR_STRENGTH, init=init,
-                        approximate_errors=True)
+                        approximate_errors=True, tol=SEGMENT_TOLERANCE, segment=True)
                 except bradley_terry.FitDidNotConverge as exc:
                     logger.error("segment fit did not converge; keeping its previous ranking",
                                  extra={"cause_id": self.cause_id, "segment": list(segment),

@@ -92,31 +92,32 @@ class SegmentPairCounts(PairCounts):
         return {"wins": wins, "losses": losses, "ties": ties, "skips": skips,
                 "appearances": wins + losses + ties + skips}
 
-    @property  # type: ignore[override]
-    def wins(self) -> np.ndarray:
+    @property
+    def wins(self) -> np.ndarray:  # type: ignore[override]
         return self.tallies()["wins"]
 
-    @property  # type: ignore[override]
-    def losses(self) -> np.ndarray:
+    @property
+    def losses(self) -> np.ndarray:  # type: ignore[override]
         return self.tallies()["losses"]
 
-    @property  # type: ignore[override]
-    def ties(self) -> np.ndarray:
+    @property
+    def ties(self) -> np.ndarray:  # type: ignore[override]
         return self.tallies()["ties"]
 
-    @property  # type: ignore[override]
-    def skips(self) -> np.ndarray:
+    @property
+    def skips(self) -> np.ndarray:  # type: ignore[override]
         return self.tallies()["skips"]
 
-    @property  # type: ignore[override]
-    def appearances(self) -> np.ndarray:
+    @property
+    def appearances(self) -> np.ndarray:  # type: ignore[override]
         return self.tallies()["appearances"]
 
     @property
     def nbytes(self) -> int:
         """Bytes held by the arrays (20 per pair, 8 per proposal skipped in the segment)."""
-        arrays = (self._keys, *self._counts, self._pending_keys, *self._pending_counts,
-                  self._skipped, self._skip_counts)
+        arrays: tuple[np.ndarray, ...] = (
+            self._keys, *self._counts, self._pending_keys, *self._pending_counts,
+            self._skipped, self._skip_counts)
         return sum(int(array.nbytes) for array in arrays)
 
     def copy(self) -> SegmentPairCounts:
@@ -149,7 +150,8 @@ class SegmentPairCounts(PairCounts):
         header = np.frombuffer(view[:_SPARSE_HEADER.itemsize], dtype=_SPARSE_HEADER)[0]
         n_items, n_pairs = int(header["n_items"]), int(header["n_pairs"])
         n_skipped = int(header["n_skipped"])
-        if min(n_items, n_pairs, n_skipped) < 0 or len(view) !=                 _SPARSE_HEADER.itemsize + 20 * n_pairs + 8 * n_skipped:
+        expected = _SPARSE_HEADER.itemsize + 20 * n_pairs + 8 * n_skipped
+        if min(n_items, n_pairs, n_skipped) < 0 or len(view) != expected:
             raise ValueError("a segment's counts: length does not match its header")
         arrays = []
         at = _SPARSE_HEADER.itemsize

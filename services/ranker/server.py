@@ -42,7 +42,8 @@ async def start(settings: Settings) -> RunningServer:
     client = connect(settings.redis_max_connections - 2, 0.0)
     reader_client = connect(1, settings.read_block_ms / 1000)
     renewal_client = connect(1, 0.0)
-    fit_pool = FitPool(settings.fit_workers, nice=settings.fit_nice)
+    fit_pool = FitPool(settings.fit_workers, nice=settings.fit_nice,
+                       segment_workers=settings.segment_fit_workers)
     directory = CauseDirectory(client, reader_client, renewal_client, settings, fit_pool,
                                ranker_id=ranker_id)
     try:

@@ -59,6 +59,9 @@ class Settings:
     read_block_ms: int = 200
     # Worker processes running Bradley-Terry fits (ranker.fit_pool), shared by all causes.
     fit_workers: int = 1
+    # Worker processes for the fits of segments of voters, beside the fit workers (started at
+    # the first segment fit); 0: segments share the fit workers.
+    segment_fit_workers: int = 1
     # Niceness of the fit workers while they fit (0 = the serving process's own).
     fit_nice: int = 5
     # A read waits this long (seconds) for a cause to load and fit for the first time before
@@ -117,6 +120,7 @@ class Settings:
             read_batch=env_int("RANKER_READ_BATCH", 100),
             read_block_ms=env_int("RANKER_READ_BLOCK_MS", 200),
             fit_workers=env_int("RANKER_FIT_WORKERS", 1),
+            segment_fit_workers=env_int("RANKER_SEGMENT_FIT_WORKERS", 1),
             fit_nice=env_int("RANKER_FIT_NICE", 5),
             read_wait_s=env_float("RANKER_READ_WAIT_S", 5.0),
             catalog_wait_s=env_float("RANKER_CATALOG_WAIT_S", 1.0),

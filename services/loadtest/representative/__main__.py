@@ -168,6 +168,12 @@ def _cost(args: argparse.Namespace, run_id: str, code: dict[str, Any],
         print(f"| {stage} | " + " | ".join(
             f"{r['wall_s'][stage]:.2f} / {r['cpu_s'][stage]:.2f}" for r in measured["refits"])
               + " |")
+    print("\n| every view as the ranker lays it out | wall s | reference: overall alone |")
+    print("|---|---|---|")
+    for k, layout in enumerate(measured["layout_wall_s"]):
+        every = layout["every view as served, in the fit and segment workers"]
+        print(f"| refit {k + 1} | {every:.2f} | "
+              f"{layout['reference: overall fit alone']:.2f} |")
     print(f"\n{path}")
     return 0
 

@@ -1,17 +1,26 @@
 """What a refit of every segment view costs: 20 segment fits (4 attributes × 5 values), the
 weighted fit and the consensus, at 2,000 proposals and 1,000,000 votes, after new votes.
 
-The segment fits read their pair counts as the ranker keeps them (`PairCounts`, one per
-segment, cut with `subset`). The weighted fit is timed two ways: raked to all four
-attributes from the votes themselves (errors clustered by voter), and as the ranker serves
-it, post-stratified to one attribute from the segments' counts (`ranker.segment_views`).
-Every fit is warm-started from the previous one, as the ranker's refits are. The
-unweighted fit of all votes, refitted the same way in the same run, is the reference: on
-a shared machine its time says how loaded the run was.
+The segment fits read their pair counts as the ranker keeps them (`SegmentPairCounts`, one
+per segment, cut with `fit_input` in the serving process) and stop at the ranker's segment
+tolerance (`fit_scheduler.SEGMENT_TOLERANCE`; also timed at the overall fits' default, for
+comparison). The weighted fit is timed two ways: raked to all four attributes from the votes
+themselves (errors clustered by voter), and as the ranker serves it, post-stratified to one
+attribute from the segments' counts (`ranker.segment_views`). Every fit is warm-started from
+the previous one, as the ranker's refits are. The unweighted fit of all votes, refitted the
+same way in the same run, is the reference: on a shared machine its time says how loaded
+the run was.
+
+Those stages run one after the other in this process (CPU seconds). `layout` then times the
+wall seconds of a refit of every view as the ranker lays it out (`ranker.fit_pool`): the
+overall fit in the fit worker while the segments are fitted one after the other in the
+segment worker, then the representative fit in the fit worker; beside it, the overall fit
+alone through the same worker, the reference.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -25,7 +34,11 @@ from ranker import bradley_terry as bt
 from ranker import segment_views, survey_weights
 from ranker.bradley_terry.weighted import fit_weighted
 from ranker.consensus import consensus
+from ranker.fit_pool import FitPool
+from ranker.fit_scheduler import SEGMENT_TOLERANCE
 from ranker.pair_counts import PairCounts
+from ranker.ranking import Catalog, FitInput, fit_input
+from ranker.segment_counts import SegmentPairCounts
 
 WIN, TIE = vote_log.WIN_CODE, vote_log.TIE_CODE
 _T = TypeVar("_T")
@@ -57,8 +70,10 @@ class _Views:
         self.n = n_proposals
         self.items = np.arange(n_proposals)
         self.overall = PairCounts(n_proposals)
-        self.segments = {(k, v): PairCounts(n_proposals) for k in range(n_attributes)
+        self.segments = {(k, v): SegmentPairCounts() for k in range(n_attributes)
                          for v in range(n_values)}
+        self.catalog = Catalog(1, tuple(f"p{k}" for k in range(n_proposals)),
+                               ("",) * n_proposals, self.items)
         self.votes: dict[str, np.ndarray] = {}
         self.previous: dict[Any, np.ndarray] = {}
         self.margins = [np.full(n_values, 1.0 / n_values)] * n_attributes
@@ -88,16 +103,21 @@ class _Views:
             self.n, *self.overall.subset(self.items), init=self.previous.get("overall")))
         self.previous["overall"] = overall.abilities
 
-        def segment_fits() -> dict[tuple[int, int], bt.BTFit]:
+        inputs = timed("20 segment cuts", self.segment_inputs)
+
+        def segment_fits(tol: float, keep: bool) -> dict[tuple[int, int], bt.BTFit]:
             fits = {}
-            for segment, counts in self.segments.items():
-                fits[segment] = bt.fit(self.n, *counts.subset(self.items),
+            for segment, cut in inputs.items():
+                fits[segment] = bt.fit(self.n, cut.i, cut.j, cut.wins_ij, cut.wins_ji,
                                        init=self.previous.get(segment), exact=SEGMENT_EXACT,
-                                       exact_component_max=1)
-                self.previous[segment] = fits[segment].abilities
+                                       exact_component_max=1, tol=tol)
+            if keep:
+                self.previous.update({k: f.abilities for k, f in fits.items()})
             return fits
 
-        fits = timed("20 segment fits", segment_fits)
+        timed("20 segment fits at the overall tolerance",
+              lambda: segment_fits(bt.TOLERANCE, keep=False))
+        fits = timed("20 segment fits", lambda: segment_fits(SEGMENT_TOLERANCE, keep=True))
         weights = timed("weights (raking)", lambda: survey_weights.vote_weights(
             self.votes["values"], self.margins))
         weighted = timed("weighted fit + sandwich", lambda: fit_weighted(
@@ -119,11 +139,61 @@ class _Views:
                 seconds[k] for k in ("20 segment fits", "weights (raking)",
                                      "weighted fit + sandwich", "consensus"))
             seconds["views as served (segments, one-attribute weighted, consensus)"] = sum(
-                seconds[k] for k in ("20 segment fits",
+                seconds[k] for k in ("20 segment cuts", "20 segment fits",
                                      "served: weighted by one attribute from counts",
                                      "consensus"))
             out[name] = {k: round(v, 3) for k, v in seconds.items()}
         return out
+
+
+    def segment_inputs(self) -> dict[tuple[int, int], FitInput]:
+        return {segment: fit_input("cost", self.catalog, counts, votes_counted=0,
+                                   last_vote_entry_id="")
+                for segment, counts in self.segments.items()}
+
+    async def layout(self, pool: FitPool) -> dict[str, float]:
+        """Wall seconds of the overall fit alone through `pool` (the reference), and of a
+        refit of every view as the ranker lays it out (see the module docstring)."""
+        overall = self.overall.subset(self.items)
+        inputs = self.segment_inputs()
+        strata, values = segment_views.representative_strata(
+            self.overall, {v: self.segments[(0, v)] for v in range(len(self.margins[0]))},
+            self.items)
+
+        async def overall_fit() -> bt.BTFit:
+            return await pool.fit(self.n, *overall, prior_strength=bt.PRIOR_STRENGTH,
+                                  init=self.previous.get("overall"))
+
+        async def segment_fits() -> None:
+            for segment, cut in inputs.items():
+                await pool.fit(self.n, cut.i, cut.j, cut.wins_ij, cut.wins_ji,
+                               prior_strength=bt.PRIOR_STRENGTH,
+                               init=self.previous.get(segment), approximate_errors=True,
+                               tol=SEGMENT_TOLERANCE, segment=True)
+
+        async def overall_then_representative() -> None:
+            await overall_fit()
+            await pool.call(segment_views.representative_fit, strata, values,
+                            self.margins[0], self.n, self.previous.get("served"))
+
+        start = time.perf_counter()
+        await overall_fit()
+        reference = time.perf_counter() - start
+        start = time.perf_counter()
+        await asyncio.gather(overall_then_representative(), segment_fits())
+        return {"reference: overall fit alone": round(reference, 3),
+                "every view as served, in the fit and segment workers":
+                    round(time.perf_counter() - start, 3)}
+
+
+async def _layouts(views: _Views, rounds: int) -> list[dict[str, float]]:
+    # The benchmark's own niceness (19): the workers may not raise their priority above it.
+    pool = FitPool(1, nice=19, segment_workers=1)
+    try:
+        await views.layout(pool)  # starts both workers
+        return [await views.layout(pool) for _ in range(rounds)]
+    finally:
+        await pool.close()
 
 
 def measure(n_proposals: int = 2_000, n_votes: int = 1_000_000, n_attributes: int = 4,
@@ -141,4 +211,5 @@ def measure(n_proposals: int = 2_000, n_votes: int = 1_000_000, n_attributes: in
                            10_000_000 * (r + 1)))
         refits.append(views.refit())
     return {"n_proposals": n_proposals, "n_votes": n_votes, "segments": n_attributes * n_values,
-            "new_votes_per_refit": new_votes, "cold": cold, "refits": refits}
+            "new_votes_per_refit": new_votes, "cold": cold, "refits": refits,
+            "layout_wall_s": asyncio.run(_layouts(views, rounds))}
