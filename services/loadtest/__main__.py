@@ -92,6 +92,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--accuracy-every", type=float, default=DEFAULTS.accuracy_every_s,
                    help="seconds between reads of the full ranking for accuracy")
     p.add_argument("--seed", type=int, default=DEFAULTS.seed)
+    p.add_argument("--segments", type=int, default=DEFAULTS.segment_attributes,
+                   help="attributes of five values each that voters declare with their votes "
+                        "(the ranker refits five segments an attribute)")
     p.add_argument("--runs", type=int, default=1,
                    help="repeat the whole run this many times (a new cause each time) and "
                         "print each goal's median")
@@ -125,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
             bulk_streams=args.bulk_streams, channels=args.channels, tie_rate=args.tie_rate,
             skip_rate=args.skip_rate, catch_up_s=args.catch_up, baseline=not args.no_baseline,
             baseline_votes=args.baseline_votes, accuracy_every_s=args.accuracy_every,
-            seed=args.seed)
+            seed=args.seed, segment_attributes=args.segments)
     except PlanError as exc:
         print(f"loadtest: {exc}", file=sys.stderr)
         return 2

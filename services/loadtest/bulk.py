@@ -56,7 +56,8 @@ class BulkLoad:
                 range(first, self._next_vote), votes.winners.tolist(), votes.losers.tolist(),
                 votes.ties.tolist(), votes.voters.tolist(), strict=True):
             add(vote_id=f"b{number}", cause_id=cause_id, voter_id=f"v{voter}",
-                winner_id=ids(winner), loser_id=ids(loser), tie=tie)
+                winner_id=ids(winner), loser_id=ids(loser), tie=tie,
+                attributes=campaign.attributes_of(voter))
         return request, votes
 
     async def _stream(self) -> None:

@@ -27,6 +27,9 @@ _PAGE = 1000
 # How often the published ranking's votes_counted is read (s): the freshness resolution.
 POLL_S = 0.05
 TITLE = "Comment lutter contre les violences faites aux femmes ? (test de charge)"
+# Declared voter attributes: this many values each, the first cast by this share of voters.
+_VALUES = 5
+_FIRST_VALUE_SHARE = 0.6
 
 
 class Campaign:
@@ -56,6 +59,8 @@ class Campaign:
         self.proposals_accepted = 0
         # Seconds from `origin` until this mode stopped sending (set by the runner).
         self.load_s: float | None = None
+        # Each voter's value position per declared attribute (none declared: no column).
+        self._voter_values = np.zeros((population.n_voters, 0), dtype=np.int8)
 
     def elapsed(self) -> float:
         return time.monotonic() - self.origin
@@ -64,13 +69,27 @@ class Campaign:
         self.events.append((round(self.elapsed(), 3), text))
 
     async def open(self, pair_selection: types_pb2.PairSelection =
-                   types_pb2.PAIR_SELECTION_UNSPECIFIED) -> None:
+                   types_pb2.PAIR_SELECTION_UNSPECIFIED, *, attributes: int = 0,
+                   seed: int = 0) -> None:
         """Create the (moderated) cause, its pairs chosen by `pair_selection` (UNSPECIFIED:
-        the service's default), and add the organisers' proposals, accepted at once."""
+        the service's default), with `attributes` voter attributes declared (see
+        `attributes_of`), and add the organisers' proposals, accepted at once."""
         reply = await self.gateway.call("CreateCause", gateway_pb2.CreateCauseRequest(
             cause_id=self.cause_id, title=TITLE, auto_accept_proposals=False,
             pair_selection=pair_selection), admin=True)
         self.cause = reply.cause
+        if attributes:
+            reply = await self.gateway.call(
+                "SetVoterAttributes", gateway_pb2.SetVoterAttributesRequest(
+                    cause_id=self.cause_id, attributes=[
+                        types_pb2.VoterAttribute(key=f"a{k}",
+                                                 values=[f"v{v}" for v in range(_VALUES)])
+                        for k in range(attributes)]), admin=True)
+            self.cause = reply.cause
+            others = (1 - _FIRST_VALUE_SHARE) / (_VALUES - 1)
+            self._voter_values = np.random.default_rng(seed).choice(
+                _VALUES, size=(self.population.n_voters, attributes),
+                p=[_FIRST_VALUE_SHARE] + [others] * (_VALUES - 1)).astype(np.int8)
         for start in range(0, self.population.n_seed, _PROPOSALS_PER_CALL):
             stop = min(start + _PROPOSALS_PER_CALL, self.population.n_seed)
             await self.gateway.call("AddProposals", gateway_pb2.AddProposalsRequest(
@@ -98,6 +117,11 @@ class Campaign:
         self.accepted = np.union1d(self.accepted, np.asarray(indices, dtype=np.int64))
         self.note(f"citizens added {len(indices)} proposals ({pending} pending); "
                   "the admin accepted them")
+
+    def attributes_of(self, voter: int) -> dict[str, str]:
+        """The attributes voter number `voter` declares with its votes ({} when the cause
+        declares none)."""
+        return {f"a{k}": f"v{v}" for k, v in enumerate(self._voter_values[voter].tolist())}
 
     def _new(self, k: int) -> types_pb2.NewProposal:
         return types_pb2.NewProposal(proposal_id=self.population.proposal_id(k),

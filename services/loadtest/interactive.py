@@ -102,6 +102,7 @@ class InteractiveLoad:
                 # A platform cannot know which vote is a voter's last, so it asks every time.
                 reply = await self._submit(gateway_pb2.SubmitVoteRequest(
                     cause_id=campaign.cause_id, voter_id=voter_id,
+                    attributes=campaign.attributes_of(number),
                     prompt_token=pair.prompt_token, choice=CHOICE[decision.answer],
                     skip_reason=decision.reason,
                     skip_reason_code=SKIP_REASON_NAMES.get(decision.reason_code,

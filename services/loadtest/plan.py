@@ -84,6 +84,10 @@ class LoadPlan:
     # How often the ranking is read for accuracy (s); it is read again at the end.
     accuracy_every_s: float = 2.0
     seed: int = 2017
+    # Attributes (five values each) declared on each cause and given by every voter with
+    # each vote, one value of each casting 60 % of the votes: the ranker then keeps and
+    # refits five segments an attribute beside the overall ranking. 0: none.
+    segment_attributes: int = 0
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -101,6 +105,8 @@ class LoadPlan:
         if not 0 <= self.new_proposals <= MAX_PROPOSALS - self.proposals:
             raise PlanError(f"--new-proposals must be between 0 and "
                             f"{MAX_PROPOSALS - self.proposals}, got {self.new_proposals}")
+        if not 0 <= self.segment_attributes <= 8:
+            raise PlanError(f"--segments must be 0 to 8, got {self.segment_attributes}")
         low, high = self.votes_per_voter
         if not 1 <= low <= high:
             raise PlanError(f"votes per voter must be 1 <= low <= high, got {low}-{high}")

@@ -58,7 +58,8 @@ async def run(plan: LoadPlan, target: str, creds: Credentials, out_dir: Path,
                      for mode in plan.modes]
         console.say(f"opening {len(campaigns)} cause(s) with {plan.proposals:,} proposals on "
                     f"{target} ...")
-        await asyncio.gather(*(c.open() for c in campaigns))
+        await asyncio.gather(*(c.open(attributes=plan.segment_attributes, seed=plan.seed)
+                               for c in campaigns))
         meter = CpuMeter(processes or {})
         cpu_before = meter.snapshot()
         started_at = time.time()

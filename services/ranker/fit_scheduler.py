@@ -9,9 +9,10 @@ The rankings of the segments of voters (ranker.segment_counts) are cut from the 
 at the same moment as the overall one, so they reflect the same log prefix, and are fitted
 after the overall ranking is published, in a round of their own beside the overall refits:
 only the segments whose votes or catalog changed since their last fit, one after the other,
-each warm-started from its previous fit. While a round runs, the overall refits go on (each
-waits behind at most one segment fit in the fit worker) and cut no segment; the round, once
-done, asks for a refit if it left segments behind.
+each warm-started from its previous fit, in the segment worker (ranker.fit_pool). While a
+round runs, the overall refits go on beside it (with no segment worker, each waits behind at
+most one segment fit in the fit worker) and cut no segment; the round, once done, asks for a
+refit if it left segments behind.
 """
 
 from __future__ import annotations
