@@ -243,13 +243,16 @@ class FitScheduler:
             return await asyncio.to_thread(segment_views.consensus_view, overall, segments)
         async with self._views_lock:
             cached = self._views.get((view, key))
+            previous = None
             if cached is not None:
                 cached_margin, ranking, figures = cached
                 if cached_margin == margin and ranking.fitted_at_ms >= overall.fitted_at_ms \
                         and ranking.votes_counted == overall.votes_counted \
                         and ranking.catalog_version == overall.catalog_version:
                     return ranking, figures
-            result = await self._representative(overall, key, margin)
+                # The previous weighted fit is closer to the new one than the raw ranking.
+                previous = ranking if cached_margin == margin else None
+            result = await self._representative(overall, key, margin, previous)
             self._views[(view, key)] = (margin, *result)
             return result
 
@@ -276,6 +279,7 @@ class FitScheduler:
                     break
 
     async def _representative(self, overall: Ranking, key: int, margin: tuple[float, ...],
+                              previous: Ranking | None = None,
                               ) -> tuple[Ranking, segment_views.View]:
         catalog = self._catalog
         if catalog is None:
@@ -295,7 +299,7 @@ class FitScheduler:
                 fit_input, self.cause_id, catalog, applied.counts,
                 votes_counted=applied.votes_counted, last_vote_entry_id=applied.last_id,
                 left_out=applied.left_out, with_pairs=False))
-        init = await asyncio.to_thread(overall.abilities_for, inputs.items)
+        init = await asyncio.to_thread((previous or overall).abilities_for, inputs.items)
         n_pairs = sum(len(part[0]) for part in strata)
         try:
             if choose_transport(inputs.n_items, n_pairs, replicas=False) \
