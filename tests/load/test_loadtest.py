@@ -1,6 +1,7 @@
-"""The load generator against the session's cluster: a tiny bounded run of both modes whose
-report audits every vote (accepted == counted == OK) and carries every promised figure, and
-repeated runs summarised by their median. Marked `loadtest` (select or skip with -m)."""
+"""The load generator against the session's cluster: a tiny bounded run of both modes, its
+voters declaring attributes, whose report audits every vote (accepted == counted == OK, and
+counted in each of its voters' segments) and carries every promised figure, and repeated
+runs summarised by their median. Marked `loadtest` (select or skip with -m)."""
 
 from __future__ import annotations
 
@@ -9,16 +10,18 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import ADMIN_TOKEN, PLATFORM_TOKEN, Cluster
+from conftest import ADMIN_TOKEN, PLATFORM_TOKEN, Cluster, eventually
 
 from loadtest import runner
 from loadtest.__main__ import main
 from loadtest.gateway_client import Credentials
 from loadtest.plan import LoadPlan
+from pairwise.v1 import gateway_pb2, gateway_pb2_grpc
 
 PLAN = LoadPlan(mode="both", voters=300, proposals=30, new_proposals=6, duration_s=3.0,
                 max_votes=2_000, concurrency=16, arrival_rate=200.0, batch_size=250,
-                bulk_streams=2, catch_up_s=30.0, baseline_votes=3_000, accuracy_every_s=1.0)
+                bulk_streams=2, catch_up_s=30.0, baseline_votes=3_000, accuracy_every_s=1.0,
+                segment_attributes=2)
 
 pytestmark = pytest.mark.loadtest
 
@@ -50,6 +53,22 @@ def test_a_bounded_run_reports_every_figure_and_loses_no_vote(cluster: Cluster,
         assert audit["proposals_pending"] == 0
         assert -1 <= final["kendall_tau"] <= 1 and 0 <= final["coverage"] <= 1
         assert final["votes_counted"] == audit["votes_counted"]
+        # Every voter declared both attributes: each attribute's five segments together
+        # count every vote once (segment counts follow the segments' fits, so they may
+        # come a refit after the overall count).
+        def per_attribute(cause_id: str = m["cause_id"]) -> dict[str, int]:
+            with cluster.channel() as channel:
+                stats = gateway_pb2_grpc.GatewayServiceStub(channel).GetCauseStats(
+                    gateway_pb2.GetCauseStatsRequest(cause_id=cause_id),
+                    metadata=cluster.admin, timeout=5)
+            totals = {"a0": 0, "a1": 0}
+            for segment in stats.segments:
+                totals[segment.segment.key] += segment.votes_counted
+            return totals
+
+        counted = audit["votes_counted"]
+        eventually(per_attribute, f"{mode}: every vote in one segment of each attribute",
+                   until=lambda totals, counted=counted: set(totals.values()) == {counted})
 
     interactive = report["modes"]["interactive"]
     for rpc in ("NextPair", "SubmitVote"):
