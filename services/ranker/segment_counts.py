@@ -35,8 +35,8 @@ Segment = tuple[int, int]
 _SNAPSHOT_MAGIC = b"PWSG"
 _VOTES_MAGIC = b"PWSV"
 # Snapshot: magic, int64 number of segments; per segment int32 attribute, int32 value,
-# int64 length, then that many bytes of its SegmentPairCounts snapshot (or, as written
-# before segments stopped keeping per-proposal arrays, of a whole PairCounts snapshot).
+# int64 length, then that many bytes of its SegmentPairCounts snapshot (or of a whole
+# PairCounts snapshot, per-proposal arrays included: the older form, still read).
 _SEGMENT_HEADER = np.dtype([("attribute", "<i4"), ("value", "<i4"), ("length", "<i8")])
 _SPARSE_MAGIC = b"PWSP"
 # A SegmentPairCounts snapshot: this header, then the int64 pair keys, the three uint32
