@@ -1,7 +1,8 @@
 """Every Redis key the cluster uses, in one place.
 
 All keys of one cause share the hash tag `{cause_id}` so that a Lua script touching a
-cause's catalog, vote log and checkpoint runs on one Redis Cluster slot.
+cause's catalog, vote log and checkpoint runs on one Redis Cluster slot. The global keys
+are each read or written alone, except the rankers' directory, whose two keys share a slot.
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ RANKER_GROUP = "ranker"
 AWAKE_CAUSES = "causes:awake"
 # The live rankers (global; the format and its scripts are in pairwise.ranker_directory):
 # a sorted set of ranker ids scored by when their registration expires (Redis time, ms),
-# and a hash of each one's gRPC address.
+# and a hash of each one's gRPC address. One slot for both, as their scripts need: the
+# hash tag {rankers} hashes as the name "rankers" does.
 RANKERS = "rankers"
-RANKER_ADDRESSES = "rankers:addrs"
+RANKER_ADDRESSES = "{rankers}:addrs"
 
 
 def cause(cause_id: str) -> str:
