@@ -15,11 +15,12 @@ from typing import Any
 
 import redis.asyncio
 import redis.exceptions
+from redis.asyncio.cluster import RedisCluster
 
 from ingest.votes import CauseImport, InteractiveVote, Receipt, VoteStats
 from pairwise import awake_causes, cause_life, checkpoint_fields, keys, vote_log
 from pairwise.errors import FailedPrecondition, NotFound, PairwiseError, Unavailable
-from pairwise.redis_client import when_reachable
+from pairwise.redis_client import is_cluster_client, when_reachable
 from pairwise.redis_scripts import Call, FollowUp, Script, ScriptRunner
 
 logger = logging.getLogger(__name__)
@@ -283,13 +284,17 @@ class VoteStore:
         async def waitaof() -> Any:
             try:
                 return await self._redis.execute_command(
-                    "WAITAOF", 1, 0, self._wait_aof_timeout_ms)
+                    "WAITAOF", 1, 0, self._wait_aof_timeout_ms, **every_master)
             except redis.exceptions.ResponseError as exc:
                 raise FsyncUnavailable(redis_shown, f"WAITAOF refused ({exc})") from exc
 
+        # On a Redis Cluster every master is asked, its reply under its name.
+        every_master = ({"target_nodes": RedisCluster.PRIMARIES}
+                        if is_cluster_client(self._redis) else {})
         reply = await when_reachable(waitaof, redis_shown)
-        if int(reply[0]) < 1:
-            raise FsyncUnavailable(redis_shown, f"WAITAOF 1 0 answered {reply!r}")
+        for one in reply.values() if isinstance(reply, dict) else [reply]:
+            if int(one[0]) < 1:
+                raise FsyncUnavailable(redis_shown, f"WAITAOF 1 0 answered {reply!r}")
 
     async def record_votes_each(
             self, votes: Sequence[InteractiveVote]) -> list[Receipt | PairwiseError]:
@@ -341,7 +346,9 @@ class VoteStore:
         async with self._redis.pipeline(transaction=False) as pipe:
             pipe.exists(keys.cause(cause_id))
             pipe.hgetall(keys.vote_stats(cause_id))
-            pipe.pfcount(keys.voters(cause_id))
+            # Not pipe.pfcount: a Redis Cluster pipeline refuses it (PFCOUNT may name keys
+            # of several slots; this one names one).
+            pipe.execute_command("PFCOUNT", keys.voters(cause_id))
             exists, counters, voters = await pipe.execute()
         if not exists:
             return None
@@ -370,7 +377,8 @@ class VoteStore:
                       ] if cause_ids else []
         if self._wait_aof:
             follow_ups.append(
-                FollowUp(("WAITAOF", 1, 0, self._wait_aof_timeout_ms), self._check_fsync))
+                FollowUp(("WAITAOF", 1, 0, self._wait_aof_timeout_ms), self._check_fsync,
+                         per_connection=True))
         return await self._run(calls, follow_ups)
 
     async def _run(self, calls: list[Call], follow_ups: list[FollowUp] | None = None,
@@ -400,6 +408,11 @@ class VoteStore:
                               "retry later")
         if isinstance(result, Exception):
             raise _transient(result)
+        if isinstance(result, dict):
+            # A Redis Cluster's masters, each asked on the connection that wrote to it.
+            for reply in result.values():
+                self._check_fsync(reply)
+            return
         if int(result[0]) < 1:
             raise Unavailable(
                 f"vote store did not confirm the write on disk within "
