@@ -4,6 +4,12 @@ loaded cause whose consumer waits for entries, each page handed to its cause.
 A blocking read per cause held a Redis connection per cause, so a ranker ran out of
 connections past ~100 active causes; this one holds one, whatever the number of causes.
 
+On a Redis Cluster one command may only name keys of one slot, and every cause has a slot
+of its own (pairwise.keys): the read is then one XREADGROUP per slot, sent without blocking
+in one pipeline per node (one connection per node, the nodes read at once); when every log
+came back empty, the next read waits `_CLUSTER_IDLE_POLL_S` (or until a consumer comes to
+wait), where one blocking read would have waited on the server.
+
 What keeps counting exact (ranker.log_consumer states the rule): a page XREADGROUP returned
 is in the group's pending list as soon as Redis sent it, so it must reach its consumer or
 its consumer must reload. Hence a page is kept in its subscription until the consumer takes
@@ -22,9 +28,11 @@ from typing import Any
 
 import redis.asyncio as aioredis
 import redis.exceptions
+from redis.crc import key_slot
 
 from pairwise import keys
 from pairwise.cancellation import raise_if_cancel_requested
+from pairwise.redis_client import is_cluster_client
 from pairwise.vote_log import RawEntry
 
 logger = logging.getLogger(__name__)
@@ -44,6 +52,11 @@ _BUSY_BLOCK_MS = 20
 
 # After a read failed for a reason that is not one log's (Redis unreachable), before the next.
 _ERROR_PAUSE_S = 0.1
+
+# On a Redis Cluster, after a read that found nothing in any log, before the next: what a
+# vote may wait to be read when its cause was idle, against one XREADGROUP per loaded cause
+# per read when every cause is idle (causes idle longer are unloaded, so not read at all).
+_CLUSTER_IDLE_POLL_S = 0.05
 
 _NOGROUP_KEY = re.compile(r"NOGROUP No such key '(.+?)' or consumer group")
 
@@ -130,6 +143,7 @@ class VoteReader:
         self._subscriptions: dict[str, Subscription] = {}
         self._wanted = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._cluster = is_cluster_client(client)
         self.reads = 0  # XREADGROUP calls made, for tests and measurements
 
     def start(self) -> None:
@@ -187,11 +201,21 @@ class VoteReader:
                          block_ms: int) -> tuple[list[Subscription], bool]:
         """One XREADGROUP over the logs of `wanting`; pages handed out. Returns the
         subscriptions fed and whether any page was full."""
+        by_slot: dict[int, list[Subscription]] = {}
+        if self._cluster:
+            for subscription in wanting:
+                by_slot.setdefault(key_slot(subscription.stream_key.encode()),
+                                   []).append(subscription)
         try:
             self.reads += 1
-            reply: Any = await self._redis.xreadgroup(
-                keys.RANKER_GROUP, self._consumer, {s.stream_key: ">" for s in wanting},
-                count=self._read_batch, block=block_ms)
+            if len(by_slot) > 1:
+                reply: Any = await self._read_slots(list(by_slot.values()))
+                if not reply:
+                    await self._idle_poll()
+            else:
+                reply = await self._redis.xreadgroup(
+                    keys.RANKER_GROUP, self._consumer, {s.stream_key: ">" for s in wanting},
+                    count=self._read_batch, block=block_ms)
         except asyncio.CancelledError:
             for subscription in wanting:
                 subscription.fail(ReadFailed("the vote reader stopped during a read"))
@@ -212,6 +236,32 @@ class VoteReader:
             fed.append(to)
             full = full or len(entries) >= self._read_batch
         return fed, full
+
+    async def _read_slots(self, groups: list[list[Subscription]]) -> list[Any]:
+        """One XREADGROUP per group (the logs of one cluster slot each), without blocking, in
+        one pipeline (the client sends each node its own, at once); the logs' entries as
+        XREADGROUP answers them. A read of some group refused (its log's consumer group
+        missing) fails that group's subscriptions; a node that failed fails all of them."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for group in groups:
+                pipe.xreadgroup(keys.RANKER_GROUP, self._consumer,
+                                {s.stream_key: ">" for s in group}, count=self._read_batch)
+            replies = await pipe.execute(raise_on_error=False)
+        found: list[Any] = []
+        for group, reply in zip(groups, replies, strict=True):
+            if isinstance(reply, Exception):
+                self._failed(group, reply)
+            else:
+                found.extend(reply or ())
+        return found
+
+    async def _idle_poll(self) -> None:
+        """Wait `_CLUSTER_IDLE_POLL_S`, or less if a consumer comes to wait."""
+        self._wanted.clear()
+        try:
+            await asyncio.wait_for(self._wanted.wait(), _CLUSTER_IDLE_POLL_S)
+        except TimeoutError:
+            pass
 
     def _failed(self, wanting: list[Subscription], exc: Exception) -> None:
         """A read failed: the log it names (a group missing), or every log it named."""
