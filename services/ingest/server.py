@@ -31,10 +31,13 @@ async def start(settings: Settings) -> RunningServer:
         max_connections=settings.redis_max_connections,
         pool_timeout_s=settings.redis_pool_timeout_s, retry_on_connection_error=True)
     store = VoteStore(client, wait_aof=settings.wait_aof,
-                      wait_aof_timeout_ms=settings.wait_aof_timeout_ms)
+                      wait_aof_timeout_ms=settings.wait_aof_timeout_ms,
+                      wait_replicas=settings.wait_replicas)
     gate = BacklogGate(store.backlogs, settings.max_backlog, settings.backlog_check_interval_s)
     servicer = IngestServicer(Intake(store, gate, settings, DeclaredAttributes(client)))
     try:
+        if settings.wait_replicas:
+            await store.check_replicas(redis_client.shown(settings.redis_url))
         if settings.wait_aof:
             await store.check_durability(redis_client.shown(settings.redis_url))
         else:

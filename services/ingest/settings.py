@@ -34,6 +34,10 @@ class Settings:
     # when the server cannot honour it. False is the operator's opt-out, logged at start.
     wait_aof: bool = True
     wait_aof_timeout_ms: int = 1_000
+    # And after that many replicas of the master received it (WAIT N, within the same
+    # timeout): an OK then survives the master's loss, a replica promoted in its place
+    # (Redis replicates asynchronously: without it, the master's last votes may be lost).
+    wait_replicas: int = 0
     # A vote arriving sooner than this after its prompt was issued (ms) is kept but flagged
     # untrusted (q="0" in the vote log).
     min_view_ms: int = 300
@@ -69,6 +73,7 @@ class Settings:
             backlog_check_interval_s=env_float("INGEST_BACKLOG_CHECK_S", 1.0),
             wait_aof=env_bool("INGEST_WAITAOF", True),
             wait_aof_timeout_ms=env_int("INGEST_WAITAOF_TIMEOUT_MS", 1_000),
+            wait_replicas=env_int("INGEST_WAIT_REPLICAS", 0),
             min_view_ms=env_int("INGEST_MIN_VIEW_MS", 300),
             redis_max_connections=env_int("INGEST_REDIS_CONNECTIONS", 64),
             redis_pool_timeout_s=env_float("INGEST_REDIS_POOL_TIMEOUT_S", 5.0),

@@ -267,15 +267,22 @@ class VoteStore:
     `wait_aof`, every write is followed on the same connection by WAITAOF 1 0
     `wait_aof_timeout_ms`, and a write that was not fsynced in time, or a server that
     refuses WAITAOF, raises Unavailable: no OK is promised that the disk does not hold.
+    With `wait_replicas`, every write is also followed by WAIT `wait_replicas`
+    `wait_aof_timeout_ms`, and a write fewer replicas received in time raises Unavailable.
     `check_durability` tells at start-up whether the server can honour it.
     """
 
     def __init__(self, redis_client: redis.asyncio.Redis, *, wait_aof: bool = True,
-                 wait_aof_timeout_ms: int = 1_000) -> None:
+                 wait_aof_timeout_ms: int = 1_000, wait_replicas: int = 0) -> None:
         self._redis = redis_client
         self._scripts = ScriptRunner(redis_client)
         self._wait_aof = wait_aof
         self._wait_aof_timeout_ms = wait_aof_timeout_ms
+        self._wait_replicas = wait_replicas
+        # On a Redis Cluster the start-up checks ask every master, each answering under its
+        # name.
+        self._every_master = ({"target_nodes": RedisCluster.PRIMARIES}
+                              if is_cluster_client(redis_client) else {})
 
     async def check_durability(self, redis_shown: str) -> None:
         """Raise FsyncUnavailable unless the server confirms an fsync on demand (WAITAOF 1 0,
@@ -284,17 +291,27 @@ class VoteStore:
         async def waitaof() -> Any:
             try:
                 return await self._redis.execute_command(
-                    "WAITAOF", 1, 0, self._wait_aof_timeout_ms, **every_master)
+                    "WAITAOF", 1, 0, self._wait_aof_timeout_ms, **self._every_master)
             except redis.exceptions.ResponseError as exc:
                 raise FsyncUnavailable(redis_shown, f"WAITAOF refused ({exc})") from exc
 
-        # On a Redis Cluster every master is asked, its reply under its name.
-        every_master = ({"target_nodes": RedisCluster.PRIMARIES}
-                        if is_cluster_client(self._redis) else {})
         reply = await when_reachable(waitaof, redis_shown)
         for one in reply.values() if isinstance(reply, dict) else [reply]:
             if int(one[0]) < 1:
                 raise FsyncUnavailable(redis_shown, f"WAITAOF 1 0 answered {reply!r}")
+
+    async def check_replicas(self, redis_shown: str) -> None:
+        """Stop start-up (SystemExit) unless every master has `wait_replicas` replicas in
+        sync now (WAIT, what every write will ask)."""
+        reply = await when_reachable(lambda: self._redis.execute_command(
+            "WAIT", self._wait_replicas, self._wait_aof_timeout_ms, **self._every_master),
+            redis_shown)
+        for one in reply.values() if isinstance(reply, dict) else [reply]:
+            if int(one) < self._wait_replicas:
+                raise SystemExit(
+                    f"INGEST_WAIT_REPLICAS={self._wait_replicas}, but a master of the Redis at "
+                    f"{redis_shown} has {one} replicas in sync: start its replicas, or lower "
+                    "the setting")
 
     async def record_votes_each(
             self, votes: Sequence[InteractiveVote]) -> list[Receipt | PairwiseError]:
@@ -379,6 +396,10 @@ class VoteStore:
             follow_ups.append(
                 FollowUp(("WAITAOF", 1, 0, self._wait_aof_timeout_ms), self._check_fsync,
                          per_connection=True))
+        if self._wait_replicas:
+            follow_ups.append(
+                FollowUp(("WAIT", self._wait_replicas, self._wait_aof_timeout_ms),
+                         self._check_replicated, per_connection=True))
         return await self._run(calls, follow_ups)
 
     async def _run(self, calls: list[Call], follow_ups: list[FollowUp] | None = None,
@@ -417,6 +438,20 @@ class VoteStore:
             raise Unavailable(
                 f"vote store did not confirm the write on disk within "
                 f"{self._wait_aof_timeout_ms} ms; retry (the retry is de-duplicated)")
+
+
+    def _check_replicated(self, result: Any) -> None:
+        if isinstance(result, Exception):
+            raise _transient(result)
+        if isinstance(result, dict):
+            # A Redis Cluster's masters, each asked on the connection that wrote to it.
+            for reply in result.values():
+                self._check_replicated(reply)
+            return
+        if int(result) < self._wait_replicas:
+            raise Unavailable(
+                f"vote store did not confirm the write on {self._wait_replicas} replicas "
+                f"within {self._wait_aof_timeout_ms} ms; retry (the retry is de-duplicated)")
 
 
 def _receipt(vote: InteractiveVote, reply: list[bytes]) -> Receipt | PairwiseError:

@@ -176,7 +176,8 @@ class EmbeddedRedis:
                 self.port = free_port()
             cluster_args: list[str] = []
             if self.cluster_node_timeout_ms is not None:
-                self.bus_port = free_port()
+                if self._choose_port or not self.bus_port:
+                    self.bus_port = free_port()
                 cluster_args = cluster_node_args(self.bus_port, self.cluster_node_timeout_ms)
             log_start = log_path.stat().st_size if log_path.exists() else 0
             # The child gets its own copy of the descriptor; the parent's is closed at once
@@ -286,15 +287,32 @@ class EmbeddedCluster:
         for node in self.nodes:
             node.stop()
 
+    def kill(self, index: int) -> None:
+        """SIGKILL node `index`, as a crash would (a master's replica is promoted once the
+        others have missed it for `node_timeout_ms`)."""
+        self.nodes[index].kill()
+
+    def restart(self, index: int, timeout: float = 30.0) -> None:
+        """Start node `index` again on its ports, from its AOF and nodes.conf (a master
+        replaced meanwhile rejoins as its successor's replica), and wait until every node
+        sees the cluster whole."""
+        node = self.nodes[index]
+        node._choose_port = False
+        node.start(timeout)
+        self._wait_whole(time.monotonic() + timeout)
+
     def masters(self) -> list[int]:
-        """The indices of the nodes that are masters now."""
-        return [i for i in range(len(self.nodes)) if self._role(i) == "master"]
+        """The indices of the running nodes that are masters now."""
+        return [i for i in self._running() if self._role(i) == "master"]
+
+    def _running(self) -> list[int]:
+        return [i for i, node in enumerate(self.nodes)
+                if node.process is not None and node.process.poll() is None]
 
     def replicas_of(self, master: int) -> list[int]:
         """The indices of the nodes replicating node `master` now."""
         master_id = self._ask(master, "CLUSTER", "MYID").decode()
-        return [i for i in range(len(self.nodes))
-                if i != master and self._myself(i)[3] == master_id]
+        return [i for i in self._running() if i != master and self._myself(i)[3] == master_id]
 
     def master_serving(self, slot: int) -> int:
         """The index of the master that serves `slot` now."""
@@ -337,7 +355,7 @@ class EmbeddedCluster:
                    "sync)")
 
     def _wait(self, ready: Callable[[int], bool], deadline: float, what: str) -> None:
-        while not all(ready(i) for i in range(len(self.nodes))):
+        while not all(ready(i) for i in self._running()):
             if time.monotonic() > deadline:
                 raise TimeoutError(f"embedded cluster: timed out waiting for {what}")
             time.sleep(0.05)

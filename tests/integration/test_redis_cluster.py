@@ -1,7 +1,9 @@
 """The services on a Redis Cluster (3 masters, a replica each: the embedded server in cluster
 mode, loopback ports): causes whose keys live on different masters take votes through the
 gateway, ingest and ranker and rank them exactly, and a master failed over to its replica
-while votes arrive loses or doubles no acknowledged vote."""
+(by hand, or killed) while votes arrive loses or doubles no acknowledged vote. Ingest waits
+for a replica to receive each vote too (INGEST_WAIT_REPLICAS=1), as a cluster that must
+survive a master's loss is run."""
 
 from __future__ import annotations
 
@@ -51,8 +53,8 @@ def stub(redis_cluster: EmbeddedCluster) -> Iterator[gateway_pb2_grpc.GatewaySer
     trusted)."""
     url = redis_cluster.url
     with contextlib.ExitStack() as stack:
-        ingest = stack.enter_context(serve_in_thread(start_ingest,
-                                                     ingest_settings(url, min_view_ms=0)))
+        ingest = stack.enter_context(serve_in_thread(start_ingest, ingest_settings(
+            url, min_view_ms=0, wait_replicas=1)))
         stack.enter_context(serve_in_thread(start_ranker, ranker_settings(url)))
         gateway = stack.enter_context(serve_in_thread(start_gateway, gateway_settings(
             url, f"127.0.0.1:{ingest.port}")))
@@ -192,6 +194,7 @@ class Importer(threading.Thread):
             self.error = exc
 
 
+@pytest.mark.slow
 def test_a_master_failed_over_during_votes_loses_and_doubles_none(
         redis_cluster: EmbeddedCluster, stub: gateway_pb2_grpc.GatewayServiceStub) -> None:
     causes = causes_on_every_master("failover")
@@ -216,6 +219,11 @@ def test_a_master_failed_over_during_votes_loses_and_doubles_none(
             importer.stopping.set()
         for importer in importers.values():
             importer.join(timeout=60)
+    check_every_acknowledged_vote_counted_once(stub, importers)
+
+
+def check_every_acknowledged_vote_counted_once(stub: gateway_pb2_grpc.GatewayServiceStub,
+                                               importers: dict[str, Importer]) -> None:
     for importer in importers.values():
         assert importer.error is None, importer.error
     for cause_id, importer in importers.items():
@@ -226,3 +234,40 @@ def test_a_master_failed_over_during_votes_loses_and_doubles_none(
         stats = stub.GetCauseStats(gw.GetCauseStatsRequest(cause_id=cause_id),
                                    metadata=PLATFORM, timeout=10)
         assert stats.votes_accepted == acked
+
+
+@pytest.mark.slow
+def test_a_master_killed_during_votes_loses_and_doubles_none(
+        redis_cluster: EmbeddedCluster, stub: gateway_pb2_grpc.GatewayServiceStub) -> None:
+    causes = causes_on_every_master("killed")
+    for cause_id in causes.values():
+        create(stub, cause_id)
+    slot = key_slot(keys.votes(causes[1]).encode())
+    importers = {cause_id: Importer(stub, cause_id) for cause_id in causes.values()}
+    for importer in importers.values():
+        importer.start()
+    try:
+        eventually(lambda: min(len(i.acked) for i in importers.values()),
+                   "every cause to take votes", until=lambda n: n >= 100)
+        killed = redis_cluster.master_serving(slot)
+        redis_cluster.kill(killed)
+
+        def serving() -> int | None:
+            try:
+                return redis_cluster.master_serving(slot)
+            except LookupError:
+                return None
+
+        eventually(serving, "a replica promoted in the killed master's place",
+                   until=lambda node: node not in (None, killed), timeout=60)
+        # Back as the new master's replica: what the votes of that master wait for again.
+        redis_cluster.restart(killed)
+        before = {c: len(i.acked) for c, i in importers.items()}
+        eventually(lambda: all(len(i.acked) >= before[c] + 100 for c, i in importers.items()),
+                   "every cause to take votes after the master's loss", timeout=60)
+    finally:
+        for importer in importers.values():
+            importer.stopping.set()
+        for importer in importers.values():
+            importer.join(timeout=60)
+    check_every_acknowledged_vote_counted_once(stub, importers)
