@@ -20,7 +20,7 @@ import pytest
 from conftest import eventually, served_port
 
 from pairwise import health_probe
-from pairwise.embedded_redis import EmbeddedRedis
+from pairwise.embedded_redis import EmbeddedCluster, EmbeddedRedis
 from pairwise.v1 import gateway_pb2, gateway_pb2_grpc, types_pb2
 
 ADMIN = (("authorization", "Bearer fault-admin"),)
@@ -78,10 +78,19 @@ class Service:
                 self.process.wait()
 
 
-@pytest.fixture
-def processes(tmp_path: Path) -> Iterator[dict[str, Service]]:
-    redis_server = EmbeddedRedis(tmp_path / "redis", unix_socket=True).start()
-    env = {**os.environ, "REDIS_URL": redis_server.url, "PAIRWISE_TOKEN_SECRET": "f" * 32,
+@pytest.fixture(params=["redis", "redis-cluster"])
+def processes(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[dict[str, Service]]:
+    """The services on one embedded Redis, or on an embedded Redis Cluster (3 masters, a
+    replica each; ingest waits for a replica to receive each vote)."""
+    redis_server: EmbeddedRedis | EmbeddedCluster
+    on_cluster: dict[str, str] = {}
+    if request.param == "redis-cluster":
+        redis_server = EmbeddedCluster(tmp_path / "redis").start()
+        on_cluster = {"INGEST_WAIT_REPLICAS": "1"}
+    else:
+        redis_server = EmbeddedRedis(tmp_path / "redis", unix_socket=True).start()
+    env = {**os.environ, **on_cluster, "REDIS_URL": redis_server.url,
+           "PAIRWISE_TOKEN_SECRET": "f" * 32,
            "PAIRWISE_INTERNAL_SECRET": "i" * 32,
            "PAIRWISE_ADMIN_TOKEN": "fault-admin", "PAIRWISE_PLATFORM_TOKEN": "fault-platform",
            "RANKER_FIT_INTERVAL_S": "0.2", "RANKER_CHECKPOINT_INTERVAL_S": "0.3",
