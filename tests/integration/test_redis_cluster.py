@@ -48,7 +48,8 @@ def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Embedded
 
 
 @pytest.fixture(scope="module")
-def stub(redis_cluster: EmbeddedCluster) -> Iterator[gateway_pb2_grpc.GatewayServiceStub]:
+def stub(redis_cluster: EmbeddedCluster, tmp_path_factory: pytest.TempPathFactory,
+         ) -> Iterator[gateway_pb2_grpc.GatewayServiceStub]:
     """A gateway, an ingest and a ranker on the cluster (min_view_ms 0: every vote is
     trusted)."""
     url = redis_cluster.url
@@ -57,7 +58,8 @@ def stub(redis_cluster: EmbeddedCluster) -> Iterator[gateway_pb2_grpc.GatewaySer
             url, min_view_ms=0, wait_replicas=1)))
         stack.enter_context(serve_in_thread(start_ranker, ranker_settings(url)))
         gateway = stack.enter_context(serve_in_thread(start_gateway, gateway_settings(
-            url, f"127.0.0.1:{ingest.port}")))
+            url, f"127.0.0.1:{ingest.port}",
+            archive_dir=str(tmp_path_factory.mktemp("archives")))))
         channel = stack.enter_context(grpc.insecure_channel(f"127.0.0.1:{gateway.port}"))
         yield gateway_pb2_grpc.GatewayServiceStub(channel)
 
@@ -151,6 +153,43 @@ def test_votes_on_causes_of_every_master_are_ranked_exactly(
         assert (stats.votes_accepted, stats.votes_counted) == (sum(wins.values()),) * 2
     listed = stub.ListCauses(gw.ListCausesRequest(limit=100), metadata=ADMIN, timeout=10)
     assert set(causes.values()) <= {c.cause_id for c in listed.causes}
+
+
+def test_a_cause_moderated_excluded_exported_closed_and_archived_on_the_cluster(
+        stub: gateway_pb2_grpc.GatewayServiceStub) -> None:
+    cause_id = "life-on-cluster"
+    create(stub, cause_id)
+    imported = [types_pb2.ImportedVote(vote_id=f"i{n}", cause_id=cause_id, voter_id=f"u{n % 5}",
+                                       winner_id=PROPOSALS[n % 4],
+                                       loser_id=PROPOSALS[(n + 1) % 4])
+                for n in range(40)]
+    stub.ImportVotes(iter([gw.ImportVotesRequest(votes=imported)]), metadata=ADMIN, timeout=30)
+    moderated = stub.ModerateProposal(gw.ModerateProposalRequest(
+        cause_id=cause_id, proposal_id="d", status=types_pb2.PROPOSAL_STATUS_REJECTED,
+        reason="hors sujet"), metadata=ADMIN, timeout=10)
+    assert moderated.proposal.status == types_pb2.PROPOSAL_STATUS_REJECTED
+    stub.ExcludeVotes(gw.ExcludeVotesRequest(cause_id=cause_id, voter_ids=["u0"],
+                                             reason="a bot"), metadata=ADMIN, timeout=10)
+    listed = stub.ListExclusions(gw.ListExclusionsRequest(cause_id=cause_id), metadata=ADMIN,
+                                 timeout=10)
+    assert listed.total == 1
+    exported = list(stub.ExportVotes(gw.ExportVotesRequest(cause_id=cause_id), metadata=ADMIN,
+                                     timeout=30))
+    assert sum(len(m.entries) for m in exported) >= 1
+    stub.CloseCause(gw.CloseCauseRequest(cause_id=cause_id), metadata=ADMIN, timeout=10)
+    final = eventually(lambda: ranking(stub, cause_id), "the final ranking",
+                       until=lambda r: r is not None and r.final, timeout=60)
+    assert {e.proposal_id for e in final.entries} == {"a", "b", "c"}
+
+    archived = eventually(lambda: stub.ArchiveCause(
+        gw.ArchiveCauseRequest(cause_id=cause_id, reason="consultation over"),
+        metadata=ADMIN, timeout=60), "archived", timeout=60)
+    assert archived.votes_archived == len(imported) and archived.keys_released > 0
+    assert archived.cause.state == types_pb2.CAUSE_STATE_ARCHIVED
+    after = stub.GetRanking(gw.GetRankingRequest(cause_id=cause_id, limit=100),
+                            metadata=PLATFORM, timeout=10)
+    assert after.final and [(e.proposal_id, e.ability) for e in after.entries] == [
+        (e.proposal_id, e.ability) for e in final.entries]
 
 
 class Importer(threading.Thread):
