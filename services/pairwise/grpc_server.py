@@ -41,9 +41,15 @@ STATUS_OF: dict[type[errors.PairwiseError], grpc.StatusCode] = {
 }
 
 # Redis failures are transient for the client: every write carries an idempotency key. A
-# server at its maxmemory refuses writes (noeviction) until an operator makes room.
+# server at its maxmemory refuses writes (noeviction) until an operator makes room. On a
+# Redis Cluster, a slot moved by a failover (a MOVED a transaction does not follow: the
+# client learns the new master from it, for the retry), a cluster down while it elects a
+# new master, or a slot no master serves for the moment, are as transient.
 _REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
-               redis.exceptions.BusyLoadingError, redis.exceptions.OutOfMemoryError)
+               redis.exceptions.BusyLoadingError, redis.exceptions.OutOfMemoryError,
+               redis.exceptions.AskError, redis.exceptions.TryAgainError,
+               redis.exceptions.ClusterDownError, redis.exceptions.SlotNotCoveredError,
+               redis.exceptions.RedisClusterUnreachableError)
 
 
 T = TypeVar("T")
