@@ -10,7 +10,8 @@ Each kill lands on a serving process after the cluster has acknowledged votes of
 since the previous kill (and, before a ranker's, answered a ranking read). The services run
 as forks of one process that imported them once (`service_launcher.py`), so a restart takes
 well under a second and the default CHAOS_KILLS=52 kills fit in about a minute; set it
-higher for a longer run. The run prints the kills done, the votes checked, the calls the
+higher for a longer run. It runs on one Redis, then on a Redis Cluster (half as many kills,
+Redis's being a master's). The run prints the kills done, the votes checked, the calls the
 clients had to retry, and how soon votes were acknowledged again after each kind of kill.
 """
 
@@ -34,12 +35,14 @@ from typing import Any
 import grpc
 import pytest
 from conftest import ADMIN_TOKEN, INTERNAL_SECRET, PLATFORM_TOKEN, bearer, eventually
+from redis.crc import key_slot
 
-from pairwise import health_probe
-from pairwise.embedded_redis import EmbeddedRedis, free_port
+from pairwise import health_probe, keys
+from pairwise.embedded_redis import EmbeddedCluster, EmbeddedRedis, free_port
 from pairwise.v1 import gateway_pb2, gateway_pb2_grpc, types_pb2
 
 KILLS = int(os.environ.get("CHAOS_KILLS", "52"))
+CAUSE_ID = "chaos"
 VICTIMS = ("gateway", "ingest", "ranker", "redis")
 N_PROPOSALS = 12
 VOTERS_AT_ONCE = 3
@@ -271,11 +274,61 @@ class Launcher:
                 self._process.stdout.close()
 
 
-@pytest.fixture
-def chaos_cluster(tmp_path: Path) -> Iterator[tuple[Launcher, EmbeddedRedis, dict[str, str]]]:
-    redis_server = EmbeddedRedis(tmp_path / "redis", unix_socket=True).start()
+class ChaosRedis:
+    """The Redis the services use, as the test kills it: one embedded server (killed, then
+    restarted from its AOF), or an embedded Redis Cluster of 3 masters with a replica each
+    (the master of the chaos cause's slot killed, its replica promoted, the old master
+    restarted as its replica)."""
+
+    def __init__(self, folder: Path, *, cluster: bool) -> None:
+        self.server: EmbeddedRedis | EmbeddedCluster = (
+            EmbeddedCluster(folder).start() if cluster
+            else EmbeddedRedis(folder, unix_socket=True).start())
+        self.url = self.server.url
+        # A master's kill takes ~10 s to repair (its replica promoted, then the old master
+        # back in sync as a replica, which the votes of its slots wait for): half as many
+        # kills on a cluster.
+        self.kills = KILLS // 2 if cluster else KILLS
+
+    def running(self) -> bool:
+        if isinstance(self.server, EmbeddedCluster):
+            return all(node.process is not None and node.process.poll() is None
+                       for node in self.server.nodes)
+        return self.server.process is not None and self.server.process.poll() is None
+
+    def kill_and_restart(self) -> None:
+        if isinstance(self.server, EmbeddedRedis):
+            self.server.kill()
+            self.server.start()
+            return
+        cluster = self.server
+        slot = key_slot(keys.votes(CAUSE_ID).encode())
+        killed = cluster.master_serving(slot)
+        cluster.kill(killed)
+
+        def promoted() -> bool:
+            try:
+                return cluster.master_serving(slot) != killed
+            except LookupError:
+                return False
+
+        eventually(promoted, "a replica promoted in the killed master's place", timeout=60)
+        cluster.restart(killed)
+
+    def stop(self) -> None:
+        self.server.stop()
+
+
+@pytest.fixture(params=["redis", "redis-cluster"])
+def chaos_cluster(tmp_path: Path, request: pytest.FixtureRequest,
+                  ) -> Iterator[tuple[Launcher, ChaosRedis, dict[str, str]]]:
+    on_cluster = request.param == "redis-cluster"
+    redis_server = ChaosRedis(tmp_path / "redis", cluster=on_cluster)
     addrs = {service: f"127.0.0.1:{free_port()}" for service in VICTIMS[:3]}
     env = {**os.environ, "REDIS_URL": redis_server.url, "PAIRWISE_TOKEN_SECRET": "c" * 32,
+           # On a cluster a vote is acknowledged once a replica has it too, so that a master
+           # killed loses none.
+           **({"INGEST_WAIT_REPLICAS": "1"} if on_cluster else {}),
            "PAIRWISE_INTERNAL_SECRET": INTERNAL_SECRET,
            "PAIRWISE_ADMIN_TOKEN": ADMIN_TOKEN, "PAIRWISE_PLATFORM_TOKEN": PLATFORM_TOKEN,
            **{f"{service.upper()}_PORT": addr.rpartition(":")[2]
@@ -298,12 +351,12 @@ def chaos_cluster(tmp_path: Path) -> Iterator[tuple[Launcher, EmbeddedRedis, dic
         redis_server.stop()
 
 
-def serving(launcher: Launcher, redis_server: EmbeddedRedis, addrs: dict[str, str],
+def serving(launcher: Launcher, redis_server: ChaosRedis, addrs: dict[str, str],
             service: str) -> bool:
     """Whether `service` serves; one that exited by itself (even while Redis was away: a
     service starting then waits for it) fails the test."""
     if service == "redis":
-        return redis_server.process is not None and redis_server.process.poll() is None
+        return redis_server.running()
     assert launcher.alive(service), f"{service} exited by itself:\n{launcher.log_tail(service)}"
     return health_probe.check(addrs[service], timeout_s=1) == health_probe.SERVING
 
@@ -342,11 +395,11 @@ def same_vote(vote: Vote) -> Vote:
 
 @pytest.mark.slow
 def test_every_acknowledged_vote_survives_dozens_of_kills(
-        chaos_cluster: tuple[Launcher, EmbeddedRedis, dict[str, str]],
+        chaos_cluster: tuple[Launcher, ChaosRedis, dict[str, str]],
         capsys: pytest.CaptureFixture[str]) -> None:
     launcher, redis_server, addrs = chaos_cluster
     began = time.monotonic()
-    cause_id = "chaos"
+    cause_id = CAUSE_ID
     ledger = Ledger()
     up = functools.partial(serving, launcher, redis_server, addrs)
     for service in VICTIMS:
@@ -367,7 +420,7 @@ def test_every_acknowledged_vote_survives_dozens_of_kills(
             client.start()
         kills: collections.Counter[str] = collections.Counter()
         try:
-            for k in range(KILLS):
+            for k in range(redis_server.kills):
                 victim = VICTIMS[k % len(VICTIMS)]
                 # Under load, and after the cluster recovered from the previous kill: votes
                 # of both kinds acknowledged since, and a ranking read before the ranker's.
@@ -379,8 +432,7 @@ def test_every_acknowledged_vote_survives_dozens_of_kills(
                            "votes again", timeout=60)
                 killed_at = time.monotonic()
                 if victim == "redis":
-                    redis_server.kill()
-                    redis_server.start()
+                    redis_server.kill_and_restart()
                 else:
                     launcher.kill9(victim)
                     launcher.start(victim)
