@@ -138,7 +138,8 @@ class EmbeddedRedis:
     With `unix_socket=True` it serves on `data_dir/redis.sock` and no TCP port, so that
     servers started side by side (parallel test runs) never compete for a port. Otherwise on
     `port`, or with port 0 on an unused one: if another process takes that port between its
-    choice and the server's bind, `start()` tries another.
+    choice and the server's bind, `start()` tries another. Started again (after `kill`), it
+    serves on the same port.
     """
 
     def __init__(self, data_dir: Path, port: int = 0, *, unix_socket: bool = False,
@@ -191,6 +192,8 @@ class EmbeddedRedis:
                     stderr=subprocess.STDOUT)
             try:
                 wait_ready(self.url, timeout, self.process)
+                # Started again later (after a kill), it serves where its clients look.
+                self._choose_port = False
                 return self
             except ServerExited as exc:
                 with open(log_path, "rb") as log:
@@ -297,7 +300,6 @@ class EmbeddedCluster:
         replaced meanwhile rejoins as its successor's replica), and wait until every node
         sees the cluster whole."""
         node = self.nodes[index]
-        node._choose_port = False
         node.start(timeout)
         self._wait_whole(time.monotonic() + timeout)
 
