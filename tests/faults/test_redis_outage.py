@@ -19,6 +19,7 @@ from typing import Any
 import grpc
 import pytest
 import redis
+import redis.cluster
 from conftest import (
     ADMIN_TOKEN,
     PLATFORM_TOKEN,
@@ -33,7 +34,7 @@ from conftest import (
 from gateway.server import start as start_gateway
 from ingest.server import start as start_ingest
 from pairwise import health_probe, keys, vote_log
-from pairwise.embedded_redis import EmbeddedRedis, free_port
+from pairwise.embedded_redis import EmbeddedCluster, EmbeddedRedis, free_port
 from pairwise.v1 import gateway_pb2, gateway_pb2_grpc, types_pb2
 from ranker.server import start as start_ranker
 
@@ -174,19 +175,28 @@ def look(stub: gateway_pb2_grpc.GatewayServiceStub, cause_id: str, ledger: Ledge
         ledger.stop.wait(0.5)
 
 
-@pytest.fixture
-def redis_on_a_port(tmp_path: Path) -> Iterator[EmbeddedRedis]:
+@pytest.fixture(params=["redis", "redis-cluster"])
+def redis_on_a_port(tmp_path: Path, request: pytest.FixtureRequest,
+                    ) -> Iterator[EmbeddedRedis | EmbeddedCluster]:
     # A TCP port, as `make up` and compose run it (a frozen server still accepts
-    # connections); a fixed one, so that a restart serves where the clients look.
-    server = EmbeddedRedis(tmp_path / "redis", port=free_port()).start()
+    # connections); a fixed one, so that a restart serves where the clients look. Or a
+    # Redis Cluster (3 masters, a replica each), all of it away at once.
+    server = (EmbeddedCluster(tmp_path / "redis").start() if request.param == "redis-cluster"
+              else EmbeddedRedis(tmp_path / "redis", port=free_port()).start())
     yield server
-    if server.process is not None and server.process.poll() is None:
-        os.kill(server.process.pid, signal.SIGCONT)  # a frozen server ignores SIGTERM
+    for node in server.nodes if isinstance(server, EmbeddedCluster) else [server]:
+        if node.process is not None and node.process.poll() is None:
+            os.kill(node.process.pid, signal.SIGCONT)  # a frozen server ignores SIGTERM
     server.stop()
 
 
-def take_redis_away(server: EmbeddedRedis, how: str) -> Callable[[], object]:
-    """Freeze or kill `server`; returns how to bring it back (its port, its AOF)."""
+def take_redis_away(server: EmbeddedRedis | EmbeddedCluster,
+                    how: str) -> Callable[[], object]:
+    """Freeze or kill `server` (every node of a cluster); returns how to bring it back (its
+    ports, its AOF)."""
+    if isinstance(server, EmbeddedCluster):
+        comebacks = [take_redis_away(node, how) for node in server.nodes]
+        return lambda: [comeback() for comeback in comebacks]
     assert server.process is not None
     if how == "frozen":
         pid = server.process.pid
@@ -196,10 +206,17 @@ def take_redis_away(server: EmbeddedRedis, how: str) -> Callable[[], object]:
     return server.start
 
 
+def vote_log_store(server: EmbeddedRedis | EmbeddedCluster) -> Any:
+    """A plain client reading the vote logs of `server`."""
+    if isinstance(server, EmbeddedCluster):
+        return redis.cluster.RedisCluster(host="127.0.0.1", port=server.nodes[0].port)
+    return redis.Redis.from_url(server.url)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("how", ["frozen", "restarted"])
-def test_thirty_seconds_without_redis_are_survived(redis_on_a_port: EmbeddedRedis,
-                                                   how: str) -> None:
+def test_thirty_seconds_without_redis_are_survived(
+        redis_on_a_port: EmbeddedRedis | EmbeddedCluster, how: str) -> None:
     url = redis_on_a_port.url
     cause_id = f"outage-{how}"
     with (serve_in_thread(start_ingest, ingest_settings(url)) as ingest,
@@ -262,17 +279,26 @@ def test_thirty_seconds_without_redis_are_survived(redis_on_a_port: EmbeddedRedi
 
             # Every acknowledged vote is in the log once, and counted once.
             assert set(ledger.acknowledged.values()) == {1}
-            store = redis.Redis.from_url(url)
+            store = vote_log_store(redis_on_a_port)
             logged = collections.Counter(
                 v.vote_id for _, fields in store.xrange(keys.votes(cause_id))
                 for v in vote_log.votes_of(fields))
             store.close()
             assert logged == ledger.acknowledged
+            def cause_stats() -> gateway_pb2.GetCauseStatsResponse | None:
+                # The ranker may still be on its way back into the directory (UNAVAILABLE:
+                # a cluster is whole again a moment after its nodes are up).
+                try:
+                    return stub.GetCauseStats(gateway_pb2.GetCauseStatsRequest(
+                        cause_id=cause_id), metadata=ADMIN, timeout=DEADLINE_S)
+                except grpc.RpcError as exc:
+                    if exc.code() not in RETRYABLE:
+                        raise
+                    return None
+
             stats = eventually(
-                lambda: stub.GetCauseStats(gateway_pb2.GetCauseStatsRequest(
-                    cause_id=cause_id), metadata=ADMIN, timeout=DEADLINE_S),
-                "every acknowledged vote counted",
-                until=lambda s: s.votes_counted == len(ledger.acknowledged))
+                cause_stats, "every acknowledged vote counted",
+                until=lambda s: s is not None and s.votes_counted == len(ledger.acknowledged))
             assert stats.votes_accepted == len(ledger.acknowledged)
             ranking = stub.GetRanking(gateway_pb2.GetRankingRequest(cause_id=cause_id),
                                       metadata=ADMIN, timeout=DEADLINE_S)
