@@ -5,8 +5,9 @@ XREADGROUP (ranker.vote_reader), and unloads a cause that stays idle. It learns 
 unloaded cause got votes from the set `keys.AWAKE_CAUSES`, which it polls:
 
 - **Ingest** adds a cause (`mark_command`) after the scripts that wrote its votes, in the
-  same pipelined round trip, so Redis runs the SADD after them; a vote is answered OK only
-  once that SADD succeeded. A cause already in the set costs one O(1) no-op per round trip.
+  same pipelined round trip (on a Redis Cluster, whose nodes do not order one pipeline,
+  once they replied), so Redis runs the SADD after them; a vote is answered OK only once
+  that SADD succeeded. A cause already in the set costs one O(1) no-op per round trip.
 - **A ranker** adds a cause (`wake`) before it loads it, so a ranker killed while it holds
   delivered entries leaves the cause in the set for its successor. It removes a cause only
   when putting it to sleep (`put_to_sleep`), once a final checkpoint covers everything it
