@@ -16,13 +16,15 @@ tag and every script touches one slot (pairwise.keys), so the services run uncha
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import time
 import urllib.parse
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar, cast
 
 from redis.asyncio import BlockingConnectionPool, Redis
-from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.asyncio.cluster import ClusterNode, ClusterPipeline, RedisCluster
 from redis.asyncio.connection import SSLConnection, parse_url
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
@@ -77,7 +79,8 @@ def connect(url: str, *, connect_timeout_s: float, socket_timeout_s: float,
     if is_cluster(url):
         return _connect_cluster(url, connect_timeout_s=connect_timeout_s,
                                 socket_timeout_s=socket_timeout_s + blocking_s,
-                                max_connections=max_connections, retry=retry,
+                                max_connections=max_connections,
+                                pool_timeout_s=pool_timeout_s, retry=retry,
                                 client_name=client_name)
     return Redis.from_pool(BlockingConnectionPool.from_url(
         url,
@@ -90,10 +93,68 @@ def connect(url: str, *, connect_timeout_s: float, socket_timeout_s: float,
     ))
 
 
+# Set while a task holds a turn of its `_WaitingCluster` (a pipeline that resends a
+# redirected command through the client takes no second turn).
+_holding_turn: contextvars.ContextVar[bool] = contextvars.ContextVar("holding_turn",
+                                                                     default=False)
+
+
+class _WaitingCluster(RedisCluster):
+    """A RedisCluster whose commands and pipelines wait up to `pool_timeout_s` for one of
+    `max_connections` turns, as a blocking pool's wait for a free connection: RedisCluster's
+    own pools fail a command at once (MaxConnectionsError) past `max_connections` on a
+    node, which a ranker loading dozens of causes at once reached on every node. A command
+    or pipeline holds at most one connection per node, so no node exceeds the bound."""
+
+    def __init__(self, *, max_connections: int, pool_timeout_s: float, **options: Any) -> None:
+        super().__init__(max_connections=max_connections, **options)
+        self._turns = asyncio.Semaphore(max_connections)
+        self._turn_timeout_s = pool_timeout_s
+
+    @contextlib.asynccontextmanager
+    async def turn(self) -> AsyncIterator[None]:
+        if _holding_turn.get():
+            yield
+            return
+        try:
+            await asyncio.wait_for(self._turns.acquire(), self._turn_timeout_s)
+        except TimeoutError:
+            raise RedisConnectionError(
+                f"no Redis connection free within {self._turn_timeout_s} s") from None
+        held = _holding_turn.set(True)
+        try:
+            yield
+        finally:
+            _holding_turn.reset(held)
+            self._turns.release()
+
+    async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        async with self.turn():
+            return await super().execute_command(*args, **kwargs)
+
+    def pipeline(self, transaction: Any | None = None,
+                 shard_hint: Any | None = None) -> ClusterPipeline:
+        if shard_hint:
+            raise ValueError("no shard_hint on a Redis Cluster")
+        # Not abstract: RedisCluster.pipeline makes its ClusterPipeline the same way.
+        return _WaitingPipeline(self, transaction)  # type: ignore[abstract]
+
+
+class _WaitingPipeline(ClusterPipeline):
+    """A pipeline of a `_WaitingCluster`, sent in one turn."""
+
+    async def execute(self, raise_on_error: bool = True,
+                      allow_redirections: bool = True) -> list[Any]:
+        client: _WaitingCluster = self.cluster_client  # type: ignore[assignment]
+        async with client.turn():
+            return await super().execute(raise_on_error, allow_redirections)
+
+
 def _connect_cluster(url: str, *, connect_timeout_s: float, socket_timeout_s: float,
-                     max_connections: int, retry: Retry, client_name: str | None) -> Redis:
-    """A RedisCluster for a cluster URL, with `connect`'s timeouts and retries;
-    `max_connections` is per node (RedisCluster fails a command past it instead of waiting).
+                     max_connections: int, pool_timeout_s: float, retry: Retry,
+                     client_name: str | None) -> Redis:
+    """A RedisCluster for a cluster URL, with `connect`'s timeouts, retries and bounded,
+    waiting pool (`_WaitingCluster`).
 
     Typed as Redis: RedisCluster offers the same commands and pipelines to the services
     (which use one slot per command or script), without being its subclass."""
@@ -106,9 +167,10 @@ def _connect_cluster(url: str, *, connect_timeout_s: float, socket_timeout_s: fl
     host, port = options.pop("host"), options.pop("port")
     ssl = options.pop("connection_class", None) is SSLConnection
     others = [ClusterNode(*address.rsplit(":", 1)) for address in hosts[1:]]
-    cluster = RedisCluster(
+    cluster = _WaitingCluster(
         startup_nodes=[ClusterNode(host, port), *others], ssl=ssl,
-        max_connections=max_connections, socket_timeout=socket_timeout_s,
+        max_connections=max_connections, pool_timeout_s=pool_timeout_s,
+        socket_timeout=socket_timeout_s,
         socket_connect_timeout=connect_timeout_s, retry=retry, client_name=client_name,
         **options)
     return cast(Redis, cluster)
