@@ -364,7 +364,10 @@ class CauseDirectory:
         # One look first: the causes of a ranker that died mostly have votes to count, and
         # load at once rather than after taking them out of the set and looking again.
         if await awake_causes.has_uncounted(self._redis, cause_id):
-            self._open(cause_id)
+            # A renewal during that look may have found the lease lost: then the cause
+            # waits for the next poll, like one another ranker holds.
+            if cause_id in self._leases:
+                self._open(cause_id)
         else:
             await self._sleep_or_load(cause_id)
 

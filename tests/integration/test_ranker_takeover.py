@@ -2,7 +2,9 @@
 votes flowing through ingest to 300 causes and rankings read through the gateway.
 
 The time from a kill until every cause answers GetRanking again is measured and printed
-(`hand-over`), never asserted: on a loaded machine it says more about the machine.
+(`hand-over`), never asserted: on a loaded machine it says more about the machine. So is
+where it goes: how long after the kill the killed ranker's registration (and so its leases)
+ran out, which no ranker can shorten, and how long its causes then took to load elsewhere.
 """
 
 from __future__ import annotations
@@ -77,14 +79,30 @@ class RankerProcess:
                 self.kill()
 
 
-def leases_held(r: redis.Redis, cause_ids: list[str], name: str) -> int:
-    """How many of `cause_ids` the ranker named `name` holds the lease of (its lease tokens
-    start with its id, which starts with its name)."""
+def causes_leased(r: redis.Redis, cause_ids: list[str], name: str) -> list[str]:
+    """Those of `cause_ids` whose lease the ranker named `name` holds (its lease tokens start
+    with its id, which starts with its name)."""
     with r.pipeline(transaction=False) as pipe:
         for cause_id in cause_ids:
             pipe.get(keys.lease(cause_id))
         tokens = pipe.execute()
-    return sum(1 for token in tokens if token and token.decode().startswith(f"{name}-"))
+    return [cause_id for cause_id, token in zip(cause_ids, tokens, strict=True)
+            if token and token.decode().startswith(f"{name}-")]
+
+
+def leases_held(r: redis.Redis, cause_ids: list[str], name: str) -> int:
+    """How many of `cause_ids` the ranker named `name` holds the lease of."""
+    return len(causes_leased(r, cause_ids, name))
+
+
+def registration_left_s(r: redis.Redis, name: str) -> float:
+    """Seconds until the registration of the ranker named `name` runs out in the directory
+    (by Redis' clock, as the directory's scripts judge it), if it is not renewed."""
+    now_s, now_us = r.time()
+    expiries = [score for member, score in r.zrange(keys.RANKERS, 0, -1, withscores=True)
+                if member.decode().startswith(f"{name}-")]
+    assert len(expiries) == 1, expiries
+    return expiries[0] / 1000 - (now_s + now_us / 1e6)
 
 
 class VoteFlow:
@@ -144,28 +162,50 @@ def read_ranking(stub: gateway_pb2_grpc.GatewayServiceStub,
         return None
 
 
+class Answers:
+    """When each cause first answered after an event, and how many reads got no answer in
+    time (DEADLINE_EXCEEDED: on a starved machine a read can wait for a core that long)."""
+
+    def __init__(self, seconds: dict[str, float], timed_out: int) -> None:
+        self.seconds = seconds
+        self.timed_out = timed_out
+
+    def worst(self, cause_ids: list[str] | None = None) -> float:
+        return max(self.seconds[c] for c in (cause_ids or self.seconds))
+
+    def median(self, cause_ids: list[str] | None = None) -> float:
+        return statistics.median(self.seconds[c] for c in (cause_ids or self.seconds))
+
+
 def seconds_until_every_cause_answers(gateway_addr: str, cause_ids: list[str],
-                                      since: float) -> list[float]:
+                                      since: float) -> Answers:
     """Read every cause through the gateway, all at once, until each has answered once; the
     seconds from `since` (time.monotonic) to each cause's first answer."""
+    timed_out = 0
+
     async def first_answer(stub: gateway_pb2_grpc.GatewayServiceStub, cause_id: str) -> float:
+        nonlocal timed_out
         request = gateway_pb2.GetRankingRequest(cause_id=cause_id, limit=1)
         while True:
             try:
                 await stub.GetRanking(request, metadata=ADMIN, timeout=30)
                 return time.monotonic() - since
             except grpc.aio.AioRpcError as exc:
-                assert exc.code() == grpc.StatusCode.UNAVAILABLE, exc
+                assert exc.code() in (grpc.StatusCode.UNAVAILABLE,
+                                      grpc.StatusCode.DEADLINE_EXCEEDED), exc
+                timed_out += exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED
                 assert time.monotonic() - since < 120, f"cause {cause_id} never answered"
             # Coarse enough not to starve the rankers of CPU with reads (300 causes).
             await asyncio.sleep(0.2)
 
-    async def every_cause() -> list[float]:
+    async def every_cause() -> dict[str, float]:
         async with grpc.aio.insecure_channel(gateway_addr) as channel:
             stub = gateway_pb2_grpc.GatewayServiceStub(channel)
-            return list(await asyncio.gather(*(first_answer(stub, c) for c in cause_ids)))
+            seconds = await asyncio.gather(*(first_answer(stub, c) for c in cause_ids))
+            return dict(zip(cause_ids, seconds, strict=True))
 
-    return asyncio.run(every_cause())
+    answers = asyncio.run(every_cause())
+    return Answers(answers, timed_out)
 
 
 @pytest.fixture
@@ -186,8 +226,10 @@ def test_a_killed_rankers_causes_are_served_again_and_every_vote_counts_once(
     r = redis.Redis.from_url(db_url)
     rankers: list[RankerProcess] = []
     names = (f"ranker-{k}" for k in itertools.count())
-    kills: list[list[float]] = []  # per kill, the seconds until each cause answered
-    joins: list[list[float]] = []  # the same once a ranker joined afterwards
+    kills: list[Answers] = []  # per kill, the seconds until each cause answered
+    moved: list[list[str]] = []  # per kill, the causes the killed ranker held
+    ran_out: list[float] = []  # per kill, when its registration and leases ran out (s)
+    joins: list[Answers] = []  # the same once a ranker joined afterwards
     try:
         with serve_in_thread(start_ingest, ingest_settings(db_url)) as ingest, \
                 serve_in_thread(start_gateway, gateway_settings(
@@ -214,8 +256,12 @@ def test_a_killed_rankers_causes_are_served_again_and_every_vote_counts_once(
                 victim = rankers.pop(0)
                 eventually(lambda v=victim: leases_held(r, cause_ids, v.name),
                            f"{victim.name} to serve some causes", timeout=60)
+                moved.append(causes_leased(r, cause_ids, victim.name))
                 victim.kill()
                 killed_at = time.monotonic()
+                # Read once it can renew no more (its entry stays until a renewal sweeps it).
+                ran_out.append(registration_left_s(r, victim.name)
+                               + time.monotonic() - killed_at)
                 kills.append(seconds_until_every_cause_answers(gateway_addr, cause_ids,
                                                                killed_at))
                 joined = RankerProcess(db_url, next(names), tmp_path)
@@ -248,7 +294,12 @@ def test_a_killed_rankers_causes_are_served_again_and_every_vote_counts_once(
             ranker.stop()
         r.close()
     with capsys.disabled():
-        for k, (killed, joined) in enumerate(zip(kills, joins, strict=True), 1):
+        for k, (killed, held, left_s, joined) in enumerate(
+                zip(kills, moved, ran_out, joins, strict=True), 1):
             print(f"\nhand-over: kill {k}: every cause answered again within "
-                  f"{max(killed):.2f} s (median cause {statistics.median(killed):.2f} s); "
-                  f"after the next ranker joined, within {max(joined):.2f} s")
+                  f"{killed.worst():.2f} s (median cause {killed.median():.2f} s); the "
+                  f"killed ranker's registration and leases ran out {left_s:.2f} s after "
+                  f"the kill, and its {len(held)} causes answered within "
+                  f"{killed.worst(held):.2f} s (median {killed.median(held):.2f} s); "
+                  f"after the next ranker joined, every cause within {joined.worst():.2f} s; "
+                  f"reads past their 30 s deadline: {killed.timed_out + joined.timed_out}")

@@ -18,6 +18,7 @@ The package, one concept per module:
     starting_point      warm starts, and the cold start's log-odds guess
     solver              inexact Newton (conjugate gradients), a step length per component
     few_votes           items with a handful of votes, settled exactly between Newton steps
+    small               fits of a few items: Newton on the dense Hessian, none of the above
     standard_errors     exact (dense, or sparse by elimination) and approximate (belief
                         propagation) diag(H⁻¹); the sandwich H⁻¹ J H⁻¹ of weighted fits
     estimate            `fit` and `BTFit`, which tie them together

@@ -6,10 +6,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ranker.bradley_terry import standard_errors
+from ranker.bradley_terry import small, solver, standard_errors
 from ranker.bradley_terry.graph import ComparisonGraph
 from ranker.bradley_terry.likelihood import PRIOR_STRENGTH, Objective
-from ranker.bradley_terry.solver import maximise
 from ranker.bradley_terry.starting_point import starting_point
 
 # `fit`'s defaults, named so that a fit can be reproduced with the settings it ran with.
@@ -106,11 +105,15 @@ def fit(
     FitDidNotConverge
         The tolerance was not reached within `max_iter` iterations (never a partial answer).
     """
-    objective = Objective(ComparisonGraph(n_items, i, j, wins_ij, wins_ji, prior_strength))
+    graph = ComparisonGraph(n_items, i, j, wins_ij, wins_ji, prior_strength)
+    if 0 < n_items <= min(small.MAX_ITEMS, solver.DENSE_MAX_ITEMS) and exact is not False \
+            and exact_component_max is None:
+        return _small_fit(graph, init, tol, max_iter, with_std_errors)
+    objective = Objective(graph)
     point = starting_point(objective, init)
     iterations = 0
     if n_items:
-        point, iterations = maximise(objective, point, tol, max_iter)
+        point, iterations = solver.maximise(objective, point, tol, max_iter)
     # At the optimum every component already has mean 0 up to ~tol; centring exactly is free
     # and leaves the information (which only sees differences) valid for the errors.
     abilities = point.abilities - point.abilities.mean() if n_items else point.abilities
@@ -120,6 +123,29 @@ def fit(
     else:
         errors, exact = np.full(n_items, np.nan), False
     objective_value = float(point.objectives.sum()) if n_items else 0.0
+    return BTFit(
+        abilities=abilities,
+        std_errors=errors,
+        ci_low=abilities - 1.96 * errors,
+        ci_high=abilities + 1.96 * errors,
+        iterations=iterations,
+        log_posterior=objective_value,
+        exact_std_errors=exact,
+    )
+
+
+def _small_fit(graph: ComparisonGraph, init: np.ndarray | None, tol: float, max_iter: int,
+               with_std_errors: bool) -> BTFit:
+    """`fit` of a few items (`small`): the same optimum, and exact standard errors."""
+    found, iterations, objective_value, inverse_diagonal = small.maximise(
+        graph, small.start(graph, init), tol, max_iter)
+    abilities = found - found.mean()
+    if with_std_errors:
+        # diag(C H⁻¹ C) = diag(H⁻¹) − 1/(nλ) (see `standard_errors`).
+        variances = inverse_diagonal - 1.0 / (graph.n * graph.prior_strength)
+        errors, exact = np.sqrt(np.maximum(variances, 0.0)), True
+    else:
+        errors, exact = np.full(graph.n, np.nan), False
     return BTFit(
         abilities=abilities,
         std_errors=errors,

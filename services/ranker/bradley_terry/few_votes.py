@@ -57,7 +57,7 @@ class FewVoteItems:
         # one. The global Newton step handles such items well enough.
         candidates = np.flatnonzero(weak)
         if candidates.shape[0]:
-            on_lo, on_hi = graph.repeat_over_lo(weak), np.take(weak, graph.columns)
+            on_lo, on_hi = graph.repeat_over_lo(weak), weak[graph.j]
             among = np.flatnonzero(on_lo & on_hi)
         else:
             among = np.zeros(0, dtype=np.intp)
@@ -71,7 +71,7 @@ class FewVoteItems:
             too_large = candidates[sizes[group[candidates]] > _GROUP_MAX]
             if too_large.shape[0]:
                 weak[too_large] = False
-                on_lo, on_hi = graph.repeat_over_lo(weak), np.take(weak, graph.columns)
+                on_lo, on_hi = graph.repeat_over_lo(weak), weak[graph.j]
         self.items = np.flatnonzero(weak)
         m = self.items.shape[0]
         self.edges = np.flatnonzero(on_lo | on_hi) if m else np.zeros(0, dtype=np.intp)

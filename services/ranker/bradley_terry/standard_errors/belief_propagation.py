@@ -33,9 +33,10 @@ def local_variances(
     np.square(squared, out=squared)
     if on is not None:
         squared[~on] = 0.0
-    columns = graph.columns
+    # Gathers by the intp hi indices: np.take with int32 ones converts them on every call.
+    hi = graph.j
     forward = graph.repeat_over_lo(diagonal.astype(np.float32))  # message i → j
-    backward = np.take(diagonal.astype(np.float32), columns)  # message j → i
+    backward = diagonal.astype(np.float32)[hi]  # message j → i
     into_j = np.empty_like(squared)
     into_i = np.empty_like(squared)
     precision = diagonal
@@ -50,6 +51,6 @@ def local_variances(
         single = precision.astype(np.float32)
         forward = graph.repeat_over_lo(single)
         forward += into_i
-        np.take(single, columns, out=backward)
+        backward = single[hi]
         backward += into_j
     return 1.0 / precision
