@@ -101,15 +101,15 @@ def _entry_messages(reply: list[tuple[bytes, dict[bytes, bytes]]],
 def _entry_message(entry_id: bytes, fields: dict[bytes, bytes],
                    pseudonyms: Pseudonyms | None) -> gateway_pb2.VoteLogEntry:
     kinds = fields.get(b"k", b"").decode()
-    voter_ids = fields.get(b"u", b"").decode()
-    reason_code, reason_text = vote_log.skip_reason_parts(
-        fields.get(b"r", b"").decode(errors="replace"))
+    voter_ids = fields.get(b"u", b"")
     if pseudonyms is not None and voter_ids:
         voter_ids = pseudonyms.of_list(voter_ids)
+    reason_code, reason_text = vote_log.skip_reason_parts(
+        fields.get(b"r", b"").decode(errors="replace"))
     return gateway_pb2.VoteLogEntry(
         entry_id=entry_id.decode(), kinds=kinds, a=fields.get(b"a", b"").decode(),
         b=fields.get(b"b", b"").decode(), vote_ids=fields.get(b"v", b"").decode(),
-        voter_ids=voter_ids,
+        voter_ids=voter_ids.decode(),
         # An entry without trust flags is trusted (pairwise.vote_log: every writer adds q).
         trust=fields.get(b"q", b"1" * len(kinds)).decode(),
         skip_reason=reason_text,

@@ -36,9 +36,22 @@ def test_pseudonyms_are_hmac_sha256_of_the_voter_id() -> None:
     pseudonyms = Pseudonyms(salt)
     expected = hmac.new(salt, "voter-ü@x".encode(), hashlib.sha256).hexdigest()[:32]
     assert pseudonyms.of("voter-ü@x") == expected
-    assert pseudonyms.of_list("a b a") == " ".join(
-        hmac.new(salt, v.encode(), hashlib.sha256).hexdigest()[:32] for v in "aba")
+    assert pseudonyms.of_list(b"a b a") == " ".join(
+        hmac.new(salt, v.encode(), hashlib.sha256).hexdigest()[:32] for v in "aba").encode()
     assert Pseudonyms(bytes(32)).of("a") != pseudonyms.of("a")
+
+
+def test_pseudonyms_hash_each_voter_once_and_stay_the_same_past_the_cache() -> None:
+    pseudonyms = Pseudonyms(bytes(range(32)), cache_max=3)
+    first = pseudonyms.of_list(b"a b a c b").split()
+    assert first[0] == first[2] and first[1] == first[4] and len(set(first)) == 3
+    assert pseudonyms.hashed == 3
+    # Past the cache's bound the memory starts afresh: the same voters, the same pseudonyms.
+    second = pseudonyms.of_list(b"d c b a").split()
+    assert pseudonyms.hashed == 4
+    third = pseudonyms.of_list(b"a b c").split()
+    assert second[1:] == [first[3], first[1], first[0]] == third[::-1]
+    assert pseudonyms.hashed == 7
 
 
 @pytest.mark.parametrize("fmt", vote_table.FORMATS)
