@@ -10,17 +10,22 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from redis.asyncio import Redis
 
 from gateway.catalog import Proposal
 from gateway.pseudonyms import Pseudonyms
 from pairwise import keys, submitted_vote, vote_log
-from pairwise.errors import InvalidArgument
+from pairwise.errors import FailedPrecondition, InvalidArgument
 from pairwise.ids import is_entry_id
 from pairwise.v1 import gateway_pb2
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 # Votes per XRANGE reply (and per ExportVotes message): ~1 MB of fields, big enough that
 # the per-call costs vanish, small enough to keep an export's memory flat.
@@ -91,6 +96,61 @@ class VoteExport:
             start = "(" + batch[-1].entry_id
             votes = sum(len(entry.kinds) for entry in batch)
             count = max(1, min(_MAX_COUNT, count * BATCH_VOTES // max(votes, 1)))
+
+
+async def archived_entries(folder: Path, through_entry_id: str,
+                           pseudonyms: Pseudonyms | None, proposal_index: dict[str, int],
+                           ) -> AsyncIterator[list[gateway_pb2.VoteLogEntry]]:
+    """An archived cause's log entries up to `through_entry_id` ("" = all), read back from
+    its archive folder (an export with raw voter ids, gateway.archive), in batches of about
+    BATCH_VOTES votes, as `entries` sends them; voter ids through `pseudonyms` unless None.
+
+    Raises FailedPrecondition when the folder is gone, or its votes file no longer has the
+    SHA-256 its manifest gives (nothing is sent from a changed archive).
+    """
+    # Imported here: only archived causes need them, and pyarrow takes half a second to load.
+    import pyarrow.parquet as pq
+
+    from publishing import manifest, vote_table
+
+    def opened() -> Iterator[pa.RecordBatch]:
+        try:
+            document = manifest.read(folder)
+            checks = manifest.check_files(folder, document)
+        except (manifest.NotAnExport, OSError) as exc:
+            raise FailedPrecondition(f"the archive {folder} cannot be read: {exc}") from None
+        changed = [check.name for check in checks if not check.ok]
+        if changed:
+            raise FailedPrecondition(f"the archive {folder} was changed since it was written "
+                                     f"({', '.join(changed)}: SHA-256 differs)")
+        return pq.ParquetFile(folder / document["votes"]["file"]).iter_batches(
+            batch_size=BATCH_VOTES)
+
+    def converted(batch: pa.RecordBatch) -> list[gateway_pb2.VoteLogEntry]:
+        entries = vote_table.entries_from_batch(batch, proposal_index)
+        if pseudonyms is not None:
+            for entry in entries:
+                entry.voter_ids = pseudonyms.of_list(entry.voter_ids.encode()).decode()
+        return entries
+
+    batches = await asyncio.to_thread(opened)
+    last = _entry_order(through_entry_id) if through_entry_id else None
+    while True:
+        batch = await asyncio.to_thread(next, batches, None)
+        if batch is None:
+            return
+        entries = await asyncio.to_thread(converted, batch)
+        if last is not None and _entry_order(entries[-1].entry_id) > last:
+            entries = [e for e in entries if _entry_order(e.entry_id) <= last]
+            if entries:
+                yield entries
+            return
+        yield entries
+
+
+def _entry_order(entry_id: str) -> tuple[int, int]:
+    milliseconds, _, sequence = entry_id.partition("-")
+    return int(milliseconds), int(sequence)
 
 
 def _entry_messages(reply: list[tuple[bytes, dict[bytes, bytes]]],

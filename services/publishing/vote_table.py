@@ -23,7 +23,7 @@ group (`ROW_GROUP_VOTES`) in memory.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
@@ -42,6 +42,7 @@ FORMATS = (PARQUET, CSV)
 
 KIND_NAMES = ("win", "tie", "skip")  # position = vote_log's kind code
 _KIND_DICTIONARY = pa.array(KIND_NAMES)
+_LETTER_OF_KIND = dict(zip(KIND_NAMES, (vote_log.WIN, vote_log.TIE, vote_log.SKIP), strict=True))
 _CODE_OF_LETTER = np.full(256, 255, dtype=np.uint8)
 for _letter, _code in ((vote_log.WIN, vote_log.WIN_CODE), (vote_log.TIE, vote_log.TIE_CODE),
                        (vote_log.SKIP, vote_log.SKIP_CODE)):
@@ -242,6 +243,66 @@ class VoteFileWriter:
         finally:
             self._thread.shutdown()
             self._writer.close()
+
+
+def entries_from_batch(batch: pa.RecordBatch,
+                       index_of: Mapping[str, int]) -> list[gateway_pb2.VoteLogEntry]:
+    """The log entries a batch of vote rows (SCHEMA, as a Parquet votes file holds them)
+    was written from, in order: what ExportVotes sent, voter ids as the file holds them.
+
+    The rows of an entry are consecutive; an entry the batch's end cuts in two comes as two
+    entries with the same id. `index_of` gives each proposal id its catalog index. Raises
+    MalformedEntries for a kind or proposal it does not know.
+    """
+    n = batch.num_rows
+    if n == 0:
+        return []
+    entry_ids = batch.column("entry_id")
+    changes = np.flatnonzero(pc.not_equal(entry_ids[1:], entry_ids[:-1]).to_numpy(
+        zero_copy_only=False)) + 1
+    starts = np.concatenate([[0], changes]).astype(np.int32)
+    offsets = pa.array(np.concatenate([starts, [n]]).astype(np.int32))
+
+    def joined(words: pa.Array, separator: str) -> list[str]:
+        return pc.binary_join(pa.ListArray.from_arrays(offsets, words), separator).to_pylist()
+
+    kinds = batch.column("kind")
+    letters = [_LETTER_OF_KIND.get(name) for name in kinds.dictionary.to_pylist()]
+    if None in letters:
+        raise MalformedEntries(f"unknown vote kinds in {entry_ids[0]} .. {entry_ids[n - 1]}")
+    sides = []
+    for side in ("proposal_a", "proposal_b"):
+        column = batch.column(side)
+        try:
+            catalog = np.array([index_of[p] for p in column.dictionary.to_pylist()], np.int64)
+        except KeyError as exc:
+            raise MalformedEntries(f"proposal {exc.args[0]!r} is not in the catalog") from None
+        indices = catalog[column.indices.to_numpy(zero_copy_only=False)] if len(catalog) else (
+            np.zeros(0, np.int64))
+        sides.append(joined(pa.array(indices).cast(pa.string()), " "))
+    trusted = batch.column("trusted").to_numpy(zero_copy_only=False)
+    kind_letters = np.array(letters)[kinds.indices.to_numpy(zero_copy_only=False)]
+    is_skip = kind_letters == vote_log.SKIP
+    reasons = batch.column("skip_reason").to_pylist()
+    codes = batch.column("skip_reason_code").to_pylist()
+    columns = zip(
+        entry_ids.take(pa.array(starts)).to_pylist(),
+        joined(pa.array(kind_letters), ""),
+        *sides,
+        joined(batch.column("vote_id"), " "), joined(batch.column("voter_id"), " "),
+        joined(pa.array(np.where(trusted, "1", "0")), ""),
+        joined(batch.column("attributes"), " "), strict=True)
+    entries = []
+    for start, (entry_id, kind, a, b, vote_ids, voter_ids, trust, attributes) in zip(
+            starts.tolist(), columns, strict=True):
+        skip = bool(is_skip[start]) and len(kind) == 1
+        entries.append(gateway_pb2.VoteLogEntry(
+            entry_id=entry_id, kinds=kind, a=a, b=b, vote_ids=vote_ids, voter_ids=voter_ids,
+            trust=trust, skip_reason=(reasons[start] or "") if skip else "",
+            skip_reason_code=(codes[start] or "SKIP_REASON_UNSPECIFIED") if skip
+            else "SKIP_REASON_UNSPECIFIED",
+            attributes=attributes))
+    return entries
 
 
 def read_batches(path: Path, fmt: str) -> Iterator[pa.RecordBatch]:
