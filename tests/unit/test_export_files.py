@@ -1,5 +1,6 @@
 """The export's files without a cluster: pseudonyms are HMAC-SHA256, vote rows round-trip
-through Parquet and CSV exactly, malformed entries are refused, the counting rule."""
+through Parquet and CSV exactly and read back as the log entries they came from, malformed
+entries are refused, the counting rule."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from gateway.pseudonyms import Pseudonyms
@@ -72,6 +74,29 @@ def test_vote_rows_round_trip(tmp_path: Path, fmt: str) -> None:
     assert rows["skip_reason"] == [None, None, None, "je ne sais pas", ""]
     assert rows["skip_reason_code"] == [None, None, None, "SKIP_REASON_CANNOT_DECIDE",
                                         "SKIP_REASON_UNSPECIFIED"]
+
+
+def test_a_votes_file_reads_back_as_the_log_entries_it_was_written_from(
+        tmp_path: Path) -> None:
+    path = tmp_path / "votes.parquet"
+    with vote_table.VoteFileWriter(path, "parquet") as writer:
+        writer.write(vote_table.batch_from_entries(entries(), PROPOSALS))
+    index_of = {p: k for k, p in enumerate(PROPOSALS.to_pylist())}
+    read = [entry for batch in vote_table.read_batches(path, "parquet")
+            for entry in vote_table.entries_from_batch(batch, index_of)]
+    # The file says "-" (unknown) for each vote whose entry declared no attributes.
+    expected = entries()
+    for entry in expected:
+        entry.attributes = " ".join("-" * len(entry.kinds))
+    assert read == expected
+    # Cut anywhere, the rows still come back as their entries (a cut one as two parts).
+    parts = [entry for batch in pq.ParquetFile(path).iter_batches(batch_size=2)
+             for entry in vote_table.entries_from_batch(batch, index_of)]
+    assert [(e.entry_id, e.kinds, e.vote_ids) for e in parts] == [
+        ("1-0", "wt", "i1 i2"), ("1-0", "w", "i3"), ("2-0", "s", "s1"), ("3-0", "s", "s2")]
+    with pytest.raises(vote_table.MalformedEntries, match="gamma"):
+        vote_table.entries_from_batch(next(pq.ParquetFile(path).iter_batches()),
+                                      {"alpha": 0, "beta": 1})
 
 
 @pytest.mark.parametrize("entry", [
