@@ -15,8 +15,8 @@ import hashlib
 PSEUDONYM_HEX_DIGITS = 32
 # Pseudonyms remembered while exporting. Hashing a voter costs ~1.5 µs, looking one up
 # ~0.1 µs, and a voter casts several votes scattered over the log: with every voter of a
-# 1,000,000-voter cause remembered, each is hashed once. Bounded (~170 bytes a voter, so
-# ~170 MB at most, freed when the export ends); past it the memory starts afresh.
+# 1,000,000-voter cause remembered, each is hashed once. Bounded (~150 bytes a voter, so
+# ~150 MB at most, freed when the export ends); past it the memory starts afresh.
 CACHE_MAX = 1_000_000
 # SHA-256's block size in bytes: HMAC pads (shorter) keys to it.
 _BLOCK = 64
