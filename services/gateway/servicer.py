@@ -607,7 +607,7 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
         log = self._exports.entries(cause_id, through, pseudonyms) \
             if life.state is not cause_life.State.ARCHIVED else archived_entries(
                 Path(life.archive), through, pseudonyms,
-                {p.proposal_id: p.index for p in snapshot.proposals})
+                [p.proposal_id for p in snapshot.proposals])
         async for entries in log:
             votes += sum(len(entry.kinds) for entry in entries)
             yield gateway_pb2.ExportVotesResponse(entries=entries)

@@ -99,16 +99,18 @@ class VoteExport:
 
 
 async def archived_entries(folder: Path, through_entry_id: str,
-                           pseudonyms: Pseudonyms | None, proposal_index: dict[str, int],
+                           pseudonyms: Pseudonyms | None, proposal_ids: list[str],
                            ) -> AsyncIterator[list[gateway_pb2.VoteLogEntry]]:
     """An archived cause's log entries up to `through_entry_id` ("" = all), read back from
     its archive folder (an export with raw voter ids, gateway.archive), in batches of about
     BATCH_VOTES votes, as `entries` sends them; voter ids through `pseudonyms` unless None.
+    `proposal_ids` holds the id of each catalog index.
 
     Raises FailedPrecondition when the folder is gone, or its votes file no longer has the
     SHA-256 its manifest gives (nothing is sent from a changed archive).
     """
     # Imported here: only archived causes need them, and pyarrow takes half a second to load.
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     from publishing import manifest, vote_table
@@ -127,12 +129,13 @@ async def archived_entries(folder: Path, through_entry_id: str,
             batch_size=BATCH_VOTES)
 
     def converted(batch: pa.RecordBatch) -> list[gateway_pb2.VoteLogEntry]:
-        entries = vote_table.entries_from_batch(batch, proposal_index)
+        entries = vote_table.entries_from_batch(batch, catalog)
         if pseudonyms is not None:
             for entry in entries:
                 entry.voter_ids = pseudonyms.of_list(entry.voter_ids.encode()).decode()
         return entries
 
+    catalog = pa.array(proposal_ids, pa.string())
     batches = await asyncio.to_thread(opened)
     last = _entry_order(through_entry_id) if through_entry_id else None
     while True:

@@ -23,7 +23,7 @@ group (`ROW_GROUP_VOTES`) in memory.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
@@ -124,8 +124,8 @@ def batch_from_entries(entries: Sequence[gateway_pb2.VoteLogEntry],
         pa.array(np.frombuffer(trust, dtype=np.uint8) == ord("1")),
         reasons,
         reason_codes,
-        _words([codes or " ".join(NO_ATTRIBUTES * len(e.kinds))
-                for codes, e in zip(attributes, entries, strict=True)], n, entries)
+        _words([coded or " ".join(NO_ATTRIBUTES * len(e.kinds))
+                for coded, e in zip(attributes, entries, strict=True)], n, entries)
         if any(attributes) else _repeated(NO_ATTRIBUTES, n),
     ]
     return pa.RecordBatch.from_arrays(columns, schema=SCHEMA)
@@ -246,13 +246,13 @@ class VoteFileWriter:
 
 
 def entries_from_batch(batch: pa.RecordBatch,
-                       index_of: Mapping[str, int]) -> list[gateway_pb2.VoteLogEntry]:
+                       proposal_ids: pa.Array) -> list[gateway_pb2.VoteLogEntry]:
     """The log entries a batch of vote rows (SCHEMA, as a Parquet votes file holds them)
     was written from, in order: what ExportVotes sent, voter ids as the file holds them.
 
     The rows of an entry are consecutive; an entry the batch's end cuts in two comes as two
-    entries with the same id. `index_of` gives each proposal id its catalog index. Raises
-    MalformedEntries for a kind or proposal it does not know.
+    entries with the same id. `proposal_ids` holds the id of each catalog index (as for
+    `batch_from_entries`). Raises MalformedEntries for a kind or proposal it does not know.
     """
     n = batch.num_rows
     if n == 0:
@@ -273,12 +273,11 @@ def entries_from_batch(batch: pa.RecordBatch,
     sides = []
     for side in ("proposal_a", "proposal_b"):
         column = batch.column(side)
-        try:
-            catalog = np.array([index_of[p] for p in column.dictionary.to_pylist()], np.int64)
-        except KeyError as exc:
-            raise MalformedEntries(f"proposal {exc.args[0]!r} is not in the catalog") from None
-        indices = catalog[column.indices.to_numpy(zero_copy_only=False)] if len(catalog) else (
-            np.zeros(0, np.int64))
+        catalog = pc.index_in(column.dictionary, value_set=proposal_ids)
+        if catalog.null_count:
+            unknown = column.dictionary.filter(pc.is_null(catalog))[0]
+            raise MalformedEntries(f"proposal {unknown} is not in the catalog")
+        indices = catalog.to_numpy()[column.indices.to_numpy(zero_copy_only=False)]
         sides.append(joined(pa.array(indices).cast(pa.string()), " "))
     trusted = batch.column("trusted").to_numpy(zero_copy_only=False)
     kind_letters = np.array(letters)[kinds.indices.to_numpy(zero_copy_only=False)]

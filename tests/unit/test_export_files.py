@@ -81,9 +81,8 @@ def test_a_votes_file_reads_back_as_the_log_entries_it_was_written_from(
     path = tmp_path / "votes.parquet"
     with vote_table.VoteFileWriter(path, "parquet") as writer:
         writer.write(vote_table.batch_from_entries(entries(), PROPOSALS))
-    index_of = {p: k for k, p in enumerate(PROPOSALS.to_pylist())}
     read = [entry for batch in vote_table.read_batches(path, "parquet")
-            for entry in vote_table.entries_from_batch(batch, index_of)]
+            for entry in vote_table.entries_from_batch(batch, PROPOSALS)]
     # The file says "-" (unknown) for each vote whose entry declared no attributes.
     expected = entries()
     for entry in expected:
@@ -91,12 +90,12 @@ def test_a_votes_file_reads_back_as_the_log_entries_it_was_written_from(
     assert read == expected
     # Cut anywhere, the rows still come back as their entries (a cut one as two parts).
     parts = [entry for batch in pq.ParquetFile(path).iter_batches(batch_size=2)
-             for entry in vote_table.entries_from_batch(batch, index_of)]
+             for entry in vote_table.entries_from_batch(batch, PROPOSALS)]
     assert [(e.entry_id, e.kinds, e.vote_ids) for e in parts] == [
         ("1-0", "wt", "i1 i2"), ("1-0", "w", "i3"), ("2-0", "s", "s1"), ("3-0", "s", "s2")]
     with pytest.raises(vote_table.MalformedEntries, match="gamma"):
         vote_table.entries_from_batch(next(pq.ParquetFile(path).iter_batches()),
-                                      {"alpha": 0, "beta": 1})
+                                      pa.array(["alpha", "beta"]))
 
 
 @pytest.mark.parametrize("entry", [
