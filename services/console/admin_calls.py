@@ -13,6 +13,7 @@ from pathlib import Path
 import grpc
 
 from console.pages import CauseRow, CauseView
+from pairwise.tls import GatewayClientTls, gateway_channel
 from pairwise.v1 import gateway_pb2, gateway_pb2_grpc, types_pb2
 from publishing.exporter import CHANNEL_OPTIONS, export
 
@@ -21,14 +22,16 @@ from publishing.exporter import CHANNEL_OPTIONS, export
 RANKING_ROWS = 50
 PENDING_ROWS = 50
 EXCLUSION_ROWS = 100
+FLAGGED_ROWS = 100
 CAUSES_PER_PAGE = 100
 AUDIT_ROWS = 100
 EXPORT_FORMATS = ("csv", "parquet")
 
 
-def channel(gateway_addr: str) -> grpc.Channel:
-    """One channel for every operator (calls are told apart by their metadata)."""
-    return grpc.insecure_channel(gateway_addr, options=CHANNEL_OPTIONS)
+def channel(gateway_addr: str, tls: GatewayClientTls | None = None) -> grpc.Channel:
+    """One channel for every operator (calls are told apart by their metadata); TLS with
+    `tls`."""
+    return gateway_channel(gateway_addr, tls, CHANNEL_OPTIONS)
 
 
 class AdminCalls:
@@ -86,9 +89,13 @@ class AdminCalls:
         audit = self._stub.ListCauseAudit.future(
             gateway_pb2.ListCauseAuditRequest(cause_id=cause_id, limit=AUDIT_ROWS),
             metadata=meta, timeout=timeout)
+        flagged = self._stub.ListFlaggedVoters.future(
+            gateway_pb2.ListFlaggedVotersRequest(cause_id=cause_id, limit=FLAGGED_ROWS),
+            metadata=meta, timeout=timeout)
         return CauseView(cause=cause.result().cause, stats=stats.result(),
                          ranking=ranking.result(), pending=pending.result(),
-                         exclusions=exclusions.result(), audit=audit.result())
+                         exclusions=exclusions.result(), audit=audit.result(),
+                         flagged=flagged.result())
 
     def live(self, cause_id: str) -> tuple[gateway_pb2.GetRankingResponse,
                                            gateway_pb2.GetCauseStatsResponse]:

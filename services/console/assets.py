@@ -58,6 +58,9 @@ button.accept { background: var(--ok); border-color: var(--ok); }
 .final { font-size: 12px; color: #8a5a00; }
 .life-actions { margin: 6px 0 10px; }
 button.close, button.archive { background: #8a5a00; border-color: #8a5a00; }
+.exclude-flagged button { background: var(--bad); border-color: var(--bad); }
+.exclude-flagged input { width: 220px; }
+span.excluded { color: var(--muted); font-size: 12px; }
 .login form { display: grid; gap: 10px; }
 .login input { width: 100%; }
 .stale #ranking-counted::after { content: " (not updating: the gateway does not answer)";

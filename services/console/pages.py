@@ -45,6 +45,7 @@ class CauseView:
     pending: gateway_pb2.ListProposalsResponse
     exclusions: gateway_pb2.ListExclusionsResponse
     audit: gateway_pb2.ListCauseAuditResponse
+    flagged: gateway_pb2.ListFlaggedVotersResponse
 
 
 def cause_path(cause_id: str, action: str = "") -> str:
@@ -160,6 +161,7 @@ def cause(view: CauseView, *, csrf: str, notices: Sequence[Notice] = ()) -> Mark
         _stats(view.stats),
         _ranking(view.ranking),
         _moderation(c.cause_id, view.pending, csrf),
+        _flagged(c.cause_id, view.flagged, view.exclusions, csrf),
         _exclusions(c.cause_id, view.exclusions, csrf),
         _export(c.cause_id, csrf, voters_excluded=any(
             e.voter_id for e in view.exclusions.exclusions)),
@@ -328,6 +330,57 @@ def _moderation(cause_id: str, pending: gateway_pb2.ListProposalsResponse,
         '<th>Submitted</th><th></th></tr></thead><tbody>{rows}</tbody></table></section>',
         shown=shown, rows=rows or html('<tr><td colspan="4">Nothing waits for moderation.'
                                        '</td></tr>'))
+
+
+# What the detector's reasons mean, as the flagged voters' table explains them.
+FLAG_REASONS = {"fit": "choices improbable under the ranking",
+                "pace": "faster than a person, sustained",
+                "too_fast": "most votes sooner after the prompt than a person reads"}
+
+
+def _flagged(cause_id: str, listed: gateway_pb2.ListFlaggedVotersResponse,
+             exclusions: gateway_pb2.ListExclusionsResponse, csrf: str) -> Markup:
+    """The voters the detector flagged, with why, each with the exclusion action (or its
+    exclusion, when excluded already), and which reasons exclude automatically."""
+    excluded = {e.voter_id: e for e in exclusions.exclusions if e.voter_id}
+
+    def action(voter: gateway_pb2.FlaggedVoter) -> Markup:
+        exclusion = excluded.get(voter.voter_id)
+        if exclusion is not None or voter.auto_excluded:
+            by = exclusion.excluded_by if exclusion is not None else "detector"
+            return html('<span class="excluded">excluded by {by}</span>', by=by)
+        return html(
+            '<form method="post" action="{action}" class="inline exclude-flagged">{hidden}'
+            '<input name="reason" required maxlength="500" value="{reason}">'
+            '<button type="submit">Exclude</button></form>',
+            action=cause_path(cause_id, "exclude"),
+            hidden=_hidden(csrf, voter_ids=voter.voter_id),
+            reason=f"flagged by the detector: {', '.join(voter.reasons)}")
+
+    rows = join(html(
+        '<tr data-voter="{id}"><td class="id">{id}</td><td>{reasons}</td>'
+        '<td class="num">{score:.1f}</td><td class="num">{votes:,}</td><td>{at}</td>'
+        '<td class="small">{detail}</td><td>{action}</td></tr>',
+        id=v.voter_id, reasons=", ".join(v.reasons), score=v.score, votes=v.votes,
+        at=when(v.flagged_at_ms), detail=v.detail, action=action(v))
+        for v in listed.voters)
+    shown = (f"{len(listed.voters):,} of {listed.total:,} shown"
+             if listed.total > len(listed.voters) else f"{listed.total:,}")
+    automatic = (", ".join(listed.auto_exclude_reasons) if listed.auto_exclude_reasons
+                 else "none (flags are advice: an operator excludes)")
+    return html(
+        '<section id="flagged"><h2>Flagged voters <span class="small">{shown}</span></h2>'
+        '<p class="small">The detector scores every voter as their votes are counted: '
+        '{meanings}. The score is the fit test\'s evidence, −log10 of its p-value (4: a '
+        '1-in-10,000 chance for an honest voter). A flag changes nothing by itself; excluding '
+        'a voter leaves all their votes out of the official ranking (reinstating undoes it). '
+        'Reasons that exclude automatically: <span id="auto-exclude">{automatic}</span>.</p>'
+        '<table class="flagged"><thead><tr><th>Voter</th><th>Why</th>'
+        '<th class="num">Score</th><th class="num">Votes</th><th>Flagged</th><th>Detail</th>'
+        '<th></th></tr></thead><tbody>{rows}</tbody></table></section>',
+        shown=shown, automatic=automatic,
+        meanings="; ".join(f"{reason}: {meaning}" for reason, meaning in FLAG_REASONS.items()),
+        rows=rows or html('<tr><td colspan="7">No voter flagged.</td></tr>'))
 
 
 def _exclusions(cause_id: str, listed: gateway_pb2.ListExclusionsResponse,

@@ -45,7 +45,7 @@ def start(settings: Settings) -> RunningConsole:
     if not settings.on_loopback:
         logger.warning("console listening beyond loopback: tokens and pages travel in clear "
                        "unless a TLS proxy stands in front", extra={"host": settings.host})
-    gateway = channel(settings.gateway_addr)
+    gateway = channel(settings.gateway_addr, settings.gateway_tls)
     console = Console(settings, Sessions(settings.session_idle_s),
                       gateway_pb2_grpc.GatewayServiceStub(gateway), scratch_folder())
     try:
@@ -59,5 +59,6 @@ def start(settings: Settings) -> RunningConsole:
     thread.start()
     running = RunningConsole(server, gateway, console, thread)
     logger.info("console started", extra={"host": settings.host, "port": running.port,
-                                           "gateway": settings.gateway_addr})
+                                           "gateway": settings.gateway_addr,
+                                           "gateway_tls": settings.gateway_tls is not None})
     return running

@@ -5,7 +5,8 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
-from pairwise.config import env_float, env_int, env_str
+from pairwise.config import env_bool, env_float, env_int, env_str
+from pairwise.tls import GatewayClientTls
 
 DEFAULT_PORT = 8051
 
@@ -24,6 +25,10 @@ class Settings:
     # console is reached by through a proxy); every other Host is refused, so a page of
     # another site that rebinds its name to 127.0.0.1 cannot read the console.
     allowed_hosts: tuple[str, ...] = ()
+    # How the console dials a gateway that serves TLS (GATEWAY_TLS_CA: the certificate it
+    # trusts; GATEWAY_TLS=true: the system's CAs; GATEWAY_TLS_NAME: the name to check); None:
+    # plaintext.
+    gateway_tls: GatewayClientTls | None = None
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -51,4 +56,8 @@ class Settings:
             session_idle_s=env_float("CONSOLE_SESSION_IDLE_S", 8 * 3600.0),
             call_timeout_s=env_float("CONSOLE_CALL_TIMEOUT_S", 10.0),
             allowed_hosts=tuple(h.strip() for h in hosts.split(",") if h.strip()),
+            gateway_tls=GatewayClientTls.from_settings(
+                tls=env_bool("GATEWAY_TLS", False), ca_setting="GATEWAY_TLS_CA",
+                ca_path=env_str("GATEWAY_TLS_CA", ""),
+                server_name=env_str("GATEWAY_TLS_NAME", "")),
         )

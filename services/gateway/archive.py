@@ -225,15 +225,16 @@ class Archives:
 
 
 def export_writer(gateway_addr: str, admin_token: str) -> ExportWriter:
-    """An ExportWriter exporting through the gateway at `gateway_addr` (Parquet, raw voter
-    ids)."""
+    """An ExportWriter exporting through the gateway's loopback port at `gateway_addr`
+    (pairwise.grpc_server: local credentials; Parquet, raw voter ids)."""
     def write(cause_id: str, folder: Path) -> list[types_pb2.RankingExportPage]:
         import grpc
 
         from pairwise.v1 import gateway_pb2_grpc
         from publishing.exporter import CHANNEL_OPTIONS, ExportFailed, export
 
-        with grpc.insecure_channel(gateway_addr, options=CHANNEL_OPTIONS) as channel:
+        with grpc.secure_channel(gateway_addr, grpc.local_channel_credentials(
+                grpc.LocalConnectionType.LOCAL_TCP), options=CHANNEL_OPTIONS) as channel:
             try:
                 result = export(gateway_pb2_grpc.GatewayServiceStub(channel), admin_token,
                                 cause_id, "parquet", folder, raw_voter_ids=True)

@@ -87,6 +87,7 @@ async def start(settings: Settings) -> RunningServer:
             service_names=[SERVICE_NAME],
             max_concurrent_rpcs=settings.max_concurrent_rpcs, tls=settings.tls,
             reuse_port=settings.reuse_port, metrics_settings=settings.metrics,
+            loopback_port=True,
             # Auth first: an unauthenticated caller must not spend a voter's rate limit.
             interceptors=[AuthInterceptor(settings.admin_token, settings.platform_token),
                           RateLimitInterceptor(limiter, RATE_LIMITED_METHODS)])
@@ -96,8 +97,10 @@ async def start(settings: Settings) -> RunningServer:
         raise
     running.closers.append(redis.aclose)
     running.closers.append(upstreams.close)
-    # Archives are written through this gateway's own export calls (gateway.archive).
-    archives.write_export = export_writer(f"127.0.0.1:{running.port}", settings.admin_token)
+    # Archives are written through this gateway's own export calls (gateway.archive), on
+    # its loopback port: the public one may serve TLS, or listen on another address only.
+    archives.write_export = export_writer(f"127.0.0.1:{running.loopback_port}",
+                                          settings.admin_token)
     upstreams.rankers.start()
     logger.info("gateway started", extra={"port": running.port, "tls": settings.tls is not None,
                                           "ingest": settings.ingest_addr})

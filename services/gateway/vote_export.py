@@ -10,17 +10,22 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from redis.asyncio import Redis
 
 from gateway.catalog import Proposal
 from gateway.pseudonyms import Pseudonyms
 from pairwise import keys, submitted_vote, vote_log
-from pairwise.errors import InvalidArgument
+from pairwise.errors import FailedPrecondition, InvalidArgument
 from pairwise.ids import is_entry_id
 from pairwise.v1 import gateway_pb2
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 # Votes per XRANGE reply (and per ExportVotes message): ~1 MB of fields, big enough that
 # the per-call costs vanish, small enough to keep an export's memory flat.
@@ -93,6 +98,64 @@ class VoteExport:
             count = max(1, min(_MAX_COUNT, count * BATCH_VOTES // max(votes, 1)))
 
 
+async def archived_entries(folder: Path, through_entry_id: str,
+                           pseudonyms: Pseudonyms | None, proposal_ids: list[str],
+                           ) -> AsyncIterator[list[gateway_pb2.VoteLogEntry]]:
+    """An archived cause's log entries up to `through_entry_id` ("" = all), read back from
+    its archive folder (an export with raw voter ids, gateway.archive), in batches of about
+    BATCH_VOTES votes, as `entries` sends them; voter ids through `pseudonyms` unless None.
+    `proposal_ids` holds the id of each catalog index.
+
+    Raises FailedPrecondition when the folder is gone, or its votes file no longer has the
+    SHA-256 its manifest gives (nothing is sent from a changed archive).
+    """
+    # Imported here: only archived causes need them, and pyarrow takes half a second to load.
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from publishing import manifest, vote_table
+
+    def opened() -> Iterator[pa.RecordBatch]:
+        try:
+            document = manifest.read(folder)
+            checks = manifest.check_files(folder, document)
+        except (manifest.NotAnExport, OSError) as exc:
+            raise FailedPrecondition(f"the archive {folder} cannot be read: {exc}") from None
+        changed = [check.name for check in checks if not check.ok]
+        if changed:
+            raise FailedPrecondition(f"the archive {folder} was changed since it was written "
+                                     f"({', '.join(changed)}: SHA-256 differs)")
+        return pq.ParquetFile(folder / document["votes"]["file"]).iter_batches(
+            batch_size=BATCH_VOTES)
+
+    def converted(batch: pa.RecordBatch) -> list[gateway_pb2.VoteLogEntry]:
+        entries = vote_table.entries_from_batch(batch, catalog)
+        if pseudonyms is not None:
+            for entry in entries:
+                entry.voter_ids = pseudonyms.of_list(entry.voter_ids.encode()).decode()
+        return entries
+
+    catalog = pa.array(proposal_ids, pa.string())
+    batches = await asyncio.to_thread(opened)
+    last = _entry_order(through_entry_id) if through_entry_id else None
+    while True:
+        batch = await asyncio.to_thread(next, batches, None)
+        if batch is None:
+            return
+        entries = await asyncio.to_thread(converted, batch)
+        if last is not None and _entry_order(entries[-1].entry_id) > last:
+            entries = [e for e in entries if _entry_order(e.entry_id) <= last]
+            if entries:
+                yield entries
+            return
+        yield entries
+
+
+def _entry_order(entry_id: str) -> tuple[int, int]:
+    milliseconds, _, sequence = entry_id.partition("-")
+    return int(milliseconds), int(sequence)
+
+
 def _entry_messages(reply: list[tuple[bytes, dict[bytes, bytes]]],
                     pseudonyms: Pseudonyms | None) -> list[gateway_pb2.VoteLogEntry]:
     return [_entry_message(entry_id, fields, pseudonyms) for entry_id, fields in reply]
@@ -101,15 +164,15 @@ def _entry_messages(reply: list[tuple[bytes, dict[bytes, bytes]]],
 def _entry_message(entry_id: bytes, fields: dict[bytes, bytes],
                    pseudonyms: Pseudonyms | None) -> gateway_pb2.VoteLogEntry:
     kinds = fields.get(b"k", b"").decode()
-    voter_ids = fields.get(b"u", b"").decode()
-    reason_code, reason_text = vote_log.skip_reason_parts(
-        fields.get(b"r", b"").decode(errors="replace"))
+    voter_ids = fields.get(b"u", b"")
     if pseudonyms is not None and voter_ids:
         voter_ids = pseudonyms.of_list(voter_ids)
+    reason_code, reason_text = vote_log.skip_reason_parts(
+        fields.get(b"r", b"").decode(errors="replace"))
     return gateway_pb2.VoteLogEntry(
         entry_id=entry_id.decode(), kinds=kinds, a=fields.get(b"a", b"").decode(),
         b=fields.get(b"b", b"").decode(), vote_ids=fields.get(b"v", b"").decode(),
-        voter_ids=voter_ids,
+        voter_ids=voter_ids.decode(),
         # An entry without trust flags is trusted (pairwise.vote_log: every writer adds q).
         trust=fields.get(b"q", b"1" * len(kinds)).decode(),
         skip_reason=reason_text,

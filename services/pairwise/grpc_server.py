@@ -317,6 +317,8 @@ class RunningServer:
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     # The /metrics endpoint, when served (pairwise.metrics).
     metrics_endpoint: metrics.MetricsEndpoint | None = None
+    # The port only this host reaches (start_server's `loopback_port`), 0 without it.
+    loopback_port: int = 0
 
     async def stop(self, grace: float = 5.0) -> None:
         await self.health.enter_graceful_shutdown()
@@ -345,6 +347,7 @@ async def start_server(
     tls: ServerIdentity | None = None,
     reuse_port: bool = False,
     metrics_settings: metrics.MetricsSettings = metrics.OFF,
+    loopback_port: bool = False,
 ) -> RunningServer:
     """Start a grpc.aio server with health checking, reflection, error mapping and answers
     before the deadline.
@@ -362,6 +365,10 @@ async def start_server(
 
     With `metrics_settings` enabled, every call is counted and timed and /metrics is served
     (pairwise.metrics); otherwise calls pay nothing for it.
+
+    `loopback_port` binds a second port, 127.0.0.1 on any free port, that takes only
+    connections from this host (gRPC's local credentials) in plaintext, for the service's
+    calls to itself whatever its address and TLS (a certificate rarely names 127.0.0.1).
     """
     timing = [metrics.RpcMetricsInterceptor()] if metrics_settings.enabled else []
     server = grpc.aio.server(
@@ -395,6 +402,8 @@ async def start_server(
                              "certificate's)") from None
     if bound == 0:
         raise SystemExit(f"cannot bind {host}:{port}")
+    local = server.add_secure_port("127.0.0.1:0", grpc.local_server_credentials(
+        grpc.LocalConnectionType.LOCAL_TCP)) if loopback_port else 0
     await server.start()
     try:
         endpoint = metrics.serve(metrics_settings)
@@ -404,7 +413,8 @@ async def start_server(
     await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
     for name in service_names:
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    return RunningServer(server, bound, health_servicer, metrics_endpoint=endpoint)
+    return RunningServer(server, bound, health_servicer, metrics_endpoint=endpoint,
+                         loopback_port=local)
 
 
 def run(start: Callable[[Any], Awaitable[RunningServer]], settings: Any,

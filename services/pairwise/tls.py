@@ -8,6 +8,7 @@ client pins it: gRPC accepts a trusted leaf without its issuer).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,3 +66,34 @@ def name_override(server_name: str | None) -> list[tuple[str, object]]:
     """Channel options that check the server's certificate against `server_name` instead of
     the host dialled (a certificate for gateway.example.org reached at 127.0.0.1)."""
     return [("grpc.ssl_target_name_override", server_name)] if server_name else []
+
+
+@dataclass(frozen=True)
+class GatewayClientTls:
+    """How a client (the console, the export and import commands) dials a gateway that
+    serves TLS: the PEM certificate it trusts (a CA's, or the gateway's own; None: the
+    system's CAs) and the name the gateway's certificate must carry ("": the host dialled).
+    """
+
+    trusted: bytes | None = None
+    server_name: str = ""
+
+    @classmethod
+    def from_settings(cls, *, tls: bool, ca_setting: str, ca_path: str,
+                      server_name: str) -> GatewayClientTls | None:
+        """TLS when `tls` or a CA file is given, else None (plaintext). Raises SystemExit
+        naming `ca_setting` when its file is unreadable or holds no PEM certificate."""
+        if not tls and not ca_path:
+            return None
+        trusted = _read_pem(ca_setting, ca_path, b"CERTIFICATE") if ca_path else None
+        return cls(trusted, server_name)
+
+
+def gateway_channel(address: str, tls: GatewayClientTls | None,
+                    options: Sequence[tuple[str, object]] = ()) -> grpc.Channel:
+    """A (synchronous) channel to the gateway at `address`: TLS with `tls`, else plaintext."""
+    if tls is None:
+        return grpc.insecure_channel(address, options=list(options))
+    credentials = grpc.ssl_channel_credentials(root_certificates=tls.trusted)
+    return grpc.secure_channel(address, credentials,
+                               options=[*options, *name_override(tls.server_name)])

@@ -1,7 +1,7 @@
 """The operator's console in a real browser (Debian's headless Chromium, driven by Selenium)
 against the test cluster: sign in, find a cause, watch its ranking move as votes are counted
 without reloading, accept a pending proposal, exclude a voter, export, and a citizen's
-hostile text shown as text.
+hostile text shown as text; a voter the detector flagged, excluded with its button.
 
 Chromium and its driver come from Debian (`make tools` installs them, as root with apt-get);
 without them the test is skipped and says so. CONSOLE_SCREENSHOT=path saves the page the
@@ -19,13 +19,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import grpc
 import numpy as np
 import pytest
-from conftest import ADMIN_TOKEN, Cluster, eventually
+from conftest import ADMIN_TOKEN, Cluster, eventually, gateway_settings, serve_in_thread
 
 from cluster.scenario import CITIZEN_PROPOSALS, SEED_PROPOSALS, TITLE
 from console.server import RunningConsole, start
 from console.settings import Settings
+from gateway.server import start as start_gateway
 from pairwise.v1 import gateway_pb2 as gw
 from pairwise.v1 import gateway_pb2_grpc, types_pb2
 
@@ -248,3 +250,52 @@ def test_an_operator_runs_a_consultation_from_the_browser(
     # Nothing the page did broke its own content security policy or failed to load.
     errors = [entry for entry in browser.get_log("browser") if entry["level"] == "SEVERE"]
     assert errors == []
+
+
+def test_an_operator_excludes_a_flagged_voter_from_the_browser(
+        cluster: Cluster, redis_url: str, console: RunningConsole, browser: Any,
+        cause_id: str) -> None:
+    base = f"http://127.0.0.1:{console.port}"
+    with cluster.channel() as channel:
+        stub = gateway_pb2_grpc.GatewayServiceStub(channel)
+        stub.CreateCause(gw.CreateCauseRequest(cause_id=cause_id, title=TITLE),
+                         metadata=cluster.admin, timeout=10)
+        stub.AddProposals(gw.AddProposalsRequest(cause_id=cause_id, proposals=[
+            types_pb2.NewProposal(proposal_id=f"p{n:02d}", text=text)
+            for n, text in enumerate(SEED_PROPOSALS[:PROPOSALS])]),
+            metadata=cluster.admin, timeout=10)
+        # A script voting faster than a person, through a gateway of the cluster that does not
+        # rate-limit it; the detector flags its pace.
+        fast = gateway_settings(redis_url, cluster.ingest_addr, voter_rate_per_s=1000.0,
+                                voter_burst=1000)
+        with (serve_in_thread(start_gateway, fast) as gateway,
+              grpc.insecure_channel(f"127.0.0.1:{gateway.port}") as voting_channel):
+            voting = gateway_pb2_grpc.GatewayServiceStub(voting_channel)
+            for _ in range(50):
+                pair = voting.NextPair(gw.NextPairRequest(cause_id=cause_id, voter_id="script"),
+                                       metadata=cluster.platform, timeout=5)
+                voting.SubmitVote(gw.SubmitVoteRequest(
+                    cause_id=cause_id, voter_id="script", prompt_token=pair.prompt_token,
+                    choice=types_pb2.CHOICE_LEFT), metadata=cluster.platform, timeout=5)
+        eventually(lambda: stub.ListFlaggedVoters(gw.ListFlaggedVotersRequest(
+            cause_id=cause_id), metadata=cluster.admin, timeout=5).voters,
+            "the script flagged")
+
+        browser.get(base + "/login")
+        browser.find_element(By.ID, "token").send_keys(ADMIN_TOKEN)
+        browser.find_element(By.ID, "sign-in").click()
+        eventually(lambda: browser.current_url == base + "/", "the causes page after sign-in")
+        browser.get(f"{base}/causes/{cause_id}")
+        row = browser.find_element(By.CSS_SELECTOR, '#flagged tr[data-voter="script"]')
+        assert "pace" in row.text and "votes a minute" in row.text
+        row.find_element(By.CSS_SELECTOR, "form.exclude-flagged button").click()
+        eventually(lambda: "Excluded 1 voter" in browser.find_element(
+            By.CSS_SELECTOR, ".notice.ok").text, "the exclusion notice")
+        row = browser.find_element(By.CSS_SELECTOR, '#flagged tr[data-voter="script"]')
+        assert "excluded by" in row.text
+        assert "script" in browser.find_element(By.CSS_SELECTOR, "table.exclusions").text
+        listed = stub.ListExclusions(gw.ListExclusionsRequest(cause_id=cause_id),
+                                     metadata=cluster.admin, timeout=10)
+        assert [e.voter_id for e in listed.exclusions] == ["script"]
+        assert listed.exclusions[0].reason.startswith("flagged by the detector: ")
+        assert "pace" in listed.exclusions[0].reason

@@ -158,8 +158,13 @@ def test_the_tls_file_serves_every_grpc_port_over_tls_and_probes_it_so() -> None
     probe = gateway["healthcheck"]["test"]
     assert probe[1:4] == ["python", "-m", "pairwise.health_probe"]
     assert probe[5:] == ["--tls-cert", "/tls/gateway.crt", "--tls-name", "vote.example"]
-    for name in SERVICES - {"redis", "console"}:
+    for name in SERVICES - {"redis"}:
         assert "/etc/pairwise/tls:/tls:ro" in services[name]["volumes"], name
+    # The console dials the gateway over TLS, trusting its certificate.
+    console = services["console"]["environment"]
+    assert (console["GATEWAY_TLS_CA"], console["GATEWAY_TLS_NAME"]) == (
+        "/tls/gateway.crt", "vote.example")
+    assert console["GATEWAY_ADDR"].startswith("127.0.0.1:")
     for name in SERVICES - {"redis", "gateway", "console"}:
         environment = services[name]["environment"]
         assert (environment["INTERNAL_TLS_CERT"], environment["INTERNAL_TLS_KEY"]) == (

@@ -1,7 +1,8 @@
 """Archiving a closed cause through the real cluster: the archive folder reproduces the final
 ranking, the cause's Redis memory is released, and the cause still answers GetCause,
 GetRanking, WatchRanking, ExportRanking and GetCauseStats; archiving an open cause, archiving
-twice and voting on an archived cause are refused by name."""
+twice and voting on an archived cause are refused by name. An archived cause's votes are
+exported from its archive, as they were before it."""
 
 from __future__ import annotations
 
@@ -10,12 +11,14 @@ from pathlib import Path
 import grpc
 import pytest
 import redis
-from conftest import Cluster, eventually
+from conftest import ADMIN_TOKEN, Cluster, eventually
 from test_cause_life import final_ranking, open_cause, refused, vote
 
 from pairwise import keys
 from pairwise.v1 import gateway_pb2 as gw
 from pairwise.v1 import gateway_pb2_grpc, types_pb2
+from publishing import vote_table
+from publishing.exporter import CHANNEL_OPTIONS, export
 from publishing.recompute import recompute
 
 pytest.importorskip("ingest.server")
@@ -107,3 +110,61 @@ def test_an_archived_cause_keeps_its_final_ranking_and_releases_its_memory(  # t
                                 metadata=cluster.admin, timeout=5).entries
     assert [e.action for e in audit] == ["close", "archive"]
     assert audit[-1].reason == "consultation over"
+
+
+def test_an_archived_cause_exports_its_votes_from_the_archive(  # type: ignore[no-untyped-def]
+        cluster: Cluster, cause_id: str, tmp_path: Path) -> None:
+    with grpc.insecure_channel(cluster.gateway_addr, options=CHANNEL_OPTIONS) as channel:
+        stub = gateway_pb2_grpc.GatewayServiceStub(channel)
+        open_cause(stub, cluster, cause_id)
+        imported = [types_pb2.ImportedVote(vote_id=f"imp-{k}", cause_id=cause_id,
+                                           voter_id=f"u{k % 40}", winner_id=f"p{k % 12}",
+                                           loser_id=f"p{(k * 5 + 1) % 12}", tie=k % 9 == 0)
+                    for k in range(2500) if k % 12 != (k * 5 + 1) % 12]
+        stub.ImportVotes(iter([gw.ImportVotesRequest(votes=imported)]), metadata=cluster.admin,
+                         timeout=30)
+        for k in range(6):
+            pair = stub.NextPair(gw.NextPairRequest(cause_id=cause_id, voter_id=f"v{k % 3}"),
+                                 metadata=cluster.platform, timeout=5)
+            stub.SubmitVote(gw.SubmitVoteRequest(
+                cause_id=cause_id, voter_id=f"v{k % 3}", prompt_token=pair.prompt_token,
+                choice=types_pb2.CHOICE_SKIP if k == 4 else types_pb2.CHOICE_LEFT,
+                skip_reason="je ne sais pas" if k == 4 else "",
+                skip_reason_code=types_pb2.SKIP_REASON_CANNOT_DECIDE if k == 4 else 0),
+                metadata=cluster.platform, timeout=5)
+        stub.CloseCause(gw.CloseCauseRequest(cause_id=cause_id), metadata=cluster.admin,
+                        timeout=5)
+        final_ranking(stub, cluster, cause_id)
+        before = {raw: export(stub, ADMIN_TOKEN, cause_id, "parquet", tmp_path / f"before-{raw}",
+                              raw_voter_ids=raw) for raw in (False, True)}
+        reply = eventually(lambda: stub.ArchiveCause(gw.ArchiveCauseRequest(cause_id=cause_id),
+                                                     metadata=cluster.admin, timeout=30),
+                           "archived")
+        assert reply.cause.state == types_pb2.CAUSE_STATE_ARCHIVED
+
+        for raw in (False, True):
+            after = export(stub, ADMIN_TOKEN, cause_id, "parquet", tmp_path / f"after-{raw}",
+                           raw_voter_ids=raw)
+            assert after.votes == before[raw].votes == len(imported) + 6
+            # The same rows, pseudonyms included, as exported while the log was in Redis.
+            rows_after, rows_before = (
+                pa_rows(folder.folder / "votes.parquet") for folder in (after, before[raw]))
+            assert rows_after == rows_before
+            report = recompute(after.folder)
+            assert report.matches, report
+
+        # An archive changed since it was written is not streamed.
+        votes_file = Path(reply.cause.archive) / "votes.parquet"
+        votes_file.write_bytes(votes_file.read_bytes() + b"\0")
+        error = refused(lambda: export(stub, ADMIN_TOKEN, cause_id, "parquet",
+                                       tmp_path / "tampered"))
+        assert error.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert "SHA-256" in error.details()
+
+
+def pa_rows(path: Path) -> dict[str, list[object]]:
+    import pyarrow as pa
+
+    table = pa.Table.from_batches(list(vote_table.read_batches(path, "parquet")))
+    return {name: [str(v) for v in column.to_pylist()]
+            for name, column in zip(table.column_names, table.columns, strict=True)}

@@ -9,11 +9,20 @@ import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+import grpc
 import pytest
-from conftest import ADMIN_TOKEN, PLATFORM_TOKEN, Cluster
+from conftest import (
+    ADMIN_TOKEN,
+    PLATFORM_TOKEN,
+    Cluster,
+    eventually,
+    gateway_settings,
+    serve_in_thread,
+)
 
 from console.server import RunningConsole, start
 from console.settings import Settings
+from gateway.server import start as start_gateway
 from pairwise.v1 import gateway_pb2 as gw
 from pairwise.v1 import gateway_pb2_grpc, types_pb2
 
@@ -193,3 +202,47 @@ def test_a_failed_action_says_why_on_the_next_page(console: RunningConsole, caus
     assert 'class="notice error"' in page.body and "reason" in page.body
     unknown = operator.request("GET", "/causes/no-such-cause")
     assert unknown.status == 404 and "NOT_FOUND" in unknown.body
+
+
+def test_a_flagged_voter_is_listed_with_why_and_excluded_from_the_page(
+        console: RunningConsole, cause: str, stub: gateway_pb2_grpc.GatewayServiceStub,
+        cluster: Cluster, redis_url: str) -> None:
+    stub.AddProposals(gw.AddProposalsRequest(cause_id=cause, proposals=[
+        types_pb2.NewProposal(proposal_id=f"more{n}", text=f"Proposition {n}")
+        for n in range(9)]), metadata=cluster.admin, timeout=5)
+    # A script voting faster than a person reads, through a gateway of the same cluster that
+    # lets it (the session's gateway would rate-limit it first).
+    settings = gateway_settings(redis_url, cluster.ingest_addr, voter_rate_per_s=1000.0,
+                                voter_burst=1000)
+    with (serve_in_thread(start_gateway, settings) as fast,
+          grpc.insecure_channel(f"127.0.0.1:{fast.port}") as channel):
+        voting = gateway_pb2_grpc.GatewayServiceStub(channel)
+        for _ in range(50):
+            pair = voting.NextPair(gw.NextPairRequest(cause_id=cause, voter_id="script"),
+                                   metadata=cluster.platform, timeout=5)
+            voting.SubmitVote(gw.SubmitVoteRequest(
+                cause_id=cause, voter_id="script", prompt_token=pair.prompt_token,
+                choice=types_pb2.CHOICE_LEFT), metadata=cluster.platform, timeout=5)
+    eventually(lambda: stub.ListFlaggedVoters(gw.ListFlaggedVotersRequest(cause_id=cause),
+                                              metadata=cluster.admin, timeout=5),
+               "the script flagged", until=lambda r: [v.voter_id for v in r.voters] == ["script"])
+
+    operator = Operator(console.port)
+    operator.sign_in()
+    page = operator.request("GET", f"/causes/{cause}")
+    row = re.search(r'<tr data-voter="script">(.*?)</tr>', page.body)
+    assert row is not None, "the flagged voter is not on the cause's page"
+    assert "pace" in row.group(1) and "votes a minute" in row.group(1)
+    form = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', row.group(1)))
+    assert form["voter_ids"] == "script"
+    reason = re.search(r'name="reason"[^>]* value="([^"]*)"', row.group(1))
+    assert reason is not None and "pace" in reason.group(1)
+
+    done = operator.request("POST", f"/causes/{cause}/exclude", {**form, "reason": reason.group(1)})
+    assert done.status == 303
+    excluded = stub.ListExclusions(gw.ListExclusionsRequest(cause_id=cause),
+                                   metadata=cluster.admin, timeout=5).exclusions
+    assert [(e.voter_id, e.reason) for e in excluded] == [("script", reason.group(1))]
+    after = operator.request("GET", f"/causes/{cause}")
+    row = re.search(r'<tr data-voter="script">(.*?)</tr>', after.body)
+    assert row is not None and "excluded by" in row.group(1) and "<form" not in row.group(1)

@@ -35,7 +35,13 @@ def view_with(text: str) -> pages.CauseView:
         exclusions=gateway_pb2.ListExclusionsResponse(total=1, exclusions=[
             gateway_pb2.Exclusion(voter_id="v1", reason=text, excluded_by="admin:1")]),
         audit=gateway_pb2.ListCauseAuditResponse(entries=[gateway_pb2.CauseAuditEntry(
-            action="close", reason=text, by="admin:1")]))
+            action="close", reason=text, by="admin:1")]),
+        flagged=gateway_pb2.ListFlaggedVotersResponse(total=3, voters=[
+            gateway_pb2.FlaggedVoter(voter_id="v1", reasons=["fit"], score=5.2, votes=16,
+                                     detail=text),
+            gateway_pb2.FlaggedVoter(voter_id="v2", reasons=["pace", "too_fast"], votes=41),
+            gateway_pb2.FlaggedVoter(voter_id="v3", reasons=["fit"], score=4.4, votes=8,
+                                     auto_excluded=True)], auto_exclude_reasons=["fit"]))
 
 
 def test_a_cause_page_shows_every_typed_text_as_text() -> None:
@@ -44,9 +50,25 @@ def test_a_cause_page_shows_every_typed_text_as_text() -> None:
     # The page's only script is its own file.
     assert re.findall(r"<script[^>]*>", page) == ['<script src="/static/console.js" defer>']
     # The title, the ranking, the queue (text and author), the exclusion's reason, the close's
-    # reason, the notice.
-    assert page.count("&lt;script&gt;alert(1)&lt;/script&gt;") == 7
+    # reason, the flagged voter's detail, the notice.
+    assert page.count("&lt;script&gt;alert(1)&lt;/script&gt;") == 8
     assert page.count('name="csrf" value="token"') >= 5
+
+
+def test_flagged_voters_show_why_and_offer_the_exclusion_unless_excluded() -> None:
+    page = pages.cause(view_with("t"), csrf="token")
+    section = page[page.index('<section id="flagged">'):page.index('<section id="exclusions">')]
+    rows = dict(re.findall(r'<tr data-voter="([^"]+)">(.*?)</tr>', section))
+    assert list(rows) == ["v1", "v2", "v3"]
+    assert "excluded by admin:1" in rows["v1"] and "<form" not in rows["v1"]
+    assert "excluded by detector" in rows["v3"] and "<form" not in rows["v3"]
+    # The voter not excluded yet: a form that excludes exactly them, with the session's token
+    # and a reason naming the detector's.
+    assert 'action="/causes/c/exclude"' in rows["v2"]
+    assert 'name="voter_ids" value="v2"' in rows["v2"]
+    assert 'name="csrf" value="token"' in rows["v2"]
+    assert 'value="flagged by the detector: pace, too_fast"' in rows["v2"]
+    assert '<span id="auto-exclude">fit</span>' in section
 
 
 def test_interval_bars_share_the_scale_of_the_proposals_already_voted_on() -> None:

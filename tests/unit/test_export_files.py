@@ -1,5 +1,6 @@
 """The export's files without a cluster: pseudonyms are HMAC-SHA256, vote rows round-trip
-through Parquet and CSV exactly, malformed entries are refused, the counting rule."""
+through Parquet and CSV exactly and read back as the log entries they came from, malformed
+entries are refused, the counting rule."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from gateway.pseudonyms import Pseudonyms
@@ -36,9 +38,22 @@ def test_pseudonyms_are_hmac_sha256_of_the_voter_id() -> None:
     pseudonyms = Pseudonyms(salt)
     expected = hmac.new(salt, "voter-ü@x".encode(), hashlib.sha256).hexdigest()[:32]
     assert pseudonyms.of("voter-ü@x") == expected
-    assert pseudonyms.of_list("a b a") == " ".join(
-        hmac.new(salt, v.encode(), hashlib.sha256).hexdigest()[:32] for v in "aba")
+    assert pseudonyms.of_list(b"a b a") == " ".join(
+        hmac.new(salt, v.encode(), hashlib.sha256).hexdigest()[:32] for v in "aba").encode()
     assert Pseudonyms(bytes(32)).of("a") != pseudonyms.of("a")
+
+
+def test_pseudonyms_hash_each_voter_once_and_stay_the_same_past_the_cache() -> None:
+    pseudonyms = Pseudonyms(bytes(range(32)), cache_max=3)
+    first = pseudonyms.of_list(b"a b a c b").split()
+    assert first[0] == first[2] and first[1] == first[4] and len(set(first)) == 3
+    assert pseudonyms.hashed == 3
+    # Past the cache's bound the memory starts afresh: the same voters, the same pseudonyms.
+    second = pseudonyms.of_list(b"d c b a").split()
+    assert pseudonyms.hashed == 4
+    third = pseudonyms.of_list(b"a b c").split()
+    assert second[1:] == [first[3], first[1], first[0]] == third[::-1]
+    assert pseudonyms.hashed == 7
 
 
 @pytest.mark.parametrize("fmt", vote_table.FORMATS)
@@ -59,6 +74,28 @@ def test_vote_rows_round_trip(tmp_path: Path, fmt: str) -> None:
     assert rows["skip_reason"] == [None, None, None, "je ne sais pas", ""]
     assert rows["skip_reason_code"] == [None, None, None, "SKIP_REASON_CANNOT_DECIDE",
                                         "SKIP_REASON_UNSPECIFIED"]
+
+
+def test_a_votes_file_reads_back_as_the_log_entries_it_was_written_from(
+        tmp_path: Path) -> None:
+    path = tmp_path / "votes.parquet"
+    with vote_table.VoteFileWriter(path, "parquet") as writer:
+        writer.write(vote_table.batch_from_entries(entries(), PROPOSALS))
+    read = [entry for batch in vote_table.read_batches(path, "parquet")
+            for entry in vote_table.entries_from_batch(batch, PROPOSALS)]
+    # The file says "-" (unknown) for each vote whose entry declared no attributes.
+    expected = entries()
+    for entry in expected:
+        entry.attributes = " ".join("-" * len(entry.kinds))
+    assert read == expected
+    # Cut anywhere, the rows still come back as their entries (a cut one as two parts).
+    parts = [entry for batch in pq.ParquetFile(path).iter_batches(batch_size=2)
+             for entry in vote_table.entries_from_batch(batch, PROPOSALS)]
+    assert [(e.entry_id, e.kinds, e.vote_ids) for e in parts] == [
+        ("1-0", "wt", "i1 i2"), ("1-0", "w", "i3"), ("2-0", "s", "s1"), ("3-0", "s", "s2")]
+    with pytest.raises(vote_table.MalformedEntries, match="gamma"):
+        vote_table.entries_from_batch(next(pq.ParquetFile(path).iter_batches()),
+                                      pa.array(["alpha", "beta"]))
 
 
 @pytest.mark.parametrize("entry", [

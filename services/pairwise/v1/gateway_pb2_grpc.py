@@ -366,8 +366,9 @@ class GatewayServiceServicer:
     def ArchiveCause(self, request, context):
         """Admin: a CLOSED cause whose ranking counted every vote is archived: its votes and final
         ranking are written to an export folder on the gateway's host, its Redis memory is
-        released (receipts, vote log, seen pairs, rate limits, tokens, checkpoint), and GetCause,
-        GetRanking and ExportRanking answer from what is kept. FAILED_PRECONDITION when not
+        released (receipts, vote log, seen pairs, rate limits, tokens, checkpoint), GetCause,
+        GetRanking and ExportRanking answer from what is kept, and ExportVotes from the archive
+        folder (FAILED_PRECONDITION if it was changed since). FAILED_PRECONDITION when not
         CLOSED (or already ARCHIVED), UNAVAILABLE while the ranking is not final yet (retry).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
