@@ -117,14 +117,16 @@ def random_pairs(rng: np.random.Generator, n_items: int, n: int) -> tuple[np.nda
     return left, right
 
 
-def honest_consultation(rng: np.random.Generator, truth: np.ndarray, n_votes: int) -> Votes:
+def honest_consultation(rng: np.random.Generator, truth: np.ndarray, n_votes: int
+                        ) -> tuple[Votes, dict[str, str]]:
     """`n_votes` honest votes in time order, over 12 hours of arrivals.
 
     Not every honest voter shares the consensus: `OWN_TASTE_SHARE` of them judge by abilities
     of their own (the truth weighted by ρ ~ U(−0.5, 0.5), contrarians included, plus a taste
     as strong as the truth itself), and `FACTION_SHARE` belong to a faction that champions
     `FACTION_PROPOSALS` proposals (+2) and dislikes as many (−2): a detector that flags any
-    disagreement with the ranking, or any group that agrees, flags them."""
+    disagreement with the ranking, or any group that agrees, flags them. Returns the votes
+    and the voters with a taste of their own ("own taste") or in the faction ("faction")."""
     sessions: list[int] = []
     while sum(sessions) < n_votes:
         sessions.append(int(min(SEEN_PAIRS_CAP, np.ceil(rng.lognormal(np.log(10), 1.0)))))
@@ -161,8 +163,10 @@ def honest_consultation(rng: np.random.Generator, truth: np.ndarray, n_votes: in
     kinds, a, b = choose_votes(left, right, answers)
     order = np.argsort(at_ms, kind="stable")
     voters = [f"honest-{v}" for v in voter_of[order].tolist()]
+    tastes_of = {f"honest-{v}": "own taste" for v in own.tolist()}
+    tastes_of.update({f"honest-{v}": "faction" for v in faction.tolist()})
     return Votes(kinds[order], a[order], b[order], view_ms[order] >= MIN_VIEW_MS,
-                 at_ms[order], voters)
+                 at_ms[order], voters), tastes_of
 
 
 def fit_ranks(counts: PairCounts, n_items: int, start: np.ndarray | None
@@ -359,7 +363,7 @@ def run_seed(seed: int, n_items: int, n_honest: int, budget_factor: float,
     started = time.perf_counter()
     rng = np.random.default_rng(seed)
     truth = rng.normal(0.0, 1.0, n_items)
-    honest = honest_consultation(rng, truth, n_honest)
+    honest, tastes_of = honest_consultation(rng, truth, n_honest)
     # Honest phase: votes arrive in time order, refits every 2,000 votes; the detector
     # tests each vote against the fit of the moment.
     detector = VoterAnomaly(settings)
@@ -392,6 +396,10 @@ def run_seed(seed: int, n_items: int, n_honest: int, budget_factor: float,
         "honest_flagged": len(flagged_honest),
         "honest_flagged_rate": len(flagged_honest) / n_honest_voters,
         "honest_flagged_reasons": honest_reasons,
+        # The honest voters flagged by their tastes: the consensus', their own, a faction's.
+        "honest_flagged_tastes": {
+            taste: sum(tastes_of.get(v, "consensus") == taste for v in flagged_honest)
+            for taste in ("consensus", "own taste", "faction")},
         "target_rank_with_defences": int(ranks_kept[target]),
         "top10_same_with_defences_before_attack": TOP - top_replaced(ranks_kept, honest_top),
         "strategies": {},
