@@ -82,6 +82,10 @@ class CoordinationSettings:
     # Checked when the stored votes grew by this many, or by 1 % (each check reads them all:
     # ~0.1 s at 200,000 votes, so a check costs about what testing each vote does).
     check_every: int = 2_000
+    # No check before this many kept votes per ranked proposal: on fewer, the fit's top are
+    # proposals that won by luck and then lose more than it says, in every cohort alike
+    # (measured: a false group of 24 honest accounts at 4 votes a proposal).
+    min_votes_per_proposal: int = 20
     # Decisive interactive votes kept (12 bytes each); past it the oldest are dropped.
     max_votes: int = 2_000_000
 
@@ -92,8 +96,10 @@ class CoordinationSettings:
             raise ValueError(f"cover must be in (0, 1), got {self.cover}")
         if not 0.5 <= self.posterior < 1:
             raise ValueError(f"posterior must be in [0.5, 1), got {self.posterior}")
-        if self.min_accounts < 2 or self.check_every < 1 or self.max_votes < 1:
-            raise ValueError("min_accounts must be >= 2, check_every and max_votes >= 1")
+        if self.min_accounts < 2 or self.check_every < 1 or self.max_votes < 1 \
+                or self.min_votes_per_proposal < 0:
+            raise ValueError("min_accounts must be >= 2, check_every and max_votes >= 1, "
+                             "min_votes_per_proposal >= 0")
 
 
 @dataclass(frozen=True)
@@ -195,6 +201,8 @@ class CoordinationCheck:
         left out of the reference of the others: an attack that drags the fit makes the
         honest cohorts look the other way against it, not against each other."""
         self._checked_at = self._size
+        if self._size < self.settings.min_votes_per_proposal * np.isfinite(abilities).sum():
+            return [], []
         sides = _Sides.of(self._winners[:self._size], self._losers[:self._size],
                           self._voters[:self._size], abilities)
         if sides is None:
