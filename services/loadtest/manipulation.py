@@ -60,6 +60,10 @@ VOTER_RATE_PER_S, VOTER_BURST = 2.0, 60
 NO_EFFECT_AFTER = 20_000
 # Accounts voting at once, per strategy.
 ACCOUNTS = {"bots": 20, "pushers": 100, "omnipresent": 100}
+# Honest voters with tastes of their own, and in a faction (honest_consultation).
+OWN_TASTE_SHARE = 0.1
+FACTION_SHARE = 0.05
+FACTION_PROPOSALS = 10
 
 
 @dataclass
@@ -113,8 +117,16 @@ def random_pairs(rng: np.random.Generator, n_items: int, n: int) -> tuple[np.nda
     return left, right
 
 
-def honest_consultation(rng: np.random.Generator, truth: np.ndarray, n_votes: int) -> Votes:
-    """`n_votes` honest votes in time order, over 12 hours of arrivals."""
+def honest_consultation(rng: np.random.Generator, truth: np.ndarray, n_votes: int
+                        ) -> tuple[Votes, dict[str, str]]:
+    """`n_votes` honest votes in time order, over 12 hours of arrivals.
+
+    Not every honest voter shares the consensus: `OWN_TASTE_SHARE` of them judge by abilities
+    of their own (the truth weighted by ρ ~ U(−0.5, 0.5), contrarians included, plus a taste
+    as strong as the truth itself), and `FACTION_SHARE` belong to a faction that champions
+    `FACTION_PROPOSALS` proposals (+2) and dislikes as many (−2): a detector that flags any
+    disagreement with the ranking, or any group that agrees, flags them. Returns the votes
+    and the voters with a taste of their own ("own taste") or in the faction ("faction")."""
     sessions: list[int] = []
     while sum(sessions) < n_votes:
         sessions.append(int(min(SEEN_PAIRS_CAP, np.ceil(rng.lognormal(np.log(10), 1.0)))))
@@ -127,12 +139,34 @@ def honest_consultation(rng: np.random.Generator, truth: np.ndarray, n_votes: in
     session_start = np.r_[0, elapsed[ends[:-1] - 1]]
     at_ms = (starts[voter_of] + elapsed - session_start[voter_of]).astype(np.int64)
     left, right = random_pairs(rng, len(truth), n_votes)
-    answers = VoterModel().choose_many(truth[left], truth[right], rng)
+    left_ability, right_ability = truth[left], truth[right]
+    kind_of_voter = rng.random(len(sessions))
+    own = np.flatnonzero(kind_of_voter < OWN_TASTE_SHARE)
+    faction = np.flatnonzero(kind_of_voter > 1 - FACTION_SHARE)
+    tastes = np.zeros((len(own), len(truth)))
+    if len(own):
+        weight = rng.uniform(-0.5, 0.5, len(own))[:, None]
+        tastes = weight * truth[None, :] + rng.normal(0.0, 1.0, (len(own), len(truth)))
+    row_of = np.full(len(sessions), -1)
+    row_of[own] = np.arange(len(own))
+    rows = row_of[voter_of]
+    mine = rows >= 0
+    left_ability[mine] = tastes[rows[mine], left[mine]]
+    right_ability[mine] = tastes[rows[mine], right[mine]]
+    favoured = rng.choice(len(truth), 2 * FACTION_PROPOSALS, replace=False)
+    bias = np.zeros(len(truth))
+    bias[favoured[:FACTION_PROPOSALS]], bias[favoured[FACTION_PROPOSALS:]] = 2.0, -2.0
+    members = np.isin(voter_of, faction)
+    left_ability[members] += bias[left[members]]
+    right_ability[members] += bias[right[members]]
+    answers = VoterModel().choose_many(left_ability, right_ability, rng)
     kinds, a, b = choose_votes(left, right, answers)
     order = np.argsort(at_ms, kind="stable")
     voters = [f"honest-{v}" for v in voter_of[order].tolist()]
+    tastes_of = {f"honest-{v}": "own taste" for v in own.tolist()}
+    tastes_of.update({f"honest-{v}": "faction" for v in faction.tolist()})
     return Votes(kinds[order], a[order], b[order], view_ms[order] >= MIN_VIEW_MS,
-                 at_ms[order], voters)
+                 at_ms[order], voters), tastes_of
 
 
 def fit_ranks(counts: PairCounts, n_items: int, start: np.ndarray | None
@@ -148,6 +182,17 @@ def fit_ranks(counts: PairCounts, n_items: int, start: np.ndarray | None
     return abilities, ranks
 
 
+@dataclass(frozen=True)
+class Adaptation:
+    """How an attacker hides with the defences on: each account casts at most
+    `account_votes` votes before a new one takes its place (the gateway's seen-pair cap at
+    most), and a share `camouflage` of the votes that would serve the target are cast as an
+    honest opinion instead (both sides: the undefended attack adapts alike)."""
+
+    account_votes: int = SEEN_PAIRS_CAP
+    camouflage: float = 0.0
+
+
 @dataclass
 class Attack:
     """One attack run: its outcome and the figures reported."""
@@ -161,6 +206,8 @@ class Attack:
     flagged_at_votes: list[int] = field(default_factory=list)  # account's votes when flagged
     honest_flagged: int = 0  # honest voters flagged during the attack
     top10_replaced_at: dict[int, int] = field(default_factory=dict)  # votes cast -> replaced
+    # Attacking accounts flagged per reason (an account may have several).
+    reasons: dict[str, int] = field(default_factory=dict)
     no_vote_counts: bool = False
 
 
@@ -174,7 +221,7 @@ class Account:
 
 def attack_votes(rng: np.random.Generator, strategy: str, accounts: list[Account],
                  n: int, target: int, ranks: np.ndarray, truth: np.ndarray, *, defended: bool,
-                 next_name: list[int]) -> Votes:
+                 next_name: list[int], adaptation: Adaptation) -> Votes:
     """The next `n` votes of the attacker's accounts (round robin), choosing by `strategy`
     against the official `ranks` (`truth` for the honest-looking ones)."""
     n_items = len(ranks)
@@ -193,6 +240,10 @@ def attack_votes(rng: np.random.Generator, strategy: str, accounts: list[Account
     else:
         left_wins = otherwise_left
     left_wins = np.where(left == target, True, np.where(right == target, False, left_wins))
+    if adaptation.camouflage > 0 and strategy != "bots":
+        # Some votes that would serve the target are cast as an honest opinion instead.
+        honest_looking = rng.random(n) < adaptation.camouflage
+        left_wins = np.where(honest_looking, otherwise_left, left_wins)
     a = np.where(left_wins, left, right)
     b = np.where(left_wins, right, left)
     kinds = np.full(n, WIN_CODE, dtype=np.uint8)
@@ -203,7 +254,7 @@ def attack_votes(rng: np.random.Generator, strategy: str, accounts: list[Account
     voters: list[str] = []
     for k in range(n):
         account = accounts[k % len(accounts)]
-        if defended and account.votes >= SEEN_PAIRS_CAP:
+        if defended and account.votes >= adaptation.account_votes:
             account = accounts[k % len(accounts)] = Account(
                 f"{strategy}-{next_name[0]}", account.clock_ms)
             next_name[0] += 1
@@ -232,7 +283,7 @@ def run_attack(seed: int, strategy: str, truth: np.ndarray, honest: Votes,
                base_counts: PairCounts, base_abilities: np.ndarray,
                detector: VoterAnomaly | None, excluded: set[str], target: int,
                honest_top: set[int], *, n_accounts: int, budget: int,
-               checkpoints: list[int]) -> Attack:
+               checkpoints: list[int], adaptation: Adaptation) -> Attack:
     """Attack until the target is in the top 10 or `budget` votes are cast."""
     rng = np.random.default_rng([seed, STRATEGIES.index(strategy), detector is not None])
     defended = detector is not None
@@ -252,7 +303,8 @@ def run_attack(seed: int, strategy: str, truth: np.ndarray, honest: Votes,
     while result.votes_cast < budget:
         block = min(budget - result.votes_cast, max(500, result.votes_cast // 20))
         votes = attack_votes(rng, strategy, accounts, block, target, ranks, truth,
-                             defended=defended, next_name=next_name)
+                             defended=defended, next_name=next_name,
+                             adaptation=adaptation)
         result.votes_cast += block
         for voter in votes.voters:
             votes_of[voter] = votes_of.get(voter, 0) + 1
@@ -267,6 +319,8 @@ def run_attack(seed: int, strategy: str, truth: np.ndarray, honest: Votes,
                 if flag.voter_id in votes_of:
                     newly.add(flag.voter_id)
                     result.flagged_at_votes.append(flag.votes)
+                    for reason in flag.reasons:
+                        result.reasons[reason] = result.reasons.get(reason, 0) + 1
                 else:
                     # An honest voter flagged while the attack runs: excluded as well.
                     honest_now.add(flag.voter_id)
@@ -303,22 +357,28 @@ def run_attack(seed: int, strategy: str, truth: np.ndarray, honest: Votes,
 
 def run_seed(seed: int, n_items: int, n_honest: int, budget_factor: float,
              max_attack_votes: int, max_defended_votes: int, settings: DetectionSettings,
-             strategies: tuple[str, ...], accounts: dict[str, int]) -> dict[str, object]:
+             strategies: tuple[str, ...], accounts: dict[str, int],
+             adaptation: Adaptation = Adaptation()) -> dict[str, object]:
     """One consultation, every strategy with and without the defences."""
     started = time.perf_counter()
     rng = np.random.default_rng(seed)
     truth = rng.normal(0.0, 1.0, n_items)
-    honest = honest_consultation(rng, truth, n_honest)
+    honest, tastes_of = honest_consultation(rng, truth, n_honest)
     # Honest phase: votes arrive in time order, refits every 2,000 votes; the detector
     # tests each vote against the fit of the moment.
     detector = VoterAnomaly(settings)
     counts_all, counts_kept = PairCounts(n_items), PairCounts(n_items)
     flagged_honest: set[str] = set()
+    honest_reasons: dict[str, int] = {}
     abilities = np.zeros(n_items)
     for start in range(0, len(honest), 2_000):
         chunk = honest.part(slice(start, start + 2_000))
         flags = detector.observe(chunk.voters, chunk.kinds, chunk.a, chunk.b, chunk.trusted,
                                  chunk.at_ms)
+        for flag in flags:
+            if flag.voter_id not in flagged_honest:
+                for reason in flag.reasons:
+                    honest_reasons[reason] = honest_reasons.get(reason, 0) + 1
         flagged_honest |= {flag.voter_id for flag in flags}
         counts_all.apply(chunk.kinds, chunk.a, chunk.b)
         abilities, _ = fit_ranks(counts_all, n_items, abilities)
@@ -335,6 +395,11 @@ def run_seed(seed: int, n_items: int, n_honest: int, budget_factor: float,
         "seed": seed, "honest_voters": n_honest_voters,
         "honest_flagged": len(flagged_honest),
         "honest_flagged_rate": len(flagged_honest) / n_honest_voters,
+        "honest_flagged_reasons": honest_reasons,
+        # The honest voters flagged by their tastes: the consensus', their own, a faction's.
+        "honest_flagged_tastes": {
+            taste: sum(tastes_of.get(v, "consensus") == taste for v in flagged_honest)
+            for taste in ("consensus", "own taste", "faction")},
         "target_rank_with_defences": int(ranks_kept[target]),
         "top10_same_with_defences_before_attack": TOP - top_replaced(ranks_kept, honest_top),
         "strategies": {},
@@ -342,14 +407,14 @@ def run_seed(seed: int, n_items: int, n_honest: int, budget_factor: float,
     for strategy in strategies:
         open_run = run_attack(seed, strategy, truth, honest, counts_all, abilities_all, None,
                               set(), target, honest_top, n_accounts=accounts[strategy],
-                              budget=max_attack_votes, checkpoints=[])
+                              budget=max_attack_votes, checkpoints=[], adaptation=adaptation)
         needed = open_run.votes_needed or max_attack_votes
         defended_detector = detector.copy()
         guarded = run_attack(seed, strategy, truth, honest, counts_kept, abilities_kept,
                              defended_detector, flagged_honest, target, honest_top,
                              n_accounts=accounts[strategy],
                              budget=int(min(budget_factor * needed, max_defended_votes)),
-                             checkpoints=[needed])
+                             checkpoints=[needed], adaptation=adaptation)
         out["strategies"][strategy] = {  # type: ignore[index]
             "without": asdict(open_run), "with": asdict(guarded),
             # None: no vote of the attack is trusted with the defences (it never moves anything).
@@ -413,12 +478,18 @@ def main(argv: list[str] | None = None) -> int:
                              "without (default 10: the goal)")
     parser.add_argument("--max-attack-votes", type=int, default=300_000,
                         help="without defences, give up after this many attack votes")
-    parser.add_argument("--max-defended-votes", type=int, default=600_000,
+    parser.add_argument("--max-defended-votes", type=int, default=1_500_000,
                         help="with defences, give up after this many attack votes")
     parser.add_argument("--strategies", default=",".join(STRATEGIES))
     parser.add_argument("--accounts", default="",
                         help="accounts voting at once, e.g. omnipresent=10,pushers=50 "
                              f"(default {','.join(f'{k}={v}' for k, v in ACCOUNTS.items())})")
+    parser.add_argument("--account-votes", type=int, default=SEEN_PAIRS_CAP,
+                        help="an attacking account casts at most this many votes before a new "
+                             f"one takes its place (default {SEEN_PAIRS_CAP}: the seen-pair cap)")
+    parser.add_argument("--camouflage", type=float, default=0.0,
+                        help="share of the votes that would serve the target cast as an honest "
+                             "opinion instead (default 0)")
     parser.add_argument("--out", type=Path, default=Path("results/manipulation/report.json"))
     args = parser.parse_args(argv)
     strategies = tuple(s for s in args.strategies.split(",") if s)
@@ -432,12 +503,15 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"--accounts: not strategy=count: {item!r}")
         accounts[name] = int(count)
     args.accounts = accounts
+    if not 1 <= args.account_votes <= SEEN_PAIRS_CAP or not 0 <= args.camouflage < 1:
+        parser.error(f"--account-votes must be in 1..{SEEN_PAIRS_CAP}, --camouflage in [0, 1)")
+    adaptation = Adaptation(args.account_votes, args.camouflage)
     settings = DetectionSettings()
     seeds: list[dict[str, object]] = []
     for seed in range(args.seeds):
         seeds.append(run_seed(seed, args.proposals, args.honest_votes, args.budget,
                               args.max_attack_votes, args.max_defended_votes, settings,
-                              strategies, accounts))
+                              strategies, accounts, adaptation))
         write_report(args, settings, strategies, seeds)
     print(json.dumps(summary(seeds, strategies), indent=1).replace("Infinity", "null"))
     return 0
@@ -448,7 +522,8 @@ def write_report(args: argparse.Namespace, settings: DetectionSettings,
     """The report of the seeds run so far (written after each)."""
     report = {"settings": {"proposals": args.proposals, "honest_votes": args.honest_votes,
                            "target_rank": TARGET_RANK, "top": TOP, "budget": args.budget,
-                           "accounts": args.accounts, "detection": asdict(settings)},
+                           "accounts": args.accounts, "account_votes": args.account_votes,
+                           "camouflage": args.camouflage, "detection": asdict(settings)},
               "summary": summary(seeds, strategies), "seeds": seeds}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     # A median of "never" is written as null, like the per-seed values.

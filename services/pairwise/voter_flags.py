@@ -27,7 +27,7 @@ from pairwise.errors import InvalidArgument, NotFound
 
 # The detector's reasons (ranker.voter_anomaly.REASONS; repeated here so that the gateway
 # checks a setting without importing the ranker).
-REASONS = ("fit", "pace", "too_fast")
+REASONS = ("fit", "pace", "too_fast", "coordinated")
 # The author of automatic exclusions in the audit trail.
 DETECTOR = "detector"
 # Flags one listing returns at most.

@@ -9,6 +9,7 @@ from pairwise.config import env_bool, env_float, env_int, env_str
 from pairwise.grpc_server import DEFAULT_MAX_CONCURRENT_RPCS
 from pairwise.metrics import MetricsSettings
 from pairwise.tls import ServerIdentity
+from ranker.coordinated_voting import CoordinationSettings
 from ranker.voter_anomaly import DetectionSettings
 
 
@@ -155,6 +156,19 @@ def _detection_from_env() -> DetectionSettings | None:
             max_votes_per_min=env_int("RANKER_DETECT_MAX_VOTES_PER_MIN",
                                       defaults.max_votes_per_min),
             untrusted_share=env_float("RANKER_DETECT_UNTRUSTED_SHARE",
-                                      defaults.untrusted_share))
+                                      defaults.untrusted_share),
+            coordination=_coordination_from_env())
     except ValueError as exc:
         raise SystemExit(f"RANKER_DETECT_*: {exc}") from None
+
+
+def _coordination_from_env() -> CoordinationSettings | None:
+    """The test across accounts' thresholds (RANKER_DETECT_GROUP_*), or None when
+    RANKER_DETECT_GROUPS is 0. Raises ValueError for an out-of-range one."""
+    if not env_bool("RANKER_DETECT_GROUPS", True):
+        return None
+    defaults = CoordinationSettings()
+    return CoordinationSettings(
+        alpha=env_float("RANKER_DETECT_GROUP_ALPHA", defaults.alpha),
+        posterior=env_float("RANKER_DETECT_GROUP_POSTERIOR", defaults.posterior),
+        max_votes=env_int("RANKER_DETECT_GROUP_MAX_VOTES", defaults.max_votes))

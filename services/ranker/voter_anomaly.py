@@ -1,7 +1,7 @@
-"""Per-voter anomaly scores, computed as votes arrive: each vote tested against the current
-fit, and the voter's pace and share of too-fast votes.
+"""Anomaly scores, computed as votes arrive: each vote tested against the current fit, the
+voter's pace and share of too-fast votes, and groups of accounts voting alike against the fit.
 
-Three tests, each a reason a voter is flagged:
+Four tests, each a reason a voter is flagged:
 
 - ``fit``: how improbable the voter's choices are under the latest published fit. A vote
   for proposal w over l had chance q = σ(θw − θl). A *strong upset* is a vote whose choice had
@@ -20,6 +20,9 @@ Three tests, each a reason a voter is flagged:
   of that many votes refilled at that rate per minute ran dry): past a person's reading pace.
 - ``too_fast``: at least `min_untrusted` votes, and more than `untrusted_share` of them,
   flagged untrusted at ingest (cast sooner after their prompt than a person reads).
+- ``coordinated``: one of a group of accounts whose choices on the same proposals go one way
+  far beyond the fit's odds, together (ranker.coordinated_voting: the test across accounts
+  that sees an attacker spread over many accounts of a few upsets each).
 
 Ties and skips are not tested for fit (they say nothing about which side the voter wanted);
 votes on a proposal the fit does not rank are not either. Only interactive votes have a
@@ -37,11 +40,13 @@ import numpy as np
 import scipy.special
 
 from pairwise.vote_log import WIN_CODE
+from ranker.coordinated_voting import CoordinationCheck, CoordinationSettings, Group, Suspect
 
 FIT = "fit"
 PACE = "pace"
 TOO_FAST = "too_fast"
-REASONS = (FIT, PACE, TOO_FAST)
+COORDINATED = "coordinated"
+REASONS = (FIT, PACE, TOO_FAST, COORDINATED)
 
 
 @dataclass(frozen=True)
@@ -62,6 +67,8 @@ class DetectionSettings:
     max_votes_per_min: int = 40
     untrusted_share: float = 0.5
     min_untrusted: int = 5
+    # The test across accounts; None: off.
+    coordination: CoordinationSettings | None = CoordinationSettings()
 
     def __post_init__(self) -> None:
         if not 0 < self.fit_alpha < 1:
@@ -91,9 +98,11 @@ class _Evidence:
     """What the tests keep of one voter (~200 bytes with its dict entry)."""
 
     __slots__ = ("votes", "untrusted", "tested", "upsets", "expected", "next_look",
-                 "score", "bucket", "bucket_ms", "fastest", "reasons")
+                 "score", "bucket", "bucket_ms", "fastest", "reasons", "number", "group")
 
-    def __init__(self, first_look: int, burst: int) -> None:
+    def __init__(self, first_look: int, burst: int, number: int) -> None:
+        self.number = number  # the voter's number in the test across accounts
+        self.group = ""  # the test across accounts' sentence, once flagged by it
         self.votes = 0
         self.untrusted = 0
         self.tested = 0
@@ -121,6 +130,10 @@ class VoterAnomaly:
         self._voters: dict[str, _Evidence] = {}
         # Abilities by proposal index (NaN: not ranked), swapped whole by `use_fit`.
         self._abilities = np.zeros(0)
+        self._proposal_ids: Sequence[str] = ()
+        coordination = self.settings.coordination
+        self._coordination = CoordinationCheck(coordination) if coordination else None
+        self._names: list[str] = []
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
@@ -135,16 +148,24 @@ class VoterAnomaly:
                 for name in _Evidence.__slots__:
                     setattr(copied, name, getattr(evidence, name))
                 twin._voters[voter_id] = copied
+            twin._names = list(self._names)
+            if self._coordination is not None:
+                twin._coordination = self._coordination.copy()
         twin._abilities = self._abilities
+        twin._proposal_ids = self._proposal_ids
         return twin
 
-    def use_fit(self, proposal_index: np.ndarray, abilities: np.ndarray) -> None:
+    def use_fit(self, proposal_index: np.ndarray, abilities: np.ndarray,
+                proposal_ids: Sequence[str] | None = None) -> None:
         """Test the next votes against these abilities (of proposal indices
-        `proposal_index`, same shape)."""
+        `proposal_index`, same shape); `proposal_ids` (by proposal index) names proposals in
+        the flags' sentences."""
         size = int(proposal_index.max()) + 1 if len(proposal_index) else 0
         by_index = np.full(size, np.nan)
         by_index[proposal_index] = abilities
         self._abilities = by_index
+        if proposal_ids is not None:
+            self._proposal_ids = proposal_ids
 
     def score(self, voter_id: str) -> tuple[float, tuple[str, ...]]:
         """The voter's fit-test score and the reasons they were flagged for (none: not)."""
@@ -176,7 +197,9 @@ class VoterAnomaly:
                     continue
                 evidence = voters.get(voter_id)
                 if evidence is None:
-                    evidence = voters[voter_id] = _Evidence(settings.first_look, burst)
+                    evidence = voters[voter_id] = _Evidence(settings.first_look, burst,
+                                                            len(self._names))
+                    self._names.append(voter_id)
                 evidence.votes += 1
                 new: list[str] = []
                 if not trusted[k]:
@@ -210,7 +233,58 @@ class VoterAnomaly:
                     flags[voter_id] = Flag(voter_id, evidence.reasons,
                                            round(evidence.score, 2),
                                            _detail(evidence, settings), evidence.votes)
+            if self._coordination is not None:
+                self._test_groups(voter_ids, kinds, a, b, flags)
         return list(flags.values())
+
+    def _test_groups(self, voter_ids: Sequence[str], kinds: np.ndarray, a: np.ndarray,
+                     b: np.ndarray, flags: dict[str, Flag]) -> None:
+        """Keep the decisive votes for the test across accounts, and run it when due
+        (called with the lock held)."""
+        check = self._coordination
+        assert check is not None
+        wins = np.flatnonzero(kinds == WIN_CODE).tolist()
+        voters = self._voters
+        rows = [k for k in wins if voter_ids[k]]
+        if rows:
+            check.add(a[rows], b[rows], np.array(
+                [voters[voter_ids[k]].number for k in rows], dtype=np.int32))
+        if not check.due() or not len(self._abilities):
+            return
+        groups, suspects = check.check(self._abilities)
+        for suspect in suspects:
+            voter_id = self._names[suspect.voter]
+            evidence = voters[voter_id]
+            if COORDINATED in evidence.reasons:
+                continue
+            evidence.reasons += (COORDINATED,)
+            evidence.group = self._group_sentence(suspect)
+            flags[voter_id] = Flag(voter_id, evidence.reasons, round(evidence.score, 2),
+                                   _detail(evidence, self.settings), evidence.votes)
+
+    def _group_sentence(self, suspect: Suspect) -> str:
+        groups = sorted(suspect.groups, key=lambda g: -g.score)
+        first = groups[0]
+        high = first.cohort_high
+        cohort = f"{first.cohort_low}+" if high is None else \
+            (f"{first.cohort_low}" if high == first.cohort_low else
+             f"{first.cohort_low}–{high}")
+        named = ", ".join(self._group_phrase(g) for g in groups[:3])
+        more = f" and {len(groups) - 3} more" if len(groups) > 3 else ""
+        return (f"coordinated: among accounts of {cohort} decisive votes, {named}{more}; "
+                f"this account: {suspect.with_group} of {suspect.votes} votes on them that "
+                f"way ({suspect.posterior:.0%} likely one of the group)")
+
+    def _group_phrase(self, group: Group) -> str:
+        if group.band:
+            name = f"the top {group.band}"
+        elif group.proposal < len(self._proposal_ids):
+            name = self._proposal_ids[group.proposal]
+        else:
+            name = f"proposal #{group.proposal}"
+        return (f"{name} lost {group.losses} of their {group.votes} votes, "
+                f"{group.expected:.1f} expected, over {group.accounts} accounts "
+                f"(p = {10 ** -group.score:.0e})")
 
     def _underdog_chances(self, kinds: np.ndarray, a: np.ndarray,
                           b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -250,4 +324,6 @@ def _detail(evidence: _Evidence, settings: DetectionSettings) -> str:
     if TOO_FAST in evidence.reasons:
         parts.append(f"too_fast: {evidence.untrusted} of {evidence.votes} votes sooner after "
                      "their prompt than a person reads")
+    if COORDINATED in evidence.reasons:
+        parts.append(evidence.group)
     return "; ".join(parts)

@@ -78,7 +78,8 @@ class VoterDetection:
 
     def offer(self, ranking: Ranking) -> None:
         """Test the next votes against `ranking`; write the flags raised since the last."""
-        self.anomaly.use_fit(np.asarray(ranking.proposal_index), np.asarray(ranking.abilities))
+        self.anomaly.use_fit(np.asarray(ranking.proposal_index), np.asarray(ranking.abilities),
+                             ranking.catalog_ids)
         if self._pending and not self._writing:
             self._writing = True
             self._tasks.spawn(self._drain(), "voter-flags")

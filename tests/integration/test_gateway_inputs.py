@@ -1127,7 +1127,7 @@ def test_exports(world: World, data: st.DataObject) -> None:
 
 # --- The detector's flags and automatic exclusion. -------------------------------------------
 
-DETECTOR_REASONS = {"fit", "pace", "too_fast"}
+DETECTOR_REASONS = {"fit", "pace", "too_fast", "coordinated"}
 _QUIET_CAUSES: set[str] = set()
 
 

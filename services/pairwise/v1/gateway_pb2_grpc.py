@@ -384,7 +384,8 @@ class GatewayServiceServicer:
 
     def ListFlaggedVoters(self, request, context):
         """Admin: the voters the rankers' detector flagged (improbable choices, a script's pace,
-        votes too fast to have been read), with the score and why, oldest flag first. A flag
+        votes too fast to have been read, a group of accounts voting alike against the
+        ranking), with the score and why, oldest flag first. A flag
         changes no count; ExcludeVotes (or SetAutoExclusion) does.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
