@@ -138,7 +138,8 @@ class AdaptiveSelection:
     def __init__(self, items: ArrayLike, *, newcomer_share: float, uniform_share: float,
                  n_candidates: int = 1, top_share: float = 0.0, duel_share: float = 0.0,
                  top_cumulative: ArrayLike = (), rank_cumulative: ArrayLike = (),
-                 window_lo: ArrayLike = (), window_size: ArrayLike = ()) -> None:
+                 window_lo: ArrayLike = (), window_size: ArrayLike = (),
+                 informed_opponents: float = 0.0) -> None:
         self.items = _table(items, np.int64)
         self.newcomer_share = newcomer_share
         self.uniform_share = uniform_share if len(self.items) >= 2 else 1.0
@@ -149,6 +150,7 @@ class AdaptiveSelection:
         self._rank = _table(rank_cumulative, np.float64)
         self._window_lo = _table(window_lo, np.int64)
         self._window_size = _table(window_size, np.int64)
+        self.informed_opponents = informed_opponents
         self._plain = (Draw(False, ()), Draw(True, ()))
 
     @classmethod
@@ -156,7 +158,8 @@ class AdaptiveSelection:
               uniform_share: float = 0.1, top_weight: float = 0.2, order_weight: float = 0.0,
               window_sd: float = 5.0, min_window: int = 2, top_vote_cap: float = 0.0,
               n_candidates: int = 2, duel_share: float = 0.5,
-              top_min_votes: float = 10.0, weight_se_cap: float = 1.0) -> AdaptiveSelection:
+              top_min_votes: float = 10.0, weight_se_cap: float = 1.0,
+              informed_opponents: float = 0.0) -> AdaptiveSelection:
         """The rule for `summary` (None: the cause has no fit yet — exposure or a uniform
         pair only). Non-finite abilities count as 0 and non-finite or non-positive standard
         errors as the largest finite one (the least known), so a damaged summary still
@@ -221,7 +224,7 @@ class AdaptiveSelection:
                    top_share=top_share, duel_share=duel_share,
                    top_cumulative=np.cumsum(top) / top_mass if top_share else (),
                    rank_cumulative=np.cumsum(rank) / rank_mass,
-                   window_lo=lo, window_size=hi - lo)
+                   window_lo=lo, window_size=hi - lo, informed_opponents=informed_opponents)
 
     def draw(self, rng: random.Random) -> Draw:
         """One prompt's plan, from `rng` alone: O(log n), no array work."""
@@ -245,7 +248,19 @@ class AdaptiveSelection:
             u = (u - self.top_share) / (1.0 - self.top_share)
             first = min(bisect.bisect_right(self._rank, u), last)
         lo = self._window_lo[first]
-        second = lo + int(uniform() * (self._window_size[first] - 1))
+        size = self._window_size[first]
+        if self.informed_opponents and uniform() < self.informed_opponents:
+            # The opponent drawn by the rank table's weights restricted to the window: a
+            # slice of the cumulative table, so one bisection still.
+            rank = self._rank
+            base = rank[lo - 1] if lo else 0.0
+            mass = rank[lo + size - 1] - base
+            if mass > 0:
+                second = min(bisect.bisect_right(rank, base + uniform() * mass, lo, lo + size),
+                             lo + size - 1)
+                if second != first:
+                    return items[first], items[second]
+        second = lo + int(uniform() * (size - 1))
         if second >= first:
             second += 1
         return items[first], items[second]
