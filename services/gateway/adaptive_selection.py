@@ -159,7 +159,7 @@ class AdaptiveSelection:
               window_sd: float = 5.0, min_window: int = 2, top_vote_cap: float = 0.0,
               n_candidates: int = 2, duel_share: float = 0.5,
               top_min_votes: float = 10.0, weight_se_cap: float = 1.0,
-              informed_opponents: float = 0.0) -> AdaptiveSelection:
+              informed_opponents: float = 1.0) -> AdaptiveSelection:
         """The rule for `summary` (None: the cause has no fit yet — exposure or a uniform
         pair only). Non-finite abilities count as 0 and non-finite or non-positive standard
         errors as the largest finite one (the least known), so a damaged summary still
