@@ -37,16 +37,26 @@ def realistic(n: int, seed: int = 0, se: float = 0.3) -> FitSummary:
 def expected_pair_probabilities(selection: AdaptiveSelection) -> dict[tuple[int, int], float]:
     """P(first candidate = (a, b)) for every ordered pair of ranks, from the claimed tables:
     top draws pair a top-table draw with a second one at the duel share (a repeat falls back
-    to the window), else with a uniform opponent of its window; rank draws pair a rank-table
-    draw with a uniform opponent of its window."""
+    to the window), else with an opponent of its window; rank draws pair a rank-table draw
+    with an opponent of its window. A window opponent is, at the informed share, drawn by the
+    rank table's weights within the window (drawing the first itself falls back to uniform),
+    otherwise uniformly."""
     n = len(selection.items)
     top, rank = selection.top_probabilities(), selection.rank_probabilities()
     info = 1.0 - selection.uniform_share
     duel = selection.duel_share
+    informed = selection.informed_opponents
     probabilities = {}
     for a, b in permutations(range(n), 2):
         window = selection.window(a)
-        in_window = (b in window) / (len(window) - 1)
+        mass = sum(rank[r] for r in window)
+        if b not in window:
+            in_window = 0.0
+        elif mass > 0:
+            in_window = (informed * rank[b] / mass
+                         + (informed * rank[a] / mass + 1.0 - informed) / (len(window) - 1))
+        else:
+            in_window = 1.0 / (len(window) - 1)
         p = selection.top_share * (duel * top[a] * top[b]
                                    + (duel * top[a] ** 2 + (1.0 - duel) * top[a]) * in_window)
         p += (1.0 - selection.top_share) * rank[a] * in_window
@@ -69,16 +79,17 @@ def first_candidates(selection: AdaptiveSelection, n_draws: int, seed: int) -> C
     return counts
 
 
-@pytest.mark.parametrize("duel_share", [0.0, 0.4, 1.0])
+@pytest.mark.parametrize(("duel_share", "informed"), [(0.0, 0.0), (0.4, 0.0), (1.0, 0.0),
+                                                      (0.5, 1.0), (0.0, 0.6)])
 @pytest.mark.parametrize("fit", [
     summary([2.0, 1.6, 1.5, 1.45, 0.2, -0.1, -0.3, -1.0, -2.2], [0.3, 0.2, 0.2, 0.4, 0.3, 0.3,
                                                                   0.5, 0.3, 0.6]),
     summary([1.0, 0.9, 0.1, 0.0, -0.5, -2.0], 0.25),
 ])
-def test_pairs_follow_the_claimed_distribution(fit, duel_share):
+def test_pairs_follow_the_claimed_distribution(fit, duel_share, informed):
     selection = AdaptiveSelection.build(fit, top_k=3, newcomer_share=0.3, uniform_share=0.2,
                                         window_sd=2.0, min_window=1, order_weight=0.5,
-                                        duel_share=duel_share)
+                                        duel_share=duel_share, informed_opponents=informed)
     assert 0.0 < selection.top_share < 1.0
     n_draws = 200_000
     counts = first_candidates(selection, n_draws, seed=1)
@@ -129,7 +140,7 @@ def test_opponents_are_uniform_within_the_window():
     # top_k = n: no top table, every information draw is a proposal and a window opponent.
     fit = realistic(40, seed=5, se=0.1)
     selection = AdaptiveSelection.build(fit, top_k=40, newcomer_share=0.0, uniform_share=0.0,
-                                        window_sd=2.0)
+                                        window_sd=2.0, informed_opponents=0.0)
     assert selection.top_share == 0.0
     middle = 20
     window = [r for r in selection.window(middle) if r != middle]
@@ -146,7 +157,7 @@ def test_a_top_proposal_meets_its_window_not_only_the_top():
     # proposals are checked against the field around them, not only against each other.
     fit = realistic(60, seed=12, se=1.0)
     selection = AdaptiveSelection.build(fit, top_k=5, newcomer_share=0.0, uniform_share=0.0,
-                                        window_sd=1.0, duel_share=0.0)
+                                        window_sd=1.0, duel_share=0.0, informed_opponents=0.0)
     assert 0.0 < AdaptiveSelection.build(fit, top_k=5, newcomer_share=0.0).duel_share < 1.0
     assert selection.top_share > 0.2
     first = int(selection.top_probabilities().argmax())

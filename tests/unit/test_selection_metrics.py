@@ -125,6 +125,11 @@ def test_presets_are_checked_and_overridden_by_the_flags_given() -> None:
     plan = preset("1k", votes=50_000, seeds=None)
     assert plan.votes == 50_000 and plan.seeds == 3 and plan.new_proposals == 60
     assert preset("34k").proposals + preset("34k").new_proposals == 34_000
+    # The NextPair-latency preset: the same consultation, a NextPair before every vote.
+    latency = preset("34k-nextpair")
+    assert latency.proposals + latency.new_proposals == 34_000
+    assert preset("34k").load_plan(1).next_pair_in_reply
+    assert not latency.load_plan(1).next_pair_in_reply
     with pytest.raises(PlanError):
         preset("huge")
     with pytest.raises(PlanError):

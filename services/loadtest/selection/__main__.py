@@ -49,8 +49,9 @@ def parser() -> argparse.ArgumentParser:
                                 formatter_class=_HelpFormatter)
     p.add_argument("--preset", choices=list(PRESETS), default="1k",
                    help="1k: 1,000 proposals, 200,000 votes a strategy; 34k: new proposals "
-                        "among 34,000, 60,000 votes after 600,000 imported; short: the test "
-                        "suite's quick check")
+                        "among 34,000, 60,000 votes after 600,000 imported; 34k-nextpair: "
+                        "NextPair's latency there, a NextPair before every vote; short: the "
+                        "test suite's quick check")
     p.add_argument("--votes", type=int, help="vote budget per strategy (preset's if unset)")
     p.add_argument("--history-votes", type=int,
                    help="past votes imported into each cause before the voters come "

@@ -77,7 +77,8 @@ def derive(strategy: dict[str, Any], plan: SelectionPlan) -> dict[str, Any]:
     out["received_max"] = strategy["received"]["max"]
     # Both causes are voted on at once, on the same cores: their latencies compare fairly.
     for rpc in ("NextPair", "SubmitVote"):
-        out[f"{rpc.lower()}_p99_ms"] = strategy["latency_ms"].get(rpc, {}).get("p99")
+        for p in ("p50", "p99"):
+            out[f"{rpc.lower()}_{p}_ms"] = strategy["latency_ms"].get(rpc, {}).get(p)
     out["newcomer_goal_votes"] = plan.newcomer_goal_votes
     return out
 

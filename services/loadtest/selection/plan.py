@@ -43,6 +43,9 @@ class SelectionPlan:
     seeds: int = 3
     # Voters voting at once per cause, each casting 10-20 votes.
     concurrency: int = 32
+    # Each vote's next pair in SubmitVote's reply (one call per vote, as a client should);
+    # False: a NextPair before every vote, so that NextPair carries every pair.
+    next_pair_in_reply: bool = True
     votes_per_voter: tuple[int, int] = (10, 20)
     tie_rate: float = _VOTERS.tie_rate
     skip_rate: float = _VOTERS.skip_rate
@@ -89,7 +92,8 @@ class SelectionPlan:
             duration_s=self.time_limit_s, max_votes=self.history_votes + self.votes,
             concurrency=self.concurrency,
             arrival_rate=100_000.0, votes_per_voter=self.votes_per_voter,
-            next_pair_in_reply=True, tie_rate=self.tie_rate, skip_rate=self.skip_rate,
+            next_pair_in_reply=self.next_pair_in_reply, tie_rate=self.tie_rate,
+            skip_rate=self.skip_rate,
             catch_up_s=self.catch_up_s, baseline=False, seed=seed)
 
     def history_plan(self, seed: int) -> LoadPlan:
@@ -117,6 +121,14 @@ PRESETS = {
                          votes=60_000, history_votes=600_000, sample_step=10_000,
                          sample_growth=0.25, newcomer_goal_votes=20_000,
                          goals=(COVERAGE, NEWCOMERS)),
+    # NextPair's cost at the largest size: the 34k consultation with a NextPair before every
+    # vote (both causes at once, on the same cores), so each strategy's p50 / p99 rest on
+    # ~20,000 calls instead of the voters' first pairs only. One seed of 20,000 votes a
+    # strategy; new proposals still come, but too late to judge their tenth vote.
+    "34k-nextpair": SelectionPlan(preset="34k-nextpair", proposals=MAX_PROPOSALS - 60,
+                                  waves=(1 / 6, 2 / 6, 3 / 6), votes=20_000,
+                                  history_votes=600_000, seeds=1, next_pair_in_reply=False,
+                                  sample_step=10_000, sample_growth=0.25, goals=(COVERAGE,)),
     # For the test suite: small and quick; checks only what cannot be noise.
     "short": SelectionPlan(preset="short", proposals=60, new_per_wave=5, waves=(0.5, 0.7),
                            votes=1_600, seeds=1, concurrency=16, sample_step=400,

@@ -100,7 +100,9 @@ def summary_lines(result: dict[str, Any]) -> list[str]:
             ("votes received: min", "received_min", _votes),
             ("votes received: median", "received_median", _votes),
             ("votes received: max", "received_max", _votes),
+            ("NextPair p50 (ms)", "nextpair_p50_ms", _ms),
             ("NextPair p99 (ms)", "nextpair_p99_ms", _ms),
+            ("SubmitVote p50 (ms)", "submitvote_p50_ms", _ms),
             ("SubmitVote p99 (ms)", "submitvote_p99_ms", _ms)]
     lines.append(f"  {'median (per seed)':<38} {'uniform':<30} {'adaptive':<30}")
     for label, key, shown in rows:
