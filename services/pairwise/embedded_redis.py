@@ -19,7 +19,10 @@ import time
 import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import redis
 
 
 def server_binary() -> str:
@@ -255,6 +258,8 @@ class EmbeddedCluster:
 
     def client(self, index: int) -> redis.Redis:
         """A plain client of node `index` alone (commands about the node: CLUSTER, INFO)."""
+        import redis  # imported here, as in wait_ready
+
         return redis.Redis(host="127.0.0.1", port=self.nodes[index].port,
                            socket_connect_timeout=1.0, socket_timeout=5.0)
 
