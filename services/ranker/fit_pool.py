@@ -176,31 +176,31 @@ def _transfer_file(kind: str, nbytes: int) -> tuple[int, str]:
     In /dev/shm (memory) when it has room with a quarter to spare, else in the temporary
     directory: a container's /dev/shm is 64 MB unless set, and a fit at 34,000 proposals
     ships 130 MB, which would fail with ENOSPC on every refit. The name carries this
-    process's id, so that a ranker starting on the host removes what a killed one left
-    (`remove_orphans`).
+    process's identity (`_identity`), so that a ranker starting there removes what a killed
+    one left (`remove_orphans`).
     """
     try:
         stats = os.statvfs(_SHM)
         roomy = stats.f_bavail * stats.f_frsize >= nbytes * 1.25
     except OSError:
         roomy = False
-    return tempfile.mkstemp(prefix=f"pairwise-{kind}-{os.getpid()}-", suffix=".bin",
-                            dir=_SHM if roomy else tempfile.gettempdir())
+    return tempfile.mkstemp(prefix=f"pairwise-{kind}-{_identity(os.getpid())}-",
+                            suffix=".bin", dir=_SHM if roomy else tempfile.gettempdir())
 
 
-def remove_orphans() -> list[str]:
-    """Remove the transfer files of processes that no longer run: a ranker killed while
-    a file was in flight leaves it, in memory when in /dev/shm, and nothing else frees it.
-    The paths removed."""
-    removed = []
-    for directory in {_SHM, tempfile.gettempdir()}:
-        for path in glob.glob(os.path.join(directory, "pairwise-*-*-*.bin")):
-            pid = os.path.basename(path).split("-")[2]
-            if pid.isdigit() and not _running(int(pid)):
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(path)
-                    removed.append(path)
-    return removed
+def _identity(pid: int) -> str | None:
+    """`pid` and its start time ("1.52311"): a process id alone is reused, and in a
+    container the ranker is process 1 in every incarnation. None if no such process."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            # The fields after the command name (which may hold spaces): state is field 3,
+            # the start time field 22.
+            started = stat.read().rpartition(b")")[2].split()[19].decode()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    except (OSError, IndexError):  # no /proc: the process id alone
+        return str(pid) if _running(pid) else None
+    return f"{pid}.{started}"
 
 
 def _running(pid: int) -> bool:
@@ -210,6 +210,23 @@ def _running(pid: int) -> bool:
         return False
     except PermissionError:  # another user's process
         return True
+    return True
+
+
+def remove_orphans() -> list[str]:
+    """Remove the transfer files of processes that no longer run: a ranker killed while
+    a file was in flight leaves it, in memory when in /dev/shm, and nothing else frees it.
+    The paths removed."""
+    removed = []
+    for directory in {_SHM, tempfile.gettempdir()}:
+        for path in glob.glob(os.path.join(directory, "pairwise-*-*-*.bin")):
+            writer = os.path.basename(path).split("-")[2]
+            pid = writer.partition(".")[0]
+            if pid.isdigit() and _identity(int(pid)) != writer:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(path)
+                    removed.append(path)
+    return removed
     return True
 
 

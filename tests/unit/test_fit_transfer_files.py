@@ -25,16 +25,21 @@ def test_a_file_larger_than_dev_shm_has_room_for_goes_to_the_temporary_directory
 def test_the_files_of_a_killed_ranker_are_removed_and_those_of_a_live_one_kept() -> None:
     gone = subprocess.Popen(["true"])
     gone.wait()
-    left = os.path.join("/dev/shm", f"pairwise-fit-{gone.pid}-orphan.bin")
-    with open(left, "wb") as file:
-        file.write(b"x" * 4096)
+    # A process that ended, and an earlier process with this one's id (as a restarted
+    # container's ranker, process 1 again, sees its predecessor's files).
+    pid = os.getpid()
+    left = [os.path.join("/dev/shm", f"pairwise-fit-{gone.pid}.1-orphan.bin"),
+            os.path.join("/dev/shm", f"pairwise-fit-{pid}.1-earlier.bin")]
+    for path in left:
+        with open(path, "wb") as file:
+            file.write(b"x" * 4096)
     fd, live = fit_pool._transfer_file("counts", 4096)
     os.close(fd)
     try:
         removed = fit_pool.remove_orphans()
-        assert left in removed and not os.path.exists(left)
+        assert all(path in removed and not os.path.exists(path) for path in left)
         assert os.path.exists(live) and live not in removed
     finally:
-        for path in (left, live):
+        for path in (*left, live):
             if os.path.exists(path):
                 os.unlink(path)
