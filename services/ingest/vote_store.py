@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import redis.asyncio
 import redis.exceptions
@@ -279,39 +279,44 @@ class VoteStore:
         self._wait_aof = wait_aof
         self._wait_aof_timeout_ms = wait_aof_timeout_ms
         self._wait_replicas = wait_replicas
-        # On a Redis Cluster the start-up checks ask every master, each answering under its
-        # name.
-        self._every_master = ({"target_nodes": RedisCluster.PRIMARIES}
-                              if is_cluster_client(redis_client) else {})
 
     async def check_durability(self, redis_shown: str) -> None:
         """Raise FsyncUnavailable unless the server confirms an fsync on demand (WAITAOF 1 0,
         what every write will ask). Waits up to redis_client.STARTUP_WAIT_S for an unreachable
         server, then raises SystemExit; `redis_shown` names it (password hidden)."""
-        async def waitaof() -> Any:
+        async def waitaof() -> list[Any]:
             try:
-                return await self._redis.execute_command(
-                    "WAITAOF", 1, 0, self._wait_aof_timeout_ms, **self._every_master)
+                return await self._ask_each_master("WAITAOF", 1, 0, self._wait_aof_timeout_ms)
             except redis.exceptions.ResponseError as exc:
                 raise FsyncUnavailable(redis_shown, f"WAITAOF refused ({exc})") from exc
 
-        reply = await when_reachable(waitaof, redis_shown)
-        for one in reply.values() if isinstance(reply, dict) else [reply]:
-            if int(one[0]) < 1:
-                raise FsyncUnavailable(redis_shown, f"WAITAOF 1 0 answered {reply!r}")
+        for reply in await when_reachable(waitaof, redis_shown):
+            for one in reply.values() if isinstance(reply, dict) else [reply]:
+                if int(one[0]) < 1:
+                    raise FsyncUnavailable(redis_shown, f"WAITAOF 1 0 answered {reply!r}")
 
     async def check_replicas(self, redis_shown: str) -> None:
         """Stop start-up (SystemExit) unless every master has `wait_replicas` replicas in
         sync now (WAIT, what every write will ask)."""
-        reply = await when_reachable(lambda: self._redis.execute_command(
-            "WAIT", self._wait_replicas, self._wait_aof_timeout_ms, **self._every_master),
-            redis_shown)
-        for one in reply.values() if isinstance(reply, dict) else [reply]:
+        replies = await when_reachable(lambda: self._ask_each_master(
+            "WAIT", self._wait_replicas, self._wait_aof_timeout_ms), redis_shown)
+        for one in replies:
             if int(one) < self._wait_replicas:
                 raise SystemExit(
                     f"INGEST_WAIT_REPLICAS={self._wait_replicas}, but a master of the Redis at "
                     f"{redis_shown} has {one} replicas in sync: start its replicas, or lower "
                     "the setting")
+
+    async def _ask_each_master(self, *command: Any) -> list[Any]:
+        """`command`'s reply from the server, or from each master of a Redis Cluster asked
+        on its own: sent to several at once, the client would merge their replies (it sums
+        WAIT's, so one master without a replica would pass beside one with two)."""
+        if not is_cluster_client(self._redis):
+            return [await self._redis.execute_command(*command)]
+        cluster = cast(RedisCluster, self._redis)
+        await cluster.initialize()
+        return [await cluster.execute_command(*command, target_nodes=[node])
+                for node in cluster.get_primaries()]
 
     async def record_votes_each(
             self, votes: Sequence[InteractiveVote]) -> list[Receipt | PairwiseError]:

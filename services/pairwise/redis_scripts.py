@@ -163,25 +163,23 @@ class ScriptRunner:
                 node = None  # the call fails on its own
             if node is not None:
                 nodes.setdefault(node.name, (node, []))[1].append(i)
-        if not nodes:
-            on_connection = []  # no call wrote anything
+        # Each follow-up is sent to each node on its own: sent to several nodes at once, the
+        # client would merge their replies (it sums WAIT's, so one master's 0 and another's 1
+        # would pass for 1) and turn one node's error into the whole command's.
+        checks = [(follow_up, name) for follow_up in on_connection for name in nodes]
         async with cluster.pipeline(transaction=False) as pipe:
             for script, keys, args in calls:
                 pipe.evalsha(script.sha, len(keys), *keys, *args)  # type: ignore[arg-type]
-            for follow_up in on_connection:
-                pipe.execute_command(*follow_up.command,
-                                     target_nodes=[node for node, _ in nodes.values()])
+            for follow_up, name in checks:
+                pipe.execute_command(*follow_up.command, target_nodes=[nodes[name][0]])
             results = await pipe.execute(raise_on_error=False, allow_redirections=False)
         # A node whose every call was redirected is no longer the master of their slots: it
         # wrote nothing of them, and its answer (a replica refusing) concerns no write.
         moved = {name for name, (_, called) in nodes.items()
                  if all(isinstance(results[i], redis.exceptions.MovedError) for i in called)}
-        for follow_up, result in zip(on_connection, results[len(calls):], strict=True):
-            if isinstance(result, dict):
-                result = {name: reply for name, reply in result.items() if name not in moved}
-            elif moved and isinstance(result, redis.exceptions.ResponseError):
-                continue  # the one node was redirected
-            follow_up.check(result)
+        for (follow_up, name), result in zip(checks, results[len(calls):], strict=True):
+            if name not in moved:
+                follow_up.check(result)
         for follow_up in after:
             try:
                 reply = await self._redis.execute_command(*follow_up.command)

@@ -311,3 +311,33 @@ def test_a_master_killed_during_votes_loses_and_doubles_none(
         for importer in importers.values():
             importer.join(timeout=60)
     check_every_acknowledged_vote_counted_once(stub, importers)
+
+
+def test_a_master_without_its_replica_is_seen_though_the_others_have_theirs(
+        redis_cluster: EmbeddedCluster, stub: gateway_pb2_grpc.GatewayServiceStub,
+        tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Each master's replicas are counted on their own: summed over the masters, the two
+    others' replicas would make up for the one a master lacks."""
+    causes = causes_on_every_master("unreplicated")
+    for cause_id in causes.values():
+        create(stub, cause_id)
+    alone = redis_cluster.master_serving(key_slot(keys.votes(causes[0]).encode()))
+    [replica] = redis_cluster.replicas_of(alone)
+    redis_cluster.kill(replica)
+    try:
+        with pytest.raises(SystemExit) as stopped, serve_in_thread(start_ingest, ingest_settings(
+                redis_cluster.url, min_view_ms=0, wait_replicas=1)):
+            pass
+        assert "has 0 replicas in sync" in str(stopped.value)
+        # One import naming causes of every master: its votes on the master alone are not
+        # acknowledged, so neither is the import (sent again, it is de-duplicated).
+        votes = [types_pb2.ImportedVote(vote_id=f"u-{n}", cause_id=cause_id, voter_id="u",
+                                        winner_id="a", loser_id="b")
+                 for n, cause_id in enumerate(causes.values())]
+        with pytest.raises(grpc.RpcError) as refused:
+            stub.ImportVotes(iter([gw.ImportVotesRequest(votes=votes)]), metadata=ADMIN,
+                             timeout=30)
+        assert refused.value.code() is grpc.StatusCode.UNAVAILABLE  # type: ignore[attr-defined]
+        assert "replicas" in refused.value.details()  # type: ignore[attr-defined]
+    finally:
+        redis_cluster.restart(replica)
