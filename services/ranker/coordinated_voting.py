@@ -164,6 +164,12 @@ class CoordinationCheck:
         twin._size, twin._checked_at = self._size, self._checked_at
         return twin
 
+    def snapshot(self) -> CoordinationCheck:
+        """A copy to check elsewhere (a thread); this one counts from now to its next check."""
+        twin = self.copy()
+        self._checked_at = self._size
+        return twin
+
     def add(self, winners: np.ndarray, losers: np.ndarray, voters: np.ndarray) -> None:
         """Keep decisive votes (proposal indices, the voter's number), in log order."""
         n = len(winners)

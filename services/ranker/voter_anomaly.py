@@ -31,9 +31,11 @@ time (`at_ms`; -1 for imported ones, which the pace test skips). Pure code: no R
 
 from __future__ import annotations
 
+import concurrent.futures
+import logging
 import math
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -47,6 +49,11 @@ PACE = "pace"
 TOO_FAST = "too_fast"
 COORDINATED = "coordinated"
 REASONS = (FIT, PACE, TOO_FAST, COORDINATED)
+
+logger = logging.getLogger(__name__)
+# One thread for the process's background checks across accounts: they queue, each cause's
+# at most one at a time.
+_CHECKS = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="coordination-check")
 
 
 @dataclass(frozen=True)
@@ -125,8 +132,17 @@ class VoterAnomaly:
     worker thread while the event loop gives a fit).
     """
 
-    def __init__(self, settings: DetectionSettings | None = None) -> None:
+    def __init__(self, settings: DetectionSettings | None = None, *,
+                 on_background_flags: Callable[[], None] | None = None) -> None:
         self.settings = settings or DetectionSettings()
+        # The test across accounts takes up to seconds at a million kept votes: the ranker
+        # runs it on a copy in a thread (`_CHECKS`), so that its event loop keeps answering
+        # and renewing leases, and is called back (`on_background_flags`, in that thread)
+        # to collect its flags (`late_flags`); without a callback it runs in line (the
+        # benchmark).
+        self._on_background_flags = on_background_flags
+        self._checking = False
+        self._late: list[Flag] = []
         self._voters: dict[str, _Evidence] = {}
         # Abilities by proposal index (NaN: not ranked), swapped whole by `use_fit`.
         self._abilities = np.zeros(0)
@@ -249,9 +265,38 @@ class VoterAnomaly:
         if rows:
             check.add(a[rows], b[rows], np.array(
                 [voters[voter_ids[k]].number for k in rows], dtype=np.int32))
-        if not check.due() or not len(self._abilities):
+        if self._checking or not check.due() or not len(self._abilities):
             return
-        groups, suspects = check.check(self._abilities)
+        if self._on_background_flags is None:
+            self._flag_suspects(check.check(self._abilities)[1], flags)
+            return
+        self._checking = True
+        _CHECKS.submit(check.snapshot().check, self._abilities).add_done_callback(
+            self._checked)
+
+    def _checked(self, done: concurrent.futures.Future[tuple[list[Group], list[Suspect]]],
+                 ) -> None:
+        """A check run in the background ended: its flags wait for `late_flags`."""
+        flags: dict[str, Flag] = {}
+        with self._lock:
+            self._checking = False
+            try:
+                self._flag_suspects(done.result()[1], flags)
+            except Exception as exc:  # the next due check tries again
+                logger.warning("the test across accounts failed", extra={"error": repr(exc)})
+            self._late += flags.values()
+        if flags and self._on_background_flags is not None:
+            self._on_background_flags()
+
+    def late_flags(self) -> list[Flag]:
+        """The flags raised by background checks since the last call."""
+        with self._lock:
+            late, self._late = self._late, []
+        return late
+
+    def _flag_suspects(self, suspects: list[Suspect], flags: dict[str, Flag]) -> None:
+        """Flag `suspects` not flagged so yet into `flags` (called with the lock held)."""
+        voters = self._voters
         for suspect in suspects:
             voter_id = self._names[suspect.voter]
             evidence = voters[voter_id]

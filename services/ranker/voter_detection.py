@@ -15,6 +15,8 @@ next votes.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import threading
 import time
@@ -43,7 +45,7 @@ class VoterDetection:
                  clock: Callable[[], float] = time.time) -> None:
         self.cause_id = cause_id
         self._max_proposals = max_proposals
-        self.anomaly = VoterAnomaly(settings)
+        self.anomaly = VoterAnomaly(settings, on_background_flags=self._background_flags)
         self._flags = VoterFlagStore(client)
         self._exclusions = exclusions.ExclusionStore(client, scripts)
         self._tasks = tasks
@@ -52,6 +54,11 @@ class VoterDetection:
         self._pending: list[Flag] = []
         self._lock = threading.Lock()
         self._writing = False
+        # The loop the flags are written on (none when built outside one: the unit tests).
+        try:
+            self._loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            self._loop = None
 
     def observe(self, entries: list[vote_log.RawEntry]) -> None:
         """Test the interactive votes of `entries` not observed before."""
@@ -80,6 +87,20 @@ class VoterDetection:
         """Test the next votes against `ranking`; write the flags raised since the last."""
         self.anomaly.use_fit(np.asarray(ranking.proposal_index), np.asarray(ranking.abilities),
                              ranking.catalog_ids)
+        self._write_pending()
+
+    def _background_flags(self) -> None:
+        """Called in the thread of a check across accounts that raised flags: they are
+        written from the event loop, without waiting for the next fit (there may be none)."""
+        if self._loop is not None:
+            with contextlib.suppress(RuntimeError):  # the loop closed: the ranker stopped
+                self._loop.call_soon_threadsafe(self._write_pending)
+
+    def _write_pending(self) -> None:
+        late = self.anomaly.late_flags()
+        if late:
+            with self._lock:
+                self._pending += late
         if self._pending and not self._writing:
             self._writing = True
             self._tasks.spawn(self._drain(), "voter-flags")

@@ -4,6 +4,8 @@ accounts flagged; one spread over accounts as light as honest voters' is not (th
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 
@@ -169,7 +171,11 @@ def test_an_attacker_with_accounts_as_light_as_honest_voters_is_not_seen() -> No
     assert suspects == []
 
 
-def test_the_detector_flags_the_group_with_the_reason_and_a_sentence() -> None:
+@pytest.mark.parametrize("in_background", [False, True])
+def test_the_detector_flags_the_group_with_the_reason_and_a_sentence(
+        in_background: bool) -> None:
+    """In line (the benchmark), and as the ranker runs it: in a thread, its flags coming
+    with a later fit rather than with the votes."""
     consultation = Consultation(3)
     consultation.honest(3_000)
     target, above = rank_50(consultation)
@@ -177,12 +183,17 @@ def test_the_detector_flags_the_group_with_the_reason_and_a_sentence() -> None:
         consultation.vote(150, consultation.truth, omnipresent(target, above))
     winners, losers, voters = consultation.arrays()
     names = [f"voter-{v}" for v in voters.tolist()]
-    detector = VoterAnomaly()
+    checked = threading.Event()
+    detector = VoterAnomaly(on_background_flags=checked.set if in_background else None)
     detector.use_fit(np.arange(N_PROPOSALS), consultation.fit(),
                      [f"p{k}" for k in range(N_PROPOSALS)])
     n = len(winners)
     flags = detector.observe(names, np.full(n, WIN_CODE, dtype=np.uint8), winners, losers,
                              np.ones(n, dtype=bool), np.full(n, -1, dtype=np.int64))
+    if in_background:
+        assert not any(COORDINATED in f.reasons for f in flags)
+        assert checked.wait(60), "the background check raised no flag"
+        flags = detector.late_flags()
     grouped = [f for f in flags if COORDINATED in f.reasons]
     attackers = {f"voter-{v}" for v in range(consultation.n_voters - 30, consultation.n_voters)}
     assert len({f.voter_id for f in grouped} - attackers) <= 2
