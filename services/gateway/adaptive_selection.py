@@ -86,16 +86,17 @@ duel share gave coverage as good (min 92.8 / 92.6 / 94.0 %) and recall 18,726 / 
 19,706: the difference between ¼ and ½ is within the seeds' noise.
 Informed opponents (`informed_opponents` 1 against 0; the same offline replay with fits
 spaced by 1 % of the votes cast and diagonal standard errors, `--refit-growth 0.01
---approx-se`; 130,000 votes, seeds 1–6): votes until Kendall τ held 0.9, over uniform
-pairs' votes, 0.80 / 1.13 / 0.93 / 0.87 / 0.92 / 0.94 (median 0.93) against 0.96 / 1.02 /
-0.89 / 0.89 / 0.90 / 0.87 (median 0.90): no better; paired differences of ±0.1 per seed,
-luck. The *designed* τ — each pair misordered with probability Φ(−|θi − θj| / √(si² + sj²)),
-true abilities and the fit's standard errors, free of the answers' luck — tells the designs
-apart on one seed and found them equal: at 100,000 votes both were worth 0.85–0.89× uniform
-pairs' votes on every seed (0.856 / 0.894 / 0.857 / 0.864 / 0.880 against 0.847 / 0.889 /
-0.854 / 0.868 / 0.886, seeds 1, 3–6); a 5 % floor changed it as little (seed 1: 0.847).
-Late in a consultation the proposals of one window weigh nearly alike, so whom the
-weights pick changes little. So the rule keeps uniform opponents.
+--approx-se`; 130,000 votes, seeds 1–9): votes until Kendall τ held 0.9, over uniform
+pairs' votes, 0.80 / 1.13 / 0.93 / 0.87 / 0.92 / 0.94 / 0.92 / 0.88 / 0.91 (median 0.92)
+against 0.96 / 1.02 / 0.89 / 0.89 / 0.90 / 0.87 / 0.96 / 0.90 / 0.80 (median 0.90): no
+better; paired differences of ±0.1 per seed, luck. The *designed* τ — each pair
+misordered with probability Φ(−|θi − θj| / √(si² + sj²)), true abilities and the fit's
+standard errors, free of the answers' luck — tells the designs apart on one seed and found
+them equal: at 100,000 votes both were worth 0.85–0.89× uniform pairs' votes on every seed
+(0.856 / 0.894 / 0.857 / 0.864 / 0.880 / 0.879 / 0.879 / 0.859 against 0.847 / 0.889 /
+0.854 / 0.868 / 0.886 / 0.885 / 0.873 / 0.870, seeds 1, 3–9); a 5 % floor changed it as
+little (seed 1: 0.847). Late in a consultation the proposals of one window weigh nearly
+alike, so whom the weights pick changes little. So the rule keeps uniform opponents.
 
 Cluster figures (`make selection-bench`): the README.
 
