@@ -42,12 +42,11 @@ Each prompt is one of three kinds, drawn independently per call (`AdaptiveSelect
   table (two proposals whose membership is uncertain: the boundary duel); otherwise, and
   when that draw repeats the first, the opponent is one of the proposals whose ability lies
   within ±`window_sd` standard errors of the first's (at least `min_window` ranks either
-  side), drawn by the rank table's weights restricted to that window at `informed_opponents`
-  (default 1; a draw of the first itself, or a window whose weights are all 0, falls back to
-  uniform), uniformly otherwise. A vote teaches about both of its proposals: Arena's rule
-  picks each side by its expected gain, and so does this one, so the opponent too is a
-  proposal whose place is still uncertain where proposals are dense rather than any
-  neighbour. It costs one more bisection, of a slice of the same cumulative table.
+  side), drawn uniformly — or, at `informed_opponents` (default 0, measured below), by the
+  rank table's weights restricted to that window (a draw of the first itself, or a window
+  whose weights are all 0, falls back to uniform): a vote teaches about both of its
+  proposals, and Arena's rule picks each side by its expected gain; it costs one more
+  bisection, of a slice of the same cumulative table, but bought nothing measurable.
   The window is wide on purpose: opponents chosen from *estimated*
   abilities, if too close, let a cluster of overestimated proposals confirm each other (in
   simulation a ±1 s window inflated the abilities by ~40 % and the 95 % intervals covered
@@ -85,16 +84,20 @@ and top-10 recall held ≥ 0.8 from 17,719 / 9,084 / beyond 30,000 votes (previo
 16,708 / 7,053 / 14,666; no duels at all: beyond 30,000 / 21,575 / 22,854). A quarter
 duel share gave coverage as good (min 92.8 / 92.6 / 94.0 %) and recall 18,726 / 24,593 /
 19,706: the difference between ¼ and ½ is within the seeds' noise.
-Informed opponents (`informed_opponents` 1 against 0, the same offline replay with fits
-spaced by 1 % of the votes cast and diagonal standard errors between the sampled fits,
-`--refit-growth 0.01 --approx-se`; seeds 1 and 2, uniform pairs Kendall τ ≥ 0.9 from 119,122
-and 97,968 votes): τ held from 95,092 / 110,444 votes against 114,861 / 99,966 (0.80 / 1.13×
-uniform against 0.96 / 1.02×: per-seed luck of ±10 % swamps any difference), recall as
-before. The *designed* τ — each pair misordered with Φ(−|θi − θj| / √(si² + sj²)), the
-truth and the fit's standard errors, free of the answers' luck — was the same for both
-(seed 1 at 100,000 votes: 0.8983 against 0.8988, uniform pairs 0.8910, i.e. both worth
-~0.85× uniform's votes), and so was it with a 5 % floor: late in a consultation the
-proposals of one window weigh nearly alike, so whom the weights pick changes little.
+Informed opponents (`informed_opponents` 1 against 0; the same offline replay with fits
+spaced by 1 % of the votes cast and diagonal standard errors, `--refit-growth 0.01
+--approx-se`; 130,000 votes, seeds 1–9): votes until Kendall τ held 0.9, over uniform
+pairs' votes, 0.80 / 1.13 / 0.93 / 0.87 / 0.92 / 0.94 / 0.92 / 0.88 / 0.91 (median 0.92)
+against 0.96 / 1.02 / 0.89 / 0.89 / 0.90 / 0.87 / 0.96 / 0.90 / 0.80 (median 0.90): no
+better; paired differences of ±0.1 per seed, luck. The *designed* τ — each pair
+misordered with probability Φ(−|θi − θj| / √(si² + sj²)), true abilities and the fit's
+standard errors, free of the answers' luck — tells the designs apart on one seed and found
+them equal: at 100,000 votes both were worth 0.85–0.89× uniform pairs' votes on every seed
+(0.856 / 0.894 / 0.857 / 0.864 / 0.880 / 0.879 / 0.879 / 0.859 against 0.847 / 0.889 /
+0.854 / 0.868 / 0.886 / 0.885 / 0.873 / 0.870, seeds 1, 3–9); a 5 % floor changed it as
+little (seed 1: 0.847). Late in a consultation the proposals of one window weigh nearly
+alike, so whom the weights pick changes little. So the rule keeps uniform opponents.
+
 Cluster figures (`make selection-bench`): the README.
 
 Cost: `build` is a handful of numpy passes plus two binary searches per proposal
@@ -175,7 +178,7 @@ class AdaptiveSelection:
               window_sd: float = 5.0, min_window: int = 2, top_vote_cap: float = 0.0,
               n_candidates: int = 2, duel_share: float = 0.5,
               top_min_votes: float = 10.0, weight_se_cap: float = 1.0,
-              informed_opponents: float = 1.0) -> AdaptiveSelection:
+              informed_opponents: float = 0.0) -> AdaptiveSelection:
         """The rule for `summary` (None: the cause has no fit yet — exposure or a uniform
         pair only). Non-finite abilities count as 0 and non-finite or non-positive standard
         errors as the largest finite one (the least known), so a damaged summary still
