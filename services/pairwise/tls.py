@@ -56,9 +56,9 @@ def _read_pem(setting: str, path: str, kind: bytes) -> bytes:
     return data
 
 
-def client_credentials(trusted_pem: bytes) -> grpc.ChannelCredentials:
+def client_credentials(trusted_pem: bytes | None) -> grpc.ChannelCredentials:
     """Credentials of a channel that trusts `trusted_pem` (a CA's or the server's own
-    certificate)."""
+    certificate; None: the system's CAs)."""
     return grpc.ssl_channel_credentials(root_certificates=trusted_pem)
 
 
@@ -81,9 +81,11 @@ class GatewayClientTls:
     @classmethod
     def from_settings(cls, *, tls: bool, ca_setting: str, ca_path: str,
                       server_name: str) -> GatewayClientTls | None:
-        """TLS when `tls` or a CA file is given, else None (plaintext). Raises SystemExit
-        naming `ca_setting` when its file is unreadable or holds no PEM certificate."""
-        if not tls and not ca_path:
+        """TLS when `tls`, a CA file or a server name is given (a name to check the
+        certificate against asks for TLS as much as the switch does: plaintext would send
+        the admin token in clear), else None (plaintext). Raises SystemExit naming
+        `ca_setting` when its file is unreadable or holds no PEM certificate."""
+        if not tls and not ca_path and not server_name:
             return None
         trusted = _read_pem(ca_setting, ca_path, b"CERTIFICATE") if ca_path else None
         return cls(trusted, server_name)
@@ -94,6 +96,5 @@ def gateway_channel(address: str, tls: GatewayClientTls | None,
     """A (synchronous) channel to the gateway at `address`: TLS with `tls`, else plaintext."""
     if tls is None:
         return grpc.insecure_channel(address, options=list(options))
-    credentials = grpc.ssl_channel_credentials(root_certificates=tls.trusted)
-    return grpc.secure_channel(address, credentials,
+    return grpc.secure_channel(address, client_credentials(tls.trusted),
                                options=[*options, *name_override(tls.server_name)])
