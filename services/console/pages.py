@@ -335,7 +335,9 @@ def _moderation(cause_id: str, pending: gateway_pb2.ListProposalsResponse,
 # What the detector's reasons mean, as the flagged voters' table explains them.
 FLAG_REASONS = {"fit": "choices improbable under the ranking",
                 "pace": "faster than a person, sustained",
-                "too_fast": "most votes sooner after the prompt than a person reads"}
+                "too_fast": "most votes sooner after the prompt than a person reads",
+                "coordinated": "one of a group of accounts voting alike far beyond the "
+                               "ranking's odds"}
 
 
 def _flagged(cause_id: str, listed: gateway_pb2.ListFlaggedVotersResponse,

@@ -169,3 +169,9 @@ def test_the_ranker_hook_observes_each_interactive_vote_once_with_its_time() -> 
 
 def test_the_gateway_knows_every_reason_the_detector_gives() -> None:
     assert voter_flags.REASONS == REASONS
+
+
+def test_the_console_explains_every_reason_the_detector_gives() -> None:
+    from console.pages import FLAG_REASONS
+
+    assert tuple(FLAG_REASONS) == REASONS

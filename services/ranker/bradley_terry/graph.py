@@ -151,11 +151,6 @@ class ComparisonGraph:
         ones = self._ones if values.dtype == np.float64 else self._ones.astype(values.dtype)
         return self.upper(values).T @ ones
 
-    @property
-    def columns(self) -> np.ndarray:
-        """hi of each pair, as the narrowest integer type that holds n (int32 usually)."""
-        return self._columns
-
     def repeat_over_lo(self, item_values: np.ndarray) -> np.ndarray:
         """Per pair, the value of its lo item: `item_values[i]` as one streaming repeat
         (pairs are sorted by lo), shape (p,), dtype of `item_values`."""
