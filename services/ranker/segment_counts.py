@@ -125,8 +125,8 @@ class SegmentPairCounts(PairCounts):
         return SegmentPairCounts.from_bytes(b"".join(self.snapshot_parts()))
 
     def snapshot_parts(self, max_part_bytes: int = 1 << 22) -> list[memoryview]:
-        """A snapshot that `from_bytes` restores exactly (views of the live arrays, as
-        `PairCounts.snapshot_parts`, whose `max_part_bytes` it ignores)."""
+        """A snapshot that `from_bytes` restores exactly, as parts of at most
+        `max_part_bytes` (views of the live arrays, as `PairCounts.snapshot_parts`)."""
         with self._merge_lock:
             self._merge()
             keys, counts = self._keys, self._counts
@@ -134,9 +134,11 @@ class SegmentPairCounts(PairCounts):
         header["magic"], header["n_items"] = _SPARSE_MAGIC, self.n_items
         header["votes_applied"], header["n_pairs"] = self.votes_applied, keys.shape[0]
         header["n_skipped"] = self._skipped.shape[0]
-        return [memoryview(header.tobytes())] + [
-            np.ascontiguousarray(array).data.cast("B")
-            for array in (keys, *counts, self._skipped, self._skip_counts)]
+        parts = [memoryview(header.tobytes())]
+        for array in (keys, *counts, self._skipped, self._skip_counts):
+            data = np.ascontiguousarray(array).data.cast("B")
+            parts += [data[k:k + max_part_bytes] for k in range(0, len(data), max_part_bytes)]
+        return parts
 
     @classmethod
     def from_bytes(cls, data: bytes | bytearray | memoryview) -> SegmentPairCounts:

@@ -159,3 +159,15 @@ def test_segments_grow_with_their_votes_not_with_the_proposals() -> None:
         for attribute in (0, 1):
             dimension = sum(c.nbytes for (k, _), c in segments.counts.items() if k == attribute)
             assert dimension <= 2 * counts.nbytes, (n_votes, attribute)
+
+
+def test_a_segments_snapshot_comes_in_parts_no_larger_than_asked() -> None:
+    """A checkpoint writes a segment in calls of bounded size, as it does the overall
+    counts: one part of tens of MB would hold Redis and the client's socket as long."""
+    kinds, a, b, attributes = simulated(np.random.default_rng(4), 3_000)
+    segments = SegmentCounts()
+    segments.apply(kinds, a, b, attributes)
+    counts = segments.counts[(0, 0)]
+    parts = counts.snapshot_parts(max_part_bytes=256)
+    assert len(parts) > 10 and max(len(part) for part in parts) <= 256
+    assert type(counts).from_bytes(b"".join(bytes(p) for p in parts)) == counts
