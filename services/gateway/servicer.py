@@ -188,6 +188,10 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
         self._watches = watches
         self._votes = votes
         self._exports = exports
+        # One pseudonymised export at a time per gateway, the others waiting their turn:
+        # each remembers up to ~150 MB of pseudonyms (gateway.pseudonyms.CACHE_MAX), and two
+        # at once could take a gateway past its memory limit while it serves voters.
+        self._pseudonymising = asyncio.Semaphore(1)
         self._exclusions = exclusion_store
         self._attributes = attributes
         self._life = life
@@ -600,17 +604,21 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
                 cause=_cause_message(cause) if start == 0 else None,
                 catalog_version=snapshot.version,
                 proposals=proposals[start:start + EXPORT_PROPOSALS_PER_MESSAGE])
-        pseudonyms = None if request.raw_voter_ids else \
-            await self._exports.pseudonyms(cause_id)
         votes = 0
-        # An archived cause's log left Redis for its archive folder: its votes come from there.
-        log = self._exports.entries(cause_id, through, pseudonyms) \
-            if life.state is not cause_life.State.ARCHIVED else archived_entries(
-                Path(life.archive), through, pseudonyms,
-                [p.proposal_id for p in snapshot.proposals])
-        async for entries in log:
-            votes += sum(len(entry.kinds) for entry in entries)
-            yield gateway_pb2.ExportVotesResponse(entries=entries)
+        async with contextlib.AsyncExitStack() as turn:
+            if not request.raw_voter_ids:
+                await turn.enter_async_context(self._pseudonymising)
+            pseudonyms = None if request.raw_voter_ids else \
+                await self._exports.pseudonyms(cause_id)
+            # An archived cause's log left Redis for its archive folder: its votes come from
+            # there.
+            log = self._exports.entries(cause_id, through, pseudonyms) \
+                if life.state is not cause_life.State.ARCHIVED else archived_entries(
+                    Path(life.archive), through, pseudonyms,
+                    [p.proposal_id for p in snapshot.proposals])
+            async for entries in log:
+                votes += sum(len(entry.kinds) for entry in entries)
+                yield gateway_pb2.ExportVotesResponse(entries=entries)
         logger.info("votes exported", extra={"cause_id": cause_id, "votes": votes,
                                              "through_entry_id": through,
                                              "raw_voter_ids": request.raw_voter_ids})
