@@ -238,8 +238,8 @@ def _fit(wins: np.ndarray, items: np.ndarray, previous: np.ndarray | None, *,
     np.add.at(diagonal, i, info)
     np.add.at(diagonal, j, info)
     errors = 1.0 / np.sqrt(diagonal)
-    return bradley_terry.BTFit(mu, errors, mu - 1.96 * errors, mu + 1.96 * errors,
-                               fit.iterations, fit.log_posterior, exact_std_errors=False)
+    return bradley_terry.BTFit.with_intervals(mu, errors, fit.iterations, fit.log_posterior,
+                                              exact_std_errors=False)
 
 
 def _measure(fit: bradley_terry.BTFit, truth: np.ndarray, top_k: int) -> dict[str, float]:

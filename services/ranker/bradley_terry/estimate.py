@@ -44,6 +44,14 @@ class BTFit:
     log_posterior: float
     exact_std_errors: bool = True
 
+    @classmethod
+    def with_intervals(cls, abilities: np.ndarray, errors: np.ndarray, iterations: int,
+                       log_posterior: float, exact_std_errors: bool) -> BTFit:
+        """The fit of `abilities` with their standard `errors` and 95% intervals."""
+        return cls(abilities=abilities, std_errors=errors, ci_low=abilities - 1.96 * errors,
+                   ci_high=abilities + 1.96 * errors, iterations=iterations,
+                   log_posterior=log_posterior, exact_std_errors=exact_std_errors)
+
 
 def fit(
     n_items: int,
@@ -123,15 +131,7 @@ def fit(
     else:
         errors, exact = np.full(n_items, np.nan), False
     objective_value = float(point.objectives.sum()) if n_items else 0.0
-    return BTFit(
-        abilities=abilities,
-        std_errors=errors,
-        ci_low=abilities - 1.96 * errors,
-        ci_high=abilities + 1.96 * errors,
-        iterations=iterations,
-        log_posterior=objective_value,
-        exact_std_errors=exact,
-    )
+    return BTFit.with_intervals(abilities, errors, iterations, objective_value, exact)
 
 
 def _small_fit(graph: ComparisonGraph, init: np.ndarray | None, tol: float, max_iter: int,
@@ -146,12 +146,4 @@ def _small_fit(graph: ComparisonGraph, init: np.ndarray | None, tol: float, max_
         errors, exact = np.sqrt(np.maximum(variances, 0.0)), True
     else:
         errors, exact = np.full(graph.n, np.nan), False
-    return BTFit(
-        abilities=abilities,
-        std_errors=errors,
-        ci_low=abilities - 1.96 * errors,
-        ci_high=abilities + 1.96 * errors,
-        iterations=iterations,
-        log_posterior=objective_value,
-        exact_std_errors=exact,
-    )
+    return BTFit.with_intervals(abilities, errors, iterations, objective_value, exact)
