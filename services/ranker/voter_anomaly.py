@@ -270,21 +270,32 @@ class VoterAnomaly:
         if self._on_background_flags is None:
             self._flag_suspects(check.check(self._abilities)[1], flags)
             return
-        self._checking = True
-        _CHECKS.submit(check.snapshot().check, self._abilities).add_done_callback(
-            self._checked)
+        self._start_check()
 
-    def _checked(self, done: concurrent.futures.Future[tuple[list[Group], list[Suspect]]],
-                 ) -> None:
-        """A check run in the background ended: its flags wait for `late_flags`."""
+    def _start_check(self) -> None:
+        """Check a copy of the kept votes in the background (called with the lock held)."""
+        check = self._coordination
+        assert check is not None
+        self._checking = True
+        _CHECKS.submit(self._check_in_background, check.snapshot(), self._abilities)
+
+    def _check_in_background(self, snapshot: CoordinationCheck, abilities: np.ndarray) -> None:
+        """Run in `_CHECKS`' thread: check `snapshot`, keep its flags for `late_flags`, and
+        start the next check if votes that came meanwhile made one due (the last votes of a
+        cause may be followed by none that would start it)."""
+        try:
+            suspects = snapshot.check(abilities)[1]
+        except Exception as exc:  # the next due check tries again
+            logger.warning("the test across accounts failed", extra={"error": repr(exc)})
+            suspects = []
         flags: dict[str, Flag] = {}
         with self._lock:
             self._checking = False
-            try:
-                self._flag_suspects(done.result()[1], flags)
-            except Exception as exc:  # the next due check tries again
-                logger.warning("the test across accounts failed", extra={"error": repr(exc)})
+            self._flag_suspects(suspects, flags)
             self._late += flags.values()
+            assert self._coordination is not None
+            if self._coordination.due():
+                self._start_check()
         if flags and self._on_background_flags is not None:
             self._on_background_flags()
 
