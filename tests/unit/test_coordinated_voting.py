@@ -12,7 +12,7 @@ import pytest
 from pairwise.vote_log import WIN_CODE
 from ranker import bradley_terry
 from ranker.coordinated_voting import CoordinationCheck, CoordinationSettings
-from ranker.voter_anomaly import COORDINATED, FIT, VoterAnomaly
+from ranker.voter_anomaly import COORDINATED, FIT, DetectionSettings, VoterAnomaly
 
 N_PROPOSALS = 200
 
@@ -210,3 +210,23 @@ def test_the_detector_flags_the_group_with_the_reason_and_a_sentence(
 def test_settings_out_of_range_are_refused(field: str, value: float) -> None:
     with pytest.raises(ValueError):
         CoordinationSettings(**{field: value})
+
+
+def test_background_checks_that_end_at_once_never_hold_the_votes_up() -> None:
+    """A check with too few votes to judge ends as soon as it starts; the votes that made it
+    due must still be taken, and so must the next ones (the ranker's consumer waits on it)."""
+    detector = VoterAnomaly(DetectionSettings(coordination=CoordinationSettings(
+        check_every=1)), on_background_flags=lambda: None)
+    detector.use_fit(np.arange(4), np.zeros(4))
+
+    def vote_often() -> None:
+        for k in range(200):
+            detector.observe([f"v{k}"], np.array([WIN_CODE], dtype=np.uint8), np.array([k % 4]),
+                             np.array([(k + 1) % 4]), np.ones(1, dtype=bool),
+                             np.full(1, -1, dtype=np.int64))
+
+    voting = threading.Thread(target=vote_often, daemon=True)
+    voting.start()
+    voting.join(60)
+    assert not voting.is_alive(), "observing votes hung behind a background check"
+    assert len(detector) == 200
