@@ -34,7 +34,11 @@ from pairwise.v1 import gateway_pb2_grpc, types_pb2
 webdriver = pytest.importorskip(
     "selenium.webdriver", reason="selenium is not installed: `make install` installs the "
     "locked development dependencies")
-from selenium.common.exceptions import NoAlertPresentException  # noqa: E402
+from selenium.common.exceptions import (  # noqa: E402
+    NoAlertPresentException,
+    NoSuchElementException,
+    StaleElementReferenceException,
+)
 from selenium.webdriver.common.by import By  # noqa: E402
 
 CHROMIUM = shutil.which("chromium")
@@ -170,8 +174,14 @@ def test_an_operator_runs_a_consultation_from_the_browser(
         browser.find_element(By.CSS_SELECTOR, "#exclude-form input[name=reason]").send_keys(
             "same device as voter-8")
         browser.find_element(By.CSS_SELECTOR, "#exclude-form button").click()
-        eventually(lambda: "Excluded 1 voter" in browser.find_element(
-            By.CSS_SELECTOR, ".notice.ok").text, "the exclusion notice")
+        def notice() -> str:
+            # The page is replaced after the POST: an element found on the old one goes stale.
+            try:
+                return browser.find_element(By.CSS_SELECTOR, ".notice.ok").text
+            except (StaleElementReferenceException, NoSuchElementException):
+                return ""
+
+        eventually(lambda: "Excluded 1 voter" in notice(), "the exclusion notice")
         assert "voter-7" in browser.find_element(By.CSS_SELECTOR, "table.exclusions").text
         listed = stub.ListExclusions(gw.ListExclusionsRequest(cause_id=cause_id),
                                      metadata=cluster.admin, timeout=10)
@@ -289,8 +299,14 @@ def test_an_operator_excludes_a_flagged_voter_from_the_browser(
         row = browser.find_element(By.CSS_SELECTOR, '#flagged tr[data-voter="script"]')
         assert "pace" in row.text and "votes a minute" in row.text
         row.find_element(By.CSS_SELECTOR, "form.exclude-flagged button").click()
-        eventually(lambda: "Excluded 1 voter" in browser.find_element(
-            By.CSS_SELECTOR, ".notice.ok").text, "the exclusion notice")
+        def notice() -> str:
+            # The page is replaced after the POST: an element found on the old one goes stale.
+            try:
+                return browser.find_element(By.CSS_SELECTOR, ".notice.ok").text
+            except (StaleElementReferenceException, NoSuchElementException):
+                return ""
+
+        eventually(lambda: "Excluded 1 voter" in notice(), "the exclusion notice")
         row = browser.find_element(By.CSS_SELECTOR, '#flagged tr[data-voter="script"]')
         assert "excluded by" in row.text
         assert "script" in browser.find_element(By.CSS_SELECTOR, "table.exclusions").text
