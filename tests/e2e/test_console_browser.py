@@ -105,6 +105,15 @@ def import_votes(stub: gateway_pb2_grpc.GatewayServiceStub, cluster: Cluster, ca
     assert reply.accepted == n_votes, reply
 
 
+def notice(browser: Any) -> str:
+    """The text of the page's success notice ("" until there is one). The page is replaced
+    after a form's POST: an element found on the old one goes stale, and is looked up again."""
+    try:
+        return browser.find_element(By.CSS_SELECTOR, ".notice.ok").text
+    except (StaleElementReferenceException, NoSuchElementException):
+        return ""
+
+
 def test_an_operator_runs_a_consultation_from_the_browser(
         cluster: Cluster, console: RunningConsole, browser: Any, cause_id: str,
         tmp_path: Path) -> None:
@@ -174,14 +183,7 @@ def test_an_operator_runs_a_consultation_from_the_browser(
         browser.find_element(By.CSS_SELECTOR, "#exclude-form input[name=reason]").send_keys(
             "same device as voter-8")
         browser.find_element(By.CSS_SELECTOR, "#exclude-form button").click()
-        def notice() -> str:
-            # The page is replaced after the POST: an element found on the old one goes stale.
-            try:
-                return browser.find_element(By.CSS_SELECTOR, ".notice.ok").text
-            except (StaleElementReferenceException, NoSuchElementException):
-                return ""
-
-        eventually(lambda: "Excluded 1 voter" in notice(), "the exclusion notice")
+        eventually(lambda: "Excluded 1 voter" in notice(browser), "the exclusion notice")
         assert "voter-7" in browser.find_element(By.CSS_SELECTOR, "table.exclusions").text
         listed = stub.ListExclusions(gw.ListExclusionsRequest(cause_id=cause_id),
                                      metadata=cluster.admin, timeout=10)
@@ -299,14 +301,7 @@ def test_an_operator_excludes_a_flagged_voter_from_the_browser(
         row = browser.find_element(By.CSS_SELECTOR, '#flagged tr[data-voter="script"]')
         assert "pace" in row.text and "votes a minute" in row.text
         row.find_element(By.CSS_SELECTOR, "form.exclude-flagged button").click()
-        def notice() -> str:
-            # The page is replaced after the POST: an element found on the old one goes stale.
-            try:
-                return browser.find_element(By.CSS_SELECTOR, ".notice.ok").text
-            except (StaleElementReferenceException, NoSuchElementException):
-                return ""
-
-        eventually(lambda: "Excluded 1 voter" in notice(), "the exclusion notice")
+        eventually(lambda: "Excluded 1 voter" in notice(browser), "the exclusion notice")
         row = browser.find_element(By.CSS_SELECTOR, '#flagged tr[data-voter="script"]')
         assert "excluded by" in row.text
         assert "script" in browser.find_element(By.CSS_SELECTOR, "table.exclusions").text
