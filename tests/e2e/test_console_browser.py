@@ -168,9 +168,8 @@ def test_an_operator_runs_a_consultation_from_the_browser(
         # Moderation: accept a citizen's proposal; it joins the ranking.
         browser.find_element(
             By.CSS_SELECTOR, '#moderation tr[data-proposal="c0"] button.accept').click()
-        notice = eventually(lambda: browser.find_elements(By.CSS_SELECTOR, ".notice.ok"),
-                            "the moderation notice")
-        assert notice[0].text == f"Accepted: {CITIZEN_PROPOSALS[0]}"
+        moderated = eventually(lambda: notice(browser), "the moderation notice")
+        assert moderated == f"Accepted: {CITIZEN_PROPOSALS[0]}"
         assert stub.ListProposals(gw.ListProposalsRequest(
             cause_id=cause_id, status=types_pb2.PROPOSAL_STATUS_PENDING),
             metadata=cluster.admin, timeout=10).total == 1
@@ -239,10 +238,8 @@ def test_an_operator_runs_a_consultation_from_the_browser(
         browser.find_element(By.CSS_SELECTOR, "#close-form input[name=reason]").send_keys(
             "fin de la consultation")
         browser.find_element(By.ID, "close-button").click()
-        eventually(lambda: browser.find_elements(By.CSS_SELECTOR, ".notice.ok"),
-                   "the close notice")
-        assert browser.find_element(By.CSS_SELECTOR, ".notice.ok").text.startswith(
-            f"Closed with {IMPORTED_VOTES:,} votes")
+        closed = eventually(lambda: notice(browser), "the close notice")
+        assert closed.startswith(f"Closed with {IMPORTED_VOTES:,} votes")
         assert browser.find_element(By.ID, "cause-state").text == "closed"
         eventually(lambda: browser.find_element(By.ID, "ranking-final").text,
                    "the live ranking marked final", until=lambda text: text == "final",
