@@ -11,7 +11,8 @@ Only the votes ranker.vote_admission admits change the counts; the checkpoint al
 how many were left out (untrusted, excluded) and the exclusions version that decided. A
 checkpoint of another version (the exclusions changed) or stored before votes were left out
 is counted again from the log on load, up to its last id: the log is the source of truth,
-and the same entries are reflected, so nothing is counted twice or lost.
+and the same entries are reflected, so nothing is counted twice or lost. So is a checkpoint
+whose segments have no crossed cells beside them (stored before cells were kept).
 """
 
 from __future__ import annotations
@@ -284,7 +285,10 @@ class LogConsumer:
         recounted = False
         if not checkpoint.last_id:
             left_out = LeftOut(exclusions_version=exclusions.version)  # nothing counted yet
-        elif left_out is None or left_out.exclusions_version != exclusions.version:
+        elif left_out is None or left_out.exclusions_version != exclusions.version \
+                or segments.cells_missing:
+            # A checkpoint stored before cells were kept has segments and no cells: the
+            # log holds the votes' attributes, and counting it again rebuilds them.
             counts, segments, votes_counted, left_out = \
                 await self._recount(checkpoint, exclusions)
             # The stored counts are not these: the next save writes a whole base.

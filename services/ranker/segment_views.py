@@ -1,14 +1,19 @@
 """The representative and consensus views of a cause, from the counts the ranker keeps: the
-overall pair counts and one `PairCounts` per segment of voters (attribute, value).
+overall pair counts, one `PairCounts` per segment of voters (attribute, value) and one per
+crossed cell (ranker.cell_counts).
 
-The ranker keeps counts per attribute value, not per voter nor per combination of values, so
-the representative view it serves is weighted by one attribute at a time: the votes of each
-value of that attribute are one stratum, post-stratified to the value's population share
-(trimmed as `survey_weights` does), the votes of voters who did not declare it a stratum of
-their own that keeps its share; its intervals are the sandwich over strata with votes taken
-as independent (`bradley_terry.weighted.fit_weighted_strata`). Raking to several
-attributes' margins, and errors clustered by voter, need the votes themselves
-(`fit_weighted`), which the ranker does not hold.
+The representative view is weighted to the population's margins of every attribute that has
+some, from the cells: each cell's votes are one stratum, the votes of voters who declared
+nothing one more (the overall counts less every cell); the cells' shares of the votes are
+raked to the margins, or post-stratified when one attribute has margins and each of its
+values has enough votes (`survey_weights.vote_weights`), then trimmed. The fit is
+`bradley_terry.weighted.fit_weighted_strata` over the cells: votes are taken as independent
+within a cell (the counts do not say who cast them), and the sandwich takes out the spread
+between the calibration groups the weighting holds fixed (each attribute's values when
+raked). Errors clustered by voter need the votes themselves (`fit_weighted`).
+
+When the cells are not complete (more than `cell_counts.MAX_CELLS` were opened), the view
+is weighted by one attribute, from its segments, as its `View.attributes` says.
 
 The consensus view of an attribute reads its segments' fits (`ranker.consensus`).
 """
@@ -21,9 +26,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pairwise.voter_attributes import MAX_KEYS, UNKNOWN_CODE
 from ranker import survey_weights
 from ranker.bradley_terry import PRIOR_STRENGTH, BTFit
 from ranker.bradley_terry.weighted import WeightedFit, fit_weighted_strata
+from ranker.cell_counts import Cell, all_unknown
 from ranker.consensus import Consensus, consensus
 from ranker.pair_counts import PairCounts
 from ranker.ranking import FitInput, Ranking, ranking_from_fit
@@ -38,12 +45,14 @@ CONSENSUS = 3
 @dataclass(frozen=True)
 class View:
     """What a view's ranking says about itself beyond the ranking: how the representative
-    weights were made ("" for consensus), the effective votes and the trimming."""
+    weights were made ("" for consensus), the effective votes, the trimming, the largest
+    gap left to a margin, and the attributes (positions) the weights are calibrated to."""
 
     weighting: str = ""
     effective_votes: float = 0.0
     trimmed_votes: int = 0
     margin_gap: float = 0.0
+    attributes: tuple[int, ...] = ()
 
 
 def _keys(counts: PairCounts) -> np.ndarray:
@@ -117,6 +126,52 @@ def representative_fit(strata: list[Stratum], values: np.ndarray, margin: np.nda
                                           [np.asarray(margin, dtype=np.float64)],
                                           counts=votes)
     fit = fit_weighted_strata(n_items, strata, list(weights.weights), init=init)
+    return Representative(fit, weights, values, votes, weights.weights)
+
+
+Margins = Mapping[int, np.ndarray]
+"""The population's share of each value (in value order), by attribute position; the
+attributes without margins left out."""
+
+
+def cell_strata(overall: PairCounts, cells: Mapping[Cell, PairCounts],
+                items: np.ndarray) -> tuple[list[Stratum], np.ndarray]:
+    """The strata of the cells over `items` (copies, so the counts may change after): each
+    cell's votes, then those of voters who declared nothing (when there are some); and each
+    stratum's value position per attribute, shape (n_strata, MAX_KEYS)
+    (`survey_weights.UNKNOWN` where unknown)."""
+    keys = sorted(cells)
+    strata = [stratum(cells[cell], items) for cell in keys]
+    codes = [np.frombuffer(cell, dtype=np.uint8) for cell in keys]
+    unknown = stratum(overall, items, tuple(cells[cell] for cell in keys))
+    if np.sum(unknown[2]) + np.sum(unknown[3]) + np.sum(unknown[4]) > 0:
+        strata.append(unknown)
+        codes.append(np.frombuffer(all_unknown(), dtype=np.uint8))
+    values = np.array(codes, dtype=np.int64).reshape(len(codes), MAX_KEYS)
+    values[values == UNKNOWN_CODE] = survey_weights.UNKNOWN
+    return strata, values
+
+
+def cells_fit(strata: list[Stratum], values: np.ndarray, margins: Margins, n_items: int,
+              init: np.ndarray | None = None) -> Representative:
+    """The fit of `cell_strata`'s strata weighted to every attribute's `margins`.
+
+    Raises
+    ------
+    ValueError
+        A margin that is not shares summing to 1, or a value position beyond it.
+    """
+    votes = np.array([int(np.sum(s[2]) + np.sum(s[3]) + np.sum(s[4])) for s in strata],
+                     dtype=np.int64)
+    # An attribute without margins (None) plays no part in the weights.
+    columns: list[np.ndarray | None] = [None] * values.shape[1]
+    for key, margin in margins.items():
+        if not 0 <= key < values.shape[1]:
+            raise ValueError(f"no attribute at position {key}")
+        columns[key] = np.asarray(margin, dtype=np.float64)
+    weights = survey_weights.vote_weights(values, columns, counts=votes)
+    fit = fit_weighted_strata(n_items, strata, list(weights.weights), init=init,
+                              groups=weights.calibration_groups())
     return Representative(fit, weights, values, votes, weights.weights)
 
 
@@ -223,7 +278,8 @@ def representative_view(inputs: FitInput, fitted: Representative) -> tuple[Ranki
     weights = fitted.weights
     return representative_ranking(inputs, fitted), View(
         weighting=weights.method, effective_votes=fitted.fit.effective_votes,
-        trimmed_votes=weights.trimmed_votes, margin_gap=weights.margin_gap)
+        trimmed_votes=weights.trimmed_votes, margin_gap=weights.margin_gap,
+        attributes=weights.used)
 
 
 def consensus_view(overall: Ranking, segments: Mapping[int, Ranking]) -> tuple[Ranking, View]:

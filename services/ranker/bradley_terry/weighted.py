@@ -179,6 +179,7 @@ def fit_weighted_strata(
     strata: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]],
     weights: Sequence[float],
     *,
+    groups: np.ndarray | None = None,
     prior_strength: float = PRIOR_STRENGTH,
     init: np.ndarray | None = None,
     tol: float = TOLERANCE,
@@ -187,7 +188,8 @@ def fit_weighted_strata(
 ) -> WeightedFit:
     """`fit_weighted` from pair counts: every vote of stratum s weighs `weights[s]`, and
     votes count as independent (no voter is known), so the sandwich is stratified but not
-    clustered (`sandwich.stratum_meat`).
+    clustered (`sandwich.stratum_meat`): the spread between the calibration `groups`
+    (which the weighting holds fixed) is taken out, the spread within them kept.
 
     Parameters
     ----------
@@ -197,6 +199,9 @@ def fit_weighted_strata(
         attribute value, with the votes of unknown value as a stratum of weight 1.
     weights : sequence of float
         One weight ≥ 0 per stratum (scaled so that the mean vote weighs 1).
+    groups : ndarray of int, shape (n_strata, k), optional
+        Each stratum's calibration groups (`VoteWeights.calibration_groups` of weights made
+        per stratum); None: each stratum is a group of its own (strata that are the groups).
 
     Returns
     -------
@@ -226,7 +231,8 @@ def fit_weighted_strata(
     abilities = point.abilities - point.abilities.mean() if n_items else point.abilities
     if votes.sum() > 0:
         errors, exact_errors = sandwich.std_errors(objective, point, functools.partial(
-            sandwich.stratum_meat, point.abilities, arrays, list(scale)), exact)
+            sandwich.stratum_meat, point.abilities, arrays, list(scale), groups=groups),
+            exact)
     else:
         errors, exact_errors = from_information(objective, point, True)
     squares = float(np.dot(votes, scale**2))

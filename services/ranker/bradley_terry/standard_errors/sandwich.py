@@ -109,43 +109,57 @@ and c: `meat` over voters' scores, or `stratum_meat` over pair counts."""
 
 
 def stratum_meat(abilities: np.ndarray, strata: Sequence[tuple[np.ndarray, ...]],
-                 weights: Sequence[float], dense: bool) -> tuple[np.ndarray, float]:
+                 weights: Sequence[float], dense: bool,
+                 groups: np.ndarray | None = None) -> tuple[np.ndarray, float]:
     """J of votes taken as independent (each vote its own cluster) within strata, from pair
     counts alone: each stratum is (i, j, wins_ij, wins_ji, ties) over its pairs (ties
     apart, not halved) and its votes weigh `weights[s]`.
 
     A vote's score is w·(y − p)·(e_i − e_j), so Σ over a stratum's votes of its outer
     product is w² Σ_pairs [wins_ij (1 − p)² + wins_ji p² + ties (½ − p)²] (e_i − e_j)(…)ᵀ, a
-    weighted Laplacian; the residual on the stratum indicators takes each stratum's mean
-    score out: − m_s m_sᵀ / n_s, m_s the stratum's total score and n_s its votes. The
-    factor is N / (N − S) for N votes in S strata. What `meat` gives when every vote is its
-    own voter and the strata are the groups.
+    weighted Laplacian. The residual on the calibration groups' indicators takes out
+    Mᵀ(ZᵀZ)⁺M, M = ZᵀS the groups' total scores, summed from each stratum's total score
+    m_s (every vote of a stratum is in the same groups). `groups` (n_strata × k) gives each
+    stratum's group per column, as `meat` takes them; None: each stratum is its own group
+    (the residual is − m_s m_sᵀ / n_s, n_s its votes). The factor is N / (N − rank Z) for N
+    votes. What `meat` gives when every vote is its own voter.
     """
     n = abilities.shape[0]
-    total = np.zeros((n, n) if dense else n)
-    votes = 0.0
-    used = 0
-    for (i, j, wins_ij, wins_ji, ties), weight in zip(strata, weights, strict=True):
-        count = float(np.sum(wins_ij) + np.sum(wins_ji) + np.sum(ties))
-        if count == 0:
-            continue
-        votes += count
-        used += 1
-        p = sigmoid(abilities[i] - abilities[j], np.empty(i.shape[0]))
-        spread = weight**2 * (wins_ij * (1 - p) ** 2 + wins_ji * p**2 + ties * (0.5 - p) ** 2)
-        pull = weight * (wins_ij * (1 - p) - wins_ji * p + ties * (0.5 - p))
-        mean = (np.bincount(i, pull, n) - np.bincount(j, pull, n))
-        if dense:
-            flat = total.reshape(-1)
-            flat += np.bincount(i * n + i, spread, n * n) + np.bincount(j * n + j, spread,
-                                                                        n * n)
-            flat -= np.bincount(i * n + j, spread, n * n) + np.bincount(j * n + i, spread,
-                                                                        n * n)
-            total -= np.outer(mean, mean) / count
-        else:
-            total += np.bincount(i, spread, n) + np.bincount(j, spread, n)
-            total -= mean * mean / count
-    factor = votes / (votes - used) if votes > used else float("nan")
+    counts = np.array([float(np.sum(s[2]) + np.sum(s[3]) + np.sum(s[4])) for s in strata])
+    kept = np.flatnonzero(counts > 0)
+    votes = float(counts.sum())
+    if not kept.size:
+        return np.zeros((n, n) if dense else n), float("nan")
+    parts = [strata[k] for k in kept.tolist()]
+    stratum_weights = np.asarray(weights, dtype=np.float64)[kept]
+    sizes = np.array([s[0].shape[0] for s in parts])
+    i, j, wins_ij, wins_ji, ties = (np.concatenate([np.asarray(s[c]) for s in parts])
+                                    for c in range(5))
+    i, j = i.astype(np.intp), j.astype(np.intp)
+    weight = np.repeat(stratum_weights, sizes)
+    p = sigmoid(abilities[i] - abilities[j], np.empty(i.shape[0]))
+    spread = weight**2 * (wins_ij * (1 - p) ** 2 + wins_ji * p**2 + ties * (0.5 - p) ** 2)
+    pull = weight * (wins_ij * (1 - p) - wins_ji * p + ties * (0.5 - p))
+    # Each stratum's total score m_s (n_strata × n).
+    row = np.repeat(np.arange(kept.shape[0]), sizes)
+    means = (np.bincount(row * n + i, pull, kept.shape[0] * n)
+             - np.bincount(row * n + j, pull, kept.shape[0] * n)).reshape(-1, n)
+    stratum_groups = (np.arange(kept.shape[0])[:, None] if groups is None
+                      else np.asarray(groups)[kept])
+    indicators = _group_indicators(stratum_groups, kept.shape[0]).toarray()
+    between = indicators.T @ means  # M = ZᵀS, (K × n)
+    gram = indicators.T @ (indicators * counts[kept][:, None])  # ZᵀZ over votes, (K × K)
+    rank = int(np.linalg.matrix_rank(gram))
+    projected = np.linalg.pinv(gram, hermitian=True) @ between
+    if dense:
+        total = (np.bincount(i * n + i, spread, n * n) + np.bincount(j * n + j, spread, n * n)
+                 - np.bincount(i * n + j, spread, n * n)
+                 - np.bincount(j * n + i, spread, n * n)).reshape(n, n)
+        total -= between.T @ projected
+    else:
+        total = np.bincount(i, spread, n) + np.bincount(j, spread, n)
+        total -= np.einsum("ki,ki->i", between, projected)
+    factor = votes / (votes - rank) if votes > rank else float("nan")
     return total, factor
 
 
