@@ -25,9 +25,28 @@ BACKLOG = 8
 
 WatchedSegment = tuple[str, str, int, int]
 """A segment by name (attribute, value) and by position in the cause's declaration."""
-WatchedView = tuple[int, str, int, tuple[float, ...]]
-"""A representative or consensus view: (RankingView, attribute key, its position, the
-population margin of its values for the representative view)."""
+ViewMargin = tuple[int, str, tuple[float, ...]]
+"""An attribute's population margin: (its position, its key, the share of each value)."""
+WatchedView = tuple[int, str, int, tuple[ViewMargin, ...]]
+"""A representative or consensus view: (RankingView, the attribute key a consensus is taken
+across and its position ("" and -1 for the representative view), the margins of every
+attribute that has some, for the representative view)."""
+
+
+def add_view(request: ranker_pb2.ReadRankingRequest | ranker_pb2.FollowRankingRequest,
+             view: WatchedView) -> None:
+    """Name `view` in a ranker request."""
+    request.view, request.view_key = view[0], max(view[2], 0)  # type: ignore[assignment]
+    request.view_margins.extend(ranker_pb2.ViewMargin(key=position, shares=shares)
+                                for position, _, shares in view[3])
+
+
+def weighted_attributes(view: WatchedView | None, ranking: types_pb2.Ranking) -> list[str]:
+    """The keys of the attributes a representative ranking of `view` is weighted to."""
+    if view is None:
+        return []
+    names = {position: key for position, key, _ in view[3]}
+    return [names.get(position, str(position)) for position in ranking.weighted_keys]
 _FeedKey = tuple[str, int, WatchedSegment | None, WatchedView | None]
 
 
@@ -112,8 +131,7 @@ class RankingWatches:
         cause_id, limit, segment, view = key
         request = ranker_pb2.FollowRankingRequest(cause_id=cause_id, limit=limit)
         if view is not None:
-            request.view, request.view_key = view[0], view[2]  # type: ignore[assignment]
-            request.view_margin.extend(view[3])
+            add_view(request, view)
         named = None
         if segment is not None:
             request.segment.key, request.segment.value = segment[2], segment[3]
@@ -134,7 +152,8 @@ class RankingWatches:
                     segment_without_votes=ranking.segment_without_votes,
                     view=ranking.view, view_attribute="" if view is None else view[1],
                     weighting=ranking.weighting, effective_votes=ranking.effective_votes,
-                    trimmed_votes=ranking.trimmed_votes, margin_gap=ranking.margin_gap)
+                    trimmed_votes=ranking.trimmed_votes, margin_gap=ranking.margin_gap,
+                    weighted_attributes=weighted_attributes(view, ranking))
                 for follower in feed.followers:
                     follower.updates.append(feed.latest)
                     follower.ready.set()

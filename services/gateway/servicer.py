@@ -35,7 +35,13 @@ from gateway.catalog import (
 from gateway.catalog_store import CatalogStore
 from gateway.paging import check_page
 from gateway.pair_selection import PairSelector
-from gateway.ranking_watches import RankingWatches, WatchedSegment, WatchedView
+from gateway.ranking_watches import (
+    RankingWatches,
+    WatchedSegment,
+    WatchedView,
+    add_view,
+    weighted_attributes,
+)
 from gateway.rate_limit import over_limit
 from gateway.upstreams import Upstreams
 from gateway.vote_export import VoteExport, archived_entries, check_entry_id
@@ -393,16 +399,16 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
             final=life.is_final(ranking.votes_counted),
             view=ranking.view, view_attribute=view_attribute, weighting=ranking.weighting,
             effective_votes=ranking.effective_votes, trimmed_votes=ranking.trimmed_votes,
-            margin_gap=ranking.margin_gap)
+            margin_gap=ranking.margin_gap,
+            weighted_attributes=weighted_attributes(view, ranking))
 
     async def _view(self, cause_id: str,
                     request: gateway_pb2.GetRankingRequest | gateway_pb2.WatchRankingRequest,
                     with_segment: bool) -> WatchedView | None:
-        """The view `request` asks for: (view, the attribute's key and position, for the
-        representative view its margin in value order); None for the raw view.
-        InvalidArgument for an unknown view, an undeclared attribute or a view with a
-        segment; FailedPrecondition when no attribute is declared or a representative
-        view's attribute has no margins."""
+        """The view `request` asks for (`WatchedView`); None for the raw view.
+        InvalidArgument for an unknown view, an undeclared attribute, a representative view
+        with an attribute, or a view with a segment; FailedPrecondition when no attribute
+        is declared, or none has margins for a representative view."""
         view = request.view
         if view in (types_pb2.RANKING_VIEW_UNSPECIFIED, types_pb2.RANKING_VIEW_RAW):
             return None
@@ -410,30 +416,26 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
             raise InvalidArgument("view", f"unknown view {view}")
         if with_segment:
             raise InvalidArgument("view", "a view is of every voter: leave segment unset")
+        if view == types_pb2.RANKING_VIEW_REPRESENTATIVE and request.view_attribute:
+            raise InvalidArgument("view_attribute", "the representative view is weighted to "
+                                  "every attribute with population margins: leave it empty")
         declared, margins = await self._catalog.population_margins(cause_id)
-        representative = view == types_pb2.RANKING_VIEW_REPRESENTATIVE
-        key = request.view_attribute
-        if not key:
-            candidates = [k for k in declared.keys if not representative or k in margins]
-            if not candidates:
-                if not declared.keys:
-                    raise FailedPrecondition("this cause declares no voter attribute "
-                                             "(SetVoterAttributes)")
+        if not declared.keys:
+            raise FailedPrecondition("this cause declares no voter attribute "
+                                     "(SetVoterAttributes)")
+        if view == types_pb2.RANKING_VIEW_REPRESENTATIVE:
+            weighted = tuple(
+                (position, key, tuple(margins[key].get(value, 0.0) for value in values))
+                for position, (key, values) in enumerate(declared.items()) if margins.get(key))
+            if not weighted:
                 raise FailedPrecondition("no declared attribute has population margins "
                                          "(SetPopulationMargins)")
-            key = candidates[0]
+            return view, "", -1, weighted
+        key = request.view_attribute or declared.keys[0]
         if key not in declared.keys:
             raise InvalidArgument("view_attribute", f"unknown attribute {key[:40]!r}: this "
                                   f"cause declares {', '.join(declared.keys) or 'none'}")
-        position = declared.keys.index(key)
-        shares: tuple[float, ...] = ()
-        if representative:
-            margin = margins.get(key)
-            if not margin:
-                raise FailedPrecondition(f"attribute {key!r} has no population margins "
-                                         "(SetPopulationMargins)")
-            shares = tuple(margin.get(value, 0.0) for value in declared.values[position])
-        return view, key, position, shares
+        return view, key, declared.keys.index(key), ()
 
     async def _segment(
             self, cause_id: str,
@@ -473,8 +475,7 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
         if segment is not None:
             upstream.segment.key, upstream.segment.value = segment[2], segment[3]
         if view is not None:
-            upstream.view, upstream.view_key = view[0], view[2]  # type: ignore[assignment]
-            upstream.view_margin.extend(view[3])
+            add_view(upstream, view)
         reply = await self._upstreams.rankers.call(cause_id, lambda ranker: ranker.ReadRanking(
             upstream, timeout=timeout))
         return reply.ranking

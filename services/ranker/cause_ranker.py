@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Callable
 
 from ranker import segment_views
 from ranker.cause_tasks import CauseTasks
-from ranker.fit_scheduler import FitScheduler
+from ranker.fit_scheduler import FitScheduler, ViewMargins
 from ranker.log_consumer import LogConsumer
 from ranker.ranking import Ranking
 from ranker.replica_shipping import ReplicaShipper
@@ -107,18 +107,18 @@ class CauseRanker:
             self._followers -= 1
             self.touch()
 
-    async def current_view(self, view: int, key: int, margin: tuple[float, ...],
+    async def current_view(self, view: int, key: int, margins: ViewMargins = (),
                            ) -> tuple[Ranking, segment_views.View]:
         """The representative or consensus ranking (see `FitScheduler.current_view`)."""
         self.touch()
-        return await self._scheduler.current_view(view, key, margin)
+        return await self._scheduler.current_view(view, key, margins)
 
-    async def follow_view(self, view: int, key: int, margin: tuple[float, ...],
+    async def follow_view(self, view: int, key: int, margins: ViewMargins = (),
                           ) -> AsyncIterator[tuple[Ranking, segment_views.View]]:
         """`current_view`, then each new ranking of the view."""
         self._followers += 1
         try:
-            async for result in self._scheduler.follow_view(view, key, margin):
+            async for result in self._scheduler.follow_view(view, key, margins):
                 yield result
         finally:
             self._followers -= 1

@@ -48,6 +48,11 @@ a thousandth of a segment's typical standard error: a warm refit after new votes
 two Newton steps instead of three (a fifth less of the segments' CPU)."""
 
 
+ViewMargins = tuple[tuple[int, tuple[float, ...]], ...]
+"""The population margins a representative view is weighted to: (attribute position, the
+share of each of its values in value order), for each attribute with margins."""
+
+
 class CountsSource(Protocol):
     """The cause's counts as the consumer keeps them (ranker.log_consumer.LogConsumer)."""
 
@@ -116,7 +121,7 @@ class FitScheduler:
         # and the overall ranking it was computed with: recomputed on the first read after
         # the ranking is replaced, or with other margins (one entry each, whatever margins
         # were asked for).
-        self._views: dict[tuple[int, int], tuple[tuple[float, ...], Ranking,
+        self._views: dict[tuple[int, int], tuple[ViewMargins, Ranking,
                                                  segment_views.View]] = {}
         self._views_lock = asyncio.Lock()
         # When the latest ranking was published (monotonic seconds; when built, if none).
@@ -218,17 +223,19 @@ class FitScheduler:
                 overall, ranking = self._ranking, self._segment_rankings.get(segment)
 
     async def current_view(self, view: int, key: int,
-                           margin: tuple[float, ...]) -> tuple[Ranking, segment_views.View]:
-        """The representative (weighted to `margin`) or consensus ranking over the attribute
-        at position `key` (`segment_views.REPRESENTATIVE` / `CONSENSUS`), computed from the
-        latest counts on the first read after each new overall ranking, and its figures.
+                           margins: ViewMargins = ()) -> tuple[Ranking, segment_views.View]:
+        """The representative ranking (`segment_views.REPRESENTATIVE`, weighted to every
+        attribute's `margins`; `key` unused) or the consensus ranking over the attribute at
+        position `key` (`CONSENSUS`), computed from the latest counts on the first read after
+        each new overall ranking, and its figures.
 
         Raises
         ------
         errors.FailedPrecondition
-            No voter declared the attribute yet (nothing to weight or compare).
+            No voter declared an attribute with margins (representative) or the attribute
+            (consensus) yet: nothing to weight or compare.
         errors.InvalidArgument
-            `margin` is not shares summing to 1 (the gateway checks them first).
+            A margin is not shares summing to 1 (the gateway checks them first).
         """
         overall = await self.current()
         if view == segment_views.CONSENSUS:
@@ -242,25 +249,25 @@ class FitScheduler:
                     "yet: no consensus to take")
             return await asyncio.to_thread(segment_views.consensus_view, overall, segments)
         async with self._views_lock:
-            cached = self._views.get((view, key))
+            cached = self._views.get((view, -1))
             previous = None
             if cached is not None:
-                cached_margin, ranking, figures = cached
-                if cached_margin == margin and ranking.fitted_at_ms >= overall.fitted_at_ms \
+                cached_margins, ranking, figures = cached
+                if cached_margins == margins and ranking.fitted_at_ms >= overall.fitted_at_ms \
                         and ranking.votes_counted == overall.votes_counted \
                         and ranking.catalog_version == overall.catalog_version:
                     return ranking, figures
                 # The previous weighted fit is closer to the new one than the raw ranking.
-                previous = ranking if cached_margin == margin else None
-            result = await self._representative(overall, key, margin, previous)
-            self._views[(view, key)] = (margin, *result)
+                previous = ranking if cached_margins == margins else None
+            result = await self._representative(overall, margins, previous)
+            self._views[(view, -1)] = (margins, *result)
             return result
 
-    async def follow_view(self, view: int, key: int, margin: tuple[float, ...],
+    async def follow_view(self, view: int, key: int, margins: ViewMargins = (),
                           ) -> AsyncIterator[tuple[Ranking, segment_views.View]]:
         """`current_view`, then again each time the overall ranking or the segments'
         rankings are replaced (when that changes the view)."""
-        result = await self.current_view(view, key, margin)
+        result = await self.current_view(view, key, margins)
         while True:
             yield result
             sent, segments = self._ranking, self._segment_rankings
@@ -273,28 +280,44 @@ class FitScheduler:
                     raise errors.Unavailable(
                         f"ranker of cause {self.cause_id!r} is shutting down; follow again")
                 sent, segments = self._ranking, self._segment_rankings
-                latest = await self.current_view(view, key, margin)
+                latest = await self.current_view(view, key, margins)
                 if latest[0] is not result[0]:
                     result = latest
                     break
 
-    async def _representative(self, overall: Ranking, key: int, margin: tuple[float, ...],
+    async def _representative(self, overall: Ranking, margins: ViewMargins,
                               previous: Ranking | None = None,
                               ) -> tuple[Ranking, segment_views.View]:
+        """The view weighted to every attribute's `margins`, from the crossed cells; from
+        the segments of the first attribute with margins and votes when the cells are not
+        complete (its `View.attributes` then names that one attribute)."""
         catalog = self._catalog
         if catalog is None:
             raise errors.Unavailable(f"cause {self.cause_id!r}: no catalog read yet; retry")
+        shares = {key: np.array(margin) for key, margin in margins}
         async with self._counts.held() as applied:
             if applied is None:
                 raise errors.Unavailable(f"cause {self.cause_id!r} is reloading; retry")
-            segments = {value: counts for (k, value), counts in applied.segments.counts.items()
-                        if k == key}
-            if not segments:
+            declared = {key for key, _ in applied.segments.counts if key in shares}
+            if not declared:
                 raise errors.FailedPrecondition(
-                    "no voter declared this attribute yet: nothing to weight")
-            strata, values = await asyncio.to_thread(
-                segment_views.representative_strata, applied.counts, segments,
-                catalog.accepted)
+                    "no voter declared an attribute with population margins yet: nothing "
+                    "to weight")
+            cells = applied.segments.cells
+            fallback = None
+            if cells.complete and not applied.segments.cells_missing:
+                strata, values = await asyncio.to_thread(
+                    segment_views.cell_strata, applied.counts, cells.counts, catalog.accepted)
+                fit = functools.partial(segment_views.cells_fit, strata, values, shares)
+            else:
+                fallback = next(key for key, _ in margins if key in declared)
+                segments = {value: counts for (k, value), counts
+                            in applied.segments.counts.items() if k == fallback}
+                strata, values = await asyncio.to_thread(
+                    segment_views.representative_strata, applied.counts, segments,
+                    catalog.accepted)
+                fit = functools.partial(segment_views.representative_fit, strata, values,
+                                        shares[fallback])
             inputs = await asyncio.to_thread(functools.partial(
                 fit_input, self.cause_id, catalog, applied.counts,
                 votes_counted=applied.votes_counted, last_vote_entry_id=applied.last_id,
@@ -304,15 +327,11 @@ class FitScheduler:
         try:
             if choose_transport(inputs.n_items, n_pairs, replicas=False) \
                     is FitTransport.THREAD:
-                fitted = await asyncio.to_thread(
-                    segment_views.representative_fit, strata, values, np.array(margin),
-                    inputs.n_items, init)
+                fitted = await asyncio.to_thread(fit, inputs.n_items, init)
             else:
                 # Parts of numpy and scipy hold the GIL: a fit of 2,000 proposals in a thread
                 # would stall every RPC of this process (ranker.fit_pool).
-                fitted = await self._pool.call(
-                    segment_views.representative_fit, strata, values, np.array(margin),
-                    inputs.n_items, init)
+                fitted = await self._pool.call(fit, inputs.n_items, init)
         except BrokenProcessPool:
             raise errors.Unavailable("the fit worker was restarting; retry") from None
         except ValueError as exc:
@@ -320,7 +339,11 @@ class FitScheduler:
         except bradley_terry.FitDidNotConverge as exc:
             raise errors.Unavailable(f"the representative fit did not converge ({exc}); "
                                      "retry after more votes") from None
-        return await asyncio.to_thread(segment_views.representative_view, inputs, fitted)
+        ranking, view = await asyncio.to_thread(segment_views.representative_view, inputs,
+                                                fitted)
+        if fallback is not None:
+            view = dataclasses.replace(view, attributes=(fallback,))
+        return ranking, view
 
     async def _next_ranking(self, sent: Ranking) -> Ranking:
         async with self._published:

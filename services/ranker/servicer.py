@@ -11,6 +11,7 @@ from pairwise.v1 import ranker_pb2, ranker_pb2_grpc, types_pb2
 from ranker import segment_views
 from ranker.cause_directory import CauseDirectory
 from ranker.cause_ranker import CauseRanker
+from ranker.fit_scheduler import ViewMargins
 from ranker.fit_settings import settings_of
 from ranker.ranking import Ranking
 
@@ -80,13 +81,27 @@ def export_pages(ranking: Ranking,
             settings=settings_message if offset == 0 else None)
 
 
+def _view_margins(request: ranker_pb2.ReadRankingRequest | ranker_pb2.FollowRankingRequest,
+                  ) -> ViewMargins:
+    """The margins a view request names: `view_margins`, else `view_key`'s `view_margin`
+    (a gateway that weighted by one attribute), else none."""
+    if request.view_key < 0:
+        raise errors.InvalidArgument("view_key", "must be >= 0")
+    if not request.view_margins:
+        return ((request.view_key, tuple(request.view_margin)),) if request.view_margin \
+            else ()
+    margins = tuple((margin.key, tuple(margin.shares)) for margin in request.view_margins)
+    keys = [key for key, _ in margins]
+    if min(keys) < 0 or len(set(keys)) != len(keys):
+        raise errors.InvalidArgument("view_margins", "keys must be distinct positions >= 0")
+    return margins
+
+
 async def _view_message(cause: CauseRanker, request: ranker_pb2.ReadRankingRequest,
                         offset: int, limit: int) -> types_pb2.Ranking:
     """The representative or consensus ranking the request names, with its view fields."""
-    if request.view_key < 0:
-        raise errors.InvalidArgument("view_key", "must be >= 0")
-    ranking, view = await cause.current_view(int(request.view), request.view_key,
-                                             tuple(request.view_margin))
+    margins = _view_margins(request)
+    ranking, view = await cause.current_view(int(request.view), request.view_key, margins)
     return view_message(ranking, view, request.view, offset, limit)
 
 
@@ -100,6 +115,7 @@ def view_message(ranking: Ranking, view: segment_views.View,
     message.effective_votes = view.effective_votes
     message.trimmed_votes = view.trimmed_votes
     message.margin_gap = view.margin_gap
+    message.weighted_keys.extend(view.attributes)
     return message
 
 
@@ -152,10 +168,9 @@ class RankerServicer(ranker_pb2_grpc.RankerServiceServicer):
         cause = await self._directory.get(request.cause_id)
         if request.view in (types_pb2.RANKING_VIEW_REPRESENTATIVE,
                             types_pb2.RANKING_VIEW_CONSENSUS):
-            if request.view_key < 0:
-                raise errors.InvalidArgument("view_key", "must be >= 0")
+            margins = _view_margins(request)
             async for ranking, view in cause.follow_view(
-                    int(request.view), request.view_key, tuple(request.view_margin)):
+                    int(request.view), request.view_key, margins):
                 yield ranker_pb2.FollowRankingResponse(ranking=view_message(
                     ranking, view, request.view, 0, request.limit))
             return

@@ -216,7 +216,7 @@ class GetRankingRequest(_message.Message):
     def __init__(self, cause_id: _Optional[str] = ..., offset: _Optional[int] = ..., limit: _Optional[int] = ..., segment: _Optional[_Union[_types_pb2.Segment, _Mapping]] = ..., view: _Optional[_Union[_types_pb2.RankingView, str]] = ..., view_attribute: _Optional[str] = ...) -> None: ...
 
 class GetRankingResponse(_message.Message):
-    __slots__ = ("cause_id", "votes_counted", "entries", "total_proposals", "fitted_at_ms", "prior_strength", "votes_untrusted", "votes_excluded", "exclusions_version", "segment", "segment_votes", "segment_without_votes", "cause_state", "final", "view", "view_attribute", "weighting", "effective_votes", "trimmed_votes", "margin_gap")
+    __slots__ = ("cause_id", "votes_counted", "entries", "total_proposals", "fitted_at_ms", "prior_strength", "votes_untrusted", "votes_excluded", "exclusions_version", "segment", "segment_votes", "segment_without_votes", "cause_state", "final", "view", "view_attribute", "weighting", "effective_votes", "trimmed_votes", "margin_gap", "weighted_attributes")
     CAUSE_ID_FIELD_NUMBER: _ClassVar[int]
     VOTES_COUNTED_FIELD_NUMBER: _ClassVar[int]
     ENTRIES_FIELD_NUMBER: _ClassVar[int]
@@ -237,6 +237,7 @@ class GetRankingResponse(_message.Message):
     EFFECTIVE_VOTES_FIELD_NUMBER: _ClassVar[int]
     TRIMMED_VOTES_FIELD_NUMBER: _ClassVar[int]
     MARGIN_GAP_FIELD_NUMBER: _ClassVar[int]
+    WEIGHTED_ATTRIBUTES_FIELD_NUMBER: _ClassVar[int]
     cause_id: str
     votes_counted: int
     entries: _containers.RepeatedCompositeFieldContainer[_types_pb2.RankedProposal]
@@ -257,7 +258,8 @@ class GetRankingResponse(_message.Message):
     effective_votes: float
     trimmed_votes: int
     margin_gap: float
-    def __init__(self, cause_id: _Optional[str] = ..., votes_counted: _Optional[int] = ..., entries: _Optional[_Iterable[_Union[_types_pb2.RankedProposal, _Mapping]]] = ..., total_proposals: _Optional[int] = ..., fitted_at_ms: _Optional[int] = ..., prior_strength: _Optional[float] = ..., votes_untrusted: _Optional[int] = ..., votes_excluded: _Optional[int] = ..., exclusions_version: _Optional[int] = ..., segment: _Optional[_Union[_types_pb2.Segment, _Mapping]] = ..., segment_votes: _Optional[int] = ..., segment_without_votes: _Optional[bool] = ..., cause_state: _Optional[_Union[_types_pb2.CauseState, str]] = ..., final: _Optional[bool] = ..., view: _Optional[_Union[_types_pb2.RankingView, str]] = ..., view_attribute: _Optional[str] = ..., weighting: _Optional[str] = ..., effective_votes: _Optional[float] = ..., trimmed_votes: _Optional[int] = ..., margin_gap: _Optional[float] = ...) -> None: ...
+    weighted_attributes: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, cause_id: _Optional[str] = ..., votes_counted: _Optional[int] = ..., entries: _Optional[_Iterable[_Union[_types_pb2.RankedProposal, _Mapping]]] = ..., total_proposals: _Optional[int] = ..., fitted_at_ms: _Optional[int] = ..., prior_strength: _Optional[float] = ..., votes_untrusted: _Optional[int] = ..., votes_excluded: _Optional[int] = ..., exclusions_version: _Optional[int] = ..., segment: _Optional[_Union[_types_pb2.Segment, _Mapping]] = ..., segment_votes: _Optional[int] = ..., segment_without_votes: _Optional[bool] = ..., cause_state: _Optional[_Union[_types_pb2.CauseState, str]] = ..., final: _Optional[bool] = ..., view: _Optional[_Union[_types_pb2.RankingView, str]] = ..., view_attribute: _Optional[str] = ..., weighting: _Optional[str] = ..., effective_votes: _Optional[float] = ..., trimmed_votes: _Optional[int] = ..., margin_gap: _Optional[float] = ..., weighted_attributes: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class WatchRankingRequest(_message.Message):
     __slots__ = ("cause_id", "limit", "segment", "view", "view_attribute")
@@ -274,7 +276,7 @@ class WatchRankingRequest(_message.Message):
     def __init__(self, cause_id: _Optional[str] = ..., limit: _Optional[int] = ..., segment: _Optional[_Union[_types_pb2.Segment, _Mapping]] = ..., view: _Optional[_Union[_types_pb2.RankingView, str]] = ..., view_attribute: _Optional[str] = ...) -> None: ...
 
 class WatchRankingResponse(_message.Message):
-    __slots__ = ("cause_id", "votes_counted", "entries", "total_proposals", "fitted_at_ms", "prior_strength", "votes_untrusted", "votes_excluded", "exclusions_version", "segment", "segment_votes", "segment_without_votes", "cause_state", "final", "view", "view_attribute", "weighting", "effective_votes", "trimmed_votes", "margin_gap")
+    __slots__ = ("cause_id", "votes_counted", "entries", "total_proposals", "fitted_at_ms", "prior_strength", "votes_untrusted", "votes_excluded", "exclusions_version", "segment", "segment_votes", "segment_without_votes", "cause_state", "final", "view", "view_attribute", "weighting", "effective_votes", "trimmed_votes", "margin_gap", "weighted_attributes")
     CAUSE_ID_FIELD_NUMBER: _ClassVar[int]
     VOTES_COUNTED_FIELD_NUMBER: _ClassVar[int]
     ENTRIES_FIELD_NUMBER: _ClassVar[int]
@@ -295,6 +297,7 @@ class WatchRankingResponse(_message.Message):
     EFFECTIVE_VOTES_FIELD_NUMBER: _ClassVar[int]
     TRIMMED_VOTES_FIELD_NUMBER: _ClassVar[int]
     MARGIN_GAP_FIELD_NUMBER: _ClassVar[int]
+    WEIGHTED_ATTRIBUTES_FIELD_NUMBER: _ClassVar[int]
     cause_id: str
     votes_counted: int
     entries: _containers.RepeatedCompositeFieldContainer[_types_pb2.RankedProposal]
@@ -315,7 +318,8 @@ class WatchRankingResponse(_message.Message):
     effective_votes: float
     trimmed_votes: int
     margin_gap: float
-    def __init__(self, cause_id: _Optional[str] = ..., votes_counted: _Optional[int] = ..., entries: _Optional[_Iterable[_Union[_types_pb2.RankedProposal, _Mapping]]] = ..., total_proposals: _Optional[int] = ..., fitted_at_ms: _Optional[int] = ..., prior_strength: _Optional[float] = ..., votes_untrusted: _Optional[int] = ..., votes_excluded: _Optional[int] = ..., exclusions_version: _Optional[int] = ..., segment: _Optional[_Union[_types_pb2.Segment, _Mapping]] = ..., segment_votes: _Optional[int] = ..., segment_without_votes: _Optional[bool] = ..., cause_state: _Optional[_Union[_types_pb2.CauseState, str]] = ..., final: _Optional[bool] = ..., view: _Optional[_Union[_types_pb2.RankingView, str]] = ..., view_attribute: _Optional[str] = ..., weighting: _Optional[str] = ..., effective_votes: _Optional[float] = ..., trimmed_votes: _Optional[int] = ..., margin_gap: _Optional[float] = ...) -> None: ...
+    weighted_attributes: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, cause_id: _Optional[str] = ..., votes_counted: _Optional[int] = ..., entries: _Optional[_Iterable[_Union[_types_pb2.RankedProposal, _Mapping]]] = ..., total_proposals: _Optional[int] = ..., fitted_at_ms: _Optional[int] = ..., prior_strength: _Optional[float] = ..., votes_untrusted: _Optional[int] = ..., votes_excluded: _Optional[int] = ..., exclusions_version: _Optional[int] = ..., segment: _Optional[_Union[_types_pb2.Segment, _Mapping]] = ..., segment_votes: _Optional[int] = ..., segment_without_votes: _Optional[bool] = ..., cause_state: _Optional[_Union[_types_pb2.CauseState, str]] = ..., final: _Optional[bool] = ..., view: _Optional[_Union[_types_pb2.RankingView, str]] = ..., view_attribute: _Optional[str] = ..., weighting: _Optional[str] = ..., effective_votes: _Optional[float] = ..., trimmed_votes: _Optional[int] = ..., margin_gap: _Optional[float] = ..., weighted_attributes: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class GetCauseStatsRequest(_message.Message):
     __slots__ = ("cause_id",)

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from pairwise.v1 import types_pb2 as pairwise_dot_v1_dot_types__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18pairwise/v1/ranker.proto\x12\x0bpairwise.v1\x1a\x17pairwise/v1/types.proto\"\xdc\x01\n\x12ReadRankingRequest\x12\x10\n\x08\x63\x61use_id\x18\x01 \x01(\t\x12\x0e\n\x06offset\x18\x02 \x01(\x03\x12\r\n\x05limit\x18\x03 \x01(\x03\x12*\n\x07segment\x18\x04 \x01(\x0b\x32\x19.pairwise.v1.SegmentIndex\x12\x1a\n\x12with_segment_votes\x18\x05 \x01(\x08\x12&\n\x04view\x18\x06 \x01(\x0e\x32\x18.pairwise.v1.RankingView\x12\x10\n\x08view_key\x18\x07 \x01(\x05\x12\x13\n\x0bview_margin\x18\x08 \x03(\x01\"*\n\x0cSegmentIndex\x12\x0b\n\x03key\x18\x01 \x01(\x05\x12\r\n\x05value\x18\x02 \x01(\x05\"M\n\x10SegmentVoteCount\x12*\n\x07segment\x18\x01 \x01(\x0b\x32\x19.pairwise.v1.SegmentIndex\x12\r\n\x05votes\x18\x02 \x01(\x03\"r\n\x13ReadRankingResponse\x12%\n\x07ranking\x18\x01 \x01(\x0b\x32\x14.pairwise.v1.Ranking\x12\x34\n\rsegment_votes\x18\x02 \x03(\x0b\x32\x1d.pairwise.v1.SegmentVoteCount\"\xb2\x01\n\x14\x46ollowRankingRequest\x12\x10\n\x08\x63\x61use_id\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\x03\x12*\n\x07segment\x18\x03 \x01(\x0b\x32\x19.pairwise.v1.SegmentIndex\x12&\n\x04view\x18\x04 \x01(\x0e\x32\x18.pairwise.v1.RankingView\x12\x10\n\x08view_key\x18\x05 \x01(\x05\x12\x13\n\x0bview_margin\x18\x06 \x03(\x01\">\n\x15\x46ollowRankingResponse\x12%\n\x07ranking\x18\x01 \x01(\x0b\x32\x14.pairwise.v1.Ranking\"(\n\x14StreamRankingRequest\x12\x10\n\x08\x63\x61use_id\x18\x01 \x01(\t\"E\n\x15StreamRankingResponse\x12,\n\x04page\x18\x01 \x01(\x0b\x32\x1e.pairwise.v1.RankingExportPage2\x95\x02\n\rRankerService\x12P\n\x0bReadRanking\x12\x1f.pairwise.v1.ReadRankingRequest\x1a .pairwise.v1.ReadRankingResponse\x12X\n\rFollowRanking\x12!.pairwise.v1.FollowRankingRequest\x1a\".pairwise.v1.FollowRankingResponse0\x01\x12X\n\rStreamRanking\x12!.pairwise.v1.StreamRankingRequest\x1a\".pairwise.v1.StreamRankingResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18pairwise/v1/ranker.proto\x12\x0bpairwise.v1\x1a\x17pairwise/v1/types.proto\"\x8b\x02\n\x12ReadRankingRequest\x12\x10\n\x08\x63\x61use_id\x18\x01 \x01(\t\x12\x0e\n\x06offset\x18\x02 \x01(\x03\x12\r\n\x05limit\x18\x03 \x01(\x03\x12*\n\x07segment\x18\x04 \x01(\x0b\x32\x19.pairwise.v1.SegmentIndex\x12\x1a\n\x12with_segment_votes\x18\x05 \x01(\x08\x12&\n\x04view\x18\x06 \x01(\x0e\x32\x18.pairwise.v1.RankingView\x12\x10\n\x08view_key\x18\x07 \x01(\x05\x12\x13\n\x0bview_margin\x18\x08 \x03(\x01\x12-\n\x0cview_margins\x18\t \x03(\x0b\x32\x17.pairwise.v1.ViewMargin\")\n\nViewMargin\x12\x0b\n\x03key\x18\x01 \x01(\x05\x12\x0e\n\x06shares\x18\x02 \x03(\x01\"*\n\x0cSegmentIndex\x12\x0b\n\x03key\x18\x01 \x01(\x05\x12\r\n\x05value\x18\x02 \x01(\x05\"M\n\x10SegmentVoteCount\x12*\n\x07segment\x18\x01 \x01(\x0b\x32\x19.pairwise.v1.SegmentIndex\x12\r\n\x05votes\x18\x02 \x01(\x03\"r\n\x13ReadRankingResponse\x12%\n\x07ranking\x18\x01 \x01(\x0b\x32\x14.pairwise.v1.Ranking\x12\x34\n\rsegment_votes\x18\x02 \x03(\x0b\x32\x1d.pairwise.v1.SegmentVoteCount\"\xe1\x01\n\x14\x46ollowRankingRequest\x12\x10\n\x08\x63\x61use_id\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\x03\x12*\n\x07segment\x18\x03 \x01(\x0b\x32\x19.pairwise.v1.SegmentIndex\x12&\n\x04view\x18\x04 \x01(\x0e\x32\x18.pairwise.v1.RankingView\x12\x10\n\x08view_key\x18\x05 \x01(\x05\x12\x13\n\x0bview_margin\x18\x06 \x03(\x01\x12-\n\x0cview_margins\x18\x07 \x03(\x0b\x32\x17.pairwise.v1.ViewMargin\">\n\x15\x46ollowRankingResponse\x12%\n\x07ranking\x18\x01 \x01(\x0b\x32\x14.pairwise.v1.Ranking\"(\n\x14StreamRankingRequest\x12\x10\n\x08\x63\x61use_id\x18\x01 \x01(\t\"E\n\x15StreamRankingResponse\x12,\n\x04page\x18\x01 \x01(\x0b\x32\x1e.pairwise.v1.RankingExportPage2\x95\x02\n\rRankerService\x12P\n\x0bReadRanking\x12\x1f.pairwise.v1.ReadRankingRequest\x1a .pairwise.v1.ReadRankingResponse\x12X\n\rFollowRanking\x12!.pairwise.v1.FollowRankingRequest\x1a\".pairwise.v1.FollowRankingResponse0\x01\x12X\n\rStreamRanking\x12!.pairwise.v1.StreamRankingRequest\x1a\".pairwise.v1.StreamRankingResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,21 +33,23 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'pairwise.v1.ranker_pb2', _g
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_READRANKINGREQUEST']._serialized_start=67
-  _globals['_READRANKINGREQUEST']._serialized_end=287
-  _globals['_SEGMENTINDEX']._serialized_start=289
-  _globals['_SEGMENTINDEX']._serialized_end=331
-  _globals['_SEGMENTVOTECOUNT']._serialized_start=333
-  _globals['_SEGMENTVOTECOUNT']._serialized_end=410
-  _globals['_READRANKINGRESPONSE']._serialized_start=412
-  _globals['_READRANKINGRESPONSE']._serialized_end=526
-  _globals['_FOLLOWRANKINGREQUEST']._serialized_start=529
-  _globals['_FOLLOWRANKINGREQUEST']._serialized_end=707
-  _globals['_FOLLOWRANKINGRESPONSE']._serialized_start=709
-  _globals['_FOLLOWRANKINGRESPONSE']._serialized_end=771
-  _globals['_STREAMRANKINGREQUEST']._serialized_start=773
-  _globals['_STREAMRANKINGREQUEST']._serialized_end=813
-  _globals['_STREAMRANKINGRESPONSE']._serialized_start=815
-  _globals['_STREAMRANKINGRESPONSE']._serialized_end=884
-  _globals['_RANKERSERVICE']._serialized_start=887
-  _globals['_RANKERSERVICE']._serialized_end=1164
+  _globals['_READRANKINGREQUEST']._serialized_end=334
+  _globals['_VIEWMARGIN']._serialized_start=336
+  _globals['_VIEWMARGIN']._serialized_end=377
+  _globals['_SEGMENTINDEX']._serialized_start=379
+  _globals['_SEGMENTINDEX']._serialized_end=421
+  _globals['_SEGMENTVOTECOUNT']._serialized_start=423
+  _globals['_SEGMENTVOTECOUNT']._serialized_end=500
+  _globals['_READRANKINGRESPONSE']._serialized_start=502
+  _globals['_READRANKINGRESPONSE']._serialized_end=616
+  _globals['_FOLLOWRANKINGREQUEST']._serialized_start=619
+  _globals['_FOLLOWRANKINGREQUEST']._serialized_end=844
+  _globals['_FOLLOWRANKINGRESPONSE']._serialized_start=846
+  _globals['_FOLLOWRANKINGRESPONSE']._serialized_end=908
+  _globals['_STREAMRANKINGREQUEST']._serialized_start=910
+  _globals['_STREAMRANKINGREQUEST']._serialized_end=950
+  _globals['_STREAMRANKINGRESPONSE']._serialized_start=952
+  _globals['_STREAMRANKINGRESPONSE']._serialized_end=1021
+  _globals['_RANKERSERVICE']._serialized_start=1024
+  _globals['_RANKERSERVICE']._serialized_end=1301
 # @@protoc_insertion_point(module_scope)

@@ -8,7 +8,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class ReadRankingRequest(_message.Message):
-    __slots__ = ("cause_id", "offset", "limit", "segment", "with_segment_votes", "view", "view_key", "view_margin")
+    __slots__ = ("cause_id", "offset", "limit", "segment", "with_segment_votes", "view", "view_key", "view_margin", "view_margins")
     CAUSE_ID_FIELD_NUMBER: _ClassVar[int]
     OFFSET_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
@@ -17,6 +17,7 @@ class ReadRankingRequest(_message.Message):
     VIEW_FIELD_NUMBER: _ClassVar[int]
     VIEW_KEY_FIELD_NUMBER: _ClassVar[int]
     VIEW_MARGIN_FIELD_NUMBER: _ClassVar[int]
+    VIEW_MARGINS_FIELD_NUMBER: _ClassVar[int]
     cause_id: str
     offset: int
     limit: int
@@ -25,7 +26,16 @@ class ReadRankingRequest(_message.Message):
     view: _types_pb2.RankingView
     view_key: int
     view_margin: _containers.RepeatedScalarFieldContainer[float]
-    def __init__(self, cause_id: _Optional[str] = ..., offset: _Optional[int] = ..., limit: _Optional[int] = ..., segment: _Optional[_Union[SegmentIndex, _Mapping]] = ..., with_segment_votes: _Optional[bool] = ..., view: _Optional[_Union[_types_pb2.RankingView, str]] = ..., view_key: _Optional[int] = ..., view_margin: _Optional[_Iterable[float]] = ...) -> None: ...
+    view_margins: _containers.RepeatedCompositeFieldContainer[ViewMargin]
+    def __init__(self, cause_id: _Optional[str] = ..., offset: _Optional[int] = ..., limit: _Optional[int] = ..., segment: _Optional[_Union[SegmentIndex, _Mapping]] = ..., with_segment_votes: _Optional[bool] = ..., view: _Optional[_Union[_types_pb2.RankingView, str]] = ..., view_key: _Optional[int] = ..., view_margin: _Optional[_Iterable[float]] = ..., view_margins: _Optional[_Iterable[_Union[ViewMargin, _Mapping]]] = ...) -> None: ...
+
+class ViewMargin(_message.Message):
+    __slots__ = ("key", "shares")
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    SHARES_FIELD_NUMBER: _ClassVar[int]
+    key: int
+    shares: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, key: _Optional[int] = ..., shares: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class SegmentIndex(_message.Message):
     __slots__ = ("key", "value")
@@ -52,20 +62,22 @@ class ReadRankingResponse(_message.Message):
     def __init__(self, ranking: _Optional[_Union[_types_pb2.Ranking, _Mapping]] = ..., segment_votes: _Optional[_Iterable[_Union[SegmentVoteCount, _Mapping]]] = ...) -> None: ...
 
 class FollowRankingRequest(_message.Message):
-    __slots__ = ("cause_id", "limit", "segment", "view", "view_key", "view_margin")
+    __slots__ = ("cause_id", "limit", "segment", "view", "view_key", "view_margin", "view_margins")
     CAUSE_ID_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
     SEGMENT_FIELD_NUMBER: _ClassVar[int]
     VIEW_FIELD_NUMBER: _ClassVar[int]
     VIEW_KEY_FIELD_NUMBER: _ClassVar[int]
     VIEW_MARGIN_FIELD_NUMBER: _ClassVar[int]
+    VIEW_MARGINS_FIELD_NUMBER: _ClassVar[int]
     cause_id: str
     limit: int
     segment: SegmentIndex
     view: _types_pb2.RankingView
     view_key: int
     view_margin: _containers.RepeatedScalarFieldContainer[float]
-    def __init__(self, cause_id: _Optional[str] = ..., limit: _Optional[int] = ..., segment: _Optional[_Union[SegmentIndex, _Mapping]] = ..., view: _Optional[_Union[_types_pb2.RankingView, str]] = ..., view_key: _Optional[int] = ..., view_margin: _Optional[_Iterable[float]] = ...) -> None: ...
+    view_margins: _containers.RepeatedCompositeFieldContainer[ViewMargin]
+    def __init__(self, cause_id: _Optional[str] = ..., limit: _Optional[int] = ..., segment: _Optional[_Union[SegmentIndex, _Mapping]] = ..., view: _Optional[_Union[_types_pb2.RankingView, str]] = ..., view_key: _Optional[int] = ..., view_margin: _Optional[_Iterable[float]] = ..., view_margins: _Optional[_Iterable[_Union[ViewMargin, _Mapping]]] = ...) -> None: ...
 
 class FollowRankingResponse(_message.Message):
     __slots__ = ("ranking",)

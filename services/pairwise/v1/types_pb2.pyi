@@ -237,7 +237,7 @@ class RankedProposal(_message.Message):
     def __init__(self, proposal_id: _Optional[str] = ..., rank: _Optional[int] = ..., ability: _Optional[float] = ..., std_error: _Optional[float] = ..., ci_low: _Optional[float] = ..., ci_high: _Optional[float] = ..., score: _Optional[float] = ..., wins: _Optional[int] = ..., losses: _Optional[int] = ..., ties: _Optional[int] = ..., appearances: _Optional[int] = ..., skips: _Optional[int] = ..., text: _Optional[str] = ...) -> None: ...
 
 class Ranking(_message.Message):
-    __slots__ = ("cause_id", "votes_counted", "total_proposals", "entries", "fitted_at_ms", "prior_strength", "last_vote_entry_id", "votes_untrusted", "votes_excluded", "exclusions_version", "segment", "segment_votes", "segment_without_votes", "view", "view_attribute", "weighting", "effective_votes", "trimmed_votes", "margin_gap")
+    __slots__ = ("cause_id", "votes_counted", "total_proposals", "entries", "fitted_at_ms", "prior_strength", "last_vote_entry_id", "votes_untrusted", "votes_excluded", "exclusions_version", "segment", "segment_votes", "segment_without_votes", "view", "view_attribute", "weighting", "effective_votes", "trimmed_votes", "margin_gap", "weighted_keys")
     CAUSE_ID_FIELD_NUMBER: _ClassVar[int]
     VOTES_COUNTED_FIELD_NUMBER: _ClassVar[int]
     TOTAL_PROPOSALS_FIELD_NUMBER: _ClassVar[int]
@@ -257,6 +257,7 @@ class Ranking(_message.Message):
     EFFECTIVE_VOTES_FIELD_NUMBER: _ClassVar[int]
     TRIMMED_VOTES_FIELD_NUMBER: _ClassVar[int]
     MARGIN_GAP_FIELD_NUMBER: _ClassVar[int]
+    WEIGHTED_KEYS_FIELD_NUMBER: _ClassVar[int]
     cause_id: str
     votes_counted: int
     total_proposals: int
@@ -276,7 +277,8 @@ class Ranking(_message.Message):
     effective_votes: float
     trimmed_votes: int
     margin_gap: float
-    def __init__(self, cause_id: _Optional[str] = ..., votes_counted: _Optional[int] = ..., total_proposals: _Optional[int] = ..., entries: _Optional[_Iterable[_Union[RankedProposal, _Mapping]]] = ..., fitted_at_ms: _Optional[int] = ..., prior_strength: _Optional[float] = ..., last_vote_entry_id: _Optional[str] = ..., votes_untrusted: _Optional[int] = ..., votes_excluded: _Optional[int] = ..., exclusions_version: _Optional[int] = ..., segment: _Optional[_Union[Segment, _Mapping]] = ..., segment_votes: _Optional[int] = ..., segment_without_votes: _Optional[bool] = ..., view: _Optional[_Union[RankingView, str]] = ..., view_attribute: _Optional[str] = ..., weighting: _Optional[str] = ..., effective_votes: _Optional[float] = ..., trimmed_votes: _Optional[int] = ..., margin_gap: _Optional[float] = ...) -> None: ...
+    weighted_keys: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, cause_id: _Optional[str] = ..., votes_counted: _Optional[int] = ..., total_proposals: _Optional[int] = ..., entries: _Optional[_Iterable[_Union[RankedProposal, _Mapping]]] = ..., fitted_at_ms: _Optional[int] = ..., prior_strength: _Optional[float] = ..., last_vote_entry_id: _Optional[str] = ..., votes_untrusted: _Optional[int] = ..., votes_excluded: _Optional[int] = ..., exclusions_version: _Optional[int] = ..., segment: _Optional[_Union[Segment, _Mapping]] = ..., segment_votes: _Optional[int] = ..., segment_without_votes: _Optional[bool] = ..., view: _Optional[_Union[RankingView, str]] = ..., view_attribute: _Optional[str] = ..., weighting: _Optional[str] = ..., effective_votes: _Optional[float] = ..., trimmed_votes: _Optional[int] = ..., margin_gap: _Optional[float] = ..., weighted_keys: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class SkipReasonCount(_message.Message):
     __slots__ = ("reason", "count", "code")
