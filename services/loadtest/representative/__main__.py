@@ -9,8 +9,8 @@ pairs, the voter model's ties; skips dropped), and three rankings are fitted wit
 ranker's own code: raw (every vote once, the default view), representative (votes weighted
 to the population's margins by raking, sandwich intervals clustered by voter) and consensus
 (the lowest lower end of the 95% score interval over the regions); and the representative
-view as the ranker computes it from its counts ("served": weighted by region alone, votes
-taken as independent). Each is compared with
+view as the ranker computes it from its counts ("served": its counts per crossed cell raked
+to both attributes' margins, votes taken as independent within a cell). Each is compared with
 the population's true ranking: Kendall's tau, top-10 recall, and for the representative one
 its 95% interval coverage and Kish's effective number of votes. Writes <out>/<run_id>.json
 and <run_id>.png (the first seed's picture); the goals are judged on the medians over the
@@ -97,10 +97,12 @@ def table(seeds: list[dict[str, Any]], summary: dict[str, Any]) -> str:
             ("served", "top10_recall"), ("consensus", "top10_recall"), ("raw", "coverage"),
             ("weighted", "coverage"), ("weighted", "coverage_model_errors"),
             ("served", "coverage"), ("weights", "effective_votes"),
+            ("served", "effective_votes"), ("served", "margin_gap"),
             ("weights", "design_effect"), ("consensus", "top10_recall_of_true_consensus")]
     for ranking, key in rows:
         entry = summary[ranking][key]
-        fmt = "{:,.0f}" if key == "effective_votes" else "{:.3f}"
+        fmt = "{:,.0f}" if key == "effective_votes" else "{:.4f}" if key == "margin_gap" \
+            else "{:.3f}"
         cells = [ranking, key, fmt.format(entry["median"]),
                  *[fmt.format(v) for v in entry["per_seed"]]]
         lines.append("| " + " | ".join(cells) + " |")

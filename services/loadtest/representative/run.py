@@ -16,10 +16,12 @@ from loadtest.representative.population import (
     SegmentedPopulation,
     Votes,
 )
+from pairwise.voter_attributes import MAX_KEYS, UNKNOWN_CODE
 from ranker import bradley_terry as bt
 from ranker import segment_views, survey_weights
 from ranker.bradley_terry.weighted import fit_weighted
 from ranker.consensus import consensus
+from ranker.cell_counts import CellCounts
 from ranker.pair_counts import TIE, WIN, PairCounts
 from ranker.scores import win_probability_scores
 
@@ -51,19 +53,20 @@ def _raw_fit(n: int, votes: Votes) -> bt.BTFit:
     return bt.fit(n, votes.winners, votes.losers, won, 1.0 - won)
 
 
-def _served(n: int, votes: Votes, region_shares: np.ndarray) -> segment_views.Representative:
-    """The representative view as the ranker computes it from its counts: weighted by region
-    alone (the ranker keeps counts per attribute value, not per combination), errors with
-    votes taken as independent."""
+def _served(n: int, votes: Votes, region_shares: np.ndarray,
+            age_shares: np.ndarray) -> segment_views.Representative:
+    """The representative view as the ranker computes it from its counts: the crossed
+    cells' counts raked to both attributes' margins, errors with votes taken as independent
+    within a cell."""
     kinds = np.where(votes.ties, TIE, WIN).astype(np.uint8)
     overall = PairCounts(n)
     overall.apply(kinds, votes.winners, votes.losers)
-    segments = {}
-    for region in range(len(REGIONS)):
-        mine = votes.region == region
-        segments[region] = PairCounts(n)
-        segments[region].apply(kinds[mine], votes.winners[mine], votes.losers[mine])
-    return segment_views.representative(overall, segments, region_shares, np.arange(n))
+    attributes = np.full((kinds.shape[0], MAX_KEYS), UNKNOWN_CODE, dtype=np.uint8)
+    attributes[:, 0], attributes[:, 1] = votes.region, votes.age
+    cells = CellCounts()
+    cells.apply(kinds, votes.winners, votes.losers, attributes)
+    strata, values = segment_views.cell_strata(overall, cells.counts, np.arange(n))
+    return segment_views.cells_fit(strata, values, {0: region_shares, 1: age_shares}, n)
 
 
 def run_seed(seed: int, n_proposals: int, n_votes: int,
@@ -94,7 +97,7 @@ def run_seed(seed: int, n_proposals: int, n_votes: int,
     model_errors = weighted.model_std_errors
 
     start = time.perf_counter()
-    served = _served(n, votes, population.region_shares)
+    served = _served(n, votes, population.region_shares, population.age_shares)
     seconds["served_fit"] = time.perf_counter() - start
 
     start = time.perf_counter()
@@ -131,7 +134,10 @@ def run_seed(seed: int, n_proposals: int, n_votes: int,
                      "median_std_error_raw": float(np.median(raw.std_errors))},
         "served": {**_compare(served.fit.abilities, truth),
                    "coverage": _coverage(served.fit.ci_low, served.fit.ci_high, truth),
-                   "effective_votes": served.fit.effective_votes},
+                   "effective_votes": served.fit.effective_votes,
+                   "method": served.weights.method,
+                   "margin_gap": served.weights.margin_gap,
+                   "trimmed_votes": served.weights.trimmed_votes},
         "consensus": {**_compare(agreed.scores, truth),
                       "top10_recall_of_true_consensus": top_recall(agreed.scores,
                                                                    true_consensus),
