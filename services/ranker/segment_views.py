@@ -139,13 +139,52 @@ def cell_strata(overall: PairCounts, cells: Mapping[Cell, PairCounts],
     """The strata of the cells over `items` (copies, so the counts may change after): each
     cell's votes, then those of voters who declared nothing (when there are some); and each
     stratum's value position per attribute, shape (n_strata, MAX_KEYS)
-    (`survey_weights.UNKNOWN` where unknown)."""
+    (`survey_weights.UNKNOWN` where unknown). `stratum` of each, cut in one pass over the
+    cells' pairs together (hundreds of cells, each a few arrays)."""
     keys = sorted(cells)
-    strata = [stratum(cells[cell], items) for cell in keys]
+    parts = [cells[cell] for cell in keys]
+    sizes = np.array([part.n_pairs for part in parts], dtype=np.int64)
+    def joined(name: str, dtype: type) -> np.ndarray:
+        return np.concatenate([np.asarray(getattr(part, name), dtype=dtype)
+                               for part in parts]) if parts else np.zeros(0, dtype=dtype)
+
+    lo, hi = joined("pair_lo", np.int64), joined("pair_hi", np.int64)
+    wins_lo, wins_hi = joined("wins_lo", np.float64), joined("wins_hi", np.float64)
+    ties = joined("ties_pair", np.float64)
+    cell_of = np.repeat(np.arange(len(parts)), sizes)
+    # The votes of voters who declared nothing: the overall counts less every cell's.
+    overall_keys = _keys(overall)
+    pair_keys = (lo << 32) | hi
+    # Sorted first: a search of sorted keys walks the overall keys in order, several times
+    # faster than a million random searches; a stable sort merges the cells' sorted runs.
+    order = np.argsort(pair_keys, kind="stable")
+    where = np.empty_like(order)
+    where[order] = np.searchsorted(overall_keys, pair_keys[order])
+    if lo.size and (where.max() >= overall_keys.shape[0]
+                    or not np.array_equal(overall_keys[where], pair_keys)):
+        raise ValueError("a cell holds a pair the overall counts do not")
+    n_overall = overall_keys.shape[0]
+    rest = tuple(np.asarray(total, dtype=np.float64) - np.bincount(where, part, n_overall)
+                 for total, part in ((overall.wins_lo, wins_lo), (overall.wins_hi, wins_hi),
+                                     (overall.ties_pair, ties)))
+    n_known = max(overall.n_items, int(items.max()) + 1 if items.size else 0)
+    position = np.full(n_known, -1, dtype=np.int64)
+    position[items] = np.arange(items.shape[0])
+    pos_lo, pos_hi = position[lo], position[hi]
+    keep = (pos_lo >= 0) & (pos_hi >= 0) & ((wins_lo > 0) | (wins_hi > 0) | (ties > 0))
+    bounds = np.cumsum(np.bincount(cell_of[keep], minlength=len(parts)))[:-1]
+    columns = [np.split(column[keep], bounds) for column in (pos_lo, pos_hi, wins_lo, wins_hi,
+                                                             ties)]
+    strata: list[Stratum] = [tuple(column[k] for column in columns)  # type: ignore[misc]
+                             for k in range(len(parts))]
     codes = [np.frombuffer(cell, dtype=np.uint8) for cell in keys]
-    unknown = stratum(overall, items, tuple(cells[cell] for cell in keys))
-    if np.sum(unknown[2]) + np.sum(unknown[3]) + np.sum(unknown[4]) > 0:
-        strata.append(unknown)
+    overall_lo = overall.pair_lo.astype(np.int64)
+    overall_hi = overall.pair_hi.astype(np.int64)
+    rest_lo, rest_hi = position[overall_lo], position[overall_hi]
+    rest_keep = (rest_lo >= 0) & (rest_hi >= 0) & ((rest[0] > 0) | (rest[1] > 0) | (rest[2] > 0))
+    if rest_keep.any():
+        strata.append((rest_lo[rest_keep], rest_hi[rest_keep], rest[0][rest_keep],
+                       rest[1][rest_keep], rest[2][rest_keep]))
         codes.append(np.frombuffer(all_unknown(), dtype=np.uint8))
     values = np.array(codes, dtype=np.int64).reshape(len(codes), MAX_KEYS)
     values[values == UNKNOWN_CODE] = survey_weights.UNKNOWN
