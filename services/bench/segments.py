@@ -6,14 +6,18 @@
 `memory` applies simulated votes (uniform pairs, four attributes of five values each, every
 voter declaring each attribute with probability `--declared` (1: the most segment votes),
 one value of each attribute casting 60% of the votes) to the overall counts and the
-segment counts, as the ranker does, and prints the bytes of the overall counts and of each
-attribute's segments.
+segment counts, as the ranker does, and prints the bytes of the overall counts, of each
+attribute's segments, and of the crossed cells.
 
 `refit` builds the same counts at a refit-sized cause, adds 1% more votes, and times (CPU
 seconds, comparable under load) what a refit costs the ranker: cutting each fit input out of
 the counts and fitting it warm from its previous abilities, the overall one then every
 segment, one after the other, in this process (run it with OPENBLAS_NUM_THREADS=1, as the fit
-workers run). Prints JSON lines.
+workers run); then the representative view, warm, both ways: from the cells raked to the four
+attributes' margins (what the ranker serves) and from one attribute's segments (what it
+served before cells, and serves when the cells are past their bound). The population's
+margins are even (a fifth each), so the skewed value's votes weigh a third and the others
+two. Prints JSON lines.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ import time
 import numpy as np
 
 from pairwise.voter_attributes import UNKNOWN_CODE
-from ranker import bradley_terry
+from ranker import bradley_terry, segment_views
 from ranker.pair_counts import PairCounts
 from ranker.ranking import Catalog, fit_input
 from ranker.segment_counts import SegmentCounts
@@ -81,6 +85,13 @@ def memory(n_items: int, n_votes: int, seed: int, declared: float) -> None:
             "segment_bytes": nbytes, "segment_pairs": sum(c.n_pairs for c in dimension),
             "ratio": round(nbytes / counts.nbytes, 3),
             "build_s": round(time.perf_counter() - started, 1)}))
+    cells = segments.cells
+    print(json.dumps({
+        "measure": "cell_memory", "proposals": n_items, "votes": n_votes, "seed": seed,
+        "declared": declared, "cells": len(cells.counts), "complete": cells.complete,
+        "overall_bytes": counts.nbytes, "cell_bytes": cells.nbytes,
+        "cell_pairs": sum(c.n_pairs for c in cells.counts.values()),
+        "ratio": round(cells.nbytes / counts.nbytes, 3)}))
 
 
 def refit(n_items: int, n_votes: int, seed: int, declared: float) -> None:
@@ -108,18 +119,58 @@ def refit(n_items: int, n_votes: int, seed: int, declared: float) -> None:
                 overall_s = time.process_time() - started
         return abilities, overall_s, time.process_time() - started - overall_s
 
+    margins = {k: np.full(VALUES, 1 / VALUES) for k in range(ATTRIBUTES)}
+
+    def representatives(previous: dict | None) -> tuple[dict, dict]:
+        """Abilities and CPU seconds (cutting the strata, weights and fit) of the view from
+        the cells and from attribute 0's segments; and each view's weighting."""
+        abilities, seconds, weighting = {}, {}, {}
+        for way in ("cells", "one_attribute"):
+            started = time.process_time()
+            init = None if previous is None else previous[way]
+            if way == "cells":
+                strata, values = segment_views.cell_strata(counts, segments.cells.counts,
+                                                           catalog.accepted)
+                view = segment_views.cells_fit(strata, values, margins, n_items, init)
+            else:
+                first = {v: c for (k, v), c in segments.counts.items() if k == 0}
+                strata, values = segment_views.representative_strata(counts, first,
+                                                                     catalog.accepted)
+                view = segment_views.representative_fit(strata, values, margins[0], n_items,
+                                                        init)
+            seconds[way] = time.process_time() - started
+            abilities[way] = view.fit.abilities
+            weighting[way] = {"method": view.weights.method,
+                              "effective_votes": round(view.fit.effective_votes),
+                              "trimmed_votes": view.weights.trimmed_votes,
+                              "margin_gap": round(view.weights.margin_gap, 4),
+                              "strata": len(strata)}
+        return abilities, {"seconds": seconds, "weighting": weighting}
+
     cold, overall_cold_s, cold_s = fit_all(None)
+    views_cold, _ = representatives(None)
     kinds, a, b, attributes = simulated_batch(rng, n_items, n_votes // 100, declared)
+    started = time.process_time()
     counts.apply(kinds, a, b)
+    overall_apply_s = time.process_time() - started
     segments.apply(kinds, a, b, attributes)
+    segments_apply_s = time.process_time() - started - overall_apply_s
     _, overall_warm_s, warm_s = fit_all(cold)
+    _, views = representatives(views_cold)
     print(json.dumps({
         "measure": "segment_refit", "proposals": n_items, "votes": n_votes, "seed": seed,
         "declared": declared, "segments": len(segments.counts),
+        "cells": len(segments.cells.counts),
         "overall_cold_cpu_s": round(overall_cold_s, 2),
         "segments_cold_cpu_s": round(cold_s, 2),
         "overall_warm_cpu_s": round(overall_warm_s, 2),
-        "segments_warm_cpu_s": round(warm_s, 2)}))
+        "segments_warm_cpu_s": round(warm_s, 2),
+        "representative_cells_warm_cpu_s": round(views["seconds"]["cells"], 2),
+        "representative_one_attribute_warm_cpu_s": round(views["seconds"]["one_attribute"],
+                                                         2),
+        "apply_1pct_overall_cpu_s": round(overall_apply_s, 3),
+        "apply_1pct_segments_and_cells_cpu_s": round(segments_apply_s, 3),
+        "weighting": views["weighting"]}))
 
 
 def main() -> None:

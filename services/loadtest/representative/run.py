@@ -20,8 +20,8 @@ from pairwise.voter_attributes import MAX_KEYS, UNKNOWN_CODE
 from ranker import bradley_terry as bt
 from ranker import segment_views, survey_weights
 from ranker.bradley_terry.weighted import fit_weighted
-from ranker.consensus import consensus
 from ranker.cell_counts import CellCounts
+from ranker.consensus import consensus
 from ranker.pair_counts import TIE, WIN, PairCounts
 from ranker.scores import win_probability_scores
 
