@@ -35,10 +35,15 @@ attribute that has some, for the representative view)."""
 
 def add_view(request: ranker_pb2.ReadRankingRequest | ranker_pb2.FollowRankingRequest,
              view: WatchedView) -> None:
-    """Name `view` in a ranker request."""
+    """Name `view` in a ranker request: a representative view also names its first
+    attribute's margin alone (`view_key`, `view_margin`), which a ranker that weights by one
+    attribute reads (during an upgrade) and a newer one ignores."""
     request.view, request.view_key = view[0], max(view[2], 0)  # type: ignore[assignment]
     request.view_margins.extend(ranker_pb2.ViewMargin(key=position, shares=shares)
                                 for position, _, shares in view[3])
+    if view[3]:
+        request.view_key = view[3][0][0]
+        request.view_margin.extend(view[3][0][2])
 
 
 def weighted_attributes(view: WatchedView | None, ranking: types_pb2.Ranking) -> list[str]:

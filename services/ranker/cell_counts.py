@@ -16,8 +16,8 @@ same pair recurs in several cells), like one attribute's segments.
 
 The number of cells held is bounded by `MAX_CELLS`. A vote that would open a cell past the
 bound is counted nowhere in the cells: the cells are then no longer complete (`complete`
-is False), are dropped, and stay so until the counts are rebuilt from the log; the
-representative view then says it is weighted by one attribute (`segment_views`).
+is False), are dropped, and stay so (counting the log again would open the same cells);
+the representative view then says it is weighted by one attribute (`segment_views`).
 
 Snapshots (`snapshot_parts`) follow the segments' in the checkpoint (`SegmentCounts`); a
 checkpoint from before cells were kept has segments and no cell section: `from_bytes` is not
@@ -58,10 +58,10 @@ class CellCounts:
     `counts[cell]`. `complete` is False once a vote could not be counted in its cell (past
     `MAX_CELLS`); the cells are then empty."""
 
-    def __init__(self, *, max_cells: int = MAX_CELLS) -> None:
+    def __init__(self, *, max_cells: int | None = None) -> None:
         self.counts: dict[Cell, SegmentPairCounts] = {}
         self.complete = True
-        self.max_cells = max_cells
+        self.max_cells = MAX_CELLS if max_cells is None else max_cells
 
     def __bool__(self) -> bool:
         return bool(self.counts)

@@ -29,7 +29,7 @@ from test_segments import (
 
 from pairwise.v1 import gateway_pb2 as gw
 from pairwise.v1 import types_pb2
-from ranker import fit_pool, survey_weights
+from ranker import cell_counts, fit_pool, survey_weights
 from ranker.bradley_terry.weighted import fit_weighted
 
 REPRESENTATIVE = types_pb2.RANKING_VIEW_REPRESENTATIVE
@@ -250,3 +250,22 @@ def test_the_representative_view_is_weighted_to_every_attribute(views, cause_id)
     assert again.votes_counted == len(votes)
     for entry in again.entries:
         assert entry.ability == pytest.approx(got[entry.proposal_id].ability, abs=1e-6)
+
+
+def test_past_its_cells_bound_the_view_says_it_weights_one_attribute(views, cause_id,
+                                                                     monkeypatch):
+    # A cause whose voters fill more cells than the ranker keeps (here 2): the view is
+    # weighted by the first attribute with margins alone, and says so.
+    monkeypatch.setattr(cell_counts, "MAX_CELLS", 2)
+    stub = views.stub
+    create_cause(stub, cause_id)
+    votes = skewed_votes(np.random.default_rng(8), 600)
+    import_votes(stub, cause_id, votes)
+    eventually(lambda: read(stub, cause_id).votes_counted == len(votes) or None,
+               "the raw ranking counts every vote", timeout=60)
+    stub.SetPopulationMargins(gw.SetPopulationMarginsRequest(cause_id=cause_id, margins=[
+        gw.AttributeMargins(key=key, shares=shares) for key, shares in HALF.items()]),
+        metadata=ADMIN, timeout=10)
+    served = read(stub, cause_id, view=REPRESENTATIVE)
+    assert list(served.weighted_attributes) == ["region"]
+    assert served.margin_gap < 1e-9  # region's margin is met; age is not weighted
