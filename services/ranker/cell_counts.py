@@ -37,8 +37,8 @@ Cell = bytes
 MAX_CELLS = 4_096
 """Cells held per cause, at most. Four attributes of seven values each, crossed with
 "unknown", make 4,096 cells; a sponsor's census table rarely has more. Each cell held costs
-about 1 KB beyond its pairs (its arrays' headers), so the bound keeps that under 4 MB a
-cause, and the weighting's cost, linear in the cells, under a few milliseconds."""
+about 2.4 KB beyond its pairs (its arrays' and object's headers), so the bound keeps that
+under 10 MB a cause, and the weighting's cost, linear in the cells, bounded."""
 
 _MAGIC = b"PWCL"
 # Section: magic, int64 number of cells, int64 flags (bit 0: incomplete); per cell its
