@@ -79,6 +79,32 @@ class VoteExport:
                       ) -> AsyncIterator[list[gateway_pb2.VoteLogEntry]]:
         """The log's entries up to `through_entry_id` ("" = to the end), oldest first, in
         batches of about BATCH_VOTES votes; voter ids through `pseudonyms` unless None."""
+        async for reply in self._replies(cause_id, through_entry_id):
+            # Off the event loop: hashing a batch's voter ids takes tens of milliseconds, which
+            # the other calls of the gateway would otherwise wait for.
+            yield await asyncio.to_thread(_entry_messages, reply, pseudonyms)
+
+    async def columns(self, cause_id: str, through_entry_id: str,
+                      pseudonyms: Pseudonyms | None,
+                      ) -> AsyncIterator[gateway_pb2.VoteColumns]:
+        """The log's votes up to `through_entry_id` ("" = to the end), oldest first, as
+        columns of about BATCH_VOTES votes (whole entries); voter ids through `pseudonyms`
+        unless None."""
+        from publishing import vote_columns
+
+        def converted(reply: list[tuple[bytes, dict[bytes, bytes]]]) -> gateway_pb2.VoteColumns:
+            columns = vote_columns.from_log(reply)
+            if pseudonyms is not None and columns.voter_ids:
+                columns.voter_ids = pseudonyms.of_list(columns.voter_ids)
+            return columns
+
+        async for reply in self._replies(cause_id, through_entry_id):
+            yield await asyncio.to_thread(converted, reply)
+
+    async def _replies(self, cause_id: str, through_entry_id: str,
+                       ) -> AsyncIterator[list[tuple[bytes, dict[bytes, bytes]]]]:
+        """XRANGE replies covering the log up to `through_entry_id` ("" = to the end), each
+        of about BATCH_VOTES votes."""
         log = keys.votes(cause_id)
         start, end = "-", through_entry_id or "+"
         count = _FIRST_COUNT
@@ -87,14 +113,11 @@ class VoteExport:
                 log, start, end, count=count)  # type: ignore[assignment]
             if not reply:
                 return
-            # Off the event loop: hashing a batch's voter ids takes tens of milliseconds, which
-            # the other calls of the gateway would otherwise wait for.
-            batch = await asyncio.to_thread(_entry_messages, reply, pseudonyms)
-            yield batch
+            yield reply
             if len(reply) < count:
                 return
-            start = "(" + batch[-1].entry_id
-            votes = sum(len(entry.kinds) for entry in batch)
+            start = "(" + reply[-1][0].decode()
+            votes = sum([len(fields.get(b"k", b"")) for _, fields in reply])
             count = max(1, min(_MAX_COUNT, count * BATCH_VOTES // max(votes, 1)))
 
 
@@ -102,18 +125,61 @@ async def archived_entries(folder: Path, through_entry_id: str,
                            pseudonyms: Pseudonyms | None, proposal_ids: list[str],
                            ) -> AsyncIterator[list[gateway_pb2.VoteLogEntry]]:
     """An archived cause's log entries up to `through_entry_id` ("" = all), read back from
-    its archive folder (an export with raw voter ids, gateway.archive), in batches of about
-    BATCH_VOTES votes, as `entries` sends them; voter ids through `pseudonyms` unless None.
-    `proposal_ids` holds the id of each catalog index.
+    its archive folder, in batches of about BATCH_VOTES votes, as `entries` sends them;
+    voter ids through `pseudonyms` unless None. `proposal_ids` holds the id of each catalog
+    index. Raises as `archived_rows` does."""
+    from publishing import vote_table
+
+    def converted(batch: pa.RecordBatch) -> list[gateway_pb2.VoteLogEntry]:
+        entries = vote_table.entries_from_batch(batch, catalog)
+        if pseudonyms is not None:
+            for entry in entries:
+                entry.voter_ids = pseudonyms.of_list(entry.voter_ids.encode()).decode()
+        return entries
+
+    catalog = _catalog_array(proposal_ids)
+    async for batch in archived_rows(folder, through_entry_id):
+        yield await asyncio.to_thread(converted, batch)
+
+
+async def archived_columns(folder: Path, through_entry_id: str,
+                           pseudonyms: Pseudonyms | None, proposal_ids: list[str],
+                           ) -> AsyncIterator[gateway_pb2.VoteColumns]:
+    """An archived cause's votes up to `through_entry_id` ("" = all), read back from its
+    archive folder, as columns of about BATCH_VOTES votes, as `columns` sends them; voter
+    ids through `pseudonyms` unless None. `proposal_ids` holds the id of each catalog index.
+    Raises as `archived_rows` does."""
+    from publishing import vote_columns
+
+    def converted(batch: pa.RecordBatch) -> gateway_pb2.VoteColumns:
+        columns = vote_columns.from_rows(batch, catalog)
+        if pseudonyms is not None and columns.voter_ids:
+            columns.voter_ids = pseudonyms.of_list(columns.voter_ids)
+        return columns
+
+    catalog = _catalog_array(proposal_ids)
+    async for batch in archived_rows(folder, through_entry_id):
+        yield await asyncio.to_thread(converted, batch)
+
+
+def _catalog_array(proposal_ids: list[str]) -> pa.Array:
+    import pyarrow as pa
+
+    return pa.array(proposal_ids, pa.string())
+
+
+async def archived_rows(folder: Path, through_entry_id: str) -> AsyncIterator[pa.RecordBatch]:
+    """An archived cause's vote rows up to `through_entry_id` ("" = all), read back from its
+    archive folder (an export with raw voter ids, gateway.archive), in batches of at most
+    BATCH_VOTES rows.
 
     Raises FailedPrecondition when the folder is gone, or its votes file no longer has the
     SHA-256 its manifest gives (nothing is sent from a changed archive).
     """
     # Imported here: only archived causes need them, and pyarrow takes half a second to load.
-    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from publishing import manifest, vote_table
+    from publishing import manifest
 
     def opened() -> Iterator[pa.RecordBatch]:
         try:
@@ -128,27 +194,21 @@ async def archived_entries(folder: Path, through_entry_id: str,
         return pq.ParquetFile(folder / document["votes"]["file"]).iter_batches(
             batch_size=BATCH_VOTES)
 
-    def converted(batch: pa.RecordBatch) -> list[gateway_pb2.VoteLogEntry]:
-        entries = vote_table.entries_from_batch(batch, catalog)
-        if pseudonyms is not None:
-            for entry in entries:
-                entry.voter_ids = pseudonyms.of_list(entry.voter_ids.encode()).decode()
-        return entries
-
-    catalog = pa.array(proposal_ids, pa.string())
     batches = await asyncio.to_thread(opened)
     last = _entry_order(through_entry_id) if through_entry_id else None
     while True:
         batch = await asyncio.to_thread(next, batches, None)
-        if batch is None:
+        if batch is None or batch.num_rows == 0:
             return
-        entries = await asyncio.to_thread(converted, batch)
-        if last is not None and _entry_order(entries[-1].entry_id) > last:
-            entries = [e for e in entries if _entry_order(e.entry_id) <= last]
-            if entries:
-                yield entries
+        if last is not None and _entry_order(batch.column("entry_id")[-1].as_py()) > last:
+            # Rows are in log order: the first row past `last` ends the export.
+            entry_ids = batch.column("entry_id").to_pylist()
+            kept = next(row for row, entry_id in enumerate(entry_ids)
+                        if _entry_order(entry_id) > last)
+            if kept:
+                yield batch.slice(0, kept)
             return
-        yield entries
+        yield batch
 
 
 def _entry_order(entry_id: str) -> tuple[int, int]:
