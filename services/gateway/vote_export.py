@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from redis.asyncio import Redis
 
 from gateway.catalog import Proposal
-from gateway.pseudonyms import Pseudonyms
+from gateway.pseudonyms import PSEUDONYM_HEX_DIGITS, Pseudonyms
 from pairwise import keys, submitted_vote, vote_log
 from pairwise.errors import FailedPrecondition, InvalidArgument
 from pairwise.ids import is_entry_id
@@ -145,8 +145,10 @@ async def archived_entries(folder: Path, through_entry_id: str,
     def converted(batch: pa.RecordBatch) -> list[gateway_pb2.VoteLogEntry]:
         entries = vote_table.entries_from_batch(batch, catalog)
         if pseudonyms is not None:
-            for entry in entries:
-                entry.voter_ids = pseudonyms.of_list(entry.voter_ids.encode()).decode()
+            each = _pseudonymised_each([entry.voter_ids.encode() for entry in entries],
+                                       pseudonyms)
+            for entry, voter_ids in zip(entries, each, strict=True):
+                entry.voter_ids = voter_ids.decode()
         return entries
 
     catalog = _catalog_array(proposal_ids)
@@ -242,15 +244,32 @@ def _entry_order(entry_id: str) -> tuple[int, int]:
 
 def _entry_messages(reply: list[tuple[bytes, dict[bytes, bytes]]],
                     pseudonyms: Pseudonyms | None) -> list[gateway_pb2.VoteLogEntry]:
-    return [_entry_message(entry_id, fields, pseudonyms) for entry_id, fields in reply]
+    voter_ids = [fields.get(b"u", b"") for _, fields in reply]
+    if pseudonyms is not None:
+        voter_ids = _pseudonymised_each(voter_ids, pseudonyms)
+    return [_entry_message(entry_id, fields, voters)
+            for (entry_id, fields), voters in zip(reply, voter_ids, strict=True)]
+
+
+def _pseudonymised_each(lists: list[bytes], pseudonyms: Pseudonyms) -> list[bytes]:
+    """The pseudonyms of each list of space-separated voter ids (an empty list stays empty),
+    all looked up in one call."""
+    kept = [voter_ids for voter_ids in lists if voter_ids]
+    if not kept:
+        return lists
+    joined = pseudonyms.of_list(b" ".join(kept))
+    width = PSEUDONYM_HEX_DIGITS + 1
+    out, at = [], 0
+    for voter_ids in lists:
+        length = (voter_ids.count(b" ") + 1) * width if voter_ids else 0
+        out.append(joined[at:at + length - 1] if length else voter_ids)
+        at += length
+    return out
 
 
 def _entry_message(entry_id: bytes, fields: dict[bytes, bytes],
-                   pseudonyms: Pseudonyms | None) -> gateway_pb2.VoteLogEntry:
+                   voter_ids: bytes) -> gateway_pb2.VoteLogEntry:
     kinds = fields.get(b"k", b"").decode()
-    voter_ids = fields.get(b"u", b"")
-    if pseudonyms is not None and voter_ids:
-        voter_ids = pseudonyms.of_list(voter_ids)
     reason_code, reason_text = vote_log.skip_reason_parts(
         fields.get(b"r", b"").decode(errors="replace"))
     return gateway_pb2.VoteLogEntry(

@@ -14,6 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from gateway import pseudonyms as pseudonyms_module
 from gateway.pseudonyms import Pseudonyms
 from pairwise.v1 import gateway_pb2, types_pb2
 from publishing import vote_columns, vote_table
@@ -55,6 +56,37 @@ def test_pseudonyms_hash_each_voter_once_and_stay_the_same_past_the_cache() -> N
     third = pseudonyms.of_list(b"a b c").split()
     assert second[1:] == [first[3], first[1], first[0]] == third[::-1]
     assert pseudonyms.hashed == 7
+
+
+def hmac_pseudonyms(salt: bytes, voter_ids: list[bytes]) -> bytes:
+    return b" ".join(hmac.new(salt, voter_id, hashlib.sha256).hexdigest()[:32].encode()
+                     for voter_id in voter_ids)
+
+
+@pytest.mark.parametrize("same_fingerprints", [False, True])
+def test_pseudonyms_of_long_lists_are_each_voters_hmac(
+        monkeypatch: pytest.MonkeyPatch, same_fingerprints: bool) -> None:
+    """Ids of every length around the 8-byte windows the look-up reads, sharing prefixes
+    and suffixes, in UTF-8; with every fingerprint made equal too (all ids but one then
+    found by their bytes alone)."""
+    if same_fingerprints:
+        monkeypatch.setattr(pseudonyms_module._VoterTable, "_fingerprint",
+                            lambda self, text, starts, ends: np.zeros(len(starts), np.uint64))
+    rng = np.random.default_rng(3)
+    voters = [*(("x" * length).encode() for length in range(1, 26)),
+              *(f"voter-{k}-paris".encode() for k in range(300)),
+              *(f"{k:08d}".encode() for k in range(100)), "é-ü-ñ".encode(), b"y" * 200]
+    salt = bytes(range(40))
+    pseudonyms = Pseudonyms(salt)
+    for size in (5000, 3, 700):
+        picked = [voters[k] for k in rng.integers(0, len(voters), size)]
+        assert pseudonyms.of_list(b" ".join(picked)) == hmac_pseudonyms(salt, picked)
+    assert pseudonyms.hashed == len(voters)
+    # Bounded: past the bound the memory starts afresh, and the pseudonyms stay the same.
+    bounded = Pseudonyms(salt, cache_max=50)
+    for _ in range(3):
+        picked = [voters[k] for k in rng.integers(0, len(voters), 400)]
+        assert bounded.of_list(b" ".join(picked)) == hmac_pseudonyms(salt, picked)
 
 
 @pytest.mark.parametrize("fmt", vote_table.FORMATS)
