@@ -24,6 +24,7 @@ CACHE_MAX = 1_000_000
 # SHA-256's block size in bytes: HMAC pads (shorter) keys to it.
 _BLOCK = 64
 _SPACE = ord(" ")
+_EMPTY = np.uint64(2**64 - 1)
 # Voter ids are read 8 bytes at a time; the mask keeps the first k bytes of a window.
 _WINDOW = 8
 _MASKS = np.array([(1 << (8 * k)) - 1 for k in range(_WINDOW + 1)], dtype=np.uint64)
@@ -92,9 +93,10 @@ class _VoterTable:
     an open-addressing hash table (linear probing, at most half full), every step a numpy
     call over all the ids looked up at once.
 
-    A fingerprint only points at a candidate: the candidate's bytes are compared with the
-    id's, so two ids that share a fingerprint (by chance or made so) never share a
-    pseudonym; the second of them is kept in a dictionary (`_others`) instead.
+    A fingerprint only points at a candidate: the candidate's bytes (kept as the 8-byte
+    windows `_windows` reads) are compared with the id's, so two ids that share a
+    fingerprint (by chance or made so) never share a pseudonym; the second of them is kept
+    in a dictionary (`_others`) instead.
     """
 
     def __init__(self) -> None:
@@ -105,27 +107,28 @@ class _VoterTable:
 
     def clear(self) -> None:
         self.size = 0
-        self._id_bytes = np.zeros(1 << 16, dtype=np.uint8)
-        self._id_starts = np.zeros(1 << 12, dtype=np.int64)
-        self._id_used = 0
-        self._rows = np.zeros((1 << 12, PSEUDONYM_HEX_DIGITS), dtype=np.uint8)
+        self._pseudonyms = np.zeros((1 << 12, PSEUDONYM_HEX_DIGITS), dtype=np.uint8)
         self._fingerprints = np.zeros(1 << 12, dtype=np.uint64)
+        self._lengths = np.zeros(1 << 12, dtype=np.int64)
+        # Row r's windows are _window_values[_first_windows[r]:_first_windows[r + 1]].
+        self._first_windows = np.zeros(1 << 12, dtype=np.int64)
+        self._window_values = np.zeros(1 << 13, dtype=np.uint64)
         self._slot_bits = 13
-        self._slot_rows = np.full(1 << self._slot_bits, -1, dtype=np.int64)
-        self._slot_fingerprints = np.zeros(1 << self._slot_bits, dtype=np.uint64)
+        # Slot s holds (fingerprint, row), row _EMPTY when free: one cache line a probe.
+        self._slots = np.full((1 << self._slot_bits, 2), _EMPTY, dtype=np.uint64)
         self._others: dict[bytes, bytes] = {}
 
     def find(self, text: np.ndarray, starts: np.ndarray, ends: np.ndarray,
              ) -> tuple[np.ndarray, np.ndarray]:
         """For the ids text[starts[i]:ends[i]]: whether each is here, and the pseudonyms
         (n × 32 hex digits, a copy; rows of ids not here are of no use)."""
-        fingerprints = self._fingerprint(text, starts, ends)
+        windows = _windows(text, starts, ends)
+        fingerprints = self._fingerprint(windows, ends - starts)
         rows = self._probe(fingerprints)
-        hit = np.flatnonzero(rows >= 0)
-        collided = hit[~self._same(text, starts[hit], ends[hit], rows[hit])]
         found = rows >= 0
+        collided = np.flatnonzero(found & ~self._same(windows, ends - starts, rows))
         found[collided] = False
-        pseudonyms = self._rows[np.maximum(rows, 0)]
+        pseudonyms = self._pseudonyms[np.maximum(rows, 0)]
         # An id in `_others` shares its fingerprint with an id of the table.
         for position in collided.tolist() if self._others else ():
             pseudonym = self._others.get(text[starts[position]:ends[position]].tobytes())
@@ -139,50 +142,51 @@ class _VoterTable:
         if not voter_ids:
             return
         text, starts, ends = _split(b" ".join(voter_ids))
-        fingerprints = self._fingerprint(text, starts, ends)
+        values, word_of_window, first_window = windows = _windows(text, starts, ends)
+        fingerprints = self._fingerprint(windows, ends - starts)
         # An id whose fingerprint another has (here already, or earlier in this list) goes
         # to the dictionary.
-        taken = self._probe(fingerprints) >= 0
         _, first = np.unique(fingerprints, return_index=True)
         fresh = np.zeros(len(voter_ids), dtype=bool)
         fresh[first] = True
-        fresh &= ~taken
+        fresh &= self._probe(fingerprints) < 0
         for position in np.flatnonzero(~fresh).tolist():
             self._others[voter_ids[position]] = pseudonyms[position]
         kept = np.flatnonzero(fresh)
-        if not len(kept):
-            return
         n_new = len(kept)
+        if not n_new:
+            return
+        kept_windows = values[fresh[word_of_window]]
+        counts = np.diff(np.append(first_window, len(values)))[kept]
+        self._reserve(n_new, len(kept_windows))
         rows = np.arange(self.size, self.size + n_new)
-        self._reserve(n_new, int((ends[kept] - starts[kept]).sum()))
-        self._rows[rows] = np.frombuffer(b"".join([pseudonyms[k] for k in kept.tolist()]),
-                                         dtype=np.uint8).reshape(n_new, PSEUDONYM_HEX_DIGITS)
+        self._pseudonyms[rows] = np.frombuffer(
+            b"".join([pseudonyms[k] for k in kept.tolist()]),
+            dtype=np.uint8).reshape(n_new, PSEUDONYM_HEX_DIGITS)
         self._fingerprints[rows] = fingerprints[kept]
-        joined = b"".join([voter_ids[k] for k in kept.tolist()])
-        self._id_bytes[self._id_used:self._id_used + len(joined)] = np.frombuffer(
-            joined, dtype=np.uint8)
-        lengths = ends[kept] - starts[kept]
-        self._id_starts[self.size + 1:self.size + n_new + 1] = self._id_used + np.cumsum(lengths)
-        self._id_used += len(joined)
+        self._lengths[rows] = (ends - starts)[kept]
+        used = self._first_windows[self.size]
+        self._window_values[used:used + len(kept_windows)] = kept_windows
+        self._first_windows[self.size + 1:self.size + n_new + 1] = used + np.cumsum(counts)
         self.size += n_new
-        if 2 * self.size > len(self._slot_rows):
+        if 2 * self.size > len(self._slots):
             while 2 * self.size > 1 << self._slot_bits:
                 self._slot_bits += 1
-            self._slot_rows = np.full(1 << self._slot_bits, -1, dtype=np.int64)
-            self._slot_fingerprints = np.zeros(1 << self._slot_bits, dtype=np.uint64)
+            self._slots = np.full((1 << self._slot_bits, 2), _EMPTY, dtype=np.uint64)
             self._insert(self._fingerprints[:self.size], np.arange(self.size))
         else:
             self._insert(fingerprints[kept], rows)
 
-    def _reserve(self, rows: int, id_bytes: int) -> None:
-        """Room for `rows` more voters holding `id_bytes` more bytes of ids (capacities
-        doubled as needed, a window's worth of zero bytes kept past the last id)."""
-        while self.size + rows + 1 > len(self._rows):
-            self._rows = _doubled(self._rows)
+    def _reserve(self, rows: int, windows: int) -> None:
+        """Room for `rows` more voters holding `windows` more windows (capacities doubled
+        as needed)."""
+        while self.size + rows + 1 > len(self._pseudonyms):
+            self._pseudonyms = _doubled(self._pseudonyms)
             self._fingerprints = _doubled(self._fingerprints)
-            self._id_starts = _doubled(self._id_starts)
-        while self._id_used + id_bytes + _WINDOW > len(self._id_bytes):
-            self._id_bytes = _doubled(self._id_bytes)
+            self._lengths = _doubled(self._lengths)
+            self._first_windows = _doubled(self._first_windows)
+        while self._first_windows[self.size] + windows > len(self._window_values):
+            self._window_values = _doubled(self._window_values)
 
     def _probe(self, fingerprints: np.ndarray) -> np.ndarray:
         """The row whose fingerprint each of `fingerprints` is, -1 where none is."""
@@ -192,10 +196,11 @@ class _VoterTable:
         active = np.arange(len(fingerprints))
         while len(active):
             at = slots[active]
-            held = self._slot_rows[at]
-            same = (self._slot_fingerprints[at] == fingerprints[active]) & (held >= 0)
-            rows[active[same]] = held[same]
-            going_on = (held >= 0) & ~same
+            held = self._slots[at]
+            taken = held[:, 1] != _EMPTY
+            same = taken & (held[:, 0] == fingerprints[active])
+            rows[active[same]] = held[same, 1].astype(np.int64)
+            going_on = taken & ~same
             active = active[going_on]
             slots[active] = (at[going_on] + 1) & mask
         return rows
@@ -207,41 +212,41 @@ class _VoterTable:
         pending = np.arange(len(fingerprints))
         while len(pending):
             at = slots[pending]
-            free = self._slot_rows[at] < 0
+            free = self._slots[at, 1] == _EMPTY
             # One row per free slot this round; the others probe on.
             free_slots, first = np.unique(at[free], return_index=True)
             placed = pending[free][first]
-            self._slot_rows[free_slots] = rows[placed]
-            self._slot_fingerprints[free_slots] = fingerprints[placed]
+            self._slots[free_slots, 0] = fingerprints[placed]
+            self._slots[free_slots, 1] = rows[placed]
             done = np.zeros(len(fingerprints), dtype=bool)
             done[placed] = True
             pending = pending[~done[pending]]
             slots[pending] = (slots[pending] + 1) & mask
 
-    def _fingerprint(self, text: np.ndarray, starts: np.ndarray, ends: np.ndarray,
-                     ) -> np.ndarray:
-        """A 64-bit fingerprint of each id text[starts[i]:ends[i]] (`text` ends with a byte
-        that is no id's): its 8-byte windows each mixed with a key of its position, summed,
-        mixed with the length."""
-        values, word_of_window, first_window = _windows(text, starts, ends)
+    def _fingerprint(self, windows: tuple[np.ndarray, np.ndarray, np.ndarray],
+                     lengths: np.ndarray) -> np.ndarray:
+        """A 64-bit fingerprint of each id from its windows (`_windows`): each window mixed
+        with a key of its position, summed, mixed with the length."""
+        values, word_of_window, first_window = windows
         position = np.arange(len(values)) - first_window[word_of_window]
         mixed = _mix(values ^ self._keys[position % len(self._keys)])
         with np.errstate(over="ignore"):
             sums = np.add.reduceat(mixed, first_window) if len(mixed) else mixed
-            lengths = (ends - starts).astype(np.uint64)
-            return _mix(sums + lengths * np.uint64(0x9E3779B97F4A7C15))
+            return _mix(sums + lengths.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15))
 
-    def _same(self, text: np.ndarray, starts: np.ndarray, ends: np.ndarray,
+    def _same(self, windows: tuple[np.ndarray, np.ndarray, np.ndarray], lengths: np.ndarray,
               rows: np.ndarray) -> np.ndarray:
-        """Whether each id text[starts[i]:ends[i]] is the one of row rows[i], byte for
-        byte."""
-        lengths = ends - starts
-        known_starts = self._id_starts[rows]
-        same_length = (self._id_starts[rows + 1] - known_starts) == lengths
-        values, word_of_window, first_window = _windows(text, starts, ends)
-        known = _windows(self._id_bytes, known_starts, known_starts + lengths)[0]
+        """Whether each id (its windows, `_windows`, and length) is the one of row rows[i],
+        byte for byte (False where the row is -1)."""
+        values, word_of_window, first_window = windows
+        at = np.maximum(rows, 0)
+        same_length = (rows >= 0) & (self._lengths[at] == lengths)
+        position = np.arange(len(values)) - first_window[word_of_window]
+        # Ids of another length compare windows past their row's (any bytes): they differ.
+        known = self._window_values[np.minimum(
+            self._first_windows[at][word_of_window] + position, len(self._window_values) - 1)]
         differing = np.add.reduceat((values != known).astype(np.int64), first_window) \
-            if len(values) else np.zeros(len(starts), np.int64)
+            if len(values) else np.zeros(len(lengths), np.int64)
         return same_length & (differing == 0)
 
 
