@@ -44,7 +44,7 @@ from gateway.ranking_watches import (
 )
 from gateway.rate_limit import over_limit
 from gateway.upstreams import Upstreams
-from gateway.vote_export import VoteExport, archived_entries, check_entry_id
+from gateway.vote_export import VoteExport, archived_columns, archived_entries, check_entry_id
 from gateway.vote_forwarding import VoteForwarder
 from pairwise import (
     cause_life,
@@ -613,16 +613,26 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
                 await self._exports.pseudonyms(cause_id)
             # An archived cause's log left Redis for its archive folder: its votes come from
             # there.
-            log = self._exports.entries(cause_id, through, pseudonyms) \
-                if life.state is not cause_life.State.ARCHIVED else archived_entries(
-                    Path(life.archive), through, pseudonyms,
-                    [p.proposal_id for p in snapshot.proposals])
-            async for entries in log:
-                votes += sum(len(entry.kinds) for entry in entries)
-                yield gateway_pb2.ExportVotesResponse(entries=entries)
+            archived = life.state is cause_life.State.ARCHIVED
+            proposal_ids = [p.proposal_id for p in snapshot.proposals]
+            if request.vote_columns:
+                columns = archived_columns(Path(life.archive), through, pseudonyms,
+                                           proposal_ids) if archived else \
+                    self._exports.columns(cause_id, through, pseudonyms)
+                async for message in columns:
+                    votes += len(message.kinds)
+                    yield gateway_pb2.ExportVotesResponse(votes=message)
+            else:
+                log = archived_entries(Path(life.archive), through, pseudonyms,
+                                       proposal_ids) if archived else \
+                    self._exports.entries(cause_id, through, pseudonyms)
+                async for entries in log:
+                    votes += sum(len(entry.kinds) for entry in entries)
+                    yield gateway_pb2.ExportVotesResponse(entries=entries)
         logger.info("votes exported", extra={"cause_id": cause_id, "votes": votes,
                                              "through_entry_id": through,
-                                             "raw_voter_ids": request.raw_voter_ids})
+                                             "raw_voter_ids": request.raw_voter_ids,
+                                             "vote_columns": request.vote_columns})
 
     async def ExportRanking(  # type: ignore[no-untyped-def]
             self, request, context) -> AsyncIterator[gateway_pb2.ExportRankingResponse]:

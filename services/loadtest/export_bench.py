@@ -4,7 +4,8 @@ cause, with how much memory, and whether `python -m pairwise rank` reproduces it
 Starts a scratch cluster (run folder <run-dir>/export-bench, ports 50161-50163 and 6396, an
 empty Redis), creates a cause with --proposals accepted proposals, and writes --votes
 imported votes straight into its vote log in entries of 1,000 (the format ImportVotes
-writes, pairwise.vote_log; ~7 votes per voter, 10% ties, 2% flagged untrusted), since the
+writes, pairwise.vote_log; ~7 votes per voter, 10% ties, 2% flagged untrusted; or of
+--votes-per-entry, 1 for a log of interactive votes), since the
 export reads the log and nothing else of ingest's. Once the ranker counts them all it runs
 the export CLI and the rank CLI as child processes and reports their wall time, votes per
 second, and peak RSS (each child's own, from wait4), with the gateway's peak RSS (VmHWM)
@@ -45,6 +46,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--proposals", type=int, default=1_000)
     p.add_argument("--format", choices=("parquet", "csv"), default="parquet")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--votes-per-entry", type=int, default=vote_log.MAX_VOTES_PER_ENTRY,
+                   help="votes in each log entry: 1000 as ImportVotes writes them, 1 as "
+                        "interactive voting does")
     p.add_argument("--run-dir", type=Path, default=Path(os.environ.get("RUN_DIR") or "run"))
     p.add_argument("--out", type=Path, default=Path("results/export"))
     p.add_argument("--raw-voter-ids", action="store_true",
@@ -54,14 +58,14 @@ def parser() -> argparse.ArgumentParser:
 
 
 def _write_log(client: redis.Redis, cause_id: str, n_votes: int, n_proposals: int,
-               seed: int) -> None:
+               seed: int, votes_per_entry: int) -> None:
     rng = np.random.default_rng(seed)
     abilities = rng.normal(0, 1, n_proposals)
     n_voters = max(1, n_votes // 7)
     written = 0
     pipe = client.pipeline(transaction=False)
     while written < n_votes:
-        m = min(vote_log.MAX_VOTES_PER_ENTRY, n_votes - written)
+        m = min(votes_per_entry, n_votes - written)
         a = rng.integers(0, n_proposals, m)
         b = (a + rng.integers(1, n_proposals, m)) % n_proposals
         flip = rng.random(m) > 1 / (1 + np.exp(abilities[b] - abilities[a]))
@@ -73,7 +77,7 @@ def _write_log(client: redis.Redis, cause_id: str, n_votes: int, n_proposals: in
         fields["q"] = "".join(np.where(rng.random(m) < 0.02, "0", "1").tolist())
         pipe.xadd(keys.votes(cause_id), fields)  # type: ignore[arg-type]
         written += m
-        if len(pipe) >= ENTRIES_PER_ROUND_TRIP or written == n_votes:
+        if len(pipe) * votes_per_entry >= ENTRIES_PER_ROUND_TRIP * 1000 or written == n_votes:
             pipe.execute()
     client.sadd(keys.AWAKE_CAUSES, cause_id)
 
@@ -112,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     shutil.rmtree(run.redis_data, ignore_errors=True)
     environ = {k: v for k, v in os.environ.items() if k != "REDIS_URL"} | PORTS
     result: dict[str, Any] = {"votes": args.votes, "proposals": args.proposals,
+                              "votes_per_entry": args.votes_per_entry,
                               "format": args.format, "seed": args.seed,
                               "raw_voter_ids": args.raw_voter_ids}
     try:
@@ -132,7 +137,8 @@ def main(argv: list[str] | None = None) -> int:
                 client = redis.Redis.from_url(embedded_redis.url(
                     int(PORTS["REDIS_PORT"]), password=tokens.redis_password))
                 started = time.perf_counter()
-                _write_log(client, cause_id, args.votes, args.proposals, args.seed)
+                _write_log(client, cause_id, args.votes, args.proposals, args.seed,
+                           args.votes_per_entry)
                 result["log_write_s"] = round(time.perf_counter() - started, 1)
                 result["redis_used_memory_mb"] = round(
                     client.info("memory")["used_memory"] / 2**20)
@@ -154,12 +160,15 @@ def main(argv: list[str] | None = None) -> int:
             folder = run.root / "export"
             shutil.rmtree(folder, ignore_errors=True)
             env = {**environ, "PAIRWISE_ADMIN_TOKEN": tokens.admin}
+            # The machine's load around the export: wall times on shared cores depend on it.
+            result["load_average_before"] = [round(x, 2) for x in os.getloadavg()]
             code, output, seconds, rss, cpu = _child(
                 [sys.executable, "-m", "pairwise", "export", "--cause", cause_id,
                  "--format", args.format, "--out", str(folder), "--gateway", addr,
                  *(["--raw-voter-ids"] if args.raw_voter_ids else [])], env)
             print(output, end="")
             result["gateway_peak_rss_mb_after"] = _peak_rss_mb(gateway_pid)
+            result["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
             # CPU time says what a quiet machine would give better than wall time on a
             # shared one: the two stages run at once, so the slower one sets the pace.
             result["export"] = {"exit": code, "seconds": round(seconds, 2),
@@ -182,7 +191,8 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(run.redis_data, ignore_errors=True)
     args.out.mkdir(parents=True, exist_ok=True)
     run_id = time.strftime("%Y%m%d-%H%M%S") + f"-{args.votes // 1000}k-{args.format}" + (
-        "-raw" if args.raw_voter_ids else "")
+        "-raw" if args.raw_voter_ids else "") + (
+        f"-{args.votes_per_entry}-per-entry" if args.votes_per_entry != 1000 else "")
     path = args.out / f"{run_id}.json"
     path.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps({k: v for k, v in result.items() if k not in ("export", "rank")}))

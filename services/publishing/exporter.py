@@ -18,7 +18,7 @@ import pyarrow as pa
 
 from gateway.pseudonyms import PSEUDONYM_HEX_DIGITS
 from pairwise.v1 import gateway_pb2, gateway_pb2_grpc, types_pb2
-from publishing import manifest, ranking_table, vote_table
+from publishing import manifest, ranking_table, vote_columns, vote_table
 
 # A ranking whose catalog is older than the votes' is refitted within a fit or two.
 _CATALOG_ATTEMPTS = 5
@@ -137,9 +137,10 @@ def _write_votes(stub: gateway_pb2_grpc.GatewayServiceStub, metadata: tuple[tupl
     `votes`), or None when the catalog is not the one the ranking ranked."""
     header = first_page.ranking
     through = header.last_vote_entry_id
+    # Columns, unless the gateway predates them: it then sends entries.
     stream = stub.ExportVotes(gateway_pb2.ExportVotesRequest(
-        cause_id=cause_id, through_entry_id=through, raw_voter_ids=raw_voter_ids),
-        metadata=metadata)
+        cause_id=cause_id, through_entry_id=through, raw_voter_ids=raw_voter_ids,
+        vote_columns=True), metadata=metadata)
     catalog: _Catalog | None = None
     path = folder / vote_table.file_name(fmt)
     first_entry = last_entry = ""
@@ -152,7 +153,7 @@ def _write_votes(stub: gateway_pb2_grpc.GatewayServiceStub, metadata: tuple[tupl
                 if catalog is None:
                     raise ExportFailed("ExportVotes did not start with the cause")
                 catalog.proposals.extend(message.proposals)
-                if not message.entries:
+                if not message.entries and not message.HasField("votes"):
                     continue
                 if proposal_ids is None:
                     if catalog.catalog_version != first_page.settings.catalog_version:
@@ -160,9 +161,14 @@ def _write_votes(stub: gateway_pb2_grpc.GatewayServiceStub, metadata: tuple[tupl
                     proposal_ids = pa.array([p.proposal_id for p in catalog.proposals])
                 if not through:
                     break  # the ranking counted no vote: the catalog is all it needs
-                writer.write(vote_table.batch_from_entries(message.entries, proposal_ids))
-                first_entry = first_entry or message.entries[0].entry_id
-                last_entry = message.entries[-1].entry_id
+                if message.HasField("votes"):
+                    writer.write(vote_columns.to_rows(message.votes, proposal_ids))
+                    first, last = vote_columns.entry_ids(message.votes)
+                else:
+                    writer.write(vote_table.batch_from_entries(message.entries, proposal_ids))
+                    first, last = message.entries[0].entry_id, message.entries[-1].entry_id
+                first_entry = first_entry or first
+                last_entry = last or last_entry
     finally:
         stream.cancel()
     if catalog is None:

@@ -41,12 +41,12 @@ PARQUET, CSV = "parquet", "csv"
 FORMATS = (PARQUET, CSV)
 
 KIND_NAMES = ("win", "tie", "skip")  # position = vote_log's kind code
-_KIND_DICTIONARY = pa.array(KIND_NAMES)
-_LETTER_OF_KIND = dict(zip(KIND_NAMES, (vote_log.WIN, vote_log.TIE, vote_log.SKIP), strict=True))
-_CODE_OF_LETTER = np.full(256, 255, dtype=np.uint8)
+KIND_DICTIONARY = pa.array(KIND_NAMES)
+LETTER_OF_KIND = dict(zip(KIND_NAMES, (vote_log.WIN, vote_log.TIE, vote_log.SKIP), strict=True))
+CODE_OF_LETTER = np.full(256, 255, dtype=np.uint8)
 for _letter, _code in ((vote_log.WIN, vote_log.WIN_CODE), (vote_log.TIE, vote_log.TIE_CODE),
                        (vote_log.SKIP, vote_log.SKIP_CODE)):
-    _CODE_OF_LETTER[ord(_letter)] = _code
+    CODE_OF_LETTER[ord(_letter)] = _code
 
 SCHEMA = pa.schema([
     ("entry_id", pa.string()),
@@ -95,7 +95,7 @@ def batch_from_entries(entries: Sequence[gateway_pb2.VoteLogEntry],
     votes_per_entry = np.fromiter((len(e.kinds) for e in entries), dtype=np.int64,
                                   count=n_entries)
     entry_of_vote = pa.array(np.repeat(np.arange(n_entries, dtype=np.int32), votes_per_entry))
-    codes = _CODE_OF_LETTER[np.frombuffer(kinds, dtype=np.uint8)]
+    codes = CODE_OF_LETTER[np.frombuffer(kinds, dtype=np.uint8)]
     if (codes == 255).any():
         raise MalformedEntries(f"unknown vote kinds in entries {_first_ids(entries)}")
     a = _indices([e.a for e in entries], n, len(proposal_ids), entries)
@@ -116,7 +116,7 @@ def batch_from_entries(entries: Sequence[gateway_pb2.VoteLogEntry],
     attributes = [e.attributes for e in entries]
     columns = [
         pa.array([e.entry_id for e in entries], pa.string()).take(entry_of_vote),
-        pa.DictionaryArray.from_arrays(pa.array(codes.astype(np.int8)), _KIND_DICTIONARY),
+        pa.DictionaryArray.from_arrays(pa.array(codes.astype(np.int8)), KIND_DICTIONARY),
         pa.DictionaryArray.from_arrays(a, proposal_ids),
         pa.DictionaryArray.from_arrays(b, proposal_ids),
         _words([e.vote_ids for e in entries], n, entries),
@@ -126,7 +126,7 @@ def batch_from_entries(entries: Sequence[gateway_pb2.VoteLogEntry],
         reason_codes,
         _words([coded or " ".join(NO_ATTRIBUTES * len(e.kinds))
                 for coded, e in zip(attributes, entries, strict=True)], n, entries)
-        if any(attributes) else _repeated(NO_ATTRIBUTES, n),
+        if any(attributes) else repeated(NO_ATTRIBUTES, n),
     ]
     return pa.RecordBatch.from_arrays(columns, schema=SCHEMA)
 
@@ -153,27 +153,37 @@ def _indices(parts: list[str], n: int, n_proposals: int,
 
 
 def _words(parts: list[str], n: int, entries: Sequence[gateway_pb2.VoteLogEntry]) -> pa.Array:
-    """The space-separated words of `parts`, as one string array of `n` strings.
+    """The space-separated words of `parts`, as one string array of `n` strings."""
+    try:
+        return words(" ".join(parts).encode(), n)
+    except MalformedEntries:
+        raise MalformedEntries(f"ids do not match kinds in {_first_ids(entries)}") from None
 
-    Built from the joined text without a Python object per word: each word is first taken
-    with the space that follows it (the spaces' positions are the offsets), then Arrow cuts
-    that last byte off every word in one pass.
+
+def words(text: bytes, n: int) -> pa.StringArray:
+    """The space-separated words of `text`, as a string array of `n` strings.
+
+    Built without a Python object per word: each word is first taken with the space that
+    follows it (the spaces' positions are the offsets), then Arrow cuts that last byte off
+    every word in one pass. Raises MalformedEntries unless `text` holds `n` words.
     """
     if n == 0:
+        if text:
+            raise MalformedEntries(f"no votes but a list of {len(text)} bytes")
         return pa.array([], pa.string())
-    text = np.frombuffer(" ".join([*parts, ""]).encode(), dtype=np.uint8)
-    ends = np.flatnonzero(text == _SPACE)
+    spaced = np.frombuffer(text + b" ", dtype=np.uint8)
+    ends = np.flatnonzero(spaced == _SPACE)
     if len(ends) != n:
-        raise MalformedEntries(f"ids do not match kinds in {_first_ids(entries)}")
+        raise MalformedEntries(f"{n} votes but a list of {len(ends)} ids")
     offsets = np.empty(n + 1, dtype=np.int32)
     offsets[0] = 0
     offsets[1:] = ends + 1
-    spaced = pa.BinaryArray.from_buffers(pa.binary(), n, [None, pa.py_buffer(offsets),
-                                                         pa.py_buffer(text)])
-    return pc.binary_slice(spaced, 0, -1).view(pa.string())
+    spaced_words = pa.BinaryArray.from_buffers(pa.binary(), n, [None, pa.py_buffer(offsets),
+                                                               pa.py_buffer(spaced)])
+    return pc.binary_slice(spaced_words, 0, -1).view(pa.string())
 
 
-def _repeated(word: str, n: int) -> pa.Array:
+def repeated(word: str, n: int) -> pa.Array:
     """`word` (one ASCII character) `n` times, as a string array."""
     return pa.StringArray.from_buffers(n, pa.py_buffer(np.arange(n + 1, dtype=np.int32)),
                                        pa.py_buffer(word.encode() * n))
@@ -267,7 +277,7 @@ def entries_from_batch(batch: pa.RecordBatch,
         return pc.binary_join(pa.ListArray.from_arrays(offsets, words), separator).to_pylist()
 
     kinds = batch.column("kind")
-    letters = [_LETTER_OF_KIND.get(name) for name in kinds.dictionary.to_pylist()]
+    letters = [LETTER_OF_KIND.get(name) for name in kinds.dictionary.to_pylist()]
     if None in letters:
         raise MalformedEntries(f"unknown vote kinds in {entry_ids[0]} .. {entry_ids[n - 1]}")
     sides = []

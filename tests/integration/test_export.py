@@ -18,6 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import ADMIN_TOKEN, Cluster, bearer, eventually
 
+from pairwise import vote_log
 from pairwise.v1 import gateway_pb2 as gw
 from pairwise.v1 import gateway_pb2_grpc, types_pb2
 from publishing.exporter import CHANNEL_OPTIONS, export
@@ -253,3 +254,111 @@ def test_exports_are_for_admins_and_known_causes(  # type: ignore[no-untyped-def
                               metadata=cluster.admin, timeout=5))
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "through_entry_id" in caught.value.details()
+
+
+class AnsweringAsBefore:
+    """A gateway stub whose ExportVotes asks without `vote_columns`: the gateway answers with
+    one VoteLogEntry per log entry, as a gateway that predates columns does."""
+
+    def __init__(self, stub) -> None:  # type: ignore[no-untyped-def]
+        self._stub = stub
+
+    def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+        return getattr(self._stub, name)
+
+    def ExportVotes(self, request: gw.ExportVotesRequest, **kwargs):  # type: ignore[no-untyped-def]
+        request.vote_columns = False
+        return self._stub.ExportVotes(request, **kwargs)
+
+
+def test_an_interactive_log_exports_as_columns_with_every_field(  # type: ignore[no-untyped-def]
+        stub, cluster: Cluster, cause_id: str, redis_url: str, tmp_path: Path) -> None:
+    """A log of one vote an entry, as interactive voting writes it (skips with and without
+    reasons, flagged votes, declared attributes on some), with imported batches among them,
+    written straight into the log (3,000 votes through SubmitVote would take minutes)."""
+    import redis
+
+    from pairwise import keys
+
+    stub.CreateCause(gw.CreateCauseRequest(cause_id=cause_id, title="Interactive"),
+                     metadata=cluster.admin, timeout=5)
+    stub.AddProposals(gw.AddProposalsRequest(cause_id=cause_id, proposals=[
+        types_pb2.NewProposal(proposal_id=pid, text=f"proposal {pid}") for pid in ACCEPTED]),
+        metadata=cluster.admin, timeout=5)
+    rng = np.random.default_rng(5)
+    written: dict[str, dict[str, object]] = {}
+    client = redis.Redis.from_url(redis_url)
+    pipe = client.pipeline(transaction=False)
+    for k in range(3000):
+        a, b = (int(i) for i in rng.choice(len(ACCEPTED), 2, replace=False))
+        kind = "wwwwtts"[k % 7]
+        voter = f"citizen-{int(rng.integers(0, 250))}"
+        fields = {"k": kind, "a": str(a), "b": str(b), "v": f"v-{k}", "u": voter,
+                  "q": "0" if k % 11 == 0 else "1"}
+        reason = ("SKIP_REASON_UNSPECIFIED", "")
+        if kind == "s" and k % 3:
+            fields["r"] = "cannot_decide je ne sais pas" if k % 3 == 1 else "like_both"
+            reason = (("SKIP_REASON_CANNOT_DECIDE", "je ne sais pas") if k % 3 == 1
+                      else ("SKIP_REASON_LIKE_BOTH", ""))
+        if k % 4 == 0:
+            fields["g"] = "1" + "-0"[k % 8 == 0]
+        pipe.xadd(keys.votes(cause_id), fields)  # type: ignore[arg-type]
+        written[f"v-{k}"] = {
+            "kind": {"w": "win", "t": "tie", "s": "skip"}[kind],
+            "proposal_a": ACCEPTED[a], "proposal_b": ACCEPTED[b], "voter": voter,
+            "trusted": fields["q"] == "1", "attributes": fields.get("g", "-"),
+            "skip_reason_code": reason[0] if kind == "s" else None,
+            "skip_reason": reason[1] if kind == "s" else None}
+        if k % 1000 == 999:  # an imported batch between interactive votes
+            pipe.xadd(keys.votes(cause_id), vote_log.batch_fields(  # type: ignore[arg-type]
+                "wt", [0, 1], [1, 2], [f"imp-{k}-0", f"imp-{k}-1"], ["importer", "importer"]))
+            for j, (kind_name, a, b) in enumerate((("win", 0, 1), ("tie", 1, 2))):
+                written[f"imp-{k}-{j}"] = {
+                    "kind": kind_name, "proposal_a": ACCEPTED[a], "proposal_b": ACCEPTED[b],
+                    "voter": "importer", "trusted": True, "attributes": "-",
+                    "skip_reason_code": None, "skip_reason": None}
+    entry_ids = [entry_id.decode() for entry_id in pipe.execute()]
+    # What ingest does besides appending: count the votes accepted, wake the cause's ranker.
+    client.hincrby(keys.vote_stats(cause_id), "accepted", len(written))
+    client.sadd(keys.AWAKE_CAUSES, cause_id)
+    client.close()
+    eventually(lambda: stub.GetRanking(gw.GetRankingRequest(cause_id=cause_id, limit=1),
+                                       metadata=cluster.admin, timeout=5),
+               "every vote counted", until=lambda r: r.votes_counted == len(written))
+
+    # The stream carries the 3,006 votes in a few messages of columns.
+    messages = [m for m in stub.ExportVotes(gw.ExportVotesRequest(
+        cause_id=cause_id, vote_columns=True), metadata=cluster.admin, timeout=30)
+        if m.HasField("votes")]
+    assert sum(len(m.votes.kinds) for m in messages) == len(written)
+    assert len(messages) <= 5 and not any(m.entries for m in messages)
+
+    exports = {(form, raw): export(stub if form == "columns" else AnsweringAsBefore(stub),
+                                   ADMIN_TOKEN, cause_id, "parquet",
+                                   tmp_path / f"{form}-{raw}", raw_voter_ids=raw)
+               for form in ("columns", "entries") for raw in (False, True)}
+    tables = {key: pq.read_table(result.folder / "votes.parquet").to_pydict()
+              for key, result in exports.items()}
+    for raw in (False, True):
+        # A new client reading an older gateway's entries writes the same file.
+        assert tables["columns", raw] == tables["entries", raw]
+        assert exports["columns", raw].manifest["votes"] == \
+            exports["entries", raw].manifest["votes"]
+        report = recompute(exports["columns", raw].folder)
+        assert report.matches, report.problems
+    rows, raw_rows = tables["columns", False], tables["columns", True]
+    assert rows["vote_id"] == list(written)  # log order
+    assert len(set(rows["entry_id"])) == len(entry_ids)
+    assert set(rows["entry_id"]) == set(entry_ids)
+    pseudonym_of: dict[str, str] = {}
+    for row, vote_id in enumerate(rows["vote_id"]):
+        expected = written[vote_id]
+        for field in ("kind", "proposal_a", "proposal_b", "trusted", "attributes",
+                      "skip_reason_code", "skip_reason"):
+            assert rows[field][row] == expected[field], (vote_id, field)
+        assert raw_rows["voter_id"][row] == expected["voter"]
+        # One pseudonym a voter, never the voter's id.
+        pseudonym = pseudonym_of.setdefault(str(expected["voter"]), rows["voter_id"][row])
+        assert rows["voter_id"][row] == pseudonym and len(pseudonym) == 32
+    assert len(set(pseudonym_of.values())) == len(pseudonym_of)
+    assert exports["columns", False].manifest["votes"]["last_entry_id"] == entry_ids[-1]

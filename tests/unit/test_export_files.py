@@ -1,6 +1,7 @@
 """The export's files without a cluster: pseudonyms are HMAC-SHA256, vote rows round-trip
-through Parquet and CSV exactly and read back as the log entries they came from, malformed
-entries are refused, the counting rule."""
+through Parquet and CSV exactly and read back as the log entries they came from, votes sent
+as columns give the same rows as entries do, malformed entries and columns are refused, the
+counting rule."""
 
 from __future__ import annotations
 
@@ -13,9 +14,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from gateway import pseudonyms as pseudonyms_module
 from gateway.pseudonyms import Pseudonyms
 from pairwise.v1 import gateway_pb2, types_pb2
-from publishing import vote_table
+from publishing import vote_columns, vote_table
 from publishing.recompute import counted_mask
 
 PROPOSALS = pa.array(["alpha", "beta", "gamma"])
@@ -54,6 +56,37 @@ def test_pseudonyms_hash_each_voter_once_and_stay_the_same_past_the_cache() -> N
     third = pseudonyms.of_list(b"a b c").split()
     assert second[1:] == [first[3], first[1], first[0]] == third[::-1]
     assert pseudonyms.hashed == 7
+
+
+def hmac_pseudonyms(salt: bytes, voter_ids: list[bytes]) -> bytes:
+    return b" ".join(hmac.new(salt, voter_id, hashlib.sha256).hexdigest()[:32].encode()
+                     for voter_id in voter_ids)
+
+
+@pytest.mark.parametrize("same_fingerprints", [False, True])
+def test_pseudonyms_of_long_lists_are_each_voters_hmac(
+        monkeypatch: pytest.MonkeyPatch, same_fingerprints: bool) -> None:
+    """Ids of every length around the 8-byte windows the look-up reads, sharing prefixes
+    and suffixes, in UTF-8; with every fingerprint made equal too (all ids but one then
+    found by their bytes alone)."""
+    if same_fingerprints:
+        monkeypatch.setattr(pseudonyms_module._VoterTable, "_fingerprint",
+                            lambda self, windows, lengths: np.zeros(len(lengths), np.uint64))
+    rng = np.random.default_rng(3)
+    voters = [*(("x" * length).encode() for length in range(1, 26)),
+              *(f"voter-{k}-paris".encode() for k in range(300)),
+              *(f"{k:08d}".encode() for k in range(100)), "é-ü-ñ".encode(), b"y" * 200]
+    salt = bytes(range(40))
+    pseudonyms = Pseudonyms(salt)
+    for size in (5000, 3, 700):
+        picked = [voters[k] for k in rng.integers(0, len(voters), size)]
+        assert pseudonyms.of_list(b" ".join(picked)) == hmac_pseudonyms(salt, picked)
+    assert pseudonyms.hashed == len(voters)
+    # Bounded: past the bound the memory starts afresh, and the pseudonyms stay the same.
+    bounded = Pseudonyms(salt, cache_max=50)
+    for _ in range(3):
+        picked = [voters[k] for k in rng.integers(0, len(voters), 400)]
+        assert bounded.of_list(b" ".join(picked)) == hmac_pseudonyms(salt, picked)
 
 
 @pytest.mark.parametrize("fmt", vote_table.FORMATS)
@@ -120,3 +153,81 @@ def test_counting_rules() -> None:
     assert counted_mask("trusted", trusted, excluded).tolist() == [True, False, False]
     with pytest.raises(ValueError, match="unknown"):
         counted_mask("some", trusted, excluded)
+
+
+def log_reply() -> list[tuple[bytes, dict[bytes, bytes]]]:
+    """Log entries as XRANGE returns them (pairwise.vote_log): an imported batch, interactive
+    votes with and without skip reasons (one written before reasons had codes), declared
+    attributes on some votes only, an entry written before trust flags."""
+    return [
+        (b"1-0", {b"k": b"wtw", b"a": b"0 1 2", b"b": b"1 2 0", b"v": b"i1 i2 i3",
+                  b"u": b"u1 u2 u1", b"q": b"101"}),
+        (b"2-0", {b"k": b"s", b"a": b"2", b"b": b"0", b"v": b"s1", b"u": b"u3", b"q": b"1",
+                  b"r": b"cannot_decide je ne sais pas", b"g": b"1-"}),
+        (b"2-1", {b"k": b"s", b"a": b"1", b"b": b"0", b"v": b"s2", b"u": b"u3", b"q": b"0",
+                  b"r": b"unspecified"}),
+        (b"3-0", {b"k": b"s", b"a": b"0", b"b": b"2", b"v": b"s3", b"u": b"u4", b"q": b"1",
+                  b"r": "avant les codes é".encode()}),
+        (b"4-0", {b"k": b"w", b"a": b"2", b"b": b"1", b"v": b"w1", b"u": b"u4"}),
+        (b"5-0", {b"k": b"t", b"a": b"1", b"b": b"2", b"v": b"t1", b"u": b"u5", b"q": b"1",
+                  b"g": b"02"}),
+    ]
+
+
+def test_columns_of_a_log_give_the_rows_its_entries_give() -> None:
+    from gateway.vote_export import _entry_messages
+
+    reply = log_reply()
+    columns = vote_columns.from_log(reply)
+    # The same from entries as Redis sends them, before redis-py makes them dictionaries
+    # (read by position when every entry has the fields `append_votes` writes first).
+    for entries in (reply, [entry for entry in reply if b"q" in entry[1]]):
+        as_sent = [[entry_id, [item for pair in fields.items() for item in pair]]
+                   for entry_id, fields in entries]
+        assert vote_columns.from_log(as_sent) == vote_columns.from_log(entries)
+        assert vote_columns.to_rows(vote_columns.from_log(as_sent), PROPOSALS).to_pydict() == \
+            vote_table.batch_from_entries(_entry_messages(entries, None), PROPOSALS).to_pydict()
+    assert vote_columns.entry_ids(columns) == ("1-0", "5-0")
+    rows = vote_columns.to_rows(columns, PROPOSALS).to_pydict()
+    assert rows == vote_table.batch_from_entries(_entry_messages(reply, None),
+                                                 PROPOSALS).to_pydict()
+    assert rows["entry_id"] == ["1-0", "1-0", "1-0", "2-0", "2-1", "3-0", "4-0", "5-0"]
+    assert rows["trusted"] == [True, False, True, True, False, True, True, True]
+    assert rows["skip_reason"] == [None, None, None, "je ne sais pas", "",
+                                   "avant les codes é", None, None]
+    assert rows["skip_reason_code"] == [
+        None, None, None, "SKIP_REASON_CANNOT_DECIDE", "SKIP_REASON_UNSPECIFIED",
+        "SKIP_REASON_OTHER", None, None]
+    assert rows["attributes"] == ["-", "-", "-", "1-", "-", "-", "-", "02"]
+
+
+def test_columns_of_an_archive_give_back_its_rows(tmp_path: Path) -> None:
+    path = tmp_path / "votes.parquet"
+    with vote_table.VoteFileWriter(path, "parquet") as writer:
+        writer.write(vote_columns.to_rows(vote_columns.from_log(log_reply()), PROPOSALS))
+    written = pq.read_table(path)
+    # Cut anywhere (an entry split in two comes as two runs), the rows come back the same.
+    for batch_size in (2, 3, 100):
+        batches = pq.ParquetFile(path).iter_batches(batch_size=batch_size)
+        rows = [vote_columns.to_rows(vote_columns.from_rows(batch, PROPOSALS), PROPOSALS)
+                for batch in batches]
+        assert pa.Table.from_batches(rows).to_pydict() == written.to_pydict()
+    with pytest.raises(vote_table.MalformedEntries, match="gamma"):
+        vote_columns.from_rows(next(pq.ParquetFile(path).iter_batches()),
+                               pa.array(["alpha", "beta"]))
+
+
+@pytest.mark.parametrize("damage", [
+    {"a": np.array([0, 1], "<i4").tobytes()},
+    {"b": np.array([0, 1, 7], "<i4").tobytes()},
+    {"kinds": b"wx!"},
+    {"vote_ids": b"x y"},
+    {"trust": b"1"},
+    {"entry_votes": np.array([2], "<i4").tobytes()},
+])
+def test_malformed_columns_are_refused(damage: dict[str, bytes]) -> None:
+    columns = vote_columns.from_log(log_reply()[:1])
+    for field, value in damage.items():
+        setattr(columns, field, value)
+    with pytest.raises(vote_table.MalformedEntries):
+        vote_columns.to_rows(columns, PROPOSALS)

@@ -608,26 +608,56 @@ class SetAutoExclusionResponse(_message.Message):
     def __init__(self, auto_exclude_reasons: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ExportVotesRequest(_message.Message):
-    __slots__ = ("cause_id", "through_entry_id", "raw_voter_ids")
+    __slots__ = ("cause_id", "through_entry_id", "raw_voter_ids", "vote_columns")
     CAUSE_ID_FIELD_NUMBER: _ClassVar[int]
     THROUGH_ENTRY_ID_FIELD_NUMBER: _ClassVar[int]
     RAW_VOTER_IDS_FIELD_NUMBER: _ClassVar[int]
+    VOTE_COLUMNS_FIELD_NUMBER: _ClassVar[int]
     cause_id: str
     through_entry_id: str
     raw_voter_ids: bool
-    def __init__(self, cause_id: _Optional[str] = ..., through_entry_id: _Optional[str] = ..., raw_voter_ids: _Optional[bool] = ...) -> None: ...
+    vote_columns: bool
+    def __init__(self, cause_id: _Optional[str] = ..., through_entry_id: _Optional[str] = ..., raw_voter_ids: _Optional[bool] = ..., vote_columns: _Optional[bool] = ...) -> None: ...
 
 class ExportVotesResponse(_message.Message):
-    __slots__ = ("cause", "catalog_version", "proposals", "entries")
+    __slots__ = ("cause", "catalog_version", "proposals", "entries", "votes")
     CAUSE_FIELD_NUMBER: _ClassVar[int]
     CATALOG_VERSION_FIELD_NUMBER: _ClassVar[int]
     PROPOSALS_FIELD_NUMBER: _ClassVar[int]
     ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    VOTES_FIELD_NUMBER: _ClassVar[int]
     cause: _types_pb2.Cause
     catalog_version: int
     proposals: _containers.RepeatedCompositeFieldContainer[_types_pb2.Proposal]
     entries: _containers.RepeatedCompositeFieldContainer[VoteLogEntry]
-    def __init__(self, cause: _Optional[_Union[_types_pb2.Cause, _Mapping]] = ..., catalog_version: _Optional[int] = ..., proposals: _Optional[_Iterable[_Union[_types_pb2.Proposal, _Mapping]]] = ..., entries: _Optional[_Iterable[_Union[VoteLogEntry, _Mapping]]] = ...) -> None: ...
+    votes: VoteColumns
+    def __init__(self, cause: _Optional[_Union[_types_pb2.Cause, _Mapping]] = ..., catalog_version: _Optional[int] = ..., proposals: _Optional[_Iterable[_Union[_types_pb2.Proposal, _Mapping]]] = ..., entries: _Optional[_Iterable[_Union[VoteLogEntry, _Mapping]]] = ..., votes: _Optional[_Union[VoteColumns, _Mapping]] = ...) -> None: ...
+
+class VoteColumns(_message.Message):
+    __slots__ = ("entry_ids", "entry_votes", "kinds", "a", "b", "vote_ids", "voter_ids", "trust", "skip_reason_codes", "skip_reasons", "attributes")
+    ENTRY_IDS_FIELD_NUMBER: _ClassVar[int]
+    ENTRY_VOTES_FIELD_NUMBER: _ClassVar[int]
+    KINDS_FIELD_NUMBER: _ClassVar[int]
+    A_FIELD_NUMBER: _ClassVar[int]
+    B_FIELD_NUMBER: _ClassVar[int]
+    VOTE_IDS_FIELD_NUMBER: _ClassVar[int]
+    VOTER_IDS_FIELD_NUMBER: _ClassVar[int]
+    TRUST_FIELD_NUMBER: _ClassVar[int]
+    SKIP_REASON_CODES_FIELD_NUMBER: _ClassVar[int]
+    SKIP_REASONS_FIELD_NUMBER: _ClassVar[int]
+    ATTRIBUTES_FIELD_NUMBER: _ClassVar[int]
+    entry_ids: bytes
+    entry_votes: bytes
+    kinds: bytes
+    a: bytes
+    b: bytes
+    vote_ids: bytes
+    voter_ids: bytes
+    trust: bytes
+    skip_reason_codes: bytes
+    skip_reasons: _containers.RepeatedScalarFieldContainer[str]
+    attributes: bytes
+    def __init__(self, entry_ids: _Optional[bytes] = ..., entry_votes: _Optional[bytes] = ..., kinds: _Optional[bytes] = ..., a: _Optional[bytes] = ..., b: _Optional[bytes] = ..., vote_ids: _Optional[bytes] = ..., voter_ids: _Optional[bytes] = ..., trust: _Optional[bytes] = ..., skip_reason_codes: _Optional[bytes] = ..., skip_reasons: _Optional[_Iterable[str]] = ..., attributes: _Optional[bytes] = ...) -> None: ...
 
 class VoteLogEntry(_message.Message):
     __slots__ = ("entry_id", "kinds", "a", "b", "vote_ids", "voter_ids", "trust", "skip_reason", "attributes", "skip_reason_code")

@@ -1,0 +1,245 @@
+"""Votes as columns (pairwise.v1.VoteColumns): how ExportVotes carries thousands of votes a
+message, built from the vote log or from an archive's rows, and turned into vote rows.
+
+Every step works on whole columns (bytes joins, numpy and Arrow calls); the only Python
+work per item is per log entry where Redis hands entries over one by one (reading the
+fields of each), and per skipped vote (its free text). The wire format is documented in
+proto/pairwise/v1/gateway.proto, `VoteColumns`.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from pairwise import submitted_vote, vote_log
+from pairwise.v1 import gateway_pb2, types_pb2
+from pairwise.voter_attributes import NO_ATTRIBUTES
+from publishing import vote_table
+
+_INT32 = np.dtype("<i4")
+_SKIP = ord(vote_log.SKIP)
+_NO_ATTRIBUTE = NO_ATTRIBUTES.encode()
+# SkipReason's value of each r-field code (pairwise.vote_log); "" (no r field) unspecified.
+_SKIP_REASON_VALUE = {code: types_pb2.SkipReason.Value(name)
+                      for code, name in submitted_vote.SKIP_REASON_NAMES.items()}
+_SKIP_REASON_NAMES = pa.array([types_pb2.SkipReason.Name(value)
+                               for value in sorted(types_pb2.SkipReason.values())])
+
+
+class MalformedColumns(vote_table.MalformedEntries):
+    """Columns whose lengths disagree, or that name proposals the export lacks."""
+
+
+# The fields `append_votes` writes first, in its order (pairwise.vote_log); r and g follow
+# when present.
+_LOG_FIELDS = (b"k", b"a", b"b", b"v", b"u", b"q")
+_N_LOG_FIELDS = 2 * len(_LOG_FIELDS)
+_NAME_AT = [operator.itemgetter(position) for position in range(0, _N_LOG_FIELDS, 2)]
+_VALUE_AT = [operator.itemgetter(position) for position in range(1, _N_LOG_FIELDS, 2)]
+
+
+def from_log(reply: Sequence[Sequence[Any]]) -> gateway_pb2.VoteColumns:
+    """The columns of consecutive log entries as XRANGE returns them (bytes, format in
+    pairwise.vote_log): each entry as Redis sends it, [id, [field, value, ...]], or as
+    redis-py parses it, (id, {field: value}). Voter ids as recorded."""
+    if not reply:
+        return gateway_pb2.VoteColumns()
+    kinds, a, b, vote_ids, voter_ids, trust, reasons, attributes = _fields(
+        [fields for _, fields in reply])
+    votes = np.fromiter(map(len, kinds), dtype=_INT32, count=len(kinds))
+    joined_kinds = b"".join(kinds)
+    n = len(joined_kinds)
+    columns = gateway_pb2.VoteColumns(
+        entry_ids=b" ".join([entry_id for entry_id, _ in reply]), entry_votes=votes.tobytes(),
+        kinds=joined_kinds, a=_int32_words(b" ".join(a), n), b=_int32_words(b" ".join(b), n),
+        vote_ids=b" ".join(vote_ids), voter_ids=b" ".join(voter_ids),
+        # An entry without trust flags is trusted (pairwise.vote_log: every writer adds q).
+        trust=b"".join(trust) if None not in trust else b"".join([
+            flags if flags is not None else b"1" * len(k)
+            for flags, k in zip(trust, kinds, strict=True)]))
+    if attributes.count(None) != len(attributes):
+        columns.attributes = b" ".join([
+            codes or b" ".join([_NO_ATTRIBUTE] * len(k))
+            for codes, k in zip(attributes, kinds, strict=True)])
+    skips = np.flatnonzero(np.frombuffer(joined_kinds, dtype=np.uint8) == _SKIP)
+    if len(skips):
+        entry_of_skip = np.searchsorted(np.cumsum(votes), skips, side="right")
+        parts = [vote_log.skip_reason_parts(reasons[entry].decode(errors="replace"))
+                 if reasons[entry] is not None else ("", "")
+                 for entry in entry_of_skip.tolist()]
+        codes = np.zeros(n, dtype=np.uint8)
+        codes[skips] = [_SKIP_REASON_VALUE.get(code, 0) for code, _ in parts]
+        columns.skip_reason_codes = codes.tobytes()
+        columns.skip_reasons.extend([text for _, text in parts])
+    return columns
+
+
+def _fields(entries: list[Any]) -> list[Sequence[Any]]:
+    """The k, a, b, v, u, q, r and g fields of `entries` (field lists as Redis sends them,
+    or dictionaries), one sequence each: None for a q, r or g absent, b"" for others.
+
+    When every entry starts with k a b v u q, in `append_votes`' order, the values are taken
+    by position without a Python step per entry (an interactive log has one vote an entry);
+    the r and g that may follow, by name. Any other entry is read by name.
+    """
+    n = len(entries)
+    if isinstance(entries[0], list) and min(map(len, entries)) >= _N_LOG_FIELDS:
+        if all(list(map(name_at, entries)).count(name) == n
+               for name_at, name in zip(_NAME_AT, _LOG_FIELDS, strict=True)):
+            columns: list[Sequence[Any]] = [list(map(value_at, entries))
+                                            for value_at in _VALUE_AT]
+            reasons: list[bytes | None] = [None] * n
+            attributes: list[bytes | None] = [None] * n
+            lengths = np.fromiter(map(len, entries), dtype=np.int64, count=n)
+            for position in np.flatnonzero(lengths > _N_LOG_FIELDS).tolist():
+                fields = entries[position]
+                tail = dict(zip(fields[_N_LOG_FIELDS::2], fields[_N_LOG_FIELDS + 1::2],
+                                strict=True))
+                reasons[position], attributes[position] = tail.get(b"r"), tail.get(b"g")
+            return [*columns, reasons, attributes]
+    named = [fields if isinstance(fields, dict) else dict(
+        zip(fields[0::2], fields[1::2], strict=True)) for fields in entries]
+    by_name: list[Sequence[Any]] = [[fields.get(name, b"") for fields in named]
+                                    for name in _LOG_FIELDS[:-1]]
+    return by_name + [[fields.get(name) for fields in named] for name in (b"q", b"r", b"g")]
+
+
+def _int32_words(text: bytes, n: int) -> bytes:
+    """Space-separated decimal integers as int32 bytes; MalformedColumns unless `n` of them."""
+    if not n:
+        return b""
+    try:
+        values = vote_table.words(text, n).cast(pa.int32())
+    except (pa.ArrowInvalid, vote_table.MalformedEntries):
+        raise MalformedColumns(f"{n} votes but proposal indices of another count") from None
+    return values.to_numpy(zero_copy_only=False).astype(_INT32, copy=False).tobytes()
+
+
+def _joined(words: pa.Array) -> bytes:
+    """A string array's items, space-separated, in one bytes object."""
+    if len(words) == 0:
+        return b""
+    lists = pa.ListArray.from_arrays(pa.array([0, len(words)], pa.int32()), words)
+    return pc.binary_join(lists, " ")[0].as_buffer().to_pybytes()
+
+
+def from_rows(batch: pa.RecordBatch, proposal_ids: pa.Array) -> gateway_pb2.VoteColumns:
+    """The columns of vote rows (publishing.vote_table.SCHEMA, as a Parquet votes file holds
+    them), voter ids as the rows hold them. `proposal_ids` holds the id of each catalog
+    index. Raises MalformedColumns for a kind or a proposal it does not know."""
+    n = batch.num_rows
+    if n == 0:
+        return gateway_pb2.VoteColumns()
+    entry_ids = batch.column("entry_id")
+    changes = np.flatnonzero(pc.not_equal(entry_ids[1:], entry_ids[:-1]).to_numpy(
+        zero_copy_only=False)) + 1
+    starts = np.concatenate([[0], changes])
+    runs = np.diff(np.concatenate([starts, [n]])).astype(_INT32)
+    kinds = batch.column("kind")
+    letters = np.full(len(kinds.dictionary), 0, dtype=np.uint8)
+    for position, name in enumerate(kinds.dictionary.to_pylist()):
+        if name not in vote_table.KIND_NAMES:
+            raise MalformedColumns(f"unknown vote kind {name!r}")
+        letters[position] = ord(vote_table.LETTER_OF_KIND[name])
+    kind_letters = letters[kinds.indices.to_numpy(zero_copy_only=False)]
+    sides = []
+    for side in ("proposal_a", "proposal_b"):
+        column = batch.column(side)
+        catalog = pc.index_in(column.dictionary, value_set=proposal_ids)
+        if catalog.null_count:
+            unknown = column.dictionary.filter(pc.is_null(catalog))[0]
+            raise MalformedColumns(f"proposal {unknown} is not in the catalog")
+        indices = catalog.to_numpy()[column.indices.to_numpy(zero_copy_only=False)]
+        sides.append(indices.astype(_INT32).tobytes())
+    trusted = batch.column("trusted").to_numpy(zero_copy_only=False)
+    columns = gateway_pb2.VoteColumns(
+        entry_ids=_joined(entry_ids.take(pa.array(starts))),
+        entry_votes=runs.tobytes(), kinds=kind_letters.tobytes(), a=sides[0], b=sides[1],
+        vote_ids=_joined(batch.column("vote_id")), voter_ids=_joined(batch.column("voter_id")),
+        trust=np.where(trusted, ord("1"), ord("0")).astype(np.uint8).tobytes(),
+        attributes=_joined(batch.column("attributes")))
+    skips = np.flatnonzero(kind_letters == _SKIP)
+    if len(skips):
+        at = pa.array(skips)
+        names = batch.column("skip_reason_code").take(at).to_pylist()
+        codes = np.zeros(n, dtype=np.uint8)
+        codes[skips] = [types_pb2.SkipReason.Value(name) if name else 0 for name in names]
+        columns.skip_reason_codes = codes.tobytes()
+        columns.skip_reasons.extend(
+            [text or "" for text in batch.column("skip_reason").take(at).to_pylist()])
+    return columns
+
+
+def entry_ids(columns: gateway_pb2.VoteColumns) -> tuple[str, str]:
+    """The first and the last entry id the columns name ("" when none)."""
+    ids = columns.entry_ids
+    if not ids:
+        return "", ""
+    return (ids[:ids.find(b" ")] if b" " in ids else ids).decode(), \
+        ids[ids.rfind(b" ") + 1:].decode()
+
+
+def to_rows(columns: gateway_pb2.VoteColumns, proposal_ids: pa.Array) -> pa.RecordBatch:
+    """The vote rows of `columns` (publishing.vote_table.SCHEMA); `proposal_ids` holds the
+    id of each catalog index.
+
+    Raises MalformedColumns when a column does not hold one item per vote, or names a
+    proposal index outside the catalog.
+    """
+    kinds = np.frombuffer(columns.kinds, dtype=np.uint8)
+    n = len(kinds)
+    runs = np.frombuffer(columns.entry_votes, dtype=_INT32)
+    if int(runs.sum()) != n or (runs < 0).any():
+        raise MalformedColumns(f"{n} votes but entries holding {int(runs.sum())}")
+    entry_of_vote = pa.array(np.repeat(np.arange(len(runs), dtype=np.int32), runs))
+    codes = vote_table.CODE_OF_LETTER[kinds]
+    if (codes == 255).any():
+        raise MalformedColumns("unknown vote kinds")
+    sides = [_indices(side, n, len(proposal_ids)) for side in (columns.a, columns.b)]
+    trust = np.frombuffer(columns.trust, dtype=np.uint8)
+    if len(trust) != n:
+        raise MalformedColumns(f"{n} votes but {len(trust)} trust flags")
+    is_skip = codes == vote_log.SKIP_CODE
+    n_skips = int(is_skip.sum())
+    if n_skips:
+        if len(columns.skip_reasons) != n_skips or len(columns.skip_reason_codes) != n:
+            raise MalformedColumns(f"{n_skips} skips but reasons for "
+                                   f"{len(columns.skip_reasons)}")
+        skip_of_vote = pa.array(np.cumsum(is_skip, dtype=np.int32) - 1, mask=~is_skip)
+        reasons = pa.array(list(columns.skip_reasons), pa.string()).take(skip_of_vote)
+        reason_values = np.frombuffer(columns.skip_reason_codes, dtype=np.uint8)
+        if reason_values.max() >= len(_SKIP_REASON_NAMES):
+            raise MalformedColumns("a skip reason code that is not a SkipReason")
+        reason_codes = _SKIP_REASON_NAMES.take(pa.array(reason_values, mask=~is_skip))
+    else:
+        reasons = reason_codes = pa.nulls(n, pa.string())
+    return pa.RecordBatch.from_arrays([
+        vote_table.words(columns.entry_ids, len(runs)).take(entry_of_vote),
+        pa.DictionaryArray.from_arrays(pa.array(codes.astype(np.int8)),
+                                       vote_table.KIND_DICTIONARY),
+        pa.DictionaryArray.from_arrays(sides[0], proposal_ids),
+        pa.DictionaryArray.from_arrays(sides[1], proposal_ids),
+        vote_table.words(columns.vote_ids, n),
+        vote_table.words(columns.voter_ids, n),
+        pa.array(trust == ord("1")),
+        reasons,
+        reason_codes,
+        vote_table.words(columns.attributes, n) if columns.attributes else vote_table.repeated(
+            NO_ATTRIBUTES, n),
+    ], schema=vote_table.SCHEMA)
+
+
+def _indices(column: bytes, n: int, n_proposals: int) -> pa.Int32Array:
+    """A column of int32 proposal indices, checked to be `n` indices of the catalog."""
+    if len(column) != 4 * n:
+        raise MalformedColumns(f"{n} votes but {len(column) / 4:g} proposal indices")
+    values = np.frombuffer(column, dtype=_INT32)
+    if n and (values.min() < 0 or values.max() >= n_proposals):
+        raise MalformedColumns("a proposal index outside the catalog")
+    return pa.array(values.astype(np.int32, copy=False))
