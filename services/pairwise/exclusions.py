@@ -191,12 +191,9 @@ return {'ok', version, #voters, #votes}
 """)
 
 
-async def load(client: aioredis.Redis, cause_id: str) -> Exclusions:
-    """Every exclusion of the cause and their version, read together (one MULTI)."""
-    async with client.pipeline(transaction=True) as pipe:
-        pipe.get(keys.exclusions_version(cause_id))
-        pipe.zrange(keys.exclusions_order(cause_id), 0, -1)
-        version, members = await pipe.execute()
+def loaded(version: bytes | str | None, members: list[bytes | str]) -> Exclusions:
+    """The exclusions from their `version` (GET of keys.exclusions_version) and the `members`
+    of their order (ZRANGE of keys.exclusions_order), read together."""
     voters: list[str] = []
     votes: list[str] = []
     for member in map(_text, members):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Coroutine
@@ -36,11 +37,12 @@ from ranker.voter_detection import VoterDetection
 
 logger = logging.getLogger(__name__)
 
-# Causes loading their checkpoint and claiming their pending entries at once: after a Redis
-# restart every loaded cause reloads, and hundreds of loads at once starved the pool of
-# connections that checkpoints and reads also need (with 4, a thousand causes woken at once
-# took up to 14 s to load on a busy machine).
-_MAX_LOADING = 8
+# Causes loading their checkpoint and claiming their pending entries at once. A load opens
+# its cause in one script call that shares its round trip with the others' (and with small
+# checkpoints and acks), so loads at once share connections rather than take one each; the
+# bound keeps a thousand causes reloading at once (after a Redis restart) from queueing every
+# other call behind their claims and replays.
+_MAX_LOADING = 32
 
 # A read of a cause another ranker owns reads the directory again at most this often
 # (seconds): a burst of reads for the causes of a ranker that just left costs one look.
@@ -94,7 +96,8 @@ class CauseDirectory:
         # The lease token of every cause this ranker holds the lease of (loaded, or being
         # loaded, settled or closed), and the live rankers at the last renewal.
         self._leases: dict[str, str] = {}
-        self._acquiring: dict[str, asyncio.Task[str]] = {}
+        self._acquiring: dict[str, asyncio.Future[str]] = {}
+        self._lease_attempts: set[asyncio.Task[None]] = set()
         self._live: dict[str, str] = {}
         self._looking: asyncio.Task[None] | None = None
         self._discover_now = asyncio.Event()
@@ -137,7 +140,7 @@ class CauseDirectory:
         except Exception as exc:
             logger.warning("could not leave the directory of rankers; its entry expires",
                            extra={"error": repr(exc)})
-        transitions = list(self._transitions.values())
+        transitions = set(self._transitions.values())
         for task in transitions:
             task.cancel()
         await asyncio.gather(*transitions, return_exceptions=True)
@@ -258,24 +261,61 @@ class CauseDirectory:
     async def _take_lease(self, cause_id: str) -> str:
         """Take `cause_id`'s lease unless this ranker holds it; the token that holds it now
         (one of `_leases` when taken). Concurrent callers share one attempt."""
-        token = self._leases.get(cause_id)
-        if token is not None:
-            return token
-        attempt = self._acquiring.get(cause_id)
-        if attempt is None:
-            attempt = asyncio.get_running_loop().create_task(
-                self._acquire(cause_id), name=f"lease:{cause_id}")
-            self._acquiring[cause_id] = attempt
-            attempt.add_done_callback(lambda _: self._acquiring.pop(cause_id, None))
-        return await asyncio.shield(attempt)
-
-    async def _acquire(self, cause_id: str) -> str:
-        token = self._lease_tokens.new()
-        held = await cause_leases.acquire(self._scripts, cause_id, token,
-                                          self._settings.lease_s)
-        if held == token:
-            self._leases[cause_id] = token
+        held = (await self._take_leases([cause_id]))[cause_id]
+        if isinstance(held, BaseException):
+            raise held
         return held
+
+    async def _take_leases(self, cause_ids: list[str]) -> dict[str, str | BaseException]:
+        """`_take_lease` for each of `cause_ids`, the attempts sharing round trips; for a
+        cause whose attempt failed, its error."""
+        attempts: dict[str, asyncio.Future[str]] = {}
+        new: dict[str, asyncio.Future[str]] = {}
+        loop = asyncio.get_running_loop()
+        for cause_id in cause_ids:
+            token = self._leases.get(cause_id)
+            if token is not None:
+                attempts[cause_id] = loop.create_future()
+                attempts[cause_id].set_result(token)
+                continue
+            attempt = self._acquiring.get(cause_id)
+            if attempt is None:
+                attempt = new[cause_id] = loop.create_future()
+                self._acquiring[cause_id] = attempt
+                attempt.add_done_callback(functools.partial(_forget, self._acquiring, cause_id))
+                # Its error is read even when every caller waiting for it was cancelled.
+                attempt.add_done_callback(_outcome)
+            attempts[cause_id] = attempt
+        if new:
+            task = loop.create_task(self._acquire(new), name=f"leases:{len(new)}")
+            self._lease_attempts.add(task)
+            task.add_done_callback(self._lease_attempts.discard)
+        if attempts:
+            await asyncio.wait(attempts.values())
+        return {cause_id: _outcome(attempt) for cause_id, attempt in attempts.items()}
+
+    async def _acquire(self, attempts: dict[str, asyncio.Future[str]]) -> None:
+        """Take the leases of the causes of `attempts`, answering each attempt with the
+        token that holds the lease now (its error, or cancelled, if it got none)."""
+        tokens = {cause_id: self._lease_tokens.new() for cause_id in attempts}
+        try:
+            replies = await cause_leases.acquire(self._scripts, list(tokens.items()),
+                                                 self._settings.lease_s)
+        except asyncio.CancelledError:
+            for attempt in attempts.values():
+                attempt.cancel()
+            raise
+        except Exception as exc:
+            for attempt in attempts.values():
+                attempt.set_exception(exc)
+            return
+        for (cause_id, token), held in zip(tokens.items(), replies, strict=True):
+            if isinstance(held, BaseException):
+                attempts[cause_id].set_exception(held)
+                continue
+            if held == token:
+                self._leases[cause_id] = token
+            attempts[cause_id].set_result(held)
 
     def _open(self, cause_id: str) -> CauseRanker:
         """The loaded cause, loading it under the lease this ranker holds."""
@@ -327,13 +367,21 @@ class CauseDirectory:
     def _transition(self, cause_id: str, work: Coroutine[Any, Any, None], what: str) -> None:
         """Run `work` on `cause_id` (loaded or not) in a task that reads and discovery wait
         for; at most `_MAX_TRANSITIONS` at once."""
+        self._transition_all([cause_id], work, what)
+
+    def _transition_all(self, cause_ids: list[str], work: Coroutine[Any, Any, None],
+                        what: str) -> None:
+        """`_transition` of one `work` on several causes (each waits for all of it)."""
         async def run() -> None:
             async with self._transition_slots:
                 await work
 
-        task = asyncio.get_running_loop().create_task(run(), name=f"{what}:{cause_id}")
-        self._transitions[cause_id] = task
-        task.add_done_callback(lambda _: self._transitions.pop(cause_id, None))
+        task = asyncio.get_running_loop().create_task(
+            run(), name=f"{what}:{cause_ids[0]}" + (f"+{len(cause_ids) - 1}"
+                                                    if len(cause_ids) > 1 else ""))
+        for cause_id in cause_ids:
+            self._transitions[cause_id] = task
+            task.add_done_callback(functools.partial(_forget, self._transitions, cause_id))
         task.add_done_callback(_log_failure)
         # A task cancelled before it had a slot (the ranker stopping) never started `work`:
         # closed here, it is not left for the garbage collector to warn about.
@@ -349,27 +397,40 @@ class CauseDirectory:
         return cause_id not in self._causes and cause_id not in self._transitions \
             and cause_id not in self._acquiring
 
-    async def _settle(self, cause_id: str) -> None:
-        """A cause in the awake set that this ranker owns and does not hold: take its lease
-        (or leave it for the next poll while another ranker holds it), then load it if its
-        log holds votes no checkpoint covers (it stays in the set, as a loaded cause does),
-        or else put it to sleep."""
-        held = await self._take_lease(cause_id)
-        if held == cause_leases.ARCHIVED:
+    async def _settle(self, cause_ids: list[str]) -> None:
+        """Causes in the awake set that this ranker owns and does not hold: take their
+        leases (leaving a cause another ranker holds for the next poll), then load those
+        whose logs hold votes no checkpoint covers (they stay in the set, as a loaded cause
+        does), and put the others to sleep. The causes of a ranker that left are settled
+        together: their leases in shared round trips, their logs looked at in one."""
+        held = await self._take_leases(cause_ids)
+        failed = [outcome for outcome in held.values() if isinstance(outcome, BaseException)]
+        if failed:
+            logger.warning("could not take the leases of some causes; next poll retries",
+                           extra={"causes": len(failed), "error": repr(failed[0])})
+        archived = [cause_id for cause_id, token in held.items()
+                    if token == cause_leases.ARCHIVED]
+        if archived:
             # Nothing left to count, and nothing to load: out of the set for good.
-            await self._redis.srem(keys.AWAKE_CAUSES, cause_id)
-            return
-        if held != self._leases.get(cause_id):
-            return
+            await self._redis.srem(keys.AWAKE_CAUSES, *archived)
+        leased = [cause_id for cause_id, token in held.items()
+                  if token == self._leases.get(cause_id)]
         # One look first: the causes of a ranker that died mostly have votes to count, and
         # load at once rather than after taking them out of the set and looking again.
-        if await awake_causes.has_uncounted(self._redis, cause_id):
+        uncounted = set(await awake_causes.uncounted_among(self._redis, leased))
+        for cause_id in leased:
             # A renewal during that look may have found the lease lost: then the cause
             # waits for the next poll, like one another ranker holds.
-            if cause_id in self._leases:
+            if cause_id in uncounted and cause_id in self._leases:
                 self._open(cause_id)
-        else:
-            await self._sleep_or_load(cause_id)
+        await asyncio.gather(*(self._sleep_or_load(cause_id) for cause_id in leased
+                               if cause_id not in uncounted))
+
+    def _settle_all(self, cause_ids: list[str]) -> None:
+        """`_settle` the causes of `cause_ids`, in transitions of up to `_SWEEP_PAGE`."""
+        for start in range(0, len(cause_ids), _SWEEP_PAGE):
+            page = cause_ids[start:start + _SWEEP_PAGE]
+            self._transition_all(page, self._settle(page), "settle")
 
     async def _unload(self, cause_id: str) -> None:
         """Close an idle cause with a final checkpoint, then put it to sleep (or load it
@@ -502,9 +563,8 @@ class CauseDirectory:
         """Settle the awake causes this ranker owns and does not hold (loading those with
         votes to count), put idle ones to sleep, and pass each loaded cause its catalog and
         exclusions versions."""
-        for cause_id in await awake_causes.members(self._redis):
-            if self._settleable(cause_id) and self.owns(cause_id):
-                self._transition(cause_id, self._settle(cause_id), "settle")
+        self._settle_all([cause_id for cause_id in await awake_causes.members(self._redis)
+                          if self._settleable(cause_id) and self.owns(cause_id)])
         self._unload_idle()
         causes = list(self._causes.values())
         if not causes:
@@ -533,10 +593,11 @@ class CauseDirectory:
             cursor, raw = await self._redis.sscan(keys.CAUSES, cursor, count=_SWEEP_PAGE)
             page = [c.decode() if isinstance(c, bytes) else c for c in raw]
             candidates = [c for c in page if self.owns(c) and self._settleable(c)]
-            for cause_id in await awake_causes.uncounted_among(self._redis, candidates):
-                if self._settleable(cause_id):
-                    self._transition(cause_id, self._settle(cause_id), "settle")
-                    found += 1
+            uncounted = [cause_id for cause_id in
+                         await awake_causes.uncounted_among(self._redis, candidates)
+                         if self._settleable(cause_id)]
+            self._settle_all(uncounted)
+            found += len(uncounted)
             raise_if_cancel_requested()
             if not int(cursor):
                 return found
@@ -574,3 +635,16 @@ def _log_failure(task: asyncio.Task[None]) -> None:
     if not task.cancelled() and task.exception() is not None:
         logger.error("cause transition failed", exc_info=task.exception(),
                      extra={"task": task.get_name()})
+
+
+def _outcome(attempt: asyncio.Future[str]) -> str | BaseException:
+    """The result of a finished `attempt`, or what it raises."""
+    if attempt.cancelled():
+        return asyncio.CancelledError()
+    return attempt.exception() or attempt.result()
+
+
+def _forget(table: dict[str, Any], cause_id: str, done: asyncio.Future[Any]) -> None:
+    """Take `cause_id` out of `table` if `done` is still its entry there."""
+    if table.get(cause_id) is done:
+        del table[cause_id]

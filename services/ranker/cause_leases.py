@@ -16,6 +16,7 @@ its next try. Every script names one lease key, so none crosses a Redis Cluster 
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from collections.abc import Sequence
 
@@ -70,12 +71,19 @@ def holder(token: str) -> str:
     return token.rpartition("/")[0]
 
 
-async def acquire(scripts: ScriptRunner, cause_id: str, token: str, ttl_s: float) -> str:
-    """Take `cause_id`'s lease with `token` for `ttl_s` seconds if it is free; the token
-    that holds it now (`token` itself when taken), or ARCHIVED (the cause is archived)."""
-    held = await scripts.run(_ACQUIRE, [keys.lease(cause_id), keys.cause(cause_id)],
-                             [token, int(ttl_s * 1000)])
-    return held.decode() if isinstance(held, bytes) else str(held)
+async def acquire(scripts: ScriptRunner, leases: Sequence[tuple[str, str]],
+                  ttl_s: float) -> list[str | BaseException]:
+    """Take each (cause id, token) lease of `leases` for `ttl_s` seconds if it is free; per
+    lease the token that holds it now (the one given when taken), ARCHIVED (the cause is
+    archived), or the error its call got. The calls share round trips (`ScriptRunner.run`):
+    a ranker takes the causes of one that left, and reads ask for many, at once."""
+    replies = await asyncio.gather(
+        *(scripts.run(_ACQUIRE, [keys.lease(cause_id), keys.cause(cause_id)],
+                      [token, int(ttl_s * 1000)])
+          for cause_id, token in leases), return_exceptions=True)
+    return [reply if isinstance(reply, BaseException)
+            else reply.decode() if isinstance(reply, bytes) else str(reply)
+            for reply in replies]
 
 
 async def renew(scripts: ScriptRunner, leases: Sequence[tuple[str, str]],

@@ -88,14 +88,9 @@ class VoteStream(Protocol):
 
     consumer: str
 
-    async def ensure_group(self) -> None:
-        """Create the consumer group if it does not exist."""
-
-    async def load_checkpoint(self) -> Checkpoint:
-        """The stored checkpoint, or an empty one."""
-
-    async def load_exclusions(self) -> Exclusions:
-        """The cause's exclusions now."""
+    async def open(self) -> tuple[Checkpoint, Exclusions]:
+        """Create the consumer group if it does not exist; the stored checkpoint (or an empty
+        one) and the cause's exclusions now."""
 
     def read_through(self, last_id: str) -> AsyncIterator[list[vote_log.RawEntry]]:
         """Every entry of the log up to `last_id`, in id order, in pages (without the
@@ -103,7 +98,8 @@ class VoteStream(Protocol):
 
     def claim_pending(self) -> AsyncIterator[list[vote_log.RawEntry]]:
         """Every entry delivered to the group and not acknowledged (any consumer's), taken
-        over by this consumer, in id order, in pages."""
+        over by this consumer, in id order, in pages (after `open`, which may have claimed
+        the first)."""
 
     async def read_new(self, wait_s: float | None) -> list[vote_log.RawEntry]:
         """The next entries never delivered to the group, in id order, waiting up to `wait_s`
@@ -246,8 +242,9 @@ class LogConsumer:
                 if self._loading is None:
                     await self.load()
                 else:
+                    queued = time.perf_counter()
                     async with self._loading:
-                        await self.load()
+                        await self.load(queued_s=time.perf_counter() - queued)
                 backoff_s = 0.1
                 while True:
                     await self.step()
@@ -270,15 +267,15 @@ class LogConsumer:
             await asyncio.sleep(backoff_s)
             backoff_s = min(backoff_s * 2, 5.0)
 
-    async def load(self) -> None:
+    async def load(self, *, queued_s: float = 0.0) -> None:
         """Restore the stored checkpoint (counted again from the log when it reflects other
         exclusions than the cause's current ones), then re-apply every pending entry of the
-        group (any consumer's, claimed to this one) after it, in id order."""
+        group (any consumer's, claimed to this one) after it, in id order. `queued_s`, the
+        seconds the load waited for its turn, is logged with the seconds it took."""
         self.replayed.clear()
         self._exclusions_changed = False
-        await self._stream.ensure_group()
-        checkpoint = await self._stream.load_checkpoint()
-        exclusions = await self._stream.load_exclusions()
+        started = time.perf_counter()
+        checkpoint, exclusions = await self._stream.open()
         counts, segments, votes_counted, left_out = \
             checkpoint.counts, checkpoint.segments, checkpoint.votes_counted, checkpoint.left_out
         stored = StoredSize(checkpoint.has_base, checkpoint.base_bytes, checkpoint.delta_bytes)
@@ -328,7 +325,8 @@ class LogConsumer:
             "votes_counted": self._votes_counted, "recounted": recounted,
             "exclusions_version": exclusions.version,
             "votes_untrusted": self._left_out.untrusted,
-            "votes_excluded": self._left_out.excluded})
+            "votes_excluded": self._left_out.excluded,
+            "seconds": round(time.perf_counter() - started, 4), "queued_s": round(queued_s, 4)})
         self.replayed.set()
         self.loaded.set()
         self._changed.set()

@@ -23,9 +23,9 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Sequence
+from typing import Any
 
 import redis.asyncio as aioredis
-import redis.exceptions
 
 from pairwise import awake_causes, checkpoint_fields, exclusions, keys
 from pairwise.redis_scripts import Script, ScriptRunner
@@ -134,20 +134,49 @@ return acked
 # that hold no pending entry (rankers gone: each process reads under a name of its own, so
 # they would pile up), in one script so that none gets an entry between the look and the
 # delete. Returns how many it deleted.
-_FORGET_IDLE_CONSUMERS = Script("""
-local deleted = 0
-for _, consumer in ipairs(redis.call('XINFO', 'CONSUMERS', KEYS[1], ARGV[1])) do
-  local name, pending
-  for i = 1, #consumer, 2 do
-    if consumer[i] == 'name' then name = consumer[i + 1] end
-    if consumer[i] == 'pending' then pending = consumer[i + 1] end
+_FORGET_IDLE_CONSUMERS_LUA = """
+local function forget_idle_consumers()
+  local deleted = 0
+  for _, consumer in ipairs(redis.call('XINFO', 'CONSUMERS', KEYS[1], ARGV[1])) do
+    local name, pending
+    for i = 1, #consumer, 2 do
+      if consumer[i] == 'name' then name = consumer[i + 1] end
+      if consumer[i] == 'pending' then pending = consumer[i + 1] end
+    end
+    if name ~= ARGV[2] and pending == 0 then
+      redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], name)
+      deleted = deleted + 1
+    end
   end
-  if name ~= ARGV[2] and pending == 0 then
-    redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], name)
-    deleted = deleted + 1
-  end
+  return deleted
 end
-return deleted
+"""
+_FORGET_IDLE_CONSUMERS = Script(_FORGET_IDLE_CONSUMERS_LUA + "return forget_idle_consumers()\n")
+
+# KEYS[1] vote log, KEYS[2] checkpoint hash, KEYS[3] base list, KEYS[4] deltas list,
+# KEYS[5] exclusions version, KEYS[6] exclusions order. ARGV[1] group, ARGV[2] consumer,
+# ARGV[3] entries to claim, ARGV[4] most bytes (as MEMORY USAGE counts them) of base and
+# deltas returned here. Everything a load reads, in one call: creates the group at the start
+# of the log (and the log) if absent; returns the checkpoint hash (flat), its base and deltas
+# (nil each when larger than ARGV[4]: the caller reads them apart, off Redis' script path),
+# the exclusions version and members, and the first page XAUTOCLAIM claims for the consumer
+# (cursor, entries, deleted ids); once that page ends the claim, forgets the idle consumers.
+_OPEN = Script(_FORGET_IDLE_CONSUMERS_LUA + """
+local created = redis.pcall('XGROUP', 'CREATE', KEYS[1], ARGV[1], '0', 'MKSTREAM')
+if type(created) == 'table' and created.err and not string.find(created.err, 'BUSYGROUP') then
+  return redis.error_reply(created.err)
+end
+local size = (redis.call('MEMORY', 'USAGE', KEYS[3]) or 0)
+             + (redis.call('MEMORY', 'USAGE', KEYS[4]) or 0)
+local base, deltas = false, false
+if size <= tonumber(ARGV[4]) then
+  base = redis.call('LRANGE', KEYS[3], 0, -1)
+  deltas = redis.call('LRANGE', KEYS[4], 0, -1)
+end
+local claimed = redis.call('XAUTOCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, '0-0', 'COUNT', ARGV[3])
+if claimed[1] == '0-0' then forget_idle_consumers() end
+return {redis.call('HGETALL', KEYS[2]), base, deltas, redis.call('GET', KEYS[5]) or false,
+        redis.call('ZRANGE', KEYS[6], 0, -1), claimed}
 """)
 
 # Entries acked per script call: about 50 ms of Redis time (~5 us an entry), no longer than
@@ -198,38 +227,58 @@ class RedisVoteStream:
         self._read_batch = read_batch
         self._subscription = reader.subscribe(self._stream)
         self._scripts = scripts
+        # The first page of pending entries `open` claimed, for `claim_pending`.
+        self._claimed: list[Any] | None = None
 
     def close(self) -> None:
         """Stop reading new entries (what was delivered and not applied stays pending)."""
         self._subscription.close()
 
-    async def ensure_group(self) -> None:
-        """Mark the cause awake (pairwise.awake_causes: before anything is read, so a crash
-        leaves it marked), and create the consumer group at the start of the log (and the
-        log if absent). A page read before and not taken is dropped: the load that calls
-        this claims it."""
-        self._subscription.reset()
-        await awake_causes.wake(self._redis, self.cause_id)
-        try:
-            await self._redis.xgroup_create(self._stream, keys.RANKER_GROUP, id="0",
-                                            mkstream=True)
-        except redis.exceptions.ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
+    async def open(self) -> tuple[Checkpoint, exclusions.Exclusions]:
+        """Mark the cause awake (pairwise.awake_causes), create the consumer group at the
+        start of the log (and the log if absent), and read the stored checkpoint (or an empty
+        one) and the cause's exclusions now, claiming the first page of pending entries
+        (`claim_pending`). One script on the cause's slot, beside the mark: both share their
+        round trip with the other causes' calls (a ranker taking over another's causes
+        opens dozens at once). A page read before and not taken is dropped: the load that
+        calls this claims it.
 
-    async def load_checkpoint(self) -> Checkpoint:
-        """The stored checkpoint, or an empty one.
+        A crash leaves the cause marked with anything this process claimed or read: the
+        entries claimed here were pending already, so their cause was marked by the consumer
+        they were delivered to, and new entries are read only after this returns.
 
         Raises ValueError when the stored counts do not parse or are incomplete: starting
         from zero instead would silently lose every entry already acknowledged.
         """
-        # One MULTI: the hash, base and deltas a single save left together. The client does
-        # not decode responses: keys and values are bytes.
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.hgetall(self._checkpoint_key)
-            pipe.lrange(self._base_key, 0, -1)
-            pipe.lrange(self._deltas_key, 0, -1)
-            stored, base, deltas = await pipe.execute()
+        self._subscription.reset()
+        self._claimed = None
+        cause_id = self.cause_id
+        _, (stored, base, deltas, version, members, claimed) = await asyncio.gather(
+            awake_causes.wake(self._scripts, self.cause_id),
+            self._scripts.run(
+                _OPEN, [keys.votes(cause_id), keys.checkpoint(cause_id),
+                        keys.checkpoint_base(cause_id), keys.checkpoint_deltas(cause_id),
+                        keys.exclusions_version(cause_id), keys.exclusions_order(cause_id)],
+                [keys.RANKER_GROUP, self.consumer, self._read_batch,
+                 _INLINE_RESTORE_BYTES]))
+        if base is None or deltas is None:
+            # Large counts: read with the hash they were saved with, outside the script.
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.hgetall(self._checkpoint_key)
+                pipe.lrange(self._base_key, 0, -1)
+                pipe.lrange(self._deltas_key, 0, -1)
+                fields, base, deltas = await pipe.execute()
+        else:
+            fields = dict(zip(stored[::2], stored[1::2], strict=True))
+        cursor, entries, deleted = claimed[0], claimed[1], claimed[2] if len(claimed) > 2 else []
+        self._claimed = [cursor, [(entry[0], dict(zip(entry[1][::2], entry[1][1::2],
+                                                      strict=True)))
+                                  for entry in entries if entry], deleted]
+        return await self._checkpoint(fields, base, deltas), exclusions.loaded(version, members)
+
+    async def _checkpoint(self, stored: dict[bytes, bytes], base: list[bytes],
+                          deltas: list[bytes]) -> Checkpoint:
+        """The checkpoint of the stored hash, base parts and deltas."""
         fields = {name.decode(): value for name, value in stored.items()}
         if checkpoint_fields.LAST_ID not in fields:
             return Checkpoint("", 0, PairCounts())
@@ -251,10 +300,6 @@ class RedisVoteStream:
         return Checkpoint(last_id, votes_counted, counts, token, has_base=True,
                           base_bytes=sum(map(len, base)), delta_bytes=sum(map(len, deltas)),
                           left_out=left_out, segments=segments)
-
-    async def load_exclusions(self) -> exclusions.Exclusions:
-        """The cause's exclusions now (pairwise.exclusions)."""
-        return await exclusions.load(self._redis, self.cause_id)
 
     async def read_through(self, last_id: str) -> AsyncIterator[list[RawEntry]]:
         """Every entry of the log up to `last_id`, in id order, in pages of about
@@ -278,19 +323,26 @@ class RedisVoteStream:
         self._subscription.interrupt()
 
     async def claim_pending(self) -> AsyncIterator[list[RawEntry]]:
-        """Take over every pending entry of the group (any consumer's), in id order, in pages;
-        then forget the other consumers, which hold nothing any more.
+        """Take over every pending entry of the group (any consumer's), in id order, in pages
+        (the first claimed by `open`); then forget the other consumers, which hold nothing
+        any more.
 
         Entries trimmed from the log while pending are dropped from the group by XAUTOCLAIM
         (Redis >= 7 reports them): those votes are lost, which is logged as an error.
         """
+        reply, self._claimed = self._claimed, None
+        # The script of `open` forgot the idle consumers if its page ended the claim.
+        opened = reply is not None
         cursor: bytes | str = "0-0"
         while True:
-            reply = await self._redis.xautoclaim(
-                self._stream, keys.RANKER_GROUP, self.consumer, min_idle_time=0,
-                start_id=cursor, count=self._read_batch)
+            if reply is None:
+                opened = False
+                reply = await self._redis.xautoclaim(
+                    self._stream, keys.RANKER_GROUP, self.consumer, min_idle_time=0,
+                    start_id=cursor, count=self._read_batch)
             cursor, entries = reply[0], reply[1]
             deleted = reply[2] if len(reply) > 2 else []
+            reply = None
             if deleted:
                 logger.error("pending vote-log entries were trimmed before being counted",
                              extra={"cause_id": self.cause_id, "lost_entries": len(deleted),
@@ -298,8 +350,9 @@ class RedisVoteStream:
             if entries:
                 yield entries
             if _text(cursor) == "0-0":
-                await self._scripts.run(_FORGET_IDLE_CONSUMERS, [self._stream],
-                                        [keys.RANKER_GROUP, self.consumer])
+                if not opened:
+                    await self._scripts.run(_FORGET_IDLE_CONSUMERS, [self._stream],
+                                            [keys.RANKER_GROUP, self.consumer])
                 return
 
     async def read_new(self, wait_s: float | None) -> list[RawEntry]:

@@ -4,7 +4,9 @@ votes flowing through ingest to 300 causes and rankings read through the gateway
 The time from a kill until every cause answers GetRanking again is measured and printed
 (`hand-over`), never asserted: on a loaded machine it says more about the machine. So is
 where it goes: how long after the kill the killed ranker's registration (and so its leases)
-ran out, which no ranker can shorten, and how long its causes then took to load elsewhere.
+ran out, which no ranker can shorten, and how long its causes then took to load elsewhere:
+when the survivors took their leases, had them loaded and first fitted (from the rankers'
+logs).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import json
 import os
 import random
 import signal
@@ -103,6 +106,39 @@ def registration_left_s(r: redis.Redis, name: str) -> float:
                 if member.decode().startswith(f"{name}-")]
     assert len(expiries) == 1, expiries
     return expiries[0] / 1000 - (now_s + now_us / 1e6)
+
+
+class Steps:
+    """When the survivors of a kill took each of the killed ranker's causes over, in seconds
+    after the kill, from the rankers' logs: the lease taken (`cause owned`), the cause
+    loaded, and its first fit."""
+
+    MESSAGES = {"cause owned": "leased", "cause loaded": "loaded", "fit": "fitted"}
+
+    def __init__(self, folder: Path, cause_ids: list[str], since: float, until: float) -> None:
+        wanted = set(cause_ids)
+        self.seconds: dict[str, dict[str, float]] = {step: {} for step in self.MESSAGES.values()}
+        for log in folder.glob("ranker-*.log"):
+            for line in log.read_text().splitlines():
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    continue
+                step = self.MESSAGES.get(record.get("msg"))
+                cause_id = record.get("cause_id")
+                if step is None or cause_id not in wanted or not since <= record["ts"] <= until:
+                    continue
+                seen = self.seconds[step]
+                seen[cause_id] = min(seen.get(cause_id, float("inf")), record["ts"] - since)
+
+    def shown(self) -> str:
+        parts = []
+        for step, seconds in self.seconds.items():
+            if seconds:
+                parts.append(f"{step} {min(seconds.values()):.2f}-{max(seconds.values()):.2f} s "
+                             f"(median {statistics.median(seconds.values()):.2f}, "
+                             f"{len(seconds)} causes)")
+        return "; ".join(parts) or "none seen"
 
 
 class VoteFlow:
@@ -229,6 +265,7 @@ def test_a_killed_rankers_causes_are_served_again_and_every_vote_counts_once(
     kills: list[Answers] = []  # per kill, the seconds until each cause answered
     moved: list[list[str]] = []  # per kill, the causes the killed ranker held
     ran_out: list[float] = []  # per kill, when its registration and leases ran out (s)
+    windows: list[tuple[float, float]] = []  # per kill, its time and the next join's (epoch s)
     joins: list[Answers] = []  # the same once a ranker joined afterwards
     try:
         with serve_in_thread(start_ingest, ingest_settings(db_url)) as ingest, \
@@ -258,12 +295,13 @@ def test_a_killed_rankers_causes_are_served_again_and_every_vote_counts_once(
                            f"{victim.name} to serve some causes", timeout=60)
                 moved.append(causes_leased(r, cause_ids, victim.name))
                 victim.kill()
-                killed_at = time.monotonic()
+                killed_at, killed_wall = time.monotonic(), time.time()
                 # Read once it can renew no more (its entry stays until a renewal sweeps it).
                 ran_out.append(registration_left_s(r, victim.name)
                                + time.monotonic() - killed_at)
                 kills.append(seconds_until_every_cause_answers(gateway_addr, cause_ids,
                                                                killed_at))
+                windows.append((killed_wall, time.time()))
                 joined = RankerProcess(db_url, next(names), tmp_path)
                 rankers.append(joined)
                 joined_at = time.monotonic()
@@ -294,12 +332,13 @@ def test_a_killed_rankers_causes_are_served_again_and_every_vote_counts_once(
             ranker.stop()
         r.close()
     with capsys.disabled():
-        for k, (killed, held, left_s, joined) in enumerate(
-                zip(kills, moved, ran_out, joins, strict=True), 1):
+        for k, (killed, held, left_s, joined, window) in enumerate(
+                zip(kills, moved, ran_out, joins, windows, strict=True), 1):
             print(f"\nhand-over: kill {k}: every cause answered again within "
                   f"{killed.worst():.2f} s (median cause {killed.median():.2f} s); the "
                   f"killed ranker's registration and leases ran out {left_s:.2f} s after "
                   f"the kill, and its {len(held)} causes answered within "
-                  f"{killed.worst(held):.2f} s (median {killed.median(held):.2f} s); "
+                  f"{killed.worst(held):.2f} s (median {killed.median(held):.2f} s), "
+                  f"after the survivors {Steps(tmp_path, held, *window).shown()}; "
                   f"after the next ranker joined, every cause within {joined.worst():.2f} s; "
                   f"reads past their 30 s deadline: {killed.timed_out + joined.timed_out}")

@@ -108,19 +108,14 @@ class FakeStream:
     recounts: int = 0  # calls of read_through
     wakeup: asyncio.Event = field(default_factory=asyncio.Event)
 
-    async def ensure_group(self) -> None:
-        pass
-
-    async def load_checkpoint(self) -> Checkpoint:
+    async def open(self) -> tuple[Checkpoint, Exclusions]:
         r = self.store
         if not r.token:
-            return Checkpoint("", 0, PairCounts())
+            return Checkpoint("", 0, PairCounts()), r.exclusions
         return Checkpoint(r.last_id, r.votes_counted, r.stored_counts(), r.token,
                           has_base=True, base_bytes=len(r.base),
-                          delta_bytes=sum(map(len, r.deltas)), left_out=r.left_out)
-
-    async def load_exclusions(self) -> Exclusions:
-        return self.store.exclusions
+                          delta_bytes=sum(map(len, r.deltas)), left_out=r.left_out), \
+            r.exclusions
 
     async def read_through(self, last_id: str) -> AsyncIterator[list[RawEntry]]:
         self.recounts += 1
