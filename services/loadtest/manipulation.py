@@ -209,6 +209,13 @@ class Attack:
     # Attacking accounts flagged per reason (an account may have several).
     reasons: dict[str, int] = field(default_factory=dict)
     no_vote_counts: bool = False
+    # Per attacking account, in the order opened: its votes, how many served the target (cast
+    # by the strategy, not as an honest opinion), its votes when flagged (-1: never), and
+    # whether it was still voting when the attack ended.
+    account_votes: list[int] = field(default_factory=list)
+    account_serving: list[int] = field(default_factory=list)
+    account_flagged_at: list[int] = field(default_factory=list)
+    account_voting_at_end: list[bool] = field(default_factory=list)
 
 
 class Account:
@@ -221,9 +228,10 @@ class Account:
 
 def attack_votes(rng: np.random.Generator, strategy: str, accounts: list[Account],
                  n: int, target: int, ranks: np.ndarray, truth: np.ndarray, *, defended: bool,
-                 next_name: list[int], adaptation: Adaptation) -> Votes:
+                 next_name: list[int], adaptation: Adaptation) -> tuple[Votes, np.ndarray]:
     """The next `n` votes of the attacker's accounts (round robin), choosing by `strategy`
-    against the official `ranks` (`truth` for the honest-looking ones)."""
+    against the official `ranks` (`truth` for the honest-looking ones), and which of them
+    serve the target (cast by the strategy, not as an honest opinion)."""
     n_items = len(ranks)
     left, right = random_pairs(rng, n_items, n)
     rank_l, rank_r = ranks[left], ranks[right]
@@ -237,13 +245,17 @@ def attack_votes(rng: np.random.Generator, strategy: str, accounts: list[Account
         # The side that should lose: a proposal above the target (the one closer to it).
         left_loses = np.where(above_l & above_r, rank_l > rank_r, above_l)
         left_wins = np.where(above_l | above_r, ~left_loses, otherwise_left)
+        serves = above_l | above_r
     else:
         left_wins = otherwise_left
+        serves = np.zeros(n, dtype=bool)
     left_wins = np.where(left == target, True, np.where(right == target, False, left_wins))
+    serves = serves | (left == target) | (right == target)
     if adaptation.camouflage > 0 and strategy != "bots":
         # Some votes that would serve the target are cast as an honest opinion instead.
         honest_looking = rng.random(n) < adaptation.camouflage
         left_wins = np.where(honest_looking, otherwise_left, left_wins)
+        serves &= ~honest_looking
     a = np.where(left_wins, left, right)
     b = np.where(left_wins, right, left)
     kinds = np.full(n, WIN_CODE, dtype=np.uint8)
@@ -272,7 +284,7 @@ def attack_votes(rng: np.random.Generator, strategy: str, accounts: list[Account
         at_ms[k] = int(when)
         voters.append(account.name)
     trusted = view_ms >= MIN_VIEW_MS if defended else np.ones(n, dtype=bool)
-    return Votes(kinds, a, b, trusted, at_ms, voters)
+    return Votes(kinds, a, b, trusted, at_ms, voters), serves
 
 
 def top_replaced(ranks: np.ndarray, honest_top: set[int]) -> int:
@@ -298,16 +310,19 @@ def run_attack(seed: int, strategy: str, truth: np.ndarray, honest: Votes,
     attack = Votes(np.zeros(0, np.uint8), np.zeros(0, np.int64), np.zeros(0, np.int64),
                    np.zeros(0, bool), np.zeros(0, np.int64), [])
     votes_of: dict[str, int] = {}
+    serving_of: dict[str, int] = {}
+    flagged_at: dict[str, int] = {}
     excluded_attackers: set[str] = set()
     pending_checkpoints = sorted(checkpoints)
     while result.votes_cast < budget:
         block = min(budget - result.votes_cast, max(500, result.votes_cast // 20))
-        votes = attack_votes(rng, strategy, accounts, block, target, ranks, truth,
-                             defended=defended, next_name=next_name,
-                             adaptation=adaptation)
+        votes, serves = attack_votes(rng, strategy, accounts, block, target, ranks, truth,
+                                     defended=defended, next_name=next_name,
+                                     adaptation=adaptation)
         result.votes_cast += block
-        for voter in votes.voters:
+        for voter, serving in zip(votes.voters, serves.tolist(), strict=True):
             votes_of[voter] = votes_of.get(voter, 0) + 1
+            serving_of[voter] = serving_of.get(voter, 0) + serving
         attack = attack.then(votes)
         newly: set[str] = set()
         honest_now: set[str] = set()
@@ -319,6 +334,7 @@ def run_attack(seed: int, strategy: str, truth: np.ndarray, honest: Votes,
                 if flag.voter_id in votes_of:
                     newly.add(flag.voter_id)
                     result.flagged_at_votes.append(flag.votes)
+                    flagged_at[flag.voter_id] = flag.votes
                     for reason in flag.reasons:
                         result.reasons[reason] = result.reasons.get(reason, 0) + 1
                 else:
@@ -351,6 +367,12 @@ def run_attack(seed: int, strategy: str, truth: np.ndarray, honest: Votes,
             break
     result.accounts = len(votes_of)
     result.accounts_flagged = len(excluded_attackers)
+    if defended:
+        voting = {account.name for account in accounts}
+        result.account_votes = list(votes_of.values())
+        result.account_serving = [serving_of[name] for name in votes_of]
+        result.account_flagged_at = [flagged_at.get(name, -1) for name in votes_of]
+        result.account_voting_at_end = [name in voting for name in votes_of]
     result.top10_replaced_at[result.votes_cast] = top_replaced(ranks, honest_top)
     return result
 
@@ -425,6 +447,7 @@ def run_seed(seed: int, n_items: int, n_honest: int, budget_factor: float,
             "reached_with_defences": guarded.votes_needed is not None,
             "no_vote_counts_with_defences": guarded.no_vote_counts,
             "detection_rate": guarded.accounts_flagged / max(guarded.accounts, 1),
+            "undetected": undetected_accounts(guarded),
             "top10_replaced_without": open_run.top10_replaced_at[open_run.votes_cast],
             "top10_replaced_with_at_same_votes": guarded.top10_replaced_at.get(
                 needed, guarded.top10_replaced_at[guarded.votes_cast]),
@@ -434,6 +457,30 @@ def run_seed(seed: int, n_items: int, n_honest: int, budget_factor: float,
               f"{guarded.accounts_flagged}/{guarded.accounts}", file=sys.stderr, flush=True)
     out["seconds"] = round(time.perf_counter() - started, 1)
     return out
+
+
+def undetected_accounts(attack: Attack) -> dict[str, object]:
+    """What the attacking accounts never flagged look like: how many, how many cast no vote
+    serving the target (their votes are an honest voter's), how many were still voting when
+    the attack ended, and the quartiles of their votes and of their votes serving it."""
+    votes = np.array(attack.account_votes, dtype=np.int64)
+    serving = np.array(attack.account_serving, dtype=np.int64)
+    missed = np.array(attack.account_flagged_at, dtype=np.int64) < 0
+    at_end = np.array(attack.account_voting_at_end, dtype=bool)
+    if not missed.any():
+        return {"accounts": 0}
+
+    def quartiles(values: np.ndarray) -> list[float]:
+        return [float(q) for q in np.percentile(values, [25, 50, 75])]
+
+    return {"accounts": int(missed.sum()),
+            "no_serving_vote": int((missed & (serving == 0)).sum()),
+            "voting_at_end": int((missed & at_end).sum()),
+            "votes_quartiles": quartiles(votes[missed]),
+            "serving_quartiles": quartiles(serving[missed]),
+            "flagged_serving_quartiles": quartiles(serving[~missed]) if (~missed).any() else [],
+            "serving_votes_uncaught": int(serving[missed].sum()),
+            "serving_votes": int(serving.sum())}
 
 
 def summary(seeds: list[dict[str, object]], strategies: tuple[str, ...]) -> dict[str, object]:
@@ -471,6 +518,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m loadtest.manipulation",
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--first-seed", type=int, default=0,
+                        help="seeds run: --first-seed .. --first-seed + --seeds - 1 (default 0; "
+                             "e.g. 3 for seeds the detector's settings were not chosen on)")
     parser.add_argument("--proposals", type=int, default=1_000)
     parser.add_argument("--honest-votes", type=int, default=200_000)
     parser.add_argument("--budget", type=float, default=10.0,
@@ -508,7 +558,7 @@ def main(argv: list[str] | None = None) -> int:
     adaptation = Adaptation(args.account_votes, args.camouflage)
     settings = DetectionSettings()
     seeds: list[dict[str, object]] = []
-    for seed in range(args.seeds):
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
         seeds.append(run_seed(seed, args.proposals, args.honest_votes, args.budget,
                               args.max_attack_votes, args.max_defended_votes, settings,
                               strategies, accounts, adaptation))
@@ -521,7 +571,8 @@ def write_report(args: argparse.Namespace, settings: DetectionSettings,
                  strategies: tuple[str, ...], seeds: list[dict[str, object]]) -> None:
     """The report of the seeds run so far (written after each)."""
     report = {"settings": {"proposals": args.proposals, "honest_votes": args.honest_votes,
-                           "target_rank": TARGET_RANK, "top": TOP, "budget": args.budget,
+                           "first_seed": args.first_seed, "target_rank": TARGET_RANK,
+                           "top": TOP, "budget": args.budget,
                            "accounts": args.accounts, "account_votes": args.account_votes,
                            "camouflage": args.camouflage, "detection": asdict(settings)},
               "summary": summary(seeds, strategies), "seeds": seeds}

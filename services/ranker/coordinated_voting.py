@@ -69,6 +69,9 @@ class CoordinationSettings:
     # × n proposals are tested at each check, and checks repeat on mostly the same votes:
     # 1e-9 keeps a false group at 1,000 proposals near 1 in 10,000 checks.
     alpha: float = 1e-9
+    # A band's accounts are judged on the band's proposals that lose beyond the odds in
+    # their cohort below this p-value by themselves (all of them when none does).
+    band_proposal_alpha: float = 0.01
     # Accounts that voted on the proposal in the cohort, at least.
     min_accounts: int = 5
     # The group must stay anomalous without its accounts contributing most, this many.
@@ -92,6 +95,9 @@ class CoordinationSettings:
     def __post_init__(self) -> None:
         if not 0 < self.alpha < 1:
             raise ValueError(f"alpha must be in (0, 1), got {self.alpha}")
+        if not 0 < self.band_proposal_alpha <= 1:
+            raise ValueError("band_proposal_alpha must be in (0, 1], got "
+                             f"{self.band_proposal_alpha}")
         if not 0 < self.cover < 1:
             raise ValueError(f"cover must be in (0, 1), got {self.cover}")
         if not 0.5 <= self.posterior < 1:
@@ -315,14 +321,37 @@ class CoordinationCheck:
         """Each account of the groups' cohorts with its posterior (module docstring)."""
         cover = self.settings.cover
         n_items = len(rank_of)
+        # A band's accounts are judged on the proposals of the band that lose beyond the
+        # odds in the cohort by themselves (`band_proposal_alpha`), where its excess is. A
+        # top sunk shows in every band that holds it (an attacker sinking the top 49 makes
+        # the top 100, 200 and 500 anomalous by the same votes); judged on a whole band, an
+        # account's honest votes on the proposals it leaves alone (each one won halves its
+        # odds, `cover`) outweighed the few that sank the top, and accounts of a few hundred
+        # votes went unflagged however many of those they cast.
+        n_keys = (MAX_COHORT + 1) * n_items
+        key = sides.cohort * n_items + sides.proposal
+        cell_lost = np.bincount(key, sides.lost, n_keys).reshape(-1, n_items)
+        cell_mu = np.bincount(key, sides.chance, n_keys).reshape(-1, n_items)
+        cell_n = np.bincount(key, minlength=n_keys).reshape(-1, n_items)
+        sunk_alone = _upper_tail(cell_lost, cell_mu) < self.settings.band_proposal_alpha
         # Direction per (cohort, proposal): +1 pushed, -1 sunk, 0 in no group; a proposal's
-        # own group wins over a band's.
+        # own group wins over a band's. Each group's share of attackers, for the prior.
         direction = np.zeros((MAX_COHORT + 1, n_items), dtype=np.int8)
+        shares: dict[int, list[float]] = {}
         for group in sorted(groups, key=lambda g: -g.band):
+            share = group.attacker_share
             if group.band:
-                direction[group.cohort, rank_of < group.band] = -1
+                members = rank_of < group.band
+                if (members & sunk_alone[group.cohort]).any():
+                    members &= sunk_alone[group.cohort]
+                    lost_in = float(cell_lost[group.cohort, members].sum())
+                    mu_in = float(cell_mu[group.cohort, members].sum())
+                    n_in = float(cell_n[group.cohort, members].sum())
+                    share = min(max((lost_in - mu_in) / max(n_in - mu_in, 1e-9), 0.01), 0.99)
+                direction[group.cohort, members] = -1
             else:
                 direction[group.cohort, group.proposal] = 1 if group.pushed else -1
+            shares.setdefault(group.cohort, []).append(share)
         way = direction[sides.cohort, sides.proposal]
         tested = way != 0
         if not tested.any():
@@ -344,8 +373,7 @@ class CoordinationCheck:
         by_cohort: dict[int, list[Group]] = {}
         for group in groups:
             by_cohort.setdefault(group.cohort, []).append(group)
-        prior = {c: float(np.median([g.attacker_share for g in gs]))
-                 for c, gs in by_cohort.items()}
+        prior = {c: float(np.median(values)) for c, values in shares.items()}
         suspects: list[Suspect] = []
         for account in np.flatnonzero(account_votes > 0).tolist():
             c = int(account_cohort[account])

@@ -159,6 +159,28 @@ def test_an_omnipresent_attacker_over_many_accounts_is_found_by_the_top_it_sinks
     assert len(flagged & set(accounts)) >= 32
 
 
+@pytest.mark.parametrize("seed", range(2))
+def test_heavy_accounts_sinking_a_few_proposals_are_flagged_despite_their_honest_votes(
+        seed: int) -> None:
+    """An omnipresent attacker whose target already rose to rank 12 sinks only the 11 above
+    it, and votes honestly on the rest: 40 accounts of 400 votes, most of them honest ones.
+    The group shows in the top 50 and 100 as well; judged on those whole bands, the accounts'
+    honest votes on the proposals they leave alone outweighed the ones that sank the top,
+    and none was flagged. Judged on the proposals that lose beyond the odds, they are."""
+    consultation = Consultation(seed)
+    consultation.honest(4_000)
+    order = np.argsort(-consultation.truth)
+    target, above = int(order[11]), set(order[:11].tolist())
+    honest_voters = consultation.n_voters
+    accounts = [consultation.vote(400, consultation.truth, omnipresent(target, above))
+                for _ in range(40)]
+    groups, suspects = consultation.check()
+    assert any(g.band and not g.pushed for g in groups)
+    flagged = {s.voter for s in suspects}
+    assert_few_honest(flagged, honest_voters)
+    assert len(flagged & set(accounts)) >= 36
+
+
 def test_an_attacker_with_accounts_as_light_as_honest_voters_is_not_seen() -> None:
     """The limit: 400 accounts of 10 votes hide among thousands of honest ones of that
     size; nothing is flagged, no honest voter either."""

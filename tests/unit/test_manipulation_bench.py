@@ -30,6 +30,11 @@ def test_a_small_run_reports_every_figure(tmp_path: Path) -> None:
     # stays out of the top 10 within the budget.
     assert omnipresent["detection_rate"] >= 0.8
     assert omnipresent["with"]["votes_needed"] is None
+    # Which accounts went unseen, and what they did: one entry per account.
+    attack = omnipresent["with"]
+    assert len(attack["account_votes"]) == len(attack["account_flagged_at"]) == attack["accounts"]
+    missed = omnipresent["undetected"]
+    assert missed["accounts"] == attack["accounts"] - attack["accounts_flagged"]
     summary = report["summary"]["strategies"]
     assert set(summary) == {"bots", "omnipresent"}
     assert summary["omnipresent"]["votes_needed_without"] == [
