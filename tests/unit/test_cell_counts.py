@@ -12,6 +12,7 @@ import pytest
 from test_log_consumer import FakeStream, InMemoryLog, consumer
 
 from pairwise import vote_log
+from pairwise.exclusions import Exclusions
 from pairwise.voter_attributes import UNKNOWN_CODE, decode_codes
 from ranker import redis_vote_stream, segment_views, survey_weights
 from ranker.bradley_terry.weighted import fit_weighted
@@ -170,14 +171,14 @@ def restoring_consumer(store: InMemoryLog, name: str) -> LogConsumer:
 class RestoringStream(FakeStream):
     """`FakeStream` whose checkpoint restores the segments and cells, as Redis's does."""
 
-    async def load_checkpoint(self) -> Checkpoint:
+    async def open(self) -> tuple[Checkpoint, Exclusions]:
         r = self.store
         if not r.token:
-            return Checkpoint("", 0, PairCounts())
+            return Checkpoint("", 0, PairCounts()), r.exclusions
         counts, segments = redis_vote_stream._restore([r.base], r.deltas)
         return Checkpoint(r.last_id, r.votes_counted, counts, r.token, has_base=True,
                           base_bytes=len(r.base), delta_bytes=sum(map(len, r.deltas)),
-                          left_out=r.left_out, segments=segments)
+                          left_out=r.left_out, segments=segments), r.exclusions
 
 
 def test_the_fit_from_the_cells_is_the_fit_of_the_votes_weighted_one_by_one() -> None:
