@@ -1,9 +1,10 @@
 """What ExportVotes reads: a snapshot of a cause's catalog, and its vote log in batches.
 
 The log is read with XRANGE in id order, a bounded number of votes at a time, so an export
-of millions of votes holds one batch in memory. Entries are passed on as recorded (format
-in pairwise.vote_log), voter ids replaced by their pseudonyms (gateway.pseudonyms) unless
-the admin asked for them raw.
+of millions of votes holds one batch in memory. A batch is passed on as columns
+(publishing.vote_columns: thousands of votes a message) or, for clients that do not ask for
+columns, as entries as recorded (format in pairwise.vote_log); voter ids replaced by their
+pseudonyms (gateway.pseudonyms) unless the admin asked for them raw.
 """
 
 from __future__ import annotations
