@@ -29,8 +29,9 @@ ViewMargin = tuple[int, str, tuple[float, ...]]
 """An attribute's population margin: (its position, its key, the share of each value)."""
 WatchedView = tuple[int, str, int, tuple[ViewMargin, ...]]
 """A representative or consensus view: (RankingView, the attribute key a consensus is taken
-across and its position ("" and -1 for the representative view), the margins of every
-attribute that has some, for the representative view)."""
+across or a representative view is weighted to alone, and its position ("" and -1 for a
+representative view weighted to every attribute), the margins the representative view is
+weighted to)."""
 
 
 def add_view(request: ranker_pb2.ReadRankingRequest | ranker_pb2.FollowRankingRequest,

@@ -406,9 +406,9 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
                     request: gateway_pb2.GetRankingRequest | gateway_pb2.WatchRankingRequest,
                     with_segment: bool) -> WatchedView | None:
         """The view `request` asks for (`WatchedView`); None for the raw view.
-        InvalidArgument for an unknown view, an undeclared attribute, a representative view
-        with an attribute, or a view with a segment; FailedPrecondition when no attribute
-        is declared, or none has margins for a representative view."""
+        InvalidArgument for an unknown view, an undeclared attribute or a view with a
+        segment; FailedPrecondition when no attribute is declared, or none has margins (the
+        one named, when it is named) for a representative view."""
         view = request.view
         if view in (types_pb2.RANKING_VIEW_UNSPECIFIED, types_pb2.RANKING_VIEW_RAW):
             return None
@@ -416,25 +416,28 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
             raise InvalidArgument("view", f"unknown view {view}")
         if with_segment:
             raise InvalidArgument("view", "a view is of every voter: leave segment unset")
-        if view == types_pb2.RANKING_VIEW_REPRESENTATIVE and request.view_attribute:
-            raise InvalidArgument("view_attribute", "the representative view is weighted to "
-                                  "every attribute with population margins: leave it empty")
         declared, margins = await self._catalog.population_margins(cause_id)
         if not declared.keys:
             raise FailedPrecondition("this cause declares no voter attribute "
                                      "(SetVoterAttributes)")
-        if view == types_pb2.RANKING_VIEW_REPRESENTATIVE:
-            weighted = tuple(
-                (position, key, tuple(margins[key].get(value, 0.0) for value in values))
-                for position, (key, values) in enumerate(declared.items()) if margins.get(key))
-            if not weighted:
-                raise FailedPrecondition("no declared attribute has population margins "
-                                         "(SetPopulationMargins)")
-            return view, "", -1, weighted
-        key = request.view_attribute or declared.keys[0]
-        if key not in declared.keys:
+        key = request.view_attribute
+        if key and key not in declared.keys:
             raise InvalidArgument("view_attribute", f"unknown attribute {key[:40]!r}: this "
                                   f"cause declares {', '.join(declared.keys) or 'none'}")
+        if view == types_pb2.RANKING_VIEW_REPRESENTATIVE:
+            # Weighted to every attribute with margins, or to the one named alone (what a
+            # representative view with an attribute has always meant).
+            weighted = tuple(
+                (position, name, tuple(margins[name].get(value, 0.0) for value in values))
+                for position, (name, values) in enumerate(declared.items())
+                if margins.get(name) and name == (key or name))
+            if not weighted:
+                raise FailedPrecondition(
+                    f"attribute {key!r} has no population margins (SetPopulationMargins)"
+                    if key else
+                    "no declared attribute has population margins (SetPopulationMargins)")
+            return (view, key, weighted[0][0], weighted) if key else (view, "", -1, weighted)
+        key = key or declared.keys[0]
         return view, key, declared.keys.index(key), ()
 
     async def _segment(

@@ -117,7 +117,9 @@ def test_representative_and_consensus_views(views, cause_id):
         (gw.GetRankingRequest(cause_id=cause_id, view=CONSENSUS, view_attribute="income"),
          grpc.StatusCode.INVALID_ARGUMENT, "unknown attribute"),
         (gw.GetRankingRequest(cause_id=cause_id, view=REPRESENTATIVE, view_attribute="age"),
-         grpc.StatusCode.INVALID_ARGUMENT, "every attribute with population margins"),
+         grpc.StatusCode.FAILED_PRECONDITION, "'age' has no population margins"),
+        (gw.GetRankingRequest(cause_id=cause_id, view=REPRESENTATIVE, view_attribute="income"),
+         grpc.StatusCode.INVALID_ARGUMENT, "unknown attribute"),
         (gw.GetRankingRequest(cause_id=cause_id, view=7), grpc.StatusCode.INVALID_ARGUMENT,
          "view"),
     ]:
@@ -242,6 +244,12 @@ def test_the_representative_view_is_weighted_to_every_attribute(views, cause_id)
                          np.arange(len(votes)), groups=values[:, :1])
     assert got["p0"].ability < alone.abilities[0] - 0.1
     assert got["p5"].ability > alone.abilities[5] + 0.1
+    # Asked for by one attribute, the view is weighted to that one alone.
+    by_one = read(stub, cause_id, view=REPRESENTATIVE, view_attribute="region")
+    assert by_one.view_attribute == "region" and list(by_one.weighted_attributes) == ["region"]
+    for entry in by_one.entries:
+        assert entry.ability == pytest.approx(alone.abilities[index[entry.proposal_id]],
+                                              abs=1e-4)
 
     # A restarted ranker loads the cells from its checkpoint and serves the same view.
     views.restart_ranker()
