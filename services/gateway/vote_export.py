@@ -125,13 +125,29 @@ class VoteExport:
                 log, start, end, count=count)
             if not reply:
                 return
-            yield reply
+            sizes = list(map(len, _kinds(reply)))
+            for part in _parts(reply, sizes):
+                yield part
             if len(reply) < count:
                 return
             last_id = reply[-1][0]
             start = "(" + (last_id.decode() if isinstance(last_id, bytes) else last_id)
-            votes = sum(map(len, _kinds(reply)))
-            count = max(1, min(_MAX_COUNT, count * BATCH_VOTES // max(votes, 1)))
+            count = max(1, min(_MAX_COUNT, count * BATCH_VOTES // max(sum(sizes), 1)))
+
+
+def _parts(reply: list[Any], sizes: list[int]) -> Iterator[list[Any]]:
+    """`reply` cut into runs of whole entries of at most BATCH_VOTES votes (an entry larger
+    than that alone): after a stretch of one-vote entries the count asked for is large, and
+    the imported entries that may follow hold up to 1,000 votes each, which in one message
+    would pass what a client accepts."""
+    begin = held = 0
+    for k, size in enumerate(sizes):
+        if held and held + size > BATCH_VOTES:
+            yield reply[begin:k]
+            begin, held = k, 0
+        held += size
+    if begin < len(reply):
+        yield reply[begin:]
 
 
 async def archived_entries(folder: Path, through_entry_id: str,

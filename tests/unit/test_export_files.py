@@ -231,3 +231,18 @@ def test_malformed_columns_are_refused(damage: dict[str, bytes]) -> None:
         setattr(columns, field, value)
     with pytest.raises(vote_table.MalformedEntries):
         vote_columns.to_rows(columns, PROPOSALS)
+
+
+def test_an_xrange_reply_is_sent_in_messages_of_whole_entries_within_the_batch_size() -> None:
+    # After a stretch of one-vote entries the export asks Redis for thousands of entries at
+    # once; imported entries of 1,000 votes may follow, and one message of all of them would
+    # pass what a client accepts.
+    from gateway.vote_export import BATCH_VOTES, _parts
+    sizes = [1] * 15_000 + [1_000] * 100 + [1] * 3
+    reply = [(f"{k}-0".encode(), {b"k": b"w" * size}) for k, size in enumerate(sizes)]
+    parts = list(_parts(reply, sizes))
+    assert [entry for part in parts for entry in part] == reply
+    votes = [sum(len(fields[b"k"]) for _, fields in part) for part in parts]
+    assert max(votes) <= BATCH_VOTES
+    assert sum(votes) == sum(sizes)
+    assert len(parts) == 6  # 15,000 + 5,000 / 20,000 / 20,000 / 20,000 / 20,000 / 15,003
