@@ -166,8 +166,10 @@ local created = redis.pcall('XGROUP', 'CREATE', KEYS[1], ARGV[1], '0', 'MKSTREAM
 if type(created) == 'table' and created.err and not string.find(created.err, 'BUSYGROUP') then
   return redis.error_reply(created.err)
 end
-local size = (redis.call('MEMORY', 'USAGE', KEYS[3]) or 0)
-             + (redis.call('MEMORY', 'USAGE', KEYS[4]) or 0)
+-- SAMPLES 0: every element counted (the default samples 5 and extrapolates, which a list
+-- of small parts followed by large ones would fool).
+local size = (redis.call('MEMORY', 'USAGE', KEYS[3], 'SAMPLES', 0) or 0)
+             + (redis.call('MEMORY', 'USAGE', KEYS[4], 'SAMPLES', 0) or 0)
 local base, deltas = false, false
 if size <= tonumber(ARGV[4]) then
   base = redis.call('LRANGE', KEYS[3], 0, -1)
