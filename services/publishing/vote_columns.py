@@ -132,14 +132,13 @@ def _joined(words: pa.Array) -> bytes:
 def from_rows(batch: pa.RecordBatch, proposal_ids: pa.Array) -> gateway_pb2.VoteColumns:
     """The columns of vote rows (publishing.vote_table.SCHEMA, as a Parquet votes file holds
     them), voter ids as the rows hold them. `proposal_ids` holds the id of each catalog
-    index. Raises MalformedColumns for a kind or a proposal it does not know."""
+    index. Raises MalformedColumns for a kind it does not know, MalformedEntries for a
+    proposal not in the catalog."""
     n = batch.num_rows
     if n == 0:
         return gateway_pb2.VoteColumns()
     entry_ids = batch.column("entry_id")
-    changes = np.flatnonzero(pc.not_equal(entry_ids[1:], entry_ids[:-1]).to_numpy(
-        zero_copy_only=False)) + 1
-    starts = np.concatenate([[0], changes])
+    starts = vote_table.entry_starts(entry_ids)
     runs = np.diff(np.concatenate([starts, [n]])).astype(_INT32)
     kinds = batch.column("kind")
     letters = np.full(len(kinds.dictionary), 0, dtype=np.uint8)
@@ -148,15 +147,8 @@ def from_rows(batch: pa.RecordBatch, proposal_ids: pa.Array) -> gateway_pb2.Vote
             raise MalformedColumns(f"unknown vote kind {name!r}")
         letters[position] = ord(vote_table.LETTER_OF_KIND[name])
     kind_letters = letters[kinds.indices.to_numpy(zero_copy_only=False)]
-    sides = []
-    for side in ("proposal_a", "proposal_b"):
-        column = batch.column(side)
-        catalog = pc.index_in(column.dictionary, value_set=proposal_ids)
-        if catalog.null_count:
-            unknown = column.dictionary.filter(pc.is_null(catalog))[0]
-            raise MalformedColumns(f"proposal {unknown} is not in the catalog")
-        indices = catalog.to_numpy()[column.indices.to_numpy(zero_copy_only=False)]
-        sides.append(indices.astype(_INT32).tobytes())
+    sides = [vote_table.catalog_indices(batch.column(side), proposal_ids)
+             .astype(_INT32).tobytes() for side in ("proposal_a", "proposal_b")]
     trusted = batch.column("trusted").to_numpy(zero_copy_only=False)
     columns = gateway_pb2.VoteColumns(
         entry_ids=_joined(entry_ids.take(pa.array(starts))),

@@ -255,6 +255,24 @@ class VoteFileWriter:
             self._writer.close()
 
 
+def entry_starts(entry_ids: pa.Array) -> np.ndarray:
+    """Where each run of rows of one log entry begins, in rows in log order (non-empty)."""
+    changes = np.flatnonzero(pc.not_equal(entry_ids[1:], entry_ids[:-1]).to_numpy(
+        zero_copy_only=False)) + 1
+    return np.concatenate([[0], changes])
+
+
+def catalog_indices(column: pa.DictionaryArray, proposal_ids: pa.Array) -> np.ndarray:
+    """Each row's proposal (a dictionary-encoded id column) as its catalog index in
+    `proposal_ids`. Raises MalformedEntries for a proposal not in the catalog."""
+    catalog = pc.index_in(column.dictionary, value_set=proposal_ids)
+    if catalog.null_count:
+        unknown = column.dictionary.filter(pc.is_null(catalog))[0]
+        raise MalformedEntries(f"proposal {unknown} is not in the catalog")
+    indices: np.ndarray = catalog.to_numpy()[column.indices.to_numpy(zero_copy_only=False)]
+    return indices
+
+
 def entries_from_batch(batch: pa.RecordBatch,
                        proposal_ids: pa.Array) -> list[gateway_pb2.VoteLogEntry]:
     """The log entries a batch of vote rows (SCHEMA, as a Parquet votes file holds them)
@@ -268,9 +286,7 @@ def entries_from_batch(batch: pa.RecordBatch,
     if n == 0:
         return []
     entry_ids = batch.column("entry_id")
-    changes = np.flatnonzero(pc.not_equal(entry_ids[1:], entry_ids[:-1]).to_numpy(
-        zero_copy_only=False)) + 1
-    starts = np.concatenate([[0], changes]).astype(np.int32)
+    starts = entry_starts(entry_ids).astype(np.int32)
     offsets = pa.array(np.concatenate([starts, [n]]).astype(np.int32))
 
     def joined(words: pa.Array, separator: str) -> list[str]:
@@ -280,15 +296,8 @@ def entries_from_batch(batch: pa.RecordBatch,
     letters = [LETTER_OF_KIND.get(name) for name in kinds.dictionary.to_pylist()]
     if None in letters:
         raise MalformedEntries(f"unknown vote kinds in {entry_ids[0]} .. {entry_ids[n - 1]}")
-    sides = []
-    for side in ("proposal_a", "proposal_b"):
-        column = batch.column(side)
-        catalog = pc.index_in(column.dictionary, value_set=proposal_ids)
-        if catalog.null_count:
-            unknown = column.dictionary.filter(pc.is_null(catalog))[0]
-            raise MalformedEntries(f"proposal {unknown} is not in the catalog")
-        indices = catalog.to_numpy()[column.indices.to_numpy(zero_copy_only=False)]
-        sides.append(joined(pa.array(indices).cast(pa.string()), " "))
+    sides = [joined(pa.array(catalog_indices(batch.column(side), proposal_ids))
+                    .cast(pa.string()), " ") for side in ("proposal_a", "proposal_b")]
     trusted = batch.column("trusted").to_numpy(zero_copy_only=False)
     kind_letters = np.array(letters)[kinds.indices.to_numpy(zero_copy_only=False)]
     is_skip = kind_letters == vote_log.SKIP
