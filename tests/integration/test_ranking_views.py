@@ -184,6 +184,19 @@ def skewed_votes(rng: np.random.Generator, n: int) -> list[Vote]:
     return votes
 
 
+def skewed_cause(stub: Any, cause_id: str, *, seed: int, n: int) -> list[Vote]:
+    """A cause with `n` of `skewed_votes` counted and HALF as its population margins."""
+    create_cause(stub, cause_id)
+    votes = skewed_votes(np.random.default_rng(seed), n)
+    import_votes(stub, cause_id, votes)
+    eventually(lambda: read(stub, cause_id).votes_counted == len(votes) or None,
+               "the raw ranking counts every vote", timeout=60)
+    stub.SetPopulationMargins(gw.SetPopulationMarginsRequest(cause_id=cause_id, margins=[
+        gw.AttributeMargins(key=key, shares=shares) for key, shares in HALF.items()]),
+        metadata=ADMIN, timeout=10)
+    return votes
+
+
 def weighted_shares(values: np.ndarray, weights: np.ndarray, attribute: int,
                     n_values: int) -> np.ndarray:
     """Each value's weighted share of the votes that declare the attribute."""
@@ -195,14 +208,7 @@ def weighted_shares(values: np.ndarray, weights: np.ndarray, attribute: int,
 
 def test_the_representative_view_is_weighted_to_every_attribute(views, cause_id):
     stub = views.stub
-    create_cause(stub, cause_id)
-    votes = skewed_votes(np.random.default_rng(7), 1_500)
-    import_votes(stub, cause_id, votes)
-    eventually(lambda: read(stub, cause_id).votes_counted == len(votes) or None,
-               "the raw ranking counts every vote", timeout=60)
-    stub.SetPopulationMargins(gw.SetPopulationMarginsRequest(cause_id=cause_id, margins=[
-        gw.AttributeMargins(key=key, shares=shares) for key, shares in HALF.items()]),
-        metadata=ADMIN, timeout=10)
+    votes = skewed_cause(stub, cause_id, seed=7, n=1_500)
 
     served = read(stub, cause_id, view=REPRESENTATIVE)
     # The response says how it was weighted: raked to both attributes' margins, and how
@@ -266,14 +272,7 @@ def test_past_its_cells_bound_the_view_says_it_weights_one_attribute(views, caus
     # weighted by the first attribute with margins alone, and says so.
     monkeypatch.setattr(cell_counts, "MAX_CELLS", 2)
     stub = views.stub
-    create_cause(stub, cause_id)
-    votes = skewed_votes(np.random.default_rng(8), 600)
-    import_votes(stub, cause_id, votes)
-    eventually(lambda: read(stub, cause_id).votes_counted == len(votes) or None,
-               "the raw ranking counts every vote", timeout=60)
-    stub.SetPopulationMargins(gw.SetPopulationMarginsRequest(cause_id=cause_id, margins=[
-        gw.AttributeMargins(key=key, shares=shares) for key, shares in HALF.items()]),
-        metadata=ADMIN, timeout=10)
+    skewed_cause(stub, cause_id, seed=8, n=600)
     served = read(stub, cause_id, view=REPRESENTATIVE)
     assert list(served.weighted_attributes) == ["region"]
     assert served.margin_gap < 1e-9  # region's margin is met; age is not weighted
