@@ -309,8 +309,9 @@ class ComposeCluster:
 
 @pytest.fixture(scope="module")
 def compose_cluster(docker_env: dict[str, str], base_image: str) -> Iterator[ComposeCluster]:
-    if not any((ROOT / "deploy" / "wheels").glob("*.whl")):
-        _run(["make", "-C", str(ROOT), "image-wheels"], {**os.environ}, 600)
+    # Every time, not only into an empty folder: wheels left there by an earlier lock lack
+    # what the lock gained since, and pip skips the ones already downloaded.
+    _run(["make", "-C", str(ROOT), "image-wheels"], {**os.environ}, 600)
     from pairwise.embedded_redis import free_port
 
     ports = {name: str(free_port()) for name in ("REDIS_PORT", "INGEST_PORT", "GATEWAY_PORT")}
