@@ -10,10 +10,12 @@ unloaded cause got votes from the set `keys.AWAKE_CAUSES`, which it polls:
   that SADD succeeded. A cause already in the set costs one O(1) no-op per round trip.
 - **A ranker** adds a cause (`wake`) when it loads it, before it reads the cause's new
   entries, so a ranker killed while it holds delivered entries leaves the cause in the set
-  for its successor. It removes a cause only
-  when putting it to sleep (`put_to_sleep`), once a final checkpoint covers everything it
-  read: first SREM, then a look at the log (`has_uncounted`): any entry not yet delivered to
-  the rankers' group, or delivered and not acknowledged, and the cause is loaded again.
+  for its successor, which loads every cause of the set it takes over: each was loaded
+  somewhere, or got votes, so that is bounded by what the rankers held. It removes a cause
+  only when putting it to sleep (`put_to_sleep`, or `put_all_to_sleep` as it stops), once a
+  final checkpoint covers everything it read: first SREM, then a look at the log
+  (`has_uncounted`): any entry not yet delivered to the rankers' group, or delivered and not
+  acknowledged, and the cause is loaded again (or, as it stops, put back in the set).
 
 No vote that got OK is left uncounted: its SADD ran after it. If that SADD ran after the
 ranker's SREM, the cause is in the set and is loaded at the next poll; if before, the vote
@@ -68,6 +70,25 @@ async def put_to_sleep(client: aioredis.Redis, cause_id: str) -> bool:
     """
     await client.srem(keys.AWAKE_CAUSES, cause_id)
     return not await has_uncounted(client, cause_id)
+
+
+async def put_all_to_sleep(client: aioredis.Redis, cause_ids: Sequence[str]) -> list[str]:
+    """`put_to_sleep` for a ranker that stops: remove `cause_ids` (at least one) from the
+    set, look at their logs, and put back those with something left to count for their next
+    owner to load; those put back. Three round trips whatever the number of causes.
+
+    Raises the error of a round trip that failed; if the look failed, every cause was put
+    back (or, were that to fail too, the causes with votes wait for a sweep).
+    """
+    await client.srem(keys.AWAKE_CAUSES, *cause_ids)
+    try:
+        uncounted = await uncounted_among(client, cause_ids)
+    except BaseException:
+        await client.sadd(keys.AWAKE_CAUSES, *cause_ids)
+        raise
+    if uncounted:
+        await client.sadd(keys.AWAKE_CAUSES, *uncounted)
+    return uncounted
 
 
 async def has_uncounted(client: aioredis.Redis, cause_id: str) -> bool:

@@ -1,6 +1,7 @@
 """The causes this ranker serves and holds in memory: those it owns among the live rankers
 (pairwise.ranker_directory), each under its lease (ranker.cause_leases); loaded when they
-get votes or are read, put to sleep when idle, handed over when another ranker joins."""
+get votes or are read or were loaded at a ranker that left, put to sleep when idle or when
+the ranker stops, handed over when another ranker joins."""
 
 from __future__ import annotations
 
@@ -54,6 +55,14 @@ _MAX_TRANSITIONS = 16
 # Stored causes whose logs the sweep looks at per round trip (two commands each).
 _SWEEP_PAGE = 500
 
+# Causes left unsettled (an error, or a lease still held elsewhere) are tried again after
+# 50 ms, doubled each time up to 1 s, at most 8 times (~4.5 s: past the lease a dead ranker
+# had just taken), then left to discovery's polls: an error strands them for no whole poll
+# interval, and a Redis that stays away costs a few calls, not a storm.
+_SETTLE_BACKOFF_S = 0.05
+_SETTLE_BACKOFF_MAX_S = 1.0
+_SETTLE_ATTEMPTS = 8
+
 
 class CauseDirectory:
     """Maps cause ids to their live `CauseRanker`, for the causes this ranker owns that are
@@ -70,13 +79,16 @@ class CauseDirectory:
     new owner finds them in the awake set. A lease it finds lost (it stalled past `lease_s`)
     closes the cause at once, without a checkpoint, which the lease would refuse anyway.
 
-    A cause is loaded when it is read (`get`) or when the awake set names it and its log
-    holds votes no checkpoint covers (polled every `discover_interval_s`, which also passes
-    each loaded cause its catalog and exclusions versions). A cause idle for `idle_unload_s`
-    (no vote applied, no read, no follower) is put to sleep: closed with a final checkpoint, then
-    taken out of the set, and loaded again at once if its log got votes meanwhile. At start
-    and every `sweep_interval_s`, the logs of all stored causes it owns and does not hold are
-    looked at for votes nobody counted, in pages; nothing else is loaded at start.
+    A cause is loaded when it is read (`get`) or when the awake set names it (polled every
+    `discover_interval_s`, which also passes each loaded cause its catalog and exclusions
+    versions): the set holds the causes loaded at some ranker and those whose logs got votes,
+    so the causes of a ranker that died or handed them over are loaded at once by their new
+    owner, and asleep causes stay asleep. A cause idle for `idle_unload_s` (no vote applied,
+    no read, no follower) is put to sleep: closed with a final checkpoint, then taken out of
+    the set, and loaded again at once if its log got votes meanwhile; a ranker that stops
+    puts every cause it closes to sleep the same way. At start and every `sweep_interval_s`,
+    the logs of all stored causes it owns and does not hold are looked at for votes nobody
+    counted, in pages; nothing else is loaded at start.
     """
 
     def __init__(self, client: aioredis.Redis, reader_client: aioredis.Redis,
@@ -98,6 +110,11 @@ class CauseDirectory:
         self._leases: dict[str, str] = {}
         self._acquiring: dict[str, asyncio.Future[str]] = {}
         self._lease_attempts: set[asyncio.Task[None]] = set()
+        # Causes being settled (a read need not wait for the rest of their page), those
+        # waiting to be settled again, and the tasks that wait.
+        self._settling: set[str] = set()
+        self._retrying: set[str] = set()
+        self._settle_retries: set[asyncio.Task[None]] = set()
         self._live: dict[str, str] = {}
         self._looking: asyncio.Task[None] | None = None
         self._discover_now = asyncio.Event()
@@ -130,11 +147,12 @@ class CauseDirectory:
 
     async def close(self) -> None:
         """Leave the directory, stop discovery and every cause (see `CauseRanker.close`),
-        then give back the leases and stop the reader. The causes' new owners wait for
-        their leases, so nothing is counted twice."""
-        for task in self._background:
+        put them to sleep, then give back the leases and stop the reader. The causes' new
+        owners wait for their leases, so nothing is counted twice; they load those with
+        votes to count at once, the others on their next vote or read."""
+        for task in (*self._background, *self._settle_retries):
             task.cancel()
-        await asyncio.gather(*self._background, return_exceptions=True)
+        await asyncio.gather(*self._background, *self._settle_retries, return_exceptions=True)
         try:
             await ranker_directory.leave(self._redis, self.ranker_id)
         except Exception as exc:
@@ -147,6 +165,15 @@ class CauseDirectory:
         causes = list(self._causes.values())
         self._causes.clear()
         await asyncio.gather(*(cause.close(final_checkpoint=True) for cause in causes))
+        if causes:
+            # Asleep, they are not loaded again by whichever ranker owns them next (nor by
+            # this one restarted) unless they get votes or are read.
+            try:
+                await awake_causes.put_all_to_sleep(
+                    self._redis, [cause.cause_id for cause in causes])
+            except Exception as exc:
+                logger.warning("could not put the causes to sleep; their next owner loads "
+                               "them", extra={"causes": len(causes), "error": repr(exc)})
         leases, self._leases = self._leases, {}
         await asyncio.gather(*(cause_leases.release(self._scripts, cause_id, token)
                                for cause_id, token in leases.items()),
@@ -212,20 +239,17 @@ class CauseDirectory:
             raise errors.FailedPrecondition(
                 f"cause {cause_id!r} is served by ranker {self.owner_of(cause_id)}; this "
                 f"is ranker {self.ranker_id}")
-        while True:
-            while (transition := self._transitions.get(cause_id)) is not None:
-                await asyncio.wait({transition})
-            cause = self._causes.get(cause_id)
-            if cause is not None:
-                return cause
-            if not await self._redis.exists(keys.cause(cause_id)):
-                raise errors.NotFound(f"cause {cause_id!r} not found")
-            # Discovery may have started settling the cause meanwhile: wait for it, or it
-            # could give back the lease this read is about to load the cause under. From
-            # here to the lease attempt nothing awaits, so none starts after this look.
-            if cause_id not in self._transitions:
-                break
+        # A settle only takes leases and loads: the read shares its lease attempt (or finds
+        # the lease taken) and loads the cause itself rather than wait for the whole page.
+        while (transition := self._transitions.get(cause_id)) is not None \
+                and cause_id not in self._settling:
+            await asyncio.wait({transition})
+        cause = self._causes.get(cause_id)
+        if cause is not None:
+            return cause
         held = await self._take_lease(cause_id)
+        if held == cause_leases.MISSING:
+            raise errors.NotFound(f"cause {cause_id!r} not found")
         if held == cause_leases.ARCHIVED:
             raise errors.FailedPrecondition(
                 f"cause {cause_id!r} is ARCHIVED: the gateway serves its final ranking")
@@ -370,7 +394,7 @@ class CauseDirectory:
         self._transition_all([cause_id], work, what)
 
     def _transition_all(self, cause_ids: list[str], work: Coroutine[Any, Any, None],
-                        what: str) -> None:
+                        what: str) -> asyncio.Task[None]:
         """`_transition` of one `work` on several causes (each waits for all of it)."""
         async def run() -> None:
             async with self._transition_slots:
@@ -386,51 +410,87 @@ class CauseDirectory:
         # A task cancelled before it had a slot (the ranker stopping) never started `work`:
         # closed here, it is not left for the garbage collector to warn about.
         task.add_done_callback(lambda _: work.close())
+        return task
 
     def _settleable(self, cause_id: str) -> bool:
-        """Whether `cause_id` is neither loaded, nor being leased for a read, nor in
-        transition here (its lease may be held: a read that timed out after taking it left
-        it so). A cause loaded without its lease (lost, and not closed yet) is not: taking
-        the lease again would leave its old load counting under the lost one; nor is one a
-        read is taking the lease of: a settle would find nothing to count, and give back the
-        lease the read loads the cause under."""
+        """Whether `cause_id` is neither loaded, nor being leased for a read (the read loads
+        it), nor in transition here, nor waiting to be settled again (its lease may be held:
+        a read that timed out after taking it left it so). A cause loaded without its lease
+        (lost, and not closed yet) is not: taking the lease again would leave its old load
+        counting under the lost one."""
         return cause_id not in self._causes and cause_id not in self._transitions \
-            and cause_id not in self._acquiring
+            and cause_id not in self._acquiring and cause_id not in self._retrying
 
-    async def _settle(self, cause_ids: list[str]) -> None:
+    async def _settle(self, cause_ids: list[str]) -> list[str]:
         """Causes in the awake set that this ranker owns and does not hold: take their
-        leases (leaving a cause another ranker holds for the next poll), then load those
-        whose logs hold votes no checkpoint covers (they stay in the set, as a loaded cause
-        does), and put the others to sleep. The causes of a ranker that left are settled
-        together: their leases in shared round trips, their logs looked at in one."""
+        leases and load them (they stay in the set, as a loaded cause does). Each was loaded
+        at a ranker that died or handed it over, or got votes: asleep causes are not in the
+        set, so what is loaded here is bounded by what the rankers held. The causes of a
+        ranker that left are settled together, their leases in shared round trips; a read
+        of one of them shares its attempt. The causes to try again soon: those whose attempt
+        failed, or whose lease a ranker no longer live holds (it runs out within `lease_s`);
+        one a live ranker holds waits for the next poll (it is handing the cause over)."""
         held = await self._take_leases(cause_ids)
         failed = [outcome for outcome in held.values() if isinstance(outcome, BaseException)]
         if failed:
-            logger.warning("could not take the leases of some causes; next poll retries",
+            logger.warning("could not take the leases of some causes; trying again",
                            extra={"causes": len(failed), "error": repr(failed[0])})
-        archived = [cause_id for cause_id, token in held.items()
-                    if token == cause_leases.ARCHIVED]
-        if archived:
-            # Nothing left to count, and nothing to load: out of the set for good.
-            await self._redis.srem(keys.AWAKE_CAUSES, *archived)
-        leased = [cause_id for cause_id, token in held.items()
-                  if token == self._leases.get(cause_id)]
-        # One look first: the causes of a ranker that died mostly have votes to count, and
-        # load at once rather than after taking them out of the set and looking again.
-        uncounted = set(await awake_causes.uncounted_among(self._redis, leased))
-        for cause_id in leased:
-            # A renewal during that look may have found the lease lost: then the cause
-            # waits for the next poll, like one another ranker holds.
-            if cause_id in uncounted and cause_id in self._leases:
+        again = []
+        for cause_id, token in held.items():
+            if isinstance(token, BaseException):
+                again.append(cause_id)
+            elif token == self._leases.get(cause_id):
                 self._open(cause_id)
-        await asyncio.gather(*(self._sleep_or_load(cause_id) for cause_id in leased
-                               if cause_id not in uncounted))
+            elif token not in (cause_leases.ARCHIVED, cause_leases.MISSING) \
+                    and cause_leases.holder(token) not in self._live:
+                again.append(cause_id)
+        gone = [cause_id for cause_id, token in held.items()
+                if token in (cause_leases.ARCHIVED, cause_leases.MISSING)]
+        if gone:
+            # Nothing left to count, and nothing to load: out of the set for good.
+            await self._redis.srem(keys.AWAKE_CAUSES, *gone)
+        return again
 
-    def _settle_all(self, cause_ids: list[str]) -> None:
-        """`_settle` the causes of `cause_ids`, in transitions of up to `_SWEEP_PAGE`."""
+    def _settle_all(self, cause_ids: list[str], attempt: int = 0) -> None:
+        """`_settle` the causes of `cause_ids`, in transitions of up to `_SWEEP_PAGE`; those
+        left unsettled are tried again after a bounded backoff (`_settle_later`)."""
         for start in range(0, len(cause_ids), _SWEEP_PAGE):
             page = cause_ids[start:start + _SWEEP_PAGE]
-            self._transition_all(page, self._settle(page), "settle")
+            self._settling.update(page)
+            task = self._transition_all(page, self._settle_page(page, attempt), "settle")
+            task.add_done_callback(functools.partial(_settled, self._settling, page))
+
+    async def _settle_page(self, cause_ids: list[str], attempt: int) -> None:
+        """`_settle` one page, `attempt` the times it was tried before; what it leaves is
+        tried again (`_settle_later`) up to `_SETTLE_ATTEMPTS`, then left to the polls."""
+        try:
+            again = await self._settle(cause_ids)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            logger.warning("could not settle causes; trying again",
+                           extra={"causes": len(cause_ids), "error": repr(exc)})
+            again = cause_ids
+        if not again:
+            return
+        if attempt >= _SETTLE_ATTEMPTS:
+            logger.warning("causes left unsettled; the next poll tries again",
+                           extra={"causes": len(again)})
+            return
+        self._retrying.update(again)
+        task = asyncio.get_running_loop().create_task(
+            self._settle_later(again, attempt + 1), name=f"settle-again:{len(again)}")
+        self._settle_retries.add(task)
+        task.add_done_callback(self._settle_retries.discard)
+        task.add_done_callback(lambda _: self._retrying.difference_update(again))
+
+    async def _settle_later(self, cause_ids: list[str], attempt: int) -> None:
+        """Settle `cause_ids` again (those still owned and unsettled) after
+        `_SETTLE_BACKOFF_S` doubled per earlier attempt, at most `_SETTLE_BACKOFF_MAX_S`."""
+        await asyncio.sleep(min(_SETTLE_BACKOFF_S * 2 ** (attempt - 1), _SETTLE_BACKOFF_MAX_S))
+        self._retrying.difference_update(cause_ids)
+        self._settle_all([cause_id for cause_id in cause_ids
+                          if self._settleable(cause_id) and self.owns(cause_id)], attempt)
 
     async def _unload(self, cause_id: str) -> None:
         """Close an idle cause with a final checkpoint, then put it to sleep (or load it
@@ -642,6 +702,11 @@ def _outcome(attempt: asyncio.Future[str]) -> str | BaseException:
     if attempt.cancelled():
         return asyncio.CancelledError()
     return attempt.exception() or attempt.result()
+
+
+def _settled(settling: set[str], cause_ids: list[str], done: asyncio.Future[Any]) -> None:
+    """Take `cause_ids` out of `settling` once their settle is `done`."""
+    settling.difference_update(cause_ids)
 
 
 def _forget(table: dict[str, Any], cause_id: str, done: asyncio.Future[Any]) -> None:

@@ -24,9 +24,11 @@ from pairwise import keys
 from pairwise.redis_scripts import Script, ScriptRunner
 
 # KEYS[1] lease, KEYS[2] cause. ARGV[1] token, ARGV[2] ttl (ms). Takes the lease when it is
-# free (or already the caller's); returns the token that holds it now, or ARCHIVED for an
-# archived cause (none may be taken: the archive releases what a ranker would load).
+# free (or already the caller's); returns the token that holds it now, ARCHIVED for an
+# archived cause (none may be taken: the archive releases what a ranker would load), or
+# MISSING for a cause never created (nothing to load: a read answers NOT_FOUND).
 _ACQUIRE = Script("""
+if redis.call('EXISTS', KEYS[2]) == 0 then return 'MISSING' end
 if redis.call('HGET', KEYS[2], 'state') == 'ARCHIVED' then return 'ARCHIVED' end
 local held = redis.call('GET', KEYS[1])
 if held and held ~= ARGV[1] then return held end
@@ -62,8 +64,9 @@ class LeaseTokens:
         return f"{self._ranker_id}/{next(self._counter)}"
 
 
-# What `acquire` answers for an archived cause.
+# What `acquire` answers for an archived cause, and for a cause never created.
 ARCHIVED = "ARCHIVED"
+MISSING = "MISSING"
 
 
 def holder(token: str) -> str:
@@ -75,8 +78,9 @@ async def acquire(scripts: ScriptRunner, leases: Sequence[tuple[str, str]],
                   ttl_s: float) -> list[str | BaseException]:
     """Take each (cause id, token) lease of `leases` for `ttl_s` seconds if it is free; per
     lease the token that holds it now (the one given when taken), ARCHIVED (the cause is
-    archived), or the error its call got. The calls share round trips (`ScriptRunner.run`):
-    a ranker takes the causes of one that left, and reads ask for many, at once."""
+    archived), MISSING (no such cause), or the error its call got. The calls share round
+    trips (`ScriptRunner.run`): a ranker takes the causes of one that left, and reads ask
+    for many, at once."""
     replies = await asyncio.gather(
         *(scripts.run(_ACQUIRE, [keys.lease(cause_id), keys.cause(cause_id)],
                       [token, int(ttl_s * 1000)])
