@@ -789,6 +789,34 @@ def test_a_dead_rankers_causes_are_taken_over_though_the_first_attempt_fails(
         assert_tallies_exact(survivor.read(cause.cause_id), cause)
 
 
+def test_causes_handed_over_to_a_ranker_that_joins_are_loaded_there_without_a_read(
+        serve, r, cause_id):
+    """Causes loaded at a ranker are loaded by the ranker that takes them over (here one
+    that joins) before anyone reads them, though they have nothing left to count: a first
+    read then does not wait for a load."""
+    rng = np.random.default_rng(24)
+    causes = [Consultation(r, f"{cause_id}-{k:02d}").create(4) for k in range(16)]
+    for cause in causes:
+        cause.random_votes(rng, 10, among=4)
+    serve(name="ranker-first")
+    eventually(lambda: all(checkpointed(r, cause) and pending(r, cause.cause_id) == 0
+                           for cause in causes), "every cause counted")
+    serve(name="ranker-joined")
+
+    def leased_by_joined() -> list[str]:
+        tokens = [r.get(keys.lease(cause.cause_id)) for cause in causes]
+        return [cause.cause_id for cause, token in zip(causes, tokens, strict=True)
+                if token is not None and token.decode().startswith("ranker-joined-")]
+
+    moved = eventually(leased_by_joined, "the ranker that joined to hold some causes")
+    # Loaded, they stay awake and leased (put to sleep, they would leave the set and their
+    # leases would be given back).
+    eventually(lambda: all(awake(r, cause_id) for cause_id in moved)
+               and set(moved) <= set(leased_by_joined()),
+               "the causes it took over loaded")
+    assert all(awake(r, cause.cause_id) for cause in causes)
+
+
 # -- many causes, idle causes ------------------------------------------------------------------
 
 
