@@ -19,12 +19,22 @@ bound is counted nowhere in the cells: the cells are then no longer complete (`c
 is False), are dropped, and stay so (counting the log again would open the same cells);
 the representative view then says it is weighted by one attribute (`segment_views`).
 
+A vote is counted in its cell lazily: `apply` opens the cells its batch names (so the bound
+and `complete` are exact at once) and keeps the votes aside; they are counted into their
+cells, all pending votes in one pass, when the cells are read (`counts`, `votes`, `nbytes`,
+`snapshot_parts`) or by `flush`. Counting a batch costs a few numpy calls per cell it touches,
+and a batch of a hundred interactive votes touches about a hundred cells: counted at once,
+each cell's calls serve many batches' votes, and the reader (a representative fit, a
+checkpoint, the consumer's own `flush` in a thread) pays it off the event loop.
+
 Snapshots (`snapshot_parts`) follow the segments' in the checkpoint (`SegmentCounts`); a
 checkpoint from before cells were kept has segments and no cell section: `from_bytes` is not
 called, and the consumer counts the log again to rebuild them (ranker.log_consumer).
 """
 
 from __future__ import annotations
+
+import threading
 
 import numpy as np
 
@@ -46,11 +56,17 @@ _MAGIC = b"PWCL"
 _HEADER = np.dtype([("magic", "S4"), ("n_cells", "<i8"), ("flags", "<i8")])
 _CELL_HEADER = np.dtype([("codes", f"S{MAX_KEYS}"), ("length", "<i8")])
 _INCOMPLETE = 1
+# Pending votes are counted into their cells at once past this many, whoever applies them:
+# a bound on what waits (25 bytes a vote), far above what a reader lets pile up.
+_PENDING_MAX = 200_000
 
 
 def all_unknown() -> Cell:
     """The cell of voters who declared nothing (never stored)."""
     return bytes([UNKNOWN_CODE]) * MAX_KEYS
+
+
+_ALL_UNKNOWN_KEY = np.frombuffer(all_unknown(), dtype="<u8")[0]
 
 
 class CellCounts:
@@ -59,12 +75,29 @@ class CellCounts:
     `MAX_CELLS`); the cells are then empty."""
 
     def __init__(self, *, max_cells: int | None = None) -> None:
-        self.counts: dict[Cell, SegmentPairCounts] = {}
+        self._counts: dict[Cell, SegmentPairCounts] = {}
         self.complete = True
         self.max_cells = MAX_CELLS if max_cells is None else max_cells
+        # Votes applied but not yet counted in their cells, (kinds, a, b, cell key) each: the
+        # cells are opened already. Reads in threads of their own (a fit's cut, a checkpoint)
+        # may count them at once: one counts, the other waits.
+        self._pending: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+        self._pending_votes = 0
+        self._lock = threading.Lock()
 
     def __bool__(self) -> bool:
-        return bool(self.counts)
+        return bool(self._counts)
+
+    @property
+    def counts(self) -> dict[Cell, SegmentPairCounts]:
+        """Each cell's counts, every applied vote counted (the live map: do not change it)."""
+        self.flush()
+        return self._counts
+
+    @property
+    def pending_votes(self) -> int:
+        """Votes applied and not yet counted in their cells (`flush` counts them)."""
+        return self._pending_votes
 
     @property
     def nbytes(self) -> int:
@@ -78,31 +111,54 @@ class CellCounts:
               attributes: np.ndarray) -> None:
         """Add counted votes to the cells of their voters' `attributes` (rows of
         voter_attributes.decode_codes, shape (n, MAX_KEYS), uint8); rows of no known
-        attribute are left out (their cell is not stored)."""
+        attribute are left out (their cell is not stored). The cells they name are opened
+        now; the votes are counted in them at the next read or `flush`."""
         if not self.complete or not len(kinds):
             return
         codes = np.ascontiguousarray(attributes, dtype=np.uint8)
         key = codes.view("<u8").reshape(-1)  # MAX_KEYS == 8 bytes: one key per row
-        known = key != np.frombuffer(all_unknown(), dtype="<u8")[0]
+        known = key != _ALL_UNKNOWN_KEY
         if not known.any():
             return
-        cells, first, inverse = np.unique(key[known], return_index=True, return_inverse=True)
-        rows = np.flatnonzero(known)
-        new = [codes[rows[f]].tobytes() for f in first.tolist()]
-        opened = sum(1 for cell in new if cell not in self.counts)
-        if len(self.counts) + opened > self.max_cells:
-            self.counts, self.complete = {}, False
+        keys = key[known]
+        distinct = np.unique(keys).astype("<u8").tobytes()
+        named = [distinct[at:at + MAX_KEYS] for at in range(0, len(distinct), MAX_KEYS)]
+        with self._lock:
+            new = [cell for cell in named if cell not in self._counts]
+            if len(self._counts) + len(new) > self.max_cells:
+                self._counts, self.complete = {}, False
+                self._pending, self._pending_votes = [], 0
+                return
+            for cell in new:
+                self._counts[cell] = SegmentPairCounts()
+            self._pending.append((np.asarray(kinds)[known], np.asarray(a)[known],
+                                  np.asarray(b)[known], keys))
+            self._pending_votes += keys.shape[0]
+            if self._pending_votes >= _PENDING_MAX:
+                self._count_pending()
+
+    def flush(self) -> None:
+        """Count the pending votes in their cells (a pass over them and a few numpy calls
+        per cell they touch)."""
+        if self._pending:
+            with self._lock:
+                self._count_pending()
+
+    def _count_pending(self) -> None:
+        if not self._pending:
             return
-        if cells.shape[0] == 1:
-            groups = [rows]
-        else:
-            order = np.argsort(inverse, kind="stable")
-            groups = np.split(rows[order], np.cumsum(np.bincount(inverse))[:-1])
-        for cell, voted in zip(new, groups, strict=True):
-            counts = self.counts.get(cell)
-            if counts is None:
-                counts = self.counts[cell] = SegmentPairCounts()
-            counts.apply(kinds[voted], a[voted], b[voted])
+        pending, self._pending, self._pending_votes = self._pending, [], 0
+        kinds, a, b, keys = (np.concatenate(column) for column in zip(*pending, strict=True))
+        order = np.argsort(keys, kind="stable")
+        keys = keys[order]
+        starts = np.flatnonzero(np.concatenate(([True], keys[1:] != keys[:-1])))
+        cells = keys[starts].astype("<u8").tobytes()
+        for k, (start, stop) in enumerate(zip(starts.tolist(),
+                                              [*starts[1:].tolist(), keys.shape[0]],
+                                              strict=True)):
+            rows = order[start:stop]
+            self._counts[cells[k * MAX_KEYS:(k + 1) * MAX_KEYS]].apply(kinds[rows], a[rows],
+                                                                       b[rows])
 
     def snapshot_parts(self) -> list[memoryview]:
         """A snapshot that `from_bytes` restores (views of the live arrays, as
@@ -144,7 +200,7 @@ class CellCounts:
             at += _CELL_HEADER.itemsize
             if length < 0 or at + length > len(view):
                 raise ValueError("cell counts snapshot: length does not match its headers")
-            cells.counts[codes] = SegmentPairCounts.from_bytes(view[at:at + length])
+            cells._counts[codes] = SegmentPairCounts.from_bytes(view[at:at + length])
             at += length
         if at != len(view):
             raise ValueError("cell counts snapshot: length does not match its headers")

@@ -306,8 +306,10 @@ class FitScheduler:
             cells = applied.segments.cells
             fallback = None
             if cells.complete and not applied.segments.cells_missing:
+                # `cells.counts` counts the votes still pending in their cells: in the thread.
                 strata, values = await asyncio.to_thread(
-                    segment_views.cell_strata, applied.counts, cells.counts, catalog.accepted)
+                    lambda: segment_views.cell_strata(applied.counts, cells.counts,
+                                                      catalog.accepted))
                 fit = functools.partial(segment_views.cells_fit, strata, values, shares)
             else:
                 fallback = next(key for key, _ in margins if key in declared)

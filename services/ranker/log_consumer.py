@@ -18,13 +18,14 @@ whose segments have no crossed cells beside them (stored before cells were kept)
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import redis.exceptions
 
@@ -37,12 +38,19 @@ from ranker.pair_counts import PairCounts, encode_votes
 from ranker.segment_counts import SegmentCounts
 from ranker.vote_admission import CountedVotes, LeftOut, admit
 
+_T = TypeVar("_T")
+
 logger = logging.getLogger(__name__)
 
 # Pages of more votes than this are decoded and applied in a thread, off the event loop: a
 # page of imported entries holds up to read_batch * 1,000 votes, and 70,000 took ~3 ms to
 # decode and ~18 ms to apply at 34,000 proposals, a stall of every RPC on the loop.
 _INLINE_MAX_VOTES = 2_000
+# Votes applied inline wait to be counted in their crossed cells (ranker.cell_counts) until
+# this many are pending, then are counted in a thread: a hundred-vote page touches about a
+# hundred cells, each a few numpy calls, which counted page by page cost the loop ~10 ms a
+# page; counted together, the calls of each cell serve many pages.
+_CELLS_PENDING_VOTES = 20_000
 
 
 @dataclass(frozen=True)
@@ -394,20 +402,19 @@ class LogConsumer:
                     <= _INLINE_MAX_VOTES:
                 batch = self._decode_and_apply(entries)
             else:
-                work = asyncio.ensure_future(asyncio.to_thread(self._decode_and_apply, entries))
-                try:
-                    batch = await asyncio.shield(work)
-                except asyncio.CancelledError:
-                    # The thread runs on regardless: let it finish, so that nothing (a final
-                    # checkpoint) sees the counts ahead of the applied entry id.
-                    await asyncio.wait({work})
-                    raise
+                # Finished even if cancelled, so that nothing (a final checkpoint) sees the
+                # counts ahead of the applied entry id.
+                batch = await _finish_in_thread(functools.partial(self._decode_and_apply,
+                                                                  entries))
         for entry_id, problem in batch.malformed:
             logger.error("malformed vote-log entry ignored (counted as reflected)",
                          extra={"cause_id": self.cause_id, "entry_id": entry_id,
                                 "problem": problem})
         if batch.last_id:
             self._changed.set()
+        if self._segments.cells.pending_votes >= _CELLS_PENDING_VOTES:
+            async with self._lock:
+                await _finish_in_thread(self._segments.cells.flush)
 
     def _decode_and_apply(self, entries: list[vote_log.RawEntry]) -> vote_log.DecodedVotes:
         """Decode the entries after the applied one, apply their votes to the counts and
@@ -503,6 +510,17 @@ class LogConsumer:
             "acked": acked, "kind": kind.value, "bytes": size,
             "stored_bytes": self._stored.base_bytes + self._stored.delta_bytes,
             "seconds": round(seconds, 4)})
+
+
+async def _finish_in_thread(work: Callable[[], _T]) -> _T:
+    """`work()` in a thread; when the caller is cancelled meanwhile, the thread runs on
+    regardless, and the cancellation is raised once it is done."""
+    task = asyncio.ensure_future(asyncio.to_thread(work))
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        await asyncio.wait({task})
+        raise
 
 
 def _key(entry_id: bytes | str) -> tuple[int, int]:

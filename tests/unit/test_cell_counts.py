@@ -103,6 +103,31 @@ def test_past_the_bound_the_cells_are_dropped_and_say_so_through_a_checkpoint() 
     assert not restored.complete and not restored.counts
 
 
+def test_votes_wait_for_their_cells_until_read_and_the_bound_holds_at_once() -> None:
+    """Pages of votes are counted in their cells when the cells are read, all together: the
+    counts read are those of every vote applied, and a page that names one cell too many
+    drops the cells as it is applied, not when the cells are next read."""
+    kinds, a, b, attributes = simulated(np.random.default_rng(7), 2_000)
+    cells = CellCounts()
+    for start in range(0, 1_000, 100):
+        cells.apply(kinds[start:start + 100], a[start:start + 100], b[start:start + 100],
+                    attributes[start:start + 100])
+    assert cells.pending_votes > 0
+    assert_same_cells(cells, from_scratch(kinds[:1_000], a[:1_000], b[:1_000],
+                                          attributes[:1_000]))
+    assert cells.pending_votes == 0
+    for start in range(1_000, 2_000, 100):
+        cells.apply(kinds[start:start + 100], a[start:start + 100], b[start:start + 100],
+                    attributes[start:start + 100])
+    assert_same_cells(cells, from_scratch(kinds, a, b, attributes))
+
+    bounded = CellCounts(max_cells=len(cells.counts) - 1)
+    bounded.apply(kinds[:10], a[:10], b[:10], attributes[:10])
+    assert bounded.complete and bounded.pending_votes
+    bounded.apply(kinds[10:], a[10:], b[10:], attributes[10:])
+    assert not bounded.complete and not bounded.pending_votes and not bounded
+
+
 def test_malformed_cell_data_is_refused() -> None:
     with pytest.raises(ValueError):
         CellCounts.from_bytes(b"PWCLxxxx")
