@@ -237,56 +237,77 @@ def trim(weights: np.ndarray, counts: np.ndarray, max_weight: float = MAX_WEIGHT
     return weights
 
 
-def _rake(cells: np.ndarray, counts: np.ndarray, weights: np.ndarray,
-          margins: Sequence[np.ndarray | None],
-          present: Sequence[np.ndarray | None]) -> np.ndarray:
-    """IPF from `weights` (n_cells,): each sweep scales every attribute's values in turn to
-    their target share (`UNKNOWN` to its share of the votes); stops when all are within
-    `_RAKING_TOLERANCE`, or after `_RAKING_MAX_SWEEPS` (the caller measures the gap)."""
-    weights = weights.copy()
-    for _ in range(_RAKING_MAX_SWEEPS):
-        if _rake_sweep(cells, counts, weights, margins, present) <= _RAKING_TOLERANCE:
-            break
-    return weights
+class _Raking:
+    """IPF's fixed parts, worked out once for the hundreds of sweeps a weighting takes (twenty
+    rounds of raking and trimming, tens of sweeps each): per attribute with margins, each
+    cell's value, the cells of a known and of an unknown value, and the target shares."""
 
+    def __init__(self, cells: np.ndarray, counts: np.ndarray,
+                 margins: Sequence[np.ndarray | None],
+                 present: Sequence[np.ndarray | None]) -> None:
+        self.counts = counts
+        votes = counts.sum()
+        # Per attribute: (values of the known cells, those cells or None for all, the
+        # unknown cells, target shares of the values, target share of unknown).
+        self.steps: list[tuple[np.ndarray, np.ndarray | None, np.ndarray, np.ndarray,
+                               float]] = []
+        for attribute, margin in enumerate(margins):
+            if margin is None:
+                continue
+            column = cells[:, attribute]
+            known = column != UNKNOWN
+            unknown_target = float(counts[~known].sum() / votes)
+            seen = present[attribute]
+            assert seen is not None
+            kept = np.where(seen, margin, 0.0)
+            targets = kept / kept.sum() * (1.0 - unknown_target)
+            if known.all():
+                self.steps.append((column, None, np.zeros(0, dtype=np.intp), targets,
+                                   unknown_target))
+            else:
+                self.steps.append((column[known], np.flatnonzero(known),
+                                   np.flatnonzero(~known), targets, unknown_target))
 
-def _rake_sweep(cells: np.ndarray, counts: np.ndarray, weights: np.ndarray,
-                margins: Sequence[np.ndarray | None],
-                present: Sequence[np.ndarray | None], apply: bool = True) -> float:
-    """One IPF sweep over the attributes, scaling `weights` in place (unless not `apply`);
-    returns the largest gap between a share and its target seen on the way."""
-    gap = 0.0
-    unknown_votes = counts.sum()
-    for attribute, margin in enumerate(margins):
-        if margin is None:
-            continue
-        column = cells[:, attribute]
-        known = column != UNKNOWN
-        mass = counts * weights
-        total = mass.sum()
-        shares = np.bincount(column[known], mass[known], margin.shape[0]) / total
-        unknown_share = float(mass[~known].sum() / total)
-        unknown_target = float(counts[~known].sum() / unknown_votes)
-        seen = present[attribute]
-        assert seen is not None
-        kept = np.where(seen, margin, 0.0)
-        targets = kept / kept.sum() * (1.0 - unknown_target)
-        gap = max(gap, float(np.max(np.abs(shares - targets))),
-                  abs(unknown_share - unknown_target))
-        if not apply:
-            continue
-        factors = np.divide(targets, shares, out=np.ones_like(targets), where=shares > 0)
-        weights[known] *= factors[column[known]]
-        if unknown_share > 0:
-            weights[~known] *= unknown_target / unknown_share
-    return gap
+    def rake(self, weights: np.ndarray) -> np.ndarray:
+        """IPF from `weights` (n_cells,): each sweep scales every attribute's values in turn
+        to their target share (`UNKNOWN` to its share of the votes); stops when all are
+        within `_RAKING_TOLERANCE`, or after `_RAKING_MAX_SWEEPS` (the caller measures the
+        gap)."""
+        weights = weights.copy()
+        for _ in range(_RAKING_MAX_SWEEPS):
+            if self.sweep(weights) <= _RAKING_TOLERANCE:
+                break
+        return weights
 
+    def sweep(self, weights: np.ndarray, apply: bool = True) -> float:
+        """One IPF sweep over the attributes, scaling `weights` in place (unless not
+        `apply`); returns the largest gap between a share and its target seen on the way."""
+        gap = 0.0
+        for values, known, unknown, targets, unknown_target in self.steps:
+            mass = self.counts * weights
+            total = mass.sum()
+            if known is None:
+                shares = np.bincount(values, mass, targets.shape[0]) / total
+                unknown_share = 0.0
+            else:
+                shares = np.bincount(values, mass[known], targets.shape[0]) / total
+                unknown_share = float(mass[unknown].sum() / total)
+            gap = max(gap, float(np.max(np.abs(shares - targets))),
+                      abs(unknown_share - unknown_target))
+            if not apply:
+                continue
+            factors = np.divide(targets, shares, out=np.ones_like(targets), where=shares > 0)
+            if known is None:
+                weights *= factors[values]
+            else:
+                weights[known] *= factors[values]
+                if unknown_share > 0:
+                    weights[unknown] *= unknown_target / unknown_share
+        return gap
 
-def _margin_gap(cells: np.ndarray, counts: np.ndarray, weights: np.ndarray,
-                margins: Sequence[np.ndarray | None],
-                present: Sequence[np.ndarray | None]) -> float:
-    """The largest gap between a weighted share and its target, over every attribute."""
-    return _rake_sweep(cells, counts, weights, margins, present, apply=False)
+    def margin_gap(self, weights: np.ndarray) -> float:
+        """The largest gap between a weighted share and its target, over every attribute."""
+        return self.sweep(weights, apply=False)
 
 
 def _check_shares(shares: np.ndarray, name: str) -> np.ndarray:
@@ -399,18 +420,19 @@ def vote_weights(
             sample = group_votes / n_votes
             group_weights = np.where(known, population * (1.0 - unknown_share) / sample, 1.0)
             weights = group_weights[group_of_cell]
+    raking = _Raking(cells, votes, checked, present)
     if method == RAKING:
-        weights = _rake(cells, votes, weights, checked, present)
+        weights = raking.rake(weights)
     weights *= n_votes / float(np.dot(votes, weights))
     trimmed = trim(weights, votes, max_weight)
     was_trimmed = bool(np.any(weights > max_weight * (1 + 1e-9)))
     for _ in range(_TRIM_ROUNDS if was_trimmed else 0):
         # Rake the trimmed weights back towards the margins, and trim again: the capped
         # cells stay at the cap, the others absorb what the cap took.
-        trimmed = trim(_rake(cells, votes, trimmed, checked, present), votes, max_weight)
+        trimmed = trim(raking.rake(trimmed), votes, max_weight)
     capped = trimmed >= max_weight * (1 - 1e-9)
     trimmed_votes = int(cell_votes[capped].sum()) if was_trimmed else 0
-    gap = _margin_gap(cells, votes, trimmed, checked, present)
+    gap = raking.margin_gap(trimmed)
     return _result(trimmed, cells, cell_of_vote, cell_votes, method, trimmed_votes,
                    max_weight, gap, tuple(unrepresented), tuple(used))
 
