@@ -325,7 +325,7 @@ class FitScheduler:
                 votes_counted=applied.votes_counted, last_vote_entry_id=applied.last_id,
                 left_out=applied.left_out, with_pairs=False))
         init = await asyncio.to_thread((previous or overall).abilities_for, inputs.items)
-        n_pairs = sum(len(part[0]) for part in strata)
+        n_pairs = strata.n_rows
         try:
             if choose_transport(inputs.n_items, n_pairs, replicas=False) \
                     is FitTransport.THREAD:

@@ -153,6 +153,13 @@ class PairCounts:
             self._pending_counts = tuple(c[:0] for c in self._pending_counts)
 
     @property
+    def pair_keys(self) -> np.ndarray:
+        """The pairs as sorted int64 keys ``lo << 32 | hi`` (the live array: copy before the
+        counts change), shape (n_pairs,)."""
+        self.compact()
+        return self._keys
+
+    @property
     def pair_lo(self) -> np.ndarray:
         self.compact()
         return (self._keys >> 32).astype(_INDEX_DTYPE)
@@ -358,6 +365,8 @@ class PairCounts:
         wins_ij, wins_ji : ndarray of float64, shape (p,)
             Wins of ``items[i]`` over ``items[j]`` and the reverse, each tie counting half a
             win to each side.
+
+        All four are new arrays (never views of the counts, which may change after).
 
         Raises
         ------

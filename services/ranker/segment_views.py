@@ -29,13 +29,12 @@ import numpy as np
 from pairwise.voter_attributes import MAX_KEYS, UNKNOWN_CODE
 from ranker import survey_weights
 from ranker.bradley_terry import PRIOR_STRENGTH, BTFit
+from ranker.bradley_terry.pair_strata import PairStrata, Stratum
 from ranker.bradley_terry.weighted import WeightedFit, fit_weighted_strata
 from ranker.cell_counts import Cell, all_unknown
 from ranker.consensus import Consensus, consensus
 from ranker.pair_counts import PairCounts
 from ranker.ranking import FitInput, Ranking, ranking_from_fit
-
-Stratum = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
 # The views, numbered as the contract's RankingView.
 REPRESENTATIVE = 2
@@ -103,7 +102,7 @@ class Representative:
 
 
 def representative_strata(overall: PairCounts, segments: Mapping[int, PairCounts],
-                          items: np.ndarray) -> tuple[list[Stratum], np.ndarray]:
+                          items: np.ndarray) -> tuple[PairStrata, np.ndarray]:
     """The strata of one attribute over `items` (copies, so the counts may change after):
     each value's votes, then those of voters who did not declare it (when there are some);
     and each stratum's value position (`survey_weights.UNKNOWN` for the last)."""
@@ -114,18 +113,17 @@ def representative_strata(overall: PairCounts, segments: Mapping[int, PairCounts
     if np.sum(unknown[2]) + np.sum(unknown[3]) + np.sum(unknown[4]) > 0:
         strata.append(unknown)
         rows.append(survey_weights.UNKNOWN)
-    return strata, np.array(rows, dtype=np.int64)
+    return PairStrata.of(items.shape[0], strata), np.array(rows, dtype=np.int64)
 
 
-def representative_fit(strata: list[Stratum], values: np.ndarray, margin: np.ndarray,
+def representative_fit(strata: PairStrata, values: np.ndarray, margin: np.ndarray,
                        n_items: int, init: np.ndarray | None = None) -> Representative:
     """The fit of `representative_strata`'s strata weighted to the attribute's `margin`."""
-    votes = np.array([int(np.sum(s[2]) + np.sum(s[3]) + np.sum(s[4])) for s in strata],
-                     dtype=np.int64)
+    votes = np.rint(strata.votes()).astype(np.int64)
     weights = survey_weights.vote_weights(values[:, None],
                                           [np.asarray(margin, dtype=np.float64)],
                                           counts=votes)
-    fit = fit_weighted_strata(n_items, strata, list(weights.weights), init=init)
+    fit = fit_weighted_strata(n_items, strata, weights.weights, init=init)
     return Representative(fit, weights, values, votes, weights.weights)
 
 
@@ -135,34 +133,35 @@ attributes without margins left out."""
 
 
 def cell_strata(overall: PairCounts, cells: Mapping[Cell, PairCounts],
-                items: np.ndarray) -> tuple[list[Stratum], np.ndarray]:
+                items: np.ndarray) -> tuple[PairStrata, np.ndarray]:
     """The strata of the cells over `items` (copies, so the counts may change after): each
-    cell's votes, then those of voters who declared nothing (when there are some); and each
-    stratum's value position per attribute, shape (n_strata, MAX_KEYS)
-    (`survey_weights.UNKNOWN` where unknown). `stratum` of each, cut in one pass over the
-    cells' pairs together (hundreds of cells, each a few arrays)."""
+    cell's votes, then those of voters who declared nothing (when there are some), laid out
+    over the overall counts' pairs (`PairStrata`); and each stratum's value position per
+    attribute, shape (n_strata, MAX_KEYS) (`survey_weights.UNKNOWN` where unknown). One pass
+    over the cells' pairs together (hundreds of cells, each a few arrays)."""
     keys = sorted(cells)
     parts = [cells[cell] for cell in keys]
     sizes = np.array([part.n_pairs for part in parts], dtype=np.int64)
-    def joined(name: str, dtype: type) -> np.ndarray:
-        return np.concatenate([np.asarray(getattr(part, name), dtype=dtype)
-                               for part in parts]) if parts else np.zeros(0, dtype=dtype)
 
-    lo, hi = joined("pair_lo", np.int64), joined("pair_hi", np.int64)
-    wins_lo, wins_hi = joined("wins_lo", np.float64), joined("wins_hi", np.float64)
-    ties = joined("ties_pair", np.float64)
+    def joined(arrays: list[np.ndarray], dtype: type) -> np.ndarray:
+        return np.concatenate([np.asarray(a, dtype=dtype) for a in arrays]) if arrays \
+            else np.zeros(0, dtype=dtype)
+
+    pair_keys = joined([part.pair_keys for part in parts], np.int64)
+    wins_lo = joined([part.wins_lo for part in parts], np.float64)
+    wins_hi = joined([part.wins_hi for part in parts], np.float64)
+    ties = joined([part.ties_pair for part in parts], np.float64)
     cell_of = np.repeat(np.arange(len(parts)), sizes)
-    # The votes of voters who declared nothing: the overall counts less every cell's.
-    overall_keys = _keys(overall)
-    pair_keys = (lo << 32) | hi
+    overall_keys = overall.pair_keys
     # Sorted first: a search of sorted keys walks the overall keys in order, several times
     # faster than a million random searches; a stable sort merges the cells' sorted runs.
     order = np.argsort(pair_keys, kind="stable")
     where = np.empty_like(order)
     where[order] = np.searchsorted(overall_keys, pair_keys[order])
-    if lo.size and (where.max() >= overall_keys.shape[0]
-                    or not np.array_equal(overall_keys[where], pair_keys)):
+    if pair_keys.size and (where.max() >= overall_keys.shape[0]
+                           or not np.array_equal(overall_keys[where], pair_keys)):
         raise ValueError("a cell holds a pair the overall counts do not")
+    # The votes of voters who declared nothing: the overall counts less every cell's.
     n_overall = overall_keys.shape[0]
     rest = tuple(np.asarray(total, dtype=np.float64) - np.bincount(where, part, n_overall)
                  for total, part in ((overall.wins_lo, wins_lo), (overall.wins_hi, wins_hi),
@@ -170,28 +169,30 @@ def cell_strata(overall: PairCounts, cells: Mapping[Cell, PairCounts],
     n_known = max(overall.n_items, int(items.max()) + 1 if items.size else 0)
     position = np.full(n_known, -1, dtype=np.int64)
     position[items] = np.arange(items.shape[0])
-    pos_lo, pos_hi = position[lo], position[hi]
-    keep = (pos_lo >= 0) & (pos_hi >= 0) & ((wins_lo > 0) | (wins_hi > 0) | (ties > 0))
-    bounds = np.cumsum(np.bincount(cell_of[keep], minlength=len(parts)))[:-1]
-    columns = [np.split(column[keep], bounds) for column in (pos_lo, pos_hi, wins_lo, wins_hi,
-                                                             ties)]
-    strata: list[Stratum] = [tuple(column[k] for column in columns)  # type: ignore[misc]
-                             for k in range(len(parts))]
+    pos_lo, pos_hi = position[overall_keys >> 32], position[overall_keys & 0xFFFFFFFF]
+    pair_kept = (pos_lo >= 0) & (pos_hi >= 0)
+    kept_index = np.cumsum(pair_kept) - 1
+    row_kept = pair_kept[where]
+    rest_rows = np.flatnonzero(pair_kept & ((rest[0] > 0) | (rest[1] > 0) | (rest[2] > 0)))
     codes = [np.frombuffer(cell, dtype=np.uint8) for cell in keys]
-    overall_lo = overall.pair_lo.astype(np.int64)
-    overall_hi = overall.pair_hi.astype(np.int64)
-    rest_lo, rest_hi = position[overall_lo], position[overall_hi]
-    rest_keep = (rest_lo >= 0) & (rest_hi >= 0) & ((rest[0] > 0) | (rest[1] > 0) | (rest[2] > 0))
-    if rest_keep.any():
-        strata.append((rest_lo[rest_keep], rest_hi[rest_keep], rest[0][rest_keep],
-                       rest[1][rest_keep], rest[2][rest_keep]))
+    if rest_rows.size:
         codes.append(np.frombuffer(all_unknown(), dtype=np.uint8))
+    strata = PairStrata(
+        n_items=items.shape[0], n_strata=len(codes),
+        i=pos_lo[pair_kept].astype(np.intp), j=pos_hi[pair_kept].astype(np.intp),
+        row_pair=np.concatenate([kept_index[where[row_kept]],
+                                 kept_index[rest_rows]]).astype(np.intp),
+        row_stratum=np.concatenate([cell_of[row_kept],
+                                    np.full(rest_rows.shape[0], len(parts))]).astype(np.intp),
+        wins_ij=np.concatenate([wins_lo[row_kept], rest[0][rest_rows]]),
+        wins_ji=np.concatenate([wins_hi[row_kept], rest[1][rest_rows]]),
+        ties=np.concatenate([ties[row_kept], rest[2][rest_rows]]))
     values = np.array(codes, dtype=np.int64).reshape(len(codes), MAX_KEYS)
     values[values == UNKNOWN_CODE] = survey_weights.UNKNOWN
     return strata, values
 
 
-def cells_fit(strata: list[Stratum], values: np.ndarray, margins: Margins, n_items: int,
+def cells_fit(strata: PairStrata, values: np.ndarray, margins: Margins, n_items: int,
               init: np.ndarray | None = None) -> Representative:
     """The fit of `cell_strata`'s strata weighted to every attribute's `margins`.
 
@@ -200,8 +201,7 @@ def cells_fit(strata: list[Stratum], values: np.ndarray, margins: Margins, n_ite
     ValueError
         A margin that is not shares summing to 1, or a value position beyond it.
     """
-    votes = np.array([int(np.sum(s[2]) + np.sum(s[3]) + np.sum(s[4])) for s in strata],
-                     dtype=np.int64)
+    votes = np.rint(strata.votes()).astype(np.int64)
     # An attribute without margins (None) plays no part in the weights.
     columns: list[np.ndarray | None] = [None] * values.shape[1]
     for key, margin in margins.items():
@@ -209,7 +209,7 @@ def cells_fit(strata: list[Stratum], values: np.ndarray, margins: Margins, n_ite
             raise ValueError(f"no attribute at position {key}")
         columns[key] = np.asarray(margin, dtype=np.float64)
     weights = survey_weights.vote_weights(values, columns, counts=votes)
-    fit = fit_weighted_strata(n_items, strata, list(weights.weights), init=init,
+    fit = fit_weighted_strata(n_items, strata, weights.weights, init=init,
                               groups=weights.calibration_groups())
     return Representative(fit, weights, values, votes, weights.weights)
 

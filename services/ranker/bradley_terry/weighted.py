@@ -20,6 +20,7 @@ import numpy as np
 from ranker.bradley_terry.estimate import MAX_ITERATIONS, TOLERANCE
 from ranker.bradley_terry.graph import ComparisonGraph
 from ranker.bradley_terry.likelihood import PRIOR_STRENGTH, Objective
+from ranker.bradley_terry.pair_strata import PairStrata, Stratum
 from ranker.bradley_terry.solver import maximise
 from ranker.bradley_terry.standard_errors import from_information, sandwich
 from ranker.bradley_terry.starting_point import starting_point
@@ -176,8 +177,8 @@ def fit_weighted(
 
 def fit_weighted_strata(
     n_items: int,
-    strata: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]],
-    weights: Sequence[float],
+    strata: PairStrata | Sequence[Stratum],
+    weights: Sequence[float] | np.ndarray,
     *,
     groups: np.ndarray | None = None,
     prior_strength: float = PRIOR_STRENGTH,
@@ -193,10 +194,11 @@ def fit_weighted_strata(
 
     Parameters
     ----------
-    strata : sequence of (i, j, wins_ij, wins_ji, ties)
+    strata : PairStrata, or a sequence of (i, j, wins_ij, wins_ji, ties)
         Each stratum's pairs (indices in [0, n_items), i ≠ j) with the wins of i over j, of
         j over i, and the ties, as counts (ties not halved): e.g. one `PairCounts` per
-        attribute value, with the votes of unknown value as a stratum of weight 1.
+        attribute value, with the votes of unknown value as a stratum of weight 1. A
+        sequence is laid out as `PairStrata.of` does (a sort of every stratum's pairs).
     weights : sequence of float
         One weight ≥ 0 per stratum (scaled so that the mean vote weighs 1).
     groups : ndarray of int, shape (n_strata, k), optional
@@ -208,22 +210,22 @@ def fit_weighted_strata(
     WeightedFit
         With `voters` 0 (not known) and `effective_votes` Kish's over the votes.
     """
-    if len(strata) != len(weights):
+    if not isinstance(strata, PairStrata):
+        strata = PairStrata.of(n_items, strata)
+    if strata.n_items != n_items:
+        raise ValueError(f"strata over {strata.n_items} items, not {n_items}")
+    scale = np.asarray(weights, dtype=np.float64).reshape(-1)
+    if scale.shape[0] != strata.n_strata:
         raise ValueError("one weight per stratum")
-    arrays = [tuple(np.asarray(a) for a in stratum) for stratum in strata]
-    votes = np.array([float(np.sum(s[2]) + np.sum(s[3]) + np.sum(s[4])) for s in arrays])
-    scale = np.asarray(weights, dtype=np.float64)
+    votes = strata.votes()
     if np.any(~np.isfinite(scale)) or np.any(scale < 0):
         raise ValueError("weights must be finite and >= 0")
     total = float(np.dot(votes, scale))
     if total > 0:
         scale = scale * (votes.sum() / total)
-    parts = [(s[0], s[1], w * (s[2] + 0.5 * s[4]), w * (s[3] + 0.5 * s[4]))
-             for s, w in zip(arrays, scale, strict=True)]
-    i, j, wins_ij, wins_ji = (np.concatenate([p[k] for p in parts]) if parts
-                              else np.zeros(0) for k in range(4))
-    objective = Objective(ComparisonGraph(n_items, i.astype(np.intp), j.astype(np.intp),
-                                          wins_ij, wins_ji, prior_strength))
+    wins_ij, wins_ji = strata.weighted_wins(scale)
+    objective = Objective(ComparisonGraph(n_items, strata.i, strata.j, wins_ij, wins_ji,
+                                          prior_strength))
     point = starting_point(objective, init)
     iterations = 0
     if n_items:
@@ -231,8 +233,7 @@ def fit_weighted_strata(
     abilities = point.abilities - point.abilities.mean() if n_items else point.abilities
     if votes.sum() > 0:
         errors, exact_errors = sandwich.std_errors(objective, point, functools.partial(
-            sandwich.stratum_meat, point.abilities, arrays, list(scale), groups=groups),
-            exact)
+            sandwich.stratum_meat, point.abilities, strata, scale, groups=groups), exact)
     else:
         errors, exact_errors = from_information(objective, point, True)
     squares = float(np.dot(votes, scale**2))

@@ -29,7 +29,7 @@ covariance of the centred abilities.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import numpy as np
 import scipy.linalg
@@ -37,6 +37,7 @@ import scipy.sparse
 
 from ranker.bradley_terry.errors import FitDidNotConverge
 from ranker.bradley_terry.likelihood import Objective, Point, sigmoid
+from ranker.bradley_terry.pair_strata import PairStrata
 from ranker.bradley_terry.standard_errors import from_information
 
 EXACT_MAX_ITEMS = 500
@@ -108,12 +109,11 @@ Meat = Callable[[bool], tuple[np.ndarray, float]]
 and c: `meat` over voters' scores, or `stratum_meat` over pair counts."""
 
 
-def stratum_meat(abilities: np.ndarray, strata: Sequence[tuple[np.ndarray, ...]],
-                 weights: Sequence[float], dense: bool,
-                 groups: np.ndarray | None = None) -> tuple[np.ndarray, float]:
+def stratum_meat(abilities: np.ndarray, strata: PairStrata, weights: np.ndarray,
+                 dense: bool, groups: np.ndarray | None = None) -> tuple[np.ndarray, float]:
     """J of votes taken as independent (each vote its own cluster) within strata, from pair
-    counts alone: each stratum is (i, j, wins_ij, wins_ji, ties) over its pairs (ties
-    apart, not halved) and its votes weigh `weights[s]`.
+    counts alone: each row of `strata` is one stratum's counts of one pair (ties apart, not
+    halved) and the votes of stratum s weigh `weights[s]`.
 
     A vote's score is w·(y − p)·(e_i − e_j), so Σ over a stratum's votes of its outer
     product is w² Σ_pairs [wins_ij (1 − p)² + wins_ji p² + ties (½ − p)²] (e_i − e_j)(…)ᵀ, a
@@ -125,25 +125,28 @@ def stratum_meat(abilities: np.ndarray, strata: Sequence[tuple[np.ndarray, ...]]
     votes. What `meat` gives when every vote is its own voter.
     """
     n = abilities.shape[0]
-    counts = np.array([float(np.sum(s[2]) + np.sum(s[3]) + np.sum(s[4])) for s in strata])
+    counts = strata.votes()
     kept = np.flatnonzero(counts > 0)
     votes = float(counts.sum())
     if not kept.size:
         return np.zeros((n, n) if dense else n), float("nan")
-    parts = [strata[k] for k in kept.tolist()]
-    stratum_weights = np.asarray(weights, dtype=np.float64)[kept]
-    sizes = np.array([s[0].shape[0] for s in parts])
-    i, j, wins_ij, wins_ji, ties = (np.concatenate([np.asarray(s[c]) for s in parts])
-                                    for c in range(5))
-    i, j = i.astype(np.intp), j.astype(np.intp)
-    weight = np.repeat(stratum_weights, sizes)
-    p = sigmoid(abilities[i] - abilities[j], np.empty(i.shape[0]))
-    spread = weight**2 * (wins_ij * (1 - p) ** 2 + wins_ji * p**2 + ties * (0.5 - p) ** 2)
+    weight = np.asarray(weights, dtype=np.float64)[strata.row_stratum]
+    # p once per pair, then each row (a stratum's counts of a pair) reads its pair's.
+    p = sigmoid(abilities[strata.i] - abilities[strata.j],
+                np.empty(strata.i.shape[0]))[strata.row_pair]
+    wins_ij, wins_ji, ties = strata.wins_ij, strata.wins_ji, strata.ties
+    spread = np.bincount(strata.row_pair, weight**2 * (wins_ij * (1 - p) ** 2
+                                                       + wins_ji * p**2
+                                                       + ties * (0.5 - p) ** 2),
+                         strata.i.shape[0])
     pull = weight * (wins_ij * (1 - p) - wins_ji * p + ties * (0.5 - p))
-    # Each stratum's total score m_s (n_strata × n).
-    row = np.repeat(np.arange(kept.shape[0]), sizes)
-    means = (np.bincount(row * n + i, pull, kept.shape[0] * n)
-             - np.bincount(row * n + j, pull, kept.shape[0] * n)).reshape(-1, n)
+    # Each kept stratum's total score m_s (n_kept × n).
+    row = np.full(strata.n_strata, -1, dtype=np.intp)
+    row[kept] = np.arange(kept.shape[0])
+    at = row[strata.row_stratum] * n
+    means = (np.bincount(at + strata.i[strata.row_pair], pull, kept.shape[0] * n)
+             - np.bincount(at + strata.j[strata.row_pair], pull, kept.shape[0] * n)
+             ).reshape(-1, n)
     stratum_groups = (np.arange(kept.shape[0])[:, None] if groups is None
                       else np.asarray(groups)[kept])
     indicators = _group_indicators(stratum_groups, kept.shape[0]).toarray()
@@ -151,6 +154,7 @@ def stratum_meat(abilities: np.ndarray, strata: Sequence[tuple[np.ndarray, ...]]
     gram = indicators.T @ (indicators * counts[kept][:, None])  # ZᵀZ over votes, (K × K)
     rank = int(np.linalg.matrix_rank(gram))
     projected = np.linalg.pinv(gram, hermitian=True) @ between
+    i, j = strata.i, strata.j
     if dense:
         total = (np.bincount(i * n + i, spread, n * n) + np.bincount(j * n + j, spread, n * n)
                  - np.bincount(i * n + j, spread, n * n)
