@@ -96,8 +96,8 @@ def fit_input(cause_id: str, catalog: Catalog, counts: PairCounts, *, votes_coun
     return FitInput(
         cause_id=cause_id, catalog_version=catalog.version, items=items.copy(),
         catalog_ids=catalog.proposal_ids, catalog_texts=catalog.texts,
-        i=np.array(i, copy=True), j=np.array(j, copy=True),
-        wins_ij=np.array(wins_ij, copy=True), wins_ji=np.array(wins_ji, copy=True),
+        # `subset` returns new arrays, never views of the counts: no second copy.
+        i=i, j=j, wins_ij=wins_ij, wins_ji=wins_ji,
         votes_counted=votes_counted, last_vote_entry_id=last_vote_entry_id,
         left_out=left_out or LeftOut(), **tallies)
 
