@@ -1,15 +1,19 @@
 """What a refit of every segment view costs: 20 segment fits (4 attributes × 5 values), the
 weighted fit and the consensus, at 2,000 proposals and 1,000,000 votes, after new votes.
 
-The segment fits read their pair counts as the ranker keeps them (`SegmentPairCounts`, one
-per segment, cut with `fit_input` in the serving process) and stop at the ranker's segment
-tolerance (`fit_scheduler.SEGMENT_TOLERANCE`; also timed at the overall fits' default, for
-comparison). The weighted fit is timed two ways: raked to all four attributes from the votes
-themselves (errors clustered by voter), and as the ranker serves it, post-stratified to one
-attribute from the segments' counts (`ranker.segment_views`). Every fit is warm-started from
-the previous one, as the ranker's refits are. The unweighted fit of all votes, refitted the
-same way in the same run, is the reference: on a shared machine its time says how loaded
-the run was.
+The segment fits read their pair counts as the ranker keeps them (`SegmentCounts`: one
+`SegmentPairCounts` per segment, cut with `fit_input` in the serving process) and stop at the
+ranker's segment tolerance (`fit_scheduler.SEGMENT_TOLERANCE`; also timed at the overall
+fits' default, for comparison). The weighted fit is timed three ways: as the ranker serves
+it, from its counts per crossed cell (625 cells) raked to all four attributes' margins
+(`segment_views.cell_strata` then `cells_fit`: the cut in the serving process, the weights
+and the fit in the fit worker); raked to the same margins from the votes themselves (errors
+clustered by voter); and post-stratified to one attribute from that attribute's segments,
+what the ranker serves when its cells are past their bound. Every fit is warm-started from
+the previous one, as the ranker's refits are. The votes' counting in the cells, which waits
+until the cells are read (`ranker.cell_counts`), is done before each refit and timed apart.
+The unweighted fit of all votes, refitted the same way in the same run, is the reference:
+on a shared machine its time says how loaded the run was.
 
 Those stages run one after the other in this process (CPU seconds). `layout` then times the
 wall seconds of a refit of every view as the ranker lays it out (`ranker.fit_pool`): the
@@ -30,6 +34,7 @@ from scipy.special import expit
 
 from loadtest.representative.run import SEGMENT_EXACT
 from pairwise import vote_log
+from pairwise.voter_attributes import MAX_KEYS, UNKNOWN_CODE
 from ranker import bradley_terry as bt
 from ranker import segment_views, survey_weights
 from ranker.bradley_terry.weighted import fit_weighted
@@ -38,7 +43,8 @@ from ranker.fit_pool import FitPool
 from ranker.fit_scheduler import SEGMENT_TOLERANCE
 from ranker.pair_counts import PairCounts
 from ranker.ranking import Catalog, FitInput, fit_input
-from ranker.segment_counts import SegmentPairCounts
+from ranker.segment_counts import SegmentCounts
+from ranker.sparse_pair_counts import SegmentPairCounts
 
 WIN, TIE = vote_log.WIN_CODE, vote_log.TIE_CODE
 _T = TypeVar("_T")
@@ -70,22 +76,30 @@ class _Views:
         self.n = n_proposals
         self.items = np.arange(n_proposals)
         self.overall = PairCounts(n_proposals)
-        self.segments = {(k, v): SegmentPairCounts() for k in range(n_attributes)
-                         for v in range(n_values)}
+        self.counts = SegmentCounts()
         self.catalog = Catalog(1, tuple(f"p{k}" for k in range(n_proposals)),
                                ("",) * n_proposals, self.items)
         self.votes: dict[str, np.ndarray] = {}
         self.previous: dict[Any, np.ndarray] = {}
         self.margins = [np.full(n_values, 1.0 / n_values)] * n_attributes
 
-    def apply(self, votes: dict[str, np.ndarray]) -> None:
+    @property
+    def segments(self) -> dict[tuple[int, int], SegmentPairCounts]:
+        return self.counts.counts
+
+    def apply(self, votes: dict[str, np.ndarray]) -> float:
+        """Count `votes` as the ranker does; the CPU seconds of counting them in their cells
+        (`CellCounts.flush`, which the ranker runs off its event loop)."""
         kinds = np.where(votes["ties"], TIE, WIN).astype(np.uint8)
         self.overall.apply(kinds, votes["winners"], votes["losers"])
-        for (k, v), counts in self.segments.items():
-            mine = votes["values"][:, k] == v
-            counts.apply(kinds[mine], votes["winners"][mine], votes["losers"][mine])
+        attributes = np.full((kinds.shape[0], MAX_KEYS), UNKNOWN_CODE, dtype=np.uint8)
+        attributes[:, :votes["values"].shape[1]] = votes["values"]
+        self.counts.apply(kinds, votes["winners"], votes["losers"], attributes)
+        started = time.process_time()
+        self.counts.cells.flush()
         self.votes = votes if not self.votes else {
             name: np.concatenate([self.votes[name], votes[name]]) for name in votes}
+        return time.process_time() - started
 
     def refit(self) -> dict[str, dict[str, float]]:
         """Wall and CPU seconds of each stage of one refit of every view."""
@@ -125,24 +139,39 @@ class _Views:
             weights.weights, self.votes["voters"], groups=weights.calibration_groups(),
             init=self.previous.get("weighted")))
         self.previous["weighted"] = weighted.abilities
-        served = timed("served: weighted by one attribute from counts", lambda: (
+        strata, values = timed("served: the cells' strata cut from counts", lambda: (
+            segment_views.cell_strata(self.overall, self.counts.cells.counts, self.items)))
+        served = timed("served: the cells raked to 4 attributes (weights + fit)", lambda: (
+            segment_views.cells_fit(strata, values, dict(enumerate(self.margins)), self.n,
+                                    self.previous.get("served"))))
+        self.previous["served"] = served.fit.abilities
+        one = timed("one attribute from its segments (cut + weights + fit)", lambda: (
             segment_views.representative(
                 self.overall, {v: self.segments[(0, v)] for v in range(len(self.margins[0]))},
-                self.margins[0], self.items, init=self.previous.get("served"))))
-        self.previous["served"] = served.fit.abilities
+                self.margins[0], self.items, init=self.previous.get("one attribute"))))
+        self.previous["one attribute"] = one.fit.abilities
         first = [fits[(0, v)] for v in range(len(self.margins[0]))]
         timed("consensus", lambda: consensus([f.abilities for f in first],
                                              [f.std_errors for f in first]))
-        out = {}
+        out: dict[str, Any] = {}
         for name, seconds in (("wall_s", wall), ("cpu_s", cpu)):
             seconds["views, raking the votes (segments, weights, weighted, consensus)"] = sum(
                 seconds[k] for k in ("20 segment fits", "weights (raking)",
                                      "weighted fit + sandwich", "consensus"))
-            seconds["views as served (segments, one-attribute weighted, consensus)"] = sum(
+            seconds["views as served (segment cuts and fits, cells, consensus)"] = sum(
                 seconds[k] for k in ("20 segment cuts", "20 segment fits",
-                                     "served: weighted by one attribute from counts",
+                                     "served: the cells' strata cut from counts",
+                                     "served: the cells raked to 4 attributes (weights + fit)",
                                      "consensus"))
+            seconds["whole refit as served (overall fit and every view)"] = (
+                seconds["reference: overall fit"]
+                + seconds["views as served (segment cuts and fits, cells, consensus)"])
             out[name] = {k: round(v, 3) for k, v in seconds.items()}
+        out["representative"] = {
+            "method": served.weights.method, "trimmed_votes": served.weights.trimmed_votes,
+            "margin_gap": round(served.weights.margin_gap, 4),
+            "effective_votes": round(served.fit.effective_votes),
+            "strata": int(values.shape[0]), "iterations": served.fit.iterations}
         return out
 
 
@@ -156,9 +185,8 @@ class _Views:
         refit of every view as the ranker lays it out (see the module docstring)."""
         overall = self.overall.subset(self.items)
         inputs = self.segment_inputs()
-        strata, values = segment_views.representative_strata(
-            self.overall, {v: self.segments[(0, v)] for v in range(len(self.margins[0]))},
-            self.items)
+        strata, values = segment_views.cell_strata(self.overall, self.counts.cells.counts,
+                                                   self.items)
 
         async def overall_fit() -> bt.BTFit:
             return await pool.fit(self.n, *overall, prior_strength=bt.PRIOR_STRENGTH,
@@ -173,8 +201,8 @@ class _Views:
 
         async def overall_then_representative() -> None:
             await overall_fit()
-            await pool.call(segment_views.representative_fit, strata, values,
-                            self.margins[0], self.n, self.previous.get("served"))
+            await pool.call(segment_views.cells_fit, strata, values,
+                            dict(enumerate(self.margins)), self.n, self.previous.get("served"))
 
         start = time.perf_counter()
         await overall_fit()
@@ -207,9 +235,9 @@ def measure(n_proposals: int = 2_000, n_votes: int = 1_000_000, n_attributes: in
     cold = views.refit()
     refits = []
     for r in range(rounds):
-        views.apply(_votes(rng, n_proposals, new_votes, n_attributes, n_values,
-                           10_000_000 * (r + 1)))
-        refits.append(views.refit())
+        flush_s = views.apply(_votes(rng, n_proposals, new_votes, n_attributes, n_values,
+                                     10_000_000 * (r + 1)))
+        refits.append({**views.refit(), "cells_count_cpu_s": round(flush_s, 3)})
     return {"n_proposals": n_proposals, "n_votes": n_votes, "segments": n_attributes * n_values,
             "new_votes_per_refit": new_votes, "cold": cold, "refits": refits,
             "layout_wall_s": asyncio.run(_layouts(views, rounds))}
