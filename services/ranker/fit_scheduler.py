@@ -192,7 +192,7 @@ class FitScheduler:
         if ranking is not None:
             return overall, ranking
         async with self._counts.held() as applied:
-            has_votes = applied is not None and segment in applied.segments.counts
+            has_votes = applied is not None and segment in applied.segments.segments()
         if not has_votes:
             return overall, None
         try:
@@ -298,7 +298,7 @@ class FitScheduler:
         async with self._counts.held() as applied:
             if applied is None:
                 raise errors.Unavailable(f"cause {self.cause_id!r} is reloading; retry")
-            declared = {key for key, _ in applied.segments.counts if key in shares}
+            declared = {key for key, _ in applied.segments.segments() if key in shares}
             if not declared:
                 raise errors.FailedPrecondition(
                     "no voter declared an attribute with population margins yet: nothing "
@@ -306,18 +306,18 @@ class FitScheduler:
             cells = applied.segments.cells
             fallback = None
             if cells.complete and not applied.segments.cells_missing:
-                # `cells.counts` counts the votes still pending in their cells: in the thread.
+                # Reading `counts` counts the votes still pending in them: in the thread.
                 strata, values = await asyncio.to_thread(
                     lambda: segment_views.cell_strata(applied.counts, cells.counts,
                                                       catalog.accepted))
                 fit = functools.partial(segment_views.cells_fit, strata, values, shares)
             else:
                 fallback = next(key for key, _ in margins if key in declared)
-                segments = {value: counts for (k, value), counts
-                            in applied.segments.counts.items() if k == fallback}
                 strata, values = await asyncio.to_thread(
-                    segment_views.representative_strata, applied.counts, segments,
-                    catalog.accepted)
+                    lambda: segment_views.representative_strata(
+                        applied.counts, {value: counts for (k, value), counts
+                                         in applied.segments.counts.items() if k == fallback},
+                        catalog.accepted))
                 fit = functools.partial(segment_views.representative_fit, strata, values,
                                         shares[fallback])
             inputs = await asyncio.to_thread(functools.partial(

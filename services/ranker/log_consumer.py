@@ -46,11 +46,12 @@ logger = logging.getLogger(__name__)
 # page of imported entries holds up to read_batch * 1,000 votes, and 70,000 took ~3 ms to
 # decode and ~18 ms to apply at 34,000 proposals, a stall of every RPC on the loop.
 _INLINE_MAX_VOTES = 2_000
-# Votes applied inline wait to be counted in their crossed cells (ranker.cell_counts) until
-# this many are pending, then are counted in a thread: a hundred-vote page touches about a
-# hundred cells, each a few numpy calls, which counted page by page cost the loop ~10 ms a
-# page; counted together, the calls of each cell serve many pages.
-_CELLS_PENDING_VOTES = 20_000
+# Votes applied inline wait to be counted in their segments and crossed cells
+# (ranker.segment_counts) until a reader counts them, or this many are pending, then are
+# counted in a thread: a hundred-vote page touches twenty segments and about a hundred cells,
+# each a few numpy calls, which counted page by page cost the loop ~30 ms a page (loaded);
+# counted together, the calls of each segment and cell serve many pages.
+_SEGMENTS_PENDING_VOTES = 20_000
 
 
 @dataclass(frozen=True)
@@ -412,9 +413,9 @@ class LogConsumer:
                                 "problem": problem})
         if batch.last_id:
             self._changed.set()
-        if self._segments.cells.pending_votes >= _CELLS_PENDING_VOTES:
+        if self._segments.pending_votes >= _SEGMENTS_PENDING_VOTES:
             async with self._lock:
-                await _finish_in_thread(self._segments.cells.flush)
+                await _finish_in_thread(self._segments.flush)
 
     def _decode_and_apply(self, entries: list[vote_log.RawEntry]) -> vote_log.DecodedVotes:
         """Decode the entries after the applied one, apply their votes to the counts and

@@ -24,6 +24,9 @@ whole `PairCounts` (with a per-proposal array each) loads into the same segments
 
 from __future__ import annotations
 
+import threading
+from collections.abc import KeysView
+
 import numpy as np
 
 from pairwise.voter_attributes import MAX_KEYS, UNKNOWN_CODE
@@ -38,6 +41,9 @@ _VOTES_MAGIC = b"PWSV"
 # Snapshot: magic, int64 number of segments; per segment int32 attribute, int32 value,
 # int64 length, then that many bytes of its SegmentPairCounts snapshot (or of a whole
 # PairCounts snapshot, per-proposal arrays included: the older form, still read).
+# Pending votes are counted in their segments at once past this many, whoever applies them:
+# a bound on what waits (25 bytes a vote), far above what a reader lets pile up.
+_PENDING_MAX = 200_000
 _SEGMENT_HEADER = np.dtype([("attribute", "<i4"), ("value", "<i4"), ("length", "<i8")])
 
 
@@ -45,17 +51,45 @@ class SegmentCounts:
     """The counts of every segment with counted votes: `counts[(attribute, value)]`, and of
     every crossed cell of the same votes (`cells`, ranker.cell_counts). `cells_missing` is
     True for counts restored from a checkpoint stored before cells were kept, whose segments
-    have votes its cells do not: counting the log again rebuilds them."""
+    have votes its cells do not: counting the log again rebuilds them.
+
+    As the cells do, the segments count their votes lazily: `apply` opens the segments a
+    page of votes names and keeps the votes aside, and they are counted, all pending votes
+    at once, when the counts are read (`counts`, `votes`, `nbytes`, `snapshot_parts`) or by
+    `flush` — a reader's thread, off the event loop that applies pages of a hundred votes,
+    each of which would cost every segment it touches a few numpy calls."""
 
     def __init__(self) -> None:
-        self.counts: dict[Segment, SegmentPairCounts] = {}
+        self._counts: dict[Segment, SegmentPairCounts] = {}
         self.cells = CellCounts()
         self.cells_missing = False
+        # Votes with a known attribute applied but not yet counted in their segments, as
+        # (kinds, a, b, attributes); their segments are opened. Counted by one reader at a
+        # time (a fit's cut and a checkpoint may read at once, each in a thread).
+        self._pending: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+        self._pending_votes = 0
+        self._lock = threading.Lock()
         # Votes with attributes applied since the journal was last taken (None: off).
         self._journal: list[tuple[np.ndarray, ...]] | None = None
 
     def __bool__(self) -> bool:
-        return bool(self.counts)
+        return bool(self._counts)
+
+    def segments(self) -> KeysView[Segment]:
+        """Every segment with an applied vote (counted or pending): no counting."""
+        return self._counts.keys()
+
+    @property
+    def counts(self) -> dict[Segment, SegmentPairCounts]:
+        """Each segment's counts, every applied vote counted (the live map: do not change
+        it)."""
+        self.flush()
+        return self._counts
+
+    @property
+    def pending_votes(self) -> int:
+        """Votes applied and not yet counted in their segments or cells (`flush`)."""
+        return max(self._pending_votes, self.cells.pending_votes)
 
     @property
     def nbytes(self) -> int:
@@ -69,7 +103,8 @@ class SegmentCounts:
     def apply(self, kinds: np.ndarray, a: np.ndarray, b: np.ndarray,
               attributes: np.ndarray | None) -> None:
         """Add counted votes (as `PairCounts.apply` takes them) to the segments their voters'
-        `attributes` name (rows of voter_attributes.decode_codes; None: none known).
+        `attributes` name (rows of voter_attributes.decode_codes; None: none known): the
+        segments are opened now, the votes counted in them at the next read or `flush`.
 
         Call after the same votes were applied to the overall counts, which checked them.
         """
@@ -79,19 +114,51 @@ class SegmentCounts:
         rows = known.any(axis=1)
         if not rows.any():
             return
-        for attribute in np.flatnonzero(known.any(axis=0)).tolist():
-            column = attributes[:, attribute]
-            for value in np.unique(column[known[:, attribute]]).tolist():
-                voted = column == value
-                segment = self.counts.get((attribute, value))
-                if segment is None:
-                    segment = self.counts[(attribute, value)] = SegmentPairCounts()
-                segment.apply(kinds[voted], a[voted], b[voted])
-        self.cells.apply(kinds, a, b, attributes)
+        kinds, a, b = np.asarray(kinds)[rows], np.asarray(a)[rows], np.asarray(b)[rows]
+        declared = np.ascontiguousarray(attributes[rows], dtype=np.uint8)
+        with self._lock:
+            for attribute in np.flatnonzero(known.any(axis=0)).tolist():
+                column = declared[:, attribute]
+                for value in np.unique(column[column != UNKNOWN_CODE]).tolist():
+                    if (attribute, value) not in self._counts:
+                        self._counts[(attribute, value)] = SegmentPairCounts()
+            self._pending.append((kinds, a, b, declared))
+            self._pending_votes += kinds.shape[0]
+            if self._pending_votes >= _PENDING_MAX:
+                self._count_pending()
+        self.cells.apply(kinds, a, b, declared)
         if self._journal is not None:
-            self._journal.append((kinds[rows].astype(np.uint8), a[rows].astype(np.int32),
-                                  b[rows].astype(np.int32),
-                                  attributes[rows].astype(np.uint8)))
+            self._journal.append((kinds.astype(np.uint8), a.astype(np.int32),
+                                  b.astype(np.int32), declared))
+
+    def flush(self) -> None:
+        """Count the pending votes in their segments and cells."""
+        if self._pending:
+            with self._lock:
+                self._count_pending()
+        self.cells.flush()
+
+    def _count_pending(self) -> None:
+        if not self._pending:
+            return
+        pending, self._pending, self._pending_votes = self._pending, [], 0
+        kinds, a, b, attributes = (np.concatenate(column)
+                                   for column in zip(*pending, strict=True))
+        for attribute in range(attributes.shape[1]):
+            column = attributes[:, attribute]
+            declared = column != UNKNOWN_CODE
+            if not declared.any():
+                continue
+            # Rows by value, each value's rows in order: one pass for the attribute.
+            order = np.flatnonzero(declared)
+            order = order[np.argsort(column[order], kind="stable")]
+            values = column[order]
+            starts = np.flatnonzero(np.concatenate(([True], values[1:] != values[:-1])))
+            for start, stop in zip(starts.tolist(), [*starts[1:].tolist(), order.shape[0]],
+                                   strict=True):
+                voted = order[start:stop]
+                self._counts[(attribute, int(values[start]))].apply(kinds[voted], a[voted],
+                                                                    b[voted])
 
     def start_journal(self) -> None:
         """Record the votes with attributes applied from now on (see `encode_journal`)."""
@@ -160,7 +227,7 @@ class SegmentCounts:
                                    dtype=_SEGMENT_HEADER)[0]
             at += _SEGMENT_HEADER.itemsize
             length = int(header["length"])
-            segments.counts[(int(header["attribute"]), int(header["value"]))] = \
+            segments._counts[(int(header["attribute"]), int(header["value"]))] = \
                 SegmentPairCounts.from_bytes(view[at:at + length])
             at += length
         if at < len(view) and CellCounts.is_snapshot(view[at:]):
@@ -168,5 +235,5 @@ class SegmentCounts:
         elif at != len(view):
             raise ValueError("segment counts snapshot: length does not match its headers")
         else:
-            segments.cells_missing = bool(segments.counts)
+            segments.cells_missing = bool(segments._counts)
         return segments

@@ -39,6 +39,32 @@ def test_each_segment_holds_exactly_its_voters_votes() -> None:
         attributes[:, segment[0]] == segment[1])) for segment in segments.counts}
 
 
+def test_pages_wait_to_be_counted_until_read_and_their_segments_are_known_at_once() -> None:
+    """Pages of votes are counted in their segments when the segments are read: the
+    segments a page names are listed as soon as it is applied, and the counts read then are
+    those of every vote applied, pages read in between or not."""
+    kinds, a, b, attributes = simulated(np.random.default_rng(3), 2_000)
+    segments = SegmentCounts()
+    for start in range(0, 1_000, 100):
+        part = slice(start, start + 100)
+        segments.apply(kinds[part], a[part], b[part], attributes[part])
+        assert set(segments.segments()) == {
+            (k, v) for k in range(2) for v in np.unique(attributes[:start + 100, k])
+            if v != UNKNOWN_CODE}
+    assert segments.pending_votes > 0
+    middle = {segment: counts.copy() for segment, counts in segments.counts.items()}
+    assert segments.pending_votes == 0
+    for start in range(1_000, 2_000, 100):
+        part = slice(start, start + 100)
+        segments.apply(kinds[part], a[part], b[part], attributes[part])
+    for (attribute, value), counts in segments.counts.items():
+        for upto, read in ((1_000, middle[(attribute, value)]), (2_000, counts)):
+            mine = attributes[:upto, attribute] == value
+            alone = PairCounts()
+            alone.apply(kinds[:upto][mine], a[:upto][mine], b[:upto][mine])
+            assert read == alone, (attribute, value, upto)
+
+
 def test_votes_without_attributes_join_no_segment() -> None:
     segments = SegmentCounts()
     kinds, a, b = np.zeros(3, np.uint8), np.array([0, 1, 2]), np.array([1, 2, 0])
