@@ -170,8 +170,8 @@ def _cost(args: argparse.Namespace, run_id: str, code: dict[str, Any],
         print(f"| {stage} | " + " | ".join(
             f"{r['wall_s'][stage]:.2f} / {r['cpu_s'][stage]:.2f}" for r in measured["refits"])
               + " |")
-    print("| counting the new votes in their cells (off the loop) | " + " | ".join(
-        f"- / {r['cells_count_cpu_s']:.2f}" for r in measured["refits"]) + " |")
+    print("| counting the new votes in their segments and cells (off the loop) | " + " | ".join(
+        f"- / {r['segments_count_cpu_s']:.2f}" for r in measured["refits"]) + " |")
     print("\n| every view as the ranker lays it out | wall s | reference: overall alone |")
     print("|---|---|---|")
     for k, layout in enumerate(measured["layout_wall_s"]):

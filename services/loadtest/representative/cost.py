@@ -10,10 +10,10 @@ it, from its counts per crossed cell (625 cells) raked to all four attributes' m
 and the fit in the fit worker); raked to the same margins from the votes themselves (errors
 clustered by voter); and post-stratified to one attribute from that attribute's segments,
 what the ranker serves when its cells are past their bound. Every fit is warm-started from
-the previous one, as the ranker's refits are. The votes' counting in the cells, which waits
-until the cells are read (`ranker.cell_counts`), is done before each refit and timed apart.
-The unweighted fit of all votes, refitted the same way in the same run, is the reference:
-on a shared machine its time says how loaded the run was.
+the previous one, as the ranker's refits are. The votes' counting in the segments and cells,
+which waits until they are read (`ranker.segment_counts`), is done before each refit and
+timed apart. The unweighted fit of all votes, refitted the same way in the same run, is the
+reference: on a shared machine its time says how loaded the run was.
 
 Those stages run one after the other in this process (CPU seconds). `layout` then times the
 wall seconds of a refit of every view as the ranker lays it out (`ranker.fit_pool`): the
@@ -88,15 +88,16 @@ class _Views:
         return self.counts.counts
 
     def apply(self, votes: dict[str, np.ndarray]) -> float:
-        """Count `votes` as the ranker does; the CPU seconds of counting them in their cells
-        (`CellCounts.flush`, which the ranker runs off its event loop)."""
+        """Count `votes` as the ranker does; the CPU seconds of counting them in their
+        segments and cells (`SegmentCounts.flush`, which the ranker runs off its event
+        loop)."""
         kinds = np.where(votes["ties"], TIE, WIN).astype(np.uint8)
         self.overall.apply(kinds, votes["winners"], votes["losers"])
         attributes = np.full((kinds.shape[0], MAX_KEYS), UNKNOWN_CODE, dtype=np.uint8)
         attributes[:, :votes["values"].shape[1]] = votes["values"]
         self.counts.apply(kinds, votes["winners"], votes["losers"], attributes)
         started = time.process_time()
-        self.counts.cells.flush()
+        self.counts.flush()
         self.votes = votes if not self.votes else {
             name: np.concatenate([self.votes[name], votes[name]]) for name in votes}
         return time.process_time() - started
@@ -237,7 +238,7 @@ def measure(n_proposals: int = 2_000, n_votes: int = 1_000_000, n_attributes: in
     for r in range(rounds):
         flush_s = views.apply(_votes(rng, n_proposals, new_votes, n_attributes, n_values,
                                      10_000_000 * (r + 1)))
-        refits.append({**views.refit(), "cells_count_cpu_s": round(flush_s, 3)})
+        refits.append({**views.refit(), "segments_count_cpu_s": round(flush_s, 3)})
     return {"n_proposals": n_proposals, "n_votes": n_votes, "segments": n_attributes * n_values,
             "new_votes_per_refit": new_votes, "cold": cold, "refits": refits,
             "layout_wall_s": asyncio.run(_layouts(views, rounds))}
