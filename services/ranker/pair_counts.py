@@ -388,13 +388,14 @@ class PairCounts:
             raise ValueError("items must not repeat an index")
         self.compact()
         wins_lo, wins_hi, ties = self._counts
+        if known.shape[0] == self.n_items and np.array_equal(known, np.arange(self.n_items)):
+            # Every item, in order (the usual case): positions are the indices themselves,
+            # and each array is one pass over the pairs (uint32 counts add to float64 exactly).
+            half_ties = ties * 0.5
+            return (self._keys >> 32, self._keys & _LOW_BITS, wins_lo + half_ties,
+                    wins_hi + half_ties)
         pos_lo = position[self._keys >> 32]
         pos_hi = position[self._keys & _LOW_BITS]
-        if known.shape[0] == self.n_items and np.array_equal(known, np.arange(self.n_items)):
-            # Every item, in order (the usual case): positions are the indices themselves.
-            half_ties = 0.5 * ties.astype(np.float64)
-            return (pos_lo, pos_hi, wins_lo.astype(np.float64) + half_ties,
-                    wins_hi.astype(np.float64) + half_ties)
         keep = (pos_lo >= 0) & (pos_hi >= 0)
         half_ties = 0.5 * ties[keep].astype(np.float64)
         return (
