@@ -63,15 +63,24 @@ def _insert_sorted(
 ) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
     """Merge sorted `new_keys` (absent from sorted `keys`) and their counts in one linear pass.
 
-    np.insert with ascending positions puts each new pair before the first stored pair with a
-    larger key, so the result stays sorted without a global re-sort.
+    Each new pair goes before the first stored pair with a larger key, so the result stays
+    sorted without a global re-sort; where the new pairs land is worked out once for the keys
+    and the three counts (np.insert would work it out for each, a large share of merging
+    the few new pairs of each of hundreds of small counts).
     """
-    where = np.searchsorted(keys, new_keys)
-    merged = tuple(
-        np.insert(old, where, new.astype(_COUNT_DTYPE))
-        for old, new in zip(counts, new_counts, strict=True)
-    )
-    return np.insert(keys, where, new_keys), merged
+    at = np.searchsorted(keys, new_keys) + np.arange(new_keys.shape[0])
+    old = np.ones(keys.shape[0] + new_keys.shape[0], dtype=bool)
+    old[at] = False
+
+    def merged(stored: np.ndarray, added: np.ndarray, dtype: np.dtype) -> np.ndarray:
+        out = np.empty(old.shape[0], dtype=dtype)
+        out[old] = stored
+        out[at] = added
+        return out
+
+    return merged(keys, new_keys, keys.dtype), tuple(
+        merged(old_counts, new, old_counts.dtype)
+        for old_counts, new in zip(counts, new_counts, strict=True))
 
 
 class PairCounts:
