@@ -54,13 +54,24 @@ class SegmentPairCounts(PairCounts):
         n = self.n_items
         lo, hi = self._keys >> 32, self._keys & 0xFFFFFFFF
         wins_lo, wins_hi, ties_pair = self._counts
+        # Pairs are sorted by lo: its sums are over contiguous runs (one sequential pass
+        # each, in integers); the hi side's are scattered (bincount).
+        starts = np.flatnonzero(np.concatenate(([True], lo[1:] != lo[:-1]))) if lo.size \
+            else np.zeros(0, dtype=np.intp)
+        rows = lo[starts]
 
-        def per_item(at: np.ndarray, counts: np.ndarray) -> np.ndarray:
-            return np.bincount(at, weights=counts, minlength=n).astype(np.int64)
+        def over_lo(counts: np.ndarray) -> np.ndarray:
+            sums = np.zeros(n, dtype=np.int64)
+            if starts.size:
+                sums[rows] = np.add.reduceat(counts, starts, dtype=np.int64)
+            return sums
 
-        wins = per_item(lo, wins_lo) + per_item(hi, wins_hi)
-        losses = per_item(lo, wins_hi) + per_item(hi, wins_lo)
-        ties = per_item(lo, ties_pair) + per_item(hi, ties_pair)
+        def over_hi(counts: np.ndarray) -> np.ndarray:
+            return np.bincount(hi, weights=counts, minlength=n).astype(np.int64)
+
+        wins = over_lo(wins_lo) + over_hi(wins_hi)
+        losses = over_lo(wins_hi) + over_hi(wins_lo)
+        ties = over_lo(ties_pair) + over_hi(ties_pair)
         skips = np.zeros(n, dtype=np.int64)
         skips[self._skipped] = self._skip_counts
         return {"wins": wins, "losses": losses, "ties": ties, "skips": skips,
