@@ -17,6 +17,9 @@ import numpy as np
 import scipy.sparse
 import scipy.sparse.csgraph
 
+Run = tuple[int, int, np.ndarray, np.ndarray, np.ndarray]
+"""Consecutive pairs [start, stop) with their lo items: see `ComparisonGraph.runs`."""
+
 
 def sum_by(index: np.ndarray, weights: np.ndarray, length: int) -> np.ndarray:
     """Σ of `weights` per value of `index`, float64 of shape (length,) (even when empty)."""
@@ -123,6 +126,7 @@ class ComparisonGraph:
         self._lo_rows = np.flatnonzero(np.diff(self._row_ptr))
         self._lo_starts = self._row_ptr[self._lo_rows].astype(np.intp)
         self._lo_counts = np.diff(self._row_ptr)[self._lo_rows]
+        self._runs: dict[int, list[Run]] = {}
 
     @property
     def n_pairs(self) -> int:
@@ -155,6 +159,28 @@ class ComparisonGraph:
         """Per pair, the value of its lo item: `item_values[i]` as one streaming repeat
         (pairs are sorted by lo), shape (p,), dtype of `item_values`."""
         return np.repeat(item_values[self._lo_rows], self._lo_counts)
+
+    def runs(self, size: int) -> list[Run]:
+        """The pairs in consecutive runs of `size` (the last one shorter), each as
+        (start, stop, lo items, pairs of each, where each one's pairs begin in the run):
+        `values[lo items]` repeated by its pairs is `values[i[start:stop]]` (see
+        `repeat_over_lo`) without reading i, and `np.add.reduceat` of per-pair values over
+        the run at those offsets is their sums over lo, split where a run ends."""
+        if size not in self._runs:
+            p, rows, starts = self.n_pairs, self._lo_rows, self._lo_starts
+            ends = starts + self._lo_counts
+            runs = []
+            for start in range(0, p, size):
+                stop = min(start + size, p)
+                first = int(np.searchsorted(starts, start, side="right")) - 1
+                last = int(np.searchsorted(starts, stop, side="left"))
+                counts = np.minimum(ends[first:last], stop) - np.maximum(starts[first:last],
+                                                                        start)
+                offsets = np.zeros(counts.shape[0], dtype=np.intp)
+                np.cumsum(counts[:-1], out=offsets[1:])
+                runs.append((start, stop, rows[first:last], counts, offsets))
+            self._runs[size] = runs
+        return self._runs[size]
 
     def components(self) -> tuple[int, np.ndarray, np.ndarray]:
         """(count, label per item (n,), size per component as float64) of the graph.

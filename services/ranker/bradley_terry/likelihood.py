@@ -148,6 +148,7 @@ class Objective:
         # Work buffers of the fused pass, reused by every evaluation of this fit.
         self.information = np.empty(p)
         self._residual = np.empty(p)
+        self._single: np.ndarray | None = None
 
     def objectives_at_zero(self) -> np.ndarray:
         """ℓ(0) per component: every pair contributes (w_ij + w_ji) log ½."""
@@ -197,23 +198,29 @@ class Objective:
         odds = np.empty(block)
         p_ij = np.empty(block)
         rounding = np.empty(block)
+        pair_totals = np.empty(block)
         spread = float(np.ptp(abilities)) if abilities.shape[0] else 0.0
         clip = spread > _MAX_LOGIT_DIFFERENCE
         log_likelihood = 0.0
-        for start in range(0, p, block):
-            stop = min(start + block, p)
+        # Sums over lo are taken run by run, while the run is in cache; those over hi,
+        # which scatter, in one product over the whole arrays afterwards.
+        residual_lo = np.zeros(graph.n)
+        information_lo = np.zeros(graph.n)
+        for start, stop, lo_items, lo_pairs, offsets in graph.runs(block):
             m = stop - start
             minus_d, e, s_ij, lost = negated[:m], odds[:m], p_ij[:m], rounding[:m]
-            # Indexing gathers faster than np.take(..., out=) (no per-call index check).
-            np.subtract(abilities[graph.j[start:stop]], abilities[graph.i[start:stop]],
-                        out=minus_d)
+            # Indexing gathers faster than np.take(..., out=) (no per-call index check); the
+            # lo side, sorted, is a repeat that reads no index at all.
+            np.subtract(abilities[graph.j[start:stop]],
+                        np.repeat(abilities[lo_items], lo_pairs), out=minus_d)
             if clip:
                 np.clip(minus_d, -_MAX_LOGIT_DIFFERENCE, _MAX_LOGIT_DIFFERENCE, out=minus_d)
             np.exp(minus_d, out=e)
             np.add(e, 1.0, out=s_ij)
             wins_ij = graph.wins_ij[start:stop]
             wins_ji = graph.wins_ji[start:stop]
-            totals = graph.totals[start:stop]
+            # The sum of the two, as `graph.totals` holds it, without reading a third array.
+            totals = np.add(wins_ij, wins_ji, out=pair_totals[:m])
             # Σ w_ij log σ(d) + w_ji log σ(−d) = Σ w_ji (−d) − (w_ij + w_ji) log1p(e), with
             # log1p(e) = log(u) − ((u − 1) − e) / u for u = 1 + e as rounded: numpy's log is
             # vectorised and its log1p is not (40% of this pass); the second term puts back
@@ -222,11 +229,11 @@ class Objective:
             log_likelihood += dot(wins_ji, minus_d)
             np.subtract(s_ij, 1.0, out=lost)
             lost -= e
-            lost /= s_ij
             np.log(s_ij, out=minus_d)
+            np.reciprocal(s_ij, out=s_ij)  # σ(d)
+            lost *= s_ij
             minus_d -= lost
             log_likelihood -= dot(totals, minus_d)
-            np.reciprocal(s_ij, out=s_ij)
             e *= s_ij  # σ(−d)
             info = self.information[start:stop]
             np.multiply(totals, s_ij, out=info)
@@ -235,6 +242,8 @@ class Objective:
             np.multiply(wins_ij, e, out=residual)
             np.multiply(wins_ji, s_ij, out=minus_d)
             residual -= minus_d
+            residual_lo[lo_items] += np.add.reduceat(residual, offsets)
+            information_lo[lo_items] += np.add.reduceat(info, offsets)
         lam = graph.prior_strength
         prior = -0.5 * lam * abilities * abilities
         if count == 1:
@@ -244,13 +253,12 @@ class Objective:
             minor_values = self._log_likelihoods(abilities, minor)
             objectives += sum_by(labels[graph.i[minor]], minor_values, count)
             objectives[main] += log_likelihood - float(minor_values.sum())
-        residual_lo, residual_hi = graph.item_sums(self._residual)
+        residual_hi = graph.sums_over_hi(self._residual)
         # The likelihood part sums to exactly 0 over each component; what the sum holds is
         # rounding, which the Newton step would amplify by 1/λ along the constant modes.
         grad = graph.centred(residual_lo - residual_hi)
         grad -= lam * abilities
-        information_lo, information_hi = graph.item_sums(self.information)
-        diagonal = information_lo + information_hi + lam
+        diagonal = information_lo + graph.sums_over_hi(self.information) + lam
         return Point(abilities, objectives, grad, diagonal)
 
     def hessian_product(self, vector: np.ndarray, diagonal: np.ndarray) -> np.ndarray:
@@ -259,8 +267,12 @@ class Objective:
         return diagonal * vector - (upper @ vector + upper.T @ vector)
 
     def single_precision_upper(self) -> scipy.sparse.csr_matrix:
-        """U with the current `information` in float32 (a copy): for cheaper products."""
-        return self.graph.upper(self.information.astype(np.float32))
+        """U with the current `information` in float32: for cheaper products. A copy, valid
+        until the next call (each call refills one buffer: fresh memory costs page faults)."""
+        if self._single is None:
+            self._single = np.empty(self.graph.n_pairs, dtype=np.float32)
+        np.copyto(self._single, self.information, casting="same_kind")
+        return self.graph.upper(self._single)
 
     def dense_hessian(self, diagonal: np.ndarray) -> np.ndarray:
         """The upper triangle of H = L + λI as a dense (n, n) Fortran-ordered array (zeros

@@ -66,6 +66,25 @@ def test_per_item_sums_over_both_sides_of_the_pairs():
         assert abs(centred[labels == label].mean()) < 1e-12
 
 
+@pytest.mark.parametrize("size", [1, 7, 64, 10_000])
+def test_runs_of_pairs_give_their_lo_items_and_sums_over_lo(size):
+    rng = np.random.default_rng(size)
+    n = 60
+    i, j, wins_ij, wins_ji = random_pairs(rng, n, 2000)
+    graph = ComparisonGraph(n, i, j, wins_ij + 1, wins_ji, 0.01)
+    item_values = rng.normal(size=n)
+    values = rng.normal(size=graph.n_pairs)
+    sums = np.zeros(n)
+    stops = []
+    for start, stop, lo_items, lo_pairs, offsets in graph.runs(size):
+        np.testing.assert_array_equal(np.repeat(item_values[lo_items], lo_pairs),
+                                      item_values[graph.i[start:stop]])
+        sums[lo_items] += np.add.reduceat(values[start:stop], offsets)
+        stops.append(stop)
+    assert stops[-1] == graph.n_pairs and np.all(np.diff([0, *stops]) <= size)
+    np.testing.assert_allclose(sums, graph.sums_over_lo(values))
+
+
 @pytest.mark.parametrize(
     ("i", "j", "wins_ij", "wins_ji", "message"),
     [
