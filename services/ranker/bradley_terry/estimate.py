@@ -130,7 +130,9 @@ def fit(
                                                          exact_component_max)
     else:
         errors, exact = np.full(n_items, np.nan), False
-    objective_value = float(point.objectives.sum()) if n_items else 0.0
+    objectives = point.objectives if point.objectives is not None \
+        else objective.objectives(point.abilities)
+    objective_value = float(objectives.sum()) if n_items else 0.0
     return BTFit.with_intervals(abilities, errors, iterations, objective_value, exact)
 
 

@@ -191,4 +191,5 @@ class FewVoteItems:
         change -= 0.5 * lam * sum_by(labels[self.items],
                                      abilities[self.items] ** 2 - before[self.items] ** 2,
                                      count)
-        return Point(abilities, point.objectives + change, gradient, diagonal)
+        settled_objectives = None if point.objectives is None else point.objectives + change
+        return Point(abilities, settled_objectives, gradient, diagonal)

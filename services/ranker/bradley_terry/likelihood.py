@@ -128,7 +128,9 @@ class Point:
     """ℓ, ∇ℓ and diag(H) at one θ; the per-pair information stays in the `Objective`."""
 
     abilities: np.ndarray
-    objectives: np.ndarray  # ℓ per connected component, shape (n_components,)
+    # ℓ per connected component, shape (n_components,); None until asked for (see
+    # `Objective.evaluate`), then filled in by `Objective.objectives`.
+    objectives: np.ndarray | None
     gradient: np.ndarray  # (n,)
     diagonal: np.ndarray  # diag(H) = weighted degree + λ, (n,)
 
@@ -149,13 +151,16 @@ class Objective:
         self.information = np.empty(p)
         self._residual = np.empty(p)
         self._single: np.ndarray | None = None
+        self._at_zero: np.ndarray | None = None
 
     def objectives_at_zero(self) -> np.ndarray:
         """ℓ(0) per component: every pair contributes (w_ij + w_ji) log ½."""
-        graph = self.graph
-        count, labels, _ = graph.components()
-        per_item = graph.sums_over_lo(graph.totals)
-        return -np.log(2.0) * sum_by(labels, per_item, count)
+        if self._at_zero is None:
+            graph = self.graph
+            count, labels, _ = graph.components()
+            per_item = graph.sums_over_lo(graph.totals)
+            self._at_zero = -np.log(2.0) * sum_by(labels, per_item, count)
+        return self._at_zero
 
     def evaluate_at_zero(self) -> Point:
         """`evaluate` at θ = 0 (a cold start) in closed form: σ = ½ on every pair, so the
@@ -179,10 +184,81 @@ class Objective:
                 + graph.wins_ij[pairs] * np.minimum(d, 0.0)
                 - graph.wins_ji[pairs] * np.maximum(d, 0.0))
 
-    def evaluate(self, abilities: np.ndarray) -> Point:
+    def evaluate(self, abilities: np.ndarray, with_objectives: bool = True) -> Point:
         """ℓ per component, ∇ℓ and diag(H) at θ = `abilities`, in one pass over the pairs.
 
         Leaves the per-pair Fisher information (w_ij + w_ji) σ(d) σ(−d) in `information`.
+        Without `with_objectives` the point's ℓ is left out (None), which saves the pass a
+        logarithm per pair: the solver asks for ℓ only where the slope at a trial point does
+        not already show enough ascent (`objectives` computes it then).
+        """
+        log_likelihood, residual_lo, information_lo = self._pass(abilities, with_objectives,
+                                                                 True)
+        graph = self.graph
+        lam = graph.prior_strength
+        objectives = self._per_component(abilities, log_likelihood) if with_objectives \
+            else None
+        residual_hi = graph.sums_over_hi(self._residual)
+        # The likelihood part sums to exactly 0 over each component; what the sum holds is
+        # rounding, which the Newton step would amplify by 1/λ along the constant modes.
+        grad = graph.centred(residual_lo - residual_hi)
+        grad -= lam * abilities
+        diagonal = information_lo + graph.sums_over_hi(self.information) + lam
+        return Point(abilities, objectives, grad, diagonal)
+
+    def objectives(self, abilities: np.ndarray) -> np.ndarray:
+        """ℓ per component at θ = `abilities` (n_components,), in one pass over the pairs that
+        leaves `information` as it was."""
+        log_likelihood, _, _ = self._pass(abilities, True, False)
+        return self._per_component(abilities, log_likelihood)
+
+    def curvature_bound(self, direction: np.ndarray) -> np.ndarray:
+        """Q per component (n_components,): along θ + t·`direction`, for every θ and t,
+        −d²ℓ/dt² ≤ Q, since each pair's information (w_ij + w_ji) σ(d) σ(−d) is at most a
+        quarter of its votes: Q = ¼ Σ_pairs (w_ij + w_ji)(Δi − Δj)² + λ Σ Δ². One pass over
+        the pairs without exponentials."""
+        graph = self.graph
+        count, labels, _ = graph.components()
+        main, minor = graph.minor_pairs()
+        block = min(_BLOCK, max(graph.n_pairs, 1))
+        moves = np.empty(block)
+        total = 0.0
+        for start, stop, lo_items, lo_pairs, _ in graph.runs(block):
+            move = moves[:stop - start]
+            np.subtract(direction[graph.j[start:stop]],
+                        np.repeat(direction[lo_items], lo_pairs), out=move)
+            move *= move
+            total += dot(graph.totals[start:stop], move)
+        prior = graph.prior_strength * direction * direction
+        if count == 1:
+            return np.array([0.25 * total + float(prior.sum())])
+        bound = sum_by(labels, prior, count)
+        minor_moves = direction[graph.i[minor]] - direction[graph.j[minor]]
+        minor_values = 0.25 * graph.totals[minor] * minor_moves * minor_moves
+        bound += sum_by(labels[graph.i[minor]], minor_values, count)
+        bound[main] += 0.25 * total - float(minor_values.sum())
+        return bound
+
+    def _per_component(self, abilities: np.ndarray, log_likelihood: float) -> np.ndarray:
+        """ℓ per component from the log-likelihood summed over every pair."""
+        graph = self.graph
+        count, labels, _ = graph.components()
+        main, minor = graph.minor_pairs()
+        prior = -0.5 * graph.prior_strength * abilities * abilities
+        if count == 1:
+            return np.array([log_likelihood + float(prior.sum())])
+        objectives = sum_by(labels, prior, count)
+        minor_values = self._log_likelihoods(abilities, minor)
+        objectives += sum_by(labels[graph.i[minor]], minor_values, count)
+        objectives[main] += log_likelihood - float(minor_values.sum())
+        return objectives
+
+    def _pass(self, abilities: np.ndarray, with_log_likelihood: bool,
+              with_derivatives: bool) -> tuple[float, np.ndarray, np.ndarray]:
+        """The fused pass over the pairs: (Σ log-likelihood (0 without it), and the sums over
+        lo of the residual and of the information (zeros without derivatives)); with
+        derivatives, the per-pair residual and information are left in their buffers.
+
         With e = exp(−d), one exponential and one logarithm per pair give everything:
         σ(d) = 1/(1 + e), σ(−d) = e σ(d) (never 1 − σ(d), which rounds to 0 past d ≈ 37 and
         would make a saturated pair's pull vanish), log σ(d) = −log1p(e) and
@@ -190,8 +266,6 @@ class Objective:
         logits, where σ already under- or overflows, so e stays finite.
         """
         graph = self.graph
-        count, labels, _ = graph.components()
-        main, minor = graph.minor_pairs()
         p = graph.n_pairs
         block = min(_BLOCK, max(p, 1))
         negated = np.empty(block)
@@ -221,19 +295,23 @@ class Objective:
             wins_ji = graph.wins_ji[start:stop]
             # The sum of the two, as `graph.totals` holds it, without reading a third array.
             totals = np.add(wins_ij, wins_ji, out=pair_totals[:m])
-            # Σ w_ij log σ(d) + w_ji log σ(−d) = Σ w_ji (−d) − (w_ij + w_ji) log1p(e), with
-            # log1p(e) = log(u) − ((u − 1) − e) / u for u = 1 + e as rounded: numpy's log is
-            # vectorised and its log1p is not (40% of this pass); the second term puts back
-            # what rounding u lost, so a nearly saturated pair (e < 1e-16: u = 1) still
-            # counts e, as log1p does, to a few ulps.
-            log_likelihood += dot(wins_ji, minus_d)
-            np.subtract(s_ij, 1.0, out=lost)
-            lost -= e
-            np.log(s_ij, out=minus_d)
+            if with_log_likelihood:
+                # Σ w_ij log σ(d) + w_ji log σ(−d) = Σ w_ji (−d) − (w_ij + w_ji) log1p(e),
+                # with log1p(e) = log(u) − ((u − 1) − e) / u for u = 1 + e as rounded:
+                # numpy's log is vectorised and its log1p is not (40% of this pass); the
+                # second term puts back what rounding u lost, so a nearly saturated pair
+                # (e < 1e-16: u = 1) still counts e, as log1p does, to a few ulps.
+                log_likelihood += dot(wins_ji, minus_d)
+                np.subtract(s_ij, 1.0, out=lost)
+                lost -= e
+                np.log(s_ij, out=minus_d)
             np.reciprocal(s_ij, out=s_ij)  # σ(d)
-            lost *= s_ij
-            minus_d -= lost
-            log_likelihood -= dot(totals, minus_d)
+            if with_log_likelihood:
+                lost *= s_ij
+                minus_d -= lost
+                log_likelihood -= dot(totals, minus_d)
+            if not with_derivatives:
+                continue
             e *= s_ij  # σ(−d)
             info = self.information[start:stop]
             np.multiply(totals, s_ij, out=info)
@@ -244,22 +322,7 @@ class Objective:
             residual -= minus_d
             residual_lo[lo_items] += np.add.reduceat(residual, offsets)
             information_lo[lo_items] += np.add.reduceat(info, offsets)
-        lam = graph.prior_strength
-        prior = -0.5 * lam * abilities * abilities
-        if count == 1:
-            objectives = np.array([log_likelihood + float(prior.sum())])
-        else:
-            objectives = sum_by(labels, prior, count)
-            minor_values = self._log_likelihoods(abilities, minor)
-            objectives += sum_by(labels[graph.i[minor]], minor_values, count)
-            objectives[main] += log_likelihood - float(minor_values.sum())
-        residual_hi = graph.sums_over_hi(self._residual)
-        # The likelihood part sums to exactly 0 over each component; what the sum holds is
-        # rounding, which the Newton step would amplify by 1/λ along the constant modes.
-        grad = graph.centred(residual_lo - residual_hi)
-        grad -= lam * abilities
-        diagonal = information_lo + graph.sums_over_hi(self.information) + lam
-        return Point(abilities, objectives, grad, diagonal)
+        return log_likelihood, residual_lo, information_lo
 
     def hessian_product(self, vector: np.ndarray, diagonal: np.ndarray) -> np.ndarray:
         """H v = diag(H) v − A v with the current `information`, shape (n,)."""

@@ -4,9 +4,12 @@ backtracking step length per connected component.
 Newton directions come from conjugate gradients with a Jacobi preconditioner on the subspace
 orthogonal to each component's constant mode (whose part is solved exactly), to an accuracy
 that tightens as the steps shrink; products with the Hessian run in single precision while
-the accuracy asked is loose. A trial point is accepted by an Armijo test on the values the
-fused pass of `Objective.evaluate` returns, so an accepted step costs one pass, and the last
-one leaves the information at the optimum for the standard errors. On up to `DENSE_MAX_ITEMS`
+the accuracy asked is loose. A trial point is accepted by an Armijo test, which a lower
+bound on the rise of ℓ usually decides from the slopes at the step's two ends (ℓ is concave,
+and its curvature along the step is bounded), so that the fused pass of `Objective.evaluate`
+can leave out ℓ and its logarithm per pair: an accepted step costs one pass without them,
+and ℓ is computed where the bound cannot decide and at the last step, which also leaves the
+information at the optimum for the standard errors. On up to `DENSE_MAX_ITEMS`
 items, a direction CG does not find quickly (long chains) comes from a dense Cholesky solve.
 """
 
@@ -178,6 +181,22 @@ def _safeguard(
     return np.where(uphill[labels], capped, scaled)
 
 
+def _rise_bound(start_slope: np.ndarray, end_slope: np.ndarray,
+                curvature: np.ndarray | None) -> np.ndarray:
+    """A lower bound on ℓ(trial) − ℓ(point) per component from the slopes a, b of ℓ along the
+    step at its two ends and a bound Q on its curvature (`Objective.curvature_bound`).
+
+    ℓ is concave, so its slope falls along the step: never below b, and (Q) never faster than
+    Q, so the slope at t is at least max(b, a − Q t), whose integral over [0, 1] is the bound.
+    Without Q it is b alone.
+    """
+    if curvature is None:
+        return end_slope
+    crossing = np.clip((start_slope - end_slope) / np.maximum(curvature, 1e-300), 0.0, 1.0)
+    return (start_slope * crossing - 0.5 * curvature * crossing * crossing
+            + end_slope * (1.0 - crossing))
+
+
 def maximise(objective: Objective, point: Point, tol: float,
              max_iter: int) -> tuple[Point, int]:
     """Newton ascent with backtracking from `point`; returns (the final point, iterations).
@@ -232,15 +251,38 @@ def maximise(objective: Objective, point: Point, tol: float,
         # error is ~ 1e-15 |ℓ|), not a failure to ascend. The component holding most pairs
         # gets its ℓ as the whole sum less the others' (Objective.evaluate), so its rounding
         # is that of the whole sum: with hundreds of small components it outgrew its own.
+        # Where ℓ was not computed, |ℓ(0)| bounds it: every point the ascent reaches is at
+        # least as high as 0.
         objectives = point.objectives
-        slack = 1e-13 * (1.0 + np.abs(objectives))
-        slack[main] = 1e-13 * (1.0 + float(np.abs(objectives).sum()))
+        scale = np.abs(objectives if objectives is not None
+                       else objective.objectives_at_zero())
+        slack = 1e-13 * (1.0 + scale)
+        slack[main] = 1e-13 * (1.0 + float(scale.sum()))
         slopes = sum_by(labels, point.gradient * direction, count)
         steps = np.ones(count)
         pending = np.ones(count, dtype=bool)
+        curvature = None
         for _ in range(_MAX_HALVINGS):
-            trial = objective.evaluate(point.abilities + steps[labels] * direction)
-            pending &= trial.objectives < objectives + _ARMIJO * steps * slopes - slack
+            moved = point.abilities + steps[labels] * direction
+            # The last step's ℓ is the fit's; the others' only where bounds cannot decide.
+            trial = objective.evaluate(moved, with_objectives=final)
+            required = _ARMIJO * steps * slopes - slack
+            rise = _rise_bound(steps * slopes,
+                               steps * sum_by(labels, trial.gradient * direction, count), None)
+            undecided = pending & (rise < required)
+            if undecided.any():
+                if curvature is None:
+                    curvature = objective.curvature_bound(direction)
+                rise = _rise_bound(steps * slopes, steps * sum_by(
+                    labels, trial.gradient * direction, count), steps * steps * curvature)
+                undecided &= rise < required
+            if undecided.any():
+                if objectives is None:
+                    objectives = point.objectives = objective.objectives(point.abilities)
+                if trial.objectives is None:
+                    trial.objectives = objective.objectives(moved)
+                undecided &= trial.objectives < objectives + required
+            pending = undecided
             if not pending.any():
                 break
             steps[pending] *= 0.5

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from ranker.bradley_terry.few_votes import FEW_VOTES
+from ranker.bradley_terry.graph import sum_by
 from ranker.bradley_terry.likelihood import Objective, Point
 
 
@@ -51,9 +52,16 @@ def starting_point(objective: Objective, init: np.ndarray | None) -> Point:
         abilities = _log_odds(objective, zero)
         if not abilities.any():
             return zero
-    point = objective.evaluate(abilities)
-    _, labels, _ = graph.components()
-    worse = objective.objectives_at_zero() > point.objectives
+    point = objective.evaluate(abilities, with_objectives=False)
+    count, labels, _ = graph.components()
+    # ℓ is λ-strongly concave (H ⪰ λI), so ℓ(θ) − ℓ(0) ≥ ∇ℓ(θ)·θ + (λ/2)|θ|² in each
+    # component: where that is ≥ 0 the start is no worse than 0 without computing ℓ(θ).
+    gain = sum_by(labels, abilities * (point.gradient + 0.5 * graph.prior_strength * abilities),
+                  count)
+    worse = np.zeros(count, dtype=bool)
+    if np.any(gain < 0.0):
+        point.objectives = objective.objectives(abilities)
+        worse = objective.objectives_at_zero() > point.objectives
     if worse.all():
         return objective.evaluate_at_zero()
     if worse.any():
