@@ -447,6 +447,9 @@ def run_seed(seed: int, n_items: int, n_honest: int, budget_factor: float,
             "reached_with_defences": guarded.votes_needed is not None,
             "no_vote_counts_with_defences": guarded.no_vote_counts,
             "detection_rate": guarded.accounts_flagged / max(guarded.accounts, 1),
+            # Over the accounts that cast at least one vote serving the target: the others
+            # voted only as an honest voter would (pushers whose pairs never showed it).
+            "detection_rate_serving": serving_detection_rate(guarded),
             "undetected": undetected_accounts(guarded),
             "top10_replaced_without": open_run.top10_replaced_at[open_run.votes_cast],
             "top10_replaced_with_at_same_votes": guarded.top10_replaced_at.get(
@@ -454,9 +457,20 @@ def run_seed(seed: int, n_items: int, n_honest: int, budget_factor: float,
         }
         print(f"seed {seed} {strategy}: without {open_run.votes_needed} votes, with "
               f"{guarded.votes_needed or f'> {guarded.votes_cast}'}; detected "
-              f"{guarded.accounts_flagged}/{guarded.accounts}", file=sys.stderr, flush=True)
+              f"{guarded.accounts_flagged}/{guarded.accounts} (of those serving the target "
+              f"{serving_detection_rate(guarded)})", file=sys.stderr, flush=True)
     out["seconds"] = round(time.perf_counter() - started, 1)
     return out
+
+
+def serving_detection_rate(attack: Attack) -> float | None:
+    """The share flagged of the attacking accounts that cast at least one vote serving the
+    target (None: none did)."""
+    serving = np.array(attack.account_serving, dtype=np.int64) > 0
+    if not serving.any():
+        return None
+    flagged = np.array(attack.account_flagged_at, dtype=np.int64) >= 0
+    return float((flagged & serving).sum() / serving.sum())
 
 
 def undetected_accounts(attack: Attack) -> dict[str, object]:
@@ -501,6 +515,12 @@ def summary(seeds: list[dict[str, object]], strategies: tuple[str, ...]) -> dict
                 round(r["honest_flagged_rate_with_attack"], 4) for r in runs],
             "detection_rate": [round(r["detection_rate"], 3) for r in runs],
             "median_detection_rate": statistics.median(r["detection_rate"] for r in runs),
+            "detection_rate_serving": [
+                None if r["detection_rate_serving"] is None
+                else round(r["detection_rate_serving"], 3) for r in runs],
+            "median_detection_rate_serving": statistics.median(
+                0.0 if r["detection_rate_serving"] is None else r["detection_rate_serving"]
+                for r in runs),
             "accounts_with": [r["with"]["accounts"] for r in runs],
             "median_votes_per_account_when_flagged": [
                 statistics.median(r["with"]["flagged_at_votes"])

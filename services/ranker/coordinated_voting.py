@@ -37,8 +37,9 @@ with the chance h it was tested against; an attacker's vote goes it, or, a share
 the time, is cast as an honest one would be (the pairs its strategy does not use, or
 camouflage): chance 1 − cover + cover·h. The prior share of attackers in the cohort is
 estimated from the groups' excess (f = 1 − L/μ for a pushed p, (L − μ)/(n − μ) for a sunk
-one; the median over the cohort's groups); an account is flagged when its posterior of being
-an attacker reaches `posterior`. So among the accounts flagged, about 1 − `posterior` at
+one; the median over the cohort's groups, or the largest share of the groups the account
+voted on when higher); an account is flagged when its posterior of being an attacker
+reaches `posterior`. So among the accounts flagged, about 1 − `posterior` at
 most are honest ones who happened to vote the group's way, and in a cohort that is mostly
 honest (f small) one account's few votes never reach it.
 
@@ -337,6 +338,9 @@ class CoordinationCheck:
         # Direction per (cohort, proposal): +1 pushed, -1 sunk, 0 in no group; a proposal's
         # own group wins over a band's. Each group's share of attackers, for the prior.
         direction = np.zeros((MAX_COHORT + 1, n_items), dtype=np.int8)
+        # Per (cohort, proposal): the share of attackers of the group its votes are judged
+        # on.
+        cell_share = np.zeros((MAX_COHORT + 1, n_items))
         shares: dict[int, list[float]] = {}
         for group in sorted(groups, key=lambda g: -g.band):
             share = group.attacker_share
@@ -349,8 +353,10 @@ class CoordinationCheck:
                     n_in = float(cell_n[group.cohort, members].sum())
                     share = min(max((lost_in - mu_in) / max(n_in - mu_in, 1e-9), 0.01), 0.99)
                 direction[group.cohort, members] = -1
+                cell_share[group.cohort, members] = share
             else:
                 direction[group.cohort, group.proposal] = 1 if group.pushed else -1
+                cell_share[group.cohort, group.proposal] = share
             shares.setdefault(group.cohort, []).append(share)
         way = direction[sides.cohort, sides.proposal]
         tested = way != 0
@@ -373,11 +379,19 @@ class CoordinationCheck:
         by_cohort: dict[int, list[Group]] = {}
         for group in groups:
             by_cohort.setdefault(group.cohort, []).append(group)
+        # An account's prior is the cohort's (the median of its groups' shares: an attacker
+        # spread over several), or the largest share of the groups it voted on when higher: a
+        # group of another kind in the cohort (heavy accounts voting a proposal up beyond a
+        # fit made of lighter voters' votes, say) pulled the median down, and the accounts of
+        # a group whose share is plain went unflagged.
+        voted_share = np.zeros(size)
+        np.maximum.at(voted_share, voter,
+                      cell_share[sides.cohort[tested], sides.proposal[tested]])
         prior = {c: float(np.median(values)) for c, values in shares.items()}
         suspects: list[Suspect] = []
         for account in np.flatnonzero(account_votes > 0).tolist():
             c = int(account_cohort[account])
-            share = prior[c]
+            share = max(prior[c], float(voted_share[account]))
             log_odds = math.log(share / (1 - share)) + float(account_ratio[account])
             posterior = 1.0 / (1.0 + math.exp(-min(max(log_odds, -700.0), 700.0)))
             if posterior >= self.settings.posterior:

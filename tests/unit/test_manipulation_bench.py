@@ -33,6 +33,11 @@ def test_a_small_run_reports_every_figure(tmp_path: Path) -> None:
     # Which accounts went unseen, and what they did: one entry per account.
     attack = omnipresent["with"]
     assert len(attack["account_votes"]) == len(attack["account_flagged_at"]) == attack["accounts"]
+    # Detection over the accounts that cast a vote serving the target, too.
+    serving = [n > 0 for n in attack["account_serving"]]
+    caught = [at >= 0 for at in attack["account_flagged_at"]]
+    assert omnipresent["detection_rate_serving"] == sum(
+        s and c for s, c in zip(serving, caught, strict=True)) / sum(serving)
     missed = omnipresent["undetected"]
     assert missed["accounts"] == attack["accounts"] - attack["accounts_flagged"]
     summary = report["summary"]["strategies"]
