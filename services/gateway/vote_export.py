@@ -2,7 +2,7 @@
 
 The log is read with XRANGE in id order, a bounded number of votes at a time, so an export
 of millions of votes holds one batch in memory. A batch is passed on as columns
-(publishing.vote_columns: thousands of votes a message) or, for clients that do not ask for
+(publishing.log_columns: thousands of votes a message) or, for clients that do not ask for
 columns, as entries as recorded (format in pairwise.vote_log); voter ids replaced by their
 pseudonyms (gateway.pseudonyms) unless the admin asked for them raw.
 """
@@ -25,6 +25,7 @@ from pairwise.errors import FailedPrecondition, InvalidArgument
 from pairwise.ids import is_entry_id
 from pairwise.redis_client import is_cluster_client
 from pairwise.v1 import gateway_pb2
+from publishing import log_columns
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -101,10 +102,8 @@ class VoteExport:
         """The log's votes up to `through_entry_id` ("" = to the end), oldest first, as
         columns of about BATCH_VOTES votes (whole entries); voter ids through `pseudonyms`
         unless None."""
-        from publishing import vote_columns
-
         def converted(reply: list[tuple[bytes, dict[bytes, bytes]]]) -> gateway_pb2.VoteColumns:
-            columns = vote_columns.from_log(reply)
+            columns = log_columns.from_log(reply)
             if pseudonyms is not None and columns.voter_ids:
                 columns.voter_ids = pseudonyms.of_list(columns.voter_ids)
             return columns

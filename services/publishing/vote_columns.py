@@ -1,124 +1,31 @@
-"""Votes as columns (pairwise.v1.VoteColumns): how ExportVotes carries thousands of votes a
-message, built from the vote log or from an archive's rows, and turned into vote rows.
+"""Votes as columns (pairwise.v1.VoteColumns) and Arrow: how ExportVotes carries thousands of
+votes a message, built from an archive's rows, and turned into vote rows (columns built from
+the vote log: publishing.log_columns).
 
-Every step works on whole columns (bytes joins, numpy and Arrow calls); the only Python
-work per item is per log entry where Redis hands entries over one by one (reading the
-fields of each), and per skipped vote (its free text). The wire format is documented in
+Every step works on whole columns (numpy and Arrow calls); the only Python work per item is
+per skipped vote (its free text). The wire format is documented in
 proto/pairwise/v1/gateway.proto, `VoteColumns`.
 """
 
 from __future__ import annotations
 
-import operator
-from collections.abc import Sequence
-from typing import Any
-
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pairwise import submitted_vote, vote_log
+from pairwise import vote_log
 from pairwise.v1 import gateway_pb2, types_pb2
 from pairwise.voter_attributes import NO_ATTRIBUTES
 from publishing import vote_table
 
 _INT32 = np.dtype("<i4")
 _SKIP = ord(vote_log.SKIP)
-_NO_ATTRIBUTE = NO_ATTRIBUTES.encode()
-# SkipReason's value of each r-field code (pairwise.vote_log); "" (no r field) unspecified.
-_SKIP_REASON_VALUE = {code: types_pb2.SkipReason.Value(name)
-                      for code, name in submitted_vote.SKIP_REASON_NAMES.items()}
 _SKIP_REASON_NAMES = pa.array([types_pb2.SkipReason.Name(value)
                                for value in sorted(types_pb2.SkipReason.values())])
 
 
 class MalformedColumns(vote_table.MalformedEntries):
     """Columns whose lengths disagree, or that name proposals the export lacks."""
-
-
-# The fields `append_votes` writes first, in its order (pairwise.vote_log); r and g follow
-# when present.
-_LOG_FIELDS = (b"k", b"a", b"b", b"v", b"u", b"q")
-_N_LOG_FIELDS = 2 * len(_LOG_FIELDS)
-_NAME_AT = [operator.itemgetter(position) for position in range(0, _N_LOG_FIELDS, 2)]
-_VALUE_AT = [operator.itemgetter(position) for position in range(1, _N_LOG_FIELDS, 2)]
-
-
-def from_log(reply: Sequence[Sequence[Any]]) -> gateway_pb2.VoteColumns:
-    """The columns of consecutive log entries as XRANGE returns them (bytes, format in
-    pairwise.vote_log): each entry as Redis sends it, [id, [field, value, ...]], or as
-    redis-py parses it, (id, {field: value}). Voter ids as recorded."""
-    if not reply:
-        return gateway_pb2.VoteColumns()
-    kinds, a, b, vote_ids, voter_ids, trust, reasons, attributes = _fields(
-        [fields for _, fields in reply])
-    votes = np.fromiter(map(len, kinds), dtype=_INT32, count=len(kinds))
-    joined_kinds = b"".join(kinds)
-    n = len(joined_kinds)
-    columns = gateway_pb2.VoteColumns(
-        entry_ids=b" ".join([entry_id for entry_id, _ in reply]), entry_votes=votes.tobytes(),
-        kinds=joined_kinds, a=_int32_words(b" ".join(a), n), b=_int32_words(b" ".join(b), n),
-        vote_ids=b" ".join(vote_ids), voter_ids=b" ".join(voter_ids),
-        # An entry without trust flags is trusted (pairwise.vote_log: every writer adds q).
-        trust=b"".join(trust) if None not in trust else b"".join([
-            flags if flags is not None else b"1" * len(k)
-            for flags, k in zip(trust, kinds, strict=True)]))
-    if attributes.count(None) != len(attributes):
-        columns.attributes = b" ".join([
-            codes or b" ".join([_NO_ATTRIBUTE] * len(k))
-            for codes, k in zip(attributes, kinds, strict=True)])
-    skips = np.flatnonzero(np.frombuffer(joined_kinds, dtype=np.uint8) == _SKIP)
-    if len(skips):
-        entry_of_skip = np.searchsorted(np.cumsum(votes), skips, side="right")
-        parts = [vote_log.skip_reason_parts(reasons[entry].decode(errors="replace"))
-                 if reasons[entry] is not None else ("", "")
-                 for entry in entry_of_skip.tolist()]
-        codes = np.zeros(n, dtype=np.uint8)
-        codes[skips] = [_SKIP_REASON_VALUE.get(code, 0) for code, _ in parts]
-        columns.skip_reason_codes = codes.tobytes()
-        columns.skip_reasons.extend([text for _, text in parts])
-    return columns
-
-
-def _fields(entries: list[Any]) -> list[Sequence[Any]]:
-    """The k, a, b, v, u, q, r and g fields of `entries` (field lists as Redis sends them,
-    or dictionaries), one sequence each: None for a q, r or g absent, b"" for others.
-
-    When every entry starts with k a b v u q, in `append_votes`' order, the values are taken
-    by position without a Python step per entry (an interactive log has one vote an entry);
-    the r and g that may follow, by name. Any other entry is read by name.
-    """
-    n = len(entries)
-    if isinstance(entries[0], list) and min(map(len, entries)) >= _N_LOG_FIELDS:
-        if all(list(map(name_at, entries)).count(name) == n
-               for name_at, name in zip(_NAME_AT, _LOG_FIELDS, strict=True)):
-            columns: list[Sequence[Any]] = [list(map(value_at, entries))
-                                            for value_at in _VALUE_AT]
-            reasons: list[bytes | None] = [None] * n
-            attributes: list[bytes | None] = [None] * n
-            lengths = np.fromiter(map(len, entries), dtype=np.int64, count=n)
-            for position in np.flatnonzero(lengths > _N_LOG_FIELDS).tolist():
-                fields = entries[position]
-                tail = dict(zip(fields[_N_LOG_FIELDS::2], fields[_N_LOG_FIELDS + 1::2],
-                                strict=True))
-                reasons[position], attributes[position] = tail.get(b"r"), tail.get(b"g")
-            return [*columns, reasons, attributes]
-    named = [fields if isinstance(fields, dict) else dict(
-        zip(fields[0::2], fields[1::2], strict=True)) for fields in entries]
-    by_name: list[Sequence[Any]] = [[fields.get(name, b"") for fields in named]
-                                    for name in _LOG_FIELDS[:-1]]
-    return by_name + [[fields.get(name) for fields in named] for name in (b"q", b"r", b"g")]
-
-
-def _int32_words(text: bytes, n: int) -> bytes:
-    """Space-separated decimal integers as int32 bytes; MalformedColumns unless `n` of them."""
-    if not n:
-        return b""
-    try:
-        values = vote_table.words(text, n).cast(pa.int32())
-    except (pa.ArrowInvalid, vote_table.MalformedEntries):
-        raise MalformedColumns(f"{n} votes but proposal indices of another count") from None
-    return values.to_numpy(zero_copy_only=False).astype(_INT32, copy=False).tobytes()
 
 
 def _joined(words: pa.Array) -> bytes:

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +19,7 @@ import pytest
 from gateway import pseudonyms as pseudonyms_module
 from gateway.pseudonyms import Pseudonyms
 from pairwise.v1 import gateway_pb2, types_pb2
-from publishing import vote_columns, vote_table
+from publishing import log_columns, vote_columns, vote_table
 from publishing.recompute import counted_mask
 
 PROPOSALS = pa.array(["alpha", "beta", "gamma"])
@@ -178,14 +180,14 @@ def test_columns_of_a_log_give_the_rows_its_entries_give() -> None:
     from gateway.vote_export import _entry_messages
 
     reply = log_reply()
-    columns = vote_columns.from_log(reply)
+    columns = log_columns.from_log(reply)
     # The same from entries as Redis sends them, before redis-py makes them dictionaries
     # (read by position when every entry has the fields `append_votes` writes first).
     for entries in (reply, [entry for entry in reply if b"q" in entry[1]]):
         as_sent = [[entry_id, [item for pair in fields.items() for item in pair]]
                    for entry_id, fields in entries]
-        assert vote_columns.from_log(as_sent) == vote_columns.from_log(entries)
-        assert vote_columns.to_rows(vote_columns.from_log(as_sent), PROPOSALS).to_pydict() == \
+        assert log_columns.from_log(as_sent) == log_columns.from_log(entries)
+        assert vote_columns.to_rows(log_columns.from_log(as_sent), PROPOSALS).to_pydict() == \
             vote_table.batch_from_entries(_entry_messages(entries, None), PROPOSALS).to_pydict()
     assert vote_columns.entry_ids(columns) == ("1-0", "5-0")
     rows = vote_columns.to_rows(columns, PROPOSALS).to_pydict()
@@ -204,7 +206,7 @@ def test_columns_of_a_log_give_the_rows_its_entries_give() -> None:
 def test_columns_of_an_archive_give_back_its_rows(tmp_path: Path) -> None:
     path = tmp_path / "votes.parquet"
     with vote_table.VoteFileWriter(path, "parquet") as writer:
-        writer.write(vote_columns.to_rows(vote_columns.from_log(log_reply()), PROPOSALS))
+        writer.write(vote_columns.to_rows(log_columns.from_log(log_reply()), PROPOSALS))
     written = pq.read_table(path)
     # Cut anywhere (an entry split in two comes as two runs), the rows come back the same.
     for batch_size in (2, 3, 100):
@@ -226,7 +228,7 @@ def test_columns_of_an_archive_give_back_its_rows(tmp_path: Path) -> None:
     {"entry_votes": np.array([2], "<i4").tobytes()},
 ])
 def test_malformed_columns_are_refused(damage: dict[str, bytes]) -> None:
-    columns = vote_columns.from_log(log_reply()[:1])
+    columns = log_columns.from_log(log_reply()[:1])
     for field, value in damage.items():
         setattr(columns, field, value)
     with pytest.raises(vote_table.MalformedEntries):
@@ -246,3 +248,27 @@ def test_an_xrange_reply_is_sent_in_messages_of_whole_entries_within_the_batch_s
     assert max(votes) <= BATCH_VOTES
     assert sum(votes) == sum(sizes)
     assert len(parts) == 6  # 15,000 + 5,000 / 20,000 / 20,000 / 20,000 / 20,000 / 15,003
+
+
+def test_proposal_indices_of_the_log_are_read_as_int32_without_arrow() -> None:
+    indices = [0, 7, 10, 99, 33_999, 5, 123_456_789, 999_999_999, 1]
+    text = " ".join(map(str, indices)).encode()
+    assert np.frombuffer(log_columns.int32_words(text, len(indices)), "<i4").tolist() == indices
+    assert np.frombuffer(log_columns.int32_words(b"42", 1), "<i4").tolist() == [42]
+    assert log_columns.int32_words(b"", 0) == b""
+    for text, n in ((b"1 2", 3), (b"1 2 3", 2), (b"1  2", 3), (b"1 x 2", 3), (b"1 -2", 2),
+                    (b"1 1234567890", 2), (b" 1", 2), (b"1 2 ", 3)):
+        with pytest.raises(log_columns.MalformedLog):
+            log_columns.int32_words(text, n)
+
+
+def test_a_gateway_exporting_a_live_cause_does_not_load_arrow() -> None:
+    # Arrow costs a gateway half a second of CPU and ~60 MB the first time it is loaded; the
+    # columns of a live cause's log are built with numpy alone.
+    script = ("import sys; from gateway import server, vote_export; "
+              "vote_export.log_columns.from_log([(b'1-0', {b'k': b'w', b'a': b'0', b'b': b'1', "
+              "b'v': b'x', b'u': b'u', b'q': b'1'})]); "
+              "print(sorted(m for m in sys.modules if m.split('.')[0] == 'pyarrow'))")
+    loaded = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            check=True).stdout
+    assert loaded.strip() == "[]"
