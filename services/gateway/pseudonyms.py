@@ -8,26 +8,45 @@ guesses.
 
 from __future__ import annotations
 
-import hashlib
 import os
 
 import numpy as np
 
+try:
+    # CPython's own SHA-256 (the one hashlib falls back on without OpenSSL): copying and
+    # finishing its state costs less than OpenSSL's EVP contexts do for a one-block
+    # message, ~1.4 against ~1.9 µs a voter here. Any SHA-256 gives the same pseudonyms.
+    from _sha256 import sha256 as _sha256  # Python 3.11
+except ImportError:  # pragma: no cover - other Pythons
+    try:
+        from _sha2 import sha256 as _sha256  # Python 3.12 on
+    except ImportError:
+        from hashlib import sha256 as _sha256
+
 # 32 hex digits (128 bits): no two of a cause's voters share one in practice, at half the
 # bytes per row of the full digest.
 PSEUDONYM_HEX_DIGITS = 32
-# Voters remembered while exporting. Hashing a voter costs ~1.5 µs, and a voter casts
+# Voters remembered while exporting. Hashing a voter costs ~1.4 µs, and a voter casts
 # several votes scattered over the log: with every voter of a 1,000,000-voter cause
-# remembered, each is hashed once. Bounded (~100 bytes a voter with 30-byte ids, so ~100 MB
-# at most, freed when the export ends); past it the memory starts afresh.
+# remembered, each is hashed once. Bounded (a row of 8 bytes per 8 bytes of id plus 40, and
+# a slot and a fingerprint of 8 bytes each; rows and slots held at twice the voters at most:
+# ~85 MB for 12-byte ids, ~135 MB for ids of 64 bytes, freed when the export ends); past it
+# the memory starts afresh.
 CACHE_MAX = 1_000_000
 # SHA-256's block size in bytes: HMAC pads (shorter) keys to it.
 _BLOCK = 64
+_DIGEST_BYTES = 32
+_HEX_DIGITS = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
 _SPACE = ord(" ")
-_EMPTY = np.uint64(2**64 - 1)
 # Voter ids are read 8 bytes at a time; the mask keeps the first k bytes of a window.
 _WINDOW = 8
 _MASKS = np.array([(1 << (8 * k)) - 1 for k in range(_WINDOW + 1)], dtype=np.uint64)
+# Windows an id of the table's rows may have (64 bytes); longer ids go to a dictionary.
+_MAX_WINDOWS = 8
+_PSEUDONYM_WORDS = PSEUDONYM_HEX_DIGITS // _WINDOW
+_EMPTY = np.uint64(2**64 - 1)
+_TAG = np.uint64(2**32 - 1)
+_PSEUDONYM_ITEM = np.dtype(f"V{PSEUDONYM_HEX_DIGITS}")
 
 
 class Pseudonyms:
@@ -35,20 +54,20 @@ class Pseudonyms:
 
     HMAC-SHA256 is computed from its definition, H((K ⊕ opad) ‖ H((K ⊕ ipad) ‖ m)), with the
     two keyed blocks hashed once here and copied per voter: `hmac.digest` sets up OpenSSL's
-    HMAC afresh on every call, which costs three times as much (~5 against ~1.7 µs a voter).
-    Voter ids and pseudonyms are UTF-8 bytes, as the vote log holds them.
+    HMAC afresh on every call, which costs nearly three times as much (~3.9 against ~1.4 µs
+    a voter). Voter ids and pseudonyms are UTF-8 bytes, as the vote log holds them.
 
-    A list is looked up in whole arrays (`_VoterTable`), not one voter at a time: a
-    dictionary look-up among a million voters costs ~0.5-1 µs a vote (each misses the CPU's
-    caches, one after the other, behind the interpreter's steps).
+    A list is looked up in whole arrays (`_VoterTable`), not one voter at a time: among a
+    million voters a dictionary look-up costs ~1.6-2.2 µs a vote even driven by `map` (each
+    misses the CPU's caches, one after the other), the table ~0.5 µs (loaded cores).
     """
 
     def __init__(self, salt: bytes, cache_max: int = CACHE_MAX) -> None:
         if len(salt) > _BLOCK:
             raise ValueError(f"a salt of at most {_BLOCK} bytes, got {len(salt)}")
         key = salt.ljust(_BLOCK, b"\0")
-        self._inner = hashlib.sha256(bytes(byte ^ 0x36 for byte in key))
-        self._outer = hashlib.sha256(bytes(byte ^ 0x5C for byte in key))
+        self._inner = _sha256(bytes(byte ^ 0x36 for byte in key))
+        self._outer = _sha256(bytes(byte ^ 0x5C for byte in key))
         self._cache_max = cache_max
         self._table = _VoterTable()
         self.hashed = 0
@@ -68,24 +87,41 @@ class Pseudonyms:
         found, pseudonyms = table.find(text, starts, ends)
         missing = np.flatnonzero(~found)
         if len(missing):
-            new = list(dict.fromkeys([voter_ids[start:end] for start, end in zip(
-                starts[missing].tolist(), ends[missing].tolist(), strict=True)]))
+            missing_ids = list(map(voter_ids.__getitem__, map(
+                slice, starts[missing].tolist(), ends[missing].tolist())))
+            new = list(dict.fromkeys(missing_ids))
+            hashed = self._hash_all(new)
+            row_of = dict(zip(new, range(len(new)), strict=True))
+            rows = np.fromiter(map(row_of.__getitem__, missing_ids), dtype=np.intp,
+                               count=len(missing_ids))
+            _as_items(pseudonyms)[missing] = _as_items(hashed)[rows]
             if table.size + len(new) > self._cache_max:
-                table.clear()  # the pseudonyms found above are copies, and stay
-            table.add(new, [self._hash(voter_id) for voter_id in new])
-            pseudonyms[missing] = table.find(text, starts[missing], ends[missing])[1]
+                table.clear()
+            table.add(new, hashed)
         out = np.empty((len(ends), PSEUDONYM_HEX_DIGITS + 1), dtype=np.uint8)
         out[:, :PSEUDONYM_HEX_DIGITS] = pseudonyms
         out[:, PSEUDONYM_HEX_DIGITS] = _SPACE
         return out.tobytes()[:-1]
 
-    def _hash(self, voter_id: bytes) -> bytes:
-        inner = self._inner.copy()
-        inner.update(voter_id)
-        outer = self._outer.copy()
-        outer.update(inner.digest())
-        self.hashed += 1
-        return outer.hexdigest()[:PSEUDONYM_HEX_DIGITS].encode()
+    def _hash_all(self, voter_ids: list[bytes]) -> np.ndarray:
+        """The pseudonyms of `voter_ids` (n × 32 hex digits, ASCII)."""
+        inner, outer = self._inner.copy, self._outer.copy
+        digests: list[bytes] = []
+        digested = digests.append
+        for voter_id in voter_ids:
+            hashing = inner()
+            hashing.update(voter_id)
+            keyed = outer()
+            keyed.update(hashing.digest())
+            digested(keyed.digest())
+        n = len(voter_ids)
+        kept = np.frombuffer(b"".join(digests), dtype=np.uint8).reshape(
+            n, _DIGEST_BYTES)[:, :PSEUDONYM_HEX_DIGITS // 2]
+        hexed = np.empty((n, PSEUDONYM_HEX_DIGITS), dtype=np.uint8)
+        hexed[:, 0::2] = _HEX_DIGITS[kept >> 4]
+        hexed[:, 1::2] = _HEX_DIGITS[kept & 15]
+        self.hashed += n
+        return hexed
 
 
 class _VoterTable:
@@ -93,166 +129,158 @@ class _VoterTable:
     an open-addressing hash table (linear probing, at most half full), every step a numpy
     call over all the ids looked up at once.
 
-    A fingerprint only points at a candidate: the candidate's bytes (kept as the 8-byte
-    windows `_windows` reads) are compared with the id's, so two ids that share a
-    fingerprint (by chance or made so) never share a pseudonym; the second of them is kept
-    in a dictionary (`_others`) instead.
+    Each voter is one row of `_records` (uint64): its length, its bytes as `_width` 8-byte
+    windows (zero past its end), its pseudonym (32 hex digits as 4 words), so that finding a
+    voter reads one slot and one row. A slot holds a row and 32 bits of its fingerprint; a
+    candidate row is then compared byte for byte, and the probe goes on past a row that
+    only shares bits of the fingerprint, so two ids never share a pseudonym. Ids longer than
+    `_MAX_WINDOWS` windows (rare: they would widen every row) are kept in a dictionary.
     """
 
     def __init__(self) -> None:
-        # Per-window keys of the fingerprint, random per process: which ids collide cannot
-        # be planned (and a collision costs only a dictionary look-up).
-        self._keys = np.frombuffer(os.urandom(8 * 64), dtype=np.uint64).copy()
+        # The fingerprint's multipliers (odd), random per process: which ids collide cannot
+        # be planned (and a collision costs only a longer probe).
+        self._multipliers = np.frombuffer(os.urandom(8 * (_MAX_WINDOWS + 1)),
+                                          dtype=np.uint64) | np.uint64(1)
         self.clear()
 
     def clear(self) -> None:
         self.size = 0
-        self._pseudonyms = np.zeros((1 << 12, PSEUDONYM_HEX_DIGITS), dtype=np.uint8)
-        self._fingerprints = np.zeros(1 << 12, dtype=np.uint64)
-        self._lengths = np.zeros(1 << 12, dtype=np.int64)
-        # Row r's windows are _window_values[_first_windows[r]:_first_windows[r + 1]].
-        self._first_windows = np.zeros(1 << 12, dtype=np.int64)
-        self._window_values = np.zeros(1 << 13, dtype=np.uint64)
+        self._width = 1
+        self._records = np.zeros((1 << 12, 1 + self._width + _PSEUDONYM_WORDS), np.uint64)
+        self._fingerprints = np.zeros(1 << 12, dtype=np.uint64)  # to rebuild the slots
         self._slot_bits = 13
-        # Slot s holds (fingerprint, row), row _EMPTY when free: one cache line a probe.
-        self._slots = np.full((1 << self._slot_bits, 2), _EMPTY, dtype=np.uint64)
-        self._others: dict[bytes, bytes] = {}
+        # Slot s holds row << 32 | the fingerprint's low 32 bits, _EMPTY when free.
+        self._slots = np.full(1 << self._slot_bits, _EMPTY, dtype=np.uint64)
+        self._long: dict[bytes, bytes] = {}
 
     def find(self, text: np.ndarray, starts: np.ndarray, ends: np.ndarray,
              ) -> tuple[np.ndarray, np.ndarray]:
-        """For the ids text[starts[i]:ends[i]]: whether each is here, and the pseudonyms
-        (n × 32 hex digits, a copy; rows of ids not here are of no use)."""
-        windows = _windows(text, starts, ends)
-        fingerprints = self._fingerprint(windows, ends - starts)
-        rows = self._probe(fingerprints)
-        found = rows >= 0
-        collided = np.flatnonzero(found & ~self._same(windows, ends - starts, rows))
-        found[collided] = False
-        pseudonyms = self._pseudonyms[np.maximum(rows, 0)]
-        # An id in `_others` shares its fingerprint with an id of the table.
-        for position in collided.tolist() if self._others else ():
-            pseudonym = self._others.get(text[starts[position]:ends[position]].tobytes())
-            if pseudonym is not None:
-                found[position] = True
-                pseudonyms[position] = np.frombuffer(pseudonym, dtype=np.uint8)
-        return found, pseudonyms
+        """For the ids text[starts[i]:ends[i]] (`_split`'s): whether each is here, and the
+        pseudonyms (n × 32 hex digits; rows of ids not here are zeros).
 
-    def add(self, voter_ids: list[bytes], pseudonyms: list[bytes]) -> None:
-        """Remember the pseudonyms of voter ids not here yet (distinct)."""
+        Rows are read with `np.take` and pseudonyms moved as 32-byte items: indexing a 2-D
+        array with an index array costs four times as much per row (~220 against ~50 ns)."""
+        n = len(starts)
+        lengths = ends - starts
+        found = np.zeros(n, dtype=bool)
+        pseudonyms = np.zeros((n, _PSEUDONYM_WORDS), dtype=np.uint64)
+        longest = int(lengths.max()) if n else 0
+        width = min(max(-(-longest // _WINDOW), 1), self._width)
+        # Ids longer than every row's windows are not in the arrays.
+        fits = lengths <= _WINDOW * width
+        active = np.arange(n) if longest <= _WINDOW * width else np.flatnonzero(fits)
+        values = _window_matrix(text, starts[active], lengths[active], width)
+        fingerprints = self._fingerprint(values, lengths[active])
+        active_lengths = lengths[active].astype(np.uint64)
+        tags = fingerprints & _TAG
+        mask = (1 << self._slot_bits) - 1
+        slots = (fingerprints >> np.uint64(64 - self._slot_bits)).astype(np.intp)
+        as_items = _as_items(pseudonyms)
+        pending = np.arange(len(active))  # positions in `active`
+        while len(pending):
+            held = self._slots[slots[pending]]
+            candidate = np.flatnonzero(((held & _TAG) == tags[pending]) & (held != _EMPTY))
+            at = pending[candidate]
+            record = np.take(self._records, (held[candidate] >> np.uint64(32)).astype(np.intp),
+                             axis=0)
+            differs = record[:, 0] ^ active_lengths[at]
+            for window in range(width):
+                differs |= record[:, 1 + window] ^ values[at, window]
+            same = differs == 0
+            hit = active[at[same]]
+            found[hit] = True
+            as_items[hit] = record[:, -_PSEUDONYM_WORDS:].view(_PSEUDONYM_ITEM)[same, 0]
+            going_on = held != _EMPTY
+            going_on[candidate[same]] = False
+            pending = pending[going_on]
+            slots[pending] = (slots[pending] + 1) & mask
+        if self._long and not fits.all():
+            for position in np.flatnonzero(~fits).tolist():
+                pseudonym = self._long.get(text[starts[position]:ends[position]].tobytes())
+                if pseudonym is not None:
+                    found[position] = True
+                    pseudonyms[position] = np.frombuffer(pseudonym, dtype=np.uint64)
+        return found, pseudonyms.view(np.uint8)
+
+    def add(self, voter_ids: list[bytes], pseudonyms: np.ndarray) -> None:
+        """Remember the pseudonyms (n × 32 hex digits) of voter ids not here yet (distinct)."""
         if not voter_ids:
             return
         text, starts, ends = _split(b" ".join(voter_ids))
-        values, word_of_window, first_window = windows = _windows(text, starts, ends)
-        fingerprints = self._fingerprint(windows, ends - starts)
-        # An id whose fingerprint another has (here already, or earlier in this list) goes
-        # to the dictionary.
-        _, first = np.unique(fingerprints, return_index=True)
-        fresh = np.zeros(len(voter_ids), dtype=bool)
-        fresh[first] = True
-        fresh &= self._probe(fingerprints) < 0
-        for position in np.flatnonzero(~fresh).tolist():
-            self._others[voter_ids[position]] = pseudonyms[position]
-        kept = np.flatnonzero(fresh)
+        lengths = ends - starts
+        words = np.ascontiguousarray(pseudonyms).view(np.uint64)
+        long = lengths > _WINDOW * _MAX_WINDOWS
+        for position in np.flatnonzero(long).tolist():
+            self._long[voter_ids[position]] = words[position].tobytes()
+        kept = np.flatnonzero(~long)
         n_new = len(kept)
         if not n_new:
             return
-        kept_windows = values[fresh[word_of_window]]
-        counts = np.diff(np.append(first_window, len(values)))[kept]
-        self._reserve(n_new, len(kept_windows))
-        rows = np.arange(self.size, self.size + n_new)
-        self._pseudonyms[rows] = np.frombuffer(
-            b"".join([pseudonyms[k] for k in kept.tolist()]),
-            dtype=np.uint8).reshape(n_new, PSEUDONYM_HEX_DIGITS)
-        self._fingerprints[rows] = fingerprints[kept]
-        self._lengths[rows] = (ends - starts)[kept]
-        used = self._first_windows[self.size]
-        self._window_values[used:used + len(kept_windows)] = kept_windows
-        self._first_windows[self.size + 1:self.size + n_new + 1] = used + np.cumsum(counts)
+        width = max(-(-int(lengths[kept].max()) // _WINDOW), 1)
+        if width > self._width:
+            self._widen(width)
+        values = _window_matrix(text, starts[kept], lengths[kept], self._width)
+        fingerprints = self._fingerprint(values, lengths[kept])
+        while self.size + n_new > len(self._records):
+            self._records = _doubled(self._records)
+            self._fingerprints = _doubled(self._fingerprints)
+        rows = slice(self.size, self.size + n_new)
+        self._records[rows, 0] = lengths[kept]
+        self._records[rows, 1:1 + self._width] = values
+        self._records[rows, 1 + self._width:] = words[kept]
+        self._fingerprints[rows] = fingerprints
         self.size += n_new
         if 2 * self.size > len(self._slots):
             while 2 * self.size > 1 << self._slot_bits:
                 self._slot_bits += 1
-            self._slots = np.full((1 << self._slot_bits, 2), _EMPTY, dtype=np.uint64)
+            self._slots = np.full(1 << self._slot_bits, _EMPTY, dtype=np.uint64)
             self._insert(self._fingerprints[:self.size], np.arange(self.size))
         else:
-            self._insert(fingerprints[kept], rows)
+            self._insert(fingerprints, np.arange(rows.start, rows.stop))
 
-    def _reserve(self, rows: int, windows: int) -> None:
-        """Room for `rows` more voters holding `windows` more windows (capacities doubled
-        as needed)."""
-        while self.size + rows + 1 > len(self._pseudonyms):
-            self._pseudonyms = _doubled(self._pseudonyms)
-            self._fingerprints = _doubled(self._fingerprints)
-            self._lengths = _doubled(self._lengths)
-            self._first_windows = _doubled(self._first_windows)
-        while self._first_windows[self.size] + windows > len(self._window_values):
-            self._window_values = _doubled(self._window_values)
-
-    def _probe(self, fingerprints: np.ndarray) -> np.ndarray:
-        """The row whose fingerprint each of `fingerprints` is, -1 where none is."""
-        mask = (1 << self._slot_bits) - 1
-        slots = (fingerprints >> np.uint64(64 - self._slot_bits)).astype(np.int64)
-        rows = np.full(len(fingerprints), -1, dtype=np.int64)
-        active = np.arange(len(fingerprints))
-        while len(active):
-            at = slots[active]
-            held = self._slots[at]
-            taken = held[:, 1] != _EMPTY
-            same = taken & (held[:, 0] == fingerprints[active])
-            rows[active[same]] = held[same, 1].astype(np.int64)
-            going_on = taken & ~same
-            active = active[going_on]
-            slots[active] = (at[going_on] + 1) & mask
-        return rows
+    def _widen(self, width: int) -> None:
+        """Rows of `width` windows (more than now) for a longer id."""
+        records = np.zeros((len(self._records), 1 + width + _PSEUDONYM_WORDS), np.uint64)
+        records[:, :1 + self._width] = self._records[:, :1 + self._width]
+        records[:, -_PSEUDONYM_WORDS:] = self._records[:, -_PSEUDONYM_WORDS:]
+        self._records, self._width = records, width
 
     def _insert(self, fingerprints: np.ndarray, rows: np.ndarray) -> None:
-        """Put rows (distinct fingerprints, none in the table) into their slots."""
+        """Put rows (their fingerprints; none of their ids in the table) into free slots."""
         mask = (1 << self._slot_bits) - 1
-        slots = (fingerprints >> np.uint64(64 - self._slot_bits)).astype(np.int64)
+        slots = (fingerprints >> np.uint64(64 - self._slot_bits)).astype(np.intp)
+        packed = (rows.astype(np.uint64) << np.uint64(32)) | (fingerprints & _TAG)
         pending = np.arange(len(fingerprints))
         while len(pending):
             at = slots[pending]
-            free = self._slots[at, 1] == _EMPTY
-            # One row per free slot this round; the others probe on.
-            free_slots, first = np.unique(at[free], return_index=True)
-            placed = pending[free][first]
-            self._slots[free_slots, 0] = fingerprints[placed]
-            self._slots[free_slots, 1] = rows[placed]
-            done = np.zeros(len(fingerprints), dtype=bool)
-            done[placed] = True
-            pending = pending[~done[pending]]
+            free = self._slots[at] == _EMPTY
+            # Rows wanting the same free slot: one of them is written last and keeps it
+            # (read back), the others probe on.
+            self._slots[at[free]] = packed[pending[free]]
+            placed = free & (self._slots[at] == packed[pending])
+            pending = pending[~placed]
             slots[pending] = (slots[pending] + 1) & mask
 
-    def _fingerprint(self, windows: tuple[np.ndarray, np.ndarray, np.ndarray],
-                     lengths: np.ndarray) -> np.ndarray:
-        """A 64-bit fingerprint of each id from its windows (`_windows`): each window mixed
-        with a key of its position, summed, mixed with the length."""
-        values, word_of_window, first_window = windows
-        position = np.arange(len(values)) - first_window[word_of_window]
-        mixed = _mix(values ^ self._keys[position % len(self._keys)])
+    def _fingerprint(self, values: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        """A 64-bit fingerprint of each id from its windows (n × w, `_window_matrix`) and
+        length: the windows times their multipliers, summed (a zero window adds nothing, so
+        any w at least the id's own gives the same), then mixed so that every bit counts in
+        the top bits that pick the slot."""
         with np.errstate(over="ignore"):
-            sums = np.add.reduceat(mixed, first_window) if len(mixed) else mixed
-            return _mix(sums + lengths.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15))
-
-    def _same(self, windows: tuple[np.ndarray, np.ndarray, np.ndarray], lengths: np.ndarray,
-              rows: np.ndarray) -> np.ndarray:
-        """Whether each id (its windows, `_windows`, and length) is the one of row rows[i],
-        byte for byte (False where the row is -1)."""
-        values, word_of_window, first_window = windows
-        at = np.maximum(rows, 0)
-        same_length = (rows >= 0) & (self._lengths[at] == lengths)
-        position = np.arange(len(values)) - first_window[word_of_window]
-        # Ids of another length compare windows past their row's (any bytes): they differ.
-        known = self._window_values[np.minimum(
-            self._first_windows[at][word_of_window] + position, len(self._window_values) - 1)]
-        differing = np.add.reduceat((values != known).astype(np.int64), first_window) \
-            if len(values) else np.zeros(len(lengths), np.int64)
-        return same_length & (differing == 0)
+            mixed = (values * self._multipliers[1:values.shape[1] + 1]).sum(
+                axis=1, dtype=np.uint64)
+            mixed += lengths.astype(np.uint64) * self._multipliers[0]
+            mixed ^= mixed >> np.uint64(29)
+            mixed *= np.uint64(0xBF58476D1CE4E5B9)
+            mixed ^= mixed >> np.uint64(32)
+            return mixed
 
 
 def _split(voter_ids: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The bytes of space-separated ids, then a space, and where each id starts and ends."""
-    text = np.frombuffer(voter_ids + b" ", dtype=np.uint8)
+    """The bytes of space-separated ids, then a space and 8 zero bytes (so that every id's
+    last window can be read whole), and where each id starts and ends."""
+    text = np.frombuffer(voter_ids + b" " + bytes(_WINDOW), dtype=np.uint8)
     ends = np.flatnonzero(text == _SPACE)
     starts = np.empty_like(ends)
     starts[0] = 0
@@ -260,39 +288,23 @@ def _split(voter_ids: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return text, starts, ends
 
 
-def _windows(text: np.ndarray, starts: np.ndarray, ends: np.ndarray,
-             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The 8-byte windows of each id text[starts[i]:ends[i]] as little-endian integers
-    (bytes past the id's end masked to 0; an empty id has one window, 0), the id of each
-    window, and the first window of each id. `text` must hold 7 bytes past the last end,
-    or the ids' last window is read short."""
-    lengths = ends - starts
-    counts = np.maximum((lengths + _WINDOW - 1) // _WINDOW, 1)
-    first_window = np.zeros(len(counts), dtype=np.int64)
-    np.cumsum(counts[:-1], out=first_window[1:])
-    word_of_window = np.repeat(np.arange(len(counts)), counts)
-    offset = (np.arange(int(counts.sum())) - first_window[word_of_window]) * _WINDOW
-    window_starts = starts[word_of_window] + offset
-    padded = text if len(text) >= _WINDOW else np.concatenate(
-        [text, np.zeros(_WINDOW, np.uint8)])
-    limit = len(padded) - _WINDOW
+def _window_matrix(text: np.ndarray, starts: np.ndarray, lengths: np.ndarray,
+                   width: int) -> np.ndarray:
+    """The ids text[starts[i]:starts[i] + lengths[i]] as n × `width` little-endian 8-byte
+    windows, bytes past an id's end zeroed (`text` as `_split` makes it)."""
+    limit = len(text) - _WINDOW
     # Every byte offset viewed as the start of a little-endian 8-byte integer (unaligned).
-    as_integers = np.ndarray((limit + 1,), dtype="<u8", buffer=padded, strides=(1,))
-    values = as_integers[np.minimum(window_starts, limit)]
-    short = window_starts > limit
-    if short.any():  # the last window of the text's last id: shifted into place
-        shift = ((window_starts[short] - limit) * 8).astype(np.uint64)
-        values[short] = values[short] >> shift
-    keep = np.clip(lengths[word_of_window] - offset, 0, _WINDOW)
-    return values.astype(np.uint64) & _MASKS[keep], word_of_window, first_window
+    as_integers = np.ndarray((limit + 1,), dtype="<u8", buffer=text, strides=(1,))
+    offsets = np.arange(0, _WINDOW * width, _WINDOW)
+    values = as_integers[np.minimum(starts[:, None] + offsets, limit)].astype(np.uint64)
+    values &= _MASKS[np.clip(lengths[:, None] - offsets, 0, _WINDOW)]
+    return values
 
 
-def _mix(values: np.ndarray) -> np.ndarray:
-    """splitmix64's finaliser: every input bit moves about half the output bits."""
-    with np.errstate(over="ignore"):
-        values = (values ^ (values >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        values = (values ^ (values >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        return values ^ (values >> np.uint64(31))
+def _as_items(pseudonyms: np.ndarray) -> np.ndarray:
+    """Pseudonyms (n rows of 32 bytes, contiguous) as n items of 32 bytes: a row moved as one
+    item, where indexing rows of a 2-D array copies them byte by byte."""
+    return pseudonyms.view(_PSEUDONYM_ITEM)[:, 0]
 
 
 def _doubled(array: np.ndarray) -> np.ndarray:
