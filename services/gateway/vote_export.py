@@ -117,21 +117,31 @@ class VoteExport:
         up to `through_entry_id` ("" = to the end), each of about BATCH_VOTES votes."""
         redis = redis or self._redis
         log = keys.votes(cause_id)
-        start, end = "-", through_entry_id or "+"
+        end = through_entry_id or "+"
         count = _FIRST_COUNT
-        while True:
-            reply: list[Any] = await redis.xrange(  # type: ignore[assignment]
-                log, start, end, count=count)
-            if not reply:
-                return
-            sizes = list(map(len, _kinds(reply)))
-            for part in _parts(reply, sizes):
-                yield part
-            if len(reply) < count:
-                return
-            last_id = reply[-1][0]
-            start = "(" + (last_id.decode() if isinstance(last_id, bytes) else last_id)
-            count = max(1, min(_MAX_COUNT, count * BATCH_VOTES // max(sum(sizes), 1)))
+        # The next reply is asked for before this one's parts are passed on, so that Redis
+        # reads it (on another core) while they are converted and sent.
+        asked: asyncio.Future[Any] | None = asyncio.ensure_future(
+            redis.xrange(log, "-", end, count=count))
+        try:
+            while asked is not None:
+                reply: list[Any] = await asked
+                asked = None
+                if not reply:
+                    return
+                sizes = list(map(len, _kinds(reply)))
+                if len(reply) == count:
+                    last_id = reply[-1][0]
+                    start = "(" + (last_id.decode() if isinstance(last_id, bytes) else last_id)
+                    count = max(1, min(_MAX_COUNT, count * BATCH_VOTES // max(sum(sizes), 1)))
+                    asked = asyncio.ensure_future(redis.xrange(log, start, end, count=count))
+                for part in _parts(reply, sizes):
+                    yield part
+        finally:
+            if asked is not None:  # the export ended early: the reply asked for is not needed
+                if asked.done() and not asked.cancelled():
+                    asked.exception()  # retrieved, or asyncio would log it as lost
+                asked.cancel()
 
 
 def _parts(reply: list[Any], sizes: list[int]) -> Iterator[list[Any]]:
