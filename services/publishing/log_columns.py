@@ -24,14 +24,10 @@ from pairwise.voter_attributes import NO_ATTRIBUTES
 INT32 = np.dtype("<i4")
 _SKIP = ord(vote_log.SKIP)
 _SPACE = ord(" ")
-_ZERO = ord("0")
 _NO_ATTRIBUTE = NO_ATTRIBUTES.encode()
 # SkipReason's value of each r-field code (pairwise.vote_log); "" (no r field) unspecified.
 _SKIP_REASON_VALUE = {code: types_pb2.SkipReason.Value(name)
                       for code, name in submitted_vote.SKIP_REASON_NAMES.items()}
-# Digits of a proposal index at most: 9 keep every value within int32.
-_MAX_DIGITS = 9
-_POWERS_OF_TEN = 10 ** np.arange(_MAX_DIGITS - 1, -1, -1, dtype=np.int32)
 
 
 class MalformedLog(ValueError):
@@ -116,28 +112,18 @@ def _fields(entries: list[Any]) -> list[Sequence[Any]]:
 
 
 def int32_words(text: bytes, n: int) -> bytes:
-    """Space-separated decimal indices (1 to 9 digits each) as int32 bytes; MalformedLog
-    unless `text` holds `n` of them.
+    """Space-separated decimal indices as int32 bytes; MalformedLog unless `text` holds `n`
+    of them, each digits only and below 2**31.
 
-    Each index is read right-aligned in a row of as many bytes as the longest has, and the
-    rows multiplied by powers of ten: a few numpy calls over n × digits small integers."""
+    numpy's text parser reads them (~0.05 µs an index, as Arrow's cast); it would skip a
+    doubled space or stop early at a stray byte, so the text is checked first to be digits
+    and single spaces only."""
     if not n:
         return b""
-    spaced = np.frombuffer(text + b" ", dtype=np.uint8)
-    ends = np.flatnonzero(spaced == _SPACE)
-    if len(ends) != n:
-        raise MalformedLog(f"{n} votes but {len(ends)} proposal indices")
-    lengths = np.diff(ends, prepend=-1) - 1
-    width = int(lengths.max())
-    if lengths.min() < 1 or width > _MAX_DIGITS:
-        raise MalformedLog("a proposal index of no digits, or of more than "
-                           f"{_MAX_DIGITS}")
-    # Row i holds the `width` bytes before index i's end: its digits, right-aligned, after
-    # the bytes of the indices before it (or of the text's start), which are zeroed.
-    digits = spaced[np.maximum(ends[:, None] + np.arange(-width, 0), 0)].astype(np.int32)
-    digits -= _ZERO
-    digits[np.arange(width) < (width - lengths)[:, None]] = 0
-    if digits.min() < 0 or digits.max() > 9:
-        raise MalformedLog("a proposal index that is not a decimal number")
-    values: np.ndarray = digits @ _POWERS_OF_TEN[_MAX_DIGITS - width:]
-    return values.astype(INT32, copy=False).tobytes()
+    if text.translate(None, b"0123456789 ") or text.count(b" ") != n - 1 \
+            or b"  " in text or text[:1] == b" " or text[-1:] == b" ":
+        raise MalformedLog(f"{n} votes but proposal indices that are not {n} decimal numbers")
+    values = np.fromstring(text, dtype=np.int64, sep=" ")  # type: ignore[call-overload]
+    if len(values) != n or values.max() >= 2**31:
+        raise MalformedLog(f"{n} votes but proposal indices that are not {n} int32 numbers")
+    return values.astype(INT32).tobytes()

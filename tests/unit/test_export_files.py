@@ -251,13 +251,13 @@ def test_an_xrange_reply_is_sent_in_messages_of_whole_entries_within_the_batch_s
 
 
 def test_proposal_indices_of_the_log_are_read_as_int32_without_arrow() -> None:
-    indices = [0, 7, 10, 99, 33_999, 5, 123_456_789, 999_999_999, 1]
+    indices = [0, 7, 10, 99, 33_999, 5, 123_456_789, 2_147_483_647, 1]
     text = " ".join(map(str, indices)).encode()
     assert np.frombuffer(log_columns.int32_words(text, len(indices)), "<i4").tolist() == indices
     assert np.frombuffer(log_columns.int32_words(b"42", 1), "<i4").tolist() == [42]
     assert log_columns.int32_words(b"", 0) == b""
     for text, n in ((b"1 2", 3), (b"1 2 3", 2), (b"1  2", 3), (b"1 x 2", 3), (b"1 -2", 2),
-                    (b"1 1234567890", 2), (b" 1", 2), (b"1 2 ", 3)):
+                    (b"1 2147483648", 2), (b" 1", 2), (b"1 2 ", 3)):
         with pytest.raises(log_columns.MalformedLog):
             log_columns.int32_words(text, n)
 
