@@ -268,9 +268,10 @@ class _VoterTable:
         any w at least the id's own gives the same), then mixed so that every bit counts in
         the top bits that pick the slot."""
         with np.errstate(over="ignore"):
-            mixed = (values * self._multipliers[1:values.shape[1] + 1]).sum(
-                axis=1, dtype=np.uint64)
-            mixed += lengths.astype(np.uint64) * self._multipliers[0]
+            # Column by column: numpy sums along a short axis slowly.
+            mixed = lengths.astype(np.uint64) * self._multipliers[0]
+            for window in range(values.shape[1]):
+                mixed += values[:, window] * self._multipliers[1 + window]
             mixed ^= mixed >> np.uint64(29)
             mixed *= np.uint64(0xBF58476D1CE4E5B9)
             mixed ^= mixed >> np.uint64(32)
@@ -296,7 +297,7 @@ def _window_matrix(text: np.ndarray, starts: np.ndarray, lengths: np.ndarray,
     # Every byte offset viewed as the start of a little-endian 8-byte integer (unaligned).
     as_integers = np.ndarray((limit + 1,), dtype="<u8", buffer=text, strides=(1,))
     offsets = np.arange(0, _WINDOW * width, _WINDOW)
-    values = as_integers[np.minimum(starts[:, None] + offsets, limit)].astype(np.uint64)
+    values: np.ndarray = as_integers[np.minimum(starts[:, None] + offsets, limit)]
     values &= _MASKS[np.clip(lengths[:, None] - offsets, 0, _WINDOW)]
     return values
 
