@@ -272,3 +272,12 @@ def test_a_gateway_exporting_a_live_cause_does_not_load_arrow() -> None:
     loaded = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                             check=True).stdout
     assert loaded.strip() == "[]"
+
+
+@pytest.mark.parametrize("text", [b"ab cd ef", b"abc d", b"ab c d", b"x", b"a b c",
+                                  b"0123456789abcdef " * 3 + b"z", " ".join(["é"] * 5).encode()])
+def test_words_of_one_width_or_of_several_are_the_words_split(text: bytes) -> None:
+    expected = text.decode().split(" ")
+    assert vote_table.words(text, len(expected)).to_pylist() == expected
+    with pytest.raises(vote_table.MalformedEntries):
+        vote_table.words(text, len(expected) + 1)
