@@ -34,11 +34,10 @@ called, and the consumer counts the log again to rebuild them (ranker.log_consum
 
 from __future__ import annotations
 
-import threading
-
 import numpy as np
 
 from pairwise.voter_attributes import MAX_KEYS, UNKNOWN_CODE
+from ranker.pending_votes import PendingVotes
 from ranker.sparse_pair_counts import SegmentPairCounts
 
 Cell = bytes
@@ -56,9 +55,6 @@ _MAGIC = b"PWCL"
 _HEADER = np.dtype([("magic", "S4"), ("n_cells", "<i8"), ("flags", "<i8")])
 _CELL_HEADER = np.dtype([("codes", f"S{MAX_KEYS}"), ("length", "<i8")])
 _INCOMPLETE = 1
-# Pending votes are counted into their cells at once past this many, whoever applies them:
-# a bound on what waits (25 bytes a vote), far above what a reader lets pile up.
-_PENDING_MAX = 200_000
 
 
 def all_unknown() -> Cell:
@@ -79,11 +75,8 @@ class CellCounts:
         self.complete = True
         self.max_cells = MAX_CELLS if max_cells is None else max_cells
         # Votes applied but not yet counted in their cells, (kinds, a, b, cell key) each: the
-        # cells are opened already. Reads in threads of their own (a fit's cut, a checkpoint)
-        # may count them at once: one counts, the other waits.
-        self._pending: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
-        self._pending_votes = 0
-        self._lock = threading.Lock()
+        # cells are opened already.
+        self._pending = PendingVotes(self._count)
 
     def __bool__(self) -> bool:
         return bool(self._counts)
@@ -97,7 +90,7 @@ class CellCounts:
     @property
     def pending_votes(self) -> int:
         """Votes applied and not yet counted in their cells (`flush` counts them)."""
-        return self._pending_votes
+        return self._pending.votes
 
     @property
     def nbytes(self) -> int:
@@ -123,32 +116,24 @@ class CellCounts:
         keys = key[known]
         distinct = np.unique(keys).astype("<u8").tobytes()
         named = [distinct[at:at + MAX_KEYS] for at in range(0, len(distinct), MAX_KEYS)]
-        with self._lock:
+        with self._pending.lock:
             new = [cell for cell in named if cell not in self._counts]
             if len(self._counts) + len(new) > self.max_cells:
                 self._counts, self.complete = {}, False
-                self._pending, self._pending_votes = [], 0
+                self._pending.clear()
                 return
             for cell in new:
                 self._counts[cell] = SegmentPairCounts()
-            self._pending.append((np.asarray(kinds)[known], np.asarray(a)[known],
-                                  np.asarray(b)[known], keys))
-            self._pending_votes += keys.shape[0]
-            if self._pending_votes >= _PENDING_MAX:
-                self._count_pending()
+            self._pending.add(np.asarray(kinds)[known], np.asarray(a)[known],
+                              np.asarray(b)[known], keys)
 
     def flush(self) -> None:
         """Count the pending votes in their cells (a pass over them and a few numpy calls
         per cell they touch)."""
-        if self._pending:
-            with self._lock:
-                self._count_pending()
+        self._pending.flush()
 
-    def _count_pending(self) -> None:
-        if not self._pending:
-            return
-        pending, self._pending, self._pending_votes = self._pending, [], 0
-        kinds, a, b, keys = (np.concatenate(column) for column in zip(*pending, strict=True))
+    def _count(self, kinds: np.ndarray, a: np.ndarray, b: np.ndarray,
+               keys: np.ndarray) -> None:
         order = np.argsort(keys, kind="stable")
         keys = keys[order]
         starts = np.flatnonzero(np.concatenate(([True], keys[1:] != keys[:-1])))

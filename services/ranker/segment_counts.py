@@ -24,13 +24,14 @@ whole `PairCounts` (with a per-proposal array each) loads into the same segments
 
 from __future__ import annotations
 
-import threading
 from collections.abc import KeysView
 
 import numpy as np
 
 from pairwise.voter_attributes import MAX_KEYS, UNKNOWN_CODE
 from ranker.cell_counts import CellCounts
+from ranker.pair_counts import SKIP
+from ranker.pending_votes import PendingVotes
 from ranker.sparse_pair_counts import SegmentPairCounts
 
 Segment = tuple[int, int]
@@ -41,9 +42,6 @@ _VOTES_MAGIC = b"PWSV"
 # Snapshot: magic, int64 number of segments; per segment int32 attribute, int32 value,
 # int64 length, then that many bytes of its SegmentPairCounts snapshot (or of a whole
 # PairCounts snapshot, per-proposal arrays included: the older form, still read).
-# Pending votes are counted in their segments at once past this many, whoever applies them:
-# a bound on what waits (25 bytes a vote), far above what a reader lets pile up.
-_PENDING_MAX = 200_000
 _SEGMENT_HEADER = np.dtype([("attribute", "<i4"), ("value", "<i4"), ("length", "<i8")])
 
 
@@ -64,11 +62,8 @@ class SegmentCounts:
         self.cells = CellCounts()
         self.cells_missing = False
         # Votes with a known attribute applied but not yet counted in their segments, as
-        # (kinds, a, b, attributes); their segments are opened. Counted by one reader at a
-        # time (a fit's cut and a checkpoint may read at once, each in a thread).
-        self._pending: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
-        self._pending_votes = 0
-        self._lock = threading.Lock()
+        # (kinds, a, b, attributes); their segments are opened.
+        self._pending = PendingVotes(self._count)
         # Votes with attributes applied since the journal was last taken (None: off).
         self._journal: list[tuple[np.ndarray, ...]] | None = None
 
@@ -89,7 +84,7 @@ class SegmentCounts:
     @property
     def pending_votes(self) -> int:
         """Votes applied and not yet counted in their segments or cells (`flush`)."""
-        return max(self._pending_votes, self.cells.pending_votes)
+        return max(self._pending.votes, self.cells.pending_votes)
 
     @property
     def nbytes(self) -> int:
@@ -116,16 +111,13 @@ class SegmentCounts:
             return
         kinds, a, b = np.asarray(kinds)[rows], np.asarray(a)[rows], np.asarray(b)[rows]
         declared = np.ascontiguousarray(attributes[rows], dtype=np.uint8)
-        with self._lock:
+        with self._pending.lock:
             for attribute in np.flatnonzero(known.any(axis=0)).tolist():
                 column = declared[:, attribute]
                 for value in np.unique(column[column != UNKNOWN_CODE]).tolist():
                     if (attribute, value) not in self._counts:
                         self._counts[(attribute, value)] = SegmentPairCounts()
-            self._pending.append((kinds, a, b, declared))
-            self._pending_votes += kinds.shape[0]
-            if self._pending_votes >= _PENDING_MAX:
-                self._count_pending()
+            self._pending.add(kinds, a, b, declared)
         self.cells.apply(kinds, a, b, declared)
         if self._journal is not None:
             self._journal.append((kinds.astype(np.uint8), a.astype(np.int32),
@@ -133,17 +125,11 @@ class SegmentCounts:
 
     def flush(self) -> None:
         """Count the pending votes in their segments and cells."""
-        if self._pending:
-            with self._lock:
-                self._count_pending()
+        self._pending.flush()
         self.cells.flush()
 
-    def _count_pending(self) -> None:
-        if not self._pending:
-            return
-        pending, self._pending, self._pending_votes = self._pending, [], 0
-        kinds, a, b, attributes = (np.concatenate(column)
-                                   for column in zip(*pending, strict=True))
+    def _count(self, kinds: np.ndarray, a: np.ndarray, b: np.ndarray,
+               attributes: np.ndarray) -> None:
         for attribute in range(attributes.shape[1]):
             column = attributes[:, attribute]
             declared = column != UNKNOWN_CODE
@@ -192,6 +178,12 @@ class SegmentCounts:
         a = np.frombuffer(view[at + n:at + 5 * n], dtype="<i4").astype(np.int64)
         b = np.frombuffer(view[at + 5 * n:at + 9 * n], dtype="<i4").astype(np.int64)
         attributes = np.frombuffer(view[at + 9 * n:], dtype=np.uint8).reshape(n, MAX_KEYS)
+        # Checked here, as the overall counts check the votes `apply` is otherwise given:
+        # counted later by a reader, a bad vote would fail that reader instead of this load.
+        if n and (int(kinds.max()) > SKIP or min(int(a.min()), int(b.min())) < 0
+                  or bool((a == b).any())):
+            raise ValueError("encoded segment votes: an unknown kind, a negative proposal "
+                             "index or a proposal paired with itself")
         self.apply(kinds, a, b, attributes)
 
     def snapshot_parts(self) -> list[memoryview]:
