@@ -115,6 +115,9 @@ class CauseDirectory:
         self._settling: set[str] = set()
         self._retrying: set[str] = set()
         self._settle_retries: set[asyncio.Task[None]] = set()
+        # Set when `close` begins: no settle is tried again from then on (a lease taken
+        # after the leases are given back would be held by nobody until it expires).
+        self._closing = False
         self._live: dict[str, str] = {}
         self._looking: asyncio.Task[None] | None = None
         self._discover_now = asyncio.Event()
@@ -150,6 +153,7 @@ class CauseDirectory:
         put them to sleep, then give back the leases and stop the reader. The causes' new
         owners wait for their leases, so nothing is counted twice; they load those with
         votes to count at once, the others on their next vote or read."""
+        self._closing = True
         for task in (*self._background, *self._settle_retries):
             task.cancel()
         await asyncio.gather(*self._background, *self._settle_retries, return_exceptions=True)
@@ -471,7 +475,7 @@ class CauseDirectory:
             logger.warning("could not settle causes; trying again",
                            extra={"causes": len(cause_ids), "error": repr(exc)})
             again = cause_ids
-        if not again:
+        if not again or self._closing:
             return
         if attempt >= _SETTLE_ATTEMPTS:
             logger.warning("causes left unsettled; the next poll tries again",
@@ -489,6 +493,8 @@ class CauseDirectory:
         `_SETTLE_BACKOFF_S` doubled per earlier attempt, at most `_SETTLE_BACKOFF_MAX_S`."""
         await asyncio.sleep(min(_SETTLE_BACKOFF_S * 2 ** (attempt - 1), _SETTLE_BACKOFF_MAX_S))
         self._retrying.difference_update(cause_ids)
+        if self._closing:
+            return
         self._settle_all([cause_id for cause_id in cause_ids
                           if self._settleable(cause_id) and self.owns(cause_id)], attempt)
 

@@ -380,13 +380,14 @@ class CoordinationCheck:
         for group in groups:
             by_cohort.setdefault(group.cohort, []).append(group)
         # An account's prior is the cohort's (the median of its groups' shares: an attacker
-        # spread over several), or the largest share of the groups it voted on when higher: a
-        # group of another kind in the cohort (heavy accounts voting a proposal up beyond a
-        # fit made of lighter voters' votes, say) pulled the median down, and the accounts of
-        # a group whose share is plain went unflagged.
+        # spread over several), or the largest share of the groups it voted with when
+        # higher: a group of another kind in the cohort (heavy accounts voting a proposal up
+        # beyond a fit made of lighter voters' votes, say) pulled the median down, and the
+        # accounts of a group whose share is plain went unflagged. Only votes that went a
+        # group's way count: a vote against a group is no sign of belonging to it.
         voted_share = np.zeros(size)
-        np.maximum.at(voted_share, voter,
-                      cell_share[sides.cohort[tested], sides.proposal[tested]])
+        np.maximum.at(voted_share, voter[goes_way],
+                      cell_share[sides.cohort[tested], sides.proposal[tested]][goes_way])
         prior = {c: float(np.median(values)) for c, values in shares.items()}
         suspects: list[Suspect] = []
         for account in np.flatnonzero(account_votes > 0).tolist():
