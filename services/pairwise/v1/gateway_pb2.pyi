@@ -8,7 +8,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class CreateCauseRequest(_message.Message):
-    __slots__ = ("cause_id", "title", "auto_accept_proposals", "pair_selection", "top_k", "opens_at_ms", "closes_at_ms")
+    __slots__ = ("cause_id", "title", "auto_accept_proposals", "pair_selection", "top_k", "opens_at_ms", "closes_at_ms", "default_view", "default_view_attribute")
     CAUSE_ID_FIELD_NUMBER: _ClassVar[int]
     TITLE_FIELD_NUMBER: _ClassVar[int]
     AUTO_ACCEPT_PROPOSALS_FIELD_NUMBER: _ClassVar[int]
@@ -16,6 +16,8 @@ class CreateCauseRequest(_message.Message):
     TOP_K_FIELD_NUMBER: _ClassVar[int]
     OPENS_AT_MS_FIELD_NUMBER: _ClassVar[int]
     CLOSES_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    DEFAULT_VIEW_FIELD_NUMBER: _ClassVar[int]
+    DEFAULT_VIEW_ATTRIBUTE_FIELD_NUMBER: _ClassVar[int]
     cause_id: str
     title: str
     auto_accept_proposals: bool
@@ -23,7 +25,9 @@ class CreateCauseRequest(_message.Message):
     top_k: int
     opens_at_ms: int
     closes_at_ms: int
-    def __init__(self, cause_id: _Optional[str] = ..., title: _Optional[str] = ..., auto_accept_proposals: _Optional[bool] = ..., pair_selection: _Optional[_Union[_types_pb2.PairSelection, str]] = ..., top_k: _Optional[int] = ..., opens_at_ms: _Optional[int] = ..., closes_at_ms: _Optional[int] = ...) -> None: ...
+    default_view: _types_pb2.RankingView
+    default_view_attribute: str
+    def __init__(self, cause_id: _Optional[str] = ..., title: _Optional[str] = ..., auto_accept_proposals: _Optional[bool] = ..., pair_selection: _Optional[_Union[_types_pb2.PairSelection, str]] = ..., top_k: _Optional[int] = ..., opens_at_ms: _Optional[int] = ..., closes_at_ms: _Optional[int] = ..., default_view: _Optional[_Union[_types_pb2.RankingView, str]] = ..., default_view_attribute: _Optional[str] = ...) -> None: ...
 
 class CreateCauseResponse(_message.Message):
     __slots__ = ("cause",)
@@ -42,6 +46,26 @@ class UpdatePairSelectionRequest(_message.Message):
     def __init__(self, cause_id: _Optional[str] = ..., pair_selection: _Optional[_Union[_types_pb2.PairSelection, str]] = ..., top_k: _Optional[int] = ...) -> None: ...
 
 class UpdatePairSelectionResponse(_message.Message):
+    __slots__ = ("cause",)
+    CAUSE_FIELD_NUMBER: _ClassVar[int]
+    cause: _types_pb2.Cause
+    def __init__(self, cause: _Optional[_Union[_types_pb2.Cause, _Mapping]] = ...) -> None: ...
+
+class SetDefaultRankingViewRequest(_message.Message):
+    __slots__ = ("cause_id", "view", "view_attribute", "reason", "requested_by")
+    CAUSE_ID_FIELD_NUMBER: _ClassVar[int]
+    VIEW_FIELD_NUMBER: _ClassVar[int]
+    VIEW_ATTRIBUTE_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    REQUESTED_BY_FIELD_NUMBER: _ClassVar[int]
+    cause_id: str
+    view: _types_pb2.RankingView
+    view_attribute: str
+    reason: str
+    requested_by: str
+    def __init__(self, cause_id: _Optional[str] = ..., view: _Optional[_Union[_types_pb2.RankingView, str]] = ..., view_attribute: _Optional[str] = ..., reason: _Optional[str] = ..., requested_by: _Optional[str] = ...) -> None: ...
+
+class SetDefaultRankingViewResponse(_message.Message):
     __slots__ = ("cause",)
     CAUSE_FIELD_NUMBER: _ClassVar[int]
     cause: _types_pb2.Cause
@@ -788,7 +812,7 @@ class ListCauseAuditResponse(_message.Message):
     def __init__(self, entries: _Optional[_Iterable[_Union[CauseAuditEntry, _Mapping]]] = ..., next_after: _Optional[str] = ...) -> None: ...
 
 class CauseAuditEntry(_message.Message):
-    __slots__ = ("entry_id", "action", "state_before", "state_after", "reason", "by", "at_ms", "votes", "opens_at_ms", "closes_at_ms")
+    __slots__ = ("entry_id", "action", "state_before", "state_after", "reason", "by", "at_ms", "votes", "opens_at_ms", "closes_at_ms", "default_view", "default_view_attribute")
     ENTRY_ID_FIELD_NUMBER: _ClassVar[int]
     ACTION_FIELD_NUMBER: _ClassVar[int]
     STATE_BEFORE_FIELD_NUMBER: _ClassVar[int]
@@ -799,6 +823,8 @@ class CauseAuditEntry(_message.Message):
     VOTES_FIELD_NUMBER: _ClassVar[int]
     OPENS_AT_MS_FIELD_NUMBER: _ClassVar[int]
     CLOSES_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    DEFAULT_VIEW_FIELD_NUMBER: _ClassVar[int]
+    DEFAULT_VIEW_ATTRIBUTE_FIELD_NUMBER: _ClassVar[int]
     entry_id: str
     action: str
     state_before: _types_pb2.CauseState
@@ -809,7 +835,9 @@ class CauseAuditEntry(_message.Message):
     votes: int
     opens_at_ms: int
     closes_at_ms: int
-    def __init__(self, entry_id: _Optional[str] = ..., action: _Optional[str] = ..., state_before: _Optional[_Union[_types_pb2.CauseState, str]] = ..., state_after: _Optional[_Union[_types_pb2.CauseState, str]] = ..., reason: _Optional[str] = ..., by: _Optional[str] = ..., at_ms: _Optional[int] = ..., votes: _Optional[int] = ..., opens_at_ms: _Optional[int] = ..., closes_at_ms: _Optional[int] = ...) -> None: ...
+    default_view: _types_pb2.RankingView
+    default_view_attribute: str
+    def __init__(self, entry_id: _Optional[str] = ..., action: _Optional[str] = ..., state_before: _Optional[_Union[_types_pb2.CauseState, str]] = ..., state_after: _Optional[_Union[_types_pb2.CauseState, str]] = ..., reason: _Optional[str] = ..., by: _Optional[str] = ..., at_ms: _Optional[int] = ..., votes: _Optional[int] = ..., opens_at_ms: _Optional[int] = ..., closes_at_ms: _Optional[int] = ..., default_view: _Optional[_Union[_types_pb2.RankingView, str]] = ..., default_view_attribute: _Optional[str] = ...) -> None: ...
 
 class ListCausesRequest(_message.Message):
     __slots__ = ("after", "limit")

@@ -46,6 +46,11 @@ class GatewayServiceStub:
                 request_serializer=pairwise_dot_v1_dot_gateway__pb2.UpdatePairSelectionRequest.SerializeToString,
                 response_deserializer=pairwise_dot_v1_dot_gateway__pb2.UpdatePairSelectionResponse.FromString,
                 _registered_method=True)
+        self.SetDefaultRankingView = channel.unary_unary(
+                '/pairwise.v1.GatewayService/SetDefaultRankingView',
+                request_serializer=pairwise_dot_v1_dot_gateway__pb2.SetDefaultRankingViewRequest.SerializeToString,
+                response_deserializer=pairwise_dot_v1_dot_gateway__pb2.SetDefaultRankingViewResponse.FromString,
+                _registered_method=True)
         self.GetCause = channel.unary_unary(
                 '/pairwise.v1.GatewayService/GetCause',
                 request_serializer=pairwise_dot_v1_dot_gateway__pb2.GetCauseRequest.SerializeToString,
@@ -197,6 +202,14 @@ class GatewayServiceServicer:
 
     def UpdatePairSelection(self, request, context):
         """Admin: change how pairs are chosen, while the cause runs.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetDefaultRankingView(self, request, context):
+        """Admin: the ranking view served when a GetRanking or WatchRanking leaves `view` unset,
+        changeable while the cause runs, with a reason kept in the cause's audit trail.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -421,6 +434,11 @@ def add_GatewayServiceServicer_to_server(servicer, server):
                     request_deserializer=pairwise_dot_v1_dot_gateway__pb2.UpdatePairSelectionRequest.FromString,
                     response_serializer=pairwise_dot_v1_dot_gateway__pb2.UpdatePairSelectionResponse.SerializeToString,
             ),
+            'SetDefaultRankingView': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetDefaultRankingView,
+                    request_deserializer=pairwise_dot_v1_dot_gateway__pb2.SetDefaultRankingViewRequest.FromString,
+                    response_serializer=pairwise_dot_v1_dot_gateway__pb2.SetDefaultRankingViewResponse.SerializeToString,
+            ),
             'GetCause': grpc.unary_unary_rpc_method_handler(
                     servicer.GetCause,
                     request_deserializer=pairwise_dot_v1_dot_gateway__pb2.GetCauseRequest.FromString,
@@ -613,6 +631,33 @@ class GatewayService:
             '/pairwise.v1.GatewayService/UpdatePairSelection',
             pairwise_dot_v1_dot_gateway__pb2.UpdatePairSelectionRequest.SerializeToString,
             pairwise_dot_v1_dot_gateway__pb2.UpdatePairSelectionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetDefaultRankingView(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pairwise.v1.GatewayService/SetDefaultRankingView',
+            pairwise_dot_v1_dot_gateway__pb2.SetDefaultRankingViewRequest.SerializeToString,
+            pairwise_dot_v1_dot_gateway__pb2.SetDefaultRankingViewResponse.FromString,
             options,
             channel_credentials,
             insecure,

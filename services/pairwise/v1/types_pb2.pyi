@@ -86,7 +86,7 @@ SKIP_REASON_CANNOT_DECIDE: SkipReason
 SKIP_REASON_OTHER: SkipReason
 
 class Cause(_message.Message):
-    __slots__ = ("cause_id", "title", "auto_accept_proposals", "created_at_ms", "proposals_accepted", "proposals_pending", "proposals_rejected", "pair_selection", "top_k", "voter_attributes", "state", "opens_at_ms", "closes_at_ms", "closed_at_ms", "votes_final", "archived_at_ms", "archive")
+    __slots__ = ("cause_id", "title", "auto_accept_proposals", "created_at_ms", "proposals_accepted", "proposals_pending", "proposals_rejected", "pair_selection", "top_k", "voter_attributes", "state", "opens_at_ms", "closes_at_ms", "closed_at_ms", "votes_final", "archived_at_ms", "archive", "default_view", "default_view_attribute")
     CAUSE_ID_FIELD_NUMBER: _ClassVar[int]
     TITLE_FIELD_NUMBER: _ClassVar[int]
     AUTO_ACCEPT_PROPOSALS_FIELD_NUMBER: _ClassVar[int]
@@ -104,6 +104,8 @@ class Cause(_message.Message):
     VOTES_FINAL_FIELD_NUMBER: _ClassVar[int]
     ARCHIVED_AT_MS_FIELD_NUMBER: _ClassVar[int]
     ARCHIVE_FIELD_NUMBER: _ClassVar[int]
+    DEFAULT_VIEW_FIELD_NUMBER: _ClassVar[int]
+    DEFAULT_VIEW_ATTRIBUTE_FIELD_NUMBER: _ClassVar[int]
     cause_id: str
     title: str
     auto_accept_proposals: bool
@@ -121,7 +123,9 @@ class Cause(_message.Message):
     votes_final: int
     archived_at_ms: int
     archive: str
-    def __init__(self, cause_id: _Optional[str] = ..., title: _Optional[str] = ..., auto_accept_proposals: _Optional[bool] = ..., created_at_ms: _Optional[int] = ..., proposals_accepted: _Optional[int] = ..., proposals_pending: _Optional[int] = ..., proposals_rejected: _Optional[int] = ..., pair_selection: _Optional[_Union[PairSelection, str]] = ..., top_k: _Optional[int] = ..., voter_attributes: _Optional[_Iterable[_Union[VoterAttribute, _Mapping]]] = ..., state: _Optional[_Union[CauseState, str]] = ..., opens_at_ms: _Optional[int] = ..., closes_at_ms: _Optional[int] = ..., closed_at_ms: _Optional[int] = ..., votes_final: _Optional[int] = ..., archived_at_ms: _Optional[int] = ..., archive: _Optional[str] = ...) -> None: ...
+    default_view: RankingView
+    default_view_attribute: str
+    def __init__(self, cause_id: _Optional[str] = ..., title: _Optional[str] = ..., auto_accept_proposals: _Optional[bool] = ..., created_at_ms: _Optional[int] = ..., proposals_accepted: _Optional[int] = ..., proposals_pending: _Optional[int] = ..., proposals_rejected: _Optional[int] = ..., pair_selection: _Optional[_Union[PairSelection, str]] = ..., top_k: _Optional[int] = ..., voter_attributes: _Optional[_Iterable[_Union[VoterAttribute, _Mapping]]] = ..., state: _Optional[_Union[CauseState, str]] = ..., opens_at_ms: _Optional[int] = ..., closes_at_ms: _Optional[int] = ..., closed_at_ms: _Optional[int] = ..., votes_final: _Optional[int] = ..., archived_at_ms: _Optional[int] = ..., archive: _Optional[str] = ..., default_view: _Optional[_Union[RankingView, str]] = ..., default_view_attribute: _Optional[str] = ...) -> None: ...
 
 class VoterAttribute(_message.Message):
     __slots__ = ("key", "values")
