@@ -48,6 +48,7 @@ class Cause:
     `pair_selection` and `top_k` say how its pairs are chosen; `newcomer_votes` is the vote
     count under which adaptive selection treats a proposal as new (fixed at creation).
     `voter_attributes` are what its voters may declare (pairwise.voter_attributes).
+    `default_view` and its attribute: the ranking view served by default.
     """
 
     cause_id: str
@@ -58,6 +59,9 @@ class Cause:
     top_k: int = DEFAULT_TOP_K
     newcomer_votes: int = DEFAULT_NEWCOMER_VOTES
     voter_attributes: Declaration = Declaration()
+    # The ranking view served when a read leaves it unset (gateway.default_view).
+    default_view: str = "RAW"
+    default_view_attribute: str = ""
     accepted: int = 0
     pending: int = 0
     rejected: int = 0

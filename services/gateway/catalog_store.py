@@ -18,6 +18,7 @@ from collections.abc import Callable
 
 from redis.asyncio import Redis
 
+from gateway import default_view
 from gateway.catalog import (
     DEFAULT_NEWCOMER_VOTES,
     DEFAULT_TOP_K,
@@ -247,6 +248,14 @@ class CatalogStore:
             raise NotFound(f"cause {cause_id!r} not found")
         return Declaration.from_json(fields[1]), margins_from_json(fields[2])
 
+    async def default_view(self, cause_id: str) -> tuple[str, str]:
+        """The cause's default ranking view and its attribute; NotFound if unknown."""
+        fields = await self._redis.hmget(
+            keys.cause(cause_id), ["title", default_view.FIELD, default_view.ATTRIBUTE_FIELD])
+        if fields[0] is None:
+            raise NotFound(f"cause {cause_id!r} not found")
+        return default_view.stored_default_view(fields[1], fields[2])
+
     async def set_population_margins(
             self, cause_id: str, check: Callable[[Declaration], Margins]) -> Margins:
         """Store `check(declared attributes)` as the cause's margins (it raises to refuse);
@@ -374,6 +383,9 @@ class CatalogStore:
 def _cause_from_hash(cause_id: str, fields: dict[bytes, bytes], pending: int, accepted: int,
                      rejected: int) -> Cause:
     """The cause stored as `fields` (its hash), with its proposal counts by status."""
+    view, view_attribute = default_view.stored_default_view(
+        fields.get(default_view.FIELD.encode()),
+        fields.get(default_view.ATTRIBUTE_FIELD.encode()))
     return Cause(cause_id=cause_id, title=fields[b"title"].decode(),
                  auto_accept=fields.get(b"auto_accept") == b"1",
                  created_at_ms=int(fields.get(b"created_at_ms", 0)),
@@ -383,4 +395,5 @@ def _cause_from_hash(cause_id: str, fields: dict[bytes, bytes], pending: int, ac
                  newcomer_votes=int(fields.get(b"newcomer_votes", DEFAULT_NEWCOMER_VOTES)),
                  voter_attributes=Declaration.from_json(
                      fields.get(declared_attributes.FIELD.encode())),
+                 default_view=view, default_view_attribute=view_attribute,
                  accepted=accepted, pending=pending, rejected=rejected)

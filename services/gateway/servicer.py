@@ -17,6 +17,7 @@ from typing import Any
 
 import grpc
 
+from gateway import default_view
 from gateway.archive import Archives
 from gateway.auth import Role, current_principal, current_role
 from gateway.catalog import (
@@ -116,7 +117,9 @@ def _cause_message(cause: Cause, life: cause_life.Life | None = None) -> types_p
                               top_k=cause.top_k,
                               voter_attributes=[
                                   types_pb2.VoterAttribute(key=key, values=values)
-                                  for key, values in cause.voter_attributes.items()])
+                                  for key, values in cause.voter_attributes.items()],
+                              default_view=default_view.TO_PROTO[cause.default_view],
+                              default_view_attribute=cause.default_view_attribute)
     if life is not None:
         message.state = _STATE_TO_PROTO[life.state]
         message.opens_at_ms = life.opens_at_ms
@@ -225,6 +228,9 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
                                                               request.closes_at_ms)
         if closes_at_ms and closes_at_ms <= self._now_ms():
             raise InvalidArgument("closes_at_ms", f"{closes_at_ms} is not in the future")
+        # No attribute is declared at creation: RAW, or REPRESENTATIVE without an attribute.
+        view, view_attribute = default_view.check_default_view(
+            request.default_view, request.default_view_attribute, ())
         cause = Cause(cause_id=id_or_new("cause_id", request.cause_id),
                       title=check_title(request.title),
                       auto_accept=request.auto_accept_proposals, created_at_ms=self._now_ms(),
@@ -234,6 +240,10 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
                       newcomer_votes=self._newcomer_votes)
         await self._catalog.create_cause(cause, opens_at_ms=opens_at_ms,
                                          closes_at_ms=closes_at_ms)
+        if view != default_view.RAW:
+            await self._life.set_default_view(cause.cause_id, view, view_attribute,
+                                              reason="chosen at creation", by=self._by(""))
+            cause = await self._catalog.get_cause(cause.cause_id)
         logger.info("cause created", extra={"cause_id": cause.cause_id,
                                              "auto_accept": cause.auto_accept,
                                              "pair_selection": str(cause.pair_selection),
@@ -251,6 +261,20 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
             "top_k": cause.top_k})
         return gateway_pb2.UpdatePairSelectionResponse(
             cause=_cause_message(cause, await self._life.read(cause_id)))
+
+    async def SetDefaultRankingView(self, request, context):  # type: ignore[no-untyped-def]
+        cause_id = check_id("cause_id", request.cause_id)
+        default_view.check_syntax(request.view, request.view_attribute)
+        reason = cause_life.check_reason(request.reason, required=False)
+        by = self._by(request.requested_by)
+        declared, _ = await self._catalog.population_margins(cause_id)
+        view, view_attribute = default_view.check_default_view(
+            request.view, request.view_attribute, declared.keys)
+        await self._life.set_default_view(cause_id, view, view_attribute, reason=reason, by=by)
+        logger.info("default ranking view chosen", extra={
+            "cause_id": cause_id, "view": view, "view_attribute": view_attribute})
+        return gateway_pb2.SetDefaultRankingViewResponse(
+            cause=await self._cause_with_life(cause_id))
 
     async def GetCause(self, request, context):  # type: ignore[no-untyped-def]
         return gateway_pb2.GetCauseResponse(
@@ -381,7 +405,7 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
                                    default_limit=DEFAULT_RANKING_LIMIT)
         life = await self._life.read(cause_id)
         segment = await self._segment(cause_id, request)
-        view = await self._view(cause_id, request, segment is not None)
+        view = await self._view(cause_id, request, segment is not None, life)
         ranking = await self._ranking(cause_id, life, offset, limit, self._timeout(context),
                                       segment, view)
         view_attribute = "" if view is None else view[1]
@@ -404,13 +428,20 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
 
     async def _view(self, cause_id: str,
                     request: gateway_pb2.GetRankingRequest | gateway_pb2.WatchRankingRequest,
-                    with_segment: bool) -> WatchedView | None:
-        """The view `request` asks for (`WatchedView`); None for the raw view.
-        InvalidArgument for an unknown view, an undeclared attribute or a view with a
-        segment; FailedPrecondition when no attribute is declared, or none has margins (the
-        one named, when it is named) for a representative view."""
-        view = request.view
-        if view in (types_pb2.RANKING_VIEW_UNSPECIFIED, types_pb2.RANKING_VIEW_RAW):
+                    with_segment: bool, life: cause_life.Life) -> WatchedView | None:
+        """The view `request` asks for (`WatchedView`), or when it leaves it unset the
+        cause's default view; None for the raw view. InvalidArgument for an unknown view, an
+        undeclared attribute or a view with a segment; FailedPrecondition when no attribute
+        is declared, or none has margins (the one named, when it is named) for a
+        representative view, asked for or by default. A segment's read, and an archived
+        cause's (only its raw final ranking is kept), leave the default aside."""
+        view, key = request.view, request.view_attribute
+        if view == types_pb2.RANKING_VIEW_UNSPECIFIED:
+            if with_segment or life.state is cause_life.State.ARCHIVED:
+                return None
+            name, key = await self._catalog.default_view(cause_id)
+            view = default_view.TO_PROTO[name]
+        if view == types_pb2.RANKING_VIEW_RAW:
             return None
         if view not in (types_pb2.RANKING_VIEW_REPRESENTATIVE, types_pb2.RANKING_VIEW_CONSENSUS):
             raise InvalidArgument("view", f"unknown view {view}")
@@ -420,7 +451,6 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
         if not declared.keys:
             raise FailedPrecondition("this cause declares no voter attribute "
                                      "(SetVoterAttributes)")
-        key = request.view_attribute
         if key and key not in declared.keys:
             raise InvalidArgument("view_attribute", f"unknown attribute {key[:40]!r}: this "
                                   f"cause declares {', '.join(declared.keys) or 'none'}")
@@ -489,7 +519,7 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
         _, limit = check_page(0, request.limit, default_limit=DEFAULT_WATCH_LIMIT)
         life = await self._life.read(cause_id)
         segment = await self._segment(cause_id, request)
-        view = await self._view(cause_id, request, segment is not None)
+        view = await self._view(cause_id, request, segment is not None, life)
         if life.state is cause_life.State.ARCHIVED:
             ranking = await self._ranking(cause_id, life, 0, limit, 0.0, segment, view)
             yield gateway_pb2.WatchRankingResponse(
@@ -798,7 +828,9 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
                 state_before=_state_proto(entry.before),
                 state_after=_state_proto(entry.after),
                 reason=entry.reason, by=entry.by, at_ms=entry.at_ms, votes=entry.votes,
-                opens_at_ms=entry.opens_at_ms, closes_at_ms=entry.closes_at_ms)
+                opens_at_ms=entry.opens_at_ms, closes_at_ms=entry.closes_at_ms,
+                default_view=default_view.TO_PROTO.get(entry.default_view, 0),
+                default_view_attribute=entry.default_view_attribute)
                 for entry in entries],
             next_after=entries[-1].entry_id if entries else "")
 

@@ -22,8 +22,9 @@ ranking's `votes_counted`. Replays of votes recorded before the close still get 
 receipts (until the cause is archived and its receipts released).
 
 The audit trail (`keys.cause_audit`) is a stream, one entry per change: action ("schedule",
-"close", "reopen", "archive"), before / after (states), reason, by (the admin token's id,
-then the name the request gave), at_ms, votes (in the log then), opens_at_ms, closes_at_ms.
+"close", "reopen", "archive", "default_view"), before / after (states), reason, by (the admin
+token's id, then the name the request gave), at_ms, votes (in the log then), opens_at_ms,
+closes_at_ms; and for "default_view", the view chosen and its attribute.
 """
 
 from __future__ import annotations
@@ -130,6 +131,24 @@ return {'ok'}
 # KEYS: cause, vote_stats, votes. Returns {'no_cause'} or {'ok', state, opens_at_ms,
 # closes_at_ms, closed_at_ms, votes, last entry id, archived_at_ms, archive}: for a cause
 # not archived, votes and the last entry are the log's now.
+# KEYS: cause, vote_stats, audit. ARGV: view, attribute, reason, by.
+# Returns {'no_cause'}, {'state', 'ARCHIVED'} (nothing written) or {'ok'}. The audit entry
+# carries the view chosen beside the usual fields (the state is unchanged).
+_SET_DEFAULT_VIEW = Script(STATE_LUA + """
+if redis.call('EXISTS', KEYS[1]) == 0 then return {'no_cause'} end
+local state = cause_state(KEYS[1])
+if state == 'ARCHIVED' then return {'state', state} end
+local now = now_ms()
+redis.call('HSET', KEYS[1], 'default_view', ARGV[1], 'default_view_attribute', ARGV[2])
+local s = redis.call('HMGET', KEYS[1], 'opens_at_ms', 'closes_at_ms')
+redis.call('XADD', KEYS[3], '*', 'action', 'default_view', 'before', state, 'after', state,
+           'reason', ARGV[3], 'by', ARGV[4], 'at_ms', now,
+           'votes', redis.call('HGET', KEYS[2], 'accepted') or '0',
+           'opens_at_ms', s[1] or '0', 'closes_at_ms', s[2] or '0',
+           'default_view', ARGV[1], 'default_view_attribute', ARGV[2])
+return {'ok'}
+""")
+
 _READ = Script(STATE_LUA + """
 if redis.call('EXISTS', KEYS[1]) == 0 then return {'no_cause'} end
 local state = cause_state(KEYS[1])
@@ -189,6 +208,10 @@ class AuditEntry:
     votes: int
     opens_at_ms: int
     closes_at_ms: int
+    # "default_view" entries: the view chosen ("RAW", "REPRESENTATIVE", "CONSENSUS") and
+    # its attribute.
+    default_view: str = ""
+    default_view_attribute: str = ""
 
 
 def refusal(cause_id: str, state: str) -> FailedPrecondition:
@@ -276,6 +299,15 @@ class LifeStore:
         await self._change(_SCHEDULE, cause_id, [opens_at_ms, closes_at_ms, reason, by],
                            "schedule it")
 
+    async def set_default_view(self, cause_id: str, view: str, attribute: str, *,
+                               reason: str, by: str) -> None:
+        """Make `view` (with `attribute`) the cause's default ranking view, with an audit
+        entry "default_view" in the same step. NotFound, or FailedPrecondition for an
+        ARCHIVED cause (only its raw final ranking is kept)."""
+        await self._change(_SET_DEFAULT_VIEW, cause_id, [view, attribute, reason, by],
+                           "choose its default ranking view (only its raw final ranking "
+                           "is kept)")
+
     async def _change(self, script: Script, cause_id: str, args: list[str | int],
                       what: str) -> None:
         reply = await self._scripts.run_now(
@@ -306,7 +338,9 @@ class LifeStore:
                 reason=text.get("reason", ""), by=text.get("by", ""),
                 at_ms=int(text.get("at_ms") or 0), votes=int(text.get("votes") or 0),
                 opens_at_ms=int(text.get("opens_at_ms") or 0),
-                closes_at_ms=int(text.get("closes_at_ms") or 0)))
+                closes_at_ms=int(text.get("closes_at_ms") or 0),
+                default_view=text.get("default_view", ""),
+                default_view_attribute=text.get("default_view_attribute", "")))
         return entries
 
 
