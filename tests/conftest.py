@@ -127,7 +127,8 @@ def redis_url(redis_server: EmbeddedRedis) -> str:
 # is the session cluster's; the server has 16.
 OWN_DATABASES = {"internal_auth": 1, "no_ranker": 2, "ranker": 3, "selection": 4,
                  "takeover": 5, "forwarding": 6, "trust": 7, "detection": 8, "segments": 9,
-                 "views": 10, "bounds": 11, "internal_tls": 12}
+                 "views": 10, "bounds": 11, "internal_tls": 12,
+                 "default_view": 13}
 
 
 def own_database(url: str, name: str) -> str:
