@@ -52,7 +52,7 @@ EXAMPLES = {
     "ExcludeVotes": 300, "ListExclusions": 150, "ListExclusionAudit": 150, "Exports": 200,
     "SetVoterAttributes": 250, "SetPopulationMargins": 250, "GetPopulationMargins": 100,
     "ListFlaggedVoters": 150, "SetAutoExclusion": 200,
-    "ListCauses": 100,
+    "ListCauses": 100, "SetDefaultRankingView": 150,
     "raw bytes": 350, "authorization": 200,
 }
 MIN_INPUTS = 10_000
@@ -98,6 +98,8 @@ ADMIN_RPCS |= {"ExportVotes", "ExportRanking"}
 ADMIN_RPCS |= {"SetVoterAttributes", "SetPopulationMargins", "ListCauses"}
 # A cause's life is the organiser's.
 ADMIN_RPCS |= {"CloseCause", "ReopenCause", "ScheduleCause", "ArchiveCause", "ListCauseAudit"}
+# Which ranking view a cause serves by default is the organiser's choice.
+ADMIN_RPCS |= {"SetDefaultRankingView"}
 
 OK = grpc.StatusCode.OK
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
@@ -465,6 +467,51 @@ def test_update_pair_selection(world: World, data: st.DataObject) -> None:
         assert world.fingerprint(request.cause_id) == before, "a refused update wrote"
     elif request.top_k:
         assert outcome.reply.cause.top_k == request.top_k
+
+
+@_settings("SetDefaultRankingView")
+@given(data=st.data())
+def test_set_default_ranking_view(world: World, data: st.DataObject) -> None:
+    # Only the sink (or causes that do not exist): main's rankings are read with no view.
+    metadata, role = data.draw(auth_for("SetDefaultRankingView"))
+    request = gw.SetDefaultRankingViewRequest(
+        cause_id=data.draw(mostly(st.just(world.sink), ids(world.sink))),
+        view=data.draw(mostly(st.sampled_from([0, 1, 2, 3]), enums)),
+        view_attribute=data.draw(mostly(st.sampled_from(["", "region"]), texts)),
+        reason=data.draw(mostly(well_formed_texts, st.one_of(
+            texts, st.integers(495, 505).map("r".__mul__)))),
+        requested_by=data.draw(mostly(st.just(""), texts)))
+    declared: list[str] | None = None  # the cause's attributes; None when it does not exist
+    if ID.fullmatch(request.cause_id):
+        found = outcome_of(lambda: world.stub.GetCause(gw.GetCauseRequest(
+            cause_id=request.cause_id), metadata=world.admin, timeout=CALL_TIMEOUT_S))
+        if found.code == OK:
+            declared = [a.key for a in found.reply.cause.voter_attributes]
+    view, attribute = request.view, request.view_attribute
+    problems = syntax_problems(
+        ("cause_id", not ID.fullmatch(request.cause_id)),
+        ("view", view not in (0, 1, 2, 3)),
+        ("view_attribute", view in (0, 1) and attribute != ""),
+        ("reason", len(request.reason) > MAX_REASON),
+        ("requested_by", len(request.requested_by) > MAX_REQUESTED_BY
+         or any(c in request.requested_by for c in "\r\n\t")))
+    if not problems and declared is not None and view in (2, 3):
+        # What the cause declares: an attribute it has, and one at least for a consensus.
+        problems = syntax_problems(
+            ("view_attribute", attribute != "" and attribute not in declared),
+            ("view", view == 3 and not declared and attribute == ""))
+    before = world.fingerprint(request.cause_id)
+    outcome = outcome_of(lambda: world.stub.SetDefaultRankingView(
+        request, metadata=metadata, timeout=CALL_TIMEOUT_S))
+    check("SetDefaultRankingView", request, outcome, problems=problems,
+          allowed={OK, NOT_FOUND}, role_ok=role_ok("SetDefaultRankingView", role))
+    if outcome.code != OK:
+        assert world.fingerprint(request.cause_id) == before, "a refused choice wrote"
+    else:
+        cause = outcome.reply.cause
+        assert cause.default_view == (view if view in (2, 3) else types_pb2.RANKING_VIEW_RAW)
+        if view in (2, 3) and attribute:
+            assert cause.default_view_attribute == attribute
 
 
 @_settings("GetCause")
@@ -1237,7 +1284,7 @@ def payloads() -> st.SearchStrategy[bytes]:
 WRITES = ("CreateCause", "AddProposals", "ImportVotes", "ModerateProposal",
           "UpdatePairSelection", "SubmitVote", "ExcludeVotes", "ReinstateVotes",
           "SetVoterAttributes", "SetPopulationMargins", "CloseCause", "ReopenCause",
-          "ScheduleCause", "ArchiveCause")
+          "ScheduleCause", "ArchiveCause", "SetDefaultRankingView")
 
 
 def decodes(rpc: str, payload: bytes) -> bool:

@@ -35,6 +35,8 @@ ADMIN_ONLY_RPCS |= {"CloseCause", "ReopenCause", "ScheduleCause", "ArchiveCause"
                     "ListCauseAudit"}
 # Every cause of the platform, with its state: the operator's console.
 ADMIN_ONLY_RPCS |= {"ListCauses"}
+# Which ranking view a cause serves by default.
+ADMIN_ONLY_RPCS |= {"SetDefaultRankingView"}
 ALL_RPCS = {m.name for m in gateway_pb2.DESCRIPTOR.services_by_name["GatewayService"].methods}
 
 
