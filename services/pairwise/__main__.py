@@ -134,7 +134,7 @@ def _import(args: argparse.Namespace) -> int:
 
     import grpc
 
-    from pairwise.v1 import gateway_pb2, gateway_pb2_grpc
+    from pairwise.v1 import gateway_pb2, gateway_pb2_grpc, types_pb2
     from publishing.importer import ImportFailed, compare, import_export
     from publishing.manifest import NotAnExport
 
@@ -163,7 +163,8 @@ def _import(args: argparse.Namespace) -> int:
             expected = result.accepted + result.duplicates
             deadline = time.monotonic() + _CHECK_WAIT_S
             while stub.GetRanking(gateway_pb2.GetRankingRequest(
-                    cause_id=args.cause, limit=1), metadata=admin).votes_counted < expected:
+                    cause_id=args.cause, limit=1, view=types_pb2.RANKING_VIEW_RAW),
+                    metadata=admin).votes_counted < expected:
                 if time.monotonic() > deadline:
                     print(f"import: the ranking did not count the {expected:,} votes within "
                           f"{_CHECK_WAIT_S:.0f} s", file=sys.stderr)
