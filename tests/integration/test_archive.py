@@ -58,6 +58,10 @@ def test_an_archived_cause_keeps_its_final_ranking_and_releases_its_memory(  # t
     closed = final_ranking(stub, cluster, cause_id)
     client = redis.Redis.from_url(redis_url)
     assert {"receipts", "seen", "rate"} <= released_families(client, cause_id)
+    # A default view other than raw: an archive keeps only the raw final ranking, served then.
+    stub.SetDefaultRankingView(gw.SetDefaultRankingViewRequest(
+        cause_id=cause_id, view=types_pb2.RANKING_VIEW_REPRESENTATIVE), metadata=cluster.admin,
+        timeout=5)
 
     reply = eventually(lambda: stub.ArchiveCause(
         gw.ArchiveCauseRequest(cause_id=cause_id, reason="consultation over"),
@@ -102,13 +106,15 @@ def test_an_archived_cause_keeps_its_final_ranking_and_releases_its_memory(  # t
                  lambda: stub.ReopenCause(gw.ReopenCauseRequest(cause_id=cause_id, reason="x"),
                                           metadata=cluster.admin, timeout=5),
                  lambda: stub.CloseCause(gw.CloseCauseRequest(cause_id=cause_id),
-                                         metadata=cluster.admin, timeout=5)):
+                                         metadata=cluster.admin, timeout=5),
+                 lambda: stub.SetDefaultRankingView(gw.SetDefaultRankingViewRequest(
+                     cause_id=cause_id), metadata=cluster.admin, timeout=5)):
         error = refused(call)
         assert error.code() == grpc.StatusCode.FAILED_PRECONDITION
         assert "ARCHIVED" in error.details()
     audit = stub.ListCauseAudit(gw.ListCauseAuditRequest(cause_id=cause_id),
                                 metadata=cluster.admin, timeout=5).entries
-    assert [e.action for e in audit] == ["close", "archive"]
+    assert [e.action for e in audit] == ["close", "default_view", "archive"]
     assert audit[-1].reason == "consultation over"
 
 
