@@ -349,6 +349,11 @@ class CauseDirectory:
         """The loaded cause, loading it under the lease this ranker holds."""
         cause = self._causes.get(cause_id)
         if cause is None:
+            if self._closing:
+                # Loaded now, it would outlive `close` (which has closed the causes it had),
+                # counting on a reader and a Redis client about to be closed.
+                raise errors.Unavailable(
+                    f"ranker {self.ranker_id} is stopping; cause {cause_id!r} goes to the next")
             cause = self._build(cause_id, self._leases[cause_id])
             self._causes[cause_id] = cause
             self.loads += 1
@@ -402,6 +407,8 @@ class CauseDirectory:
         """`_transition` of one `work` on several causes (each waits for all of it)."""
         async def run() -> None:
             async with self._transition_slots:
+                if self._closing:
+                    return  # nothing is loaded or unloaded once `close` has begun
                 await work
 
         task = asyncio.get_running_loop().create_task(
